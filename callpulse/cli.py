@@ -1,0 +1,223 @@
+"""The ``callpulse`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from callpulse.config import ConfigError, Settings, load_settings
+
+console = Console(stderr=True)
+SCHEMA_FILE = Path("schemas") / "call-event.v1.schema.json"
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="CALLPULSE_CONFIG",
+              help="TOML file overriding the defaults (default: ./callpulse.toml if present).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the embedded broker log, warehouse and HMAC key live (default ./var).")
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None, data_dir: str | None, verbose: bool) -> None:
+    """CallPulse: live contact rate, abandon rate and cost per order for predictive dialers."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "aiokafka", "faust", "mode", "urllib3", "waitress"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = load_settings(config_file, pipeline__data_dir=data_dir)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj = {"settings": settings, "verbose": verbose}
+
+
+@main.command()
+@click.pass_context
+def topics(ctx: click.Context) -> None:
+    """Create the Kafka topics (partitions and retention from the config)."""
+    from callpulse.topics import ensure_topics
+
+    created = ensure_topics(_settings(ctx))
+    console.print(f"created: {', '.join(created) or 'none (all exist)'}")
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Apply pending warehouse migrations."""
+    from warehouse.client import WarehouseUnavailable, connect
+    from warehouse.migrate import migrate as apply
+
+    try:
+        applied = apply(connect(_settings(ctx).warehouse_url))
+    except WarehouseUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Fail if the committed schema file is out of date.")
+@click.option("--output", type=click.Path(dir_okay=False), default=str(SCHEMA_FILE), show_default=True)
+def schema(check: bool, output: str) -> None:
+    """Write the JSON Schema of the event contract."""
+    from callpulse.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    path = Path(output)
+    if check:
+        if not path.is_file() or path.read_text() != text:
+            raise click.ClickException(f"{path} is out of date; run `callpulse schema`")
+        console.print(f"{path} is up to date")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    console.print(f"wrote {path}")
+
+
+@main.command()
+@click.option("--rate", type=float, default=None, help="Cap on events published per real second.")
+@click.option("--duration", type=float, default=None, help="Stop after this many real seconds.")
+@click.option("--count", type=int, default=None, help="Stop after this many events.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same calls.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Simulated seconds per real second (600 replays a 10-hour day in a minute; 0 = as fast as possible).")
+@click.option("--start", default=None, help="Simulated start, ISO 8601 (default: now).")
+@click.option("--agents-scale", type=float, default=1.0, show_default=True, help="Multiply every campaign's agents.")
+@click.option("--batch-events", type=int, default=1, show_default=True,
+              help="Pack this many events of one campaign into one Kafka record.")
+@click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Write JSON lines here instead of publishing to Kafka ('-' for stdout).")
+@click.pass_context
+def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch_events, output) -> None:
+    """Simulate a predictive dialer and publish its call attempts to Kafka."""
+    from callpulse.privacy import load_hmac_key
+    from callpulse.schema import encode_event
+    from callpulse.slots import SlotRules
+    from producers.run_simulator import parse_start, run_simulation
+    from producers.simulator import DialerSimulator
+
+    settings = _settings(ctx)
+    simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), load_hmac_key(settings.data_dir),
+                                seed=seed, start=parse_start(start), agents_scale=agents_scale)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    if output:
+        stream = sys.stdout.buffer if output == "-" else open(output, "wb")
+        try:
+            sent = run_simulation(simulator, lambda e: stream.write(encode_event(e) + b"\n"), speed=speed,
+                                  duration_s=duration, max_events=count, max_rate=rate, should_stop=stop.is_set)
+        finally:
+            if stream is not sys.stdout.buffer:
+                stream.close()
+        console.print(f"wrote {sent} events to {output}")
+        return
+
+    from producers.publisher import EventPublisher
+
+    publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=batch_events)
+    console.print(f"simulating {len(simulator.campaigns)} campaigns from {simulator.start.isoformat()} "
+                  f"at {speed:g}x into {settings.topics.call_events} @ {settings.bootstrap_servers}")
+    last_report = [time.monotonic()]
+
+    def progress(sent: int) -> None:
+        if time.monotonic() - last_report[0] >= 10:
+            last_report[0] = time.monotonic()
+            console.print(f"published {sent} events (simulated {simulator.now / 3600:.2f} h)")
+
+    try:
+        sent = run_simulation(simulator, publisher.publish, speed=speed, duration_s=duration, max_events=count,
+                              max_rate=rate, on_progress=progress, should_stop=stop.is_set)
+    finally:
+        publisher.close()
+    console.print(f"published {sent} events in {publisher.sent_records} records")
+
+
+@main.command()
+@click.option("--dashboard/--no-dashboard", default=None,
+              help="Serve the dashboard from this process (default: yes with the embedded warehouse, "
+                   "which only one process may open).")
+@click.option("--health-port", type=int, default=None, help="Serve worker health JSON at /health/ on this port.")
+@click.pass_context
+def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None) -> None:
+    """Run the Faust worker: call events -> minute buckets -> warehouse."""
+    from streams.app import WorkerPipeline, create_app, run_worker
+    from warehouse.client import WarehouseUnavailable, connect
+
+    settings = _settings(ctx)
+    try:
+        client = connect(settings.warehouse_url)
+    except WarehouseUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    pipeline = WorkerPipeline(settings, client)
+    if dashboard is None:
+        dashboard = settings.embedded_warehouse
+    if dashboard:
+        _start_dashboard_thread(settings, connect(settings.warehouse_url))
+    app = create_app(settings, pipeline, web_port=health_port)
+    console.print(f"worker: {settings.topics.call_events} @ {settings.bootstrap_servers} -> {settings.warehouse_url}")
+    run_worker(app, loglevel="debug" if ctx.obj["verbose"] else "warning")
+
+
+def _start_dashboard_thread(settings: Settings, client) -> None:
+    from dashboards.app import create_app as create_dash, serve
+    from dashboards.data import DashboardContext
+    from warehouse.migrate import migrate as apply
+
+    apply(client)  # the pages query tables that must exist before the worker's first landing
+    app = create_dash(DashboardContext(settings, client))
+    thread = threading.Thread(target=serve, args=(app, settings.embedded.dashboard_host, settings.embedded.dashboard_port),
+                              name="dashboard", daemon=True)
+    thread.start()
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default from config: 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default from config: 8050).")
+@click.pass_context
+def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the Dash dashboards (server mode; embedded mode serves them from the worker)."""
+    from dashboards.app import create_app as create_dash, serve
+    from dashboards.data import DashboardContext
+    from warehouse.client import WarehouseUnavailable, connect
+    from warehouse.migrate import migrate as apply
+
+    settings = _settings(ctx)
+    try:
+        client = connect(settings.warehouse_url)
+    except WarehouseUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    apply(client)
+    app = create_dash(DashboardContext(settings, client))
+    serve(app, host or settings.embedded.dashboard_host, port or settings.embedded.dashboard_port)
+
+
+@main.command()
+@click.option("--duration", type=float, default=None, help="Stop everything after this many seconds.")
+@click.option("--no-simulator", is_flag=True, help="Do not start the dialer simulator.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulator speed (see `simulate`).")
+@click.option("--seed", type=int, default=None, help="Simulator seed (default: random).")
+@click.pass_context
+def up(ctx: click.Context, duration: float | None, no_simulator: bool, speed: float, seed: int | None) -> None:
+    """Run the whole pipeline on this machine: broker, topics, worker, warehouse, dashboard, simulator."""
+    from callpulse.supervisor import Supervisor
+
+    supervisor = Supervisor(_settings(ctx), console=console, config_file=None)
+    sys.exit(supervisor.run(duration=duration, simulator=not no_simulator, speed=speed, seed=seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Configuration: packaged TOML defaults, an optional user TOML file, then environment.
+
+Precedence (last wins): ``callpulse/default_config.toml`` < ``./callpulse.toml`` or
+``$CALLPULSE_CONFIG`` < environment variables. The environment variables that matter
+most are the two that switch a stage from embedded to server mode:
+
+* ``KAFKA_BOOTSTRAP_SERVERS``: use this Kafka instead of the embedded tansu broker.
+* ``CLICKHOUSE_URL``: ``http(s)://user:pass@host:8123/db`` for a ClickHouse server, or
+  ``chdb:///path`` for an embedded warehouse at an explicit path.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message says which and why."""
+
+
+class PipelineConfig(msgspec.Struct, frozen=True):
+    timezone: str
+    data_dir: str
+    allowed_lateness_seconds: int
+
+
+class TopicsConfig(msgspec.Struct, frozen=True):
+    call_events: str
+    dead_letters: str
+    alerts: str
+    partitions: int
+    retention_ms: int
+
+
+class EmbeddedConfig(msgspec.Struct, frozen=True):
+    broker_port: int
+    dashboard_host: str
+    dashboard_port: int
+
+
+class WorkerConfig(msgspec.Struct, frozen=True):
+    batch_max_messages: int
+    batch_max_seconds: float
+
+
+class DashboardConfig(msgspec.Struct, frozen=True):
+    refresh_seconds: float
+    stale_after_seconds: float
+
+
+class ThresholdsConfig(msgspec.Struct, frozen=True):
+    abandon_warning: float
+    abandon_critical: float
+
+
+class SlotConfig(msgspec.Struct, frozen=True):
+    name: str
+    start_hour: int
+    end_hour: int
+    audience: str = ""
+
+
+class CostModel(msgspec.Struct, frozen=True):
+    cost_per_attempt: float
+    cost_per_minute: float
+    agent_cost_per_hour: float
+
+
+class Settings(msgspec.Struct, frozen=True, dict=True):
+    pipeline: PipelineConfig
+    topics: TopicsConfig
+    embedded: EmbeddedConfig
+    worker: WorkerConfig
+    dashboard: DashboardConfig
+    thresholds: ThresholdsConfig
+    slots: list[SlotConfig]
+    cost_model: dict[str, CostModel]
+    # Resolved from the environment by load_settings(); None means "embedded".
+    kafka_bootstrap_servers: str | None = None
+    clickhouse_url: str | None = None
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.pipeline.timezone)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.pipeline.data_dir)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.embedded.broker_port}"
+
+    @property
+    def warehouse_url(self) -> str:
+        return self.clickhouse_url or f"chdb://{(self.data_dir / 'warehouse').resolve()}"
+
+    @property
+    def embedded_warehouse(self) -> bool:
+        return self.warehouse_url.startswith("chdb:")
+
+    def cost_model_for(self, campaign: str) -> CostModel:
+        return self.cost_model.get(campaign) or self.cost_model["default"]
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings; ``overrides`` are dotted paths such as ``pipeline__data_dir``."""
+    raw = _read_toml(DEFAULT_CONFIG_PATH)
+    user_file = config_file or os.environ.get("CALLPULSE_CONFIG")
+    if user_file:
+        raw = _deep_merge(raw, _read_toml(Path(user_file)))
+    elif Path("callpulse.toml").is_file():
+        raw = _deep_merge(raw, _read_toml(Path("callpulse.toml")))
+
+    env_paths = {
+        "CALLPULSE_DATA_DIR": "pipeline__data_dir",
+        "CALLPULSE_TIMEZONE": "pipeline__timezone",
+    }
+    for env_name, path in env_paths.items():
+        if os.environ.get(env_name):
+            overrides.setdefault(path, os.environ[env_name])
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+    raw.setdefault("kafka_bootstrap_servers", os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None)
+    raw.setdefault("clickhouse_url", os.environ.get("CLICKHOUSE_URL") or None)
+    try:
+        settings = msgspec.convert(raw, Settings, str_keys=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    try:
+        settings.zone  # noqa: B018 - resolving the zone is the check
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"pipeline.timezone = {settings.pipeline.timezone!r} is not an IANA time zone "
+            "(examples: 'Asia/Tokyo', 'Europe/London', 'America/New_York')"
+        ) from None
+    if "default" not in settings.cost_model:
+        raise ConfigError("[cost_model.default] is required: it prices campaigns without their own model")
+    for slot in settings.slots:
+        if not 0 <= slot.start_hour < slot.end_hour <= 24:
+            raise ConfigError(f"slot {slot.name!r}: need 0 <= start_hour < end_hour <= 24")
+    if settings.topics.partitions < 1:
+        raise ConfigError("topics.partitions must be at least 1")

@@ -1,0 +1,132 @@
+"""Every metric CallPulse shows is defined here, once; every stage imports it.
+
+The stored truth is additive counters per minute bucket. Rates are never stored and
+never averaged: each rate is ``sum(numerator) / sum(denominator)`` over whatever
+rows a question covers, and a zero denominator gives ``None`` (shown as "—").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from callpulse.config import CostModel
+from callpulse.schema import CallAttempt, Outcome
+
+#: The additive counters landed per (campaign, time slot, segment, minute).
+COUNTERS: tuple[str, ...] = ("dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds")
+
+
+@dataclass(frozen=True)
+class Rate:
+    name: str
+    numerator: str
+    denominator: str
+    label: str
+    unit: str  # "percent", "currency" or "seconds": how a page formats it
+    description: str
+
+
+RATES: dict[str, Rate] = {
+    rate.name: rate
+    for rate in (
+        Rate("contact_rate", "contacts", "dials", "Contact rate", "percent",
+             "live human answers (connected + abandoned) / dial attempts"),
+        Rate("abandon_rate", "abandoned", "contacts", "Abandon rate", "percent",
+             "abandoned / live answers (connected + abandoned); never / all dials"),
+        Rate("conversion_rate", "orders", "contacts", "Conversion", "percent",
+             "orders / live answers"),
+        Rate("cpo", "cost", "orders", "Cost per order", "currency",
+             "total cost / orders"),
+        Rate("aht_seconds", "talk_seconds", "connected", "Avg handle time", "seconds",
+             "talk seconds / connected calls"),
+    )
+}
+
+#: Names a user may ask a report for: the rates and the plain counters.
+METRIC_NAMES: tuple[str, ...] = tuple(RATES) + COUNTERS
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator, or None where the denominator is zero."""
+    if not denominator:
+        return None
+    return numerator / denominator
+
+
+def compute_rates(sums: Mapping[str, float]) -> dict[str, float | None]:
+    """All rates from one row of summed counters."""
+    return {name: ratio(sums[r.numerator], sums[r.denominator]) for name, r in RATES.items()}
+
+
+def add_rate_columns(frame: pd.DataFrame, rates: Iterable[str] = RATES) -> pd.DataFrame:
+    """Add rate columns to a frame of summed counters; zero denominators give NaN (null)."""
+    frame = frame.copy()
+    for name in rates:
+        rate = RATES[name]
+        numerator = frame[rate.numerator].astype("float64")
+        denominator = frame[rate.denominator].astype("float64")
+        frame[name] = numerator.div(denominator.where(denominator != 0, np.nan))
+    return frame
+
+
+def attempt_cost(attempt: CallAttempt, model: CostModel) -> float:
+    """What one attempt cost: its own cost fields if it carries any, else the campaign model.
+
+    Model: cost_per_attempt
+         + (ring + wait + talk seconds) / 60 * cost_per_minute      (billed telephony)
+         + talk_seconds / 3600 * agent_cost_per_hour                (agent labour)
+    """
+    if attempt.cost is not None:
+        return attempt.cost
+    if attempt.telephony_cost is not None or attempt.agent_cost is not None:
+        return (attempt.telephony_cost or 0.0) + (attempt.agent_cost or 0.0)
+    billed_seconds = attempt.ring_seconds + attempt.wait_seconds + attempt.talk_seconds
+    return (
+        model.cost_per_attempt
+        + billed_seconds / 60.0 * model.cost_per_minute
+        + attempt.talk_seconds / 3600.0 * model.agent_cost_per_hour
+    )
+
+
+def counters_for(outcome: Outcome | str, is_order: bool, cost: float, talk_seconds: float) -> tuple[float, ...]:
+    """The increments one attempt adds to its bucket, in COUNTERS order.
+
+    Takes plain fields so the worker (from events) and recovery (from landed rows)
+    share one definition.
+    """
+    outcome = Outcome(outcome)
+    connected = outcome is Outcome.CONNECTED
+    abandoned = outcome is Outcome.ABANDONED
+    return (
+        1,                                   # dials
+        int(connected or abandoned),         # contacts: live answers
+        int(connected),                      # connected
+        int(abandoned),                      # abandoned
+        int(connected and bool(is_order)),   # orders: only a call an agent talked to can order
+        float(cost),                         # cost
+        float(talk_seconds) if connected else 0.0,  # talk_seconds
+    )
+
+
+def attempt_counters(attempt: CallAttempt, model: CostModel) -> tuple[float, ...]:
+    return counters_for(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds)
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """How a page or a table shows a value: "—" for null."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "—"
+    unit = RATES[name].unit if name in RATES else "count"
+    if unit == "percent":
+        return f"{value * 100:.1f} %"
+    if unit == "currency":
+        return f"{value:,.2f}"
+    if unit == "seconds":
+        return f"{value:,.0f} s"
+    if name in ("cost", "talk_seconds"):
+        return f"{value:,.2f}"
+    return f"{value:,.0f}"

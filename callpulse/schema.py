@@ -1,0 +1,158 @@
+"""The event contract: versioned JSON events from the dialer, validated with msgspec.
+
+A Kafka record on the call-events topic holds either one event (a JSON object) or a
+batch of events (a JSON array), so a producer may pack many events into one record.
+Every event names its ``type`` and ``schema_version``. The JSON Schema in
+``schemas/call-event.v1.schema.json`` is generated from these classes
+(``callpulse schema``) and a test keeps the two identical.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 timestamp with offset, normally UTC")]
+
+
+class Outcome(str, enum.Enum):
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    MACHINE = "machine"
+    INVALID_NUMBER = "invalid_number"
+    CONNECTED = "connected"
+    ABANDONED = "abandoned"
+
+
+LIVE_ANSWER_OUTCOMES = frozenset({Outcome.CONNECTED, Outcome.ABANDONED})
+
+
+class Lead(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who was dialled, without personal data: the phone number only as a keyed HMAC."""
+
+    segment: Identifier
+    response_score: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    phone_hash: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")] | None = None
+    lead_id: Identifier | None = None
+
+
+class CallAttempt(msgspec.Struct, frozen=True, tag="call_attempt", tag_field="type", forbid_unknown_fields=True):
+    """One outbound dial attempt, emitted when its outcome is final.
+
+    ``event_time`` is when the attempt ended (the record became final), in UTC.
+    ``wait_seconds`` is how long a live answer waited for an agent; for an abandoned
+    call it is the time until the dialer dropped it.
+    """
+
+    schema_version: int
+    event_id: Identifier
+    campaign: Identifier
+    event_time: UtcTime
+    outcome: Outcome
+    lead: Lead
+    ring_seconds: NonNegative = 0.0
+    wait_seconds: NonNegative = 0.0
+    talk_seconds: NonNegative = 0.0
+    order: bool = False
+    order_value: NonNegative = 0.0
+    # Optional cost fields; when all are absent the campaign cost model prices the attempt.
+    cost: NonNegative | None = None
+    telephony_cost: NonNegative | None = None
+    agent_cost: NonNegative | None = None
+    agent: Identifier | None = None
+    team: Identifier | None = None
+
+    @property
+    def is_live_answer(self) -> bool:
+        return self.outcome in LIVE_ANSWER_OUTCOMES
+
+
+class AgentStateChange(msgspec.Struct, frozen=True, tag="agent_state", tag_field="type", forbid_unknown_fields=True):
+    """An agent moved to a new state; feeds staffing and pacing figures."""
+
+    schema_version: int
+    event_id: Identifier
+    campaign: Identifier
+    event_time: UtcTime
+    agent: Identifier
+    state: Literal["available", "on_call", "wrap_up", "paused", "logged_out"]
+    team: Identifier | None = None
+
+
+Event = CallAttempt | AgentStateChange
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """Why (part of) a Kafka record could not be used; becomes a dead letter."""
+
+    reason: str  # a short stable code, e.g. "invalid_json", "schema_violation"
+    detail: str
+    raw: bytes
+    index: int | None = None  # position inside a batch record
+
+
+_event_decoder = msgspec.json.Decoder(Event)
+_batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_encoder = msgspec.json.Encoder()
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def encode_batch(events: list[Event]) -> bytes:
+    return _encoder.encode(events)
+
+
+def _decode_one(raw: bytes, index: int | None) -> Event | Rejection:
+    try:
+        event = _event_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        return Rejection("schema_violation", str(exc), bytes(raw), index)
+    except msgspec.DecodeError as exc:
+        return Rejection("invalid_json", str(exc), bytes(raw), index)
+    if event.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+        return Rejection(
+            "unsupported_schema_version",
+            f"schema_version {event.schema_version} is not one of {sorted(SUPPORTED_SCHEMA_VERSIONS)}",
+            bytes(raw),
+            index,
+        )
+    return event
+
+
+def decode_record(value: bytes) -> tuple[list[Event], list[Rejection]]:
+    """Decode one Kafka record value into valid events and rejections.
+
+    A bad event inside a batch rejects only that event: the rest still count.
+    """
+    if value[:1] == b"[" or bytes(value[:64]).lstrip()[:1] == b"[":
+        try:
+            parsed = _batch_decoder.decode(value)
+        except msgspec.DecodeError as exc:
+            return [], [Rejection("invalid_json", str(exc), bytes(value))]
+        items = [(raw, index) for index, raw in enumerate(parsed)]
+    else:
+        items = [(value, None)]
+    events: list[Event] = []
+    rejections: list[Rejection] = []
+    for raw, index in items:
+        result = _decode_one(raw, index)
+        (rejections if isinstance(result, Rejection) else events).append(result)
+    return events, rejections
+
+
+def json_schema() -> dict:
+    """The JSON Schema of one record value: an event, or an array of events."""
+    schema = msgspec.json.schema(Event | list[Event])
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"CallPulse call-event record, schema_version {SCHEMA_VERSION}"
+    return schema

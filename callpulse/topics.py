@@ -1,0 +1,87 @@
+"""Kafka topics, created explicitly with their partition count and retention.
+
+Auto-created topics take the broker's default partition count, which breaks Faust
+(PartitionsMismatch) and hides capacity decisions, so every topic is declared here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from callpulse.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    topics = settings.topics
+    retention = {"retention.ms": str(topics.retention_ms)}
+    return [
+        # Keyed by campaign, so one campaign's events stay in order on one partition.
+        TopicSpec(topics.call_events, topics.partitions, {**retention, "cleanup.policy": "delete"}),
+        TopicSpec(topics.dead_letters, 1, {**retention, "cleanup.policy": "delete"}),
+        TopicSpec(topics.alerts, 1, {**retention, "cleanup.policy": "delete"}),
+    ]
+
+
+def admin_client(bootstrap_servers: str, timeout_s: float = 30.0) -> KafkaAdminClient:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="callpulse-admin")
+        except NoBrokersAvailable:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"no Kafka broker answered at {bootstrap_servers} within {timeout_s:.0f} s; "
+                    "is KAFKA_BOOTSTRAP_SERVERS right, or is the embedded broker running?"
+                ) from None
+            time.sleep(0.3)
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create missing topics; return the names created. Existing topics are checked."""
+    admin = admin_client(settings.bootstrap_servers)
+    try:
+        existing = set(admin.list_topics())
+        created = []
+        for spec in topic_specs(settings):
+            if spec.name in existing:
+                _check_partitions(admin, spec)
+                continue
+            try:
+                admin.create_topics(
+                    [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1,
+                              topic_configs=spec.config)]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                _check_partitions(admin, spec)
+        return created
+    finally:
+        admin.close()
+
+
+def _check_partitions(admin: KafkaAdminClient, spec: TopicSpec) -> None:
+    try:
+        description = admin.describe_topics([spec.name])[0]
+    except KafkaError as exc:  # pragma: no cover - broker-specific metadata gaps
+        log.warning("could not describe topic %s: %s", spec.name, exc)
+        return
+    actual = len(description.get("partitions", []))
+    if actual and actual != spec.partitions:
+        log.warning(
+            "topic %s has %d partitions, configuration says %d; keeping the topic as it is",
+            spec.name, actual, spec.partitions,
+        )

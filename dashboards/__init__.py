@@ -1,0 +1,1 @@
+"""Where metrics are shown: the Dash app (wallboard now; reports, alerts, compliance next)."""

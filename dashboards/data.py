@@ -1,0 +1,111 @@
+"""The dashboard's read side: one warehouse client per process, and the wallboard model.
+
+In embedded mode the dashboard runs inside the worker process, because only one
+process may open a chDB path; it then shares the worker's warehouse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from clickhouse_connect.driver.client import Client
+
+from callpulse.config import Settings
+from callpulse.metrics import RATES
+from callpulse.slots import SlotRules
+from warehouse import queries
+
+LIVE_WINDOW = timedelta(minutes=15)
+SPARKLINE_WINDOW = timedelta(hours=2)
+
+
+@dataclass
+class DashboardContext:
+    settings: Settings
+    client: Client
+
+    @property
+    def slot_rules(self) -> SlotRules:
+        return SlotRules(self.settings.slots, self.settings.zone)
+
+
+_context: DashboardContext | None = None
+
+
+def set_context(context: DashboardContext) -> None:
+    global _context
+    _context = context
+
+
+def context() -> DashboardContext:
+    if _context is None:
+        raise RuntimeError("dashboard context not set; build the app with dashboards.app.create_app()")
+    return _context
+
+
+def _clean(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def local_day_start(now: datetime, settings: Settings) -> datetime:
+    local = now.astimezone(settings.zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+
+
+def wallboard_model(now: datetime | None = None) -> dict:
+    """Everything the wallboard shows, as plain JSON-able data (also served at /api/wallboard)."""
+    ctx = context()
+    now = now or datetime.now(timezone.utc)
+    fresh = queries.freshness(ctx.client)
+    # The board follows event time: with replayed or accelerated data "now" is the newest minute.
+    board_now = fresh["newest_minute"] + timedelta(minutes=1) if fresh["newest_minute"] else now
+    tiles = queries.campaign_tiles(ctx.client, board_now, local_day_start(board_now, ctx.settings), LIVE_WINDOW)
+    series = queries.minute_series(ctx.client, board_now - SPARKLINE_WINDOW, board_now)
+    campaigns = []
+    for row in tiles.to_dict("records"):
+        mine = series[series["campaign"] == row["campaign"]] if not series.empty else series
+        campaigns.append({
+            "campaign": row["campaign"],
+            "dials": int(row["dials"]),
+            "contacts": int(row["contacts"]),
+            "abandoned": int(row["abandoned"]),
+            "orders": int(row["orders"]),
+            "cost": float(row["cost"]),
+            **{name: _clean(row[name]) for name in RATES},
+            "live_abandon_rate": _clean(row["live_abandon_rate"]),
+            "live_contacts": int(row["live_contacts"]),
+            "sparkline": {
+                "minutes": [m.isoformat() for m in mine["minute"]] if len(mine) else [],
+                "dials": [int(v) for v in mine["dials"]] if len(mine) else [],
+                "abandon_rate": [_clean(v) for v in mine["abandon_rate"]] if len(mine) else [],
+            },
+        })
+    landed_at = fresh["landed_at"]
+    age = (now - landed_at).total_seconds() if landed_at else None
+    return {
+        "generated_at": now.isoformat(),
+        "board_time": board_now.isoformat(),
+        "current_slot": ctx.slot_rules.slot_for(board_now),
+        "landed_at": landed_at.isoformat() if landed_at else None,
+        "age_seconds": age,
+        "stale": age is None or age > ctx.settings.dashboard.stale_after_seconds,
+        "thresholds": {
+            "abandon_warning": ctx.settings.thresholds.abandon_warning,
+            "abandon_critical": ctx.settings.thresholds.abandon_critical,
+        },
+        "campaigns": campaigns,
+    }
+
+
+def abandon_level(rate: float | None, settings: Settings) -> str:
+    if rate is None:
+        return "none"
+    if rate >= settings.thresholds.abandon_critical:
+        return "critical"
+    if rate >= settings.thresholds.abandon_warning:
+        return "warning"
+    return "ok"

@@ -1,0 +1,109 @@
+"""Supervisor wallboard: one tile per campaign, readable from across the room."""
+
+from __future__ import annotations
+
+import dash
+import plotly.graph_objects as go
+from dash import Input, Output, callback, dcc, html
+
+from callpulse.metrics import format_metric
+from dashboards.data import abandon_level, context, wallboard_model
+
+dash.register_page(__name__, path="/", name="Wallboard", title="CallPulse · Wallboard")
+
+LEVEL_COLOURS = {"ok": "#2ecc71", "warning": "#f1c40f", "critical": "#e74c3c", "none": "#7f8c8d"}
+
+
+def layout(**_query):
+    refresh_ms = int(context().settings.dashboard.refresh_seconds * 1000)
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Div(id="slot-strip", className="slot-strip"),
+                    html.Div(id="freshness", className="freshness"),
+                ],
+                className="wallboard-header",
+            ),
+            html.Div(id="campaign-tiles", className="tiles"),
+            dcc.Interval(id="wallboard-refresh", interval=refresh_ms),
+        ],
+        className="wallboard",
+    )
+
+
+def _sparkline(spark: dict, colour: str) -> dcc.Graph:
+    figure = go.Figure(
+        go.Scatter(x=spark["minutes"], y=spark["dials"], mode="lines", line={"color": colour, "width": 2},
+                   fill="tozeroy", hovertemplate="%{x|%H:%M} · %{y} dials<extra></extra>")
+    )
+    figure.update_layout(
+        margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=60, showlegend=False,
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+        xaxis={"visible": False}, yaxis={"visible": False, "rangemode": "tozero"},
+    )
+    return dcc.Graph(figure=figure, config={"displayModeBar": False, "staticPlot": True},
+                     className="sparkline")
+
+
+def _stat(label: str, value: str, test_id: str) -> html.Div:
+    return html.Div([html.Div(value, className="stat-value", **{"data-testid": test_id}),
+                     html.Div(label, className="stat-label")], className="stat")
+
+
+def _tile(campaign: dict) -> html.Div:
+    settings = context().settings
+    live_rate = campaign["live_abandon_rate"]
+    level = abandon_level(live_rate, settings)
+    colour = LEVEL_COLOURS[level]
+    return html.Div(
+        [
+            html.Div(campaign["campaign"], className="tile-title"),
+            html.Div(
+                [
+                    html.Div(format_metric("abandon_rate", live_rate), className="abandon-value",
+                             style={"color": colour}, **{"data-testid": "live-abandon-rate"}),
+                    html.Div(f"abandon rate · last 15 min · {campaign['live_contacts']} live answers",
+                             className="stat-label"),
+                ],
+                className=f"abandon abandon-{level}",
+            ),
+            html.Div(
+                [
+                    _stat("dials today", format_metric("dials", campaign["dials"]), "dials"),
+                    _stat("contact rate", format_metric("contact_rate", campaign["contact_rate"]), "contact-rate"),
+                    _stat("abandon today", format_metric("abandon_rate", campaign["abandon_rate"]), "abandon-today"),
+                    _stat("orders", format_metric("orders", campaign["orders"]), "orders"),
+                    _stat("CPO", format_metric("cpo", campaign["cpo"]), "cpo"),
+                ],
+                className="stats",
+            ),
+            _sparkline(campaign["sparkline"], colour),
+        ],
+        className=f"tile level-{level}",
+        **{"data-campaign": campaign["campaign"]},
+    )
+
+
+@callback(
+    Output("campaign-tiles", "children"),
+    Output("slot-strip", "children"),
+    Output("freshness", "children"),
+    Output("freshness", "className"),
+    Input("wallboard-refresh", "n_intervals"),
+)
+def refresh(_n):
+    model = wallboard_model()
+    settings = context().settings
+    tiles = [_tile(c) for c in model["campaigns"]] or [
+        html.Div("Waiting for the first calls to land…", className="empty")
+    ]
+    slot_names = [s.name for s in settings.slots] + ["off_hours"]
+    strip = [html.Span(name.replace("_", " "), className="slot current" if name == model["current_slot"] else "slot")
+             for name in slot_names]
+    if model["age_seconds"] is None:
+        freshness, state = "no data yet", "freshness stale"
+    else:
+        freshness = f"updated {model['age_seconds']:.0f} s ago"
+        state = "freshness stale" if model["stale"] else "freshness fresh"
+    return tiles, strip, freshness, state

@@ -1,0 +1,214 @@
+"""A predictive-dialer simulator that produces realistic call attempts in event time.
+
+Each campaign has agents, a list of a certain quality and a pacing ratio. Every
+simulated second the dialer keeps ``ratio`` lines ringing per free agent. A person
+who answers while no agent is free waits up to two seconds and is then dropped:
+an abandoned call. Contact probability depends on the lead's segment and the local
+time slot, as in the design notes (seniors are home in the morning, salaried
+workers at night). One campaign ("credit-card-winback") is paced aggressively in
+bursts, so its abandon rate drifts above 3 % now and then, as a careless
+supervisor's would.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+
+from callpulse.privacy import hash_phone
+from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from callpulse.slots import SlotRules
+
+SEGMENTS = ("seniors", "homemakers", "working_women", "students", "salaried")
+SEGMENT_WEIGHTS = (0.25, 0.2, 0.15, 0.1, 0.3)
+
+# Probability that a dial reaches a live person, by segment and slot, before list quality.
+CONTACT_PROBABILITY = {
+    "seniors":       {"morning": 0.32, "midday": 0.28, "evening": 0.18, "night": 0.12, "off_hours": 0.08},
+    "homemakers":    {"morning": 0.18, "midday": 0.30, "evening": 0.20, "night": 0.12, "off_hours": 0.07},
+    "working_women": {"morning": 0.07, "midday": 0.08, "evening": 0.25, "night": 0.22, "off_hours": 0.06},
+    "students":      {"morning": 0.06, "midday": 0.08, "evening": 0.24, "night": 0.18, "off_hours": 0.10},
+    "salaried":      {"morning": 0.05, "midday": 0.06, "evening": 0.12, "night": 0.28, "off_hours": 0.06},
+}
+# How a dial that reaches nobody ends.
+NON_CONTACT_MIX = ((Outcome.NO_ANSWER, 0.55), (Outcome.BUSY, 0.10), (Outcome.MACHINE, 0.25),
+                   (Outcome.INVALID_NUMBER, 0.10))
+ABANDON_HOLD_SECONDS = 2.0  # regulators allow a 2-second wait for an agent before the drop
+WRAP_UP_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class CampaignProfile:
+    name: str
+    agents: int
+    lines_per_free_agent: float
+    list_quality: float  # multiplies contact probability
+    conversion: float    # order probability for an average lead who talks to an agent
+    mean_talk_seconds: float
+    # Every drift_period seconds, for drift_length seconds, pacing jumps by drift_factor.
+    drift_period: float = 0.0
+    drift_length: float = 0.0
+    drift_factor: float = 1.0
+
+    def lines_per_agent_at(self, sim_seconds: float) -> float:
+        if self.drift_period and (sim_seconds % self.drift_period) < self.drift_length:
+            return self.lines_per_free_agent * self.drift_factor
+        return self.lines_per_free_agent
+
+
+DEFAULT_CAMPAIGNS = (
+    CampaignProfile("home-insurance", agents=20, lines_per_free_agent=2.6, list_quality=1.0,
+                    conversion=0.12, mean_talk_seconds=190),
+    CampaignProfile("broadband-upgrade", agents=14, lines_per_free_agent=2.9, list_quality=0.8,
+                    conversion=0.09, mean_talk_seconds=150),
+    CampaignProfile("charity-giving", agents=8, lines_per_free_agent=1.8, list_quality=1.1,
+                    conversion=0.18, mean_talk_seconds=120),
+    CampaignProfile("credit-card-winback", agents=16, lines_per_free_agent=3.5, list_quality=0.65,
+                    conversion=0.07, mean_talk_seconds=170,
+                    drift_period=2 * 3600, drift_length=1800, drift_factor=1.8),
+)
+
+
+@dataclass(order=True)
+class _Pending:
+    emit_at: float
+    seq: int
+    attempt: CallAttempt = field(compare=False)
+
+
+@dataclass
+class _CampaignState:
+    profile: CampaignProfile
+    agent_free_at: list[float]  # min-heap of the times each agent becomes free
+    ringing: list[tuple[float, int, dict]] = field(default_factory=list)  # live answers, by answer time
+    lines_busy_until: list[float] = field(default_factory=list)  # every dialled line still ringing
+
+
+class DialerSimulator:
+    """Generates call attempts in event-time order from ``start``, deterministically per seed."""
+
+    def __init__(self, slot_rules: SlotRules, hmac_key: bytes, *, seed: int = 7,
+                 start: datetime | None = None, campaigns=DEFAULT_CAMPAIGNS, agents_scale: float = 1.0):
+        self.rng = random.Random(seed)
+        self.slot_rules = slot_rules
+        self.hmac_key = hmac_key
+        self.start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+        self.campaigns = [
+            _CampaignState(profile, [0.0] * max(1, round(profile.agents * agents_scale)))
+            for profile in campaigns
+        ]
+        self._seq = 0
+        self._pending: list[_Pending] = []
+        self.now = 0.0  # simulated seconds since start
+
+    # -- the model -------------------------------------------------------------------
+    def _new_lead(self) -> dict:
+        segment = self.rng.choices(SEGMENTS, SEGMENT_WEIGHTS)[0]
+        phone = "+8190" + "".join(self.rng.choice("0123456789") for _ in range(8))
+        return {
+            "segment": segment,
+            "response_score": round(self.rng.betavariate(2, 8), 4),
+            "phone_hash": hash_phone(phone, self.hmac_key),
+        }
+
+    def _dial(self, state: _CampaignState) -> None:
+        profile = state.profile
+        lead = self._new_lead()
+        slot = self.slot_rules.slot_for(self.start + timedelta(seconds=self.now))
+        p_contact = min(0.95, CONTACT_PROBABILITY[lead["segment"]].get(slot, 0.08) * profile.list_quality)
+        if self.rng.random() < p_contact:
+            ring = self.rng.uniform(4, 18)
+            heapq.heappush(state.lines_busy_until, self.now + ring)
+            heapq.heappush(state.ringing, (self.now + ring, self._next_seq(), {"lead": lead, "ring": ring}))
+            return
+        outcome = self._choose_non_contact(profile)
+        ring = {
+            Outcome.NO_ANSWER: lambda: self.rng.uniform(20, 30),
+            Outcome.BUSY: lambda: self.rng.uniform(1, 4),
+            Outcome.MACHINE: lambda: self.rng.uniform(6, 16),
+            Outcome.INVALID_NUMBER: lambda: self.rng.uniform(0.5, 3),
+        }[outcome]()
+        heapq.heappush(state.lines_busy_until, self.now + ring)
+        self._emit(profile, lead, outcome, ring=ring, end=self.now + ring)
+
+    def _choose_non_contact(self, profile: CampaignProfile) -> Outcome:
+        # Poorer lists carry more dead numbers.
+        weights = [w * (1.0 / profile.list_quality if o is Outcome.INVALID_NUMBER else 1.0)
+                   for o, w in NON_CONTACT_MIX]
+        return self.rng.choices([o for o, _ in NON_CONTACT_MIX], weights)[0]
+
+    def _answer(self, state: _CampaignState, call: dict) -> None:
+        profile = state.profile
+        free_at = state.agent_free_at[0]
+        wait = max(0.0, free_at - self.now)
+        if wait > ABANDON_HOLD_SECONDS:
+            self._emit(profile, call["lead"], Outcome.ABANDONED, ring=call["ring"],
+                       wait=ABANDON_HOLD_SECONDS, end=self.now + ABANDON_HOLD_SECONDS)
+            return
+        talk = self.rng.lognormvariate(math.log(profile.mean_talk_seconds) - 0.18, 0.6)
+        talk = round(min(talk, 1800.0), 1)
+        heapq.heapreplace(state.agent_free_at, self.now + wait + talk + WRAP_UP_SECONDS)
+        score = call["lead"]["response_score"]
+        ordered = self.rng.random() < min(0.9, profile.conversion * score / 0.2)
+        order_value = round(self.rng.uniform(30, 300), 2) if ordered else 0.0
+        self._emit(profile, call["lead"], Outcome.CONNECTED, ring=call["ring"], wait=round(wait, 2),
+                   talk=talk, end=self.now + wait + talk, order=ordered, order_value=order_value)
+
+    def _emit(self, profile: CampaignProfile, lead: dict, outcome: Outcome, *, ring: float, end: float,
+              wait: float = 0.0, talk: float = 0.0, order: bool = False, order_value: float = 0.0) -> None:
+        attempt = CallAttempt(
+            schema_version=SCHEMA_VERSION,
+            event_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            campaign=profile.name,
+            event_time=self.start + timedelta(seconds=round(end, 3)),
+            outcome=outcome,
+            lead=Lead(**lead),
+            ring_seconds=round(ring, 2),
+            wait_seconds=wait,
+            talk_seconds=talk,
+            order=order,
+            order_value=order_value,
+            team=f"{profile.name}-team",
+        )
+        heapq.heappush(self._pending, _Pending(end, self._next_seq(), attempt))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _step(self) -> None:
+        """Advance one simulated second: answers arrive, agents free up, the dialer paces."""
+        for state in self.campaigns:
+            while state.ringing and state.ringing[0][0] <= self.now:
+                _, _, call = heapq.heappop(state.ringing)
+                self._answer(state, call)
+            while state.lines_busy_until and state.lines_busy_until[0] <= self.now:
+                heapq.heappop(state.lines_busy_until)
+            free_agents = sum(1 for t in state.agent_free_at if t <= self.now)
+            target = math.ceil(free_agents * state.profile.lines_per_agent_at(self.now))
+            for _ in range(max(0, target - len(state.lines_busy_until))):
+                self._dial(state)
+        self.now += 1.0
+
+    # -- the output ------------------------------------------------------------------
+    def events_until(self, sim_seconds: float) -> Iterator[CallAttempt]:
+        """Every attempt that ends before ``sim_seconds``, in event-time order."""
+        while self.now < sim_seconds:
+            self._step()
+            while self._pending and self._pending[0].emit_at < self.now - 1:
+                yield heapq.heappop(self._pending).attempt
+
+    def events(self, count: int | None = None, sim_seconds: float | None = None) -> Iterator[CallAttempt]:
+        produced = 0
+        horizon = sim_seconds if sim_seconds is not None else math.inf
+        while self.now < horizon:
+            for attempt in self.events_until(self.now + 60):
+                yield attempt
+                produced += 1
+                if count is not None and produced >= count:
+                    return

@@ -1,0 +1,1 @@
+"""Where metrics are computed: the Faust app (validate -> minute buckets -> land)."""

@@ -1,0 +1,45 @@
+"""Dead letters: every record (or batch item) the worker cannot use, with the reason.
+
+The original bytes are kept (as UTF-8 text where they are text, base64 otherwise)
+together with where they came from, so a fixed record can be replayed.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+import msgspec
+
+from callpulse.schema import Rejection
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    reason: str
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    batch_index: int | None
+    original: str
+    original_encoding: str  # "utf-8" or "base64"
+    rejected_at: datetime
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int) -> DeadLetter:
+    try:
+        original, encoding = rejection.raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        original, encoding = base64.b64encode(rejection.raw).decode("ascii"), "base64"
+    return DeadLetter(
+        reason=rejection.reason, detail=rejection.detail[:1000], source_topic=topic,
+        source_partition=partition, source_offset=offset, batch_index=rejection.index,
+        original=original, original_encoding=encoding, rejected_at=datetime.now(timezone.utc),
+    )
+
+
+def encode_dead_letter(letter: DeadLetter) -> bytes:
+    return _encoder.encode(letter)

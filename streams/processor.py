@@ -1,0 +1,93 @@
+"""One batch of Kafka records in, counted attempts and dead letters out.
+
+Kept apart from Faust so the counting rules are plain code: decode and validate each
+record, route rejects to dead letters, and add each valid attempt to its minute bucket.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable
+
+from callpulse.config import Settings
+from callpulse.schema import CallAttempt, Rejection, decode_record, encode_event
+from callpulse.slots import SlotRules
+from streams.buckets import BucketRow, MinuteBuckets, Verdict
+from streams.deadletters import DeadLetter, dead_letter
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass
+class BatchResult:
+    attempts: list[CallAttempt]  # newly counted attempts, to land as raw rows
+    buckets: list[BucketRow]     # changed buckets, full state, to land
+    dead_letters: list[DeadLetter]
+
+
+@dataclass
+class WorkerStats:
+    records: int = 0
+    counted: int = 0
+    duplicates: int = 0
+    late_events: int = 0
+    agent_state_events: int = 0
+    dead_letters: Counter = field(default_factory=Counter)
+    last_landed_at: datetime | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "records": self.records, "counted": self.counted, "duplicates": self.duplicates,
+            "late_events": self.late_events, "agent_state_events": self.agent_state_events,
+            "dead_letters": dict(self.dead_letters),
+            "last_landed_at": self.last_landed_at.isoformat() if self.last_landed_at else None,
+        }
+
+
+class CallEventProcessor:
+    def __init__(self, settings: Settings, slot_rules: SlotRules):
+        self.settings = settings
+        self.buckets = MinuteBuckets(settings, slot_rules)
+        self.stats = WorkerStats()
+
+    def process(self, records: Iterable[SourceRecord]) -> BatchResult:
+        attempts: list[CallAttempt] = []
+        letters: list[DeadLetter] = []
+        for record in records:
+            self.stats.records += 1
+            events, rejections = decode_record(record.value)
+            for event in events:
+                if not isinstance(event, CallAttempt):
+                    self.stats.agent_state_events += 1
+                    continue
+                verdict = self.buckets.add(event)
+                if verdict is Verdict.COUNTED:
+                    attempts.append(event)
+                    self.stats.counted += 1
+                elif verdict is Verdict.DUPLICATE:
+                    self.stats.duplicates += 1
+                else:
+                    self.stats.late_events += 1
+                    rejections.append(Rejection(
+                        "late_event",
+                        f"event_time {event.event_time.isoformat()} is more than "
+                        f"{self.settings.pipeline.allowed_lateness_seconds} s behind campaign "
+                        f"{event.campaign}'s newest event",
+                        encode_event(event), None,
+                    ))
+            for rejection in rejections:
+                self.stats.dead_letters[rejection.reason] += 1
+                letters.append(dead_letter(rejection, record.topic, record.partition, record.offset))
+        return BatchResult(attempts, self.buckets.take_dirty(), letters)
+
+    def landed(self) -> None:
+        self.stats.last_landed_at = datetime.now(timezone.utc)
+        self.buckets.evict_closed()

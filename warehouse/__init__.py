@@ -1,0 +1,1 @@
+"""Where the metrics land: ClickHouse schema, batched idempotent landing, report queries."""

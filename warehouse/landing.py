@@ -1,0 +1,87 @@
+"""Batched, idempotent landing of attempts and minute buckets into ClickHouse.
+
+Order matters for exactness: raw attempts land before the buckets that count them,
+and the worker commits Kafka offsets only after both inserts return.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Sequence
+
+from clickhouse_connect.driver.client import Client
+
+from callpulse.config import Settings
+from callpulse.metrics import COUNTERS, attempt_cost
+from callpulse.schema import CallAttempt
+from callpulse.slots import SlotRules
+from streams.buckets import BucketRow
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_COLUMNS = [
+    "event_id", "campaign", "event_time", "minute", "slot", "segment", "outcome", "ring_seconds",
+    "wait_seconds", "talk_seconds", "is_order", "order_value", "cost", "response_score",
+    "phone_hash", "lead_id", "agent", "team", "landed_at",
+]
+BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version", "landed_at"]
+
+
+class Lander:
+    def __init__(self, client: Client, settings: Settings, slot_rules: SlotRules):
+        self.client = client
+        self.settings = settings
+        self.slot_rules = slot_rules
+
+    def attempt_rows(self, attempts: Sequence[CallAttempt]) -> list[list]:
+        landed_at = datetime.now(timezone.utc)
+        rows = []
+        for attempt in attempts:
+            epoch = attempt.event_time.timestamp()
+            minute = int(epoch // 60) * 60
+            lead = attempt.lead
+            rows.append([
+                attempt.event_id, attempt.campaign, attempt.event_time,
+                datetime.fromtimestamp(minute, timezone.utc), self.slot_rules.slot_for_minute(minute),
+                lead.segment, attempt.outcome.value, attempt.ring_seconds, attempt.wait_seconds,
+                attempt.talk_seconds, int(attempt.order), attempt.order_value,
+                attempt_cost(attempt, self.settings.cost_model_for(attempt.campaign)),
+                lead.response_score, lead.phone_hash or "", lead.lead_id or "",
+                attempt.agent or "", attempt.team or "", landed_at,
+            ])
+        return rows
+
+    def land(self, attempts: Sequence[CallAttempt], buckets: Sequence[BucketRow]) -> None:
+        if attempts:
+            self.client.insert("call_attempts", self.attempt_rows(attempts), column_names=ATTEMPT_COLUMNS)
+        if buckets:
+            landed_at = datetime.now(timezone.utc)
+            rows = [
+                [row.campaign, row.slot, row.segment, datetime.fromtimestamp(row.minute, timezone.utc),
+                 *row.counters, row.version, landed_at]
+                for row in buckets
+            ]
+            self.client.insert("minute_metrics", rows, column_names=BUCKET_COLUMNS)
+
+    def land_with_retry(self, attempts, buckets, *, should_stop=lambda: False,
+                        first_delay_s: float = 0.5, max_delay_s: float = 30.0) -> bool:
+        """Land, retrying with exponential backoff until it works or the worker stops.
+
+        While this blocks, the worker neither consumes nor commits, so Kafka keeps
+        every unlanded event and memory stays bounded.
+        """
+        delay = first_delay_s
+        while True:
+            try:
+                self.land(attempts, buckets)
+                return True
+            except Exception as exc:  # any failure of the warehouse: keep the data, retry
+                if should_stop():
+                    log.error("warehouse still failing at shutdown; %d events stay unlanded and "
+                              "uncommitted in Kafka: %s", len(attempts), exc)
+                    return False
+                log.warning("landing %d attempts failed (%s); retrying in %.1f s", len(attempts), exc, delay)
+                time.sleep(delay)
+                delay = min(max_delay_s, delay * 2)

@@ -1,0 +1,110 @@
+"""Report queries. Each returns a pandas DataFrame of summed counters plus rates
+computed from those sums (callpulse.metrics), never from averaged rates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Sequence
+
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+from callpulse.metrics import COUNTERS, add_rate_columns
+
+_SUMS = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
+
+# Dimensions a report may group by, mapped to their SQL over minute_metrics.
+DIMENSIONS = {
+    "campaign": "campaign",
+    "slot": "slot",
+    "segment": "segment",
+    "minute": "minute",
+}
+
+
+def _frame(client: Client, sql: str, parameters: dict) -> pd.DataFrame:
+    frame = client.query_df(sql, parameters=parameters)
+    for name in COUNTERS:
+        if name in frame:
+            frame[name] = frame[name].astype("float64")
+    return frame
+
+
+def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
+    """Counters and rates grouped by ``dimensions`` over [start, end)."""
+    unknown = [d for d in dimensions if d not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"unknown dimension(s) {unknown}; choose from {sorted(DIMENSIONS)}")
+    select = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in dimensions)
+    group = ", ".join(dimensions)
+    sql = (
+        f"SELECT {select + ', ' if select else ''}{_SUMS} FROM minute_metrics FINAL "
+        "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
+        + (f"GROUP BY {group} ORDER BY {group}" if group else "")
+    )
+    frame = _frame(client, sql, {"start": _naive_utc(start), "end": _naive_utc(end)})
+    if not dimensions and frame.empty:
+        frame = pd.DataFrame([{name: 0.0 for name in COUNTERS}])
+    return add_rate_columns(frame)
+
+
+def campaign_tiles(client: Client, now: datetime, day_start: datetime, live_window: timedelta) -> pd.DataFrame:
+    """One row per campaign: today's counters and rates, and the live-window abandon rate."""
+    sql = (
+        "SELECT campaign, " + _SUMS + ", "
+        "sumIf(abandoned, minute >= {live:DateTime}) AS live_abandoned, "
+        "sumIf(contacts, minute >= {live:DateTime}) AS live_contacts "
+        "FROM minute_metrics FINAL "
+        "WHERE minute >= {day:DateTime} AND minute <= {now:DateTime} "
+        "GROUP BY campaign ORDER BY campaign"
+    )
+    frame = _frame(client, sql, {
+        "day": _naive_utc(day_start), "now": _naive_utc(now), "live": _naive_utc(now - live_window),
+    })
+    frame = add_rate_columns(frame)
+    live = frame.get("live_contacts", pd.Series(dtype="float64")).astype("float64")
+    frame["live_abandon_rate"] = frame.get("live_abandoned", live).astype("float64").div(live.where(live != 0))
+    return frame
+
+
+def minute_series(client: Client, since: datetime, until: datetime) -> pd.DataFrame:
+    """Per campaign and minute: counters and rates (for sparklines and trends)."""
+    return metrics_by(client, ["campaign", "minute"], since, until)
+
+
+def freshness(client: Client) -> dict:
+    """When data last landed and the newest event minute: what 'updated N s ago' shows."""
+    row = client.query(
+        "SELECT max(landed_at), max(minute), count() FROM minute_metrics"
+    ).result_rows[0]
+    landed_at, newest_minute, rows = row
+    return {
+        "landed_at": _as_utc(landed_at) if rows else None,
+        "newest_minute": _as_utc(newest_minute) if rows else None,
+        "bucket_rows": int(rows),
+    }
+
+
+def open_window_attempts(client: Client, lateness_s: int) -> list[tuple]:
+    """Landed attempts inside each campaign's lateness window, to rebuild live buckets."""
+    return client.query(
+        "SELECT a.event_id, a.campaign, a.segment, toUnixTimestamp64Milli(a.event_time) / 1000.0, "
+        "a.outcome, a.is_order, a.cost, a.talk_seconds "
+        "FROM call_attempts AS a FINAL "
+        "INNER JOIN (SELECT campaign, max(event_time) AS newest FROM call_attempts GROUP BY campaign) AS w "
+        "ON a.campaign = w.campaign "
+        "WHERE a.minute >= toStartOfMinute(w.newest - toIntervalSecond({lateness:UInt32}))",
+        parameters={"lateness": int(lateness_s)},
+    ).result_rows
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def _as_utc(value) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
