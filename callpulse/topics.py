@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from callpulse.config import Settings
 
@@ -40,8 +40,9 @@ def admin_client(bootstrap_servers: str, timeout_s: float = 30.0) -> KafkaAdminC
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="callpulse-admin")
-        except NoBrokersAvailable:
+            return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="callpulse-admin",
+                                    request_timeout_ms=10000)
+        except KafkaTimeoutError:
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"no Kafka broker answered at {bootstrap_servers} within {timeout_s:.0f} s; "

@@ -56,7 +56,8 @@ class CampaignProfile:
     drift_factor: float = 1.0
 
     def lines_per_agent_at(self, sim_seconds: float) -> float:
-        if self.drift_period and (sim_seconds % self.drift_period) < self.drift_length:
+        # Drift comes at the end of each period, so a run starts with sane pacing.
+        if self.drift_period and (sim_seconds % self.drift_period) >= self.drift_period - self.drift_length:
             return self.lines_per_free_agent * self.drift_factor
         return self.lines_per_free_agent
 

@@ -23,7 +23,8 @@ DIMENSIONS = {
 
 
 def _frame(client: Client, sql: str, parameters: dict) -> pd.DataFrame:
-    frame = client.query_df(sql, parameters=parameters)
+    # Sums are aliased to their column names; make expressions read the columns.
+    frame = client.query_df(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
     for name in COUNTERS:
         if name in frame:
             frame[name] = frame[name].astype("float64")
