@@ -86,3 +86,33 @@ def _check_partitions(admin: KafkaAdminClient, spec: TopicSpec) -> None:
             "topic %s has %d partitions, configuration says %d; keeping the topic as it is",
             spec.name, actual, spec.partitions,
         )
+
+
+WORKER_GROUP = "callpulse-worker"  # the Faust app id, which Faust uses as consumer group
+
+
+def worker_lag(settings: Settings, group: str = WORKER_GROUP) -> dict[int, int]:
+    """Records per call-events partition not yet committed by the worker.
+
+    The worker commits an offset only after its batch has landed, so zero lag on
+    every partition means everything published so far is in the warehouse.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = settings.topics.call_events
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="callpulse-lag",
+                             enable_auto_commit=False)
+    admin = admin_client(settings.bootstrap_servers)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        ends = consumer.end_offsets(partitions)
+        committed = admin.list_group_offsets({group: partitions}).get(group, {})
+        lag = {}
+        for tp in partitions:
+            meta = committed.get(tp)
+            position = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag[tp.partition] = max(0, ends[tp] - position)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()

@@ -22,7 +22,7 @@ from streams.deadletters import encode_dead_letter
 from streams.processor import CallEventProcessor, SourceRecord
 from warehouse.landing import Lander
 from warehouse.migrate import migrate
-from warehouse.queries import open_window_attempts
+from warehouse.queries import landed_event_ids, open_window_attempts
 
 log = logging.getLogger("callpulse.worker")
 
@@ -59,6 +59,22 @@ class WorkerPipeline:
             self.lander.land_with_retry([], buckets)
             log.info("restored %d landed attempts into %d open buckets", restored, len(buckets))
         self.ready.set()
+
+    def land(self, result) -> bool:
+        """Settle late events against the warehouse, then land the batch (blocking)."""
+        if result.late:
+            ids = [event.event_id for event, _ in result.late]
+            while True:
+                try:
+                    found = landed_event_ids(self.client, ids)
+                    break
+                except Exception as exc:
+                    if self.stopping.is_set():
+                        return False
+                    log.warning("checking late events failed (%s); retrying", exc)
+                    self.stopping.wait(1.0)
+            self.processor.resolve_late(result, found)
+        return self.lander.land_with_retry(result.attempts, result.buckets, should_stop=self.stopping.is_set)
 
 
 def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | None = None) -> faust.App:
@@ -99,11 +115,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 for e in events
             ]
             result = pipeline.processor.process(records)
-            for letter in result.dead_letters:
-                await dead_letters.send(key=letter.reason.encode(), value=encode_dead_letter(letter))
-            landing = loop.run_in_executor(
-                None, lambda: pipeline.lander.land_with_retry(
-                    result.attempts, result.buckets, should_stop=pipeline.stopping.is_set))
+            landing = loop.run_in_executor(None, pipeline.land, result)
             try:
                 landed = await asyncio.shield(landing)
             except asyncio.CancelledError:
@@ -115,6 +127,8 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 raise
             if not landed:
                 os._exit(EXIT_UNLANDED)
+            for letter in result.dead_letters:
+                await dead_letters.send(key=letter.reason.encode(), value=encode_dead_letter(letter))
             pipeline.processor.landed()
 
     @app.page("/health")

@@ -31,6 +31,9 @@ class BatchResult:
     attempts: list[CallAttempt]  # newly counted attempts, to land as raw rows
     buckets: list[BucketRow]     # changed buckets, full state, to land
     dead_letters: list[DeadLetter]
+    # Too old for their bucket: either a replay of an event that already landed
+    # (a duplicate) or a genuinely late event; resolve_late() decides which.
+    late: list[tuple[CallAttempt, SourceRecord]] = field(default_factory=list)
 
 
 @dataclass
@@ -61,6 +64,7 @@ class CallEventProcessor:
     def process(self, records: Iterable[SourceRecord]) -> BatchResult:
         attempts: list[CallAttempt] = []
         letters: list[DeadLetter] = []
+        late: list[tuple[CallAttempt, SourceRecord]] = []
         for record in records:
             self.stats.records += 1
             events, rejections = decode_record(record.value)
@@ -75,18 +79,29 @@ class CallEventProcessor:
                 elif verdict is Verdict.DUPLICATE:
                     self.stats.duplicates += 1
                 else:
-                    self.stats.late_events += 1
-                    rejections.append(Rejection(
-                        "late_event",
-                        f"event_time {event.event_time.isoformat()} is more than "
-                        f"{self.settings.pipeline.allowed_lateness_seconds} s behind campaign "
-                        f"{event.campaign}'s newest event",
-                        encode_event(event), None,
-                    ))
+                    late.append((event, record))
             for rejection in rejections:
                 self.stats.dead_letters[rejection.reason] += 1
                 letters.append(dead_letter(rejection, record.topic, record.partition, record.offset))
-        return BatchResult(attempts, self.buckets.take_dirty(), letters)
+        return BatchResult(attempts, self.buckets.take_dirty(), letters, late)
+
+    def resolve_late(self, result: BatchResult, already_landed: set[str]) -> None:
+        """Count late events that already landed as duplicates; dead-letter the rest."""
+        for event, record in result.late:
+            if event.event_id in already_landed:
+                self.stats.duplicates += 1
+                continue
+            self.stats.late_events += 1
+            self.stats.dead_letters["late_event"] += 1
+            rejection = Rejection(
+                "late_event",
+                f"event_time {event.event_time.isoformat()} is more than "
+                f"{self.settings.pipeline.allowed_lateness_seconds} s behind campaign "
+                f"{event.campaign}'s newest event",
+                encode_event(event), None,
+            )
+            result.dead_letters.append(dead_letter(rejection, record.topic, record.partition, record.offset))
+        result.late = []
 
     def landed(self) -> None:
         self.stats.last_landed_at = datetime.now(timezone.utc)

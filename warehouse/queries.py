@@ -99,6 +99,15 @@ def open_window_attempts(client: Client, lateness_s: int) -> list[tuple]:
     ).result_rows
 
 
+def landed_event_ids(client: Client, event_ids: list[str]) -> set[str]:
+    """Which of these event ids are already in call_attempts."""
+    if not event_ids:
+        return set()
+    rows = client.query("SELECT DISTINCT event_id FROM call_attempts WHERE event_id IN {ids:Array(String)}",
+                        parameters={"ids": list(event_ids)}).result_rows
+    return {row[0] for row in rows}
+
+
 def _naive_utc(moment: datetime) -> datetime:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)

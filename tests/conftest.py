@@ -1,0 +1,143 @@
+"""Shared fixtures: a real tansu broker for the session, and a worker process per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from callpulse.config import Settings, load_settings
+from callpulse.embedded import EmbeddedBroker, free_port
+from callpulse.topics import ensure_topics
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    with EmbeddedBroker(free_port(), tmp_path_factory.mktemp("broker")) as running:
+        yield running
+
+
+@dataclass
+class Pipeline:
+    """A test's own topics, data dir and config file on the shared broker."""
+
+    settings: Settings
+    config_file: Path
+    data_dir: Path
+    workers: list = field(default_factory=list)
+
+    def worker(self, *extra: str) -> "WorkerProcess":
+        worker = WorkerProcess(self, extra)
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.proc.poll() is None:
+                worker.proc.kill()
+                worker.proc.wait()
+
+
+class WorkerProcess:
+    def __init__(self, pipeline: Pipeline, extra: tuple[str, ...]):
+        self.pipeline = pipeline
+        self.health_port = free_port()
+        pipeline.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = pipeline.data_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
+        env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}
+        env["CALLPULSE_HMAC_KEY"] = "test-key"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "worker",
+             "--health-port", str(self.health_port), *extra],
+            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env,
+        )
+
+    def health(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/health", timeout=2) as resp:
+                return json.loads(resp.read())
+        except OSError:
+            return None
+
+    def wait_until(self, predicate, timeout_s: float = 120.0) -> dict:
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
+            last = self.health()
+            if last is not None and predicate(last):
+                return last
+            time.sleep(0.3)
+        raise AssertionError(f"worker did not get there in {timeout_s} s; last health {last}\n{self.log()}")
+
+    def wait_until_caught_up(self, timeout_s: float = 180.0) -> dict:
+        """Until every published record is committed, i.e. landed, then the worker's health."""
+        from callpulse.topics import worker_lag
+
+        deadline = time.monotonic() + timeout_s
+        lag = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
+            lag = worker_lag(self.pipeline.settings)
+            if lag and not any(lag.values()):
+                health = self.health()
+                if health is not None:
+                    return health
+            time.sleep(0.5)
+        raise AssertionError(f"worker still lagging after {timeout_s} s: {lag}\n{self.log()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"worker ignored {sig!r} for {timeout_s} s:\n{self.log()}")
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+@pytest.fixture
+def pipeline(broker, tmp_path) -> Pipeline:
+    suffix = uuid.uuid4().hex[:8]
+    config_file = tmp_path / "callpulse.toml"
+    config_file.write_text(
+        f"""
+[pipeline]
+data_dir = "{tmp_path / 'var'}"
+
+[topics]
+call_events = "test-{suffix}.call-events"
+dead_letters = "test-{suffix}.dead-letters"
+alerts = "test-{suffix}.alerts"
+partitions = 3
+
+[embedded]
+broker_port = {broker.port}
+dashboard_port = {free_port()}
+"""
+    )
+    os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    os.environ.pop("CLICKHOUSE_URL", None)
+    settings = load_settings(config_file)
+    ensure_topics(settings)
+    running = Pipeline(settings, config_file, tmp_path / "var")
+    yield running
+    running.stop_all()
