@@ -1,0 +1,61 @@
+from datetime import datetime, timedelta, timezone
+
+from callpulse.config import load_settings
+from callpulse.schema import CallAttempt, Lead, Outcome
+from callpulse.slots import SlotRules
+from streams.buckets import MinuteBuckets, Verdict
+
+T0 = datetime(2026, 11, 23, 0, 0, 30, tzinfo=timezone.utc)  # 09:00:30 in Tokyo
+
+
+def call(event_id: str, seconds: float, outcome=Outcome.CONNECTED, campaign="c1") -> CallAttempt:
+    return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=outcome,
+                       event_time=T0 + timedelta(seconds=seconds), lead=Lead(segment="seniors"), talk_seconds=60)
+
+
+def buckets() -> MinuteBuckets:
+    settings = load_settings()
+    return MinuteBuckets(settings, SlotRules(settings.slots, settings.zone))
+
+
+def test_same_event_id_counts_once():
+    state = buckets()
+    assert state.add(call("a", 0)) is Verdict.COUNTED
+    assert state.add(call("a", 0)) is Verdict.DUPLICATE
+    (row,) = state.take_dirty()
+    assert (row.campaign, row.slot, row.segment) == ("c1", "morning", "seniors")
+    assert row.counters[:3] == (1, 1, 1)
+
+
+def test_out_of_order_within_lateness_updates_its_own_minute_and_older_is_late():
+    state = buckets()
+    state.add(call("new", 900))
+    state.take_dirty()
+    assert state.add(call("five-min-late", 600)) is Verdict.COUNTED
+    (row,) = state.take_dirty()
+    assert row.minute == int((T0 + timedelta(seconds=600)).timestamp()) // 60 * 60
+    assert state.add(call("too-late", 200)) is Verdict.LATE
+    # Lateness is per campaign: another campaign's clock does not make c2 late.
+    assert state.add(call("other", 200, campaign="c2")) is Verdict.COUNTED
+
+
+def test_restore_rebuilds_counters_and_ids_from_landed_rows():
+    state = buckets()
+    epoch = T0.timestamp()
+    landed = [("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0),
+              ("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0),  # landed twice before a merge
+              ("b", "c1", "seniors", epoch + 1, "abandoned", 0, 0.1, 0.0)]
+    assert state.restore(landed) == 2
+    (row,) = state.take_dirty()
+    assert row.counters == (2, 2, 1, 1, 1, 1.6, 60.0)
+    assert state.add(call("a", 0)) is Verdict.DUPLICATE
+
+
+def test_closed_buckets_are_evicted_so_memory_stays_bounded():
+    state = buckets()
+    state.add(call("old", 0))
+    state.take_dirty()
+    state.add(call("new", 3600))
+    state.take_dirty()
+    assert state.evict_closed() == 1
+    assert len(state.buckets) == 1
