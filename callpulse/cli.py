@@ -40,7 +40,7 @@ def main(ctx: click.Context, config_file: str | None, data_dir: str | None, verb
         settings = load_settings(config_file, pipeline__data_dir=data_dir)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    ctx.obj = {"settings": settings, "verbose": verbose}
+    ctx.obj = {"settings": settings, "verbose": verbose, "config_file": config_file}
 
 
 @main.command()
@@ -215,7 +215,7 @@ def up(ctx: click.Context, duration: float | None, no_simulator: bool, speed: fl
     """Run the whole pipeline on this machine: broker, topics, worker, warehouse, dashboard, simulator."""
     from callpulse.supervisor import Supervisor
 
-    supervisor = Supervisor(_settings(ctx), console=console, config_file=None)
+    supervisor = Supervisor(_settings(ctx), console=console, config_file=ctx.obj["config_file"])
     sys.exit(supervisor.run(duration=duration, simulator=not no_simulator, speed=speed, seed=seed))
 
 

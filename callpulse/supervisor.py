@@ -46,7 +46,8 @@ class Supervisor:
     def _spawn(self, name: str, *args: str, env: dict | None = None) -> Child:
         log_path = self.log_dir / f"{name}.log"
         log_file = open(log_path, "ab")
-        command = [sys.executable, "-m", "callpulse", "--data-dir", str(self.settings.data_dir), *args]
+        config = ["--config", str(self.config_file)] if self.config_file else []
+        command = [sys.executable, "-m", "callpulse", *config, "--data-dir", str(self.settings.data_dir), *args]
         proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})}, preexec_fn=die_with_parent,
                                 start_new_session=True)
