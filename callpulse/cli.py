@@ -57,13 +57,9 @@ def topics(ctx: click.Context) -> None:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Apply pending warehouse migrations."""
-    from warehouse.client import WarehouseUnavailable, connect
     from warehouse.migrate import migrate as apply
 
-    try:
-        applied = apply(connect(_settings(ctx).warehouse_url))
-    except WarehouseUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+    applied = apply(_warehouse(_settings(ctx)))
     console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
 
 
@@ -146,42 +142,45 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
     console.print(f"published {sent} events in {publisher.sent_records} records")
 
 
+def _warehouse(settings: Settings):
+    from warehouse.client import WarehouseUnavailable, connect
+
+    try:
+        return connect(settings.warehouse_url)
+    except WarehouseUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _dash_app(settings: Settings):
+    """The Dash app on its own warehouse client, with the schema migrated so pages can query."""
+    from dashboards.app import create_app as create_dash
+    from dashboards.data import DashboardContext
+    from warehouse.migrate import migrate as apply
+
+    client = _warehouse(settings)
+    apply(client)
+    return create_dash(DashboardContext(settings, client))
+
+
 @main.command()
 @click.option("--dashboard/--no-dashboard", default=None,
               help="Serve the dashboard from this process (default: yes with the embedded warehouse, "
                    "which only one process may open).")
-@click.option("--health-port", type=int, default=None, help="Serve worker health JSON at /health/ on this port.")
+@click.option("--health-port", type=int, default=None, help="Serve worker health JSON at /health on this port.")
 @click.pass_context
 def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None) -> None:
     """Run the Faust worker: call events -> minute buckets -> warehouse."""
+    from dashboards.app import serve
     from streams.app import WorkerPipeline, create_app, run_worker
-    from warehouse.client import WarehouseUnavailable, connect
 
     settings = _settings(ctx)
-    try:
-        client = connect(settings.warehouse_url)
-    except WarehouseUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    pipeline = WorkerPipeline(settings, client)
-    if dashboard is None:
-        dashboard = settings.embedded_warehouse
-    if dashboard:
-        _start_dashboard_thread(settings, connect(settings.warehouse_url))
+    pipeline = WorkerPipeline(settings, _warehouse(settings))
+    if dashboard if dashboard is not None else settings.embedded_warehouse:
+        host, port = settings.embedded.dashboard_host, settings.embedded.dashboard_port
+        threading.Thread(target=serve, args=(_dash_app(settings), host, port), name="dashboard", daemon=True).start()
     app = create_app(settings, pipeline, web_port=health_port)
     console.print(f"worker: {settings.topics.call_events} @ {settings.bootstrap_servers} -> {settings.warehouse_url}")
     run_worker(app, loglevel="debug" if ctx.obj["verbose"] else "warning")
-
-
-def _start_dashboard_thread(settings: Settings, client) -> None:
-    from dashboards.app import create_app as create_dash, serve
-    from dashboards.data import DashboardContext
-    from warehouse.migrate import migrate as apply
-
-    apply(client)  # the pages query tables that must exist before the worker's first landing
-    app = create_dash(DashboardContext(settings, client))
-    thread = threading.Thread(target=serve, args=(app, settings.embedded.dashboard_host, settings.embedded.dashboard_port),
-                              name="dashboard", daemon=True)
-    thread.start()
 
 
 @main.command()
@@ -190,19 +189,10 @@ def _start_dashboard_thread(settings: Settings, client) -> None:
 @click.pass_context
 def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the Dash dashboards (server mode; embedded mode serves them from the worker)."""
-    from dashboards.app import create_app as create_dash, serve
-    from dashboards.data import DashboardContext
-    from warehouse.client import WarehouseUnavailable, connect
-    from warehouse.migrate import migrate as apply
+    from dashboards.app import serve
 
     settings = _settings(ctx)
-    try:
-        client = connect(settings.warehouse_url)
-    except WarehouseUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    apply(client)
-    app = create_dash(DashboardContext(settings, client))
-    serve(app, host or settings.embedded.dashboard_host, port or settings.embedded.dashboard_port)
+    serve(_dash_app(settings), host or settings.embedded.dashboard_host, port or settings.embedded.dashboard_port)
 
 
 @main.command()

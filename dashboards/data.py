@@ -64,7 +64,9 @@ def wallboard_model(now: datetime | None = None) -> dict:
     # The board follows event time: with replayed or accelerated data "now" is the newest minute.
     board_now = fresh["newest_minute"] + timedelta(minutes=1) if fresh["newest_minute"] else now
     tiles = queries.campaign_tiles(ctx.client, board_now, local_day_start(board_now, ctx.settings), LIVE_WINDOW)
-    series = queries.minute_series(ctx.client, board_now - SPARKLINE_WINDOW, board_now)
+    # Stop the sparkline before the newest minute: it is still filling, and drawn
+    # as complete it would look as if dialling had collapsed.
+    series = queries.minute_series(ctx.client, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1))
     campaigns = []
     for row in tiles.to_dict("records"):
         mine = series[series["campaign"] == row["campaign"]] if not series.empty else series

@@ -38,7 +38,7 @@ def _sparkline(spark: dict, colour: str) -> dcc.Graph:
                    fill="tozeroy", hovertemplate="%{x|%H:%M} · %{y} dials<extra></extra>")
     )
     figure.update_layout(
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=60, showlegend=False,
+        margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=80, showlegend=False,
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
         xaxis={"visible": False}, yaxis={"visible": False, "rangemode": "tozero"},
     )
