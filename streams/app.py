@@ -131,6 +131,15 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 await dead_letters.send(key=letter.reason.encode(), value=encode_dead_letter(letter))
             pipeline.processor.landed()
 
+    @app.on_partitions_assigned.connect
+    async def reread_from_committed(app, assigned, **kwargs):
+        # On revocation Faust clears its stream buffers; when the same partitions come
+        # back, the fetcher can carry on past the dropped messages and a later commit
+        # skips them (seen as lost events under load). Re-reading from the committed
+        # offset makes a rebalance cost duplicates, which the buckets absorb, never loss.
+        if assigned:
+            await app.consumer.seek_to_committed()
+
     @app.page("/health")
     async def health(web, request):
         return web.json({"ready": pipeline.ready.is_set(), **pipeline.processor.stats.as_dict()})
