@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 
 from clickhouse_connect.driver.client import Client
@@ -26,7 +27,7 @@ class DashboardContext:
     settings: Settings
     client: Client
 
-    @property
+    @cached_property  # built once per process, not on every 3-second refresh
     def slot_rules(self) -> SlotRules:
         return SlotRules(self.settings.slots, self.settings.zone)
 

@@ -144,7 +144,6 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
     async def health(web, request):
         return web.json({"ready": pipeline.ready.is_set(), **pipeline.processor.stats.as_dict()})
 
-    app.call_events_agent = count_call_attempts
     return app
 
 

@@ -63,8 +63,8 @@ def campaign_tiles(client: Client, now: datetime, day_start: datetime, live_wind
         "day": _naive_utc(day_start), "now": _naive_utc(now), "live": _naive_utc(now - live_window),
     })
     frame = add_rate_columns(frame)
-    live = frame.get("live_contacts", pd.Series(dtype="float64")).astype("float64")
-    frame["live_abandon_rate"] = frame.get("live_abandoned", live).astype("float64").div(live.where(live != 0))
+    live_contacts = frame["live_contacts"].astype("float64")
+    frame["live_abandon_rate"] = frame["live_abandoned"].astype("float64").div(live_contacts.where(live_contacts != 0))
     return frame
 
 
