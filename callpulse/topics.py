@@ -91,28 +91,33 @@ def _check_partitions(admin: KafkaAdminClient, spec: TopicSpec) -> None:
 WORKER_GROUP = "callpulse-worker"  # the Faust app id, which Faust uses as consumer group
 
 
-def worker_lag(settings: Settings, group: str = WORKER_GROUP) -> dict[int, int]:
-    """Records per call-events partition not yet committed by the worker.
+def partition_bounds(settings: Settings, topic: str | None = None) -> dict[int, tuple[int, int]]:
+    """Per partition of ``topic`` (call events by default): (earliest offset, end offset).
 
-    The worker commits an offset only after its batch has landed, so zero lag on
-    every partition means everything published so far is in the warehouse.
+    tansu answers ListOffsets(latest) with the base offset of the partition's last
+    record batch, not one past its last record, so the reported end is only a lower
+    bound. Reading forward from it finds the real end on any broker.
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    topic = settings.topics.call_events
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="callpulse-lag",
-                             enable_auto_commit=False)
-    admin = admin_client(settings.bootstrap_servers)
+    topic = topic or settings.topics.call_events
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="callpulse-bounds",
+                             enable_auto_commit=False, max_partition_fetch_bytes=1 << 20)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        ends = consumer.end_offsets(partitions)
-        committed = admin.list_group_offsets({group: partitions}).get(group, {})
-        lag = {}
+        earliest = consumer.beginning_offsets(partitions)
+        ends = dict(consumer.end_offsets(partitions))
+        consumer.assign(partitions)
         for tp in partitions:
-            meta = committed.get(tp)
-            position = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag[tp.partition] = max(0, ends[tp] - position)
-        return lag
+            consumer.seek(tp, ends[tp])
+        quiet_polls = 0
+        for _ in range(10):  # bounded: with producers running there is always more
+            fetched = consumer.poll(timeout_ms=200)
+            quiet_polls = 0 if fetched else quiet_polls + 1
+            if quiet_polls == 2:
+                break
+            for tp, records in fetched.items():
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+        return {tp.partition: (earliest[tp], ends[tp]) for tp in partitions}
     finally:
         consumer.close()
-        admin.close()

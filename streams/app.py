@@ -1,9 +1,11 @@
 """The Faust worker: for each batch of calls in the stream, count them into their
-campaign's minute buckets, land attempts and buckets in ClickHouse, then let Faust
-commit the offsets.
+campaign's minute buckets, and land attempts, buckets and the partitions' new
+offsets in ClickHouse together.
 
-Faust acks the events of a ``take_events`` batch only after the loop body returns,
-so an offset is committed only once its batch is durable in the warehouse.
+Every record passes the partition cursor (streams/offsets.py) first, so each offset
+is processed exactly once in order even when Faust drops buffered records during a
+rebalance. Faust still commits its consumer group for lag tooling, but only offsets
+that were processed; a restart resumes from the offsets landed in the warehouse.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from clickhouse_connect.driver.client import Client
 
 from callpulse.config import Settings
 from callpulse.slots import SlotRules
+from callpulse.topics import WORKER_GROUP, partition_bounds
 from streams.deadletters import encode_dead_letter
-from streams.processor import CallEventProcessor, SourceRecord
+from streams.offsets import PartitionCursor, Position, TopicPartition
+from streams.processor import BatchResult, CallEventProcessor, SourceRecord
 from warehouse.landing import Lander
 from warehouse.migrate import migrate
-from warehouse.queries import landed_event_ids, open_window_attempts
+from warehouse.queries import landed_event_ids, landed_offsets, open_window_attempts
 
 log = logging.getLogger("callpulse.worker")
 
@@ -43,7 +47,9 @@ class WorkerPipeline:
         self.client = client
         self.slot_rules = SlotRules(settings.slots, settings.zone)
         self.processor = CallEventProcessor(settings, self.slot_rules)
-        self.lander = Lander(client, settings, self.slot_rules)
+        self.lander = Lander(client, settings, self.slot_rules, WORKER_GROUP)
+        self.cursor = PartitionCursor()
+        self.landed_offsets: dict[TopicPartition, int] = {}
         self.stopping = threading.Event()
         self.ready = threading.Event()
 
@@ -58,23 +64,65 @@ class WorkerPipeline:
             buckets = self.processor.buckets.take_dirty()
             self.lander.land_with_retry([], buckets)
             log.info("restored %d landed attempts into %d open buckets", restored, len(buckets))
+        self.cursor.start(self.start_offsets())
         self.ready.set()
 
-    def land(self, result) -> bool:
-        """Settle late events against the warehouse, then land the batch (blocking)."""
-        if result.late:
-            ids = [event.event_id for event, _ in result.late]
-            while True:
-                try:
-                    found = landed_event_ids(self.client, ids)
-                    break
-                except Exception as exc:
-                    if self.stopping.is_set():
-                        return False
-                    log.warning("checking late events failed (%s); retrying", exc)
-                    self.stopping.wait(1.0)
-            self.processor.resolve_late(result, found)
-        return self.lander.land_with_retry(result.attempts, result.buckets, should_stop=self.stopping.is_set)
+    def start_offsets(self) -> dict[TopicPartition, int]:
+        """Where each partition starts: its landed offset, else the earliest one kept."""
+        topic = self.settings.topics.call_events
+        landed = landed_offsets(self.client, WORKER_GROUP, topic)
+        starts = {}
+        for partition, (earliest, end) in partition_bounds(self.settings, topic).items():
+            offset = landed.get(partition, earliest)
+            if offset > end:
+                log.warning("partition %d: the warehouse has read up to offset %d but the topic ends at %d; "
+                            "the topic was recreated, so reading it from the start", partition, offset, end)
+                offset = earliest
+            elif offset < earliest:
+                log.error("partition %d: records %d..%d expired from Kafka before they were counted",
+                          partition, offset, earliest - 1)
+                offset = earliest
+            starts[(topic, partition)] = offset
+            self.landed_offsets.setdefault((topic, partition), offset)
+        return starts
+
+    def rewind_target(self, tp: TopicPartition) -> int | None:
+        """Where to seek a partition whose records went missing; None if a seek is under way."""
+        target = self.cursor.rewind_to(tp)
+        if target is None:
+            return None
+        earliest, _ = partition_bounds(self.settings, tp[0])[tp[1]]
+        if earliest > target:
+            log.error("partition %d: records %d..%d expired from Kafka before they were counted",
+                      tp[1], target, earliest - 1)
+            self.cursor.jump(tp, earliest)
+            return earliest
+        log.warning("partition %d: records from offset %d were skipped by the consumer; reading them again",
+                    tp[1], target)
+        return target
+
+    def resolve_late(self, result: BatchResult) -> bool:
+        """Late events that already landed are replays; the rest become dead letters."""
+        ids = [event.event_id for event, _ in result.late]
+        while True:
+            try:
+                found = landed_event_ids(self.client, ids)
+                break
+            except Exception as exc:
+                if self.stopping.is_set():
+                    return False
+                log.warning("checking late events failed (%s); retrying", exc)
+                self.stopping.wait(1.0)
+        self.processor.resolve_late(result, found)
+        return True
+
+    def land(self, result: BatchResult, offsets: dict[TopicPartition, int]) -> bool:
+        """Land the batch and the offsets it moved (blocking)."""
+        landed = self.lander.land_with_retry(result.attempts, result.buckets, offsets,
+                                             should_stop=self.stopping.is_set)
+        if landed:
+            self.landed_offsets.update(offsets)
+        return landed
 
 
 def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | None = None) -> faust.App:
@@ -104,18 +152,49 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
     dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw", partitions=1)
 
+    async def admit(events) -> list[SourceRecord]:
+        """The batch's records that are due, in offset order; seek back over any hole."""
+        loop = asyncio.get_running_loop()
+        assignment = app.consumer.assignment()
+        due: list[SourceRecord] = []
+        holes = set()
+        for event in events:
+            message = event.message
+            tp = (message.topic, message.partition)
+            if message.tp not in assignment:
+                # Buffered before a rebalance moved the partition away; its new owner reads it.
+                message.acked = True  # done for Faust, but its offset is never committed
+                continue
+            position = pipeline.cursor.place(tp, message.offset)
+            if position is Position.UNKNOWN:
+                pipeline.cursor.start(await loop.run_in_executor(None, pipeline.start_offsets))
+                position = pipeline.cursor.place(tp, message.offset)
+            if position is Position.DUE:
+                due.append(SourceRecord(message.topic, message.partition, message.offset, message.value))
+            elif position is Position.AHEAD:
+                message.acked = True
+                holes.add(message.tp)
+        for tp in holes:
+            target = await loop.run_in_executor(None, pipeline.rewind_target, (tp.topic, tp.partition))
+            if target is not None:
+                await app.consumer.seek_wait({tp: target})
+        return due
+
     @app.agent(call_events, name="count_call_attempts")
     async def count_call_attempts(stream):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, pipeline.prepare)
         batch_size = settings.worker.batch_max_messages
         async for events in stream.take_events(batch_size, within=settings.worker.batch_max_seconds):
-            records = [
-                SourceRecord(e.message.topic, e.message.partition, e.message.offset, e.message.value)
-                for e in events
-            ]
+            records = await admit(events)
             result = pipeline.processor.process(records)
-            landing = loop.run_in_executor(None, pipeline.land, result)
+            if result.late and not await loop.run_in_executor(None, pipeline.resolve_late, result):
+                os._exit(EXIT_UNLANDED)
+            # Dead letters are delivered before the offsets move: a crash in between
+            # repeats a dead letter, never loses one.
+            for letter in result.dead_letters:
+                await (await dead_letters.send(key=letter.reason.encode(), value=encode_dead_letter(letter)))
+            landing = loop.run_in_executor(None, pipeline.land, result, pipeline.cursor.take_unlanded())
             try:
                 landed = await asyncio.shield(landing)
             except asyncio.CancelledError:
@@ -127,22 +206,17 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 raise
             if not landed:
                 os._exit(EXIT_UNLANDED)
-            for letter in result.dead_letters:
-                await dead_letters.send(key=letter.reason.encode(), value=encode_dead_letter(letter))
             pipeline.processor.landed()
 
     @app.on_partitions_assigned.connect
-    async def reread_from_committed(app, assigned, **kwargs):
-        # On revocation Faust clears its stream buffers; when the same partitions come
-        # back, the fetcher can carry on past the dropped messages and a later commit
-        # skips them (seen as lost events under load). Re-reading from the committed
-        # offset makes a rebalance cost duplicates, which the buckets absorb, never loss.
-        if assigned:
-            await app.consumer.seek_to_committed()
+    async def forget_moved_partitions(app, assigned, **kwargs):
+        pipeline.cursor.keep_only((tp.topic, tp.partition) for tp in assigned)
 
     @app.page("/health")
     async def health(web, request):
-        return web.json({"ready": pipeline.ready.is_set(), **pipeline.processor.stats.as_dict()})
+        landed = {str(partition): offset for (_, partition), offset in sorted(pipeline.landed_offsets.items())}
+        return web.json({"ready": pipeline.ready.is_set(), **pipeline.processor.stats.as_dict(),
+                         "landed_offsets": landed})
 
     return app
 

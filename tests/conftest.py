@@ -83,18 +83,20 @@ class WorkerProcess:
         raise AssertionError(f"worker did not get there in {timeout_s} s; last health {last}\n{self.log()}")
 
     def wait_until_caught_up(self, timeout_s: float = 180.0) -> dict:
-        """Until every published record is committed, i.e. landed, then the worker's health."""
-        from callpulse.topics import worker_lag
+        """Until every published record has landed, by the worker's landed offsets; then its health."""
+        from callpulse.topics import partition_bounds
 
         deadline = time.monotonic() + timeout_s
         lag = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
-            lag = worker_lag(self.pipeline.settings)
-            if lag and not any(lag.values()):
-                health = self.health()
-                if health is not None:
+            health = self.health()
+            if health is not None and health["ready"]:
+                landed = health["landed_offsets"]
+                bounds = partition_bounds(self.pipeline.settings)
+                lag = {p: end - landed.get(str(p), 0) for p, (_, end) in bounds.items()}
+                if not any(lag.values()):
                     return health
             time.sleep(0.5)
         raise AssertionError(f"worker still lagging after {timeout_s} s: {lag}\n{self.log()}")

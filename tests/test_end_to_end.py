@@ -106,12 +106,9 @@ def test_seeded_events_land_exactly_as_pandas_computes_them(pipeline):
     assert_same_metrics(landed_by_campaign_and_slot(settings), expected)
 
 
-@pytest.mark.restart
 def test_killed_worker_restarts_without_double_counting(pipeline):
-    """Known intermittent (1 run in ~6 under load lost a contiguous run of events after the
-    restart; suspected: Faust dropping its take buffer on the rebalance that follows the dead
-    member's session expiry, without seeking back). Kept out of the default run until fixed
-    in the metrics-engine issue: `make test PYTEST_ARGS="-m restart"`."""
+    """SIGKILL mid-stream: no flush, no commit. The restart resumes from the offsets landed
+    in the warehouse and rebuilds its open buckets, so every event counts exactly once."""
     settings = pipeline.settings
     events = seeded_events(settings, seed=3, hours=1.0)
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)

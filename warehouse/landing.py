@@ -1,7 +1,8 @@
 """Batched, idempotent landing of attempts and minute buckets into ClickHouse.
 
 Order matters for exactness: raw attempts land before the buckets that count them,
-and the worker commits Kafka offsets only after both inserts return.
+and the consumed offsets land last, so an offset in the warehouse always means
+everything before it is there too.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from clickhouse_connect.driver.client import Client
 
 from callpulse.config import Settings
 from callpulse.metrics import COUNTERS, attempt_cost
 from callpulse.schema import CallAttempt
+from callpulse.topics import WORKER_GROUP
 from callpulse.slots import SlotRules
 from streams.buckets import BucketRow
 
@@ -27,11 +29,14 @@ ATTEMPT_COLUMNS = [
     "phone_hash", "lead_id", "agent", "team", "landed_at",
 ]
 BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version", "landed_at"]
+OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "next_offset", "version", "landed_at"]
 
 
 class Lander:
-    def __init__(self, client: Client, settings: Settings, slot_rules: SlotRules):
+    def __init__(self, client: Client, settings: Settings, slot_rules: SlotRules,
+                 consumer_group: str = WORKER_GROUP):
         self.client = client
+        self.consumer_group = consumer_group
         self.settings = settings
         self.slot_rules = slot_rules
 
@@ -53,7 +58,8 @@ class Lander:
             ])
         return rows
 
-    def land(self, attempts: Sequence[CallAttempt], buckets: Sequence[BucketRow]) -> None:
+    def land(self, attempts: Sequence[CallAttempt], buckets: Sequence[BucketRow],
+             offsets: Mapping[tuple[str, int], int] | None = None) -> None:
         if attempts:
             self.client.insert("call_attempts", self.attempt_rows(attempts), column_names=ATTEMPT_COLUMNS)
         if buckets:
@@ -64,23 +70,29 @@ class Lander:
                 for row in buckets
             ]
             self.client.insert("minute_metrics", rows, column_names=BUCKET_COLUMNS)
+        if offsets:
+            landed_at = datetime.now(timezone.utc)
+            version = time.time_ns()
+            rows = [[self.consumer_group, topic, partition, next_offset, version, landed_at]
+                    for (topic, partition), next_offset in offsets.items()]
+            self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
 
-    def land_with_retry(self, attempts, buckets, *, should_stop=lambda: False,
+    def land_with_retry(self, attempts, buckets, offsets=None, *, should_stop=lambda: False,
                         first_delay_s: float = 0.5, max_delay_s: float = 30.0) -> bool:
         """Land, retrying with exponential backoff until it works or the worker stops.
 
-        While this blocks, the worker neither consumes nor commits, so Kafka keeps
-        every unlanded event and memory stays bounded.
+        While this blocks, the worker neither consumes nor moves its offsets, so Kafka
+        keeps every unlanded event and memory stays bounded.
         """
         delay = first_delay_s
         while True:
             try:
-                self.land(attempts, buckets)
+                self.land(attempts, buckets, offsets)
                 return True
             except Exception as exc:  # any failure of the warehouse: keep the data, retry
                 if should_stop():
                     log.error("warehouse still failing at shutdown; %d events stay unlanded and "
-                              "uncommitted in Kafka: %s", len(attempts), exc)
+                              "unconsumed in Kafka: %s", len(attempts), exc)
                     return False
                 log.warning("landing %d attempts failed (%s); retrying in %.1f s", len(attempts), exc, delay)
                 time.sleep(delay)
