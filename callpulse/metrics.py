@@ -50,6 +50,28 @@ RATES: dict[str, Rate] = {
 METRIC_NAMES: tuple[str, ...] = tuple(RATES) + COUNTERS
 
 
+@dataclass(frozen=True)
+class ComplianceWindow:
+    """A rolling abandon-rate window per campaign, ending now, over whole minute buckets."""
+
+    name: str
+    label: str
+    minutes: int
+    rule: str
+
+
+#: The abandon rate over each window is abandoned / contacts (live answers), as RATES says.
+COMPLIANCE_WINDOWS: tuple[ComplianceWindow, ...] = (
+    ComplianceWindow("live_15m", "Last 15 min", 15,
+                     "live abandon rate over the last 15 minutes: what a supervisor can still fix"),
+    ComplianceWindow("uk_24h", "UK 24 h", 24 * 60,
+                     "UK Ofcom: abandoned calls at most 3 % of live calls per campaign over 24 hours"),
+    ComplianceWindow("us_30d", "US 30 days", 30 * 24 * 60,
+                     "US FTC Telemarketing Sales Rule: abandoned calls at most 3 % of calls answered "
+                     "by a live person per campaign over 30 days"),
+)
+
+
 def ratio(numerator: float, denominator: float) -> float | None:
     """numerator / denominator, or None where the denominator is zero."""
     if not denominator:
@@ -62,14 +84,18 @@ def compute_rates(sums: Mapping[str, float]) -> dict[str, float | None]:
     return {name: ratio(sums[r.numerator], sums[r.denominator]) for name, r in RATES.items()}
 
 
+def ratio_series(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """Element-wise ``ratio``: NaN (null) where the denominator is zero."""
+    denominator = denominator.astype("float64")
+    return numerator.astype("float64").div(denominator.where(denominator != 0, np.nan))
+
+
 def add_rate_columns(frame: pd.DataFrame, rates: Iterable[str] = RATES) -> pd.DataFrame:
     """Add rate columns to a frame of summed counters; zero denominators give NaN (null)."""
     frame = frame.copy()
     for name in rates:
         rate = RATES[name]
-        numerator = frame[rate.numerator].astype("float64")
-        denominator = frame[rate.denominator].astype("float64")
-        frame[name] = numerator.div(denominator.where(denominator != 0, np.nan))
+        frame[name] = ratio_series(frame[rate.numerator], frame[rate.denominator])
     return frame
 
 

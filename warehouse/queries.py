@@ -9,16 +9,22 @@ from typing import Sequence
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from callpulse.metrics import COUNTERS, add_rate_columns
+from callpulse.metrics import COMPLIANCE_WINDOWS, COUNTERS, add_rate_columns, ratio_series
 
 _SUMS = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
 
-# Dimensions a report may group by, mapped to their SQL over minute_metrics.
+# Dimensions a report may group by, mapped to their SQL over minute_metrics. Hours and
+# days are local to the configured zone ({tz}), like the time slots; any combination
+# rolls up at query time from the minute buckets.
 DIMENSIONS = {
     "campaign": "campaign",
     "slot": "slot",
     "segment": "segment",
     "minute": "minute",
+    "hour": "formatDateTime(toStartOfHour(minute, {tz:String}), '%Y-%m-%d %H:00', {tz:String})",
+    "hour_of_day": "toHour(minute, {tz:String})",
+    "day": "toString(toDate(minute, {tz:String}))",
+    "weekday": "toDayOfWeek(minute, 0, {tz:String})",
 }
 
 
@@ -31,8 +37,9 @@ def _frame(client: Client, sql: str, parameters: dict) -> pd.DataFrame:
     return frame
 
 
-def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
-    """Counters and rates grouped by ``dimensions`` over [start, end)."""
+def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime,
+               tz: str = "UTC") -> pd.DataFrame:
+    """Counters and rates grouped by ``dimensions`` over [start, end); hours and days in ``tz``."""
     unknown = [d for d in dimensions if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"unknown dimension(s) {unknown}; choose from {sorted(DIMENSIONS)}")
@@ -43,7 +50,7 @@ def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: 
         "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
         + (f"GROUP BY {group} ORDER BY {group}" if group else "")
     )
-    frame = _frame(client, sql, {"start": _naive_utc(start), "end": _naive_utc(end)})
+    frame = _frame(client, sql, {"start": _naive_utc(start), "end": _naive_utc(end), "tz": tz})
     if not dimensions and frame.empty:
         frame = pd.DataFrame([{name: 0.0 for name in COUNTERS}])
     return add_rate_columns(frame)
@@ -63,8 +70,31 @@ def campaign_tiles(client: Client, now: datetime, day_start: datetime, live_wind
         "day": _naive_utc(day_start), "now": _naive_utc(now), "live": _naive_utc(now - live_window),
     })
     frame = add_rate_columns(frame)
-    live_contacts = frame["live_contacts"].astype("float64")
-    frame["live_abandon_rate"] = frame["live_abandoned"].astype("float64").div(live_contacts.where(live_contacts != 0))
+    frame["live_abandon_rate"] = ratio_series(frame["live_abandoned"], frame["live_contacts"])
+    return frame
+
+
+def compliance_windows(client: Client, now: datetime) -> pd.DataFrame:
+    """Per campaign, for each compliance window ending at ``now``: abandoned, contacts and
+    abandon rate. A window of N minutes covers the buckets whose minute starts after
+    now - N minutes, the current (filling) minute included."""
+    columns = []
+    parameters = {"now": _naive_utc(now)}
+    for window in COMPLIANCE_WINDOWS:
+        parameters[window.name] = _naive_utc(now - timedelta(minutes=window.minutes))
+        since = f"minute > {{{window.name}:DateTime}}"
+        columns.append(f"sumIf(abandoned, {since}) AS {window.name}_abandoned, "
+                       f"sumIf(contacts, {since}) AS {window.name}_contacts")
+    longest = max(COMPLIANCE_WINDOWS, key=lambda w: w.minutes).name
+    sql = (
+        f"SELECT campaign, {', '.join(columns)} FROM minute_metrics FINAL "
+        f"WHERE minute > {{{longest}:DateTime}} AND minute <= {{now:DateTime}} "
+        "GROUP BY campaign ORDER BY campaign"
+    )
+    frame = client.query_df(sql, parameters=parameters)
+    for window in COMPLIANCE_WINDOWS:
+        frame[f"{window.name}_abandon_rate"] = ratio_series(frame[f"{window.name}_abandoned"],
+                                                            frame[f"{window.name}_contacts"])
     return frame
 
 

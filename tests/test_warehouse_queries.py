@@ -1,0 +1,98 @@
+"""Warehouse queries on a real chDB: compliance windows against a hand computation,
+local-time rollups, corrected (not appended) buckets, and null for zero denominators."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from callpulse.config import load_settings
+from callpulse.metrics import COUNTERS
+from callpulse.slots import SlotRules
+from streams.buckets import BucketRow
+from warehouse.client import connect
+from warehouse.landing import Lander
+from warehouse.migrate import migrate
+from warehouse.queries import compliance_windows, metrics_by
+
+SETTINGS = load_settings()
+NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    client = connect(f"chdb://{tmp_path_factory.mktemp('warehouse')}")
+    migrate(client)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def lander(client):
+    for table in ("minute_metrics", "call_attempts", "consumed_offsets"):
+        client.command(f"TRUNCATE TABLE {table}")
+    return Lander(client, SETTINGS, SlotRules(SETTINGS.slots, SETTINGS.zone))
+
+
+def bucket(campaign: str, minute: datetime, *, dials=0, contacts=0, abandoned=0, orders=0, cost=0.0,
+           segment="seniors", version=1) -> BucketRow:
+    counters = dict(dials=dials or contacts, contacts=contacts, connected=contacts - abandoned,
+                    abandoned=abandoned, orders=orders, cost=cost, talk_seconds=0.0)
+    return BucketRow(campaign, "midday", segment, int(minute.timestamp()), tuple(counters[c] for c in COUNTERS),
+                     version)
+
+
+def test_compliance_windows_match_a_hand_computation(client, lander):
+    minute = lambda delta: (NOW - delta).replace(second=0)  # noqa: E731 - start of that minute
+    lander.land([], [
+        bucket("winback", minute(timedelta(minutes=5)), contacts=100, abandoned=5),
+        bucket("winback", minute(timedelta(minutes=15)), contacts=50, abandoned=4),   # 11:45:00: outside 15 min
+        bucket("winback", minute(timedelta(hours=10)), contacts=150, abandoned=3),
+        bucket("winback", minute(timedelta(days=10)), contacts=700, abandoned=2),
+        bucket("winback", minute(timedelta(days=40)), contacts=1000, abandoned=500),  # outside 30 days
+        bucket("quiet", minute(timedelta(minutes=1)), dials=40),                      # nobody answered
+    ])
+    frame = compliance_windows(client, NOW).set_index("campaign")
+
+    winback = frame.loc["winback"]
+    # By hand: 15 min = 5 / 100; 24 h = (5 + 4 + 3) / (100 + 50 + 150); 30 d adds 2 / 700.
+    assert (winback["live_15m_abandoned"], winback["live_15m_contacts"]) == (5, 100)
+    assert winback["live_15m_abandon_rate"] == pytest.approx(0.05)
+    assert winback["uk_24h_abandon_rate"] == pytest.approx(12 / 300)
+    assert winback["us_30d_abandon_rate"] == pytest.approx(14 / 1000)
+    assert math.isnan(frame.loc["quiet", "uk_24h_abandon_rate"])  # no live answers: null, not 0
+
+
+def test_a_relanded_bucket_replaces_the_old_state(client, lander):
+    minute = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+    lander.land([], [bucket("winback", minute, contacts=10, abandoned=1, version=1)])
+    lander.land([], [bucket("winback", minute, contacts=12, abandoned=1, version=2)])
+    totals = metrics_by(client, [], minute, minute + timedelta(minutes=1))
+    assert totals.loc[0, "contacts"] == 12
+    assert totals.loc[0, "abandon_rate"] == pytest.approx(1 / 12)
+
+
+def test_hours_and_days_roll_up_in_local_time(client, lander):
+    # 14:59 and 15:00 UTC fall on different local days in Tokyo (23:59 and 00:00).
+    lander.land([], [
+        bucket("winback", datetime(2026, 11, 23, 14, 59, tzinfo=timezone.utc), contacts=10, abandoned=1),
+        bucket("winback", datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc), contacts=30, orders=3, cost=60.0),
+        bucket("winback", datetime(2026, 11, 23, 15, 30, tzinfo=timezone.utc), contacts=20, segment="students"),
+    ])
+    start, end = datetime(2026, 11, 23, tzinfo=timezone.utc), datetime(2026, 11, 24, tzinfo=timezone.utc)
+    by_day = metrics_by(client, ["day"], start, end, tz="Asia/Tokyo")
+    assert [str(day) for day in by_day["day"]] == ["2026-11-23", "2026-11-24"]
+    assert by_day["contacts"].tolist() == [10, 50]
+    by_hour = metrics_by(client, ["hour", "segment"], start, end, tz="Asia/Tokyo")
+    assert by_hour[["hour", "segment", "contacts"]].values.tolist() == [
+        ["2026-11-23 23:00", "seniors", 10], ["2026-11-24 00:00", "seniors", 30], ["2026-11-24 00:00", "students", 20],
+    ]
+    assert by_hour["cpo"].tolist()[1] == pytest.approx(20.0)
+    assert math.isnan(by_hour["cpo"].tolist()[0])  # no orders: CPO is null
+
+
+def test_an_unknown_dimension_is_a_clear_error(client):
+    with pytest.raises(ValueError, match="choose from"):
+        metrics_by(client, ["colour"], NOW, NOW)
