@@ -99,6 +99,11 @@ def add_rate_columns(frame: pd.DataFrame, rates: Iterable[str] = RATES) -> pd.Da
     return frame
 
 
+#: Shown in the UI next to the configured numbers; attempt_cost() below is its code.
+COST_FORMULA = ("cost = cost_per_attempt + (ring + wait + talk seconds) / 60 × cost_per_minute "
+                "+ talk seconds / 3600 × agent_cost_per_hour, unless the event carries its own cost")
+
+
 def attempt_cost(attempt: CallAttempt, model: CostModel) -> float:
     """What one attempt cost: its own cost fields if it carries any, else the campaign model.
 

@@ -14,11 +14,10 @@ from datetime import datetime, timedelta, timezone
 from clickhouse_connect.driver.client import Client
 
 from callpulse.config import Settings
-from callpulse.metrics import RATES
+from callpulse.metrics import COMPLIANCE_WINDOWS, RATES
 from callpulse.slots import SlotRules
 from warehouse import queries
 
-LIVE_WINDOW = timedelta(minutes=15)
 SPARKLINE_WINDOW = timedelta(hours=2)
 
 
@@ -64,12 +63,14 @@ def wallboard_model(now: datetime | None = None) -> dict:
     fresh = queries.freshness(ctx.client)
     # The board follows event time: with replayed or accelerated data "now" is the newest minute.
     board_now = fresh["newest_minute"] + timedelta(minutes=1) if fresh["newest_minute"] else now
-    tiles = queries.campaign_tiles(ctx.client, board_now, local_day_start(board_now, ctx.settings), LIVE_WINDOW)
+    tiles = queries.campaign_tiles(ctx.client, board_now, local_day_start(board_now, ctx.settings))
+    compliance = queries.compliance_windows(ctx.client, board_now).set_index("campaign")
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
     series = queries.minute_series(ctx.client, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1))
     campaigns = []
     for row in tiles.to_dict("records"):
+        windows = compliance.loc[row["campaign"]] if row["campaign"] in compliance.index else None
         mine = series[series["campaign"] == row["campaign"]] if not series.empty else series
         campaigns.append({
             "campaign": row["campaign"],
@@ -79,8 +80,15 @@ def wallboard_model(now: datetime | None = None) -> dict:
             "orders": int(row["orders"]),
             "cost": float(row["cost"]),
             **{name: _clean(row[name]) for name in RATES},
-            "live_abandon_rate": _clean(row["live_abandon_rate"]),
-            "live_contacts": int(row["live_contacts"]),
+            "compliance": {
+                window.name: {
+                    "label": window.label,
+                    "abandoned": int(windows[f"{window.name}_abandoned"]) if windows is not None else 0,
+                    "contacts": int(windows[f"{window.name}_contacts"]) if windows is not None else 0,
+                    "abandon_rate": _clean(windows[f"{window.name}_abandon_rate"]) if windows is not None else None,
+                }
+                for window in COMPLIANCE_WINDOWS
+            },
             "sparkline": {
                 "minutes": [m.isoformat() for m in mine["minute"]] if len(mine) else [],
                 "dials": [int(v) for v in mine["dials"]] if len(mine) else [],

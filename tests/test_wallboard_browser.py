@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from callpulse.config import Settings
-from callpulse.metrics import format_metric
+from callpulse.metrics import COST_FORMULA, format_metric
 from callpulse.schema import CallAttempt, Outcome
 from callpulse.slots import SlotRules
-from dashboards.data import LIVE_WINDOW, abandon_level, local_day_start
+from dashboards.data import abandon_level, local_day_start
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
 
@@ -70,7 +70,7 @@ def expected_tiles(events: list[CallAttempt], settings: Settings, today) -> dict
     todays = [e for e in events if e.event_time.astimezone(settings.zone).date() == today]
     # The board's "now" is the newest event minute plus one; the live window is the 15 minutes before it.
     board_now = max(_minute(e.event_time) for e in todays) + timedelta(minutes=1)
-    live_start = board_now - LIVE_WINDOW
+    live_start = board_now - timedelta(minutes=15)
     sums: dict[str, dict] = defaultdict(lambda: defaultdict(int))
     for event in todays:
         row = sums[event.campaign]
@@ -95,6 +95,7 @@ def expected_tiles(events: list[CallAttempt], settings: Settings, today) -> dict
             "orders": format_metric("orders", row["orders"]),
             "live_abandon_rate": format_metric("abandon_rate", live_rate),
             "live_contacts": row["live_contacts"],
+            "uk_24h": format_metric("abandon_rate", row["abandoned"] / row["contacts"] if row["contacts"] else None),
             "level": abandon_level(live_rate, settings),
         }
     return tiles
@@ -165,6 +166,9 @@ def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline):
                 expect(tile.get_by_test_id("live-abandon-rate")).to_have_text(want["live_abandon_rate"])
                 expect(tile).to_contain_text(f"{want['live_contacts']} live answers")
                 expect(tile).to_have_class(re.compile(rf"\blevel-{want['level']}\b"))
+                # All the seeded calls are within 24 hours and 30 days, so both windows equal today's.
+                expect(tile.get_by_test_id("uk_24h")).to_have_text(want["uk_24h"])
+                expect(tile.get_by_test_id("us_30d")).to_have_text(want["uk_24h"])
                 expect(tile.get_by_test_id("cpo")).to_have_text(re.compile(r"^[\d,]+\.\d\d$"))
 
             freshness = page.locator(".freshness")
@@ -188,6 +192,13 @@ def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline):
 
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # The definitions page states the formulas the numbers above were computed with.
+            page.get_by_role("link", name="Definitions").click()
+            expect(page.get_by_test_id("cost-formula")).to_have_text(COST_FORMULA)
+            expect(page.get_by_test_id("metric-definitions")).to_contain_text("abandoned / contacts")
+            expect(page.get_by_test_id("compliance-definitions").locator("tbody tr")).to_have_count(3)
+            expect(page.get_by_test_id("cost-models")).to_contain_text("default")
         finally:
             browser.close()
 

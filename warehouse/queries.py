@@ -56,39 +56,31 @@ def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: 
     return add_rate_columns(frame)
 
 
-def campaign_tiles(client: Client, now: datetime, day_start: datetime, live_window: timedelta) -> pd.DataFrame:
-    """One row per campaign: today's counters and rates, and the live-window abandon rate."""
+def campaign_tiles(client: Client, now: datetime, day_start: datetime) -> pd.DataFrame:
+    """One row per campaign: today's counters and rates."""
     sql = (
-        "SELECT campaign, " + _SUMS + ", "
-        "sumIf(abandoned, minute >= {live:DateTime}) AS live_abandoned, "
-        "sumIf(contacts, minute >= {live:DateTime}) AS live_contacts "
-        "FROM minute_metrics FINAL "
+        "SELECT campaign, " + _SUMS + " FROM minute_metrics FINAL "
         "WHERE minute >= {day:DateTime} AND minute <= {now:DateTime} "
         "GROUP BY campaign ORDER BY campaign"
     )
-    frame = _frame(client, sql, {
-        "day": _naive_utc(day_start), "now": _naive_utc(now), "live": _naive_utc(now - live_window),
-    })
-    frame = add_rate_columns(frame)
-    frame["live_abandon_rate"] = ratio_series(frame["live_abandoned"], frame["live_contacts"])
-    return frame
+    return add_rate_columns(_frame(client, sql, {"day": _naive_utc(day_start), "now": _naive_utc(now)}))
 
 
 def compliance_windows(client: Client, now: datetime) -> pd.DataFrame:
     """Per campaign, for each compliance window ending at ``now``: abandoned, contacts and
-    abandon rate. A window of N minutes covers the buckets whose minute starts after
+    abandon rate. A window of N minutes covers the minute buckets that start at or after
     now - N minutes, the current (filling) minute included."""
     columns = []
     parameters = {"now": _naive_utc(now)}
     for window in COMPLIANCE_WINDOWS:
         parameters[window.name] = _naive_utc(now - timedelta(minutes=window.minutes))
-        since = f"minute > {{{window.name}:DateTime}}"
+        since = f"minute >= {{{window.name}:DateTime}}"
         columns.append(f"sumIf(abandoned, {since}) AS {window.name}_abandoned, "
                        f"sumIf(contacts, {since}) AS {window.name}_contacts")
     longest = max(COMPLIANCE_WINDOWS, key=lambda w: w.minutes).name
     sql = (
         f"SELECT campaign, {', '.join(columns)} FROM minute_metrics FINAL "
-        f"WHERE minute > {{{longest}:DateTime}} AND minute <= {{now:DateTime}} "
+        f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} "
         "GROUP BY campaign ORDER BY campaign"
     )
     frame = client.query_df(sql, parameters=parameters)

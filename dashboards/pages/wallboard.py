@@ -9,7 +9,7 @@ from dash import Input, Output, callback, dcc, html
 from callpulse.metrics import format_metric
 from dashboards.data import abandon_level, context, wallboard_model
 
-dash.register_page(__name__, path="/", name="Wallboard", title="CallPulse · Wallboard")
+dash.register_page(__name__, path="/", name="Wallboard", title="CallPulse · Wallboard", order=0)
 
 LEVEL_COLOURS = {"ok": "#2ecc71", "warning": "#f1c40f", "critical": "#e74c3c", "none": "#7f8c8d"}
 
@@ -51,9 +51,19 @@ def _stat(label: str, value: str, test_id: str) -> html.Div:
                      html.Div(label, className="stat-label")], className="stat")
 
 
+def _compliance(window: dict, name: str, settings) -> html.Div:
+    level = abandon_level(window["abandon_rate"], settings)
+    return html.Div([html.Span(window["label"], className="stat-label"),
+                     html.Span(format_metric("abandon_rate", window["abandon_rate"]), className="window-value",
+                               style={"color": LEVEL_COLOURS[level]}, **{"data-testid": name})],
+                    className=f"window window-{level}", title=f"{window['abandoned']} abandoned / "
+                                                               f"{window['contacts']} live answers")
+
+
 def _tile(campaign: dict) -> html.Div:
     settings = context().settings
-    live_rate = campaign["live_abandon_rate"]
+    live = campaign["compliance"]["live_15m"]
+    live_rate = live["abandon_rate"]
     level = abandon_level(live_rate, settings)
     colour = LEVEL_COLOURS[level]
     return html.Div(
@@ -63,7 +73,7 @@ def _tile(campaign: dict) -> html.Div:
                 [
                     html.Div(format_metric("abandon_rate", live_rate), className="abandon-value",
                              style={"color": colour}, **{"data-testid": "live-abandon-rate"}),
-                    html.Div(f"abandon rate · last 15 min · {campaign['live_contacts']} live answers",
+                    html.Div(f"abandon rate · last 15 min · {live['contacts']} live answers",
                              className="stat-label"),
                 ],
                 className=f"abandon abandon-{level}",
@@ -78,6 +88,8 @@ def _tile(campaign: dict) -> html.Div:
                 ],
                 className="stats",
             ),
+            html.Div([_compliance(campaign["compliance"][name], name, settings) for name in ("uk_24h", "us_30d")],
+                     className="compliance"),
             _sparkline(campaign["sparkline"], colour),
         ],
         className=f"tile level-{level}",

@@ -1,0 +1,55 @@
+"""Definitions: every metric, compliance window and the cost model, as the pipeline computes them.
+
+Generated from callpulse.metrics and the running configuration, so it cannot drift from
+what the numbers on the other pages mean.
+"""
+
+from __future__ import annotations
+
+import dash
+from dash import html
+
+from callpulse.metrics import COMPLIANCE_WINDOWS, COST_FORMULA, RATES, format_metric
+from dashboards.data import context
+
+dash.register_page(__name__, path="/definitions", name="Definitions", title="CallPulse · Definitions", order=90)
+
+
+def _table(header: list[str], rows: list[list], test_id: str) -> html.Table:
+    return html.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in header])),
+         html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows])],
+        className="definitions-table", **{"data-testid": test_id},
+    )
+
+
+def layout(**_query):
+    settings = context().settings
+    limit = format_metric("abandon_rate", settings.thresholds.abandon_critical)
+    return html.Div(
+        [
+            html.H2("Metrics"),
+            html.P("Rates are always sum(numerator) / sum(denominator) over the rows asked about, "
+                   "never an average of rates. A zero denominator shows as —."),
+            _table(["metric", "formula", "meaning"],
+                   [[rate.label, f"{rate.numerator} / {rate.denominator}", rate.description]
+                    for rate in RATES.values()], "metric-definitions"),
+            html.H2("Abandon-rate windows"),
+            html.P(f"Per campaign, over whole minute buckets ending now. Limit shown in red: {limit}."),
+            _table(["window", "length", "rule"],
+                   [[w.label, f"{w.minutes // 1440} days" if w.minutes >= 2880 else
+                     (f"{w.minutes // 60} hours" if w.minutes >= 120 else f"{w.minutes} minutes"), w.rule]
+                    for w in COMPLIANCE_WINDOWS], "compliance-definitions"),
+            html.H2("Cost model"),
+            html.P(COST_FORMULA, className="formula", **{"data-testid": "cost-formula"}),
+            _table(["campaign", "per attempt", "per billed minute", "agent per hour"],
+                   [[name, f"{m.cost_per_attempt:,.4g}", f"{m.cost_per_minute:,.4g}", f"{m.agent_cost_per_hour:,.4g}"]
+                    for name, m in sorted(settings.cost_model.items())], "cost-models"),
+            html.H2("Time slots"),
+            html.P(f"Local time in {settings.pipeline.timezone}; any other hour is off_hours."),
+            _table(["slot", "hours", "who is at home"],
+                   [[s.name, f"{s.start_hour:02d}:00–{s.end_hour:02d}:00", s.audience] for s in settings.slots],
+                   "slot-definitions"),
+        ],
+        className="definitions",
+    )
