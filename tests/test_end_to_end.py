@@ -109,26 +109,26 @@ def test_seeded_events_land_exactly_as_pandas_computes_them(pipeline):
 
 
 def test_killed_worker_restarts_without_double_counting(pipeline):
-    """SIGKILL mid-stream: no flush, no commit. The restart resumes from the offsets landed
-    in the warehouse and rebuilds its open buckets, so every event counts exactly once."""
+    """SIGKILL mid-stream, three times: no flush, no commit. Each restart resumes from the
+    offsets landed in the warehouse and rebuilds its open buckets, so every event counts
+    exactly once."""
     settings = pipeline.settings
     events = seeded_events(settings, seed=3, hours=1.0)
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
-    half = len(events) // 2
-    publisher.publish_all(events[:half])
-    publisher.flush()
+    quarter = len(events) // 4
+    for round_ in range(3):
+        publisher.publish_all(events[round_ * quarter:(round_ + 1) * quarter])
+        publisher.flush()
+        worker = pipeline.worker()
+        # Killed once it has landed part of what is waiting, so a batch is in flight.
+        worker.wait_until(lambda h: h["records"] >= quarter // 3 and h["last_landed_at"])
+        worker.stop(signal.SIGKILL)
 
-    first = pipeline.worker()
-    first.wait_until(lambda h: h["counted"] >= half // 2 and h["last_landed_at"])
-    first.stop(signal.SIGKILL)  # no flush, no commit: whatever was in flight is replayed
-
-    publisher.publish_all(events[half:])
+    publisher.publish_all(events[3 * quarter:])
     publisher.close()
-    second = pipeline.worker()
-    # The restarted worker rebuilds its open buckets from landed rows, so replayed
-    # events count as duplicates and every event is counted exactly once overall.
-    health = second.wait_until_caught_up()
-    assert second.stop() == 0
+    last = pipeline.worker()
+    health = last.wait_until_caught_up()
+    assert last.stop() == 0
     assert health["dead_letters"] == {}
     assert_same_metrics(landed_by_campaign_and_slot(settings), expected_by_campaign_and_slot(events, settings))
 
