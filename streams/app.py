@@ -118,7 +118,7 @@ class WorkerPipeline:
 
     def land(self, result: BatchResult, offsets: dict[TopicPartition, int]) -> bool:
         """Land the batch and the offsets it moved (blocking)."""
-        landed = self.lander.land_with_retry(result.attempts, result.buckets, offsets,
+        landed = self.lander.land_with_retry(result.attempts, result.buckets, offsets, result.late_events,
                                              should_stop=self.stopping.is_set)
         if landed:
             self.landed_offsets.update(offsets)

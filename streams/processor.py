@@ -34,6 +34,8 @@ class BatchResult:
     # Too old for their bucket: either a replay of an event that already landed
     # (a duplicate) or a genuinely late event; resolve_late() decides which.
     late: list[tuple[CallAttempt, SourceRecord]] = field(default_factory=list)
+    # Settled as genuinely late: dead-lettered, and landed in late_events for reports.
+    late_events: list[CallAttempt] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +95,7 @@ class CallEventProcessor:
                 continue
             self.stats.late_events += 1
             self.stats.dead_letters["late_event"] += 1
+            result.late_events.append(event)
             rejection = Rejection(
                 "late_event",
                 f"event_time {event.event_time.isoformat()} is more than "

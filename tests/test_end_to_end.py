@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import signal
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
 
 from callpulse.config import Settings
-from callpulse.schema import encode_event
+from callpulse.schema import Outcome, encode_event
 from callpulse.slots import SlotRules
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
 from warehouse.client import connect
-from warehouse.queries import metrics_by
+from warehouse.queries import late_event_counts, metrics_by
 
 pytestmark = pytest.mark.integration
 
@@ -145,10 +146,42 @@ def test_bad_records_go_to_dead_letters_and_valid_ones_still_count(pipeline):
     negative = encode_event(events[1]).replace(b'"ring_seconds":', b'"ring_seconds":-')
     producer.send(settings.topics.call_events, key=b"x", value=b"[" + negative + b"," + encode_event(events[1]) + b"]")
     publisher.publish_all(events[2:])
+    # An abandoned call an hour older than its campaign's newest: past the 10-minute lateness.
+    newest = max(e.event_time for e in events if e.campaign == events[-1].campaign)
+    straggler = msgspec.structs.replace(events[-1], event_id="straggler-1", outcome=Outcome.ABANDONED,
+                                        talk_seconds=0.0, order=False, event_time=newest - timedelta(hours=1))
+    publisher.publish(straggler)
     publisher.close()
 
     worker = pipeline.worker()
     health = worker.wait_until_caught_up()
     assert worker.stop() == 0
     assert health["counted"] == len(events) - 1  # events[0] only came with a wrong version
-    assert health["dead_letters"] == {"invalid_json": 2, "unsupported_schema_version": 1, "schema_violation": 1}
+    assert health["dead_letters"] == {"invalid_json": 2, "unsupported_schema_version": 1, "schema_violation": 1,
+                                      "late_event": 1}
+    letters = read_dead_letters(settings)
+    assert sorted(letter["reason"] for letter in letters) == [
+        "invalid_json", "invalid_json", "late_event", "schema_violation", "unsupported_schema_version"]
+    assert all(letter["source_topic"] == settings.topics.call_events for letter in letters)
+    violation = next(letter for letter in letters if letter["reason"] == "schema_violation")
+    assert violation["batch_index"] == 0 and "ring_seconds" in violation["detail"]
+
+    client = connect(settings.warehouse_url)
+    try:
+        late = late_event_counts(client, START - timedelta(days=1), END)
+    finally:
+        client.close()
+    assert late[["campaign", "late_events", "late_abandoned"]].values.tolist() == [[straggler.campaign, 1, 1]]
+
+
+def read_dead_letters(settings: Settings) -> list[dict]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, consumer_timeout_ms=3000,
+                             enable_auto_commit=False)
+    try:
+        consumer.assign([TopicPartition(settings.topics.dead_letters, 0)])
+        consumer.seek_to_beginning()
+        return [json.loads(record.value) for record in consumer]
+    finally:
+        consumer.close()

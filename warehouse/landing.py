@@ -29,6 +29,7 @@ ATTEMPT_COLUMNS = [
     "phone_hash", "lead_id", "agent", "team", "landed_at",
 ]
 BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version", "landed_at"]
+LATE_COLUMNS = ["event_id", "campaign", "event_time", "segment", "outcome", "received_at"]
 OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "next_offset", "version", "landed_at"]
 
 
@@ -59,7 +60,8 @@ class Lander:
         return rows
 
     def land(self, attempts: Sequence[CallAttempt], buckets: Sequence[BucketRow],
-             offsets: Mapping[tuple[str, int], int] | None = None) -> None:
+             offsets: Mapping[tuple[str, int], int] | None = None,
+             late_events: Sequence[CallAttempt] = ()) -> None:
         if attempts:
             self.client.insert("call_attempts", self.attempt_rows(attempts), column_names=ATTEMPT_COLUMNS)
         if buckets:
@@ -70,6 +72,11 @@ class Lander:
                 for row in buckets
             ]
             self.client.insert("minute_metrics", rows, column_names=BUCKET_COLUMNS)
+        if late_events:
+            received_at = datetime.now(timezone.utc)
+            rows = [[event.event_id, event.campaign, event.event_time, event.lead.segment, event.outcome.value,
+                     received_at] for event in late_events]
+            self.client.insert("late_events", rows, column_names=LATE_COLUMNS)
         if offsets:
             landed_at = datetime.now(timezone.utc)
             version = time.time_ns()
@@ -77,7 +84,7 @@ class Lander:
                     for (topic, partition), next_offset in offsets.items()]
             self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
 
-    def land_with_retry(self, attempts, buckets, offsets=None, *, should_stop=lambda: False,
+    def land_with_retry(self, attempts, buckets, offsets=None, late_events=(), *, should_stop=lambda: False,
                         first_delay_s: float = 0.5, max_delay_s: float = 30.0) -> bool:
         """Land, retrying with exponential backoff until it works or the worker stops.
 
@@ -87,7 +94,7 @@ class Lander:
         delay = first_delay_s
         while True:
             try:
-                self.land(attempts, buckets, offsets)
+                self.land(attempts, buckets, offsets, late_events)
                 return True
             except Exception as exc:  # any failure of the warehouse: keep the data, retry
                 if should_stop():

@@ -90,6 +90,17 @@ def compliance_windows(client: Client, now: datetime) -> pd.DataFrame:
     return frame
 
 
+def late_event_counts(client: Client, start: datetime, end: datetime) -> pd.DataFrame:
+    """Per campaign: distinct events with event time in [start, end) that arrived too late to count."""
+    frame = client.query_df(
+        "SELECT campaign, count() AS late_events, countIf(outcome = 'abandoned') AS late_abandoned "
+        "FROM late_events FINAL WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
+        "GROUP BY campaign ORDER BY campaign",
+        parameters={"start": _naive_utc(start), "end": _naive_utc(end)},
+    )
+    return frame if len(frame.columns) else pd.DataFrame(columns=["campaign", "late_events", "late_abandoned"])
+
+
 def minute_series(client: Client, since: datetime, until: datetime) -> pd.DataFrame:
     """Per campaign and minute: counters and rates (for sparklines and trends)."""
     return metrics_by(client, ["campaign", "minute"], since, until)
