@@ -63,6 +63,49 @@ def migrate(ctx: click.Context) -> None:
     console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
 
 
+@main.group()
+def alerts() -> None:
+    """Alerts raised by the worker (read from the alerts topic)."""
+
+
+@alerts.command("list")
+@click.option("--active", is_flag=True, help="Only episodes still firing.")
+@click.option("--all-transitions", is_flag=True, help="Every transition, not just each episode's newest.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def alerts_list(ctx: click.Context, active: bool, all_transitions: bool, output_format: str) -> None:
+    """List alerts, newest first. Reads the Kafka topic, so it works while the worker runs."""
+    import msgspec
+    from rich.table import Table
+
+    from callpulse.alerts import decode_alert, latest_by_episode
+    from callpulse.topics import read_topic
+
+    settings = _settings(ctx)
+    transitions = []
+    for raw in read_topic(settings, settings.topics.alerts):
+        try:
+            transitions.append(decode_alert(raw))
+        except msgspec.DecodeError as exc:
+            console.print(f"[yellow]skipping a record that is not an alert: {exc}[/]")
+    shown = sorted(transitions, key=lambda a: a.emitted_at, reverse=True) if all_transitions \
+        else latest_by_episode(transitions)
+    if active:
+        shown = [a for a in latest_by_episode(transitions) if a.state == "firing"]
+    if output_format == "json":
+        click.echo(msgspec.json.encode(shown).decode())
+        return
+    table = Table(title=f"{'active ' if active else ''}alerts ({len(shown)})")
+    for column in ("since (event time)", "campaign", "rule", "state", "severity", "value", "threshold", "detail"):
+        table.add_column(column)
+    for alert in shown:
+        value = "—" if alert.value is None else f"{alert.value:.4g}"
+        colour = "green" if alert.state == "resolved" else "red" if alert.severity == "critical" else "yellow"
+        table.add_row(alert.first_seen.strftime("%Y-%m-%d %H:%M:%S"), alert.campaign, alert.rule.value,
+                      f"[{colour}]{alert.state}[/]", alert.severity, value, f"{alert.threshold:.4g}", alert.detail)
+    Console().print(table)
+
+
 @main.command()
 @click.option("--check", is_flag=True, help="Fail if the committed schema file is out of date.")
 @click.option("--output", type=click.Path(dir_okay=False), default=str(SCHEMA_FILE), show_default=True)

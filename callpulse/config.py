@@ -75,6 +75,33 @@ class CostModel(msgspec.Struct, frozen=True):
     agent_cost_per_hour: float
 
 
+class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One campaign's alert rules; see [alerts.rules.default] in default_config.toml."""
+
+    abandon_window_minutes: int
+    abandon_warning: float
+    abandon_critical: float
+    min_live_answers: int
+    clear_ratio: float
+    cooldown_seconds: float
+    compliance_limit: float
+    compliance_share: float
+    contact_drop_ratio: float
+    contact_min_dials: int
+    baseline_days: int
+    cpo_window_minutes: int
+    cpo_spike_multiple: float
+    cpo_min_orders: int
+
+
+class AlertsConfig(msgspec.Struct, frozen=True):
+    # Per campaign: a partial table merged over "default".
+    rules: dict[str, dict[str, Any]]
+    webhook_url: str = ""
+    webhook_timeout_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+
+
 class Settings(msgspec.Struct, frozen=True, dict=True):
     pipeline: PipelineConfig
     topics: TopicsConfig
@@ -84,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     thresholds: ThresholdsConfig
     slots: list[SlotConfig]
     cost_model: dict[str, CostModel]
+    alerts: AlertsConfig
     # Resolved from the environment by load_settings(); None means "embedded".
     kafka_bootstrap_servers: str | None = None
     clickhouse_url: str | None = None
@@ -114,6 +142,17 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
 
     def cost_model_for(self, campaign: str) -> CostModel:
         return self.cost_model.get(campaign) or self.cost_model["default"]
+
+    def alert_rules_for(self, campaign: str) -> AlertRules:
+        rules = self.__dict__.setdefault("_alert_rules", {})
+        if campaign not in rules:
+            table = {**self.alerts.rules["default"], **self.alerts.rules.get(campaign, {})}
+            rules[campaign] = msgspec.convert(table, AlertRules)
+        return rules[campaign]
+
+    @property
+    def alert_webhook_url(self) -> str:
+        return os.environ.get("CALLPULSE_ALERT_WEBHOOK_URL") or self.alerts.webhook_url
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -184,5 +223,16 @@ def _check(settings: Settings) -> None:
     for slot in settings.slots:
         if not 0 <= slot.start_hour < slot.end_hour <= 24:
             raise ConfigError(f"slot {slot.name!r}: need 0 <= start_hour < end_hour <= 24")
+    if "default" not in settings.alerts.rules:
+        raise ConfigError("[alerts.rules.default] is required: it is every campaign's alert rules")
+    for campaign in settings.alerts.rules:
+        try:
+            rules = settings.alert_rules_for(campaign)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"[alerts.rules.{campaign}]: {exc}") from None
+        if not 0 < rules.abandon_warning <= rules.abandon_critical <= 1:
+            raise ConfigError(f"[alerts.rules.{campaign}]: need 0 < abandon_warning <= abandon_critical <= 1")
+        if not 0 < rules.clear_ratio <= 1:
+            raise ConfigError(f"[alerts.rules.{campaign}]: clear_ratio must be in (0, 1]")
     if settings.topics.partitions < 1:
         raise ConfigError("topics.partitions must be at least 1")

@@ -121,3 +121,34 @@ def partition_bounds(settings: Settings, topic: str | None = None) -> dict[int, 
         return {tp.partition: (earliest[tp], ends[tp]) for tp in partitions}
     finally:
         consumer.close()
+
+
+def read_topic(settings: Settings, topic: str) -> list[bytes]:
+    """Every record value in ``topic`` (all partitions) from the beginning to its end now."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    bounds = partition_bounds(settings, topic)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="callpulse-reader",
+                             enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p, (earliest, end) in bounds.items() if end > earliest]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, bounds[tp.partition][0])
+        values: list[bytes] = []
+        remaining = {tp for tp in partitions}
+        idle_polls = 0
+        while remaining and idle_polls < 50:  # 10 s without a record: the broker is not answering
+            fetched = consumer.poll(timeout_ms=200)
+            idle_polls = 0 if fetched else idle_polls + 1
+            for tp, records in fetched.items():
+                for record in records:
+                    if record.offset < bounds[tp.partition][1]:
+                        values.append(record.value)
+                if records and records[-1].offset + 1 >= bounds[tp.partition][1]:
+                    remaining.discard(tp)
+        return values
+    finally:
+        consumer.close()

@@ -21,10 +21,13 @@ from clickhouse_connect.driver.client import Client
 from callpulse.config import Settings
 from callpulse.slots import SlotRules
 from callpulse.topics import WORKER_GROUP, partition_bounds
+from callpulse.alerts import Alert, encode_alert
+from streams.alerting import AlertEvaluator, triggers_of
 from streams.deadletters import encode_dead_letter
 from streams.offsets import PartitionCursor, Position, TopicPartition
 from streams.processor import BatchResult, CallEventProcessor, SourceRecord
-from warehouse.landing import Lander
+from streams.webhook import WebhookSender
+from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import migrate
 from warehouse.queries import landed_event_ids, landed_offsets, open_window_attempts
 
@@ -33,6 +36,7 @@ log = logging.getLogger("callpulse.worker")
 # Exit code when a batch could not be landed during shutdown: exiting hard keeps
 # Faust from committing its offsets, so the batch is consumed again on restart.
 EXIT_UNLANDED = 70
+EXIT_AGENT_FAILED = 71
 
 
 def faust_broker_url(bootstrap_servers: str) -> list[str]:
@@ -50,6 +54,12 @@ class WorkerPipeline:
         self.lander = Lander(client, settings, self.slot_rules, WORKER_GROUP)
         self.cursor = PartitionCursor()
         self.landed_offsets: dict[TopicPartition, int] = {}
+        self.alerting = AlertEvaluator(settings, client, self.processor.buckets, self.slot_rules)
+        self.processor.on_counted = self.alerting.note_counted
+        self.webhook = (WebhookSender(settings.alert_webhook_url, timeout_s=settings.alerts.webhook_timeout_seconds,
+                                      max_attempts=settings.alerts.webhook_max_attempts)
+                        if settings.alert_webhook_url else None)
+        self.alerts_sent = 0
         self.stopping = threading.Event()
         self.ready = threading.Event()
 
@@ -58,14 +68,34 @@ class WorkerPipeline:
         applied = migrate(self.client)
         if applied:
             log.info("warehouse migrations applied: %s", ", ".join(applied))
-        rows = open_window_attempts(self.client, self.settings.pipeline.allowed_lateness_seconds)
+        rows = open_window_attempts(self.client, self.processor.buckets.keep_seconds)
         restored = self.processor.buckets.restore(rows)
         if restored:
             buckets = self.processor.buckets.take_dirty()
             self.lander.land_with_retry([], buckets)
             log.info("restored %d landed attempts into %d open buckets", restored, len(buckets))
+        firing = self.alerting.restore()
+        if firing:
+            log.info("%d alert(s) still firing from before the restart", firing)
         self.cursor.start(self.start_offsets())
         self.ready.set()
+
+    def evaluate_alerts(self, result: BatchResult) -> list[Alert] | None:
+        """The alert transitions this batch causes; None if the warehouse failed through shutdown."""
+        if not result.attempts:
+            return []
+        triggers = triggers_of(result.attempts)
+        readings: list = []
+
+        def read() -> None:
+            readings[:] = self.alerting.read(triggers)  # a retry starts over, never appends twice
+
+        ok = retry_until_stopped(read, "reading alert rules", self.stopping.is_set)
+        return self.alerting.observe(readings) if ok else None
+
+    def land_alerts(self, alerts: list[Alert]) -> bool:
+        return retry_until_stopped(lambda: self.lander.land_alerts(alerts), f"landing {len(alerts)} alerts",
+                                   self.stopping.is_set)
 
     def start_offsets(self) -> dict[TopicPartition, int]:
         """Where each partition starts: its landed offset, else the earliest one kept."""
@@ -151,6 +181,25 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                             key_serializer="raw", value_serializer="raw", partitions=topics.partitions)
     dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw", partitions=1)
+    alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw", partitions=1)
+
+    async def raise_alerts(result: BatchResult) -> None:
+        """Rules read the just-landed state; each transition goes to the topic, then the table."""
+        loop = asyncio.get_running_loop()
+        alerts = await loop.run_in_executor(None, pipeline.evaluate_alerts, result)
+        if alerts is None:
+            os._exit(EXIT_UNLANDED)  # the batch landed; a restart re-reads the rules from the warehouse
+        if not alerts:
+            return
+        for alert in alerts:
+            await (await alerts_topic.send(key=alert.campaign.encode(), value=encode_alert(alert)))
+            log.warning("alert: %s", alert.headline())
+        pipeline.alerts_sent += len(alerts)
+        if not await loop.run_in_executor(None, pipeline.land_alerts, alerts):
+            os._exit(EXIT_UNLANDED)
+        if pipeline.webhook is not None:
+            pipeline.webhook.submit(alerts)
 
     async def admit(events) -> list[SourceRecord]:
         """The batch's records that are due, in offset order; seek back over any hole."""
@@ -182,6 +231,17 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
 
     @app.agent(call_events, name="count_call_attempts")
     async def count_call_attempts(stream):
+        try:
+            await count_batches(stream)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # A crashed Faust agent leaves a live worker that consumes nothing; exit instead,
+            # so a supervisor restarts it from the landed offsets.
+            log.critical("the worker's agent failed; exiting", exc_info=True)
+            os._exit(EXIT_AGENT_FAILED)
+
+    async def count_batches(stream):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, pipeline.prepare)
         batch_size = settings.worker.batch_max_messages
@@ -207,6 +267,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
             if not landed:
                 os._exit(EXIT_UNLANDED)
             pipeline.processor.landed()
+            await raise_alerts(result)
 
     @app.on_partitions_assigned.connect
     async def forget_moved_partitions(app, assigned, **kwargs):
@@ -215,8 +276,12 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
     @app.page("/health")
     async def health(web, request):
         landed = {str(partition): offset for (_, partition), offset in sorted(pipeline.landed_offsets.items())}
+        webhook = pipeline.webhook
         return web.json({"ready": pipeline.ready.is_set(), **pipeline.processor.stats.as_dict(),
-                         "landed_offsets": landed})
+                         "landed_offsets": landed, "alerts_sent": pipeline.alerts_sent,
+                         "alerts_firing": len(pipeline.alerting.book.firing),
+                         "webhook": None if webhook is None else
+                         {"delivered": webhook.delivered, "failed": webhook.failed, "queued": webhook.queue.qsize()}})
 
     return app
 

@@ -24,6 +24,11 @@ from callpulse.slots import SlotRules
 BucketKey = tuple[str, str, str, int]  # campaign, slot, segment, minute (epoch seconds)
 
 
+def longest_alert_window_minutes(settings: Settings) -> int:
+    rules = [settings.alert_rules_for(campaign) for campaign in settings.alerts.rules]
+    return max(max(r.abandon_window_minutes, r.cpo_window_minutes) for r in rules)
+
+
 class Verdict(Enum):
     COUNTED = "counted"
     DUPLICATE = "duplicate"
@@ -51,6 +56,9 @@ class MinuteBuckets:
         self.settings = settings
         self.slot_rules = slot_rules
         self.lateness = settings.pipeline.allowed_lateness_seconds
+        # Buckets stay in memory for the lateness window, or longer where a live alert
+        # window needs them (alert rules read their windows from here).
+        self.keep_seconds = max(self.lateness, 60 * longest_alert_window_minutes(settings))
         self.buckets: dict[BucketKey, Bucket] = {}
         self.watermarks: dict[str, float] = {}  # campaign -> newest event time seen (epoch s)
         self.dirty: set[BucketKey] = set()
@@ -110,16 +118,25 @@ class MinuteBuckets:
         self.dirty.clear()
         return rows
 
-    def evict_closed(self) -> int:
-        """Forget buckets no event can reach any more (older than watermark - lateness).
+    def window_totals(self, campaign: str, first_minute: int) -> dict[str, float]:
+        """Summed counters of a campaign's buckets from ``first_minute`` (epoch s) on."""
+        totals = [0.0] * len(COUNTERS)
+        for key, bucket in self.buckets.items():
+            if key[0] == campaign and key[3] >= first_minute:
+                for index, value in enumerate(bucket.counters):
+                    totals[index] += value
+        return dict(zip(COUNTERS, totals))
 
-        Their final state is already landed, so memory stays bounded by the lateness
-        window whatever the run length.
+    def evict_closed(self) -> int:
+        """Forget buckets no event can reach and no alert window reads any more.
+
+        Their final state is already landed, so memory stays bounded by that horizon
+        whatever the run length.
         """
         closed = [
             key for key in self.buckets
             if key not in self.dirty
-            and key[3] + 60 <= self.watermarks.get(key[0], 0) - self.lateness
+            and key[3] + 60 <= self.watermarks.get(key[0], 0) - self.keep_seconds
         ]
         for key in closed:
             del self.buckets[key]

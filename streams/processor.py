@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Callable, Iterable
 
 from callpulse.config import Settings
 from callpulse.schema import CallAttempt, Rejection, decode_record, encode_event
@@ -62,6 +62,7 @@ class CallEventProcessor:
         self.settings = settings
         self.buckets = MinuteBuckets(settings, slot_rules)
         self.stats = WorkerStats()
+        self.on_counted: Callable[[CallAttempt], None] | None = None  # the alert rules' minute hook
 
     def process(self, records: Iterable[SourceRecord]) -> BatchResult:
         attempts: list[CallAttempt] = []
@@ -78,6 +79,8 @@ class CallEventProcessor:
                 if verdict is Verdict.COUNTED:
                     attempts.append(event)
                     self.stats.counted += 1
+                    if self.on_counted is not None:
+                        self.on_counted(event)
                 elif verdict is Verdict.DUPLICATE:
                     self.stats.duplicates += 1
                 else:

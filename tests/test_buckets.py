@@ -53,9 +53,14 @@ def test_restore_rebuilds_counters_and_ids_from_landed_rows():
 
 def test_closed_buckets_are_evicted_so_memory_stays_bounded():
     state = buckets()
+    # Kept for the longest alert window (CPO, 60 min), which is longer than the lateness.
+    assert state.keep_seconds == 3600
     state.add(call("old", 0))
+    state.add(call("recent", 2 * 3600 - 1800))
     state.take_dirty()
-    state.add(call("new", 3600))
+    state.add(call("new", 2 * 3600))
     state.take_dirty()
     assert state.evict_closed() == 1
-    assert len(state.buckets) == 1
+    assert sorted(key[3] - state.key_for("c1", "seniors", T0.timestamp())[3] for key in state.buckets) == [5400, 7200]
+    # The live windows alert rules read are sums over what is kept.
+    assert state.window_totals("c1", 0)["dials"] == 2

@@ -16,10 +16,12 @@ from clickhouse_connect.driver.client import Client
 
 from callpulse.config import Settings
 from callpulse.metrics import COUNTERS, attempt_cost
+from callpulse.alerts import Alert
 from callpulse.schema import CallAttempt
 from callpulse.topics import WORKER_GROUP
 from callpulse.slots import SlotRules
 from streams.buckets import BucketRow
+from warehouse.queries import ALERT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +86,34 @@ class Lander:
                     for (topic, partition), next_offset in offsets.items()]
             self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
 
-    def land_with_retry(self, attempts, buckets, offsets=None, late_events=(), *, should_stop=lambda: False,
-                        first_delay_s: float = 0.5, max_delay_s: float = 30.0) -> bool:
-        """Land, retrying with exponential backoff until it works or the worker stops.
+    def land_alerts(self, alerts: Sequence[Alert]) -> None:
+        rows = [[getattr(alert, column) for column in ALERT_COLUMNS] for alert in alerts]
+        for row in rows:
+            row[1] = row[1].value  # Rule enum -> its name
+        self.client.insert("alerts", rows, column_names=ALERT_COLUMNS)
+
+    def land_with_retry(self, attempts, buckets, offsets=None, late_events=(), *, should_stop=lambda: False) -> bool:
+        """Land, retrying with backoff until it works or the worker stops.
 
         While this blocks, the worker neither consumes nor moves its offsets, so Kafka
         keeps every unlanded event and memory stays bounded.
         """
-        delay = first_delay_s
-        while True:
-            try:
-                self.land(attempts, buckets, offsets, late_events)
-                return True
-            except Exception as exc:  # any failure of the warehouse: keep the data, retry
-                if should_stop():
-                    log.error("warehouse still failing at shutdown; %d events stay unlanded and "
-                              "unconsumed in Kafka: %s", len(attempts), exc)
-                    return False
-                log.warning("landing %d attempts failed (%s); retrying in %.1f s", len(attempts), exc, delay)
-                time.sleep(delay)
-                delay = min(max_delay_s, delay * 2)
+        return retry_until_stopped(lambda: self.land(attempts, buckets, offsets, late_events),
+                                   f"landing {len(attempts)} attempts", should_stop)
+
+
+def retry_until_stopped(action, what: str, should_stop=lambda: False,
+                        first_delay_s: float = 0.5, max_delay_s: float = 30.0) -> bool:
+    """Run ``action`` until it works (True) or ``should_stop()`` says give up (False)."""
+    delay = first_delay_s
+    while True:
+        try:
+            action()
+            return True
+        except Exception as exc:  # any failure of the warehouse: keep the data, retry
+            if should_stop():
+                log.error("%s still failing at shutdown; it stays unlanded and unconsumed in Kafka: %s", what, exc)
+                return False
+            log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+            time.sleep(delay)
+            delay = min(max_delay_s, delay * 2)

@@ -66,12 +66,12 @@ def campaign_tiles(client: Client, now: datetime, day_start: datetime) -> pd.Dat
     return add_rate_columns(_frame(client, sql, {"day": _naive_utc(day_start), "now": _naive_utc(now)}))
 
 
-def compliance_windows(client: Client, now: datetime) -> pd.DataFrame:
+def compliance_windows(client: Client, now: datetime, campaign: str | None = None) -> pd.DataFrame:
     """Per campaign, for each compliance window ending at ``now``: abandoned, contacts and
     abandon rate. A window of N minutes covers the minute buckets that start at or after
     now - N minutes, the current (filling) minute included."""
     columns = []
-    parameters = {"now": _naive_utc(now)}
+    parameters = {"now": _naive_utc(now), "campaign": campaign or ""}
     for window in COMPLIANCE_WINDOWS:
         parameters[window.name] = _naive_utc(now - timedelta(minutes=window.minutes))
         since = f"minute >= {{{window.name}:DateTime}}"
@@ -81,13 +81,64 @@ def compliance_windows(client: Client, now: datetime) -> pd.DataFrame:
     sql = (
         f"SELECT campaign, {', '.join(columns)} FROM minute_metrics FINAL "
         f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} "
-        "GROUP BY campaign ORDER BY campaign"
+        + ("AND campaign = {campaign:String} " if campaign else "")
+        + "GROUP BY campaign ORDER BY campaign"
     )
     frame = client.query_df(sql, parameters=parameters)
     for window in COMPLIANCE_WINDOWS:
         frame[f"{window.name}_abandon_rate"] = ratio_series(frame[f"{window.name}_abandoned"],
                                                             frame[f"{window.name}_contacts"])
     return frame
+
+
+def campaign_baseline(client: Client, campaign: str, slot: str, since: datetime, until: datetime) -> dict:
+    """A campaign's summed counters over [since, until): in ``slot`` and over all slots."""
+    row = client.query(
+        "SELECT sumIf(dials, slot = {slot:String}), sumIf(contacts, slot = {slot:String}), "
+        "sum(cost), sum(orders) FROM minute_metrics FINAL "
+        "WHERE campaign = {campaign:String} AND minute >= {since:DateTime} AND minute < {until:DateTime}",
+        parameters={"campaign": campaign, "slot": slot, "since": _naive_utc(since), "until": _naive_utc(until)},
+    ).result_rows[0]
+    slot_dials, slot_contacts, cost, orders = row
+    return {"slot_dials": float(slot_dials), "slot_contacts": float(slot_contacts),
+            "cost": float(cost), "orders": float(orders)}
+
+
+ALERT_COLUMNS = ["alert_id", "rule", "campaign", "state", "severity", "value", "threshold", "window_minutes",
+                 "sample", "first_seen", "event_time", "emitted_at", "detail", "trigger_event_id"]
+
+
+def alert_history(client: Client, limit: int = 500) -> pd.DataFrame:
+    """Newest transitions first, with who acknowledged each episode."""
+    frame = client.query_df(
+        f"SELECT {', '.join('a.' + c for c in ALERT_COLUMNS)}, k.acknowledged_by, k.acknowledged_at "
+        "FROM (SELECT * FROM alerts FINAL ORDER BY emitted_at DESC LIMIT {limit:UInt32}) AS a "
+        "LEFT JOIN (SELECT alert_id, argMax(acknowledged_by, acknowledged_at) AS acknowledged_by, "
+        "max(acknowledged_at) AS acknowledged_at FROM alert_acks GROUP BY alert_id) AS k ON a.alert_id = k.alert_id "
+        "ORDER BY a.emitted_at DESC",
+        parameters={"limit": limit}, settings={"join_use_nulls": 1, "prefer_column_name_to_alias": 1},
+    )
+    if not len(frame.columns):
+        frame = pd.DataFrame(columns=[*ALERT_COLUMNS, "acknowledged_by", "acknowledged_at"])
+    return frame
+
+
+def active_alerts(client: Client) -> pd.DataFrame:
+    """Episodes still firing: their newest transition, most severe and newest first."""
+    history = alert_history(client, limit=100_000)
+    if history.empty:
+        return history
+    resolved = set(history.loc[history["state"] == "resolved", "alert_id"])
+    firing = history[(history["state"] == "firing") & ~history["alert_id"].isin(resolved)]
+    newest = firing.sort_values("emitted_at").groupby("alert_id").tail(1)
+    order = newest["severity"].map({"critical": 0, "warning": 1})
+    return newest.assign(_order=order).sort_values(["_order", "emitted_at"], ascending=[True, False]) \
+        .drop(columns="_order").reset_index(drop=True)
+
+
+def acknowledge_alert(client: Client, alert_id: str, by: str, note: str = "") -> None:
+    client.insert("alert_acks", [[alert_id, by, note, datetime.now(timezone.utc)]],
+                  column_names=["alert_id", "acknowledged_by", "note", "acknowledged_at"])
 
 
 def late_event_counts(client: Client, start: datetime, end: datetime) -> pd.DataFrame:
@@ -119,7 +170,7 @@ def freshness(client: Client) -> dict:
     }
 
 
-def open_window_attempts(client: Client, lateness_s: int) -> list[tuple]:
+def open_window_attempts(client: Client, window_s: int) -> list[tuple]:
     """Landed attempts inside each campaign's lateness window, to rebuild live buckets."""
     return client.query(
         "SELECT a.event_id, a.campaign, a.segment, toUnixTimestamp64Milli(a.event_time) / 1000.0, "
@@ -128,7 +179,7 @@ def open_window_attempts(client: Client, lateness_s: int) -> list[tuple]:
         "INNER JOIN (SELECT campaign, max(event_time) AS newest FROM call_attempts GROUP BY campaign) AS w "
         "ON a.campaign = w.campaign "
         "WHERE a.minute >= toStartOfMinute(w.newest - toIntervalSecond({lateness:UInt32}))",
-        parameters={"lateness": int(lateness_s)},
+        parameters={"lateness": int(window_s)},
     ).result_rows
 
 

@@ -1,0 +1,188 @@
+"""Alerts: the event every stage shares, and the state machine that decides when to send one.
+
+Each (rule, campaign) pair is either quiet or firing at a severity. A transition is one
+``Alert`` event: it fires, escalates from warning to critical, or resolves. It does not
+flap, because:
+
+* hysteresis: a firing alert resolves only once the value is back past a clear level
+  that is stricter than the level it fired at;
+* a minimum sample: a rule says nothing until its window holds enough data;
+* a cooldown: after a resolve the same rule stays quiet for a while (event time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+
+import msgspec
+
+
+class Rule(str, Enum):
+    ABANDON_RATE = "abandon_rate"
+    COMPLIANCE_UK_24H = "compliance_uk_24h"
+    COMPLIANCE_US_30D = "compliance_us_30d"
+    CONTACT_RATE_DROP = "contact_rate_drop"
+    CPO_SPIKE = "cpo_spike"
+    STOP_LIST_VIOLATION = "stop_list_violation"
+
+
+RULE_LABELS = {
+    Rule.ABANDON_RATE: "abandon rate",
+    Rule.COMPLIANCE_UK_24H: "UK 24 h abandon rate",
+    Rule.COMPLIANCE_US_30D: "US 30-day abandon rate",
+    Rule.CONTACT_RATE_DROP: "contact rate drop",
+    Rule.CPO_SPIKE: "CPO spike",
+    Rule.STOP_LIST_VIOLATION: "stop-list violation",
+}
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True):
+    """One alert transition, as it goes to the alerts topic, table and webhook."""
+
+    alert_id: str             # the same for every transition of one episode
+    rule: Rule
+    campaign: str
+    state: str                # "firing" or "resolved"
+    severity: str             # "warning" or "critical"
+    value: float | None       # what was observed
+    threshold: float          # the level crossed (or, when resolving, the clear level)
+    window_minutes: int
+    sample: int               # the denominator behind the value (live answers, dials, orders)
+    first_seen: datetime      # event time the episode began
+    event_time: datetime      # event time of this transition
+    emitted_at: datetime      # wall-clock time the worker decided it
+    detail: str
+    trigger_event_id: str | None = None
+
+    def headline(self) -> str:
+        label = RULE_LABELS[self.rule]
+        value = "—" if self.value is None else f"{self.value * 100:.1f} %" if self.rule is not Rule.CPO_SPIKE \
+            else f"{self.value:,.2f}"
+        if self.state == "resolved":
+            return f"RESOLVED · {self.campaign} · {label} back to {value}"
+        return f"{self.severity.upper()} · {self.campaign} · {label} {value} · {self.detail}"
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Alert)
+
+
+def encode_alert(alert: Alert) -> bytes:
+    return _encoder.encode(alert)
+
+
+def decode_alert(raw: bytes) -> Alert:
+    return _decoder.decode(raw)
+
+
+def latest_by_episode(alerts: list[Alert]) -> list[Alert]:
+    """Each episode's newest transition, newest first."""
+    latest: dict[str, Alert] = {}
+    for alert in alerts:
+        current = latest.get(alert.alert_id)
+        if current is None or (alert.emitted_at, alert.state == "resolved") >= (current.emitted_at,
+                                                                                   current.state == "resolved"):
+            latest[alert.alert_id] = alert
+    return sorted(latest.values(), key=lambda a: a.emitted_at, reverse=True)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule's reading for one campaign at one event time."""
+
+    rule: Rule
+    value: float | None
+    warning: float | None       # None: this rule has no warning level
+    critical: float | None      # None: this rule has no critical level
+    clear: float                # the value must get back past this to resolve
+    higher_is_worse: bool
+    enough_data: bool
+    sample: int
+    window_minutes: int
+    detail: str = ""
+
+    def level(self) -> str | None:
+        if self.value is None:
+            return None
+        crossed = (lambda level: self.value >= level) if self.higher_is_worse else (lambda level: self.value <= level)
+        if self.critical is not None and crossed(self.critical):
+            return "critical"
+        if self.warning is not None and crossed(self.warning):
+            return "warning"
+        return None
+
+    def cleared(self) -> bool:
+        if self.value is None:
+            return False
+        return self.value < self.clear if self.higher_is_worse else self.value > self.clear
+
+
+@dataclass
+class Episode:
+    alert_id: str
+    severity: str
+    first_seen: datetime
+
+
+class AlertBook:
+    """The state of every (rule, campaign) pair, and the transitions checks cause."""
+
+    def __init__(self) -> None:
+        self.firing: dict[tuple[Rule, str], Episode] = {}
+        self.resolved_at: dict[tuple[Rule, str], datetime] = {}
+
+    def restore(self, alert: Alert) -> None:
+        """Replay a transition from the alerts table (oldest first) after a restart."""
+        key = (alert.rule, alert.campaign)
+        if alert.state == "firing":
+            self.firing[key] = Episode(alert.alert_id, alert.severity, alert.first_seen)
+        else:
+            self.firing.pop(key, None)
+            self.resolved_at[key] = alert.event_time
+
+    def observe(self, campaign: str, check: Check, at: datetime, cooldown: timedelta,
+                trigger_event_id: str | None = None) -> Alert | None:
+        key = (check.rule, campaign)
+        episode = self.firing.get(key)
+        if not check.enough_data:
+            return None
+        level = check.level()
+        if episode is None:
+            if level is None:
+                return None
+            resolved_at = self.resolved_at.get(key)
+            if resolved_at is not None and at - resolved_at < cooldown:
+                return None
+            alert_id = _episode_id(check.rule, campaign, at)
+            self.firing[key] = Episode(alert_id, level, at)
+            return self._alert(alert_id, campaign, check, "firing", level, at, at, trigger_event_id)
+        if level == "critical" and episode.severity == "warning":
+            episode.severity = "critical"
+            return self._alert(episode.alert_id, campaign, check, "firing", "critical", episode.first_seen, at,
+                               trigger_event_id)
+        if check.cleared():
+            del self.firing[key]
+            self.resolved_at[key] = at
+            return self._alert(episode.alert_id, campaign, check, "resolved", episode.severity, episode.first_seen,
+                               at, trigger_event_id)
+        return None
+
+    @staticmethod
+    def _alert(alert_id, campaign, check: Check, state, severity, first_seen, at, trigger_event_id) -> Alert:
+        if state == "resolved":
+            threshold = check.clear
+        else:
+            threshold = check.critical if severity == "critical" else check.warning
+        return Alert(
+            alert_id=alert_id, rule=check.rule, campaign=campaign, state=state, severity=severity,
+            value=check.value, threshold=float(threshold), window_minutes=check.window_minutes,
+            sample=check.sample, first_seen=first_seen, event_time=at, emitted_at=datetime.now(timezone.utc),
+            detail=check.detail, trigger_event_id=trigger_event_id,
+        )
+
+
+def _episode_id(rule: Rule, campaign: str, first_seen: datetime) -> str:
+    return hashlib.sha1(f"{rule.value}|{campaign}|{first_seen.isoformat()}".encode()).hexdigest()[:16]

@@ -1,0 +1,210 @@
+"""For each campaign a landed batch touched, read its alert rules on event time.
+
+Live windows (abandon rate, contact rate, CPO) are summed from the worker's minute
+buckets, which stay in memory for the longest window. The compliance windows (UK 24 h,
+US 30 d) and the baselines come from the warehouse: the compliance figures once per
+event-time minute, the baselines once per campaign, slot and local day.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Mapping
+
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from callpulse.alerts import Alert, AlertBook, Check, Rule
+from callpulse.config import AlertRules, Settings
+from callpulse.metrics import format_metric, ratio
+from callpulse.slots import SlotRules
+from streams.buckets import MinuteBuckets
+from warehouse import queries
+
+log = logging.getLogger("callpulse.alerts")
+
+
+class AlertEvaluator:
+    def __init__(self, settings: Settings, client: Client, buckets: MinuteBuckets, slot_rules: SlotRules):
+        self.settings = settings
+        self.client = client
+        self.buckets = buckets
+        self.slot_rules = slot_rules
+        self.book = AlertBook()
+        self._compliance: dict[str, tuple[int, list[Check]]] = {}  # campaign -> (event minute, checks)
+        self._baselines: dict[tuple[str, str, str], dict] = {}
+        self._last_minute: dict[str, int] = {}  # campaign -> event minute of its last reading
+        self._pending: list[tuple[str, datetime, list[Check], str]] = []
+
+    def restore(self) -> int:
+        """Rebuild which alerts are firing from the alerts table, so a restart neither
+        repeats a firing alert nor forgets to resolve it."""
+        history = queries.alert_history(self.client, limit=100_000)
+        for row in history.sort_values("emitted_at").to_dict("records"):
+            self.book.restore(msgspec.convert({key: _plain(row[key]) for key in queries.ALERT_COLUMNS}, Alert))
+        return len(self.book.firing)
+
+    def note_counted(self, attempt) -> None:
+        """Called for each counted event: when its campaign's event time enters a new minute,
+        read the live rules as they stand, so a backlog read in big batches still raises
+        each transition at the minute it happened."""
+        watermark = self.buckets.watermarks[attempt.campaign]
+        minute = int(watermark // 60)
+        if self._last_minute.get(attempt.campaign) == minute:
+            return
+        self._last_minute[attempt.campaign] = minute
+        at = datetime.fromtimestamp(watermark, timezone.utc)
+        rules = self.settings.alert_rules_for(attempt.campaign)
+        self._pending.append((attempt.campaign, at, self.live_checks(attempt.campaign, at, rules, fetch=False),
+                              attempt.event_id))
+
+    def read(self, triggers: Mapping[str, str]) -> list[tuple[str, datetime, list[Check], str]]:
+        """The batch's readings: those taken at minute boundaries while counting, then every
+        rule at each campaign's newest event time (``triggers``: campaign -> newest counted
+        event id). Queries the warehouse but changes no alert state, so it can be retried."""
+        readings = list(self._pending)
+        for campaign, trigger_event_id in sorted(triggers.items()):
+            watermark = self.buckets.watermarks.get(campaign)
+            if watermark is None:
+                continue
+            at = datetime.fromtimestamp(watermark, timezone.utc)
+            rules = self.settings.alert_rules_for(campaign)
+            checks = self.live_checks(campaign, at, rules) + self._compliance_checks(campaign, at, rules)
+            readings.append((campaign, at, checks, trigger_event_id))
+        return readings
+
+    def observe(self, readings) -> list[Alert]:
+        self._pending.clear()
+        alerts = []
+        for campaign, at, checks, trigger_event_id in readings:
+            cooldown = timedelta(seconds=self.settings.alert_rules_for(campaign).cooldown_seconds)
+            for check in checks:
+                alert = self.book.observe(campaign, check, at, cooldown, trigger_event_id)
+                if alert is not None:
+                    alerts.append(alert)
+        return alerts
+
+    def evaluate(self, triggers: Mapping[str, str]) -> list[Alert]:
+        return self.observe(self.read(triggers))
+
+    def live_checks(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> list[Check]:
+        """Rules over windows held in memory; ``fetch=False`` skips baselines not cached yet."""
+        live = self._window(campaign, at, rules.abandon_window_minutes)
+        checks = [self._abandon(live, rules)]
+        baseline = self._baseline(campaign, at, rules, fetch)
+        if baseline is not None:
+            checks.append(self._contact_drop(live, baseline, rules))
+            checks.append(self._cpo_spike(self._window(campaign, at, rules.cpo_window_minutes), baseline, rules))
+        return checks
+
+    def _window(self, campaign: str, at: datetime, minutes: int) -> dict[str, float]:
+        # The buckets that start at or after at - N minutes, as in queries.compliance_windows.
+        first_minute = math.ceil((at.timestamp() - minutes * 60) / 60) * 60
+        totals = self.buckets.window_totals(campaign, first_minute)
+        totals["window_minutes"] = minutes
+        return totals
+
+    @staticmethod
+    def _abandon(live: dict, rules: AlertRules) -> Check:
+        contacts = int(live["contacts"])
+        return Check(
+            Rule.ABANDON_RATE, ratio(live["abandoned"], contacts), rules.abandon_warning, rules.abandon_critical,
+            clear=rules.abandon_warning * rules.clear_ratio, higher_is_worse=True,
+            enough_data=contacts >= rules.min_live_answers, sample=contacts,
+            window_minutes=live["window_minutes"],
+            detail=f"{int(live['abandoned'])} abandoned of {contacts} live answers in the last "
+                   f"{live['window_minutes']} min",
+        )
+
+    def _compliance_checks(self, campaign: str, at: datetime, rules: AlertRules) -> list[Check]:
+        minute = int(at.timestamp() // 60)
+        cached = self._compliance.get(campaign)
+        if cached is not None and cached[0] == minute:
+            return cached[1]
+        frame = queries.compliance_windows(self.client, at + timedelta(minutes=1), campaign)
+        checks = []
+        for rule, window, minutes in ((Rule.COMPLIANCE_UK_24H, "uk_24h", 24 * 60),
+                                      (Rule.COMPLIANCE_US_30D, "us_30d", 30 * 24 * 60)):
+            if frame.empty:
+                abandoned = contacts = 0
+            else:
+                abandoned, contacts = (int(frame.iloc[0][f"{window}_{part}"]) for part in ("abandoned", "contacts"))
+            warning = rules.compliance_limit * rules.compliance_share
+            checks.append(Check(
+                rule, ratio(abandoned, contacts), warning, rules.compliance_limit,
+                clear=warning * rules.clear_ratio, higher_is_worse=True,
+                enough_data=contacts >= rules.min_live_answers, sample=contacts, window_minutes=minutes,
+                detail=f"{abandoned} abandoned of {contacts} live answers; the limit is "
+                       f"{format_metric('abandon_rate', rules.compliance_limit)}",
+            ))
+        self._compliance[campaign] = (minute, checks)
+        return checks
+
+    def _baseline(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> dict | None:
+        slot = self.slot_rules.slot_for(at)
+        local_day = at.astimezone(self.settings.zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        key = (campaign, slot, local_day.date().isoformat())
+        if key not in self._baselines:
+            if not fetch:
+                return None
+            until = local_day.astimezone(timezone.utc)
+            sums = queries.campaign_baseline(self.client, campaign, slot, until - timedelta(days=rules.baseline_days),
+                                             until)
+            self._baselines[key] = {
+                "contact_rate": ratio(sums["slot_contacts"], sums["slot_dials"]),
+                "cpo": ratio(sums["cost"], sums["orders"]),
+                "slot": slot,
+            }
+        return self._baselines[key]
+
+    @staticmethod
+    def _contact_drop(live: dict, baseline: dict, rules: AlertRules) -> Check:
+        dials = int(live["dials"])
+        usual = baseline["contact_rate"]
+        level = usual * rules.contact_drop_ratio if usual else 0.0
+        return Check(
+            Rule.CONTACT_RATE_DROP, ratio(live["contacts"], dials), level, None,
+            clear=level / rules.clear_ratio, higher_is_worse=False,
+            enough_data=bool(usual) and dials >= rules.contact_min_dials, sample=dials,
+            window_minutes=live["window_minutes"],
+            detail=f"usual {baseline['slot']} contact rate is {format_metric('contact_rate', usual)} "
+                   f"(previous {rules.baseline_days} days)",
+        )
+
+    @staticmethod
+    def _cpo_spike(window: dict, baseline: dict, rules: AlertRules) -> Check:
+        orders = int(window["orders"])
+        usual = baseline["cpo"]
+        level = usual * rules.cpo_spike_multiple if usual else math.inf
+        return Check(
+            Rule.CPO_SPIKE, ratio(window["cost"], orders), level, None,
+            clear=level * rules.clear_ratio, higher_is_worse=True,
+            enough_data=bool(usual) and orders >= rules.cpo_min_orders, sample=orders,
+            window_minutes=window["window_minutes"],
+            detail=f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)",
+        )
+
+
+def _plain(value):
+    """A pandas cell as the plain value msgspec expects (NaN/NaT -> None, Timestamp -> datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "to_pydatetime"):
+        moment = value.to_pydatetime()
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return value
+
+
+def triggers_of(attempts: Iterable) -> dict[str, str]:
+    """Per campaign, the newest counted event of a batch: what tipped a rule, if one tips."""
+    newest: dict[str, tuple[datetime, str]] = {}
+    for attempt in attempts:
+        current = newest.get(attempt.campaign)
+        if current is None or attempt.event_time >= current[0]:
+            newest[attempt.campaign] = (attempt.event_time, attempt.event_id)
+    return {campaign: event_id for campaign, (_, event_id) in newest.items()}
+

@@ -1,0 +1,131 @@
+"""Alerts on real parts: a scripted abandon spike -> broker -> worker -> alerts topic, table,
+webhook (failing first) and the `callpulse alerts list` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from callpulse.alerts import decode_alert
+from callpulse.topics import read_topic
+from producers.publisher import EventPublisher
+from producers.scenarios import abandon_rate_phases
+from warehouse.client import connect
+from warehouse.queries import alert_history
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)  # 10:00 in Tokyo
+
+
+class FlakyReceiver:
+    """A loopback webhook that answers 500 to its first POST and 200 after that."""
+
+    def __init__(self):
+        self.requests: list[tuple[int, dict]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = 500 if not receiver.requests else 200
+                receiver.requests.append((status, body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/callpulse"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def delivered(self) -> list[dict]:
+        return [body for status, body in self.requests if status == 200]
+
+
+def minutes_into(alert) -> float:
+    return (alert.event_time - START).total_seconds() / 60
+
+
+def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, monkeypatch):
+    receiver = FlakyReceiver()
+    monkeypatch.setenv("CALLPULSE_ALERT_WEBHOOK_URL", receiver.url)
+    # The spike also pushes the UK/US compliance figures towards 3 %, which is right, but
+    # this test is about the live abandon rule alone.
+    with pipeline.config_file.open("a") as config:
+        config.write('\n[alerts.rules.winback]\ncompliance_limit = 0.5\n')
+    settings = pipeline.settings
+    # 1 % for 20 minutes, 5 % for 20, then 1 % for 30; 100 live answers a minute.
+    events = list(abandon_rate_phases("winback", START, dials_per_minute=200))
+    publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
+    publisher.publish_all(events)
+    publisher.close()
+
+    worker = pipeline.worker()
+    worker.wait_until_caught_up()
+    health = worker.wait_until(lambda h: h["webhook"] and h["webhook"]["delivered"] == h["alerts_sent"] > 0,
+                               timeout_s=60)
+    assert worker.stop() == 0
+
+    alerts = [decode_alert(raw) for raw in read_topic(settings, settings.topics.alerts)]
+    transitions = [(a.rule.value, a.state, a.severity) for a in alerts]
+    assert transitions == [("abandon_rate", "firing", "warning"), ("abandon_rate", "firing", "critical"),
+                           ("abandon_rate", "resolved", "critical")], transitions
+    warning, critical, resolved = alerts
+    assert len({a.alert_id for a in alerts}) == 1 and all(a.campaign == "winback" for a in alerts)
+    assert all(a.first_seen == warning.event_time for a in alerts)
+    # The rolling 15-minute rate: (5k + (15 - k)) / 1500 crosses 2 % at k = 3.75 and 3 % at 7.5
+    # minutes into the spike; after it, (5(15 - j) + j) / 1500 drops below the 1.6 % clear level at j = 12.75.
+    assert 23 <= minutes_into(warning) < 25 and warning.value >= 0.02 and warning.threshold == 0.02
+    assert 27 <= minutes_into(critical) < 29 and critical.value >= 0.03 and critical.threshold == 0.03
+    assert 52 <= minutes_into(resolved) < 54 and resolved.value < 0.016
+    assert critical.sample >= 30 and critical.window_minutes == 15
+    assert health["alerts_firing"] == 0
+
+    # The webhook failed once (500), was retried, and each transition arrived exactly once.
+    assert [status for status, _ in receiver.requests] == [500, 200, 200, 200]
+    delivered = [body["callpulse_alert"] for body in receiver.delivered()]
+    assert [(d["state"], d["severity"]) for d in delivered] == [("firing", "warning"), ("firing", "critical"),
+                                                               ("resolved", "critical")]
+    assert receiver.delivered()[1]["text"].startswith("CRITICAL · winback · abandon rate")
+
+    client = connect(settings.warehouse_url)
+    try:
+        history = alert_history(client)
+    finally:
+        client.close()
+    assert sorted(zip(history["state"], history["severity"])) == [
+        ("firing", "critical"), ("firing", "warning"), ("resolved", "critical")]
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "alerts", "list",
+         "--format", "json"], capture_output=True, text=True, timeout=60, check=True)
+    episodes = json.loads(listed.stdout)
+    assert [(e["campaign"], e["state"]) for e in episodes] == [("winback", "resolved")]
+    active = subprocess.run(
+        [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "alerts", "list", "--active",
+         "--format", "json"], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(active.stdout) == []
+
+
+def test_a_campaign_that_stays_at_one_percent_raises_nothing(pipeline):
+    settings = pipeline.settings
+    from producers.scenarios import Phase
+
+    events = list(abandon_rate_phases("steady", START, (Phase(30, 0.01),), dials_per_minute=150))
+    publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
+    publisher.publish_all(events)
+    publisher.close()
+    worker = pipeline.worker()
+    health = worker.wait_until_caught_up()
+    assert worker.stop() == 0
+    assert health["alerts_sent"] == 0
+    assert read_topic(settings, settings.topics.alerts) == []
