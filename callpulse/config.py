@@ -57,11 +57,6 @@ class DashboardConfig(msgspec.Struct, frozen=True):
     stale_after_seconds: float
 
 
-class ThresholdsConfig(msgspec.Struct, frozen=True):
-    abandon_warning: float
-    abandon_critical: float
-
-
 class SlotConfig(msgspec.Struct, frozen=True):
     name: str
     start_hour: int
@@ -108,7 +103,6 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     embedded: EmbeddedConfig
     worker: WorkerConfig
     dashboard: DashboardConfig
-    thresholds: ThresholdsConfig
     slots: list[SlotConfig]
     cost_model: dict[str, CostModel]
     alerts: AlertsConfig

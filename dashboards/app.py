@@ -6,10 +6,12 @@ import logging
 from pathlib import Path
 
 import dash
-from dash import Dash, dcc, html
+import msgspec
+from dash import Dash, Input, Output, dcc, html
 from flask import jsonify
 
 from dashboards.data import DashboardContext, context, set_context, wallboard_model
+from warehouse import queries
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -36,14 +38,39 @@ def create_app(ctx: DashboardContext) -> Dash:
                 ],
                 className="top-nav",
             ),
+            html.Div(id="alert-banner", className="alert-banner", **{"data-testid": "alert-banner"}),
+            dcc.Interval(id="alert-banner-refresh", interval=int(ctx.settings.dashboard.refresh_seconds * 1000)),
             dash.page_container,
         ],
         className="app-shell",
     )
 
+    @app.callback(Output("alert-banner", "children"), Output("alert-banner", "className"),
+                  Input("alert-banner-refresh", "n_intervals"))
+    def alert_banner(_n):
+        # On every page: what is firing and not yet acknowledged, most severe first.
+        active = queries.active_alerts(context().client)
+        if active.empty:
+            return [], "alert-banner hidden"
+        unacknowledged = active[active["acknowledged_by"].isna() | (active["acknowledged_by"] == "")]
+        alerts = queries.alerts_from_frame(unacknowledged)
+        if not alerts:
+            return [], "alert-banner hidden"
+        worst = "critical" if any(a.severity == "critical" for a in alerts) else "warning"
+        items = [html.Div(alert.headline(), className="banner-item") for alert in alerts[:3]]
+        if len(alerts) > 3:
+            items.append(html.Div(f"and {len(alerts) - 3} more", className="banner-item"))
+        return [*items, dcc.Link("open alerts", href="/alerts", className="banner-link")], f"alert-banner {worst}"
+
     @app.server.get("/api/wallboard")
     def wallboard_json():
         return jsonify(wallboard_model())
+
+    @app.server.get("/api/alerts")
+    def alerts_json():
+        active = queries.active_alerts(context().client)
+        return app.server.response_class(
+            msgspec.json.encode(queries.alerts_from_frame(active)), mimetype="application/json")
 
     @app.server.get("/healthz")
     def healthz():

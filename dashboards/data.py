@@ -105,18 +105,20 @@ def wallboard_model(now: datetime | None = None) -> dict:
         "age_seconds": age,
         "stale": age is None or age > ctx.settings.dashboard.stale_after_seconds,
         "thresholds": {
-            "abandon_warning": ctx.settings.thresholds.abandon_warning,
-            "abandon_critical": ctx.settings.thresholds.abandon_critical,
+            "abandon_warning": ctx.settings.alert_rules_for("default").abandon_warning,
+            "abandon_critical": ctx.settings.alert_rules_for("default").abandon_critical,
         },
         "campaigns": campaigns,
     }
 
 
-def abandon_level(rate: float | None, settings: Settings) -> str:
+def abandon_level(rate: float | None, settings: Settings, campaign: str = "default") -> str:
+    """The colour level of an abandon rate, on the campaign's alert thresholds."""
+    rules = settings.alert_rules_for(campaign)
     if rate is None:
         return "none"
-    if rate >= settings.thresholds.abandon_critical:
+    if rate >= rules.abandon_critical:
         return "critical"
-    if rate >= settings.thresholds.abandon_warning:
+    if rate >= rules.abandon_warning:
         return "warning"
     return "ok"

@@ -13,7 +13,6 @@ import math
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping
 
-import msgspec
 from clickhouse_connect.driver.client import Client
 
 from callpulse.alerts import Alert, AlertBook, Check, Rule
@@ -41,9 +40,9 @@ class AlertEvaluator:
     def restore(self) -> int:
         """Rebuild which alerts are firing from the alerts table, so a restart neither
         repeats a firing alert nor forgets to resolve it."""
-        history = queries.alert_history(self.client, limit=100_000)
-        for row in history.sort_values("emitted_at").to_dict("records"):
-            self.book.restore(msgspec.convert({key: _plain(row[key]) for key in queries.ALERT_COLUMNS}, Alert))
+        history = queries.alert_history(self.client, limit=100_000).sort_values("emitted_at")
+        for alert in queries.alerts_from_frame(history):
+            self.book.restore(alert)
         return len(self.book.firing)
 
     def note_counted(self, attempt) -> None:
@@ -185,18 +184,6 @@ class AlertEvaluator:
             window_minutes=window["window_minutes"],
             detail=f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)",
         )
-
-
-def _plain(value):
-    """A pandas cell as the plain value msgspec expects (NaN/NaT -> None, Timestamp -> datetime)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "to_pydatetime"):
-        moment = value.to_pydatetime()
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-    return value
 
 
 def triggers_of(attempts: Iterable) -> dict[str, str]:

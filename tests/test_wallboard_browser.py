@@ -96,7 +96,7 @@ def expected_tiles(events: list[CallAttempt], settings: Settings, today) -> dict
             "live_abandon_rate": format_metric("abandon_rate", live_rate),
             "live_contacts": row["live_contacts"],
             "uk_24h": format_metric("abandon_rate", row["abandoned"] / row["contacts"] if row["contacts"] else None),
-            "level": abandon_level(live_rate, settings),
+            "level": abandon_level(live_rate, settings, campaign),
         }
     return tiles
 

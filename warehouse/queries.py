@@ -3,12 +3,15 @@ computed from those sums (callpulse.metrics), never from averaged rates."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
+import msgspec
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
+from callpulse.alerts import Alert
 from callpulse.metrics import COMPLIANCE_WINDOWS, COUNTERS, add_rate_columns, ratio_series
 
 _SUMS = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
@@ -134,6 +137,21 @@ def active_alerts(client: Client) -> pd.DataFrame:
     order = newest["severity"].map({"critical": 0, "warning": 1})
     return newest.assign(_order=order).sort_values(["_order", "emitted_at"], ascending=[True, False]) \
         .drop(columns="_order").reset_index(drop=True)
+
+
+def alerts_from_frame(frame: pd.DataFrame) -> list[Alert]:
+    """Rows of alert_history()/active_alerts() as Alert events, in the frame's order."""
+    return [msgspec.convert({key: _plain(row[key]) for key in ALERT_COLUMNS}, Alert)
+            for row in frame.to_dict("records")]
+
+
+def _plain(value):
+    """A pandas cell as the plain value msgspec expects (NaN/NaT -> None, Timestamp -> datetime)."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "to_pydatetime"):
+        return _as_utc(value.to_pydatetime())
+    return value
 
 
 def acknowledge_alert(client: Client, alert_id: str, by: str, note: str = "") -> None:

@@ -25,7 +25,7 @@ def _table(header: list[str], rows: list[list], test_id: str) -> html.Table:
 
 def layout(**_query):
     settings = context().settings
-    limit = format_metric("abandon_rate", settings.thresholds.abandon_critical)
+    limit = format_metric("abandon_rate", settings.alert_rules_for("default").compliance_limit)
     return html.Div(
         [
             html.H2("Metrics"),

@@ -51,8 +51,11 @@ def _stat(label: str, value: str, test_id: str) -> html.Div:
                      html.Div(label, className="stat-label")], className="stat")
 
 
-def _compliance(window: dict, name: str, settings) -> html.Div:
-    level = abandon_level(window["abandon_rate"], settings)
+def _compliance(window: dict, name: str, settings, campaign: str) -> html.Div:
+    rules = settings.alert_rules_for(campaign)
+    rate = window["abandon_rate"]
+    level = "none" if rate is None else "critical" if rate >= rules.compliance_limit else \
+        "warning" if rate >= rules.compliance_limit * rules.compliance_share else "ok"
     return html.Div([html.Span(window["label"], className="stat-label"),
                      html.Span(format_metric("abandon_rate", window["abandon_rate"]), className="window-value",
                                style={"color": LEVEL_COLOURS[level]}, **{"data-testid": name})],
@@ -64,7 +67,7 @@ def _tile(campaign: dict) -> html.Div:
     settings = context().settings
     live = campaign["compliance"]["live_15m"]
     live_rate = live["abandon_rate"]
-    level = abandon_level(live_rate, settings)
+    level = abandon_level(live_rate, settings, campaign["campaign"])
     colour = LEVEL_COLOURS[level]
     return html.Div(
         [
@@ -88,7 +91,7 @@ def _tile(campaign: dict) -> html.Div:
                 ],
                 className="stats",
             ),
-            html.Div([_compliance(campaign["compliance"][name], name, settings) for name in ("uk_24h", "us_30d")],
+            html.Div([_compliance(campaign["compliance"][name], name, settings, campaign["campaign"]) for name in ("uk_24h", "us_30d")],
                      className="compliance"),
             _sparkline(campaign["sparkline"], colour),
         ],

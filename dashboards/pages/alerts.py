@@ -1,0 +1,92 @@
+"""Alerts: what is firing now (with acknowledge), and the history of every transition."""
+
+from __future__ import annotations
+
+import dash
+from dash import ALL, Input, Output, State, callback, ctx, dash_table, dcc, html
+
+from callpulse.alerts import RULE_LABELS, Rule
+from dashboards.data import context
+from warehouse import queries
+
+dash.register_page(__name__, path="/alerts", name="Alerts", title="CallPulse · Alerts", order=10)
+
+HISTORY_COLUMNS = [("event_time", "event time (UTC)"), ("campaign", "campaign"), ("rule", "rule"),
+                   ("state", "state"), ("severity", "severity"), ("value", "value"), ("threshold", "threshold"),
+                   ("detail", "detail"), ("acknowledged_by", "acknowledged by")]
+
+
+def layout(**_query):
+    refresh_ms = int(context().settings.dashboard.refresh_seconds * 1000)
+    return html.Div(
+        [
+            html.H2("Firing now"),
+            html.Div([html.Label("Your name, for acknowledgements: "),
+                      dcc.Input(id="ack-by", value="supervisor", debounce=True, className="ack-by")],
+                     className="ack-row"),
+            html.Div(id="active-alerts", className="active-alerts"),
+            html.Div(id="ack-result", className="ack-result"),
+            html.H2("History"),
+            dash_table.DataTable(
+                id="alert-history", columns=[{"name": label, "id": key} for key, label in HISTORY_COLUMNS],
+                page_size=25, sort_action="native", filter_action="native",
+                style_table={"overflowX": "auto"},
+                style_header={"backgroundColor": "#161d24", "color": "#e6e6e6", "fontWeight": "bold"},
+                style_cell={"backgroundColor": "#1b242c", "color": "#e6e6e6", "textAlign": "left",
+                            "border": "1px solid #2c3e50", "fontFamily": "DejaVu Sans, Arial, sans-serif"},
+            ),
+            dcc.Interval(id="alerts-refresh", interval=refresh_ms),
+        ],
+        className="alerts-page",
+    )
+
+
+def _value(rule: str, value) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{value:,.2f}" if rule == Rule.CPO_SPIKE.value else f"{value * 100:.1f} %"
+
+
+@callback(
+    Output("active-alerts", "children"),
+    Output("alert-history", "data"),
+    Output("ack-result", "children"),
+    Input("alerts-refresh", "n_intervals"),
+    Input({"type": "ack", "alert_id": ALL}, "n_clicks"),
+    State("ack-by", "value"),
+)
+def refresh(_n, _clicks, acknowledged_by):
+    client = context().client
+    message = ""
+    trigger = ctx.triggered_id
+    if isinstance(trigger, dict) and trigger.get("type") == "ack" and any(_clicks or []):
+        who = (acknowledged_by or "").strip() or "supervisor"
+        queries.acknowledge_alert(client, trigger["alert_id"], who)
+        message = f"acknowledged by {who}"
+    active = queries.active_alerts(client)
+    cards = []
+    for row, alert in zip(active.to_dict("records"), queries.alerts_from_frame(active)):
+        acked = isinstance(row.get("acknowledged_by"), str) and row["acknowledged_by"]
+        cards.append(html.Div(
+            [
+                html.Div(alert.headline(), className="alert-headline"),
+                html.Div(f"since {alert.first_seen:%Y-%m-%d %H:%M} (event time) · "
+                         f"{RULE_LABELS[alert.rule]} · threshold {_value(alert.rule.value, alert.threshold)}",
+                         className="stat-label"),
+                html.Div(f"acknowledged by {row['acknowledged_by']}", className="acked") if acked else
+                html.Button("Acknowledge", id={"type": "ack", "alert_id": alert.alert_id}, className="ack-button",
+                            n_clicks=0),
+            ],
+            className=f"alert-card alert-{alert.severity}", **{"data-alert-id": alert.alert_id},
+        ))
+    history = queries.alert_history(client)
+    rows = []
+    for row in history.to_dict("records"):
+        rows.append({
+            "event_time": f"{row['event_time']:%Y-%m-%d %H:%M:%S}", "campaign": row["campaign"],
+            "rule": row["rule"], "state": row["state"], "severity": row["severity"],
+            "value": _value(row["rule"], row["value"]), "threshold": _value(row["rule"], row["threshold"]),
+            "detail": row["detail"],
+            "acknowledged_by": row["acknowledged_by"] if isinstance(row["acknowledged_by"], str) else "",
+        })
+    return cards or [html.Div("Nothing is firing.", className="empty")], rows, message
