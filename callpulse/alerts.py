@@ -80,11 +80,14 @@ def decode_alert(raw: bytes) -> Alert:
 
 def latest_by_episode(alerts: list[Alert]) -> list[Alert]:
     """Each episode's newest transition, newest first."""
+    def order(alert: Alert) -> tuple:
+        # Transitions of one episode only move forward: warning, critical, resolved.
+        return (alert.event_time, alert.state == "resolved", alert.severity == "critical", alert.emitted_at)
+
     latest: dict[str, Alert] = {}
     for alert in alerts:
         current = latest.get(alert.alert_id)
-        if current is None or (alert.emitted_at, alert.state == "resolved") >= (current.emitted_at,
-                                                                                   current.state == "resolved"):
+        if current is None or order(alert) >= order(current):
             latest[alert.alert_id] = alert
     return sorted(latest.values(), key=lambda a: a.emitted_at, reverse=True)
 

@@ -60,3 +60,16 @@ def test_a_restarted_book_continues_the_episode():
     resolved = restarted.observe("winback", abandon(1, 1000), T0 + timedelta(minutes=2), COOLDOWN)
     assert (resolved.state, resolved.alert_id, resolved.first_seen) == ("resolved", fired.alert_id, T0)
     assert resolved.threshold == 0.016 and fired.threshold == 0.03 and fired.value == 0.04
+
+
+def test_an_escalation_decided_in_the_same_instant_is_the_episodes_newest_transition():
+    from msgspec.structs import replace
+
+    from callpulse.alerts import latest_by_episode
+
+    book = AlertBook()
+    warning = book.observe("winback", abandon(25, 1000), T0, COOLDOWN)
+    critical = book.observe("winback", abandon(35, 1000), T0, COOLDOWN)
+    critical = replace(critical, emitted_at=warning.emitted_at)  # same millisecond in the table
+    assert latest_by_episode([critical, warning]) == [critical]
+    assert latest_by_episode([warning, critical]) == [critical]

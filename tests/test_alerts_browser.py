@@ -8,7 +8,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from test_wallboard_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser, wait_for_dashboard
+from test_wallboard_browser import _require_browser, dashboard_page
 
 from producers.publisher import EventPublisher
 from producers.scenarios import Phase, abandon_rate_phases
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 @pytest.mark.timeout(180)
 def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline):
     _require_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     with pipeline.config_file.open("a") as config:  # one alert: the live abandon rule, not compliance too
         config.write('\n[alerts.rules.winback]\ncompliance_limit = 0.5\n')
@@ -35,41 +35,30 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline):
     health = worker.wait_until(lambda h: h["alerts_firing"] >= 1, timeout_s=30)
     assert health["alerts_firing"] == 1
 
-    url = f"http://{settings.embedded.dashboard_host}:{settings.embedded.dashboard_port}"
-    wait_for_dashboard(url)
     page_errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-            expect.set_options(timeout=20_000)
-            page.goto(url + "/", wait_until="domcontentloaded")
+    with dashboard_page(settings, page_errors) as page:
+        banner = page.get_by_test_id("alert-banner")
+        expect(banner).to_be_visible()
+        expect(banner).to_have_class(re.compile(r"\bcritical\b"))
+        # The value that crossed the 3 % line, and the sample behind it.
+        expect(banner).to_contain_text(
+            re.compile(r"CRITICAL · winback · abandon rate 3\.\d % · \d+ abandoned of \d+ live"))
+        page.screenshot(path=str(pipeline.data_dir / "banner.png"))
 
-            banner = page.get_by_test_id("alert-banner")
-            expect(banner).to_be_visible()
-            expect(banner).to_have_class(re.compile(r"\bcritical\b"))
-            # The value that crossed the 3 % line, and the sample behind it.
-            expect(banner).to_contain_text(
-                re.compile(r"CRITICAL · winback · abandon rate 3\.\d % · \d+ abandoned of \d+ live"))
-            page.screenshot(path=str(pipeline.data_dir / "banner.png"))
+        banner.get_by_role("link", name="open alerts").click()
+        card = page.locator(".alert-card")
+        expect(card).to_have_count(1)
+        expect(card).to_contain_text("winback")
+        expect(page.locator("#alert-history")).to_contain_text("firing")
+        page.locator("#ack-by").fill("dana")
+        page.locator("#ack-by").press("Enter")
+        card.get_by_role("button", name="Acknowledge").click()
+        expect(card).to_contain_text("acknowledged by dana")
+        expect(banner).to_be_hidden()
 
-            banner.get_by_role("link", name="open alerts").click()
-            card = page.locator(".alert-card")
-            expect(card).to_have_count(1)
-            expect(card).to_contain_text("winback")
-            expect(page.locator("#alert-history")).to_contain_text("firing")
-            page.locator("#ack-by").fill("dana")
-            page.locator("#ack-by").press("Enter")
-            card.get_by_role("button", name="Acknowledge").click()
-            expect(card).to_contain_text("acknowledged by dana")
-            expect(banner).to_be_hidden()
-
-            # Still acknowledged on another page: the banner stays down.
-            page.get_by_role("link", name="Wallboard").click()
-            expect(page.locator(".tile[data-campaign='winback']")).to_be_visible()
-            expect(banner).to_be_hidden()
-        finally:
-            browser.close()
+        # Still acknowledged on another page: the banner stays down.
+        page.get_by_role("link", name="Wallboard").click()
+        expect(page.locator(".tile[data-campaign='winback']")).to_be_visible()
+        expect(banner).to_be_hidden()
     assert page_errors == [], page_errors
     assert worker.stop() == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 import urllib.request
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -115,10 +116,29 @@ def wait_for_dashboard(url: str, timeout_s: float = 30.0) -> None:
         time.sleep(0.3)
 
 
+@contextmanager
+def dashboard_page(settings: Settings, page_errors: list[str]):
+    """The dashboard's wallboard open in headless Chromium at TV size; JS errors are collected."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url = f"http://{settings.embedded.dashboard_host}:{settings.embedded.dashboard_port}"
+    wait_for_dashboard(url)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            expect.set_options(timeout=20_000)
+            page.goto(url + "/", wait_until="domcontentloaded")
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.mark.timeout(180)
 def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline):
     _require_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     settings = pipeline.settings
     now = datetime.now(timezone.utc)
@@ -141,66 +161,55 @@ def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline):
     assert health["counted"] == len(events), health
     first = expected_tiles(events, settings, today)
 
-    url = f"http://{settings.embedded.dashboard_host}:{settings.embedded.dashboard_port}"
-    wait_for_dashboard(url)
     page_errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-            expect.set_options(timeout=20_000)
-            page.goto(url + "/", wait_until="domcontentloaded")
+    with dashboard_page(settings, page_errors) as page:
+        tiles = page.locator(".tile[data-campaign]")
+        expect(tiles).to_have_count(len(CAMPAIGNS))
+        shown = sorted(tiles.nth(i).get_attribute("data-campaign") for i in range(tiles.count()))
+        assert shown == sorted(CAMPAIGNS)
 
-            tiles = page.locator(".tile[data-campaign]")
-            expect(tiles).to_have_count(len(CAMPAIGNS))
-            shown = sorted(tiles.nth(i).get_attribute("data-campaign") for i in range(tiles.count()))
-            assert shown == sorted(CAMPAIGNS)
+        for campaign, want in first.items():
+            tile = page.locator(f'.tile[data-campaign="{campaign}"]')
+            expect(tile.get_by_test_id("dials")).to_have_text(want["dials"])
+            expect(tile.get_by_test_id("contact-rate")).to_have_text(want["contact_rate"])
+            expect(tile.get_by_test_id("abandon-today")).to_have_text(want["abandon_today"])
+            expect(tile.get_by_test_id("orders")).to_have_text(want["orders"])
+            expect(tile.get_by_test_id("live-abandon-rate")).to_have_text(want["live_abandon_rate"])
+            expect(tile).to_contain_text(f"{want['live_contacts']} live answers")
+            expect(tile).to_have_class(re.compile(rf"\blevel-{want['level']}\b"))
+            # All the seeded calls are within 24 hours and 30 days, so both windows equal today's.
+            expect(tile.get_by_test_id("uk_24h")).to_have_text(want["uk_24h"])
+            expect(tile.get_by_test_id("us_30d")).to_have_text(want["uk_24h"])
+            expect(tile.get_by_test_id("cpo")).to_have_text(re.compile(r"^[\d,]+\.\d\d$"))
 
-            for campaign, want in first.items():
-                tile = page.locator(f'.tile[data-campaign="{campaign}"]')
-                expect(tile.get_by_test_id("dials")).to_have_text(want["dials"])
-                expect(tile.get_by_test_id("contact-rate")).to_have_text(want["contact_rate"])
-                expect(tile.get_by_test_id("abandon-today")).to_have_text(want["abandon_today"])
-                expect(tile.get_by_test_id("orders")).to_have_text(want["orders"])
-                expect(tile.get_by_test_id("live-abandon-rate")).to_have_text(want["live_abandon_rate"])
-                expect(tile).to_contain_text(f"{want['live_contacts']} live answers")
-                expect(tile).to_have_class(re.compile(rf"\blevel-{want['level']}\b"))
-                # All the seeded calls are within 24 hours and 30 days, so both windows equal today's.
-                expect(tile.get_by_test_id("uk_24h")).to_have_text(want["uk_24h"])
-                expect(tile.get_by_test_id("us_30d")).to_have_text(want["uk_24h"])
-                expect(tile.get_by_test_id("cpo")).to_have_text(re.compile(r"^[\d,]+\.\d\d$"))
+        freshness = page.locator(".freshness")
+        expect(freshness).to_have_text(FRESHNESS)
+        expect(freshness).to_have_class(re.compile(r"\bfresh\b"))
+        expect(freshness).not_to_have_class(re.compile(r"\bstale\b"))
 
-            freshness = page.locator(".freshness")
-            expect(freshness).to_have_text(FRESHNESS)
-            expect(freshness).to_have_class(re.compile(r"\bfresh\b"))
-            expect(freshness).not_to_have_class(re.compile(r"\bstale\b"))
+        # More calls land; the open page must pick them up by itself, with no reload.
+        page.evaluate("window.__callpulse_no_reload = true")
+        publisher.publish_all(more)
+        publisher.close()
+        second = expected_tiles(events + more, settings, today)
+        for campaign, want in second.items():
+            assert want["dials_n"] > first[campaign]["dials_n"]
+            tile = page.locator(f'.tile[data-campaign="{campaign}"]')
+            expect(tile.get_by_test_id("dials")).to_have_text(want["dials"], timeout=30_000)
+            expect(tile.get_by_test_id("contact-rate")).to_have_text(want["contact_rate"])
+        assert page.evaluate("window.__callpulse_no_reload === true"), "the page reloaded instead of refreshing"
+        expect(freshness).to_have_text(FRESHNESS)
+        expect(freshness).to_have_class(re.compile(r"\bfresh\b"))
 
-            # More calls land; the open page must pick them up by itself, with no reload.
-            page.evaluate("window.__callpulse_no_reload = true")
-            publisher.publish_all(more)
-            publisher.close()
-            second = expected_tiles(events + more, settings, today)
-            for campaign, want in second.items():
-                assert want["dials_n"] > first[campaign]["dials_n"]
-                tile = page.locator(f'.tile[data-campaign="{campaign}"]')
-                expect(tile.get_by_test_id("dials")).to_have_text(want["dials"], timeout=30_000)
-                expect(tile.get_by_test_id("contact-rate")).to_have_text(want["contact_rate"])
-            assert page.evaluate("window.__callpulse_no_reload === true"), "the page reloaded instead of refreshing"
-            expect(freshness).to_have_text(FRESHNESS)
-            expect(freshness).to_have_class(re.compile(r"\bfresh\b"))
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-
-            # The definitions page states the formulas the numbers above were computed with.
-            page.get_by_role("link", name="Definitions").click()
-            expect(page.get_by_test_id("cost-formula")).to_have_text(COST_FORMULA)
-            expect(page.get_by_test_id("metric-definitions")).to_contain_text("abandoned / contacts")
-            expect(page.get_by_test_id("compliance-definitions").locator("tbody tr")).to_have_count(3)
-            expect(page.get_by_test_id("cost-models")).to_contain_text("default")
-        finally:
-            browser.close()
+        # The definitions page states the formulas the numbers above were computed with.
+        page.get_by_role("link", name="Definitions").click()
+        expect(page.get_by_test_id("cost-formula")).to_have_text(COST_FORMULA)
+        expect(page.get_by_test_id("metric-definitions")).to_contain_text("abandoned / contacts")
+        expect(page.get_by_test_id("compliance-definitions").locator("tbody tr")).to_have_count(3)
+        expect(page.get_by_test_id("cost-models")).to_contain_text("default")
 
     assert page_errors == [], f"JavaScript errors on the wallboard: {page_errors}"
     health = worker.wait_until_caught_up(timeout_s=30)

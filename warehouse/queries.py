@@ -133,10 +133,12 @@ def active_alerts(client: Client) -> pd.DataFrame:
         return history
     resolved = set(history.loc[history["state"] == "resolved", "alert_id"])
     firing = history[(history["state"] == "firing") & ~history["alert_id"].isin(resolved)]
-    newest = firing.sort_values("emitted_at").groupby("alert_id").tail(1)
-    order = newest["severity"].map({"critical": 0, "warning": 1})
-    return newest.assign(_order=order).sort_values(["_order", "emitted_at"], ascending=[True, False]) \
-        .drop(columns="_order").reset_index(drop=True)
+    # An episode only escalates, so among transitions decided in the same millisecond
+    # the more severe one is the newer.
+    firing = firing.assign(_rank=firing["severity"].map({"warning": 0, "critical": 1}))
+    newest = firing.sort_values(["event_time", "emitted_at", "_rank"]).groupby("alert_id").tail(1)
+    return newest.sort_values(["_rank", "emitted_at"], ascending=[False, False]) \
+        .drop(columns="_rank").reset_index(drop=True)
 
 
 def alerts_from_frame(frame: pd.DataFrame) -> list[Alert]:
