@@ -19,6 +19,8 @@ from enum import Enum
 
 import msgspec
 
+from callpulse.metrics import format_metric
+
 
 class Rule(str, Enum):
     ABANDON_RATE = "abandon_rate"
@@ -37,6 +39,11 @@ RULE_LABELS = {
     Rule.CPO_SPIKE: "CPO spike",
     Rule.STOP_LIST_VIOLATION: "stop-list violation",
 }
+
+
+def format_alert_value(rule: Rule | str, value: float | None) -> str:
+    """A rule's value as people read it: CPO as money, every other rule as a rate."""
+    return format_metric("cpo" if Rule(rule) is Rule.CPO_SPIKE else "abandon_rate", value)
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,8 +66,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
 
     def headline(self) -> str:
         label = RULE_LABELS[self.rule]
-        value = "—" if self.value is None else f"{self.value * 100:.1f} %" if self.rule is not Rule.CPO_SPIKE \
-            else f"{self.value:,.2f}"
+        value = format_alert_value(self.rule, self.value)
         if self.state == "resolved":
             return f"RESOLVED · {self.campaign} · {label} back to {value}"
         return f"{self.severity.upper()} · {self.campaign} · {label} {value} · {self.detail}"

@@ -85,9 +85,6 @@ class AlertEvaluator:
                     alerts.append(alert)
         return alerts
 
-    def evaluate(self, triggers: Mapping[str, str]) -> list[Alert]:
-        return self.observe(self.read(triggers))
-
     def live_checks(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> list[Check]:
         """Rules over windows held in memory; ``fetch=False`` skips baselines not cached yet."""
         live = self._window(campaign, at, rules.abandon_window_minutes)

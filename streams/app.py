@@ -134,15 +134,10 @@ class WorkerPipeline:
     def resolve_late(self, result: BatchResult) -> bool:
         """Late events that already landed are replays; the rest become dead letters."""
         ids = [event.event_id for event, _ in result.late]
-        while True:
-            try:
-                found = landed_event_ids(self.client, ids)
-                break
-            except Exception as exc:
-                if self.stopping.is_set():
-                    return False
-                log.warning("checking late events failed (%s); retrying", exc)
-                self.stopping.wait(1.0)
+        found: set[str] = set()
+        if not retry_until_stopped(lambda: found.update(landed_event_ids(self.client, ids)),
+                                   "checking late events", self.stopping.is_set):
+            return False
         self.processor.resolve_late(result, found)
         return True
 

@@ -86,20 +86,14 @@ class WorkerProcess:
         """Until every published record has landed, by the worker's landed offsets; then its health."""
         from callpulse.topics import partition_bounds
 
-        deadline = time.monotonic() + timeout_s
-        lag = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
-            health = self.health()
-            if health is not None and health["ready"]:
-                landed = health["landed_offsets"]
-                bounds = partition_bounds(self.pipeline.settings)
-                lag = {p: end - landed.get(str(p), 0) for p, (_, end) in bounds.items()}
-                if not any(lag.values()):
-                    return health
-            time.sleep(0.5)
-        raise AssertionError(f"worker still lagging after {timeout_s} s: {lag}\n{self.log()}")
+        def caught_up(health: dict) -> bool:
+            if not health["ready"]:
+                return False
+            landed = health["landed_offsets"]
+            bounds = partition_bounds(self.pipeline.settings)
+            return all(end - landed.get(str(p), 0) == 0 for p, (_, end) in bounds.items())
+
+        return self.wait_until(caught_up, timeout_s)
 
     def stop(self, sig=signal.SIGTERM, timeout_s: float = 60.0) -> int:
         if self.proc.poll() is None:

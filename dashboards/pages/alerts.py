@@ -5,7 +5,7 @@ from __future__ import annotations
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dash_table, dcc, html
 
-from callpulse.alerts import RULE_LABELS, Rule
+from callpulse.alerts import RULE_LABELS, format_alert_value
 from dashboards.data import context
 from warehouse import queries
 
@@ -41,12 +41,6 @@ def layout(**_query):
     )
 
 
-def _value(rule: str, value) -> str:
-    if value is None or value != value:
-        return "—"
-    return f"{value:,.2f}" if rule == Rule.CPO_SPIKE.value else f"{value * 100:.1f} %"
-
-
 @callback(
     Output("active-alerts", "children"),
     Output("alert-history", "data"),
@@ -71,7 +65,7 @@ def refresh(_n, _clicks, acknowledged_by):
             [
                 html.Div(alert.headline(), className="alert-headline"),
                 html.Div(f"since {alert.first_seen:%Y-%m-%d %H:%M} (event time) · "
-                         f"{RULE_LABELS[alert.rule]} · threshold {_value(alert.rule.value, alert.threshold)}",
+                         f"{RULE_LABELS[alert.rule]} · threshold {format_alert_value(alert.rule, alert.threshold)}",
                          className="stat-label"),
                 html.Div(f"acknowledged by {row['acknowledged_by']}", className="acked") if acked else
                 html.Button("Acknowledge", id={"type": "ack", "alert_id": alert.alert_id}, className="ack-button",
@@ -85,7 +79,8 @@ def refresh(_n, _clicks, acknowledged_by):
         rows.append({
             "event_time": f"{row['event_time']:%Y-%m-%d %H:%M:%S}", "campaign": row["campaign"],
             "rule": row["rule"], "state": row["state"], "severity": row["severity"],
-            "value": _value(row["rule"], row["value"]), "threshold": _value(row["rule"], row["threshold"]),
+            "value": format_alert_value(row["rule"], row["value"]),
+            "threshold": format_alert_value(row["rule"], row["threshold"]),
             "detail": row["detail"],
             "acknowledged_by": row["acknowledged_by"] if isinstance(row["acknowledged_by"], str) else "",
         })
