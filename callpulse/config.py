@@ -55,6 +55,8 @@ class WorkerConfig(msgspec.Struct, frozen=True):
 class DashboardConfig(msgspec.Struct, frozen=True):
     refresh_seconds: float
     stale_after_seconds: float
+    # A report cell with fewer dials than this is greyed out: its rate is noise.
+    report_min_calls: int = 30
 
 
 class SlotConfig(msgspec.Struct, frozen=True):

@@ -49,6 +49,27 @@ RATES: dict[str, Rate] = {
 #: Names a user may ask a report for: the rates and the plain counters.
 METRIC_NAMES: tuple[str, ...] = tuple(RATES) + COUNTERS
 
+#: Short names people type ("conversion", "aht") for the canonical metric names.
+METRIC_ALIASES: dict[str, str] = {"conversion": "conversion_rate", "aht": "aht_seconds"}
+
+#: The counters of counters_for(), as ClickHouse aggregates over raw ``call_attempts`` rows.
+#: Reports by agent team read raw attempts (buckets are not kept per team); a test holds
+#: these to the same totals as the minute buckets.
+RAW_COUNTER_SQL: dict[str, str] = {
+    "dials": "count()",
+    "contacts": "countIf(outcome IN ('connected', 'abandoned'))",
+    "connected": "countIf(outcome = 'connected')",
+    "abandoned": "countIf(outcome = 'abandoned')",
+    "orders": "countIf(outcome = 'connected' AND is_order = 1)",
+    "cost": "sum(cost)",
+    "talk_seconds": "sumIf(talk_seconds, outcome = 'connected')",
+}
+
+
+def metric_label(name: str) -> str:
+    """A metric's human name: "Contact rate", "Dials"."""
+    return RATES[name].label if name in RATES else name.replace("_", " ").capitalize()
+
 
 @dataclass(frozen=True)
 class ComplianceWindow:

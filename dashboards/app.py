@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import dash
 import msgspec
 from dash import Dash, Input, Output, dcc, html
-from flask import jsonify
+from flask import jsonify, request
+
+from callpulse import reports
 
 from dashboards.data import DashboardContext, context, set_context, wallboard_model
 from warehouse import queries
@@ -71,6 +74,20 @@ def create_app(ctx: DashboardContext) -> Dash:
         active = queries.active_alerts(context().client)
         return app.server.response_class(
             msgspec.json.encode(queries.alerts_from_frame(active)), mimetype="application/json")
+
+    @app.server.get("/api/report")
+    def report_json():
+        # What `callpulse report` asks for while this process holds the embedded warehouse.
+        settings = context().settings
+        args = request.args
+        try:
+            wanted = reports.ReportRequest.parse(args.get("by"), args.get("metrics"), args.get("from"),
+                                                 args.get("to"), args.get("campaigns"),
+                                                 today=datetime.now(settings.zone).date())
+        except reports.ReportError as exc:
+            return jsonify({"error": str(exc)}), 400
+        frame = reports.run_report(context().client, wanted, settings.zone)
+        return app.server.response_class(reports.to_json(frame), mimetype="application/json")
 
     @app.server.get("/healthz")
     def healthz():

@@ -38,6 +38,14 @@ CONTACT_PROBABILITY = {
 # How a dial that reaches nobody ends.
 NON_CONTACT_MIX = ((Outcome.NO_ANSWER, 0.55), (Outcome.BUSY, 0.10), (Outcome.MACHINE, 0.25),
                    (Outcome.INVALID_NUMBER, 0.10))
+# Agent teams (VICIdial user groups); each campaign is worked by the floors in its own proportion.
+TEAMS = ("tokyo-floor", "osaka-floor", "remote")
+TEAM_WEIGHTS = {
+    "home-insurance": (0.5, 0.3, 0.2),
+    "broadband-upgrade": (0.2, 0.6, 0.2),
+    "charity-giving": (0.0, 0.0, 1.0),
+    "credit-card-winback": (0.6, 0.2, 0.2),
+}
 ABANDON_HOLD_SECONDS = 2.0  # regulators allow a 2-second wait for an agent before the drop
 WRAP_UP_SECONDS = 15.0
 
@@ -96,6 +104,8 @@ class DialerSimulator:
     def __init__(self, slot_rules: SlotRules, hmac_key: bytes, *, seed: int = 7,
                  start: datetime | None = None, campaigns=DEFAULT_CAMPAIGNS, agents_scale: float = 1.0):
         self.rng = random.Random(seed)
+        # Teams draw from their own stream so adding them left every seeded call as it was.
+        self.team_rng = random.Random(f"teams-{seed}")
         self.slot_rules = slot_rules
         self.hmac_key = hmac_key
         self.start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
@@ -174,7 +184,7 @@ class DialerSimulator:
             talk_seconds=talk,
             order=order,
             order_value=order_value,
-            team=f"{profile.name}-team",
+            team=self.team_rng.choices(TEAMS, TEAM_WEIGHTS.get(profile.name, (1, 1, 1)))[0],
         )
         heapq.heappush(self._pending, _Pending(end, self._next_seq(), attempt))
 

@@ -85,8 +85,8 @@ def test_hours_and_days_roll_up_in_local_time(client, lander):
     by_day = metrics_by(client, ["day"], start, end, tz="Asia/Tokyo")
     assert [str(day) for day in by_day["day"]] == ["2026-11-23", "2026-11-24"]
     assert by_day["contacts"].tolist() == [10, 50]
-    by_hour = metrics_by(client, ["hour", "segment"], start, end, tz="Asia/Tokyo")
-    assert by_hour[["hour", "segment", "contacts"]].values.tolist() == [
+    by_hour = metrics_by(client, ["hour_start", "segment"], start, end, tz="Asia/Tokyo")
+    assert by_hour[["hour_start", "segment", "contacts"]].values.tolist() == [
         ["2026-11-23 23:00", "seniors", 10], ["2026-11-24 00:00", "seniors", 30], ["2026-11-24 00:00", "students", 20],
     ]
     assert by_hour["cpo"].tolist()[1] == pytest.approx(20.0)

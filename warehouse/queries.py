@@ -12,23 +12,30 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from callpulse.alerts import Alert
-from callpulse.metrics import COMPLIANCE_WINDOWS, COUNTERS, add_rate_columns, ratio_series
+from callpulse.metrics import COMPLIANCE_WINDOWS, COUNTERS, RAW_COUNTER_SQL, add_rate_columns, ratio_series
 
 _SUMS = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
 
-# Dimensions a report may group by, mapped to their SQL over minute_metrics. Hours and
-# days are local to the configured zone ({tz}), like the time slots; any combination
-# rolls up at query time from the minute buckets.
+# Dimensions a report may group by, mapped to their SQL. Hours and days are local to
+# the configured zone ({tz}), like the time slots; any combination rolls up at query
+# time from the minute buckets. Every expression also reads call_attempts, which has
+# the same columns plus ``team``.
 DIMENSIONS = {
     "campaign": "campaign",
     "slot": "slot",
     "segment": "segment",
-    "minute": "minute",
-    "hour": "formatDateTime(toStartOfHour(minute, {tz:String}), '%Y-%m-%d %H:00', {tz:String})",
-    "hour_of_day": "toHour(minute, {tz:String})",
+    "team": "if(team = '', '(none)', team)",
     "day": "toString(toDate(minute, {tz:String}))",
+    "hour": "toHour(minute, {tz:String})",
     "weekday": "toDayOfWeek(minute, 0, {tz:String})",
+    "hour_start": "formatDateTime(toStartOfHour(minute, {tz:String}), '%Y-%m-%d %H:00', {tz:String})",
+    "minute": "minute",
 }
+
+# Buckets are kept per campaign, slot, segment and minute only; a report by team sums
+# the landed raw attempts instead (same totals, slower on big ranges).
+_RAW_SUMS = ", ".join(f"{RAW_COUNTER_SQL[name]} AS {name}" for name in COUNTERS)
+_NEEDS_RAW_ATTEMPTS = frozenset({"team"})
 
 
 def _frame(client: Client, sql: str, parameters: dict) -> pd.DataFrame:
@@ -41,22 +48,37 @@ def _frame(client: Client, sql: str, parameters: dict) -> pd.DataFrame:
 
 
 def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime,
-               tz: str = "UTC") -> pd.DataFrame:
-    """Counters and rates grouped by ``dimensions`` over [start, end); hours and days in ``tz``."""
+               tz: str = "UTC", campaigns: Sequence[str] = ()) -> pd.DataFrame:
+    """Counters and rates grouped by ``dimensions`` over [start, end); hours and days in ``tz``.
+
+    Dimension names come from the DIMENSIONS allow-list; every other input is a bound
+    parameter, so nothing a user types is spliced into SQL.
+    """
     unknown = [d for d in dimensions if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"unknown dimension(s) {unknown}; choose from {sorted(DIMENSIONS)}")
+    raw = bool(_NEEDS_RAW_ATTEMPTS.intersection(dimensions))
     select = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in dimensions)
     group = ", ".join(dimensions)
     sql = (
-        f"SELECT {select + ', ' if select else ''}{_SUMS} FROM minute_metrics FINAL "
+        f"SELECT {select + ', ' if select else ''}{_RAW_SUMS if raw else _SUMS} "
+        f"FROM {'call_attempts' if raw else 'minute_metrics'} FINAL "
         "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
+        + ("AND campaign IN {campaigns:Array(String)} " if campaigns else "")
         + (f"GROUP BY {group} ORDER BY {group}" if group else "")
     )
-    frame = _frame(client, sql, {"start": _naive_utc(start), "end": _naive_utc(end), "tz": tz})
+    parameters = {"start": _naive_utc(start), "end": _naive_utc(end), "tz": tz, "campaigns": list(campaigns)}
+    frame = _frame(client, sql, parameters)
     if not dimensions and frame.empty:
         frame = pd.DataFrame([{name: 0.0 for name in COUNTERS}])
+    if frame.empty and not len(frame.columns):
+        frame = pd.DataFrame(columns=[*dimensions, *COUNTERS])
     return add_rate_columns(frame)
+
+
+def campaign_names(client: Client) -> list[str]:
+    """Every campaign with landed buckets, for filters."""
+    return [row[0] for row in client.query("SELECT DISTINCT campaign FROM minute_metrics ORDER BY campaign").result_rows]
 
 
 def campaign_tiles(client: Client, now: datetime, day_start: datetime) -> pd.DataFrame:
