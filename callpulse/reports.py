@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import numbers
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Mapping, Sequence
@@ -18,7 +19,8 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from callpulse.metrics import COUNTERS, METRIC_ALIASES, METRIC_NAMES, RATES, add_rate_columns, format_metric
+from callpulse.metrics import (COUNTERS, METRIC_ALIASES, METRIC_NAMES, RATES, add_rate_columns, format_metric,
+                              ratio_series)
 
 #: What a manager may group by (the warehouse maps each to SQL from an allow-list).
 REPORT_DIMENSIONS: dict[str, str] = {
@@ -178,7 +180,9 @@ def _ordered(table: pd.DataFrame, rows: str, columns: str | None, order: Mapping
     def arrange(labels, dimension):
         labels = list(labels)
         wanted = [v for v in order.get(dimension, []) if v in labels]
-        return wanted + sorted((v for v in labels if v not in wanted), key=str)
+        rest = [v for v in labels if v not in wanted]
+        # Hours and weekdays are numbers: 9 before 10, not after.
+        return wanted + sorted(rest, key=lambda v: (0, v, "") if isinstance(v, numbers.Number) else (1, 0, str(v)))
 
     table = table.reindex(arrange(table.index, rows))
     table.index.name = rows
@@ -217,8 +221,12 @@ def _json_value(value):
     return value
 
 
-def to_xlsx(frame: pd.DataFrame, sheet: str = "report", title: str | None = None) -> bytes:
-    """An Excel workbook: rates as fractions formatted as percentages, so sums and charts still work."""
+def to_xlsx(frame: pd.DataFrame, sheet: str = "report", title: str | None = None,
+            percent: Iterable[str] = ()) -> bytes:
+    """An Excel workbook: rates as fractions formatted as percentages, so sums and charts still work.
+
+    Columns named like a rate (``*_rate``) or listed in ``percent`` get the percent format."""
+    percent = set(percent)
     from openpyxl.utils import get_column_letter
 
     buffer = io.BytesIO()
@@ -226,7 +234,8 @@ def to_xlsx(frame: pd.DataFrame, sheet: str = "report", title: str | None = None
         frame.to_excel(writer, index=False, sheet_name=sheet)
         worksheet = writer.sheets[sheet]
         for position, column in enumerate(frame.columns, start=1):
-            unit = RATES[column].unit if column in RATES else None
+            unit = RATES[column].unit if column in RATES else \
+                "percent" if column in percent or str(column).endswith("_rate") else None
             number_format = {"percent": "0.0%", "currency": "#,##0.00", "seconds": "0"}.get(unit)
             letter = get_column_letter(position)
             worksheet.column_dimensions[letter].width = max(12, len(str(column)) + 2)
@@ -256,3 +265,46 @@ def frame_from_json(text: str, request: ReportRequest) -> pd.DataFrame:
         if column in RATES or column in ("cost", "talk_seconds"):
             frame[column] = frame[column].astype("float64")
     return frame
+
+
+# -- compliance evidence ----------------------------------------------------------------
+
+COMPLIANCE_COLUMNS = ["campaign", "day", "dials", "contacts", "abandoned", "abandon_rate", "rolling_30d_contacts",
+                      "rolling_30d_abandoned", "rolling_30d_abandon_rate", "limit", "day_over_limit",
+                      "rolling_30d_over_limit"]
+ROLLING_DAYS = 30
+
+
+def compliance_days(client, start_day: date, end_day: date, zone, limit_for, campaigns: Sequence[str] = ()) \
+        -> pd.DataFrame:
+    """Per campaign and local day: the day's abandon rate (the UK 24-hour rule, by calendar
+    day) and the rolling 30-day rate ending that day (the US rule), against the campaign's
+    limit. Rolling sums cover calendar days, days without calls counting as zero."""
+    from warehouse.queries import metrics_by
+
+    history_start = start_day - timedelta(days=ROLLING_DAYS - 1)
+    start = datetime.combine(history_start, time(0), tzinfo=zone).astimezone(timezone.utc)
+    end = datetime.combine(end_day + timedelta(days=1), time(0), tzinfo=zone).astimezone(timezone.utc)
+    daily = metrics_by(client, ["campaign", "day"], start, end, tz=str(zone), campaigns=campaigns)
+    if daily.empty:
+        return pd.DataFrame(columns=COMPLIANCE_COLUMNS)
+    every_day = pd.date_range(history_start, end_day, freq="D").strftime("%Y-%m-%d")
+    frames = []
+    for campaign, part in daily.groupby("campaign"):
+        part = part.set_index("day")[["dials", "contacts", "abandoned"]].reindex(every_day, fill_value=0.0)
+        rolling = part[["contacts", "abandoned"]].rolling(ROLLING_DAYS, min_periods=1).sum()
+        part["rolling_30d_contacts"] = rolling["contacts"]
+        part["rolling_30d_abandoned"] = rolling["abandoned"]
+        part = part.assign(campaign=campaign).rename_axis("day").reset_index()
+        frames.append(part[part["day"] >= start_day.isoformat()])
+    frame = pd.concat(frames, ignore_index=True)
+    frame = add_rate_columns(frame, ["abandon_rate"])
+    frame["rolling_30d_abandon_rate"] = ratio_series(frame["rolling_30d_abandoned"], frame["rolling_30d_contacts"])
+    frame["limit"] = frame["campaign"].map(limit_for)
+    # The rules say "at most" the limit: a breach is strictly above it.
+    frame["day_over_limit"] = frame["abandon_rate"] > frame["limit"]
+    frame["rolling_30d_over_limit"] = frame["rolling_30d_abandon_rate"] > frame["limit"]
+    frame = frame[frame["dials"] > 0].copy()  # a day without calls has nothing to show or defend
+    for column in ("dials", "contacts", "abandoned", "rolling_30d_contacts", "rolling_30d_abandoned"):
+        frame[column] = frame[column].astype("int64")
+    return frame[COMPLIANCE_COLUMNS].sort_values(["campaign", "day"]).reset_index(drop=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from clickhouse_connect.driver.client import Client
 
@@ -49,6 +49,22 @@ def _clean(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return float(value)
+
+
+def newest_day() -> date:
+    """The local day of the newest landed minute (today, in live use), so pages over a
+    replayed day open on its data rather than on an empty today."""
+    settings = context().settings
+    newest = queries.freshness(context().client)["newest_minute"]
+    return (newest or datetime.now(timezone.utc)).astimezone(settings.zone).date()
+
+
+def parse_day(value) -> date | None:
+    """A date picker's or URL's day ("2026-11-23" or "2026-11-23T00:00:00"), or None."""
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
 
 
 def local_day_start(now: datetime, settings: Settings) -> datetime:

@@ -1,0 +1,176 @@
+"""Compliance: each campaign's abandon rate against the regulators' limits, now and day by
+day, with the days over the limit marked and an export to hand an auditor.
+
+UK (Ofcom): at most 3 % of live calls abandoned per campaign over 24 hours.
+US (FTC TSR): at most 3 % of live-answered calls per campaign over 30 days.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import dash
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
+
+from callpulse import reports
+from callpulse.metrics import COMPLIANCE_WINDOWS, format_metric
+from dashboards import theme
+from dashboards.data import context, newest_day, parse_day
+from warehouse import queries
+
+dash.register_page(__name__, path="/compliance", name="Compliance", title="CallPulse · Compliance", order=30)
+
+DEFAULT_DAYS = 30
+TABLE_COLUMNS = [("campaign", "Campaign"), ("day", "Day"), ("dials", "Dials"), ("contacts", "Live answers"),
+                 ("abandoned", "Abandoned"), ("abandon_rate", "Day's abandon rate"),
+                 ("rolling_30d_abandon_rate", "30-day abandon rate"), ("limit", "Limit")]
+WINDOWS = {w.name: w for w in COMPLIANCE_WINDOWS}
+
+
+def layout(**query):
+    end = parse_day(query.get("to")) or newest_day()
+    start = parse_day(query.get("from")) or end - timedelta(days=DEFAULT_DAYS - 1)
+    return html.Div(
+        [
+            html.Div(id="compliance-now", className="compliance-cards"),
+            html.Div(
+                [
+                    html.Div([html.Label("Days"),
+                              dcc.DatePickerRange(id="compliance-dates", start_date=start, end_date=end,
+                                                  display_format="YYYY-MM-DD", first_day_of_week=1)],
+                             className="control"),
+                    html.Div([html.Button("Export CSV", id="compliance-csv", className="button"),
+                              html.Button("Export Excel", id="compliance-xlsx", className="button")],
+                             className="control exports"),
+                ],
+                className="controls",
+            ),
+            dcc.Download(id="compliance-download"),
+            html.Div(id="compliance-summary", className="report-summary", **{"data-testid": "compliance-summary"}),
+            dcc.Graph(id="compliance-chart", config={"displaylogo": False}),
+            html.H3("Daily history", className="section-title"),
+            dash_table.DataTable(
+                id="compliance-table", columns=[{"name": label, "id": key} for key, label in TABLE_COLUMNS],
+                page_size=31, sort_action="native", filter_action="native",
+                style_data_conditional=[
+                    {"if": {"filter_query": "{day_over_limit} = true"}, "backgroundColor": theme.OVER_LIMIT,
+                     "fontWeight": "bold"},
+                    {"if": {"filter_query": "{rolling_30d_over_limit} = true",
+                            "column_id": "rolling_30d_abandon_rate"},
+                     "backgroundColor": theme.OVER_LIMIT, "fontWeight": "bold"},
+                    {"if": {"column_id": ["campaign", "day"]}, "textAlign": "left"},
+                ],
+                **theme.TABLE_STYLE,
+            ),
+        ],
+        className="compliance-page",
+    )
+
+
+def _limit_for(campaign: str) -> float:
+    return context().settings.alert_rules_for(campaign).compliance_limit
+
+
+def _history(start, end):
+    settings = context().settings
+    end_day = parse_day(end) or datetime.now(settings.zone).date()
+    start_day = parse_day(start) or end_day - timedelta(days=DEFAULT_DAYS - 1)
+    return start_day, end_day, reports.compliance_days(context().client, start_day, end_day, settings.zone,
+                                                       _limit_for)
+
+
+@callback(
+    Output("compliance-now", "children"),
+    Output("compliance-chart", "figure"),
+    Output("compliance-table", "data"),
+    Output("compliance-summary", "children"),
+    Input("compliance-dates", "start_date"),
+    Input("compliance-dates", "end_date"),
+)
+def build(start, end):
+    start_day, end_day, history = _history(start, end)
+    cards = _now_cards()
+    rows = []
+    for row in history.to_dict("records"):
+        shown = {key: row[key] for key, _ in TABLE_COLUMNS}
+        for key in ("abandon_rate", "rolling_30d_abandon_rate", "limit"):
+            shown[key] = format_metric("abandon_rate", row[key])
+        for key in ("dials", "contacts", "abandoned"):
+            shown[key] = format_metric("dials", row[key])
+        shown["day_over_limit"] = bool(row["day_over_limit"])
+        shown["rolling_30d_over_limit"] = bool(row["rolling_30d_over_limit"])
+        rows.append(shown)
+    over_days = int(history["day_over_limit"].sum()) if len(history) else 0
+    summary = (f"{start_day} to {end_day} · {history['campaign'].nunique() if len(history) else 0} campaigns · "
+               f"{over_days} campaign-day{'s' if over_days != 1 else ''} over the limit (highlighted)")
+    return cards, _chart(history), rows, summary
+
+
+def _now_cards() -> list:
+    """Each campaign's regulator windows ending at the newest landed minute."""
+    fresh = queries.freshness(context().client)
+    now = fresh["newest_minute"] + timedelta(minutes=1) if fresh["newest_minute"] else datetime.now(timezone.utc)
+    windows = queries.compliance_windows(context().client, now)
+    cards = []
+    for row in windows.to_dict("records"):
+        limit = _limit_for(row["campaign"])
+        over = any((row[f"{name}_abandon_rate"] or 0) > limit for name in ("uk_24h", "us_30d"))
+        figures = [
+            html.Div([html.Div(WINDOWS[name].label, className="stat-label"),
+                      html.Div(format_metric("abandon_rate", row[f"{name}_abandon_rate"]), className="window-value",
+                               **{"data-testid": f"{name}-rate"}),
+                      html.Div(f"{int(row[f'{name}_abandoned']):,} / {int(row[f'{name}_contacts']):,} live",
+                               className="stat-label")],
+                     className="compliance-figure")
+            for name in ("uk_24h", "us_30d")
+        ]
+        cards.append(html.Div(
+            [html.Div(row["campaign"], className="tile-title"),
+             html.Div(figures, className="compliance-figures"),
+             html.Div(f"limit {format_metric('abandon_rate', limit)}", className="stat-label")],
+            className=f"compliance-card{' over' if over else ''}", **{"data-campaign": row["campaign"]}))
+    return cards or [html.Div("No calls have landed yet.", className="empty")]
+
+
+def _chart(history) -> go.Figure:
+    figure = go.Figure()
+    for campaign, part in history.groupby("campaign") if len(history) else []:
+        figure.add_trace(go.Scatter(
+            x=part["day"], y=part["abandon_rate"], mode="lines+markers", name=campaign,
+            marker={"size": [13 if over else 7 for over in part["day_over_limit"]],
+                    "line": {"width": [2 if over else 0 for over in part["day_over_limit"]], "color": "#e74c3c"}},
+            customdata=part[["abandoned", "contacts"]].to_numpy(),
+            hovertemplate="%{x} · %{y:.2%}<br>%{customdata[0]} abandoned / %{customdata[1]} live<extra>"
+                          + campaign + "</extra>"))
+    limits = sorted({_limit_for(c) for c in history["campaign"].unique()}) if len(history) else \
+        [_limit_for("default")]
+    for limit in limits:
+        figure.add_hline(y=limit, line={"color": "#e74c3c", "dash": "dash"},
+                         annotation_text=f"limit {limit:.0%}", annotation_position="top left")
+    figure.update_layout(**theme.figure_layout(
+        title="Daily abandon rate (abandoned / live answers); ringed points are over the limit",
+        height=420, yaxis={"tickformat": ".1%", "rangemode": "tozero"}, xaxis={"type": "category"},
+        legend={"orientation": "h", "y": -0.2}))
+    return figure
+
+
+@callback(
+    Output("compliance-download", "data"),
+    Input("compliance-csv", "n_clicks"),
+    Input("compliance-xlsx", "n_clicks"),
+    State("compliance-dates", "start_date"),
+    State("compliance-dates", "end_date"),
+    prevent_initial_call=True,
+)
+def export(_csv, _xlsx, start, end):
+    start_day, end_day, history = _history(start, end)
+    if history.empty:
+        return no_update
+    name = f"callpulse-abandon-compliance-{start_day}-{end_day}"
+    if dash.ctx.triggered_id == "compliance-xlsx":
+        evidence = history.rename(columns={"limit": "abandon_limit"})
+        return dcc.send_bytes(reports.to_xlsx(evidence, sheet="abandon rate", percent=("abandon_limit",),
+                                              title=f"CallPulse abandon-rate evidence {start_day} to {end_day}"),
+                              f"{name}.xlsx")
+    return dcc.send_string(reports.to_csv(history), f"{name}.csv")

@@ -1,0 +1,260 @@
+"""Cross-tab reports for managers: rows x columns of one metric, as a heatmap, a pivot
+table with totals and a trend; exports to CSV and Excel. The URL holds the report's
+state, so a bookmark or a pasted link opens the same report.
+
+Every number comes from callpulse.reports, the code behind `callpulse report` too.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+import dash
+import numpy as np
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
+
+from callpulse import reports
+from callpulse.metrics import RATES, format_metric, metric_label
+from dashboards import theme
+from dashboards.data import context, newest_day, parse_day
+from warehouse import queries
+
+dash.register_page(__name__, path="/reports", name="Reports", title="CallPulse · Reports", order=20)
+
+DEFAULTS = {"rows": "segment", "columns": "slot", "metric": "contact_rate"}
+NO_COLUMNS = "none"
+# Higher is worse for these, so their heatmaps run from calm to red.
+WORSE_WHEN_HIGHER = {"abandon_rate", "cpo", "aht_seconds"}
+MAX_TREND_SERIES = 12
+TIME_DIMENSIONS = {"day", "hour", "weekday"}
+
+
+def _options(names, labels) -> list[dict]:
+    return [{"label": labels(name), "value": name} for name in names]
+
+
+def _pick(value: str | None, allowed, default: str) -> str:
+    return value if value in allowed else default
+
+
+def layout(rows=None, columns=None, metric=None, **query):
+    end = parse_day(query.get("to")) or newest_day()
+    start = parse_day(query.get("from")) or end - timedelta(days=reports.DEFAULT_DAYS - 1)
+    chosen_campaigns = [c for c in (query.get("campaigns") or "").split(",") if c]
+    dimension_options = _options(reports.REPORT_DIMENSIONS, reports.REPORT_DIMENSIONS.get)
+    control = lambda label, component: html.Div([html.Label(label), component], className="control")  # noqa: E731
+    return html.Div(
+        [
+            dcc.Location(id="report-url", refresh=False),
+            html.Div(
+                [
+                    control("Rows", dcc.Dropdown(id="report-rows", options=dimension_options, clearable=False,
+                                                 value=_pick(rows, reports.REPORT_DIMENSIONS, DEFAULTS["rows"]))),
+                    control("Columns", dcc.Dropdown(
+                        id="report-columns", clearable=False,
+                        options=[*dimension_options, {"label": "(none)", "value": NO_COLUMNS}],
+                        value=_pick(columns, [*reports.REPORT_DIMENSIONS, NO_COLUMNS], DEFAULTS["columns"]))),
+                    control("Metric", dcc.Dropdown(id="report-metric", clearable=False,
+                                                   options=_options(reports.REPORT_METRICS, metric_label),
+                                                   value=_pick(metric, reports.REPORT_METRICS, DEFAULTS["metric"]))),
+                    control("Days", dcc.DatePickerRange(id="report-dates", start_date=start, end_date=end,
+                                                        display_format="YYYY-MM-DD", first_day_of_week=1)),
+                    control("Campaigns", dcc.Dropdown(id="report-campaigns", multi=True, value=chosen_campaigns,
+                                                      options=queries.campaign_names(context().client),
+                                                      placeholder="all campaigns")),
+                    html.Div([html.Button("Export CSV", id="report-csv", className="button"),
+                              html.Button("Export Excel", id="report-xlsx", className="button")],
+                             className="control exports"),
+                ],
+                className="controls",
+            ),
+            dcc.Download(id="report-download"),
+            html.Div(id="report-summary", className="report-summary", **{"data-testid": "report-summary"}),
+            dcc.Loading(dcc.Graph(id="report-heatmap", config={"displaylogo": False}), type="dot"),
+            html.H3("Pivot table", className="section-title"),
+            dash_table.DataTable(id="report-pivot", sort_action="none", **theme.TABLE_STYLE),
+            html.H3("Trend", className="section-title"),
+            dcc.Graph(id="report-trend", config={"displaylogo": False}),
+        ],
+        className="report-page",
+    )
+
+
+def _request(rows, columns, metric, start, end, campaigns) -> reports.ReportRequest:
+    by = [rows] if columns in (None, NO_COLUMNS) else [rows, columns]
+    settings = context().settings
+    return reports.ReportRequest.parse(by, metric, parse_day(start), parse_day(end), campaigns,
+                                       today=datetime.now(settings.zone).date())
+
+
+def _dimension_order() -> dict:
+    settings = context().settings
+    return {"slot": [s.name for s in settings.slots] + ["off_hours"], "weekday": list(reports.WEEKDAYS)}
+
+
+CONTROLS = [Input("report-rows", "value"), Input("report-columns", "value"), Input("report-metric", "value"),
+            Input("report-dates", "start_date"), Input("report-dates", "end_date"),
+            Input("report-campaigns", "value")]
+
+
+@callback(
+    Output("report-heatmap", "figure"),
+    Output("report-pivot", "data"),
+    Output("report-pivot", "columns"),
+    Output("report-pivot", "style_data_conditional"),
+    Output("report-trend", "figure"),
+    Output("report-summary", "children"),
+    Output("report-url", "search"),
+    *CONTROLS,
+)
+def build_report(rows, columns, metric, start, end, campaigns):
+    columns = None if columns == NO_COLUMNS else columns
+    if columns == rows:
+        message = "Rows and columns are the same dimension: pick a different one for columns."
+        return _empty_figure(message), [], [], [], _empty_figure(""), message, no_update
+    try:
+        request = _request(rows, columns, metric, start, end, campaigns)
+    except reports.ReportError as exc:
+        return _empty_figure(str(exc)), [], [], [], _empty_figure(""), str(exc), no_update
+    settings = context().settings
+    counters = reports.counters_frame(context().client, request, settings.zone)
+    search = "?" + urlencode({"rows": rows, "columns": columns or NO_COLUMNS, "metric": metric,
+                              "from": request.start_day.isoformat(), "to": request.end_day.isoformat(),
+                              **({"campaigns": ",".join(request.campaigns)} if request.campaigns else {})})
+    if counters.empty:
+        message = f"No calls landed between {request.start_day} and {request.end_day}."
+        return _empty_figure(message), [], [], [], _empty_figure(""), message, search
+    min_calls = settings.dashboard.report_min_calls
+    values, samples = reports.pivot(counters, rows, columns, metric, order=_dimension_order())
+    data, table_columns, styles = _pivot_table(values, samples, rows, columns, metric, min_calls)
+    total_dials = int(samples.loc["Total", "Total"])
+    summary = (f"{metric_label(metric)} by {reports.REPORT_DIMENSIONS[rows].lower()}"
+               + (f" × {reports.REPORT_DIMENSIONS[columns].lower()}" if columns else "")
+               + f" · {request.start_day} to {request.end_day} ({settings.pipeline.timezone}) · "
+               f"{total_dials:,} dials · overall {format_metric(metric, values.loc['Total', 'Total'])} · "
+               f"cells under {min_calls} dials are greyed")
+    return (_heatmap(values, samples, rows, columns, metric, min_calls), data, table_columns, styles,
+            _trend(request, rows, columns, metric), summary, search)
+
+
+def _heatmap(values, samples, rows, columns, metric, min_calls) -> go.Figure:
+    cells = values.drop(index="Total", columns="Total")
+    counts = samples.drop(index="Total", columns="Total")
+    x = [reports.label_value(columns, c) if columns else metric_label(metric) for c in cells.columns]
+    y = [reports.label_value(rows, r) for r in cells.index]
+    value_grid = cells.to_numpy(dtype="float64")
+    count_grid = np.nan_to_num(counts.to_numpy(dtype="float64"))
+    too_few = count_grid < min_calls
+    text = [[_cell_text(metric, v, n, few) for v, n, few in zip(vr, nr, fr)]
+            for vr, nr, fr in zip(value_grid, count_grid, too_few)]
+    customdata = np.dstack([value_grid, count_grid])
+    hover = "%{y} · %{x}<br>" + metric_label(metric) + ": %{text}<br>%{customdata[1]:,.0f} dials<extra></extra>"
+    trusted = np.where(too_few, np.nan, value_grid)
+    figure = go.Figure([
+        go.Heatmap(name="values", z=trusted, x=x, y=y, text=text, texttemplate="%{text}", customdata=customdata,
+                   hovertemplate=hover, colorscale="Reds" if metric in WORSE_WHEN_HIGHER else "Viridis",
+                   colorbar={"title": metric_label(metric),
+                             **({"tickformat": ".0%"} if _unit(metric) == "percent" else {})},
+                   xgap=2, ygap=2),
+        go.Heatmap(name=f"under {min_calls} dials", z=np.where(too_few, 1.0, np.nan), x=x, y=y, text=text,
+                   texttemplate="%{text}", customdata=customdata, hovertemplate=hover, showscale=False,
+                   colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], xgap=2, ygap=2),
+    ])
+    figure.update_layout(**theme.figure_layout(
+        title=f"{metric_label(metric)} by {reports.REPORT_DIMENSIONS[rows].lower()}"
+              + (f" × {reports.REPORT_DIMENSIONS[columns].lower()}" if columns else ""),
+        height=max(320, 60 + 48 * len(y)),
+        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category", "side": "top"}))
+    return figure
+
+
+def _unit(metric: str) -> str:
+    return RATES[metric].unit if metric in RATES else "count"
+
+
+def _cell_text(metric: str, value: float, dials: float, too_few: bool) -> str:
+    shown = format_metric(metric, None if math.isnan(value) else value)
+    return f"{shown}<br>n={dials:,.0f}" if too_few else shown
+
+
+def _pivot_table(values, samples, rows, columns, metric, min_calls):
+    column_ids = [str(c) for c in values.columns]
+    table_columns = [{"name": reports.REPORT_DIMENSIONS[rows], "id": "__row"}] + [
+        {"name": reports.label_value(columns, c) if columns and c != "Total" else
+         (c if c == "Total" else metric_label(metric)), "id": cid}
+        for c, cid in zip(values.columns, column_ids)]
+    data, styles = [], [
+        {"if": {"column_id": "__row"}, "textAlign": "left", "fontWeight": "bold"},
+        {"if": {"column_id": "Total"}, "fontWeight": "bold"},
+        {"if": {"filter_query": '{__row} = "Total"'}, "fontWeight": "bold", "borderTop": "2px solid #95a5a6"},
+    ]
+    for index, (label, row) in enumerate(values.iterrows()):
+        record = {"__row": "Total" if label == "Total" else reports.label_value(rows, label)}
+        for column, cid in zip(values.columns, column_ids):
+            value, dials = row[column], samples.loc[label, column]
+            dials = 0 if dials is None or (isinstance(dials, float) and math.isnan(dials)) else dials
+            few = dials < min_calls
+            record[cid] = _cell_text(metric, float(value), dials, few).replace("<br>", " ")
+            if few:
+                styles.append({"if": {"row_index": index, "column_id": cid},
+                               "backgroundColor": theme.TOO_FEW, "color": theme.MUTED})
+        data.append(record)
+    return data, table_columns, styles
+
+
+def _trend(request: reports.ReportRequest, rows, columns, metric) -> go.Figure:
+    """The metric over time: by day for a range, by hour for one day; a line per row value."""
+    one_day = request.start_day == request.end_day
+    time_dimension = "hour_start" if one_day else "day"
+    series = next((d for d in (rows, columns) if d and d not in TIME_DIMENSIONS), None)
+    trend_request = request.with_(by=tuple(d for d in (series, time_dimension) if d))
+    frame = reports.counters_frame(context().client, trend_request, context().settings.zone)
+    figure = go.Figure()
+    if series:
+        leaders = frame.groupby(series)["dials"].sum().sort_values(ascending=False).index[:MAX_TREND_SERIES]
+        for name in sorted(leaders, key=str):
+            part = frame[frame[series] == name]
+            figure.add_trace(go.Scatter(x=part[time_dimension], y=part[metric], mode="lines+markers",
+                                        name=reports.label_value(series, name)))
+    else:
+        figure.add_trace(go.Scatter(x=frame[time_dimension], y=frame[metric], mode="lines+markers",
+                                    name=metric_label(metric)))
+    figure.update_layout(**theme.figure_layout(
+        title=f"{metric_label(metric)} by {'hour' if one_day else 'day'}"
+              + (f", per {reports.REPORT_DIMENSIONS[series].lower()}" if series else ""),
+        height=380, yaxis={"tickformat": ".1%"} if _unit(metric) == "percent" else {},
+        xaxis={"type": "category"} if not one_day else {"tickformat": "%H:%M"},
+        legend={"orientation": "h", "y": -0.2}))
+    return figure
+
+
+def _empty_figure(message: str) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(**theme.figure_layout(height=240, xaxis={"visible": False}, yaxis={"visible": False},
+                                               annotations=[{"text": message, "showarrow": False,
+                                                             "font": {"size": 18}}] if message else []))
+    return figure
+
+
+@callback(
+    Output("report-download", "data"),
+    Input("report-csv", "n_clicks"),
+    Input("report-xlsx", "n_clicks"),
+    *[State(c.component_id, c.component_property) for c in CONTROLS],
+    prevent_initial_call=True,
+)
+def export(_csv, _xlsx, rows, columns, metric, start, end, campaigns):
+    columns = None if columns in (NO_COLUMNS, rows) else columns
+    try:
+        request = _request(rows, columns, metric, start, end, campaigns)
+    except reports.ReportError:
+        return no_update
+    frame = reports.run_report(context().client, request, context().settings.zone)
+    name = f"callpulse-{metric}-by-{'-'.join(request.by)}-{request.start_day}-{request.end_day}"
+    if dash.ctx.triggered_id == "report-xlsx":
+        return dcc.send_bytes(reports.to_xlsx(frame, title=f"CallPulse report {request.query_string()}"),
+                              f"{name}.xlsx")
+    return dcc.send_string(reports.to_csv(frame), f"{name}.csv")
