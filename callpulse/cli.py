@@ -149,7 +149,10 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
                              justify="left" if column in request.by else "right")
         for row in reports.table_rows(frame):
             table.add_row(*row)
-        Console(file=open(output, "w") if output and output != "-" else None).print(table)
+        to_file = output and output != "-"
+        # Piped or written to a file, nothing limits the width: never truncate a campaign name.
+        wide = to_file or not sys.stdout.isatty()
+        Console(file=open(output, "w") if to_file else None, width=1000 if wide else None).print(table)
         return
     if output_format == "xlsx":
         Path(output).write_bytes(reports.to_xlsx(frame, title=f"CallPulse report {request.query_string()}"))

@@ -148,3 +148,17 @@ def test_aliases_and_defaults():
     assert parsed.by == ("campaign",)
     assert parsed.metrics == ("conversion_rate", "aht_seconds")
     assert (parsed.start_day, parsed.end_day) == (date(2026, 11, 17), date(2026, 11, 23))
+
+
+def test_compliance_days_roll_30_calendar_days_from_sums(client, raw):
+    limits = {"credit-card-winback": 0.001}  # tight enough that winback's day is over it
+    days = reports.compliance_days(client, date(2026, 11, 19), DAY, ZONE, lambda c: limits.get(c, 0.03))
+    assert sorted(days["campaign"]) == sorted(raw["campaign"].unique())  # 19 Nov had no calls: no rows
+    winback = days[days["campaign"] == "credit-card-winback"].iloc[0]
+    mine = raw[raw["campaign"] == "credit-card-winback"]
+    assert (winback["day"], winback["contacts"], winback["abandoned"]) == \
+        (DAY.isoformat(), mine["contact"].sum(), mine["abandoned"].sum())
+    assert winback["abandon_rate"] == pytest.approx(mine["abandoned"].sum() / mine["contact"].sum())
+    assert winback["rolling_30d_abandon_rate"] == pytest.approx(winback["abandon_rate"])  # only day with calls
+    assert bool(winback["day_over_limit"]) and bool(winback["rolling_30d_over_limit"])
+    assert not days[days["campaign"] != "credit-card-winback"]["day_over_limit"].any()

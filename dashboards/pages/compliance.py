@@ -24,7 +24,8 @@ dash.register_page(__name__, path="/compliance", name="Compliance", title="CallP
 DEFAULT_DAYS = 30
 TABLE_COLUMNS = [("campaign", "Campaign"), ("day", "Day"), ("dials", "Dials"), ("contacts", "Live answers"),
                  ("abandoned", "Abandoned"), ("abandon_rate", "Day's abandon rate"),
-                 ("rolling_30d_abandon_rate", "30-day abandon rate"), ("limit", "Limit")]
+                 ("rolling_30d_abandon_rate", "30-day abandon rate"), ("limit", "Limit"),
+                 ("over_limit", "Over the limit")]
 WINDOWS = {w.name: w for w in COMPLIANCE_WINDOWS}
 
 
@@ -54,9 +55,9 @@ def layout(**query):
                 id="compliance-table", columns=[{"name": label, "id": key} for key, label in TABLE_COLUMNS],
                 page_size=31, sort_action="native", filter_action="native",
                 style_data_conditional=[
-                    {"if": {"filter_query": "{day_over_limit} = true"}, "backgroundColor": theme.OVER_LIMIT,
+                    {"if": {"filter_query": '{over_limit} contains "UK"'}, "backgroundColor": theme.OVER_LIMIT,
                      "fontWeight": "bold"},
-                    {"if": {"filter_query": "{rolling_30d_over_limit} = true",
+                    {"if": {"filter_query": '{over_limit} contains "US"',
                             "column_id": "rolling_30d_abandon_rate"},
                      "backgroundColor": theme.OVER_LIMIT, "fontWeight": "bold"},
                     {"if": {"column_id": ["campaign", "day"]}, "textAlign": "left"},
@@ -93,13 +94,14 @@ def build(start, end):
     cards = _now_cards()
     rows = []
     for row in history.to_dict("records"):
-        shown = {key: row[key] for key, _ in TABLE_COLUMNS}
+        shown = {key: row.get(key) for key, _ in TABLE_COLUMNS}
         for key in ("abandon_rate", "rolling_30d_abandon_rate", "limit"):
             shown[key] = format_metric("abandon_rate", row[key])
         for key in ("dials", "contacts", "abandoned"):
             shown[key] = format_metric("dials", row[key])
-        shown["day_over_limit"] = bool(row["day_over_limit"])
-        shown["rolling_30d_over_limit"] = bool(row["rolling_30d_over_limit"])
+        shown["over_limit"] = ", ".join(label for flag, label in (("day_over_limit", "UK day"),
+                                                                  ("rolling_30d_over_limit", "US 30 days"))
+                                        if row[flag])
         rows.append(shown)
     over_days = int(history["day_over_limit"].sum()) if len(history) else 0
     summary = (f"{start_day} to {end_day} · {history['campaign'].nunique() if len(history) else 0} campaigns · "
@@ -150,7 +152,7 @@ def _chart(history) -> go.Figure:
                          annotation_text=f"limit {limit:.0%}", annotation_position="top left")
     figure.update_layout(**theme.figure_layout(
         title="Daily abandon rate (abandoned / live answers); ringed points are over the limit",
-        height=420, yaxis={"tickformat": ".1%", "rangemode": "tozero"}, xaxis={"type": "category"},
+        height=420, yaxis={"tickformat": ".1%", "rangemode": "tozero"}, xaxis={"type": "category", "categoryorder": "category ascending"},
         legend={"orientation": "h", "y": -0.2}))
     return figure
 

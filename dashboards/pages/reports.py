@@ -150,16 +150,16 @@ def _heatmap(values, samples, rows, columns, metric, min_calls) -> go.Figure:
     too_few = count_grid < min_calls
     text = [[_cell_text(metric, v, n, few) for v, n, few in zip(vr, nr, fr)]
             for vr, nr, fr in zip(value_grid, count_grid, too_few)]
-    customdata = np.dstack([value_grid, count_grid])
+    customdata = _plain(np.dstack([value_grid, count_grid]))
     hover = "%{y} · %{x}<br>" + metric_label(metric) + ": %{text}<br>%{customdata[1]:,.0f} dials<extra></extra>"
     trusted = np.where(too_few, np.nan, value_grid)
     figure = go.Figure([
-        go.Heatmap(name="values", z=trusted, x=x, y=y, text=text, texttemplate="%{text}", customdata=customdata,
+        go.Heatmap(name="values", z=_plain(trusted), x=x, y=y, text=text, texttemplate="%{text}", customdata=customdata,
                    hovertemplate=hover, colorscale="Reds" if metric in WORSE_WHEN_HIGHER else "Viridis",
                    colorbar={"title": metric_label(metric),
                              **({"tickformat": ".0%"} if _unit(metric) == "percent" else {})},
                    xgap=2, ygap=2),
-        go.Heatmap(name=f"under {min_calls} dials", z=np.where(too_few, 1.0, np.nan), x=x, y=y, text=text,
+        go.Heatmap(name=f"under {min_calls} dials", z=_plain(np.where(too_few, 1.0, np.nan)), x=x, y=y, text=text,
                    texttemplate="%{text}", customdata=customdata, hovertemplate=hover, showscale=False,
                    colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], xgap=2, ygap=2),
     ])
@@ -169,6 +169,12 @@ def _heatmap(values, samples, rows, columns, metric, min_calls) -> go.Figure:
         height=max(320, 60 + 48 * len(y)),
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category", "side": "top"}))
     return figure
+
+
+def _plain(grid: np.ndarray) -> list:
+    """Nested lists with None for NaN: what the browser reads back is then the exact number,
+    not a base64 typed array, and a gap stays a gap."""
+    return np.where(np.isnan(grid), None, grid).tolist()
 
 
 def _unit(metric: str) -> str:
@@ -226,7 +232,7 @@ def _trend(request: reports.ReportRequest, rows, columns, metric) -> go.Figure:
         title=f"{metric_label(metric)} by {'hour' if one_day else 'day'}"
               + (f", per {reports.REPORT_DIMENSIONS[series].lower()}" if series else ""),
         height=380, yaxis={"tickformat": ".1%"} if _unit(metric) == "percent" else {},
-        xaxis={"type": "category"} if not one_day else {"tickformat": "%H:%M"},
+        xaxis={"type": "category", "categoryorder": "category ascending"} if not one_day else {"tickformat": "%H:%M"},
         legend={"orientation": "h", "y": -0.2}))
     return figure
 

@@ -1,0 +1,265 @@
+"""Wallboard refresh cost: the server-side time of one wallboard refresh on the embedded
+warehouse (chDB through clickhouse-connect), with N simulated days of calls landed.
+
+    .venv/bin/python bench/wallboard_refresh.py [--days 3] [--repeats 50] [--seed 7] [--data-dir DIR]
+    .venv/bin/python bench/wallboard_refresh.py --smoke     # 0.2 days, 5 repeats: a quick check
+
+A fresh warehouse is migrated and filled by the real code (DialerSimulator -> MinuteBuckets
+-> Lander) with --days of calls ending now. Each figure is over --repeats runs after
+3 warm-up runs:
+
+    model     wallboard_model(): every query a refresh makes (freshness, campaign tiles,
+              compliance windows, 2-h minute series) and shaping them into JSON-able data
+    callback  the wallboard page's Dash refresh callback: the model plus tiles and sparklines
+    http      GET /api/wallboard from waitress over loopback (kept-alive httpx client): the
+              model plus JSON encoding and the WSGI round trip
+
+The table is printed and written, with a description of the machine, to
+bench/results/wallboard_refresh.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import io
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from clickhouse_connect.driver.client import Client  # noqa: E402
+from dash import Dash, page_registry  # noqa: E402
+from rich import box  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,  # noqa: E402
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table  # noqa: E402
+from waitress import create_server  # noqa: E402
+
+from callpulse.config import Settings, load_settings  # noqa: E402
+from callpulse.embedded import free_port  # noqa: E402
+from callpulse.schema import CallAttempt  # noqa: E402
+from callpulse.slots import SlotRules  # noqa: E402
+from dashboards.app import create_app  # noqa: E402
+from dashboards.data import DashboardContext, set_context, wallboard_model  # noqa: E402
+from producers.simulator import DialerSimulator  # noqa: E402
+from streams.buckets import MinuteBuckets  # noqa: E402
+from warehouse.client import connect  # noqa: E402
+from warehouse.landing import Lander  # noqa: E402
+from warehouse.migrate import migrate  # noqa: E402
+
+LAND_CHUNK_EVENTS = 20_000  # about what the worker lands per batch under a heavy backlog
+WARM_UP_RUNS = 3
+HMAC_KEY = b"wallboard-bench-key-32-bytes-long"
+RESULTS_FILE = ROOT / "bench" / "results" / "wallboard_refresh.txt"
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    what: str
+    samples_ms: list[float]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def p95(self) -> float:
+        if len(self.samples_ms) < 2:
+            return self.samples_ms[0]
+        # Inclusive: with few repeats p95 stays inside the measured range.
+        return statistics.quantiles(self.samples_ms, n=20, method="inclusive")[18]
+
+    @property
+    def max(self) -> float:
+        return max(self.samples_ms)
+
+
+def land_simulated_days(client: Client, settings: Settings, slot_rules: SlotRules, days: float, seed: int) -> int:
+    """Land ``days`` of simulated calls ending now, as the worker would; return the attempts landed."""
+    sim_seconds = days * 86_400
+    start = datetime.now(timezone.utc) - timedelta(seconds=sim_seconds)
+    simulator = DialerSimulator(slot_rules, HMAC_KEY, seed=seed, start=start)
+    buckets = MinuteBuckets(settings, slot_rules)
+    lander = Lander(client, settings, slot_rules)
+    batch: list[CallAttempt] = []
+    landed = 0
+    progress = Progress(
+        TextColumn("[bold]landing[/]"), BarColumn(), TextColumn("{task.fields[sim_hours]:.1f} of "
+                                                                f"{sim_seconds / 3600:.1f} simulated h"),
+        TextColumn("· {task.fields[landed]:,} calls"), TimeElapsedColumn(), TimeRemainingColumn(),
+    )
+    with progress:
+        # Progress is in simulated seconds: the event count is not known in advance.
+        task = progress.add_task("landing", total=sim_seconds, sim_hours=0.0, landed=0)
+
+        def land_batch() -> None:
+            nonlocal batch, landed
+            lander.land(batch, buckets.take_dirty())
+            # Keep the in-memory buckets bounded as the worker does; a 3-day run would grow otherwise.
+            buckets.evict_closed()
+            landed += len(batch)
+            batch = []
+            done = min(simulator.now, sim_seconds)
+            progress.update(task, completed=done, sim_hours=done / 3600, landed=landed)
+
+        for attempt in simulator.events(sim_seconds=sim_seconds):
+            buckets.add(attempt)
+            batch.append(attempt)
+            if len(batch) >= LAND_CHUNK_EVENTS:
+                land_batch()
+        land_batch()
+        progress.update(task, completed=sim_seconds)
+    return landed
+
+
+def time_runs(action: Callable[[], object], repeats: int) -> list[float]:
+    """Milliseconds per call of ``action`` over ``repeats`` runs, after warm-up runs that
+    fill chDB's caches and Python's lazy imports."""
+    for _ in range(WARM_UP_RUNS):
+        action()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def wallboard_page_module() -> ModuleType:
+    """The wallboard page module the app loaded.
+
+    Dash imports pages under its own module names ('pages.wallboard'), so importing
+    dashboards.pages.wallboard here would load a second copy that registers the "/" page
+    and its callback again; take the app's copy from the page registry instead.
+    """
+    for page in page_registry.values():
+        if page["path"] == "/":
+            return sys.modules[page["module"]]
+    raise SystemExit("no wallboard page at / in the Dash page registry")
+
+
+@contextmanager
+def served(app: Dash) -> Iterator[str]:
+    """Serve ``app`` with waitress (as dashboards.app.serve does) on a free port; yield its base URL."""
+    port = free_port()
+    server = create_server(app.server, host="127.0.0.1", port=port, threads=8)  # listening on return
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+
+
+def results_table(timings: list[Timing], attempts: int, bucket_rows: int, days: float, repeats: int,
+                  table_box: box.Box = box.HEAVY_HEAD) -> Table:
+    table = Table(box=table_box, title=f"Wallboard refresh on chDB: {days:g} simulated days, {attempts:,} attempts, "
+                        f"{bucket_rows:,} minute_metrics rows; {repeats} runs after {WARM_UP_RUNS} warm-up")
+    table.add_column("measure")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p95 ms", justify="right")
+    table.add_column("max ms", justify="right")
+    table.add_column("what it covers")
+    for timing in timings:
+        table.add_row(timing.name, f"{timing.p50:.1f}", f"{timing.p95:.1f}", f"{timing.max:.1f}", timing.what)
+    return table
+
+
+def machine_description() -> str:
+    from importlib.metadata import version
+
+    packages = ", ".join(f"{name} {version(name)}" for name in ("chdb", "clickhouse-connect", "dash", "waitress"))
+    return (f"machine: {platform.platform()} · {platform.machine()} · {os.cpu_count()} CPUs · "
+            f"Python {platform.python_version()}\n"
+            f"packages: {packages}\n"
+            f"run at: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=float, default=3.0, help="simulated days of calls to land, ending now")
+    parser.add_argument("--repeats", type=int, default=50, help="timed runs per measure")
+    parser.add_argument("--seed", type=int, default=7, help="simulator seed")
+    parser.add_argument("--data-dir", type=Path, help="where the fresh warehouse goes (default: a temp dir)")
+    parser.add_argument("--smoke", action="store_true", help="0.2 days and 5 repeats: a quick correctness check")
+    args = parser.parse_args()
+    if args.smoke:
+        args.days, args.repeats = 0.2, 5
+
+    with tempfile.TemporaryDirectory(prefix="wallboard-bench-") as tmp:
+        data_dir = (args.data_dir or Path(tmp)).resolve()
+        warehouse_dir = data_dir / "warehouse"
+        if warehouse_dir.exists() and any(warehouse_dir.iterdir()):
+            # Landing again on old data would time a different, unknown warehouse.
+            raise SystemExit(f"{warehouse_dir} is not empty: the benchmark needs a fresh warehouse")
+        settings = load_settings(pipeline__data_dir=str(data_dir))
+        slot_rules = SlotRules(settings.slots, settings.zone)
+        # Always chDB, whatever CLICKHOUSE_URL says: this measures the embedded warehouse.
+        client = connect(f"chdb://{warehouse_dir}")
+        migrate(client)
+
+        attempts = land_simulated_days(client, settings, slot_rules, args.days, args.seed)
+        attempt_rows = client.query("SELECT count() FROM call_attempts").result_rows[0][0]
+        bucket_rows = client.query("SELECT count() FROM minute_metrics").result_rows[0][0]
+        if attempt_rows != attempts:
+            raise SystemExit(f"landed {attempts} attempts but call_attempts holds {attempt_rows}")
+
+        set_context(DashboardContext(settings, client))
+        model = wallboard_model()
+        if not model["campaigns"]:
+            raise SystemExit("the wallboard model shows no campaigns after landing")
+
+        # create_app sets the context again and imports the pages, the wallboard's among them.
+        app = create_app(DashboardContext(settings, client))
+        # Dash 4's @callback returns the function itself; unwrap in case a later version wraps it.
+        refresh_callback = inspect.unwrap(wallboard_page_module().refresh)
+        tiles, *_ = refresh_callback(0)
+        if len(tiles) != len(model["campaigns"]):
+            raise SystemExit(f"the refresh callback drew {len(tiles)} tiles for {len(model['campaigns'])} campaigns")
+
+        console = Console()
+        with served(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+            def get_wallboard_json() -> None:
+                response = http.get("/api/wallboard")
+                response.raise_for_status()
+
+            if len(http.get("/api/wallboard").json()["campaigns"]) != len(model["campaigns"]):
+                raise SystemExit("/api/wallboard disagrees with wallboard_model() on the campaigns")
+            with console.status(f"timing {args.repeats} refreshes of each kind"):
+                timings = [
+                    Timing("model", "wallboard_model(): freshness, tiles, compliance, 2-h series",
+                           time_runs(wallboard_model, args.repeats)),
+                    Timing("callback", "Dash refresh callback: model + tiles + sparkline figures",
+                           time_runs(lambda: refresh_callback(0), args.repeats)),
+                    Timing("http", "GET /api/wallboard via waitress, kept-alive httpx client",
+                           time_runs(get_wallboard_json, args.repeats)),
+                ]
+        client.close()
+
+    console.print(results_table(timings, attempts, bucket_rows, args.days, args.repeats))
+    # Wide, colourless and ASCII-boxed, so the file reads the same in any editor or diff.
+    recorder = Console(record=True, width=160, file=io.StringIO(), color_system=None)
+    recorder.print(results_table(timings, attempts, bucket_rows, args.days, args.repeats, box.ASCII))
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(recorder.export_text() + "\n" + machine_description() + "\n")
+    console.print(f"written to {RESULTS_FILE.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
