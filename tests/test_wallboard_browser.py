@@ -98,6 +98,8 @@ def expected_tiles(events: list[CallAttempt], settings: Settings, today) -> dict
             "live_contacts": row["live_contacts"],
             "uk_24h": format_metric("abandon_rate", row["abandoned"] / row["contacts"] if row["contacts"] else None),
             "level": abandon_level(live_rate, settings, campaign),
+            # The gauge spans 0 to twice the critical line.
+            "gauge_fill": f"{min((live_rate or 0.0) / (2 * settings.alert_rules_for(campaign).abandon_critical), 1):.4f}",
         }
     return tiles
 
@@ -177,6 +179,7 @@ def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline):
             expect(tile.get_by_test_id("live-abandon-rate")).to_have_text(want["live_abandon_rate"])
             expect(tile).to_contain_text(f"{want['live_contacts']} live answers")
             expect(tile).to_have_class(re.compile(rf"\blevel-{want['level']}\b"))
+            expect(tile.get_by_test_id("abandon-gauge")).to_have_attribute("data-fill", want["gauge_fill"])
             # All the seeded calls are within 24 hours and 30 days, so both windows equal today's.
             expect(tile.get_by_test_id("uk_24h")).to_have_text(want["uk_24h"])
             expect(tile.get_by_test_id("us_30d")).to_have_text(want["uk_24h"])

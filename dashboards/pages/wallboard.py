@@ -63,6 +63,18 @@ def _compliance(window: dict, name: str, settings, campaign: str) -> html.Div:
                                                                f"{window['contacts']} live answers")
 
 
+def _gauge(rate: float | None, colour: str, rules) -> html.Div:
+    """A bar from 0 to twice the critical threshold, filled to the live rate, with the warning
+    and critical thresholds marked: how close to the line a campaign is, at a glance."""
+    scale = 2 * rules.abandon_critical
+    filled = 0.0 if rate is None else min(rate / scale, 1.0)
+    marks = [html.Div(className=f"gauge-mark gauge-{name}", style={"left": f"{threshold / scale:.1%}"},
+                      title=f"{name} at {format_metric('abandon_rate', threshold)}")
+             for name, threshold in (("warning", rules.abandon_warning), ("critical", rules.abandon_critical))]
+    return html.Div([html.Div(className="gauge-fill", style={"width": f"{filled:.1%}", "background": colour}),
+                     *marks], className="gauge", **{"data-testid": "abandon-gauge", "data-fill": f"{filled:.4f}"})
+
+
 def _tile(campaign: dict) -> html.Div:
     settings = context().settings
     live = campaign["compliance"]["live_15m"]
@@ -76,6 +88,7 @@ def _tile(campaign: dict) -> html.Div:
                 [
                     html.Div(format_metric("abandon_rate", live_rate), className="abandon-value",
                              style={"color": colour}, **{"data-testid": "live-abandon-rate"}),
+                    _gauge(live_rate, colour, settings.alert_rules_for(campaign["campaign"])),
                     html.Div(f"abandon rate · last 15 min · {live['contacts']} live answers",
                              className="stat-label"),
                 ],
