@@ -201,6 +201,94 @@ def _report_from_dashboard(settings: Settings, request, locked: Exception):
     return reports.frame_from_json(response.text, request)
 
 
+@main.group()
+def ingest() -> None:
+    """Replay files into Kafka: VICIdial exports or CallPulse JSON-lines events."""
+
+
+@ingest.command("vicidial")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--batch-events", type=int, default=100, show_default=True,
+              help="Pack this many events of one campaign into one Kafka record.")
+@click.pass_context
+def ingest_vicidial(ctx, file: Path, batch_events: int) -> None:
+    """Publish a vicidial_log export (CSV or TSV with a header row, gzip accepted).
+
+    Re-ingesting a file never double-counts: uniqueid is the event id.
+    """
+    from callpulse.privacy import load_hmac_key
+    from producers.ingest import ingest_vicidial_file
+
+    settings = _settings(ctx)
+    _run_ingest(file, settings, batch_events,
+                lambda publisher, progress: ingest_vicidial_file(file, settings, load_hmac_key(settings.data_dir),
+                                                                 publisher, progress))
+
+
+@ingest.command("events")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--rate", type=float, default=None, help="Replay at this many events per second (default: as fast as possible).")
+@click.option("--batch-events", type=int, default=1, show_default=True,
+              help="Pack this many events of one campaign into one Kafka record.")
+@click.pass_context
+def ingest_events(ctx, file: Path, rate: float | None, batch_events: int) -> None:
+    """Replay a JSON-lines file of CallPulse events (FILE.jsonl or FILE.jsonl.gz)."""
+    from producers.ingest import ingest_event_file
+
+    settings = _settings(ctx)
+    _run_ingest(file, settings, batch_events,
+                lambda publisher, progress: ingest_event_file(file, settings, publisher, rate, progress))
+
+
+def _run_ingest(file: Path, settings: Settings, batch_events: int, run) -> None:
+    """Progress bar, the summary, and a clear error (never a traceback) for a bad file."""
+    from kafka.errors import KafkaError
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from producers.publisher import EventPublisher
+    from producers.vicidial import FileFormatError
+
+    if not file.is_file():
+        raise click.ClickException(f"{file}: no such file")
+    try:
+        publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=batch_events)
+    except KafkaError as exc:
+        raise click.ClickException(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}. "
+                                   "Is `callpulse up` (or your broker) running?") from None
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
+               TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(f"ingesting {file.name}", total=None)
+            summary = run(publisher, lambda rows: bar.update(task, completed=rows))
+    except FileFormatError as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    except UnicodeError as exc:
+        raise click.ClickException(f"{file}: not a text file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise click.ClickException(f"{file}: cannot be read ({exc})") from None
+    except KafkaError as exc:
+        raise click.ClickException(f"publishing to Kafka at {settings.bootstrap_servers} failed: {exc}") from None
+    finally:
+        try:
+            publisher.producer.close(timeout=10)
+        except Exception:  # noqa: BLE001 - closing after a failure must not hide it
+            pass
+    rejected = sum(summary.rejected.values())
+    console.print(f"read {summary.read:,} rows · published {summary.published:,} · rejected {rejected:,} · "
+                  f"skipped duplicates {summary.duplicates:,}")
+    for reason, count in summary.rejected.most_common():
+        console.print(f"  rejected {count:,} × {reason}" + (
+            ": " + ", ".join(f"{s} ({n})" for s, n in summary.unknown_statuses.most_common())
+            if reason == "unknown_status" else ""))
+    for example in summary.examples:
+        console.print(f"  [yellow]{example}[/]")
+    if rejected:
+        console.print(f"rejected rows went to the dead-letters topic {settings.topics.dead_letters}")
+    if summary.published == 0 and summary.duplicates == 0:
+        raise click.ClickException(f"{file}: no usable rows" + (" (see the reasons above)" if rejected else ""))
+
+
 @main.command()
 @click.option("--check", is_flag=True, help="Fail if the committed schema file is out of date.")
 @click.option("--output", type=click.Path(dir_okay=False), default=str(SCHEMA_FILE), show_default=True)

@@ -99,6 +99,25 @@ class AlertsConfig(msgspec.Struct, frozen=True):
     webhook_max_attempts: int = 8
 
 
+class StatusRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a VICIdial status means. ``dropped`` marks an abandoned call (a human answered
+    and no agent was free); ``outcome`` names the non-human ending (no_answer, busy,
+    machine, fax, invalid_number)."""
+
+    human_answered: bool = False
+    sale: bool = False
+    dropped: bool = False
+    outcome: str | None = None
+
+
+class VicidialConfig(msgspec.Struct, frozen=True):
+    # The status table; campaign_statuses adds or overrides statuses for one campaign.
+    statuses: dict[str, StatusRule] = {}
+    campaign_statuses: dict[str, dict[str, StatusRule]] = {}
+    # vicidial_log has no customer segment; this column (prefixed with its name) stands in.
+    segment_column: str = "list_id"
+
+
 class Settings(msgspec.Struct, frozen=True, dict=True):
     pipeline: PipelineConfig
     topics: TopicsConfig
@@ -108,6 +127,7 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     slots: list[SlotConfig]
     cost_model: dict[str, CostModel]
     alerts: AlertsConfig
+    vicidial: VicidialConfig = VicidialConfig()
     # Resolved from the environment by load_settings(); None means "embedded".
     kafka_bootstrap_servers: str | None = None
     clickhouse_url: str | None = None
@@ -219,6 +239,14 @@ def _check(settings: Settings) -> None:
     for slot in settings.slots:
         if not 0 <= slot.start_hour < slot.end_hour <= 24:
             raise ConfigError(f"slot {slot.name!r}: need 0 <= start_hour < end_hour <= 24")
+    non_human = {"no_answer", "busy", "machine", "fax", "invalid_number"}
+    tables = {"vicidial.statuses": settings.vicidial.statuses,
+              **{f"vicidial.campaign_statuses.{c}": t for c, t in settings.vicidial.campaign_statuses.items()}}
+    for where, table in tables.items():
+        for status, rule in table.items():
+            if not (rule.human_answered or rule.dropped) and (rule.outcome or "no_answer") not in non_human:
+                raise ConfigError(f"[{where}] {status}: outcome must be one of {', '.join(sorted(non_human))} "
+                                  "for a status without human_answered")
     if "default" not in settings.alerts.rules:
         raise ConfigError("[alerts.rules.default] is required: it is every campaign's alert rules")
     for campaign in settings.alerts.rules:

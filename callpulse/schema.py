@@ -27,6 +27,7 @@ class Outcome(str, enum.Enum):
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     MACHINE = "machine"
+    FAX = "fax"
     INVALID_NUMBER = "invalid_number"
     CONNECTED = "connected"
     ABANDONED = "abandoned"

@@ -1,0 +1,196 @@
+"""VICIdial in: rows of ``vicidial_log`` (an export file or the live table) become call
+attempts in the project's event contract.
+
+Mapping (see README "VICIdial"):
+- uniqueid -> event_id, so a re-ingested row is the same event and counts once
+- campaign_id -> campaign; call_date (the dialer's local time, pipeline.timezone) -> event time
+- length_in_sec -> talk seconds of a connected call, the hold before the drop of an
+  abandoned one, the ring time otherwise; the campaign cost model prices all three
+- status -> outcome and order through the configured status table
+- phone_number -> keyed HMAC before anything leaves this module; user -> agent,
+  user_group -> team, lead_id -> lead id, list_id -> segment ("list-<id>")
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import msgspec
+
+from callpulse.config import Settings, StatusRule
+from callpulse.privacy import hash_phone
+from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+
+REQUIRED_COLUMNS = ("uniqueid", "campaign_id", "call_date", "length_in_sec", "status")
+NO_AGENT = {"", "VDAD", "VDCL", "NULL"}  # VICIdial's placeholders when no human agent took the call
+
+
+class RowError(ValueError):
+    """A row that cannot become an event; ``reason`` is a short stable code."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+class FileFormatError(ValueError):
+    """The file as a whole cannot be read (no header, missing columns, wrong delimiter)."""
+
+
+@dataclass
+class StatusTable:
+    statuses: Mapping[str, StatusRule]
+    campaign_statuses: Mapping[str, Mapping[str, StatusRule]]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "StatusTable":
+        return cls(settings.vicidial.statuses, settings.vicidial.campaign_statuses)
+
+    def resolve(self, campaign: str, status: str) -> tuple[Outcome, bool]:
+        """(outcome, is_order) for a status; RowError("unknown_status") when the table lacks it."""
+        rule = self.campaign_statuses.get(campaign, {}).get(status) or self.statuses.get(status)
+        if rule is None:
+            raise RowError("unknown_status", f"status {status!r} of campaign {campaign!r} is not in the status "
+                                             "table; add it under [vicidial.campaign_statuses] with its flags")
+        return outcome_of(rule), bool(rule.sale and rule.human_answered and not rule.dropped)
+
+
+def outcome_of(rule: StatusRule) -> Outcome:
+    if rule.dropped:
+        return Outcome.ABANDONED
+    if rule.human_answered:
+        return Outcome.CONNECTED
+    return Outcome(rule.outcome or Outcome.NO_ANSWER.value)
+
+
+@dataclass
+class RowMapper:
+    settings: Settings
+    hmac_key: bytes
+    table: StatusTable = field(init=False)
+
+    def __post_init__(self):
+        self.table = StatusTable.from_settings(self.settings)
+
+    def attempt(self, row: Mapping[str, str]) -> CallAttempt:
+        """One vicidial_log row as a call attempt, or RowError saying what is wrong with it."""
+        def value(name: str) -> str:
+            return (row.get(name) or "").strip()
+
+        for name in REQUIRED_COLUMNS:
+            if not value(name):
+                raise RowError("missing_field", f"{name} is empty")
+        campaign, status = value("campaign_id"), value("status").upper()
+        outcome, is_order = self.table.resolve(campaign, status)
+        try:
+            length = float(value("length_in_sec"))
+        except ValueError:
+            raise RowError("bad_number", f"length_in_sec {value('length_in_sec')!r} is not a number") from None
+        if length < 0:
+            raise RowError("negative_duration", f"length_in_sec is {length:g}")
+        event_time = self._event_time(value("call_date"))
+        phone = value("phone_number")
+        segment_column = self.settings.vicidial.segment_column
+        segment = f"{segment_column.removesuffix('_id')}-{value(segment_column)}" if value(segment_column) \
+            else "unknown"
+        agent = value("user")
+        try:
+            return CallAttempt(
+                schema_version=SCHEMA_VERSION,
+                event_id=value("uniqueid"),
+                campaign=campaign,
+                event_time=event_time,
+                outcome=outcome,
+                lead=Lead(segment=segment[:128], lead_id=value("lead_id") or None,
+                          phone_hash=hash_phone(phone, self.hmac_key) if phone else None),
+                ring_seconds=length if outcome not in (Outcome.CONNECTED, Outcome.ABANDONED) else 0.0,
+                wait_seconds=length if outcome is Outcome.ABANDONED else 0.0,
+                talk_seconds=length if outcome is Outcome.CONNECTED else 0.0,
+                order=is_order,
+                agent=None if agent.upper() in NO_AGENT else agent[:128],
+                team=value("user_group")[:128] or None,
+            )
+        except (msgspec.ValidationError, TypeError, ValueError) as exc:
+            raise RowError("schema_violation", str(exc)) from None
+
+    def _event_time(self, call_date: str) -> datetime:
+        try:
+            local = datetime.fromisoformat(call_date)
+        except ValueError:
+            raise RowError("bad_timestamp", f"call_date {call_date!r} is not 'YYYY-MM-DD HH:MM:SS'") from None
+        if local.tzinfo is None:  # VICIdial writes the server's local time
+            local = local.replace(tzinfo=self.settings.zone)
+        return local.astimezone(timezone.utc)
+
+
+# -- reading export files ---------------------------------------------------------------
+
+def open_text(path: Path) -> io.TextIOBase:
+    """A text stream over a plain or gzip file (by its magic bytes, not its name)."""
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    raw = gzip.open(path, "rb") if gzipped else path.open("rb")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def read_rows(stream: io.TextIOBase) -> Iterator[tuple[int, dict[str, str] | RowError]]:
+    """(line number, row) for each data line of a CSV or TSV export with a header row.
+
+    The delimiter is whichever of tab, comma or semicolon the header uses; a header
+    without the required columns raises FileFormatError naming what is missing.
+    """
+    header_line = stream.readline()
+    if not header_line.strip():
+        raise FileFormatError("the file is empty: expected a header row naming the vicidial_log columns")
+    delimiter = max(("\t", ",", ";", "|"), key=header_line.count)
+    header = [name.strip().strip('"').lower() for name in next(csv.reader([header_line], delimiter=delimiter))]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing and len(header) == 1:
+        raise FileFormatError(
+            f"line 1: found no tab, comma, semicolon or pipe between column names, so the header lacks "
+            f"{', '.join(missing)}. Expected a vicidial_log export with a header row, comma- or tab-separated.")
+    if missing:
+        raise FileFormatError(
+            f"line 1: the header lacks {', '.join(missing)} (read {len(header)} column(s) split on "
+            f"{_delimiter_name(delimiter)}: {', '.join(header[:6])}{'…' if len(header) > 6 else ''}). "
+            "Expected a vicidial_log export with a header row, comma- or tab-separated.")
+    reader = csv.reader(stream, delimiter=delimiter)
+    line = 1
+    for fields in reader:
+        line = reader.line_num + 1
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if len(fields) != len(header):
+            yield line, RowError("wrong_column_count",
+                                 f"{len(fields)} field(s) where the header has {len(header)}")
+            continue
+        # mysql -e writes SQL NULL as the word NULL
+        yield line, {name: ("" if v == "NULL" else v) for name, v in zip(header, fields)}
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "tabs", ",": "commas", ";": "semicolons", "|": "pipes"}[delimiter]
+
+
+@dataclass
+class IngestSummary:
+    read: int = 0
+    published: int = 0
+    duplicates: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    unknown_statuses: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)  # the first few problems, with line numbers
+
+    def reject(self, line: int, error: RowError, row: Mapping[str, str] | None = None) -> None:
+        self.rejected[error.reason] += 1
+        if error.reason == "unknown_status" and row is not None:
+            self.unknown_statuses[(row.get("status") or "").strip().upper()] += 1
+        if len(self.examples) < 10:
+            self.examples.append(f"line {line}: {error.reason}: {error}")
