@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# System packages the tests drive: a real browser and the compose file checker.
+# System packages the tests drive: a real browser, the compose file checker and MariaDB
+# (the VICIdial live-mode test runs its own private server).
 
 .PHONY: up test setup test-setup system-test-deps bench clean
 
@@ -26,6 +27,7 @@ system-test-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	[ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -207,22 +207,69 @@ def ingest() -> None:
 
 
 @ingest.command("vicidial")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--mysql-dsn", default=None, envvar="CALLPULSE_VICIDIAL_DSN",
+              help="Poll the live vicidial_log table instead: mysql://user:pass@host:3306/asterisk.")
+@click.option("--poll-seconds", type=float, default=2.0, show_default=True, help="Live mode: time between polls.")
+@click.option("--overlap-minutes", type=float, default=30.0, show_default=True,
+              help="Live mode: re-read this far behind the newest call_date, for rows finished late.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Live mode: checkpoint file (default: <data dir>/vicidial/<host>-<db>.json).")
+@click.option("--duration", type=float, default=None, help="Live mode: stop after this many seconds.")
 @click.option("--batch-events", type=int, default=100, show_default=True,
               help="Pack this many events of one campaign into one Kafka record.")
 @click.pass_context
-def ingest_vicidial(ctx, file: Path, batch_events: int) -> None:
-    """Publish a vicidial_log export (CSV or TSV with a header row, gzip accepted).
+def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds: float, overlap_minutes: float,
+                    checkpoint: Path | None, duration: float | None, batch_events: int) -> None:
+    """Publish a vicidial_log export (CSV or TSV with a header row, gzip accepted), or
+    with --mysql-dsn poll the live table.
 
-    Re-ingesting a file never double-counts: uniqueid is the event id.
+    Re-ingesting never double-counts: uniqueid is the event id.
     """
     from callpulse.privacy import load_hmac_key
-    from producers.ingest import ingest_vicidial_file
 
     settings = _settings(ctx)
+    key = load_hmac_key(settings.data_dir)
+    if mysql_dsn:
+        if file:
+            raise click.UsageError("give a FILE or --mysql-dsn, not both")
+        _poll_vicidial(settings, key, mysql_dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events)
+        return
+    if file is None:
+        raise click.UsageError("give the export FILE to read, or --mysql-dsn to poll the live table")
+    from producers.ingest import ingest_vicidial_file
+
     _run_ingest(file, settings, batch_events,
-                lambda publisher, progress: ingest_vicidial_file(file, settings, load_hmac_key(settings.data_dir),
-                                                                 publisher, progress))
+                lambda publisher, progress: ingest_vicidial_file(file, settings, key, publisher, progress))
+
+
+def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events) -> None:
+    from datetime import timedelta
+    from urllib.parse import urlparse
+
+    from producers.publisher import EventPublisher
+    from producers.vicidial_live import VicidialPoller, connect_mysql
+
+    parsed = urlparse(dsn)
+    checkpoint = checkpoint or settings.data_dir / "vicidial" / \
+        f"{parsed.hostname or 'localhost'}-{(parsed.path or '/asterisk').strip('/') or 'asterisk'}.json"
+    publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=batch_events)
+    poller = VicidialPoller(settings, key, publisher, lambda: connect_mysql(dsn), checkpoint,
+                            overlap=timedelta(minutes=overlap_minutes))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    deadline = time.monotonic() + duration if duration else None
+    console.print(f"polling vicidial_log at {parsed.hostname} every {poll_seconds:g} s; checkpoint {checkpoint}")
+    try:
+        poller.run(poll_seconds, lambda: stop.is_set() or (deadline is not None and time.monotonic() > deadline),
+                   on_poll=lambda n: n and console.print(f"published {n} new row(s) "
+                                                         f"({poller.summary.published:,} so far)"))
+    finally:
+        publisher.close()
+    summary = poller.summary
+    console.print(f"stopped: read {summary.read:,} rows · published {summary.published:,} · "
+                  f"rejected {sum(summary.rejected.values()):,}")
 
 
 @ingest.command("events")

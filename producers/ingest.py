@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from callpulse.config import Settings
 from callpulse.schema import Rejection, decode_record
@@ -20,10 +20,16 @@ from streams.deadletters import dead_letter, encode_dead_letter
 Progress = Callable[[int], None]
 
 
-def _dead_letter(publisher: EventPublisher, settings: Settings, path: Path, line: int, error: RowError,
-                 raw: bytes) -> None:
-    letter = dead_letter(Rejection(error.reason, str(error), raw), f"file:{path.name}", -1, line)
+def dead_letter_row(publisher: EventPublisher, settings: Settings, source: str, line: int, error: RowError,
+                    raw: bytes) -> None:
+    """A row an adapter could not use, to the dead-letters topic: ``source`` names the file or table."""
+    letter = dead_letter(Rejection(error.reason, str(error), raw), source, -1, line)
     publisher.send_raw(settings.topics.dead_letters, encode_dead_letter(letter))
+
+
+def without_phone(row: Mapping[str, str]) -> bytes:
+    """A rejected row as kept in a dead letter: no raw phone number reaches Kafka, even there."""
+    return repr({k: v for k, v in row.items() if k != "phone_number"}).encode()
 
 
 def ingest_vicidial_file(path: Path, settings: Settings, hmac_key: bytes, publisher: EventPublisher,
@@ -37,15 +43,13 @@ def ingest_vicidial_file(path: Path, settings: Settings, hmac_key: bytes, publis
             summary.read += 1
             if isinstance(row, RowError):
                 summary.reject(line, row)
-                _dead_letter(publisher, settings, path, line, row, f"line {line}".encode())
+                dead_letter_row(publisher, settings, f"file:{path.name}", line, row, f"line {line}".encode())
                 continue
             try:
                 attempt = mapper.attempt(row)
             except RowError as error:
                 summary.reject(line, error, row)
-                # The row without its phone number: no raw number reaches Kafka, even as a dead letter.
-                safe = {k: v for k, v in row.items() if k != "phone_number"}
-                _dead_letter(publisher, settings, path, line, error, repr(safe).encode())
+                dead_letter_row(publisher, settings, f"file:{path.name}", line, error, without_phone(row))
                 continue
             if attempt.event_id in seen:
                 summary.duplicates += 1
