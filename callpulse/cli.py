@@ -34,7 +34,7 @@ def main(ctx: click.Context, config_file: str | None, data_dir: str | None, verb
     """CallPulse: live contact rate, abandon rate and cost per order for predictive dialers."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("kafka", "aiokafka", "faust", "mode", "urllib3", "waitress"):
+    for noisy in ("kafka", "aiokafka", "faust", "mode", "urllib3", "waitress", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings(config_file, pipeline__data_dir=data_dir)
@@ -129,6 +129,7 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
     from datetime import datetime
 
     from callpulse import reports
+    from callpulse.metrics import metric_label
 
     settings = _settings(ctx)
     try:
@@ -145,7 +146,7 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
         start_day, end_day = request.start_day, request.end_day
         table = Table(title=f"by {', '.join(request.by)} · {start_day} to {end_day} ({settings.pipeline.timezone})")
         for column in request.columns:
-            table.add_column(reports.REPORT_DIMENSIONS.get(column) or column,
+            table.add_column(reports.REPORT_DIMENSIONS.get(column) or metric_label(column),
                              justify="left" if column in request.by else "right")
         for row in reports.table_rows(frame):
             table.add_row(*row)

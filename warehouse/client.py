@@ -25,15 +25,13 @@ def connect(url: str) -> Client:
     parsed = urlparse(url)
     if parsed.scheme == "chdb":
         Path(parsed.path).mkdir(parents=True, exist_ok=True)
+        if chdb_path_in_use(Path(parsed.path)):
+            raise WarehouseUnavailable(_in_use_message(parsed.path))
         try:
             return clickhouse_connect.get_client(dsn=url)
         except Exception as exc:
             if "EmbeddedServer" in str(exc):
-                raise WarehouseUnavailable(
-                    f"the embedded warehouse at {parsed.path} is open in another process "
-                    "(chDB allows one process per path). Stop `callpulse up`/`callpulse worker`, "
-                    "or point CLICKHOUSE_URL at a ClickHouse server."
-                ) from exc
+                raise WarehouseUnavailable(_in_use_message(parsed.path)) from exc
             raise
     if parsed.scheme in ("http", "https"):
         try:
@@ -41,3 +39,26 @@ def connect(url: str) -> Client:
         except Exception as exc:
             raise WarehouseUnavailable(f"cannot reach ClickHouse at {parsed.hostname}:{parsed.port}: {exc}") from exc
     raise WarehouseUnavailable(f"unsupported warehouse URL {url!r}: use chdb:///path or http(s)://host:8123")
+
+
+def _in_use_message(path: str) -> str:
+    return (f"the embedded warehouse at {path} is open in another process "
+            "(chDB allows one process per path). Stop `callpulse up`/`callpulse worker`, "
+            "or point CLICKHOUSE_URL at a ClickHouse server.")
+
+
+def chdb_path_in_use(path: Path) -> bool:
+    """Whether another process holds the chDB at ``path``: its engine keeps an exclusive
+    lock on the ``status`` file. Probing first spares the user chDB's own stderr noise."""
+    import fcntl
+
+    status = path / "status"
+    if not status.exists():
+        return False
+    with status.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
