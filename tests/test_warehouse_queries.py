@@ -96,3 +96,24 @@ def test_hours_and_days_roll_up_in_local_time(client, lander):
 def test_an_unknown_dimension_is_a_clear_error(client):
     with pytest.raises(ValueError, match="choose from"):
         metrics_by(client, ["colour"], NOW, NOW)
+
+
+def test_a_chdb_path_held_by_another_process_is_detected_before_opening(tmp_path):
+    import subprocess
+    import sys
+
+    from warehouse.client import WarehouseUnavailable, chdb_path_in_use
+
+    path = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from warehouse.client import connect; "
+                               f"connect('chdb://{path}').query('SELECT 1'); print('open', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert chdb_path_in_use(path)
+        with pytest.raises(WarehouseUnavailable, match="open in another process"):
+            connect(f"chdb://{path}")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not chdb_path_in_use(path)

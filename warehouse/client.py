@@ -16,6 +16,9 @@ class WarehouseUnavailable(RuntimeError):
     pass
 
 
+_opened_here: set[str] = set()  # chDB paths this process has opened
+
+
 def connect(url: str) -> Client:
     """Open the warehouse at ``url``: ``chdb:///abs/path`` or ``http(s)://user:pass@host:port/db``.
 
@@ -25,10 +28,13 @@ def connect(url: str) -> Client:
     parsed = urlparse(url)
     if parsed.scheme == "chdb":
         Path(parsed.path).mkdir(parents=True, exist_ok=True)
-        if chdb_path_in_use(Path(parsed.path)):
+        # This process's own engine holds the lock too; a second client here is fine.
+        if parsed.path not in _opened_here and chdb_path_in_use(Path(parsed.path)):
             raise WarehouseUnavailable(_in_use_message(parsed.path))
         try:
-            return clickhouse_connect.get_client(dsn=url)
+            client = clickhouse_connect.get_client(dsn=url)
+            _opened_here.add(parsed.path)
+            return client
         except Exception as exc:
             if "EmbeddedServer" in str(exc):
                 raise WarehouseUnavailable(_in_use_message(parsed.path)) from exc

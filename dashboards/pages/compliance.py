@@ -16,6 +16,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 from callpulse import reports
 from callpulse.metrics import COMPLIANCE_WINDOWS, format_metric
 from dashboards import theme
+from dashboards.controls import day_range, export_buttons
 from dashboards.data import context, newest_day, parse_day
 from warehouse import queries
 
@@ -37,17 +38,11 @@ def layout(**query):
             html.Div(id="compliance-now", className="compliance-cards"),
             html.Div(
                 [
-                    html.Div([html.Label("Days"),
-                              dcc.DatePickerRange(id="compliance-dates", start_date=start, end_date=end,
-                                                  display_format="YYYY-MM-DD", first_day_of_week=1)],
-                             className="control"),
-                    html.Div([html.Button("Export CSV", id="compliance-csv", className="button"),
-                              html.Button("Export Excel", id="compliance-xlsx", className="button")],
-                             className="control exports"),
+                    day_range("compliance-dates", start, end),
+                    export_buttons("compliance"),
                 ],
                 className="controls",
             ),
-            dcc.Download(id="compliance-download"),
             html.Div(id="compliance-summary", className="report-summary", **{"data-testid": "compliance-summary"}),
             dcc.Graph(id="compliance-chart", config={"displaylogo": False}),
             html.H3("Daily history", className="section-title"),

@@ -19,6 +19,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 from callpulse import reports
 from callpulse.metrics import RATES, format_metric, metric_label
 from dashboards import theme
+from dashboards.controls import control, day_range, export_buttons
 from dashboards.data import context, newest_day, parse_day
 from warehouse import queries
 
@@ -45,7 +46,6 @@ def layout(rows=None, columns=None, metric=None, **query):
     start = parse_day(query.get("from")) or end - timedelta(days=reports.DEFAULT_DAYS - 1)
     chosen_campaigns = [c for c in (query.get("campaigns") or "").split(",") if c]
     dimension_options = _options(reports.REPORT_DIMENSIONS, reports.REPORT_DIMENSIONS.get)
-    control = lambda label, component: html.Div([html.Label(label), component], className="control")  # noqa: E731
     return html.Div(
         [
             dcc.Location(id="report-url", refresh=False),
@@ -60,18 +60,14 @@ def layout(rows=None, columns=None, metric=None, **query):
                     control("Metric", dcc.Dropdown(id="report-metric", clearable=False,
                                                    options=_options(reports.REPORT_METRICS, metric_label),
                                                    value=_pick(metric, reports.REPORT_METRICS, DEFAULTS["metric"]))),
-                    control("Days", dcc.DatePickerRange(id="report-dates", start_date=start, end_date=end,
-                                                        display_format="YYYY-MM-DD", first_day_of_week=1)),
+                    day_range("report-dates", start, end),
                     control("Campaigns", dcc.Dropdown(id="report-campaigns", multi=True, value=chosen_campaigns,
                                                       options=queries.campaign_names(context().client),
                                                       placeholder="all campaigns")),
-                    html.Div([html.Button("Export CSV", id="report-csv", className="button"),
-                              html.Button("Export Excel", id="report-xlsx", className="button")],
-                             className="control exports"),
+                    export_buttons("report"),
                 ],
                 className="controls",
             ),
-            dcc.Download(id="report-download"),
             html.Div(id="report-summary", className="report-summary", **{"data-testid": "report-summary"}),
             dcc.Loading(dcc.Graph(id="report-heatmap", config={"displaylogo": False}), type="dot"),
             html.H3("Pivot table", className="section-title"),
