@@ -105,8 +105,8 @@ def test_a_chdb_path_held_by_another_process_is_detected_before_opening(tmp_path
     from warehouse.client import WarehouseUnavailable, chdb_path_in_use
 
     path = tmp_path / "held"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from warehouse.client import connect; "
-                               f"connect('chdb://{path}').query('SELECT 1'); print('open', flush=True); time.sleep(60)"],
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from warehouse.client import connect; from warehouse.migrate import migrate; "
+                               f"migrate(connect('chdb://{path}')); print('open', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
