@@ -101,15 +101,22 @@ def test_an_unknown_dimension_is_a_clear_error(client):
 def test_a_chdb_path_held_by_another_process_is_detected_before_opening(tmp_path):
     import subprocess
     import sys
+    import time
 
     from warehouse.client import WarehouseUnavailable, chdb_path_in_use
 
     path = tmp_path / "held"
     holder = subprocess.Popen([sys.executable, "-c", "import time; from warehouse.client import connect; from warehouse.migrate import migrate; "
-                               f"migrate(connect('chdb://{path}')); print('open', flush=True); time.sleep(60)"],
+                               f"c = connect('chdb://{path}'); migrate(c); "
+                               "c.command('CREATE TABLE probe (x UInt8) ENGINE = MergeTree ORDER BY x'); "
+                               "print('open', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
+        # chDB creates and locks its status file lazily (a CREATE TABLE does it), maybe in the background.
+        deadline = time.monotonic() + 15
+        while not chdb_path_in_use(path) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert chdb_path_in_use(path)
         with pytest.raises(WarehouseUnavailable, match="open in another process"):
             connect(f"chdb://{path}")

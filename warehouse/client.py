@@ -55,7 +55,9 @@ def _in_use_message(path: str) -> str:
 
 def chdb_path_in_use(path: Path) -> bool:
     """Whether another process holds the chDB at ``path``: its engine keeps an exclusive
-    lock on the ``status`` file. Probing first spares the user chDB's own stderr noise."""
+    lock on the ``status`` file. Probing first spares the user chDB's own stderr noise.
+    chDB creates that file lazily, so a False here is not a promise: connect() still
+    turns chDB's own refusal into the same message."""
     import fcntl
 
     status = path / "status"
