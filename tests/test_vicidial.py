@@ -204,3 +204,39 @@ def test_a_status_with_a_made_up_outcome_is_a_config_error(tmp_path):
     config.write_text('[vicidial.statuses]\nWEIRD = { outcome = "teleported" }\n')
     with pytest.raises(ConfigError, match=r"\[vicidial.statuses\] WEIRD: outcome must be one of busy, fax"):
         load_settings(config)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_replaying_an_events_file_counts_every_valid_line_and_dead_letters_the_rest(pipeline, tmp_path):
+    from callpulse.slots import SlotRules
+    from callpulse.schema import encode_event
+    from producers.simulator import DialerSimulator
+
+    settings = pipeline.settings
+    start = pd.Timestamp("2026-11-18T01:00:00Z").to_pydatetime()
+    events = list(DialerSimulator(SlotRules(settings.slots, settings.zone), KEY, seed=5, start=start)
+                  .events(count=400))
+    lines = [encode_event(e) for e in events]
+    lines.insert(100, b'{"type": "call_attempt", "schema_version": 1')  # cut short
+    lines.insert(250, b'{"type": "call_attempt", "schema_version": 9, "event_id": "x"}')
+    replay = tmp_path / "calls.jsonl.gz"
+    with gzip.open(replay, "wb") as out:
+        out.write(b"\n".join(lines) + b"\n")
+
+    worker = pipeline.worker()
+    result = callpulse(pipeline, "ingest", "events", str(replay), "--rate", "2000")
+    assert result.returncode == 0, result.stderr
+    assert "read 402 rows · published 400 · rejected 2" in result.stderr
+    assert "line 101: invalid_json" in result.stderr and "line 251: schema_violation" in result.stderr
+    health = worker.wait_until_caught_up(timeout_s=120)
+    assert health["counted"] == 400
+    letters = read_topic(settings, settings.topics.dead_letters)
+    assert sorted(msgspec_json(letter)["source_offset"] for letter in letters) == [101, 251]
+    assert worker.stop() == 0
+
+
+def msgspec_json(raw: bytes) -> dict:
+    import json
+
+    return json.loads(raw)
