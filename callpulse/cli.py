@@ -19,6 +19,13 @@ console = Console(stderr=True)
 SCHEMA_FILE = Path("schemas") / "call-event.v1.schema.json"
 
 
+def _stdout_console(file=None) -> Console:
+    """Tables for stdout. Piped or written to a file nothing limits the width, so never
+    fold a campaign name or a reason to fit 80 columns."""
+    wide = file is not None or not sys.stdout.isatty()
+    return Console(file=file, width=1000 if wide else None)
+
+
 def _settings(ctx: click.Context) -> Settings:
     return ctx.obj["settings"]
 
@@ -36,6 +43,9 @@ def main(ctx: click.Context, config_file: str | None, data_dir: str | None, verb
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("kafka", "aiokafka", "faust", "mode", "urllib3", "waitress", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kafka-python logs "Metadata refresh: failed Cancelled" at ERROR whenever a short-lived
+    # client closes; a real failure still surfaces as an exception.
+    logging.getLogger("kafka.cluster").setLevel(logging.CRITICAL)
     try:
         settings = load_settings(config_file, pipeline__data_dir=data_dir)
     except ConfigError as exc:
@@ -103,7 +113,7 @@ def alerts_list(ctx: click.Context, active: bool, all_transitions: bool, output_
         colour = "green" if alert.state == "resolved" else "red" if alert.severity == "critical" else "yellow"
         table.add_row(alert.first_seen.strftime("%Y-%m-%d %H:%M:%S"), alert.campaign, alert.rule.value,
                       f"[{colour}]{alert.state}[/]", alert.severity, value, f"{alert.threshold:.4g}", alert.detail)
-    Console().print(table)
+    _stdout_console().print(table)
 
 
 @main.command()
@@ -151,9 +161,7 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
         for row in reports.table_rows(frame):
             table.add_row(*row)
         to_file = output and output != "-"
-        # Piped or written to a file, nothing limits the width: never truncate a campaign name.
-        wide = to_file or not sys.stdout.isatty()
-        Console(file=open(output, "w") if to_file else None, width=1000 if wide else None).print(table)
+        _stdout_console(open(output, "w") if to_file else None).print(table)
         return
     if output_format == "xlsx":
         Path(output).write_bytes(reports.to_xlsx(frame, title=f"CallPulse report {request.query_string()}"))
@@ -335,6 +343,47 @@ def _run_ingest(file: Path, settings: Settings, batch_events: int, run) -> None:
         console.print(f"rejected rows went to the dead-letters topic {settings.topics.dead_letters}")
     if summary.published == 0 and summary.duplicates == 0:
         raise click.ClickException(f"{file}: no usable rows" + (" (see the reasons above)" if rejected else ""))
+
+
+@main.command()
+@click.option("--reason", default=None, help="Only this reason code (e.g. invalid_json, unknown_status, late_event).")
+@click.option("--limit", type=int, default=20, show_default=True, help="Newest N.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def deadletters(ctx: click.Context, reason: str | None, limit: int, output_format: str) -> None:
+    """Recent dead letters (records nobody could use) with their reasons, newest first."""
+    from collections import Counter
+
+    import msgspec
+    from rich.table import Table
+
+    from callpulse.topics import read_topic
+    from streams.deadletters import DeadLetter
+
+    settings = _settings(ctx)
+    decoder = msgspec.json.Decoder(DeadLetter)
+    letters = []
+    for raw in read_topic(settings, settings.topics.dead_letters):
+        try:
+            letters.append(decoder.decode(raw))
+        except msgspec.DecodeError as exc:
+            console.print(f"[yellow]skipping a record that is not a dead letter: {exc}[/]")
+    by_reason = Counter(letter.reason for letter in letters)
+    shown = sorted((l for l in letters if reason is None or l.reason == reason),
+                   key=lambda l: l.rejected_at, reverse=True)[:limit]
+    if output_format == "json":
+        click.echo(msgspec.json.encode(shown).decode())
+        return
+    console.print("by reason: " + (", ".join(f"{r} {n:,}" for r, n in by_reason.most_common()) or "none"))
+    table = Table(title=f"dead letters in {settings.topics.dead_letters} ({len(shown)} of {len(letters)})")
+    for column in ("rejected at (UTC)", "reason", "source", "detail", "original"):
+        table.add_column(column, overflow="fold")
+    for letter in shown:
+        table.add_row(f"{letter.rejected_at:%Y-%m-%d %H:%M:%S}", letter.reason,
+                      f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
+                      + (f" #{letter.batch_index}" if letter.batch_index is not None else ""),
+                      letter.detail[:160], letter.original[:120])
+    _stdout_console().print(table)
 
 
 @main.command()

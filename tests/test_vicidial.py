@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -173,6 +174,12 @@ def test_a_vicidial_export_end_to_end_and_a_reingest_counts_once(pipeline, tmp_p
     letters = [letter.decode() for letter in read_topic(settings, settings.topics.dead_letters)]
     assert sum('"reason":"unknown_status"' in letter for letter in letters) == 4  # two rows, two ingests
     assert sum('"source_topic":"file:vicidial_log_export.tsv"' in letter for letter in letters) == 3
+    listed = callpulse(pipeline, "deadletters", "--reason", "unknown_status", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [item["reason"] for item in json.loads(listed.stdout)] == ["unknown_status"] * 4
+    table = callpulse(pipeline, "deadletters", "--limit", "2")
+    assert "by reason: unknown_status 4, wrong_column_count 2" in table.stderr
+    assert "file:vicidial_log_export.tsv" in table.stdout
     phones = {fields[10] for fields in csv.reader(FIXTURE.open(), delimiter="\t") if len(fields) > 10}
     published = b"\n".join(read_topic(settings, settings.topics.call_events)).decode()
     dead = "\n".join(letters)
