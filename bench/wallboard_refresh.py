@@ -45,7 +45,7 @@ from clickhouse_connect.driver.client import Client  # noqa: E402
 from dash import Dash, page_registry  # noqa: E402
 from rich import box  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,  # noqa: E402
+from rich.progress import (BarColumn, Progress, TextColumn,  # noqa: E402
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table  # noqa: E402
 from waitress import create_server  # noqa: E402

@@ -160,8 +160,11 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
                              justify="left" if column in request.by else "right")
         for row in reports.table_rows(frame):
             table.add_row(*row)
-        to_file = output and output != "-"
-        _stdout_console(open(output, "w") if to_file else None).print(table)
+        if output and output != "-":
+            with open(output, "w") as handle:
+                _stdout_console(handle).print(table)
+        else:
+            _stdout_console().print(table)
         return
     if output_format == "xlsx":
         Path(output).write_bytes(reports.to_xlsx(frame, title=f"CallPulse report {request.query_string()}"))
@@ -254,14 +257,11 @@ def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds:
 
 def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events) -> None:
     from datetime import timedelta
-    from urllib.parse import urlparse
 
     from producers.publisher import EventPublisher
-    from producers.vicidial_live import VicidialPoller, connect_mysql
+    from producers.vicidial_live import VicidialPoller, connect_mysql, default_checkpoint
 
-    parsed = urlparse(dsn)
-    checkpoint = checkpoint or settings.data_dir / "vicidial" / \
-        f"{parsed.hostname or 'localhost'}-{(parsed.path or '/asterisk').strip('/') or 'asterisk'}.json"
+    checkpoint = checkpoint or default_checkpoint(settings.data_dir, dsn)
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=batch_events)
     poller = VicidialPoller(settings, key, publisher, lambda: connect_mysql(dsn), checkpoint,
                             overlap=timedelta(minutes=overlap_minutes))
@@ -269,7 +269,7 @@ def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     deadline = time.monotonic() + duration if duration else None
-    console.print(f"polling vicidial_log at {parsed.hostname} every {poll_seconds:g} s; checkpoint {checkpoint}")
+    console.print(f"polling vicidial_log every {poll_seconds:g} s; checkpoint {checkpoint}")
     try:
         poller.run(poll_seconds, lambda: stop.is_set() or (deadline is not None and time.monotonic() > deadline),
                    on_poll=lambda n: n and console.print(f"published {n} new row(s) "

@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from callpulse.schema import LIVE_ANSWER_OUTCOMES, Outcome
+
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
 
 
@@ -239,7 +241,7 @@ def _check(settings: Settings) -> None:
     for slot in settings.slots:
         if not 0 <= slot.start_hour < slot.end_hour <= 24:
             raise ConfigError(f"slot {slot.name!r}: need 0 <= start_hour < end_hour <= 24")
-    non_human = {"no_answer", "busy", "machine", "fax", "invalid_number"}
+    non_human = {outcome.value for outcome in Outcome if outcome not in LIVE_ANSWER_OUTCOMES}
     tables = {"vicidial.statuses": settings.vicidial.statuses,
               **{f"vicidial.campaign_statuses.{c}": t for c, t in settings.vicidial.campaign_statuses.items()}}
     for where, table in tables.items():

@@ -51,6 +51,12 @@ def _clean(value):
     return float(value)
 
 
+def board_time(fresh: dict, now: datetime) -> datetime:
+    """The boards follow event time: with replayed or accelerated data "now" is just after
+    the newest landed minute (``fresh`` is queries.freshness()); with no data, ``now``."""
+    return fresh["newest_minute"] + timedelta(minutes=1) if fresh["newest_minute"] else now
+
+
 def newest_day() -> date:
     """The local day of the newest landed minute (today, in live use), so pages over a
     replayed day open on its data rather than on an empty today."""
@@ -77,8 +83,7 @@ def wallboard_model(now: datetime | None = None) -> dict:
     ctx = context()
     now = now or datetime.now(timezone.utc)
     fresh = queries.freshness(ctx.client)
-    # The board follows event time: with replayed or accelerated data "now" is the newest minute.
-    board_now = fresh["newest_minute"] + timedelta(minutes=1) if fresh["newest_minute"] else now
+    board_now = board_time(fresh, now)
     tiles = queries.campaign_tiles(ctx.client, board_now, local_day_start(board_now, ctx.settings))
     compliance = queries.compliance_windows(ctx.client, board_now).set_index("campaign")
     # Stop the sparkline before the newest minute: it is still filling, and drawn

@@ -63,6 +63,18 @@ class Checkpoint:
         self.published = {uid: when for uid, when in self.published.items() if when >= since}
 
 
+def _host_and_database(dsn: str) -> tuple[str, str]:
+    """Where a DSN points; VICIdial's database is called asterisk unless the DSN says otherwise."""
+    parsed = urlparse(dsn)
+    return parsed.hostname or "localhost", (parsed.path or "").strip("/") or "asterisk"
+
+
+def default_checkpoint(data_dir: Path, dsn: str) -> Path:
+    """One checkpoint per dialer database: <data dir>/vicidial/<host>-<db>.json."""
+    host, database = _host_and_database(dsn)
+    return data_dir / "vicidial" / f"{host}-{database}.json"
+
+
 def connect_mysql(dsn: str):
     """A PyMySQL connection from mysql://user:pass@host:port/database (or ?unix_socket=/path)."""
     import pymysql
@@ -71,9 +83,10 @@ def connect_mysql(dsn: str):
     if parsed.scheme not in ("mysql", "mariadb"):
         raise ValueError(f"--mysql-dsn must look like mysql://user:pass@host:3306/asterisk, not {dsn!r}")
     options = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
-    return pymysql.connect(host=parsed.hostname or "localhost", port=parsed.port or 3306,
+    host, database = _host_and_database(dsn)
+    return pymysql.connect(host=host, port=parsed.port or 3306,
                            user=unquote(parsed.username or ""), password=unquote(parsed.password or ""),
-                           database=(parsed.path or "/asterisk").lstrip("/") or "asterisk",
+                           database=database,
                            unix_socket=options.get("unix_socket"), charset="utf8mb4", autocommit=True,
                            connect_timeout=10, cursorclass=pymysql.cursors.DictCursor)
 

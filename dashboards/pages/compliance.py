@@ -17,7 +17,7 @@ from callpulse import reports
 from callpulse.metrics import COMPLIANCE_WINDOWS, format_metric
 from dashboards import theme
 from dashboards.controls import day_range, export_buttons
-from dashboards.data import context, newest_day, parse_day
+from dashboards.data import board_time, context, newest_day, parse_day
 from warehouse import queries
 
 dash.register_page(__name__, path="/compliance", name="Compliance", title="CallPulse · Compliance", order=30)
@@ -106,8 +106,7 @@ def build(start, end):
 
 def _now_cards() -> list:
     """Each campaign's regulator windows ending at the newest landed minute."""
-    fresh = queries.freshness(context().client)
-    now = fresh["newest_minute"] + timedelta(minutes=1) if fresh["newest_minute"] else datetime.now(timezone.utc)
+    now = board_time(queries.freshness(context().client), datetime.now(timezone.utc))
     windows = queries.compliance_windows(context().client, now)
     cards = []
     for row in windows.to_dict("records"):

@@ -87,8 +87,7 @@ def _request(rows, columns, metric, start, end, campaigns) -> reports.ReportRequ
 
 
 def _dimension_order() -> dict:
-    settings = context().settings
-    return {"slot": [s.name for s in settings.slots] + ["off_hours"], "weekday": list(reports.WEEKDAYS)}
+    return {"slot": context().slot_rules.names, "weekday": list(reports.WEEKDAYS)}
 
 
 CONTROLS = [Input("report-rows", "value"), Input("report-columns", "value"), Input("report-metric", "value"),

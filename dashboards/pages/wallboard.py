@@ -122,11 +122,10 @@ def _tile(campaign: dict) -> html.Div:
 )
 def refresh(_n):
     model = wallboard_model()
-    settings = context().settings
     tiles = [_tile(c) for c in model["campaigns"]] or [
         html.Div("Waiting for the first calls to land…", className="empty")
     ]
-    slot_names = [s.name for s in settings.slots] + ["off_hours"]
+    slot_names = context().slot_rules.names
     strip = [html.Span(name.replace("_", " "), className="slot current" if name == model["current_slot"] else "slot")
              for name in slot_names]
     if model["age_seconds"] is None:
