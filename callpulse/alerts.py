@@ -42,7 +42,9 @@ RULE_LABELS = {
 
 
 def format_alert_value(rule: Rule | str, value: float | None) -> str:
-    """A rule's value as people read it: CPO as money, every other rule as a rate."""
+    """A rule's value as people read it: CPO as money, violations as a count, the rest as rates."""
+    if Rule(rule) is Rule.STOP_LIST_VIOLATION:
+        return "–" if value is None else f"{int(value)} dial{'s' if int(value) != 1 else ''}"
     return format_metric("cpo" if Rule(rule) is Rule.CPO_SPIKE else "abandon_rate", value)
 
 

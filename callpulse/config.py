@@ -41,6 +41,8 @@ class TopicsConfig(msgspec.Struct, frozen=True):
     alerts: str
     partitions: int
     retention_ms: int
+    # Compacted, keyed by phone hash: the latest flag per customer is the stop list.
+    stop_list: str = "callpulse.stop-list"
 
 
 class EmbeddedConfig(msgspec.Struct, frozen=True):
@@ -91,6 +93,7 @@ class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cpo_window_minutes: int
     cpo_spike_multiple: float
     cpo_min_orders: int
+    stop_list_window_minutes: int = 60
 
 
 class AlertsConfig(msgspec.Struct, frozen=True):

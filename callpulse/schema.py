@@ -20,6 +20,7 @@ SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+PhoneHash = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256 of the phone number")]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 timestamp with offset, normally UTC")]
 
 
@@ -41,7 +42,7 @@ class Lead(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     segment: Identifier
     response_score: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
-    phone_hash: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")] | None = None
+    phone_hash: PhoneHash | None = None
     lead_id: Identifier | None = None
 
 
@@ -157,3 +158,28 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"CallPulse call-event record, schema_version {SCHEMA_VERSION}"
     return schema
+
+
+class StopListEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One customer on the stop list, as a record on the compacted stop-list topic.
+
+    The record key is ``phone_hash``; removing a customer is a tombstone (a null value)
+    for that key. ``flagged_at`` is when the customer asked not to be called: a dial
+    placed after it is a violation.
+    """
+
+    phone_hash: PhoneHash
+    flagged_at: UtcTime
+    reason: Annotated[str, msgspec.Meta(max_length=200)] = "opt_out"
+    source: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+_stop_list_decoder = msgspec.json.Decoder(StopListEntry)
+
+
+def encode_stop_list_entry(entry: StopListEntry) -> bytes:
+    return _encoder.encode(entry)
+
+
+def decode_stop_list_entry(raw: bytes) -> StopListEntry:
+    return _stop_list_decoder.decode(raw)

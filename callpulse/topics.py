@@ -33,6 +33,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topics.call_events, topics.partitions, {**retention, "cleanup.policy": "delete"}),
         TopicSpec(topics.dead_letters, 1, {**retention, "cleanup.policy": "delete"}),
         TopicSpec(topics.alerts, 1, {**retention, "cleanup.policy": "delete"}),
+        # Compacted: a flag lives until it is removed, whatever the retention.
+        TopicSpec(topics.stop_list, 1, {"cleanup.policy": "compact"}),
     ]
 
 

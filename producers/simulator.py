@@ -62,6 +62,14 @@ class CampaignProfile:
     drift_period: float = 0.0
     drift_length: float = 0.0
     drift_factor: float = 1.0
+    # The response model decays: over this many simulated hours, orders stop following
+    # the lead's score and fall to the campaign's average rate (0 = the model holds).
+    model_decay_hours: float = 0.0
+
+    def order_probability(self, response_score: float, sim_seconds: float) -> float:
+        """Scores are calibrated (P(order | a person talks to an agent)) until the model decays."""
+        decay = min(1.0, sim_seconds / (self.model_decay_hours * 3600)) if self.model_decay_hours else 0.0
+        return min(0.9, (1.0 - decay) * response_score + decay * self.conversion)
 
     def lines_per_agent_at(self, sim_seconds: float) -> float:
         # Drift comes at the end of each period, so a run starts with sane pacing.
@@ -74,7 +82,7 @@ DEFAULT_CAMPAIGNS = (
     CampaignProfile("home-insurance", agents=20, lines_per_free_agent=2.6, list_quality=1.0,
                     conversion=0.12, mean_talk_seconds=190),
     CampaignProfile("broadband-upgrade", agents=14, lines_per_free_agent=2.9, list_quality=0.8,
-                    conversion=0.09, mean_talk_seconds=150),
+                    conversion=0.09, mean_talk_seconds=150, model_decay_hours=24),
     CampaignProfile("charity-giving", agents=8, lines_per_free_agent=1.8, list_quality=1.1,
                     conversion=0.18, mean_talk_seconds=120),
     CampaignProfile("credit-card-winback", agents=16, lines_per_free_agent=3.5, list_quality=0.65,
@@ -93,7 +101,7 @@ class _Pending:
 @dataclass
 class _CampaignState:
     profile: CampaignProfile
-    agent_free_at: list[float]  # min-heap of the times each agent becomes free
+    agent_free_at: list[tuple[float, int]]  # min-heap of (time each agent becomes free, agent number)
     ringing: list[tuple[float, int, dict]] = field(default_factory=list)  # live answers, by answer time
     lines_busy_until: list[float] = field(default_factory=list)  # every dialled line still ringing
 
@@ -110,7 +118,7 @@ class DialerSimulator:
         self.hmac_key = hmac_key
         self.start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
         self.campaigns = [
-            _CampaignState(profile, [0.0] * max(1, round(profile.agents * agents_scale)))
+            _CampaignState(profile, [(0.0, agent) for agent in range(max(1, round(profile.agents * agents_scale)))])
             for profile in campaigns
         ]
         self._seq = 0
@@ -118,18 +126,20 @@ class DialerSimulator:
         self.now = 0.0  # simulated seconds since start
 
     # -- the model -------------------------------------------------------------------
-    def _new_lead(self) -> dict:
+    def _new_lead(self, profile: CampaignProfile) -> dict:
         segment = self.rng.choices(SEGMENTS, SEGMENT_WEIGHTS)[0]
         phone = "+8190" + "".join(self.rng.choice("0123456789") for _ in range(8))
+        # Beta(2, 8) has mean 0.2; scaled so the scores average the campaign's conversion.
+        score = round(self.rng.betavariate(2, 8), 4) * profile.conversion / 0.2
         return {
             "segment": segment,
-            "response_score": round(self.rng.betavariate(2, 8), 4),
+            "response_score": round(min(1.0, score), 4),
             "phone_hash": hash_phone(phone, self.hmac_key),
         }
 
     def _dial(self, state: _CampaignState) -> None:
         profile = state.profile
-        lead = self._new_lead()
+        lead = self._new_lead(profile)
         slot = self.slot_rules.slot_for(self.start + timedelta(seconds=self.now))
         p_contact = min(0.95, CONTACT_PROBABILITY[lead["segment"]].get(slot, 0.08) * profile.list_quality)
         if self.rng.random() < p_contact:
@@ -155,7 +165,7 @@ class DialerSimulator:
 
     def _answer(self, state: _CampaignState, call: dict) -> None:
         profile = state.profile
-        free_at = state.agent_free_at[0]
+        free_at, agent = state.agent_free_at[0]
         wait = max(0.0, free_at - self.now)
         if wait > ABANDON_HOLD_SECONDS:
             self._emit(profile, call["lead"], Outcome.ABANDONED, ring=call["ring"],
@@ -163,15 +173,16 @@ class DialerSimulator:
             return
         talk = self.rng.lognormvariate(math.log(profile.mean_talk_seconds) - 0.18, 0.6)
         talk = round(min(talk, 1800.0), 1)
-        heapq.heapreplace(state.agent_free_at, self.now + wait + talk + WRAP_UP_SECONDS)
-        score = call["lead"]["response_score"]
-        ordered = self.rng.random() < min(0.9, profile.conversion * score / 0.2)
+        heapq.heapreplace(state.agent_free_at, (self.now + wait + talk + WRAP_UP_SECONDS, agent))
+        ordered = self.rng.random() < profile.order_probability(call["lead"]["response_score"], self.now)
         order_value = round(self.rng.uniform(30, 300), 2) if ordered else 0.0
         self._emit(profile, call["lead"], Outcome.CONNECTED, ring=call["ring"], wait=round(wait, 2),
-                   talk=talk, end=self.now + wait + talk, order=ordered, order_value=order_value)
+                   talk=talk, end=self.now + wait + talk, order=ordered, order_value=order_value,
+                   agent=f"{profile.name}-{agent + 1:02d}")
 
     def _emit(self, profile: CampaignProfile, lead: dict, outcome: Outcome, *, ring: float, end: float,
-              wait: float = 0.0, talk: float = 0.0, order: bool = False, order_value: float = 0.0) -> None:
+              wait: float = 0.0, talk: float = 0.0, order: bool = False, order_value: float = 0.0,
+              agent: str | None = None) -> None:
         attempt = CallAttempt(
             schema_version=SCHEMA_VERSION,
             event_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
@@ -184,6 +195,7 @@ class DialerSimulator:
             talk_seconds=talk,
             order=order,
             order_value=order_value,
+            agent=agent,
             team=self.team_rng.choices(TEAMS, TEAM_WEIGHTS.get(profile.name, (1, 1, 1)))[0],
         )
         heapq.heappush(self._pending, _Pending(end, self._next_seq(), attempt))
@@ -200,7 +212,7 @@ class DialerSimulator:
                 self._answer(state, call)
             while state.lines_busy_until and state.lines_busy_until[0] <= self.now:
                 heapq.heappop(state.lines_busy_until)
-            free_agents = sum(1 for t in state.agent_free_at if t <= self.now)
+            free_agents = sum(1 for t, _ in state.agent_free_at if t <= self.now)
             target = math.ceil(free_agents * state.profile.lines_per_agent_at(self.now))
             for _ in range(max(0, target - len(state.lines_busy_until))):
                 self._dial(state)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from clickhouse_connect.driver.client import Client
 
@@ -20,6 +20,7 @@ from callpulse.config import AlertRules, Settings
 from callpulse.metrics import format_metric, ratio
 from callpulse.slots import SlotRules
 from streams.buckets import MinuteBuckets
+from streams.stoplist import Violation
 from warehouse import queries
 
 log = logging.getLogger("callpulse.alerts")
@@ -59,11 +60,16 @@ class AlertEvaluator:
         self._pending.append((attempt.campaign, at, self.live_checks(attempt.campaign, at, rules, fetch=False),
                               attempt.event_id))
 
-    def read(self, triggers: Mapping[str, str]) -> list[tuple[str, datetime, list[Check], str]]:
+    def read(self, triggers: Mapping[str, str],
+             violations: Sequence[Violation] = ()) -> list[tuple[str, datetime, list[Check], str]]:
         """The batch's readings: those taken at minute boundaries while counting, then every
         rule at each campaign's newest event time (``triggers``: campaign -> newest counted
         event id). Queries the warehouse but changes no alert state, so it can be retried."""
         readings = list(self._pending)
+        violating: dict[str, list[str]] = {}
+        for violation in violations:
+            violating.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
+        triggers = {**triggers, **{campaign: ids[-1] for campaign, ids in violating.items()}}
         for campaign, trigger_event_id in sorted(triggers.items()):
             watermark = self.buckets.watermarks.get(campaign)
             if watermark is None:
@@ -71,6 +77,8 @@ class AlertEvaluator:
             at = datetime.fromtimestamp(watermark, timezone.utc)
             rules = self.settings.alert_rules_for(campaign)
             checks = self.live_checks(campaign, at, rules) + self._compliance_checks(campaign, at, rules)
+            if campaign in violating or (Rule.STOP_LIST_VIOLATION, campaign) in self.book.firing:
+                checks.append(self._stop_list(campaign, at, rules, violating.get(campaign, [])))
             readings.append((campaign, at, checks, trigger_event_id))
         return readings
 
@@ -137,6 +145,17 @@ class AlertEvaluator:
             ))
         self._compliance[campaign] = (minute, checks)
         return checks
+
+    def _stop_list(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
+        minutes = rules.stop_list_window_minutes
+        dials = queries.recent_stop_list_violations(self.client, campaign, at - timedelta(minutes=minutes), at,
+                                                    event_ids)
+        # Any dial to a flagged customer is a breach: critical at one, clear at none.
+        return Check(
+            Rule.STOP_LIST_VIOLATION, float(dials), None, 1.0, clear=1.0, higher_is_worse=True,
+            enough_data=True, sample=dials, window_minutes=minutes,
+            detail=f"{dials} dial(s) to stop-listed customers in the last {minutes} min",
+        )
 
     def _baseline(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> dict | None:
         slot = self.slot_rules.slot_for(at)

@@ -26,6 +26,7 @@ from streams.alerting import AlertEvaluator, triggers_of
 from streams.deadletters import encode_dead_letter
 from streams.offsets import PartitionCursor, Position, TopicPartition
 from streams.processor import BatchResult, CallEventProcessor, SourceRecord
+from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import migrate
@@ -50,7 +51,8 @@ class WorkerPipeline:
         self.settings = settings
         self.client = client
         self.slot_rules = SlotRules(settings.slots, settings.zone)
-        self.processor = CallEventProcessor(settings, self.slot_rules)
+        self.stop_list = StopListTable(settings.bootstrap_servers, settings.topics.stop_list)
+        self.processor = CallEventProcessor(settings, self.slot_rules, self.stop_list)
         self.lander = Lander(client, settings, self.slot_rules, WORKER_GROUP)
         self.cursor = PartitionCursor()
         self.landed_offsets: dict[TopicPartition, int] = {}
@@ -77,18 +79,20 @@ class WorkerPipeline:
         firing = self.alerting.restore()
         if firing:
             log.info("%d alert(s) still firing from before the restart", firing)
+        self.stop_list.catch_up()
+        log.info("stop list loaded: %d flagged customers", len(self.stop_list))
         self.cursor.start(self.start_offsets())
         self.ready.set()
 
     def evaluate_alerts(self, result: BatchResult) -> list[Alert] | None:
         """The alert transitions this batch causes; None if the warehouse failed through shutdown."""
-        if not result.attempts:
+        if not result.attempts and not result.violations:
             return []
         triggers = triggers_of(result.attempts)
         readings: list = []
 
         def read() -> None:
-            readings[:] = self.alerting.read(triggers)  # a retry starts over, never appends twice
+            readings[:] = self.alerting.read(triggers, result.violations)  # a retry starts over, never appends twice
 
         ok = retry_until_stopped(read, "reading alert rules", self.stopping.is_set)
         return self.alerting.observe(readings) if ok else None
@@ -144,7 +148,7 @@ class WorkerPipeline:
     def land(self, result: BatchResult, offsets: dict[TopicPartition, int]) -> bool:
         """Land the batch and the offsets it moved (blocking)."""
         landed = self.lander.land_with_retry(result.attempts, result.buckets, offsets, result.late_events,
-                                             should_stop=self.stopping.is_set)
+                                             result.violations, should_stop=self.stopping.is_set)
         if landed:
             self.landed_offsets.update(offsets)
         return landed
@@ -242,6 +246,8 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         batch_size = settings.worker.batch_max_messages
         async for events in stream.take_events(batch_size, within=settings.worker.batch_max_seconds):
             records = await admit(events)
+            # Every flag produced before these dials were read is applied before they are checked.
+            await loop.run_in_executor(None, pipeline.stop_list.catch_up)
             result = pipeline.processor.process(records)
             if result.late and not await loop.run_in_executor(None, pipeline.resolve_late, result):
                 os._exit(EXIT_UNLANDED)
@@ -275,6 +281,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         return web.json({"ready": pipeline.ready.is_set(), **pipeline.processor.stats.as_dict(),
                          "landed_offsets": landed, "alerts_sent": pipeline.alerts_sent,
                          "alerts_firing": len(pipeline.alerting.book.firing),
+                         "stop_list_size": len(pipeline.stop_list),
                          "webhook": None if webhook is None else
                          {"delivered": webhook.delivered, "failed": webhook.failed, "queued": webhook.queue.qsize()}})
 

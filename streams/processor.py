@@ -16,6 +16,7 @@ from callpulse.schema import CallAttempt, Rejection, decode_record, encode_event
 from callpulse.slots import SlotRules
 from streams.buckets import BucketRow, MinuteBuckets, Verdict
 from streams.deadletters import DeadLetter, dead_letter
+from streams.stoplist import StopListTable, Violation
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class BatchResult:
     late: list[tuple[CallAttempt, SourceRecord]] = field(default_factory=list)
     # Settled as genuinely late: dead-lettered, and landed in late_events for reports.
     late_events: list[CallAttempt] = field(default_factory=list)
+    # Dials to stop-listed customers, late ones included: a violation is one however late.
+    violations: list[Violation] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class WorkerStats:
     duplicates: int = 0
     late_events: int = 0
     agent_state_events: int = 0
+    stop_list_violations: int = 0
     dead_letters: Counter = field(default_factory=Counter)
     last_landed_at: datetime | None = None
 
@@ -52,14 +56,16 @@ class WorkerStats:
         return {
             "records": self.records, "counted": self.counted, "duplicates": self.duplicates,
             "late_events": self.late_events, "agent_state_events": self.agent_state_events,
+            "stop_list_violations": self.stop_list_violations,
             "dead_letters": dict(self.dead_letters),
             "last_landed_at": self.last_landed_at.isoformat() if self.last_landed_at else None,
         }
 
 
 class CallEventProcessor:
-    def __init__(self, settings: Settings, slot_rules: SlotRules):
+    def __init__(self, settings: Settings, slot_rules: SlotRules, stop_list: StopListTable | None = None):
         self.settings = settings
+        self.stop_list = stop_list
         self.buckets = MinuteBuckets(settings, slot_rules)
         self.stats = WorkerStats()
         self.on_counted: Callable[[CallAttempt], None] | None = None  # the alert rules' minute hook
@@ -68,6 +74,7 @@ class CallEventProcessor:
         attempts: list[CallAttempt] = []
         letters: list[DeadLetter] = []
         late: list[tuple[CallAttempt, SourceRecord]] = []
+        violations: list[Violation] = []
         for record in records:
             self.stats.records += 1
             events, rejections = decode_record(record.value)
@@ -76,6 +83,11 @@ class CallEventProcessor:
                     self.stats.agent_state_events += 1
                     continue
                 verdict = self.buckets.add(event)
+                if verdict is not Verdict.DUPLICATE and self.stop_list is not None:
+                    violation = self.stop_list.check(event)
+                    if violation is not None:
+                        violations.append(violation)
+                        self.stats.stop_list_violations += 1
                 if verdict is Verdict.COUNTED:
                     attempts.append(event)
                     self.stats.counted += 1
@@ -88,10 +100,14 @@ class CallEventProcessor:
             for rejection in rejections:
                 self.stats.dead_letters[rejection.reason] += 1
                 letters.append(dead_letter(rejection, record.topic, record.partition, record.offset))
-        return BatchResult(attempts, self.buckets.take_dirty(), letters, late)
+        return BatchResult(attempts, self.buckets.take_dirty(), letters, late, violations=violations)
 
     def resolve_late(self, result: BatchResult, already_landed: set[str]) -> None:
         """Count late events that already landed as duplicates; dead-letter the rest."""
+        replayed = [v for v in result.violations if v.attempt.event_id in already_landed]
+        if replayed:  # found when the event first landed
+            self.stats.stop_list_violations -= len(replayed)
+            result.violations = [v for v in result.violations if v.attempt.event_id not in already_landed]
         for event, record in result.late:
             if event.event_id in already_landed:
                 self.stats.duplicates += 1

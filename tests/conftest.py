@@ -123,6 +123,7 @@ data_dir = "{tmp_path / 'var'}"
 call_events = "test-{suffix}.call-events"
 dead_letters = "test-{suffix}.dead-letters"
 alerts = "test-{suffix}.alerts"
+stop_list = "test-{suffix}.stop-list"
 partitions = 3
 
 [embedded]

@@ -21,6 +21,7 @@ from callpulse.schema import CallAttempt
 from callpulse.topics import WORKER_GROUP
 from callpulse.slots import SlotRules
 from streams.buckets import BucketRow
+from streams.stoplist import Violation
 from warehouse.queries import ALERT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ ATTEMPT_COLUMNS = [
 ]
 BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version", "landed_at"]
 LATE_COLUMNS = ["event_id", "campaign", "event_time", "segment", "outcome", "received_at"]
+VIOLATION_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "flagged_at", "reason", "segment", "agent",
+                     "team", "outcome", "detected_at"]
 OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "next_offset", "version", "landed_at"]
 
 
@@ -63,7 +66,13 @@ class Lander:
 
     def land(self, attempts: Sequence[CallAttempt], buckets: Sequence[BucketRow],
              offsets: Mapping[tuple[str, int], int] | None = None,
-             late_events: Sequence[CallAttempt] = ()) -> None:
+             late_events: Sequence[CallAttempt] = (), violations: Sequence[Violation] = ()) -> None:
+        if violations:
+            detected_at = datetime.now(timezone.utc)
+            rows = [[v.attempt.event_id, v.attempt.campaign, v.attempt.event_time, v.dialed_at, v.entry.flagged_at,
+                     v.entry.reason, v.attempt.lead.segment, v.attempt.agent or "", v.attempt.team or "",
+                     v.attempt.outcome.value, detected_at] for v in violations]
+            self.client.insert("stop_list_violations", rows, column_names=VIOLATION_COLUMNS)
         if attempts:
             self.client.insert("call_attempts", self.attempt_rows(attempts), column_names=ATTEMPT_COLUMNS)
         if buckets:
@@ -92,13 +101,14 @@ class Lander:
             row[1] = row[1].value  # Rule enum -> its name
         self.client.insert("alerts", rows, column_names=ALERT_COLUMNS)
 
-    def land_with_retry(self, attempts, buckets, offsets=None, late_events=(), *, should_stop=lambda: False) -> bool:
+    def land_with_retry(self, attempts, buckets, offsets=None, late_events=(), violations=(), *,
+                        should_stop=lambda: False) -> bool:
         """Land, retrying with backoff until it works or the worker stops.
 
         While this blocks, the worker neither consumes nor moves its offsets, so Kafka
         keeps every unlanded event and memory stays bounded.
         """
-        return retry_until_stopped(lambda: self.land(attempts, buckets, offsets, late_events),
+        return retry_until_stopped(lambda: self.land(attempts, buckets, offsets, late_events, violations),
                                    f"landing {len(attempts)} attempts", should_stop)
 
 

@@ -194,6 +194,35 @@ def late_event_counts(client: Client, start: datetime, end: datetime) -> pd.Data
     return frame if len(frame.columns) else pd.DataFrame(columns=["campaign", "late_events", "late_abandoned"])
 
 
+STOP_LIST_VIOLATION_COLUMNS = ["event_time", "dialed_at", "flagged_at", "campaign", "agent", "team", "segment",
+                               "outcome", "reason", "event_id"]
+
+
+def stop_list_violations(client: Client, start: datetime, end: datetime,
+                         campaigns: Sequence[str] = ()) -> pd.DataFrame:
+    """Dials to stop-listed customers placed in [start, end), newest first; no personal data."""
+    frame = client.query_df(
+        f"SELECT {', '.join(STOP_LIST_VIOLATION_COLUMNS)} FROM stop_list_violations FINAL "
+        "WHERE dialed_at >= {start:DateTime64(3)} AND dialed_at < {end:DateTime64(3)} "
+        "AND (empty({campaigns:Array(String)}) OR has({campaigns:Array(String)}, campaign)) "
+        "ORDER BY dialed_at DESC",
+        parameters={"start": _naive_utc(start), "end": _naive_utc(end), "campaigns": list(campaigns)},
+    )
+    return frame if len(frame.columns) else pd.DataFrame(columns=STOP_LIST_VIOLATION_COLUMNS)
+
+
+def recent_stop_list_violations(client: Client, campaign: str, since: datetime, until: datetime,
+                                event_ids: Sequence[str] = ()) -> int:
+    """A campaign's violations with event time in (since, until], plus the given ones however late."""
+    return int(client.command(
+        "SELECT count() FROM stop_list_violations FINAL WHERE campaign = {campaign:String} "
+        "AND ((event_time > {since:DateTime64(3)} AND event_time <= {until:DateTime64(3)}) "
+        "OR has({event_ids:Array(String)}, event_id))",
+        parameters={"campaign": campaign, "since": _naive_utc(since), "until": _naive_utc(until),
+                    "event_ids": list(event_ids)},
+    ))
+
+
 def minute_series(client: Client, since: datetime, until: datetime) -> pd.DataFrame:
     """Per campaign and minute: counters and rates (for sparklines and trends)."""
     return metrics_by(client, ["campaign", "minute"], since, until)

@@ -28,6 +28,10 @@ TABLE_COLUMNS = [("campaign", "Campaign"), ("day", "Day"), ("dials", "Dials"), (
                  ("rolling_30d_abandon_rate", "30-day abandon rate"), ("limit", "Limit"),
                  ("over_limit", "Over the limit")]
 WINDOWS = {w.name: w for w in COMPLIANCE_WINDOWS}
+VIOLATION_COLUMNS = [("dialed_at", "Dialled (local)"), ("campaign", "Campaign"), ("agent", "Agent"),
+                     ("team", "Team"), ("segment", "Segment"), ("outcome", "Outcome"),
+                     ("flagged_at", "On the stop list since"), ("after_flag", "Dialled after the flag"),
+                     ("reason", "Reason"), ("event_id", "Call (event id)")]
 
 
 def layout(**query):
@@ -59,6 +63,14 @@ def layout(**query):
                 ],
                 **theme.TABLE_STYLE,
             ),
+            html.H3("Stop-list violations", className="section-title"),
+            html.Div(id="stop-list-summary", className="report-summary", **{"data-testid": "stop-list-summary"}),
+            # Names the call, campaign and agent, never the customer: the list is for audits.
+            dash_table.DataTable(
+                id="stop-list-table", columns=[{"name": label, "id": key} for key, label in VIOLATION_COLUMNS],
+                page_size=20, sort_action="native", export_format="csv", export_headers="display",
+                **theme.TABLE_STYLE,
+            ),
         ],
         className="compliance-page",
     )
@@ -81,6 +93,8 @@ def _history(start, end):
     Output("compliance-chart", "figure"),
     Output("compliance-table", "data"),
     Output("compliance-summary", "children"),
+    Output("stop-list-table", "data"),
+    Output("stop-list-summary", "children"),
     Input("compliance-dates", "start_date"),
     Input("compliance-dates", "end_date"),
 )
@@ -101,7 +115,36 @@ def build(start, end):
     over_days = int(history["day_over_limit"].sum()) if len(history) else 0
     summary = (f"{start_day} to {end_day} · {history['campaign'].nunique() if len(history) else 0} campaigns · "
                f"{over_days} campaign-day{'s' if over_days != 1 else ''} over the limit (highlighted)")
-    return cards, _chart(history), rows, summary
+    violations, violations_summary = _violations(start_day, end_day)
+    return cards, _chart(history), rows, summary, violations, violations_summary
+
+
+def _violations(start_day, end_day) -> tuple[list[dict], str]:
+    zone = context().settings.zone
+    start = datetime.combine(start_day, datetime.min.time(), zone)
+    end = datetime.combine(end_day + timedelta(days=1), datetime.min.time(), zone)
+    frame = queries.stop_list_violations(context().client, start, end)
+    rows = []
+    for row in frame.to_dict("records"):
+        dialed, flagged = (row[key].tz_localize("UTC") if row[key].tzinfo is None else row[key]
+                           for key in ("dialed_at", "flagged_at"))
+        rows.append({**{key: row.get(key) for key, _ in VIOLATION_COLUMNS},
+                     "dialed_at": dialed.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                     "flagged_at": flagged.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                     "after_flag": _duration(dialed - flagged)})
+    if not rows:
+        return rows, f"No dials to stop-listed customers from {start_day} to {end_day}."
+    return rows, (f"{len(rows)} dial{'s' if len(rows) != 1 else ''} to stop-listed customers from {start_day} "
+                  f"to {end_day} in {frame['campaign'].nunique()} campaign(s)")
+
+
+def _duration(delta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h" if seconds < 2 * 86400 else f"{seconds // 86400} days"
 
 
 def _now_cards() -> list:
