@@ -29,6 +29,7 @@ class Rule(str, Enum):
     CONTACT_RATE_DROP = "contact_rate_drop"
     CPO_SPIKE = "cpo_spike"
     STOP_LIST_VIOLATION = "stop_list_violation"
+    MODEL_DRIFT = "model_drift"
 
 
 RULE_LABELS = {
@@ -38,6 +39,7 @@ RULE_LABELS = {
     Rule.CONTACT_RATE_DROP: "contact rate drop",
     Rule.CPO_SPIKE: "CPO spike",
     Rule.STOP_LIST_VIOLATION: "stop-list violation",
+    Rule.MODEL_DRIFT: "response-model calibration error",
 }
 
 

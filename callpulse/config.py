@@ -94,6 +94,11 @@ class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cpo_spike_multiple: float
     cpo_min_orders: int
     stop_list_window_minutes: int = 60
+    model_drift_days: int = 7
+    model_drift_warning: float = 0.02
+    model_drift_critical: float = 0.04
+    model_drift_min_calls: int = 1000
+    model_drift_significance: float = 0.01
 
 
 class AlertsConfig(msgspec.Struct, frozen=True):

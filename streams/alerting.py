@@ -16,6 +16,7 @@ from typing import Iterable, Mapping, Sequence
 from clickhouse_connect.driver.client import Client
 
 from callpulse.alerts import Alert, AlertBook, Check, Rule
+from callpulse.calibration import trailing_calibration
 from callpulse.config import AlertRules, Settings
 from callpulse.metrics import format_metric, ratio
 from callpulse.slots import SlotRules
@@ -34,6 +35,7 @@ class AlertEvaluator:
         self.slot_rules = slot_rules
         self.book = AlertBook()
         self._compliance: dict[str, tuple[int, list[Check]]] = {}  # campaign -> (event minute, checks)
+        self._model_drift: dict[str, tuple[int, Check]] = {}  # campaign -> (event hour, check)
         self._baselines: dict[tuple[str, str, str], dict] = {}
         self._last_minute: dict[str, int] = {}  # campaign -> event minute of its last reading
         self._pending: list[tuple[str, datetime, list[Check], str]] = []
@@ -76,7 +78,8 @@ class AlertEvaluator:
                 continue
             at = datetime.fromtimestamp(watermark, timezone.utc)
             rules = self.settings.alert_rules_for(campaign)
-            checks = self.live_checks(campaign, at, rules) + self._compliance_checks(campaign, at, rules)
+            checks = (self.live_checks(campaign, at, rules) + self._compliance_checks(campaign, at, rules)
+                      + [self._model_drift_check(campaign, at, rules)])
             if campaign in violating or (Rule.STOP_LIST_VIOLATION, campaign) in self.book.firing:
                 checks.append(self._stop_list(campaign, at, rules, violating.get(campaign, [])))
             readings.append((campaign, at, checks, trigger_event_id))
@@ -145,6 +148,32 @@ class AlertEvaluator:
             ))
         self._compliance[campaign] = (minute, checks)
         return checks
+
+    def _model_drift_check(self, campaign: str, at: datetime, rules: AlertRules) -> Check:
+        # A week of scored calls moves slowly: once an event-time hour is plenty.
+        hour = int(at.timestamp() // 3600)
+        cached = self._model_drift.get(campaign)
+        if cached is not None and cached[0] == hour:
+            return cached[1]
+        result = trailing_calibration(self.client, campaign, at, days=rules.model_drift_days)
+        calls = result.n if result is not None else 0
+        significant = (result is not None and result.hl_pvalue is not None
+                       and result.hl_pvalue < rules.model_drift_significance)
+        # A gap the sample cannot tell from chance counts as no gap, so noise neither fires nor holds an alert.
+        error = (result.ece or 0.0) if significant else 0.0
+        detail = "no scored conversations" if result is None else (
+            f"predicted and actual order rates differ by {(result.ece or 0) * 100:.1f} points on average "
+            f"across score deciles ({calls:,} conversations, {rules.model_drift_days} days; Hosmer-Lemeshow "
+            f"p = {'–' if result.hl_pvalue is None else f'{result.hl_pvalue:.2g}'}; AUC {'–' if result.auc is None else f'{result.auc:.2f}'}); "
+            "re-score the list")
+        check = Check(
+            Rule.MODEL_DRIFT, error, rules.model_drift_warning, rules.model_drift_critical,
+            clear=rules.model_drift_warning * rules.clear_ratio, higher_is_worse=True,
+            enough_data=calls >= rules.model_drift_min_calls, sample=calls,
+            window_minutes=rules.model_drift_days * 24 * 60, detail=detail,
+        )
+        self._model_drift[campaign] = (hour, check)
+        return check
 
     def _stop_list(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
         minutes = rules.stop_list_window_minutes
