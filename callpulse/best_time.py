@@ -153,9 +153,17 @@ def recommend(intervals: pd.DataFrame, time_column: str, candidates: Iterable | 
         chosen = part[part[time_column].isin(window)]
         dials, contacts = int(chosen["dials"].sum()), int(chosen["contacts"].sum())
         low, high = wilson_interval(contacts, dials)
-        rows.append({SEGMENT: segment, "best": best[time_column], "window": window, "dials": dials,
-                     "contacts": contacts, "contact_rate": contacts / dials, "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
+        rows.append({SEGMENT: segment, "best": _plain(best[time_column]), "window": [_plain(v) for v in window],
+                     "dials": dials, "contacts": contacts, "contact_rate": contacts / dials, "ci_low": low,
+                     "ci_high": high})
+    frame = pd.DataFrame(rows, columns=WINDOW_COLUMNS)
+    # Object dtype keeps an hour an int and a missing best None, instead of 18.0 and NaN.
+    frame["best"] = pd.Series([row["best"] for row in rows], index=frame.index, dtype=object)
+    return frame
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 def _not_worse(candidate: dict, best) -> bool:

@@ -1,0 +1,263 @@
+"""Best time to call: when each customer segment answers, with how sure we are, and the
+calling window to plan each segment's list into.
+
+A heatmap of contact rate by segment x time slot (the 95 % Wilson interval in the hover,
+slots with too few dials greyed), the recommended windows per segment, and the contact
+rate by hour of day with error bars. The per-slot table exports for list planning.
+
+Every number comes from callpulse.best_time; the rule behind a recommendation is in its
+docstring.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import dash
+import numpy as np
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
+from plotly.subplots import make_subplots
+
+from callpulse import best_time, reports
+from callpulse.metrics import format_metric
+from dashboards import theme
+from dashboards.controls import control, day_range, export_buttons
+from dashboards.data import context, newest_day, parse_day
+from warehouse import queries
+
+dash.register_page(__name__, path="/best-time", name="Best time to call", title="CallPulse · Best time to call",
+                   order=40)
+
+RECOMMENDED_MARK = "★"
+# Small multiples stay readable up to about this many segments; the busiest are drawn.
+MAX_HOUR_CHARTS = 12
+HOUR_CHART_COLUMNS = 3
+WINDOW_COLUMNS = [("segment", "Segment"), ("slots", "Call in"), ("slot_rate", "Contact rate"),
+                  ("slot_interval", "95 % interval"), ("slot_dials", "Dials in those slots"), ("hours", "Best hours"),
+                  ("hour_rate", "Contact rate in those hours"), ("hour_interval", "95 % interval (hours)")]
+
+
+def layout(**query):
+    end = parse_day(query.get("to")) or newest_day()
+    start = parse_day(query.get("from")) or end - timedelta(days=best_time.DEFAULT_DAYS - 1)
+    chosen_campaigns = [c for c in (query.get("campaigns") or "").split(",") if c]
+    return html.Div(
+        [
+            dcc.Location(id="best-time-url", refresh=False),
+            html.Div(
+                [
+                    day_range("best-time-dates", start, end),
+                    control("Campaigns", dcc.Dropdown(id="best-time-campaigns", multi=True, value=chosen_campaigns,
+                                                      options=queries.campaign_names(context().client),
+                                                      placeholder="all campaigns")),
+                    export_buttons("best-time"),
+                ],
+                className="controls",
+            ),
+            html.Div(id="best-time-summary", className="report-summary", **{"data-testid": "best-time-summary"}),
+            dcc.Loading(dcc.Graph(id="best-time-heatmap", config={"displaylogo": False}), type="dot"),
+            html.H3("Recommended calling windows", className="section-title"),
+            dash_table.DataTable(
+                id="best-time-windows", columns=[{"name": label, "id": key} for key, label in WINDOW_COLUMNS],
+                sort_action="none",
+                style_data_conditional=[
+                    {"if": {"column_id": ["segment", "slots", "hours"]}, "textAlign": "left"},
+                    {"if": {"filter_query": f'{{slots}} = "{best_time.NOT_ENOUGH_DATA}"'},
+                     "backgroundColor": theme.TOO_FEW, "color": theme.MUTED},
+                ],
+                **theme.TABLE_STYLE,
+            ),
+            html.H3("Contact rate by hour of day", className="section-title"),
+            dcc.Graph(id="best-time-hours", config={"displaylogo": False}),
+        ],
+        className="report-page best-time-page",
+    )
+
+
+def _result(start, end, campaigns):
+    settings = context().settings
+    end_day = parse_day(end) or newest_day()
+    start_day = parse_day(start) or end_day - timedelta(days=best_time.DEFAULT_DAYS - 1)
+    start_day, end_day = min(start_day, end_day), max(start_day, end_day)
+    result = best_time.best_time(context().client, start_day, end_day, context().slot_rules,
+                                 settings.dashboard.report_min_calls, campaigns or ())
+    return start_day, end_day, result
+
+
+CONTROLS = [Input("best-time-dates", "start_date"), Input("best-time-dates", "end_date"),
+            Input("best-time-campaigns", "value")]
+
+
+@callback(
+    Output("best-time-heatmap", "figure"),
+    Output("best-time-windows", "data"),
+    Output("best-time-hours", "figure"),
+    Output("best-time-summary", "children"),
+    Output("best-time-url", "search"),
+    *CONTROLS,
+)
+def build(start, end, campaigns):
+    start_day, end_day, result = _result(start, end, campaigns)
+    search = "?" + urlencode({"from": start_day.isoformat(), "to": end_day.isoformat(),
+                              **({"campaigns": ",".join(campaigns)} if campaigns else {})})
+    dials = int(result.slots["dials"].sum())
+    if not dials:
+        message = f"No calls landed between {start_day} and {end_day}."
+        return _empty_figure(message), [], _empty_figure(""), message, search
+    summary = (f"Contact rate (live answers / dials) by segment × time slot · {start_day} to {end_day} "
+               f"({context().settings.pipeline.timezone}) · {dials:,} dials · {RECOMMENDED_MARK} recommended · "
+               f"cells under {result.min_calls} dials are greyed: {best_time.NOT_ENOUGH_DATA}")
+    return _heatmap(result), _window_rows(result), _hour_charts(result), summary, search
+
+
+def _heatmap(result: best_time.BestTime) -> go.Figure:
+    slots = result.slots
+    order = [s for s in context().slot_rules.names if s in set(slots["slot"])]
+    windows = dict(zip(result.slot_windows["segment"], result.slot_windows["window"]))
+
+    def grid(column):
+        return slots.pivot(index="segment", columns="slot", values=column).reindex(columns=order)
+
+    rates, dials, lows, highs = (grid(c).to_numpy(dtype="float64") for c in ("contact_rate", "dials", "ci_low",
+                                                                                "ci_high"))
+    segments = list(grid("dials").index)
+    too_few = dials < result.min_calls
+    text, hover = [], []
+    for i, segment in enumerate(segments):
+        text.append([])
+        hover.append([])
+        for j, slot in enumerate(order):
+            rate = None if math.isnan(rates[i, j]) else rates[i, j]
+            shown = format_metric("contact_rate", rate)
+            if slot in windows.get(segment, []):
+                shown += f" {RECOMMENDED_MARK}"
+            if too_few[i, j]:
+                shown += f"<br>n={dials[i, j]:,.0f}"
+            text[i].append(shown)
+            hover[i].append(
+                f"{segment} · {reports.label_value('slot', slot)}<br>contact rate {format_metric('contact_rate', rate)}"
+                f"<br>95 % interval {best_time.format_interval(lows[i, j], highs[i, j])}"
+                f"<br>{dials[i, j]:,.0f} dials"
+                + (f"<br>{best_time.NOT_ENOUGH_DATA} (under {result.min_calls} dials)" if too_few[i, j] else ""))
+    x = [reports.label_value("slot", slot) for slot in order]
+    customdata = _plain(np.dstack([rates, dials, lows, highs]))
+    # Each layer labels and hovers only its own cells: two labels drawn on one cell blur.
+    def only(mask, grid):
+        return [[value if keep else "" for value, keep in zip(values, keeps)] for values, keeps in zip(grid, mask)]
+
+    common = {"x": x, "y": segments, "texttemplate": "%{text}", "hovertemplate": "%{hovertext}<extra></extra>",
+              "hoverongaps": False, "customdata": customdata, "xgap": 2, "ygap": 2}
+    figure = go.Figure([
+        go.Heatmap(name="contact rate", z=_plain(np.where(too_few, np.nan, rates)), colorscale="Viridis",
+                   colorbar={"title": "Contact rate", "tickformat": ".0%"}, text=only(~too_few, text),
+                   hovertext=only(~too_few, hover), **common),
+        go.Heatmap(name=best_time.NOT_ENOUGH_DATA, z=_plain(np.where(too_few, 1.0, np.nan)), showscale=False,
+                   colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], text=only(too_few, text),
+                   hovertext=only(too_few, hover), **common),
+    ])
+    figure.update_layout(**theme.figure_layout(
+        title="Contact rate by segment × time slot",
+        height=max(320, 60 + 48 * len(segments)),
+        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category", "side": "top"}))
+    return figure
+
+
+def _plain(grid: np.ndarray) -> list:
+    """Nested lists with None for NaN, so the browser holds exact numbers and gaps stay gaps."""
+    return np.where(np.isnan(grid), None, grid).tolist()
+
+
+def _window_rows(result: best_time.BestTime) -> list[dict]:
+    hours = result.hour_windows.set_index("segment")
+    rows = []
+    for window in result.slot_windows.to_dict("records"):
+        hour_window = hours.loc[window["segment"]] if window["segment"] in hours.index else None
+        has_hours = hour_window is not None and len(hour_window["window"])
+        rows.append({
+            "segment": window["segment"],
+            "slots": best_time.window_label(window["window"], "slot"),
+            "slot_rate": format_metric("contact_rate", window["contact_rate"]),
+            "slot_interval": best_time.format_interval(window["ci_low"], window["ci_high"]),
+            "slot_dials": format_metric("dials", window["dials"]),
+            "hours": best_time.window_label(hour_window["window"] if has_hours else [], "hour"),
+            "hour_rate": format_metric("contact_rate", hour_window["contact_rate"] if has_hours else None),
+            "hour_interval": best_time.format_interval(*((hour_window["ci_low"], hour_window["ci_high"])
+                                                         if has_hours else (None, None))),
+        })
+    return rows
+
+
+def _hour_charts(result: best_time.BestTime) -> go.Figure:
+    hours = result.hours
+    busiest = hours.groupby("segment")["dials"].sum().sort_values(ascending=False).index[:MAX_HOUR_CHARTS]
+    segments = sorted(busiest)
+    columns = min(HOUR_CHART_COLUMNS, len(segments))
+    rows = math.ceil(len(segments) / columns)
+    figure = make_subplots(rows=rows, cols=columns, shared_yaxes=True, subplot_titles=segments,
+                           horizontal_spacing=0.04, vertical_spacing=0.12)
+    windows = dict(zip(result.hour_windows["segment"], result.hour_windows["window"]))
+    all_hours = sorted(hours["hour"].unique().tolist())
+    for index, segment in enumerate(segments):
+        row, col = index // columns + 1, index % columns + 1
+        part = hours[(hours["segment"] == segment) & (hours["dials"] > 0)]
+        for enough, colour in ((True, "#5dade2"), (False, theme.MUTED)):
+            points = part[part["enough_data"] == enough]
+            figure.add_trace(go.Scatter(
+                x=points["hour"], y=points["contact_rate"], mode="markers",
+                name=segment if enough else f"{segment}: {best_time.NOT_ENOUGH_DATA}", showlegend=False,
+                marker={"color": colour, "size": 8},
+                error_y={"type": "data", "symmetric": False, "color": colour,
+                         "array": (points["ci_high"] - points["contact_rate"]).tolist(),
+                         "arrayminus": (points["contact_rate"] - points["ci_low"]).tolist()},
+                customdata=np.column_stack([points["ci_low"], points["ci_high"], points["dials"]]).tolist(),
+                hovertemplate=f"{segment} · %{{x:02d}}:00<br>contact rate %{{y:.1%}}"
+                              "<br>95 % interval %{customdata[0]:.1%} – %{customdata[1]:.1%}"
+                              "<br>%{customdata[2]:,.0f} dials"
+                              + ("" if enough else f"<br>{best_time.NOT_ENOUGH_DATA}") + "<extra></extra>"),
+                row=row, col=col)
+        window = windows.get(segment) or []
+        if len(window):
+            figure.add_vrect(x0=window[0] - 0.5, x1=window[-1] + 0.5, row=row, col=col,
+                             fillcolor="#2ecc71", opacity=0.15, line_width=0)
+    # The same hours on every small chart, so segments compare at a glance.
+    figure.update_xaxes(tickvals=all_hours, ticktext=[f"{h:02d}" for h in all_hours], showgrid=False,
+                        range=[all_hours[0] - 0.6, all_hours[-1] + 0.6])
+    figure.update_yaxes(tickformat=".0%", rangemode="tozero")
+    figure.update_layout(**theme.figure_layout(
+        title=(f"Contact rate by hour of day with 95 % intervals · green: recommended hours · "
+               f"grey: under {result.min_calls} dials"
+               + (f" · the {MAX_HOUR_CHARTS} busiest segments" if hours["segment"].nunique() > MAX_HOUR_CHARTS
+                  else "")),
+        height=80 + 260 * rows, showlegend=False))
+    return figure
+
+
+def _empty_figure(message: str) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(**theme.figure_layout(height=240, xaxis={"visible": False}, yaxis={"visible": False},
+                                               annotations=[{"text": message, "showarrow": False,
+                                                             "font": {"size": 18}}] if message else []))
+    return figure
+
+
+@callback(
+    Output("best-time-download", "data"),
+    Input("best-time-csv", "n_clicks"),
+    Input("best-time-xlsx", "n_clicks"),
+    *[State(c.component_id, c.component_property) for c in CONTROLS],
+    prevent_initial_call=True,
+)
+def export(_csv, _xlsx, start, end, campaigns):
+    start_day, end_day, result = _result(start, end, campaigns)
+    if not result.slots["dials"].sum():
+        return no_update
+    planning = best_time.planning_frame(result)
+    name = f"callpulse-best-time-{start_day}-{end_day}"
+    if dash.ctx.triggered_id == "best-time-xlsx":
+        return dcc.send_bytes(reports.to_xlsx(planning, sheet="best time to call", percent=("ci_low", "ci_high"),
+                                              title=f"CallPulse best time to call {start_day} to {end_day}"),
+                              f"{name}.xlsx")
+    return dcc.send_string(reports.to_csv(planning), f"{name}.csv")
