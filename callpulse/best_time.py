@@ -44,11 +44,9 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from callpulse import reports
-from callpulse.metrics import format_metric, ratio_series
+from callpulse.metrics import Z_95, format_metric, ratio_series, wilson_interval
 from callpulse.slots import OFF_HOURS, SlotRules
 
-#: The two-sided 95 % normal quantile (scipy.stats.norm.ppf(0.975)).
-Z_95 = 1.959963984540054
 NOT_ENOUGH_DATA = "not enough data"
 #: Four whole weeks: enough dials per segment and slot, and every weekday counted equally.
 DEFAULT_DAYS = 28
@@ -57,26 +55,6 @@ INTERVAL_COLUMNS = [SEGMENT, "dials", "contacts", "contact_rate", "ci_low", "ci_
 WINDOW_COLUMNS = [SEGMENT, "best", "window", "dials", "contacts", "contact_rate", "ci_low", "ci_high"]
 PLANNING_COLUMNS = [SEGMENT, "slot", "dials", "contacts", "contact_rate", "ci_low", "ci_high", "recommended",
                     "data_note"]
-
-
-def wilson_interval(successes: float, trials: float, z: float = Z_95) -> tuple[float, float] | None:
-    """The Wilson score interval for successes / trials; None when there are no trials.
-
-    Unlike the textbook p ± z·sqrt(p(1-p)/n), it stays inside [0, 1] and does not collapse
-    to a zero width at 0 or n successes, which is exactly where thin slots end up.
-    """
-    if trials < 0 or successes < 0 or successes > trials:
-        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
-    if trials == 0:
-        return None
-    share = successes / trials
-    z2_over_n = z * z / trials
-    centre = (share + z2_over_n / 2) / (1 + z2_over_n)
-    half_width = z / (1 + z2_over_n) * math.sqrt(share * (1 - share) / trials + z2_over_n / (4 * trials))
-    # At 0 or n successes the bound is exactly 0 or 1; rounding must not leave it a hair inside.
-    low = 0.0 if successes == 0 else max(0.0, centre - half_width)
-    high = 1.0 if successes == trials else min(1.0, centre + half_width)
-    return low, high
 
 
 def difference_interval(successes_a: float, trials_a: float, successes_b: float, trials_b: float,

@@ -60,11 +60,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from callpulse.metrics import wilson_interval
+
 DEFAULT_BINS = 10
 #: Degrees of freedom Hosmer-Lemeshow takes off the bin count (see the caveat above).
 HL_DF_LOST = 0
-#: z for the 95 % interval drawn around each decile's actual order rate.
-Z_95 = 1.959963984540054
 
 TABLE_COLUMNS = ["decile", "calls", "orders", "score_min", "score_max", "predicted", "actual",
                  "actual_low", "actual_high", "gap"]
@@ -131,21 +131,13 @@ def _table(counts: _ScoreCounts, bins: int) -> pd.DataFrame:
     orders = np.add.reduceat(counts.orders, starts)
     predicted = np.add.reduceat(counts.score * counts.calls, starts) / calls
     actual = orders / calls
-    low, high = _wilson_interval(orders, calls)
+    bounds = [wilson_interval(int(ordered), int(called)) for ordered, called in zip(orders, calls)]
+    low = np.array([bound[0] for bound in bounds], dtype="float64")
+    high = np.array([bound[1] for bound in bounds], dtype="float64")
     return pd.DataFrame({"decile": bin_index[starts] + 1, "calls": calls, "orders": orders,
                          "score_min": counts.score[starts], "score_max": counts.score[ends], "predicted": predicted,
                          "actual": actual, "actual_low": low, "actual_high": high, "gap": actual - predicted},
                         columns=TABLE_COLUMNS)
-
-
-def _wilson_interval(orders: np.ndarray, calls: np.ndarray, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
-    """95 % interval of an order rate; unlike rate +- 2 se it stays inside [0, 1] at 0 or 1 orders."""
-    calls = calls.astype("float64")
-    rate = orders / calls
-    denominator = 1 + z * z / calls
-    centre = (rate + z * z / (2 * calls)) / denominator
-    half = z * np.sqrt(rate * (1 - rate) / calls + z * z / (4 * calls * calls)) / denominator
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 def _ece(table: pd.DataFrame) -> float | None:

@@ -7,6 +7,7 @@ rows a question covers, and a zero denominator gives ``None`` (shown as "—").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -182,3 +183,27 @@ def format_metric(name: str, value: float | None) -> str:
     if name in ("cost", "talk_seconds"):
         return f"{value:,.2f}"
     return f"{value:,.0f}"
+
+
+# z for a two-sided 95 % interval.
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: float, trials: float, z: float = Z_95) -> tuple[float, float] | None:
+    """The Wilson score interval for successes / trials; None when there are no trials.
+
+    Unlike the textbook p ± z·sqrt(p(1-p)/n), it stays inside [0, 1] and does not collapse
+    to a zero width at 0 or n successes, which is exactly where thin slots end up.
+    """
+    if trials < 0 or successes < 0 or successes > trials:
+        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
+    if trials == 0:
+        return None
+    share = successes / trials
+    z2_over_n = z * z / trials
+    centre = (share + z2_over_n / 2) / (1 + z2_over_n)
+    half_width = z / (1 + z2_over_n) * math.sqrt(share * (1 - share) / trials + z2_over_n / (4 * trials))
+    # At 0 or n successes the bound is exactly 0 or 1; rounding must not leave it a hair inside.
+    low = 0.0 if successes == 0 else max(0.0, centre - half_width)
+    high = 1.0 if successes == trials else min(1.0, centre + half_width)
+    return low, high

@@ -17,7 +17,8 @@ import pytest
 from openpyxl import load_workbook
 
 from callpulse import best_time, reports
-from callpulse.best_time import difference_interval, wilson_interval
+from callpulse.best_time import difference_interval
+from callpulse.metrics import wilson_interval
 from callpulse.config import load_settings
 from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 from callpulse.slots import SlotRules
