@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
+
 TEXT = "#e6e6e6"
 MUTED = "#95a5a6"
 PANEL = "#1b242c"
@@ -30,3 +32,12 @@ def figure_layout(**overrides) -> dict:
     }
     layout.update(overrides)
     return layout
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank chart that says why it is blank (no data, a bad filter) where the chart would be."""
+    figure = go.Figure()
+    figure.update_layout(**figure_layout(height=240, xaxis={"visible": False}, yaxis={"visible": False},
+                                         annotations=[{"text": message, "showarrow": False,
+                                                       "font": {"size": 18}}] if message else []))
+    return figure

@@ -106,7 +106,7 @@ def build(start, end, campaigns):
     dials = int(result.slots["dials"].sum())
     if not dials:
         message = f"No calls landed between {start_day} and {end_day}."
-        return _empty_figure(message), [], _empty_figure(""), message, search
+        return theme.empty_figure(message), [], theme.empty_figure(""), message, search
     summary = (f"Contact rate (live answers / dials) by segment × time slot · {start_day} to {end_day} "
                f"({context().settings.pipeline.timezone}) · {dials:,} dials · {RECOMMENDED_MARK} recommended · "
                f"cells under {result.min_calls} dials are greyed: {best_time.NOT_ENOUGH_DATA}")
@@ -232,14 +232,6 @@ def _hour_charts(result: best_time.BestTime) -> go.Figure:
                + (f" · the {MAX_HOUR_CHARTS} busiest segments" if hours["segment"].nunique() > MAX_HOUR_CHARTS
                   else "")),
         height=80 + 260 * rows, showlegend=False))
-    return figure
-
-
-def _empty_figure(message: str) -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(**theme.figure_layout(height=240, xaxis={"visible": False}, yaxis={"visible": False},
-                                               annotations=[{"text": message, "showarrow": False,
-                                                             "font": {"size": 18}}] if message else []))
     return figure
 
 

@@ -121,7 +121,7 @@ def build(campaign, week):
         message = ("No scored conversations have landed yet: the response model is checked on connected "
                    "calls whose lead carries a response score." if not weekly else
                    "Pick a campaign and a week with scored conversations.")
-        return _empty_figure(message), [], [], trend, message, dash.no_update
+        return theme.empty_figure(message), [], [], trend, message, dash.no_update
     min_calls = context().settings.dashboard.report_min_calls
     rows, styles = _table(chosen, min_calls)
     search = "?" + urlencode({"campaign": campaign, "week": chosen.period_start.date().isoformat()})
@@ -239,11 +239,3 @@ def _number(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
-
-
-def _empty_figure(message: str) -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(**theme.figure_layout(height=240, xaxis={"visible": False}, yaxis={"visible": False},
-                                               annotations=[{"text": message, "showarrow": False,
-                                                             "font": {"size": 16}}]))
-    return figure

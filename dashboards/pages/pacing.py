@@ -119,7 +119,7 @@ def _wrap_seconds(value) -> float:
 )
 def build(campaign, target, agents, wrap, _n):
     if not campaign:
-        return "No calls have landed yet.", [], _empty_figure(""), [], ""
+        return "No calls have landed yet.", [], theme.empty_figure(""), [], ""
     ctx = context()
     target = _target(target)
     at = board_time(queries.freshness(ctx.client), datetime.now(timezone.utc))
@@ -130,7 +130,7 @@ def build(campaign, target, agents, wrap, _n):
     if inputs is None:
         message = (f"{campaign}: not enough calls {window} to advise on "
                    f"({figures.dials:,} dials, {figures.connected:,} connected, {figures.agents} agents).")
-        return message, [_figures_card(figures, None)], _empty_figure(message), [], placeholder
+        return message, [_figures_card(figures, None)], theme.empty_figure(message), [], placeholder
     started = time.perf_counter()
     advice = pacing.advise(inputs.rounded(), target)
     elapsed = time.perf_counter() - started
@@ -239,11 +239,3 @@ def _rows(advice: pacing.Advice) -> list[dict]:
                      "abandon_rate_upper": _percent(row["abandon_rate_upper"]),
                      "idle_share": _percent(row["idle_share"], 1), "verdict": verdict})
     return rows
-
-
-def _empty_figure(message: str) -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(**theme.figure_layout(height=300, xaxis={"visible": False}, yaxis={"visible": False},
-                                               annotations=[{"text": message, "showarrow": False,
-                                                             "font": {"size": 16}}]))
-    return figure

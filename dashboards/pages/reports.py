@@ -109,11 +109,11 @@ def build_report(rows, columns, metric, start, end, campaigns):
     columns = None if columns == NO_COLUMNS else columns
     if columns == rows:
         message = "Rows and columns are the same dimension: pick a different one for columns."
-        return _empty_figure(message), [], [], [], _empty_figure(""), message, no_update
+        return theme.empty_figure(message), [], [], [], theme.empty_figure(""), message, no_update
     try:
         request = _request(rows, columns, metric, start, end, campaigns)
     except reports.ReportError as exc:
-        return _empty_figure(str(exc)), [], [], [], _empty_figure(""), str(exc), no_update
+        return theme.empty_figure(str(exc)), [], [], [], theme.empty_figure(""), str(exc), no_update
     settings = context().settings
     counters = reports.counters_frame(context().client, request, settings.zone)
     search = "?" + urlencode({"rows": rows, "columns": columns or NO_COLUMNS, "metric": metric,
@@ -121,7 +121,7 @@ def build_report(rows, columns, metric, start, end, campaigns):
                               **({"campaigns": ",".join(request.campaigns)} if request.campaigns else {})})
     if counters.empty:
         message = f"No calls landed between {request.start_day} and {request.end_day}."
-        return _empty_figure(message), [], [], [], _empty_figure(""), message, search
+        return theme.empty_figure(message), [], [], [], theme.empty_figure(""), message, search
     min_calls = settings.dashboard.report_min_calls
     values, samples = reports.pivot(counters, rows, columns, metric, order=_dimension_order())
     data, table_columns, styles = _pivot_table(values, samples, rows, columns, metric, min_calls)
@@ -229,14 +229,6 @@ def _trend(request: reports.ReportRequest, rows, columns, metric) -> go.Figure:
         height=380, yaxis={"tickformat": ".1%"} if _unit(metric) == "percent" else {},
         xaxis={"type": "category", "categoryorder": "category ascending"} if not one_day else {"tickformat": "%H:%M"},
         legend={"orientation": "h", "y": -0.2}))
-    return figure
-
-
-def _empty_figure(message: str) -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(**theme.figure_layout(height=240, xaxis={"visible": False}, yaxis={"visible": False},
-                                               annotations=[{"text": message, "showarrow": False,
-                                                             "font": {"size": 18}}] if message else []))
     return figure
 
 
