@@ -45,6 +45,23 @@ def layout(**_query):
             _table(["campaign", "per attempt", "per billed minute", "agent per hour"],
                    [[name, f"{m.cost_per_attempt:,.4g}", f"{m.cost_per_minute:,.4g}", f"{m.agent_cost_per_hour:,.4g}"]
                     for name, m in sorted(settings.cost_model.items())], "cost-models"),
+            html.H2("Planning and monitoring figures"),
+            _table(["figure", "definition", "where"], [
+                ["Confidence interval of a rate", "95 % Wilson score interval of successes / trials; it stays "
+                 "inside 0–100 % and keeps a width at 0 or all successes", "Best time to call, Response model"],
+                ["Recommended calling window", "the calling slot with the highest lower bound of its contact "
+                 "rate, plus every slot not significantly worse (Newcombe's interval of the difference "
+                 "includes 0); slots under the report minimum of dials are 'not enough data'", "Best time to call"],
+                ["Calibration error (ECE)", "Σ over score deciles of (calls in decile / calls) × |mean predicted "
+                 "score − actual order rate|, on connected calls with a score", "Response model, model_drift alert"],
+                ["AUC", "the share of (order, no order) pairs where the order had the higher score, ties counting "
+                 "one half; 0.5 is chance", "Response model"],
+                ["Dial ratio", "lines the dialer keeps ringing per free agent", "Pacing advisor"],
+                ["Agent idle share", "share of staffed agent time spent neither talking nor in wrap-up",
+                 "Pacing advisor"],
+                ["Stop-list violation", "a dial placed (call end minus ring, wait and talk) at or after the "
+                 "customer was flagged on the stop list", "Compliance, stop_list_violation alert"],
+            ], "planning-definitions"),
             html.H2("Time slots"),
             html.P(f"Local time in {settings.pipeline.timezone}; any other hour is off_hours."),
             _table(["slot", "hours", "who is at home"],
