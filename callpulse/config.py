@@ -33,6 +33,11 @@ class PipelineConfig(msgspec.Struct, frozen=True):
     timezone: str
     data_dir: str
     allowed_lateness_seconds: int
+    # An event stamped further ahead of the worker's clock than this is a producer's clock
+    # or time-zone bug; counting it would move the campaign's watermark into the future.
+    max_future_seconds: int = 86400
+    # Raw attempts older than this are deleted by a ClickHouse TTL; minute buckets stay.
+    raw_attempts_retention_days: int = 400
 
 
 class TopicsConfig(msgspec.Struct, frozen=True):
@@ -54,6 +59,9 @@ class EmbeddedConfig(msgspec.Struct, frozen=True):
 class WorkerConfig(msgspec.Struct, frozen=True):
     batch_max_messages: int
     batch_max_seconds: float
+    # A record over this size is dead-lettered unread (as a truncated copy): a runaway
+    # producer must not make the worker decode megabytes per message.
+    max_record_bytes: int = 1_048_576
 
 
 class DashboardConfig(msgspec.Struct, frozen=True):

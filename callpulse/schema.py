@@ -95,10 +95,50 @@ Event = CallAttempt | AgentStateChange
 class Rejection(msgspec.Struct, frozen=True):
     """Why (part of) a Kafka record could not be used; becomes a dead letter."""
 
-    reason: str  # a short stable code, e.g. "invalid_json", "schema_violation"
+    reason: str  # a short stable code from REJECTION_REASONS
     detail: str
     raw: bytes
     index: int | None = None  # position inside a batch record
+
+
+# Every reason a record or batch item can be refused for, so operators can filter
+# dead letters and the counters by a code that never changes with the wording.
+REJECTION_REASONS = {
+    "invalid_json": "not JSON, or not a JSON object or array",
+    "unsupported_schema_version": "a schema_version this worker does not read",
+    "missing_field": "a required field is missing",
+    "wrong_type": "a field has the wrong type (e.g. a string where a number belongs)",
+    "invalid_value": "a value outside its range or format (a score above 1, a timestamp without offset, "
+                     "a phone_hash that is not an HMAC)",
+    "negative_duration": "a ring, wait or talk time below zero",
+    "negative_value": "a cost or order value below zero",
+    "unknown_outcome": "an outcome that is not one of the defined outcomes",
+    "unknown_event_type": "a type other than call_attempt or agent_state",
+    "unknown_field": "a field the schema does not define (e.g. a raw phone number)",
+    "schema_violation": "any other breach of the event schema",
+    "future_event_time": "event_time further ahead of the worker's clock than pipeline.max_future_seconds",
+    "too_large": "a record larger than worker.max_record_bytes",
+    "late_event": "event_time behind its campaign's newest event by more than the allowed lateness",
+}
+
+
+def schema_reason(detail: str) -> str:
+    """The reason code for one of msgspec's validation messages."""
+    if "missing required field" in detail:
+        return "missing_field"
+    if "unknown field" in detail:
+        return "unknown_field"
+    if "at `$.type`" in detail:
+        return "unknown_event_type"
+    if "at `$.outcome`" in detail and "Invalid enum value" in detail:
+        return "unknown_outcome"
+    if ">= 0" in detail:
+        return "negative_duration" if "_seconds`" in detail else "negative_value"
+    if detail.startswith("Expected `") and ", got `" in detail:
+        return "wrong_type"
+    if detail.startswith("Expected `"):  # right type, outside its range or format
+        return "invalid_value"
+    return "schema_violation"
 
 
 _event_decoder = msgspec.json.Decoder(Event)
@@ -114,11 +154,11 @@ def encode_batch(events: list[Event]) -> bytes:
     return _encoder.encode(events)
 
 
-def _decode_one(raw: bytes, index: int | None) -> Event | Rejection:
+def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None) -> Event | Rejection:
     try:
         event = _event_decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        return Rejection("schema_violation", str(exc), bytes(raw), index)
+        return Rejection(schema_reason(str(exc)), str(exc), bytes(raw), index)
     except msgspec.DecodeError as exc:
         return Rejection("invalid_json", str(exc), bytes(raw), index)
     if event.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
@@ -128,13 +168,18 @@ def _decode_one(raw: bytes, index: int | None) -> Event | Rejection:
             bytes(raw),
             index,
         )
+    if newest_allowed is not None and event.event_time > newest_allowed:
+        return Rejection("future_event_time", f"event_time {event.event_time.isoformat()} is after "
+                         f"{newest_allowed.isoformat()}, the worker's clock plus pipeline.max_future_seconds",
+                         bytes(raw), index)
     return event
 
 
-def decode_record(value: bytes) -> tuple[list[Event], list[Rejection]]:
+def decode_record(value: bytes, newest_allowed: datetime | None = None) -> tuple[list[Event], list[Rejection]]:
     """Decode one Kafka record value into valid events and rejections.
 
-    A bad event inside a batch rejects only that event: the rest still count.
+    A bad event inside a batch rejects only that event: the rest still count. With
+    ``newest_allowed``, an event stamped after it is rejected as future_event_time.
     """
     if value[:1] == b"[" or bytes(value[:64]).lstrip()[:1] == b"[":
         try:
@@ -147,7 +192,7 @@ def decode_record(value: bytes) -> tuple[list[Event], list[Rejection]]:
     events: list[Event] = []
     rejections: list[Rejection] = []
     for raw, index in items:
-        result = _decode_one(raw, index)
+        result = _decode_one(raw, index, newest_allowed)
         (rejections if isinstance(result, Rejection) else events).append(result)
     return events, rejections
 

@@ -24,20 +24,26 @@ class DeadLetter(msgspec.Struct, frozen=True):
     original: str
     original_encoding: str  # "utf-8" or "base64"
     rejected_at: datetime
+    original_bytes: int = 0  # the size of the original record or item
+    truncated: bool = False  # only the first KEPT_BYTES are in ``original`` (too_large records)
 
 
 _encoder = msgspec.json.Encoder()
+# Enough to see what a runaway producer sent, small enough for any broker's message limit.
+KEPT_BYTES = 64 * 1024
 
 
 def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int) -> DeadLetter:
+    raw = rejection.raw[:KEPT_BYTES]
     try:
-        original, encoding = rejection.raw.decode("utf-8"), "utf-8"
+        original, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        original, encoding = base64.b64encode(rejection.raw).decode("ascii"), "base64"
+        original, encoding = base64.b64encode(raw).decode("ascii"), "base64"
     return DeadLetter(
         reason=rejection.reason, detail=rejection.detail[:1000], source_topic=topic,
         source_partition=partition, source_offset=offset, batch_index=rejection.index,
         original=original, original_encoding=encoding, rejected_at=datetime.now(timezone.utc),
+        original_bytes=len(rejection.raw), truncated=len(rejection.raw) > KEPT_BYTES,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from callpulse.config import Settings
@@ -75,9 +75,15 @@ class CallEventProcessor:
         letters: list[DeadLetter] = []
         late: list[tuple[CallAttempt, SourceRecord]] = []
         violations: list[Violation] = []
+        max_bytes = self.settings.worker.max_record_bytes
+        newest_allowed = datetime.now(timezone.utc) + timedelta(seconds=self.settings.pipeline.max_future_seconds)
         for record in records:
             self.stats.records += 1
-            events, rejections = decode_record(record.value)
+            if len(record.value) > max_bytes:
+                events, rejections = [], [Rejection("too_large", f"{len(record.value):,} bytes; the limit is "
+                                                    f"{max_bytes:,} (worker.max_record_bytes)", record.value)]
+            else:
+                events, rejections = decode_record(record.value, newest_allowed)
             for event in events:
                 if not isinstance(event, CallAttempt):
                     self.stats.agent_state_events += 1
@@ -128,3 +134,4 @@ class CallEventProcessor:
     def landed(self) -> None:
         self.stats.last_landed_at = datetime.now(timezone.utc)
         self.buckets.evict_closed()
+

@@ -157,13 +157,13 @@ def test_bad_records_go_to_dead_letters_and_valid_ones_still_count(pipeline):
     health = worker.wait_until_caught_up()
     assert worker.stop() == 0
     assert health["counted"] == len(events) - 1  # events[0] only came with a wrong version
-    assert health["dead_letters"] == {"invalid_json": 2, "unsupported_schema_version": 1, "schema_violation": 1,
+    assert health["dead_letters"] == {"invalid_json": 2, "unsupported_schema_version": 1, "negative_duration": 1,
                                       "late_event": 1}
     letters = read_dead_letters(settings)
     assert sorted(letter["reason"] for letter in letters) == [
-        "invalid_json", "invalid_json", "late_event", "schema_violation", "unsupported_schema_version"]
+        "invalid_json", "invalid_json", "late_event", "negative_duration", "unsupported_schema_version"]
     assert all(letter["source_topic"] == settings.topics.call_events for letter in letters)
-    violation = next(letter for letter in letters if letter["reason"] == "schema_violation")
+    violation = next(letter for letter in letters if letter["reason"] == "negative_duration")
     assert violation["batch_index"] == 0 and "ring_seconds" in violation["detail"]
 
     client = connect(settings.warehouse_url)

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from callpulse.config import load_settings
-from callpulse.schema import (CallAttempt, Lead, Outcome, decode_record, encode_batch, encode_event,
+from callpulse.schema import (REJECTION_REASONS, CallAttempt, Lead, Outcome, decode_record, encode_batch, encode_event,
                               json_schema)
 from callpulse.slots import SlotRules
 from producers.simulator import DialerSimulator
@@ -34,7 +34,7 @@ def test_a_batch_record_rejects_only_its_bad_items():
     negative = dict(good, event_id="e-3", talk_seconds=-5)
     events, rejections = decode_record(json.dumps([good, bad, negative]).encode())
     assert [e.event_id for e in events] == ["e-1"]
-    assert [(r.reason, r.index) for r in rejections] == [("schema_violation", 1), ("schema_violation", 2)]
+    assert [(r.reason, r.index) for r in rejections] == [("unknown_outcome", 1), ("negative_duration", 2)]
     assert "outcome" in rejections[0].detail
     assert "talk_seconds" in rejections[1].detail
 
@@ -42,7 +42,9 @@ def test_a_batch_record_rejects_only_its_bad_items():
 @pytest.mark.parametrize("value, reason", [
     (b"{oops", "invalid_json"),
     (b"", "invalid_json"),
-    (b'{"type": "call_attempt", "schema_version": 2}', "schema_violation"),
+    (b'{"type": "call_attempt", "schema_version": 2}', "missing_field"),
+    (b'"just a string"', "wrong_type"),
+    (b'{"type": "hangup", "schema_version": 1}', "unknown_event_type"),
 ])
 def test_unusable_records_are_rejected_with_a_reason(value, reason):
     events, rejections = decode_record(value)
@@ -60,11 +62,36 @@ def test_unknown_schema_version_is_its_own_reason():
 def test_naive_timestamps_and_raw_phone_numbers_are_refused():
     body = json.loads(encode_event(attempt()))
     _, rejections = decode_record(json.dumps(dict(body, event_time="2026-11-23T01:02:03")).encode())
-    assert rejections[0].reason == "schema_violation"
+    assert rejections[0].reason == "invalid_value" and "timezone" in rejections[0].detail
     _, rejections = decode_record(json.dumps(dict(body, lead={"segment": "x", "phone": "+81312345678"})).encode())
-    assert "phone" in rejections[0].detail
+    assert rejections[0].reason == "unknown_field" and "phone" in rejections[0].detail
     _, rejections = decode_record(json.dumps(dict(body, lead={"segment": "x", "phone_hash": "0312345678"})).encode())
-    assert "phone_hash" in rejections[0].detail
+    assert rejections[0].reason == "invalid_value" and "phone_hash" in rejections[0].detail
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"order_value": -1.0}, "negative_value"),
+    ({"wait_seconds": -0.5}, "negative_duration"),
+    ({"campaign": 7}, "wrong_type"),
+    ({"outcome": "hung_up"}, "unknown_outcome"),
+])
+def test_each_kind_of_schema_breach_has_its_own_reason(change, reason):
+    body = dict(json.loads(encode_event(attempt())), **change)
+    _, rejections = decode_record(json.dumps(body).encode())
+    assert rejections[0].reason == reason
+    assert reason in REJECTION_REASONS
+
+
+def test_an_event_more_than_the_allowed_future_is_rejected_and_its_batch_neighbours_pass():
+    from datetime import timedelta
+
+    now = attempt().event_time
+    soon, far = (json.loads(encode_event(attempt())) for _ in range(2))
+    far.update(event_id="e-far", event_time=(now + timedelta(days=2)).isoformat())
+    events, rejections = decode_record(json.dumps([soon, far]).encode(), newest_allowed=now + timedelta(days=1))
+    assert [e.event_id for e in events] == ["e-1"]
+    assert [(r.reason, r.index) for r in rejections] == [("future_event_time", 1)]
+    assert json.loads(rejections[0].raw)["event_id"] == "e-far"
 
 
 def test_committed_json_schema_matches_the_code_and_validates_simulated_events():

@@ -1,0 +1,64 @@
+"""The worker's batch step on its own: every record either counts or becomes a dead letter
+with a reason, and one bad record never costs its neighbours."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta, timezone
+
+from callpulse.config import load_settings
+from callpulse.schema import CallAttempt, Lead, Outcome, encode_event
+from callpulse.slots import SlotRules
+from streams.deadletters import KEPT_BYTES
+from streams.processor import CallEventProcessor, SourceRecord
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def attempt(event_id: str, event_time: datetime = NOW) -> CallAttempt:
+    return CallAttempt(schema_version=1, event_id=event_id, campaign="home-insurance", event_time=event_time,
+                       outcome=Outcome.NO_ANSWER, lead=Lead(segment="seniors"), ring_seconds=20.0)
+
+
+def processor(**overrides) -> CallEventProcessor:
+    settings = load_settings(**overrides)
+    return CallEventProcessor(settings, SlotRules(settings.slots, settings.zone))
+
+
+def records(*values: bytes) -> list[SourceRecord]:
+    return [SourceRecord("calls", 0, offset, value) for offset, value in enumerate(values)]
+
+
+def test_a_record_over_the_size_limit_is_dead_lettered_truncated_and_its_neighbours_count():
+    worker = processor(worker__max_record_bytes=200_000)
+    huge = json.dumps([json.loads(encode_event(attempt(f"big-{i}"))) for i in range(2000)]).encode()
+    assert len(huge) > 200_000
+    result = worker.process(records(encode_event(attempt("before")), huge, encode_event(attempt("after"))))
+    assert [a.event_id for a in result.attempts] == ["before", "after"]
+    [letter] = result.dead_letters
+    assert (letter.reason, letter.source_offset, letter.original_bytes, letter.truncated) == (
+        "too_large", 1, len(huge), True)
+    assert len(letter.original) == KEPT_BYTES and huge.startswith(letter.original.encode())
+    assert "limit is 200,000 (worker.max_record_bytes)" in letter.detail
+    assert worker.stats.dead_letters == {"too_large": 1}
+
+
+def test_events_stamped_over_a_day_ahead_are_dead_lettered_and_do_not_move_the_watermark():
+    worker = processor()
+    ahead = attempt("next-week", NOW + timedelta(days=7))
+    just_ahead = attempt("in-an-hour", NOW + timedelta(hours=1))  # clocks drift; an hour is tolerated
+    result = worker.process(records(encode_event(attempt("now")), encode_event(ahead), encode_event(just_ahead)))
+    assert sorted(a.event_id for a in result.attempts) == ["in-an-hour", "now"]
+    [letter] = result.dead_letters
+    assert (letter.reason, letter.source_offset, letter.batch_index) == ("future_event_time", 1, None)
+    assert json.loads(letter.original)["event_id"] == "next-week"
+    assert worker.buckets.watermarks["home-insurance"] == (NOW + timedelta(hours=1)).timestamp()
+
+
+def test_bytes_that_are_not_text_are_kept_as_base64():
+    worker = processor()
+    junk = b"\xff\xfe\x00binary"
+    [letter] = worker.process(records(junk)).dead_letters
+    assert (letter.reason, letter.original_encoding, letter.truncated) == ("invalid_json", "base64", False)
+    assert base64.b64decode(letter.original) == junk and letter.original_bytes == len(junk)
