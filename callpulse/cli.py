@@ -66,11 +66,16 @@ def topics(ctx: click.Context) -> None:
 @main.command()
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
-    """Apply pending warehouse migrations."""
-    from warehouse.migrate import migrate as apply
+    """Apply pending warehouse migrations and the raw-attempt retention (TTL)."""
+    from warehouse.migrate import apply_retention, migrate as apply
 
-    applied = apply(_warehouse(_settings(ctx)))
+    settings = _settings(ctx)
+    client = _warehouse(settings)
+    applied = apply(client)
     console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+    days = settings.pipeline.raw_attempts_retention_days
+    changed = apply_retention(client, days)
+    console.print(f"raw call attempts kept {days} days" + (" (changed now)" if changed else ""))
 
 
 @main.group()

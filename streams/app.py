@@ -29,7 +29,7 @@ from streams.processor import BatchResult, CallEventProcessor, SourceRecord
 from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
-from warehouse.migrate import migrate
+from warehouse.migrate import apply_retention, migrate
 from warehouse.queries import landed_event_ids, landed_offsets, open_window_attempts
 
 log = logging.getLogger("callpulse.worker")
@@ -70,6 +70,7 @@ class WorkerPipeline:
         applied = migrate(self.client)
         if applied:
             log.info("warehouse migrations applied: %s", ", ".join(applied))
+        apply_retention(self.client, self.settings.pipeline.raw_attempts_retention_days)
         rows = open_window_attempts(self.client, self.processor.buckets.keep_seconds)
         restored = self.processor.buckets.restore(rows)
         if restored:

@@ -46,3 +46,24 @@ def migrate(client: Client) -> list[str]:
         log.info("applied migration %04d_%s", version, name)
         applied.append(f"{version:04d}_{name}")
     return applied
+
+
+def apply_retention(client: Client, raw_attempts_days: int) -> bool:
+    """Keep raw attempts ``raw_attempts_days`` days after their minute (a TTL); True if it changed.
+
+    The TTL comes from the configuration rather than a migration so each site sets its
+    own. Minute buckets carry no personal or per-call data and are kept: every report
+    reads them, so deleting raw attempts loses no figure.
+    """
+    if raw_attempts_days <= 0:
+        raise ValueError("pipeline.raw_attempts_retention_days must be a positive number of days")
+    wanted = f"TTL minute + toIntervalDay({int(raw_attempts_days)})"
+    current = client.command("SELECT engine_full FROM system.tables "
+                             "WHERE database = currentDatabase() AND name = 'call_attempts'")
+    found = re.search(r"TTL minute \+ toIntervalDay\((\d+)\)", str(current))
+    if found and int(found.group(1)) == int(raw_attempts_days):
+        return False
+    # Altering the TTL rewrites it into every existing part: only when it changed.
+    client.command(f"ALTER TABLE call_attempts MODIFY {wanted}")
+    log.info("raw call attempts are now kept %d days", raw_attempts_days)
+    return True
