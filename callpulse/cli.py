@@ -526,6 +526,54 @@ def stoplist_status(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--health-url", default=None,
+              help="The worker's health URL (default: http://127.0.0.1:<embedded.worker_health_port>/health).")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def status(ctx: click.Context, health_url: str | None, output_format: str) -> None:
+    """Is the worker up and keeping up? Its counters, dead letters by reason and lag per partition."""
+    import httpx
+    from rich.table import Table
+
+    from callpulse.schema import REJECTION_REASONS
+    from callpulse.topics import partition_bounds
+
+    settings = _settings(ctx)
+    url = health_url or f"http://127.0.0.1:{settings.embedded.worker_health_port}/health"
+    try:
+        health = httpx.get(url, timeout=5).raise_for_status().json()
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"no worker answered at {url} ({exc}). Is `callpulse up` or "
+                                   "`callpulse worker` running? (--health-url for another host)") from None
+    try:
+        bounds = partition_bounds(settings)
+    except Exception as exc:  # noqa: BLE001 - the worker's own figures are still worth showing
+        console.print(f"[yellow]Kafka at {settings.bootstrap_servers} did not answer: {exc}[/]")
+        bounds = {}
+    landed = {int(p): offset for p, offset in health.get("landed_offsets", {}).items()}
+    lag = {p: max(0, end - landed.get(p, earliest)) for p, (earliest, end) in sorted(bounds.items())}
+    if output_format == "json":
+        click.echo(json.dumps({**health, "lag": {str(p): n for p, n in lag.items()}}, indent=2))
+        return
+    out = _stdout_console()
+    out.print(f"worker {'ready' if health['ready'] else 'starting'} · counted {health['counted']:,} · "
+              f"duplicates {health['duplicates']:,} · late {health['late_events']:,} · "
+              f"last landed {health.get('last_landed_at') or 'never'}")
+    out.print(f"lag {sum(lag.values()):,} record(s) on {settings.topics.call_events}"
+              + (" (" + ", ".join(f"p{p} {n:,}" for p, n in lag.items()) + ")" if lag else ""))
+    out.print(f"alerts sent {health.get('alerts_sent', 0):,}, firing {health.get('alerts_firing', 0):,} · "
+              f"stop list {health.get('stop_list_size', 0):,} customer(s), "
+              f"{health.get('stop_list_violations', 0):,} violation(s)")
+    letters = health.get("dead_letters", {})
+    table = Table(title=f"dead letters since the worker started ({sum(letters.values()):,})")
+    for column in ("reason", "count", "meaning"):
+        table.add_column(column)
+    for reason, count in sorted(letters.items(), key=lambda item: -item[1]):
+        table.add_row(reason, f"{count:,}", REJECTION_REASONS.get(reason, ""))
+    out.print(table)
+
+
+@main.command()
 @click.option("--check", is_flag=True, help="Fail if the committed schema file is out of date.")
 @click.option("--output", type=click.Path(dir_okay=False), default=str(SCHEMA_FILE), show_default=True)
 def schema(check: bool, output: str) -> None:
@@ -628,7 +676,8 @@ def _dash_app(settings: Settings):
 @click.option("--dashboard/--no-dashboard", default=None,
               help="Serve the dashboard from this process (default: yes with the embedded warehouse, "
                    "which only one process may open).")
-@click.option("--health-port", type=int, default=None, help="Serve worker health JSON at /health on this port.")
+@click.option("--health-port", type=int, default=None,
+              help="Serve worker health JSON at /health on this port (default: embedded.worker_health_port).")
 @click.pass_context
 def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None) -> None:
     """Run the Faust worker: call events -> minute buckets -> warehouse."""
@@ -640,7 +689,7 @@ def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None) 
     if dashboard if dashboard is not None else settings.embedded_warehouse:
         host, port = settings.embedded.dashboard_host, settings.embedded.dashboard_port
         threading.Thread(target=serve, args=(_dash_app(settings), host, port), name="dashboard", daemon=True).start()
-    app = create_app(settings, pipeline, web_port=health_port)
+    app = create_app(settings, pipeline, web_port=health_port or settings.embedded.worker_health_port)
     console.print(f"worker: {settings.topics.call_events} @ {settings.bootstrap_servers} -> {settings.warehouse_url}")
     run_worker(app, loglevel="debug" if ctx.obj["verbose"] else "warning")
 

@@ -54,6 +54,9 @@ class EmbeddedConfig(msgspec.Struct, frozen=True):
     broker_port: int
     dashboard_host: str
     dashboard_port: int
+    # The worker's /health JSON (counters, dead letters by reason, landed offsets), read
+    # by `callpulse status`; on 127.0.0.1 only.
+    worker_health_port: int = 6066
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):

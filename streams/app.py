@@ -149,7 +149,8 @@ class WorkerPipeline:
     def land(self, result: BatchResult, offsets: dict[TopicPartition, int]) -> bool:
         """Land the batch and the offsets it moved (blocking)."""
         landed = self.lander.land_with_retry(result.attempts, result.buckets, offsets, result.late_events,
-                                             result.violations, should_stop=self.stopping.is_set)
+                                             result.violations, result.dead_letters,
+                                             should_stop=self.stopping.is_set)
         if landed:
             self.landed_offsets.update(offsets)
         return landed

@@ -129,6 +129,7 @@ partitions = 3
 [embedded]
 broker_port = {broker.port}
 dashboard_port = {free_port()}
+worker_health_port = {free_port()}
 """
     )
     os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)

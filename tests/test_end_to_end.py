@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import msgspec
@@ -17,7 +20,7 @@ from callpulse.slots import SlotRules
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
 from warehouse.client import connect
-from warehouse.queries import late_event_counts, metrics_by
+from warehouse.queries import dead_letter_counts, late_event_counts, metrics_by
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +158,13 @@ def test_bad_records_go_to_dead_letters_and_valid_ones_still_count(pipeline):
 
     worker = pipeline.worker()
     health = worker.wait_until_caught_up()
+    status = subprocess.run([sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "status",
+                             "--health-url", f"http://127.0.0.1:{worker.health_port}/health"],
+                            capture_output=True, text=True, timeout=60)
     assert worker.stop() == 0
+    assert status.returncode == 0, status.stderr
+    assert "lag 0 record(s)" in status.stdout and "dead letters since the worker started (5)" in status.stdout
+    assert re.search(r"invalid_json\s+│\s+2\s+│\s+not JSON", status.stdout), status.stdout
     assert health["counted"] == len(events) - 1  # events[0] only came with a wrong version
     assert health["dead_letters"] == {"invalid_json": 2, "unsupported_schema_version": 1, "negative_duration": 1,
                                       "late_event": 1}
@@ -169,8 +178,12 @@ def test_bad_records_go_to_dead_letters_and_valid_ones_still_count(pipeline):
     client = connect(settings.warehouse_url)
     try:
         late = late_event_counts(client, START - timedelta(days=1), END)
+        refused = dead_letter_counts(client, datetime.now(timezone.utc))
     finally:
         client.close()
+    # What the Alerts page's "Rejected records" table shows.
+    assert dict(zip(refused["reason"], refused["last_hour"])) == {
+        "invalid_json": 2, "unsupported_schema_version": 1, "negative_duration": 1, "late_event": 1}
     assert late[["campaign", "late_events", "late_abandoned"]].values.tolist() == [[straggler.campaign, 1, 1]]
 
 

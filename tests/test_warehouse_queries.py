@@ -124,4 +124,3 @@ def test_a_chdb_path_held_by_another_process_is_detected_before_opening(tmp_path
         holder.kill()
         holder.wait()
     assert not chdb_path_in_use(path)
-

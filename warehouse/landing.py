@@ -21,6 +21,7 @@ from callpulse.schema import CallAttempt
 from callpulse.topics import WORKER_GROUP
 from callpulse.slots import SlotRules
 from streams.buckets import BucketRow
+from streams.deadletters import DeadLetter
 from streams.stoplist import Violation
 from warehouse.queries import ALERT_COLUMNS
 
@@ -35,6 +36,8 @@ BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version",
 LATE_COLUMNS = ["event_id", "campaign", "event_time", "segment", "outcome", "received_at"]
 VIOLATION_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "flagged_at", "reason", "segment", "agent",
                      "team", "outcome", "detected_at"]
+DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "batch_index", "reason", "detail",
+                       "rejected_at"]
 OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "next_offset", "version", "landed_at"]
 
 
@@ -66,7 +69,13 @@ class Lander:
 
     def land(self, attempts: Sequence[CallAttempt], buckets: Sequence[BucketRow],
              offsets: Mapping[tuple[str, int], int] | None = None,
-             late_events: Sequence[CallAttempt] = (), violations: Sequence[Violation] = ()) -> None:
+             late_events: Sequence[CallAttempt] = (), violations: Sequence[Violation] = (),
+             dead_letters: Sequence[DeadLetter] = ()) -> None:
+        if dead_letters:
+            rows = [[letter.source_topic, letter.source_partition, letter.source_offset,
+                     -1 if letter.batch_index is None else letter.batch_index, letter.reason, letter.detail,
+                     letter.rejected_at] for letter in dead_letters]
+            self.client.insert("dead_letters", rows, column_names=DEAD_LETTER_COLUMNS)
         if violations:
             detected_at = datetime.now(timezone.utc)
             rows = [[v.attempt.event_id, v.attempt.campaign, v.attempt.event_time, v.dialed_at, v.entry.flagged_at,
@@ -101,14 +110,15 @@ class Lander:
             row[1] = row[1].value  # Rule enum -> its name
         self.client.insert("alerts", rows, column_names=ALERT_COLUMNS)
 
-    def land_with_retry(self, attempts, buckets, offsets=None, late_events=(), violations=(), *,
+    def land_with_retry(self, attempts, buckets, offsets=None, late_events=(), violations=(), dead_letters=(), *,
                         should_stop=lambda: False) -> bool:
         """Land, retrying with backoff until it works or the worker stops.
 
         While this blocks, the worker neither consumes nor moves its offsets, so Kafka
         keeps every unlanded event and memory stays bounded.
         """
-        return retry_until_stopped(lambda: self.land(attempts, buckets, offsets, late_events, violations),
+        return retry_until_stopped(lambda: self.land(attempts, buckets, offsets, late_events, violations,
+                                                     dead_letters),
                                    f"landing {len(attempts)} attempts", should_stop)
 
 

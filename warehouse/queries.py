@@ -223,6 +223,17 @@ def recent_stop_list_violations(client: Client, campaign: str, since: datetime, 
     ))
 
 
+def dead_letter_counts(client: Client, now: datetime) -> pd.DataFrame:
+    """Refused records per reason: in the last hour, the last 24 hours and ever, newest first."""
+    frame = client.query_df(
+        "SELECT reason, countIf(rejected_at > {hour_ago:DateTime64(3)}) AS last_hour, "
+        "countIf(rejected_at > {day_ago:DateTime64(3)}) AS last_24h, count() AS total, "
+        "max(rejected_at) AS newest FROM dead_letters FINAL GROUP BY reason ORDER BY newest DESC",
+        parameters={"hour_ago": _naive_utc(now - timedelta(hours=1)), "day_ago": _naive_utc(now - timedelta(days=1))},
+    )
+    return frame if len(frame.columns) else pd.DataFrame(columns=["reason", "last_hour", "last_24h", "total", "newest"])
+
+
 def minute_series(client: Client, since: datetime, until: datetime) -> pd.DataFrame:
     """Per campaign and minute: counters and rates (for sparklines and trends)."""
     return metrics_by(client, ["campaign", "minute"], since, until)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dash_table, dcc, html
 
 from callpulse.alerts import RULE_LABELS, format_alert_value
+from callpulse.schema import REJECTION_REASONS
 from dashboards.data import context
 from warehouse import queries
 
@@ -35,6 +38,11 @@ def layout(**_query):
                 style_cell={"backgroundColor": "#1b242c", "color": "#e6e6e6", "textAlign": "left",
                             "border": "1px solid #2c3e50", "fontFamily": "DejaVu Sans, Arial, sans-serif"},
             ),
+            html.H2("Rejected records"),
+            html.P("Records the worker could not use, by reason. Each is on the dead-letters topic with its "
+                   "original bytes and source offset (callpulse deadletters --reason R shows them).",
+                   className="stat-label"),
+            html.Div(id="rejected-records", **{"data-testid": "rejected-records"}),
             dcc.Interval(id="alerts-refresh", interval=refresh_ms),
         ],
         className="alerts-page",
@@ -85,3 +93,16 @@ def refresh(_n, _clicks, acknowledged_by):
             "acknowledged_by": row["acknowledged_by"] if isinstance(row["acknowledged_by"], str) else "",
         })
     return cards or [html.Div("Nothing is firing.", className="empty")], rows, message
+
+
+@callback(Output("rejected-records", "children"), Input("alerts-refresh", "n_intervals"))
+def rejected_records(_n):
+    counts = queries.dead_letter_counts(context().client, datetime.now(timezone.utc))
+    if counts.empty:
+        return html.Div("No record has been rejected.", className="empty")
+    header = ["reason", "meaning", "last hour", "last 24 h", "total", "newest (UTC)"]
+    rows = [[row["reason"], REJECTION_REASONS.get(row["reason"], ""), f"{row['last_hour']:,}", f"{row['last_24h']:,}",
+             f"{row['total']:,}", f"{row['newest']:%Y-%m-%d %H:%M:%S}"] for row in counts.to_dict("records")]
+    return html.Table([html.Thead(html.Tr([html.Th(h) for h in header])),
+                       html.Tbody([html.Tr([html.Td(cell) for cell in row], **{"data-reason": row[0]})
+                                   for row in rows])], className="definitions-table")
