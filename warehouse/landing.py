@@ -23,6 +23,7 @@ from callpulse.slots import SlotRules
 from streams.buckets import BucketRow
 from streams.deadletters import DeadLetter
 from streams.stoplist import Violation
+from warehouse.faults import FaultSwitch
 from warehouse.queries import ALERT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Lander:
         self.consumer_group = consumer_group
         self.settings = settings
         self.slot_rules = slot_rules
+        self.faults = FaultSwitch()
 
     def attempt_rows(self, attempts: Sequence[CallAttempt]) -> list[list]:
         landed_at = datetime.now(timezone.utc)
@@ -71,6 +73,7 @@ class Lander:
              offsets: Mapping[tuple[str, int], int] | None = None,
              late_events: Sequence[CallAttempt] = (), violations: Sequence[Violation] = (),
              dead_letters: Sequence[DeadLetter] = ()) -> None:
+        self.faults.check("landing")
         if dead_letters:
             rows = [[letter.source_topic, letter.source_partition, letter.source_offset,
                      -1 if letter.batch_index is None else letter.batch_index, letter.reason, letter.detail,
@@ -105,6 +108,7 @@ class Lander:
             self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
 
     def land_alerts(self, alerts: Sequence[Alert]) -> None:
+        self.faults.check("landing alerts")
         rows = [[getattr(alert, column) for column in ALERT_COLUMNS] for alert in alerts]
         for row in rows:
             row[1] = row[1].value  # Rule enum -> its name
@@ -123,7 +127,7 @@ class Lander:
 
 
 def retry_until_stopped(action, what: str, should_stop=lambda: False,
-                        first_delay_s: float = 0.5, max_delay_s: float = 30.0) -> bool:
+                        first_delay_s: float = 0.5, max_delay_s: float = 10.0) -> bool:
     """Run ``action`` until it works (True) or ``should_stop()`` says give up (False)."""
     delay = first_delay_s
     while True:

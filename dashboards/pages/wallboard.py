@@ -131,6 +131,15 @@ def refresh(_n):
     if model["age_seconds"] is None:
         freshness, state = "no data yet", "freshness stale"
     else:
-        freshness = f"updated {model['age_seconds']:.0f} s ago"
+        age = _age(model["age_seconds"])
+        # A TV on the wall must never pass old numbers off as live: say so in words.
+        freshness = (f"STALE · nothing new for {age} · these figures are not live" if model["stale"]
+                     else f"updated {age} ago")
         state = "freshness stale" if model["stale"] else "freshness fresh"
     return tiles, strip, freshness, state
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
