@@ -280,7 +280,9 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
     async def health(web, request):
         landed = {str(partition): offset for (_, partition), offset in sorted(pipeline.landed_offsets.items())}
         webhook = pipeline.webhook
-        return web.json({"ready": pipeline.ready.is_set(), **pipeline.processor.stats.as_dict(),
+        assigned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topics.call_events)
+        return web.json({"ready": pipeline.ready.is_set(), "assigned_partitions": assigned,
+                         **pipeline.processor.stats.as_dict(),
                          "landed_offsets": landed, "alerts_sent": pipeline.alerts_sent,
                          "alerts_firing": len(pipeline.alerting.book.firing),
                          "stop_list_size": len(pipeline.stop_list),
