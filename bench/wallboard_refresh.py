@@ -50,11 +50,12 @@ from rich.progress import (BarColumn, Progress, TextColumn,  # noqa: E402
 from rich.table import Table  # noqa: E402
 from waitress import create_server  # noqa: E402
 
-from callpulse.config import Settings, load_settings  # noqa: E402
+from callpulse.config import DashboardToken, Settings, load_settings  # noqa: E402
 from callpulse.embedded import free_port  # noqa: E402
 from callpulse.schema import CallAttempt  # noqa: E402
 from callpulse.slots import SlotRules  # noqa: E402
 from dashboards.app import create_app  # noqa: E402
+from dashboards.auth import Credentials, hash_token, new_token  # noqa: E402
 from dashboards.data import DashboardContext, set_context, wallboard_model  # noqa: E402
 from producers.simulator import DialerSimulator  # noqa: E402
 from streams.buckets import MinuteBuckets  # noqa: E402
@@ -226,7 +227,10 @@ def main() -> None:
             raise SystemExit("the wallboard model shows no campaigns after landing")
 
         # create_app sets the context again and imports the pages, the wallboard's among them.
-        app = create_app(DashboardContext(settings, client))
+        # The API needs a login like any client's: a supervisor token made for this run.
+        token = new_token()
+        app = create_app(DashboardContext(settings, client),
+                         Credentials({}, {"bench": DashboardToken("supervisor", hash_token(token))}))
         # Dash 4's @callback returns the function itself; unwrap in case a later version wraps it.
         refresh_callback = inspect.unwrap(wallboard_page_module().refresh)
         tiles, *_ = refresh_callback(0)
@@ -234,7 +238,8 @@ def main() -> None:
             raise SystemExit(f"the refresh callback drew {len(tiles)} tiles for {len(model['campaigns'])} campaigns")
 
         console = Console()
-        with served(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        with served(app) as base_url, httpx.Client(base_url=base_url, timeout=30,
+                                                     headers={"Authorization": f"Bearer {token}"}) as http:
             def get_wallboard_json() -> None:
                 response = http.get("/api/wallboard")
                 response.raise_for_status()

@@ -208,14 +208,82 @@ def _report_from_dashboard(settings: Settings, request, locked: Exception):
     host = settings.embedded.dashboard_host
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{host}:{settings.embedded.dashboard_port}/api/report?{request.query_string()}"
+    login = _dashboard_login()
     try:
-        response = httpx.get(url, timeout=60)
+        response = httpx.get(url, timeout=60, **login)
+        if response.status_code == 401 and not login and sys.stdin.isatty():
+            user = click.prompt("The running dashboard asks for a login (manager or admin). User", err=True)
+            password = click.prompt("Password", hide_input=True, err=True)
+            response = httpx.get(url, timeout=60, auth=(user, password))
     except httpx.HTTPError as exc:
         raise click.ClickException(f"{locked}\nThe running dashboard did not answer either ({url}: {exc}).") from None
+    if response.status_code == 401:
+        said = "refused the login it was given" if login else "answers reports only with a login"
+        raise click.ClickException(
+            f"the running dashboard {said}: set CALLPULSE_API_TOKEN to a token "
+            "(`callpulse users new-token NAME --role manager`), or CALLPULSE_API_USER and CALLPULSE_API_PASSWORD")
     if response.status_code != 200:
         raise click.ClickException(f"the running dashboard refused the report ({response.status_code}): "
                                    f"{response.text[:300]}")
     return reports.frame_from_json(response.text, request)
+
+
+def _dashboard_login() -> dict:
+    """httpx arguments carrying the login for the running dashboard, from the environment."""
+    import os
+
+    if os.environ.get("CALLPULSE_API_TOKEN"):
+        return {"headers": {"Authorization": f"Bearer {os.environ['CALLPULSE_API_TOKEN']}"}}
+    if os.environ.get("CALLPULSE_API_USER"):
+        return {"auth": (os.environ["CALLPULSE_API_USER"], os.environ.get("CALLPULSE_API_PASSWORD", ""))}
+    return {}
+
+
+@main.group()
+def users() -> None:
+    """Dashboard logins: hash a password, make a token. See "Dashboard access" in the README."""
+
+
+def _check_login_name(name: str) -> None:
+    if not all(c.isalnum() or c in "._@-" for c in name):
+        raise click.UsageError(f"{name!r}: a login name may hold only letters, digits and . _ @ -")
+
+
+@users.command("hash-password")
+@click.argument("name", required=False)
+@click.option("--role", type=click.Choice(["supervisor", "manager", "admin"]), default="supervisor",
+              show_default=True, help="The role to write into the printed config table.")
+def users_hash_password(name: str | None, role: str) -> None:
+    """Ask for a password twice (hidden) and print its hash for the config; the password is never stored."""
+    from dashboards.auth import hash_password
+
+    _check_login_name(name or "user")
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < 8:
+        raise click.ClickException("use at least 8 characters")
+    hashed = hash_password(password)
+    if name:
+        click.echo(f'[dashboard.users.{name}]\nrole = "{role}"\npassword_hash = "{hashed}"')
+        click.echo(f"# or, in CALLPULSE_DASHBOARD_USERS (single-quoted: the hash holds $): {name}:{role}:{hashed}")
+    else:
+        click.echo(f'password_hash = "{hashed}"')
+
+
+@users.command("new-token")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["supervisor", "manager", "admin"]), required=True,
+              help="What the token may open.")
+def users_new_token(name: str, role: str) -> None:
+    """Make a bearer token for a wallboard TV or a script: the token once, then its hash for the config."""
+    from dashboards.auth import hash_token, new_token
+
+    _check_login_name(name)
+    token = new_token()
+    console.print("The token, shown only now (send it as `Authorization: Bearer <token>`):")
+    click.echo(token)
+    console.print("Add this to the config (or the entry to CALLPULSE_DASHBOARD_TOKENS); it holds only the hash:")
+    click.echo(f'[dashboard.tokens.{name}]\nrole = "{role}"\ntoken_sha256 = "{hash_token(token)}"')
+    click.echo(f"# CALLPULSE_DASHBOARD_TOKENS entry: {name}:{role}:{hash_token(token)}")
 
 
 @main.group()
@@ -669,7 +737,21 @@ def _dash_app(settings: Settings):
 
     client = _warehouse(settings)
     apply(client)
+    first = _first_admin(settings)
+    if first:
+        click.echo(first.message(), err=True)
     return create_dash(DashboardContext(settings, client))
+
+
+def _first_admin(settings: Settings):
+    from dashboards.auth import ensure_first_admin
+
+    try:
+        return ensure_first_admin(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot store the first dashboard login under {settings.data_dir}: {exc}") from None
 
 
 @main.command()
@@ -716,7 +798,9 @@ def up(ctx: click.Context, duration: float | None, no_simulator: bool, speed: fl
     """Run the whole pipeline on this machine: broker, topics, worker, warehouse, dashboard, simulator."""
     from callpulse.supervisor import Supervisor
 
-    supervisor = Supervisor(_settings(ctx), console=console, config_file=ctx.obj["config_file"])
+    first = _first_admin(_settings(ctx))
+    supervisor = Supervisor(_settings(ctx), console=console, config_file=ctx.obj["config_file"],
+                            notes=(first.message(),) if first else ())
     sys.exit(supervisor.run(duration=duration, simulator=not no_simulator, speed=speed, seed=seed))
 
 

@@ -67,11 +67,32 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     max_record_bytes: int = 1_048_576
 
 
+# Dashboard roles, least to most: each role may open what the ones before it may (dashboards/auth.py).
+DASHBOARD_ROLES = ("supervisor", "manager", "admin")
+
+
+class DashboardUser(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[dashboard.users.<name>]: a login. Only the hash is ever configured (`callpulse users hash-password`)."""
+
+    role: str
+    password_hash: str
+
+
+class DashboardToken(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[dashboard.tokens.<name>]: a bearer token for a wallboard TV or a script, by its SHA-256
+    (`callpulse users new-token`)."""
+
+    role: str
+    token_sha256: str
+
+
 class DashboardConfig(msgspec.Struct, frozen=True):
     refresh_seconds: float
     stale_after_seconds: float
     # A report cell with fewer dials than this is greyed out: its rate is noise.
     report_min_calls: int = 30
+    users: dict[str, DashboardUser] = {}
+    tokens: dict[str, DashboardToken] = {}
 
 
 class SlotConfig(msgspec.Struct, frozen=True):
@@ -281,3 +302,23 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"[alerts.rules.{campaign}]: clear_ratio must be in (0, 1]")
     if settings.topics.partitions < 1:
         raise ConfigError("topics.partitions must be at least 1")
+    check_dashboard_logins(settings.dashboard.users, settings.dashboard.tokens, "[dashboard.{kind}.{name}]")
+
+
+def check_dashboard_logins(users: dict[str, DashboardUser], tokens: dict[str, DashboardToken], where: str) -> None:
+    """Refuse a login that could never work, or one that holds something other than a hash."""
+    for kind, entries in (("users", users), ("tokens", tokens)):
+        for name, entry in entries.items():
+            place = where.format(kind=kind, name=name)
+            if not name or not all(c.isalnum() or c in "._@-" for c in name):
+                raise ConfigError(f"{place}: a name may hold only letters, digits and . _ @ -")
+            if entry.role not in DASHBOARD_ROLES:
+                raise ConfigError(f"{place}: role {entry.role!r} is not one of {', '.join(DASHBOARD_ROLES)}")
+            if isinstance(entry, DashboardUser) and (
+                    not entry.password_hash.startswith(("scrypt:", "pbkdf2:")) or entry.password_hash.count("$") != 2):
+                raise ConfigError(f"{place}: password_hash must be a hash from `callpulse users hash-password`, "
+                                  "never the password itself")
+            if isinstance(entry, DashboardToken) and (
+                    len(entry.token_sha256) != 64 or any(c not in "0123456789abcdef" for c in entry.token_sha256)):
+                raise ConfigError(f"{place}: token_sha256 must be the 64 hex digits that "
+                                  "`callpulse users new-token` prints, never the token itself")

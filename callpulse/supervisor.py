@@ -34,8 +34,10 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, console: Console, config_file: str | None = None):
+    def __init__(self, settings: Settings, console: Console, config_file: str | None = None,
+                 notes: tuple[str, ...] = ()):
         self.settings = settings
+        self.notes = notes  # shown under the table, e.g. the first-start dashboard login
         self.console = console
         self.config_file = config_file
         self.log_dir = settings.data_dir / "logs"
@@ -93,13 +95,20 @@ class Supervisor:
                 sim = self._spawn("simulator", "simulate", "--speed", str(speed), "--seed", str(seed), env=env)
                 started.add_row("dialer simulator", f"seed {seed}, {speed:g}x, log {sim.log_path}")
             self.console.print(started)
+            self._print_notes()
             self.console.print("Press Ctrl-C to stop." + (f" Stopping after {duration:g} s." if duration else ""))
             return self._wait(duration)
         except Exception as exc:  # report plainly, then clean up below
             self.console.print(f"[red]callpulse up failed:[/red] {exc}")
+            self._print_notes()  # a first-start password shown now or never
             return 1
         finally:
             self.shutdown()
+
+    def _print_notes(self) -> None:
+        for note in self.notes:
+            self.console.print(note, soft_wrap=True, markup=False, highlight=False)
+        self.notes = ()
 
     def _wait(self, duration: float | None) -> int:
         deadline = time.monotonic() + duration if duration else None

@@ -1,4 +1,8 @@
-"""The Dash app: a multi-page app whose pages live in dashboards/pages/."""
+"""The Dash app: a multi-page app whose pages live in dashboards/pages/.
+
+Every route but /healthz needs a login, and each page, callback and API route a role
+(dashboards/auth.py); the nav shows only the pages the signed-in role may open.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from flask import jsonify, request
 
 from callpulse import reports
 
+from dashboards import auth
 from dashboards.data import DashboardContext, context, set_context, wallboard_model
 from warehouse import queries
 
@@ -20,8 +25,10 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
 
-def create_app(ctx: DashboardContext) -> Dash:
+def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = None) -> Dash:
+    """The app, with the logins from ``credentials`` (default: config, environment and data dir)."""
     set_context(ctx)
+    credentials = auth.Credentials.load(ctx.settings) if credentials is None else credentials
     app = Dash(
         __name__,
         use_pages=True,
@@ -31,13 +38,14 @@ def create_app(ctx: DashboardContext) -> Dash:
         update_title=None,  # no "Updating..." tab title flicker on every refresh
         suppress_callback_exceptions=True,
     )
-    app.layout = html.Div(
+    # A function, so that each signed-in user's nav lists only the pages their role may open.
+    app.layout = lambda: html.Div(
         [
             html.Nav(
                 [
                     html.Span("CallPulse", className="brand"),
                     *[dcc.Link(page["name"], href=page["relative_path"], className="nav-link")
-                      for page in dash.page_registry.values()],
+                      for page in auth.pages_for(auth.current_principal())],
                 ],
                 className="top-nav",
             ),
@@ -47,6 +55,7 @@ def create_app(ctx: DashboardContext) -> Dash:
         ],
         className="app-shell",
     )
+    auth.protect(app, credentials)
 
     @app.callback(Output("alert-banner", "children"), Output("alert-banner", "className"),
                   Input("alert-banner-refresh", "n_intervals"))
@@ -66,16 +75,19 @@ def create_app(ctx: DashboardContext) -> Dash:
         return [*items, dcc.Link("open alerts", href="/alerts", className="banner-link")], f"alert-banner {worst}"
 
     @app.server.get("/api/wallboard")
+    @auth.requires(auth.SUPERVISOR)
     def wallboard_json():
         return jsonify(wallboard_model())
 
     @app.server.get("/api/alerts")
+    @auth.requires(auth.SUPERVISOR)
     def alerts_json():
         active = queries.active_alerts(context().client)
         return app.server.response_class(
             msgspec.json.encode(queries.alerts_from_frame(active)), mimetype="application/json")
 
     @app.server.get("/api/report")
+    @auth.requires(auth.MANAGER)
     def report_json():
         # What `callpulse report` asks for while this process holds the embedded warehouse.
         settings = context().settings
@@ -90,6 +102,7 @@ def create_app(ctx: DashboardContext) -> Dash:
         return app.server.response_class(reports.to_json(frame), mimetype="application/json")
 
     @app.server.get("/healthz")
+    @auth.public
     def healthz():
         context().client.query("SELECT 1")
         return jsonify({"ok": True})

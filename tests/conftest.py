@@ -139,3 +139,69 @@ worker_health_port = {free_port()}
     running = Pipeline(settings, config_file, tmp_path / "var")
     yield running
     running.stop_all()
+
+
+# Dashboard logins for tests. The dashboard refuses every request without a login, so a test
+# that opens it asks for `dashboard_login`: the workers it starts then know one user per role
+# (named after the role) and one bearer token per role, through the same environment
+# variables a deployment would set.
+import base64  # noqa: E402
+import secrets  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+
+@dataclass(frozen=True)
+class DashboardAccounts:
+    passwords: dict[str, str]  # user name (= role) -> password
+    tokens: dict[str, str]  # role -> bearer token
+    environment: dict[str, str]  # CALLPULSE_DASHBOARD_USERS / _TOKENS, hashes only
+
+    def basic(self, role: str = "admin") -> dict[str, str]:
+        """The Authorization header for urllib/httpx."""
+        login = base64.b64encode(f"{role}:{self.passwords[role]}".encode()).decode()
+        return {"Authorization": f"Basic {login}"}
+
+    def bearer(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def http_credentials(self, role: str = "admin") -> dict[str, str]:
+        """For Playwright's browser.new_context(http_credentials=...)."""
+        return {"username": role, "password": self.passwords[role]}
+
+    def cli_env(self, role: str = "manager") -> dict[str, str]:
+        """What `callpulse report` reads to ask a running dashboard."""
+        return {"CALLPULSE_API_USER": role, "CALLPULSE_API_PASSWORD": self.passwords[role]}
+
+    @contextmanager
+    def in_environment(self):
+        saved = {name: os.environ.get(name) for name in self.environment}
+        os.environ.update(self.environment)
+        try:
+            yield self
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def dashboard_accounts() -> DashboardAccounts:
+    from dashboards.auth import hash_password, hash_token, new_token
+
+    roles = ("supervisor", "manager", "admin")
+    passwords = {role: secrets.token_urlsafe(12) for role in roles}
+    tokens = {role: new_token() for role in roles}
+    environment = {
+        "CALLPULSE_DASHBOARD_USERS": ",".join(f"{r}:{r}:{hash_password(passwords[r])}" for r in roles),
+        "CALLPULSE_DASHBOARD_TOKENS": ",".join(f"{r}-token:{r}:{hash_token(tokens[r])}" for r in roles),
+    }
+    return DashboardAccounts(passwords, tokens, environment)
+
+
+@pytest.fixture
+def dashboard_login(dashboard_accounts):
+    """Dashboards started during this test accept `dashboard_accounts`' users and tokens."""
+    with dashboard_accounts.in_environment():
+        yield dashboard_accounts

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.mark.timeout(180)
-def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline):
+def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline, dashboard_login):
     _require_browser()
     from playwright.sync_api import expect
 
@@ -36,7 +36,7 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline):
     assert health["alerts_firing"] == 1
 
     page_errors: list[str] = []
-    with dashboard_page(settings, page_errors) as page:
+    with dashboard_page(settings, page_errors, dashboard_login.http_credentials("supervisor")) as page:
         banner = page.get_by_test_id("alert-banner")
         expect(banner).to_be_visible()
         expect(banner).to_have_class(re.compile(r"\bcritical\b"))

@@ -43,7 +43,7 @@ def calls(segment: str, start: datetime, hours: float, dials: int, contacts: int
 
 
 @pytest.mark.timeout(240)
-def test_best_time_page_recommends_and_greys_thin_slots(pipeline):
+def test_best_time_page_recommends_and_greys_thin_slots(pipeline, dashboard_login):
     _require_browser()
     from playwright.sync_api import expect
 
@@ -59,7 +59,7 @@ def test_best_time_page_recommends_and_greys_thin_slots(pipeline):
     assert worker.wait_until_caught_up(timeout_s=90)["counted"] == len(events)
 
     page_errors: list[str] = []
-    with dashboard_page(settings, page_errors) as page:
+    with dashboard_page(settings, page_errors, dashboard_login.http_credentials("manager")) as page:
         base = page.url.rstrip("/")
         # No dates in the URL: four weeks ending on the newest landed day.
         page.goto(f"{base}/best-time")

@@ -61,11 +61,12 @@ def raw_frame(events, rules: SlotRules) -> pd.DataFrame:
     })
 
 
-def cli_report(pipeline, *args: str) -> str:
+def cli_report(pipeline, *args: str, login: dict[str, str] | None = None) -> str:
+    """`callpulse report`; ``login`` (CALLPULSE_API_* variables) for when it asks the running dashboard."""
     result = subprocess.run(
         [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "report", *args],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
-        env={"CALLPULSE_HMAC_KEY": "test-key", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, stdin=subprocess.DEVNULL,
+        env={"CALLPULSE_HMAC_KEY": "test-key", "PATH": "/usr/bin:/bin", **(login or {})},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -80,7 +81,7 @@ def plot_data(page, graph_id: str) -> list[dict]:
 
 
 @pytest.mark.timeout(300)
-def test_reports_and_compliance_pages_agree_with_callpulse_report(pipeline):
+def test_reports_and_compliance_pages_agree_with_callpulse_report(pipeline, dashboard_login):
     _require_browser()
     from playwright.sync_api import expect
 
@@ -101,17 +102,18 @@ def test_reports_and_compliance_pages_agree_with_callpulse_report(pipeline):
     report_args = ["--by", "segment,slot", "--metrics", "contact_rate", "--from", DAY, "--to", DAY]
 
     # While the worker holds chDB, the CLI answers through the running dashboard.
-    live_json = json.loads(cli_report(pipeline, *report_args, "--format", "json"))
+    manager = dashboard_login.cli_env("manager")
+    live_json = json.loads(cli_report(pipeline, *report_args, "--format", "json", login=manager))
     assert len(live_json) == len(expected) >= 8
     for row in live_json:
         want = expected.loc[(row["segment"], row["slot"])]
         assert row["dials"] == want["dials"]
         assert row["contact_rate"] == pytest.approx(want["contacts"] / want["dials"], rel=1e-12)
-    live_csv = cli_report(pipeline, *report_args, "--format", "csv")
+    live_csv = cli_report(pipeline, *report_args, "--format", "csv", login=manager)
     assert live_csv.splitlines()[0] == "segment,slot,dials,contact_rate"
 
     page_errors: list[str] = []
-    with dashboard_page(settings, page_errors) as page:
+    with dashboard_page(settings, page_errors, dashboard_login.http_credentials("manager")) as page:
         base = page.url.rstrip("/")
         page.screenshot(path=str(ARTIFACTS / "page-wallboard.png"), full_page=True)
 

@@ -119,8 +119,10 @@ def wait_for_dashboard(url: str, timeout_s: float = 30.0) -> None:
 
 
 @contextmanager
-def dashboard_page(settings: Settings, page_errors: list[str]):
-    """The dashboard's wallboard open in headless Chromium at TV size; JS errors are collected."""
+def dashboard_page(settings: Settings, page_errors: list[str], login: dict[str, str]):
+    """The dashboard's wallboard open in headless Chromium at TV size, logged in with ``login``
+    (Playwright's http_credentials, e.g. ``dashboard_login.http_credentials("supervisor")``);
+    JS errors are collected."""
     from playwright.sync_api import expect, sync_playwright
 
     url = f"http://{settings.embedded.dashboard_host}:{settings.embedded.dashboard_port}"
@@ -128,7 +130,7 @@ def dashboard_page(settings: Settings, page_errors: list[str]):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page = browser.new_context(viewport={"width": 1920, "height": 1080}, http_credentials=login).new_page()
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
             expect.set_options(timeout=20_000)
             page.goto(url + "/", wait_until="domcontentloaded")
@@ -138,7 +140,7 @@ def dashboard_page(settings: Settings, page_errors: list[str]):
 
 
 @pytest.mark.timeout(180)
-def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline):
+def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline, dashboard_login):
     _require_browser()
     from playwright.sync_api import expect
 
@@ -164,7 +166,7 @@ def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline):
     first = expected_tiles(events, settings, today)
 
     page_errors: list[str] = []
-    with dashboard_page(settings, page_errors) as page:
+    with dashboard_page(settings, page_errors, dashboard_login.http_credentials("supervisor")) as page:
         tiles = page.locator(".tile[data-campaign]")
         expect(tiles).to_have_count(len(CAMPAIGNS))
         shown = sorted(tiles.nth(i).get_attribute("data-campaign") for i in range(tiles.count()))

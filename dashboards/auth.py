@@ -1,0 +1,388 @@
+"""Who may open the dashboards: a login (HTTP basic or a bearer token) and a role, checked on the server.
+
+**Login.** Flask-HTTPAuth guards the Dash app's Flask server: ``HTTPBasicAuth`` for people (the
+browser asks once, then resends the login with every request) and ``HTTPTokenAuth`` for wallboard
+TVs and scripts (``Authorization: Bearer <token>``), combined with ``MultiAuth``. Every request
+needs one except ``/healthz``, which holds no data. A missing or wrong login gets 401 with a
+``WWW-Authenticate`` header and one message for every case; an unknown user name costs the same
+scrypt check as a wrong password, so neither the answer nor its timing tells which part was wrong.
+
+**Where logins come from**, a later source replacing a login of the same name:
+
+1. ``<data_dir>/dashboard-users.toml``: the first-start admin (below), mode 0600;
+2. the configuration: ``[dashboard.users.<name>]`` with ``role`` and ``password_hash``, and
+   ``[dashboard.tokens.<name>]`` with ``role`` and ``token_sha256``;
+3. the environment, for deployments: ``CALLPULSE_DASHBOARD_USERS`` and
+   ``CALLPULSE_DASHBOARD_TOKENS``, ``name:role:hash`` entries separated by commas or whitespace.
+
+Only hashes are ever stored or configured: passwords as werkzeug.security hashes (scrypt), tokens
+as SHA-256 hex. A token is 256 random bits, so one fast hash is enough; a password is not, so it
+gets a slow salted one. ``callpulse users hash-password`` and ``callpulse users new-token`` make them.
+
+**Roles**, least to most; each may open what the roles before it may:
+
+- supervisor: Wallboard ``/``, Alerts, Pacing advisor, Definitions, ``/api/wallboard``, ``/api/alerts``;
+- manager: also Reports, Compliance, Best time to call, Response model and ``/api/report``;
+- admin: everything, including any page or route not named here. A new page is admin-only
+  until it gets a role in ``PAGE_ROLES``, so forgetting it never leaks data.
+
+**How the roles are enforced.** One ``before_request`` hook decides what each request needs:
+
+- a page (``GET /reports``): that page's role; the nav lists only pages the role may open;
+- a Dash callback (``POST /_dash-update-component``): the body names the callback by its outputs,
+  the same key Dash dispatches on (``app.callback_map``), so the check is on the function that
+  would run. Its module is a page module, which the page registry maps to the page's path and
+  so its role. Dash's page router (it sends a page's layout when the browser changes page
+  without a reload) is checked by the pathname it is asked for. The app shell's own callback
+  (the alert banner) is open to every role; a callback from anywhere else is admin-only;
+- a route marked with :func:`requires` or :func:`public` in ``dashboards/app.py``;
+- Dash's own files (scripts, the shell layout, the callback list): a login, no role; no data;
+- anything else: admin.
+
+A refused role gets 403 with a plain sentence and no data.
+
+**Speed.** Checking a scrypt hash takes about 0.1 s, and a browser resends the login with each of
+the dozens of requests a page makes, so a successful check is remembered in memory under a keyed
+hash of name and password, for as long as the user's stored hash is the same. Failures are never
+remembered.
+
+**First start.** ``callpulse up`` (and any process that serves the dashboard) must work on a fresh
+machine with one command, so when no user and no token is configured anywhere,
+:func:`ensure_first_admin` creates user ``admin`` with a random password, writes only its hash to
+``<data_dir>/dashboard-users.toml`` (mode 0600) and returns the password for the console to show
+once, as Jupyter shows its token. Delete the file to drop that admin; with no other login
+configured the next start makes a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import threading
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+import dash
+import msgspec
+from dash._pages import _path_to_page
+from dash.dash import _ID_CONTENT, _ID_LOCATION
+from flask import Response, current_app, g, has_request_context, request
+from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth, MultiAuth
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from callpulse.config import (DASHBOARD_ROLES, ConfigError, DashboardToken, DashboardUser, Settings,
+                              check_dashboard_logins)
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR, MANAGER, ADMIN = DASHBOARD_ROLES
+ROLE_RANK = {role: rank for rank, role in enumerate(DASHBOARD_ROLES)}
+REALM = "CallPulse"
+USERS_ENV = "CALLPULSE_DASHBOARD_USERS"
+TOKENS_ENV = "CALLPULSE_DASHBOARD_TOKENS"
+USERS_FILE = "dashboard-users.toml"
+TOKEN_PREFIX = "cpt_"  # makes a leaked token easy to spot in logs and to match in secret scanners
+
+# By the page's public path (the README and bookmarks use these), not by module name.
+PAGE_ROLES = {
+    "/": SUPERVISOR,
+    "/alerts": SUPERVISOR,
+    "/pacing": SUPERVISOR,
+    "/definitions": SUPERVISOR,
+    "/reports": MANAGER,
+    "/compliance": MANAGER,
+    "/best-time": MANAGER,
+    "/model": MANAGER,
+}
+
+UNAUTHORIZED_MESSAGE = "401 Unauthorized: log in to CallPulse. The user name and password, or the token, " \
+                       "were missing or wrong.\n"
+
+APP_MODULE = "dashboards.app"  # the shell's callbacks (the alert banner) serve every page
+_ROLE_MARK = "_callpulse_role"
+_PUBLIC = "public"
+_EXTENSION = "callpulse_auth"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made the request: a user (by password) or a token, and the role it has."""
+
+    name: str
+    role: str
+    via: str  # "password" or "token"
+
+    def may(self, needed: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[needed]
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def users_file(settings: Settings) -> Path:
+    return settings.data_dir / USERS_FILE
+
+
+class Credentials:
+    """Every login the dashboard accepts, by hash; checks a name and password, or a token."""
+
+    def __init__(self, users: dict[str, DashboardUser], tokens: dict[str, DashboardToken]):
+        self.users = dict(users)
+        self.tokens = dict(tokens)
+        self._by_token_hash = {t.token_sha256: Principal(name, t.role, "token") for name, t in tokens.items()}
+        self._pepper = secrets.token_bytes(32)
+        self._verified: dict[bytes, str] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Credentials":
+        users: dict[str, DashboardUser] = {}
+        tokens: dict[str, DashboardToken] = {}
+        file_users, file_tokens = _read_users_file(users_file(settings))
+        env_users = _from_env(USERS_ENV, DashboardUser)
+        env_tokens = _from_env(TOKENS_ENV, DashboardToken)
+        for source_users, source_tokens in ((file_users, file_tokens),
+                                            (settings.dashboard.users, settings.dashboard.tokens),
+                                            (env_users, env_tokens)):
+            users.update(source_users)
+            tokens.update(source_tokens)
+        return cls(users, tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.tokens)
+
+    @cached_property
+    def _decoy_hash(self) -> str:
+        return generate_password_hash(secrets.token_urlsafe(16))
+
+    def check_password(self, name: str, password: str) -> Principal | None:
+        if not name or not password:
+            return None
+        user = self.users.get(name)
+        key = hmac.new(self._pepper, f"{name}\0{password}".encode(), hashlib.sha256).digest()
+        if user is not None and self._verified.get(key) == user.password_hash:
+            return Principal(name, user.role, "password")
+        if user is None:
+            check_password_hash(self._decoy_hash, password)  # as slow as a real check: no user enumeration
+            return None
+        if not check_password_hash(user.password_hash, password):
+            return None
+        with self._lock:
+            if len(self._verified) >= 1024:
+                self._verified.clear()
+            self._verified[key] = user.password_hash
+        return Principal(name, user.role, "password")
+
+    def check_token(self, token: str) -> Principal | None:
+        return self._by_token_hash.get(hash_token(token)) if token else None
+
+
+def _read_users_file(path: Path) -> tuple[dict[str, DashboardUser], dict[str, DashboardToken]]:
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle).get("dashboard", {})
+        users = msgspec.convert(raw.get("users", {}), dict[str, DashboardUser])
+        tokens = msgspec.convert(raw.get("tokens", {}), dict[str, DashboardToken])
+    except FileNotFoundError:
+        return {}, {}
+    except (tomllib.TOMLDecodeError, msgspec.ValidationError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a dashboard users file ({exc})") from None
+    check_dashboard_logins(users, tokens, f"{path} [dashboard.{{kind}}.{{name}}]")
+    return users, tokens
+
+
+def _from_env(variable: str, kind: type[DashboardUser] | type[DashboardToken]) -> dict:
+    entries = {}
+    for entry in os.environ.get(variable, "").replace(",", " ").split():
+        name, _, rest = entry.partition(":")
+        role, _, secret = rest.partition(":")
+        if not (name and role and secret):
+            # Never echo the entry: it may be a password pasted by mistake.
+            raise ConfigError(f"{variable}: entry {len(entries) + 1} is not name:role:hash")
+        entries[name] = kind(role, secret)
+    if kind is DashboardUser:
+        check_dashboard_logins(entries, {}, f"{variable} entry {{name}}")
+    else:
+        check_dashboard_logins({}, entries, f"{variable} entry {{name}}")
+    return entries
+
+
+@dataclass(frozen=True)
+class FirstLogin:
+    user: str
+    password: str
+    path: Path
+
+    def message(self) -> str:
+        return (f"No dashboard user was configured, so one was created: user {self.user}, password "
+                f"{self.password}\nThe password is shown only this once; only its hash is kept, in {self.path}. "
+                "See \"Dashboard access\" in the README to add users.")
+
+
+def ensure_first_admin(settings: Settings) -> FirstLogin | None:
+    """With no login configured anywhere, create user admin with a random password; the caller
+    shows the password once. None when a login exists (or another process just made one)."""
+    if Credentials.load(settings):
+        return None
+    path = users_file(settings)
+    if path.exists():
+        log.warning("%s lists no login and none is configured: nobody can open the dashboard", path)
+        return None
+    password = secrets.token_urlsafe(16)
+    text = (f"# Created by CallPulse on first start, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, because no\n"
+            "# dashboard user was configured. Only the password's hash is kept here. Delete this file to\n"
+            "# drop this admin; with no other login configured, the next start makes a new one.\n"
+            "[dashboard.users.admin]\n"
+            f'role = "{ADMIN}"\n'
+            f'password_hash = "{hash_password(password)}"\n')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        # link() refuses an existing name: of two processes starting at once, one admin wins.
+        os.link(scratch, path)
+    except FileExistsError:
+        return None
+    finally:
+        scratch.unlink(missing_ok=True)
+    return FirstLogin("admin", password, path)
+
+
+def requires(role: str):
+    """Mark a Flask view as open to ``role`` and the roles above it."""
+    def mark(view):
+        setattr(view, _ROLE_MARK, role)
+        return view
+    return mark
+
+
+def public(view):
+    """Mark a Flask view as open without a login: only for views that show no data."""
+    setattr(view, _ROLE_MARK, _PUBLIC)
+    return view
+
+
+def current_principal() -> Principal | None:
+    """Who is asking, inside a request that passed the login; else None."""
+    if not has_request_context():
+        return None
+    principal = g.get("flask_httpauth_user")
+    return principal if isinstance(principal, Principal) else None
+
+
+def page_role(page: dict) -> str:
+    return PAGE_ROLES.get(page.get("path"), ADMIN)
+
+
+def pages_for(principal: Principal | None) -> list[dict]:
+    """The registered pages ``principal`` may open, in nav order."""
+    if principal is None:
+        return []
+    return [page for page in dash.page_registry.values() if principal.may(page_role(page))]
+
+
+def protect(app: dash.Dash, credentials: Credentials) -> None:
+    """Require a login on every route of ``app`` but the public ones, and the role each needs."""
+    if not credentials:
+        log.warning("no dashboard login is configured: every request will get 401")
+    basic = HTTPBasicAuth(realm=REALM)
+    bearer = HTTPTokenAuth(scheme="Bearer", realm=REALM)
+    basic.verify_password(credentials.check_password)
+    bearer.verify_token(credentials.check_token)
+    for method in (basic, bearer):
+        method.error_handler(_unauthorized)
+    login = MultiAuth(basic, bearer)
+    prefix = app.config.routes_pathname_prefix
+    app.server.extensions[_EXTENSION] = credentials
+
+    def authorize():
+        principal = current_principal()
+        needed, what = _requirement(app, prefix)
+        if principal is None or principal.may(needed):
+            return None
+        return Response(f"403 Forbidden: {principal.name} has the {principal.role} role, which may not open "
+                        f"{what}. Ask an admin for the {needed} role.\n", status=403, mimetype="text/plain")
+
+    guarded = login.login_required(authorize)
+
+    @app.server.before_request
+    def require_login():
+        view = current_app.view_functions.get(request.endpoint)
+        if request.method == "OPTIONS" or getattr(view, _ROLE_MARK, None) == _PUBLIC:
+            return None
+        return guarded()
+
+
+def _unauthorized(_status):
+    return Response(UNAUTHORIZED_MESSAGE, status=401, mimetype="text/plain")
+
+
+def _requirement(app: dash.Dash, prefix: str) -> tuple[str, str]:
+    """The least role this request needs, and what it opens in words."""
+    endpoint = request.endpoint
+    marked = getattr(current_app.view_functions.get(endpoint), _ROLE_MARK, None)
+    if marked is not None:
+        return marked, request.path
+    if endpoint in (prefix, f"{prefix}<path:path>"):
+        return _pathname_requirement(app, request.path)
+    if endpoint == f"{prefix}_dash-update-component":
+        return _callback_requirement(app)
+    if endpoint is None or endpoint in ("static", "_dash_assets.static") or (
+            endpoint.startswith(f"{prefix}_dash-") or endpoint in (f"{prefix}_reload-hash", f"{prefix}_favicon.ico")):
+        # Dash's scripts, styles, shell layout and callback list, or a 404: no data in any of them.
+        return SUPERVISOR, request.path
+    return ADMIN, request.path
+
+
+def _pathname_requirement(app: dash.Dash, pathname: str) -> tuple[str, str]:
+    # The same lookup Dash's page router makes, so both agree on which page a path is.
+    page, _ = _path_to_page(app.strip_relative_path(pathname) or "")
+    if not page:
+        return SUPERVISOR, pathname  # Dash answers with its "page not found" layout
+    return page_role(page), f"the {page['name']} page"
+
+
+def _callback_requirement(app: dash.Dash) -> tuple[str, str]:
+    body = request.get_json(silent=True)
+    output = body.get("output") if isinstance(body, dict) else None
+    callback = app.callback_map.get(output, {}).get("callback") if isinstance(output, str) else None
+    if callback is None:
+        return ADMIN, "an unknown callback"
+    if f"{_ID_CONTENT}.children" in output:
+        pathname = _input_value(body.get("inputs"), _ID_LOCATION, "pathname")
+        return _pathname_requirement(app, pathname) if isinstance(pathname, str) else (ADMIN, "a page")
+    module = callback.__module__
+    if module == APP_MODULE:
+        return SUPERVISOR, "the alert banner"
+    page = dash.page_registry.get(module)
+    if page is None:
+        return ADMIN, f"a callback of {module}"
+    return page_role(page), f"the {page['name']} page's data"
+
+
+def _input_value(inputs, component_id: str, prop: str):
+    for item in inputs or []:
+        if isinstance(item, list):
+            found = _input_value(item, component_id, prop)
+            if found is not None:
+                return found
+        elif isinstance(item, dict) and item.get("id") == component_id and item.get("property") == prop:
+            return item.get("value")
+    return None
