@@ -476,7 +476,7 @@ def _stop_list_publisher(settings: Settings):
 
     try:
         return StopListPublisher(settings.bootstrap_servers, settings.topics.stop_list,
-                                 load_hmac_key(settings.data_dir))
+                                 load_hmac_key(settings.data_dir), settings.pipeline.phone_region)
     except KafkaError as exc:
         raise click.ClickException(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}. "
                                    "Is `callpulse up` (or your broker) running?") from None

@@ -38,6 +38,9 @@ class PipelineConfig(msgspec.Struct, frozen=True):
     max_future_seconds: int = 86400
     # Raw attempts older than this are deleted by a ClickHouse TTL; minute buckets stay.
     raw_attempts_retention_days: int = 400
+    # ISO 3166 region of numbers written without a country code (090-…, (03) …); phone
+    # numbers are hashed in E.164 form so the national and international forms match.
+    phone_region: str = "JP"
 
 
 class TopicsConfig(msgspec.Struct, frozen=True):
@@ -276,6 +279,11 @@ def _check(settings: Settings) -> None:
             f"pipeline.timezone = {settings.pipeline.timezone!r} is not an IANA time zone "
             "(examples: 'Asia/Tokyo', 'Europe/London', 'America/New_York')"
         ) from None
+    import phonenumbers
+
+    if settings.pipeline.phone_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"pipeline.phone_region = {settings.pipeline.phone_region!r} is not a region "
+                          "libphonenumber knows (ISO 3166 alpha-2, for example 'JP', 'GB', 'US')")
     if "default" not in settings.cost_model:
         raise ConfigError("[cost_model.default] is required: it prices campaigns without their own model")
     for slot in settings.slots:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from callpulse.privacy import hash_phone
+from callpulse.privacy import DEFAULT_REGION, hash_phone
 from callpulse.schema import StopListEntry, encode_stop_list_entry
 from producers.publisher import EventPublisher
 
@@ -30,11 +30,11 @@ class StopListFileError(ValueError):
     pass
 
 
-def phone_hash_of(value: str, key: bytes) -> str:
+def phone_hash_of(value: str, key: bytes, region: str = DEFAULT_REGION) -> str:
     value = value.strip()
     if _HASHED.match(value):
         return value
-    return hash_phone(value, key)  # raises ValueError when there are no digits
+    return hash_phone(value, key, region)  # raises ValueError when there are no digits
 
 
 @dataclass
@@ -44,21 +44,22 @@ class ImportSummary:
 
 
 class StopListPublisher:
-    def __init__(self, bootstrap_servers: str, topic: str, hmac_key: bytes):
+    def __init__(self, bootstrap_servers: str, topic: str, hmac_key: bytes, region: str = DEFAULT_REGION):
         self.topic = topic
         self.hmac_key = hmac_key
+        self.region = region
         self._publisher = EventPublisher(bootstrap_servers, topic)
 
     def flag(self, phone: str, *, reason: str = "opt_out", flagged_at: datetime | None = None,
              source: str = "cli") -> str:
-        phone_hash = phone_hash_of(phone, self.hmac_key)
+        phone_hash = phone_hash_of(phone, self.hmac_key, self.region)
         entry = StopListEntry(phone_hash, (flagged_at or datetime.now(timezone.utc)).astimezone(timezone.utc),
                               reason, source)
         self._publisher.send_raw(self.topic, encode_stop_list_entry(entry), key=phone_hash.encode())
         return phone_hash
 
     def unflag(self, phone: str) -> str:
-        phone_hash = phone_hash_of(phone, self.hmac_key)
+        phone_hash = phone_hash_of(phone, self.hmac_key, self.region)
         self._publisher.send_raw(self.topic, None, key=phone_hash.encode())
         return phone_hash
 

@@ -1,7 +1,9 @@
 """Dead letters: every record (or batch item) the worker cannot use, with the reason.
 
 The original bytes are kept (as UTF-8 text where they are text, base64 otherwise)
-together with where they came from, so a fixed record can be replayed.
+together with where they came from, so a fixed record can be replayed. Valid phone
+numbers in them are removed first: personal data never leaves the edge in clear, not
+even when a producer breaks the contract (the count says a record was changed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
+from callpulse.privacy import DEFAULT_REGION, redact_phone_numbers
 from callpulse.schema import Rejection
 
 
@@ -26,6 +29,7 @@ class DeadLetter(msgspec.Struct, frozen=True):
     rejected_at: datetime
     original_bytes: int = 0  # the size of the original record or item
     truncated: bool = False  # only the first KEPT_BYTES are in ``original`` (too_large records)
+    numbers_removed: int = 0  # raw numbers taken out of ``original``: it is no longer byte-exact
 
 
 _encoder = msgspec.json.Encoder()
@@ -33,17 +37,23 @@ _encoder = msgspec.json.Encoder()
 KEPT_BYTES = 64 * 1024
 
 
-def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int) -> DeadLetter:
+def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int,
+                region: str = DEFAULT_REGION) -> DeadLetter:
     raw = rejection.raw[:KEPT_BYTES]
     try:
-        original, encoding = raw.decode("utf-8"), "utf-8"
+        original, removed = redact_phone_numbers(raw.decode("utf-8"), region)
+        encoding = "utf-8"
     except UnicodeDecodeError:
-        original, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        # Latin-1 maps each byte to one character, so the bytes around a number survive.
+        text, removed = redact_phone_numbers(raw.decode("latin-1"), region)
+        original, encoding = base64.b64encode(text.encode("latin-1")).decode("ascii"), "base64"
+    detail, removed_from_detail = redact_phone_numbers(rejection.detail[:1000], region)
     return DeadLetter(
-        reason=rejection.reason, detail=rejection.detail[:1000], source_topic=topic,
+        reason=rejection.reason, detail=detail, source_topic=topic,
         source_partition=partition, source_offset=offset, batch_index=rejection.index,
         original=original, original_encoding=encoding, rejected_at=datetime.now(timezone.utc),
         original_bytes=len(rejection.raw), truncated=len(rejection.raw) > KEPT_BYTES,
+        numbers_removed=removed + removed_from_detail,
     )
 
 
