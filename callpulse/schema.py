@@ -10,7 +10,7 @@ Every event names its ``type`` and ``schema_version``. The JSON Schema in
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 import msgspec
@@ -19,7 +19,8 @@ SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+MAX_IDENTIFIER_LENGTH = 128  # campaign, event id, segment, agent and team names
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)]
 PhoneHash = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256 of the phone number")]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 timestamp with offset, normally UTC")]
 
@@ -117,7 +118,11 @@ REJECTION_REASONS = {
     "unknown_field": "a field the schema does not define (e.g. a raw phone number)",
     "schema_violation": "any other breach of the event schema",
     "future_event_time": "event_time further ahead of the worker's clock than pipeline.max_future_seconds",
+    "event_time_too_old": "event_time before 2000-01-01, which no dialer sends and the warehouse's "
+                          "DateTime columns cannot all hold",
     "too_large": "a record larger than worker.max_record_bytes",
+    "too_deeply_nested": "JSON nested deeper than the decoder follows (a hostile or broken producer)",
+    "empty_record": "a record without a value (a tombstone); zero bytes are invalid_json",
     "late_event": "event_time behind its campaign's newest event by more than the allowed lateness",
 }
 
@@ -154,6 +159,12 @@ def encode_batch(events: list[Event]) -> bytes:
     return _encoder.encode(events)
 
 
+# Older events would land as ClickHouse DateTime values near or before 1970, which fail
+# to insert and would stall landing for every campaign.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+TOO_DEEP = "JSON nested deeper than the decoder's recursion limit"
+
+
 def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None) -> Event | Rejection:
     try:
         event = _event_decoder.decode(raw)
@@ -161,6 +172,8 @@ def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None) 
         return Rejection(schema_reason(str(exc)), str(exc), bytes(raw), index)
     except msgspec.DecodeError as exc:
         return Rejection("invalid_json", str(exc), bytes(raw), index)
+    except RecursionError:
+        return Rejection("too_deeply_nested", TOO_DEEP, bytes(raw), index)
     if event.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
         return Rejection(
             "unsupported_schema_version",
@@ -168,6 +181,9 @@ def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None) 
             bytes(raw),
             index,
         )
+    if event.event_time < EARLIEST_EVENT_TIME:
+        return Rejection("event_time_too_old", f"event_time {event.event_time.isoformat()} is before "
+                         f"{EARLIEST_EVENT_TIME.date().isoformat()}", bytes(raw), index)
     if newest_allowed is not None and event.event_time > newest_allowed:
         return Rejection("future_event_time", f"event_time {event.event_time.isoformat()} is after "
                          f"{newest_allowed.isoformat()}, the worker's clock plus pipeline.max_future_seconds",
@@ -175,17 +191,21 @@ def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None) 
     return event
 
 
-def decode_record(value: bytes, newest_allowed: datetime | None = None) -> tuple[list[Event], list[Rejection]]:
+def decode_record(value: bytes | None, newest_allowed: datetime | None = None) -> tuple[list[Event], list[Rejection]]:
     """Decode one Kafka record value into valid events and rejections.
 
     A bad event inside a batch rejects only that event: the rest still count. With
     ``newest_allowed``, an event stamped after it is rejected as future_event_time.
     """
+    if value is None:
+        return [], [Rejection("empty_record", "the record has no value (a tombstone)", b"")]
     if value[:1] == b"[" or bytes(value[:64]).lstrip()[:1] == b"[":
         try:
             parsed = _batch_decoder.decode(value)
         except msgspec.DecodeError as exc:
             return [], [Rejection("invalid_json", str(exc), bytes(value))]
+        except RecursionError:
+            return [], [Rejection("too_deeply_nested", TOO_DEEP, bytes(value))]
         items = [(raw, index) for index, raw in enumerate(parsed)]
     else:
         items = [(value, None)]

@@ -79,7 +79,7 @@ class CallEventProcessor:
         newest_allowed = datetime.now(timezone.utc) + timedelta(seconds=self.settings.pipeline.max_future_seconds)
         for record in records:
             self.stats.records += 1
-            if len(record.value) > max_bytes:
+            if record.value is not None and len(record.value) > max_bytes:
                 events, rejections = [], [Rejection("too_large", f"{len(record.value):,} bytes; the limit is "
                                                     f"{max_bytes:,} (worker.max_record_bytes)", record.value)]
             else:
@@ -105,7 +105,8 @@ class CallEventProcessor:
                     late.append((event, record))
             for rejection in rejections:
                 self.stats.dead_letters[rejection.reason] += 1
-                letters.append(dead_letter(rejection, record.topic, record.partition, record.offset))
+                letters.append(dead_letter(rejection, record.topic, record.partition, record.offset,
+                                          self.settings.pipeline.phone_region))
         return BatchResult(attempts, self.buckets.take_dirty(), letters, late, violations=violations)
 
     def resolve_late(self, result: BatchResult, already_landed: set[str]) -> None:
@@ -128,7 +129,8 @@ class CallEventProcessor:
                 f"{event.campaign}'s newest event",
                 encode_event(event), None,
             )
-            result.dead_letters.append(dead_letter(rejection, record.topic, record.partition, record.offset))
+            result.dead_letters.append(dead_letter(rejection, record.topic, record.partition, record.offset,
+                                                   self.settings.pipeline.phone_region))
         result.late = []
 
     def landed(self) -> None:
