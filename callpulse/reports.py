@@ -21,6 +21,7 @@ import pandas as pd
 
 from callpulse.metrics import (COUNTERS, METRIC_ALIASES, METRIC_NAMES, RATES, add_rate_columns, format_metric,
                               ratio_series)
+from callpulse.schema import MAX_IDENTIFIER_LENGTH as MAX_CAMPAIGN_LENGTH
 
 #: What a manager may group by (the warehouse maps each to SQL from an allow-list).
 REPORT_DIMENSIONS: dict[str, str] = {
@@ -76,7 +77,11 @@ class ReportRequest:
         start_day = _day(start, "--from") if start else end_day - timedelta(days=DEFAULT_DAYS - 1)
         if start_day > end_day:
             raise ReportError(f"--from {start_day} is after --to {end_day}")
-        return cls(tuple(dimensions), tuple(dict.fromkeys(chosen)), start_day, end_day, tuple(_names(campaigns)))
+        named = _names(campaigns)
+        if any(len(name) > MAX_CAMPAIGN_LENGTH for name in named):
+            raise ReportError(f"a campaign name is at most {MAX_CAMPAIGN_LENGTH} characters (the event schema's "
+                              "limit); check the --campaign value")
+        return cls(tuple(dimensions), tuple(dict.fromkeys(chosen)), start_day, end_day, tuple(named))
 
     def bounds(self, zone) -> tuple[datetime, datetime]:
         """[start, end) in UTC: local midnight of the first day to local midnight after the last."""
@@ -151,7 +156,8 @@ def pivot(counters: pd.DataFrame, rows: str, columns: str | None, metric: str,
     base = counters.groupby(keys, as_index=False)[list(COUNTERS)].sum() if len(counters) else \
         pd.DataFrame(columns=[*keys, *COUNTERS])
     if columns is None:
-        cells = add_rate_columns(base).set_index(rows)[[metric, SAMPLE_COLUMN]]
+        # Once each: a report of dials itself would otherwise get two "dials" columns.
+        cells = add_rate_columns(base).set_index(rows)[list(dict.fromkeys([metric, SAMPLE_COLUMN]))]
         total = add_rate_columns(base[list(COUNTERS)].sum().to_frame().T)
         values = cells[[metric]].rename(columns={metric: "Total"})
         values.loc["Total"] = total[metric].iloc[0]

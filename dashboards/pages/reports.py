@@ -41,6 +41,13 @@ def _pick(value: str | None, allowed, default: str) -> str:
     return value if value in allowed else default
 
 
+def _campaign_options(chosen: list[str]) -> list[str]:
+    """The landed campaigns, plus any a shared link names that has no calls: the dropdown
+    would drop those, and the report would quietly widen to every campaign."""
+    known = queries.campaign_names(context().client)
+    return [*known, *(name for name in chosen if name not in known)]
+
+
 def layout(rows=None, columns=None, metric=None, **query):
     end = parse_day(query.get("to")) or newest_day()
     start = parse_day(query.get("from")) or end - timedelta(days=reports.DEFAULT_DAYS - 1)
@@ -62,7 +69,7 @@ def layout(rows=None, columns=None, metric=None, **query):
                                                    value=_pick(metric, reports.REPORT_METRICS, DEFAULTS["metric"]))),
                     day_range("report-dates", start, end),
                     control("Campaigns", dcc.Dropdown(id="report-campaigns", multi=True, value=chosen_campaigns,
-                                                      options=queries.campaign_names(context().client),
+                                                      options=_campaign_options(chosen_campaigns),
                                                       placeholder="all campaigns")),
                     export_buttons("report"),
                 ],
@@ -106,6 +113,16 @@ CONTROLS = [Input("report-rows", "value"), Input("report-columns", "value"), Inp
     *CONTROLS,
 )
 def build_report(rows, columns, metric, start, end, campaigns):
+    # The dropdowns send one name each; anything else was crafted, and ReportRequest
+    # would read a comma in it as a list.
+    if not (isinstance(rows, str) and rows in reports.REPORT_DIMENSIONS
+            and isinstance(columns, str) and (columns == NO_COLUMNS or columns in reports.REPORT_DIMENSIONS)
+            and isinstance(metric, str) and metric in reports.REPORT_METRICS):
+        message = "Choose rows, columns and a metric from the lists."
+        return theme.empty_figure(message), [], [], [], theme.empty_figure(""), message, no_update
+    if not isinstance(campaigns, (list, type(None))) or not all(isinstance(c, str) for c in campaigns or []):
+        message = "Choose campaigns from the list."
+        return theme.empty_figure(message), [], [], [], theme.empty_figure(""), message, no_update
     columns = None if columns == NO_COLUMNS else columns
     if columns == rows:
         message = "Rows and columns are the same dimension: pick a different one for columns."
