@@ -385,7 +385,7 @@ def test_fuzzed_records_are_dead_lettered_and_valid_ones_all_count(pipeline):
           f"{sum(s.agent_states for s in sent)} agent states")
     # A run that drew too little of anything proves little about it.
     assert len(sent) >= RECORDS * 0.9
-    assert all(per_category[k] >= 10 for k in ("valid", "random_bytes", "non_utf8", "truncated_json", "mixed_batch")), \
+    assert all(per_category[k] >= 5 for k in ("valid", "random_bytes", "non_utf8", "truncated_json", "mixed_batch")), \
         per_category
     if HAS["too_large"]:
         assert per_category["too_large"] >= 10, per_category
