@@ -60,6 +60,9 @@ class MinuteBuckets:
         # window needs them (alert rules read their windows from here).
         self.keep_seconds = max(self.lateness, 60 * longest_alert_window_minutes(settings))
         self.buckets: dict[BucketKey, Bucket] = {}
+        # The same buckets by campaign: alert windows are read per campaign at every minute
+        # boundary, and scanning every campaign's buckets made that quadratic.
+        self.by_campaign: dict[str, dict[BucketKey, Bucket]] = {}
         self.watermarks: dict[str, float] = {}  # campaign -> newest event time seen (epoch s)
         self.dirty: set[BucketKey] = set()
 
@@ -78,13 +81,18 @@ class MinuteBuckets:
         if epoch < watermark - self.lateness:
             return Verdict.LATE
         if bucket is None:
-            bucket = self.buckets[key] = Bucket()
+            bucket = self._new_bucket(key)
         model = self.settings.cost_model_for(campaign)
         self._count(bucket, attempt.event_id, attempt_counters(attempt, model))
         self.dirty.add(key)
         if epoch > watermark or campaign not in self.watermarks:
             self.watermarks[campaign] = max(epoch, watermark)
         return Verdict.COUNTED
+
+    def _new_bucket(self, key: BucketKey) -> Bucket:
+        bucket = self.buckets[key] = Bucket()
+        self.by_campaign.setdefault(key[0], {})[key] = bucket
+        return bucket
 
     @staticmethod
     def _count(bucket: Bucket, event_id: str, increments: Iterable[float]) -> None:
@@ -99,7 +107,7 @@ class MinuteBuckets:
         restored = 0
         for event_id, campaign, segment, epoch, outcome, is_order, cost, talk_seconds in landed_attempts:
             key = self.key_for(campaign, segment, epoch)
-            bucket = self.buckets.setdefault(key, Bucket())
+            bucket = self.buckets.get(key) or self._new_bucket(key)
             if event_id in bucket.event_ids:
                 continue  # the same event landed twice before a merge; count it once
             self._count(bucket, event_id, counters_for(outcome, is_order, cost, talk_seconds))
@@ -121,8 +129,8 @@ class MinuteBuckets:
     def window_totals(self, campaign: str, first_minute: int) -> dict[str, float]:
         """Summed counters of a campaign's buckets from ``first_minute`` (epoch s) on."""
         totals = [0.0] * len(COUNTERS)
-        for key, bucket in self.buckets.items():
-            if key[0] == campaign and key[3] >= first_minute:
+        for key, bucket in self.by_campaign.get(campaign, {}).items():
+            if key[3] >= first_minute:
                 for index, value in enumerate(bucket.counters):
                     totals[index] += value
         return dict(zip(COUNTERS, totals))
@@ -140,4 +148,8 @@ class MinuteBuckets:
         ]
         for key in closed:
             del self.buckets[key]
+            campaign_buckets = self.by_campaign[key[0]]
+            del campaign_buckets[key]
+            if not campaign_buckets:
+                del self.by_campaign[key[0]]
         return len(closed)
