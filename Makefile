@@ -38,6 +38,11 @@ system-test-deps:
 up: setup
 	$(BIN)/callpulse up $(ARGS)
 
+# `callpulse bench`: the pipeline against Quix Streams and naive Faust (about 10 min).
+bench: setup
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/callpulse bench $(ARGS)
+
 test: test-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -754,6 +754,21 @@ def _first_admin(settings: Settings):
         raise click.ClickException(f"cannot store the first dashboard login under {settings.data_dir}: {exc}") from None
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.argument("bench_args", nargs=-1, type=click.UNPROCESSED)
+def bench(bench_args: tuple[str, ...]) -> None:
+    """CallPulse end to end against Quix Streams and a naive Faust agent, plus the warehouse
+    queries (bench/pipeline.py; `callpulse bench --help` for its options, `--smoke` for a check)."""
+    import runpy
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "pipeline.py"
+    if not script.is_file():
+        raise click.ClickException(f"{script} is not there: the benchmark runs from a checkout of the repository")
+    sys.argv = ["callpulse bench", *bench_args]
+    runpy.run_path(str(script), run_name="__main__")
+
+
 @main.command()
 @click.option("--dashboard/--no-dashboard", default=None,
               help="Serve the dashboard from this process (default: yes with the embedded warehouse, "

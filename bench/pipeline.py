@@ -1,0 +1,431 @@
+"""`callpulse bench`: CallPulse end to end against its peers on the same topic, and the
+warehouse queries people wait for. One run, one machine, one seeded workload.
+
+    .venv/bin/callpulse bench                  # the full run, about 10 minutes on 2 cores
+    .venv/bin/callpulse bench --smoke          # 10 k events, a few seconds per stage: a check
+
+Stages, each printed as it finishes and collected in one table:
+
+1. **Publish** the workload (bench/workload.py: 1,000 campaigns, 6 segments, every slot)
+   to a fresh topic on the embedded tansu broker, 100 events of one campaign per record.
+2. **CallPulse, throughput.** The real worker (`callpulse worker`, its own process, chDB)
+   starts on the backlog; events/s runs from its first counted record until the landed
+   offsets (written after the attempts and buckets) reach the end of every partition.
+   Peak RSS is the worker's VmHWM.
+3. **CallPulse, freshness.** Events stamped with their send time are published at a steady
+   rate (5,000/s) to the running worker. An event is visible to a wallboard query once its
+   record's offset is in the landed offsets, because the wallboard reads the warehouse with
+   no cache and offsets land after the buckets; freshness is that moment minus event time,
+   sampled every 50 ms from the worker's /health.
+4. **Quix Streams** and a **naive Faust** agent compute the same counters from the same
+   topic (bench/peers.py). The naive agent reads only the first --naive-events events: at
+   about 1 k events/s the whole topic would take most of the run.
+5. **Warehouse queries** on chDB: the wallboard's model on what the worker landed, and the
+   30-day segment x slot x campaign cross-tab over --crosstab-attempts attempts landed
+   into a fresh warehouse, with minute buckets built from those attempts.
+
+The table goes to bench/results/pipeline.txt with the machine's description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from callpulse.config import Settings, load_settings  # noqa: E402
+from callpulse.embedded import EmbeddedBroker, free_port  # noqa: E402
+from callpulse.schema import encode_batch  # noqa: E402
+from callpulse.topics import ensure_topics, partition_bounds  # noqa: E402
+from producers.publisher import EventPublisher  # noqa: E402
+from workload import call_events  # noqa: E402
+
+RESULTS_FILE = ROOT / "bench" / "results" / "pipeline.txt"
+RECORD_EVENTS = 100
+HMAC_KEY = "bench-hmac-key"
+console = Console(stderr=True)
+
+
+@dataclass
+class Row:
+    stage: str
+    figure: str
+    value: str
+    note: str = ""
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, figure: str, key: str, value: float, shown: str, note: str = "") -> None:
+        self.numbers[key] = value
+        self.rows.append(Row(stage, figure, shown, note))
+        console.print(f"[bold]{stage}[/] · {figure}: {shown} {note}")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def health(port: int) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return json.loads(response.read())
+    except OSError:
+        return None
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def write_config(workdir: Path, broker_port: int, prefix: str, partitions: int) -> Path:
+    config = workdir / f"{prefix}.toml"
+    config.write_text(f"""
+[pipeline]
+data_dir = "{workdir / prefix}"
+[topics]
+call_events = "{prefix}.call-events"
+dead_letters = "{prefix}.dead-letters"
+alerts = "{prefix}.alerts"
+stop_list = "{prefix}.stop-list"
+partitions = {partitions}
+[embedded]
+broker_port = {broker_port}
+dashboard_port = {free_port()}
+""")
+    return config
+
+
+def publish(settings: Settings, events, total: int, label: str) -> float:
+    publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=RECORD_EVENTS)
+    started = time.perf_counter()
+    with Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), TextColumn("{task.completed:,} of {task.total:,}"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        for number, event in enumerate(events, 1):
+            publisher.publish(event)
+            if number % 10_000 == 0:
+                progress.update(task, completed=number)
+        publisher.close()
+    return time.perf_counter() - started
+
+
+class Worker:
+    """The real worker in its own process, as `callpulse up` runs it."""
+
+    def __init__(self, config: Path, workdir: Path):
+        self.health_port = free_port()
+        self.log = (workdir / "worker.log").open("w")
+        env = dict(os.environ, CALLPULSE_HMAC_KEY=HMAC_KEY)
+        self.proc = subprocess.Popen([sys.executable, "-m", "callpulse", "--config", str(config), "worker",
+                                      "--health-port", str(self.health_port), "--no-dashboard"],
+                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def health(self) -> dict | None:
+        if self.proc.poll() is not None:
+            raise SystemExit(f"the worker exited with {self.proc.returncode}; see {self.log.name}")
+        return health(self.health_port)
+
+    def wait(self, predicate, timeout_s: float, poll_s: float = 0.05) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = self.health()
+            if state and predicate(state):
+                return state
+            time.sleep(poll_s)
+        raise SystemExit(f"the worker did not get there in {timeout_s:.0f} s; last health {state}")
+
+    def stop(self) -> float:
+        rss = peak_rss_mb(self.proc.pid)
+        self.proc.terminate()
+        self.proc.wait(60)
+        self.log.close()
+        return rss
+
+
+def landed_all(ends: dict[int, int]):
+    return lambda h: all(int(h["landed_offsets"].get(str(p), 0)) >= end for p, end in ends.items())
+
+
+# -- stages --------------------------------------------------------------------------------
+
+def callpulse_throughput(settings: Settings, config: Path, workdir: Path, events: int,
+                         results: Results) -> Worker:
+    ends = {p: end for p, (_, end) in partition_bounds(settings, settings.topics.call_events).items()}
+    worker = Worker(config, workdir)
+    # From the moment its partitions are assigned (the group join on tansu takes seconds
+    # and is not throughput) until every offset has landed.
+    worker.wait(lambda h: h.get("ready") and h.get("assigned_partitions"), timeout_s=180, poll_s=0.01)
+    started = time.perf_counter()
+    done = worker.wait(landed_all(ends), timeout_s=1800, poll_s=0.02)
+    seconds = time.perf_counter() - started
+    if done["counted"] != events:
+        raise SystemExit(f"the worker counted {done['counted']:,} of {events:,} events: {done}")
+    rate = events / seconds
+    results.add("CallPulse", "end to end, sustained", "callpulse_events_per_s", rate, f"{rate:,.0f} events/s",
+                f"({events:,} events landed in {seconds:.1f} s, 1 worker process)")
+    return worker
+
+
+def callpulse_freshness(settings: Settings, worker: Worker, rate: float, seconds: float, results: Results) -> None:
+    """Publish at a steady ``rate`` with event_time = send time; sample when each record lands."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    sent: list[tuple[float, object]] = []  # (event time as epoch seconds, send future)
+    campaigns = [f"fresh-{n:03d}" for n in range(50)]
+    per_record = 50  # 100 records/s at 5,000 events/s
+    interval = per_record / rate
+    workload = call_events(int(rate * seconds) + per_record, seed=11, campaigns=len(campaigns))
+    next_send = time.monotonic()
+    ends_at = next_send + seconds
+    number = 0
+    while time.monotonic() < ends_at:
+        now = time.monotonic()
+        if now < next_send:
+            time.sleep(next_send - now)
+        next_send += interval
+        stamp = datetime.now(timezone.utc)
+        batch = [event_with(next(workload), campaigns[number % len(campaigns)], stamp) for _ in range(per_record)]
+        future = producer.send(settings.topics.call_events, key=batch[0].campaign.encode(), value=encode_batch(batch))
+        sent.append((stamp.timestamp(), future))
+        number += 1
+    producer.flush()
+    where = [(stamp, future.get(timeout=30)) for stamp, future in sent]
+    pending = sorted(where, key=lambda item: item[1].offset)
+    visible_at: dict[tuple[int, int], float] = {}
+    deadline = time.monotonic() + 120
+    while len(visible_at) < len(where) and time.monotonic() < deadline:
+        state = worker.health()
+        now = time.time()
+        landed = {int(p): int(o) for p, o in state["landed_offsets"].items()}
+        for _, meta in pending:
+            key = (meta.partition, meta.offset)
+            if key not in visible_at and landed.get(meta.partition, 0) > meta.offset:
+                visible_at[key] = now
+        time.sleep(0.05)
+    lags = [visible_at[(m.partition, m.offset)] - stamp for stamp, m in where if (m.partition, m.offset) in visible_at]
+    if len(lags) < len(where):
+        raise SystemExit(f"only {len(lags)} of {len(where)} freshness records landed")
+    p50, p95 = statistics.median(lags), percentile(lags, 0.95)
+    results.add("CallPulse", f"freshness at {rate:,.0f} events/s, p50", "freshness_p50_s", p50, f"{p50:.2f} s")
+    results.add("CallPulse", f"freshness at {rate:,.0f} events/s, p95", "freshness_p95_s", p95, f"{p95:.2f} s",
+                f"({len(lags) * per_record:,} events over {seconds:.0f} s; event time -> landed, sampled every 50 ms)")
+
+
+def event_with(event, campaign: str, stamp: datetime):
+    import msgspec
+
+    return msgspec.structs.replace(event, campaign=campaign, event_time=stamp,
+                                   event_id=f"fresh-{event.event_id}")
+
+
+def peers(settings: Settings, workdir: Path, events: int, naive_events: int, results: Results) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("quixstreams") is None:
+        raise SystemExit("Quix Streams is not installed: `make bench` installs it "
+                         "(or .venv/bin/pip install -e '.[bench]'); --skip-peers runs without it")
+    from peers import run_naive_faust, run_quix
+
+    quix = run_quix(settings.bootstrap_servers, settings.topics.call_events, events, workdir / "quix")
+    results.add("Quix Streams", "same counters, same topic", "quix_events_per_s", quix["events_per_s"],
+                f"{quix['events_per_s']:,.0f} events/s", f"({quix['events']:,} events, RSS {quix['rss_mb']:.0f} MB)")
+    naive = run_naive_faust(settings.bootstrap_servers, settings.topics.call_events, settings.topics.partitions,
+                            naive_events, workdir / "naive")
+    results.add("Naive Faust", "per-event table updates", "naive_events_per_s", naive["events_per_s"],
+                f"{naive['events_per_s']:,.0f} events/s",
+                f"({naive['events']:,} events, RSS {naive['rss_mb']:.0f} MB)")
+
+
+def wallboard_query(settings: Settings, results: Results, repeats: int) -> None:
+    from dashboards.data import DashboardContext, set_context, wallboard_model
+    from warehouse.client import connect
+
+    client = connect(settings.warehouse_url)
+    set_context(DashboardContext(settings, client))
+    for _ in range(3):
+        wallboard_model()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        wallboard_model()
+        samples.append((time.perf_counter() - started) * 1000)
+    p50 = statistics.median(samples)
+    results.add("Warehouse", "wallboard query (model), p50", "wallboard_ms", p50, f"{p50:.0f} ms",
+                f"(every query of one refresh, {repeats} runs, p95 {percentile(samples, 0.95):.0f} ms)")
+    client.close()
+
+
+# Attempts spread evenly over 30 days ending now, 200 campaigns, six segments, the outcome
+# mix roughly a dialer's; the slot comes from the configured slots in the configured zone.
+CROSSTAB_FILL = """
+INSERT INTO call_attempts (event_id, campaign, event_time, minute, slot, segment, outcome, ring_seconds,
+                           wait_seconds, talk_seconds, is_order, order_value, cost, phone_hash, lead_id, agent,
+                           team, landed_at)
+SELECT concat('x', toString(number)) AS event_id,
+       concat('bench-', leftPad(toString(number % 200), 4, '0')) AS campaign,
+       {end:DateTime64(3)} - toIntervalMillisecond(intDiv(number * {span_ms:UInt64}, {total:UInt64})) AS t,
+       toStartOfMinute(t), {slot_expression},
+       ['seniors', 'homemakers', 'students', 'salaried', 'self-employed', 'retired-abroad'][1 + intHash32(number) % 6],
+       ['no_answer', 'busy', 'machine', 'connected', 'connected', 'abandoned', 'no_answer', 'connected']
+           [1 + intHash32(number + 1) % 8],
+       8, 0, 60, intHash32(number + 2) % 25 = 0, 0, 0.2, '', '', '', '', now64(3)
+FROM numbers({total:UInt64})
+"""
+
+
+def crosstab_query(workdir: Path, attempts: int, results: Results, repeats: int) -> None:
+    """Land ``attempts`` over 30 days into a fresh warehouse, buckets built from them by SQL, then
+    time the 30-day segment x slot x campaign report that the Reports page runs."""
+    from callpulse import reports
+    from callpulse.slots import OFF_HOURS
+    from warehouse.client import connect
+    from warehouse.migrate import migrate
+
+    settings = load_settings(pipeline__data_dir=str(workdir / "crosstab"))
+    client = connect(settings.warehouse_url)
+    migrate(client)
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    console.print(f"landing {attempts:,} attempts over 30 days for the cross-tab …")
+    hour = "toHour(toTimeZone(t, {tz:String}))"
+    slot = "multiIf(" + "".join(f"{hour} >= {rule.start_hour} AND {hour} < {rule.end_hour}, '{rule.name}', "
+                                for rule in settings.slots) + f"'{OFF_HOURS}')"
+    client.command(CROSSTAB_FILL.replace("{slot_expression}", slot), parameters={
+        "end": end, "span_ms": 30 * 86_400_000, "total": attempts, "tz": settings.pipeline.timezone})
+    # The buckets the worker would have landed for those attempts.
+    client.command("""
+        INSERT INTO minute_metrics
+        SELECT campaign, slot, segment, minute, count(), countIf(outcome IN ('connected', 'abandoned')),
+               countIf(outcome = 'connected'), countIf(outcome = 'abandoned'), countIf(is_order = 1), sum(cost),
+               sum(talk_seconds), 1, now64(3)
+        FROM call_attempts GROUP BY campaign, slot, segment, minute
+    """)
+    landed = client.query("SELECT sum(dials), count() FROM minute_metrics").result_rows[0]
+    today = datetime.now(settings.zone).date()
+    request = reports.ReportRequest.parse("segment,slot,campaign", "contact_rate,abandon_rate,cpo",
+                                          today - timedelta(days=29), today, today=today)
+    for _ in range(2):
+        reports.counters_frame(client, request, settings.zone)
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        frame = reports.counters_frame(client, request, settings.zone)
+        samples.append((time.perf_counter() - started) * 1000)
+    p50 = statistics.median(samples)
+    results.add("Warehouse", "30-day cross-tab, segment x slot x campaign, p50", "crosstab_ms", p50, f"{p50:.0f} ms",
+                f"({int(landed[0]):,} attempts in {int(landed[1]):,} minute buckets -> {len(frame):,} cells; "
+                f"p95 {percentile(samples, 0.95):.0f} ms)")
+    client.close()
+
+
+# -- the run -------------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    return (f"{cpu}, {os.cpu_count()} cores, {memory / 1024 / 1024:.0f} GiB; {platform.platform()}; "
+            f"Python {platform.python_version()}")
+
+
+def render(results: Results, args) -> str:
+    table = Table(title=f"callpulse bench · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    for column in ("stage", "figure", "value", "note"):
+        table.add_column(column)
+    for row in results.rows:
+        table.add_row(row.stage, row.figure, row.value, row.note)
+    buffer = Console(record=True, width=160, file=open(os.devnull, "w"))
+    buffer.print(table)
+    return buffer.export_text()
+
+
+def main(argv: list[str] | None = None) -> Results:
+    parser = argparse.ArgumentParser(prog="callpulse bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="events in the throughput workload")
+    parser.add_argument("--naive-events", type=int, default=60_000, help="events the naive Faust agent reads")
+    parser.add_argument("--fresh-rate", type=float, default=5_000, help="events/s for the freshness stage")
+    parser.add_argument("--fresh-seconds", type=float, default=30)
+    parser.add_argument("--crosstab-attempts", type=int, default=10_000_000)
+    parser.add_argument("--campaigns", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-peers", action="store_true", help="CallPulse and the warehouse only")
+    parser.add_argument("--smoke", action="store_true",
+                        help="10 k events, short stages; checks that every stage works (make test)")
+    parser.add_argument("--results", type=Path, default=None, help=f"where to write the table ({RESULTS_FILE})")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.events, args.naive_events, args.fresh_seconds, args.crosstab_attempts = 10_000, 2_000, 3, 200_000
+        args.campaigns = 100
+    results = Results()
+    with tempfile.TemporaryDirectory(prefix="callpulse-bench-") as tmp, \
+            EmbeddedBroker(free_port(), Path(tmp) / "broker") as broker:
+        workdir = Path(tmp)
+        config = write_config(workdir, broker.port, "bench", args.partitions)
+        settings = load_settings(config)
+        ensure_topics(settings)
+        seconds = publish(settings, call_events(args.events, seed=args.seed, campaigns=args.campaigns),
+                          args.events, "publishing the workload")
+        results.add("Workload", "published", "published_events", args.events,
+                    f"{args.events:,} events", f"({args.campaigns:,} campaigns x 6 segments, every slot; "
+                    f"{RECORD_EVENTS} events per record; {args.events / seconds:,.0f} events/s with kafka-python)")
+        worker = callpulse_throughput(settings, config, workdir, args.events, results)
+        try:
+            callpulse_freshness(settings, worker, args.fresh_rate, args.fresh_seconds, results)
+        finally:
+            rss = worker.stop()
+        results.add("CallPulse", "worker peak RSS", "worker_rss_mb", rss, f"{rss:.0f} MB",
+                    f"({args.campaigns:,} campaigns x 6 segments live)")
+        if not args.skip_peers:
+            peers(settings, workdir, args.events, args.naive_events, results)
+        wallboard_query(settings, results, repeats=5 if args.smoke else 10)
+        crosstab_query(workdir, args.crosstab_attempts, results, repeats=3 if args.smoke else 10)
+    numbers = results.numbers
+    if "quix_events_per_s" in numbers:
+        for key, name in (("quix_events_per_s", "Quix Streams"), ("naive_events_per_s", "naive Faust")):
+            ratio = numbers["callpulse_events_per_s"] / numbers[key]
+            results.add("Ratio", f"CallPulse / {name}", f"ratio_{key}", ratio, f"{ratio:.2f} x")
+    text = render(results, args)
+    print(text)
+    target = args.results or (None if args.smoke else RESULTS_FILE)
+    if target:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        command = "callpulse bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        target.write_text(f"{text}\nmachine: {machine()}\ncommand: {command.strip()}\n"
+                          f"numbers: {json.dumps({k: round(v, 3) for k, v in numbers.items()})}\n")
+        console.print(f"written to {target}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

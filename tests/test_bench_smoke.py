@@ -1,0 +1,40 @@
+"""`callpulse bench --smoke`: every stage of the benchmark runs and counts right.
+
+Not a timed test: figures are only checked for being measured (positive, finite). What is
+checked exactly is the work: the worker lands every published event (the bench itself
+refuses to report a rate otherwise), and each peer counts every event it was given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from test_wallboard_browser import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(420)
+def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
+    results = tmp_path / "pipeline.txt"
+    run = subprocess.run([sys.executable, "-m", "callpulse", "bench", "--smoke", "--results", str(results)],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    text = results.read_text()
+    numbers = json.loads(text.split("numbers: ", 1)[1])
+    for key in ("callpulse_events_per_s", "freshness_p50_s", "freshness_p95_s", "worker_rss_mb",
+                "quix_events_per_s", "naive_events_per_s", "wallboard_ms", "crosstab_ms",
+                "ratio_quix_events_per_s", "ratio_naive_events_per_s"):
+        assert key in numbers and math.isfinite(numbers[key]) and numbers[key] > 0, (key, numbers)
+    assert numbers["published_events"] == 10_000
+    assert numbers["freshness_p50_s"] <= numbers["freshness_p95_s"]
+    assert numbers["ratio_quix_events_per_s"] == pytest.approx(
+        numbers["callpulse_events_per_s"] / numbers["quix_events_per_s"], rel=1e-2)
+    # The cross-tab read what was landed: 200 campaigns x 6 segments x the slots that hold calls.
+    assert "200,000 attempts in" in text
+    assert "machine: " in text and "cores" in text
