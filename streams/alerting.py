@@ -72,6 +72,7 @@ class AlertEvaluator:
         for violation in violations:
             violating.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
         triggers = {**triggers, **{campaign: ids[-1] for campaign, ids in violating.items()}}
+        self._prefetch_compliance(triggers)
         for campaign, trigger_event_id in sorted(triggers.items()):
             watermark = self.buckets.watermarks.get(campaign)
             if watermark is None:
@@ -125,19 +126,40 @@ class AlertEvaluator:
                    f"{live['window_minutes']} min",
         )
 
+    def _prefetch_compliance(self, triggers: Mapping[str, str]) -> None:
+        """Read the compliance windows of every campaign whose event minute moved, in one
+        query: one per campaign made a backlog of many campaigns crawl."""
+        stale = {}
+        for campaign in triggers:
+            watermark = self.buckets.watermarks.get(campaign)
+            if watermark is None:
+                continue
+            cached = self._compliance.get(campaign)
+            if cached is None or cached[0] != int(watermark // 60):
+                stale[campaign] = datetime.fromtimestamp(watermark, timezone.utc)
+        if len(stale) < 2:
+            return  # one campaign: _compliance_checks asks for it alone
+        sums = queries.compliance_windows_at(self.client, {c: at + timedelta(minutes=1) for c, at in stale.items()})
+        for campaign, at in stale.items():
+            self._compliance[campaign] = (int(at.timestamp() // 60), self._compliance_from(
+                sums.get(campaign, {}), self.settings.alert_rules_for(campaign)))
+
     def _compliance_checks(self, campaign: str, at: datetime, rules: AlertRules) -> list[Check]:
         minute = int(at.timestamp() // 60)
         cached = self._compliance.get(campaign)
         if cached is not None and cached[0] == minute:
             return cached[1]
         frame = queries.compliance_windows(self.client, at + timedelta(minutes=1), campaign)
+        checks = self._compliance_from({} if frame.empty else frame.iloc[0].to_dict(), rules)
+        self._compliance[campaign] = (minute, checks)
+        return checks
+
+    @staticmethod
+    def _compliance_from(sums: Mapping, rules: AlertRules) -> list[Check]:
         checks = []
         for rule, window, minutes in ((Rule.COMPLIANCE_UK_24H, "uk_24h", 24 * 60),
                                       (Rule.COMPLIANCE_US_30D, "us_30d", 30 * 24 * 60)):
-            if frame.empty:
-                abandoned = contacts = 0
-            else:
-                abandoned, contacts = (int(frame.iloc[0][f"{window}_{part}"]) for part in ("abandoned", "contacts"))
+            abandoned, contacts = (int(sums.get(f"{window}_{part}", 0)) for part in ("abandoned", "contacts"))
             warning = rules.compliance_limit * rules.compliance_share
             checks.append(Check(
                 rule, ratio(abandoned, contacts), warning, rules.compliance_limit,
@@ -146,7 +168,6 @@ class AlertEvaluator:
                 detail=f"{abandoned} abandoned of {contacts} live answers; the limit is "
                        f"{format_metric('abandon_rate', rules.compliance_limit)}",
             ))
-        self._compliance[campaign] = (minute, checks)
         return checks
 
     def _model_drift_check(self, campaign: str, at: datetime, rules: AlertRules) -> Check:

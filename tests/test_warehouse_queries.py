@@ -15,7 +15,7 @@ from streams.buckets import BucketRow
 from warehouse.client import connect
 from warehouse.landing import Lander
 from warehouse.migrate import migrate
-from warehouse.queries import compliance_windows, metrics_by
+from warehouse.queries import compliance_windows, compliance_windows_at, metrics_by
 
 SETTINGS = load_settings()
 NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=timezone.utc)
@@ -63,6 +63,32 @@ def test_compliance_windows_match_a_hand_computation(client, lander):
     assert winback["uk_24h_abandon_rate"] == pytest.approx(12 / 300)
     assert winback["us_30d_abandon_rate"] == pytest.approx(14 / 1000)
     assert math.isnan(frame.loc["quiet", "uk_24h_abandon_rate"])  # no live answers: null, not 0
+
+
+def test_many_campaigns_each_at_its_own_time_read_in_one_query_match_one_at_a_time(client, lander):
+    """The worker's catch-up path (compliance_windows_at) must give what the per-campaign
+    query gives, each campaign at its own event time, edges included."""
+    minute = lambda delta: (NOW - delta).replace(second=0)  # noqa: E731
+    lander.land([], [
+        bucket("winback", minute(timedelta(minutes=5)), contacts=100, abandoned=5),
+        bucket("winback", minute(timedelta(hours=23, minutes=59)), contacts=60, abandoned=6),
+        bucket("winback", minute(timedelta(days=29)), contacts=700, abandoned=2),
+        bucket("winback", minute(timedelta(minutes=-3)), contacts=500, abandoned=400),  # after winback's now
+        bucket("charity", minute(timedelta(hours=2)), contacts=80, abandoned=8),
+        bucket("charity", minute(timedelta(days=31)), contacts=900, abandoned=90),     # outside 30 days
+        bucket("quiet", minute(timedelta(minutes=1)), dials=40),
+    ])
+    nows = {"winback": NOW, "charity": NOW + timedelta(hours=22, minutes=30), "quiet": NOW,
+            "nothing-landed": NOW}
+    together = compliance_windows_at(client, nows)
+    assert "nothing-landed" not in together
+    for campaign in ("winback", "charity", "quiet"):
+        alone = compliance_windows(client, nows[campaign], campaign).iloc[0]
+        for window in ("live_15m", "uk_24h", "us_30d"):
+            for part in ("abandoned", "contacts"):
+                assert together[campaign][f"{window}_{part}"] == alone[f"{window}_{part}"], (campaign, window)
+    assert (together["winback"]["uk_24h_abandoned"], together["winback"]["uk_24h_contacts"]) == (11, 160)
+    assert (together["charity"]["uk_24h_abandoned"], together["charity"]["us_30d_contacts"]) == (0, 80)
 
 
 def test_a_relanded_bucket_replaces_the_old_state(client, lander):

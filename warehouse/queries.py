@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import msgspec
 import pandas as pd
@@ -114,6 +114,36 @@ def compliance_windows(client: Client, now: datetime, campaign: str | None = Non
         frame[f"{window.name}_abandon_rate"] = ratio_series(frame[f"{window.name}_abandoned"],
                                                             frame[f"{window.name}_contacts"])
     return frame
+
+
+def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[str, dict[str, int]]:
+    """:func:`compliance_windows` for many campaigns, each at its own ``now``, in one query:
+    campaign -> {"<window>_abandoned": n, "<window>_contacts": n}. A worker catching up on
+    a backlog of 1,000 campaigns would otherwise ask once per campaign per event minute."""
+    if not nows:
+        return {}
+    campaigns = sorted(nows)
+    columns = []
+    for window in COMPLIANCE_WINDOWS:
+        since = f"m.minute >= q.now - toIntervalMinute({window.minutes})"
+        columns.append(f"sumIf(m.abandoned, {since}) AS {window.name}_abandoned, "
+                       f"sumIf(m.contacts, {since}) AS {window.name}_contacts")
+    longest = max(window.minutes for window in COMPLIANCE_WINDOWS)
+    sql = (
+        f"SELECT m.campaign, {', '.join(columns)} FROM minute_metrics AS m FINAL "
+        "INNER JOIN (SELECT pair.1 AS campaign, pair.2 AS now "
+        "FROM (SELECT arrayJoin(arrayZip({campaigns:Array(String)}, {nows:Array(DateTime)})) AS pair)) AS q "
+        "ON m.campaign = q.campaign "
+        "WHERE m.minute >= {earliest:DateTime} AND m.minute <= {latest:DateTime} AND m.minute <= q.now "
+        "AND m.campaign IN {campaigns:Array(String)} "
+        "GROUP BY m.campaign"
+    )
+    moments = [_naive_utc(nows[c]) for c in campaigns]
+    result = client.query(sql, parameters={
+        "campaigns": campaigns, "nows": moments,
+        "earliest": min(moments) - timedelta(minutes=longest), "latest": max(moments)})
+    names = result.column_names[1:]
+    return {row[0]: dict(zip(names, (int(v) for v in row[1:]))) for row in result.result_rows}
 
 
 def campaign_baseline(client: Client, campaign: str, slot: str, since: datetime, until: datetime) -> dict:
