@@ -52,7 +52,8 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION, country_code: str
 # libphonenumber then judges. Cheaper than its PhoneNumberMatcher on a 64 KiB record.
 # No dots: "1234.56789012" is a duration far more often than a number written the
 # French way, and a false match would corrupt the record an operator wants to replay.
-_CANDIDATE = re.compile(r"\+?\(?\d[\d\-\s()]{7,20}\d")
+# Not glued to letters or digits: "0123456789abcdef" is a hex id, not a number.
+_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\+?\(?\d[\d\-\s()]{7,20}\d(?![0-9A-Za-z])")
 _SEPARATORS = re.compile(r"[\s\-()]")
 REDACTED = "[phone number removed]"
 # "2026-11-16 10" is a valid Japanese number to libphonenumber; a date is not personal data.

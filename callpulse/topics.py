@@ -125,8 +125,9 @@ def partition_bounds(settings: Settings, topic: str | None = None) -> dict[int, 
         consumer.close()
 
 
-def read_topic(settings: Settings, topic: str) -> list[bytes]:
-    """Every record value in ``topic`` (all partitions) from the beginning to its end now."""
+def read_records(settings: Settings, topic: str) -> list:
+    """Every record of ``topic`` (all partitions: keys, values, headers, offsets) from the
+    beginning to its end now. Raises if a partition does not reach its end."""
     from kafka import KafkaConsumer, TopicPartition
 
     bounds = partition_bounds(settings, topic)
@@ -139,18 +140,24 @@ def read_topic(settings: Settings, topic: str) -> list[bytes]:
         consumer.assign(partitions)
         for tp in partitions:
             consumer.seek(tp, bounds[tp.partition][0])
-        values: list[bytes] = []
-        remaining = {tp for tp in partitions}
+        found: list = []
+        remaining = set(partitions)
         idle_polls = 0
         while remaining and idle_polls < 50:  # 10 s without a record: the broker is not answering
             fetched = consumer.poll(timeout_ms=200)
             idle_polls = 0 if fetched else idle_polls + 1
             for tp, records in fetched.items():
-                for record in records:
-                    if record.offset < bounds[tp.partition][1]:
-                        values.append(record.value)
+                found.extend(record for record in records if record.offset < bounds[tp.partition][1])
                 if records and records[-1].offset + 1 >= bounds[tp.partition][1]:
                     remaining.discard(tp)
-        return values
+        if remaining:
+            raise RuntimeError(f"{topic}: partitions {sorted(tp.partition for tp in remaining)} "
+                               "did not reach their end")
+        return found
     finally:
         consumer.close()
+
+
+def read_topic(settings: Settings, topic: str) -> list[bytes]:
+    """Every record value in ``topic`` (all partitions) from the beginning to its end now."""
+    return [record.value for record in read_records(settings, topic)]

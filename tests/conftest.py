@@ -110,14 +110,14 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
-@pytest.fixture
-def pipeline(broker, tmp_path) -> Pipeline:
+def new_pipeline(broker, directory: Path) -> Pipeline:
+    """A namespace of its own on the shared broker (topics test-<id>.*) and a data directory."""
     suffix = uuid.uuid4().hex[:8]
-    config_file = tmp_path / "callpulse.toml"
+    config_file = directory / "callpulse.toml"
     config_file.write_text(
         f"""
 [pipeline]
-data_dir = "{tmp_path / 'var'}"
+data_dir = "{directory / 'var'}"
 
 [topics]
 call_events = "test-{suffix}.call-events"
@@ -136,7 +136,12 @@ worker_health_port = {free_port()}
     os.environ.pop("CLICKHOUSE_URL", None)
     settings = load_settings(config_file)
     ensure_topics(settings)
-    running = Pipeline(settings, config_file, tmp_path / "var")
+    return Pipeline(settings, config_file, directory / "var")
+
+
+@pytest.fixture
+def pipeline(broker, tmp_path) -> Pipeline:
+    running = new_pipeline(broker, tmp_path)
     yield running
     running.stop_all()
 

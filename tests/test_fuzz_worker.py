@@ -27,11 +27,10 @@ from hypothesis import HealthCheck, Phase, given, seed, settings as hsettings, s
 
 from callpulse import schema
 from callpulse.config import load_settings
-from callpulse.privacy import REDACTED
+from callpulse.privacy import REDACTED, redact_phone_numbers
 from callpulse.schema import Outcome
-from callpulse.topics import read_topic
+from callpulse.topics import read_records, read_topic
 from producers.publisher import EventPublisher
-from test_personal_data import read_records
 from warehouse.client import connect
 
 pytestmark = pytest.mark.integration
@@ -436,7 +435,12 @@ def test_fuzzed_records_are_dead_lettered_and_valid_ones_all_count(pipeline):
             # The raw number sent as a phone_hash is personal data: the dead letter keeps
             # everything else byte for byte and says how many numbers it took out.
             expected = bad.raw.replace(RAW_NUMBER, REDACTED.encode())
-            if letter["numbers_removed"] != bad.raw.count(RAW_NUMBER):
+            if letter["numbers_removed"] > bad.raw.count(RAW_NUMBER) and utf8(bad.raw):
+                # Generated text that happens to hold a valid number (rare; the draw is not
+                # the same on every run) loses it too: tests/test_phone_numbers.py pins the rule.
+                expected, _ = redact_phone_numbers(bad.raw.decode(), "JP")
+                expected = expected.encode()
+            elif letter["numbers_removed"] != bad.raw.count(RAW_NUMBER):
                 problems.append(f"{record.category} at {position}[{bad.index}]: numbers_removed is "
                                 f"{letter['numbers_removed']}, the item had {bad.raw.count(RAW_NUMBER)}")
             kept_whole = original == expected

@@ -19,20 +19,17 @@ import csv
 import hashlib
 import hmac
 import json
-import os
 import re
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from callpulse.config import Settings, load_settings
-from callpulse.embedded import free_port
-from callpulse.topics import ensure_topics
+from callpulse.config import Settings
+from callpulse.topics import read_records
 
 pytestmark = pytest.mark.integration
 
@@ -84,36 +81,6 @@ MISTAKES = {
 
 
 # -- reading everything back ------------------------------------------------------------
-
-def read_records(settings: Settings, topic: str) -> list:
-    """Every record of ``topic`` (all partitions, keys, values, offsets) up to its end now."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from callpulse.topics import partition_bounds
-
-    bounds = partition_bounds(settings, topic)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="callpulse-test-reader",
-                             enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p, (earliest, end) in bounds.items() if end > earliest]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, bounds[tp.partition][0])
-        found, remaining, idle = [], set(partitions), 0
-        while remaining and idle < 50:
-            fetched = consumer.poll(timeout_ms=200)
-            idle = 0 if fetched else idle + 1
-            for tp, batch in fetched.items():
-                found.extend(r for r in batch if r.offset < bounds[tp.partition][1])
-                if batch and batch[-1].offset + 1 >= bounds[tp.partition][1]:
-                    remaining.discard(tp)
-        assert not remaining, f"{topic}: partitions {sorted(tp.partition for tp in remaining)} did not reach their end"
-        return found
-    finally:
-        consumer.close()
-
 
 def digits(text: str) -> str:
     return re.sub(r"\D", "", text)
@@ -265,35 +232,6 @@ def cli(config_file: Path, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def module_pipeline(broker, directory: Path):
-    """The same namespace and config as conftest's `pipeline` fixture, for a whole module."""
-    from conftest import Pipeline
-
-    suffix = uuid.uuid4().hex[:8]
-    config_file = directory / "callpulse.toml"
-    config_file.write_text(f"""
-[pipeline]
-data_dir = "{directory / 'var'}"
-
-[topics]
-call_events = "test-{suffix}.call-events"
-dead_letters = "test-{suffix}.dead-letters"
-alerts = "test-{suffix}.alerts"
-stop_list = "test-{suffix}.stop-list"
-partitions = 3
-
-[embedded]
-broker_port = {broker.port}
-dashboard_port = {free_port()}
-worker_health_port = {free_port()}
-""")
-    os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    os.environ.pop("CLICKHOUSE_URL", None)
-    settings = load_settings(config_file)
-    ensure_topics(settings)
-    return Pipeline(settings, config_file, directory / "var")
-
-
 @pytest.fixture(scope="module")
 def run(broker, tmp_path_factory) -> Run:
     import producers.simulator as simulator_module
@@ -301,8 +239,10 @@ def run(broker, tmp_path_factory) -> Run:
     from producers.publisher import EventPublisher
     from warehouse.client import connect
 
+    from conftest import new_pipeline
+
     directory = tmp_path_factory.mktemp("personal-data")
-    pipeline = module_pipeline(broker, directory)
+    pipeline = new_pipeline(broker, directory)
     settings = pipeline.settings
     outputs: list[tuple[str, bytes]] = []
 

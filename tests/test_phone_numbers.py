@@ -62,3 +62,8 @@ def test_numbers_are_taken_out_of_text_and_dates_ids_and_scores_are_not(text, ex
 def test_numbers_in_json_fields_durations_and_ids_stay_as_sent(text):
     """A replayable dead letter must stay byte-exact unless it really carried a number."""
     assert redact_phone_numbers(text, "JP") == (text, 0)
+
+
+@pytest.mark.parametrize("text", ['"team": "0123456789abcdef"', "hash a09012345678b", "id X09012345678"])
+def test_digits_glued_to_letters_are_an_id_not_a_number(text):
+    assert redact_phone_numbers(text, "JP") == (text, 0)
