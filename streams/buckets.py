@@ -60,9 +60,11 @@ class MinuteBuckets:
         # window needs them (alert rules read their windows from here).
         self.keep_seconds = max(self.lateness, 60 * longest_alert_window_minutes(settings))
         self.buckets: dict[BucketKey, Bucket] = {}
-        # The same buckets by campaign: alert windows are read per campaign at every minute
-        # boundary, and scanning every campaign's buckets made that quadratic.
-        self.by_campaign: dict[str, dict[BucketKey, Bucket]] = {}
+        # Counters summed over slots and segments, per campaign and minute: alert windows
+        # are read per campaign at every minute boundary, and summing them from the buckets
+        # (every campaign's, at first) was most of the worker's time.
+        self.minute_totals: dict[str, dict[int, list[float]]] = {}
+        self._buckets_in_minute: dict[tuple[str, int], int] = {}
         self.watermarks: dict[str, float] = {}  # campaign -> newest event time seen (epoch s)
         self.dirty: set[BucketKey] = set()
 
@@ -83,7 +85,7 @@ class MinuteBuckets:
         if bucket is None:
             bucket = self._new_bucket(key)
         model = self.settings.cost_model_for(campaign)
-        self._count(bucket, attempt.event_id, attempt_counters(attempt, model))
+        self._count(key, bucket, attempt.event_id, attempt_counters(attempt, model))
         self.dirty.add(key)
         if epoch > watermark or campaign not in self.watermarks:
             self.watermarks[campaign] = max(epoch, watermark)
@@ -91,15 +93,19 @@ class MinuteBuckets:
 
     def _new_bucket(self, key: BucketKey) -> Bucket:
         bucket = self.buckets[key] = Bucket()
-        self.by_campaign.setdefault(key[0], {})[key] = bucket
+        campaign_minute = (key[0], key[3])
+        if campaign_minute not in self._buckets_in_minute:
+            self.minute_totals.setdefault(key[0], {})[key[3]] = [0.0] * len(COUNTERS)
+        self._buckets_in_minute[campaign_minute] = self._buckets_in_minute.get(campaign_minute, 0) + 1
         return bucket
 
-    @staticmethod
-    def _count(bucket: Bucket, event_id: str, increments: Iterable[float]) -> None:
+    def _count(self, key: BucketKey, bucket: Bucket, event_id: str, increments: Iterable[float]) -> None:
         bucket.event_ids.add(event_id)
         counters = bucket.counters
+        totals = self.minute_totals[key[0]][key[3]]
         for index, value in enumerate(increments):
             counters[index] += value
+            totals[index] += value
 
     def restore(self, landed_attempts: Iterable[tuple]) -> int:
         """Rebuild buckets from landed rows (event_id, campaign, segment, epoch, outcome,
@@ -110,7 +116,7 @@ class MinuteBuckets:
             bucket = self.buckets.get(key) or self._new_bucket(key)
             if event_id in bucket.event_ids:
                 continue  # the same event landed twice before a merge; count it once
-            self._count(bucket, event_id, counters_for(outcome, is_order, cost, talk_seconds))
+            self._count(key, bucket, event_id, counters_for(outcome, is_order, cost, talk_seconds))
             self.dirty.add(key)
             self.watermarks[campaign] = max(self.watermarks.get(campaign, epoch), epoch)
             restored += 1
@@ -129,9 +135,9 @@ class MinuteBuckets:
     def window_totals(self, campaign: str, first_minute: int) -> dict[str, float]:
         """Summed counters of a campaign's buckets from ``first_minute`` (epoch s) on."""
         totals = [0.0] * len(COUNTERS)
-        for key, bucket in self.by_campaign.get(campaign, {}).items():
-            if key[3] >= first_minute:
-                for index, value in enumerate(bucket.counters):
+        for minute, minute_totals in self.minute_totals.get(campaign, {}).items():
+            if minute >= first_minute:
+                for index, value in enumerate(minute_totals):
                     totals[index] += value
         return dict(zip(COUNTERS, totals))
 
@@ -148,8 +154,14 @@ class MinuteBuckets:
         ]
         for key in closed:
             del self.buckets[key]
-            campaign_buckets = self.by_campaign[key[0]]
-            del campaign_buckets[key]
-            if not campaign_buckets:
-                del self.by_campaign[key[0]]
+            campaign_minute = (key[0], key[3])
+            left = self._buckets_in_minute[campaign_minute] - 1
+            if left:
+                self._buckets_in_minute[campaign_minute] = left
+                continue
+            del self._buckets_in_minute[campaign_minute]
+            campaign_totals = self.minute_totals[key[0]]
+            del campaign_totals[key[3]]
+            if not campaign_totals:
+                del self.minute_totals[key[0]]
         return len(closed)
