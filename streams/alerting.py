@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, Sequence
 from clickhouse_connect.driver.client import Client
 
 from callpulse.alerts import Alert, AlertBook, Check, Rule
-from callpulse.calibration import trailing_calibration
+from callpulse.calibration import trailing_calibration, trailing_calibrations
 from callpulse.config import AlertRules, Settings
 from callpulse.metrics import format_metric, ratio
 from callpulse.slots import SlotRules
@@ -73,6 +73,7 @@ class AlertEvaluator:
             violating.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
         triggers = {**triggers, **{campaign: ids[-1] for campaign, ids in violating.items()}}
         self._prefetch_compliance(triggers)
+        self._prefetch_model_drift(triggers)
         for campaign, trigger_event_id in sorted(triggers.items()):
             watermark = self.buckets.watermarks.get(campaign)
             if watermark is None:
@@ -177,6 +178,31 @@ class AlertEvaluator:
         if cached is not None and cached[0] == hour:
             return cached[1]
         result = trailing_calibration(self.client, campaign, at, days=rules.model_drift_days)
+        check = self._drift_check_from(result, rules)
+        self._model_drift[campaign] = (hour, check)
+        return check
+
+    def _prefetch_model_drift(self, triggers: Mapping[str, str]) -> None:
+        """Every campaign whose event hour moved gets its drift check from one query per
+        distinct window length, instead of one query per campaign at each hour."""
+        stale: dict[float, dict[str, datetime]] = {}
+        for campaign in triggers:
+            watermark = self.buckets.watermarks.get(campaign)
+            if watermark is None:
+                continue
+            cached = self._model_drift.get(campaign)
+            if cached is None or cached[0] != int(watermark // 3600):
+                days = self.settings.alert_rules_for(campaign).model_drift_days
+                stale.setdefault(days, {})[campaign] = datetime.fromtimestamp(watermark, timezone.utc)
+        for days, untils in stale.items():
+            if len(untils) < 2:
+                continue  # one campaign: _model_drift_check asks for it alone
+            for campaign, result in trailing_calibrations(self.client, untils, days=days).items():
+                self._model_drift[campaign] = (int(untils[campaign].timestamp() // 3600), self._drift_check_from(
+                    result, self.settings.alert_rules_for(campaign)))
+
+    @staticmethod
+    def _drift_check_from(result, rules: AlertRules) -> Check:
         calls = result.n if result is not None else 0
         significant = (result is not None and result.hl_pvalue is not None
                        and result.hl_pvalue < rules.model_drift_significance)
@@ -187,14 +213,12 @@ class AlertEvaluator:
             f"across score deciles ({calls:,} conversations, {rules.model_drift_days} days; Hosmer-Lemeshow "
             f"p = {'–' if result.hl_pvalue is None else f'{result.hl_pvalue:.2g}'}; AUC {'–' if result.auc is None else f'{result.auc:.2f}'}); "
             "re-score the list")
-        check = Check(
+        return Check(
             Rule.MODEL_DRIFT, error, rules.model_drift_warning, rules.model_drift_critical,
             clear=rules.model_drift_warning * rules.clear_ratio, higher_is_worse=True,
             enough_data=calls >= rules.model_drift_min_calls, sample=calls,
             window_minutes=rules.model_drift_days * 24 * 60, detail=detail,
         )
-        self._model_drift[campaign] = (hour, check)
-        return check
 
     def _stop_list(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
         minutes = rules.stop_list_window_minutes

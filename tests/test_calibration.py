@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 from callpulse.calibration import (Calibration, auc, calibration_table, chi2_sf, expected_calibration_error,
-                                   hosmer_lemeshow, trailing_calibration, week_start, weekly_calibration)
+                                   hosmer_lemeshow, trailing_calibration, trailing_calibrations, week_start,
+                                   weekly_calibration)
 from callpulse.config import load_settings
 from callpulse.schema import Outcome
 from callpulse.slots import SlotRules
@@ -251,6 +252,23 @@ def test_the_trailing_window_has_exact_edges(client, conversations):
     assert last_hour.period_start == until - timedelta(hours=1)
     assert trailing_calibration(client, DECAYED, START, days=7) is None  # nothing before the first call
     assert trailing_calibration(client, "no-such-campaign", until) is None
+
+
+def test_many_campaigns_each_up_to_its_own_time_in_one_query_match_one_at_a_time(client):
+    """The worker's hourly path (trailing_calibrations) must give what the per-campaign
+    query gives, each campaign with its own window edges."""
+    untils = {CALIBRATED: START + timedelta(hours=HOURS), DECAYED: START + timedelta(hours=HOURS / 2),
+              "no-such-campaign": START + timedelta(hours=HOURS)}
+    together = trailing_calibrations(client, untils, days=1 / 6)
+    assert together["no-such-campaign"] is None
+    for campaign in (CALIBRATED, DECAYED):
+        alone = trailing_calibration(client, campaign, untils[campaign], days=1 / 6)
+        mine = together[campaign]
+        assert (mine.n, mine.orders, mine.period_start, mine.period_end) == \
+            (alone.n, alone.orders, alone.period_start, alone.period_end)
+        assert (mine.ece, mine.auc, mine.hl_pvalue) == pytest.approx((alone.ece, alone.auc, alone.hl_pvalue))
+        pd.testing.assert_frame_equal(mine.table, alone.table)
+        assert mine.n > 1000  # a window with calls in it, not two empty answers agreeing
 
 
 def test_response_model_page_draws_the_warehouse_numbers(client, conversations):
