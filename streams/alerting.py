@@ -74,6 +74,7 @@ class AlertEvaluator:
         triggers = {**triggers, **{campaign: ids[-1] for campaign, ids in violating.items()}}
         self._prefetch_compliance(triggers)
         self._prefetch_model_drift(triggers)
+        self._prefetch_baselines(triggers)
         for campaign, trigger_event_id in sorted(triggers.items()):
             watermark = self.buckets.watermarks.get(campaign)
             if watermark is None:
@@ -231,22 +232,44 @@ class AlertEvaluator:
             detail=f"{dials} dial(s) to stop-listed customers in the last {minutes} min",
         )
 
-    def _baseline(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> dict | None:
+    def _baseline_key(self, campaign: str, at: datetime) -> tuple[tuple[str, str, str], datetime]:
         slot = self.slot_rules.slot_for(at)
         local_day = at.astimezone(self.settings.zone).replace(hour=0, minute=0, second=0, microsecond=0)
-        key = (campaign, slot, local_day.date().isoformat())
+        return (campaign, slot, local_day.date().isoformat()), local_day.astimezone(timezone.utc)
+
+    def _baseline(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> dict | None:
+        key, until = self._baseline_key(campaign, at)
         if key not in self._baselines:
             if not fetch:
                 return None
-            until = local_day.astimezone(timezone.utc)
-            sums = queries.campaign_baseline(self.client, campaign, slot, until - timedelta(days=rules.baseline_days),
-                                             until)
-            self._baselines[key] = {
-                "contact_rate": ratio(sums["slot_contacts"], sums["slot_dials"]),
-                "cpo": ratio(sums["cost"], sums["orders"]),
-                "slot": slot,
-            }
+            sums = queries.campaign_baseline(self.client, campaign, key[1],
+                                             until - timedelta(days=rules.baseline_days), until)
+            self._baselines[key] = self._baseline_from(sums, key[1])
         return self._baselines[key]
+
+    def _prefetch_baselines(self, triggers: Mapping[str, str]) -> None:
+        """The usual rates of every campaign entering a new slot or day, one query per
+        (slot, window) rather than one per campaign."""
+        due: dict[tuple[str, datetime, datetime], list[tuple[str, tuple]]] = {}
+        for campaign in triggers:
+            watermark = self.buckets.watermarks.get(campaign)
+            if watermark is None:
+                continue
+            key, until = self._baseline_key(campaign, datetime.fromtimestamp(watermark, timezone.utc))
+            if key not in self._baselines:
+                since = until - timedelta(days=self.settings.alert_rules_for(campaign).baseline_days)
+                due.setdefault((key[1], since, until), []).append((campaign, key))
+        for (slot, since, until), wanted in due.items():
+            if len(wanted) < 2:
+                continue
+            sums = queries.campaign_baselines(self.client, [campaign for campaign, _ in wanted], slot, since, until)
+            for campaign, key in wanted:
+                self._baselines[key] = self._baseline_from(sums[campaign], slot)
+
+    @staticmethod
+    def _baseline_from(sums: Mapping, slot: str) -> dict:
+        return {"contact_rate": ratio(sums["slot_contacts"], sums["slot_dials"]),
+                "cpo": ratio(sums["cost"], sums["orders"]), "slot": slot}
 
     @staticmethod
     def _contact_drop(live: dict, baseline: dict, rules: AlertRules) -> Check:

@@ -15,7 +15,8 @@ from streams.buckets import BucketRow
 from warehouse.client import connect
 from warehouse.landing import Lander
 from warehouse.migrate import migrate
-from warehouse.queries import compliance_windows, compliance_windows_at, metrics_by
+from warehouse.queries import (campaign_baseline, campaign_baselines, compliance_windows, compliance_windows_at,
+                               metrics_by)
 
 SETTINGS = load_settings()
 NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=timezone.utc)
@@ -89,6 +90,22 @@ def test_many_campaigns_each_at_its_own_time_read_in_one_query_match_one_at_a_ti
                 assert together[campaign][f"{window}_{part}"] == alone[f"{window}_{part}"], (campaign, window)
     assert (together["winback"]["uk_24h_abandoned"], together["winback"]["uk_24h_contacts"]) == (11, 160)
     assert (together["charity"]["uk_24h_abandoned"], together["charity"]["us_30d_contacts"]) == (0, 80)
+
+
+def test_baselines_of_many_campaigns_in_one_query_match_one_at_a_time(client, lander):
+    minute = lambda delta: (NOW - delta).replace(second=0)  # noqa: E731
+    lander.land([], [
+        bucket("winback", minute(timedelta(days=1)), dials=200, contacts=50, orders=5, cost=40.0),
+        bucket("winback", minute(timedelta(days=9)), dials=999, contacts=999, orders=9, cost=9.0),  # before since
+        bucket("charity", minute(timedelta(days=2)), dials=80, contacts=20, orders=0, cost=12.0),
+    ])
+    since, until = NOW - timedelta(days=7), NOW
+    together = campaign_baselines(client, ["winback", "charity", "silent"], "midday", since, until)
+    for campaign in ("winback", "charity", "silent"):
+        assert together[campaign] == campaign_baseline(client, campaign, "midday", since, until)
+    assert together["winback"] == {"slot_dials": 200.0, "slot_contacts": 50.0, "cost": 40.0, "orders": 5.0}
+    assert together["silent"] == {"slot_dials": 0.0, "slot_contacts": 0.0, "cost": 0.0, "orders": 0.0}
+    assert campaign_baselines(client, ["winback"], "morning", since, until)["winback"]["slot_dials"] == 0.0
 
 
 def test_a_relanded_bucket_replaces_the_old_state(client, lander):
