@@ -128,19 +128,23 @@ class AlertEvaluator:
                    f"{live['window_minutes']} min",
         )
 
+    def _newest_times(self, triggers: Mapping[str, str]) -> Iterable[tuple[str, datetime]]:
+        """Each triggering campaign with its newest event time: what every rule reads at."""
+        for campaign in triggers:
+            watermark = self.buckets.watermarks.get(campaign)
+            if watermark is not None:
+                yield campaign, datetime.fromtimestamp(watermark, timezone.utc)
+
     def _prefetch_compliance(self, triggers: Mapping[str, str]) -> None:
         """Read the compliance windows of every campaign whose event minute moved, in one
         query: one per campaign made a backlog of many campaigns crawl."""
         stale = {}
-        for campaign in triggers:
-            watermark = self.buckets.watermarks.get(campaign)
-            if watermark is None:
-                continue
+        for campaign, at in self._newest_times(triggers):
             cached = self._compliance.get(campaign)
-            if cached is None or cached[0] != int(watermark // 60):
-                stale[campaign] = datetime.fromtimestamp(watermark, timezone.utc)
-        if len(stale) < 2:
-            return  # one campaign: _compliance_checks asks for it alone
+            if cached is None or cached[0] != int(at.timestamp() // 60):
+                stale[campaign] = at
+        if not stale:
+            return
         sums = queries.compliance_windows_at(self.client, {c: at + timedelta(minutes=1) for c, at in stale.items()})
         for campaign, at in stale.items():
             self._compliance[campaign] = (int(at.timestamp() // 60), self._compliance_from(
@@ -187,17 +191,12 @@ class AlertEvaluator:
         """Every campaign whose event hour moved gets its drift check from one query per
         distinct window length, instead of one query per campaign at each hour."""
         stale: dict[float, dict[str, datetime]] = {}
-        for campaign in triggers:
-            watermark = self.buckets.watermarks.get(campaign)
-            if watermark is None:
-                continue
+        for campaign, at in self._newest_times(triggers):
             cached = self._model_drift.get(campaign)
-            if cached is None or cached[0] != int(watermark // 3600):
+            if cached is None or cached[0] != int(at.timestamp() // 3600):
                 days = self.settings.alert_rules_for(campaign).model_drift_days
-                stale.setdefault(days, {})[campaign] = datetime.fromtimestamp(watermark, timezone.utc)
+                stale.setdefault(days, {})[campaign] = at
         for days, untils in stale.items():
-            if len(untils) < 2:
-                continue  # one campaign: _model_drift_check asks for it alone
             for campaign, result in trailing_calibrations(self.client, untils, days=days).items():
                 self._model_drift[campaign] = (int(untils[campaign].timestamp() // 3600), self._drift_check_from(
                     result, self.settings.alert_rules_for(campaign)))
@@ -251,17 +250,12 @@ class AlertEvaluator:
         """The usual rates of every campaign entering a new slot or day, one query per
         (slot, window) rather than one per campaign."""
         due: dict[tuple[str, datetime, datetime], list[tuple[str, tuple]]] = {}
-        for campaign in triggers:
-            watermark = self.buckets.watermarks.get(campaign)
-            if watermark is None:
-                continue
-            key, until = self._baseline_key(campaign, datetime.fromtimestamp(watermark, timezone.utc))
+        for campaign, at in self._newest_times(triggers):
+            key, until = self._baseline_key(campaign, at)
             if key not in self._baselines:
                 since = until - timedelta(days=self.settings.alert_rules_for(campaign).baseline_days)
                 due.setdefault((key[1], since, until), []).append((campaign, key))
         for (slot, since, until), wanted in due.items():
-            if len(wanted) < 2:
-                continue
             sums = queries.campaign_baselines(self.client, [campaign for campaign, _ in wanted], slot, since, until)
             for campaign, key in wanted:
                 self._baselines[key] = self._baseline_from(sums[campaign], slot)

@@ -148,15 +148,7 @@ def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[
 
 def campaign_baseline(client: Client, campaign: str, slot: str, since: datetime, until: datetime) -> dict:
     """A campaign's summed counters over [since, until): in ``slot`` and over all slots."""
-    row = client.query(
-        "SELECT sumIf(dials, slot = {slot:String}), sumIf(contacts, slot = {slot:String}), "
-        "sum(cost), sum(orders) FROM minute_metrics FINAL "
-        "WHERE campaign = {campaign:String} AND minute >= {since:DateTime} AND minute < {until:DateTime}",
-        parameters={"campaign": campaign, "slot": slot, "since": _naive_utc(since), "until": _naive_utc(until)},
-    ).result_rows[0]
-    slot_dials, slot_contacts, cost, orders = row
-    return {"slot_dials": float(slot_dials), "slot_contacts": float(slot_contacts),
-            "cost": float(cost), "orders": float(orders)}
+    return campaign_baselines(client, [campaign], slot, since, until)[campaign]
 
 
 def campaign_baselines(client: Client, campaigns: Sequence[str], slot: str, since: datetime,
