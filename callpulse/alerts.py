@@ -13,7 +13,8 @@ flap, because:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
@@ -116,6 +117,12 @@ class Check:
     sample: int
     window_minutes: int
     detail: str = ""
+    # Written out only when the check raises or resolves an alert: most readings do
+    # neither, and a backlog takes one at almost every event.
+    describe: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+
+    def explanation(self) -> str:
+        return self.describe() if self.describe is not None else self.detail
 
     def level(self) -> str | None:
         if self.value is None:
@@ -193,7 +200,7 @@ class AlertBook:
             alert_id=alert_id, rule=check.rule, campaign=campaign, state=state, severity=severity,
             value=check.value, threshold=float(threshold), window_minutes=check.window_minutes,
             sample=check.sample, first_seen=first_seen, event_time=at, emitted_at=datetime.now(timezone.utc),
-            detail=check.detail, trigger_event_id=trigger_event_id,
+            detail=check.explanation(), trigger_event_id=trigger_event_id,
         )
 
 

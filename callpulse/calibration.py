@@ -52,7 +52,8 @@ functions, so the page, the alert and a notebook agree to the last digit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Mapping, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
@@ -118,33 +119,57 @@ def _bin_of_each_score(counts: _ScoreCounts, bins: int) -> np.ndarray:
     return ((2 * first + counts.calls - 1) * bins) // (2 * n)
 
 
-def _table(counts: _ScoreCounts, bins: int) -> pd.DataFrame:
+class _Bins(NamedTuple):
+    """The calibration table's numbers, one entry per non-empty bin (numpy, no frame)."""
+
+    decile: np.ndarray
+    calls: np.ndarray
+    orders: np.ndarray
+    score_min: np.ndarray
+    score_max: np.ndarray
+    predicted: np.ndarray
+
+
+_NO_BINS = _Bins(*(np.empty(0, dtype="int64") for _ in range(3)), *(np.empty(0, dtype="float64") for _ in range(3)))
+
+
+def _bins(counts: _ScoreCounts, bins: int) -> _Bins:
     if counts.n == 0:
-        return pd.DataFrame({column: pd.Series(dtype="int64" if column in ("decile", "calls", "orders") else "float64")
-                             for column in TABLE_COLUMNS})
+        return _NO_BINS
     bin_index = _bin_of_each_score(counts, bins)
     # Scores are sorted, so each bin is a run of consecutive scores: sum the runs in
-    # numpy (the page and the weekly trend build dozens of these tables at a time).
+    # numpy (the page and the weekly trend build dozens of these tables at a time, and
+    # the drift alert one per live campaign at each event hour).
     starts = np.flatnonzero(np.r_[True, bin_index[1:] != bin_index[:-1]])
     ends = np.r_[starts[1:], len(bin_index)] - 1
     calls = np.add.reduceat(counts.calls, starts)
-    orders = np.add.reduceat(counts.orders, starts)
-    predicted = np.add.reduceat(counts.score * counts.calls, starts) / calls
-    actual = orders / calls
-    bounds = [wilson_interval(int(ordered), int(called)) for ordered, called in zip(orders, calls)]
+    return _Bins(bin_index[starts] + 1, calls, np.add.reduceat(counts.orders, starts), counts.score[starts],
+                 counts.score[ends], np.add.reduceat(counts.score * counts.calls, starts) / calls)
+
+
+def _frame_of(table: _Bins) -> pd.DataFrame:
+    if not len(table.calls):
+        return pd.DataFrame({column: pd.Series(dtype="int64" if column in ("decile", "calls", "orders") else "float64")
+                             for column in TABLE_COLUMNS})
+    actual = table.orders / table.calls
+    bounds = [wilson_interval(int(ordered), int(called)) for ordered, called in zip(table.orders, table.calls)]
     low = np.array([bound[0] for bound in bounds], dtype="float64")
     high = np.array([bound[1] for bound in bounds], dtype="float64")
-    return pd.DataFrame({"decile": bin_index[starts] + 1, "calls": calls, "orders": orders,
-                         "score_min": counts.score[starts], "score_max": counts.score[ends], "predicted": predicted,
-                         "actual": actual, "actual_low": low, "actual_high": high, "gap": actual - predicted},
+    return pd.DataFrame({"decile": table.decile, "calls": table.calls, "orders": table.orders,
+                         "score_min": table.score_min, "score_max": table.score_max, "predicted": table.predicted,
+                         "actual": actual, "actual_low": low, "actual_high": high, "gap": actual - table.predicted},
                         columns=TABLE_COLUMNS)
 
 
-def _ece(table: pd.DataFrame) -> float | None:
-    n = table["calls"].sum()
+def _table(counts: _ScoreCounts, bins: int) -> pd.DataFrame:
+    return _frame_of(_bins(counts, bins))
+
+
+def _ece(table: _Bins) -> float | None:
+    n = table.calls.sum()
     if not n:
         return None
-    return float((table["calls"] * (table["predicted"] - table["actual"]).abs()).sum() / n)
+    return float((table.calls * np.abs(table.predicted - table.orders / table.calls)).sum() / n)
 
 
 def _auc(counts: _ScoreCounts) -> float | None:
@@ -164,17 +189,17 @@ class HosmerLemeshow(NamedTuple):
     pvalue: float | None  # None when fewer than 3 non-empty bins leave no degree of freedom
 
 
-def _hosmer_lemeshow(table: pd.DataFrame) -> HosmerLemeshow:
-    expected = table["predicted"].to_numpy() * table["calls"].to_numpy()
-    observed = table["orders"].to_numpy().astype("float64")
-    variance = expected * (1 - table["predicted"].to_numpy())
+def _hosmer_lemeshow(table: _Bins) -> HosmerLemeshow:
+    expected = table.predicted * table.calls
+    observed = table.orders.astype("float64")
+    variance = expected * (1 - table.predicted)
     statistic = 0.0
     for o, e, v in zip(observed, expected, variance):
         if v > 0:
             statistic += float((o - e) ** 2 / v)
         elif not math.isclose(o, e, abs_tol=1e-9):
             statistic = math.inf  # a bin predicted certain (0 % or 100 %) and wrong
-    df = max(0, len(table) - HL_DF_LOST)
+    df = max(0, len(table.calls) - HL_DF_LOST)
     return HosmerLemeshow(statistic, df, chi2_sf(statistic, df) if df >= 1 else None)
 
 
@@ -215,7 +240,7 @@ def calibration_table(scores, orders, bins: int = DEFAULT_BINS) -> pd.DataFrame:
 
 def expected_calibration_error(scores, orders, bins: int = DEFAULT_BINS) -> float | None:
     """ECE as a fraction (0.03 = 3 rate points); None without calls."""
-    return _ece(calibration_table(scores, orders, bins))
+    return _ece(_bins(_counts_from_arrays(scores, orders), bins))
 
 
 def auc(scores, orders) -> float | None:
@@ -225,7 +250,7 @@ def auc(scores, orders) -> float | None:
 
 def hosmer_lemeshow(scores, orders, bins: int = DEFAULT_BINS) -> HosmerLemeshow:
     """Hosmer-Lemeshow statistic over the score bins, with df = non-empty bins and its p-value."""
-    return _hosmer_lemeshow(calibration_table(scores, orders, bins))
+    return _hosmer_lemeshow(_bins(_counts_from_arrays(scores, orders), bins))
 
 
 # -- one campaign over one period ----------------------------------------------------------
@@ -244,12 +269,17 @@ class Calibration:
     hl_statistic: float
     hl_df: int
     hl_pvalue: float | None
-    table: pd.DataFrame  # calibration_table()
+    bins: _Bins = field(repr=False, compare=False)
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """calibration_table(): built when read, since the drift alert needs only the figures."""
+        return _frame_of(self.bins)
 
     @property
     def predicted_rate(self) -> float | None:
         """Mean score: the order rate the model expected."""
-        return float((self.table["predicted"] * self.table["calls"]).sum() / self.n) if self.n else None
+        return float((self.bins.predicted * self.bins.calls).sum() / self.n) if self.n else None
 
     @property
     def actual_rate(self) -> float | None:
@@ -282,11 +312,11 @@ def calibration_frame(results: Sequence[Calibration]) -> pd.DataFrame:
 
 
 def _calibration(campaign: str, start: datetime, end: datetime, counts: _ScoreCounts, bins: int) -> Calibration:
-    table = _table(counts, bins)
+    table = _bins(counts, bins)
     hl = _hosmer_lemeshow(table)
     return Calibration(campaign=campaign, period_start=start, period_end=end, n=counts.n,
                        orders=counts.total_orders, ece=_ece(table), auc=_auc(counts), hl_statistic=hl.statistic,
-                       hl_df=hl.df, hl_pvalue=hl.pvalue, table=table)
+                       hl_df=hl.df, hl_pvalue=hl.pvalue, bins=table)
 
 
 # -- from the warehouse --------------------------------------------------------------------
@@ -360,11 +390,20 @@ def trailing_calibration(client, campaign: str, until: datetime, days: float = 7
     return _calibration(campaign, since, until, _counts_from_rows(frame), bins)
 
 
+class TooFewCalls(NamedTuple):
+    """A campaign with fewer scored conversations than a check needs: counted, not binned."""
+
+    campaign: str
+    n: int
+    orders: int
+
+
 def trailing_calibrations(client, untils: Mapping[str, datetime], days: float = 7,
-                          bins: int = DEFAULT_BINS) -> dict[str, Calibration | None]:
+                          bins: int = DEFAULT_BINS, min_calls: int = 0) -> dict[str, Calibration | TooFewCalls | None]:
     """:func:`trailing_calibration` for many campaigns, each up to its own time, in one
     query. At each event-time hour every live campaign's drift check falls due at once;
-    one query each stalled a 1,000-campaign worker for minutes."""
+    one query each stalled a 1,000-campaign worker for minutes. A campaign with fewer
+    than ``min_calls`` scored conversations gets only its counts (TooFewCalls)."""
     if not untils:
         return {}
     campaigns = sorted(untils)
@@ -388,10 +427,20 @@ def trailing_calibrations(client, untils: Mapping[str, datetime], days: float = 
         "span_ms": int(span.total_seconds() * 1000)}).result_columns
     results: dict[str, Calibration | None] = {campaign: None for campaign in campaigns}
     if columns and len(columns[0]):
-        frame = pd.DataFrame(dict(zip(("campaign", "score", "calls", "ordered"), columns)))
-        for campaign, part in frame.groupby("campaign", sort=False):
+        # Rows come sorted by campaign: cut the arrays at each new name (a pandas
+        # groupby per hour of 1,000 campaigns cost more than the query).
+        names = np.asarray(columns[0], dtype=object)
+        score, calls, ordered = (np.asarray(column, dtype=dtype)
+                                 for column, dtype in zip(columns[1:], ("float64", "int64", "int64")))
+        starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+        for first, last in zip(starts, np.r_[starts[1:], len(names)]):
+            campaign = names[first]
             until = _aware_utc(untils[campaign])
-            results[campaign] = _calibration(campaign, until - span, until, _counts_from_rows(part), bins)
+            counts = _ScoreCounts(score[first:last], calls[first:last], ordered[first:last])
+            if counts.n < min_calls:
+                results[campaign] = TooFewCalls(campaign, counts.n, counts.total_orders)
+                continue
+            results[campaign] = _calibration(campaign, until - span, until, counts, bins)
     return results
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, Sequence
 
 from clickhouse_connect.driver.client import Client
 
 from callpulse.alerts import Alert, AlertBook, Check, Rule
-from callpulse.calibration import trailing_calibration, trailing_calibrations
+from callpulse.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
 from callpulse.config import AlertRules, Settings
-from callpulse.metrics import format_metric, ratio
+from callpulse.metrics import COUNTERS, format_metric, ratio
 from callpulse.slots import SlotRules
 from streams.buckets import MinuteBuckets
 from streams.stoplist import Violation
@@ -58,9 +59,17 @@ class AlertEvaluator:
             return
         self._last_minute[attempt.campaign] = minute
         at = datetime.fromtimestamp(watermark, timezone.utc)
-        rules = self.settings.alert_rules_for(attempt.campaign)
-        self._pending.append((attempt.campaign, at, self.live_checks(attempt.campaign, at, rules, fetch=False),
-                              attempt.event_id))
+        campaign = attempt.campaign
+        rules = self.settings.alert_rules_for(campaign)
+        live = self._window(campaign, at, rules.abandon_window_minutes)
+        baseline = self._baseline(campaign, at, rules, fetch=False)
+        window = self._window(campaign, at, rules.cpo_window_minutes) if baseline is not None else None
+        # A check without enough data changes no alert (AlertBook.observe ignores it), and
+        # in a backlog of thin campaigns that is most minutes: skip building the reading.
+        if not (self._abandon_has_data(live, rules) or baseline is not None and (
+                self._contact_has_data(live, baseline, rules) or self._cpo_has_data(window, baseline, rules))):
+            return
+        self._pending.append((campaign, at, self._live_checks_from(live, window, baseline, rules), attempt.event_id))
 
     def read(self, triggers: Mapping[str, str],
              violations: Sequence[Violation] = ()) -> list[tuple[str, datetime, list[Check], str]]:
@@ -102,29 +111,48 @@ class AlertEvaluator:
     def live_checks(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> list[Check]:
         """Rules over windows held in memory; ``fetch=False`` skips baselines not cached yet."""
         live = self._window(campaign, at, rules.abandon_window_minutes)
-        checks = [self._abandon(live, rules)]
         baseline = self._baseline(campaign, at, rules, fetch)
+        window = self._window(campaign, at, rules.cpo_window_minutes) if baseline is not None else None
+        return self._live_checks_from(live, window, baseline, rules)
+
+    def _live_checks_from(self, live: dict, window: dict | None, baseline: dict | None,
+                          rules: AlertRules) -> list[Check]:
+        checks = [self._abandon(live, rules)]
         if baseline is not None:
             checks.append(self._contact_drop(live, baseline, rules))
-            checks.append(self._cpo_spike(self._window(campaign, at, rules.cpo_window_minutes), baseline, rules))
+            checks.append(self._cpo_spike(window, baseline, rules))
         return checks
+
+    # Whether each live rule has enough data to act on: shared by its check and by
+    # note_counted's shortcut, so the two can never disagree.
+    @staticmethod
+    def _abandon_has_data(live: dict, rules: AlertRules) -> bool:
+        return int(live["contacts"]) >= rules.min_live_answers
+
+    @staticmethod
+    def _contact_has_data(live: dict, baseline: dict, rules: AlertRules) -> bool:
+        return bool(baseline["contact_rate"]) and int(live["dials"]) >= rules.contact_min_dials
+
+    @staticmethod
+    def _cpo_has_data(window: dict, baseline: dict, rules: AlertRules) -> bool:
+        return bool(baseline["cpo"]) and int(window["orders"]) >= rules.cpo_min_orders
 
     def _window(self, campaign: str, at: datetime, minutes: int) -> dict[str, float]:
         # The buckets that start at or after at - N minutes, as in queries.compliance_windows.
         first_minute = math.ceil((at.timestamp() - minutes * 60) / 60) * 60
-        totals = self.buckets.window_totals(campaign, first_minute)
+        totals = dict(zip(COUNTERS, self.buckets.window_sums(campaign, minutes, first_minute)))
         totals["window_minutes"] = minutes
         return totals
 
-    @staticmethod
-    def _abandon(live: dict, rules: AlertRules) -> Check:
+    @classmethod
+    def _abandon(cls, live: dict, rules: AlertRules) -> Check:
         contacts = int(live["contacts"])
         return Check(
             Rule.ABANDON_RATE, ratio(live["abandoned"], contacts), rules.abandon_warning, rules.abandon_critical,
             clear=rules.abandon_warning * rules.clear_ratio, higher_is_worse=True,
-            enough_data=contacts >= rules.min_live_answers, sample=contacts,
+            enough_data=cls._abandon_has_data(live, rules), sample=contacts,
             window_minutes=live["window_minutes"],
-            detail=f"{int(live['abandoned'])} abandoned of {contacts} live answers in the last "
+            describe=lambda: f"{int(live['abandoned'])} abandoned of {contacts} live answers in the last "
                    f"{live['window_minutes']} min",
         )
 
@@ -197,13 +225,22 @@ class AlertEvaluator:
                 days = self.settings.alert_rules_for(campaign).model_drift_days
                 stale.setdefault(days, {})[campaign] = at
         for days, untils in stale.items():
-            for campaign, result in trailing_calibrations(self.client, untils, days=days).items():
+            # All campaigns sharing a window length share its minimum too (a per-campaign
+            # override of model_drift_days comes with its own rules).
+            least = min(self.settings.alert_rules_for(c).model_drift_min_calls for c in untils)
+            for campaign, result in trailing_calibrations(self.client, untils, days=days, min_calls=least).items():
                 self._model_drift[campaign] = (int(untils[campaign].timestamp() // 3600), self._drift_check_from(
                     result, self.settings.alert_rules_for(campaign)))
 
     @staticmethod
     def _drift_check_from(result, rules: AlertRules) -> Check:
         calls = result.n if result is not None else 0
+        if isinstance(result, TooFewCalls):
+            return Check(Rule.MODEL_DRIFT, 0.0, rules.model_drift_warning, rules.model_drift_critical,
+                         clear=rules.model_drift_warning * rules.clear_ratio, higher_is_worse=True,
+                         enough_data=False, sample=calls, window_minutes=rules.model_drift_days * 24 * 60,
+                         detail=f"{calls:,} scored conversations in {rules.model_drift_days} days; "
+                                f"the check needs {rules.model_drift_min_calls:,}")
         significant = (result is not None and result.hl_pvalue is not None
                        and result.hl_pvalue < rules.model_drift_significance)
         # A gap the sample cannot tell from chance counts as no gap, so noise neither fires nor holds an alert.
@@ -232,9 +269,15 @@ class AlertEvaluator:
         )
 
     def _baseline_key(self, campaign: str, at: datetime) -> tuple[tuple[str, str, str], datetime]:
-        slot = self.slot_rules.slot_for(at)
+        slot, day, until = self._slot_and_day(int(at.timestamp() // 60))
+        return (campaign, slot, day), until
+
+    @lru_cache(maxsize=4096)
+    def _slot_and_day(self, minute: int) -> tuple[str, str, datetime]:
+        # Per event-time minute, not per reading: a backlog takes a reading at almost every event.
+        at = datetime.fromtimestamp(minute * 60, timezone.utc)
         local_day = at.astimezone(self.settings.zone).replace(hour=0, minute=0, second=0, microsecond=0)
-        return (campaign, slot, local_day.date().isoformat()), local_day.astimezone(timezone.utc)
+        return self.slot_rules.slot_for(at), local_day.date().isoformat(), local_day.astimezone(timezone.utc)
 
     def _baseline(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> dict | None:
         key, until = self._baseline_key(campaign, at)
@@ -265,31 +308,31 @@ class AlertEvaluator:
         return {"contact_rate": ratio(sums["slot_contacts"], sums["slot_dials"]),
                 "cpo": ratio(sums["cost"], sums["orders"]), "slot": slot}
 
-    @staticmethod
-    def _contact_drop(live: dict, baseline: dict, rules: AlertRules) -> Check:
+    @classmethod
+    def _contact_drop(cls, live: dict, baseline: dict, rules: AlertRules) -> Check:
         dials = int(live["dials"])
         usual = baseline["contact_rate"]
         level = usual * rules.contact_drop_ratio if usual else 0.0
         return Check(
             Rule.CONTACT_RATE_DROP, ratio(live["contacts"], dials), level, None,
             clear=level / rules.clear_ratio, higher_is_worse=False,
-            enough_data=bool(usual) and dials >= rules.contact_min_dials, sample=dials,
+            enough_data=cls._contact_has_data(live, baseline, rules), sample=dials,
             window_minutes=live["window_minutes"],
-            detail=f"usual {baseline['slot']} contact rate is {format_metric('contact_rate', usual)} "
+            describe=lambda: f"usual {baseline['slot']} contact rate is {format_metric('contact_rate', usual)} "
                    f"(previous {rules.baseline_days} days)",
         )
 
-    @staticmethod
-    def _cpo_spike(window: dict, baseline: dict, rules: AlertRules) -> Check:
+    @classmethod
+    def _cpo_spike(cls, window: dict, baseline: dict, rules: AlertRules) -> Check:
         orders = int(window["orders"])
         usual = baseline["cpo"]
         level = usual * rules.cpo_spike_multiple if usual else math.inf
         return Check(
             Rule.CPO_SPIKE, ratio(window["cost"], orders), level, None,
             clear=level * rules.clear_ratio, higher_is_worse=True,
-            enough_data=bool(usual) and orders >= rules.cpo_min_orders, sample=orders,
+            enough_data=cls._cpo_has_data(window, baseline, rules), sample=orders,
             window_minutes=window["window_minutes"],
-            detail=f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)",
+            describe=lambda: f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)",
         )
 
 

@@ -11,6 +11,7 @@ that were processed; a restart resumes from the offsets landed in the warehouse.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -38,6 +39,17 @@ log = logging.getLogger("callpulse.worker")
 # Faust from committing its offsets, so the batch is consumed again on restart.
 EXIT_UNLANDED = 70
 EXIT_AGENT_FAILED = 71
+
+
+def tune_garbage_collector() -> None:
+    """The live state is hundreds of thousands of small lists, sets and tuples that hold no
+    cycles. At Python's default thresholds the collector walked them all again and again,
+    which cost more than counting the calls did (half the time of a bucket update).
+    Everything loaded so far is frozen out of collection; new garbage is collected
+    less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def faust_broker_url(bootstrap_servers: str) -> list[str]:
@@ -83,6 +95,7 @@ class WorkerPipeline:
         self.stop_list.catch_up()
         log.info("stop list loaded: %d flagged customers", len(self.stop_list))
         self.cursor.start(self.start_offsets())
+        tune_garbage_collector()
         self.ready.set()
 
     def evaluate_alerts(self, result: BatchResult) -> list[Alert] | None:

@@ -12,9 +12,8 @@ replayed event then finds its id already in its bucket and counts once.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from callpulse.config import Settings
 from callpulse.metrics import COUNTERS, attempt_counters, counters_for
@@ -35,14 +34,20 @@ class Verdict(Enum):
     LATE = "late"
 
 
-@dataclass
 class Bucket:
-    counters: list[float] = field(default_factory=lambda: [0.0] * len(COUNTERS))
-    event_ids: set[str] = field(default_factory=set)
+    """One bucket's counters and the ids it counted (a plain slotted class: hundreds of
+    thousands live at once, and dataclass default factories cost a call each)."""
+
+    __slots__ = ("counters", "event_ids")
+
+    def __init__(self) -> None:
+        self.counters = [0.0] * len(COUNTERS)
+        self.event_ids: set[str] = set()
 
 
-@dataclass(frozen=True)
-class BucketRow:
+class BucketRow(NamedTuple):
+    """One bucket's full state to land (a tuple: the worker makes one per changed bucket per batch)."""
+
     campaign: str
     slot: str
     segment: str
@@ -65,6 +70,10 @@ class MinuteBuckets:
         # (every campaign's, at first) was most of the worker's time.
         self.minute_totals: dict[str, dict[int, list[float]]] = {}
         self._buckets_in_minute: dict[tuple[str, int], int] = {}
+        # Running window sums per campaign and window length: [first minute, totals]. A
+        # backlog moves a campaign's minute at almost every event, and re-summing up to
+        # an hour of minutes at each one was the worker's biggest cost.
+        self._windows: dict[str, dict[int, list]] = {}
         self.watermarks: dict[str, float] = {}  # campaign -> newest event time seen (epoch s)
         self.dirty: set[BucketKey] = set()
 
@@ -103,9 +112,12 @@ class MinuteBuckets:
         bucket.event_ids.add(event_id)
         counters = bucket.counters
         totals = self.minute_totals[key[0]][key[3]]
+        windows = [window[1] for window in self._windows.get(key[0], {}).values() if key[3] >= window[0]]
         for index, value in enumerate(increments):
             counters[index] += value
             totals[index] += value
+            for window_totals in windows:
+                window_totals[index] += value
 
     def restore(self, landed_attempts: Iterable[tuple]) -> int:
         """Rebuild buckets from landed rows (event_id, campaign, segment, epoch, outcome,
@@ -125,21 +137,45 @@ class MinuteBuckets:
     def take_dirty(self) -> list[BucketRow]:
         """The full state of every bucket changed since the last call, stamped with a version."""
         version = time.time_ns()
-        rows = [
-            BucketRow(key[0], key[1], key[2], key[3], tuple(self.buckets[key].counters), version)
-            for key in sorted(self.dirty)
-        ]
-        self.dirty.clear()
+        buckets = self.buckets
+        rows = [BucketRow(*key, tuple(buckets[key].counters), version) for key in self.dirty]
+        self.dirty = set()
         return rows
 
     def window_totals(self, campaign: str, first_minute: int) -> dict[str, float]:
         """Summed counters of a campaign's buckets from ``first_minute`` (epoch s) on."""
+        return dict(zip(COUNTERS, self._sum_from(campaign, first_minute)))
+
+    def _sum_from(self, campaign: str, first_minute: int) -> list[float]:
         totals = [0.0] * len(COUNTERS)
         for minute, minute_totals in self.minute_totals.get(campaign, {}).items():
             if minute >= first_minute:
                 for index, value in enumerate(minute_totals):
                     totals[index] += value
-        return dict(zip(COUNTERS, totals))
+        return totals
+
+    def window_sums(self, campaign: str, minutes: int, first_minute: int) -> list[float]:
+        """window_totals() for a window ``minutes`` long, kept running: moving the window
+        forward subtracts the minutes it leaves; every count adds to the windows it falls in.
+        Read only; the list is the live state."""
+        windows = self._windows.setdefault(campaign, {})
+        window = windows.get(minutes)
+        if window is None or first_minute < window[0]:
+            windows[minutes] = window = [first_minute, self._sum_from(campaign, first_minute)]
+        elif (first_minute - window[0]) // 60 > len(self.minute_totals.get(campaign, ())):
+            windows[minutes] = window = [first_minute, self._sum_from(campaign, first_minute)]  # a long gap
+        elif first_minute > window[0]:
+            kept = self.minute_totals.get(campaign, {})
+            totals = window[1]
+            for minute in range(window[0], first_minute, 60):
+                leaving = kept.get(minute)
+                if leaving is not None:
+                    for index, value in enumerate(leaving):
+                        totals[index] -= value
+            window[0] = first_minute
+            if not totals[0]:  # no dials left: start again from exact zeros, not rounding residue
+                window[1] = [0.0] * len(COUNTERS)
+        return window[1]
 
     def evict_closed(self) -> int:
         """Forget buckets no event can reach and no alert window reads any more.
@@ -161,7 +197,11 @@ class MinuteBuckets:
                 continue
             del self._buckets_in_minute[campaign_minute]
             campaign_totals = self.minute_totals[key[0]]
+            for window in self._windows.get(key[0], {}).values():
+                if key[3] >= window[0]:  # a window left behind by a campaign gone quiet
+                    window[1] = [a - b for a, b in zip(window[1], campaign_totals[key[3]])]
             del campaign_totals[key[3]]
             if not campaign_totals:
                 del self.minute_totals[key[0]]
+                self._windows.pop(key[0], None)
         return len(closed)

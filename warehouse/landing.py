@@ -8,6 +8,7 @@ everything before it is there too.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
@@ -52,18 +53,21 @@ class Lander:
         self.faults = FaultSwitch()
 
     def attempt_rows(self, attempts: Sequence[CallAttempt]) -> list[list]:
-        landed_at = datetime.now(timezone.utc)
+        # Times go in as epoch integers (ms for DateTime64(3), s for DateTime), which the
+        # driver writes as they are: converting datetimes was a third of landing's time.
+        landed_at = epoch_ms(datetime.now(timezone.utc))
+        slot_for_minute = self.slot_rules.slot_for_minute
+        cost_model_for = self.settings.cost_model_for
         rows = []
         for attempt in attempts:
-            epoch = attempt.event_time.timestamp()
-            minute = int(epoch // 60) * 60
+            event_time = attempt.event_time
+            minute = int(event_time.timestamp() // 60) * 60
             lead = attempt.lead
             rows.append([
-                attempt.event_id, attempt.campaign, attempt.event_time,
-                datetime.fromtimestamp(minute, timezone.utc), self.slot_rules.slot_for_minute(minute),
+                attempt.event_id, attempt.campaign, epoch_ms(event_time), minute, slot_for_minute(minute),
                 lead.segment, attempt.outcome.value, attempt.ring_seconds, attempt.wait_seconds,
                 attempt.talk_seconds, int(attempt.order), attempt.order_value,
-                attempt_cost(attempt, self.settings.cost_model_for(attempt.campaign)),
+                attempt_cost(attempt, cost_model_for(attempt.campaign)),
                 lead.response_score, lead.phone_hash or "", lead.lead_id or "",
                 attempt.agent or "", attempt.team or "", landed_at,
             ])
@@ -88,12 +92,9 @@ class Lander:
         if attempts:
             self.client.insert("call_attempts", self.attempt_rows(attempts), column_names=ATTEMPT_COLUMNS)
         if buckets:
-            landed_at = datetime.now(timezone.utc)
-            rows = [
-                [row.campaign, row.slot, row.segment, datetime.fromtimestamp(row.minute, timezone.utc),
-                 *row.counters, row.version, landed_at]
-                for row in buckets
-            ]
+            landed_at = epoch_ms(datetime.now(timezone.utc))
+            rows = [[row.campaign, row.slot, row.segment, row.minute, *row.counters, row.version, landed_at]
+                    for row in buckets]
             self.client.insert("minute_metrics", rows, column_names=BUCKET_COLUMNS)
         if late_events:
             received_at = datetime.now(timezone.utc)
@@ -124,6 +125,11 @@ class Lander:
         return retry_until_stopped(lambda: self.land(attempts, buckets, offsets, late_events, violations,
                                                      dead_letters),
                                    f"landing {len(attempts)} attempts", should_stop)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """DateTime64(3) ticks, truncated to the millisecond exactly as the driver does for a datetime."""
+    return (math.floor(moment.timestamp()) * 1_000_000 + moment.microsecond) // 1000
 
 
 def retry_until_stopped(action, what: str, should_stop=lambda: False,
