@@ -23,7 +23,7 @@ Progress = Callable[[int], None]
 def dead_letter_row(publisher: EventPublisher, settings: Settings, source: str, line: int, error: RowError,
                     raw: bytes) -> None:
     """A row an adapter could not use, to the dead-letters topic: ``source`` names the file or table."""
-    letter = dead_letter(Rejection(error.reason, str(error), raw), source, -1, line)
+    letter = dead_letter(Rejection(error.reason, str(error), raw), source, -1, line, settings.pipeline.phone_region)
     publisher.send_raw(settings.topics.dead_letters, encode_dead_letter(letter))
 
 
@@ -77,7 +77,7 @@ def ingest_event_file(path: Path, settings: Settings, publisher: EventPublisher,
                 error = RowError(rejection.reason, rejection.detail)
                 summary.reject(line, error)
                 publisher.send_raw(settings.topics.dead_letters, encode_dead_letter(
-                    dead_letter(rejection, f"file:{path.name}", -1, line)))
+                    dead_letter(rejection, f"file:{path.name}", -1, line, settings.pipeline.phone_region)))
             for event in events:
                 publisher.publish(event)
                 summary.published += 1

@@ -67,3 +67,26 @@ def test_numbers_in_json_fields_durations_and_ids_stay_as_sent(text):
 @pytest.mark.parametrize("text", ['"team": "0123456789abcdef"', "hash a09012345678b", "id X09012345678"])
 def test_digits_glued_to_letters_are_an_id_not_a_number(text):
     assert redact_phone_numbers(text, "JP") == (text, 0)
+
+
+def test_a_file_ingest_dead_letter_loses_numbers_written_the_configured_regions_way(pipeline, tmp_path):
+    """`callpulse ingest events` refuses a row carrying a raw US number; with phone_region US
+    its dead letter must not keep it (read as Japanese, (650) 253-0000 is not a number)."""
+    import msgspec
+
+    from callpulse.topics import read_records
+    from producers.ingest import ingest_event_file
+    from producers.publisher import EventPublisher
+    from streams.deadletters import DeadLetter
+
+    settings = load_settings(pipeline.config_file, pipeline__phone_region="US")
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"schema_version": 1, "phone": "(650) 253-0000", "campaign": "x"}\n')
+    publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
+    summary = ingest_event_file(events, settings, publisher)
+    publisher.close()
+    assert summary.read == 1
+    (record,) = read_records(settings, settings.topics.dead_letters)
+    letter = msgspec.json.decode(record.value, type=DeadLetter)
+    assert "253-0000" not in letter.original and REDACTED in letter.original
+    assert letter.numbers_removed == 1
