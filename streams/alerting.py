@@ -26,6 +26,7 @@ from streams.stoplist import Violation
 from warehouse import queries
 
 log = logging.getLogger("callpulse.alerts")
+_DIALS, _CONTACTS, _ORDERS = (COUNTERS.index(name) for name in ("dials", "contacts", "orders"))
 
 
 class AlertEvaluator:
@@ -53,14 +54,18 @@ class AlertEvaluator:
         """Called for each counted event: when its campaign's event time enters a new minute,
         read the live rules as they stand, so a backlog read in big batches still raises
         each transition at the minute it happened."""
-        watermark = self.buckets.watermarks[attempt.campaign]
-        minute = int(watermark // 60)
-        if self._last_minute.get(attempt.campaign) == minute:
-            return
-        self._last_minute[attempt.campaign] = minute
-        at = datetime.fromtimestamp(watermark, timezone.utc)
         campaign = attempt.campaign
+        watermark = self.buckets.watermarks[campaign]
+        minute = int(watermark // 60)
+        if self._last_minute.get(campaign) == minute:
+            return
+        self._last_minute[campaign] = minute
         rules = self.settings.alert_rules_for(campaign)
+        kept = self.buckets.kept_totals(campaign)
+        if (kept[_CONTACTS] < rules.min_live_answers and kept[_DIALS] < rules.contact_min_dials
+                and kept[_ORDERS] < rules.cpo_min_orders):
+            return  # every window is within what is kept: no rule can have enough data (see below)
+        at = datetime.fromtimestamp(watermark, timezone.utc)
         live = self._window(campaign, at, rules.abandon_window_minutes)
         baseline = self._baseline(campaign, at, rules, fetch=False)
         window = self._window(campaign, at, rules.cpo_window_minutes) if baseline is not None else None
