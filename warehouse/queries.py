@@ -3,9 +3,11 @@ computed from those sums (callpulse.metrics), never from averaged rates."""
 
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import pandas as pd
@@ -13,6 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from callpulse.alerts import Alert
 from callpulse.metrics import COMPLIANCE_WINDOWS, COUNTERS, RAW_COUNTER_SQL, add_rate_columns, ratio_series
+from warehouse import rollup
 
 _SUMS = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
 
@@ -36,6 +39,201 @@ DIMENSIONS = {
 # the landed raw attempts instead (same totals, slower on big ranges).
 _RAW_SUMS = ", ".join(f"{RAW_COUNTER_SQL[name]} AS {name}" for name in COUNTERS)
 _NEEDS_RAW_ATTEMPTS = frozenset({"team"})
+# Dimensions that depend on the local time: a rollup hour serves them only where the whole UTC
+# hour is one local hour (not in +05:30 zones); "minute" never comes from the rollup.
+_LOCAL_TIME_DIMENSIONS = frozenset({"day", "hour", "weekday", "hour_start"})
+_FINER_THAN_HOURS = frozenset({"minute"})
+
+# -- the hourly rollup (warehouse/rollup.py) ------------------------------------------------
+#
+# Each read of minute_metrics below is written once, as a template over its rows:
+# ``template(rows, counted)`` is the SQL aggregating ``rows`` (a table or subquery with the
+# columns campaign, slot, segment, minute and the counters), where ``counted(within)`` is the SQL
+# condition for a row to count in a window of minutes ``within(t)``. Read plainly, rows is
+# minute_metrics FINAL and counted(within) is within(minute): the query as it always was.
+# With current rollup hours in the range, the template runs twice and the partial sums are added:
+#   1. over the rollup rows (minute = the hour's start), an hour counting in a window only if all
+#      of it is within (its first and its last minute are);
+#   2. over minute_metrics FINAL for the other minutes of the range (partial hours at the edges,
+#      hours changed since their build, the open recent hours), a bucket counting if it is within
+#      and its hour was not counted from the rollup for that window.
+# Python only picks which hours to read from where, to read less; whether a row counts is decided
+# in SQL from the same parameters as the plain query, so every sum is the same.
+
+#: A read looks at the rollup only if a window holds at least this many whole hours: for shorter
+#: ones the bookkeeping costs more than the minute buckets it saves.
+MIN_ROLLUP_HOURS = 2
+_HOUR = timedelta(hours=1)
+_MINUTE = timedelta(minutes=1)
+_NO_VERSION = 2 ** 64 - 1
+_MINUTE_METRICS = "minute_metrics FINAL"
+
+
+def _minute_window(start: datetime, end: datetime, end_inclusive: bool = False) -> tuple[datetime, datetime]:
+    """The minute buckets m with start <= m < end (m <= end if ``end_inclusive``) as [first, stop)
+    in whole minutes; the bounds are cut to seconds first, as a DateTime parameter is."""
+    start, end = _naive_utc(start).replace(microsecond=0), _naive_utc(end).replace(microsecond=0)
+    first = _floor_minute(start) + (_MINUTE if start.second else timedelta(0))
+    stop = _floor_minute(end) + (_MINUTE if end_inclusive or end.second else timedelta(0))
+    return first, stop
+
+
+def _floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = _floor_hour(moment)
+    return floor if floor == moment else floor + _HOUR
+
+
+def _whole_hour_offsets(tz: str, *moments: datetime) -> bool:
+    """Whether ``tz`` is a whole number of hours from UTC at these moments. Only saves asking
+    the warehouse about a zone like Asia/Kolkata, whose hours never line up with UTC hours: which
+    hours may come from the rollup, ClickHouse's own zone data decides (rollup.current_builds)."""
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return True
+    return all((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+               .astimezone(zone).utcoffset() % _HOUR == timedelta(0) for moment in moments)
+
+
+def _merge_hours(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Closed ranges of hour starts [first, last], merged where they overlap or touch."""
+    merged: list[list[datetime]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + _HOUR:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [(first, last) for first, last in merged]
+
+
+def _summed(client: Client, template, keys: Sequence[str], values: Sequence[str],
+            windows: Sequence[tuple[datetime, datetime]], span: tuple[datetime, datetime], *,
+            column: str = "minute", tz: str | None = None, campaign_sql: str = "",
+            by_slot_and_segment: bool = True, order: bool = True) -> tuple[str, dict]:
+    """(SQL, extra parameters) of ``template`` over minute_metrics, through the rollup where it has
+    current hours wholly inside one of ``windows``.
+
+    The template's output columns are ``keys`` then ``values``, which must be sums (the partial
+    sums of both reads are added). ``windows`` are the windows its conditions count, ``span``
+    every minute its WHERE can take, both as [first, stop) whole minutes (_minute_window).
+    ``column`` names the minute column as the template's conditions see it; ``tz``: its keys
+    are local times in that zone (only whole local hours then come from the rollup);
+    ``campaign_sql`` filters rows before the template (its parameters are the caller's);
+    without ``by_slot_and_segment`` the rows have no slot and segment and the rollup read is the
+    per-campaign one. ``order`` orders the result by ``keys``."""
+    group = ", ".join(keys)
+    tail = f" ORDER BY {group}" if order and keys else ""
+    plan = _rollup_plan(client, windows, span, tz, campaign_sql, by_slot_and_segment)
+    if plan is None:  # the query as it always was
+        return template(_MINUTE_METRICS, lambda within: within(column)) + tail, {}
+    rollup_rows, minute_rows, parameters = plan
+
+    def whole(hour: str, within) -> str:  # every minute of the hour is within: its first and its last
+        return f"({within(hour)}) AND ({within(f'({hour} + 3540)')})"
+
+    def from_minutes(within) -> str:
+        # The minute rows hold no used hour but the edge ones (see _rollup_plan): only those can
+        # have been counted from the rollup instead.
+        if not parameters["rollup_edges"]:
+            return within(column)
+        hour = f"toStartOfHour({column})"
+        return (f"({within(column)}) AND NOT ({hour} IN {{rollup_edges:Array(DateTime)}} "
+                f"AND {whole(hour, within)})")
+
+    parts = [template(rollup_rows, lambda within: whole(column, within))]
+    if minute_rows:
+        parts.append(template(minute_rows, from_minutes))
+    sums = ", ".join(f"sum({value}) AS {value}" for value in values)
+    sql = (f"SELECT {group + ', ' if group else ''}{sums} FROM ({' UNION ALL '.join(parts)})"
+           + (f" GROUP BY {group}" if group else "") + tail)
+    return sql, parameters
+
+
+def _rollup_plan(client: Client, windows: Sequence[tuple[datetime, datetime]], span: tuple[datetime, datetime],
+                 tz: str | None, campaign_sql: str, by_slot_and_segment: bool) -> tuple[str, str, dict] | None:
+    """(rollup rows, minute rows or "", parameters) for :func:`_summed`; None if no current rollup
+    hour lies wholly inside a window (or no window holds MIN_ROLLUP_HOURS whole hours, or the
+    range's months hold fewer than rollup.MIN_MINUTE_ROWS minute rows)."""
+    windows = {(first, stop) for first, stop in windows if first < stop}
+    # Per window, the hours wholly inside it: from its first whole hour to the one ending by stop.
+    wholes = _merge_hours([(_ceil_hour(first), _floor_hour(stop - _HOUR)) for first, stop in windows
+                           if _ceil_hour(first) + _HOUR <= stop])
+    if not any(last - first >= (MIN_ROLLUP_HOURS - 1) * _HOUR for first, last in wholes):
+        return None
+    lo, hi = _floor_hour(span[0]), span[1]
+    if rollup.minute_rows(client, lo, hi) < rollup.MIN_MINUTE_ROWS:
+        return None
+    builds = rollup.current_builds(client, lo, hi, tz)
+    starts = [first for first, _ in wholes]
+
+    def whole_somewhere(hour: datetime) -> bool:
+        at = bisect.bisect_right(starts, hour) - 1
+        return at >= 0 and hour <= wholes[at][1]
+
+    used = {hour: version for hour, version in builds.items() if whole_somewhere(hour)}
+    if not used:
+        return None
+    # A used hour's buckets are still read where a window has only part of it: the hours holding
+    # a window's first or stop minute, when that is not on the hour.
+    edges = {_floor_hour(moment) for window in windows for moment in window if moment != _floor_hour(moment)}
+    ranges, at = [], span[0]
+    for hour in sorted(set(used) - edges):
+        if at < hour:
+            ranges.append((at, hour))
+        at = max(at, hour + _HOUR)
+    if at < span[1]:
+        ranges.append((at, span[1]))
+    # Per hour from lo to the last used one, the build version it was current with (none: above
+    # any version), looked up by position: cheaper per row than a set of (hour, version) pairs.
+    versions = [_NO_VERSION] * (int((max(used) - lo) / _HOUR) + 1)
+    for hour, version in used.items():
+        versions[int((hour - lo) / _HOUR)] = version
+    parameters = {"rollup_lo": lo, "rollup_last": max(used), "rollup_edges": sorted(edges.intersection(used)),
+                  "rollup_versions": versions}
+    keys, table = ("campaign, slot, segment", "hour_metrics") if by_slot_and_segment else \
+        ("campaign", "campaign_hour_metrics")
+    counters = ", ".join(COUNTERS)
+    # FINAL keeps each key's row of the newest build. That is the current build's, or a newer one's
+    # that started since (rebuilding an unchanged hour gives the same rows, and a change would have
+    # made the hour stale first); rows of older builds only survive for keys the current build no
+    # longer has, and the version bound drops them. FINAL also reads once the rows of two builds
+    # that drew the same version (two processes in the same microsecond).
+    rollup_rows = (
+        f"(SELECT {keys}, hour AS minute, {counters} FROM {table} FINAL "
+        "WHERE hour >= {rollup_lo:DateTime} AND hour <= {rollup_last:DateTime} AND version >= "
+        "{rollup_versions:Array(UInt64)}[intDiv(toUInt32(hour) - toUInt32({rollup_lo:DateTime}), 3600) + 1] "
+        f"{campaign_sql})"
+    )
+    selects = []
+    for number, (start, stop) in enumerate(ranges):
+        parameters[f"rollup_from_{number}"] = start - (_MINUTE if start == span[0] else timedelta(0))
+        parameters[f"rollup_to_{number}"] = stop + (_MINUTE if stop == span[1] else timedelta(0))
+        selects.append(_minute_rows([f"{{rollup_from_{number}:DateTime}}", f"{{rollup_to_{number}:DateTime}}"],
+                                    by_slot_and_segment, campaign_sql))
+    # One read per range: each then prunes to its own partitions and granules.
+    minute_rows = selects[0] if len(selects) == 1 else f"({' UNION ALL '.join(s[1:-1] for s in selects)})"
+    return rollup_rows, minute_rows if selects else "", parameters
+
+
+def _minute_rows(bounds: Sequence[str], by_slot_and_segment: bool, campaign_sql: str) -> str:
+    """A subquery of minute_metrics FINAL rows with minute in [bounds) (SQL of two DateTimes).
+
+    PREWHERE, not WHERE: minute is in the sorting key, so it keeps or drops all versions of a
+    bucket together and FINAL still sees each bucket whole, but then only merges the rows in
+    range. A WHERE is applied after FINAL, which merges every granule the key condition could not
+    rule out: with the key (campaign, minute, ...) a short time range touches a granule of every
+    campaign, and the read cost as much as the whole table."""
+    keys = "campaign, slot, segment" if by_slot_and_segment else "campaign"
+    return (f"(SELECT {keys}, minute, {', '.join(COUNTERS)} FROM minute_metrics FINAL "
+            f"PREWHERE minute >= {bounds[0]} AND minute < {bounds[1]} {campaign_sql})")
 
 
 def _frame(client: Client, sql: str, parameters: dict) -> pd.DataFrame:
@@ -60,14 +258,29 @@ def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: 
     raw = bool(_NEEDS_RAW_ATTEMPTS.intersection(dimensions))
     select = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in dimensions)
     group = ", ".join(dimensions)
-    sql = (
-        f"SELECT {select + ', ' if select else ''}{_RAW_SUMS if raw else _SUMS} "
-        f"FROM {'call_attempts' if raw else 'minute_metrics'} FINAL "
-        "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
-        + ("AND campaign IN {campaigns:Array(String)} " if campaigns else "")
-        + (f"GROUP BY {group} ORDER BY {group}" if group else "")
-    )
     parameters = {"start": _naive_utc(start), "end": _naive_utc(end), "tz": tz, "campaigns": list(campaigns)}
+    campaign_sql = "AND campaign IN {campaigns:Array(String)} " if campaigns else ""
+    if raw:
+        sql = (
+            f"SELECT {select + ', ' if select else ''}{_RAW_SUMS} FROM call_attempts FINAL "
+            "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} " + campaign_sql
+            + (f"GROUP BY {group} ORDER BY {group}" if group else "")
+        )
+    else:
+        def template(rows: str, counted) -> str:
+            return (f"SELECT {select + ', ' if select else ''}{_SUMS} FROM {rows} "
+                    f"WHERE {counted(lambda t: f'{t} >= {{start:DateTime}} AND {t} < {{end:DateTime}}')} "
+                    + campaign_sql + (f"GROUP BY {group}" if group else ""))
+
+        window = _minute_window(start, end)
+        local = _LOCAL_TIME_DIMENSIONS.intersection(dimensions)
+        # A minute dimension cannot come from hours, nor local hours from UTC ones in a +05:30 zone.
+        windows = [] if _FINER_THAN_HOURS.intersection(dimensions) or \
+            (local and not _whole_hour_offsets(tz, start, end)) else [window]
+        sql, extra = _summed(client, template, dimensions, COUNTERS, windows, window, campaign_sql=campaign_sql,
+                             tz=tz if local else None,
+                             by_slot_and_segment=bool({"slot", "segment"}.intersection(dimensions)))
+        parameters.update(extra)
     frame = _frame(client, sql, parameters)
     if not dimensions and frame.empty:
         frame = pd.DataFrame([{name: 0.0 for name in COUNTERS}])
@@ -83,33 +296,44 @@ def campaign_names(client: Client) -> list[str]:
 
 def campaign_tiles(client: Client, now: datetime, day_start: datetime) -> pd.DataFrame:
     """One row per campaign: today's counters and rates."""
-    sql = (
-        "SELECT campaign, " + _SUMS + " FROM minute_metrics FINAL "
-        "WHERE minute >= {day:DateTime} AND minute <= {now:DateTime} "
-        "GROUP BY campaign ORDER BY campaign"
-    )
-    return add_rate_columns(_frame(client, sql, {"day": _naive_utc(day_start), "now": _naive_utc(now)}))
+    def template(rows: str, counted) -> str:
+        return (f"SELECT campaign, {_SUMS} FROM {rows} "
+                f"WHERE {counted(lambda t: f'{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}')} "
+                "GROUP BY campaign")
+
+    window = _minute_window(day_start, now, end_inclusive=True)
+    sql, parameters = _summed(client, template, ["campaign"], COUNTERS, [window], window, by_slot_and_segment=False)
+    parameters.update({"day": _naive_utc(day_start), "now": _naive_utc(now)})
+    return add_rate_columns(_frame(client, sql, parameters))
 
 
 def compliance_windows(client: Client, now: datetime, campaign: str | None = None) -> pd.DataFrame:
     """Per campaign, for each compliance window ending at ``now``: abandoned, contacts and
     abandon rate. A window of N minutes covers the minute buckets that start at or after
     now - N minutes, the current (filling) minute included."""
-    columns = []
     parameters = {"now": _naive_utc(now), "campaign": campaign or ""}
+    windows = []
     for window in COMPLIANCE_WINDOWS:
         parameters[window.name] = _naive_utc(now - timedelta(minutes=window.minutes))
-        since = f"minute >= {{{window.name}:DateTime}}"
-        columns.append(f"sumIf(abandoned, {since}) AS {window.name}_abandoned, "
-                       f"sumIf(contacts, {since}) AS {window.name}_contacts")
+        windows.append(_minute_window(now - timedelta(minutes=window.minutes), now, end_inclusive=True))
     longest = max(COMPLIANCE_WINDOWS, key=lambda w: w.minutes).name
-    sql = (
-        f"SELECT campaign, {', '.join(columns)} FROM minute_metrics FINAL "
-        f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} "
-        + ("AND campaign = {campaign:String} " if campaign else "")
-        + "GROUP BY campaign ORDER BY campaign"
-    )
-    frame = client.query_df(sql, parameters=parameters)
+    campaign_sql = "AND campaign = {campaign:String} " if campaign else ""
+    names = [f"{window.name}_{part}" for window in COMPLIANCE_WINDOWS for part in ("abandoned", "contacts")]
+
+    def template(rows: str, counted) -> str:
+        columns = []
+        for window in COMPLIANCE_WINDOWS:
+            since = counted(lambda t, name=window.name: f"{t} >= {{{name}:DateTime}} AND {t} <= {{now:DateTime}}")
+            columns.append(f"sumIf(abandoned, ({since}) AS in_{window.name}) AS {window.name}_abandoned, "
+                           f"sumIf(contacts, in_{window.name}) AS {window.name}_contacts")
+        return (f"SELECT campaign, {', '.join(columns)} FROM {rows} "
+                f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} " + campaign_sql
+                + "GROUP BY campaign")
+
+    sql, extra = _summed(client, template, ["campaign"], names, windows, min(windows), campaign_sql=campaign_sql,
+                         by_slot_and_segment=False)
+    parameters.update(extra)
+    frame = client.query_df(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
     for window in COMPLIANCE_WINDOWS:
         frame[f"{window.name}_abandon_rate"] = ratio_series(frame[f"{window.name}_abandoned"],
                                                             frame[f"{window.name}_contacts"])
@@ -123,25 +347,38 @@ def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[
     if not nows:
         return {}
     campaigns = sorted(nows)
-    columns = []
-    for window in COMPLIANCE_WINDOWS:
-        since = f"m.minute >= q.now - toIntervalMinute({window.minutes})"
-        columns.append(f"sumIf(m.abandoned, {since}) AS {window.name}_abandoned, "
-                       f"sumIf(m.contacts, {since}) AS {window.name}_contacts")
-    longest = max(window.minutes for window in COMPLIANCE_WINDOWS)
-    sql = (
-        f"SELECT m.campaign, {', '.join(columns)} FROM minute_metrics AS m FINAL "
-        "INNER JOIN (SELECT pair.1 AS campaign, pair.2 AS now "
-        "FROM (SELECT arrayJoin(arrayZip({campaigns:Array(String)}, {nows:Array(DateTime)})) AS pair)) AS q "
-        "ON m.campaign = q.campaign "
-        "WHERE m.minute >= {earliest:DateTime} AND m.minute <= {latest:DateTime} AND m.minute <= q.now "
-        "AND m.campaign IN {campaigns:Array(String)} "
-        "GROUP BY m.campaign"
-    )
     moments = [_naive_utc(nows[c]) for c in campaigns]
-    result = client.query(sql, parameters={
-        "campaigns": campaigns, "nows": moments,
-        "earliest": min(moments) - timedelta(minutes=longest), "latest": max(moments)})
+    longest = max(window.minutes for window in COMPLIANCE_WINDOWS)
+    parameters = {"campaigns": campaigns, "nows": moments,
+                  "earliest": min(moments) - timedelta(minutes=longest), "latest": max(moments)}
+    names = [f"{window.name}_{part}" for window in COMPLIANCE_WINDOWS for part in ("abandoned", "contacts")]
+
+    def template(rows: str, counted) -> str:
+        columns = []
+        for window in COMPLIANCE_WINDOWS:
+            since = counted(lambda t, minutes=window.minutes:
+                            f"{t} >= q.now - toIntervalMinute({minutes}) AND {t} <= q.now")
+            columns.append(f"sumIf(m.abandoned, ({since}) AS in_{window.name}) AS {window.name}_abandoned, "
+                           f"sumIf(m.contacts, in_{window.name}) AS {window.name}_contacts")
+        aliased = "minute_metrics AS m FINAL" if rows == _MINUTE_METRICS else f"{rows} AS m"
+        return (
+            f"SELECT m.campaign AS campaign, {', '.join(columns)} FROM {aliased} "
+            "INNER JOIN (SELECT pair.1 AS campaign, pair.2 AS now "
+            "FROM (SELECT arrayJoin(arrayZip({campaigns:Array(String)}, {nows:Array(DateTime)})) AS pair)) AS q "
+            "ON m.campaign = q.campaign "
+            "WHERE m.minute >= {earliest:DateTime} AND m.minute <= {latest:DateTime} AND m.minute <= q.now "
+            "AND m.campaign IN {campaigns:Array(String)} "
+            "GROUP BY m.campaign"
+        )
+
+    sql, extra = _summed(
+        client, template, ["campaign"], names,
+        [_minute_window(moment - timedelta(minutes=window.minutes), moment, end_inclusive=True)
+         for moment in set(moments) for window in COMPLIANCE_WINDOWS],
+        _minute_window(parameters["earliest"], parameters["latest"], end_inclusive=True), column="m.minute",
+        campaign_sql="AND campaign IN {campaigns:Array(String)} ", by_slot_and_segment=False, order=False)
+    parameters.update(extra)
+    result = client.query(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
     names = result.column_names[1:]
     return {row[0]: dict(zip(names, (int(v) for v in row[1:]))) for row in result.result_rows}
 
@@ -155,14 +392,21 @@ def campaign_baselines(client: Client, campaigns: Sequence[str], slot: str, sinc
                        until: datetime) -> dict[str, dict]:
     """:func:`campaign_baseline` for many campaigns over the same slot and days, in one query;
     a campaign with no calls in the window gets zeros."""
-    result = client.query(
-        "SELECT campaign, sumIf(dials, slot = {slot:String}), sumIf(contacts, slot = {slot:String}), "
-        "sum(cost), sum(orders) FROM minute_metrics FINAL "
-        "WHERE campaign IN {campaigns:Array(String)} AND minute >= {since:DateTime} AND minute < {until:DateTime} "
-        "GROUP BY campaign",
-        parameters={"campaigns": list(campaigns), "slot": slot, "since": _naive_utc(since),
-                    "until": _naive_utc(until)},
-    )
+    parameters = {"campaigns": list(campaigns), "slot": slot, "since": _naive_utc(since), "until": _naive_utc(until)}
+    campaign_sql = "AND campaign IN {campaigns:Array(String)} "
+
+    def template(rows: str, counted) -> str:
+        return ("SELECT campaign, sumIf(dials, slot = {slot:String}) AS slot_dials, "
+                "sumIf(contacts, slot = {slot:String}) AS slot_contacts, sum(cost) AS cost, sum(orders) AS orders "
+                f"FROM {rows} WHERE {campaign_sql.removeprefix('AND ')}"
+                f"AND {counted(lambda t: f'{t} >= {{since:DateTime}} AND {t} < {{until:DateTime}}')} "
+                "GROUP BY campaign")
+
+    window = _minute_window(since, until)
+    sql, extra = _summed(client, template, ["campaign"], ["slot_dials", "slot_contacts", "cost", "orders"],
+                         [window], window, campaign_sql=campaign_sql, order=False)
+    parameters.update(extra)
+    result = client.query(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
     found = {row[0]: row[1:] for row in result.result_rows}
     return {campaign: dict(zip(("slot_dials", "slot_contacts", "cost", "orders"),
                                (float(v) for v in found.get(campaign, (0, 0, 0, 0)))))
