@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from callpulse.config import load_settings
 from callpulse.schema import CallAttempt, Lead, Outcome, encode_batch
 from callpulse.slots import SlotRules
@@ -58,10 +60,17 @@ def backlog() -> list[CallAttempt]:
     return events
 
 
-def test_skipped_readings_change_no_alert(tmp_path):
+@pytest.fixture
+def client(tmp_path):
+    # One chDB path per process at a time: close it for the next test's warehouse.
+    warehouse = connect(f"chdb://{tmp_path / 'warehouse'}")
+    migrate(warehouse)
+    yield warehouse
+    warehouse.close()
+
+
+def test_skipped_readings_change_no_alert(tmp_path, client):
     settings = load_settings(pipeline__data_dir=str(tmp_path))
-    client = connect(settings.warehouse_url)
-    migrate(client)
     slot_rules = SlotRules(settings.slots, settings.zone)
     processor = CallEventProcessor(settings, slot_rules)
     worker_rules = AlertEvaluator(settings, client, processor.buckets, slot_rules)
