@@ -41,6 +41,8 @@ class AlertEvaluator:
         self._baselines: dict[tuple[str, str, str], dict] = {}
         self._last_minute: dict[str, int] = {}  # campaign -> event minute of its last reading
         self._pending: list[tuple[str, datetime, list[Check], str]] = []
+        # Per event-time minute, not per reading: a backlog takes a reading at almost every event.
+        self._slot_and_day = lru_cache(maxsize=4096)(self._slot_and_day_of)
 
     def restore(self) -> int:
         """Rebuild which alerts are firing from the alerts table, so a restart neither
@@ -66,9 +68,7 @@ class AlertEvaluator:
                 and kept[_ORDERS] < rules.cpo_min_orders):
             return  # every window is within what is kept: no rule can have enough data (see below)
         at = datetime.fromtimestamp(watermark, timezone.utc)
-        live = self._window(campaign, at, rules.abandon_window_minutes)
-        baseline = self._baseline(campaign, at, rules, fetch=False)
-        window = self._window(campaign, at, rules.cpo_window_minutes) if baseline is not None else None
+        live, window, baseline = self._live_windows(campaign, at, rules, fetch=False)
         # A check without enough data changes no alert (AlertBook.observe ignores it), and
         # in a backlog of thin campaigns that is most minutes: skip building the reading.
         if not (self._abandon_has_data(live, rules) or baseline is not None and (
@@ -115,10 +115,15 @@ class AlertEvaluator:
 
     def live_checks(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> list[Check]:
         """Rules over windows held in memory; ``fetch=False`` skips baselines not cached yet."""
+        return self._live_checks_from(*self._live_windows(campaign, at, rules, fetch), rules)
+
+    def _live_windows(self, campaign: str, at: datetime, rules: AlertRules,
+                      fetch: bool) -> tuple[dict, dict | None, dict | None]:
+        """The abandon window, the CPO window (only read with a baseline) and the baseline."""
         live = self._window(campaign, at, rules.abandon_window_minutes)
         baseline = self._baseline(campaign, at, rules, fetch)
         window = self._window(campaign, at, rules.cpo_window_minutes) if baseline is not None else None
-        return self._live_checks_from(live, window, baseline, rules)
+        return live, window, baseline
 
     def _live_checks_from(self, live: dict, window: dict | None, baseline: dict | None,
                           rules: AlertRules) -> list[Check]:
@@ -277,9 +282,7 @@ class AlertEvaluator:
         slot, day, until = self._slot_and_day(int(at.timestamp() // 60))
         return (campaign, slot, day), until
 
-    @lru_cache(maxsize=4096)
-    def _slot_and_day(self, minute: int) -> tuple[str, str, datetime]:
-        # Per event-time minute, not per reading: a backlog takes a reading at almost every event.
+    def _slot_and_day_of(self, minute: int) -> tuple[str, str, datetime]:
         at = datetime.fromtimestamp(minute * 60, timezone.utc)
         local_day = at.astimezone(self.settings.zone).replace(hour=0, minute=0, second=0, microsecond=0)
         return self.slot_rules.slot_for(at), local_day.date().isoformat(), local_day.astimezone(timezone.utc)

@@ -164,10 +164,9 @@ class MinuteBuckets:
         Read only; the list is the live state."""
         windows = self._windows.setdefault(campaign, {})
         window = windows.get(minutes)
-        if window is None or first_minute < window[0]:
+        if (window is None or first_minute < window[0]
+                or (first_minute - window[0]) // 60 > len(self.minute_totals.get(campaign, ()))):  # a long gap
             windows[minutes] = window = [first_minute, self._sum_from(campaign, first_minute)]
-        elif (first_minute - window[0]) // 60 > len(self.minute_totals.get(campaign, ())):
-            windows[minutes] = window = [first_minute, self._sum_from(campaign, first_minute)]  # a long gap
         elif first_minute > window[0]:
             kept = self.minute_totals.get(campaign, {})
             totals = window[1]
