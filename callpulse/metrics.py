@@ -19,6 +19,8 @@ from callpulse.schema import CallAttempt, Outcome
 
 #: The additive counters landed per (campaign, time slot, segment, minute).
 COUNTERS: tuple[str, ...] = ("dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds")
+#: The counters that count calls (whole numbers, UInt64 in the warehouse); the rest are money and seconds.
+CALL_COUNTS: frozenset[str] = frozenset(("dials", "contacts", "connected", "abandoned", "orders"))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from callpulse.config import Settings
 from callpulse.schema import CallAttempt, Rejection, decode_record, encode_event
 from callpulse.slots import SlotRules
-from streams.buckets import BucketRow, MinuteBuckets, Verdict
+from streams.buckets import DirtyBuckets, MinuteBuckets, Verdict
 from streams.deadletters import DeadLetter, dead_letter
 from streams.stoplist import StopListTable, Violation
 
@@ -30,7 +30,7 @@ class SourceRecord:
 @dataclass
 class BatchResult:
     attempts: list[CallAttempt]  # newly counted attempts, to land as raw rows
-    buckets: list[BucketRow]     # changed buckets, full state, to land
+    buckets: DirtyBuckets        # changed buckets, full state, to land
     dead_letters: list[DeadLetter]
     # Too old for their bucket: either a replay of an event that already landed
     # (a duplicate) or a genuinely late event; resolve_late() decides which.

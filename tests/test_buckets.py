@@ -78,16 +78,22 @@ def test_window_totals_kept_per_minute_equal_the_sum_of_the_kept_buckets():
     rng = random.Random(5)
     state = buckets()
     outcomes = list(Outcome)
+    every_key = set()
     for number in range(6000):
         campaign = f"c{rng.randrange(4)}"
         seconds = number * 3 + rng.uniform(-120, 0)  # 5 hours, a little out of order
+        segment = rng.choice(["seniors", "students", "salaried"])
         state.add(CallAttempt(schema_version=1, event_id=f"e{number}", campaign=campaign,
                               outcome=rng.choice(outcomes), event_time=T0 + timedelta(seconds=seconds),
-                              lead=Lead(segment=rng.choice(["seniors", "students", "salaried"])),
+                              lead=Lead(segment=segment),
                               talk_seconds=rng.uniform(0, 300), cost=rng.uniform(0, 2)))
+        every_key.add(state.key_for(campaign, segment, T0.timestamp() + seconds))
         if number % 500 == 499:
             state.take_dirty()
             state.evict_closed()
+            # Exactly the buckets within each campaign's horizon are kept.
+            assert set(state.buckets) == {key for key in every_key
+                                          if key[3] + 60 > state.watermarks[key[0]] - state.keep_seconds}
             for campaign in ("c0", "c1", "c2", "c3"):
                 for back in (0, 15, 60, 600):
                     first = int(T0.timestamp() + seconds) // 60 * 60 - back * 60
