@@ -153,7 +153,8 @@ def counters_for(outcome: Outcome | str, is_order: bool, cost: float, talk_secon
     Takes plain fields so the worker (from events) and recovery (from landed rows)
     share one definition.
     """
-    outcome = Outcome(outcome)
+    if not isinstance(outcome, Outcome):  # recovery reads the outcome's name; Outcome() on a member is slow
+        outcome = Outcome(outcome)
     connected = outcome is Outcome.CONNECTED
     abandoned = outcome is Outcome.ABANDONED
     return (

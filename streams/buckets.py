@@ -154,6 +154,8 @@ class MinuteBuckets:
         totals = self.minute_totals[key[0]][key[3]]
         windows = [window[1] for window in self._windows.get(key[0], {}).values() if key[3] >= window[0]]
         for index, value in enumerate(increments):
+            if not value:  # most counters of most calls: a dial that nobody answered adds to two of seven
+                continue
             counters[index] += value
             totals[index] += value
             for window_totals in windows:
@@ -231,27 +233,32 @@ class MinuteBuckets:
         """
         evicted = 0
         unfinished = set()  # campaigns with changed buckets past the horizon: evicted once landed
+        buckets, dirty, keys_in_minute = self.buckets, self.dirty, self._keys_in_minute
         for campaign in self._moved:
             campaign_totals = self.minute_totals.get(campaign)
             if campaign_totals is None:
                 continue
             horizon = self.watermarks[campaign] - self.keep_seconds
+            windows = self._windows.get(campaign, {}).values()
             for minute in [minute for minute in campaign_totals if minute + 60 <= horizon]:
-                keys = self._keys_in_minute[(campaign, minute)]
-                kept = [key for key in keys if key in self.dirty]  # changed and not yet landed
-                for key in keys:
-                    if key not in self.dirty:
-                        del self.buckets[key]
-                evicted += len(keys) - len(kept)
+                keys = keys_in_minute.pop((campaign, minute))
+                kept = [key for key in keys if key in dirty] if dirty else None  # changed, not yet landed
                 if kept:
-                    self._keys_in_minute[(campaign, minute)] = kept
+                    keys_in_minute[(campaign, minute)] = kept
                     unfinished.add(campaign)
+                    keys = [key for key in keys if key not in dirty]
+                for key in keys:
+                    del buckets[key]
+                evicted += len(keys)
+                if kept:
                     continue
-                del self._keys_in_minute[(campaign, minute)]
-                for window in self._windows.get(campaign, {}).values():
+                leaving = campaign_totals.pop(minute)
+                for window in windows:
                     if minute >= window[0]:  # a window left behind by a campaign gone quiet
-                        window[1] = [a - b for a, b in zip(window[1], campaign_totals[minute])]
-                del campaign_totals[minute]
+                        totals = window[1]
+                        for index, value in enumerate(leaving):
+                            if value:
+                                totals[index] -= value
             if not campaign_totals:
                 del self.minute_totals[campaign]
                 self._windows.pop(campaign, None)
