@@ -113,7 +113,7 @@ def wallboard_model(now: datetime | None = None) -> dict:
     compliance = queries.compliance_windows(ctx.client, board_now).set_index("campaign")
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
-    series = queries.minute_series(ctx.client, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1))
+    series = queries.sparkline_series(ctx.client, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1))
     compliance_by = compliance.to_dict("index")
     sparklines = _sparklines(series)
     campaigns = []

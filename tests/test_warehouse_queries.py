@@ -7,6 +7,7 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pandas import testing as pd_testing
 
 from callpulse.config import load_settings
 from callpulse.metrics import COUNTERS
@@ -220,3 +221,27 @@ def test_landed_attempts_and_buckets_read_back_as_the_worker_counted_them(client
     winback = next(row for row in buckets if row[0] == "winback")
     # dials, contacts, connected, abandoned, orders: both calls in one minute bucket.
     assert winback[4:9] == (2, 2, 1, 1, 1)
+
+
+def test_sparkline_series_gives_the_minute_series_dials_and_abandon_rate(client, lander):
+    """The wallboard's lean read must agree with the general minute series: the newest version
+    of a re-landed bucket, segments summed, [since, until) by whole minutes, null rates."""
+    from warehouse.queries import minute_series, sparkline_series
+
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+    lander.land([], DirtyBuckets.of([
+        bucket("winback", at, contacts=10, abandoned=1, version=1),
+        bucket("winback", at + timedelta(minutes=1), dials=30, contacts=20, abandoned=2, version=1),
+        bucket("winback", at + timedelta(minutes=1), contacts=5, abandoned=5, segment="students", version=1),
+        bucket("charity", at + timedelta(minutes=2), dials=40, version=1),             # nobody answered
+        bucket("charity", at + timedelta(minutes=3), contacts=9, abandoned=3, version=1),  # at until: outside
+        bucket("charity", at - timedelta(minutes=1), contacts=9, abandoned=3, version=1),  # before since
+    ]))
+    lander.land([], DirtyBuckets.of([bucket("winback", at, contacts=12, abandoned=3, version=2)]))  # re-landed
+    since, until = at + timedelta(seconds=0), at + timedelta(minutes=3)
+    lean = sparkline_series(client, since, until).sort_values(["campaign", "minute"]).reset_index(drop=True)
+    full = minute_series(client, since, until)[["campaign", "minute", "dials", "abandon_rate"]]
+    pd_testing.assert_frame_equal(lean, full.reset_index(drop=True), check_dtype=False)
+    assert lean["dials"].tolist() == [40, 12, 35]                    # charity 10:02; winback 10:00, 10:01
+    assert math.isnan(lean.loc[0, "abandon_rate"])
+    assert lean["abandon_rate"].tolist()[1:] == [pytest.approx(3 / 12), pytest.approx(7 / 25)]
