@@ -94,6 +94,8 @@ class DashboardConfig(msgspec.Struct, frozen=True):
     stale_after_seconds: float
     # A report cell with fewer dials than this is greyed out: its rate is noise.
     report_min_calls: int = 30
+    # Boards refreshing within this many seconds of each other share one computed model.
+    wallboard_cache_seconds: float = 1.0
     users: dict[str, DashboardUser] = {}
     tokens: dict[str, DashboardToken] = {}
 

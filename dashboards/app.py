@@ -18,7 +18,7 @@ from flask import jsonify, request
 from callpulse import reports
 
 from dashboards import auth
-from dashboards.data import DashboardContext, context, set_context, wallboard_model
+from dashboards.data import DashboardContext, context, set_context, shared_wallboard_model
 from warehouse import queries
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
     @app.server.get("/api/wallboard")
     @auth.requires(auth.SUPERVISOR)
     def wallboard_json():
-        return jsonify(wallboard_model())
+        return jsonify(shared_wallboard_model())
 
     @app.server.get("/api/alerts")
     @auth.requires(auth.SUPERVISOR)

@@ -7,12 +7,14 @@ process may open a chDB path; it then shares the worker's warehouse.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
+from cachetools import TTLCache, cached
 from clickhouse_connect.driver.client import Client
 
 from callpulse.config import Settings
@@ -31,6 +33,13 @@ class DashboardContext:
     @cached_property  # built once per process, not on every 3-second refresh
     def slot_rules(self) -> SlotRules:
         return SlotRules(self.settings.slots, self.settings.zone)
+
+    @cached_property
+    def shared_wallboard(self):
+        """wallboard_model(), computed at most once per dashboard.wallboard_cache_seconds; a
+        board asking while it is being computed waits for that one (the condition)."""
+        cache = TTLCache(maxsize=1, ttl=self.settings.dashboard.wallboard_cache_seconds)
+        return cached(cache, key=lambda: "wallboard", condition=threading.Condition())(wallboard_model)
 
 
 _context: DashboardContext | None = None
@@ -139,20 +148,38 @@ def wallboard_model(now: datetime | None = None) -> dict:
             "sparkline": sparklines.get(row["campaign"], NO_SPARKLINE),
         })
     landed_at = fresh["landed_at"]
-    age = (now - landed_at).total_seconds() if landed_at else None
     return {
         "generated_at": now.isoformat(),
         "board_time": board_now.isoformat(),
         "current_slot": ctx.slot_rules.slot_for(board_now),
         "landed_at": landed_at.isoformat() if landed_at else None,
-        "age_seconds": age,
-        "stale": age is None or age > ctx.settings.dashboard.stale_after_seconds,
+        **_freshness(landed_at, now, ctx.settings),
         "thresholds": {
             "abandon_warning": ctx.settings.alert_rules_for("default").abandon_warning,
             "abandon_critical": ctx.settings.alert_rules_for("default").abandon_critical,
         },
         "campaigns": campaigns,
     }
+
+
+def shared_wallboard_model() -> dict:
+    """The wallboard model every board is served (the page's refresh and /api/wallboard).
+
+    Each TV and browser refreshes every few seconds and a big board's model is a few hundred
+    ms of warehouse reads, so boards refreshing within dashboard.wallboard_cache_seconds of
+    each other share one. Only its age is brought up to date: a board never shows an old
+    model as newer than it is."""
+    ctx = context()
+    if ctx.settings.dashboard.wallboard_cache_seconds <= 0:
+        return wallboard_model()
+    model = ctx.shared_wallboard()
+    landed_at = datetime.fromisoformat(model["landed_at"]) if model["landed_at"] else None
+    return {**model, **_freshness(landed_at, datetime.now(timezone.utc), ctx.settings)}
+
+
+def _freshness(landed_at: datetime | None, now: datetime, settings: Settings) -> dict:
+    age = (now - landed_at).total_seconds() if landed_at else None
+    return {"age_seconds": age, "stale": age is None or age > settings.dashboard.stale_after_seconds}
 
 
 def abandon_level(rate: float | None, settings: Settings, campaign: str = "default") -> str:

@@ -245,3 +245,6 @@ def test_sparkline_series_gives_the_minute_series_dials_and_abandon_rate(client,
     assert lean["dials"].tolist() == [40, 12, 35]                    # charity 10:02; winback 10:00, 10:01
     assert math.isnan(lean.loc[0, "abandon_rate"])
     assert lean["abandon_rate"].tolist()[1:] == [pytest.approx(3 / 12), pytest.approx(7 / 25)]
+    # A range with nothing landed: the same columns, no rows.
+    empty = sparkline_series(client, at - timedelta(days=3), at - timedelta(days=2))
+    assert empty.empty and list(empty.columns) == ["campaign", "minute", "dials", "abandon_rate"]

@@ -539,6 +539,8 @@ def sparkline_series(client: Client, since: datetime, until: datetime) -> pd.Dat
         "FROM minute_metrics FINAL PREWHERE minute >= {first:DateTime} AND minute < {stop:DateTime} "
         "GROUP BY campaign, minute",
         parameters={"first": first, "stop": stop}, settings={"prefer_column_name_to_alias": 1})
+    if not len(frame.columns):  # no rows: the embedded warehouse returns no columns either
+        frame = pd.DataFrame(columns=["campaign", "minute", *counters])
     frame[SPARKLINE_RATE.name] = ratio_series(frame[SPARKLINE_RATE.numerator], frame[SPARKLINE_RATE.denominator])
     return frame[["campaign", "minute", "dials", SPARKLINE_RATE.name]]
 

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, callback, dcc, html
 
 from callpulse.metrics import format_metric
-from dashboards.data import abandon_level, context, wallboard_model
+from dashboards.data import abandon_level, context, shared_wallboard_model
 
 dash.register_page(__name__, path="/", name="Wallboard", title="CallPulse · Wallboard", order=0)
 
@@ -121,7 +121,7 @@ def _tile(campaign: dict) -> html.Div:
     Input("wallboard-refresh", "n_intervals"),
 )
 def refresh(_n):
-    model = wallboard_model()
+    model = shared_wallboard_model()
     tiles = [_tile(c) for c in model["campaigns"]] or [
         html.Div("Waiting for the first calls to land…", className="empty")
     ]
