@@ -778,12 +778,13 @@ def bench(bench_args: tuple[str, ...]) -> None:
 @click.pass_context
 def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None) -> None:
     """Run the Faust worker: call events -> minute buckets -> warehouse."""
-    from dashboards.app import serve
     from streams.app import WorkerPipeline, create_app, run_worker
 
     settings = _settings(ctx)
     pipeline = WorkerPipeline(settings, _warehouse(settings))
     if dashboard if dashboard is not None else settings.embedded_warehouse:
+        from dashboards.app import serve  # only here: Dash and its pages weigh on a worker without them
+
         host, port = settings.embedded.dashboard_host, settings.embedded.dashboard_port
         threading.Thread(target=serve, args=(_dash_app(settings), host, port), name="dashboard", daemon=True).start()
     app = create_app(settings, pipeline, web_port=health_port or settings.embedded.worker_health_port)
