@@ -15,9 +15,8 @@ from callpulse.schema import CallAttempt, Lead, Outcome, encode_batch
 from callpulse.slots import SlotRules
 from streams.alerting import AlertEvaluator, triggers_of
 from streams.processor import CallEventProcessor, SourceRecord
-from warehouse.client import connect
 from warehouse.landing import Lander
-from warehouse.migrate import migrate
+from warehouse_helpers import migrated_warehouse
 
 START = (datetime.now(timezone.utc) - timedelta(hours=3)).replace(second=0, microsecond=0)
 
@@ -62,11 +61,8 @@ def backlog() -> list[CallAttempt]:
 
 @pytest.fixture
 def client(tmp_path):
-    # One chDB path per process at a time: close it for the next test's warehouse.
-    warehouse = connect(f"chdb://{tmp_path / 'warehouse'}")
-    migrate(warehouse)
-    yield warehouse
-    warehouse.close()
+    with migrated_warehouse(tmp_path / "warehouse") as warehouse:
+        yield warehouse
 
 
 def test_skipped_readings_change_no_alert(tmp_path, client):

@@ -23,10 +23,7 @@ from callpulse.config import load_settings
 from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 from callpulse.slots import SlotRules
 from producers.simulator import DialerSimulator
-from streams.buckets import MinuteBuckets
-from warehouse.client import connect
-from warehouse.landing import Lander
-from warehouse.migrate import migrate
+from warehouse_helpers import land_counted, migrated_warehouse
 
 SETTINGS = load_settings()
 ZONE = SETTINGS.zone
@@ -166,14 +163,9 @@ def events():
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, events):
-    client = connect(f"chdb://{tmp_path_factory.mktemp('best-time')}")
-    migrate(client)
-    buckets = MinuteBuckets(SETTINGS, RULES)
-    for event in sorted(events, key=lambda e: e.event_time):
-        buckets.add(event)
-    Lander(client, SETTINGS, RULES).land(events, buckets.take_dirty())
-    yield client
-    client.close()
+    with migrated_warehouse(tmp_path_factory.mktemp("best-time")) as client:
+        land_counted(client, sorted(events, key=lambda e: e.event_time), SETTINGS, RULES)
+        yield client
 
 
 @pytest.fixture(scope="module")

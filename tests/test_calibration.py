@@ -28,9 +28,8 @@ from callpulse.config import load_settings
 from callpulse.schema import Outcome
 from callpulse.slots import SlotRules
 from producers.simulator import DEFAULT_CAMPAIGNS, DialerSimulator
-from warehouse.client import connect
 from warehouse.landing import Lander
-from warehouse.migrate import migrate
+from warehouse_helpers import migrated_warehouse
 
 # -- the math by hand ------------------------------------------------------------------------
 
@@ -176,14 +175,12 @@ def events():
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, events):
-    client = connect(f"chdb://{tmp_path_factory.mktemp('calibration')}")
-    migrate(client)
-    lander = Lander(client, SETTINGS, RULES)
-    for first in range(0, len(events), 5000):  # several batches, as the worker lands them
-        lander.land(events[first:first + 5000], [])
-    lander.land(events[:3000], [])  # a replay: landing is idempotent, and so must the calibration be
-    yield client
-    client.close()
+    with migrated_warehouse(tmp_path_factory.mktemp("calibration")) as client:
+        lander = Lander(client, SETTINGS, RULES)
+        for first in range(0, len(events), 5000):  # several batches, as the worker lands them
+            lander.land(events[first:first + 5000], [])
+        lander.land(events[:3000], [])  # a replay: landing is idempotent, and so must the calibration be
+        yield client
 
 
 @pytest.fixture(scope="module")

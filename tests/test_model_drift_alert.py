@@ -13,10 +13,7 @@ from callpulse.config import load_settings
 from callpulse.slots import SlotRules
 from producers.simulator import CampaignProfile, DialerSimulator
 from streams.alerting import AlertEvaluator, triggers_of
-from streams.buckets import MinuteBuckets
-from warehouse.client import connect
-from warehouse.landing import Lander
-from warehouse.migrate import migrate
+from warehouse_helpers import land_counted, migrated_warehouse
 
 SETTINGS = load_settings()
 RULES = SlotRules(SETTINGS.slots, SETTINGS.zone)
@@ -34,16 +31,11 @@ PROFILES = (
 def evaluation(tmp_path_factory):
     events = list(DialerSimulator(RULES, b"k" * 32, seed=3, start=START, campaigns=PROFILES)
                   .events(sim_seconds=5 * 3600))
-    client = connect(f"chdb://{tmp_path_factory.mktemp('drift')}")
-    migrate(client)
-    buckets = MinuteBuckets(SETTINGS, RULES)
-    for event in events:
-        buckets.add(event)
-    Lander(client, SETTINGS, RULES).land(events, buckets.take_dirty())
-    evaluator = AlertEvaluator(SETTINGS, client, buckets, RULES)
-    readings = evaluator.read(triggers_of(events))
-    yield readings, evaluator.observe(readings)
-    client.close()
+    with migrated_warehouse(tmp_path_factory.mktemp("drift")) as client:
+        buckets = land_counted(client, events, SETTINGS, RULES)
+        evaluator = AlertEvaluator(SETTINGS, client, buckets, RULES)
+        readings = evaluator.read(triggers_of(events))
+        yield readings, evaluator.observe(readings)
 
 
 def drift_check(readings, campaign):

@@ -24,10 +24,7 @@ from callpulse.pacing import PacingInputs
 from callpulse.schema import Outcome
 from callpulse.slots import SlotRules
 from producers.simulator import WRAP_UP_SECONDS, CampaignProfile, DialerSimulator
-from streams.buckets import MinuteBuckets
-from warehouse.client import connect
-from warehouse.landing import Lander
-from warehouse.migrate import migrate
+from warehouse_helpers import land_counted, migrated_warehouse
 
 SETTINGS = load_settings()
 RULES = SlotRules(SETTINGS.slots, SETTINGS.zone)
@@ -64,15 +61,9 @@ def measured_events():
 
 @pytest.fixture(scope="module")
 def warehouse(measured_events):
-    with tempfile.TemporaryDirectory() as path:
-        client = connect(f"chdb://{path}")
-        migrate(client)
-        buckets = MinuteBuckets(SETTINGS, RULES)
-        for event in measured_events:
-            buckets.add(event)
-        Lander(client, SETTINGS, RULES).land(measured_events, buckets.take_dirty())
+    with tempfile.TemporaryDirectory() as path, migrated_warehouse(path) as client:
+        land_counted(client, measured_events, SETTINGS, RULES)
         yield client
-        client.close()
 
 
 def simulate(profile: CampaignProfile, ratio: float, seed: int) -> dict:

@@ -20,10 +20,7 @@ from callpulse.reports import ReportError, ReportRequest
 from callpulse.schema import Outcome
 from callpulse.slots import SlotRules
 from producers.simulator import DialerSimulator
-from streams.buckets import MinuteBuckets
-from warehouse.client import connect
-from warehouse.landing import Lander
-from warehouse.migrate import migrate
+from warehouse_helpers import land_counted, migrated_warehouse
 
 SETTINGS = load_settings()
 ZONE = SETTINGS.zone
@@ -40,14 +37,9 @@ def events():
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, events):
-    client = connect(f"chdb://{tmp_path_factory.mktemp('reports')}")
-    migrate(client)
-    buckets = MinuteBuckets(SETTINGS, RULES)
-    for event in events:
-        buckets.add(event)
-    Lander(client, SETTINGS, RULES).land(events, buckets.take_dirty())
-    yield client
-    client.close()
+    with migrated_warehouse(tmp_path_factory.mktemp("reports")) as client:
+        land_counted(client, events, SETTINGS, RULES)
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ import pytest
 
 from callpulse.metrics import COUNTERS
 from warehouse import queries, rollup
-from warehouse.client import connect
-from warehouse.migrate import migrate
+from warehouse_helpers import migrated_warehouse
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 12, 0, 30, 250_000, tzinfo=UTC)  # hours before it are closed by the wall clock
@@ -30,10 +29,8 @@ ROLLUP_TABLES = ("minute_metrics", "minute_metrics_changes", "hour_metrics", "ca
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    client = connect(f"chdb://{tmp_path_factory.mktemp('rollup')}")
-    migrate(client)
-    yield client
-    client.close()
+    with migrated_warehouse(tmp_path_factory.mktemp("rollup")) as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

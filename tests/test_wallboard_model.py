@@ -41,14 +41,11 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
     from callpulse.slots import SlotRules
     from dashboards.data import DashboardContext, set_context, shared_wallboard_model, wallboard_model
     from streams.buckets import MinuteBuckets
-    from warehouse.client import connect
     from warehouse.landing import Lander
-    from warehouse.migrate import migrate
+    from warehouse_helpers import migrated_warehouse
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0.5)
-    client = connect(f"chdb://{tmp_path / 'warehouse'}")
-    try:
-        migrate(client)
+    with migrated_warehouse(tmp_path / "warehouse") as client:
         slot_rules = SlotRules(settings.slots, settings.zone)
         lander = Lander(client, settings, slot_rules)
         buckets = MinuteBuckets(settings, slot_rules)
@@ -86,5 +83,3 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
 
         set_context(DashboardContext(load_settings(dashboard__wallboard_cache_seconds=0), client))
         assert shared_wallboard_model()["generated_at"] != shared_wallboard_model()["generated_at"]
-    finally:
-        client.close()

@@ -15,9 +15,9 @@ from callpulse.slots import SlotRules
 from streams.buckets import BucketRow, DirtyBuckets
 from warehouse.client import connect
 from warehouse.landing import Lander
-from warehouse.migrate import migrate
 from warehouse.queries import (campaign_baseline, campaign_baselines, compliance_windows, compliance_windows_at,
                                metrics_by)
+from warehouse_helpers import migrated_warehouse
 
 SETTINGS = load_settings()
 NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=timezone.utc)
@@ -25,10 +25,8 @@ NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    client = connect(f"chdb://{tmp_path_factory.mktemp('warehouse')}")
-    migrate(client)
-    yield client
-    client.close()
+    with migrated_warehouse(tmp_path_factory.mktemp("warehouse")) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,0 +1,41 @@
+"""A real embedded warehouse for tests: opened, migrated, and closed after.
+
+chDB allows one path per process at a time, so every test that opens one must close it
+before the next test opens another."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from clickhouse_connect.driver.client import Client
+
+from callpulse.config import Settings
+from callpulse.schema import CallAttempt
+from callpulse.slots import SlotRules
+from streams.buckets import MinuteBuckets
+from warehouse.client import connect
+from warehouse.landing import Lander
+from warehouse.migrate import migrate
+
+
+@contextmanager
+def migrated_warehouse(path: Path | str) -> Iterator[Client]:
+    client = connect(f"chdb://{path}")
+    try:
+        migrate(client)
+        yield client
+    finally:
+        client.close()
+
+
+def land_counted(client: Client, events: Iterable[CallAttempt], settings: Settings,
+                 slot_rules: SlotRules) -> MinuteBuckets:
+    """Count ``events`` into minute buckets as the worker does and land them in one batch."""
+    events = list(events)
+    buckets = MinuteBuckets(settings, slot_rules)
+    for event in events:
+        buckets.add(event)
+    Lander(client, settings, slot_rules).land(events, buckets.take_dirty())
+    return buckets
