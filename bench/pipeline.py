@@ -94,9 +94,10 @@ def health(port: int) -> dict | None:
         return None
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """A process's peak RSS (VmHWM) in MB, or with field="VmRSS" its RSS now."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -163,12 +164,13 @@ class Worker:
             time.sleep(poll_s)
         raise SystemExit(f"the worker did not get there in {timeout_s:.0f} s; last health {state}")
 
-    def stop(self) -> float:
-        rss = peak_rss_mb(self.proc.pid)
+    def stop(self) -> tuple[float, float]:
+        """Stop the worker; its (peak RSS, RSS at the end) in MB."""
+        peak, now = peak_rss_mb(self.proc.pid), peak_rss_mb(self.proc.pid, "VmRSS")
         self.proc.terminate()
         self.proc.wait(60)
         self.log.close()
-        return rss
+        return peak, now
 
 
 def landed_all(ends: dict[int, int]):
@@ -451,9 +453,12 @@ def main(argv: list[str] | None = None) -> Results:
         try:
             callpulse_freshness(settings, worker, args.fresh_rate, args.fresh_seconds, results)
         finally:
-            rss = worker.stop()
+            rss, steady_rss = worker.stop()
         results.add("CallPulse", "worker peak RSS", "worker_rss_mb", rss, f"{rss:.0f} MB",
-                    f"({args.campaigns:,} campaigns x 6 segments live)")
+                    f"({args.campaigns:,} campaigns x 6 segments live; the peak is during the backlog)")
+        # Whether the backlog's memory comes back once the load is steady: the RSS at the end.
+        results.add("CallPulse", "worker RSS at the end", "worker_steady_rss_mb", steady_rss, f"{steady_rss:.0f} MB",
+                    f"(after the backlog, then {args.fresh_seconds:,.0f} s at {args.fresh_rate:,.0f} events/s)")
         if not args.skip_peers:
             peers(settings, workdir, args.events, args.naive_events, results)
         if not args.skip_warehouse:
