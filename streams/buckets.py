@@ -77,9 +77,13 @@ class DirtyBuckets:
         versions = {row.version for row in rows}
         if len(versions) > 1:
             raise ValueError(f"one landing is one version; these rows carry {sorted(versions)}")
-        return cls([tuple(row[:4]) for row in rows],
-                   np.array([row.counters for row in rows], dtype=np.float64).reshape(len(rows), len(COUNTERS)),
+        return cls([tuple(row[:4]) for row in rows], cls.matrix([row.counters for row in rows]),
                    versions.pop() if versions else time.time_ns())
+
+    @staticmethod
+    def matrix(counters: list) -> np.ndarray:
+        """Rows of counters (COUNTERS order) as one float matrix, (0, 7) when there are none."""
+        return np.array(counters, dtype=np.float64).reshape(len(counters), len(COUNTERS))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -182,7 +186,7 @@ class MinuteBuckets:
         (a copy: the live counters go on changing)."""
         keys = list(self.dirty)
         buckets = self.buckets
-        counters = np.array([buckets[key].counters for key in keys], dtype=np.float64).reshape(len(keys), len(COUNTERS))
+        counters = DirtyBuckets.matrix([buckets[key].counters for key in keys])
         self.dirty = set()
         return DirtyBuckets(keys, counters, time.time_ns())
 

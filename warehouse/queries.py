@@ -531,14 +531,12 @@ def sparkline_series(client: Client, since: datetime, until: datetime) -> pd.Dat
 
     The wallboard's sparklines, which cut and sort the rows themselves: minute_series() for
     every campaign on a big board spent more time ordering and converting all the counters and
-    rates than reading them. PREWHERE, as in _minute_rows(), so FINAL merges only the range."""
+    rates than reading them. Its rows are _minute_rows(): FINAL merges only the range."""
     first, stop = _minute_window(since, until)
     counters = sorted({"dials", SPARKLINE_RATE.numerator, SPARKLINE_RATE.denominator})
-    frame = client.query_df(
-        f"SELECT campaign, minute, {', '.join(f'sum({name}) AS {name}' for name in counters)} "
-        "FROM minute_metrics FINAL PREWHERE minute >= {first:DateTime} AND minute < {stop:DateTime} "
-        "GROUP BY campaign, minute",
-        parameters={"first": first, "stop": stop}, settings={"prefer_column_name_to_alias": 1})
+    rows = _minute_rows(["{first:DateTime}", "{stop:DateTime}"], by_slot_and_segment=False, campaign_sql="")
+    frame = _frame(client, f"SELECT campaign, minute, {', '.join(f'sum({name}) AS {name}' for name in counters)} "
+                           f"FROM {rows} GROUP BY campaign, minute", {"first": first, "stop": stop})
     if not len(frame.columns):  # no rows: the embedded warehouse returns no columns either
         frame = pd.DataFrame(columns=["campaign", "minute", *counters])
     frame[SPARKLINE_RATE.name] = ratio_series(frame[SPARKLINE_RATE.numerator], frame[SPARKLINE_RATE.denominator])
