@@ -172,6 +172,33 @@ def attempt_counters(attempt: CallAttempt, model: CostModel) -> tuple[float, ...
     return counters_for(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds)
 
 
+# counters_for()'s call counts for each outcome and order flag, without the zeros.
+_CALL_COUNT_INCREMENTS = {
+    (outcome, is_order): tuple((index, value) for index, value in enumerate(counters_for(outcome, is_order, 0, 0))
+                               if value)
+    for outcome in Outcome for is_order in (False, True)
+}
+_COST_INDEX, _TALK_INDEX = COUNTERS.index("cost"), COUNTERS.index("talk_seconds")
+
+
+def counter_increments(outcome: Outcome | str, is_order: bool, cost: float,
+                       talk_seconds: float) -> tuple[tuple[int, float], ...]:
+    """counters_for() as (COUNTERS index, increment) pairs, zeros left out: the worker adds
+    only what a call changes, and a dial nobody answered changes two counters of seven."""
+    if not isinstance(outcome, Outcome):
+        outcome = Outcome(outcome)
+    increments = _CALL_COUNT_INCREMENTS[outcome, bool(is_order)]
+    if cost:
+        increments += ((_COST_INDEX, float(cost)),)
+    if talk_seconds and outcome is Outcome.CONNECTED:
+        increments += ((_TALK_INDEX, float(talk_seconds)),)
+    return increments
+
+
+def attempt_increments(attempt: CallAttempt, model: CostModel) -> tuple[tuple[int, float], ...]:
+    return counter_increments(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds)
+
+
 def format_metric(name: str, value: float | None) -> str:
     """How a page or a table shows a value: "—" for null."""
     if value is None or (isinstance(value, float) and np.isnan(value)):

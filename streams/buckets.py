@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 
 from callpulse.config import Settings
-from callpulse.metrics import COUNTERS, attempt_counters, counters_for
+from callpulse.metrics import COUNTERS, attempt_increments, counter_increments
 from callpulse.schema import CallAttempt
 from callpulse.slots import SlotRules
 
@@ -36,15 +36,24 @@ class Verdict(Enum):
     LATE = "late"
 
 
-class Bucket:
-    """One bucket's counters and the ids it counted (a plain slotted class: hundreds of
-    thousands live at once, and dataclass default factories cost a call each)."""
+class CampaignMinute:
+    """One campaign's minute: its buckets, one counter list per segment (the slot follows
+    from the minute), their totals, and the event ids counted, which a replay is checked
+    against. A plain slotted class, not a dataclass: tens of thousands live at once."""
 
-    __slots__ = ("counters", "event_ids")
+    __slots__ = ("campaign", "minute", "slot", "segments", "totals", "event_ids", "changed")
 
-    def __init__(self) -> None:
-        self.counters = [0.0] * len(COUNTERS)
+    def __init__(self, campaign: str, minute: int, slot: str) -> None:
+        self.campaign = campaign
+        self.minute = minute
+        self.slot = slot
+        self.segments: dict[str, list[float]] = {}
+        self.totals = [0.0] * len(COUNTERS)
         self.event_ids: set[str] = set()
+        self.changed: set[str] = set()  # segments counted into since their last landing
+
+    def key(self, segment: str) -> BucketKey:
+        return (self.campaign, self.slot, segment, self.minute)
 
 
 class BucketRow(NamedTuple):
@@ -101,81 +110,87 @@ class MinuteBuckets:
         # Buckets stay in memory for the lateness window, or longer where a live alert
         # window needs them (alert rules read their windows from here).
         self.keep_seconds = max(self.lateness, 60 * longest_alert_window_minutes(settings))
-        self.buckets: dict[BucketKey, Bucket] = {}
-        # Counters summed over slots and segments, per campaign and minute: alert windows
-        # are read per campaign at every minute boundary, and summing them from the buckets
-        # (every campaign's, at first) was most of the worker's time.
-        self.minute_totals: dict[str, dict[int, list[float]]] = {}
-        # The bucket keys of each campaign minute, so eviction visits only what it removes
-        # (scanning every bucket after every batch was a tenth of the worker's time).
-        self._keys_in_minute: dict[tuple[str, int], list[BucketKey]] = {}
+        # campaign -> minute (epoch s) -> its buckets. Grouped by campaign minute because
+        # that is how everything reads them: the alert windows sum whole minutes, and
+        # eviction drops whole minutes (one object, not a bucket at a time).
+        self.minutes: dict[str, dict[int, CampaignMinute]] = {}
+        self._changed: list[CampaignMinute] = []  # minutes with buckets not landed since they changed
         self._moved: set[str] = set()  # campaigns whose watermark moved since the last eviction
         # Running window sums per campaign and window length: [first minute, totals]. A
         # backlog moves a campaign's minute at almost every event, and re-summing up to
         # an hour of minutes at each one was the worker's biggest cost.
         self._windows: dict[str, dict[int, list]] = {}
         self.watermarks: dict[str, float] = {}  # campaign -> newest event time seen (epoch s)
-        self.dirty: set[BucketKey] = set()
 
     def key_for(self, campaign: str, segment: str, epoch: float) -> BucketKey:
         minute = int(epoch // 60) * 60
         return (campaign, self.slot_rules.slot_for_minute(minute), segment, minute)
 
+    @property
+    def buckets(self) -> dict[BucketKey, list[float]]:
+        """Every live bucket's counters by key (a new dict: for tests and tools, not the hot path)."""
+        return {kept.key(segment): counters for minutes in self.minutes.values()
+                for kept in minutes.values() for segment, counters in kept.segments.items()}
+
     def add(self, attempt: CallAttempt) -> Verdict:
         epoch = attempt.event_time.timestamp()
         campaign = attempt.campaign
-        watermark = self.watermarks.get(campaign, epoch)
-        key = self.key_for(campaign, attempt.lead.segment, epoch)
-        bucket = self.buckets.get(key)
-        if bucket is not None and attempt.event_id in bucket.event_ids:
+        minute = int(epoch // 60) * 60
+        minutes = self.minutes.get(campaign)
+        kept = minutes.get(minute) if minutes is not None else None
+        if kept is not None and attempt.event_id in kept.event_ids:
             return Verdict.DUPLICATE
-        if epoch < watermark - self.lateness:
+        watermark = self.watermarks.get(campaign)
+        if watermark is not None and epoch < watermark - self.lateness:
             return Verdict.LATE
-        if bucket is None:
-            bucket = self._new_bucket(key)
-        model = self.settings.cost_model_for(campaign)
-        self._count(key, bucket, attempt.event_id, attempt_counters(attempt, model))
-        self.dirty.add(key)
-        if epoch > watermark or campaign not in self.watermarks:
-            self.watermarks[campaign] = max(epoch, watermark)
+        if kept is None:
+            kept = self._new_minute(campaign, minute)
+        self._count(kept, attempt.lead.segment, attempt.event_id,
+                    attempt_increments(attempt, self.settings.cost_model_for(campaign)))
+        if watermark is None or epoch > watermark:
+            self.watermarks[campaign] = epoch
             self._moved.add(campaign)
         return Verdict.COUNTED
 
-    def _new_bucket(self, key: BucketKey) -> Bucket:
-        bucket = self.buckets[key] = Bucket()
-        campaign_minute = (key[0], key[3])
-        keys = self._keys_in_minute.get(campaign_minute)
-        if keys is None:
-            self.minute_totals.setdefault(key[0], {})[key[3]] = [0.0] * len(COUNTERS)
-            self._keys_in_minute[campaign_minute] = [key]
-        else:
-            keys.append(key)
-        return bucket
+    def _new_minute(self, campaign: str, minute: int) -> CampaignMinute:
+        kept = CampaignMinute(campaign, minute, self.slot_rules.slot_for_minute(minute))
+        self.minutes.setdefault(campaign, {})[minute] = kept
+        return kept
 
-    def _count(self, key: BucketKey, bucket: Bucket, event_id: str, increments: Iterable[float]) -> None:
-        bucket.event_ids.add(event_id)
-        counters = bucket.counters
-        totals = self.minute_totals[key[0]][key[3]]
-        windows = [window[1] for window in self._windows.get(key[0], {}).values() if key[3] >= window[0]]
-        for index, value in enumerate(increments):
-            if not value:  # most counters of most calls: a dial that nobody answered adds to two of seven
-                continue
-            counters[index] += value
-            totals[index] += value
-            for window_totals in windows:
-                window_totals[index] += value
+    def _count(self, kept: CampaignMinute, segment: str, event_id: str,
+               increments: tuple[tuple[int, float], ...]) -> None:
+        kept.event_ids.add(event_id)
+        counters = kept.segments.get(segment)
+        if counters is None:
+            counters = kept.segments[segment] = [0.0] * len(COUNTERS)
+        if not kept.changed:
+            self._changed.append(kept)
+        kept.changed.add(segment)
+        totals = kept.totals
+        windows = self._windows.get(kept.campaign)
+        if windows:
+            minute = kept.minute
+            window_totals = [window[1] for window in windows.values() if minute >= window[0]]
+            for index, value in increments:
+                counters[index] += value
+                totals[index] += value
+                for summed in window_totals:
+                    summed[index] += value
+        else:
+            for index, value in increments:
+                counters[index] += value
+                totals[index] += value
 
     def restore(self, landed_attempts: Iterable[tuple]) -> int:
         """Rebuild buckets from landed rows (event_id, campaign, segment, epoch, outcome,
         is_order, cost, talk_seconds); every restored bucket is re-landed."""
         restored = 0
         for event_id, campaign, segment, epoch, outcome, is_order, cost, talk_seconds in landed_attempts:
-            key = self.key_for(campaign, segment, epoch)
-            bucket = self.buckets.get(key) or self._new_bucket(key)
-            if event_id in bucket.event_ids:
+            minute = int(epoch // 60) * 60
+            kept = self.minutes.get(campaign, {}).get(minute) or self._new_minute(campaign, minute)
+            if event_id in kept.event_ids:
                 continue  # the same event landed twice before a merge; count it once
-            self._count(key, bucket, event_id, counters_for(outcome, is_order, cost, talk_seconds))
-            self.dirty.add(key)
+            self._count(kept, segment, event_id, counter_increments(outcome, is_order, cost, talk_seconds))
             self.watermarks[campaign] = max(self.watermarks.get(campaign, epoch), epoch)
             self._moved.add(campaign)
             restored += 1
@@ -184,11 +199,16 @@ class MinuteBuckets:
     def take_dirty(self) -> DirtyBuckets:
         """The full state of every bucket changed since the last call, stamped with a version
         (a copy: the live counters go on changing)."""
-        keys = list(self.dirty)
-        buckets = self.buckets
-        counters = DirtyBuckets.matrix([buckets[key].counters for key in keys])
-        self.dirty = set()
-        return DirtyBuckets(keys, counters, time.time_ns())
+        keys: list[BucketKey] = []
+        counters: list[list[float]] = []
+        for kept in self._changed:
+            campaign, slot, minute, segments = kept.campaign, kept.slot, kept.minute, kept.segments
+            for segment in kept.changed:
+                keys.append((campaign, slot, segment, minute))
+                counters.append(segments[segment])
+            kept.changed.clear()
+        self._changed = []
+        return DirtyBuckets(keys, DirtyBuckets.matrix(counters), time.time_ns())
 
     def window_totals(self, campaign: str, first_minute: int) -> dict[str, float]:
         """Summed counters of a campaign's buckets from ``first_minute`` (epoch s) on."""
@@ -196,9 +216,9 @@ class MinuteBuckets:
 
     def _sum_from(self, campaign: str, first_minute: int) -> list[float]:
         totals = [0.0] * len(COUNTERS)
-        for minute, minute_totals in self.minute_totals.get(campaign, {}).items():
+        for minute, kept in self.minutes.get(campaign, {}).items():
             if minute >= first_minute:
-                for index, value in enumerate(minute_totals):
+                for index, value in enumerate(kept.totals):
                     totals[index] += value
         return totals
 
@@ -212,16 +232,16 @@ class MinuteBuckets:
         Read only; the list is the live state."""
         windows = self._windows.setdefault(campaign, {})
         window = windows.get(minutes)
+        kept = self.minutes.get(campaign, {})
         if (window is None or first_minute < window[0]
-                or (first_minute - window[0]) // 60 > len(self.minute_totals.get(campaign, ()))):  # a long gap
+                or (first_minute - window[0]) // 60 > len(kept)):  # a long gap
             windows[minutes] = window = [first_minute, self._sum_from(campaign, first_minute)]
         elif first_minute > window[0]:
-            kept = self.minute_totals.get(campaign, {})
             totals = window[1]
             for minute in range(window[0], first_minute, 60):
                 leaving = kept.get(minute)
                 if leaving is not None:
-                    for index, value in enumerate(leaving):
+                    for index, value in enumerate(leaving.totals):
                         totals[index] -= value
             window[0] = first_minute
             if not totals[0]:  # no dials left: start again from exact zeros, not rounding residue
@@ -229,42 +249,34 @@ class MinuteBuckets:
         return window[1]
 
     def evict_closed(self) -> int:
-        """Forget buckets no event can reach and no alert window reads any more.
+        """Forget the buckets no event can reach and no alert window reads any more.
 
         Their final state is already landed, so memory stays bounded by that horizon
         whatever the run length. Only campaigns whose watermark moved can have minutes
-        newly past it.
+        newly past it; a minute with buckets not landed yet waits for the next eviction.
         """
         evicted = 0
-        unfinished = set()  # campaigns with changed buckets past the horizon: evicted once landed
-        buckets, dirty, keys_in_minute = self.buckets, self.dirty, self._keys_in_minute
+        unfinished = set()
         for campaign in self._moved:
-            campaign_totals = self.minute_totals.get(campaign)
-            if campaign_totals is None:
+            minutes = self.minutes.get(campaign)
+            if minutes is None:
                 continue
             horizon = self.watermarks[campaign] - self.keep_seconds
             windows = self._windows.get(campaign, {}).values()
-            for minute in [minute for minute in campaign_totals if minute + 60 <= horizon]:
-                keys = keys_in_minute.pop((campaign, minute))
-                kept = [key for key in keys if key in dirty] if dirty else None  # changed, not yet landed
-                if kept:
-                    keys_in_minute[(campaign, minute)] = kept
+            for minute in [minute for minute in minutes if minute + 60 <= horizon]:
+                if minutes[minute].changed:
                     unfinished.add(campaign)
-                    keys = [key for key in keys if key not in dirty]
-                for key in keys:
-                    del buckets[key]
-                evicted += len(keys)
-                if kept:
                     continue
-                leaving = campaign_totals.pop(minute)
+                leaving = minutes.pop(minute)
+                evicted += len(leaving.segments)
                 for window in windows:
                     if minute >= window[0]:  # a window left behind by a campaign gone quiet
                         totals = window[1]
-                        for index, value in enumerate(leaving):
+                        for index, value in enumerate(leaving.totals):
                             if value:
                                 totals[index] -= value
-            if not campaign_totals:
-                del self.minute_totals[campaign]
+            if not minutes:
+                del self.minutes[campaign]
                 self._windows.pop(campaign, None)
         self._moved = unfinished
         return evicted

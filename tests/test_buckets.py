@@ -97,14 +97,14 @@ def test_window_totals_kept_per_minute_equal_the_sum_of_the_kept_buckets():
             for campaign in ("c0", "c1", "c2", "c3"):
                 for back in (0, 15, 60, 600):
                     first = int(T0.timestamp() + seconds) // 60 * 60 - back * 60
-                    summed = [sum(b.counters[i] for k, b in state.buckets.items() if k[0] == campaign and k[3] >= first)
+                    summed = [sum(counters[i] for k, counters in state.buckets.items() if k[0] == campaign and k[3] >= first)
                               for i in range(len(COUNTERS))]
                     kept = state.window_totals(campaign, first)
                     # Floats are added in another order, so equal to within rounding.
                     assert [kept[name] for name in COUNTERS] == pytest.approx(summed, abs=1e-6), (campaign, back)
                     # The running sums alert readings use, kept per window length as it moves.
                     assert state.window_sums(campaign, back, first) == pytest.approx(summed, abs=1e-6), (campaign, back)
-                every = [sum(b.counters[i] for k, b in state.buckets.items() if k[0] == campaign)
+                every = [sum(counters[i] for k, counters in state.buckets.items() if k[0] == campaign)
                          for i in range(len(COUNTERS))]
                 assert state.kept_totals(campaign) == pytest.approx(every, abs=1e-6), campaign
-    assert state.minute_totals and len(state.buckets) < 6000  # evictions happened, totals followed
+    assert state.minutes and len(state.buckets) < 6000  # evictions happened, totals followed

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from callpulse.config import CostModel
-from callpulse.metrics import add_rate_columns, attempt_cost, attempt_counters, compute_rates, format_metric
+from callpulse.metrics import (add_rate_columns, attempt_cost, attempt_counters, compute_rates, counter_increments,
+                              counters_for, format_metric)
 from callpulse.schema import CallAttempt, Lead, Outcome
 
 MODEL = CostModel(cost_per_attempt=0.02, cost_per_minute=0.03, agent_cost_per_hour=24.0)
@@ -51,6 +52,19 @@ def test_counters_of_each_outcome():
     assert connected[6] == 120
     # An order flag on a call nobody talked to cannot be an order.
     assert attempt_counters(attempt(Outcome.MACHINE, order=True), MODEL)[4] == 0
+
+
+@pytest.mark.parametrize("outcome", list(Outcome) + ["connected", "abandoned"])  # recovery passes names
+@pytest.mark.parametrize("is_order", [False, True, 1])
+@pytest.mark.parametrize("cost, talk_seconds", [(0.0, 0.0), (0.35, 0.0), (0.0, 95.5), (1.25, 300.0)])
+def test_the_workers_sparse_increments_are_the_counters_without_their_zeros(outcome, is_order, cost, talk_seconds):
+    """The worker adds counter_increments(); reports and recovery define a call by counters_for()."""
+    increments = counter_increments(outcome, is_order, cost, talk_seconds)
+    full = [0.0] * 7
+    for index, value in increments:
+        full[index] += value
+    assert full == list(counters_for(outcome, is_order, cost, talk_seconds))
+    assert all(value for _, value in increments) and len({index for index, _ in increments}) == len(increments)
 
 
 def test_cost_model_and_event_costs():
