@@ -4,7 +4,8 @@ Records are keyed by campaign, and Quix scopes state by message key, so a statef
 update per event can keep campaign|slot|segment|minute buckets without a repartition
 topic (a group_by would re-produce every event). Batched records (JSON arrays) are
 expanded into one row per event, so the per-event work matches the other peers.
-Prints one JSON line (see peers.RunClock) once ``--expected`` call events are counted.
+Prints one JSON line (see peers.RunClock) once ``--expected`` call events are counted and
+its state is committed.
 """
 
 from __future__ import annotations
@@ -56,13 +57,17 @@ def main() -> None:
     def done(_event: dict[str, Any]) -> None:
         clock.events += 1
         if clock.events == args.expected:
-            print(clock.result(), flush=True)
+            clock.counted()
             app.stop()
 
     sdf = sdf.apply(expand, expand=True)
     sdf = sdf.update(count, stateful=True)
     sdf = sdf.update(done)
+    # Returns once stopped, after its last checkpoint: the state flushed to RocksDB and its
+    # changelog topic, the offsets committed. Events counted before a checkpoint are not
+    # yet durable, so both times are reported.
     app.run()
+    print(clock.result(committed=True), flush=True)
 
 
 if __name__ == "__main__":

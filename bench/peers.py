@@ -96,22 +96,37 @@ class RunClock:
         self.started = time.monotonic()
         self.first_record: float | None = None
         self.events = 0
+        self.last_counted: float | None = None
+        self.counted_events: int | None = None
 
     def record_seen(self) -> None:
         if self.first_record is None:
             self.first_record = time.monotonic()
 
-    def result(self) -> str:
+    def counted(self) -> None:
+        """The last expected event is counted (in memory: not yet committed anywhere)."""
+        self.last_counted = time.monotonic()
+        self.counted_events = self.events  # the stopping app may count a few more after these
+
+    def result(self, committed: bool = False) -> str:
+        """The JSON line; with ``committed``, also the figures up to now, when the peer's
+        state and offsets are committed (its checkpoint: what CallPulse's landing is)."""
         now = time.monotonic()
         first = self.first_record if self.first_record is not None else now
-        seconds = now - first
-        return json.dumps({
-            "events": self.events,
+        counted_at = self.last_counted if self.last_counted is not None else now
+        events = self.counted_events if self.counted_events is not None else self.events
+        seconds = counted_at - first
+        result = {
+            "events": events,
             "seconds": round(seconds, 4),
-            "events_per_s": round(self.events / seconds, 1) if seconds > 0 else None,
+            "events_per_s": round(events / seconds, 1) if seconds > 0 else None,
             "startup_s": round(first - self.started, 3),
             "child_peak_rss_mb": round(peak_rss_mb(), 1),
-        })
+        }
+        if committed:
+            result["committed_seconds"] = round(now - first, 4)
+            result["committed_events_per_s"] = round(events / (now - first), 1) if now > first else None
+        return json.dumps(result)
 
 
 def _run_peer(script: str, args: list[str], workdir: Path, timeout_s: float) -> dict:

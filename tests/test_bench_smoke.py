@@ -28,14 +28,17 @@ def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
     text = results.read_text()
     numbers = json.loads(text.split("numbers: ", 1)[1])
     for key in ("callpulse_events_per_s", "freshness_p50_s", "freshness_p95_s", "worker_rss_mb", "worker_steady_rss_mb",
-                "quix_events_per_s", "naive_events_per_s", "wallboard_ms", "crosstab_ms",
-                "ratio_quix_events_per_s", "ratio_naive_events_per_s"):
+                "quix_events_per_s", "quix_committed_events_per_s", "naive_events_per_s", "wallboard_ms",
+                "crosstab_ms", "ratio_quix_events_per_s", "ratio_quix_committed_events_per_s",
+                "ratio_naive_events_per_s"):
         assert key in numbers and math.isfinite(numbers[key]) and numbers[key] > 0, (key, numbers)
     assert numbers["published_events"] == 10_000
     assert numbers["freshness_p50_s"] <= numbers["freshness_p95_s"]
     assert numbers["worker_steady_rss_mb"] <= numbers["worker_rss_mb"]  # now can never exceed the peak
     assert numbers["ratio_quix_events_per_s"] == pytest.approx(
         numbers["callpulse_events_per_s"] / numbers["quix_events_per_s"], rel=1e-2)
+    # Committing its state comes after counting the last event, never before.
+    assert numbers["quix_committed_events_per_s"] <= numbers["quix_events_per_s"]
     # The cross-tab read what was landed: 200 campaigns x 6 segments x the slots that hold calls.
     assert "200,000 attempts in" in text
     assert "machine: " in text and "cores" in text
