@@ -26,7 +26,13 @@ from streams.stoplist import Violation
 from warehouse import queries
 
 log = logging.getLogger("callpulse.alerts")
-_DIALS, _CONTACTS, _ORDERS = (COUNTERS.index(name) for name in ("dials", "contacts", "orders"))
+_CONTACTS = COUNTERS.index("contacts")
+
+
+def window_start(epoch: float, minutes: int) -> int:
+    """The first minute (epoch s) of an N-minute window ending at ``epoch``: the buckets that
+    start at or after epoch - N minutes, as in queries.compliance_windows."""
+    return math.ceil((epoch - minutes * 60) / 60) * 60
 
 
 class AlertEvaluator:
@@ -63,15 +69,18 @@ class AlertEvaluator:
             return
         self._last_minute[campaign] = minute
         rules = self.settings.alert_rules_for(campaign)
-        kept = self.buckets.kept_totals(campaign)
-        if (kept[_CONTACTS] < rules.min_live_answers and kept[_DIALS] < rules.contact_min_dials
-                and kept[_ORDERS] < rules.cpo_min_orders):
-            return  # every window is within what is kept: no rule can have enough data (see below)
+        abandon = self.buckets.window_sums(campaign, rules.abandon_window_minutes,
+                                           window_start(watermark, rules.abandon_window_minutes))
+        if not self._abandon_has_data(abandon[_CONTACTS], rules) and not self._has_cached_baseline(campaign, minute):
+            # The abandon rule lacks data, and the others need a baseline not fetched yet: the
+            # reading below would change nothing. Checked on the running sums, before building
+            # anything, because in a backlog of thin campaigns that is most minutes.
+            return
         at = datetime.fromtimestamp(watermark, timezone.utc)
         live, window, baseline = self._live_windows(campaign, at, rules, fetch=False)
         # A check without enough data changes no alert (AlertBook.observe ignores it), and
         # in a backlog of thin campaigns that is most minutes: skip building the reading.
-        if not (self._abandon_has_data(live, rules) or baseline is not None and (
+        if not (self._abandon_has_data(live["contacts"], rules) or baseline is not None and (
                 self._contact_has_data(live, baseline, rules) or self._cpo_has_data(window, baseline, rules))):
             return
         self._pending.append((campaign, at, self._live_checks_from(live, window, baseline, rules), attempt.event_id))
@@ -136,8 +145,8 @@ class AlertEvaluator:
     # Whether each live rule has enough data to act on: shared by its check and by
     # note_counted's shortcut, so the two can never disagree.
     @staticmethod
-    def _abandon_has_data(live: dict, rules: AlertRules) -> bool:
-        return int(live["contacts"]) >= rules.min_live_answers
+    def _abandon_has_data(contacts: float, rules: AlertRules) -> bool:
+        return int(contacts) >= rules.min_live_answers
 
     @staticmethod
     def _contact_has_data(live: dict, baseline: dict, rules: AlertRules) -> bool:
@@ -148,9 +157,7 @@ class AlertEvaluator:
         return bool(baseline["cpo"]) and int(window["orders"]) >= rules.cpo_min_orders
 
     def _window(self, campaign: str, at: datetime, minutes: int) -> dict[str, float]:
-        # The buckets that start at or after at - N minutes, as in queries.compliance_windows.
-        first_minute = math.ceil((at.timestamp() - minutes * 60) / 60) * 60
-        totals = dict(zip(COUNTERS, self.buckets.window_sums(campaign, minutes, first_minute)))
+        totals = dict(zip(COUNTERS, self.buckets.window_sums(campaign, minutes, window_start(at.timestamp(), minutes))))
         totals["window_minutes"] = minutes
         return totals
 
@@ -160,7 +167,7 @@ class AlertEvaluator:
         return Check(
             Rule.ABANDON_RATE, ratio(live["abandoned"], contacts), rules.abandon_warning, rules.abandon_critical,
             clear=rules.abandon_warning * rules.clear_ratio, higher_is_worse=True,
-            enough_data=cls._abandon_has_data(live, rules), sample=contacts,
+            enough_data=cls._abandon_has_data(contacts, rules), sample=contacts,
             window_minutes=live["window_minutes"],
             describe=lambda: f"{int(live['abandoned'])} abandoned of {contacts} live answers in the last "
                    f"{live['window_minutes']} min",
@@ -286,6 +293,12 @@ class AlertEvaluator:
         at = datetime.fromtimestamp(minute * 60, timezone.utc)
         local_day = at.astimezone(self.settings.zone).replace(hour=0, minute=0, second=0, microsecond=0)
         return self.slot_rules.slot_for(at), local_day.date().isoformat(), local_day.astimezone(timezone.utc)
+
+    def _has_cached_baseline(self, campaign: str, minute: int) -> bool:
+        """Whether the baseline for the campaign's slot and day at ``minute`` (epoch minutes)
+        is at hand, without building the datetimes _baseline() needs."""
+        slot, day, _ = self._slot_and_day(minute)
+        return (campaign, slot, day) in self._baselines
 
     def _baseline(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> dict | None:
         key, until = self._baseline_key(campaign, at)

@@ -222,30 +222,30 @@ class MinuteBuckets:
                     totals[index] += value
         return totals
 
-    def kept_totals(self, campaign: str) -> list[float]:
-        """Counters summed over every minute kept for ``campaign``: a bound on any window's."""
-        return self.window_sums(campaign, 0, -1)  # a "window" that starts before every minute
-
     def window_sums(self, campaign: str, minutes: int, first_minute: int) -> list[float]:
         """window_totals() for a window ``minutes`` long, kept running: moving the window
         forward subtracts the minutes it leaves; every count adds to the windows it falls in.
         Read only; the list is the live state."""
-        windows = self._windows.setdefault(campaign, {})
+        windows = self._windows.get(campaign)
+        if windows is None:
+            windows = self._windows[campaign] = {}
         window = windows.get(minutes)
+        if window is not None and window[0] == first_minute:
+            return window[1]
         kept = self.minutes.get(campaign, {})
-        if (window is None or first_minute < window[0]
-                or (first_minute - window[0]) // 60 > len(kept)):  # a long gap
+        if window is None or first_minute < window[0] or (first_minute - window[0]) // 60 > len(kept):  # a long gap
             windows[minutes] = window = [first_minute, self._sum_from(campaign, first_minute)]
-        elif first_minute > window[0]:
-            totals = window[1]
-            for minute in range(window[0], first_minute, 60):
-                leaving = kept.get(minute)
-                if leaving is not None:
-                    for index, value in enumerate(leaving.totals):
+            return window[1]
+        totals = window[1]
+        for minute in range(window[0], first_minute, 60):
+            leaving = kept.get(minute)
+            if leaving is not None:
+                for index, value in enumerate(leaving.totals):
+                    if value:
                         totals[index] -= value
-            window[0] = first_minute
-            if not totals[0]:  # no dials left: start again from exact zeros, not rounding residue
-                window[1] = [0.0] * len(COUNTERS)
+        window[0] = first_minute
+        if not totals[0]:  # no dials left: start again from exact zeros, not rounding residue
+            window[1] = [0.0] * len(COUNTERS)
         return window[1]
 
     def evict_closed(self) -> int:
