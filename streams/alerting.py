@@ -26,7 +26,7 @@ from streams.stoplist import Violation
 from warehouse import queries
 
 log = logging.getLogger("callpulse.alerts")
-_CONTACTS = COUNTERS.index("contacts")
+_DIALS, _CONTACTS, _ORDERS = (COUNTERS.index(name) for name in ("dials", "contacts", "orders"))
 
 
 def window_start(epoch: float, minutes: int) -> int:
@@ -69,20 +69,28 @@ class AlertEvaluator:
             return
         self._last_minute[campaign] = minute
         rules = self.settings.alert_rules_for(campaign)
+        # A check without enough data changes no alert (AlertBook.observe ignores it), and in a
+        # backlog of thin campaigns that is most minutes: decide on the running sums, before
+        # building anything. First on everything kept, a bound on every window that costs
+        # nothing to read; then on the windows themselves. The baselines are only those
+        # fetched already (fetch=False below).
+        kept = self.buckets.kept_totals(campaign)
+        if (kept[_CONTACTS] < rules.min_live_answers and kept[_DIALS] < rules.contact_min_dials
+                and kept[_ORDERS] < rules.cpo_min_orders):
+            return
         abandon = self.buckets.window_sums(campaign, rules.abandon_window_minutes,
                                            window_start(watermark, rules.abandon_window_minutes))
-        if not self._abandon_has_data(abandon[_CONTACTS], rules) and not self._has_cached_baseline(campaign, minute):
-            # The abandon rule lacks data, and the others need a baseline not fetched yet: the
-            # reading below would change nothing. Checked on the running sums, before building
-            # anything, because in a backlog of thin campaigns that is most minutes.
-            return
+        if not self._abandon_has_data(abandon[_CONTACTS], rules):
+            baseline = self._cached_baseline(campaign, minute)
+            if baseline is None:
+                return
+            if not self._contact_has_data(abandon[_DIALS], baseline, rules):
+                cpo = self.buckets.window_sums(campaign, rules.cpo_window_minutes,
+                                               window_start(watermark, rules.cpo_window_minutes))
+                if not self._cpo_has_data(cpo[_ORDERS], baseline, rules):
+                    return
         at = datetime.fromtimestamp(watermark, timezone.utc)
         live, window, baseline = self._live_windows(campaign, at, rules, fetch=False)
-        # A check without enough data changes no alert (AlertBook.observe ignores it), and
-        # in a backlog of thin campaigns that is most minutes: skip building the reading.
-        if not (self._abandon_has_data(live["contacts"], rules) or baseline is not None and (
-                self._contact_has_data(live, baseline, rules) or self._cpo_has_data(window, baseline, rules))):
-            return
         self._pending.append((campaign, at, self._live_checks_from(live, window, baseline, rules), attempt.event_id))
 
     def read(self, triggers: Mapping[str, str],
@@ -149,12 +157,12 @@ class AlertEvaluator:
         return int(contacts) >= rules.min_live_answers
 
     @staticmethod
-    def _contact_has_data(live: dict, baseline: dict, rules: AlertRules) -> bool:
-        return bool(baseline["contact_rate"]) and int(live["dials"]) >= rules.contact_min_dials
+    def _contact_has_data(dials: float, baseline: dict, rules: AlertRules) -> bool:
+        return bool(baseline["contact_rate"]) and int(dials) >= rules.contact_min_dials
 
     @staticmethod
-    def _cpo_has_data(window: dict, baseline: dict, rules: AlertRules) -> bool:
-        return bool(baseline["cpo"]) and int(window["orders"]) >= rules.cpo_min_orders
+    def _cpo_has_data(orders: float, baseline: dict, rules: AlertRules) -> bool:
+        return bool(baseline["cpo"]) and int(orders) >= rules.cpo_min_orders
 
     def _window(self, campaign: str, at: datetime, minutes: int) -> dict[str, float]:
         totals = dict(zip(COUNTERS, self.buckets.window_sums(campaign, minutes, window_start(at.timestamp(), minutes))))
@@ -294,11 +302,11 @@ class AlertEvaluator:
         local_day = at.astimezone(self.settings.zone).replace(hour=0, minute=0, second=0, microsecond=0)
         return self.slot_rules.slot_for(at), local_day.date().isoformat(), local_day.astimezone(timezone.utc)
 
-    def _has_cached_baseline(self, campaign: str, minute: int) -> bool:
-        """Whether the baseline for the campaign's slot and day at ``minute`` (epoch minutes)
-        is at hand, without building the datetimes _baseline() needs."""
+    def _cached_baseline(self, campaign: str, minute: int) -> dict | None:
+        """The baseline for the campaign's slot and day at ``minute`` (epoch minutes) if it was
+        fetched already: _baseline(fetch=False) without building the datetimes it needs."""
         slot, day, _ = self._slot_and_day(minute)
-        return (campaign, slot, day) in self._baselines
+        return self._baselines.get((campaign, slot, day))
 
     def _baseline(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> dict | None:
         key, until = self._baseline_key(campaign, at)
@@ -337,7 +345,7 @@ class AlertEvaluator:
         return Check(
             Rule.CONTACT_RATE_DROP, ratio(live["contacts"], dials), level, None,
             clear=level / rules.clear_ratio, higher_is_worse=False,
-            enough_data=cls._contact_has_data(live, baseline, rules), sample=dials,
+            enough_data=cls._contact_has_data(dials, baseline, rules), sample=dials,
             window_minutes=live["window_minutes"],
             describe=lambda: f"usual {baseline['slot']} contact rate is {format_metric('contact_rate', usual)} "
                    f"(previous {rules.baseline_days} days)",
@@ -351,7 +359,7 @@ class AlertEvaluator:
         return Check(
             Rule.CPO_SPIKE, ratio(window["cost"], orders), level, None,
             clear=level * rules.clear_ratio, higher_is_worse=True,
-            enough_data=cls._cpo_has_data(window, baseline, rules), sample=orders,
+            enough_data=cls._cpo_has_data(orders, baseline, rules), sample=orders,
             window_minutes=window["window_minutes"],
             describe=lambda: f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)",
         )

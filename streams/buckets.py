@@ -222,6 +222,10 @@ class MinuteBuckets:
                     totals[index] += value
         return totals
 
+    def kept_totals(self, campaign: str) -> list[float]:
+        """Counters summed over every minute kept for ``campaign``: a bound on any window's."""
+        return self.window_sums(campaign, 0, -1)  # a "window" that starts before every minute
+
     def window_sums(self, campaign: str, minutes: int, first_minute: int) -> list[float]:
         """window_totals() for a window ``minutes`` long, kept running: moving the window
         forward subtracts the minutes it leaves; every count adds to the windows it falls in.
