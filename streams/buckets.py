@@ -215,12 +215,9 @@ class MinuteBuckets:
         return dict(zip(COUNTERS, self._sum_from(campaign, first_minute)))
 
     def _sum_from(self, campaign: str, first_minute: int) -> list[float]:
-        totals = [0.0] * len(COUNTERS)
-        for minute, kept in self.minutes.get(campaign, {}).items():
-            if minute >= first_minute:
-                for index, value in enumerate(kept.totals):
-                    totals[index] += value
-        return totals
+        rows = [kept.totals for minute, kept in self.minutes.get(campaign, {}).items() if minute >= first_minute]
+        # Column by column in C: a full re-sum happens at every read of a window left behind.
+        return [float(sum(column)) for column in zip(*rows)] if rows else [0.0] * len(COUNTERS)
 
     def kept_totals(self, campaign: str) -> list[float]:
         """Counters summed over every minute kept for ``campaign``: a bound on any window's."""
