@@ -53,7 +53,7 @@ class Lander:
         self.slot_rules = slot_rules
         self.faults = FaultSwitch()
 
-    def attempt_columns(self, attempts: Sequence[CallAttempt]) -> list[list]:
+    def attempt_columns(self, attempts: Sequence[CallAttempt]) -> list:
         """The attempts as columns in ATTEMPT_COLUMNS order. Column-wise, the driver writes
         them as they are; rows it had to pivot first, which was a tenth of landing's time.
         Times go in as epoch integers (ms for DateTime64(3), s for DateTime): converting
@@ -71,12 +71,14 @@ class Lander:
             [slot_for_minute(minute) for minute in minutes],
             [lead.segment for lead in leads],
             [attempt.outcome.value for attempt in attempts],
-            [attempt.ring_seconds for attempt in attempts],
-            [attempt.wait_seconds for attempt in attempts],
-            [attempt.talk_seconds for attempt in attempts],
-            [int(attempt.order) for attempt in attempts],
-            [attempt.order_value for attempt in attempts],
-            [attempt_cost(attempt, cost_model_for(attempt.campaign)) for attempt in attempts],
+            # Numbers as numpy arrays, which the driver copies as they are (see bucket_columns).
+            np.array([attempt.ring_seconds for attempt in attempts], dtype=np.float64),
+            np.array([attempt.wait_seconds for attempt in attempts], dtype=np.float64),
+            np.array([attempt.talk_seconds for attempt in attempts], dtype=np.float64),
+            np.array([attempt.order for attempt in attempts], dtype=np.uint8),
+            np.array([attempt.order_value for attempt in attempts], dtype=np.float64),
+            np.array([attempt_cost(attempt, cost_model_for(attempt.campaign)) for attempt in attempts],
+                     dtype=np.float64),
             [lead.response_score for lead in leads],
             [lead.phone_hash or "" for lead in leads],
             [lead.lead_id or "" for lead in leads],
@@ -86,16 +88,17 @@ class Lander:
         ]
 
     @staticmethod
-    def bucket_columns(buckets: DirtyBuckets) -> list[list]:
-        """The changed buckets as columns in BUCKET_COLUMNS order: call counts as integers
-        (the driver converts floats one by one), money and seconds as floats."""
+    def bucket_columns(buckets: DirtyBuckets) -> list:
+        """The changed buckets as columns in BUCKET_COLUMNS order. The counters stay numpy
+        arrays, which the driver copies into the insert as they are (lists it packs value by
+        value): call counts as unsigned integers, money and seconds as floats."""
         count = len(buckets)
         keys = list(zip(*buckets.keys)) if count else [(), (), (), ()]
-        columns = [list(keys[0]), list(keys[1]), list(keys[2]), list(keys[3])]
+        columns: list = [list(keys[0]), list(keys[1]), list(keys[2]), list(keys[3])]
         for index, name in enumerate(COUNTERS):
-            column = buckets.counters[:, index]
-            columns.append((np.rint(column).astype(np.int64) if name in CALL_COUNTS else column).tolist())
-        columns.append([buckets.version] * count)
+            column = np.ascontiguousarray(buckets.counters[:, index])
+            columns.append(np.rint(column).astype(np.uint64) if name in CALL_COUNTS else column)
+        columns.append(np.full(count, buckets.version, dtype=np.uint64))
         columns.append([epoch_ms(datetime.now(timezone.utc))] * count)
         return columns
 
