@@ -167,19 +167,16 @@ class MinuteBuckets:
             self._changed.append(kept)
         kept.changed.add(segment)
         totals = kept.totals
+        for index, value in increments:
+            counters[index] += value
+            totals[index] += value
         windows = self._windows.get(kept.campaign)
         if windows:
             minute = kept.minute
-            window_totals = [window[1] for window in windows.values() if minute >= window[0]]
-            for index, value in increments:
-                counters[index] += value
-                totals[index] += value
-                for summed in window_totals:
-                    summed[index] += value
-        else:
-            for index, value in increments:
-                counters[index] += value
-                totals[index] += value
+            for first_minute, summed in windows.values():
+                if minute >= first_minute:
+                    for index, value in increments:
+                        summed[index] += value
 
     def restore(self, landed_attempts: Iterable[tuple]) -> int:
         """Rebuild buckets from landed rows (event_id, campaign, segment, epoch, outcome,
