@@ -1,12 +1,13 @@
 """Minute buckets: the worker's live state, one bucket per (campaign, slot, segment, minute).
 
 For each call in the stream we find its campaign's minute bucket by *event* time and
-add the call's counters, unless the bucket has already counted that event id.
+add the call's counters, unless that campaign minute has already counted the event id
+(an id names one call, so its replay falls in the same minute).
 
 Exactness across restarts does not rely on Faust's at-least-once delivery: every
 counted event lands in ``call_attempts`` before its offset is committed, and on
 start the open buckets are rebuilt from those landed rows, event ids included. A
-replayed event then finds its id already in its bucket and counts once.
+replayed event then finds its id already in its minute and counts once.
 """
 
 from __future__ import annotations
