@@ -29,6 +29,17 @@ def test_same_event_id_counts_once():
     assert row.counters[:3] == (1, 1, 1)
 
 
+def test_an_event_id_counts_once_in_its_minute_whatever_segment_it_claims_the_second_time():
+    """An id names one call: sent again with another segment (a corrected lead, say), it
+    is still that call, so it is not counted a second time into another bucket."""
+    state = buckets()
+    assert state.add(call("a", 0)) is Verdict.COUNTED
+    again = CallAttempt(schema_version=1, event_id="a", campaign="c1", outcome=Outcome.CONNECTED,
+                        event_time=T0 + timedelta(seconds=20), lead=Lead(segment="students"), talk_seconds=60)
+    assert state.add(again) is Verdict.DUPLICATE
+    assert [(row.segment, row.counters[0]) for row in state.take_dirty()] == [("seniors", 1)]
+
+
 def test_out_of_order_within_lateness_updates_its_own_minute_and_older_is_late():
     state = buckets()
     state.add(call("new", 900))
