@@ -42,3 +42,17 @@ def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
     # The cross-tab read what was landed: 200 campaigns x 6 segments x the slots that hold calls.
     assert "200,000 attempts in" in text
     assert "machine: " in text and "cores" in text
+
+
+@pytest.mark.timeout(120)
+def test_the_stage_timer_counts_every_event_of_its_workload():
+    """bench/stages.py drives the worker's own objects; it refuses to print figures unless
+    every event of the workload was counted, and then names each stage."""
+    run = subprocess.run([sys.executable, "bench/stages.py", "--events", "3000", "--campaigns", "50",
+                          "--batch-records", "10", "--repeats", "1"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=100)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    table = run.stdout
+    for stage in ("process", "land", "alerts", "evict", "all"):
+        assert f"│ {stage}" in table, table
+    assert "3,000 events" in table and "events/s" in table
