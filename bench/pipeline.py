@@ -102,6 +102,12 @@ def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far, in seconds (utime and stime of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -209,7 +215,9 @@ def callpulse_freshness(settings: Settings, worker: Worker, rate: float, seconds
     interval = per_record / rate
     workload = call_events(int(rate * seconds) + per_record, seed=11, campaigns=len(campaigns))
     sampler = LandedSampler(worker)
+    cpu_at_start = cpu_seconds(worker.proc.pid)
     next_send = time.monotonic()
+    started = next_send
     ends_at = next_send + seconds
     number = 0
     while time.monotonic() < ends_at:
@@ -223,6 +231,8 @@ def callpulse_freshness(settings: Settings, worker: Worker, rate: float, seconds
         sent.append((stamp.timestamp(), future))
         number += 1
     producer.flush()
+    # What a steady load costs the box: the worker's CPU while the events arrived.
+    cpu_share = (cpu_seconds(worker.proc.pid) - cpu_at_start) / (time.monotonic() - started)
     where = [(stamp, future.get(timeout=30)) for stamp, future in sent]
     ends = {}
     for _, meta in where:
@@ -241,6 +251,8 @@ def callpulse_freshness(settings: Settings, worker: Worker, rate: float, seconds
     results.add("CallPulse", f"freshness at {rate:,.0f} events/s, p50", "freshness_p50_s", p50, f"{p50:.2f} s")
     results.add("CallPulse", f"freshness at {rate:,.0f} events/s, p95", "freshness_p95_s", p95, f"{p95:.2f} s",
                 f"({len(lags) * per_record:,} events over {seconds:.0f} s; event time -> landed, sampled every 50 ms)")
+    results.add("CallPulse", f"worker CPU at {rate:,.0f} events/s", "worker_cpu_share", cpu_share,
+                f"{cpu_share * 100:.0f} % of a core", "(user + system time while those events arrived)")
 
 
 class LandedSampler:

@@ -27,7 +27,8 @@ def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     text = results.read_text()
     numbers = json.loads(text.split("numbers: ", 1)[1])
-    for key in ("callpulse_events_per_s", "freshness_p50_s", "freshness_p95_s", "worker_rss_mb", "worker_steady_rss_mb",
+    for key in ("callpulse_events_per_s", "freshness_p50_s", "freshness_p95_s", "worker_cpu_share", "worker_rss_mb",
+                "worker_steady_rss_mb",
                 "quix_events_per_s", "quix_committed_events_per_s", "naive_events_per_s", "wallboard_ms",
                 "crosstab_ms", "ratio_quix_events_per_s", "ratio_quix_committed_events_per_s",
                 "ratio_naive_events_per_s"):
