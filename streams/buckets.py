@@ -103,6 +103,13 @@ class DirtyBuckets:
             yield BucketRow(*key, tuple(counters), self.version)
 
 
+def _take_away(totals: list[float], leaving: list[float]) -> None:
+    """Subtract a minute's totals from a window's, where they are not zero."""
+    for index, value in enumerate(leaving):
+        if value:
+            totals[index] -= value
+
+
 class MinuteBuckets:
     def __init__(self, settings: Settings, slot_rules: SlotRules):
         self.settings = settings
@@ -239,9 +246,7 @@ class MinuteBuckets:
         for minute in range(window[0], first_minute, 60):
             leaving = kept.get(minute)
             if leaving is not None:
-                for index, value in enumerate(leaving.totals):
-                    if value:
-                        totals[index] -= value
+                _take_away(totals, leaving.totals)
         window[0] = first_minute
         if not totals[0]:  # no dials left: start again from exact zeros, not rounding residue
             window[1] = [0.0] * len(COUNTERS)
@@ -270,10 +275,7 @@ class MinuteBuckets:
                 evicted += len(leaving.segments)
                 for window in windows:
                     if minute >= window[0]:  # a window left behind by a campaign gone quiet
-                        totals = window[1]
-                        for index, value in enumerate(leaving.totals):
-                            if value:
-                                totals[index] -= value
+                        _take_away(window[1], leaving.totals)
             if not minutes:
                 del self.minutes[campaign]
                 self._windows.pop(campaign, None)
