@@ -80,11 +80,12 @@ def events_of(value: Any) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict) and item.get("type") == "call_attempt"]
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM) in MiB."""
-    with open("/proc/self/status") as status:
+def memory_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
+    """A process's memory figure from /proc/PID/status in MiB: its peak resident set
+    (VmHWM) by default, its resident set now with field="VmRSS"."""
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -121,7 +122,7 @@ class RunClock:
             "seconds": round(seconds, 4),
             "events_per_s": round(events / seconds, 1) if seconds > 0 else None,
             "startup_s": round(first - self.started, 3),
-            "child_peak_rss_mb": round(peak_rss_mb(), 1),
+            "child_peak_rss_mb": round(memory_mb(), 1),
         }
         if committed:
             result["committed_seconds"] = round(now - first, 4)

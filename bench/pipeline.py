@@ -56,6 +56,7 @@ from callpulse.config import Settings, load_settings  # noqa: E402
 from callpulse.embedded import EmbeddedBroker, free_port  # noqa: E402
 from callpulse.schema import encode_batch  # noqa: E402
 from callpulse.topics import ensure_topics, partition_bounds  # noqa: E402
+from peers import memory_mb  # noqa: E402
 from producers.publisher import COMPRESSION, EventPublisher  # noqa: E402
 from workload import call_events  # noqa: E402
 
@@ -92,14 +93,6 @@ def health(port: int) -> dict | None:
             return json.loads(response.read())
     except OSError:
         return None
-
-
-def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
-    """A process's peak RSS (VmHWM) in MB, or with field="VmRSS" its RSS now."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -172,7 +165,7 @@ class Worker:
 
     def stop(self) -> tuple[float, float]:
         """Stop the worker; its (peak RSS, RSS at the end) in MB."""
-        peak, now = peak_rss_mb(self.proc.pid), peak_rss_mb(self.proc.pid, "VmRSS")
+        peak, now = memory_mb(self.proc.pid), memory_mb(self.proc.pid, "VmRSS")
         self.proc.terminate()
         self.proc.wait(60)
         self.log.close()
