@@ -6,8 +6,10 @@
 The same seeded workload as `callpulse bench` (bench/workload.py), packed 100 events per
 record, goes through the worker's own objects batch by batch, as streams/app.py drives
 them: CallEventProcessor.process (decode, validate, count), Lander.land (attempts, buckets
-and offsets into a fresh chDB warehouse), the alert rules' reading, and eviction. Each
-stage's seconds are summed over the run; the best of ``--repeats`` runs is printed,
+and offsets into a fresh chDB warehouse), eviction, and the alert rules' reading in its two
+halves: from memory, and from the warehouse. Here the stages run one after another; the
+worker reads the warehouse's half while it counts the next batch. Each stage's seconds are
+summed over the run; the best of ``--repeats`` runs is printed,
 because shared machines are noisy. End-to-end figures come from `callpulse bench`.
 """
 
@@ -39,7 +41,7 @@ from warehouse.migrate import migrate  # noqa: E402
 from workload import call_events  # noqa: E402
 
 RECORD_EVENTS = 100
-STAGES = ("process", "land", "alerts", "evict")
+STAGES = ("process", "land", "evict", "alerts, live", "alerts, warehouse")
 
 
 def records_of(events: int, campaigns: int, seed: int) -> list[SourceRecord]:
@@ -68,14 +70,17 @@ def run_once(records: list[SourceRecord], batch_records: int, workdir: Path) -> 
             lander.land(result.attempts, result.buckets, {("bench.call-events", 0): batch[-1].offset + 1},
                         dead_letters=result.dead_letters)
             landed = time.perf_counter()
-            alerting.observe(alerting.read(triggers_of(result.attempts), result.violations))
-            read = time.perf_counter()
             processor.landed()
             evicted = time.perf_counter()
+            reading = alerting.read_live(triggers_of(result.attempts), result.violations)
+            live = time.perf_counter()
+            alerting.observe(alerting.read_landed(reading))
+            read = time.perf_counter()
             seconds["process"] += processed - began
             seconds["land"] += landed - processed
-            seconds["alerts"] += read - landed
-            seconds["evict"] += evicted - read
+            seconds["evict"] += evicted - landed
+            seconds["alerts, live"] += live - evicted
+            seconds["alerts, warehouse"] += read - live
         seconds["counted"] = processor.stats.counted
         return dict(seconds)
     finally:

@@ -12,7 +12,7 @@ import logging
 import math
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from clickhouse_connect.driver.client import Client
 
@@ -27,6 +27,23 @@ from warehouse import queries
 
 log = logging.getLogger("callpulse.alerts")
 _DIALS, _CONTACTS, _ORDERS = (COUNTERS.index(name) for name in ("dials", "contacts", "orders"))
+
+
+class CampaignReading(NamedTuple):
+    """A campaign's rules at its newest event time, as far as memory holds them."""
+
+    campaign: str
+    at: datetime
+    live: list[Check]
+    trigger_event_id: str
+    violation_ids: list[str] | None  # the batch's dials to stop-listed customers, if any
+
+
+class BatchReading(NamedTuple):
+    """What read_live() took from memory for one batch; read_landed() completes it."""
+
+    pending: list[tuple[str, datetime, list[Check], str]]  # taken at minute boundaries while counting
+    campaigns: list[CampaignReading]
 
 
 def window_start(epoch: float, minutes: int) -> int:
@@ -95,32 +112,45 @@ class AlertEvaluator:
 
     def read(self, triggers: Mapping[str, str],
              violations: Sequence[Violation] = ()) -> list[tuple[str, datetime, list[Check], str]]:
-        """The batch's readings: those taken at minute boundaries while counting, then every
-        rule at each campaign's newest event time (``triggers``: campaign -> newest counted
-        event id). Queries the warehouse but changes no alert state, so it can be retried."""
-        readings = list(self._pending)
+        """The batch's readings: read_live() then read_landed(), for callers that do both at once."""
+        return self.read_landed(self.read_live(triggers, violations))
+
+    def read_live(self, triggers: Mapping[str, str], violations: Sequence[Violation] = ()) -> BatchReading:
+        """The half of a batch's readings held in memory, taken before the next batch is counted:
+        those taken at minute boundaries while counting, then the live rules at each campaign's
+        newest event time (``triggers``: campaign -> newest counted event id). It fetches only
+        baselines, which read earlier days, so it need not wait for the batch to land. Changes
+        nothing until it succeeds, so it can be retried."""
         violating: dict[str, list[str]] = {}
         for violation in violations:
             violating.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
         triggers = {**triggers, **{campaign: ids[-1] for campaign, ids in violating.items()}}
-        self._prefetch_compliance(triggers)
-        self._prefetch_model_drift(triggers)
-        self._prefetch_baselines(triggers)
-        for campaign, trigger_event_id in sorted(triggers.items()):
-            watermark = self.buckets.watermarks.get(campaign)
-            if watermark is None:
-                continue
-            at = datetime.fromtimestamp(watermark, timezone.utc)
+        newest = dict(self._newest_times(triggers))
+        self._prefetch_baselines(newest)
+        campaigns = []
+        for campaign, at in sorted(newest.items()):
+            live = self.live_checks(campaign, at, self.settings.alert_rules_for(campaign))
+            campaigns.append(CampaignReading(campaign, at, live, triggers[campaign], violating.get(campaign)))
+        pending, self._pending = self._pending, []
+        return BatchReading(pending, campaigns)
+
+    def read_landed(self, batch: BatchReading) -> list[tuple[str, datetime, list[Check], str]]:
+        """The rest, once the batch has landed: the compliance windows, model drift and stop-list
+        dials, read from the warehouse and added to the live checks. Queries the warehouse but
+        changes no alert state, so it can be retried."""
+        newest = {reading.campaign: reading.at for reading in batch.campaigns}
+        self._prefetch_compliance(newest)
+        self._prefetch_model_drift(newest)
+        readings = list(batch.pending)
+        for campaign, at, live, trigger_event_id, violation_ids in batch.campaigns:
             rules = self.settings.alert_rules_for(campaign)
-            checks = (self.live_checks(campaign, at, rules) + self._compliance_checks(campaign, at, rules)
-                      + [self._model_drift_check(campaign, at, rules)])
-            if campaign in violating or (Rule.STOP_LIST_VIOLATION, campaign) in self.book.firing:
-                checks.append(self._stop_list(campaign, at, rules, violating.get(campaign, [])))
+            checks = live + self._compliance_checks(campaign, at, rules) + [self._model_drift_check(campaign, at, rules)]
+            if violation_ids is not None or (Rule.STOP_LIST_VIOLATION, campaign) in self.book.firing:
+                checks.append(self._stop_list(campaign, at, rules, violation_ids or []))
             readings.append((campaign, at, checks, trigger_event_id))
         return readings
 
     def observe(self, readings) -> list[Alert]:
-        self._pending.clear()
         alerts = []
         for campaign, at, checks, trigger_event_id in readings:
             cooldown = timedelta(seconds=self.settings.alert_rules_for(campaign).cooldown_seconds)
@@ -181,18 +211,18 @@ class AlertEvaluator:
                    f"{live['window_minutes']} min",
         )
 
-    def _newest_times(self, triggers: Mapping[str, str]) -> Iterable[tuple[str, datetime]]:
+    def _newest_times(self, triggers: Iterable[str]) -> Iterable[tuple[str, datetime]]:
         """Each triggering campaign with its newest event time: what every rule reads at."""
         for campaign in triggers:
             watermark = self.buckets.watermarks.get(campaign)
             if watermark is not None:
                 yield campaign, datetime.fromtimestamp(watermark, timezone.utc)
 
-    def _prefetch_compliance(self, triggers: Mapping[str, str]) -> None:
+    def _prefetch_compliance(self, newest: Mapping[str, datetime]) -> None:
         """Read the compliance windows of every campaign whose event minute moved, in one
         query: one per campaign made a backlog of many campaigns crawl."""
         stale = {}
-        for campaign, at in self._newest_times(triggers):
+        for campaign, at in newest.items():
             cached = self._compliance.get(campaign)
             if cached is None or cached[0] != int(at.timestamp() // 60):
                 stale[campaign] = at
@@ -240,11 +270,11 @@ class AlertEvaluator:
         self._model_drift[campaign] = (hour, check)
         return check
 
-    def _prefetch_model_drift(self, triggers: Mapping[str, str]) -> None:
+    def _prefetch_model_drift(self, newest: Mapping[str, datetime]) -> None:
         """Every campaign whose event hour moved gets its drift check from one query per
         distinct window length, instead of one query per campaign at each hour."""
         stale: dict[float, dict[str, datetime]] = {}
-        for campaign, at in self._newest_times(triggers):
+        for campaign, at in newest.items():
             cached = self._model_drift.get(campaign)
             if cached is None or cached[0] != int(at.timestamp() // 3600):
                 days = self.settings.alert_rules_for(campaign).model_drift_days
@@ -318,11 +348,11 @@ class AlertEvaluator:
             self._baselines[key] = self._baseline_from(sums, key[1])
         return self._baselines[key]
 
-    def _prefetch_baselines(self, triggers: Mapping[str, str]) -> None:
+    def _prefetch_baselines(self, newest: Mapping[str, datetime]) -> None:
         """The usual rates of every campaign entering a new slot or day, one query per
         (slot, window) rather than one per campaign."""
         due: dict[tuple[str, datetime, datetime], list[tuple[str, tuple]]] = {}
-        for campaign, at in self._newest_times(triggers):
+        for campaign, at in newest.items():
             key, until = self._baseline_key(campaign, at)
             if key not in self._baselines:
                 since = until - timedelta(days=self.settings.alert_rules_for(campaign).baseline_days)

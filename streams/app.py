@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import faust
 from clickhouse_connect.driver.client import Client
@@ -23,7 +24,7 @@ from callpulse.config import Settings
 from callpulse.slots import SlotRules
 from callpulse.topics import WORKER_GROUP, partition_bounds
 from callpulse.alerts import Alert, encode_alert
-from streams.alerting import AlertEvaluator, triggers_of
+from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.deadletters import encode_dead_letter
 from streams.offsets import PartitionCursor, Position, TopicPartition
 from streams.processor import BatchResult, CallEventProcessor, SourceRecord
@@ -76,6 +77,10 @@ class WorkerPipeline:
         self.alerts_sent = 0
         self.stopping = threading.Event()
         self.ready = threading.Event()
+        # The worker's own warehouse calls run here, one at a time and in the order they were
+        # made. A batch's alert rules are read here while the next batch is counted, and the
+        # next landing waits behind them.
+        self.warehouse = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callpulse-warehouse")
 
     def prepare(self) -> None:
         """Migrate the warehouse and rebuild open buckets from what already landed."""
@@ -98,15 +103,24 @@ class WorkerPipeline:
         tune_garbage_collector()
         self.ready.set()
 
-    def evaluate_alerts(self, result: BatchResult) -> list[Alert] | None:
-        """The alert transitions this batch causes; None if the warehouse failed through shutdown."""
-        if not result.attempts and not result.violations:
+    def read_live_alerts(self, result: BatchResult) -> BatchReading | None:
+        """The batch's readings held in memory (AlertEvaluator.read_live), taken before the
+        next batch is counted; None if the warehouse failed through shutdown."""
+        reading: list[BatchReading] = []
+
+        def read() -> None:
+            reading[:] = [self.alerting.read_live(triggers_of(result.attempts), result.violations)]
+
+        return reading[0] if retry_until_stopped(read, "reading live alert rules", self.stopping.is_set) else None
+
+    def evaluate_alerts(self, reading: BatchReading) -> list[Alert] | None:
+        """The alert transitions a landed batch causes; None if the warehouse failed through shutdown."""
+        if not reading.pending and not reading.campaigns:
             return []
-        triggers = triggers_of(result.attempts)
         readings: list = []
 
         def read() -> None:
-            readings[:] = self.alerting.read(triggers, result.violations)  # a retry starts over, never appends twice
+            readings[:] = self.alerting.read_landed(reading)  # a retry starts over, never appends twice
 
         ok = retry_until_stopped(read, "reading alert rules", self.stopping.is_set)
         return self.alerting.observe(readings) if ok else None
@@ -207,22 +221,30 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         if acknowledgements:
             await asyncio.gather(*acknowledgements)
 
-    async def raise_alerts(result: BatchResult) -> None:
-        """Rules read the just-landed state; each transition goes to the topic, then the table."""
+    async def raise_alerts(evaluation: asyncio.Future, earlier: asyncio.Task | None) -> None:
+        """Each transition goes to the topic, then the table, after the earlier batch's."""
         loop = asyncio.get_running_loop()
-        alerts = await loop.run_in_executor(None, pipeline.evaluate_alerts, result)
-        if alerts is None:
-            os._exit(EXIT_UNLANDED)  # the batch landed; a restart re-reads the rules from the warehouse
-        if not alerts:
-            return
-        await send_all(alerts_topic, [(alert.campaign.encode(), encode_alert(alert)) for alert in alerts])
-        for alert in alerts:
-            log.warning("alert: %s", alert.headline())
-        pipeline.alerts_sent += len(alerts)
-        if not await loop.run_in_executor(None, pipeline.land_alerts, alerts):
-            os._exit(EXIT_UNLANDED)
-        if pipeline.webhook is not None:
-            pipeline.webhook.submit(alerts)
+        try:
+            alerts = await evaluation
+            if earlier is not None:
+                await earlier
+            if alerts is None:
+                os._exit(EXIT_UNLANDED)  # the batch landed; a restart re-reads the rules from the warehouse
+            if not alerts:
+                return
+            await send_all(alerts_topic, [(alert.campaign.encode(), encode_alert(alert)) for alert in alerts])
+            for alert in alerts:
+                log.warning("alert: %s", alert.headline())
+            pipeline.alerts_sent += len(alerts)
+            if not await loop.run_in_executor(pipeline.warehouse, pipeline.land_alerts, alerts):
+                os._exit(EXIT_UNLANDED)
+            if pipeline.webhook is not None:
+                pipeline.webhook.submit(alerts)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.critical("raising the worker's alerts failed; exiting", exc_info=True)
+            os._exit(EXIT_AGENT_FAILED)
 
     async def admit(events) -> list[SourceRecord]:
         """The batch's records that are due, in offset order; seek back over any hole."""
@@ -239,7 +261,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 continue
             position = pipeline.cursor.place(tp, message.offset)
             if position is Position.UNKNOWN:
-                pipeline.cursor.start(await loop.run_in_executor(None, pipeline.start_offsets))
+                pipeline.cursor.start(await loop.run_in_executor(pipeline.warehouse, pipeline.start_offsets))
                 position = pipeline.cursor.place(tp, message.offset)
             if position is Position.DUE:
                 due.append(SourceRecord(message.topic, message.partition, message.offset, message.value))
@@ -266,33 +288,48 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
 
     async def count_batches(stream):
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, pipeline.prepare)
+        await loop.run_in_executor(pipeline.warehouse, pipeline.prepare)
         batch_size = settings.worker.batch_max_messages
-        async for events in stream.take_events(batch_size, within=settings.worker.batch_max_seconds):
-            records = await admit(events)
-            # Every flag produced before these dials were read is applied before they are checked.
-            await loop.run_in_executor(None, pipeline.stop_list.catch_up)
-            result = pipeline.processor.process(records)
-            if result.late and not await loop.run_in_executor(None, pipeline.resolve_late, result):
-                os._exit(EXIT_UNLANDED)
-            # Dead letters are delivered before the offsets move: a crash in between
-            # repeats a dead letter, never loses one.
-            await send_all(dead_letters, [(letter.reason.encode(), encode_dead_letter(letter))
-                                          for letter in result.dead_letters])
-            landing = loop.run_in_executor(None, pipeline.land, result, pipeline.cursor.take_unlanded())
-            try:
-                landed = await asyncio.shield(landing)
-            except asyncio.CancelledError:
-                # Stopping mid-landing: let the insert finish, or never ack the batch.
-                pipeline.stopping.set()
-                landed = await landing
+        alerting: asyncio.Task | None = None  # the latest batch's alerts, still being read or sent
+        try:
+            async for events in stream.take_events(batch_size, within=settings.worker.batch_max_seconds):
+                records = await admit(events)
+                # Every flag produced before these dials were read is applied before they are checked.
+                await loop.run_in_executor(None, pipeline.stop_list.catch_up)
+                result = pipeline.processor.process(records)
+                if result.late and not await loop.run_in_executor(pipeline.warehouse, pipeline.resolve_late, result):
+                    os._exit(EXIT_UNLANDED)
+                # Dead letters are delivered before the offsets move: a crash in between
+                # repeats a dead letter, never loses one.
+                await send_all(dead_letters, [(letter.reason.encode(), encode_dead_letter(letter))
+                                              for letter in result.dead_letters])
+                landing = loop.run_in_executor(pipeline.warehouse, pipeline.land, result,
+                                               pipeline.cursor.take_unlanded())
+                try:
+                    landed = await asyncio.shield(landing)
+                except asyncio.CancelledError:
+                    # Stopping mid-landing: let the insert finish, or never ack the batch.
+                    pipeline.stopping.set()
+                    landed = await landing
+                    if not landed:
+                        os._exit(EXIT_UNLANDED)
+                    raise
                 if not landed:
                     os._exit(EXIT_UNLANDED)
-                raise
-            if not landed:
-                os._exit(EXIT_UNLANDED)
-            pipeline.processor.landed()
-            await raise_alerts(result)
+                pipeline.processor.landed()
+                # The live rules are read now, before the next batch changes the buckets; the
+                # warehouse's part is read while the next batch is counted (it was a fifth of
+                # a backlog's time), and the batches' alerts still go out in order.
+                reading = await loop.run_in_executor(pipeline.warehouse, pipeline.read_live_alerts, result)
+                if reading is None:
+                    os._exit(EXIT_UNLANDED)
+                evaluation = loop.run_in_executor(pipeline.warehouse, pipeline.evaluate_alerts, reading)
+                alerting = asyncio.ensure_future(raise_alerts(evaluation, alerting))
+        except asyncio.CancelledError:
+            if alerting is not None:
+                pipeline.stopping.set()
+                await alerting  # the last landed batch's alerts go out before the worker stops
+            raise
 
     @app.on_partitions_assigned.connect
     async def forget_moved_partitions(app, assigned, **kwargs):

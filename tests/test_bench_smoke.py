@@ -54,6 +54,6 @@ def test_the_stage_timer_counts_every_event_of_its_workload():
                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=100)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     table = run.stdout
-    for stage in ("process", "land", "alerts", "evict", "all"):
+    for stage in ("process", "land", "evict", "alerts, live", "alerts, warehouse", "all"):
         assert f"│ {stage}" in table, table
     assert "3,000 events" in table and "events/s" in table
