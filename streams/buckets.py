@@ -51,7 +51,9 @@ class CampaignMinute:
         self.segments: dict[str, list[float]] = {}
         self.totals = [0.0] * len(COUNTERS)
         self.event_ids: set[str] = set()
-        self.changed: set[str] = set()  # segments counted into since their last landing
+        # Counted into since its buckets last landed. The whole minute lands again, not only the
+        # segments that changed: a full state re-landed is harmless, and a set per minute was not.
+        self.changed = False
 
     def key(self, segment: str) -> BucketKey:
         return (self.campaign, self.slot, segment, self.minute)
@@ -69,16 +71,29 @@ class BucketRow(NamedTuple):
 
 
 class DirtyBuckets:
-    """The full state of the buckets changed in a batch, stamped with one version: the keys,
-    and their counters as one matrix (a row per key, a column per COUNTERS name). Landing
-    writes the matrix's columns as they are; one object per bucket cost more than counting."""
+    """The full state of the buckets changed in a batch, stamped with one version, as columns:
+    the keys' four, and the counters as one matrix (a row per bucket, a column per COUNTERS
+    name). Landing writes them as they are; one object per bucket cost more than counting."""
 
-    __slots__ = ("keys", "counters", "version")
+    __slots__ = ("campaigns", "slots", "segments", "minutes", "counters", "version")
 
     def __init__(self, keys: list[BucketKey], counters: np.ndarray, version: int):
-        self.keys = keys
+        columns = list(zip(*keys)) if keys else [(), (), (), ()]
+        self.campaigns, self.slots, self.segments, self.minutes = (list(column) for column in columns)
         self.counters = counters
         self.version = version
+
+    @classmethod
+    def from_columns(cls, campaigns: list[str], slots: list[str], segments: list[str], minutes: list[int],
+                     counters: np.ndarray, version: int) -> DirtyBuckets:
+        dirty = cls.__new__(cls)
+        dirty.campaigns, dirty.slots, dirty.segments, dirty.minutes = campaigns, slots, segments, minutes
+        dirty.counters, dirty.version = counters, version
+        return dirty
+
+    @property
+    def keys(self) -> list[BucketKey]:
+        return list(zip(self.campaigns, self.slots, self.segments, self.minutes))
 
     @classmethod
     def of(cls, rows: Iterable[BucketRow]) -> DirtyBuckets:
@@ -96,7 +111,7 @@ class DirtyBuckets:
         return np.array(counters, dtype=np.float64).reshape(len(counters), len(COUNTERS))
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.campaigns)
 
     def __iter__(self) -> Iterator[BucketRow]:
         for key, counters in zip(self.keys, self.counters.tolist()):
@@ -172,8 +187,8 @@ class MinuteBuckets:
         if counters is None:
             counters = kept.segments[segment] = [0.0] * len(COUNTERS)
         if not kept.changed:
+            kept.changed = True
             self._changed.append(kept)
-        kept.changed.add(segment)
         totals = kept.totals
         for index, value in increments:
             counters[index] += value
@@ -202,18 +217,25 @@ class MinuteBuckets:
         return restored
 
     def take_dirty(self) -> DirtyBuckets:
-        """The full state of every bucket changed since the last call, stamped with a version
+        """The full state of every bucket in a minute changed since the last call, stamped with a version
         (a copy: the live counters go on changing)."""
-        keys: list[BucketKey] = []
+        campaigns: list[str] = []
+        slots: list[str] = []
+        segments: list[str] = []
+        minutes: list[int] = []
         counters: list[list[float]] = []
         for kept in self._changed:
-            campaign, slot, minute, segments = kept.campaign, kept.slot, kept.minute, kept.segments
-            for segment in kept.changed:
-                keys.append((campaign, slot, segment, minute))
-                counters.append(segments[segment])
-            kept.changed.clear()
+            campaign, slot, minute = kept.campaign, kept.slot, kept.minute
+            for segment, values in kept.segments.items():
+                campaigns.append(campaign)
+                slots.append(slot)
+                segments.append(segment)
+                minutes.append(minute)
+                counters.append(values)
+            kept.changed = False
         self._changed = []
-        return DirtyBuckets(keys, DirtyBuckets.matrix(counters), time.time_ns())
+        return DirtyBuckets.from_columns(campaigns, slots, segments, minutes, DirtyBuckets.matrix(counters),
+                                         time.time_ns())
 
     def window_totals(self, campaign: str, first_minute: int) -> dict[str, float]:
         """Summed counters of a campaign's buckets from ``first_minute`` (epoch s) on."""

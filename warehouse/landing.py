@@ -93,8 +93,7 @@ class Lander:
         arrays, which the driver copies into the insert as they are (lists it packs value by
         value): call counts as unsigned integers, money and seconds as floats."""
         count = len(buckets)
-        keys = list(zip(*buckets.keys)) if count else [(), (), (), ()]
-        columns: list = [list(keys[0]), list(keys[1]), list(keys[2]), list(keys[3])]
+        columns: list = [buckets.campaigns, buckets.slots, buckets.segments, buckets.minutes]
         for index, name in enumerate(COUNTERS):
             column = np.ascontiguousarray(buckets.counters[:, index])
             columns.append(np.rint(column).astype(np.uint64) if name in CALL_COUNTS else column)
