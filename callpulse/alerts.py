@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable
+from collections import Counter
+from typing import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
@@ -75,6 +76,22 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
         if self.state == "resolved":
             return f"RESOLVED · {self.campaign} · {label} back to {value}"
         return f"{self.severity.upper()} · {self.campaign} · {label} {value} · {self.detail}"
+
+
+def log_lines(alerts: Sequence[Alert], limit: int) -> list[str]:
+    """What the worker logs for a batch's transitions: the first ``limit`` headlines, then one
+    line counting the rest by rule and state. A backlog raises thousands in one batch, and a
+    line each buried the log (and took longer than sending them); the topic and the alerts
+    table hold every one."""
+    lines = [alert.headline() for alert in alerts[:limit]]
+    rest = alerts[limit:]
+    if rest:
+        kinds = Counter(f"{RULE_LABELS[alert.rule]} {'resolved' if alert.state == 'resolved' else alert.severity}"
+                        for alert in rest)
+        lines.append(f"{len(rest):,} more in this batch: "
+                     + ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
+                     + " (all on the alerts topic and the Alerts page)")
+    return lines
 
 
 _encoder = msgspec.json.Encoder()

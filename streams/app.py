@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 from callpulse.config import Settings
 from callpulse.slots import SlotRules
 from callpulse.topics import WORKER_GROUP, partition_bounds
-from callpulse.alerts import Alert, encode_alert
+from callpulse.alerts import Alert, encode_alert, log_lines
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.deadletters import encode_dead_letter
 from streams.offsets import PartitionCursor, Position, TopicPartition
@@ -40,6 +40,8 @@ log = logging.getLogger("callpulse.worker")
 # Faust from committing its offsets, so the batch is consumed again on restart.
 EXIT_UNLANDED = 70
 EXIT_AGENT_FAILED = 71
+# Alert headlines logged per batch; the rest are counted in one line (see alerts.log_lines).
+ALERT_LINES_PER_BATCH = 20
 
 
 def tune_garbage_collector() -> None:
@@ -233,8 +235,8 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
             if not alerts:
                 return
             await send_all(alerts_topic, [(alert.campaign.encode(), encode_alert(alert)) for alert in alerts])
-            for alert in alerts:
-                log.warning("alert: %s", alert.headline())
+            for line in log_lines(alerts, ALERT_LINES_PER_BATCH):
+                log.warning("alert: %s", line)
             pipeline.alerts_sent += len(alerts)
             if not await loop.run_in_executor(pipeline.warehouse, pipeline.land_alerts, alerts):
                 os._exit(EXIT_UNLANDED)

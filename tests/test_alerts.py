@@ -73,3 +73,21 @@ def test_an_escalation_decided_in_the_same_instant_is_the_episodes_newest_transi
     critical = replace(critical, emitted_at=warning.emitted_at)  # same millisecond in the table
     assert latest_by_episode([critical, warning]) == [critical]
     assert latest_by_episode([warning, critical]) == [critical]
+
+
+def test_a_backlog_of_transitions_logs_the_first_headlines_and_counts_the_rest():
+    from callpulse.alerts import log_lines
+
+    book = AlertBook()
+    alerts = []
+    for n in range(30):  # thirty campaigns breach, the last five of them critically
+        check = abandon(25 if n < 25 else 40, 1000)
+        alerts.append(book.observe(f"campaign-{n:02d}", check, T0, COOLDOWN))
+    for n in range(3):  # and three recover
+        alerts.append(book.observe(f"campaign-{n:02d}", abandon(1, 1000), T0 + timedelta(minutes=10), COOLDOWN))
+    lines = log_lines(alerts, limit=20)
+    assert len(lines) == 21
+    assert lines[0] == alerts[0].headline() and lines[19] == alerts[19].headline()
+    assert lines[20] == ("13 more in this batch: 5 abandon rate warning, 5 abandon rate critical, "
+                         "3 abandon rate resolved (all on the alerts topic and the Alerts page)")
+    assert log_lines(alerts[:4], limit=20) == [alert.headline() for alert in alerts[:4]]
