@@ -322,7 +322,8 @@ def wallboard_query(settings: Settings, results: Results, repeats: int) -> None:
     from warehouse.client import connect
 
     client = connect(settings.warehouse_url)
-    set_context(DashboardContext(settings, client))
+    dashboard = DashboardContext(settings, client, warehouse_url=settings.warehouse_url)  # as `callpulse up` builds it
+    set_context(dashboard)
     for _ in range(3):
         wallboard_model()
     samples = []
@@ -333,6 +334,7 @@ def wallboard_query(settings: Settings, results: Results, repeats: int) -> None:
     p50 = statistics.median(samples)
     results.add("Warehouse", "wallboard query (model), p50", "wallboard_ms", p50, f"{p50:.0f} ms",
                 f"(every query of one refresh, {repeats} runs, p95 {percentile(samples, 0.95):.0f} ms)")
+    dashboard.close()
     client.close()
 
 

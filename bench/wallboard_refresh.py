@@ -221,7 +221,9 @@ def main() -> None:
         if attempt_rows != attempts:
             raise SystemExit(f"landed {attempts} attempts but call_attempts holds {attempt_rows}")
 
-        set_context(DashboardContext(settings, client))
+        # As `callpulse up` builds it: the model's reads run at once on a pool of clients.
+        dashboard = DashboardContext(settings, client, warehouse_url=f"chdb://{warehouse_dir}")
+        set_context(dashboard)
         model = wallboard_model()
         if not model["campaigns"]:
             raise SystemExit("the wallboard model shows no campaigns after landing")
@@ -229,7 +231,7 @@ def main() -> None:
         # create_app sets the context again and imports the pages, the wallboard's among them.
         # The API needs a login like any client's: a supervisor token made for this run.
         token = new_token()
-        app = create_app(DashboardContext(settings, client),
+        app = create_app(dashboard,
                          Credentials({}, {"bench": DashboardToken("supervisor", hash_token(token))}))
         # Dash 4's @callback returns the function itself; unwrap in case a later version wraps it.
         refresh_callback = inspect.unwrap(wallboard_page_module().refresh)
@@ -255,6 +257,7 @@ def main() -> None:
                     Timing("http", "GET /api/wallboard via waitress, kept-alive httpx client",
                            time_runs(get_wallboard_json, args.repeats)),
                 ]
+        dashboard.close()
         client.close()
 
     console.print(results_table(timings, attempts, bucket_rows, args.days, args.repeats))

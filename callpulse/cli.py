@@ -740,7 +740,7 @@ def _dash_app(settings: Settings):
     first = _first_admin(settings)
     if first:
         click.echo(first.message(), err=True)
-    return create_dash(DashboardContext(settings, client))
+    return create_dash(DashboardContext(settings, client, warehouse_url=settings.warehouse_url))
 
 
 def _first_admin(settings: Settings):

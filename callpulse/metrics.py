@@ -108,6 +108,13 @@ def compute_rates(sums: Mapping[str, float]) -> dict[str, float | None]:
     return {name: ratio(sums[r.numerator], sums[r.denominator]) for name, r in RATES.items()}
 
 
+def rate_sql(name: str) -> str:
+    """A rate as a ClickHouse expression over columns of its summed counters (named after
+    them), NULL where ratio() gives None: for queries that hand out rates ready to show."""
+    rate = RATES[name]
+    return f"if({rate.denominator} = 0, NULL, {rate.numerator} / {rate.denominator})"
+
+
 def ratio_series(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     """Element-wise ``ratio``: NaN (null) where the denominator is zero."""
     denominator = denominator.astype("float64")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
@@ -23,12 +24,65 @@ from callpulse.slots import SlotRules
 from warehouse import queries
 
 SPARKLINE_WINDOW = timedelta(hours=2)
+WALLBOARD_QUERIES = 3  # tiles, compliance windows, sparklines: read at once after freshness
+
+
+class QueryPool:
+    """Threads that each hold a warehouse client of their own, so a page's independent queries
+    run at once. One client runs one query at a time (chDB's handle lock, a ClickHouse
+    session's), while the engine itself runs several: the wallboard's three took their sum
+    one after another, and about the longest at once."""
+
+    def __init__(self, warehouse_url: str, size: int):
+        self.warehouse_url = warehouse_url
+        self._executor = ThreadPoolExecutor(size, thread_name_prefix="callpulse-query")
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+
+    def _client(self) -> Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from warehouse.client import connect
+
+            client = self._local.client = connect(self.warehouse_url)
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def run(self, *calls: tuple) -> list:
+        """Each (query, *arguments) called with a client first, all at once; their results in order."""
+        futures = [self._executor.submit(lambda call=call: call[0](self._client(), *call[1:])) for call in calls]
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        for client in self._clients:
+            client.close()
 
 
 @dataclass
 class DashboardContext:
     settings: Settings
     client: Client
+    # Where the wallboard's query pool opens its clients; without it, its queries run one
+    # after another on ``client``.
+    warehouse_url: str | None = None
+
+    @cached_property
+    def query_pool(self) -> QueryPool | None:
+        return QueryPool(self.warehouse_url, WALLBOARD_QUERIES) if self.warehouse_url else None
+
+    def run_queries(self, *calls: tuple) -> list:
+        """Independent queries, (query, *arguments) each: at once on the pool, else one by one."""
+        if self.query_pool is None:
+            return [call[0](self.client, *call[1:]) for call in calls]
+        return self.query_pool.run(*calls)
+
+    def close(self) -> None:
+        """Close the pool's clients (``client`` is the caller's)."""
+        if "query_pool" in self.__dict__ and self.query_pool is not None:
+            self.query_pool.close()
 
     @cached_property  # built once per process, not on every 3-second refresh
     def slot_rules(self) -> SlotRules:
@@ -56,39 +110,18 @@ def context() -> DashboardContext:
     return _context
 
 
-def _clean(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value)
+def _counts(column: pd.Series) -> list[int]:
+    """A column of counts as ints, a missing value as 0."""
+    return column.fillna(0).to_numpy(dtype="int64").tolist()
+
+
+def _floats(column: pd.Series) -> list[float | None]:
+    """A column of money or rates as floats, a missing value (NaN, None) as None."""
+    return [None if math.isnan(value) else value
+            for value in column.to_numpy(dtype="float64", na_value=np.nan).tolist()]
 
 
 NO_SPARKLINE = {"minutes": [], "dials": [], "abandon_rate": []}
-
-
-def _sparklines(series: pd.DataFrame) -> dict[str, dict]:
-    """Each campaign's sparkline from the minute series, converted in whole columns and cut
-    per campaign once: slicing the frame and formatting each minute per campaign was most
-    of a 1,000-campaign board's time. Sorted on integer codes, and each distinct minute
-    formatted once (a board's two hours hold 120 of them, in tens of thousands of rows)."""
-    if series.empty:
-        return {}
-    codes, names = pd.factorize(series["campaign"])
-    seconds = series["minute"].to_numpy(dtype="datetime64[s]").astype(np.int64)
-    order = np.lexsort((seconds, codes))
-    codes = codes[order]
-    distinct, which = np.unique(seconds[order], return_inverse=True)
-    # The minutes arrive as naive UTC whole seconds: the same text as Timestamp.isoformat() gives.
-    texts = np.datetime_as_string(distinct.astype("datetime64[s]"), unit="s").astype(object)
-    minutes = texts[which].tolist()
-    dials = series["dials"].to_numpy(dtype="int64")[order].tolist()
-    rates = series["abandon_rate"].to_numpy(dtype="float64", na_value=np.nan)[order]
-    abandon_rate = [None if math.isnan(value) else value for value in rates.tolist()]
-    names = np.asarray(names, dtype=object)
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    ends = np.r_[starts[1:], len(codes)]
-    return {names[codes[first]]: {"minutes": minutes[first:last], "dials": dials[first:last],
-                                  "abandon_rate": abandon_rate[first:last]}
-            for first, last in zip(starts.tolist(), ends.tolist())}
 
 
 def board_time(fresh: dict, now: datetime) -> datetime:
@@ -124,35 +157,31 @@ def wallboard_model(now: datetime | None = None) -> dict:
     now = now or datetime.now(timezone.utc)
     fresh = queries.freshness(ctx.client)
     board_now = board_time(fresh, now)
-    tiles = queries.campaign_tiles(ctx.client, board_now, local_day_start(board_now, ctx.settings))
-    compliance = queries.compliance_windows(ctx.client, board_now).set_index("campaign")
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
-    series = queries.sparkline_series(ctx.client, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1))
-    compliance_by = compliance.to_dict("index")
-    sparklines = _sparklines(series)
-    campaigns = []
-    for row in tiles.to_dict("records"):
-        windows = compliance_by.get(row["campaign"])
-        campaigns.append({
-            "campaign": row["campaign"],
-            "dials": int(row["dials"]),
-            "contacts": int(row["contacts"]),
-            "abandoned": int(row["abandoned"]),
-            "orders": int(row["orders"]),
-            "cost": float(row["cost"]),
-            **{name: _clean(row[name]) for name in RATES},
-            "compliance": {
-                window.name: {
-                    "label": window.label,
-                    "abandoned": int(windows[f"{window.name}_abandoned"]) if windows is not None else 0,
-                    "contacts": int(windows[f"{window.name}_contacts"]) if windows is not None else 0,
-                    "abandon_rate": _clean(windows[f"{window.name}_abandon_rate"]) if windows is not None else None,
-                }
-                for window in COMPLIANCE_WINDOWS
-            },
-            "sparkline": sparklines.get(row["campaign"], NO_SPARKLINE),
-        })
+    tiles, compliance, sparklines = ctx.run_queries(
+        (queries.campaign_tiles, board_now, local_day_start(board_now, ctx.settings)),
+        (queries.compliance_windows, board_now),
+        (queries.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1)),
+    )
+    # Whole columns to plain lists, then one dict per campaign: to_dict() and a conversion
+    # per value were a third of a big board's Python.
+    names = tiles["campaign"].tolist()
+    windows = compliance.set_index("campaign").reindex(names)  # a campaign with no window row reads 0
+    tile_values = {name: _counts(tiles[name]) for name in ("dials", "contacts", "abandoned", "orders")}
+    tile_values["cost"] = _floats(tiles["cost"])
+    tile_values.update({name: _floats(tiles[name]) for name in RATES})
+    window_values = [(window.name, window.label, _counts(windows[f"{window.name}_abandoned"]),
+                      _counts(windows[f"{window.name}_contacts"]), _floats(windows[f"{window.name}_abandon_rate"]))
+                     for window in COMPLIANCE_WINDOWS]
+    campaigns = [{
+        "campaign": name,
+        **{field: values[index] for field, values in tile_values.items()},
+        "compliance": {window: {"label": label, "abandoned": abandoned[index], "contacts": contacts[index],
+                                "abandon_rate": rates[index]}
+                       for window, label, abandoned, contacts, rates in window_values},
+        "sparkline": sparklines.get(name, NO_SPARKLINE),
+    } for index, name in enumerate(names)]
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),

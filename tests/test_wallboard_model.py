@@ -1,31 +1,6 @@
-"""The wallboard's sparklines, cut from the minute series in whole columns."""
+"""The wallboard's model: shared between boards that refresh together."""
 
 from __future__ import annotations
-
-import math
-
-import pandas as pd
-
-from dashboards.data import _sparklines
-
-
-def test_each_campaign_gets_its_minutes_in_order_with_gaps_as_none():
-    series = pd.DataFrame({
-        "campaign": ["b", "a", "a", "b"],
-        "minute": pd.to_datetime(["2026-12-02 06:51:00", "2026-12-02 06:50:00", "2026-12-02 06:49:00",
-                                  "2026-12-02 06:49:00"]),
-        "dials": [7, 3, 12, 0],
-        "abandon_rate": [0.25, math.nan, 0.0625, math.nan],
-    })
-    assert _sparklines(series) == {
-        "a": {"minutes": ["2026-12-02T06:49:00", "2026-12-02T06:50:00"], "dials": [12, 3],
-              "abandon_rate": [0.0625, None]},
-        "b": {"minutes": ["2026-12-02T06:49:00", "2026-12-02T06:51:00"], "dials": [0, 7],
-              "abandon_rate": [None, 0.25]},
-    }
-    # The same text the board showed before: Timestamp.isoformat() of each minute.
-    assert _sparklines(series)["a"]["minutes"] == [m.isoformat() for m in sorted(series["minute"][1:3])]
-    assert _sparklines(series.iloc[0:0]) == {}
 
 
 def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(tmp_path):
@@ -83,3 +58,44 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
 
         set_context(DashboardContext(load_settings(dashboard__wallboard_cache_seconds=0), client))
         assert shared_wallboard_model()["generated_at"] != shared_wallboard_model()["generated_at"]
+
+
+def test_the_wallboard_reads_its_queries_at_once_and_shows_what_reading_them_in_turn_shows(tmp_path):
+    """With a warehouse URL the model's three reads run at once, each on a client of its own;
+    the model is the one read on the page's single client, to the value."""
+    from datetime import datetime, timedelta, timezone
+
+    from callpulse.config import load_settings
+    from callpulse.schema import CallAttempt, Lead, Outcome
+    from callpulse.slots import SlotRules
+    from dashboards.data import DashboardContext, set_context, wallboard_model
+    from warehouse_helpers import land_counted, migrated_warehouse
+
+    settings = load_settings()
+    now = datetime(2026, 12, 2, 15, 0, 30, tzinfo=timezone.utc)
+    outcomes = [Outcome.CONNECTED, Outcome.ABANDONED, Outcome.NO_ANSWER, Outcome.CONNECTED]
+    events = [CallAttempt(schema_version=1, event_id=f"{campaign}-{n}", campaign=campaign, outcome=outcomes[n % 4],
+                          event_time=now - timedelta(minutes=n), lead=Lead(segment="seniors"), order=n % 8 == 0)
+              for campaign, calls in (("winback", 150), ("charity", 30)) for n in reversed(range(calls))]
+    path = tmp_path / "warehouse"
+    with migrated_warehouse(path) as client:
+        land_counted(client, events, settings, SlotRules(settings.slots, settings.zone))
+        set_context(DashboardContext(settings, client))
+        one_by_one = wallboard_model(now)
+        pooled_context = DashboardContext(settings, client, warehouse_url=f"chdb://{path}")
+        set_context(pooled_context)
+        try:
+            at_once = wallboard_model(now)
+        finally:
+            pooled_context.close()
+    assert at_once == one_by_one
+    winback = next(c for c in at_once["campaigns"] if c["campaign"] == "winback")
+    assert winback["compliance"]["live_15m"]["contacts"] > 0
+    # Two hours back from the board time (the minute after the newest), less the newest minute,
+    # which is still filling: 119 minutes, a call in each.
+    drawn = [n for n in reversed(range(150)) if 1 <= n <= 119]
+    assert winback["sparkline"]["minutes"] == [(now - timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:00")
+                                               for n in drawn]
+    assert winback["sparkline"]["dials"] == [1] * 119
+    rate = {Outcome.CONNECTED: 0.0, Outcome.ABANDONED: 1.0, Outcome.NO_ANSWER: None}
+    assert winback["sparkline"]["abandon_rate"] == [rate[outcomes[n % 4]] for n in drawn]

@@ -7,7 +7,6 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from pandas import testing as pd_testing
 
 from callpulse.config import load_settings
 from callpulse.metrics import COUNTERS
@@ -221,28 +220,46 @@ def test_landed_attempts_and_buckets_read_back_as_the_worker_counted_them(client
     assert winback[4:9] == (2, 2, 1, 1, 1)
 
 
-def test_sparkline_series_gives_the_minute_series_dials_and_abandon_rate(client, lander):
-    """The wallboard's lean read must agree with the general minute series: the newest version
-    of a re-landed bucket, segments summed, [since, until) by whole minutes, null rates."""
-    from warehouse.queries import minute_series, sparkline_series
+def test_sparklines_give_each_campaign_the_minute_series_dials_and_abandon_rate_in_order(client, lander):
+    """The wallboard's sparklines, cut and ordered in the warehouse, must agree with the general
+    minute series: the newest version of a re-landed bucket, segments summed, [since, until)
+    by whole minutes, gaps left out, a rate with no live answers as None."""
+    from warehouse.queries import minute_series, sparklines
 
     at = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
     lander.land([], DirtyBuckets.of([
-        bucket("winback", at, contacts=10, abandoned=1, version=1),
         bucket("winback", at + timedelta(minutes=1), dials=30, contacts=20, abandoned=2, version=1),
+        bucket("winback", at, contacts=10, abandoned=1, version=1),
         bucket("winback", at + timedelta(minutes=1), contacts=5, abandoned=5, segment="students", version=1),
+        bucket("winback", at + timedelta(minutes=4), dials=7, version=1),                # after a gap
         bucket("charity", at + timedelta(minutes=2), dials=40, version=1),             # nobody answered
-        bucket("charity", at + timedelta(minutes=3), contacts=9, abandoned=3, version=1),  # at until: outside
+        bucket("charity", at + timedelta(minutes=5), contacts=9, abandoned=3, version=1),  # at until: outside
         bucket("charity", at - timedelta(minutes=1), contacts=9, abandoned=3, version=1),  # before since
     ]))
     lander.land([], DirtyBuckets.of([bucket("winback", at, contacts=12, abandoned=3, version=2)]))  # re-landed
-    since, until = at + timedelta(seconds=0), at + timedelta(minutes=3)
-    lean = sparkline_series(client, since, until).sort_values(["campaign", "minute"]).reset_index(drop=True)
-    full = minute_series(client, since, until)[["campaign", "minute", "dials", "abandon_rate"]]
-    pd_testing.assert_frame_equal(lean, full.reset_index(drop=True), check_dtype=False)
-    assert lean["dials"].tolist() == [40, 12, 35]                    # charity 10:02; winback 10:00, 10:01
-    assert math.isnan(lean.loc[0, "abandon_rate"])
-    assert lean["abandon_rate"].tolist()[1:] == [pytest.approx(3 / 12), pytest.approx(7 / 25)]
-    # A range with nothing landed: the same columns, no rows.
-    empty = sparkline_series(client, at - timedelta(days=3), at - timedelta(days=2))
-    assert empty.empty and list(empty.columns) == ["campaign", "minute", "dials", "abandon_rate"]
+    since, until = at, at + timedelta(minutes=5)
+    lines = sparklines(client, since, until)
+    assert lines == {
+        "charity": {"minutes": ["2026-11-23T10:02:00"], "dials": [40], "abandon_rate": [None]},
+        "winback": {"minutes": ["2026-11-23T10:00:00", "2026-11-23T10:01:00", "2026-11-23T10:04:00"],
+                    "dials": [12, 35, 7], "abandon_rate": [3 / 12, 7 / 25, None]},
+    }
+    full = minute_series(client, since, until)
+    for campaign, line in lines.items():
+        rows = full[full["campaign"] == campaign].sort_values("minute")
+        assert line["minutes"] == [minute.isoformat() for minute in rows["minute"]]
+        assert line["dials"] == rows["dials"].astype(int).tolist()
+        assert line["abandon_rate"] == [None if math.isnan(rate) else rate for rate in rows["abandon_rate"]]
+    # A range with nothing landed: no campaigns.
+    assert sparklines(client, at - timedelta(days=3), at - timedelta(days=2)) == {}
+
+
+def test_a_rate_in_sql_is_the_rate_ratio_gives(client):
+    """rate_sql() hands rates out of the warehouse ready to show; they must be ratio()'s, None included."""
+    from callpulse.metrics import RATES, rate_sql, ratio
+
+    for name, rate in RATES.items():
+        for numerator, denominator in ((3, 12), (0, 5), (7, 0), (0, 0), (2.5, 4)):
+            row = client.query(f"SELECT {rate_sql(name)} FROM (SELECT toFloat64({numerator}) AS {rate.numerator}, "
+                               f"toFloat64({denominator}) AS {rate.denominator})").result_rows[0]
+            assert row[0] == ratio(numerator, denominator), (name, numerator, denominator)
