@@ -292,7 +292,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(pipeline.warehouse, pipeline.prepare)
         batch_size = settings.worker.batch_max_messages
-        alerting: asyncio.Task | None = None  # the latest batch's alerts, still being read or sent
+        alerts_in_flight: asyncio.Task | None = None  # the latest batch's alerts, still being read or sent
         try:
             async for events in stream.take_events(batch_size, within=settings.worker.batch_max_seconds):
                 records = await admit(events)
@@ -326,11 +326,11 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 if reading is None:
                     os._exit(EXIT_UNLANDED)
                 evaluation = loop.run_in_executor(pipeline.warehouse, pipeline.evaluate_alerts, reading)
-                alerting = asyncio.ensure_future(raise_alerts(evaluation, alerting))
+                alerts_in_flight = asyncio.ensure_future(raise_alerts(evaluation, alerts_in_flight))
         except asyncio.CancelledError:
-            if alerting is not None:
+            if alerts_in_flight is not None:
                 pipeline.stopping.set()
-                await alerting  # the last landed batch's alerts go out before the worker stops
+                await alerts_in_flight  # the last landed batch's alerts go out before the worker stops
             raise
 
     @app.on_partitions_assigned.connect
