@@ -40,7 +40,11 @@ class Verdict(Enum):
 class CampaignMinute:
     """One campaign's minute: its buckets, one counter list per segment (the slot follows
     from the minute), their totals, and the event ids counted, which a replay is checked
-    against. A plain slotted class, not a dataclass: tens of thousands live at once."""
+    against. A plain slotted class, not a dataclass: tens of thousands live at once.
+
+    While the minute holds one segment, its totals are that segment's counter list itself:
+    most minutes of a big, thin campaign list hold one call, and a second list for them
+    cost an allocation per minute and a second addition per call."""
 
     __slots__ = ("campaign", "minute", "slot", "segments", "totals", "event_ids", "changed")
 
@@ -49,7 +53,7 @@ class CampaignMinute:
         self.minute = minute
         self.slot = slot
         self.segments: dict[str, list[float]] = {}
-        self.totals = [0.0] * len(COUNTERS)
+        self.totals = [0.0] * len(COUNTERS)  # the first segment's counters, until a second one comes
         self.event_ids: set[str] = set()
         # Counted into since its buckets last landed. The whole minute lands again, not only the
         # segments that changed: a full state re-landed is harmless, and a set per minute was not.
@@ -167,7 +171,7 @@ class MinuteBuckets:
         if watermark is not None and epoch < watermark - self.lateness:
             return Verdict.LATE
         if kept is None:
-            kept = self._new_minute(campaign, minute)
+            kept = self._new_minute(campaign, minute, minutes)
         self._count(kept, attempt.lead.segment, attempt.event_id,
                     attempt_increments(attempt, self.settings.cost_model_for(campaign)))
         if watermark is None or epoch > watermark:
@@ -175,24 +179,36 @@ class MinuteBuckets:
             self._moved.add(campaign)
         return Verdict.COUNTED
 
-    def _new_minute(self, campaign: str, minute: int) -> CampaignMinute:
+    def _new_minute(self, campaign: str, minute: int, minutes: dict[int, CampaignMinute] | None) -> CampaignMinute:
         kept = CampaignMinute(campaign, minute, self.slot_rules.slot_for_minute(minute))
-        self.minutes.setdefault(campaign, {})[minute] = kept
+        if minutes is None:
+            minutes = self.minutes[campaign] = {}
+        minutes[minute] = kept
         return kept
 
     def _count(self, kept: CampaignMinute, segment: str, event_id: str,
                increments: tuple[tuple[int, float], ...]) -> None:
         kept.event_ids.add(event_id)
-        counters = kept.segments.get(segment)
+        segments = kept.segments
+        counters = segments.get(segment)
         if counters is None:
-            counters = kept.segments[segment] = [0.0] * len(COUNTERS)
+            if not segments:
+                counters = segments[segment] = kept.totals
+            else:
+                if len(segments) == 1:  # the totals become a list of their own
+                    kept.totals = list(kept.totals)
+                counters = segments[segment] = [0.0] * len(COUNTERS)
         if not kept.changed:
             kept.changed = True
             self._changed.append(kept)
         totals = kept.totals
-        for index, value in increments:
-            counters[index] += value
-            totals[index] += value
+        if totals is counters:
+            for index, value in increments:
+                counters[index] += value
+        else:
+            for index, value in increments:
+                counters[index] += value
+                totals[index] += value
         windows = self._windows.get(kept.campaign)
         if windows:
             minute = kept.minute
@@ -207,7 +223,9 @@ class MinuteBuckets:
         restored = 0
         for event_id, campaign, segment, epoch, outcome, is_order, cost, talk_seconds in landed_attempts:
             minute = int(epoch // 60) * 60
-            kept = self.minutes.get(campaign, {}).get(minute) or self._new_minute(campaign, minute)
+            minutes = self.minutes.get(campaign)
+            kept = (minutes.get(minute) if minutes is not None else None) or self._new_minute(campaign, minute,
+                                                                                              minutes)
             if event_id in kept.event_ids:
                 continue  # the same event landed twice before a merge; count it once
             self._count(kept, segment, event_id, counter_increments(outcome, is_order, cost, talk_seconds))
