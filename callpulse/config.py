@@ -96,6 +96,9 @@ class DashboardConfig(msgspec.Struct, frozen=True):
     report_min_calls: int = 30
     # Boards refreshing within this many seconds of each other share one computed model.
     wallboard_cache_seconds: float = 1.0
+    # The wallboard's three reads at once, each on a warehouse client of its own (about 50 MB
+    # more for chDB's extra clients); false reads them in turn on the dashboard's client.
+    wallboard_parallel_reads: bool = True
     users: dict[str, DashboardUser] = {}
     tokens: dict[str, DashboardToken] = {}
 

@@ -65,13 +65,15 @@ class QueryPool:
 class DashboardContext:
     settings: Settings
     client: Client
-    # Where the wallboard's query pool opens its clients; without it, its queries run one
-    # after another on ``client``.
+    # Where the wallboard's query pool opens its clients; without it (or with
+    # dashboard.wallboard_parallel_reads off), its queries run one after another on ``client``.
     warehouse_url: str | None = None
 
     @cached_property
     def query_pool(self) -> QueryPool | None:
-        return QueryPool(self.warehouse_url, WALLBOARD_QUERIES) if self.warehouse_url else None
+        if not self.warehouse_url or not self.settings.dashboard.wallboard_parallel_reads:
+            return None
+        return QueryPool(self.warehouse_url, WALLBOARD_QUERIES)
 
     def run_queries(self, *calls: tuple) -> list:
         """Independent queries, (query, *arguments) each: at once on the pool, else one by one."""

@@ -99,3 +99,15 @@ def test_the_wallboard_reads_its_queries_at_once_and_shows_what_reading_them_in_
     assert winback["sparkline"]["dials"] == [1] * 119
     rate = {Outcome.CONNECTED: 0.0, Outcome.ABANDONED: 1.0, Outcome.NO_ANSWER: None}
     assert winback["sparkline"]["abandon_rate"] == [rate[outcomes[n % 4]] for n in drawn]
+
+
+def test_parallel_reads_can_be_turned_off_for_a_small_box(tmp_path):
+    from callpulse.config import load_settings
+    from dashboards.data import DashboardContext
+
+    on = DashboardContext(load_settings(), client=None, warehouse_url=f"chdb://{tmp_path}")
+    off = DashboardContext(load_settings(dashboard__wallboard_parallel_reads=False), client=None,
+                           warehouse_url=f"chdb://{tmp_path}")
+    assert on.query_pool is not None and off.query_pool is None
+    assert off.run_queries((lambda client, x: (client, x * 2), 21)) == [(None, 42)]  # in turn, on its own client
+    on.close()
