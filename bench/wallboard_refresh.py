@@ -10,9 +10,11 @@ A fresh warehouse is migrated and filled by the real code (DialerSimulator -> Mi
 
     model     wallboard_model(): every query a refresh makes (freshness, campaign tiles,
               compliance windows, 2-h minute series) and shaping them into JSON-able data
-    callback  the wallboard page's Dash refresh callback: the model plus tiles and sparklines
+    callback  the wallboard page's Dash refresh callback: the model every board shares (computed
+              at most once per dashboard.wallboard_cache_seconds, default 1 s) plus tiles and
+              sparklines
     http      GET /api/wallboard from waitress over loopback (kept-alive httpx client): the
-              model plus JSON encoding and the WSGI round trip
+              shared model plus JSON encoding and the WSGI round trip
 
 The table is printed and written, with a description of the machine, to
 bench/results/wallboard_refresh.txt.
@@ -252,9 +254,9 @@ def main() -> None:
                 timings = [
                     Timing("model", "wallboard_model(): freshness, tiles, compliance, 2-h series",
                            time_runs(wallboard_model, args.repeats)),
-                    Timing("callback", "Dash refresh callback: model + tiles + sparkline figures",
+                    Timing("callback", "Dash refresh callback: shared model + tiles + sparkline figures",
                            time_runs(lambda: refresh_callback(0), args.repeats)),
-                    Timing("http", "GET /api/wallboard via waitress, kept-alive httpx client",
+                    Timing("http", "GET /api/wallboard (shared model) via waitress, kept-alive httpx client",
                            time_runs(get_wallboard_json, args.repeats)),
                 ]
         dashboard.close()
