@@ -82,19 +82,11 @@ class DirtyBuckets:
 
     __slots__ = ("campaigns", "slots", "segments", "minutes", "counters", "version")
 
-    def __init__(self, keys: list[BucketKey], counters: np.ndarray, version: int):
-        columns = list(zip(*keys)) if keys else [(), (), (), ()]
-        self.campaigns, self.slots, self.segments, self.minutes = (list(column) for column in columns)
+    def __init__(self, campaigns: list[str], slots: list[str], segments: list[str], minutes: list[int],
+                 counters: np.ndarray, version: int):
+        self.campaigns, self.slots, self.segments, self.minutes = campaigns, slots, segments, minutes
         self.counters = counters
         self.version = version
-
-    @classmethod
-    def from_columns(cls, campaigns: list[str], slots: list[str], segments: list[str], minutes: list[int],
-                     counters: np.ndarray, version: int) -> DirtyBuckets:
-        dirty = cls.__new__(cls)
-        dirty.campaigns, dirty.slots, dirty.segments, dirty.minutes = campaigns, slots, segments, minutes
-        dirty.counters, dirty.version = counters, version
-        return dirty
 
     @property
     def keys(self) -> list[BucketKey]:
@@ -107,8 +99,8 @@ class DirtyBuckets:
         versions = {row.version for row in rows}
         if len(versions) > 1:
             raise ValueError(f"one landing is one version; these rows carry {sorted(versions)}")
-        return cls([tuple(row[:4]) for row in rows], cls.matrix([row.counters for row in rows]),
-                   versions.pop() if versions else time.time_ns())
+        columns = [list(column) for column in zip(*(row[:4] for row in rows))] if rows else [[], [], [], []]
+        return cls(*columns, cls.matrix([row.counters for row in rows]), versions.pop() if versions else time.time_ns())
 
     @staticmethod
     def matrix(counters: list) -> np.ndarray:
@@ -252,8 +244,7 @@ class MinuteBuckets:
                 counters.append(values)
             kept.changed = False
         self._changed = []
-        return DirtyBuckets.from_columns(campaigns, slots, segments, minutes, DirtyBuckets.matrix(counters),
-                                         time.time_ns())
+        return DirtyBuckets(campaigns, slots, segments, minutes, DirtyBuckets.matrix(counters), time.time_ns())
 
     def window_totals(self, campaign: str, first_minute: int) -> dict[str, float]:
         """Summed counters of a campaign's buckets from ``first_minute`` (epoch s) on."""
