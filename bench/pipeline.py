@@ -11,7 +11,9 @@ Stages, each printed as it finishes and collected in one table:
 2. **CallPulse, throughput.** The real worker (`callpulse worker`, its own process, chDB)
    starts on the backlog; events/s runs from its first counted record until the landed
    offsets (written after the attempts and buckets) reach the end of every partition.
-   Peak RSS is the worker's VmHWM.
+   Peak RSS is the worker's VmHWM; its RSS is also taken as its partitions are assigned.
+   Two floors, each a fresh interpreter, say what that RSS starts from: the worker's
+   imports alone, and an embedded chDB client alone.
 3. **CallPulse, freshness.** Events stamped with their send time are published at a steady
    rate (5,000/s) to the running worker. An event is visible to a wallboard query once its
    record's offset is in the landed offsets, because the wallboard reads the warehouse with
@@ -143,6 +145,7 @@ class Worker:
 
     def __init__(self, config: Path, workdir: Path):
         self.health_port = free_port()
+        self.ready_rss_mb = float("nan")  # its resident set as its partitions were assigned
         self.log = (workdir / "worker.log").open("w")
         env = dict(os.environ, CALLPULSE_HMAC_KEY=HMAC_KEY)
         self.proc = subprocess.Popen([sys.executable, "-m", "callpulse", "--config", str(config), "worker",
@@ -163,6 +166,9 @@ class Worker:
             time.sleep(poll_s)
         raise SystemExit(f"the worker did not get there in {timeout_s:.0f} s; last health {state}")
 
+    def rss_mb(self) -> float:
+        return memory_mb(self.proc.pid, "VmRSS")
+
     def stop(self) -> tuple[float, float]:
         """Stop the worker; its (peak RSS, RSS at the end) in MB."""
         peak, now = memory_mb(self.proc.pid), memory_mb(self.proc.pid, "VmRSS")
@@ -170,6 +176,29 @@ class Worker:
         self.proc.wait(60)
         self.log.close()
         return peak, now
+
+
+# What the worker's memory starts from, each measured in a fresh interpreter: its own code's
+# imports (Faust, aiokafka, clickhouse-connect, pandas, numpy), and the embedded warehouse
+# alone (chDB's engine, its 555 MB library and the Arrow it loads, behind one client).
+MEMORY_FLOORS = {
+    "worker_imports_rss_mb": ("the worker's imports, no warehouse", "import streams.app"),
+    "chdb_client_rss_mb": ("an embedded chDB client, nothing else",
+                           "import sys, clickhouse_connect; clickhouse_connect.get_client("
+                           "dsn='chdb://' + sys.argv[1]).query('SELECT 1')"),
+}
+
+
+def memory_floors(workdir: Path, results: Results) -> None:
+    for key, (figure, code) in MEMORY_FLOORS.items():
+        probe = f"{code}\nfrom peers import memory_mb\nprint(memory_mb('self', 'VmRSS'))"
+        run = subprocess.run([sys.executable, "-c", probe, str(workdir / "floor-warehouse")], cwd=ROOT,
+                             env=dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'bench'}"),
+                             capture_output=True, text=True, timeout=120)
+        if run.returncode != 0:
+            raise SystemExit(f"measuring {figure} failed: {run.stderr[-2000:]}")
+        rss = float(run.stdout.split()[-1])
+        results.add("CallPulse", f"RSS floor: {figure}", key, rss, f"{rss:.0f} MB", "(a fresh Python process)")
 
 
 def landed_all(ends: dict[int, int]):
@@ -186,6 +215,7 @@ def callpulse_throughput(settings: Settings, config: Path, workdir: Path, events
     # and is not throughput) until every offset has landed.
     worker.wait(lambda h: h.get("ready") and h.get("assigned_partitions"), timeout_s=180, poll_s=0.01)
     started = time.perf_counter()
+    worker.ready_rss_mb = worker.rss_mb()
     done = worker.wait(landed_all(ends), timeout_s=1800, poll_s=0.02)
     seconds = time.perf_counter() - started
     if done["counted"] != events:
@@ -468,11 +498,14 @@ def main(argv: list[str] | None = None) -> Results:
             callpulse_freshness(settings, worker, args.fresh_rate, args.fresh_seconds, results)
         finally:
             rss, steady_rss = worker.stop()
+        results.add("CallPulse", "worker RSS when ready", "worker_ready_rss_mb", worker.ready_rss_mb,
+                    f"{worker.ready_rss_mb:.0f} MB", "(as its partitions were assigned, the backlog waiting)")
         results.add("CallPulse", "worker peak RSS", "worker_rss_mb", rss, f"{rss:.0f} MB",
                     f"({args.campaigns:,} campaigns x 6 segments live; the peak is during the backlog)")
         # Whether the backlog's memory comes back once the load is steady: the RSS at the end.
         results.add("CallPulse", "worker RSS at the end", "worker_steady_rss_mb", steady_rss, f"{steady_rss:.0f} MB",
                     f"(after the backlog, then {args.fresh_seconds:,.0f} s at {args.fresh_rate:,.0f} events/s)")
+        memory_floors(workdir, results)
         if not args.skip_peers:
             peers(settings, workdir, args.events, args.naive_events, results)
         if not args.skip_warehouse:
