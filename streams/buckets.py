@@ -116,8 +116,9 @@ class DirtyBuckets:
 
 
 def _take_away(totals: list[float], leaving: list[float]) -> None:
-    """Subtract a minute's totals from a window's, in place (the window's list is live state).
-    In C, column by column: subtracting a zero leaves a float exactly as it was."""
+    """Subtract a minute's totals, or several minutes' summed, from a window's, in place (the
+    window's list is live state). In C, column by column: subtracting a zero leaves a float
+    exactly as it was."""
     totals[:] = map(sub, totals, leaving)
 
 
@@ -297,16 +298,20 @@ class MinuteBuckets:
             if minutes is None:
                 continue
             horizon = self.watermarks[campaign] - self.keep_seconds
-            windows = self._windows.get(campaign, {}).values()
+            leaving = []
             for minute in [minute for minute in minutes if minute + 60 <= horizon]:
                 if minutes[minute].changed:
                     unfinished.add(campaign)
                     continue
-                leaving = minutes.pop(minute)
-                evicted += len(leaving.segments)
-                for window in windows:
-                    if minute >= window[0]:  # a window left behind by a campaign gone quiet
-                        _take_away(window[1], leaving.totals)
+                leaving.append(minutes.pop(minute))
+            # Each window still holding evicted minutes (the kept totals always do, and a window
+            # left behind by a campaign gone quiet) loses their sum at once: a backlog evicts
+            # dozens of a campaign's minutes together, and one subtraction each was a third of it.
+            for first_minute, totals in self._windows.get(campaign, {}).values():
+                rows = [kept.totals for kept in leaving if kept.minute >= first_minute]
+                if rows:
+                    _take_away(totals, rows[0] if len(rows) == 1 else [sum(column) for column in zip(*rows)])
+            evicted += sum(len(kept.segments) for kept in leaving)
             if not minutes:
                 del self.minutes[campaign]
                 self._windows.pop(campaign, None)
