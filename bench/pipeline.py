@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> Results:
         if not args.skip_peers:
             peers(settings, workdir, args.events, args.naive_events, results)
         if not args.skip_warehouse:
-            wallboard_query(settings, results, repeats=5 if args.smoke else 10)
+            wallboard_query(settings, results, repeats=5 if args.smoke else 30)
             crosstab_query(workdir, args.crosstab_attempts, results, repeats=3 if args.smoke else 10)
     numbers = results.numbers
     if "quix_events_per_s" in numbers:
