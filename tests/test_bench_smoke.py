@@ -29,6 +29,7 @@ def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
     numbers = json.loads(text.split("numbers: ", 1)[1])
     for key in ("callpulse_events_per_s", "freshness_p50_s", "freshness_p95_s", "worker_cpu_share", "worker_rss_mb",
                 "worker_steady_rss_mb", "worker_ready_rss_mb", "worker_imports_rss_mb", "chdb_client_rss_mb",
+                "worker_peak_anon_mb",
                 "quix_events_per_s", "quix_committed_events_per_s", "naive_events_per_s", "wallboard_ms",
                 "crosstab_ms", "ratio_quix_events_per_s", "ratio_quix_committed_events_per_s",
                 "ratio_naive_events_per_s"):
@@ -37,6 +38,7 @@ def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
     assert numbers["freshness_p50_s"] <= numbers["freshness_p95_s"]
     assert numbers["worker_steady_rss_mb"] <= numbers["worker_rss_mb"]  # now can never exceed the peak
     assert numbers["worker_ready_rss_mb"] <= numbers["worker_rss_mb"]
+    assert numbers["worker_peak_anon_mb"] < numbers["worker_rss_mb"]  # a part of the resident set
     # The worker holds its imports and a chDB client, so each floor is below it when ready.
     assert max(numbers["worker_imports_rss_mb"], numbers["chdb_client_rss_mb"]) < numbers["worker_ready_rss_mb"]
     assert numbers["ratio_quix_events_per_s"] == pytest.approx(
