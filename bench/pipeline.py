@@ -11,7 +11,8 @@ Stages, each printed as it finishes and collected in one table:
 2. **CallPulse, throughput.** The real worker (`callpulse worker`, its own process, chDB)
    starts on the backlog; events/s runs from its first counted record until the landed
    offsets (written after the attempts and buckets) reach the end of every partition.
-   Peak RSS is the worker's VmHWM; its RSS is also taken as its partitions are assigned.
+   Peak RSS is the worker's VmHWM; its RSS is also taken as its partitions are assigned,
+   and its anonymous memory (RssAnon) at every poll of its health.
    Two floors, each a fresh interpreter, say what that RSS starts from: the worker's
    imports alone, and an embedded chDB client alone.
 3. **CallPulse, freshness.** Events stamped with their send time are published at a steady
