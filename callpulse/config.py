@@ -68,6 +68,9 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     # A record over this size is dead-lettered unread (as a truncated copy): a runaway
     # producer must not make the worker decode megabytes per message.
     max_record_bytes: int = 1_048_576
+    # Once caught up after a backlog, hand the memory it freed back to the OS, at most this
+    # often (0: never).
+    release_memory_seconds: float = 30.0
 
 
 # Dashboard roles, least to most: each role may open what the ones before it may (dashboards/auth.py).

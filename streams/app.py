@@ -26,6 +26,7 @@ from callpulse.topics import WORKER_GROUP, partition_bounds
 from callpulse.alerts import Alert, encode_alert, log_lines
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.deadletters import encode_dead_letter
+from streams.memory import FreedMemory
 from streams.offsets import PartitionCursor, Position, TopicPartition
 from streams.processor import BatchResult, CallEventProcessor, SourceRecord
 from streams.stoplist import StopListTable
@@ -292,6 +293,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(pipeline.warehouse, pipeline.prepare)
         batch_size = settings.worker.batch_max_messages
+        freed_memory = FreedMemory(settings.worker.release_memory_seconds)
         alerts_in_flight: asyncio.Task | None = None  # the latest batch's alerts, still being read or sent
         try:
             async for events in stream.take_events(batch_size, within=settings.worker.batch_max_seconds):
@@ -327,6 +329,8 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                     os._exit(EXIT_UNLANDED)
                 evaluation = loop.run_in_executor(pipeline.warehouse, pipeline.evaluate_alerts, reading)
                 alerts_in_flight = asyncio.ensure_future(raise_alerts(evaluation, alerts_in_flight))
+                if freed_memory.due(batch_full=len(events) >= batch_size):
+                    loop.run_in_executor(None, freed_memory.release)
         except asyncio.CancelledError:
             if alerts_in_flight is not None:
                 pipeline.stopping.set()
