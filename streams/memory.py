@@ -34,10 +34,8 @@ class FreedMemory:
     """Gives freed heap pages back after a burst: at the first batch smaller than the largest
     that follows a full one, and at most once every ``every_seconds`` (0: never).
 
-    Not while a backlog is read: pages given back are faulted in again as the next batch
-    allocates, which cost the backlog throughput when they were given back at its start.
-    ctypes releases the GIL around the call, so it runs in a thread beside the worker's
-    loop."""
+    Not while a backlog is read: the next batch would only fault the pages in again. ctypes
+    releases the GIL around the call, so it runs in a thread beside the worker's loop."""
 
     def __init__(self, every_seconds: float, clock: Callable[[], float] = time.monotonic):
         self.every_seconds = every_seconds
