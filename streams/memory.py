@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import time
 from typing import Callable
-
-log = logging.getLogger("callpulse.worker")
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
