@@ -175,7 +175,7 @@ class Worker:
 
     def stop(self) -> tuple[float, float]:
         """Stop the worker; its (peak RSS, RSS at the end) in MB."""
-        peak, now = memory_mb(self.proc.pid), memory_mb(self.proc.pid, "VmRSS")
+        peak, now = memory_mb(self.proc.pid), self.rss_mb()
         self.proc.terminate()
         self.proc.wait(60)
         self.log.close()
@@ -512,7 +512,8 @@ def main(argv: list[str] | None = None) -> Results:
         # RSS also counts the library pages mapped (chDB's most of all), and how many of those are
         # mapped moves with the page cache: the same process measured 120 MB apart on one day.
         results.add("CallPulse", "worker peak anonymous memory", "worker_peak_anon_mb", worker.peak_anon_mb,
-                    f"{worker.peak_anon_mb:.0f} MB", "(RssAnon, sampled every 20 ms through the backlog: the RSS without mapped files)")
+                    f"{worker.peak_anon_mb:.0f} MB",
+                    "(RssAnon, sampled every 20 ms through the backlog: the RSS without mapped files)")
         memory_floors(workdir, results)
         if not args.skip_peers:
             peers(settings, workdir, args.events, args.naive_events, results)
