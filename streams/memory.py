@@ -46,10 +46,11 @@ class FreedMemory:
         if batch_full:
             self._burst = True
             return False
-        if self._trim is None or not self._burst or self.clock() - self._last < self.every_seconds:
+        now = self.clock()
+        if self._trim is None or not self._burst or now - self._last < self.every_seconds:
             return False
         self._burst = False
-        self._last = self.clock()
+        self._last = now
         return True
 
     def release(self) -> bool:
