@@ -22,7 +22,7 @@ from clickhouse_connect.driver.client import Client
 
 from callpulse.config import Settings
 from callpulse.slots import SlotRules
-from callpulse.topics import WORKER_GROUP, partition_bounds
+from callpulse.topics import WORKER_GROUP, partition_bounds, topic_id
 from callpulse.alerts import Alert, encode_alert, log_lines
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.deadletters import encode_dead_letter
@@ -133,13 +133,25 @@ class WorkerPipeline:
                                    self.stopping.is_set)
 
     def start_offsets(self) -> dict[TopicPartition, int]:
-        """Where each partition starts: its landed offset, else the earliest one kept."""
+        """Where each partition starts: its landed offset if it belongs to this incarnation of
+        the topic, else the earliest offset kept. An offset landed for an earlier incarnation
+        (the embedded broker restarted, or the topic was recreated) says nothing about this
+        one, whatever the producers have published meanwhile."""
         topic = self.settings.topics.call_events
+        incarnation = topic_id(self.settings, topic)
+        if self.lander.topic_ids.get(topic, incarnation) != incarnation:
+            self.landed_offsets = {}
+        self.lander.topic_ids[topic] = incarnation
         landed = landed_offsets(self.client, WORKER_GROUP, topic)
         starts = {}
         for partition, (earliest, end) in partition_bounds(self.settings, topic).items():
-            offset = landed.get(partition, earliest)
-            if offset > end:
+            offset, landed_incarnation = landed.get(partition, (earliest, incarnation))
+            if landed_incarnation != incarnation:
+                log.warning("partition %d: the warehouse's offset %d belongs to another incarnation of %s "
+                            "(topic id %s, now %s); reading this one from its start", partition, offset, topic,
+                            landed_incarnation or "unknown", incarnation or "unknown")
+                offset = earliest
+            elif offset > end:
                 log.warning("partition %d: the warehouse has read up to offset %d but the topic ends at %d; "
                             "the topic was recreated, so reading it from the start", partition, offset, end)
                 offset = earliest
@@ -347,6 +359,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         webhook = pipeline.webhook
         assigned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topics.call_events)
         return web.json({"ready": pipeline.ready.is_set(), "assigned_partitions": assigned,
+                         "topic_id": pipeline.lander.topic_ids.get(topics.call_events, ""),
                          **pipeline.processor.stats.as_dict(),
                          "landed_offsets": landed, "alerts_sent": pipeline.alerts_sent,
                          "alerts_firing": len(pipeline.alerting.book.firing),

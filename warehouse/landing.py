@@ -41,7 +41,7 @@ VIOLATION_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "flagged
                      "team", "outcome", "detected_at"]
 DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "batch_index", "reason", "detail",
                        "rejected_at"]
-OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "next_offset", "version", "landed_at"]
+OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "topic_id", "next_offset", "version", "landed_at"]
 
 
 class Lander:
@@ -52,6 +52,9 @@ class Lander:
         self.settings = settings
         self.slot_rules = slot_rules
         self.faults = FaultSwitch()
+        # The incarnation of each topic whose offsets land (topics.topic_id), set by the worker
+        # when it decides where to start; "" for a topic it has not looked up.
+        self.topic_ids: dict[str, str] = {}
 
     def attempt_columns(self, attempts: Sequence[CallAttempt]) -> list:
         """The attempts as columns in ATTEMPT_COLUMNS order. Column-wise, the driver writes
@@ -131,7 +134,8 @@ class Lander:
         if offsets:
             landed_at = datetime.now(timezone.utc)
             version = time.time_ns()
-            rows = [[self.consumer_group, topic, partition, next_offset, version, landed_at]
+            rows = [[self.consumer_group, topic, partition, self.topic_ids.get(topic, ""), next_offset, version,
+                     landed_at]
                     for (topic, partition), next_offset in offsets.items()]
             self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
 

@@ -585,14 +585,15 @@ def landed_event_ids(client: Client, event_ids: list[str]) -> set[str]:
     return {row[0] for row in rows}
 
 
-def landed_offsets(client: Client, consumer_group: str, topic: str) -> dict[int, int]:
-    """Per partition, the next offset the worker has to process, as landed."""
+def landed_offsets(client: Client, consumer_group: str, topic: str) -> dict[int, tuple[int, str]]:
+    """Per partition, the next offset the worker has to process, as landed, and the id of
+    the topic incarnation that offset belongs to."""
     rows = client.query(
-        "SELECT partition, argMax(next_offset, version) FROM consumed_offsets "
+        "SELECT partition, argMax(next_offset, version), argMax(topic_id, version) FROM consumed_offsets "
         "WHERE consumer_group = {group:String} AND topic = {topic:String} GROUP BY partition",
         parameters={"group": consumer_group, "topic": topic},
     ).result_rows
-    return {int(partition): int(offset) for partition, offset in rows}
+    return {int(partition): (int(offset), str(incarnation)) for partition, offset, incarnation in rows}
 
 
 def _naive_utc(moment: datetime) -> datetime:
