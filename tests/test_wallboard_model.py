@@ -111,3 +111,60 @@ def test_parallel_reads_can_be_turned_off_for_a_small_box(tmp_path):
     assert on.query_pool is not None and off.query_pool is None
     assert off.run_queries((lambda client, x: (client, x * 2), 21)) == [(None, 42)]  # in turn, on its own client
     on.close()
+
+
+def test_an_empty_warehouse_is_an_empty_board_that_says_it_waits_for_the_first_calls(tmp_path):
+    """Before the first call lands (a first start), and when nothing has landed in the board's
+    day, /api/wallboard answers 200 with no campaigns and the wallboard says it is waiting,
+    on both read paths (the query pool's clients and the one shared client)."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from callpulse.config import DashboardToken, load_settings
+    from callpulse.schema import CallAttempt, Lead, Outcome
+    from callpulse.slots import SlotRules
+    from dashboards.app import create_app
+    from dashboards.auth import Credentials, hash_token, new_token
+    from dashboards.data import DashboardContext, local_day_start, wallboard_model
+    from warehouse_helpers import land_counted, migrated_warehouse
+
+    token = new_token()
+    credentials = Credentials({}, {"wall-tv": DashboardToken(role="supervisor", token_sha256=hash_token(token))})
+    path = tmp_path / "warehouse"
+    with migrated_warehouse(path) as client:
+        for parallel in (True, False):
+            settings = load_settings(dashboard__wallboard_cache_seconds=0,
+                                     dashboard__wallboard_parallel_reads=parallel)
+            ctx = DashboardContext(settings, client, warehouse_url=f"chdb://{path}")
+            app = create_app(ctx, credentials)
+            response = app.server.test_client().get("/api/wallboard", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200, response.get_data(as_text=True)
+            board = response.get_json()
+            assert board["campaigns"] == []
+            assert board["landed_at"] is None and board["age_seconds"] is None and board["stale"] is True
+
+            # The wallboard's refresh, asked as the page in a browser asks it.
+            outputs = [("campaign-tiles", "children"), ("slot-strip", "children"), ("freshness", "children"),
+                       ("freshness", "className")]
+            response = app.server.test_client().post(
+                "/_dash-update-component", headers={"Authorization": f"Bearer {token}"},
+                json={"output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
+                      "outputs": [{"id": i, "property": p} for i, p in outputs],
+                      "inputs": [{"id": "wallboard-refresh", "property": "n_intervals", "value": None}],
+                      "changedPropIds": []})
+            assert response.status_code == 200, response.get_data(as_text=True)
+            shown = response.get_json()["response"]
+            assert "Waiting for the first calls to land" in json.dumps(shown["campaign-tiles"]["children"])
+            assert shown["freshness"]["children"] == "no data yet"
+            ctx.close()
+
+        # One call landed at 23:59 local yesterday: the board's time is the minute after it,
+        # today's first minute, and today has nothing landed yet.
+        slot_rules = SlotRules(settings.slots, settings.zone)
+        midnight = local_day_start(datetime.now(timezone.utc), settings)
+        land_counted(client, [CallAttempt(schema_version=1, event_id="last-of-yesterday", campaign="winback",
+                                          outcome=Outcome.CONNECTED, event_time=midnight - timedelta(seconds=30),
+                                          lead=Lead(segment="seniors"))], settings, slot_rules)
+        board = wallboard_model()
+        assert board["board_time"] == midnight.isoformat()
+        assert board["campaigns"] == [] and board["landed_at"] is not None

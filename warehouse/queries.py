@@ -305,7 +305,10 @@ def campaign_tiles(client: Client, now: datetime, day_start: datetime) -> pd.Dat
     window = _minute_window(day_start, now, end_inclusive=True)
     sql, parameters = _summed(client, template, ["campaign"], COUNTERS, [window], window, by_slot_and_segment=False)
     parameters.update({"day": _naive_utc(day_start), "now": _naive_utc(now)})
-    return add_rate_columns(_frame(client, sql, parameters))
+    frame = _frame(client, sql, parameters)
+    if not len(frame.columns):  # nothing landed today; the embedded warehouse then names no columns
+        frame = pd.DataFrame(columns=["campaign", *COUNTERS])
+    return add_rate_columns(frame)
 
 
 def compliance_windows(client: Client, now: datetime, campaign: str | None = None) -> pd.DataFrame:
@@ -335,6 +338,8 @@ def compliance_windows(client: Client, now: datetime, campaign: str | None = Non
                          by_slot_and_segment=False)
     parameters.update(extra)
     frame = client.query_df(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
+    if not len(frame.columns):  # nothing landed in the windows; the embedded warehouse then names no columns
+        frame = pd.DataFrame(columns=["campaign", *names])
     for window in COMPLIANCE_WINDOWS:
         frame[f"{window.name}_abandon_rate"] = ratio_series(frame[f"{window.name}_abandoned"],
                                                             frame[f"{window.name}_contacts"])

@@ -122,8 +122,13 @@ def _tile(campaign: dict) -> html.Div:
 )
 def refresh(_n):
     model = shared_wallboard_model()
+    # An empty warehouse (a first start, before the first call lands) is a normal state: say
+    # so, rather than leave the wall TV blank.
     tiles = [_tile(c) for c in model["campaigns"]] or [
-        html.Div("Waiting for the first calls to land…", className="empty")
+        html.Div(["Waiting for the first calls to land…",
+                  html.Div("Campaign tiles appear here by themselves as soon as the worker lands calls.",
+                           className="stat-label")],
+                 className="empty", **{"data-testid": "waiting-for-calls"})
     ]
     slot_names = context().slot_rules.names
     strip = [html.Span(name.replace("_", " "), className="slot current" if name == model["current_slot"] else "slot")
