@@ -301,11 +301,15 @@ def ingest() -> None:
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Live mode: checkpoint file (default: <data dir>/vicidial/<host>-<db>.json).")
 @click.option("--duration", type=float, default=None, help="Live mode: stop after this many seconds.")
+@click.option("--worker-health-url", default=None,
+              help="Live mode: the worker's health URL, where rows are seen landed (default: "
+                   "http://127.0.0.1:<embedded.worker_health_port>/health; 'none' trusts Kafka's acknowledgement).")
 @click.option("--batch-events", type=int, default=100, show_default=True,
               help="Pack this many events of one campaign into one Kafka record.")
 @click.pass_context
 def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds: float, overlap_minutes: float,
-                    checkpoint: Path | None, duration: float | None, batch_events: int) -> None:
+                    checkpoint: Path | None, duration: float | None, worker_health_url: str | None,
+                    batch_events: int) -> None:
     """Publish a vicidial_log export (CSV or TSV with a header row, gzip accepted), or
     with --mysql-dsn poll the live table.
 
@@ -318,7 +322,8 @@ def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds:
     if mysql_dsn:
         if file:
             raise click.UsageError("give a FILE or --mysql-dsn, not both")
-        _poll_vicidial(settings, key, mysql_dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events)
+        _poll_vicidial(settings, key, mysql_dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events,
+                       worker_health_url or f"http://127.0.0.1:{settings.embedded.worker_health_port}/health")
         return
     if file is None:
         raise click.UsageError("give the export FILE to read, or --mysql-dsn to poll the live table")
@@ -328,16 +333,24 @@ def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds:
                 lambda publisher, progress: ingest_vicidial_file(file, settings, key, publisher, progress))
 
 
-def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events) -> None:
+def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events,
+                   health_url: str) -> None:
     from datetime import timedelta
 
+    from callpulse.topics import admin_client, topic_id
     from producers.publisher import EventPublisher
-    from producers.vicidial_live import VicidialPoller, connect_mysql, default_checkpoint
+    from producers.vicidial_live import VicidialPoller, connect_mysql, default_checkpoint, worker_landing_status
 
     checkpoint = checkpoint or default_checkpoint(settings.data_dir, dsn)
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=batch_events)
+    # Until the worker is seen to land a row, a recreated topic (a restarted embedded broker) means
+    # the row is read from the dialer again.
+    tracking = health_url.lower() != "none"
+    admin = admin_client(settings.bootstrap_servers) if tracking else None
     poller = VicidialPoller(settings, key, publisher, lambda: connect_mysql(dsn), checkpoint,
-                            overlap=timedelta(minutes=overlap_minutes))
+                            overlap=timedelta(minutes=overlap_minutes),
+                            current_topic_id=(lambda: topic_id(settings, admin=admin)) if tracking else None,
+                            landing_status=worker_landing_status(health_url) if tracking else None)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -349,6 +362,8 @@ def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint
                                                          f"({poller.summary.published:,} so far)"))
     finally:
         publisher.close()
+        if admin is not None:
+            admin.close()
     summary = poller.summary
     console.print(f"stopped: read {summary.read:,} rows · published {summary.published:,} · "
                   f"rejected {sum(summary.rejected.values()):,}")

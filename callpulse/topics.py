@@ -93,20 +93,23 @@ def _check_partitions(admin: KafkaAdminClient, spec: TopicSpec) -> None:
 WORKER_GROUP = "callpulse-worker"  # the Faust app id, which Faust uses as consumer group
 
 
-def topic_id(settings: Settings, topic: str | None = None) -> str:
+def topic_id(settings: Settings, topic: str | None = None, admin: KafkaAdminClient | None = None) -> str:
     """The identity Kafka gives ``topic`` (call events by default) when it is created.
 
     Offsets mean something only within one incarnation of a topic: the embedded broker
     keeps nothing across a restart, and a topic deleted and created again on a server
     starts again at offset 0. So every offset the worker lands, and every record a
     producer must see landed, is tied to this id. "" when the broker reports none.
+    Give ``admin`` to reuse a client when asking often.
     """
     topic = topic or settings.topics.call_events
-    admin = admin_client(settings.bootstrap_servers)
+    own = admin is None
+    admin = admin_client(settings.bootstrap_servers) if own else admin
     try:
         description = admin.describe_topics([topic])[0]
     finally:
-        admin.close()
+        if own:
+            admin.close()
     if description.get("error_code"):
         raise RuntimeError(f"Kafka does not know the topic {topic} (error {description['error_code']}); "
                            "run `callpulse topics`")

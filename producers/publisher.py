@@ -7,7 +7,7 @@ what the worker's per-campaign event-time watermark relies on.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -41,23 +41,30 @@ class EventPublisher:
         self.sent_events = 0
         self.sent_records = 0
         self._failures: list[BaseException] = []
+        # Called with (event ids, partition, offset) once Kafka has acknowledged a record: a
+        # producer that must see its rows landed (VICIdial live) learns where they went.
+        self.on_delivered: Callable[[list[str], int, int], None] | None = None
 
     def _on_error(self, exc: BaseException) -> None:
         self._failures.append(exc)
 
-    def _send(self, campaign: str, value: bytes, events: int) -> None:
-        self.producer.send(self.topic, key=campaign.encode(), value=value).add_errback(self._on_error)
-        self.sent_events += events
+    def _send(self, campaign: str, value: bytes, events: list[Event]) -> None:
+        future = self.producer.send(self.topic, key=campaign.encode(), value=value)
+        future.add_errback(self._on_error)
+        if self.on_delivered is not None:
+            event_ids = [event.event_id for event in events]
+            future.add_callback(lambda metadata: self.on_delivered(event_ids, metadata.partition, metadata.offset))
+        self.sent_events += len(events)
         self.sent_records += 1
 
     def publish(self, event: Event) -> None:
         if self.batch_events == 1:
-            self._send(event.campaign, encode_event(event), 1)
+            self._send(event.campaign, encode_event(event), [event])
             return
         pending = self._pending.setdefault(event.campaign, [])
         pending.append(event)
         if len(pending) >= self.batch_events:
-            self._send(event.campaign, encode_batch(pending), len(pending))
+            self._send(event.campaign, encode_batch(pending), pending)
             self._pending[event.campaign] = []
 
     def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
@@ -74,7 +81,7 @@ class EventPublisher:
     def flush(self, timeout_s: float = 30.0) -> None:
         for campaign, pending in self._pending.items():
             if pending:
-                self._send(campaign, encode_batch(pending), len(pending))
+                self._send(campaign, encode_batch(pending), pending)
         self._pending = {}
         self.producer.flush(timeout=timeout_s)
         if self._failures:

@@ -37,8 +37,8 @@ class Pipeline:
     data_dir: Path
     workers: list = field(default_factory=list)
 
-    def worker(self, *extra: str) -> "WorkerProcess":
-        worker = WorkerProcess(self, extra)
+    def worker(self, *extra: str, health_port: int | None = None) -> "WorkerProcess":
+        worker = WorkerProcess(self, extra, health_port)
         self.workers.append(worker)
         return worker
 
@@ -50,9 +50,9 @@ class Pipeline:
 
 
 class WorkerProcess:
-    def __init__(self, pipeline: Pipeline, extra: tuple[str, ...]):
+    def __init__(self, pipeline: Pipeline, extra: tuple[str, ...], health_port: int | None = None):
         self.pipeline = pipeline
-        self.health_port = free_port()
+        self.health_port = health_port or free_port()
         pipeline.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = pipeline.data_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
         env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}

@@ -175,3 +175,68 @@ def test_live_rows_arrive_once_across_late_finals_and_a_restart(pipeline, mariad
     late = next(event for event in events if event.event_id == in_progress)
     assert (late.outcome.value, late.order, late.talk_seconds) == ("connected", True, 240.0)
     assert all("0901234" not in msgspec.json.encode(event).decode() for event in events)
+
+
+def landed_counts(settings) -> tuple[int, int]:
+    from warehouse.client import connect
+
+    client = connect(settings.warehouse_url)
+    try:
+        return client.query("SELECT (SELECT uniqExact(event_id) FROM call_attempts), "
+                            "(SELECT sum(dials) FROM minute_metrics FINAL)").result_rows[0]
+    finally:
+        client.close()
+
+
+@pytest.mark.timeout(300)
+def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pipeline_restarts(tmp_path, mariadb):
+    """Kill the pipeline after Kafka acknowledged rows and before they landed: the embedded
+    broker comes back empty, and the poller must publish those rows again."""
+    from conftest import new_pipeline
+    from callpulse.embedded import EmbeddedBroker
+    from callpulse.topics import ensure_topics
+
+    admin = mariadb["admin"]
+    with admin.cursor() as cursor:
+        cursor.execute("DELETE FROM asterisk.vicidial_log")
+    port = free_port()
+    broker = EmbeddedBroker(port, tmp_path / "broker-1").start()
+    pipeline = new_pipeline(broker, tmp_path)
+    settings = pipeline.settings
+    health_port = settings.embedded.worker_health_port  # where the poller looks
+    start = datetime(2026, 11, 23, 10, 0, 0)
+    log = tmp_path / "poller.log"
+    try:
+        landed = [insert(admin, n, start + timedelta(seconds=10 * n), STATUSES[n % len(STATUSES)])
+                  for n in range(30)]
+        worker = pipeline.worker(health_port=health_port)
+        poller = Poller(pipeline, mariadb["dsn"], log)
+        worker.wait_until(lambda h: h["ready"] and h["counted"] == 30)
+        time.sleep(1.5)  # a few polls see them landed
+        worker.proc.kill()  # the worker dies; the poller goes on publishing into Kafka
+        worker.proc.wait()
+        acknowledged = [insert(admin, n, start + timedelta(seconds=10 * n), STATUSES[n % len(STATUSES)])
+                        for n in range(30, 60)]
+        wait_for(settings, 60, poller)
+        time.sleep(1.0)  # the checkpoint is written after the flush that covers them
+        poller.proc.kill()
+        poller.proc.wait()
+    finally:
+        broker.stop()  # the rest of the pipeline dies: the embedded broker keeps nothing
+
+    broker = EmbeddedBroker(port, tmp_path / "broker-2").start()
+    try:
+        ensure_topics(settings)
+        worker = pipeline.worker(health_port=health_port)
+        poller = Poller(pipeline, mariadb["dsn"], log)
+        health = worker.wait_until(lambda h: h["ready"] and h["counted"] >= 30, timeout_s=120)
+        time.sleep(2.0)  # more polls: nothing more may arrive
+        health = worker.health()
+        assert poller.stop() == 0
+        assert worker.stop() == 0
+    finally:
+        pipeline.stop_all()
+        broker.stop()
+    assert health["counted"] == len(acknowledged), "only the rows that never landed were sent again"
+    assert "never landed" in log.read_text()
+    assert landed_counts(settings) == (len(landed) + len(acknowledged), len(landed) + len(acknowledged))
