@@ -80,7 +80,7 @@ def migrate(ctx: click.Context) -> None:
 
 @main.group()
 def alerts() -> None:
-    """Alerts raised by the worker (read from the alerts topic)."""
+    """Alerts raised by the worker (read from the warehouse's alerts table)."""
 
 
 @alerts.command("list")
@@ -89,24 +89,17 @@ def alerts() -> None:
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 def alerts_list(ctx: click.Context, active: bool, all_transitions: bool, output_format: str) -> None:
-    """List alerts, newest first. Reads the Kafka topic, so it works while the worker runs."""
+    """List alerts, newest first (--active: most severe first, as the dashboard lists them).
+
+    Reads the warehouse's alerts table, which keeps every transition across restarts. While
+    `callpulse up` runs it asks the running dashboard (only one process may open the
+    embedded warehouse), with a supervisor's login or higher from CALLPULSE_API_TOKEN or
+    CALLPULSE_API_USER/CALLPULSE_API_PASSWORD."""
     import msgspec
     from rich.table import Table
 
-    from callpulse.alerts import decode_alert, latest_by_episode
-    from callpulse.topics import read_topic
-
-    settings = _settings(ctx)
-    transitions = []
-    for raw in read_topic(settings, settings.topics.alerts):
-        try:
-            transitions.append(decode_alert(raw))
-        except msgspec.DecodeError as exc:
-            console.print(f"[yellow]skipping a record that is not an alert: {exc}[/]")
-    shown = sorted(transitions, key=lambda a: a.emitted_at, reverse=True) if all_transitions \
-        else latest_by_episode(transitions)
-    if active:
-        shown = [a for a in latest_by_episode(transitions) if a.state == "firing"]
+    view = "active" if active else "transitions" if all_transitions else "episodes"
+    shown = _listed_alerts(_settings(ctx), view)
     if output_format == "json":
         click.echo(msgspec.json.encode(shown).decode())
         return
@@ -183,6 +176,28 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
         click.echo(text, nl=False)
 
 
+def _listed_alerts(settings: Settings, view: str) -> list:
+    """The alerts of ``view`` (warehouse.queries.listed_alerts) from the warehouse, or from the
+    running dashboard when another process holds chDB."""
+    import msgspec
+
+    from callpulse.alerts import Alert
+    from warehouse.client import WarehouseUnavailable, connect
+
+    try:
+        client = connect(settings.warehouse_url)
+    except WarehouseUnavailable as exc:
+        if not settings.embedded_warehouse:
+            raise click.ClickException(str(exc)) from None
+        text = _ask_dashboard(settings, f"/api/alerts?view={view}", exc, what="alerts", least_role="supervisor")
+        return msgspec.json.decode(text, type=list[Alert])
+    from warehouse.migrate import migrate as apply
+    from warehouse.queries import listed_alerts
+
+    apply(client)
+    return listed_alerts(client, view)
+
+
 def _report_frame(settings: Settings, request):
     """The report from the warehouse, or from the running dashboard when another process holds chDB."""
     from callpulse import reports
@@ -201,31 +216,42 @@ def _report_frame(settings: Settings, request):
 
 
 def _report_from_dashboard(settings: Settings, request, locked: Exception):
-    import httpx
-
     from callpulse import reports
 
+    text = _ask_dashboard(settings, f"/api/report?{request.query_string()}", locked, what="reports",
+                          least_role="manager")
+    return reports.frame_from_json(text, request)
+
+
+def _ask_dashboard(settings: Settings, path: str, locked: Exception, *, what: str, least_role: str) -> str:
+    """GET ``path`` from the running dashboard with the login from the environment (or asked
+    for on a terminal), as ``least_role`` or a higher role; its body, or a ClickException
+    that says what to set."""
+    import httpx
+
+    roles = {"supervisor": "supervisor, manager or admin", "manager": "manager or admin"}.get(least_role, least_role)
     host = settings.embedded.dashboard_host
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url = f"http://{host}:{settings.embedded.dashboard_port}/api/report?{request.query_string()}"
+    url = f"http://{host}:{settings.embedded.dashboard_port}{path}"
     login = _dashboard_login()
     try:
         response = httpx.get(url, timeout=60, **login)
         if response.status_code == 401 and not login and sys.stdin.isatty():
-            user = click.prompt("The running dashboard asks for a login (manager or admin). User", err=True)
+            user = click.prompt(f"The running dashboard asks for a login ({roles}). User", err=True)
             password = click.prompt("Password", hide_input=True, err=True)
             response = httpx.get(url, timeout=60, auth=(user, password))
     except httpx.HTTPError as exc:
         raise click.ClickException(f"{locked}\nThe running dashboard did not answer either ({url}: {exc}).") from None
     if response.status_code == 401:
-        said = "refused the login it was given" if login else "answers reports only with a login"
+        said = "refused the login it was given" if login else f"answers {what} only with a login"
         raise click.ClickException(
             f"the running dashboard {said}: set CALLPULSE_API_TOKEN to a token "
-            "(`callpulse users new-token NAME --role manager`), or CALLPULSE_API_USER and CALLPULSE_API_PASSWORD")
+            f"(`callpulse users new-token NAME --role {least_role}`), or CALLPULSE_API_USER and "
+            "CALLPULSE_API_PASSWORD")
     if response.status_code != 200:
-        raise click.ClickException(f"the running dashboard refused the report ({response.status_code}): "
-                                   f"{response.text[:300]}")
-    return reports.frame_from_json(response.text, request)
+        raise click.ClickException(f"the running dashboard refused the request for {what} "
+                                   f"({response.status_code}): {response.text[:300]}")
+    return response.text
 
 
 def _dashboard_login() -> dict:

@@ -82,9 +82,14 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
     @app.server.get("/api/alerts")
     @auth.requires(auth.SUPERVISOR)
     def alerts_json():
-        active = queries.active_alerts(context().client)
+        # ?view=active (the default: what is firing, as the Alerts page lists it), episodes
+        # (each episode's newest transition) or transitions (all of them): what
+        # `callpulse alerts list` asks for while this process holds the embedded warehouse.
+        view = request.args.get("view", "active")
+        if view not in queries.ALERT_VIEWS:
+            return jsonify({"error": f"view must be one of {', '.join(queries.ALERT_VIEWS)}"}), 400
         return app.server.response_class(
-            msgspec.json.encode(queries.alerts_from_frame(active)), mimetype="application/json")
+            msgspec.json.encode(queries.listed_alerts(context().client, view)), mimetype="application/json")
 
     @app.server.get("/api/report")
     @auth.requires(auth.MANAGER)

@@ -33,7 +33,7 @@ from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import apply_retention, migrate
-from warehouse.queries import landed_event_ids, landed_offsets, open_window_attempts
+from warehouse.queries import landed_event_ids, landed_offsets, landed_stop_list, open_window_attempts
 
 log = logging.getLogger("callpulse.worker")
 
@@ -43,6 +43,8 @@ EXIT_UNLANDED = 70
 EXIT_AGENT_FAILED = 71
 # Alert headlines logged per batch; the rest are counted in one line (see alerts.log_lines).
 ALERT_LINES_PER_BATCH = 20
+# Between two reads of the stop-list topic when no calls arrive (each batch reads it too).
+STOP_LIST_IDLE_SECONDS = 1.0
 
 
 def tune_garbage_collector() -> None:
@@ -67,7 +69,7 @@ class WorkerPipeline:
         self.settings = settings
         self.client = client
         self.slot_rules = SlotRules(settings.slots, settings.zone)
-        self.stop_list = StopListTable(settings.bootstrap_servers, settings.topics.stop_list)
+        self.stop_list = StopListTable(settings.bootstrap_servers, settings.topics.stop_list, keep_changes=True)
         self.processor = CallEventProcessor(settings, self.slot_rules, self.stop_list)
         self.lander = Lander(client, settings, self.slot_rules, WORKER_GROUP)
         self.cursor = PartitionCursor()
@@ -100,11 +102,37 @@ class WorkerPipeline:
         firing = self.alerting.restore()
         if firing:
             log.info("%d alert(s) still firing from before the restart", firing)
-        self.stop_list.catch_up()
-        log.info("stop list loaded: %d flagged customers", len(self.stop_list))
+        self.restore_stop_list()
         self.cursor.start(self.start_offsets())
         tune_garbage_collector()
         self.ready.set()
+
+    def restore_stop_list(self) -> None:
+        """The stop list from the warehouse's copy and the topic, the topic's word winning.
+        Landed flags the topic lacks (the embedded broker came back empty) are published
+        into it again, so `callpulse stoplist status` and every other reader see them."""
+        landed, newest_version = landed_stop_list(self.client)
+        self.lander.stop_list_version = max(self.lander.stop_list_version, newest_version)
+        missing = self.stop_list.rebuild(landed)
+        self.land_stop_list()
+        if missing:
+            log.warning("the stop-list topic %s lacks %d flag(s) the warehouse holds (a broker that restarted "
+                        "empty); publishing them again", self.settings.topics.stop_list, len(missing))
+            self.stop_list.republish(missing)
+            self.land_stop_list()
+        log.info("stop list loaded: %d flagged customers (%d landed before this start)", len(self.stop_list),
+                 len(landed))
+
+    def land_stop_list(self) -> bool:
+        """Land the stop-list flags and removals read since the last landing (blocking)."""
+        changes = self.stop_list.unlanded_changes()
+        if not changes:
+            return True
+        landed = retry_until_stopped(lambda: self.lander.land_stop_list(changes),
+                                     f"landing {len(changes)} stop-list change(s)", self.stopping.is_set)
+        if landed:
+            self.stop_list.mark_landed(changes)
+        return landed
 
     def read_live_alerts(self, result: BatchResult) -> BatchReading | None:
         """The batch's readings held in memory (AlertEvaluator.read_live), taken before the
@@ -189,7 +217,9 @@ class WorkerPipeline:
         return True
 
     def land(self, result: BatchResult, offsets: dict[TopicPartition, int]) -> bool:
-        """Land the batch and the offsets it moved (blocking)."""
+        """Land the batch and the offsets it moved (blocking), after the stop-list changes read for it."""
+        if not self.land_stop_list():
+            return False
         landed = self.lander.land_with_retry(result.attempts, result.buckets, offsets, result.late_events,
                                              result.violations, result.dead_letters,
                                              should_stop=self.stopping.is_set)
@@ -349,6 +379,21 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 await alerts_in_flight  # the last landed batch's alerts go out before the worker stops
             raise
 
+    @app.timer(interval=STOP_LIST_IDLE_SECONDS)
+    async def land_stop_list_while_idle():
+        """Flags and removals made while no calls arrive reach the warehouse too, so a
+        restart soon after `callpulse stoplist add` still has them."""
+        if not pipeline.ready.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, pipeline.stop_list.catch_up)
+        except Exception as exc:  # noqa: BLE001 - the broker's hiccup; the next tick or batch reads again
+            log.warning("reading the stop-list topic failed: %s", exc)
+            return
+        if pipeline.stop_list.unlanded:
+            await loop.run_in_executor(pipeline.warehouse, pipeline.land_stop_list)
+
     @app.on_partitions_assigned.connect
     async def forget_moved_partitions(app, assigned, **kwargs):
         pipeline.cursor.keep_only((tp.topic, tp.partition) for tp in assigned)
@@ -364,6 +409,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                          "landed_offsets": landed, "alerts_sent": pipeline.alerts_sent,
                          "alerts_firing": len(pipeline.alerting.book.firing),
                          "stop_list_size": len(pipeline.stop_list),
+                         "stop_list_unlanded": pipeline.stop_list.unlanded,
                          "webhook": None if webhook is None else
                          {"delivered": webhook.delivered, "failed": webhook.failed, "queued": webhook.queue.qsize()}})
 

@@ -24,7 +24,7 @@ from callpulse.topics import WORKER_GROUP
 from callpulse.slots import SlotRules
 from streams.buckets import DirtyBuckets
 from streams.deadletters import DeadLetter
-from streams.stoplist import Violation
+from streams.stoplist import StopListChange, Violation
 from warehouse.faults import FaultSwitch
 from warehouse.queries import ALERT_COLUMNS
 
@@ -42,6 +42,7 @@ VIOLATION_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "flagged
 DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "batch_index", "reason", "detail",
                        "rejected_at"]
 OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "topic_id", "next_offset", "version", "landed_at"]
+STOP_LIST_COLUMNS = ["phone_hash", "reason", "source", "flagged_at", "removed_at", "version", "landed_at"]
 
 
 class Lander:
@@ -52,6 +53,10 @@ class Lander:
         self.settings = settings
         self.slot_rules = slot_rules
         self.faults = FaultSwitch()
+        # The stop_list table keeps each customer's row with the highest version. Versions
+        # only grow, from the newest landed one on (stop_list_version), so a clock set back
+        # between two runs cannot make an older flag or removal win.
+        self.stop_list_version = 0
         # The incarnation of each topic whose offsets land (topics.topic_id), set by the worker
         # when it decides where to start; "" for a topic it has not looked up.
         self.topic_ids: dict[str, str] = {}
@@ -138,6 +143,19 @@ class Lander:
                      landed_at]
                     for (topic, partition), next_offset in offsets.items()]
             self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
+
+    def land_stop_list(self, changes: Sequence[StopListChange]) -> None:
+        """Flags and removals read from the stop-list topic, one row per customer: the
+        warehouse's copy the worker rebuilds its list from after a restart."""
+        if not changes:
+            return
+        self.faults.check("landing the stop list")
+        version = max(time.time_ns(), self.stop_list_version + 1)
+        landed_at = datetime.now(timezone.utc)
+        rows = [[change.entry.phone_hash, change.entry.reason, change.entry.source, change.entry.flagged_at,
+                 change.removed_at, version, landed_at] for change in changes]
+        self.client.insert("stop_list", rows, column_names=STOP_LIST_COLUMNS)
+        self.stop_list_version = version
 
     def land_alerts(self, alerts: Sequence[Alert]) -> None:
         self.faults.check("landing alerts")

@@ -13,7 +13,8 @@ import msgspec
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from callpulse.alerts import Alert
+from callpulse.alerts import Alert, latest_by_episode
+from callpulse.schema import StopListEntry
 from callpulse.metrics import (COMPLIANCE_WINDOWS, COUNTERS, RATES, RAW_COUNTER_SQL, add_rate_columns, rate_sql,
                                ratio_series)
 from warehouse import rollup
@@ -468,6 +469,24 @@ def _plain(value):
     return value
 
 
+ALERT_VIEWS = ("active", "episodes", "transitions")
+
+
+def listed_alerts(client: Client, view: str = "active", limit: int = 100_000) -> list[Alert]:
+    """The alerts as `callpulse alerts list` and ``/api/alerts`` give them, from the alerts table:
+
+    - ``active``: episodes still firing, as the dashboard lists them (most severe, then newest, first);
+    - ``episodes``: each episode's newest transition, newest first;
+    - ``transitions``: every transition, newest first.
+    """
+    if view not in ALERT_VIEWS:
+        raise ValueError(f"unknown alert view {view!r}; expected one of {', '.join(ALERT_VIEWS)}")
+    if view == "active":
+        return alerts_from_frame(active_alerts(client))
+    transitions = alerts_from_frame(alert_history(client, limit=limit))
+    return transitions if view == "transitions" else latest_by_episode(transitions)
+
+
 def acknowledge_alert(client: Client, alert_id: str, by: str, note: str = "") -> None:
     client.insert("alert_acks", [[alert_id, by, note, datetime.now(timezone.utc)]],
                   column_names=["alert_id", "acknowledged_by", "note", "acknowledged_at"])
@@ -611,3 +630,13 @@ def _as_utc(value) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
+
+
+def landed_stop_list(client: Client) -> tuple[list[StopListEntry], int]:
+    """The customers the warehouse holds as flagged (removals left out), and the newest
+    version landed, so the next landing can order after it whatever the clock says."""
+    rows = client.query("SELECT phone_hash, flagged_at, reason, source FROM stop_list FINAL "
+                        "WHERE removed_at IS NULL").result_rows
+    newest = client.command("SELECT max(version) FROM stop_list")
+    return ([StopListEntry(phone_hash, _as_utc(flagged_at), reason, source)
+             for phone_hash, flagged_at, reason, source in rows], int(newest or 0))
