@@ -153,3 +153,35 @@ def test_the_stop_list_and_the_alerts_survive_a_broker_that_restarts_empty(tmp_p
     assert [(h, reason, flagged.replace(tzinfo=timezone.utc), removed) for h, reason, flagged, removed in stop_list] == [
         (hash_phone(CONSENTED_AGAIN, KEY), "complaint", START, True),
         (hash_phone(STILL_FLAGGED, KEY), "dnc_request", START, False)]
+
+
+def test_republishing_keeps_a_removal_that_arrived_meanwhile_and_the_original_flags(pipeline):
+    """The worker read a topic that lacks the landed flags and publishes them again; a removal
+    for one of them produced in between sits before the copy and must still win."""
+    from callpulse.schema import StopListEntry
+    from producers.stoplist import StopListPublisher
+    from streams.stoplist import StopListTable
+
+    settings = pipeline.settings
+    landed = [StopListEntry(hash_phone(STILL_FLAGGED, KEY), START, "dnc_request", "cli"),
+              StopListEntry(hash_phone(CONSENTED_AGAIN, KEY), START - timedelta(days=3), "complaint", "file:dnc.csv")]
+    table = StopListTable(settings.bootstrap_servers, settings.topics.stop_list, keep_changes=True)
+    publisher = StopListPublisher(settings.bootstrap_servers, settings.topics.stop_list, KEY)
+    try:
+        missing = table.rebuild(landed)
+        assert missing == landed and len(table) == 2
+        publisher.unflag(CONSENTED_AGAIN)  # the customer consents again just as the worker starts
+        publisher.close()
+        assert table.republish(missing) == 2
+        assert sorted(table.entries) == [hash_phone(STILL_FLAGGED, KEY)]
+        changes = {change.entry.phone_hash: change for change in table.unlanded_changes()}
+        assert changes[hash_phone(CONSENTED_AGAIN, KEY)].removed_at is not None
+        assert changes[hash_phone(STILL_FLAGGED, KEY)].removed_at is None
+    finally:
+        table.close()
+    reader = StopListTable(settings.bootstrap_servers, settings.topics.stop_list)
+    try:
+        reader.catch_up()
+    finally:
+        reader.close()
+    assert list(reader.entries.values()) == [landed[0]]  # its own flag time, reason and source
