@@ -151,11 +151,11 @@ class StopListTable:
         with self._lock:
             landed_by_hash = {entry.phone_hash: entry for entry in landed}
             self.entries.update(landed_by_hash)
-            mentioned: set[str] = set()
+            # Read the topic into a change set of its own: its keys are what the topic mentions.
             recording, self._changes = self._changes, {}
             try:
                 self._catch_up()
-                mentioned.update(self._changes)
+                mentioned = set(self._changes)
             finally:
                 if recording is not None:
                     recording.update(self._changes)
