@@ -206,11 +206,13 @@ def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pip
     health_port = settings.embedded.worker_health_port  # where the poller looks
     start = datetime(2026, 11, 23, 10, 0, 0)
     log = tmp_path / "poller.log"
+    pollers: list[Poller] = []
     try:
         landed = [insert(admin, n, start + timedelta(seconds=10 * n), STATUSES[n % len(STATUSES)])
                   for n in range(30)]
         worker = pipeline.worker(health_port=health_port)
         poller = Poller(pipeline, mariadb["dsn"], log)
+        pollers.append(poller)
         worker.wait_until(lambda h: h["ready"] and h["counted"] == 30)
         time.sleep(1.5)  # a few polls see them landed
         worker.proc.kill()  # the worker dies; the poller goes on publishing into Kafka
@@ -222,6 +224,10 @@ def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pip
         poller.proc.kill()
         poller.proc.wait()
     finally:
+        pipeline.stop_all()
+        for running in pollers:
+            if running.proc.poll() is None:
+                running.proc.kill()
         broker.stop()  # the rest of the pipeline dies: the embedded broker keeps nothing
 
     broker = EmbeddedBroker(port, tmp_path / "broker-2").start()
@@ -229,6 +235,7 @@ def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pip
         ensure_topics(settings)
         worker = pipeline.worker(health_port=health_port)
         poller = Poller(pipeline, mariadb["dsn"], log)
+        pollers.append(poller)
         health = worker.wait_until(lambda h: h["ready"] and h["counted"] >= 30, timeout_s=120)
         time.sleep(2.0)  # more polls: nothing more may arrive
         health = worker.health()
@@ -236,6 +243,9 @@ def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pip
         assert worker.stop() == 0
     finally:
         pipeline.stop_all()
+        for running in pollers:
+            if running.proc.poll() is None:
+                running.proc.kill()
         broker.stop()
     assert health["counted"] == len(acknowledged), "only the rows that never landed were sent again"
     assert "never landed" in log.read_text()
