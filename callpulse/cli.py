@@ -830,7 +830,7 @@ def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None) 
         threading.Thread(target=serve, args=(_dash_app(settings), host, port), name="dashboard", daemon=True).start()
     app = create_app(settings, pipeline, web_port=health_port or settings.embedded.worker_health_port)
     console.print(f"worker: {settings.topics.call_events} @ {settings.bootstrap_servers} -> {settings.warehouse_url}")
-    run_worker(app, loglevel="debug" if ctx.obj["verbose"] else "warning")
+    run_worker(app, loglevel="debug" if ctx.obj["verbose"] else "warning", stopping=pipeline.stopping)
 
 
 @main.command()

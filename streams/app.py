@@ -416,8 +416,24 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
     return app
 
 
-def run_worker(app: faust.App, loglevel: str = "info") -> None:
-    """Run the Faust worker in this thread until SIGINT/SIGTERM."""
+def run_worker(app: faust.App, loglevel: str = "info", stopping: threading.Event | None = None) -> None:
+    """Run the Faust worker in this thread until SIGINT/SIGTERM.
+
+    ``stopping`` is set the moment a stop signal arrives. Faust first waits for the agent to
+    finish its batch, and a batch the warehouse refuses would hold that wait for as long as
+    the warehouse is down; once set, a failing landing gives up after its try in flight and
+    the worker exits unacknowledged, so Kafka keeps the batch."""
     from faust.worker import Worker
 
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    class SignalledWorker(Worker):
+        def _on_sigint(self) -> None:
+            if stopping is not None:
+                stopping.set()
+            super()._on_sigint()
+
+        def _on_sigterm(self) -> None:
+            if stopping is not None:
+                stopping.set()
+            super()._on_sigterm()
+
+    SignalledWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -41,8 +41,38 @@ VIOLATION_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "flagged
                      "team", "outcome", "detected_at"]
 DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "batch_index", "reason", "detail",
                        "rejected_at"]
+# ClickHouse refuses an insert block that touches more than max_partitions_per_insert_block
+# (100) partitions, and the tables are partitioned by month: a batch whose calls span more
+# months is landed in blocks of at most this many.
+MONTHS_PER_INSERT = 90
+
 OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "topic_id", "next_offset", "version", "landed_at"]
 STOP_LIST_COLUMNS = ["phone_hash", "reason", "source", "flagged_at", "removed_at", "version", "landed_at"]
+
+
+def month_blocks(months: np.ndarray) -> list[np.ndarray] | None:
+    """Row indices in blocks of at most MONTHS_PER_INSERT distinct months, or None when one
+    insert will do (the usual case, told from the span alone). ``months`` counts months."""
+    if len(months) == 0 or int(months.max()) - int(months.min()) < MONTHS_PER_INSERT:
+        return None
+    distinct = np.unique(months)
+    return [np.flatnonzero(np.isin(months, distinct[start:start + MONTHS_PER_INSERT]))
+            for start in range(0, len(distinct), MONTHS_PER_INSERT)]
+
+
+def months_of_epoch_seconds(seconds) -> np.ndarray:
+    return np.asarray(seconds, dtype="datetime64[s]").astype("datetime64[M]").astype(np.int64)
+
+
+def months_of(moments: Sequence[datetime]) -> np.ndarray:
+    return np.array([moment.year * 12 + moment.month for moment in moments], dtype=np.int64)
+
+
+def take(column, indices: np.ndarray):
+    """The rows ``indices`` of one column, a numpy array or a list."""
+    if isinstance(column, np.ndarray):
+        return column[indices]
+    return [column[index] for index in indices.tolist()]
 
 
 class Lander:
@@ -109,6 +139,24 @@ class Lander:
         columns.append([epoch_ms(datetime.now(timezone.utc))] * count)
         return columns
 
+    def insert_columns(self, table: str, columns: list, column_names: list[str], months: np.ndarray) -> None:
+        """A column-oriented insert, in blocks the warehouse's partition limit allows."""
+        blocks = month_blocks(months)
+        if blocks is None:
+            self.client.insert(table, columns, column_names=column_names, column_oriented=True)
+            return
+        log.info("landing %d rows of %s spanning %d months in %d blocks", len(months), table,
+                 len(np.unique(months)), len(blocks))
+        for indices in blocks:
+            self.client.insert(table, [take(column, indices) for column in columns], column_names=column_names,
+                               column_oriented=True)
+
+    def insert_rows(self, table: str, rows: list[list], column_names: list[str], months: np.ndarray) -> None:
+        """A row-oriented insert, in blocks the warehouse's partition limit allows."""
+        blocks = month_blocks(months)
+        for indices in [np.arange(len(rows))] if blocks is None else blocks:
+            self.client.insert(table, take(rows, indices), column_names=column_names)
+
     def land(self, attempts: Sequence[CallAttempt], buckets: DirtyBuckets | None,
              offsets: Mapping[tuple[str, int], int] | None = None,
              late_events: Sequence[CallAttempt] = (), violations: Sequence[Violation] = (),
@@ -124,18 +172,20 @@ class Lander:
             rows = [[v.attempt.event_id, v.attempt.campaign, v.attempt.event_time, v.dialed_at, v.entry.flagged_at,
                      v.entry.reason, v.attempt.lead.segment, v.attempt.agent or "", v.attempt.team or "",
                      v.attempt.outcome.value, detected_at] for v in violations]
-            self.client.insert("stop_list_violations", rows, column_names=VIOLATION_COLUMNS)
+            self.insert_rows("stop_list_violations", rows, VIOLATION_COLUMNS,
+                             months_of([v.attempt.event_time for v in violations]))
         if attempts:
-            self.client.insert("call_attempts", self.attempt_columns(attempts), column_names=ATTEMPT_COLUMNS,
-                               column_oriented=True)
+            columns = self.attempt_columns(attempts)
+            self.insert_columns("call_attempts", columns, ATTEMPT_COLUMNS,
+                                months_of_epoch_seconds(columns[ATTEMPT_COLUMNS.index("minute")]))
         if buckets:
-            self.client.insert("minute_metrics", self.bucket_columns(buckets), column_names=BUCKET_COLUMNS,
-                               column_oriented=True)
+            self.insert_columns("minute_metrics", self.bucket_columns(buckets), BUCKET_COLUMNS,
+                                months_of_epoch_seconds(buckets.minutes))
         if late_events:
             received_at = datetime.now(timezone.utc)
             rows = [[event.event_id, event.campaign, event.event_time, event.lead.segment, event.outcome.value,
                      received_at] for event in late_events]
-            self.client.insert("late_events", rows, column_names=LATE_COLUMNS)
+            self.insert_rows("late_events", rows, LATE_COLUMNS, months_of([event.event_time for event in late_events]))
         if offsets:
             landed_at = datetime.now(timezone.utc)
             version = time.time_ns()
@@ -183,7 +233,10 @@ def epoch_ms(moment: datetime) -> int:
 
 def retry_until_stopped(action, what: str, should_stop=lambda: False,
                         first_delay_s: float = 0.5, max_delay_s: float = 10.0) -> bool:
-    """Run ``action`` until it works (True) or ``should_stop()`` says give up (False)."""
+    """Run ``action`` until it works (True) or ``should_stop()`` says give up (False).
+
+    The wait between tries ends as soon as ``should_stop()`` turns true, so a stopping
+    worker is held by one more try at most, never by a whole backoff."""
     delay = first_delay_s
     while True:
         try:
@@ -194,5 +247,7 @@ def retry_until_stopped(action, what: str, should_stop=lambda: False,
                 log.error("%s still failing at shutdown; it stays unlanded and unconsumed in Kafka: %s", what, exc)
                 return False
             log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
-            time.sleep(delay)
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and not should_stop():
+                time.sleep(min(0.1, delay))
             delay = min(max_delay_s, delay * 2)
