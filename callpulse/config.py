@@ -34,8 +34,8 @@ class PipelineConfig(msgspec.Struct, frozen=True):
     data_dir: str
     allowed_lateness_seconds: int
     # An event stamped further ahead of the worker's clock than this is a producer's clock
-    # or time-zone bug; counting it would move the campaign's watermark into the future.
-    max_future_seconds: int = 86400
+    # or time-zone bug: it is dead-lettered and raises a clock_skew alert for its campaign.
+    max_future_seconds: int = 300
     # Raw attempts older than this are deleted by a ClickHouse TTL; minute buckets stay.
     raw_attempts_retention_days: int = 400
     # ISO 3166 region of numbers written without a country code (090-…, (03) …); phone
@@ -137,6 +137,8 @@ class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cpo_spike_multiple: float
     cpo_min_orders: int
     stop_list_window_minutes: int = 60
+    clock_skew_min_calls: int = 1
+    clock_skew_quiet_minutes: float = 10
     model_drift_days: int = 7
     model_drift_warning: float = 0.02
     model_drift_critical: float = 0.04
@@ -316,6 +318,12 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"[alerts.rules.{campaign}]: need 0 < abandon_warning <= abandon_critical <= 1")
         if not 0 < rules.clear_ratio <= 1:
             raise ConfigError(f"[alerts.rules.{campaign}]: clear_ratio must be in (0, 1]")
+        if rules.clock_skew_min_calls < 1 or rules.clock_skew_quiet_minutes <= 0:
+            raise ConfigError(f"[alerts.rules.{campaign}]: clock_skew_min_calls must be at least 1 and "
+                              "clock_skew_quiet_minutes above 0")
+    if settings.pipeline.max_future_seconds < 1:
+        raise ConfigError("pipeline.max_future_seconds must be at least 1: a producer's clock a moment ahead "
+                          "of the worker's is normal")
     if settings.topics.partitions < 1:
         raise ConfigError("topics.partitions must be at least 1")
     check_dashboard_logins(settings.dashboard.users, settings.dashboard.tokens, "[dashboard.{kind}.{name}]")

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
+import msgspec
+
+from callpulse.alerts import format_seconds
 from callpulse.config import Settings
-from callpulse.schema import CallAttempt, Rejection, decode_record, encode_event
+from callpulse.schema import CallAttempt, Event, Rejection, decode_record, encode_event
 from callpulse.slots import SlotRules
 from streams.buckets import DirtyBuckets, MinuteBuckets, Verdict
 from streams.deadletters import DeadLetter, dead_letter
@@ -69,6 +72,9 @@ class CallEventProcessor:
         self.buckets = MinuteBuckets(settings, slot_rules)
         self.stats = WorkerStats()
         self.on_counted: Callable[[CallAttempt], None] | None = None  # the alert rules' minute hook
+        # Called with each event refused as future_event_time and how many seconds ahead of the
+        # worker's clock it was stamped: the clock_skew rule's hook.
+        self.on_future_stamped: Callable[[Event, float], None] | None = None
 
     def process(self, records: Iterable[SourceRecord]) -> BatchResult:
         attempts: list[CallAttempt] = []
@@ -76,7 +82,8 @@ class CallEventProcessor:
         late: list[tuple[CallAttempt, SourceRecord]] = []
         violations: list[Violation] = []
         max_bytes = self.settings.worker.max_record_bytes
-        newest_allowed = datetime.now(timezone.utc) + timedelta(seconds=self.settings.pipeline.max_future_seconds)
+        now = datetime.now(timezone.utc)
+        newest_allowed = now + timedelta(seconds=self.settings.pipeline.max_future_seconds)
         for record in records:
             self.stats.records += 1
             if record.value is not None and len(record.value) > max_bytes:
@@ -104,10 +111,28 @@ class CallEventProcessor:
                 else:
                     late.append((event, record))
             for rejection in rejections:
+                if rejection.reason == "future_event_time":
+                    rejection = self._future_stamped(rejection, now)
                 self.stats.dead_letters[rejection.reason] += 1
                 letters.append(dead_letter(rejection, record.topic, record.partition, record.offset,
                                           self.settings.pipeline.phone_region))
         return BatchResult(attempts, self.buckets.take_dirty(), letters, late, violations=violations)
+
+    def _future_stamped(self, rejection: Rejection, now: datetime) -> Rejection:
+        """An event stamped too far ahead: tell the clock_skew rule, and say in the dead letter
+        how far ahead it was and which setting allows how much."""
+        try:
+            event = msgspec.json.decode(rejection.raw, type=Event)
+        except msgspec.MsgspecError:  # the decoder refused it for its time only, so this does not happen
+            return rejection
+        ahead = (event.event_time - now).total_seconds()
+        if self.on_future_stamped is not None:
+            self.on_future_stamped(event, ahead)
+        limit = self.settings.pipeline.max_future_seconds
+        return msgspec.structs.replace(rejection, detail=(
+            f"event_time {event.event_time.isoformat()} is {format_seconds(ahead)} ahead of the worker's clock "
+            f"({now.isoformat(timespec='seconds')}); pipeline.max_future_seconds allows {limit} s. "
+            f"Is campaign {event.campaign}'s dialer clock or time zone wrong?"))
 
     def resolve_late(self, result: BatchResult, already_landed: set[str]) -> None:
         """Count late events that already landed as duplicates; dead-letter the rest."""

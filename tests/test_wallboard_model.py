@@ -144,12 +144,12 @@ def test_an_empty_warehouse_is_an_empty_board_that_says_it_waits_for_the_first_c
             assert board["landed_at"] is None and board["age_seconds"] is None and board["stale"] is True
 
             # The wallboard's refresh, asked as the page in a browser asks it.
-            outputs = [("campaign-tiles", "children"), ("slot-strip", "children"), ("freshness", "children"),
-                       ("freshness", "className")]
+            refresh = next(key for key in app.callback_map if "campaign-tiles.children" in key)
+            outputs = [dict(zip(("id", "property"), output.rsplit(".", 1)))
+                       for output in refresh.strip(".").split("...")]
             response = app.server.test_client().post(
                 "/_dash-update-component", headers={"Authorization": f"Bearer {token}"},
-                json={"output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
-                      "outputs": [{"id": i, "property": p} for i, p in outputs],
+                json={"output": refresh, "outputs": outputs,
                       "inputs": [{"id": "wallboard-refresh", "property": "n_intervals", "value": None}],
                       "changedPropIds": []})
             assert response.status_code == 200, response.get_data(as_text=True)

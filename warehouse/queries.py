@@ -587,16 +587,24 @@ def freshness(client: Client) -> dict:
     }
 
 
-def open_window_attempts(client: Client, window_s: int) -> list[tuple]:
-    """Landed attempts inside each campaign's lateness window, to rebuild live buckets."""
+def open_window_attempts(client: Client, window_s: int, newest_allowed: datetime | None = None) -> list[tuple]:
+    """Landed attempts inside each campaign's lateness window, to rebuild live buckets.
+
+    With ``newest_allowed``, a campaign's window ends there at the latest: rows landed in the
+    future (by an earlier version, from a dialer with a wrong clock) do not move it past the
+    calls landed before them, which a new call may still reach. Those rows are returned too."""
+    newest = "max(event_time)" if newest_allowed is None else "least(max(event_time), {newest_allowed:DateTime64(3)})"
+    parameters = {"lateness": int(window_s)}
+    if newest_allowed is not None:
+        parameters["newest_allowed"] = _naive_utc(newest_allowed)
     return client.query(
         "SELECT a.event_id, a.campaign, a.segment, toUnixTimestamp64Milli(a.event_time) / 1000.0, "
         "a.outcome, a.is_order, a.cost, a.talk_seconds "
         "FROM call_attempts AS a FINAL "
-        "INNER JOIN (SELECT campaign, max(event_time) AS newest FROM call_attempts GROUP BY campaign) AS w "
+        f"INNER JOIN (SELECT campaign, {newest} AS newest FROM call_attempts GROUP BY campaign) AS w "
         "ON a.campaign = w.campaign "
         "WHERE a.minute >= toStartOfMinute(w.newest - toIntervalSecond({lateness:UInt32}))",
-        parameters={"lateness": int(window_s)},
+        parameters=parameters,
     ).result_rows
 
 
