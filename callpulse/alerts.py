@@ -32,6 +32,7 @@ class Rule(str, Enum):
     CPO_SPIKE = "cpo_spike"
     STOP_LIST_VIOLATION = "stop_list_violation"
     MODEL_DRIFT = "model_drift"
+    CLOCK_SKEW = "clock_skew"
 
 
 RULE_LABELS = {
@@ -42,14 +43,27 @@ RULE_LABELS = {
     Rule.CPO_SPIKE: "CPO spike",
     Rule.STOP_LIST_VIOLATION: "stop-list violation",
     Rule.MODEL_DRIFT: "response-model calibration error",
+    Rule.CLOCK_SKEW: "clock skew",
 }
 
 
 def format_alert_value(rule: Rule | str, value: float | None) -> str:
-    """A rule's value as people read it: CPO as money, violations as a count, the rest as rates."""
+    """A rule's value as people read it: CPO as money, violations as a count, clock skew as a
+    time ahead, the rest as rates."""
     if Rule(rule) is Rule.STOP_LIST_VIOLATION:
         return "–" if value is None else f"{int(value)} dial{'s' if int(value) != 1 else ''}"
+    if Rule(rule) is Rule.CLOCK_SKEW:
+        return "–" if value is None else f"{format_seconds(value)} ahead" if value > 0 else "0 s"
     return format_metric("cpo" if Rule(rule) is Rule.CPO_SPIKE else "abandon_rate", value)
+
+
+def format_seconds(seconds: float) -> str:
+    """A span as people say it: 45 s, 12 min, 3.0 h."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,23 +3,27 @@
 Live windows (abandon rate, contact rate, CPO) are summed from the worker's minute
 buckets, which stay in memory for the longest window. The compliance windows (UK 24 h,
 US 30 d) and the baselines come from the warehouse: the compliance figures once per
-event-time minute, the baselines once per campaign, slot and local day.
+event-time minute, the baselines once per campaign, slot and local day. Clock skew is read
+from the calls the worker refused as stamped too far ahead (note_future_stamped).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
+from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from clickhouse_connect.driver.client import Client
 
-from callpulse.alerts import Alert, AlertBook, Check, Rule
+from callpulse.alerts import Alert, AlertBook, Check, Rule, format_seconds
 from callpulse.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
 from callpulse.config import AlertRules, Settings
 from callpulse.metrics import COUNTERS, format_metric, ratio
+from callpulse.schema import Event
 from callpulse.slots import SlotRules
 from streams.buckets import MinuteBuckets
 from streams.stoplist import Violation
@@ -46,6 +50,18 @@ class BatchReading(NamedTuple):
     campaigns: list[CampaignReading]
 
 
+@dataclass
+class SkewedClock:
+    """A campaign whose calls came stamped too far ahead of the worker's clock: what its
+    clock_skew rule reads, from the first such call until a quiet period without one."""
+
+    since: float           # the campaign's event time (epoch s) at its latest future-stamped call
+    ahead_seconds: float   # the furthest ahead of the worker's clock any of them was
+    calls: int             # how many came since the last quiet period
+    quiet_read: bool = False  # the quiet period's reading was taken: nothing to read until the next one
+    last_minute: int = -1  # event minute of the latest reading taken at such a call
+
+
 def window_start(epoch: float, minutes: int) -> int:
     """The first minute (epoch s) of an N-minute window ending at ``epoch``: the buckets that
     start at or after epoch - N minutes, as in queries.compliance_windows."""
@@ -64,6 +80,7 @@ class AlertEvaluator:
         self._baselines: dict[tuple[str, str, str], dict] = {}
         self._last_minute: dict[str, int] = {}  # campaign -> event minute of its last reading
         self._pending: list[tuple[str, datetime, list[Check], str]] = []
+        self._skewed: dict[str, SkewedClock] = {}  # campaign -> its calls stamped too far ahead
         # Per event-time minute, not per reading: a backlog takes a reading at almost every event.
         self._slot_and_day = lru_cache(maxsize=4096)(self._slot_and_day_of)
 
@@ -73,7 +90,78 @@ class AlertEvaluator:
         history = queries.alert_history(self.client, limit=100_000).sort_values("emitted_at")
         for alert in queries.alerts_from_frame(history):
             self.book.restore(alert)
+            if alert.rule is Rule.CLOCK_SKEW and alert.state == "firing":
+                # A skewed clock still firing resolves after a quiet period from its last transition.
+                self._skewed[alert.campaign] = SkewedClock(alert.event_time.timestamp(), alert.value or 0.0,
+                                                           alert.sample)
+            elif alert.rule is Rule.CLOCK_SKEW:
+                self._skewed.pop(alert.campaign, None)
         return len(self.book.firing)
+
+    def note_future_stamped(self, event: Event, ahead_seconds: float) -> None:
+        """Called for each event refused as stamped more than pipeline.max_future_seconds ahead.
+
+        The campaign's skew is read at its own event time (its watermark, which such a call does
+        not move; the worker's clock for a campaign with no calls yet), at most once an event
+        minute, so a dialer sending thousands of them takes few readings."""
+        campaign = event.campaign
+        rules = self.settings.alert_rules_for(campaign)
+        watermark = self.buckets.watermarks.get(campaign)
+        at = watermark if watermark is not None else time.time()
+        state = self._skewed.get(campaign)
+        if state is not None and not state.quiet_read and at >= self._quiet_from(state, rules):
+            # The previous episode went quiet before this call came: resolve it first.
+            self._pending.append(self._quiet_reading(campaign, state, rules, event.event_id))
+        if state is None or state.quiet_read:
+            state = self._skewed[campaign] = SkewedClock(at, ahead_seconds, 1)
+        else:
+            state.since = max(state.since, at)
+            state.ahead_seconds = max(state.ahead_seconds, ahead_seconds)
+            state.calls += 1
+        minute = int(at // 60)
+        if state.calls >= rules.clock_skew_min_calls and (state.last_minute != minute
+                                                           or state.calls == rules.clock_skew_min_calls):
+            state.last_minute = minute
+            self._pending.append((campaign, datetime.fromtimestamp(at, timezone.utc),
+                                  [self._clock_skew(state, rules, quiet=False)], event.event_id))
+
+    @staticmethod
+    def _quiet_from(state: SkewedClock, rules: AlertRules) -> float:
+        """The event time (epoch s) at which the campaign's clock counts as right again."""
+        return state.since + rules.clock_skew_quiet_minutes * 60
+
+    def _quiet_reading(self, campaign: str, state: SkewedClock, rules: AlertRules,
+                       trigger_event_id: str | None) -> tuple[str, datetime, list[Check], str | None]:
+        state.quiet_read = True
+        return (campaign, datetime.fromtimestamp(self._quiet_from(state, rules), timezone.utc),
+                [self._clock_skew(state, rules, quiet=True)], trigger_event_id)
+
+    def _quiet_clocks(self, triggers: Mapping[str, str]) -> list[tuple[str, datetime, list[Check], str | None]]:
+        """A reading for each skewed campaign whose correct calls have now gone on for the quiet
+        period without a future-stamped one: it resolves the campaign's clock_skew alert."""
+        readings = []
+        for campaign, state in self._skewed.items():
+            if state.quiet_read:
+                continue
+            rules = self.settings.alert_rules_for(campaign)
+            watermark = self.buckets.watermarks.get(campaign)
+            if watermark is not None and watermark >= self._quiet_from(state, rules):
+                readings.append(self._quiet_reading(campaign, state, rules, triggers.get(campaign)))
+        return readings
+
+    def _clock_skew(self, state: SkewedClock, rules: AlertRules, quiet: bool) -> Check:
+        limit = self.settings.pipeline.max_future_seconds
+        quiet_minutes = rules.clock_skew_quiet_minutes
+        return Check(
+            Rule.CLOCK_SKEW, 0.0 if quiet else state.ahead_seconds, float(limit), None, clear=float(limit),
+            higher_is_worse=True, enough_data=quiet or state.calls >= rules.clock_skew_min_calls,
+            sample=state.calls, window_minutes=round(quiet_minutes),
+            detail=(f"no call stamped ahead of the worker's clock in {quiet_minutes:g} min of the campaign's calls"
+                    if quiet else
+                    f"{state.calls:,} call(s) stamped up to {format_seconds(state.ahead_seconds)} ahead of the "
+                    f"worker's clock were dead-lettered as future_event_time (pipeline.max_future_seconds = "
+                    f"{limit} s); fix the dialer's clock or time zone"),
+        )
 
     def note_counted(self, attempt) -> None:
         """Called for each counted event: when its campaign's event time enters a new minute,
@@ -132,7 +220,7 @@ class AlertEvaluator:
             live = self.live_checks(campaign, at, self.settings.alert_rules_for(campaign))
             campaigns.append(CampaignReading(campaign, at, live, triggers[campaign], violating.get(campaign)))
         pending, self._pending = self._pending, []
-        return BatchReading(pending, campaigns)
+        return BatchReading(pending + self._quiet_clocks(triggers), campaigns)
 
     def read_landed(self, batch: BatchReading) -> list[tuple[str, datetime, list[Check], str]]:
         """The rest, once the batch has landed: the compliance windows, model drift and stop-list

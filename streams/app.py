@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import faust
 from clickhouse_connect.driver.client import Client
@@ -76,6 +77,7 @@ class WorkerPipeline:
         self.landed_offsets: dict[TopicPartition, int] = {}
         self.alerting = AlertEvaluator(settings, client, self.processor.buckets, self.slot_rules)
         self.processor.on_counted = self.alerting.note_counted
+        self.processor.on_future_stamped = self.alerting.note_future_stamped
         self.webhook = (WebhookSender(settings.alert_webhook_url, timeout_s=settings.alerts.webhook_timeout_seconds,
                                       max_attempts=settings.alerts.webhook_max_attempts)
                         if settings.alert_webhook_url else None)
@@ -93,8 +95,12 @@ class WorkerPipeline:
         if applied:
             log.info("warehouse migrations applied: %s", ", ".join(applied))
         apply_retention(self.client, self.settings.pipeline.raw_attempts_retention_days)
-        rows = open_window_attempts(self.client, self.processor.buckets.keep_seconds)
-        restored = self.processor.buckets.restore(rows)
+        live = self.processor.buckets
+        # Each campaign's window ends no later than its watermark may be, so rows an earlier
+        # version landed in the future (a dialer's wrong clock) leave the calls before them open.
+        rows = open_window_attempts(self.client, live.keep_seconds,
+                                    datetime.fromtimestamp(live.watermark_ceiling(), timezone.utc))
+        restored = live.restore(rows)
         if restored:
             buckets = self.processor.buckets.take_dirty()
             self.lander.land_with_retry([], buckets)

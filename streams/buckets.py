@@ -12,6 +12,7 @@ replayed event then finds its id already in its minute and counts once.
 
 from __future__ import annotations
 
+import math
 import time
 from enum import Enum
 from operator import sub
@@ -140,7 +141,26 @@ class MinuteBuckets:
         # backlog moves a campaign's minute at almost every event, and re-summing up to
         # an hour of minutes at each one was the worker's biggest cost.
         self._windows: dict[str, dict[int, list]] = {}
-        self.watermarks: dict[str, float] = {}  # campaign -> newest event time seen (epoch s)
+        # campaign -> newest event time seen (epoch s), but never ahead of the worker's clock.
+        # A call may be stamped up to pipeline.max_future_seconds ahead and still count in its
+        # own minute, but lateness is measured from no later than now: a call stamped ahead
+        # (a dialer's wrong clock or zone) then never makes a correct call late that the
+        # correct calls themselves would not have.
+        self.watermarks: dict[str, float] = {}
+        self._ceiling = self.watermark_ceiling()  # cached; read again only when an event reaches it
+
+    @staticmethod
+    def watermark_ceiling() -> float:
+        """The furthest a watermark may be at this moment (epoch s): the worker's clock."""
+        return time.time()
+
+    def _clamped(self, epoch: float) -> float:
+        """``epoch`` as a watermark: no further ahead than the clock allows. The cached ceiling
+        only falls behind the true one, so the clock is read only when an event reaches it."""
+        if epoch <= self._ceiling:
+            return epoch
+        self._ceiling = self.watermark_ceiling()
+        return min(epoch, self._ceiling)
 
     def key_for(self, campaign: str, segment: str, epoch: float) -> BucketKey:
         minute = int(epoch // 60) * 60
@@ -168,8 +188,10 @@ class MinuteBuckets:
         self._count(kept, attempt.lead.segment, attempt.event_id,
                     attempt_increments(attempt, self.settings.cost_model_for(campaign)))
         if watermark is None or epoch > watermark:
-            self.watermarks[campaign] = epoch
-            self._moved.add(campaign)
+            moved = epoch if epoch <= self._ceiling else self._clamped(epoch)
+            if watermark is None or moved > watermark:
+                self.watermarks[campaign] = moved
+                self._moved.add(campaign)
         return Verdict.COUNTED
 
     def _new_minute(self, campaign: str, minute: int, minutes: dict[int, CampaignMinute] | None) -> CampaignMinute:
@@ -212,8 +234,12 @@ class MinuteBuckets:
 
     def restore(self, landed_attempts: Iterable[tuple]) -> int:
         """Rebuild buckets from landed rows (event_id, campaign, segment, epoch, outcome,
-        is_order, cost, talk_seconds); every restored bucket is re-landed."""
+        is_order, cost, talk_seconds); every restored bucket is re-landed.
+
+        Watermarks are clamped to the clock as in add(): rows an earlier version landed hours
+        in the future keep their buckets, but do not make the correct calls after the restart late."""
         restored = 0
+        self._ceiling = self.watermark_ceiling()
         for event_id, campaign, segment, epoch, outcome, is_order, cost, talk_seconds in landed_attempts:
             minute = int(epoch // 60) * 60
             minutes = self.minutes.get(campaign)
@@ -222,7 +248,7 @@ class MinuteBuckets:
             if event_id in kept.event_ids:
                 continue  # the same event landed twice before a merge; count it once
             self._count(kept, segment, event_id, counter_increments(outcome, is_order, cost, talk_seconds))
-            self.watermarks[campaign] = max(self.watermarks.get(campaign, epoch), epoch)
+            self.watermarks[campaign] = max(self.watermarks.get(campaign, -math.inf), min(epoch, self._ceiling))
             self._moved.add(campaign)
             restored += 1
         return restored

@@ -1,3 +1,4 @@
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -119,3 +120,47 @@ def test_window_totals_kept_per_minute_equal_the_sum_of_the_kept_buckets():
                          for i in range(len(COUNTERS))]
                 assert state.kept_totals(campaign) == pytest.approx(every, abs=1e-6), campaign
     assert state.minutes and len(state.buckets) < 6000  # evictions happened, totals followed
+
+
+def call_at(event_id: str, moment: datetime, campaign="c1") -> CallAttempt:
+    return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=Outcome.CONNECTED,
+                       event_time=moment, lead=Lead(segment="seniors"), talk_seconds=60)
+
+
+def test_a_call_stamped_hours_ahead_holds_the_watermark_at_the_clock_so_later_calls_still_count():
+    state = buckets()
+    now = datetime.now(timezone.utc)
+    assert state.add(call_at("skewed", now + timedelta(hours=3))) is Verdict.COUNTED
+    # The call counts in its own minute, but the campaign's watermark stops at the worker's clock.
+    assert now.timestamp() <= state.watermarks["c1"] <= time.time()
+    # So every correct call within the lateness (10 min) of the clock still counts.
+    verdicts = [state.add(call_at(f"right-{n}", now - timedelta(seconds=3 * n))) for n in range(200)]
+    assert verdicts == [Verdict.COUNTED] * 200
+    assert state.add(call_at("an-hour-old", now - timedelta(hours=1))) is Verdict.LATE
+
+
+def test_a_call_stamped_a_little_ahead_moves_the_watermark_only_as_far_as_the_clock():
+    state = buckets()
+    state.add(call_at("drifted", datetime.now(timezone.utc) + timedelta(minutes=4)))
+    first = state.watermarks["c1"]
+    assert first <= time.time()
+    time.sleep(0.05)
+    # The clock moves on, and a later call ahead of it takes the watermark to the clock again.
+    state.add(call_at("drifted-again", datetime.now(timezone.utc) + timedelta(minutes=4, seconds=1)))
+    assert first < state.watermarks["c1"] <= time.time()
+
+
+def test_restored_rows_landed_in_the_future_keep_their_buckets_but_not_the_watermark():
+    """A warehouse poisoned by an earlier version: a call landed three hours ahead, among
+    correct ones. After the restore the correct calls count again, and the future row's
+    bucket is still there (a replay of it is a duplicate, not a second count)."""
+    state = buckets()
+    now = time.time()
+    landed = [("right-1", "c1", "seniors", now - 120, "connected", 0, 1.0, 60.0),
+              ("skewed", "c1", "seniors", now + 3 * 3600, "connected", 0, 1.0, 60.0)]
+    assert state.restore(landed) == 2
+    assert now <= state.watermarks["c1"] <= time.time()
+    assert state.add(call_at("right-2", datetime.fromtimestamp(now - 500, timezone.utc))) is Verdict.COUNTED
+    assert state.add(call_at("skewed", datetime.fromtimestamp(now + 3 * 3600, timezone.utc))) is Verdict.DUPLICATE
+    minutes = sorted(row.minute for row in state.take_dirty())
+    assert minutes[-1] == int((now + 3 * 3600) // 60) * 60

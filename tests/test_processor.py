@@ -44,16 +44,19 @@ def test_a_record_over_the_size_limit_is_dead_lettered_truncated_and_its_neighbo
     assert worker.stats.dead_letters == {"too_large": 1}
 
 
-def test_events_stamped_over_a_day_ahead_are_dead_lettered_and_do_not_move_the_watermark():
+def test_events_stamped_over_five_minutes_ahead_are_dead_lettered_and_do_not_move_the_watermark():
     worker = processor()
-    ahead = attempt("next-week", NOW + timedelta(days=7))
-    just_ahead = attempt("in-an-hour", NOW + timedelta(hours=1))  # clocks drift; an hour is tolerated
+    ahead = attempt("in-three-hours", NOW + timedelta(hours=3))
+    just_ahead = attempt("in-two-minutes", NOW + timedelta(minutes=2))  # clocks drift; minutes are tolerated
     result = worker.process(records(encode_event(attempt("now")), encode_event(ahead), encode_event(just_ahead)))
-    assert sorted(a.event_id for a in result.attempts) == ["in-an-hour", "now"]
+    assert sorted(a.event_id for a in result.attempts) == ["in-two-minutes", "now"]
     [letter] = result.dead_letters
     assert (letter.reason, letter.source_offset, letter.batch_index) == ("future_event_time", 1, None)
-    assert json.loads(letter.original)["event_id"] == "next-week"
-    assert worker.buckets.watermarks["home-insurance"] == (NOW + timedelta(hours=1)).timestamp()
+    assert json.loads(letter.original)["event_id"] == "in-three-hours"
+    # The dead letter says how far ahead, which setting allows how much, and whose clock to check.
+    assert " is 3.0 h ahead of the worker's clock" in letter.detail
+    assert "pipeline.max_future_seconds allows 300 s" in letter.detail and "home-insurance" in letter.detail
+    assert worker.buckets.watermarks["home-insurance"] == (NOW + timedelta(minutes=2)).timestamp()
 
 
 def test_bytes_that_are_not_text_are_kept_as_base64():
