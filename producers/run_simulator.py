@@ -1,15 +1,51 @@
-"""Drive the simulator against the wall clock: ``speed`` simulated seconds per real second."""
+"""Drive the simulator against the wall clock: ``speed`` simulated seconds per real second.
+
+Simulated time never passes the wall clock: a sped-up run is a backfill that starts in the
+past and catches up with now (then goes on in real time), so the simulator never stamps a
+call ahead of the clock. A worker refuses calls stamped ahead (future_event_time), and a
+demo's calls must leave a data directory that the next real-time run simply continues.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from producers.simulator import DialerSimulator
 
 log = logging.getLogger(__name__)
+
+# Where a sped-up run without --duration starts: this much simulated time before now.
+DEFAULT_BACKFILL = timedelta(hours=10)
+# Simulated time stays this many seconds behind the clock: the simulator emits a call up
+# to a second after the simulated second it reads to, and the call must not be ahead.
+CLOCK_MARGIN_SECONDS = 2.0
+
+
+def simulation_start(speed: float, duration_s: float | None = None, start: datetime | None = None,
+                     backfill: timedelta = DEFAULT_BACKFILL, now: datetime | None = None) -> datetime:
+    """Where simulated time begins so that it never passes the wall clock.
+
+    - An explicit ``start`` is kept; one in the future is refused (ValueError).
+    - Real time or slower (0 < speed <= 1): now.
+    - Faster with a duration: now - duration x (speed - 1), so the duration x speed
+      simulated seconds end as the run does.
+    - Faster without one (or speed 0, as fast as possible): now - ``backfill``; once simulated
+      time reaches now, the run goes on in real time.
+    """
+    now = now or datetime.now(timezone.utc)
+    if start is not None:
+        if start > now:
+            raise ValueError(f"start {start.isoformat()} is in the future: the simulator never stamps a call "
+                             "ahead of the clock (a worker would refuse it as future_event_time)")
+        return start
+    if 0 < speed <= 1:
+        return now
+    if speed > 1 and duration_s:
+        return now - timedelta(seconds=duration_s * (speed - 1))
+    return now - backfill
 
 
 def run_simulation(simulator: DialerSimulator, publish: Callable, *, speed: float = 1.0,
@@ -19,7 +55,8 @@ def run_simulation(simulator: DialerSimulator, publish: Callable, *, speed: floa
     """Publish events as simulated time passes; return how many were published.
 
     ``duration_s`` is real seconds. ``speed`` 0 means as fast as possible (replay).
-    ``max_rate`` caps events per real second.
+    ``max_rate`` caps events per real second. Simulated time is held back at the wall
+    clock (see the module's docstring): a run that catches up goes on in real time.
     """
     began = time.monotonic()
     sent = 0
@@ -29,7 +66,10 @@ def run_simulation(simulator: DialerSimulator, publish: Callable, *, speed: floa
         if duration_s is not None and elapsed >= duration_s:
             break
         horizon = simulator.now + tick if speed == 0 else max(simulator.now, elapsed * speed)
-        for event in simulator.events_until(horizon + 1):
+        # The simulated seconds that have already happened on the wall clock.
+        happened = (datetime.now(timezone.utc) - simulator.start).total_seconds() - CLOCK_MARGIN_SECONDS
+        caught_up = horizon >= happened
+        for event in simulator.events_until(min(horizon, happened) + 1):
             publish(event)
             sent += 1
             if max_rate and sent > max_rate * (time.monotonic() - began):
@@ -38,7 +78,7 @@ def run_simulation(simulator: DialerSimulator, publish: Callable, *, speed: floa
                 return sent
         if on_progress:
             on_progress(sent)
-        if speed:
+        if speed or caught_up:
             time.sleep(0.2)
     return sent
 
