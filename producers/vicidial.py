@@ -3,7 +3,9 @@ attempts in the project's event contract.
 
 Mapping (see README "VICIdial"):
 - uniqueid -> event_id, so a re-ingested row is the same event and counts once
-- campaign_id -> campaign; call_date (the dialer's local time, pipeline.timezone) -> event time
+- campaign_id -> campaign; call_date (the dialer's local time, pipeline.timezone) -> event time;
+  one that lands more than pipeline.max_future_seconds ahead of this machine's clock is refused
+  (future_event_time) with how far ahead it is: usually pipeline.timezone is not the dialer's zone
 - length_in_sec -> talk seconds of a connected call, the hold before the drop of an
   abandoned one, the ring time otherwise; the campaign cost model prices all three
 - status -> outcome and order through the configured status table
@@ -16,20 +18,25 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import msgspec
 
+from callpulse.alerts import format_seconds
 from callpulse.config import Settings, StatusRule
 from callpulse.privacy import hash_phone
 from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 
 REQUIRED_COLUMNS = ("uniqueid", "campaign_id", "call_date", "length_in_sec", "status")
 NO_AGENT = {"", "VDAD", "VDCL", "NULL"}  # VICIdial's placeholders when no human agent took the call
+# A row read live is minutes old: a call_date up to this much short of a whole number of
+# hours ahead of the clock is taken for one read in the wrong zone.
+ZONE_OFFSET_SLACK_SECONDS = 15 * 60
 
 
 class RowError(ValueError):
@@ -128,7 +135,23 @@ class RowMapper:
             raise RowError("bad_timestamp", f"call_date {call_date!r} is not 'YYYY-MM-DD HH:MM:SS'") from None
         if local.tzinfo is None:  # VICIdial writes the server's local time
             local = local.replace(tzinfo=self.settings.zone)
-        return local.astimezone(timezone.utc)
+        event_time = local.astimezone(timezone.utc)
+        now = datetime.now(timezone.utc)
+        if event_time > now + timedelta(seconds=self.settings.pipeline.max_future_seconds):
+            raise RowError("future_event_time", self._skew_explained(call_date, event_time, now))
+        return event_time
+
+    def _skew_explained(self, call_date: str, event_time: datetime, now: datetime) -> str:
+        """Why a call_date lands ahead of the clock, and what to fix. A call_date is when the call
+        started, so read in the right zone it is never ahead; just under a whole number of hours
+        ahead is a call_date read in the wrong zone."""
+        zone = self.settings.pipeline.timezone
+        ahead = (event_time - now).total_seconds()
+        read_as = f"call_date {call_date!r} read in pipeline.timezone ({zone}) is {event_time.isoformat()}"
+        hours = math.ceil(ahead / 3600)  # a zone offset, less the row's age
+        if hours * 3600 - ahead <= ZONE_OFFSET_SLACK_SECONDS:
+            return (f"{read_as}, {hours} hour{'s' if hours > 1 else ''} ahead of this machine's clock; "
+                    f"is pipeline.timezone ({zone}) the dialer's zone?")
 
 
 # -- reading export files ---------------------------------------------------------------

@@ -12,7 +12,9 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -84,6 +86,25 @@ def test_bad_rows_say_why(mapper, fields, reason):
     with pytest.raises(RowError) as refused:
         mapper.attempt(row(**fields))
     assert refused.value.reason == reason
+
+
+def test_a_call_date_read_in_the_wrong_zone_is_refused_with_the_skew_and_the_setting_to_fix(tmp_path):
+    """A Tokyo dialer's call_date read as New York time lands 13 or 14 hours ahead of the clock:
+    the row is refused, and the reason says how far ahead and which setting to check."""
+    config = tmp_path / "callpulse.toml"
+    config.write_text('[pipeline]\ntimezone = "America/New_York"\n')
+    new_york = RowMapper(load_settings(config), KEY)
+    two_minutes_ago_in_tokyo = datetime.now(ZoneInfo("Asia/Tokyo")) - timedelta(minutes=2)
+    with pytest.raises(RowError) as refused:
+        new_york.attempt(row(call_date=two_minutes_ago_in_tokyo.strftime("%Y-%m-%d %H:%M:%S")))
+    hours = round((two_minutes_ago_in_tokyo.utcoffset()
+                   - two_minutes_ago_in_tokyo.astimezone(ZoneInfo("America/New_York")).utcoffset()).total_seconds() / 3600)
+    assert refused.value.reason == "future_event_time"
+    assert (f"{hours} hours ahead of this machine's clock; is pipeline.timezone (America/New_York) the dialer's zone?"
+            in str(refused.value))
+    # Read in the dialer's own zone, the same row is two minutes old and counts.
+    tokyo = RowMapper(load_settings(), KEY)
+    assert tokyo.attempt(row(call_date=two_minutes_ago_in_tokyo.strftime("%Y-%m-%d %H:%M:%S"))).event_id
 
 
 def test_a_wrong_delimiter_or_missing_columns_is_a_clear_file_error():
