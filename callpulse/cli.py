@@ -707,8 +707,12 @@ def schema(check: bool, output: str) -> None:
 @click.option("--count", type=int, default=None, help="Stop after this many events.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same calls.")
 @click.option("--speed", type=float, default=1.0, show_default=True,
-              help="Simulated seconds per real second (600 replays a 10-hour day in a minute; 0 = as fast as possible).")
-@click.option("--start", default=None, help="Simulated start, ISO 8601 (default: now).")
+              help="Simulated seconds per real second (600 replays a 10-hour day in a minute; 0 = as fast as "
+                   "possible). Simulated time never passes the clock: a faster run is a backfill, starting "
+                   "duration x (speed - 1) seconds ago with --duration (its simulated window ends as the run "
+                   "does), 10 hours ago without; once it reaches now it goes on in real time.")
+@click.option("--start", default=None,
+              help="Simulated start, ISO 8601, not in the future (default: now, or the backfill's start; see --speed).")
 @click.option("--agents-scale", type=float, default=1.0, show_default=True, help="Multiply every campaign's agents.")
 @click.option("--batch-events", type=int, default=1, show_default=True,
               help="Pack this many events of one campaign into one Kafka record.")
@@ -720,12 +724,16 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
     from callpulse.privacy import load_hmac_key
     from callpulse.schema import encode_event
     from callpulse.slots import SlotRules
-    from producers.run_simulator import parse_start, run_simulation
+    from producers.run_simulator import parse_start, run_simulation, simulation_start
     from producers.simulator import DialerSimulator
 
     settings = _settings(ctx)
+    try:
+        begins = simulation_start(speed, duration, parse_start(start))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start") from None
     simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), load_hmac_key(settings.data_dir),
-                                seed=seed, start=parse_start(start), agents_scale=agents_scale)
+                                seed=seed, start=begins, agents_scale=agents_scale)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -848,7 +856,10 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
 @main.command()
 @click.option("--duration", type=float, default=None, help="Stop everything after this many seconds.")
 @click.option("--no-simulator", is_flag=True, help="Do not start the dialer simulator.")
-@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulator speed (see `simulate`).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Simulated seconds per real second. Never ahead of the clock: a faster run is a backfill "
+                   "whose duration x speed simulated seconds end as the run does (with --duration), or that "
+                   "starts 10 hours back and goes on in real time once it reaches now (see `simulate`).")
 @click.option("--seed", type=int, default=None, help="Simulator seed (default: random).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Where the warehouse, logs and HMAC key live (default ./var); the same as "

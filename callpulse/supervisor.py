@@ -205,7 +205,8 @@ class Supervisor:
             started.add_row("dashboard", f"http://{host}:{port}/")
             if simulator:
                 seed = seed if seed is not None else random.randrange(1_000_000)
-                sim = self._spawn("simulator", "simulate", "--speed", str(speed), "--seed", str(seed), env=env)
+                sim = self._spawn("simulator", "simulate", "--speed", str(speed), "--seed", str(seed),
+                                  *(("--duration", str(duration)) if duration else ()), env=env)
                 started.add_row("dialer simulator", f"seed {seed}, {speed:g}x, log {sim.log_path}")
             self.console.print(started)
             self._print_notes()
