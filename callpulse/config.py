@@ -75,6 +75,8 @@ class WorkerConfig(msgspec.Struct, frozen=True):
 
 # Dashboard roles, least to most: each role may open what the ones before it may (dashboards/auth.py).
 DASHBOARD_ROLES = ("supervisor", "manager", "admin")
+# A wallboard of this many tiles is already more than a wall TV can show legibly.
+MAX_WALLBOARD_CAMPAIGNS = 500
 
 
 class DashboardUser(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -102,6 +104,9 @@ class DashboardConfig(msgspec.Struct, frozen=True):
     # The wallboard's three reads at once, each on a warehouse client of its own (about 50 MB
     # more for chDB's extra clients); false reads them in turn on the dashboard's client.
     wallboard_parallel_reads: bool = True
+    # The wallboard and /api/wallboard show at most this many campaigns, the busiest first:
+    # a board's cost stays bounded however many campaign names arrive.
+    wallboard_max_campaigns: int = 60
     users: dict[str, DashboardUser] = {}
     tokens: dict[str, DashboardToken] = {}
 
@@ -326,6 +331,10 @@ def _check(settings: Settings) -> None:
                           "of the worker's is normal")
     if settings.topics.partitions < 1:
         raise ConfigError("topics.partitions must be at least 1")
+    dashboard = settings.dashboard
+    if not 1 <= dashboard.wallboard_max_campaigns <= MAX_WALLBOARD_CAMPAIGNS:
+        raise ConfigError(f"dashboard.wallboard_max_campaigns must be between 1 and {MAX_WALLBOARD_CAMPAIGNS}: "
+                          "it bounds the wallboard's size")
     check_dashboard_logins(settings.dashboard.users, settings.dashboard.tokens, "[dashboard.{kind}.{name}]")
 
 

@@ -159,31 +159,13 @@ def wallboard_model(now: datetime | None = None) -> dict:
     now = now or datetime.now(timezone.utc)
     fresh = queries.freshness(ctx.client)
     board_now = board_time(fresh, now)
-    # Stop the sparkline before the newest minute: it is still filling, and drawn
-    # as complete it would look as if dialling had collapsed.
-    tiles, compliance, sparklines = ctx.run_queries(
-        (queries.campaign_tiles, board_now, local_day_start(board_now, ctx.settings)),
-        (queries.compliance_windows, board_now),
-        (queries.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1)),
-    )
-    # Whole columns to plain lists, then one dict per campaign: to_dict() and a conversion
-    # per value were a third of a big board's Python.
-    names = tiles["campaign"].tolist()
-    windows = compliance.set_index("campaign").reindex(names)  # a campaign with no window row reads 0
-    tile_values = {name: _counts(tiles[name]) for name in ("dials", "contacts", "abandoned", "orders")}
-    tile_values["cost"] = _floats(tiles["cost"])
-    tile_values.update({name: _floats(tiles[name]) for name in RATES})
-    window_values = [(window.name, window.label, _counts(windows[f"{window.name}_abandoned"]),
-                      _counts(windows[f"{window.name}_contacts"]), _floats(windows[f"{window.name}_abandon_rate"]))
-                     for window in COMPLIANCE_WINDOWS]
-    campaigns = [{
-        "campaign": name,
-        **{field: values[index] for field, values in tile_values.items()},
-        "compliance": {window: {"label": label, "abandoned": abandoned[index], "contacts": contacts[index],
-                                "abandon_rate": rates[index]}
-                       for window, label, abandoned, contacts, rates in window_values},
-        "sparkline": sparklines.get(name, NO_SPARKLINE),
-    } for index, name in enumerate(names)]
+    day_start = local_day_start(board_now, ctx.settings)
+    # The busiest campaigns only, picked in the warehouse: however many campaign names arrive,
+    # the board reads, ships and draws at most wallboard_max_campaigns of them.
+    shown, campaign_count = queries.busiest_campaigns(ctx.client, board_now, day_start,
+                                                      ctx.settings.dashboard.wallboard_max_campaigns,
+                                                      recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes))
+    campaigns = _campaigns(ctx, board_now, day_start, shown) if shown else []
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),
@@ -195,8 +177,38 @@ def wallboard_model(now: datetime | None = None) -> dict:
             "abandon_warning": ctx.settings.alert_rules_for("default").abandon_warning,
             "abandon_critical": ctx.settings.alert_rules_for("default").abandon_critical,
         },
+        "campaign_count": campaign_count,  # campaigns with calls today; the board shows the busiest
         "campaigns": campaigns,
     }
+
+
+def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, shown: list[str]) -> list[dict]:
+    """The tiles of the ``shown`` campaigns, in name order (a tile keeps its place on the wall)."""
+    # Stop the sparkline before the newest minute: it is still filling, and drawn
+    # as complete it would look as if dialling had collapsed.
+    tiles, compliance, sparklines = ctx.run_queries(
+        (queries.campaign_tiles, board_now, day_start, shown),
+        (queries.compliance_windows, board_now, None, shown),
+        (queries.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
+    )
+    # Whole columns to plain lists, then one dict per campaign: to_dict() and a conversion
+    # per value were a third of a big board's Python.
+    names = tiles["campaign"].tolist()
+    windows = compliance.set_index("campaign").reindex(names)  # a campaign with no window row reads 0
+    tile_values = {name: _counts(tiles[name]) for name in ("dials", "contacts", "abandoned", "orders")}
+    tile_values["cost"] = _floats(tiles["cost"])
+    tile_values.update({name: _floats(tiles[name]) for name in RATES})
+    window_values = [(window.name, window.label, _counts(windows[f"{window.name}_abandoned"]),
+                      _counts(windows[f"{window.name}_contacts"]), _floats(windows[f"{window.name}_abandon_rate"]))
+                     for window in COMPLIANCE_WINDOWS]
+    return [{
+        "campaign": name,
+        **{field: values[index] for field, values in tile_values.items()},
+        "compliance": {window: {"label": label, "abandoned": abandoned[index], "contacts": contacts[index],
+                                "abandon_rate": rates[index]}
+                       for window, label, abandoned, contacts, rates in window_values},
+        "sparkline": sparklines.get(name, NO_SPARKLINE),
+    } for index, name in enumerate(names)]
 
 
 def shared_wallboard_model() -> dict:

@@ -135,6 +135,10 @@ def reads(client) -> dict:
                                             campaigns=["winback", "solar"]),
         "minute series (never from hours)": queries.minute_series(client, NOW - timedelta(hours=3), NOW),
         "tiles": queries.campaign_tiles(client, NOW, datetime(2026, 11, 22, 15, tzinfo=UTC)),
+        "tiles, two campaigns": queries.campaign_tiles(client, NOW, datetime(2026, 11, 22, 15, tzinfo=UTC),
+                                                       ["solar", "winback"]),
+        "the wallboard's busiest two": pd.DataFrame(dict(zip(("campaign", "of"), queries.busiest_campaigns(
+            client, NOW, datetime(2026, 11, 22, 15, tzinfo=UTC), 2)))),
         "compliance": queries.compliance_windows(client, NOW),
         "compliance, one campaign, on the hour": queries.compliance_windows(client, NOW.replace(minute=0, second=0),
                                                                             "charity"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 
 def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(tmp_path):
     """Every TV and browser refreshes the wallboard; within dashboard.wallboard_cache_seconds
@@ -168,3 +170,117 @@ def test_an_empty_warehouse_is_an_empty_board_that_says_it_waits_for_the_first_c
         board = wallboard_model()
         assert board["board_time"] == midnight.isoformat()
         assert board["campaigns"] == [] and board["landed_at"] is not None
+
+
+# 15:00 in Tokyo: the boards below follow event time, so their day is whole whenever they run.
+BOARD_NOW = datetime(2026, 12, 2, 6, 0, 30, tzinfo=timezone.utc)
+
+
+def _bearer_app(settings, client, role: str = "supervisor"):
+    """The dashboard app on ``client``, and the Authorization header of a ``role`` token."""
+    from callpulse.config import DashboardToken
+    from dashboards.app import create_app
+    from dashboards.auth import Credentials, hash_token, new_token
+    from dashboards.data import DashboardContext
+
+    token = new_token()
+    credentials = Credentials({}, {"tv": DashboardToken(role=role, token_sha256=hash_token(token))})
+    return create_app(DashboardContext(settings, client), credentials), {"Authorization": f"Bearer {token}"}
+
+
+def _strict(body: bytes):
+    """JSON as a strict parser reads it: NaN and Infinity are not JSON."""
+    import json
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+def _refresh_output(app, headers) -> dict:
+    """The wallboard page's refresh callback, asked as the browser asks it: its outputs by id."""
+    refresh = next(key for key in app.callback_map if "campaign-tiles.children" in key)
+    outputs = [dict(zip(("id", "property"), output.rsplit(".", 1))) for output in refresh.strip(".").split("...")]
+    response = app.server.test_client().post(
+        "/_dash-update-component", headers=headers,
+        json={"output": refresh, "outputs": outputs,
+              "inputs": [{"id": "wallboard-refresh", "property": "n_intervals", "value": None}], "changedPropIds": []})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["response"]
+
+
+def test_a_board_of_5000_campaigns_shows_the_busiest_and_says_how_many_there_are(tmp_path):
+    """However many campaign names arrive, the board shows dashboard.wallboard_max_campaigns: those
+    with the most dials in the last 15 minutes, cut in the warehouse, and says how many there are."""
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    from callpulse.config import load_settings
+    from callpulse.schema import CallAttempt, Lead, Outcome
+    from callpulse.slots import SlotRules
+    from warehouse_helpers import land_counted, migrated_warehouse
+
+    settings = load_settings(dashboard__wallboard_cache_seconds=0)
+    now = BOARD_NOW  # the board follows event time
+    shown = settings.dashboard.wallboard_max_campaigns
+    assert shown == 60
+
+    def call(event_id: str, campaign: str, ago: timedelta) -> CallAttempt:
+        return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=Outcome.CONNECTED,
+                           event_time=now - ago, lead=Lead(segment="seniors"))
+
+    # busy-k made k+1 calls in the last ten minutes; a morning giant made the most today, all of
+    # them hours ago; 4,899 quiet campaigns made one call each, 40 minutes ago.
+    events = [call(f"busy-{k}-{n}", f"busy-{k:03d}", timedelta(seconds=30 + 5 * n)) for k in range(100)
+              for n in reversed(range(k + 1))]
+    events += [call(f"giant-{n}", "morning-giant", timedelta(hours=3)) for n in range(500)]
+    events += [call(f"quiet-{n}", f"quiet-{n:04d}", timedelta(minutes=40)) for n in range(4899)]
+    with migrated_warehouse(tmp_path / "warehouse") as client:
+        land_counted(client, events, settings, SlotRules(settings.slots, settings.zone))
+        app, headers = _bearer_app(settings, client)
+        started = time.perf_counter()
+        response = app.server.test_client().get("/api/wallboard", headers=headers)
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200
+        board = _strict(response.data)
+        assert board["campaign_count"] == 5000
+        expected = [f"busy-{k:03d}" for k in range(100 - shown, 100)]
+        assert [c["campaign"] for c in board["campaigns"]] == expected  # the busiest, in name order
+        assert [c["dials"] for c in board["campaigns"]] == [k + 1 for k in range(100 - shown, 100)]
+        assert len(response.data) < 100_000 and elapsed < 5, (len(response.data), elapsed)
+
+        shown_on_page = _refresh_output(app, headers)
+        assert shown_on_page["campaign-count"]["children"] == \
+            "showing 60 of 5,000 campaigns, the busiest in the last 15 min"
+        tiles = shown_on_page["campaign-tiles"]["children"]
+        assert [tile["props"]["data-campaign"] for tile in tiles] == expected
+
+
+def test_api_wallboard_has_a_size_cap_whatever_the_names(tmp_path):
+    """At most wallboard_max_campaigns tiles, each with names of the longest the schema allows and
+    a full two-hour sparkline: the largest /api/wallboard there can be stays a few hundred kB."""
+    from datetime import datetime, timedelta, timezone
+
+    from callpulse.config import load_settings
+    from callpulse.schema import MAX_IDENTIFIER_LENGTH, CallAttempt, Lead, Outcome
+    from callpulse.slots import SlotRules
+    from warehouse_helpers import land_counted, migrated_warehouse
+
+    settings = load_settings(dashboard__wallboard_cache_seconds=0)
+    now, minutes = BOARD_NOW, 130
+    names = [f"{n:03d}-" + "n" * (MAX_IDENTIFIER_LENGTH - 4) for n in range(90)]
+    outcomes = [Outcome.CONNECTED, Outcome.ABANDONED, Outcome.NO_ANSWER]
+    events = [CallAttempt(schema_version=1, event_id=f"{n}-{m}", campaign=name, outcome=outcomes[m % 3],
+                          event_time=now - timedelta(minutes=m, seconds=-30), lead=Lead(segment="seniors"),
+                          order=m % 7 == 0, talk_seconds=61.5)
+              for n, name in enumerate(names) for m in reversed(range(minutes))]
+    with migrated_warehouse(tmp_path / "warehouse") as client:
+        land_counted(client, events, settings, SlotRules(settings.slots, settings.zone))
+        app, headers = _bearer_app(settings, client)
+        response = app.server.test_client().get("/api/wallboard", headers=headers)
+    board = _strict(response.data)
+    assert board["campaign_count"] == 90 and len(board["campaigns"]) == 60
+    assert {len(c["sparkline"]["minutes"]) for c in board["campaigns"]} == {119}
+    assert len(response.data) < 400_000, len(response.data)
+

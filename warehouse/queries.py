@@ -296,33 +296,63 @@ def campaign_names(client: Client) -> list[str]:
     return [row[0] for row in client.query("SELECT DISTINCT campaign FROM minute_metrics ORDER BY campaign").result_rows]
 
 
-def campaign_tiles(client: Client, now: datetime, day_start: datetime) -> pd.DataFrame:
-    """One row per campaign: today's counters and rates."""
+def busiest_campaigns(client: Client, now: datetime, day_start: datetime, limit: int,
+                      recent: timedelta = timedelta(minutes=15)) -> tuple[list[str], int]:
+    """The ``limit`` campaigns with the most dials in the ``recent`` minutes up to ``now`` (then
+    the most today, then by name), and how many campaigns have calls today: what the wallboard
+    shows, cut in the warehouse so that a board of 100,000 campaigns ships ``limit`` names."""
+    def template(rows: str, counted) -> str:
+        today = counted(lambda t: f"{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}")
+        lately = counted(lambda t: f"{t} >= {{recent:DateTime}} AND {t} <= {{now:DateTime}}")
+        return (f"SELECT campaign, sumIf(dials, {lately}) AS recent_dials, sum(dials) AS day_dials FROM {rows} "
+                f"WHERE {today} GROUP BY campaign")
+
+    day = _minute_window(day_start, now, end_inclusive=True)
+    lately = _minute_window(max(now - recent, day_start), now, end_inclusive=True)
+    ranked, parameters = _summed(client, template, ["campaign"], ["recent_dials", "day_dials"], [day, lately], day,
+                                 by_slot_and_segment=False, order=False)
+    parameters.update({"day": _naive_utc(day_start), "now": _naive_utc(now),
+                       "recent": _naive_utc(max(now - recent, day_start)), "limit": int(limit)})
+    rows = client.query(f"SELECT campaign, count() OVER () FROM ({ranked}) "
+                        "ORDER BY recent_dials DESC, day_dials DESC, campaign LIMIT {limit:UInt32}",
+                        parameters=parameters, settings={"prefer_column_name_to_alias": 1}).result_rows
+    return [campaign for campaign, _ in rows], int(rows[0][1]) if rows else 0
+
+
+def campaign_tiles(client: Client, now: datetime, day_start: datetime,
+                   campaigns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per campaign (each of ``campaigns`` with calls today, if given): today's counters and rates."""
+    campaign_sql = "AND campaign IN {campaigns:Array(String)} " if campaigns is not None else ""
+
     def template(rows: str, counted) -> str:
         return (f"SELECT campaign, {_SUMS} FROM {rows} "
                 f"WHERE {counted(lambda t: f'{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}')} "
-                "GROUP BY campaign")
+                + campaign_sql + "GROUP BY campaign")
 
     window = _minute_window(day_start, now, end_inclusive=True)
-    sql, parameters = _summed(client, template, ["campaign"], COUNTERS, [window], window, by_slot_and_segment=False)
-    parameters.update({"day": _naive_utc(day_start), "now": _naive_utc(now)})
+    sql, parameters = _summed(client, template, ["campaign"], COUNTERS, [window], window, campaign_sql=campaign_sql,
+                              by_slot_and_segment=False)
+    parameters.update({"day": _naive_utc(day_start), "now": _naive_utc(now), "campaigns": list(campaigns or ())})
     frame = _frame(client, sql, parameters)
     if not len(frame.columns):  # nothing landed today; the embedded warehouse then names no columns
         frame = pd.DataFrame(columns=["campaign", *COUNTERS])
     return add_rate_columns(frame)
 
 
-def compliance_windows(client: Client, now: datetime, campaign: str | None = None) -> pd.DataFrame:
-    """Per campaign, for each compliance window ending at ``now``: abandoned, contacts and
-    abandon rate. A window of N minutes covers the minute buckets that start at or after
-    now - N minutes, the current (filling) minute included."""
-    parameters = {"now": _naive_utc(now), "campaign": campaign or ""}
+def compliance_windows(client: Client, now: datetime, campaign: str | None = None,
+                       campaigns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per campaign (``campaign`` alone, or each of ``campaigns``, if given), for each compliance
+    window ending at ``now``: abandoned, contacts and abandon rate. A window of N minutes covers
+    the minute buckets that start at or after now - N minutes, the current (filling) minute included."""
+    parameters = {"now": _naive_utc(now), "campaign": campaign or "", "campaigns": list(campaigns or ())}
     windows = []
     for window in COMPLIANCE_WINDOWS:
         parameters[window.name] = _naive_utc(now - timedelta(minutes=window.minutes))
         windows.append(_minute_window(now - timedelta(minutes=window.minutes), now, end_inclusive=True))
     longest = max(COMPLIANCE_WINDOWS, key=lambda w: w.minutes).name
     campaign_sql = "AND campaign = {campaign:String} " if campaign else ""
+    if campaigns is not None:
+        campaign_sql += "AND campaign IN {campaigns:Array(String)} "
     names = [f"{window.name}_{part}" for window in COMPLIANCE_WINDOWS for part in ("abandoned", "contacts")]
 
     def template(rows: str, counted) -> str:
@@ -551,8 +581,10 @@ def minute_series(client: Client, since: datetime, until: datetime) -> pd.DataFr
 SPARKLINE_RATE = RATES["abandon_rate"]
 
 
-def sparklines(client: Client, since: datetime, until: datetime) -> dict[str, dict[str, list]]:
-    """Per campaign, its minutes in [since, until) in order, as the wallboard draws them:
+def sparklines(client: Client, since: datetime, until: datetime,
+               campaigns: Sequence[str] | None = None) -> dict[str, dict[str, list]]:
+    """Per campaign (each of ``campaigns``, if given), its minutes in [since, until) in order, as
+    the wallboard draws them:
     {"minutes": ["2026-12-02T06:49:00", ...], "dials": [...], "abandon_rate": [... or None]}.
 
     Cut per campaign, ordered and formatted in the warehouse, which hands each campaign's
@@ -561,14 +593,15 @@ def sparklines(client: Client, since: datetime, until: datetime) -> dict[str, di
     range. Campaigns with nothing landed in the range are left out."""
     first, stop = _minute_window(since, until)
     counters = sorted({"dials", SPARKLINE_RATE.numerator, SPARKLINE_RATE.denominator})
-    rows = _minute_rows(["{first:DateTime}", "{stop:DateTime}"], by_slot_and_segment=False, campaign_sql="")
+    campaign_sql = "AND campaign IN {campaigns:Array(String)}" if campaigns is not None else ""
+    rows = _minute_rows(["{first:DateTime}", "{stop:DateTime}"], by_slot_and_segment=False, campaign_sql=campaign_sql)
     per_minute = (f"SELECT campaign, minute, {', '.join(f'sum({name}) AS {name}' for name in counters)} "
                   f"FROM {rows} GROUP BY campaign, minute")
     points = (f"SELECT campaign, arraySort(groupArray((minute, toInt64(dials), {rate_sql(SPARKLINE_RATE.name)}))) "
               f"AS points FROM ({per_minute}) GROUP BY campaign")
     sql = ("SELECT campaign, arrayMap(p -> formatDateTime(p.1, '%Y-%m-%dT%H:%i:%S', 'UTC'), points), "
            f"arrayMap(p -> p.2, points), arrayMap(p -> p.3, points) FROM ({points})")
-    result = client.query(sql, parameters={"first": first, "stop": stop},
+    result = client.query(sql, parameters={"first": first, "stop": stop, "campaigns": list(campaigns or ())},
                           settings={"prefer_column_name_to_alias": 1})
     return {campaign: {"minutes": minutes, "dials": dials, SPARKLINE_RATE.name: rates}
             for campaign, minutes, dials, rates in result.result_rows}

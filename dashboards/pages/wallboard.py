@@ -21,6 +21,7 @@ def layout(**_query):
             html.Div(
                 [
                     html.Div(id="slot-strip", className="slot-strip"),
+                    html.Div(id="campaign-count", className="campaign-count", **{"data-testid": "campaign-count"}),
                     html.Div(id="freshness", className="freshness"),
                 ],
                 className="wallboard-header",
@@ -118,10 +119,14 @@ def _tile(campaign: dict) -> html.Div:
     Output("slot-strip", "children"),
     Output("freshness", "children"),
     Output("freshness", "className"),
+    Output("campaign-count", "children"),
     Input("wallboard-refresh", "n_intervals"),
 )
 def refresh(_n):
     model = shared_wallboard_model()
+    shown, count = len(model["campaigns"]), model["campaign_count"]
+    # A board cut to the busiest campaigns says so, or a quiet campaign would seem to have gone.
+    cut = f"showing {shown:,} of {count:,} campaigns, the busiest in the last 15 min" if count > shown else ""
     # An empty warehouse (a first start, before the first call lands) is a normal state: say
     # so, rather than leave the wall TV blank.
     tiles = [_tile(c) for c in model["campaigns"]] or [
@@ -141,7 +146,7 @@ def refresh(_n):
         freshness = (f"STALE · nothing new for {age} · these figures are not live" if model["stale"]
                      else f"updated {age} ago")
         state = "freshness stale" if model["stale"] else "freshness fresh"
-    return tiles, strip, freshness, state
+    return tiles, strip, freshness, state, cut
 
 
 def _age(seconds: float) -> str:
