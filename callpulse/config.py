@@ -107,6 +107,11 @@ class DashboardConfig(msgspec.Struct, frozen=True):
     # The wallboard and /api/wallboard show at most this many campaigns, the busiest first:
     # a board's cost stays bounded however many campaign names arrive.
     wallboard_max_campaigns: int = 60
+    # Wrong logins allowed within a minute, per user name and per client address; the next
+    # attempt is refused (429) and that user or client locked out for login_lockout_seconds.
+    failed_logins_per_user_per_minute: int = 10
+    failed_logins_per_client_per_minute: int = 30
+    login_lockout_seconds: float = 300.0
     users: dict[str, DashboardUser] = {}
     tokens: dict[str, DashboardToken] = {}
 
@@ -335,6 +340,10 @@ def _check(settings: Settings) -> None:
     if not 1 <= dashboard.wallboard_max_campaigns <= MAX_WALLBOARD_CAMPAIGNS:
         raise ConfigError(f"dashboard.wallboard_max_campaigns must be between 1 and {MAX_WALLBOARD_CAMPAIGNS}: "
                           "it bounds the wallboard's size")
+    if min(dashboard.failed_logins_per_user_per_minute, dashboard.failed_logins_per_client_per_minute) < 1 \
+            or dashboard.login_lockout_seconds <= 0:
+        raise ConfigError("dashboard.failed_logins_per_user_per_minute and failed_logins_per_client_per_minute "
+                          "must be at least 1, and login_lockout_seconds above 0")
     check_dashboard_logins(settings.dashboard.users, settings.dashboard.tokens, "[dashboard.{kind}.{name}]")
 
 

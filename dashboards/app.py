@@ -17,7 +17,7 @@ from flask import jsonify, request
 
 from callpulse import reports
 
-from dashboards import auth
+from dashboards import auth, hardening
 from dashboards.data import DashboardContext, context, set_context, shared_wallboard_model
 from warehouse import queries
 
@@ -55,7 +55,8 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
         ],
         className="app-shell",
     )
-    auth.protect(app, credentials)
+    auth.protect(app, credentials, auth.LoginLimiter.from_settings(ctx.settings))
+    hardening.harden(app)  # security headers on every response; strict JSON (NaN, ±inf as null)
 
     @app.callback(Output("alert-banner", "children"), Output("alert-banner", "className"),
                   Input("alert-banner-refresh", "n_intervals"))
@@ -104,7 +105,7 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
         except reports.ReportError as exc:
             return jsonify({"error": str(exc)}), 400
         frame = reports.run_report(context().client, wanted, settings.zone)
-        return app.server.response_class(reports.to_json(frame), mimetype="application/json")
+        return jsonify(frame.to_dict("records"))  # the app's strict JSON: a rate over no calls is null
 
     @app.server.get("/healthz")
     @auth.public

@@ -41,10 +41,22 @@ gets a slow salted one. ``callpulse users hash-password`` and ``callpulse users 
 
 A refused role gets 403 with a plain sentence and no data.
 
+Every page layout is also guarded where it is built, whatever asks for it: a layout built for a
+role that may not open its page is a refusal with no data. And a callback request whose inputs
+are not the ones its callback declares, in order, is refused with 400: Dash hands a callback its
+inputs by position, so the check must read the values Dash will.
+
 **Speed.** Checking a scrypt hash takes about 0.1 s, and a browser resends the login with each of
-the dozens of requests a page makes, so a successful check is remembered in memory under a keyed
-hash of name and password, for as long as the user's stored hash is the same. Failures are never
-remembered.
+the dozens of requests a page makes, so a successful check is remembered in memory (at most
+``REMEMBERED_LOGINS`` of them, each for ``REMEMBER_LOGIN_SECONDS``) under a keyed hash of name and
+password, for as long as the user's stored hash is the same. Failures are never remembered.
+
+**Guessing.** :class:`LoginLimiter` allows ``dashboard.failed_logins_per_user_per_minute`` wrong
+logins per user name (known or not, so a lockout tells nothing about who exists) and
+``dashboard.failed_logins_per_client_per_minute`` per client address (wrong tokens included)
+within a minute. The next attempt is refused with 429 and a ``Retry-After``, even with the right
+password, and that name or address stays locked out for ``dashboard.login_lockout_seconds``.
+A refused attempt runs no hash at all, so guessing cannot take the process's CPU either.
 
 **First start.** ``callpulse up`` (and any process that serves the dashboard) must work on a fresh
 machine with one command, so when no user and no token is configured anywhere,
@@ -59,10 +71,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import os
 import secrets
 import threading
+import time
 import tomllib
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -70,9 +85,11 @@ from pathlib import Path
 
 import dash
 import msgspec
+from cachetools import TTLCache
+from dash import html
 from dash._pages import _path_to_page
 from dash.dash import _ID_CONTENT, _ID_LOCATION
-from flask import Response, current_app, g, has_request_context, request
+from flask import Response, abort, current_app, g, has_request_context, request
 from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth, MultiAuth
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -106,8 +123,13 @@ UNAUTHORIZED_MESSAGE = "401 Unauthorized: log in to CallPulse. The user name and
 
 APP_MODULE = "dashboards.app"  # the shell's callbacks (the alert banner) serve every page
 _ROLE_MARK = "_callpulse_role"
+_GUARDED_LAYOUT = "_callpulse_guarded_layout"
 _PUBLIC = "public"
 _EXTENSION = "callpulse_auth"
+REMEMBERED_LOGINS = 1024
+REMEMBER_LOGIN_SECONDS = 15 * 60
+FAILURE_WINDOW_SECONDS = 60.0
+TRACKED_LOGIN_KEYS = 10_000  # user names and addresses whose failures are remembered: bounds memory
 
 
 @dataclass(frozen=True)
@@ -146,7 +168,8 @@ class Credentials:
         self.tokens = dict(tokens)
         self._by_token_hash = {t.token_sha256: Principal(name, t.role, "token") for name, t in tokens.items()}
         self._pepper = secrets.token_bytes(32)
-        self._verified: dict[bytes, str] = {}
+        # Keyed hash of name and password -> the stored hash it was checked against.
+        self._verified: TTLCache = TTLCache(REMEMBERED_LOGINS, REMEMBER_LOGIN_SECONDS)
         self._lock = threading.Lock()
 
     @classmethod
@@ -170,26 +193,120 @@ class Credentials:
     def _decoy_hash(self) -> str:
         return generate_password_hash(secrets.token_urlsafe(16))
 
+    def _remembered_key(self, name: str, password: str) -> bytes:
+        return hmac.new(self._pepper, f"{name}\0{password}".encode(), hashlib.sha256).digest()
+
+    def remembered(self, name: str, password: str) -> Principal | None:
+        """The user, if this name and password passed the scrypt check lately; else None (no hash run)."""
+        user = self.users.get(name)
+        if user is None or not password:
+            return None
+        with self._lock:
+            stored = self._verified.get(self._remembered_key(name, password))
+        return Principal(name, user.role, "password") if stored == user.password_hash else None
+
     def check_password(self, name: str, password: str) -> Principal | None:
         if not name or not password:
             return None
+        remembered = self.remembered(name, password)
+        if remembered is not None:
+            return remembered
         user = self.users.get(name)
-        key = hmac.new(self._pepper, f"{name}\0{password}".encode(), hashlib.sha256).digest()
-        if user is not None and self._verified.get(key) == user.password_hash:
-            return Principal(name, user.role, "password")
         if user is None:
             check_password_hash(self._decoy_hash, password)  # as slow as a real check: no user enumeration
             return None
         if not check_password_hash(user.password_hash, password):
             return None
         with self._lock:
-            if len(self._verified) >= 1024:
-                self._verified.clear()
-            self._verified[key] = user.password_hash
+            self._verified[self._remembered_key(name, password)] = user.password_hash
         return Principal(name, user.role, "password")
 
     def check_token(self, token: str) -> Principal | None:
         return self._by_token_hash.get(hash_token(token)) if token else None
+
+
+class _Failures:
+    """One user name's or client's wrong logins within the last minute, and its lockout."""
+
+    __slots__ = ("times", "locked_until")
+
+    def __init__(self):
+        self.times: deque[float] = deque()
+        self.locked_until = 0.0
+
+
+class LoginLimiter:
+    """Wrong logins allowed per user name and per client address within a minute; past either
+    allowance, a lockout of ``lockout_seconds`` for that name or address.
+
+    An attempt is counted before its password is checked and withdrawn when it was right, so
+    requests arriving at once cannot run more checks than the allowance. Names and addresses
+    are remembered by a hash, at most ``TRACKED_LOGIN_KEYS`` of them: memory stays bounded
+    whatever names a guesser sends."""
+
+    def __init__(self, per_user: int, per_client: int, lockout_seconds: float, clock=time.monotonic):
+        self.allowances = {"user": per_user, "client": per_client}
+        self.lockout_seconds = lockout_seconds
+        self._clock = clock
+        ttl = max(FAILURE_WINDOW_SECONDS, lockout_seconds)
+        self._failures: TTLCache = TTLCache(TRACKED_LOGIN_KEYS, ttl, timer=clock)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LoginLimiter":
+        dashboard = settings.dashboard
+        return cls(dashboard.failed_logins_per_user_per_minute, dashboard.failed_logins_per_client_per_minute,
+                   dashboard.login_lockout_seconds)
+
+    def __len__(self) -> int:
+        """How many user names and client addresses it remembers failures of."""
+        return len(self._failures)
+
+    @staticmethod
+    def _keys(client: str, user: str | None) -> list[tuple[str, bytes]]:
+        keys = [("client", hashlib.blake2b(client.encode(), digest_size=16).digest())]
+        if user is not None:
+            keys.append(("user", hashlib.blake2b(user.encode(errors="surrogatepass"), digest_size=16).digest()))
+        return keys
+
+    def _failures_of(self, key, now: float) -> _Failures:
+        failures = self._failures.get(key) or _Failures()
+        while failures.times and failures.times[0] <= now - FAILURE_WINDOW_SECONDS:
+            failures.times.popleft()
+        self._failures[key] = failures  # (re)starts its time to live
+        return failures
+
+    def retry_after(self, client: str, user: str | None = None) -> float:
+        """Seconds until ``client`` (and ``user``) may log in again; 0 when they may now."""
+        now = self._clock()
+        with self._lock:
+            found = [self._failures.get(key) for key in self._keys(client, user)]
+            return max([0.0] + [failures.locked_until - now for failures in found if failures is not None])
+
+    def attempt(self, client: str, user: str | None = None) -> float:
+        """Count a login attempt as wrong until :meth:`succeeded` says otherwise. 0 when it may be
+        checked; else the seconds until it may (an attempt past an allowance starts the lockout)."""
+        now = self._clock()
+        with self._lock:
+            records = [(kind, self._failures_of((kind, digest), now)) for kind, digest in self._keys(client, user)]
+            for kind, failures in records:
+                if failures.locked_until <= now and len(failures.times) >= self.allowances[kind]:
+                    failures.locked_until = now + self.lockout_seconds
+                    failures.times.clear()  # after the lockout, a fresh allowance
+            wait = max(failures.locked_until - now for _, failures in records)
+            if wait > 0:
+                return wait
+            for _, failures in records:
+                failures.times.append(now)
+            return 0.0
+
+    def succeeded(self, client: str, user: str | None = None) -> None:
+        """The attempt just counted was right: only wrong logins use up an allowance."""
+        with self._lock:
+            for key in self._keys(client, user):
+                failures = self._failures.get(key)
+                if failures is not None and failures.times:
+                    failures.times.pop()
 
 
 def _read_users_file(path: Path) -> tuple[dict[str, DashboardUser], dict[str, DashboardToken]]:
@@ -298,27 +415,53 @@ def pages_for(principal: Principal | None) -> list[dict]:
     return [page for page in dash.page_registry.values() if principal.may(page_role(page))]
 
 
-def protect(app: dash.Dash, credentials: Credentials) -> None:
-    """Require a login on every route of ``app`` but the public ones, and the role each needs."""
+def protect(app: dash.Dash, credentials: Credentials, limiter: LoginLimiter) -> None:
+    """Require a login on every route of ``app`` but the public ones, and the role each needs;
+    ``limiter`` bounds the wrong logins. Also guards every page layout by its role."""
     if not credentials:
         log.warning("no dashboard login is configured: every request will get 401")
     basic = HTTPBasicAuth(realm=REALM)
     bearer = HTTPTokenAuth(scheme="Bearer", realm=REALM)
-    basic.verify_password(credentials.check_password)
-    bearer.verify_token(credentials.check_token)
+
+    @basic.verify_password
+    def verify_password(name: str, password: str) -> Principal | None:
+        if not name or not password:
+            return None  # no login sent yet (a browser's first request): nothing was guessed
+        client = request.remote_addr or ""
+        _refuse_while_locked(limiter.retry_after(client, name))
+        remembered = credentials.remembered(name, password)
+        if remembered is not None:
+            return remembered
+        _refuse_while_locked(limiter.attempt(client, name))
+        principal = credentials.check_password(name, password)
+        if principal is not None:
+            limiter.succeeded(client, name)
+        return principal
+
+    @bearer.verify_token
+    def verify_token(token: str) -> Principal | None:
+        if not token:
+            return None
+        client = request.remote_addr or ""
+        _refuse_while_locked(limiter.attempt(client))
+        principal = credentials.check_token(token)
+        if principal is not None:
+            limiter.succeeded(client)
+        return principal
+
     for method in (basic, bearer):
         method.error_handler(_unauthorized)
     login = MultiAuth(basic, bearer)
     prefix = app.config.routes_pathname_prefix
     app.server.extensions[_EXTENSION] = credentials
+    _guard_page_layouts()
 
     def authorize():
         principal = current_principal()
         needed, what = _requirement(app, prefix)
         if principal is None or principal.may(needed):
             return None
-        return Response(f"403 Forbidden: {principal.name} has the {principal.role} role, which may not open "
-                        f"{what}. Ask an admin for the {needed} role.\n", status=403, mimetype="text/plain")
+        return _forbidden(principal, what, needed)
 
     guarded = login.login_required(authorize)
 
@@ -328,6 +471,43 @@ def protect(app: dash.Dash, credentials: Credentials) -> None:
         if request.method == "OPTIONS" or getattr(view, _ROLE_MARK, None) == _PUBLIC:
             return None
         return guarded()
+
+
+def _refuse_while_locked(wait_seconds: float) -> None:
+    if wait_seconds > 0:
+        seconds = math.ceil(wait_seconds)
+        abort(Response(f"429 Too Many Requests: too many wrong logins from this address or for this user. "
+                       f"Try again in {seconds} s.\n", status=429, mimetype="text/plain",
+                       headers={"Retry-After": str(seconds)}))
+
+
+def _forbidden(principal: Principal, what: str, needed: str) -> Response:
+    return Response(f"403 Forbidden: {principal.name} has the {principal.role} role, which may not open "
+                    f"{what}. Ask an admin for the {needed} role.\n", status=403, mimetype="text/plain")
+
+
+def _guard_page_layouts() -> None:
+    """Make every registered page's layout refuse a role that may not open the page, wherever it
+    is built (a page load, Dash's page router, anything later): the role check sits on the data
+    itself, not only on the routes known to lead to it."""
+    for page in dash.page_registry.values():
+        layout = page.get("layout")
+        if layout is None or getattr(layout, _GUARDED_LAYOUT, False):
+            continue
+        page["layout"] = _guarded_layout(layout, page_role(page), page["name"])
+
+
+def _guarded_layout(layout, needed: str, name: str):
+    def guarded_layout(**arguments):
+        principal = current_principal()
+        if principal is None or not principal.may(needed):
+            who = f"{principal.name} has the {principal.role} role, which" if principal else "this login"
+            return html.Div(f"403 Forbidden: {who} may not open the {name} page. Ask an admin for the "
+                            f"{needed} role.", className="forbidden", **{"data-testid": "forbidden"})
+        return layout(**arguments) if callable(layout) else layout
+
+    setattr(guarded_layout, _GUARDED_LAYOUT, True)
+    return guarded_layout
 
 
 def _unauthorized(_status):
@@ -362,9 +542,14 @@ def _pathname_requirement(app: dash.Dash, pathname: str) -> tuple[str, str]:
 def _callback_requirement(app: dash.Dash) -> tuple[str, str]:
     body = request.get_json(silent=True)
     output = body.get("output") if isinstance(body, dict) else None
-    callback = app.callback_map.get(output, {}).get("callback") if isinstance(output, str) else None
+    declared = app.callback_map.get(output, {}) if isinstance(output, str) else {}
+    callback = declared.get("callback")
     if callback is None:
         return ADMIN, "an unknown callback"
+    for part in ("inputs", "state"):
+        if not _matches_declaration(body.get(part) or [], declared.get(part) or []):
+            abort(Response(f"400 Bad Request: the callback's {part} are not the ones it declares, in order.\n",
+                           status=400, mimetype="text/plain"))
     if f"{_ID_CONTENT}.children" in output:
         pathname = _input_value(body.get("inputs"), _ID_LOCATION, "pathname")
         return _pathname_requirement(app, pathname) if isinstance(pathname, str) else (ADMIN, "a page")
@@ -375,6 +560,23 @@ def _callback_requirement(app: dash.Dash) -> tuple[str, str]:
     if page is None:
         return ADMIN, f"a callback of {module}"
     return page_role(page), f"the {page['name']} page's data"
+
+
+def _matches_declaration(sent, declared: list[dict]) -> bool:
+    """Whether a callback request's inputs (or state) name the declared components and properties
+    in the declared order. Dash binds them to the function's arguments by position alone, so a
+    request naming one component where another is declared would pass one value as another."""
+    if not isinstance(sent, list) or len(sent) != len(declared):
+        return False
+    for item, spec in zip(sent, declared):
+        if spec["id"].startswith("{"):  # a pattern (ALL, MATCH): a list of matching components, or one
+            items = item if isinstance(item, list) else [item]
+            if not all(isinstance(each, dict) and isinstance(each.get("id"), dict)
+                       and each.get("property") == spec["property"] for each in items):
+                return False
+        elif not (isinstance(item, dict) and item.get("id") == spec["id"] and item.get("property") == spec["property"]):
+            return False
+    return True
 
 
 def _input_value(inputs, component_id: str, prop: str):

@@ -34,6 +34,7 @@ from callpulse.config import load_settings
 from callpulse.embedded import free_port
 from callpulse.slots import SlotRules
 from callpulse.topics import ensure_topics
+from dashboards.auth import LoginLimiter, hash_password
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
 
@@ -49,6 +50,12 @@ SUPERVISOR_PAGES = ["/", "/alerts", "/pacing", "/definitions"]
 ALLOWED = {"supervisor": set(SUPERVISOR_PAGES), "manager": set(PAGES), "admin": set(PAGES)}
 DASHBOARD_ENV = ("CALLPULSE_DASHBOARD_USERS", "CALLPULSE_DASHBOARD_TOKENS")
 DANA_PASSWORD = "dana-" + uuid.uuid4().hex[:12]
+CASEY_PASSWORD = "casey-" + uuid.uuid4().hex[:12]
+# The served dashboard's login limits: short, so that a test can wait its lockout out.
+USER_ALLOWANCE, CLIENT_ALLOWANCE, LOCKOUT_SECONDS = 5, 40, 3
+# What only a manager's page layout holds: the ids of its charts.
+MANAGER_LAYOUT_MARKERS = {"/reports": "report-heatmap", "/compliance": "compliance-chart",
+                          "/best-time": "best-time-heatmap", "/model": "model-calibration"}
 
 
 @dataclass
@@ -97,6 +104,7 @@ def served(broker, tmp_path_factory, dashboard_accounts):
     assert DANA_PASSWORD not in hashed.stdout + hashed.stderr
     suffix = uuid.uuid4().hex[:8]
     config_file = tmp / "callpulse.toml"
+    casey = f'[dashboard.users.casey]\nrole = "supervisor"\npassword_hash = "{hash_password(CASEY_PASSWORD)}"\n'
     config_file.write_text(f"""
 [pipeline]
 data_dir = "{tmp / 'var'}"
@@ -112,7 +120,12 @@ partitions = 1
 broker_port = {broker.port}
 dashboard_port = {free_port()}
 
-""" + "\n".join(config_lines) + "\n\n" + hashed.stdout)
+[dashboard]
+failed_logins_per_user_per_minute = {USER_ALLOWANCE}
+failed_logins_per_client_per_minute = {CLIENT_ALLOWANCE}
+login_lockout_seconds = {LOCKOUT_SECONDS}
+
+""" + "\n".join(config_lines) + "\n\n" + hashed.stdout + "\n" + casey)
     settings = load_settings(config_file)
     ensure_topics(settings)
     events = list(DialerSimulator(SlotRules(settings.slots, settings.zone), b"test-key", seed=5,
@@ -237,6 +250,216 @@ def test_a_supervisor_cannot_run_the_reports_callbacks_by_posting_to_dash(served
     # A callback Dash does not know is refused before Dash sees it, never run as someone else's.
     forged = json.dumps({"output": "report-heatmap.figure", "inputs": [], "state": []}).encode()
     assert get(endpoint, supervisor, data=forged)[0] == 403
+
+
+def _router_request(dependencies: list[dict], inputs: list[dict]) -> bytes:
+    """A page-router callback request with ``inputs`` exactly as given, in that order."""
+    body = json.loads(_callback_request(dependencies, "_pages_content.children", {}))
+    return json.dumps({**body, "inputs": inputs}).encode()
+
+
+def test_no_route_gives_a_supervisor_a_manager_page_layout(served):
+    """Dash hands the router its inputs by position: a request naming the location's hash where
+    its pathname is declared once got a supervisor the manager pages' layouts, byte for byte."""
+    supervisor, manager = served.accounts.basic("supervisor"), served.accounts.basic("manager")
+    endpoint = served.url + "/_dash-update-component"
+    dependencies = json.loads(get(served.url + "/_dash-dependencies", supervisor)[2])
+
+    def location(**values) -> list[dict]:
+        return [{"id": "_pages_location", "property": prop, "value": value} for prop, value in values.items()]
+
+    for path, marker in MANAGER_LAYOUT_MARKERS.items():
+        status, _, body = get(endpoint, manager, data=_router_request(dependencies, location(pathname=path, search="")))
+        assert status == 200 and marker in body, path  # the marker is what a manager's layout holds
+        forgeries = {
+            "hash where the pathname goes": location(hash=path, pathname="/"),
+            "the pathname second": location(search="", pathname=path),
+            "another component's pathname": [{"id": "report-url", "property": "pathname", "value": path},
+                                             *location(search="")],
+            "a pathname too many": location(pathname=path, search="", hash=""),
+            "the path asked for": location(pathname=path, search=""),
+            "with a trailing slash": location(pathname=path + "/", search=""),
+            "with a query": location(pathname=path, search="?campaign=x"),
+        }
+        for name, inputs in forgeries.items():
+            status, _, body = get(endpoint, supervisor, data=_router_request(dependencies, inputs))
+            assert status in (400, 403), (path, name, status)
+            assert marker not in body and "figure" not in body, (path, name)
+    status, _, body = get(endpoint, supervisor, data=_router_request(dependencies, location(pathname="/pacing",
+                                                                                           search="")))
+    assert status == 200 and "pacing-chart" in body  # the supervisor's own pages still route
+
+
+def test_a_page_layout_built_for_a_role_below_its_page_is_a_refusal(tmp_path):
+    """The role check sits on the layouts themselves, so a route nobody thought of (a Dash
+    upgrade's, a later page's) still hands a supervisor no manager layout."""
+    import dash
+    from flask import g
+
+    from callpulse.config import DashboardUser
+    from dashboards.app import create_app
+    from dashboards.auth import PAGE_ROLES, Credentials, Principal
+    from dashboards.data import DashboardContext
+    from warehouse_helpers import migrated_warehouse
+
+    with migrated_warehouse(tmp_path / "warehouse") as client:
+        app = create_app(DashboardContext(load_settings(), client),
+                         Credentials({"sam": DashboardUser("supervisor", hash_password("pw"))}, {}))
+        pages = {page["path"]: page for page in dash.page_registry.values()}
+        for who in (Principal("sam", "supervisor", "password"), Principal("mo", "manager", "password"), None):
+            for path, role in PAGE_ROLES.items():
+                with app.server.test_request_context(path):
+                    if who is not None:
+                        g.flask_httpauth_user = who
+                    built = str(pages[path]["layout"]())
+                refused = "403 Forbidden" in built
+                assert refused == (who is None or (role == "manager" and who.role == "supervisor")), (who, path)
+                if path in MANAGER_LAYOUT_MARKERS:
+                    assert (MANAGER_LAYOUT_MARKERS[path] in built) == (not refused), (who, path)
+
+
+def test_every_response_carries_the_security_headers(served):
+    supervisor = served.accounts.basic("supervisor")
+    dependencies = json.loads(get(served.url + "/_dash-dependencies", supervisor)[2])
+    pacing = _router_request(dependencies, [{"id": "_pages_location", "property": "pathname", "value": "/pacing"},
+                                            {"id": "_pages_location", "property": "search", "value": ""}])
+    answers = {
+        "a page": get(served.url + "/", supervisor),
+        "an API": get(served.url + "/api/wallboard", supervisor),
+        "a callback": get(served.url + "/_dash-update-component", supervisor, data=pacing),
+        "the shell layout": get(served.url + "/_dash-layout", supervisor),
+        "a refusal": get(served.url + "/reports", supervisor),
+        "no login": get(served.url + "/api/wallboard"),
+    }
+    for name, (status, headers, _) in answers.items():
+        assert status == {"a refusal": 403, "no login": 401}.get(name, 200), name
+        policy = dict(directive.strip().split(" ", 1) for directive in headers["Content-Security-Policy"].split(";"))
+        assert policy["frame-ancestors"] == "'none'" and policy["object-src"] == "'none'", name
+        assert policy["default-src"] == "'self'" and policy["connect-src"] == "'self'", name
+        scripts = policy["script-src"].split()
+        assert scripts[0] == "'self'" and all(source.startswith("'sha256-") for source in scripts[1:]), name
+        assert headers["X-Content-Type-Options"] == "nosniff", name
+        assert headers["X-Frame-Options"] == "DENY", name
+        assert headers["Referrer-Policy"] == "no-referrer", name
+        assert headers["Cache-Control"] == "no-store", name
+    # Dash's script bundles hold no data: they keep their long caching, and the other headers.
+    bundle = re.search(r'<script src="(/_dash-component-suites/[^"]+)"', answers["a page"][2]).group(1)
+    status, headers, _ = get(served.url + bundle, supervisor)
+    assert status == 200 and "no-store" not in headers["Cache-Control"]
+    assert headers["X-Content-Type-Options"] == "nosniff" and "Content-Security-Policy" in headers
+
+
+def test_a_successful_login_is_checked_once_and_a_wrong_one_costs_the_same_for_any_name(served):
+    """scrypt (about 0.1 s) runs for every wrong password, a known user's or an unknown name's
+    alike, so timing tells nobody which names exist; a right one is checked once, then remembered."""
+    url = served.url + "/_dash-dependencies"  # needs a login, and is cheap to answer
+
+    def timed(headers: dict) -> float:
+        started = time.perf_counter()
+        status = get(url, headers)[0]
+        elapsed = time.perf_counter() - started
+        return elapsed if status == 401 else -status
+
+    known = sorted(timed(basic("manager", f"wrong-{n}")) for n in range(USER_ALLOWANCE - 1))
+    unknown = sorted(timed(basic(f"nobody-{uuid.uuid4().hex[:8]}", "wrong")) for _ in range(USER_ALLOWANCE - 1))
+    assert min(known + unknown) > 0, "every wrong login is a 401"
+    assert 0.5 < known[len(known) // 2] / unknown[len(unknown) // 2] < 2, (known, unknown)
+    right = served.accounts.basic("admin")
+    assert get(url, right)[0] == 200
+    remembered = []
+    for _ in range(5):
+        started = time.perf_counter()
+        assert get(url, right)[0] == 200
+        remembered.append(time.perf_counter() - started)
+    assert sorted(remembered)[2] < unknown[len(unknown) // 2] / 3, (remembered, unknown)
+
+
+def test_wrong_passwords_lock_the_user_out_even_with_the_right_one_until_the_lockout_ends(served):
+    """The attack of the report: wrong passwords in a row, then the right one. Now the user is
+    locked out after USER_ALLOWANCE wrong ones a minute, the right password included, until the
+    lockout ends; an unknown name is locked out the same way, and other users are not."""
+    url = served.url + "/api/wallboard"
+    wrong, right = basic("casey", "not-" + CASEY_PASSWORD), basic("casey", CASEY_PASSWORD)
+    assert [get(url, wrong)[0] for _ in range(USER_ALLOWANCE)] == [401] * USER_ALLOWANCE
+    status, headers, body = get(url, wrong)
+    locked_at = time.monotonic()
+    assert status == 429, body
+    retry_after = int(headers["Retry-After"])
+    assert 1 <= retry_after <= LOCKOUT_SECONDS
+    assert body == f"429 Too Many Requests: too many wrong logins from this address or for this user. " \
+                   f"Try again in {retry_after} s.\n"
+    assert get(url, right)[0] == 429  # the right password too: guessing it now confirms nothing
+    assert get(url, served.accounts.basic("supervisor"))[0] == 200  # the same address, another user
+    ghost = basic(f"ghost-{uuid.uuid4().hex[:8]}", "guess")
+    assert [get(url, ghost)[0] for _ in range(USER_ALLOWANCE + 1)] == [401] * USER_ALLOWANCE + [429]
+
+    time.sleep(max(0.0, locked_at + retry_after - time.monotonic()) + 0.2)
+    status, _, body = get(url, right)
+    assert status == 200 and json.loads(body)["campaign_count"] > 0
+
+
+def test_wrong_tokens_from_one_address_lock_that_address_out(served):
+    """Per client: wrong tokens (or passwords for any names) from one address use up its allowance;
+    then every login from it is refused, a right token or password included, until the lockout ends."""
+    url = served.url + "/api/wallboard"
+    statuses = []
+    while not statuses or statuses[-1] != 429:
+        status, headers, _ = get(url, {"Authorization": f"Bearer cpt_wrong-{len(statuses)}"})
+        statuses.append(status)
+        assert len(statuses) <= CLIENT_ALLOWANCE + 1, "no lockout after the client's allowance"
+    locked_at = time.monotonic()
+    assert set(statuses[:-1]) == {401}  # the module's other tests used some of this address's allowance
+    retry_after = int(headers["Retry-After"])
+    tv = {"Authorization": f"Bearer {served.wall_tv_token}"}
+    assert get(url, tv)[0] == 429
+    assert get(url, served.accounts.basic("admin"))[0] == 429
+    time.sleep(max(0.0, locked_at + retry_after - time.monotonic()) + 0.2)
+    assert get(url, tv)[0] == 200
+    assert get(url, served.accounts.basic("admin"))[0] == 200
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_login_limiter_counts_per_user_across_addresses_and_per_address_across_users():
+    clock = _Clock()
+    limiter = LoginLimiter(per_user=3, per_client=5, lockout_seconds=30, clock=clock)
+    # One name guessed from three addresses: the fourth attempt, from anywhere, is refused.
+    assert [limiter.attempt(f"10.0.0.{n}", "dana") for n in range(3)] == [0, 0, 0]
+    assert limiter.attempt("10.0.0.9", "dana") == 30
+    clock.now += 10
+    assert limiter.retry_after("203.0.113.7", "dana") == 20  # right password or not, from anywhere
+    assert limiter.retry_after("10.0.0.1", "erin") == 0  # those addresses may still log in as others
+    # One address guessing five names: the sixth attempt is refused, whatever the name, tokens too.
+    assert [limiter.attempt("192.0.2.1", f"user-{n}") for n in range(5)] == [0] * 5
+    assert limiter.attempt("192.0.2.1", "user-new") == 30
+    assert limiter.attempt("192.0.2.1") == 30 and limiter.retry_after("192.0.2.1", "erin") == 30
+    assert limiter.retry_after("192.0.2.2", "user-new") == 0
+    # Right logins use up nothing.
+    for _ in range(20):
+        assert limiter.attempt("198.51.100.1", "frank") == 0
+        limiter.succeeded("198.51.100.1", "frank")
+    # Wrong ones are forgotten after a minute; a lockout ends, with a fresh allowance.
+    assert [limiter.attempt("198.51.100.2", "gail") for _ in range(2)] == [0, 0]
+    clock.now += 61
+    assert [limiter.attempt("198.51.100.2", "gail") for _ in range(3)] == [0, 0, 0]
+    assert limiter.retry_after("10.0.0.9", "dana") == 0
+    assert [limiter.attempt("10.0.0.9", "dana") for _ in range(3)] == [0, 0, 0]
+    assert limiter.attempt("10.0.0.9", "dana") == 30
+
+
+def test_the_login_limiter_remembers_a_bounded_number_of_names():
+    from dashboards.auth import TRACKED_LOGIN_KEYS
+
+    limiter = LoginLimiter(per_user=3, per_client=10 ** 9, lockout_seconds=30, clock=_Clock())
+    for n in range(2 * TRACKED_LOGIN_KEYS):
+        limiter.attempt("192.0.2.1", f"name-{n}-" + "x" * 1000)
+    assert len(limiter) <= TRACKED_LOGIN_KEYS
 
 
 def test_tokens_and_users_made_by_the_cli_log_in_and_the_config_holds_only_hashes(served):
@@ -371,5 +594,55 @@ def test_a_supervisor_sees_only_the_pages_of_the_role_in_the_browser(served):
             manager = browser.new_context(http_credentials=served.accounts.http_credentials("manager")).new_page()
             manager.goto(served.url + "/")
             expect(manager.locator(".top-nav .nav-link")).to_have_count(len(PAGES))
+        finally:
+            browser.close()
+
+
+# What shows that a page has rendered in the browser: its charts drawn, its tables filled.
+RENDERED = {"/": ".tile[data-campaign] .sparkline .main-svg", "/alerts": "#alert-history",
+            "/reports": "#report-heatmap .main-svg", "/compliance": "#compliance-chart .main-svg",
+            "/best-time": "#best-time-heatmap .main-svg", "/model": "#model-calibration .main-svg",
+            "/pacing": "#pacing-chart .main-svg", "/definitions": "[data-testid=metric-definitions]"}
+WATCH_POLICY = """window.__violations = [];
+document.addEventListener('securitypolicyviolation',
+    e => window.__violations.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sample || '')));"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_every_page_renders_under_the_content_security_policy_in_the_browser(served):
+    """Chromium enforces the policy: every page draws its charts and tables with no violation and
+    no console error, while a script injected into the page is refused."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    assert set(RENDERED) == set(PAGES)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(http_credentials=served.accounts.http_credentials("admin"))
+            context.add_init_script(WATCH_POLICY)
+            expect.set_options(timeout=30_000)
+            for path, rendered in RENDERED.items():
+                page = context.new_page()
+                problems: list[str] = []
+                page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+                page.on("pageerror", lambda error: problems.append(str(error)))
+                response = page.goto(served.url + path)
+                assert "script-src 'self' 'sha256-" in response.headers["content-security-policy"]
+                expect(page.locator(rendered).first).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                assert page.evaluate("window.__violations") == [], path
+                assert problems == [], (path, problems)
+                page.close()
+
+            page = context.new_page()
+            page.goto(served.url + "/definitions")
+            injected = page.evaluate("""() => { const s = document.createElement('script');
+                s.textContent = 'window.__injected = true'; document.body.appendChild(s);
+                return window.__injected === true; }""")
+            assert injected is False
+            page.wait_for_function("window.__violations.length > 0")
+            assert page.evaluate("window.__violations")[0].startswith("script-src")
         finally:
             browser.close()

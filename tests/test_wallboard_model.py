@@ -284,3 +284,41 @@ def test_api_wallboard_has_a_size_cap_whatever_the_names(tmp_path):
     assert {len(c["sparkline"]["minutes"]) for c in board["campaigns"]} == {119}
     assert len(response.data) < 400_000, len(response.data)
 
+
+def test_the_api_writes_an_infinite_figure_as_null(tmp_path):
+    """Two calls of 1.7e308 talk seconds each sum to infinity, and so does their campaign's average
+    handle time: every JSON API answers standard JSON (null there), and the board still draws."""
+    import math
+    from datetime import datetime, timedelta, timezone
+
+    from callpulse.config import load_settings
+    from callpulse.schema import CallAttempt, Lead, Outcome
+    from callpulse.slots import SlotRules
+    from warehouse_helpers import land_counted, migrated_warehouse
+
+    settings = load_settings(dashboard__wallboard_cache_seconds=0)
+    now = BOARD_NOW
+    events = [CallAttempt(schema_version=1, event_id=f"{campaign}-{n}", campaign=campaign, outcome=Outcome.CONNECTED,
+                          event_time=now - timedelta(seconds=60 + n), lead=Lead(segment="seniors"),
+                          talk_seconds=talk)
+              for campaign, talk in (("overflow", 1.7e308), ("normal", 90.0)) for n in range(2)]
+    with migrated_warehouse(tmp_path / "warehouse") as client:
+        land_counted(client, events, settings, SlotRules(settings.slots, settings.zone))
+        app, headers = _bearer_app(settings, client, role="manager")
+        from dashboards.data import wallboard_model
+
+        assert math.isinf(next(c for c in wallboard_model()["campaigns"]
+                               if c["campaign"] == "overflow")["aht_seconds"])  # what the API must not echo
+        response = app.server.test_client().get("/api/wallboard", headers=headers)
+        assert response.status_code == 200 and b"Infinity" not in response.data
+        board = {c["campaign"]: c for c in _strict(response.data)["campaigns"]}
+        assert board["overflow"]["aht_seconds"] is None and board["normal"]["aht_seconds"] == 90.0
+
+        day = now.astimezone(settings.zone).date().isoformat()
+        response = app.server.test_client().get(
+            f"/api/report?by=campaign&metrics=dials,aht_seconds&from={day}&to={day}", headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        report = {row["campaign"]: row for row in _strict(response.data)}
+        assert report["overflow"]["aht_seconds"] is None and report["normal"]["aht_seconds"] == 90.0
+        assert report["overflow"]["dials"] == 2
+        assert len(_refresh_output(app, headers)["campaign-tiles"]["children"]) == 2
