@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 from callpulse.config import load_settings
@@ -56,7 +57,8 @@ def test_events_stamped_over_five_minutes_ahead_are_dead_lettered_and_do_not_mov
     # The dead letter says how far ahead, which setting allows how much, and whose clock to check.
     assert " is 3.0 h ahead of the worker's clock" in letter.detail
     assert "pipeline.max_future_seconds allows 300 s" in letter.detail and "home-insurance" in letter.detail
-    assert worker.buckets.watermarks["home-insurance"] == (NOW + timedelta(minutes=2)).timestamp()
+    # The call two minutes ahead counts, but moves the campaign's watermark only as far as the clock.
+    assert NOW.timestamp() <= worker.buckets.watermarks["home-insurance"] <= time.time()
 
 
 def test_bytes_that_are_not_text_are_kept_as_base64():
