@@ -11,6 +11,7 @@ most are the two that switch a stage from embedded to server mode:
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from functools import cached_property
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from callpulse.schema import LIVE_ANSWER_OUTCOMES, Outcome
+from callpulse.schema import LIVE_ANSWER_OUTCOMES, EventScreen, Limits, Outcome
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
 
@@ -193,6 +194,8 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     cost_model: dict[str, CostModel]
     alerts: AlertsConfig
     vicidial: VicidialConfig = VicidialConfig()
+    # The largest duration, cost and order value an event may carry (callpulse.schema.Limits).
+    limits: Limits = Limits()
     # Resolved from the environment by load_settings(); None means "embedded".
     kafka_bootstrap_servers: str | None = None
     clickhouse_url: str | None = None
@@ -220,6 +223,12 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     @property
     def embedded_warehouse(self) -> bool:
         return self.warehouse_url.startswith("chdb:")
+
+    @cached_property
+    def event_screen(self) -> EventScreen:
+        """The checks beyond the schema every event passes before it counts: no phone number
+        in an id, every number within [limits]."""
+        return EventScreen(self.limits, self.pipeline.phone_region)
 
     def cost_model_for(self, campaign: str) -> CostModel:
         return self.cost_model.get(campaign) or self.cost_model["default"]
@@ -336,6 +345,10 @@ def _check(settings: Settings) -> None:
                           "of the worker's is normal")
     if settings.topics.partitions < 1:
         raise ConfigError("topics.partitions must be at least 1")
+    for name in Limits.__struct_fields__:
+        limit = getattr(settings.limits, name)
+        if not (math.isfinite(limit) and limit > 0):
+            raise ConfigError(f"limits.{name} = {limit!r} must be a finite number above 0")
     dashboard = settings.dashboard
     if not 1 <= dashboard.wallboard_max_campaigns <= MAX_WALLBOARD_CAMPAIGNS:
         raise ConfigError(f"dashboard.wallboard_max_campaigns must be between 1 and {MAX_WALLBOARD_CAMPAIGNS}: "

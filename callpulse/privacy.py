@@ -12,6 +12,8 @@ import hmac
 import os
 import re
 import secrets
+import unicodedata
+from functools import lru_cache
 from pathlib import Path
 
 import phonenumbers
@@ -48,16 +50,170 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION, country_code: str
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
+# What detection reads instead of the text as written, one character for one, so a match
+# maps straight back onto the text: NFKC's ASCII form of full-width digits and signs
+# (０９０－８８７２ -> 090-8872), every script's decimal digits as ASCII ones, every dash and
+# the katakana long mark as "-", middle dots as ".", and spaces and invisible format
+# characters (zero-width space, word joiner) as " ", so nothing hides a number between its digits.
+_DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u30fc\ufe58\ufe63\uff0d")
+_DOTS = frozenset("\u00b7\u2022\u2024\u30fb\uff0e\uff65")
+
+
+class _FoldTable(dict):
+    """str.translate's table for detection: each character's folded form, worked out once."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        folded = char
+        digit = unicodedata.decimal(char, None)
+        if digit is not None:
+            folded = str(digit)
+        elif char in _DASHES or unicodedata.category(char) == "Pd":
+            folded = "-"
+        elif char in _DOTS:
+            folded = "."
+        elif unicodedata.category(char) in ("Zs", "Zl", "Zp", "Cf"):
+            folded = " "
+        else:
+            nfkc = unicodedata.normalize("NFKC", char)
+            if len(nfkc) == 1 and nfkc.isascii():
+                folded = nfkc
+        self[code] = folded
+        return folded
+
+
+_FOLD = _FoldTable()
+# A JSON string may spell a digit as \u0030 (and Python's repr a space as \xa0): decoded,
+# that is a number all the same.
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
+
+
+def _fold(text: str) -> tuple[str, list[int] | None]:
+    """``text`` as detection reads it, and where each of its characters starts in ``text``
+    (None when every character stands for one of ``text``'s, at the same place)."""
+    if "\\u" not in text and "\\x" not in text:
+        return (text if text.isascii() else text.translate(_FOLD)), None
+    pieces: list[str] = []
+    starts: list[int] = []
+    last = 0
+    for escape in _ESCAPE.finditer(text):
+        pieces.append(text[last:escape.start()])
+        starts.extend(range(last, escape.start()))
+        pieces.append(chr(int(escape.group(1) or escape.group(2), 16)))
+        starts.append(escape.start())
+        last = escape.end()
+    pieces.append(text[last:])
+    starts.extend(range(last, len(text) + 1))
+    return "".join(pieces).translate(_FOLD), starts
+
+
 # Runs of digits with the separators people write numbers with: the candidates
 # libphonenumber then judges. Cheaper than its PhoneNumberMatcher on a 64 KiB record.
-# No dots: "1234.56789012" is a duration far more often than a number written the
-# French way, and a false match would corrupt the record an operator wants to replay.
 # Not glued to letters or digits: "0123456789abcdef" is a hex id, not a number.
-_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\+?\(?\d[\d\-\s()]{7,20}\d(?![0-9A-Za-z])")
-_SEPARATORS = re.compile(r"[\s\-()]")
+_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\+?\(?\d[\d\-\s().]{7,20}\d(?![0-9A-Za-z])")
+_SEPARATORS = re.compile(r"[\s\-().]")
+_GAPS = re.compile(r"\s+")
+# A UUID is an id (the simulator's event ids), even when one of its groups is all digits.
+# One with no hex letter at all is read like any other text: that is a number in disguise.
+_UUID = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+                   r"(?![0-9A-Za-z])")
+_LETTERED_UUID = re.compile(r"(?=[^A-Fa-f]*[A-Fa-f])" + _UUID.pattern)
 REDACTED = "[phone number removed]"
 # "2026-11-16 10" is a valid Japanese number to libphonenumber; a date is not personal data.
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}:\d{2}")
+# Only real calendar dates count ("0120-12-1234" is a toll-free number, "81.90.8872" part of one).
+_YEAR, _MONTH, _DAY = r"(?:19|20)\d{2}", r"(?:0?[1-9]|1[0-2])", r"(?:0?[1-9]|[12]\d|3[01])"
+_DATE = re.compile(rf"(?<!\d){_YEAR}([-./]){_MONTH}\1{_DAY}(?!\d)|(?<!\d){_DAY}([./]){_MONTH}\2{_YEAR}(?!\d)"
+                   r"|\d{1,2}:\d{2}")
+# A bare run of digits (no +, no trunk prefix, no separators) shorter than this is an id,
+# a count or a JSON number: VICIdial's lead_ids, an epoch minute. A number of the region
+# with its trunk 0 dropped is ten digits in Japan, the US and the UK, so those are caught.
+MIN_BARE_DIGITS = 10
+# Spans of a candidate worth judging hold this many digits (E.164 has at most 15, and an
+# international prefix such as 010 adds a few).
+_DIGITS_IN_A_NUMBER = range(6, 20)
+# libphonenumber calls one text may cost (20-50 µs each). Past it, every remaining candidate
+# that could be a number is removed unjudged: a flood of digit groups must neither stall
+# the worker nor slip a number through.
+MAX_JUDGED_SPANS = 2_000
+
+
+class _Detector:
+    """Finds the valid phone numbers of one region in text, as libphonenumber reads them:
+    the reading the stop list hashes numbers by (normalize_phone)."""
+
+    def __init__(self, region: str):
+        self.region = region
+        self.national_prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or "+"
+
+    def is_number(self, written: str) -> bool:
+        readable = self.as_number(written)
+        return readable is not None and self.is_valid(readable)
+
+    def as_number(self, written: str) -> str | None:
+        """``written`` as libphonenumber should judge it, or None when it cannot be a number."""
+        if _DATE.search(written):
+            return None
+        dots = written.count(".")
+        if dots == 1:
+            # A decimal, or VICIdial's uniqueid (epoch.sequence: "1763618745.6880", in the UK
+            # a valid number before its dot). Only a whole part written as a number counts:
+            # "090-8872-1495.5".
+            written = written.partition(".")[0]
+            return written if self.written_as_number(written) else None
+        if dots:  # +81.90.8872.1495, 202.555.0143
+            written = written.replace(".", " ")
+        # Written as a phone number, or a bare run of digits long enough to be one.
+        if not self.written_as_number(written) and len(written) < MIN_BARE_DIGITS:
+            return None
+        return written
+
+    def written_as_number(self, written: str) -> bool:
+        """With +, a bracket, the trunk prefix or separators: as people write phone numbers."""
+        return written.startswith(("+", "(", self.national_prefix)) or _SEPARATORS.search(written) is not None
+
+    def is_valid(self, readable: str) -> bool:
+        try:
+            return phonenumbers.is_valid_number(phonenumbers.parse(readable, self.region))
+        except phonenumbers.NumberParseException:
+            return False
+
+    def numbers_in(self, folded: str) -> list[tuple[int, int]]:
+        """(start, end) of each number in folded text, in order."""
+        masked = _UUID.sub(lambda m: "x" * len(m.group(0)) if re.search("[A-Fa-f]", m.group(0)) else m.group(0),
+                           folded)
+        spans: list[tuple[int, int]] = []
+        budget = MAX_JUDGED_SPANS
+        for match in _CANDIDATE.finditer(masked):
+            candidate, offset = match.group(0), match.start()
+            # A number may stand among other figures ("42 09012345678 7"): try the spans
+            # between gaps, longest first from each start.
+            gaps = list(_GAPS.finditer(candidate))
+            cuts = [0, *(gap.end() for gap in gaps)]
+            ends = [*(gap.start() for gap in gaps), len(candidate)]
+            first = 0
+            for start in cuts:
+                if start < first:
+                    continue
+                for end in reversed(ends):
+                    if end <= start:
+                        break
+                    written = candidate[start:end]
+                    if sum(c.isdigit() for c in written) not in _DIGITS_IN_A_NUMBER:
+                        continue
+                    readable = self.as_number(written)
+                    if readable is None:
+                        continue
+                    budget -= 1
+                    if budget < 0 or self.is_valid(readable):
+                        spans.append((offset + start, offset + end))
+                        first = end
+                        break
+        return spans
+
+
+@lru_cache(maxsize=64)
+def _detector(region: str) -> _Detector:
+    return _Detector(region)
 
 
 def redact_phone_numbers(text: str, region: str = DEFAULT_REGION) -> tuple[str, int]:
@@ -65,37 +221,47 @@ def redact_phone_numbers(text: str, region: str = DEFAULT_REGION) -> tuple[str, 
 
     For what the pipeline keeps of records it refuses: a producer that gets the contract
     wrong and sends raw numbers must not have them copied into the dead-letter topic.
-    Timestamps, epoch ids and hashes are not valid numbers, so they stay readable.
+    Numbers are found however they are written: grouped with spaces, dashes, brackets or
+    dots, with + or the trunk prefix or bare, in full-width or other scripts' digits, or
+    spelled as JSON escapes. Timestamps, epochs, decimals, uniqueids, UUIDs, hashes and
+    bare runs of fewer than MIN_BARE_DIGITS digits are not numbers, so they stay readable.
     """
-    found = 0
-    national_prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or "+"
+    folded, starts = _fold(text)
+    spans = _detector(region).numbers_in(folded)
+    if not spans:
+        return text, 0
+    pieces, last = [], 0
+    for start, end in spans:
+        if starts is not None:
+            start, end = starts[start], starts[end]
+        pieces += [text[last:start], REDACTED]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces), len(spans)
 
-    def is_number(candidate: str) -> bool:
-        if _DATE.search(candidate):
-            return False
-        # Written as a phone number: with +, grouped, or with the trunk prefix. A bare run
-        # of digits without one is a JSON number, an epoch or an id (JSON numbers never
-        # start with 0), and must stay as sent.
-        if not (candidate.startswith(("+", "(", national_prefix)) or _SEPARATORS.search(candidate)):
-            return False
-        try:
-            return phonenumbers.is_valid_number(phonenumbers.parse(candidate, region))
-        except phonenumbers.NumberParseException:
-            return False
 
-    def replace(match: re.Match) -> str:
-        nonlocal found
-        candidate = match.group(0)
-        # A number written after another figure and a space ("42 09012345678") is found
-        # by trying what follows each gap.
-        for gap in (None, *re.finditer(r"\s+", candidate)):
-            start = gap.end() if gap else 0
-            if is_number(candidate[start:]):
-                found += 1
-                return candidate[:start] + REDACTED
-        return candidate
+def looks_like_phone_number(value: str, region: str = DEFAULT_REGION) -> bool:
+    """Whether an id or a name (a campaign, an agent, a lead id) holds a phone number, by
+    the reading redact_phone_numbers uses. Every event's ids pass here, so plain ASCII with
+    no run of digits long enough (most names, UUIDs) is answered without more work, and
+    the rest is cached: campaigns and teams repeat."""
+    return could_hold_phone_number(value) and _holds_a_number(value, region)
 
-    return _CANDIDATE.sub(replace, text), found
+
+def could_hold_phone_number(text: str) -> bool:
+    """False when ``text`` certainly holds no phone number: plain ASCII (no escapes) with no
+    run of digits and separators long enough to be one. A quick first look, no more."""
+    if not text.isascii() or "\\" in text:
+        return True
+    if _LETTERED_UUID.fullmatch(text):  # the simulator's event ids
+        return False
+    return _CANDIDATE.search(text) is not None
+
+
+@lru_cache(maxsize=65_536)
+def _holds_a_number(value: str, region: str) -> bool:
+    folded, _ = _fold(value)
+    return bool(_detector(region).numbers_in(folded))
 
 
 def hash_phone(number: str, key: bytes, region: str = DEFAULT_REGION, country_code: str | None = None) -> str:

@@ -10,15 +10,25 @@ Every event names its ``type`` and ``schema_version``. The JSON Schema in
 from __future__ import annotations
 
 import enum
+import math
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 import msgspec
 
+from callpulse.privacy import DEFAULT_REGION, could_hold_phone_number, looks_like_phone_number
+
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+# Upper bounds are configurable ([limits]), so the worker checks them (EventScreen), not the static schema.
+Seconds = Annotated[float, msgspec.Meta(ge=0, description="seconds; at most [limits].max_call_seconds "
+                                                          "(default 86400), or the event is refused as out_of_range")]
+Money = Annotated[float, msgspec.Meta(ge=0, description="at most [limits].max_cost (default 10000), "
+                                                        "or the event is refused as out_of_range")]
+OrderValue = Annotated[float, msgspec.Meta(ge=0, description="at most [limits].max_order_value (default 1e7), "
+                                                             "or the event is refused as out_of_range")]
 MAX_IDENTIFIER_LENGTH = 128  # campaign, event id, segment, agent and team names
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)]
 PhoneHash = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256 of the phone number")]
@@ -61,15 +71,15 @@ class CallAttempt(msgspec.Struct, frozen=True, tag="call_attempt", tag_field="ty
     event_time: UtcTime
     outcome: Outcome
     lead: Lead
-    ring_seconds: NonNegative = 0.0
-    wait_seconds: NonNegative = 0.0
-    talk_seconds: NonNegative = 0.0
+    ring_seconds: Seconds = 0.0
+    wait_seconds: Seconds = 0.0
+    talk_seconds: Seconds = 0.0
     order: bool = False
-    order_value: NonNegative = 0.0
+    order_value: OrderValue = 0.0
     # Optional cost fields; when all are absent the campaign cost model prices the attempt.
-    cost: NonNegative | None = None
-    telephony_cost: NonNegative | None = None
-    agent_cost: NonNegative | None = None
+    cost: Money | None = None
+    telephony_cost: Money | None = None
+    agent_cost: Money | None = None
     agent: Identifier | None = None
     team: Identifier | None = None
 
@@ -124,11 +134,18 @@ REJECTION_REASONS = {
     "too_deeply_nested": "JSON nested deeper than the decoder follows (a hostile or broken producer)",
     "empty_record": "a record without a value (a tombstone); zero bytes are invalid_json",
     "late_event": "event_time behind its campaign's newest event by more than the allowed lateness",
+    "conflicting_duplicate": "an event id already counted for a call with other content (time, outcome, order, "
+                             "talk time or segment); an id names one call, so it is never counted twice",
+    "personal_data": "a phone number in an id or a name (event_id, campaign, agent, team, lead.segment, "
+                     "lead.lead_id); numbers travel only as their HMAC in lead.phone_hash",
+    "out_of_range": "a duration, cost or order value above its [limits] setting, or a number too large to read",
 }
 
 
 def schema_reason(detail: str) -> str:
     """The reason code for one of msgspec's validation messages."""
+    if detail.startswith("Number out of range"):
+        return "out_of_range"
     if "missing required field" in detail:
         return "missing_field"
     if "unknown field" in detail:
@@ -146,6 +163,109 @@ def schema_reason(detail: str) -> str:
     return "schema_violation"
 
 
+class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[limits]: the largest value each number of an event may hold. Anything above is a
+    producer's bug (or an attack), and counted it would swamp a campaign's totals: two
+    talk_seconds of 1.7e308 made an AHT of inf. Such an event is dead-lettered as out_of_range."""
+
+    # ring_seconds, wait_seconds and talk_seconds, each and together: a call longer than a day is not a call.
+    max_call_seconds: float = 86_400.0
+    # cost, telephony_cost and agent_cost of one attempt.
+    max_cost: float = 10_000.0
+    # order_value of one order.
+    max_order_value: float = 10_000_000.0
+
+
+DURATION_FIELDS = ("ring_seconds", "wait_seconds", "talk_seconds")
+COST_FIELDS = ("cost", "telephony_cost", "agent_cost")
+
+
+class EventScreen:
+    """What the worker (and each producer at the edge) checks of a decoded event beyond its
+    schema: no phone number in an id or a name, and every number finite and within [limits].
+
+    An id holding a phone number is refused (personal_data), not scrubbed: scrubbed, two
+    campaigns or two calls would become one, and the producer would never learn that it
+    sends numbers where names belong. The reason never repeats the number.
+    """
+
+    REMEMBERED_NAMES = 100_000  # verdicts on campaign, agent, team and segment names kept at most
+
+    def __init__(self, limits: Limits = Limits(), phone_region: str = DEFAULT_REGION):
+        self.limits = limits
+        self.phone_region = phone_region
+        self._verdicts: dict[str | None, bool] = {None: False, "": False}
+
+    def __call__(self, event: Event) -> tuple[str, str] | None:
+        """(reason, detail) for an event to refuse, None for one to count."""
+        attempt = isinstance(event, CallAttempt)
+        lead = event.lead if attempt else None
+        names = (event.campaign, event.agent, event.team, lead.segment if lead else None)
+        ids = (event.event_id, lead.lead_id if lead else None)
+        # Every event passes here. Names repeat from event to event (campaigns, teams), so
+        # their verdicts are kept (None and "" are known clean); ids are new each time and
+        # get a quick first look.
+        known = self._verdicts.get
+        if (known(names[0]) is not False or known(names[1]) is not False or known(names[2]) is not False
+                or known(names[3]) is not False or could_hold_phone_number(ids[0])
+                or (ids[1] is not None and could_hold_phone_number(ids[1]))):
+            refused = self._personal_data(names, ids)
+            if refused is not None:
+                return refused
+        return self._out_of_range(event) if attempt else None
+
+    def _personal_data(self, names: tuple, ids: tuple) -> tuple[str, str] | None:
+        """The event's names and ids judged one by one: the first holding a phone number."""
+        verdicts = self._verdicts
+        for field, value in zip(("campaign", "agent", "team", "lead.segment"), names):
+            if value and value not in verdicts:
+                if len(verdicts) >= self.REMEMBERED_NAMES:
+                    verdicts.clear()
+                    verdicts.update({None: False, "": False})
+                verdicts[value] = looks_like_phone_number(value, self.phone_region)
+            if value and verdicts.get(value):
+                return "personal_data", self._personal(field)
+        for field, value in zip(("event_id", "lead.lead_id"), ids):
+            if value and looks_like_phone_number(value, self.phone_region):
+                return "personal_data", self._personal(field)
+        return None
+
+    @staticmethod
+    def _personal(name: str) -> str:
+        return (f"{name} looks like a phone number; personal data never goes in an id or a name: send the "
+                "number only as its HMAC (lead.phone_hash) and give this field the dialer's id or name")
+
+    def _out_of_range(self, event: CallAttempt) -> tuple[str, str] | None:
+        limits = self.limits
+        # Every event passes here: the common case in a few comparisons (NaN compares false,
+        # so a non-finite value always takes the long way).
+        if (event.ring_seconds + event.wait_seconds + event.talk_seconds <= limits.max_call_seconds
+                and event.order_value <= limits.max_order_value
+                and (event.cost is None or event.cost <= limits.max_cost)
+                and (event.telephony_cost is None or event.telephony_cost <= limits.max_cost)
+                and (event.agent_cost is None or event.agent_cost <= limits.max_cost)):
+            return None
+        # Values are told to six significant figures: the field and its size are what matter,
+        # and a long run of digits in a reason could itself be a phone number.
+        checks = [(name, getattr(event, name), limits.max_call_seconds, "limits.max_call_seconds")
+                  for name in DURATION_FIELDS]
+        checks += [(name, getattr(event, name), limits.max_cost, "limits.max_cost") for name in COST_FIELDS]
+        checks.append(("order_value", event.order_value, limits.max_order_value, "limits.max_order_value"))
+        for name, value, limit, setting in checks:
+            if value is None:
+                continue
+            if not math.isfinite(value):
+                return "out_of_range", f"{name} is {value!r}, not a finite number"
+            if value > limit:
+                return "out_of_range", f"{name} {value:.6g} is above {setting} ({limit:g})"
+        total = event.ring_seconds + event.wait_seconds + event.talk_seconds
+        if total > limits.max_call_seconds:
+            return "out_of_range", (f"ring_seconds + wait_seconds + talk_seconds = {total:.6g} is above "
+                                    f"limits.max_call_seconds ({limits.max_call_seconds:g})")
+        return None
+
+
+DEFAULT_SCREEN = EventScreen()
 _event_decoder = msgspec.json.Decoder(Event)
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _events_decoder = msgspec.json.Decoder(list[Event])
@@ -166,7 +286,8 @@ EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
 TOO_DEEP = "JSON nested deeper than the decoder's recursion limit"
 
 
-def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None) -> Event | Rejection:
+def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None,
+                screen: EventScreen) -> Event | Rejection:
     try:
         event = _event_decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -182,6 +303,9 @@ def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None) 
             bytes(raw),
             index,
         )
+    refused = screen(event)
+    if refused is not None:
+        return Rejection(*refused, bytes(raw), index)
     if event.event_time < EARLIEST_EVENT_TIME:
         return Rejection("event_time_too_old", f"event_time {event.event_time.isoformat()} is before "
                          f"{EARLIEST_EVENT_TIME.date().isoformat()}", bytes(raw), index)
@@ -192,7 +316,7 @@ def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None) 
     return event
 
 
-def _decode_clean_batch(value: bytes, newest_allowed: datetime | None) -> list[Event] | None:
+def _decode_clean_batch(value: bytes, newest_allowed: datetime | None, screen: EventScreen) -> list[Event] | None:
     """The batch's events in one decoder call when every one of them is valid, else None
     (then each item is decoded alone, to refuse only the bad ones with their reasons)."""
     try:
@@ -202,21 +326,25 @@ def _decode_clean_batch(value: bytes, newest_allowed: datetime | None) -> list[E
     newest = newest_allowed or datetime.max.replace(tzinfo=timezone.utc)
     for event in events:
         if (event.schema_version not in SUPPORTED_SCHEMA_VERSIONS
-                or not EARLIEST_EVENT_TIME <= event.event_time <= newest):
+                or not EARLIEST_EVENT_TIME <= event.event_time <= newest
+                or screen(event) is not None):
             return None
     return events
 
 
-def decode_record(value: bytes | None, newest_allowed: datetime | None = None) -> tuple[list[Event], list[Rejection]]:
+def decode_record(value: bytes | None, newest_allowed: datetime | None = None,
+                  screen: EventScreen = DEFAULT_SCREEN) -> tuple[list[Event], list[Rejection]]:
     """Decode one Kafka record value into valid events and rejections.
 
     A bad event inside a batch rejects only that event: the rest still count. With
     ``newest_allowed``, an event stamped after it is rejected as future_event_time.
+    ``screen`` refuses phone numbers in ids and numbers beyond the configured limits
+    (pass ``EventScreen(settings.limits, settings.pipeline.phone_region)``).
     """
     if value is None:
         return [], [Rejection("empty_record", "the record has no value (a tombstone)", b"")]
     if value[:1] == b"[" or bytes(value[:64]).lstrip()[:1] == b"[":
-        whole = _decode_clean_batch(value, newest_allowed)
+        whole = _decode_clean_batch(value, newest_allowed, screen)
         if whole is not None:
             return whole, []
         try:
@@ -231,7 +359,7 @@ def decode_record(value: bytes | None, newest_allowed: datetime | None = None) -
     events: list[Event] = []
     rejections: list[Rejection] = []
     for raw, index in items:
-        result = _decode_one(raw, index, newest_allowed)
+        result = _decode_one(raw, index, newest_allowed, screen)
         (rejections if isinstance(result, Rejection) else events).append(result)
     return events, rejections
 

@@ -36,7 +36,7 @@ def ingest_vicidial_file(path: Path, settings: Settings, hmac_key: bytes, publis
                          progress: Progress = lambda rows: None) -> IngestSummary:
     """Publish every usable row of a vicidial_log export; FileFormatError if none can be read."""
     mapper = RowMapper(settings, hmac_key)
-    summary = IngestSummary()
+    summary = IngestSummary(phone_region=settings.pipeline.phone_region)
     seen: set[str] = set()
     with open_text(path) as stream:
         for line, row in read_rows(stream):
@@ -65,14 +65,15 @@ def ingest_vicidial_file(path: Path, settings: Settings, hmac_key: bytes, publis
 def ingest_event_file(path: Path, settings: Settings, publisher: EventPublisher, rate: float | None = None,
                       progress: Progress = lambda rows: None) -> IngestSummary:
     """Replay a JSON-lines file of call events (plain or gzip), optionally at ``rate`` events/s."""
-    summary = IngestSummary()
+    summary = IngestSummary(phone_region=settings.pipeline.phone_region)
     started = time.monotonic()
     with open_text(path) as stream:
         for line, text in enumerate(stream, start=1):
             if not text.strip():
                 continue
             summary.read += 1
-            events, rejections = decode_record(text.strip().encode())
+            # The worker's own checks, so a number in an id never reaches Kafka from here.
+            events, rejections = decode_record(text.strip().encode(), screen=settings.event_screen)
             for rejection in rejections:
                 error = RowError(rejection.reason, rejection.detail)
                 summary.reject(line, error)

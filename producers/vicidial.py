@@ -29,11 +29,14 @@ import msgspec
 
 from callpulse.alerts import format_seconds
 from callpulse.config import Settings, StatusRule
-from callpulse.privacy import hash_phone
+from callpulse.privacy import DEFAULT_REGION, hash_phone, looks_like_phone_number, redact_phone_numbers
 from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 
 REQUIRED_COLUMNS = ("uniqueid", "campaign_id", "call_date", "length_in_sec", "status")
 NO_AGENT = {"", "VDAD", "VDCL", "NULL"}  # VICIdial's placeholders when no human agent took the call
+# Columns that become ids or names of the event, or are echoed in a row's error: a phone
+# number in one refuses the row (personal_data) before anything can repeat it.
+NAME_COLUMNS = ("uniqueid", "campaign_id", "user", "user_group", "lead_id", "status", "call_date", "length_in_sec")
 # A row read live is minutes old: a call_date up to this much short of a whole number of
 # hours ahead of the clock is taken for one read in the wrong zone.
 ZONE_OFFSET_SLACK_SECONDS = 15 * 60
@@ -94,6 +97,11 @@ class RowMapper:
         for name in REQUIRED_COLUMNS:
             if not value(name):
                 raise RowError("missing_field", f"{name} is empty")
+        region = self.settings.pipeline.phone_region
+        for name in (*NAME_COLUMNS, self.settings.vicidial.segment_column):
+            if value(name) and looks_like_phone_number(value(name), region):
+                raise RowError("personal_data", f"{name} looks like a phone number; only phone_number may hold "
+                                                "one (it is hashed): check the export's columns")
         campaign, status = value("campaign_id"), value("status").upper()
         outcome, is_order = self.table.resolve(campaign, status)
         try:
@@ -109,7 +117,7 @@ class RowMapper:
             else "unknown"
         agent = value("user")
         try:
-            return CallAttempt(
+            attempt = CallAttempt(
                 schema_version=SCHEMA_VERSION,
                 event_id=value("uniqueid"),
                 campaign=campaign,
@@ -127,6 +135,10 @@ class RowMapper:
             )
         except (msgspec.ValidationError, TypeError, ValueError) as exc:
             raise RowError("schema_violation", str(exc)) from None
+        refused = self.settings.event_screen(attempt)  # the worker's checks: [limits], no number in an id
+        if refused is not None:
+            raise RowError(*refused)
+        return attempt
 
     def _event_time(self, call_date: str) -> datetime:
         try:
@@ -211,10 +223,11 @@ class IngestSummary:
     rejected: Counter = field(default_factory=Counter)
     unknown_statuses: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)  # the first few problems, with line numbers
+    phone_region: str = DEFAULT_REGION  # a number a row's error repeats is taken out of its example
 
     def reject(self, line: int, error: RowError, row: Mapping[str, str] | None = None) -> None:
         self.rejected[error.reason] += 1
         if error.reason == "unknown_status" and row is not None:
             self.unknown_statuses[(row.get("status") or "").strip().upper()] += 1
         if len(self.examples) < 10:
-            self.examples.append(f"line {line}: {error.reason}: {error}")
+            self.examples.append(redact_phone_numbers(f"line {line}: {error.reason}: {error}", self.phone_region)[0])

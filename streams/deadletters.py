@@ -2,8 +2,9 @@
 
 The original bytes are kept (as UTF-8 text where they are text, base64 otherwise)
 together with where they came from, so a fixed record can be replayed. Valid phone
-numbers in them are removed first: personal data never leaves the edge in clear, not
-even when a producer breaks the contract (the count says a record was changed).
+numbers in them, and in the reason, are removed first, however they are written
+(callpulse.privacy.redact_phone_numbers): personal data never leaves the edge in clear,
+not even when a producer breaks the contract (the count says a record was changed).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class CallEventProcessor:
                 events, rejections = [], [Rejection("too_large", f"{len(record.value):,} bytes; the limit is "
                                                     f"{max_bytes:,} (worker.max_record_bytes)", record.value)]
             else:
-                events, rejections = decode_record(record.value, newest_allowed)
+                events, rejections = decode_record(record.value, newest_allowed, self.settings.event_screen)
             for event in events:
                 if not isinstance(event, CallAttempt):
                     self.stats.agent_state_events += 1

@@ -22,6 +22,7 @@ import json
 import re
 import subprocess
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -426,3 +427,327 @@ def test_a_number_a_producer_sends_raw_by_mistake_is_not_kept_in_dead_letters(ru
     found = [hit for hit in run.scanned.hits(scanner) if f" in {run.settings.topics.call_events}[" not in hit]
     found += [f"{number!r} in {where}" for where, output in run.outputs for number in scanner.find(output)]
     assert not found, f"{len(found)} raw number(s) kept:\n" + "\n".join(found[:20])
+
+
+# -- a phone number in every field, written every way (issue 25) ---------------------------
+#
+# Twelve ways of writing a number, thrown into each id and name of an event, through three
+# doors: a hostile producer writing straight to the call-events topic (the worker must
+# refuse them), `callpulse ingest events` and `callpulse ingest vicidial` (the edge must
+# refuse them before Kafka). Every cell gets a number of its own, so a number found later
+# names the format and the field that let it through.
+
+FORMATS = {
+    "national": lambda jp, us: jp,                                         # 09088721495
+    "dashed": lambda jp, us: f"{jp[:3]}-{jp[3:7]}-{jp[7:]}",               # 090-8872-1495
+    "spaced": lambda jp, us: f"{jp[:3]} {jp[3:7]} {jp[7:]}",               # 090 8872 1495
+    "bracketed": lambda jp, us: f"({jp[:3]}) {jp[3:7]}-{jp[7:]}",          # (090) 8872-1495
+    "international": lambda jp, us: f"+81 {jp[1:3]}-{jp[3:7]}-{jp[7:]}",   # +81 90-8872-1495
+    "e164": lambda jp, us: f"+81{jp[1:]}",                                 # +819088721495
+    "tel_uri": lambda jp, us: f"tel:+81-{jp[1:3]}-{jp[3:7]}-{jp[7:]}",     # tel:+81-90-8872-1495
+    "us_international": lambda jp, us: f"+1 ({us[:3]}) {us[3:6]}-{us[6:]}",  # +1 (202) 555-0143
+    # The four that reached the dead-letters topic before:
+    "country_code_bare": lambda jp, us: f"81{jp[1:]}",                     # 819088721495
+    "dotted": lambda jp, us: f"+81.{jp[1:3]}.{jp[3:7]}.{jp[7:]}",          # +81.90.8872.1495
+    "full_width": lambda jp, us: jp.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+    "bare_ten_digits": lambda jp, us: us,                                  # 2025550143
+}
+US_FORMATS = {"us_international", "bare_ten_digits"}
+FIELDS = ("event_id", "campaign", "agent", "team", "lead.segment", "lead.lead_id")
+# Where an error message could repeat what was sent: an unknown field's name, an unknown
+# outcome, an unknown event type, an unknown agent state.
+ECHOED = ("field_name", "outcome", "type", "agent_state.state", "agent_state.agent")
+VICIDIAL_COLUMNS = {"event_id": "uniqueid", "campaign": "campaign_id", "agent": "user", "team": "user_group",
+                    "lead.segment": "list_id", "lead.lead_id": "lead_id"}
+ORDINARY = {  # ids and names that must still count
+    "vicidial-style": dict(event_id="1763618745.6880", campaign="credit-card-winback", team="osaka-floor",
+                           agent="agent01", segment="list-1001", lead_id="500000"),
+    "uuid": dict(event_id="550e8400-e29b-41d4-a716-446655440000", campaign="home-insurance", team="tokyo-2",
+                 agent="home-insurance-07", segment="seniors", lead_id="174870114"),
+    "japanese": dict(event_id="f47ac10b-58cc-4372-a567-0e02b2c3d479", campaign="東京キャンペーン 2026",
+                     team="大阪フロア", agent="佐藤", segment="list-2025", lead_id="L-7001"),
+}
+
+
+@dataclass
+class Cell:
+    door: str     # raw (straight to Kafka), events (ingest events), vicidial (ingest vicidial)
+    fmt: str
+    field: str
+    written: str
+    e164: str     # the number's E.164 digits
+
+
+def cells() -> list[Cell]:
+    """Each door x field x format, each with a number no other cell has."""
+    made, serial, us_serial = [], 0, 0
+    for door, fields in (("raw", FIELDS + ECHOED), ("events", FIELDS), ("vicidial", FIELDS)):
+        for field_name in fields:
+            for fmt, write in FORMATS.items():
+                jp, us = f"0908872{1000 + serial:04d}", f"202555{100 + us_serial:04d}"  # 555-0100 to 0199
+                serial += 1
+                us_serial += fmt in US_FORMATS
+                e164 = ("1" + us) if fmt in US_FORMATS else ("81" + jp[1:])
+                if fmt == "bare_ten_digits":  # read in pipeline.phone_region JP: an 020 number
+                    e164 = "81" + us
+                made.append(Cell(door, fmt, field_name, write(jp, us), e164))
+    return made
+
+
+def hostile_event(cell: Cell, serial: int, event_time: str) -> dict:
+    event = {"type": "call_attempt", "schema_version": 1, "event_id": f"hostile-{serial}", "campaign": "HOSTILE",
+             "event_time": event_time, "outcome": "connected", "talk_seconds": 60.0, "agent": "agent01",
+             "team": "osaka-floor", "lead": {"segment": "list-1001", "lead_id": f"{serial}"}}
+    value = cell.written
+    if cell.field.startswith("lead."):
+        event["lead"][cell.field.removeprefix("lead.")] = value
+    elif cell.field in FIELDS:
+        event[cell.field] = value
+    elif cell.field == "field_name":
+        event[value] = 1
+    elif cell.field in ("outcome", "type"):
+        event[cell.field] = value
+    else:  # an agent_state event
+        event = {"type": "agent_state", "schema_version": 1, "event_id": f"hostile-{serial}", "campaign": "HOSTILE",
+                 "event_time": event_time, "agent": "agent01", "state": "available"}
+        event[cell.field.removeprefix("agent_state.")] = value
+    return event
+
+
+class DigitScanner:
+    """Finds each cell's number in bytes, by its digits: the E.164 digits, the national form
+    with its trunk 0 and without it, and its last 8 or 9 digits standing alone; after
+    NFKC (full-width digits), with JSON escapes decoded, across spaces, dashes, brackets
+    and dots."""
+
+    RUNS = re.compile(r"\d(?:[\d\s\-().+/]*\d)?")
+    ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+    def __init__(self, numbers: dict[str, str]):  # e164 digits -> label
+        self.long: dict[str, str] = {}
+        self.tails: dict[str, str] = {}
+        for e164, label in numbers.items():
+            country = "81" if e164.startswith("81") else "1"
+            national = e164[len(country):]
+            for form in (e164, national, "0" + national if country == "81" else national):
+                self.long[form] = label
+            for size in (8, 9):
+                self.tails[e164[-size:]] = label
+
+    def find(self, blob: bytes) -> set[str]:
+        text = unicodedata.normalize("NFKC", blob.decode("utf-8", "replace"))
+        text = self.ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+        found = set()
+        for run in self.RUNS.findall(text):
+            run_digits = digits(run)
+            if len(run_digits) in (8, 9) and run_digits in self.tails:
+                found.add(self.tails[run_digits])
+            for size in (9, 10, 11, 12):
+                for start in range(0, len(run_digits) - size + 1):
+                    label = self.long.get(run_digits[start:start + size])
+                    if label:
+                        found.add(label)
+        return found
+
+
+@dataclass
+class HostileRun:
+    settings: Settings
+    cells: list[Cell]
+    leaks: dict[str, list[str]]  # cell label -> where its number was found
+    health: dict
+    letters: list[dict]
+    landed_ids: set[str]
+    absurd: tuple  # (dials, talk_seconds, cost, orders, order value landed) of campaign ABSURD
+    visible_in_what_was_sent: set[str]  # cells whose number the scanner finds in what the test sent
+    scanned: Scanned
+
+
+def label(cell: Cell) -> str:
+    return f"{cell.door}/{cell.field}/{cell.fmt}"
+
+
+def vicidial_export(path: Path, rows: list[dict]) -> None:
+    header = ["uniqueid", "lead_id", "list_id", "campaign_id", "call_date", "length_in_sec", "status",
+              "phone_code", "phone_number", "user", "user_group"]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def hostile(broker, tmp_path_factory) -> HostileRun:
+    import msgspec
+
+    from producers.publisher import EventPublisher
+    from warehouse.client import connect
+
+    from conftest import new_pipeline
+
+    directory = tmp_path_factory.mktemp("hostile-fields")
+    pipeline = new_pipeline(broker, directory)
+    settings = pipeline.settings
+    every_cell = cells()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    event_time = (now - timedelta(minutes=2)).isoformat()
+    try:
+        sent_raw: set[bytes] = set()
+        publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
+
+        def send(value: bytes) -> None:
+            sent_raw.add(value)
+            publisher.send_raw(settings.topics.call_events, value, key=b"HOSTILE")
+
+        events_file, vicidial_rows = [], []
+        for serial, cell in enumerate(every_cell):
+            if cell.door == "raw":
+                send(json.dumps(hostile_event(cell, serial, event_time), ensure_ascii=False).encode())
+            elif cell.door == "events":
+                events_file.append(json.dumps(hostile_event(cell, serial, event_time), ensure_ascii=False))
+            else:
+                local = (now - timedelta(minutes=2)).astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+                row = {"uniqueid": f"1763618745.{serial}", "lead_id": str(700000 + serial), "list_id": "1001",
+                       "campaign_id": "HOSTILE", "call_date": local, "length_in_sec": "60", "status": "SALE",
+                       "phone_code": "81", "phone_number": "", "user": "agent01", "user_group": "OSAKA"}
+                row[VICIDIAL_COLUMNS[cell.field]] = cell.written
+                vicidial_rows.append(row)
+        # Ordinary ids and names, by each door: they must count.
+        for name, ids in ORDINARY.items():
+            event = {"type": "call_attempt", "schema_version": 1, "event_id": ids["event_id"],
+                     "campaign": ids["campaign"], "event_time": event_time, "outcome": "connected",
+                     "talk_seconds": 60.0, "agent": ids["agent"], "team": ids["team"],
+                     "lead": {"segment": ids["segment"], "lead_id": ids["lead_id"]}}
+            send(json.dumps(event, ensure_ascii=False).encode())
+            events_file.append(json.dumps(dict(event, event_id=f"file-{name}"), ensure_ascii=False))
+        local = (now - timedelta(minutes=2)).astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+        vicidial_rows.append({"uniqueid": "1763618745.6881", "lead_id": "500001", "list_id": "1001",
+                              "campaign_id": "credit-card-winback", "call_date": local, "length_in_sec": "95",
+                              "status": "SALE", "phone_code": "81", "phone_number": "09088720000", "user": "agent02",
+                              "user_group": "osaka-floor"})
+        # Absurd values: refused as out_of_range; the campaign's figures are the sane calls only.
+        absurd = [("talk_seconds", 1.7e308), ("talk_seconds", 1.7e308), ("cost", 2.4e306), ("order_value", 1e12),
+                  ("ring_seconds", 86_401.0)]
+        for index, (name, value) in enumerate(absurd):
+            send(json.dumps({"type": "call_attempt", "schema_version": 1, "event_id": f"absurd-{index}",
+                             "campaign": "ABSURD", "event_time": event_time, "outcome": "connected",
+                             "talk_seconds": 10.0, "order": True, "order_value": 5.0, "lead": {"segment": "s"},
+                             name: value}).encode())
+        for index, talk in enumerate((100.0, 200.0, 300.0)):
+            send(json.dumps({"type": "call_attempt", "schema_version": 1, "event_id": f"sane-{index}",
+                             "campaign": "ABSURD", "event_time": event_time, "outcome": "connected",
+                             "talk_seconds": talk, "cost": 1.5, "order": True, "order_value": 40.0,
+                             "lead": {"segment": "s"}}).encode())
+        publisher.close()
+
+        outputs = []
+        jsonl = directory / "hostile.jsonl"
+        jsonl.write_text("\n".join(events_file) + "\n", encoding="utf-8")
+        export = directory / "hostile_export.csv"
+        vicidial_export(export, vicidial_rows)
+        for args in (("ingest", "events", str(jsonl)), ("ingest", "vicidial", str(export))):
+            result = cli(pipeline.config_file, *args)
+            assert result.returncode == 0, result.stderr.decode()
+            outputs.append(result.stdout + result.stderr)
+
+        worker = pipeline.worker()
+        health = worker.wait_until_caught_up(timeout_s=120)
+        assert worker.stop() == 0
+        outputs.append(worker.log_path.read_bytes())
+        listed = cli(pipeline.config_file, "deadletters", "--format", "json", "--limit", "1000")
+        outputs.append(listed.stdout + listed.stderr)
+
+        scanned = Scanned()
+        scan_topics(settings, scanned)
+        client = connect(settings.warehouse_url)
+        try:
+            scan_warehouse(client, scanned)
+            landed_ids = {row[0] for row in client.query("SELECT event_id FROM call_attempts FINAL").result_rows}
+            absurd_figures = client.query(
+                "SELECT sum(dials), sum(talk_seconds), sum(cost), sum(orders) FROM minute_metrics FINAL "
+                "WHERE campaign = 'ABSURD'").result_rows[0]
+            order_value = client.query("SELECT sum(order_value) FROM call_attempts FINAL "
+                                       "WHERE campaign = 'ABSURD'").result_rows[0][0]
+        finally:
+            client.close()
+        letters = [msgspec.json.decode(r.value) for r in read_records(settings, settings.topics.dead_letters)]
+
+        scanner = DigitScanner({cell.e164: label(cell) for cell in every_cell})
+        visible = set().union(*(scanner.find(blob) for blob in (*sent_raw, jsonl.read_bytes(), export.read_bytes())))
+        leaks: dict[str, list[str]] = {}
+        for where, blob in scanned.blobs:
+            # What the hostile producer itself put on call-events stays there; the question
+            # is what the pipeline copied anywhere else.
+            if where.startswith(settings.topics.call_events) and blob in sent_raw:
+                continue
+            for found in scanner.find(blob):
+                leaks.setdefault(found, []).append(f"{where}: {blob[:200]!r}")
+        for number, output in enumerate(outputs):
+            for found in scanner.find(output):
+                leaks.setdefault(found, []).append(f"command output or log {number}")
+        yield HostileRun(settings, every_cell, leaks, health, letters, landed_ids,
+                         (*absurd_figures, order_value), visible, scanned)
+    finally:
+        pipeline.stop_all()
+
+
+def test_no_number_in_any_field_written_any_way_is_kept_anywhere(hostile):
+    scanned = hostile.scanned
+    print(f"\nscanned {sum(scanned.topic_records.values())} Kafka records in {len(scanned.topic_records)} topics "
+          f"and {sum(scanned.table_rows.values())} rows ({scanned.cells} cells) in {len(scanned.table_rows)} tables")
+    caught: dict[tuple[str, str], int] = {}
+    for cell in hostile.cells:
+        key = (cell.door, cell.field)
+        caught[key] = caught.get(key, 0) + (label(cell) not in hostile.leaks)
+    print("\nformats kept out of every topic, table and output, by door and field (of 12):")
+    for (door, field_name), count in caught.items():
+        print(f"  {door:9s} {field_name:18s} {count:2d}")
+    by_format = {fmt: sum(label(c) not in hostile.leaks for c in hostile.cells if c.fmt == fmt) for fmt in FORMATS}
+    print(f"  by format (of {len(hostile.cells) // len(FORMATS)}): {by_format}")
+    total = sum(caught.values())
+    print(f"  caught {total} of {len(hostile.cells)} cells")
+    # The scan sees every number in what was sent, or finding none afterwards proves nothing.
+    assert hostile.visible_in_what_was_sent == {label(cell) for cell in hostile.cells}
+    assert scanned.topic_records[hostile.settings.topics.dead_letters] >= len(hostile.cells)
+    assert scanned.table_rows["default.call_attempts"] >= len(ORDINARY) * 2 + 1 + 3
+    leaked = sorted(hostile.leaks)
+    assert not leaked, f"{len(leaked)} of {len(hostile.cells)} numbers kept:\n" + "\n".join(
+        f"{name}: {hostile.leaks[name][0]}" for name in leaked[:30])
+
+
+def test_each_number_in_an_id_is_refused_as_personal_data_with_a_reason_that_does_not_repeat_it(hostile):
+    by_reason: dict[str, int] = {}
+    for letter in hostile.letters:
+        by_reason[letter["reason"]] = by_reason.get(letter["reason"], 0) + 1
+    per_door = len(FIELDS) * len(FORMATS)
+    # Every door refuses each of its 72 cells as personal data (the worker also an agent_state
+    # event's agent); the VICIdial and events doors before Kafka, so none reached the worker.
+    assert by_reason.get("personal_data", 0) == 3 * per_door + len(FORMATS), by_reason
+    assert hostile.health["dead_letters"].get("personal_data") == per_door + len(FORMATS)
+    for letter in hostile.letters:
+        if letter["reason"] == "personal_data":
+            assert "looks like a phone number" in letter["detail"]
+            assert letter["numbers_removed"] >= 1 or letter["source_topic"].startswith("file:")
+    # Refused for what an error message repeats; the repeat is taken out of the detail.
+    for reason in ("unknown_field", "unknown_outcome", "unknown_event_type", "schema_violation"):
+        assert by_reason.get(reason) == len(FORMATS), by_reason
+
+
+def test_ordinary_ids_names_and_uniqueids_still_count(hostile):
+    expected = {ids["event_id"] for ids in ORDINARY.values()} | {f"file-{name}" for name in ORDINARY} | {
+        "1763618745.6881", "sane-0", "sane-1", "sane-2"}
+    assert expected <= hostile.landed_ids, expected - hostile.landed_ids
+    assert not {i for i in hostile.landed_ids if i.startswith(("hostile-", "absurd-"))}
+
+
+def test_absurd_values_are_out_of_range_and_the_campaigns_figures_stay_finite(hostile):
+    dials, talk_seconds, cost, orders, order_value = hostile.absurd
+    assert (dials, talk_seconds, cost, orders, order_value) == (3, 600.0, 4.5, 3, 120.0)
+    out_of_range = sorted(letter["detail"] for letter in hostile.letters if letter["reason"] == "out_of_range")
+    assert out_of_range == sorted([
+        "talk_seconds 1.7e+308 is above limits.max_call_seconds (86400)",
+        "talk_seconds 1.7e+308 is above limits.max_call_seconds (86400)",
+        "cost 2.4e+306 is above limits.max_cost (10000)",
+        "order_value 1e+12 is above limits.max_order_value (1e+07)",
+        "ring_seconds 86401 is above limits.max_call_seconds (86400)",
+    ])

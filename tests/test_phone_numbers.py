@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from callpulse.config import ConfigError, load_settings
-from callpulse.privacy import REDACTED, hash_phone, normalize_phone, redact_phone_numbers
+from callpulse.privacy import (MAX_JUDGED_SPANS, REDACTED, hash_phone, looks_like_phone_number, normalize_phone,
+                               redact_phone_numbers)
 
 KEY = b"k"
 
@@ -56,7 +57,7 @@ def test_numbers_are_taken_out_of_text_and_dates_ids_and_scores_are_not(text, ex
 
 
 @pytest.mark.parametrize("text", [
-    '{"schema_version": 174870114}', '{"ring_seconds": 4123.456789012}', '"lead_id": "9039968745"',
+    '{"schema_version": 174870114}', '{"ring_seconds": 4123.456789012}', '"lead_id": "903996874"',
     "epoch 1794787200 and 17948 72000",
 ])
 def test_numbers_in_json_fields_durations_and_ids_stay_as_sent(text):
@@ -90,3 +91,83 @@ def test_a_file_ingest_dead_letter_loses_numbers_written_the_configured_regions_
     letter = msgspec.json.decode(record.value, type=DeadLetter)
     assert "253-0000" not in letter.original and REDACTED in letter.original
     assert letter.numbers_removed == 1
+
+
+# One Japanese mobile and one US number, written the twelve ways a hostile or careless
+# producer sent them (issue 25). The last four got through before: bare with its country
+# code, dotted, full width, and a bare ten digits (in Japan an 020 number; in the US a DC one).
+TWELVE_FORMATS = [
+    "09088721495", "090-8872-1495", "090 8872 1495", "(090) 8872-1495", "+81 90-8872-1495", "+819088721495",
+    "tel:+81-90-8872-1495", "+1 (202) 555-0143",
+    "819088721495", "+81.90.8872.1495", "\uff10\uff19\uff10\uff18\uff18\uff17\uff12\uff11\uff14\uff19\uff15", "2025550143",
+]
+
+
+@pytest.mark.parametrize("written", TWELVE_FORMATS)
+def test_every_format_is_taken_out_of_text_and_is_a_phone_number_in_an_id(written):
+    for text in (written, f'{{"campaign": "{written}", "order_value": 12}}', f"agent {written}, team 7"):
+        redacted, count = redact_phone_numbers(text, "JP")
+        assert count == 1 and REDACTED in redacted, text
+        assert "8872" not in redacted and "555" not in redacted and "\uff18" not in redacted
+    assert looks_like_phone_number(written, "JP")
+
+
+def test_a_bare_ten_digit_number_is_read_in_the_configured_region():
+    assert redact_phone_numbers("lead 2025550143", "US") == (f"lead {REDACTED}", 1)
+    assert looks_like_phone_number("2025550143", "US") and looks_like_phone_number("2025550143", "JP")
+    # A mobile number that lost its trunk 0 is still that customer's number.
+    assert redact_phone_numbers('"lead_id": "9039968745"', "JP") == (f'"lead_id": "{REDACTED}"', 1)
+
+
+@pytest.mark.parametrize("text", [
+    "\uff10\uff19\uff10\u30fc\uff18\uff18\uff17\uff12\u30fc\uff11\uff14\uff19\uff15",  # full width, katakana long marks
+    "\uff0b\uff18\uff11\u3000\uff19\uff10\uff0d\uff18\uff18\uff17\uff12\uff0d\uff11\uff14\uff19\uff15",
+    "090\u200b8872\u200b1495",  # zero-width spaces between the groups
+    "090\u20138872\u20131495",  # en dashes
+    "\u0660\u0669\u0660\u0668\u0668\u0667\u0662\u0661\u0664\u0669\u0665",  # Arabic-Indic digits
+    "090\u30fb8872\u30fb1495",  # katakana middle dots
+])
+def test_numbers_in_other_scripts_widths_and_separators_are_found(text):
+    assert redact_phone_numbers(f"x {text} y", "JP") == (f"x {REDACTED} y", 1)
+    assert looks_like_phone_number(text, "JP")
+
+
+def test_a_number_spelled_as_json_escapes_is_found_and_the_text_around_it_kept():
+    escaped = '{"team": "\\u0030\\u0039\\u0030-8872-1495", "x": "\\u00e9t\\u00e9"}'
+    assert redact_phone_numbers(escaped, "JP") == (f'{{"team": "{REDACTED}", "x": "\\u00e9t\\u00e9"}}', 1)
+
+
+def test_full_width_text_around_a_number_is_kept_as_written():
+    text = ("\u9867\u5ba2\uff21\u3000\uff08\uff10\uff19\uff10\uff09\uff18\uff18\uff17\uff12\uff0d\uff11\uff14\uff19"
+            "\uff15\u69d8")
+    assert redact_phone_numbers(text, "JP") == (f"\u9867\u5ba2\uff21\u3000{REDACTED}\u69d8", 1)
+
+
+@pytest.mark.parametrize("value", [
+    "1763618745.6880", "1794787200.1000",  # VICIdial uniqueids (epoch.sequence)
+    "550e8400-e29b-41d4-a716-446655440000", "7d444840-9dc0-11d1-b245-819088721495",  # UUIDs, one ending in digits
+    "credit-card-winback", "osaka-floor", "list-1001", "list-20251116", "home-insurance-01", "agent01", "VDAD",
+    "500000", "174870114", "TOKYO", "sim-17-000123", "2026-11-16 10:21:42", "0.3996874512", "v1.2.3",
+    "home-insurance-29876543-12", "a" * 64, "0123456789abcdef",
+])
+def test_ordinary_ids_and_names_are_not_phone_numbers(value):
+    assert not looks_like_phone_number(value, "JP")
+    assert redact_phone_numbers(value, "JP") == (value, 0)
+
+
+def test_numbers_among_other_figures_are_found_wherever_they_stand():
+    text = "42 09012345678 7 and 090 8872 1495 2026"
+    assert redact_phone_numbers(text, "JP") == (f"42 {REDACTED} 7 and {REDACTED} 2026", 2)
+
+
+def test_a_flood_of_digit_groups_costs_a_bounded_time_and_loses_nothing():
+    """Past MAX_JUDGED_SPANS libphonenumber calls, what is left is removed unjudged: a
+    hostile record cannot buy seconds of the worker's time, nor slip a number through."""
+    import time
+
+    text = " ".join(["1 2 3 4 5 6 7 8 9 0"] * 3000) + " 090-8872-1495"
+    started = time.perf_counter()
+    redacted, count = redact_phone_numbers(text, "JP")
+    took = time.perf_counter() - started
+    assert "8872" not in redacted and count >= 1
+    assert took < 2.0, f"{took:.2f} s for {len(text):,} characters (at most {MAX_JUDGED_SPANS} judged spans)"

@@ -107,3 +107,107 @@ def test_committed_json_schema_matches_the_code_and_validates_simulated_events()
     validator.validate(json.loads(encode_batch(events[50:])))
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(dict(json.loads(encode_event(events[0])), outcome="hung_up"))
+
+
+# -- personal data in ids and names, numbers beyond [limits] ------------------------------
+
+from callpulse.schema import EventScreen, Limits  # noqa: E402
+from test_phone_numbers import TWELVE_FORMATS  # noqa: E402
+
+NAME_FIELDS = ("event_id", "campaign", "agent", "team", "lead.segment", "lead.lead_id")
+
+
+def with_field(body: dict, field: str, value) -> dict:
+    body = json.loads(json.dumps(body))
+    if field.startswith("lead."):
+        body["lead"][field.removeprefix("lead.")] = value
+    else:
+        body[field] = value
+    return body
+
+
+@pytest.mark.parametrize("field", NAME_FIELDS)
+@pytest.mark.parametrize("written", TWELVE_FORMATS)
+def test_a_phone_number_in_any_id_or_name_is_refused_without_repeating_it(field, written):
+    body = json.loads(encode_event(attempt()))
+    raw = json.dumps(with_field(body, field, written), ensure_ascii=False).encode()
+    for value in (raw, b"[" + encode_event(attempt(event_id="e-ok")) + b"," + raw + b"]"):
+        events, rejections = decode_record(value)
+        assert [e.event_id for e in events] == (["e-ok"] if value.startswith(b"[") else [])
+        (rejection,) = rejections
+        assert rejection.reason == "personal_data"
+        assert rejection.detail.startswith(f"{field} looks like a phone number")
+        assert "phone_hash" in rejection.detail
+        assert not any(run in rejection.detail for run in ("8872", "1495", "555", "０"))
+
+
+def test_an_agent_state_event_with_a_number_for_its_agent_is_refused():
+    state = {"type": "agent_state", "schema_version": 1, "event_id": "s-1", "campaign": "osaka",
+             "event_time": "2026-11-23T01:00:00Z", "agent": "090-8872-1495", "state": "available"}
+    _, rejections = decode_record(json.dumps(state).encode())
+    assert [(r.reason, r.detail.split()[0]) for r in rejections] == [("personal_data", "agent")]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("event_id", "1763618745.6880"), ("event_id", "550e8400-e29b-41d4-a716-446655440000"),
+    ("event_id", "7d444840-9dc0-11d1-b245-819088721495"), ("campaign", "credit-card-winback"),
+    ("team", "osaka-floor"), ("lead.segment", "list-1001"), ("lead.lead_id", "500000"), ("agent", "agent01"),
+    ("lead.lead_id", "174870114"), ("campaign", "\u6771\u4eac\u30ad\u30e3\u30f3\u30da\u30fc\u30f3 2026"),
+])
+def test_ordinary_ids_and_names_are_counted(field, value):
+    body = with_field(json.loads(encode_event(attempt())), field, value)
+    events, rejections = decode_record(json.dumps(body).encode())
+    assert rejections == [] and len(events) == 1
+
+
+@pytest.mark.parametrize("field, value, setting", [
+    ("talk_seconds", 1.7e308, "limits.max_call_seconds"), ("ring_seconds", 86_401.0, "limits.max_call_seconds"),
+    ("wait_seconds", 1e9, "limits.max_call_seconds"), ("cost", 2.4e306, "limits.max_cost"),
+    ("telephony_cost", 10_000.5, "limits.max_cost"), ("agent_cost", 1e12, "limits.max_cost"),
+    ("order_value", 1e7 + 1, "limits.max_order_value"),
+])
+def test_a_number_above_its_limit_is_out_of_range_naming_field_value_and_setting(field, value, setting):
+    body = dict(json.loads(encode_event(attempt(talk_seconds=0.0))), **{field: value})
+    events, rejections = decode_record(json.dumps([json.loads(encode_event(attempt(event_id="e-ok"))), body]).encode())
+    assert [e.event_id for e in events] == ["e-ok"]
+    (rejection,) = rejections
+    assert rejection.reason == "out_of_range" and rejection.index == 1
+    assert rejection.detail == f"{field} {value:.6g} is above {setting} ({dict(limits_defaults())[setting]:g})"
+
+
+def limits_defaults():
+    limits = Limits()
+    return {f"limits.{name}": getattr(limits, name) for name in Limits.__struct_fields__}.items()
+
+
+def test_a_call_whose_parts_add_up_to_more_than_a_day_is_out_of_range_and_a_days_call_counts():
+    parts = dict(ring_seconds=30_000.0, wait_seconds=30_000.0, talk_seconds=30_000.0)
+    _, rejections = decode_record(encode_event(attempt(**parts)))
+    assert [r.reason for r in rejections] == ["out_of_range"]
+    assert rejections[0].detail.startswith("ring_seconds + wait_seconds + talk_seconds = 90000 is above")
+    events, _ = decode_record(encode_event(attempt(ring_seconds=400.0, talk_seconds=86_000.0, order=True,
+                                                   order_value=1e7, cost=10_000.0)))
+    assert len(events) == 1
+
+
+def test_numbers_json_cannot_hold_and_non_finite_ones_built_in_code_are_out_of_range():
+    body = encode_event(attempt()).replace(b'"talk_seconds":95.5', b'"talk_seconds":1e400')
+    _, rejections = decode_record(body)
+    assert [(r.reason, r.detail) for r in rejections] == [("out_of_range", "Number out of range - at `$.talk_seconds`")]
+    screen = EventScreen()
+    for value in (float("nan"), float("inf")):
+        assert screen(attempt(talk_seconds=value)) == ("out_of_range", f"talk_seconds is {value!r}, not a finite number")
+        assert screen(attempt(cost=value))[0] == "out_of_range"
+
+
+def test_limits_are_configurable_and_must_be_positive(tmp_path):
+    from callpulse.config import ConfigError
+
+    settings = load_settings(limits__max_call_seconds=3600, limits__max_order_value=500)
+    assert settings.limits == Limits(max_call_seconds=3600, max_order_value=500)
+    _, rejections = decode_record(encode_event(attempt(talk_seconds=3601.0)), screen=settings.event_screen)
+    assert rejections[0].detail == "talk_seconds 3601 is above limits.max_call_seconds (3600)"
+    assert decode_record(encode_event(attempt(talk_seconds=3601.0)))[1] == []  # the default allows a day
+    for bad in (0, -1, float("inf")):
+        with pytest.raises(ConfigError, match="limits.max_cost .* must be a finite number above 0"):
+            load_settings(limits__max_cost=bad)
