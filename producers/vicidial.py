@@ -164,6 +164,10 @@ class RowMapper:
         if hours * 3600 - ahead <= ZONE_OFFSET_SLACK_SECONDS:
             return (f"{read_as}, {hours} hour{'s' if hours > 1 else ''} ahead of this machine's clock; "
                     f"is pipeline.timezone ({zone}) the dialer's zone?")
+        told = f"{ahead / 3600:.1f} hours" if ahead >= 3600 else format_seconds(ahead)
+        return (f"{read_as}, {told} ahead of this machine's clock (pipeline.max_future_seconds allows "
+                f"{self.settings.pipeline.max_future_seconds} s); is the dialer's clock right, and is "
+                f"pipeline.timezone ({zone}) the dialer's zone?")
 
 
 # -- reading export files ---------------------------------------------------------------
