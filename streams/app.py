@@ -34,7 +34,7 @@ from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import apply_retention, migrate
-from warehouse.queries import landed_event_ids, landed_offsets, landed_stop_list, open_window_attempts
+from warehouse.queries import landed_calls, landed_offsets, landed_stop_list, open_window_attempts
 
 log = logging.getLogger("callpulse.worker")
 
@@ -213,10 +213,10 @@ class WorkerPipeline:
         return target
 
     def resolve_late(self, result: BatchResult) -> bool:
-        """Late events that already landed are replays; the rest become dead letters."""
+        """Late events that already landed are replays (or conflicts); the rest become dead letters."""
         ids = [event.event_id for event, _ in result.late]
-        found: set[str] = set()
-        if not retry_until_stopped(lambda: found.update(landed_event_ids(self.client, ids)),
+        found: dict[str, tuple] = {}
+        if not retry_until_stopped(lambda: found.update(landed_calls(self.client, ids)),
                                    "checking late events", self.stopping.is_set):
             return False
         self.processor.resolve_late(result, found)

@@ -35,14 +35,29 @@ def longest_alert_window_minutes(settings: Settings) -> int:
 
 class Verdict(Enum):
     COUNTED = "counted"
-    DUPLICATE = "duplicate"
+    DUPLICATE = "duplicate"  # the same call again: counted once
+    CONFLICT = "conflict"  # an id already counted for a different call: never counted again
     LATE = "late"
+
+
+def call_fingerprint(campaign: str, event_ms: int, outcome: str, is_order: bool, talk_seconds: float,
+                     segment: str) -> int:
+    """What an event id stands for: one call's campaign, time (to the millisecond the warehouse
+    keeps), outcome, order, talk time and segment. A replay carries the same; a re-send with
+    other content under the same id does not, and is refused rather than counted again."""
+    return hash((campaign, event_ms, outcome, bool(is_order), float(talk_seconds), segment))
+
+
+def attempt_fingerprint(attempt: CallAttempt) -> int:
+    moment = attempt.event_time
+    event_ms = (math.floor(moment.timestamp()) * 1_000_000 + moment.microsecond) // 1000
+    return call_fingerprint(attempt.campaign, event_ms, attempt.outcome.value, attempt.order,
+                            attempt.talk_seconds, attempt.lead.segment)
 
 
 class CampaignMinute:
     """One campaign's minute: its buckets, one counter list per segment (the slot follows
-    from the minute), their totals, and the event ids counted, which a replay is checked
-    against. A plain slotted class, not a dataclass: tens of thousands live at once.
+    from the minute), their totals, and the event ids counted in it, forgotten with it. A plain slotted class, not a dataclass: tens of thousands live at once.
 
     While the minute holds one segment, its totals are that segment's counter list itself:
     most minutes of a big, thin campaign list hold one call, and a second list for them
@@ -56,7 +71,7 @@ class CampaignMinute:
         self.slot = slot
         self.segments: dict[str, list[float]] = {}
         self.totals = [0.0] * len(COUNTERS)  # the first segment's counters, until a second one comes
-        self.event_ids: set[str] = set()
+        self.event_ids: list[str] = []
         # Counted into since its buckets last landed. The whole minute lands again, not only the
         # segments that changed: a full state re-landed is harmless, and a set per minute was not.
         self.changed = False
@@ -147,6 +162,9 @@ class MinuteBuckets:
         # (a dialer's wrong clock or zone) then never makes a correct call late that the
         # correct calls themselves would not have.
         self.watermarks: dict[str, float] = {}
+        # event id -> the fingerprint of the call it was counted for, for every minute kept, whatever
+        # its campaign or minute: a replay is a duplicate, a re-send with other content a conflict.
+        self.fingerprints: dict[str, int] = {}
         self._ceiling = self.watermark_ceiling()  # cached; read again only when an event reaches it
 
     @staticmethod
@@ -173,19 +191,21 @@ class MinuteBuckets:
                 for kept in minutes.values() for segment, counters in kept.segments.items()}
 
     def add(self, attempt: CallAttempt) -> Verdict:
+        fingerprint = attempt_fingerprint(attempt)
+        known = self.fingerprints.get(attempt.event_id)
+        if known is not None:
+            return Verdict.DUPLICATE if known == fingerprint else Verdict.CONFLICT
         epoch = attempt.event_time.timestamp()
         campaign = attempt.campaign
         minute = int(epoch // 60) * 60
         minutes = self.minutes.get(campaign)
         kept = minutes.get(minute) if minutes is not None else None
-        if kept is not None and attempt.event_id in kept.event_ids:
-            return Verdict.DUPLICATE
         watermark = self.watermarks.get(campaign)
         if watermark is not None and epoch < watermark - self.lateness:
             return Verdict.LATE
         if kept is None:
             kept = self._new_minute(campaign, minute, minutes)
-        self._count(kept, attempt.lead.segment, attempt.event_id,
+        self._count(kept, attempt.lead.segment, attempt.event_id, fingerprint,
                     attempt_increments(attempt, self.settings.cost_model_for(campaign)))
         if watermark is None or epoch > watermark:
             moved = epoch if epoch <= self._ceiling else self._clamped(epoch)
@@ -201,9 +221,10 @@ class MinuteBuckets:
         minutes[minute] = kept
         return kept
 
-    def _count(self, kept: CampaignMinute, segment: str, event_id: str,
+    def _count(self, kept: CampaignMinute, segment: str, event_id: str, fingerprint: int,
                increments: tuple[tuple[int, float], ...]) -> None:
-        kept.event_ids.add(event_id)
+        kept.event_ids.append(event_id)
+        self.fingerprints[event_id] = fingerprint
         segments = kept.segments
         counters = segments.get(segment)
         if counters is None:
@@ -245,9 +266,10 @@ class MinuteBuckets:
             minutes = self.minutes.get(campaign)
             kept = (minutes.get(minute) if minutes is not None else None) or self._new_minute(campaign, minute,
                                                                                               minutes)
-            if event_id in kept.event_ids:
+            if event_id in self.fingerprints:
                 continue  # the same event landed twice before a merge; count it once
-            self._count(kept, segment, event_id, counter_increments(outcome, is_order, cost, talk_seconds))
+            fingerprint = call_fingerprint(campaign, round(epoch * 1000), outcome, is_order, talk_seconds, segment)
+            self._count(kept, segment, event_id, fingerprint, counter_increments(outcome, is_order, cost, talk_seconds))
             self.watermarks[campaign] = max(self.watermarks.get(campaign, -math.inf), min(epoch, self._ceiling))
             self._moved.add(campaign)
             restored += 1
@@ -330,6 +352,10 @@ class MinuteBuckets:
                     unfinished.add(campaign)
                     continue
                 leaving.append(minutes.pop(minute))
+            fingerprints = self.fingerprints
+            for kept in leaving:
+                for event_id in kept.event_ids:
+                    fingerprints.pop(event_id, None)
             # Each window still holding evicted minutes (the kept totals always do, and a window
             # left behind by a campaign gone quiet) loses their sum at once: a backlog evicts
             # dozens of a campaign's minutes together, and one subtraction each was a third of it.

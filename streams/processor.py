@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import msgspec
 
@@ -17,7 +17,7 @@ from callpulse.alerts import format_seconds
 from callpulse.config import Settings
 from callpulse.schema import CallAttempt, Event, Rejection, decode_record, encode_event
 from callpulse.slots import SlotRules
-from streams.buckets import DirtyBuckets, MinuteBuckets, Verdict
+from streams.buckets import DirtyBuckets, MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
 from streams.deadletters import DeadLetter, dead_letter
 from streams.stoplist import StopListTable, Violation
 
@@ -96,6 +96,9 @@ class CallEventProcessor:
                     self.stats.agent_state_events += 1
                     continue
                 verdict = self.buckets.add(event)
+                if verdict is Verdict.CONFLICT:
+                    letters.append(self._conflict(event, record))
+                    continue
                 if verdict is not Verdict.DUPLICATE and self.stop_list is not None:
                     violation = self.stop_list.check(event)
                     if violation is not None:
@@ -134,15 +137,33 @@ class CallEventProcessor:
             f"({now.isoformat(timespec='seconds')}); pipeline.max_future_seconds allows {limit} s. "
             f"Is campaign {event.campaign}'s dialer clock or time zone wrong?"))
 
-    def resolve_late(self, result: BatchResult, already_landed: set[str]) -> None:
-        """Count late events that already landed as duplicates; dead-letter the rest."""
+    def _conflict(self, event: CallAttempt, record: SourceRecord) -> DeadLetter:
+        """A dead letter for an event id already counted for a different call."""
+        self.stats.dead_letters["conflicting_duplicate"] += 1
+        rejection = Rejection(
+            "conflicting_duplicate",
+            f"event id {event.event_id} was already counted for a call with other content (its time, outcome, "
+            f"order, talk time or segment differ; this one: campaign {event.campaign}, "
+            f"{event.event_time.isoformat()}, {event.outcome.value}). An event id names one call, so it is "
+            "not counted again; send a correction under a new id",
+            encode_event(event), None)
+        return dead_letter(rejection, record.topic, record.partition, record.offset,
+                           self.settings.pipeline.phone_region)
+
+    def resolve_late(self, result: BatchResult, already_landed: Mapping[str, tuple]) -> None:
+        """Late events that already landed are duplicates, or conflicts when the landed call differs
+        (``already_landed``: id -> the call_fingerprint fields it landed with); dead-letter the rest."""
         replayed = [v for v in result.violations if v.attempt.event_id in already_landed]
         if replayed:  # found when the event first landed
             self.stats.stop_list_violations -= len(replayed)
             result.violations = [v for v in result.violations if v.attempt.event_id not in already_landed]
         for event, record in result.late:
-            if event.event_id in already_landed:
-                self.stats.duplicates += 1
+            landed = already_landed.get(event.event_id)
+            if landed is not None:
+                if call_fingerprint(*landed) == attempt_fingerprint(event):
+                    self.stats.duplicates += 1
+                else:
+                    result.dead_letters.append(self._conflict(event, record))
                 continue
             self.stats.late_events += 1
             self.stats.dead_letters["late_event"] += 1

@@ -30,15 +30,35 @@ def test_same_event_id_counts_once():
     assert row.counters[:3] == (1, 1, 1)
 
 
-def test_an_event_id_counts_once_in_its_minute_whatever_segment_it_claims_the_second_time():
-    """An id names one call: sent again with another segment (a corrected lead, say), it
-    is still that call, so it is not counted a second time into another bucket."""
+def test_an_event_id_re_sent_with_other_content_is_a_conflict_never_counted_again():
+    """An id names one call: sent again with another segment (a corrected lead, say), or two
+    minutes later with an order (the issue's `dup-1` at T and T+120 s), it is still that
+    call, so it is refused as a conflict instead of being counted into another bucket."""
     state = buckets()
     assert state.add(call("a", 0)) is Verdict.COUNTED
     again = CallAttempt(schema_version=1, event_id="a", campaign="c1", outcome=Outcome.CONNECTED,
                         event_time=T0 + timedelta(seconds=20), lead=Lead(segment="students"), talk_seconds=60)
-    assert state.add(again) is Verdict.DUPLICATE
-    assert [(row.segment, row.counters[0]) for row in state.take_dirty()] == [("seniors", 1)]
+    assert state.add(again) is Verdict.CONFLICT
+    later = CallAttempt(schema_version=1, event_id="a", campaign="c1", outcome=Outcome.CONNECTED,
+                        event_time=T0 + timedelta(seconds=120), lead=Lead(segment="seniors"), talk_seconds=60,
+                        order=True, order_value=500.0)
+    assert state.add(later) is Verdict.CONFLICT
+    other_campaign = CallAttempt(schema_version=1, event_id="a", campaign="c2", outcome=Outcome.CONNECTED,
+                                 event_time=T0, lead=Lead(segment="seniors"), talk_seconds=60)
+    assert state.add(other_campaign) is Verdict.CONFLICT
+    assert state.add(call("a", 0)) is Verdict.DUPLICATE  # the same call again is still a duplicate
+    assert [(row.campaign, row.segment, row.counters[0], row.counters[4]) for row in state.take_dirty()] \
+        == [("c1", "seniors", 1, 0)]
+
+
+def test_an_evicted_minute_forgets_its_ids_with_it():
+    state = buckets()
+    state.add(call("old", 0))
+    state.take_dirty()
+    state.add(call("much-later", 3 * 3600))
+    state.take_dirty()
+    state.evict_closed()
+    assert "old" not in state.fingerprints and "much-later" in state.fingerprints
 
 
 def test_out_of_order_within_lateness_updates_its_own_minute_and_older_is_late():
@@ -62,7 +82,10 @@ def test_restore_rebuilds_counters_and_ids_from_landed_rows():
     assert state.restore(landed) == 2
     (row,) = state.take_dirty()
     assert row.counters == (2, 2, 1, 1, 1, 1.6, 60.0)
-    assert state.add(call("a", 0)) is Verdict.DUPLICATE
+    same = CallAttempt(schema_version=1, event_id="a", campaign="c1", outcome=Outcome.CONNECTED, event_time=T0,
+                       lead=Lead(segment="seniors"), talk_seconds=60, order=True, order_value=100.0)
+    assert state.add(same) is Verdict.DUPLICATE
+    assert state.add(call("a", 0)) is Verdict.CONFLICT  # landed with an order, re-sent without one
 
 
 def test_closed_buckets_are_evicted_so_memory_stays_bounded():
@@ -155,7 +178,7 @@ def test_restored_rows_landed_in_the_future_keep_their_buckets_but_not_the_water
     correct ones. After the restore the correct calls count again, and the future row's
     bucket is still there (a replay of it is a duplicate, not a second count)."""
     state = buckets()
-    now = time.time()
+    now = int(time.time() * 1000) / 1000  # the warehouse keeps milliseconds
     landed = [("right-1", "c1", "seniors", now - 120, "connected", 0, 1.0, 60.0),
               ("skewed", "c1", "seniors", now + 3 * 3600, "connected", 0, 1.0, 60.0)]
     assert state.restore(landed) == 2

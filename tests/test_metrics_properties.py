@@ -20,6 +20,7 @@ from callpulse.metrics import COUNTERS, attempt_counters
 from callpulse.schema import CallAttempt, Lead, Outcome, encode_event
 from callpulse.slots import SlotRules
 from streams.processor import CallEventProcessor, SourceRecord
+from warehouse.landing import epoch_ms
 
 SETTINGS = load_settings()
 LATENESS = SETTINGS.pipeline.allowed_lateness_seconds
@@ -83,10 +84,16 @@ def recompute(arrivals: list[CallAttempt], rules: SlotRules) -> tuple[pd.DataFra
     return frame.groupby(["campaign", "slot", "segment", "minute"]).sum().sort_index(), late
 
 
+def landed_fields(attempt: CallAttempt) -> tuple:
+    """The fields call_attempts keeps for an attempt, as landed_calls reads them back."""
+    return (attempt.campaign, epoch_ms(attempt.event_time), attempt.outcome.value, int(attempt.order),
+            attempt.talk_seconds, attempt.lead.segment)
+
+
 def stream(arrivals: list[CallAttempt], batch_sizes: list[int]):
     """Run the arrivals through the worker's processor batch by batch, as the agent does."""
     processor = CallEventProcessor(SETTINGS, SlotRules(SETTINGS.slots, SETTINGS.zone))
-    landed_ids: set[str] = set()
+    landed: dict[str, tuple] = {}  # what warehouse.queries.landed_calls answers for a landed id
     landed_buckets: dict[tuple, tuple[int, tuple[float, ...]]] = {}
     position, batch = 0, 0
     while position < len(arrivals):
@@ -94,8 +101,9 @@ def stream(arrivals: list[CallAttempt], batch_sizes: list[int]):
         records = [SourceRecord("call-events", 0, offset, encode_event(event))
                    for offset, event in enumerate(arrivals[position:position + size], start=position)]
         result = processor.process(records)
-        processor.resolve_late(result, landed_ids & {event.event_id for event, _ in result.late})
-        landed_ids.update(attempt.event_id for attempt in result.attempts)
+        processor.resolve_late(result, {event.event_id: landed[event.event_id] for event, _ in result.late
+                                        if event.event_id in landed})
+        landed.update((attempt.event_id, landed_fields(attempt)) for attempt in result.attempts)
         for row in result.buckets:  # what ReplacingMergeTree(version) keeps
             key = (row.campaign, row.slot, row.segment, row.minute)
             if key not in landed_buckets or landed_buckets[key][0] < row.version:

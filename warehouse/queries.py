@@ -641,13 +641,15 @@ def open_window_attempts(client: Client, window_s: int, newest_allowed: datetime
     ).result_rows
 
 
-def landed_event_ids(client: Client, event_ids: list[str]) -> set[str]:
-    """Which of these event ids are already in call_attempts."""
+def landed_calls(client: Client, event_ids: list[str]) -> dict[str, tuple]:
+    """Which of these event ids are already in call_attempts, each with what it was counted
+    as: (campaign, event time in epoch ms, outcome, is_order, talk_seconds, segment)."""
     if not event_ids:
-        return set()
-    rows = client.query("SELECT DISTINCT event_id FROM call_attempts WHERE event_id IN {ids:Array(String)}",
+        return {}
+    rows = client.query("SELECT event_id, campaign, toUnixTimestamp64Milli(event_time), outcome, is_order, "
+                        "talk_seconds, segment FROM call_attempts FINAL WHERE event_id IN {ids:Array(String)}",
                         parameters={"ids": list(event_ids)}).result_rows
-    return {row[0] for row in rows}
+    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 def landed_offsets(client: Client, consumer_group: str, topic: str) -> dict[int, tuple[int, str]]:
