@@ -59,12 +59,9 @@ def _encode_other(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-_ENCODER = msgspec.json.Encoder(enc_hook=_encode_other)
-
-
 def strict_json(value: Any) -> bytes:
     """``value`` as standard JSON: NaN and ±infinity become null."""
-    return _ENCODER.encode(value)
+    return msgspec.json.encode(value, enc_hook=_encode_other)
 
 
 class StrictJSONProvider(DefaultJSONProvider):
