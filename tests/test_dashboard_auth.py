@@ -360,8 +360,13 @@ def test_a_successful_login_is_checked_once_and_a_wrong_one_costs_the_same_for_a
         elapsed = time.perf_counter() - started
         return elapsed if status == 401 else -status
 
-    known = sorted(timed(basic("manager", f"wrong-{n}")) for n in range(USER_ALLOWANCE - 1))
-    unknown = sorted(timed(basic(f"nobody-{uuid.uuid4().hex[:8]}", "wrong")) for _ in range(USER_ALLOWANCE - 1))
+    known, unknown = [], []
+    for n in range(USER_ALLOWANCE - 1):  # in turn, so that a busy moment of the machine weighs on both
+        for user in ("manager", "admin"):
+            known.append(timed(basic(user, f"wrong-{n}")))
+            unknown.append(timed(basic(f"nobody-{uuid.uuid4().hex[:8]}", "wrong")))
+    known.sort()
+    unknown.sort()
     assert min(known + unknown) > 0, "every wrong login is a 401"
     assert 0.5 < known[len(known) // 2] / unknown[len(unknown) // 2] < 2, (known, unknown)
     right = served.accounts.basic("admin")
