@@ -415,6 +415,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                          "landed_offsets": landed, "alerts_sent": pipeline.alerts_sent,
                          "alerts_firing": len(pipeline.alerting.book.firing),
                          "stop_list_size": len(pipeline.stop_list),
+                         "live_state": pipeline.processor.buckets.held(),
                          "stop_list_unlanded": pipeline.stop_list.unlanded,
                          "webhook": None if webhook is None else
                          {"delivered": webhook.delivered, "failed": webhook.failed, "queued": webhook.queue.qsize()}})

@@ -184,6 +184,13 @@ class MinuteBuckets:
         minute = int(epoch // 60) * 60
         return (campaign, self.slot_rules.slot_for_minute(minute), segment, minute)
 
+    def held(self) -> dict[str, int]:
+        """How much the live state holds, each figure a len(): campaigns with minutes in memory,
+        campaigns ever given a watermark, and event ids remembered for replays. The worker's
+        /health shows it, so a long run can tell whether what it keeps grows or levels off."""
+        return {"campaigns": len(self.minutes), "campaign_watermarks": len(self.watermarks),
+                "event_ids": len(self.fingerprints)}
+
     @property
     def buckets(self) -> dict[BucketKey, list[float]]:
         """Every live bucket's counters by key (a new dict: for tests and tools, not the hot path)."""

@@ -187,3 +187,20 @@ def test_restored_rows_landed_in_the_future_keep_their_buckets_but_not_the_water
     assert state.add(call_at("skewed", datetime.fromtimestamp(now + 3 * 3600, timezone.utc))) is Verdict.DUPLICATE
     minutes = sorted(row.minute for row in state.take_dirty())
     assert minutes[-1] == int((now + 3 * 3600) // 60) * 60
+
+
+def test_what_the_live_state_holds_grows_with_calls_and_shrinks_when_minutes_close():
+    """The worker's /health shows these figures; a soak reads them to tell what memory holds."""
+    state = buckets()
+    assert state.held() == {"campaigns": 0, "campaign_watermarks": 0, "event_ids": 0}
+    for number in range(5):
+        state.add(call(f"c1-{number}", number))
+    state.add(call("c2-0", 0, campaign="c2"))
+    state.add(call("c1-0", 0))  # a replay remembers nothing new
+    assert state.held() == {"campaigns": 2, "campaign_watermarks": 2, "event_ids": 6}
+    state.take_dirty()
+    state.add(call("c1-later", 3 * 3600))  # c1 moves on past the kept hour: its first minute closes
+    state.take_dirty()
+    state.evict_closed()
+    # c2 keeps its minute (its own watermark did not move); c1 keeps only the new call's minute.
+    assert state.held() == {"campaigns": 2, "campaign_watermarks": 2, "event_ids": 2}
