@@ -43,9 +43,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -109,7 +111,8 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def write_config(workdir: Path, broker_port: int, prefix: str, partitions: int) -> Path:
+def write_config(workdir: Path, broker_port: int, prefix: str, partitions: int, extra: str = "") -> Path:
+    """A config for a bench run on its own topics and data dir; ``extra`` is more TOML after it."""
     config = workdir / f"{prefix}.toml"
     config.write_text(f"""
 [pipeline]
@@ -123,8 +126,21 @@ partitions = {partitions}
 [embedded]
 broker_port = {broker_port}
 dashboard_port = {free_port()}
-""")
+{extra}""")
     return config
+
+
+@contextmanager
+def fresh_pipeline(prefix: str, partitions: int, extra_config: str = "") -> Iterator[tuple[Path, Path, Settings]]:
+    """A fresh data dir and embedded broker with the run's topics created: (its directory, the
+    config file a worker is started with, its settings). Both go when the block ends."""
+    with tempfile.TemporaryDirectory(prefix=f"callpulse-{prefix}-") as tmp, \
+            EmbeddedBroker(free_port(), Path(tmp) / "broker") as broker:
+        workdir = Path(tmp)
+        config = write_config(workdir, broker.port, prefix, partitions, extra_config)
+        settings = load_settings(config)
+        ensure_topics(settings)
+        yield workdir, config, settings
 
 
 def publish(settings: Settings, events, total: int, label: str) -> float:
@@ -142,16 +158,18 @@ def publish(settings: Settings, events, total: int, label: str) -> float:
 
 
 class Worker:
-    """The real worker in its own process, as `callpulse up` runs it."""
+    """The real worker in its own process, as `callpulse up` runs it (with ``dashboard``, serving
+    the dashboard from the same process, as `up` does with the embedded warehouse)."""
 
-    def __init__(self, config: Path, workdir: Path):
+    def __init__(self, config: Path, workdir: Path, dashboard: bool = False):
         self.health_port = free_port()
         self.ready_rss_mb = float("nan")  # its resident set as its partitions were assigned
         self.peak_anon_mb = 0.0
         self.log = (workdir / "worker.log").open("w")
         env = dict(os.environ, CALLPULSE_HMAC_KEY=HMAC_KEY)
         self.proc = subprocess.Popen([sys.executable, "-m", "callpulse", "--config", str(config), "worker",
-                                      "--health-port", str(self.health_port), "--no-dashboard"],
+                                      "--health-port", str(self.health_port),
+                                      "--dashboard" if dashboard else "--no-dashboard"],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def health(self) -> dict | None:
@@ -454,6 +472,16 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def write_results(target: Path, text: str, program: str, argv: list[str] | None, numbers: dict,
+                  note: str = "") -> None:
+    """The table, the machine it ran on (and ``note`` about it), the command and its figures as
+    one JSON line (the line tests read), to ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join([program, *(argv if argv is not None else sys.argv[1:])])
+    target.write_text(f"{text}\nmachine: {machine()}{note}\ncommand: {command}\nnumbers: {json.dumps(numbers)}\n")
+    console.print(f"written to {target}")
+
+
 def render(results: Results, args) -> str:
     table = Table(title=f"callpulse bench · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     for column in ("stage", "figure", "value", "note"):
@@ -486,12 +514,7 @@ def main(argv: list[str] | None = None) -> Results:
         args.events, args.naive_events, args.fresh_seconds, args.crosstab_attempts = 10_000, 2_000, 3, 200_000
         args.campaigns = 100
     results = Results()
-    with tempfile.TemporaryDirectory(prefix="callpulse-bench-") as tmp, \
-            EmbeddedBroker(free_port(), Path(tmp) / "broker") as broker:
-        workdir = Path(tmp)
-        config = write_config(workdir, broker.port, "bench", args.partitions)
-        settings = load_settings(config)
-        ensure_topics(settings)
+    with fresh_pipeline("bench", args.partitions) as (workdir, config, settings):
         seconds = publish(settings, call_events(args.events, seed=args.seed, campaigns=args.campaigns),
                           args.events, "publishing the workload")
         results.add("Workload", "published", "published_events", args.events,
@@ -531,11 +554,7 @@ def main(argv: list[str] | None = None) -> Results:
     print(text)
     target = args.results or (None if args.smoke else RESULTS_FILE)
     if target:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        command = "callpulse bench " + " ".join(argv if argv is not None else sys.argv[1:])
-        target.write_text(f"{text}\nmachine: {machine()}\ncommand: {command.strip()}\n"
-                          f"numbers: {json.dumps({k: round(v, 3) for k, v in numbers.items()})}\n")
-        console.print(f"written to {target}")
+        write_results(target, text, "callpulse bench", argv, {k: round(v, 3) for k, v in numbers.items()})
     return results
 
 
