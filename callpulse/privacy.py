@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import unicodedata
-from functools import lru_cache
 from pathlib import Path
 
 import phonenumbers
@@ -117,6 +116,8 @@ _GAPS = re.compile(r"\s+")
 # One with no hex letter at all is read like any other text: that is a number in disguise.
 _UUID = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
                    r"(?![0-9A-Za-z])")
+_HEX_LETTER = re.compile("[A-Fa-f]")
+_BARE_DECIMAL = re.compile(r"[1-9]\d*\.\d+")
 _LETTERED_UUID = re.compile(r"(?=[^A-Fa-f]*[A-Fa-f])" + _UUID.pattern)
 REDACTED = "[phone number removed]"
 # "2026-11-16 10" is a valid Japanese number to libphonenumber; a date is not personal data.
@@ -143,11 +144,37 @@ class _Detector:
 
     def __init__(self, region: str):
         self.region = region
-        self.national_prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or "+"
-
-    def is_number(self, written: str) -> bool:
-        readable = self.as_number(written)
-        return readable is not None and self.is_valid(readable)
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        self.national_prefix = metadata.national_prefix or "+"
+        self.country_code = str(metadata.country_code)
+        self.metadata = metadata
+        self.prefix_for_parsing = re.compile(metadata.national_prefix_for_parsing) \
+            if metadata.national_prefix_for_parsing else None
+        self.international_prefix = re.compile(metadata.international_prefix) \
+            if metadata.international_prefix else None
+        # Every national number valid anywhere under this country code (+1 is the US, Canada
+        # and the Caribbean): is_valid_number accepts none that matches no pattern here.
+        patterns = []
+        for sharing in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(metadata.country_code, (region,)):
+            shared = phonenumbers.PhoneMetadata.metadata_for_region(sharing)
+            for desc in (shared.fixed_line, shared.mobile, shared.toll_free, shared.premium_rate, shared.shared_cost,
+                         shared.personal_number, shared.voip, shared.pager, shared.uan, shared.voicemail):
+                if desc is not None and desc.national_number_pattern:
+                    patterns.append(desc.national_number_pattern)
+        self.valid_national = re.compile("|".join(f"(?:{pattern})" for pattern in patterns)) if patterns else None
+        # The same question as one regular expression over the digits: this country's code,
+        # then up to two national prefixes, then a valid national number. Without its $
+        # anchors the prefix pattern matches more, never less, so the answer stays sound.
+        # Regions whose prefix rule rewrites the number (Argentina's 15 -> 9) keep the
+        # reading-by-reading check.
+        transform = metadata.national_prefix_transform_rule
+        self.quick = None
+        if self.valid_national is not None and (
+                not transform or _keeps_the_number(metadata.national_prefix_for_parsing, transform)):
+            prefix = (metadata.national_prefix_for_parsing or "").replace("$", "")
+            optional_prefix = f"(?:{prefix})?" if prefix else ""
+            self.quick = re.compile(f"(?:{self.country_code})?{optional_prefix}{optional_prefix}"
+                                    f"(?:{self.valid_national.pattern})")
 
     def as_number(self, written: str) -> str | None:
         """``written`` as libphonenumber should judge it, or None when it cannot be a number."""
@@ -171,23 +198,94 @@ class _Detector:
         """With +, a bracket, the trunk prefix or separators: as people write phone numbers."""
         return written.startswith(("+", "(", self.national_prefix)) or _SEPARATORS.search(written) is not None
 
+    def could_be_valid(self, readable: str) -> bool:
+        """False when libphonenumber cannot find ``readable`` valid, judged in microseconds
+        instead of its tens: every national number its parse could make of these digits
+        (as written, less the national prefix, less this country's code) matches none of
+        the region's number patterns (tests/test_phone_numbers.py checks this against
+        libphonenumber in every region). Numbers written with + or an international prefix
+        are left to libphonenumber."""
+        if readable.startswith("+") or self.valid_national is None:
+            return True
+        digits = _NON_DIGITS.sub("", readable)
+        if self.international_prefix is not None and self.international_prefix.match(digits):
+            return True
+        if self.quick is not None:
+            return self.quick.fullmatch(digits) is not None
+        readings = [digits]
+        if digits.startswith(self.country_code):
+            readings.append(digits[len(self.country_code):])
+        # A prefix may be stripped twice: once after the country code, once more in parse.
+        for _ in range(2):
+            readings += [less for reading in readings for less in self._less_national_prefix(reading)]
+        return any(self.valid_national.fullmatch(reading) for reading in set(readings))
+
+    def _less_national_prefix(self, digits: str) -> list[str]:
+        """What libphonenumber's national-prefix stripping can make of ``digits``
+        (phonenumberutil._maybe_strip_national_prefix_carrier_code, without its viability checks)."""
+        if self.prefix_for_parsing is None:
+            return []
+        match = self.prefix_for_parsing.match(digits)
+        if not match:
+            return []
+        readings = [digits[match.end():]]
+        transform = self.metadata.national_prefix_transform_rule
+        if transform and match.groups() and match.groups()[-1] is not None:
+            readings.append(self.prefix_for_parsing.sub(transform, digits, count=1))
+        return readings
+
     def is_valid(self, readable: str) -> bool:
         try:
             return phonenumbers.is_valid_number(phonenumbers.parse(readable, self.region))
         except phonenumbers.NumberParseException:
             return False
 
+    def verdict_on_a_plain_id(self, value: str, match: re.Match) -> bool | None:
+        """The answer for the ids every event carries, in a few steps where it is plain:
+        one run of bare digits (a zero-padded counter "s7-000012345"; a number is judged by
+        numbers_in) or a bare decimal (VICIdial's uniqueid). ``match`` is the first
+        candidate in ``value``. None: ask numbers_in."""
+        if _CANDIDATE.search(value, match.end()) is not None:
+            return None
+        candidate = match.group(0)
+        if candidate.isdigit():
+            if len(candidate) < MIN_BARE_DIGITS and not candidate.startswith(self.national_prefix):
+                return False
+            if self.quick is not None and not (self.international_prefix
+                                               and self.international_prefix.match(candidate)):
+                return None if self.quick.fullmatch(candidate) else False
+            return None if self.could_be_valid(candidate) else False
+        if _BARE_DECIMAL.fullmatch(candidate):
+            return False
+        return None
+
     def numbers_in(self, folded: str) -> list[tuple[int, int]]:
         """(start, end) of each number in folded text, in order."""
-        masked = _UUID.sub(lambda m: "x" * len(m.group(0)) if re.search("[A-Fa-f]", m.group(0)) else m.group(0),
-                           folded)
+        if folded.count("-") >= 4:
+            folded = _UUID.sub(lambda m: "x" * len(m.group(0)) if _HEX_LETTER.search(m.group(0)) else m.group(0),
+                               folded)
         spans: list[tuple[int, int]] = []
         budget = MAX_JUDGED_SPANS
-        for match in _CANDIDATE.finditer(masked):
+
+        def judged_a_number(written: str) -> bool:
+            nonlocal budget
+            if len(_NON_DIGITS.sub("", written)) not in _DIGITS_IN_A_NUMBER:
+                return False
+            readable = self.as_number(written)
+            if readable is None or not self.could_be_valid(readable):
+                return False
+            budget -= 1
+            return budget < 0 or self.is_valid(readable)
+
+        for match in _CANDIDATE.finditer(folded):
             candidate, offset = match.group(0), match.start()
+            gaps = list(_GAPS.finditer(candidate))
+            if not gaps:
+                if judged_a_number(candidate):
+                    spans.append((offset, offset + len(candidate)))
+                continue
             # A number may stand among other figures ("42 09012345678 7"): try the spans
             # between gaps, longest first from each start.
-            gaps = list(_GAPS.finditer(candidate))
             cuts = [0, *(gap.end() for gap in gaps)]
             ends = [*(gap.start() for gap in gaps), len(candidate)]
             first = 0
@@ -197,23 +295,45 @@ class _Detector:
                 for end in reversed(ends):
                     if end <= start:
                         break
-                    written = candidate[start:end]
-                    if sum(c.isdigit() for c in written) not in _DIGITS_IN_A_NUMBER:
-                        continue
-                    readable = self.as_number(written)
-                    if readable is None:
-                        continue
-                    budget -= 1
-                    if budget < 0 or self.is_valid(readable):
+                    if judged_a_number(candidate[start:end]):
                         spans.append((offset + start, offset + end))
                         first = end
                         break
         return spans
 
 
-@lru_cache(maxsize=64)
+def _keeps_the_number(prefix: str, transform: str) -> bool:
+    """Whether a national-prefix rule leaves the number as it is: Japan's
+    "(000[2569]\\d{4,6})$|…" with transform "\\1" keeps a whole 0002… number, and its other
+    alternatives capture nothing."""
+    if transform != "\\1" or not prefix.startswith("("):
+        return False
+    depth, index, in_class = 0, 0, False
+    while index < len(prefix):
+        char = prefix[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+            if depth == 0:
+                rest = prefix[index + 1:]
+                return (rest == "$" or rest.startswith("$|")) and re.search(r"(?<!\\)\((?!\?)", rest) is None
+        index += 1
+    return False
+
+
+_DETECTORS: dict[str, _Detector] = {}
+
+
 def _detector(region: str) -> _Detector:
-    return _Detector(region)
+    if region not in _DETECTORS:
+        _DETECTORS[region] = _Detector(region)
+    return _DETECTORS[region]
 
 
 def redact_phone_numbers(text: str, region: str = DEFAULT_REGION) -> tuple[str, int]:
@@ -242,26 +362,19 @@ def redact_phone_numbers(text: str, region: str = DEFAULT_REGION) -> tuple[str, 
 
 def looks_like_phone_number(value: str, region: str = DEFAULT_REGION) -> bool:
     """Whether an id or a name (a campaign, an agent, a lead id) holds a phone number, by
-    the reading redact_phone_numbers uses. Every event's ids pass here, so plain ASCII with
-    no run of digits long enough (most names, UUIDs) is answered without more work, and
-    the rest is cached: campaigns and teams repeat."""
-    return could_hold_phone_number(value) and _holds_a_number(value, region)
-
-
-def could_hold_phone_number(text: str) -> bool:
-    """False when ``text`` certainly holds no phone number: plain ASCII (no escapes) with no
-    run of digits and separators long enough to be one. A quick first look, no more."""
-    if not text.isascii() or "\\" in text:
-        return True
-    if _LETTERED_UUID.fullmatch(text):  # the simulator's event ids
-        return False
-    return _CANDIDATE.search(text) is not None
-
-
-@lru_cache(maxsize=65_536)
-def _holds_a_number(value: str, region: str) -> bool:
-    folded, _ = _fold(value)
-    return bool(_detector(region).numbers_in(folded))
+    the reading redact_phone_numbers uses. Every event's ids pass here: plain ASCII with no
+    run of digits long enough (most names, UUIDs) is answered at once, and digits no
+    number of the region could be (a zero-padded counter) in a few microseconds."""
+    detector = _DETECTORS.get(region) or _detector(region)
+    if value.isascii() and "\\" not in value:
+        if _LETTERED_UUID.fullmatch(value):
+            return False
+        match = _CANDIDATE.search(value)
+        if match is None:
+            return False
+        verdict = detector.verdict_on_a_plain_id(value, match)
+        return verdict if verdict is not None else bool(detector.numbers_in(value))
+    return bool(detector.numbers_in(_fold(value)[0]))
 
 
 def hash_phone(number: str, key: bytes, region: str = DEFAULT_REGION, country_code: str | None = None) -> str:

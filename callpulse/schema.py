@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from callpulse.privacy import DEFAULT_REGION, could_hold_phone_number, looks_like_phone_number
+from callpulse.privacy import DEFAULT_REGION, looks_like_phone_number
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
@@ -207,8 +207,8 @@ class EventScreen:
         # get a quick first look.
         known = self._verdicts.get
         if (known(names[0]) is not False or known(names[1]) is not False or known(names[2]) is not False
-                or known(names[3]) is not False or could_hold_phone_number(ids[0])
-                or (ids[1] is not None and could_hold_phone_number(ids[1]))):
+                or known(names[3]) is not False or looks_like_phone_number(ids[0], self.phone_region)
+                or (ids[1] is not None and looks_like_phone_number(ids[1], self.phone_region))):
             refused = self._personal_data(names, ids)
             if refused is not None:
                 return refused

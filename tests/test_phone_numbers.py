@@ -171,3 +171,41 @@ def test_a_flood_of_digit_groups_costs_a_bounded_time_and_loses_nothing():
     took = time.perf_counter() - started
     assert "8872" not in redacted and count >= 1
     assert took < 2.0, f"{took:.2f} s for {len(text):,} characters (at most {MAX_JUDGED_SPANS} judged spans)"
+
+
+def test_the_quick_judgement_of_digit_ids_agrees_with_libphonenumber_in_every_region():
+    """Ids are judged on every event, so runs of digits are first matched against the
+    region's number patterns and only the possible ones are parsed. That shortcut must
+    never call a valid number invalid: checked here against libphonenumber itself, in
+    every region, on its example numbers and on random runs of digits."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(20261205)
+    disagreements, numbers = [], 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        national_prefix = metadata.national_prefix or "+"
+        runs = []
+        for number_type in range(11):
+            example = phonenumbers.example_number_for_type(region, number_type)
+            if example is not None:
+                nsn = phonenumbers.national_significant_number(example)
+                runs += [nsn, str(example.country_code) + nsn, (metadata.national_prefix or "") + nsn]
+        prefixes = ["", "0", "00", "1", str(metadata.country_code), metadata.national_prefix or ""]
+        runs += [rng.choice(prefixes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(8, 13)))
+                 for _ in range(150)]
+        for run in runs:
+            if not 9 <= len(run) <= 22:
+                continue
+            try:
+                valid = phonenumbers.is_valid_number(phonenumbers.parse(run, region))
+            except phonenumbers.NumberParseException:
+                valid = False
+            expected = valid and (len(run) >= 10 or run.startswith(national_prefix))
+            numbers += expected
+            if looks_like_phone_number(f"id-{run}", region) != expected:
+                disagreements.append((region, run, expected))
+    assert numbers > 500  # the check saw valid numbers, not only noise
+    assert not disagreements, disagreements[:10]
