@@ -85,3 +85,27 @@ def test_the_soak_samples_the_worker_and_checks_every_event_was_counted_once(tmp
     for figure in ("first_growth_mb_per_min", "last_growth_mb_per_min"):
         assert math.isfinite(numbers[figure]), figure
     assert "levelled off: " in text and "every event counted once" in text and "machine: " in text
+
+
+@pytest.mark.timeout(150)
+def test_the_dashboard_pressure_bench_counts_every_backlog_under_each_load(tmp_path):
+    """bench/dashboard_pressure.py --smoke: idle, wrong logins from 16 threads, and a flooded
+    board with its clients, each on a fresh data dir; it refuses to report a rate unless the
+    worker counted the whole backlog."""
+    results = tmp_path / "dashboard_pressure.txt"
+    run = subprocess.run([sys.executable, "bench/dashboard_pressure.py", "--smoke", "--results", str(results)],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=140)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    numbers = json.loads(results.read_text().split("numbers: ", 1)[1])
+    for condition in ("idle", "logins", "campaigns"):
+        for figure in ("events_per_s", "vs_idle", "peak_rss_mb"):
+            value = numbers[f"{condition}_{figure}"]
+            assert math.isfinite(value) and value > 0, (condition, figure, value)
+    assert numbers["idle_vs_idle"] == 1.0
+    runs = {run["condition"]: run for run in numbers["runs"]}
+    (guesses,) = runs["logins"]["clients"]
+    assert " x 429" in guesses  # the wrong logins were soon refused by the rate limit
+    api, browser = runs["campaigns"]["clients"]
+    assert api.startswith("GET /api/wallboard") and " x 200)" in api and " x 40" not in api
+    assert browser.startswith("wallboard page") and " x 200)" in browser and " x 40" not in browser
+    assert runs["campaigns"]["note"].startswith("2,000 campaigns landed first")
