@@ -49,7 +49,7 @@ import httpx  # noqa: E402
 import msgspec  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from callpulse.slots import SlotRules  # noqa: E402
+from core.slots import SlotRules  # noqa: E402
 from callpulse.topics import partition_bounds  # noqa: E402
 from dashboards.auth import hash_password, hash_token, new_token  # noqa: E402
 from peers import memory_mb  # noqa: E402

@@ -12,7 +12,7 @@ and startup (reported apart as ``startup_s``) do not count against a peer.
 
 The per-event helpers below are shared by both peers so they do the same work: parse the
 event time, find the slot in the configured zone (CallPulse's SlotRules, the same cached
-per-minute lookup the worker uses) and add the CallPulse counters (callpulse/metrics.py).
+per-minute lookup the worker uses) and add the CallPulse counters (core/metrics.py).
 This module is imported by the peer processes, so it imports nothing heavy at the top.
 """
 
@@ -33,7 +33,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 
-#: The counters of callpulse.metrics.COUNTERS, in that order.
+#: The counters of core.metrics.COUNTERS, in that order.
 COUNTERS = ("dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds")
 LIVE_ANSWERS = frozenset({"connected", "abandoned"})
 
@@ -41,8 +41,8 @@ LIVE_ANSWERS = frozenset({"connected", "abandoned"})
 def slot_lookup() -> Callable[[int], str]:
     """CallPulse's slot for a UTC minute (epoch s), from the configured slots and zone."""
     sys.path.insert(0, str(ROOT))
-    from callpulse.config import load_settings
-    from callpulse.slots import SlotRules
+    from core.config import load_settings
+    from core.slots import SlotRules
 
     settings = load_settings()
     return SlotRules(settings.slots, settings.zone).slot_for_minute
@@ -55,7 +55,7 @@ def bucket_key(event: dict[str, Any], slot_for_minute: Callable[[int], str]) -> 
 
 
 def add_event(counters: dict[str, float] | None, event: dict[str, Any]) -> dict[str, float]:
-    """A new counters dict: ``counters`` plus one call, as callpulse.metrics.counters_for counts it.
+    """A new counters dict: ``counters`` plus one call, as core.metrics.counters_for counts it.
 
     Cost is the event's ``cost`` field (0 when absent): the peers do not price calls
     with the campaign cost model.

@@ -57,9 +57,9 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from callpulse.config import Settings, load_settings  # noqa: E402
+from core.config import Settings, load_settings  # noqa: E402
 from callpulse.embedded import EmbeddedBroker, free_port  # noqa: E402
-from callpulse.schema import encode_batch  # noqa: E402
+from core.schema import encode_batch  # noqa: E402
 from callpulse.topics import ensure_topics, partition_bounds  # noqa: E402
 from peers import memory_mb  # noqa: E402
 from producers.publisher import COMPRESSION, EventPublisher  # noqa: E402
@@ -413,7 +413,7 @@ def crosstab_query(workdir: Path, attempts: int, results: Results, repeats: int)
     their hourly rollup, then time the 30-day segment x slot x campaign report that the Reports
     page runs."""
     from callpulse import reports
-    from callpulse.slots import OFF_HOURS
+    from core.slots import OFF_HOURS
     from warehouse.client import connect
     from warehouse.migrate import migrate
 

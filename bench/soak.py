@@ -48,9 +48,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import msgspec  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from callpulse.config import load_settings  # noqa: E402
-from callpulse.schema import CallAttempt  # noqa: E402
-from callpulse.slots import SlotRules  # noqa: E402
+from core.config import load_settings  # noqa: E402
+from core.schema import CallAttempt  # noqa: E402
+from core.slots import SlotRules  # noqa: E402
 from peers import memory_mb  # noqa: E402
 from pipeline import (HMAC_KEY, Worker, console, cpu_seconds, fresh_pipeline, landed_all,  # noqa: E402
                       write_results)

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from callpulse.config import load_settings  # noqa: E402
-from callpulse.schema import encode_batch  # noqa: E402
-from callpulse.slots import SlotRules  # noqa: E402
+from core.config import load_settings  # noqa: E402
+from core.schema import encode_batch  # noqa: E402
+from core.slots import SlotRules  # noqa: E402
 from streams.alerting import AlertEvaluator, triggers_of  # noqa: E402
 from streams.app import tune_garbage_collector  # noqa: E402
 from streams.processor import CallEventProcessor, SourceRecord  # noqa: E402

@@ -52,10 +52,10 @@ from rich.progress import (BarColumn, Progress, TextColumn,  # noqa: E402
 from rich.table import Table  # noqa: E402
 from waitress import create_server  # noqa: E402
 
-from callpulse.config import DashboardToken, Settings, load_settings  # noqa: E402
+from core.config import DashboardToken, Settings, load_settings  # noqa: E402
 from callpulse.embedded import free_port  # noqa: E402
-from callpulse.schema import CallAttempt  # noqa: E402
-from callpulse.slots import SlotRules  # noqa: E402
+from core.schema import CallAttempt  # noqa: E402
+from core.slots import SlotRules  # noqa: E402
 from dashboards.app import create_app  # noqa: E402
 from dashboards.auth import Credentials, hash_token, new_token  # noqa: E402
 from dashboards.data import DashboardContext, set_context, wallboard_model  # noqa: E402

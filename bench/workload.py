@@ -14,7 +14,7 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 
 SEGMENTS = ("seniors", "homemakers", "students", "salaried", "self-employed", "retired-abroad")
 # (outcome, share): a predictive dialer's typical mix.

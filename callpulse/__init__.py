@@ -1,8 +1,7 @@
 """CallPulse: streaming call-event analytics for outbound predictive-dialer centres.
 
-The shared core lives here: the event contract (:mod:`callpulse.schema`), the one
-place metrics are defined (:mod:`callpulse.metrics`), time-slot rules
-(:mod:`callpulse.slots`), configuration (:mod:`callpulse.config`) and the CLI.
+This package is the application: the CLI, the ``up`` supervisor and the embedded broker.
+The contracts every layer shares live in :mod:`core`.
 """
 
 __version__ = "0.1.0"

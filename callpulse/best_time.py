@@ -5,7 +5,7 @@ Everything here is pure pandas over summed counters except best_time(), which re
 through the same warehouse query as the cross-tab reports (callpulse.reports), so a rate
 here equals the Reports page's segment x slot contact rate.
 
-Contact rate = contacts (live answers) / dials (callpulse.metrics). A slot with fewer
+Contact rate = contacts (live answers) / dials (core.metrics). A slot with fewer
 than ``min_calls`` dials (settings.dashboard.report_min_calls) is marked "not enough
 data": it is shown, but never recommended.
 
@@ -44,8 +44,8 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from callpulse import reports
-from callpulse.metrics import Z_95, format_metric, ratio_series, wilson_interval
-from callpulse.slots import OFF_HOURS, SlotRules
+from core.metrics import Z_95, format_metric, ratio_series, wilson_interval
+from core.slots import OFF_HOURS, SlotRules
 
 NOT_ENOUGH_DATA = "not enough data"
 #: Four whole weeks: enough dials per segment and slot, and every weekday counted equally.

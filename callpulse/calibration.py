@@ -61,7 +61,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from callpulse.metrics import wilson_interval
+from core.metrics import wilson_interval
 
 DEFAULT_BINS = 10
 #: Degrees of freedom Hosmer-Lemeshow takes off the bin count (see the caveat above).

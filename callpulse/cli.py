@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from callpulse.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, Settings, load_settings
 
 console = Console(stderr=True)
 SCHEMA_FILE = Path("schemas") / "call-event.v1.schema.json"
@@ -137,7 +137,7 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
     from datetime import datetime
 
     from callpulse import reports
-    from callpulse.metrics import metric_label
+    from core.metrics import metric_label
 
     settings = _settings(ctx)
     try:
@@ -181,7 +181,7 @@ def _listed_alerts(settings: Settings, view: str) -> list:
     running dashboard when another process holds chDB."""
     import msgspec
 
-    from callpulse.alerts import Alert
+    from core.alerts import Alert
     from warehouse.client import WarehouseUnavailable, connect
 
     try:
@@ -341,7 +341,7 @@ def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds:
 
     Re-ingesting never double-counts: uniqueid is the event id.
     """
-    from callpulse.privacy import load_hmac_key
+    from core.privacy import load_hmac_key
 
     settings = _settings(ctx)
     key = load_hmac_key(settings.data_dir)
@@ -512,7 +512,7 @@ def stoplist() -> None:
 def _stop_list_publisher(settings: Settings):
     from kafka.errors import KafkaError
 
-    from callpulse.privacy import load_hmac_key
+    from core.privacy import load_hmac_key
     from producers.stoplist import StopListPublisher
 
     try:
@@ -644,7 +644,7 @@ def status(ctx: click.Context, health_url: str | None, output_format: str) -> No
     import httpx
     from rich.table import Table
 
-    from callpulse.schema import REJECTION_REASONS
+    from core.schema import REJECTION_REASONS
     from callpulse.topics import partition_bounds
 
     settings = _settings(ctx)
@@ -687,7 +687,7 @@ def status(ctx: click.Context, health_url: str | None, output_format: str) -> No
 @click.option("--output", type=click.Path(dir_okay=False), default=str(SCHEMA_FILE), show_default=True)
 def schema(check: bool, output: str) -> None:
     """Write the JSON Schema of the event contract."""
-    from callpulse.schema import json_schema
+    from core.schema import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     path = Path(output)
@@ -721,9 +721,9 @@ def schema(check: bool, output: str) -> None:
 @click.pass_context
 def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch_events, output) -> None:
     """Simulate a predictive dialer and publish its call attempts to Kafka."""
-    from callpulse.privacy import load_hmac_key
-    from callpulse.schema import encode_event
-    from callpulse.slots import SlotRules
+    from core.privacy import load_hmac_key
+    from core.schema import encode_event
+    from core.slots import SlotRules
     from producers.run_simulator import parse_start, run_simulation, simulation_start
     from producers.simulator import DialerSimulator
 

@@ -82,7 +82,7 @@ import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from callpulse.metrics import COUNTERS, RAW_COUNTER_SQL, Z_95, compute_rates, wilson_interval
+from core.metrics import COUNTERS, RAW_COUNTER_SQL, Z_95, compute_rates, wilson_interval
 
 #: The regulators' two-second rule: how long an answered call may wait for an agent.
 HOLD_SECONDS = 2
@@ -429,7 +429,7 @@ GAP_EDGE_QUANTILE = 0.02
 
 @dataclass(frozen=True)
 class LiveFigures:
-    """One campaign's attempts in a window, summed the way callpulse.metrics defines them,
+    """One campaign's attempts in a window, summed the way core.metrics defines them,
     plus the times the model needs. Rates and means are None without a denominator."""
 
     campaign: str

@@ -2,7 +2,7 @@
 its exports and /api/report, so a number reads the same wherever a manager looks.
 
 A report is summed counters grouped by the chosen dimensions over whole local days,
-with every rate recomputed from those sums (callpulse.metrics). Totals in a pivot are
+with every rate recomputed from those sums (core.metrics). Totals in a pivot are
 recomputed from the sums too, never averaged from cells.
 """
 
@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from callpulse.metrics import (COUNTERS, METRIC_ALIASES, METRIC_NAMES, RATES, add_rate_columns, format_metric,
+from core.metrics import (COUNTERS, METRIC_ALIASES, METRIC_NAMES, RATES, add_rate_columns, format_metric,
                               ratio_series)
-from callpulse.schema import MAX_IDENTIFIER_LENGTH as MAX_CAMPAIGN_LENGTH
+from core.schema import MAX_IDENTIFIER_LENGTH as MAX_CAMPAIGN_LENGTH
 
 #: What a manager may group by (the warehouse maps each to SQL from an allow-list).
 REPORT_DIMENSIONS: dict[str, str] = {

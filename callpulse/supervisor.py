@@ -30,7 +30,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from callpulse.config import Settings
+from core.config import Settings
 from callpulse.embedded import (EmbeddedBroker, RecordedProcess, die_with_parent, port_is_open, stop_leftovers,
                                  wait_for_port)
 from callpulse.topics import ensure_topics

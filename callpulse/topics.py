@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from callpulse.config import Settings
+from core.config import Settings
 
 log = logging.getLogger(__name__)
 

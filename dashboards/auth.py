@@ -93,7 +93,7 @@ from flask import Response, abort, current_app, g, has_request_context, request
 from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth, MultiAuth
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from callpulse.config import (DASHBOARD_ROLES, ConfigError, DashboardToken, DashboardUser, Settings,
+from core.config import (DASHBOARD_ROLES, ConfigError, DashboardToken, DashboardUser, Settings,
                               check_dashboard_logins)
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ import pandas as pd
 from cachetools import TTLCache, cached
 from clickhouse_connect.driver.client import Client
 
-from callpulse.config import Settings
-from callpulse.metrics import COMPLIANCE_WINDOWS, RATES
-from callpulse.slots import SlotRules
+from core.config import Settings
+from core.metrics import COMPLIANCE_WINDOWS, RATES
+from core.slots import SlotRules
 from warehouse import queries
 
 SPARKLINE_WINDOW = timedelta(hours=2)

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-from callpulse.config import Settings
-from callpulse.schema import Rejection, decode_record
+from core.config import Settings
+from core.schema import Rejection, decode_record
 from producers.publisher import EventPublisher
 from producers.vicidial import IngestSummary, RowError, RowMapper, open_text, read_rows
 from streams.deadletters import dead_letter, encode_dead_letter

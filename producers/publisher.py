@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from callpulse.schema import Event, encode_batch, encode_event
+from core.schema import Event, encode_batch, encode_event
 
 log = logging.getLogger(__name__)
 

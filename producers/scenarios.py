@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterator
 
-from callpulse.schema import CallAttempt, Lead, Outcome
+from core.schema import CallAttempt, Lead, Outcome
 
 
 @dataclass(frozen=True)

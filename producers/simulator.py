@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-from callpulse.privacy import hash_phone
-from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
-from callpulse.slots import SlotRules
+from core.privacy import hash_phone
+from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.slots import SlotRules
 
 SEGMENTS = ("seniors", "homemakers", "working_women", "students", "salaried")
 SEGMENT_WEIGHTS = (0.25, 0.2, 0.15, 0.1, 0.3)

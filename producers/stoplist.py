@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from callpulse.privacy import DEFAULT_REGION, hash_phone
-from callpulse.schema import StopListEntry, encode_stop_list_entry
+from core.privacy import DEFAULT_REGION, hash_phone
+from core.schema import StopListEntry, encode_stop_list_entry
 from producers.publisher import EventPublisher
 
 _HASHED = re.compile(r"^[0-9a-f]{64}$")

@@ -27,10 +27,10 @@ from typing import Iterator, Mapping
 
 import msgspec
 
-from callpulse.alerts import format_seconds
-from callpulse.config import Settings, StatusRule
-from callpulse.privacy import DEFAULT_REGION, hash_phone, looks_like_phone_number, redact_phone_numbers
-from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.alerts import format_seconds
+from core.config import Settings, StatusRule
+from core.privacy import DEFAULT_REGION, hash_phone, looks_like_phone_number, redact_phone_numbers
+from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 
 REQUIRED_COLUMNS = ("uniqueid", "campaign_id", "call_date", "length_in_sec", "status")
 NO_AGENT = {"", "VDAD", "VDCL", "NULL"}  # VICIdial's placeholders when no human agent took the call

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlparse
 
-from callpulse.config import Settings
+from core.config import Settings
 from producers.ingest import dead_letter_row, without_phone
 from producers.publisher import EventPublisher
 from producers.vicidial import IngestSummary, RowError, RowMapper

@@ -19,12 +19,12 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from clickhouse_connect.driver.client import Client
 
-from callpulse.alerts import Alert, AlertBook, Check, Rule, format_seconds
+from core.alerts import Alert, AlertBook, Check, Rule, format_seconds
 from callpulse.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
-from callpulse.config import AlertRules, Settings
-from callpulse.metrics import COUNTERS, format_metric, ratio
-from callpulse.schema import Event
-from callpulse.slots import SlotRules
+from core.config import AlertRules, Settings
+from core.metrics import COUNTERS, format_metric, ratio
+from core.schema import Event
+from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
 from streams.stoplist import Violation
 from warehouse import queries

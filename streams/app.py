@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 import faust
 from clickhouse_connect.driver.client import Client
 
-from callpulse.config import Settings
-from callpulse.slots import SlotRules
+from core.config import Settings
+from core.slots import SlotRules
 from callpulse.topics import WORKER_GROUP, partition_bounds, topic_id
-from callpulse.alerts import Alert, encode_alert, log_lines
+from core.alerts import Alert, encode_alert, log_lines
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.deadletters import encode_dead_letter
 from streams.memory import FreedMemory

@@ -20,10 +20,10 @@ from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from callpulse.config import Settings
-from callpulse.metrics import COUNTERS, attempt_increments, counter_increments
-from callpulse.schema import CallAttempt
-from callpulse.slots import SlotRules
+from core.config import Settings
+from core.metrics import COUNTERS, attempt_increments, counter_increments
+from core.schema import CallAttempt
+from core.slots import SlotRules
 
 BucketKey = tuple[str, str, str, int]  # campaign, slot, segment, minute (epoch seconds)
 

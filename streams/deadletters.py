@@ -3,7 +3,7 @@
 The original bytes are kept (as UTF-8 text where they are text, base64 otherwise)
 together with where they came from, so a fixed record can be replayed. Valid phone
 numbers in them, and in the reason, are removed first, however they are written
-(callpulse.privacy.redact_phone_numbers): personal data never leaves the edge in clear,
+(core.privacy.redact_phone_numbers): personal data never leaves the edge in clear,
 not even when a producer breaks the contract (the count says a record was changed).
 """
 
@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from callpulse.privacy import DEFAULT_REGION, redact_phone_numbers
-from callpulse.schema import Rejection
+from core.privacy import DEFAULT_REGION, redact_phone_numbers
+from core.schema import Rejection
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

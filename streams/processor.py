@@ -13,10 +13,10 @@ from typing import Callable, Iterable, Mapping
 
 import msgspec
 
-from callpulse.alerts import format_seconds
-from callpulse.config import Settings
-from callpulse.schema import CallAttempt, Event, Rejection, decode_record, encode_event
-from callpulse.slots import SlotRules
+from core.alerts import format_seconds
+from core.config import Settings
+from core.schema import CallAttempt, Event, Rejection, decode_record, encode_event
+from core.slots import SlotRules
 from streams.buckets import DirtyBuckets, MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
 from streams.deadletters import DeadLetter, dead_letter
 from streams.stoplist import StopListTable, Violation

@@ -31,7 +31,7 @@ from typing import Iterable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from callpulse.schema import CallAttempt, StopListEntry, decode_stop_list_entry, encode_stop_list_entry
+from core.schema import CallAttempt, StopListEntry, decode_stop_list_entry, encode_stop_list_entry
 
 log = logging.getLogger("callpulse.stoplist")
 

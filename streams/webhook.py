@@ -16,7 +16,7 @@ import threading
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from callpulse.alerts import Alert, encode_alert
+from core.alerts import Alert, encode_alert
 
 log = logging.getLogger("callpulse.webhook")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from callpulse.config import Settings, load_settings
+from core.config import Settings, load_settings
 from callpulse.embedded import EmbeddedBroker, free_port
 from callpulse.topics import ensure_topics
 

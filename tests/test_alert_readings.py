@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callpulse.config import load_settings
-from callpulse.schema import CallAttempt, Lead, Outcome, encode_batch
-from callpulse.slots import SlotRules
+from core.config import load_settings
+from core.schema import CallAttempt, Lead, Outcome, encode_batch
+from core.slots import SlotRules
 from streams.alerting import AlertEvaluator, triggers_of
 from streams.processor import CallEventProcessor, SourceRecord
 from warehouse.landing import Lander

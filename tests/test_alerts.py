@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from callpulse.alerts import AlertBook, Check, Rule, decode_alert, encode_alert
+from core.alerts import AlertBook, Check, Rule, decode_alert, encode_alert
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
 COOLDOWN = timedelta(minutes=5)
@@ -65,7 +65,7 @@ def test_a_restarted_book_continues_the_episode():
 def test_an_escalation_decided_in_the_same_instant_is_the_episodes_newest_transition():
     from msgspec.structs import replace
 
-    from callpulse.alerts import latest_by_episode
+    from core.alerts import latest_by_episode
 
     book = AlertBook()
     warning = book.observe("winback", abandon(25, 1000), T0, COOLDOWN)
@@ -76,7 +76,7 @@ def test_an_escalation_decided_in_the_same_instant_is_the_episodes_newest_transi
 
 
 def test_a_backlog_of_transitions_logs_the_first_headlines_and_counts_the_rest():
-    from callpulse.alerts import log_lines
+    from core.alerts import log_lines
 
     book = AlertBook()
     alerts = []

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from callpulse.alerts import decode_alert
+from core.alerts import decode_alert
 from callpulse.topics import read_topic
 from producers.publisher import EventPublisher
 from producers.scenarios import abandon_rate_phases

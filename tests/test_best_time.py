@@ -18,10 +18,10 @@ from openpyxl import load_workbook
 
 from callpulse import best_time, reports
 from callpulse.best_time import difference_interval
-from callpulse.metrics import wilson_interval
-from callpulse.config import load_settings
-from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
-from callpulse.slots import SlotRules
+from core.metrics import wilson_interval
+from core.config import load_settings
+from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.slots import SlotRules
 from producers.simulator import DialerSimulator
 from warehouse_helpers import land_counted, migrated_warehouse
 

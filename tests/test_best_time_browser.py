@@ -17,9 +17,9 @@ from test_reports_browser import ARTIFACTS, plot_data
 from test_wallboard_browser import _require_browser, dashboard_page
 
 from callpulse.best_time import format_interval
-from callpulse.metrics import wilson_interval
-from callpulse.metrics import format_metric
-from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.metrics import wilson_interval
+from core.metrics import format_metric
+from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 from producers.publisher import EventPublisher
 
 pytestmark = pytest.mark.browser

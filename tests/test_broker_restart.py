@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from callpulse.embedded import EmbeddedBroker, free_port
-from callpulse.slots import SlotRules
+from core.slots import SlotRules
 from callpulse.topics import ensure_topics, topic_id
 from conftest import new_pipeline
 from producers.publisher import EventPublisher

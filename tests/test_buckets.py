@@ -3,9 +3,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callpulse.config import load_settings
-from callpulse.schema import CallAttempt, Lead, Outcome
-from callpulse.slots import SlotRules
+from core.config import load_settings
+from core.schema import CallAttempt, Lead, Outcome
+from core.slots import SlotRules
 from streams.buckets import MinuteBuckets, Verdict
 
 T0 = datetime(2026, 11, 23, 0, 0, 30, tzinfo=timezone.utc)  # 09:00:30 in Tokyo
@@ -108,7 +108,7 @@ def test_window_totals_kept_per_minute_equal_the_sum_of_the_kept_buckets():
     buckets gives, through new minutes, several segments and slots, and evictions."""
     import random
 
-    from callpulse.metrics import COUNTERS
+    from core.metrics import COUNTERS
 
     rng = random.Random(5)
     state = buckets()

@@ -24,9 +24,9 @@ import pytest
 from callpulse.calibration import (Calibration, auc, calibration_table, chi2_sf, expected_calibration_error,
                                    hosmer_lemeshow, trailing_calibration, trailing_calibrations, week_start,
                                    weekly_calibration)
-from callpulse.config import load_settings
-from callpulse.schema import Outcome
-from callpulse.slots import SlotRules
+from core.config import load_settings
+from core.schema import Outcome
+from core.slots import SlotRules
 from producers.simulator import DEFAULT_CAMPAIGNS, DialerSimulator
 from warehouse.landing import Lander
 from warehouse_helpers import migrated_warehouse

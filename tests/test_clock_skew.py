@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callpulse.alerts import decode_alert
-from callpulse.config import load_settings
-from callpulse.schema import CallAttempt, Lead, Outcome
-from callpulse.slots import SlotRules
+from core.alerts import decode_alert
+from core.config import load_settings
+from core.schema import CallAttempt, Lead, Outcome
+from core.slots import SlotRules
 from callpulse.topics import read_topic
 from producers.publisher import EventPublisher
 from producers.run_simulator import run_simulation, simulation_start

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from callpulse.schema import CallAttempt, Lead, Outcome
+from core.schema import CallAttempt, Lead, Outcome
 from callpulse.topics import read_topic
 from producers.publisher import EventPublisher
 from streams.deadletters import DeadLetter

@@ -30,9 +30,9 @@ import pytest
 from conftest import Pipeline
 from test_wallboard_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser, wait_for_dashboard
 
-from callpulse.config import load_settings
+from core.config import load_settings
 from callpulse.embedded import free_port
-from callpulse.slots import SlotRules
+from core.slots import SlotRules
 from callpulse.topics import ensure_topics
 from dashboards.auth import LoginLimiter, hash_password
 from producers.publisher import EventPublisher
@@ -296,7 +296,7 @@ def test_a_page_layout_built_for_a_role_below_its_page_is_a_refusal(tmp_path):
     import dash
     from flask import g
 
-    from callpulse.config import DashboardUser
+    from core.config import DashboardUser
     from dashboards.app import create_app
     from dashboards.auth import PAGE_ROLES, Credentials, Principal
     from dashboards.data import DashboardContext

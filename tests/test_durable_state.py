@@ -17,8 +17,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from callpulse.embedded import EmbeddedBroker, free_port
-from callpulse.privacy import hash_phone
-from callpulse.schema import CallAttempt, Lead, Outcome
+from core.privacy import hash_phone
+from core.schema import CallAttempt, Lead, Outcome
 from callpulse.topics import ensure_topics, read_topic
 from conftest import new_pipeline
 from producers.publisher import EventPublisher
@@ -158,7 +158,7 @@ def test_the_stop_list_and_the_alerts_survive_a_broker_that_restarts_empty(tmp_p
 def test_republishing_keeps_a_removal_that_arrived_meanwhile_and_the_original_flags(pipeline):
     """The worker read a topic that lacks the landed flags and publishes them again; a removal
     for one of them produced in between sits before the copy and must still win."""
-    from callpulse.schema import StopListEntry
+    from core.schema import StopListEntry
     from producers.stoplist import StopListPublisher
     from streams.stoplist import StopListTable
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from callpulse.config import Settings
-from callpulse.schema import Outcome, encode_event
-from callpulse.slots import SlotRules
+from core.config import Settings
+from core.schema import Outcome, encode_event
+from core.slots import SlotRules
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
 from warehouse.client import connect

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import Pipeline
 from test_end_to_end import START, assert_same_metrics, expected_by_campaign_and_slot, landed_by_campaign_and_slot
-from callpulse.config import load_settings
-from callpulse.slots import SlotRules
+from core.config import load_settings
+from core.slots import SlotRules
 from producers.publisher import EventPublisher
 from producers.simulator import CampaignProfile, DialerSimulator
 

@@ -25,10 +25,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings as hsettings, strategies as st
 
-from callpulse import schema
-from callpulse.config import load_settings
-from callpulse.privacy import REDACTED, redact_phone_numbers
-from callpulse.schema import Outcome
+from core import schema
+from core.config import load_settings
+from core.privacy import REDACTED, redact_phone_numbers
+from core.schema import Outcome
 from callpulse.topics import read_records, read_topic
 from producers.publisher import EventPublisher
 from warehouse.client import connect

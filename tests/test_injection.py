@@ -27,8 +27,8 @@ from test_wallboard_browser import PROJECT_ROOT, _require_browser, dashboard_pag
 
 from callpulse.cli import main
 from callpulse.reports import REPORT_DIMENSIONS
-from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
-from callpulse.slots import SlotRules
+from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.slots import SlotRules
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from callpulse.schema import CallAttempt, Lead, Outcome, encode_batch
+from core.schema import CallAttempt, Lead, Outcome, encode_batch
 from producers.publisher import EventPublisher
 from warehouse.client import connect
 from warehouse.faults import SWITCH_NAME

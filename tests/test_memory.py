@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from callpulse.config import load_settings
+from core.config import load_settings
 from streams.memory import FreedMemory
 from test_wallboard_browser import PROJECT_ROOT
 

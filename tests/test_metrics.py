@@ -3,10 +3,10 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from callpulse.config import CostModel
-from callpulse.metrics import (add_rate_columns, attempt_cost, attempt_counters, compute_rates, counter_increments,
+from core.config import CostModel
+from core.metrics import (add_rate_columns, attempt_cost, attempt_counters, compute_rates, counter_increments,
                               counters_for, format_metric)
-from callpulse.schema import CallAttempt, Lead, Outcome
+from core.schema import CallAttempt, Lead, Outcome
 
 MODEL = CostModel(cost_per_attempt=0.02, cost_per_minute=0.03, agent_cost_per_hour=24.0)
 

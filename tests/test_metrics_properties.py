@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from callpulse.config import load_settings
-from callpulse.metrics import COUNTERS, attempt_counters
-from callpulse.schema import CallAttempt, Lead, Outcome, encode_event
-from callpulse.slots import SlotRules
+from core.config import load_settings
+from core.metrics import COUNTERS, attempt_counters
+from core.schema import CallAttempt, Lead, Outcome, encode_event
+from core.slots import SlotRules
 from streams.processor import CallEventProcessor, SourceRecord
 from warehouse.landing import epoch_ms
 

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from callpulse.alerts import Rule
-from callpulse.config import load_settings
-from callpulse.slots import SlotRules
+from core.alerts import Rule
+from core.config import load_settings
+from core.slots import SlotRules
 from producers.simulator import CampaignProfile, DialerSimulator
 from streams.alerting import AlertEvaluator, triggers_of
 from warehouse_helpers import land_counted, migrated_warehouse

@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 
 from callpulse import pacing
-from callpulse.config import load_settings
+from core.config import load_settings
 from callpulse.pacing import PacingInputs
-from callpulse.schema import Outcome
-from callpulse.slots import SlotRules
+from core.schema import Outcome
+from core.slots import SlotRules
 from producers.simulator import WRAP_UP_SECONDS, CampaignProfile, DialerSimulator
 from warehouse_helpers import land_counted, migrated_warehouse
 

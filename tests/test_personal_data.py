@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from callpulse.config import Settings
+from core.config import Settings
 from callpulse.topics import read_records
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,7 @@ def digits(text: str) -> str:
 
 
 def e164_digits(number: str) -> str:
-    """Japan's rule written out here rather than taken from callpulse.privacy: the national
+    """Japan's rule written out here rather than taken from core.privacy: the national
     form drops its trunk 0 and gains the country code 81; the international form is kept."""
     all_digits = digits(number)
     if number.strip().startswith("+") or all_digits.startswith("81"):
@@ -236,7 +236,7 @@ def cli(config_file: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def run(broker, tmp_path_factory) -> Run:
     import producers.simulator as simulator_module
-    from callpulse.slots import SlotRules
+    from core.slots import SlotRules
     from producers.publisher import EventPublisher
     from warehouse.client import connect
 
@@ -411,7 +411,7 @@ def test_one_customer_has_one_hash_whatever_the_form_of_the_number(run):
     assert hmac_of("+81 90-8872-1495") in run.stop_list
     assert fixture_row_2 in run.violations, (
         "the customer flagged as +81 90-8872-1495 was dialled as 09088721495 after the flag, and no "
-        "stop-list violation was recorded: callpulse.privacy.normalize_phone keeps the country code of one "
+        "stop-list violation was recorded: core.privacy.normalize_phone keeps the country code of one "
         "form and the trunk 0 of the other, so the two hash differently")
 
 

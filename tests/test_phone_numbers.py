@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from callpulse.config import ConfigError, load_settings
-from callpulse.privacy import (MAX_JUDGED_SPANS, REDACTED, hash_phone, looks_like_phone_number, normalize_phone,
+from core.config import ConfigError, load_settings
+from core.privacy import (MAX_JUDGED_SPANS, REDACTED, hash_phone, looks_like_phone_number, normalize_phone,
                                redact_phone_numbers)
 
 KEY = b"k"

@@ -8,9 +8,9 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
-from callpulse.config import load_settings
-from callpulse.schema import CallAttempt, Lead, Outcome, encode_event
-from callpulse.slots import SlotRules
+from core.config import load_settings
+from core.schema import CallAttempt, Lead, Outcome, encode_event
+from core.slots import SlotRules
 from streams.deadletters import KEPT_BYTES
 from streams.processor import CallEventProcessor, SourceRecord
 

@@ -15,10 +15,10 @@ import pytest
 from openpyxl import load_workbook
 
 from callpulse import reports
-from callpulse.config import load_settings
+from core.config import load_settings
 from callpulse.reports import ReportError, ReportRequest
-from callpulse.schema import Outcome
-from callpulse.slots import SlotRules
+from core.schema import Outcome
+from core.slots import SlotRules
 from producers.simulator import DialerSimulator
 from warehouse_helpers import land_counted, migrated_warehouse
 

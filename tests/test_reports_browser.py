@@ -26,9 +26,9 @@ import pandas as pd
 import pytest
 from test_wallboard_browser import PROJECT_ROOT, _require_browser, dashboard_page
 
-from callpulse.metrics import format_metric
-from callpulse.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
-from callpulse.slots import SlotRules
+from core.metrics import format_metric
+from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.slots import SlotRules
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from callpulse.metrics import COUNTERS
+from core.metrics import COUNTERS
 from warehouse import queries, rollup
 from warehouse_helpers import migrated_warehouse
 

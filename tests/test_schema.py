@@ -5,10 +5,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from callpulse.config import load_settings
-from callpulse.schema import (REJECTION_REASONS, CallAttempt, Lead, Outcome, decode_record, encode_batch, encode_event,
+from core.config import load_settings
+from core.schema import (REJECTION_REASONS, CallAttempt, Lead, Outcome, decode_record, encode_batch, encode_event,
                               json_schema)
-from callpulse.slots import SlotRules
+from core.slots import SlotRules
 from producers.simulator import DialerSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_committed_json_schema_matches_the_code_and_validates_simulated_events()
 
 # -- personal data in ids and names, numbers beyond [limits] ------------------------------
 
-from callpulse.schema import EventScreen, Limits  # noqa: E402
+from core.schema import EventScreen, Limits  # noqa: E402
 from test_phone_numbers import TWELVE_FORMATS  # noqa: E402
 
 NAME_FIELDS = ("event_id", "campaign", "agent", "team", "lead.segment", "lead.lead_id")
@@ -201,7 +201,7 @@ def test_numbers_json_cannot_hold_and_non_finite_ones_built_in_code_are_out_of_r
 
 
 def test_limits_are_configurable_and_must_be_positive(tmp_path):
-    from callpulse.config import ConfigError
+    from core.config import ConfigError
 
     settings = load_settings(limits__max_call_seconds=3600, limits__max_order_value=500)
     assert settings.limits == Limits(max_call_seconds=3600, max_order_value=500)

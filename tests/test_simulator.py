@@ -3,8 +3,8 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from callpulse.config import load_settings
-from callpulse.slots import SlotRules
+from core.config import load_settings
+from core.slots import SlotRules
 from producers.simulator import DialerSimulator
 
 START = datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc)  # 09:00 in Tokyo

@@ -3,8 +3,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callpulse.config import ConfigError, load_settings
-from callpulse.slots import SlotRules
+from core.config import ConfigError, load_settings
+from core.slots import SlotRules
 
 
 def rules(zone="Asia/Tokyo") -> SlotRules:

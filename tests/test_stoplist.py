@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callpulse.alerts import decode_alert
-from callpulse.privacy import hash_phone
-from callpulse.schema import CallAttempt, Lead, Outcome
+from core.alerts import decode_alert
+from core.privacy import hash_phone
+from core.schema import CallAttempt, Lead, Outcome
 from callpulse.topics import read_topic
 from producers.publisher import EventPublisher
 from producers.stoplist import read_stop_list_file

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from callpulse.config import load_settings
-from callpulse.schema import Outcome
+from core.config import load_settings
+from core.schema import Outcome
 from callpulse.topics import read_topic
 from producers.vicidial import FileFormatError, RowError, RowMapper, read_rows
 
@@ -227,7 +227,7 @@ def test_a_file_with_nothing_usable_fails_with_reasons_and_no_traceback(pipeline
 
 
 def test_a_status_with_a_made_up_outcome_is_a_config_error(tmp_path):
-    from callpulse.config import ConfigError
+    from core.config import ConfigError
 
     config = tmp_path / "callpulse.toml"
     config.write_text('[vicidial.statuses]\nWEIRD = { outcome = "teleported" }\n')
@@ -238,8 +238,8 @@ def test_a_status_with_a_made_up_outcome_is_a_config_error(tmp_path):
 @pytest.mark.integration
 @pytest.mark.timeout(180)
 def test_replaying_an_events_file_counts_every_valid_line_and_dead_letters_the_rest(pipeline, tmp_path):
-    from callpulse.slots import SlotRules
-    from callpulse.schema import encode_event
+    from core.slots import SlotRules
+    from core.schema import encode_event
     from producers.simulator import DialerSimulator
 
     settings = pipeline.settings

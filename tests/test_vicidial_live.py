@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from callpulse.embedded import free_port
-from callpulse.schema import CallAttempt, decode_record
+from core.schema import CallAttempt, decode_record
 from callpulse.topics import read_topic
 
 pytestmark = pytest.mark.integration

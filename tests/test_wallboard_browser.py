@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from callpulse.config import Settings
-from callpulse.metrics import COST_FORMULA, format_metric
-from callpulse.schema import CallAttempt, Outcome
-from callpulse.slots import SlotRules
+from core.config import Settings
+from core.metrics import COST_FORMULA, format_metric
+from core.schema import CallAttempt, Outcome
+from core.slots import SlotRules
 from dashboards.data import abandon_level, local_day_start
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator

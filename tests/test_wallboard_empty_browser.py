@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from test_wallboard_browser import _require_browser, dashboard_page
 
-from callpulse.schema import CallAttempt, Lead, Outcome
+from core.schema import CallAttempt, Lead, Outcome
 
 pytestmark = pytest.mark.browser
 

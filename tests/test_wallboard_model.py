@@ -13,9 +13,9 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
     import time
     from datetime import datetime, timedelta, timezone
 
-    from callpulse.config import load_settings
-    from callpulse.schema import CallAttempt, Lead, Outcome
-    from callpulse.slots import SlotRules
+    from core.config import load_settings
+    from core.schema import CallAttempt, Lead, Outcome
+    from core.slots import SlotRules
     from dashboards.data import DashboardContext, set_context, shared_wallboard_model, wallboard_model
     from streams.buckets import MinuteBuckets
     from warehouse.landing import Lander
@@ -67,9 +67,9 @@ def test_the_wallboard_reads_its_queries_at_once_and_shows_what_reading_them_in_
     the model is the one read on the page's single client, to the value."""
     from datetime import datetime, timedelta, timezone
 
-    from callpulse.config import load_settings
-    from callpulse.schema import CallAttempt, Lead, Outcome
-    from callpulse.slots import SlotRules
+    from core.config import load_settings
+    from core.schema import CallAttempt, Lead, Outcome
+    from core.slots import SlotRules
     from dashboards.data import DashboardContext, set_context, wallboard_model
     from warehouse_helpers import land_counted, migrated_warehouse
 
@@ -104,7 +104,7 @@ def test_the_wallboard_reads_its_queries_at_once_and_shows_what_reading_them_in_
 
 
 def test_parallel_reads_can_be_turned_off_for_a_small_box(tmp_path):
-    from callpulse.config import load_settings
+    from core.config import load_settings
     from dashboards.data import DashboardContext
 
     on = DashboardContext(load_settings(), client=None, warehouse_url=f"chdb://{tmp_path}")
@@ -122,9 +122,9 @@ def test_an_empty_warehouse_is_an_empty_board_that_says_it_waits_for_the_first_c
     import json
     from datetime import datetime, timedelta, timezone
 
-    from callpulse.config import DashboardToken, load_settings
-    from callpulse.schema import CallAttempt, Lead, Outcome
-    from callpulse.slots import SlotRules
+    from core.config import DashboardToken, load_settings
+    from core.schema import CallAttempt, Lead, Outcome
+    from core.slots import SlotRules
     from dashboards.app import create_app
     from dashboards.auth import Credentials, hash_token, new_token
     from dashboards.data import DashboardContext, local_day_start, wallboard_model
@@ -178,7 +178,7 @@ BOARD_NOW = datetime(2026, 12, 2, 6, 0, 30, tzinfo=timezone.utc)
 
 def _bearer_app(settings, client, role: str = "supervisor"):
     """The dashboard app on ``client``, and the Authorization header of a ``role`` token."""
-    from callpulse.config import DashboardToken
+    from core.config import DashboardToken
     from dashboards.app import create_app
     from dashboards.auth import Credentials, hash_token, new_token
     from dashboards.data import DashboardContext
@@ -216,9 +216,9 @@ def test_a_board_of_5000_campaigns_shows_the_busiest_and_says_how_many_there_are
     import time
     from datetime import datetime, timedelta, timezone
 
-    from callpulse.config import load_settings
-    from callpulse.schema import CallAttempt, Lead, Outcome
-    from callpulse.slots import SlotRules
+    from core.config import load_settings
+    from core.schema import CallAttempt, Lead, Outcome
+    from core.slots import SlotRules
     from warehouse_helpers import land_counted, migrated_warehouse
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0)
@@ -262,9 +262,9 @@ def test_api_wallboard_has_a_size_cap_whatever_the_names(tmp_path):
     a full two-hour sparkline: the largest /api/wallboard there can be stays a few hundred kB."""
     from datetime import datetime, timedelta, timezone
 
-    from callpulse.config import load_settings
-    from callpulse.schema import MAX_IDENTIFIER_LENGTH, CallAttempt, Lead, Outcome
-    from callpulse.slots import SlotRules
+    from core.config import load_settings
+    from core.schema import MAX_IDENTIFIER_LENGTH, CallAttempt, Lead, Outcome
+    from core.slots import SlotRules
     from warehouse_helpers import land_counted, migrated_warehouse
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0)
@@ -291,9 +291,9 @@ def test_the_api_writes_an_infinite_figure_as_null(tmp_path):
     import math
     from datetime import datetime, timedelta, timezone
 
-    from callpulse.config import load_settings
-    from callpulse.schema import CallAttempt, Lead, Outcome
-    from callpulse.slots import SlotRules
+    from core.config import load_settings
+    from core.schema import CallAttempt, Lead, Outcome
+    from core.slots import SlotRules
     from warehouse_helpers import land_counted, migrated_warehouse
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0)

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callpulse.config import load_settings
-from callpulse.metrics import COUNTERS
-from callpulse.slots import SlotRules
+from core.config import load_settings
+from core.metrics import COUNTERS
+from core.slots import SlotRules
 from streams.buckets import BucketRow, DirtyBuckets
 from warehouse.client import connect
 from warehouse.landing import Lander
@@ -170,8 +170,8 @@ def test_a_chdb_path_held_by_another_process_is_detected_before_opening(tmp_path
 def test_landed_attempts_and_buckets_read_back_as_the_worker_counted_them(client, lander):
     """Landing writes columns (times as epoch integers, counts as integers): every field
     must read back as the event and the bucket held it, optional fields included."""
-    from callpulse.metrics import attempt_cost
-    from callpulse.schema import CallAttempt, Lead, Outcome
+    from core.metrics import attempt_cost
+    from core.schema import CallAttempt, Lead, Outcome
     from streams.buckets import MinuteBuckets
 
     events = [
@@ -256,7 +256,7 @@ def test_sparklines_give_each_campaign_the_minute_series_dials_and_abandon_rate_
 
 def test_a_rate_in_sql_is_the_rate_ratio_gives(client):
     """rate_sql() hands rates out of the warehouse ready to show; they must be ratio()'s, None included."""
-    from callpulse.metrics import RATES, rate_sql, ratio
+    from core.metrics import RATES, rate_sql, ratio
 
     for name, rate in RATES.items():
         for numerator, denominator in ((3, 12), (0, 5), (7, 0), (0, 0), (2.5, 4)):

@@ -11,9 +11,9 @@ from typing import Iterable, Iterator
 
 from clickhouse_connect.driver.client import Client
 
-from callpulse.config import Settings
-from callpulse.schema import CallAttempt
-from callpulse.slots import SlotRules
+from core.config import Settings
+from core.schema import CallAttempt
+from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
 from warehouse.client import connect
 from warehouse.landing import Lander

@@ -16,12 +16,12 @@ from typing import Mapping, Sequence
 import numpy as np
 from clickhouse_connect.driver.client import Client
 
-from callpulse.config import Settings
-from callpulse.metrics import CALL_COUNTS, COUNTERS, attempt_cost
-from callpulse.alerts import Alert
-from callpulse.schema import CallAttempt
+from core.config import Settings
+from core.metrics import CALL_COUNTS, COUNTERS, attempt_cost
+from core.alerts import Alert
+from core.schema import CallAttempt
 from callpulse.topics import WORKER_GROUP
-from callpulse.slots import SlotRules
+from core.slots import SlotRules
 from streams.buckets import DirtyBuckets
 from streams.deadletters import DeadLetter
 from streams.stoplist import StopListChange, Violation

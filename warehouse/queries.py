@@ -1,5 +1,5 @@
 """Report queries. Each returns a pandas DataFrame of summed counters plus rates
-computed from those sums (callpulse.metrics), never from averaged rates."""
+computed from those sums (core.metrics), never from averaged rates."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import msgspec
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from callpulse.alerts import Alert, latest_by_episode
-from callpulse.schema import StopListEntry
-from callpulse.metrics import (COMPLIANCE_WINDOWS, COUNTERS, RATES, RAW_COUNTER_SQL, add_rate_columns, rate_sql,
+from core.alerts import Alert, latest_by_episode
+from core.schema import StopListEntry
+from core.metrics import (COMPLIANCE_WINDOWS, COUNTERS, RATES, RAW_COUNTER_SQL, add_rate_columns, rate_sql,
                                ratio_series)
 from warehouse import rollup
 

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta, timezone
 
 from clickhouse_connect.driver.client import Client
 
-from callpulse.metrics import COUNTERS
+from core.metrics import COUNTERS
 
 log = logging.getLogger(__name__)
 

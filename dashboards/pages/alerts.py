@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dash_table, dcc, html
 
-from callpulse.alerts import RULE_LABELS, format_alert_value
-from callpulse.schema import REJECTION_REASONS
+from core.alerts import RULE_LABELS, format_alert_value
+from core.schema import REJECTION_REASONS
 from dashboards.data import context
 from warehouse import queries
 

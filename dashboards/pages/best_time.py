@@ -22,7 +22,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 from plotly.subplots import make_subplots
 
 from callpulse import best_time, reports
-from callpulse.metrics import format_metric
+from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control, day_range, export_buttons
 from dashboards.data import context, newest_day, parse_day

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from callpulse import reports
-from callpulse.metrics import COMPLIANCE_WINDOWS, format_metric
+from core.metrics import COMPLIANCE_WINDOWS, format_metric
 from dashboards import theme
 from dashboards.controls import day_range, export_buttons
 from dashboards.data import board_time, context, newest_day, parse_day

@@ -1,6 +1,6 @@
 """Definitions: every metric, compliance window and the cost model, as the pipeline computes them.
 
-Generated from callpulse.metrics and the running configuration, so it cannot drift from
+Generated from core.metrics and the running configuration, so it cannot drift from
 what the numbers on the other pages mean.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dash
 from dash import html
 
-from callpulse.metrics import COMPLIANCE_WINDOWS, COST_FORMULA, RATES, format_metric
+from core.metrics import COMPLIANCE_WINDOWS, COST_FORMULA, RATES, format_metric
 from dashboards.data import context
 
 dash.register_page(__name__, path="/definitions", name="Definitions", title="CallPulse · Definitions", order=90)

@@ -20,7 +20,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html
 from plotly.subplots import make_subplots
 
 from callpulse import calibration
-from callpulse.metrics import format_metric
+from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control
 from dashboards.data import context, newest_day, parse_day

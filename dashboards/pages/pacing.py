@@ -16,7 +16,7 @@ from dash import Input, Output, callback, dash_table, dcc, html
 from plotly.subplots import make_subplots
 
 from callpulse import pacing
-from callpulse.metrics import format_metric
+from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control
 from dashboards.data import board_time, context

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from callpulse import reports
-from callpulse.metrics import RATES, format_metric, metric_label
+from core.metrics import RATES, format_metric, metric_label
 from dashboards import theme
 from dashboards.controls import control, day_range, export_buttons
 from dashboards.data import context, newest_day, parse_day

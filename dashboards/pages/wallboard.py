@@ -6,7 +6,7 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, callback, dcc, html
 
-from callpulse.metrics import format_metric
+from core.metrics import format_metric
 from dashboards.data import abandon_level, context, shared_wallboard_model
 
 dash.register_page(__name__, path="/", name="Wallboard", title="CallPulse · Wallboard", order=0)

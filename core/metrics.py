@@ -14,8 +14,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from callpulse.config import CostModel
-from callpulse.schema import CallAttempt, Outcome
+from core.config import CostModel
+from core.schema import CallAttempt, Outcome
 
 #: The additive counters landed per (campaign, time slot, segment, minute).
 COUNTERS: tuple[str, ...] = ("dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds")

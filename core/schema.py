@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from callpulse.privacy import DEFAULT_REGION, looks_like_phone_number
+from core.privacy import DEFAULT_REGION, looks_like_phone_number
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})

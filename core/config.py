@@ -1,6 +1,6 @@
 """Configuration: packaged TOML defaults, an optional user TOML file, then environment.
 
-Precedence (last wins): ``callpulse/default_config.toml`` < ``./callpulse.toml`` or
+Precedence (last wins): ``core/default_config.toml`` < ``./callpulse.toml`` or
 ``$CALLPULSE_CONFIG`` < environment variables. The environment variables that matter
 most are the two that switch a stage from embedded to server mode:
 
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from callpulse.schema import LIVE_ANSWER_OUTCOMES, EventScreen, Limits, Outcome
+from core.schema import LIVE_ANSWER_OUTCOMES, EventScreen, Limits, Outcome
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
 
@@ -194,7 +194,7 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     cost_model: dict[str, CostModel]
     alerts: AlertsConfig
     vicidial: VicidialConfig = VicidialConfig()
-    # The largest duration, cost and order value an event may carry (callpulse.schema.Limits).
+    # The largest duration, cost and order value an event may carry (core.schema.Limits).
     limits: Limits = Limits()
     # Resolved from the environment by load_settings(); None means "embedded".
     kafka_bootstrap_servers: str | None = None

@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from callpulse.config import SlotConfig
+from core.config import SlotConfig
 
 OFF_HOURS = "off_hours"
 

@@ -21,7 +21,7 @@ from enum import Enum
 
 import msgspec
 
-from callpulse.metrics import format_metric
+from core.metrics import format_metric
 
 
 class Rule(str, Enum):
