@@ -30,7 +30,7 @@ from core.alerts import decode_alert  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from callpulse.embedded import EmbeddedBroker, free_port  # noqa: E402
 from core.schema import encode_event  # noqa: E402
-from callpulse.topics import ensure_topics  # noqa: E402
+from streams.kafka_admin import ensure_topics  # noqa: E402
 from producers.publisher import EventPublisher  # noqa: E402
 from producers.scenarios import Phase, abandon_rate_phases  # noqa: E402
 

@@ -50,7 +50,7 @@ import msgspec  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from core.slots import SlotRules  # noqa: E402
-from callpulse.topics import partition_bounds  # noqa: E402
+from streams.kafka_admin import partition_bounds  # noqa: E402
 from dashboards.auth import hash_password, hash_token, new_token  # noqa: E402
 from peers import memory_mb  # noqa: E402
 from pipeline import (Worker, console, cpu_seconds, fresh_pipeline, landed_all, percentile,  # noqa: E402

@@ -60,7 +60,7 @@ from rich.table import Table  # noqa: E402
 from core.config import Settings, load_settings  # noqa: E402
 from callpulse.embedded import EmbeddedBroker, free_port  # noqa: E402
 from core.schema import encode_batch  # noqa: E402
-from callpulse.topics import ensure_topics, partition_bounds  # noqa: E402
+from streams.kafka_admin import ensure_topics, partition_bounds  # noqa: E402
 from peers import memory_mb  # noqa: E402
 from producers.publisher import COMPRESSION, EventPublisher  # noqa: E402
 from workload import call_events  # noqa: E402

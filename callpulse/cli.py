@@ -57,7 +57,7 @@ def main(ctx: click.Context, config_file: str | None, data_dir: str | None, verb
 @click.pass_context
 def topics(ctx: click.Context) -> None:
     """Create the Kafka topics (partitions and retention from the config)."""
-    from callpulse.topics import ensure_topics
+    from streams.kafka_admin import ensure_topics
 
     created = ensure_topics(_settings(ctx))
     console.print(f"created: {', '.join(created) or 'none (all exist)'}")
@@ -363,7 +363,7 @@ def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint
                    health_url: str) -> None:
     from datetime import timedelta
 
-    from callpulse.topics import admin_client, topic_id
+    from streams.kafka_admin import admin_client, topic_id
     from producers.publisher import EventPublisher
     from producers.vicidial_live import VicidialPoller, connect_mysql, default_checkpoint, worker_landing_status
 
@@ -471,7 +471,7 @@ def deadletters(ctx: click.Context, reason: str | None, limit: int, output_forma
     import msgspec
     from rich.table import Table
 
-    from callpulse.topics import read_topic
+    from streams.kafka_admin import read_topic
     from streams.deadletters import DeadLetter
 
     settings = _settings(ctx)
@@ -645,7 +645,7 @@ def status(ctx: click.Context, health_url: str | None, output_format: str) -> No
     from rich.table import Table
 
     from core.schema import REJECTION_REASONS
-    from callpulse.topics import partition_bounds
+    from streams.kafka_admin import partition_bounds
 
     settings = _settings(ctx)
     url = health_url or f"http://127.0.0.1:{settings.embedded.worker_health_port}/health"

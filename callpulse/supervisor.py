@@ -33,7 +33,7 @@ from rich.table import Table
 from core.config import Settings
 from callpulse.embedded import (EmbeddedBroker, RecordedProcess, die_with_parent, port_is_open, stop_leftovers,
                                  wait_for_port)
-from callpulse.topics import ensure_topics
+from streams.kafka_admin import ensure_topics
 
 
 class DataDirInUse(RuntimeError):

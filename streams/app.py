@@ -23,7 +23,8 @@ from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
 from core.slots import SlotRules
-from callpulse.topics import WORKER_GROUP, partition_bounds, topic_id
+from core.topics import WORKER_GROUP
+from streams.kafka_admin import partition_bounds, topic_id
 from core.alerts import Alert, encode_alert, log_lines
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.deadletters import encode_dead_letter

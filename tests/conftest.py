@@ -17,7 +17,7 @@ import pytest
 
 from core.config import Settings, load_settings
 from callpulse.embedded import EmbeddedBroker, free_port
-from callpulse.topics import ensure_topics
+from streams.kafka_admin import ensure_topics
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ class WorkerProcess:
 
     def wait_until_caught_up(self, timeout_s: float = 180.0) -> dict:
         """Until every published record has landed, by the worker's landed offsets; then its health."""
-        from callpulse.topics import partition_bounds
+        from streams.kafka_admin import partition_bounds
 
         def caught_up(health: dict) -> bool:
             if not health["ready"]:

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from core.alerts import decode_alert
-from callpulse.topics import read_topic
+from streams.kafka_admin import read_topic
 from producers.publisher import EventPublisher
 from producers.scenarios import abandon_rate_phases
 from warehouse.client import connect

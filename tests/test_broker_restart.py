@@ -11,7 +11,7 @@ import pytest
 
 from callpulse.embedded import EmbeddedBroker, free_port
 from core.slots import SlotRules
-from callpulse.topics import ensure_topics, topic_id
+from streams.kafka_admin import ensure_topics, topic_id
 from conftest import new_pipeline
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator

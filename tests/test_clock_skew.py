@@ -18,7 +18,7 @@ from core.alerts import decode_alert
 from core.config import load_settings
 from core.schema import CallAttempt, Lead, Outcome
 from core.slots import SlotRules
-from callpulse.topics import read_topic
+from streams.kafka_admin import read_topic
 from producers.publisher import EventPublisher
 from producers.run_simulator import run_simulation, simulation_start
 from producers.simulator import DialerSimulator

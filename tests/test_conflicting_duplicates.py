@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from core.schema import CallAttempt, Lead, Outcome
-from callpulse.topics import read_topic
+from streams.kafka_admin import read_topic
 from producers.publisher import EventPublisher
 from streams.deadletters import DeadLetter
 from warehouse.client import connect

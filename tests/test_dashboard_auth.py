@@ -33,7 +33,7 @@ from test_wallboard_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser, wa
 from core.config import load_settings
 from callpulse.embedded import free_port
 from core.slots import SlotRules
-from callpulse.topics import ensure_topics
+from streams.kafka_admin import ensure_topics
 from dashboards.auth import LoginLimiter, hash_password
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator

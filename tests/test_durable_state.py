@@ -19,7 +19,7 @@ import pytest
 from callpulse.embedded import EmbeddedBroker, free_port
 from core.privacy import hash_phone
 from core.schema import CallAttempt, Lead, Outcome
-from callpulse.topics import ensure_topics, read_topic
+from streams.kafka_admin import ensure_topics, read_topic
 from conftest import new_pipeline
 from producers.publisher import EventPublisher
 from warehouse.client import connect

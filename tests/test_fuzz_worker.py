@@ -29,7 +29,7 @@ from core import schema
 from core.config import load_settings
 from core.privacy import REDACTED, redact_phone_numbers
 from core.schema import Outcome
-from callpulse.topics import read_records, read_topic
+from streams.kafka_admin import read_records, read_topic
 from producers.publisher import EventPublisher
 from warehouse.client import connect
 

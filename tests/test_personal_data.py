@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from callpulse.topics import read_records
+from streams.kafka_admin import read_records
 
 pytestmark = pytest.mark.integration
 

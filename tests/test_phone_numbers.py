@@ -75,7 +75,7 @@ def test_a_file_ingest_dead_letter_loses_numbers_written_the_configured_regions_
     its dead letter must not keep it (read as Japanese, (650) 253-0000 is not a number)."""
     import msgspec
 
-    from callpulse.topics import read_records
+    from streams.kafka_admin import read_records
     from producers.ingest import ingest_event_file
     from producers.publisher import EventPublisher
     from streams.deadletters import DeadLetter

@@ -13,7 +13,7 @@ import pytest
 from core.alerts import decode_alert
 from core.privacy import hash_phone
 from core.schema import CallAttempt, Lead, Outcome
-from callpulse.topics import read_topic
+from streams.kafka_admin import read_topic
 from producers.publisher import EventPublisher
 from producers.stoplist import read_stop_list_file
 from dashboards.app import create_app

@@ -21,7 +21,7 @@ import pytest
 
 from core.config import load_settings
 from core.schema import Outcome
-from callpulse.topics import read_topic
+from streams.kafka_admin import read_topic
 from producers.vicidial import FileFormatError, RowError, RowMapper, read_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

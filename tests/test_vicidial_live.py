@@ -18,7 +18,7 @@ import pytest
 
 from callpulse.embedded import free_port
 from core.schema import CallAttempt, decode_record
-from callpulse.topics import read_topic
+from streams.kafka_admin import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -194,7 +194,7 @@ def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pip
     broker comes back empty, and the poller must publish those rows again."""
     from conftest import new_pipeline
     from callpulse.embedded import EmbeddedBroker
-    from callpulse.topics import ensure_topics
+    from streams.kafka_admin import ensure_topics
 
     admin = mariadb["admin"]
     with admin.cursor() as cursor:

@@ -20,7 +20,7 @@ from core.config import Settings
 from core.metrics import CALL_COUNTS, COUNTERS, attempt_cost
 from core.alerts import Alert
 from core.schema import CallAttempt
-from callpulse.topics import WORKER_GROUP
+from core.topics import WORKER_GROUP
 from core.slots import SlotRules
 from streams.buckets import DirtyBuckets
 from streams.deadletters import DeadLetter

@@ -1,41 +1,18 @@
-"""Kafka topics, created explicitly with their partition count and retention.
-
-Auto-created topics take the broker's default partition count, which breaks Faust
-(PartitionsMismatch) and hides capacity decisions, so every topic is declared here.
-"""
+"""Creating, describing and reading the Kafka topics core.topics declares: the worker, the
+`up` supervisor and the CLI's readers share these admin and read helpers."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from core.config import Settings
+from core.topics import TopicSpec, topic_specs
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    config: dict[str, str]
-
-
-def topic_specs(settings: Settings) -> list[TopicSpec]:
-    topics = settings.topics
-    retention = {"retention.ms": str(topics.retention_ms)}
-    return [
-        # Keyed by campaign, so one campaign's events stay in order on one partition.
-        TopicSpec(topics.call_events, topics.partitions, {**retention, "cleanup.policy": "delete"}),
-        TopicSpec(topics.dead_letters, 1, {**retention, "cleanup.policy": "delete"}),
-        TopicSpec(topics.alerts, 1, {**retention, "cleanup.policy": "delete"}),
-        # Compacted: a flag lives until it is removed, whatever the retention.
-        TopicSpec(topics.stop_list, 1, {"cleanup.policy": "compact"}),
-    ]
 
 
 def admin_client(bootstrap_servers: str, timeout_s: float = 30.0) -> KafkaAdminClient:
@@ -88,9 +65,6 @@ def _check_partitions(admin: KafkaAdminClient, spec: TopicSpec) -> None:
             "topic %s has %d partitions, configuration says %d; keeping the topic as it is",
             spec.name, actual, spec.partitions,
         )
-
-
-WORKER_GROUP = "callpulse-worker"  # the Faust app id, which Faust uses as consumer group
 
 
 def topic_id(settings: Settings, topic: str | None = None, admin: KafkaAdminClient | None = None) -> str:
