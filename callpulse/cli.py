@@ -472,7 +472,7 @@ def deadletters(ctx: click.Context, reason: str | None, limit: int, output_forma
     from rich.table import Table
 
     from streams.kafka_admin import read_topic
-    from streams.deadletters import DeadLetter
+    from core.deadletters import DeadLetter
 
     settings = _settings(ctx)
     decoder = msgspec.json.Decoder(DeadLetter)

@@ -15,7 +15,7 @@ from core.config import Settings
 from core.schema import Rejection, decode_record
 from producers.publisher import EventPublisher
 from producers.vicidial import IngestSummary, RowError, RowMapper, open_text, read_rows
-from streams.deadletters import dead_letter, encode_dead_letter
+from core.deadletters import dead_letter, encode_dead_letter
 
 Progress = Callable[[int], None]
 

@@ -19,14 +19,14 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from clickhouse_connect.driver.client import Client
 
-from core.alerts import Alert, AlertBook, Check, Rule, format_seconds
 from callpulse.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
+from core.alerts import Alert, AlertBook, Check, Rule, format_seconds
 from core.config import AlertRules, Settings
+from core.handoff import Violation
 from core.metrics import COUNTERS, format_metric, ratio
 from core.schema import Event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
-from streams.stoplist import Violation
 from warehouse import queries
 
 log = logging.getLogger("callpulse.alerts")

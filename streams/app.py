@@ -27,7 +27,7 @@ from core.topics import WORKER_GROUP
 from streams.kafka_admin import partition_bounds, topic_id
 from core.alerts import Alert, encode_alert, log_lines
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
-from streams.deadletters import encode_dead_letter
+from core.deadletters import encode_dead_letter
 from streams.memory import FreedMemory
 from streams.offsets import PartitionCursor, Position, TopicPartition
 from streams.processor import BatchResult, CallEventProcessor, SourceRecord

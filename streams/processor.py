@@ -15,11 +15,12 @@ import msgspec
 
 from core.alerts import format_seconds
 from core.config import Settings
+from core.deadletters import DeadLetter, dead_letter
+from core.handoff import DirtyBuckets, Violation
 from core.schema import CallAttempt, Event, Rejection, decode_record, encode_event
 from core.slots import SlotRules
-from streams.buckets import DirtyBuckets, MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
-from streams.deadletters import DeadLetter, dead_letter
-from streams.stoplist import StopListTable, Violation
+from streams.buckets import MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
+from streams.stoplist import StopListTable
 
 
 @dataclass(frozen=True)

@@ -25,38 +25,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from core.handoff import StopListChange, Violation
 from core.schema import CallAttempt, StopListEntry, decode_stop_list_entry, encode_stop_list_entry
 
 log = logging.getLogger("callpulse.stoplist")
-
-
-@dataclass(frozen=True)
-class Violation:
-    """A dial placed to a customer who was already on the stop list."""
-
-    attempt: CallAttempt
-    dialed_at: datetime
-    entry: StopListEntry
 
 
 def dialed_at(attempt: CallAttempt) -> datetime:
     """When the dial was placed: the event marks the attempt's end, after ring, wait and talk."""
     return attempt.event_time - timedelta(seconds=attempt.ring_seconds + attempt.wait_seconds
                                           + attempt.talk_seconds)
-
-
-@dataclass(frozen=True)
-class StopListChange:
-    """A flag or a removal read from the topic, as it lands in the warehouse's stop_list table."""
-
-    entry: StopListEntry               # the flag; for a removal, the flag it took away
-    removed_at: datetime | None = None  # when the customer was taken off the list; None while flagged
 
 
 def record_time(timestamp_ms: int | None) -> datetime:

@@ -12,7 +12,7 @@ import pytest
 from core.schema import CallAttempt, Lead, Outcome
 from streams.kafka_admin import read_topic
 from producers.publisher import EventPublisher
-from streams.deadletters import DeadLetter
+from core.deadletters import DeadLetter
 from warehouse.client import connect
 
 pytestmark = pytest.mark.integration

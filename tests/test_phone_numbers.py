@@ -78,7 +78,7 @@ def test_a_file_ingest_dead_letter_loses_numbers_written_the_configured_regions_
     from streams.kafka_admin import read_records
     from producers.ingest import ingest_event_file
     from producers.publisher import EventPublisher
-    from streams.deadletters import DeadLetter
+    from core.deadletters import DeadLetter
 
     settings = load_settings(pipeline.config_file, pipeline__phone_region="US")
     events = tmp_path / "events.jsonl"

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from core.config import load_settings
 from core.schema import CallAttempt, Lead, Outcome, encode_event
 from core.slots import SlotRules
-from streams.deadletters import KEPT_BYTES
+from core.deadletters import KEPT_BYTES
 from streams.processor import CallEventProcessor, SourceRecord
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -11,7 +11,7 @@ import pytest
 from core.config import load_settings
 from core.metrics import COUNTERS
 from core.slots import SlotRules
-from streams.buckets import BucketRow, DirtyBuckets
+from core.handoff import BucketRow, DirtyBuckets
 from warehouse.client import connect
 from warehouse.landing import Lander
 from warehouse.queries import (campaign_baseline, campaign_baselines, compliance_windows, compliance_windows_at,

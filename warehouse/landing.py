@@ -16,15 +16,14 @@ from typing import Mapping, Sequence
 import numpy as np
 from clickhouse_connect.driver.client import Client
 
-from core.config import Settings
-from core.metrics import CALL_COUNTS, COUNTERS, attempt_cost
 from core.alerts import Alert
+from core.config import Settings
+from core.deadletters import DeadLetter
+from core.handoff import DirtyBuckets, StopListChange, Violation
+from core.metrics import CALL_COUNTS, COUNTERS, attempt_cost
 from core.schema import CallAttempt
-from core.topics import WORKER_GROUP
 from core.slots import SlotRules
-from streams.buckets import DirtyBuckets
-from streams.deadletters import DeadLetter
-from streams.stoplist import StopListChange, Violation
+from core.topics import WORKER_GROUP
 from warehouse.faults import FaultSwitch
 from warehouse.queries import ALERT_COLUMNS
 
