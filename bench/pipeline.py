@@ -412,7 +412,7 @@ def crosstab_query(workdir: Path, attempts: int, results: Results, repeats: int)
     """Land ``attempts`` over 30 days into a fresh warehouse, buckets built from them by SQL and
     their hourly rollup, then time the 30-day segment x slot x campaign report that the Reports
     page runs."""
-    from callpulse import reports
+    from analytics import reports
     from core.slots import OFF_HOURS
     from warehouse.client import connect
     from warehouse.migrate import migrate

@@ -136,7 +136,7 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
     """
     from datetime import datetime
 
-    from callpulse import reports
+    from analytics import reports
     from core.metrics import metric_label
 
     settings = _settings(ctx)
@@ -200,7 +200,7 @@ def _listed_alerts(settings: Settings, view: str) -> list:
 
 def _report_frame(settings: Settings, request):
     """The report from the warehouse, or from the running dashboard when another process holds chDB."""
-    from callpulse import reports
+    from analytics import reports
     from warehouse.client import WarehouseUnavailable, connect
 
     try:
@@ -216,8 +216,7 @@ def _report_frame(settings: Settings, request):
 
 
 def _report_from_dashboard(settings: Settings, request, locked: Exception):
-    from callpulse import reports
-
+    from analytics import reports
     text = _ask_dashboard(settings, f"/api/report?{request.query_string()}", locked, what="reports",
                           least_role="manager")
     return reports.frame_from_json(text, request)

@@ -15,8 +15,7 @@ import msgspec
 from dash import Dash, Input, Output, dcc, html
 from flask import jsonify, request
 
-from callpulse import reports
-
+from analytics import reports
 from dashboards import auth, hardening
 from dashboards.data import DashboardContext, context, set_context, shared_wallboard_model
 from warehouse import queries

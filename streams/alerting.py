@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from clickhouse_connect.driver.client import Client
 
-from callpulse.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
+from analytics.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
 from core.alerts import Alert, AlertBook, Check, Rule, format_seconds
 from core.config import AlertRules, Settings
 from core.handoff import Violation

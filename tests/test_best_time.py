@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from callpulse import best_time, reports
-from callpulse.best_time import difference_interval
+from analytics import best_time, reports
+from analytics.best_time import difference_interval
 from core.metrics import wilson_interval
 from core.config import load_settings
 from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome

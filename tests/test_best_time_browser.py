@@ -16,7 +16,7 @@ import pytest
 from test_reports_browser import ARTIFACTS, plot_data
 from test_wallboard_browser import _require_browser, dashboard_page
 
-from callpulse.best_time import format_interval
+from analytics.best_time import format_interval
 from core.metrics import wilson_interval
 from core.metrics import format_metric
 from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from callpulse.calibration import (Calibration, auc, calibration_table, chi2_sf, expected_calibration_error,
+from analytics.calibration import (Calibration, auc, calibration_table, chi2_sf, expected_calibration_error,
                                    hosmer_lemeshow, trailing_calibration, trailing_calibrations, week_start,
                                    weekly_calibration)
 from core.config import load_settings

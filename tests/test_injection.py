@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from test_wallboard_browser import PROJECT_ROOT, _require_browser, dashboard_page, wait_for_dashboard
 
 from callpulse.cli import main
-from callpulse.reports import REPORT_DIMENSIONS
+from analytics.reports import REPORT_DIMENSIONS
 from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 from core.slots import SlotRules
 from producers.publisher import EventPublisher

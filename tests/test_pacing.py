@@ -18,9 +18,9 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from callpulse import pacing
+from analytics import pacing
 from core.config import load_settings
-from callpulse.pacing import PacingInputs
+from analytics.pacing import PacingInputs
 from core.schema import Outcome
 from core.slots import SlotRules
 from producers.simulator import WRAP_UP_SECONDS, CampaignProfile, DialerSimulator

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from callpulse import reports
+from analytics import reports
 from core.config import load_settings
-from callpulse.reports import ReportError, ReportRequest
+from analytics.reports import ReportError, ReportRequest
 from core.schema import Outcome
 from core.slots import SlotRules
 from producers.simulator import DialerSimulator

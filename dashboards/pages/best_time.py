@@ -5,7 +5,7 @@ A heatmap of contact rate by segment x time slot (the 95 % Wilson interval in th
 slots with too few dials greyed), the recommended windows per segment, and the contact
 rate by hour of day with error bars. The per-slot table exports for list planning.
 
-Every number comes from callpulse.best_time; the rule behind a recommendation is in its
+Every number comes from analytics.best_time; the rule behind a recommendation is in its
 docstring.
 """
 
@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 from plotly.subplots import make_subplots
 
-from callpulse import best_time, reports
+from analytics import best_time, reports
 from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control, day_range, export_buttons

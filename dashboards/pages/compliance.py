@@ -13,7 +13,7 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
-from callpulse import reports
+from analytics import reports
 from core.metrics import COMPLIANCE_WINDOWS, format_metric
 from dashboards import theme
 from dashboards.controls import day_range, export_buttons

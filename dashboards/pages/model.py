@@ -4,7 +4,7 @@ For one campaign and week, a calibration chart puts each score decile's mean pre
 order rate against its actual order rate (a calibrated model sits on the diagonal), with
 a table of the deciles; a trend shows each campaign's calibration error (ECE) and AUC
 week by week, so a manager sees when the model decayed and the list needs re-scoring.
-The definitions are in callpulse.calibration; the URL holds the campaign and week.
+The definitions are in analytics.calibration; the URL holds the campaign and week.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from plotly.colors import qualitative
 from dash import Input, Output, State, callback, dash_table, dcc, html
 from plotly.subplots import make_subplots
 
-from callpulse import calibration
+from analytics import calibration
 from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control
@@ -29,7 +29,7 @@ dash.register_page(__name__, path="/model", name="Response model", title="CallPu
 
 TREND_WEEKS = 12
 #: Below this p-value a week's gaps count as more than chance: 0.01, not 0.05, because the
-#: test's bins - 2 df flag 12 % of calibrated weeks at 0.05 (see callpulse.calibration).
+#: test's bins - 2 df flag 12 % of calibrated weeks at 0.05 (see analytics.calibration).
 HL_SIGNIFICANT = 0.01
 CAMPAIGN_COLOURS = qualitative.Plotly
 TABLE_COLUMNS = [("decile", "Decile"), ("calls", "Conversations"), ("orders", "Orders"), ("scores", "Scores"),

@@ -1,7 +1,7 @@
 """Pacing advisor: the dial ratio (lines kept ringing per free agent) that keeps a
 campaign's abandon rate under a target, from the last hour's live figures.
 
-The model, its assumptions and why it is conservative are in callpulse/pacing.py. The
+The model, its assumptions and why it is conservative are in analytics/pacing.py. The
 ratio the dialer is running now is not in the call events, so the page never shows one.
 """
 
@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, callback, dash_table, dcc, html
 from plotly.subplots import make_subplots
 
-from callpulse import pacing
+from analytics import pacing
 from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control

@@ -2,7 +2,7 @@
 table with totals and a trend; exports to CSV and Excel. The URL holds the report's
 state, so a bookmark or a pasted link opens the same report.
 
-Every number comes from callpulse.reports, the code behind `callpulse report` too.
+Every number comes from analytics.reports, the code behind `callpulse report` too.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
-from callpulse import reports
+from analytics import reports
 from core.metrics import RATES, format_metric, metric_label
 from dashboards import theme
 from dashboards.controls import control, day_range, export_buttons

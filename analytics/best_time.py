@@ -2,7 +2,7 @@
 of day, with a 95 % Wilson score interval, and a recommended calling window per segment.
 
 Everything here is pure pandas over summed counters except best_time(), which reads them
-through the same warehouse query as the cross-tab reports (callpulse.reports), so a rate
+through the same warehouse query as the cross-tab reports (analytics.reports), so a rate
 here equals the Reports page's segment x slot contact rate.
 
 Contact rate = contacts (live answers) / dials (core.metrics). A slot with fewer
@@ -43,7 +43,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from callpulse import reports
+from analytics import reports
 from core.metrics import Z_95, format_metric, ratio_series, wilson_interval
 from core.slots import OFF_HOURS, SlotRules
 
