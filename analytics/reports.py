@@ -127,7 +127,7 @@ def _day(value: str | date, flag: str) -> date:
 
 def counters_frame(client, request: ReportRequest, zone) -> pd.DataFrame:
     """Summed counters and every rate for the request's dimensions (the warehouse query)."""
-    from warehouse.queries import metrics_by
+    from warehouse.queries.reports import metrics_by
 
     start, end = request.bounds(zone)
     return metrics_by(client, request.by, start, end, tz=str(zone), campaigns=request.campaigns)
@@ -286,7 +286,7 @@ def compliance_days(client, start_day: date, end_day: date, zone, limit_for, cam
     """Per campaign and local day: the day's abandon rate (the UK 24-hour rule, by calendar
     day) and the rolling 30-day rate ending that day (the US rule), against the campaign's
     limit. Rolling sums cover calendar days, days without calls counting as zero."""
-    from warehouse.queries import metrics_by
+    from warehouse.queries.reports import metrics_by
 
     history_start = start_day - timedelta(days=ROLLING_DAYS - 1)
     start = datetime.combine(history_start, time(0), tzinfo=zone).astimezone(timezone.utc)

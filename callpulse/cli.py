@@ -192,7 +192,7 @@ def _listed_alerts(settings: Settings, view: str) -> list:
         text = _ask_dashboard(settings, f"/api/alerts?view={view}", exc, what="alerts", least_role="supervisor")
         return msgspec.json.decode(text, type=list[Alert])
     from warehouse.migrate import migrate as apply
-    from warehouse.queries import listed_alerts
+    from warehouse.queries.alerts import listed_alerts
 
     apply(client)
     return listed_alerts(client, view)

@@ -18,7 +18,7 @@ from flask import jsonify, request
 from analytics import reports
 from dashboards import auth, hardening
 from dashboards.data import DashboardContext, context, set_context, shared_wallboard_model
-from warehouse import queries
+from warehouse.queries.alerts import ALERT_VIEWS, active_alerts, alerts_from_frame, listed_alerts
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -61,11 +61,11 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
                   Input("alert-banner-refresh", "n_intervals"))
     def alert_banner(_n):
         # On every page: what is firing and not yet acknowledged, most severe first.
-        active = queries.active_alerts(context().client)
+        active = active_alerts(context().client)
         if active.empty:
             return [], "alert-banner hidden"
         unacknowledged = active[active["acknowledged_by"].isna() | (active["acknowledged_by"] == "")]
-        alerts = queries.alerts_from_frame(unacknowledged)
+        alerts = alerts_from_frame(unacknowledged)
         if not alerts:
             return [], "alert-banner hidden"
         worst = "critical" if any(a.severity == "critical" for a in alerts) else "warning"
@@ -86,10 +86,10 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
         # (each episode's newest transition) or transitions (all of them): what
         # `callpulse alerts list` asks for while this process holds the embedded warehouse.
         view = request.args.get("view", "active")
-        if view not in queries.ALERT_VIEWS:
-            return jsonify({"error": f"view must be one of {', '.join(queries.ALERT_VIEWS)}"}), 400
+        if view not in ALERT_VIEWS:
+            return jsonify({"error": f"view must be one of {', '.join(ALERT_VIEWS)}"}), 400
         return app.server.response_class(
-            msgspec.json.encode(queries.listed_alerts(context().client, view)), mimetype="application/json")
+            msgspec.json.encode(listed_alerts(context().client, view)), mimetype="application/json")
 
     @app.server.get("/api/report")
     @auth.requires(auth.MANAGER)

@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from core.config import Settings
 from core.metrics import COMPLIANCE_WINDOWS, RATES
 from core.slots import SlotRules
-from warehouse import queries
+from warehouse.queries import live
 
 SPARKLINE_WINDOW = timedelta(hours=2)
 WALLBOARD_QUERIES = 3  # tiles, compliance windows, sparklines: read at once after freshness
@@ -128,7 +128,7 @@ NO_SPARKLINE = {"minutes": [], "dials": [], "abandon_rate": []}
 
 def board_time(fresh: dict, now: datetime) -> datetime:
     """The boards follow event time: with replayed or accelerated data "now" is just after
-    the newest landed minute (``fresh`` is queries.freshness()); with no data, ``now``."""
+    the newest landed minute (``fresh`` is live.freshness()); with no data, ``now``."""
     return fresh["newest_minute"] + timedelta(minutes=1) if fresh["newest_minute"] else now
 
 
@@ -136,7 +136,7 @@ def newest_day() -> date:
     """The local day of the newest landed minute (today, in live use), so pages over a
     replayed day open on its data rather than on an empty today."""
     settings = context().settings
-    newest = queries.freshness(context().client)["newest_minute"]
+    newest = live.freshness(context().client)["newest_minute"]
     return (newest or datetime.now(timezone.utc)).astimezone(settings.zone).date()
 
 
@@ -157,14 +157,14 @@ def wallboard_model(now: datetime | None = None) -> dict:
     """Everything the wallboard shows, as plain JSON-able data (also served at /api/wallboard)."""
     ctx = context()
     now = now or datetime.now(timezone.utc)
-    fresh = queries.freshness(ctx.client)
+    fresh = live.freshness(ctx.client)
     board_now = board_time(fresh, now)
     day_start = local_day_start(board_now, ctx.settings)
     # The busiest campaigns only, picked in the warehouse: however many campaign names arrive,
     # the board reads, ships and draws at most wallboard_max_campaigns of them.
-    shown, campaign_count = queries.busiest_campaigns(ctx.client, board_now, day_start,
-                                                      ctx.settings.dashboard.wallboard_max_campaigns,
-                                                      recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes))
+    shown, campaign_count = live.busiest_campaigns(ctx.client, board_now, day_start,
+                                                   ctx.settings.dashboard.wallboard_max_campaigns,
+                                                   recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes))
     campaigns = _campaigns(ctx, board_now, day_start, shown) if shown else []
     landed_at = fresh["landed_at"]
     return {
@@ -187,9 +187,9 @@ def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, 
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
     tiles, compliance, sparklines = ctx.run_queries(
-        (queries.campaign_tiles, board_now, day_start, shown),
-        (queries.compliance_windows, board_now, None, shown),
-        (queries.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
+        (live.campaign_tiles, board_now, day_start, shown),
+        (live.compliance_windows, board_now, None, shown),
+        (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
     )
     # Whole columns to plain lists, then one dict per campaign: to_dict() and a conversion
     # per value were a third of a big board's Python.

@@ -27,7 +27,9 @@ from core.metrics import COUNTERS, format_metric, ratio
 from core.schema import Event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
-from warehouse import queries
+from warehouse.queries.alerts import (alert_history, alerts_from_frame, campaign_baseline, campaign_baselines,
+                                      recent_stop_list_violations)
+from warehouse.queries.live import compliance_windows, compliance_windows_at
 
 log = logging.getLogger("callpulse.alerts")
 _DIALS, _CONTACTS, _ORDERS = (COUNTERS.index(name) for name in ("dials", "contacts", "orders"))
@@ -64,7 +66,7 @@ class SkewedClock:
 
 def window_start(epoch: float, minutes: int) -> int:
     """The first minute (epoch s) of an N-minute window ending at ``epoch``: the buckets that
-    start at or after epoch - N minutes, as in queries.compliance_windows."""
+    start at or after epoch - N minutes, as in compliance_windows."""
     return math.ceil((epoch - minutes * 60) / 60) * 60
 
 
@@ -87,8 +89,8 @@ class AlertEvaluator:
     def restore(self) -> int:
         """Rebuild which alerts are firing from the alerts table, so a restart neither
         repeats a firing alert nor forgets to resolve it."""
-        history = queries.alert_history(self.client, limit=100_000).sort_values("emitted_at")
-        for alert in queries.alerts_from_frame(history):
+        history = alert_history(self.client, limit=100_000).sort_values("emitted_at")
+        for alert in alerts_from_frame(history):
             self.book.restore(alert)
             if alert.rule is Rule.CLOCK_SKEW and alert.state == "firing":
                 # A skewed clock still firing resolves after a quiet period from its last transition.
@@ -316,7 +318,7 @@ class AlertEvaluator:
                 stale[campaign] = at
         if not stale:
             return
-        sums = queries.compliance_windows_at(self.client, {c: at + timedelta(minutes=1) for c, at in stale.items()})
+        sums = compliance_windows_at(self.client, {c: at + timedelta(minutes=1) for c, at in stale.items()})
         for campaign, at in stale.items():
             self._compliance[campaign] = (int(at.timestamp() // 60), self._compliance_from(
                 sums.get(campaign, {}), self.settings.alert_rules_for(campaign)))
@@ -326,7 +328,7 @@ class AlertEvaluator:
         cached = self._compliance.get(campaign)
         if cached is not None and cached[0] == minute:
             return cached[1]
-        frame = queries.compliance_windows(self.client, at + timedelta(minutes=1), campaign)
+        frame = compliance_windows(self.client, at + timedelta(minutes=1), campaign)
         checks = self._compliance_from({} if frame.empty else frame.iloc[0].to_dict(), rules)
         self._compliance[campaign] = (minute, checks)
         return checks
@@ -402,8 +404,8 @@ class AlertEvaluator:
 
     def _stop_list(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
         minutes = rules.stop_list_window_minutes
-        dials = queries.recent_stop_list_violations(self.client, campaign, at - timedelta(minutes=minutes), at,
-                                                    event_ids)
+        dials = recent_stop_list_violations(self.client, campaign, at - timedelta(minutes=minutes), at,
+                                            event_ids)
         # Any dial to a flagged customer is a breach: critical at one, clear at none.
         return Check(
             Rule.STOP_LIST_VIOLATION, float(dials), None, 1.0, clear=1.0, higher_is_worse=True,
@@ -431,8 +433,8 @@ class AlertEvaluator:
         if key not in self._baselines:
             if not fetch:
                 return None
-            sums = queries.campaign_baseline(self.client, campaign, key[1],
-                                             until - timedelta(days=rules.baseline_days), until)
+            sums = campaign_baseline(self.client, campaign, key[1],
+                                     until - timedelta(days=rules.baseline_days), until)
             self._baselines[key] = self._baseline_from(sums, key[1])
         return self._baselines[key]
 
@@ -446,7 +448,7 @@ class AlertEvaluator:
                 since = until - timedelta(days=self.settings.alert_rules_for(campaign).baseline_days)
                 due.setdefault((key[1], since, until), []).append((campaign, key))
         for (slot, since, until), wanted in due.items():
-            sums = queries.campaign_baselines(self.client, [campaign for campaign, _ in wanted], slot, since, until)
+            sums = campaign_baselines(self.client, [campaign for campaign, _ in wanted], slot, since, until)
             for campaign, key in wanted:
                 self._baselines[key] = self._baseline_from(sums[campaign], slot)
 

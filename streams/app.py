@@ -35,7 +35,7 @@ from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import apply_retention, migrate
-from warehouse.queries import landed_calls, landed_offsets, landed_stop_list, open_window_attempts
+from warehouse.queries.recovery import landed_calls, landed_offsets, landed_stop_list, open_window_attempts
 
 log = logging.getLogger("callpulse.worker")
 

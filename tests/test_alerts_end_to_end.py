@@ -17,7 +17,7 @@ from streams.kafka_admin import read_topic
 from producers.publisher import EventPublisher
 from producers.scenarios import abandon_rate_phases
 from warehouse.client import connect
-from warehouse.queries import alert_history
+from warehouse.queries.alerts import alert_history
 
 pytestmark = pytest.mark.integration
 

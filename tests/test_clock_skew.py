@@ -23,7 +23,8 @@ from producers.publisher import EventPublisher
 from producers.run_simulator import run_simulation, simulation_start
 from producers.simulator import DialerSimulator
 from warehouse.client import connect
-from warehouse.queries import alert_history, metrics_by
+from warehouse.queries.alerts import alert_history
+from warehouse.queries.reports import metrics_by
 
 CAMPAIGN = "wrong-clock"
 

@@ -20,7 +20,8 @@ from core.slots import SlotRules
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
 from warehouse.client import connect
-from warehouse.queries import dead_letter_counts, late_event_counts, metrics_by
+from warehouse.queries.alerts import dead_letter_counts
+from warehouse.queries.reports import late_event_counts, metrics_by
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from producers.stoplist import read_stop_list_file
 from dashboards.app import create_app
 from dashboards.data import DashboardContext
 from warehouse.client import connect
-from warehouse.queries import stop_list_violations
+from warehouse.queries.reports import stop_list_violations
 
 pytestmark = pytest.mark.integration
 

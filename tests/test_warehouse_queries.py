@@ -14,8 +14,9 @@ from core.slots import SlotRules
 from core.handoff import BucketRow, DirtyBuckets
 from warehouse.client import connect
 from warehouse.landing import Lander
-from warehouse.queries import (campaign_baseline, campaign_baselines, compliance_windows, compliance_windows_at,
-                               metrics_by)
+from warehouse.queries.alerts import campaign_baseline, campaign_baselines
+from warehouse.queries.live import compliance_windows, compliance_windows_at
+from warehouse.queries.reports import metrics_by
 from warehouse_helpers import migrated_warehouse
 
 SETTINGS = load_settings()
@@ -224,7 +225,7 @@ def test_sparklines_give_each_campaign_the_minute_series_dials_and_abandon_rate_
     """The wallboard's sparklines, cut and ordered in the warehouse, must agree with the general
     minute series: the newest version of a re-landed bucket, segments summed, [since, until)
     by whole minutes, gaps left out, a rate with no live answers as None."""
-    from warehouse.queries import minute_series, sparklines
+    from warehouse.queries.live import minute_series, sparklines
 
     at = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
     lander.land([], DirtyBuckets.of([

@@ -25,7 +25,7 @@ from core.schema import CallAttempt
 from core.slots import SlotRules
 from core.topics import WORKER_GROUP
 from warehouse.faults import FaultSwitch
-from warehouse.queries import ALERT_COLUMNS
+from warehouse.queries.alerts import ALERT_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``minute_metrics`` is a ReplacingMergeTree: the worker re-lands a bucket's full state with a
 higher version and reads use FINAL, so nothing can be summed on insert. Instead a closed, quiet
 hour is rebuilt from ``minute_metrics FINAL`` into ``hour_metrics`` (and, summed per campaign,
-into ``campaign_hour_metrics``), and a reader (warehouse/queries.py) takes from them only hours
+into ``campaign_hour_metrics``), and a reader (warehouse/queries/sums.py) takes from them only hours
 whose newest build is *current*:
 
 - the build is done (all its rows landed before its done mark),

@@ -10,7 +10,8 @@ from dash import ALL, Input, Output, State, callback, ctx, dash_table, dcc, html
 from core.alerts import RULE_LABELS, format_alert_value
 from core.schema import REJECTION_REASONS
 from dashboards.data import context
-from warehouse import queries
+from warehouse.queries.alerts import (acknowledge_alert, active_alerts, alert_history, alerts_from_frame,
+                                      dead_letter_counts)
 
 dash.register_page(__name__, path="/alerts", name="Alerts", title="CallPulse · Alerts", order=10)
 
@@ -63,11 +64,11 @@ def refresh(_n, _clicks, acknowledged_by):
     trigger = ctx.triggered_id
     if isinstance(trigger, dict) and trigger.get("type") == "ack" and any(_clicks or []):
         who = (acknowledged_by or "").strip() or "supervisor"
-        queries.acknowledge_alert(client, trigger["alert_id"], who)
+        acknowledge_alert(client, trigger["alert_id"], who)
         message = f"acknowledged by {who}"
-    active = queries.active_alerts(client)
+    active = active_alerts(client)
     cards = []
-    for row, alert in zip(active.to_dict("records"), queries.alerts_from_frame(active)):
+    for row, alert in zip(active.to_dict("records"), alerts_from_frame(active)):
         acked = isinstance(row.get("acknowledged_by"), str) and row["acknowledged_by"]
         cards.append(html.Div(
             [
@@ -81,7 +82,7 @@ def refresh(_n, _clicks, acknowledged_by):
             ],
             className=f"alert-card alert-{alert.severity}", **{"data-alert-id": alert.alert_id},
         ))
-    history = queries.alert_history(client)
+    history = alert_history(client)
     rows = []
     for row in history.to_dict("records"):
         rows.append({
@@ -97,7 +98,7 @@ def refresh(_n, _clicks, acknowledged_by):
 
 @callback(Output("rejected-records", "children"), Input("alerts-refresh", "n_intervals"))
 def rejected_records(_n):
-    counts = queries.dead_letter_counts(context().client, datetime.now(timezone.utc))
+    counts = dead_letter_counts(context().client, datetime.now(timezone.utc))
     if counts.empty:
         return html.Div("No record has been rejected.", className="empty")
     header = ["reason", "meaning", "last hour", "last 24 h", "total", "newest (UTC)"]

@@ -26,7 +26,7 @@ from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control, day_range, export_buttons
 from dashboards.data import context, newest_day, parse_day
-from warehouse import queries
+from warehouse.queries.reports import campaign_names
 
 dash.register_page(__name__, path="/best-time", name="Best time to call", title="CallPulse · Best time to call",
                    order=40)
@@ -51,7 +51,7 @@ def layout(**query):
                 [
                     day_range("best-time-dates", start, end),
                     control("Campaigns", dcc.Dropdown(id="best-time-campaigns", multi=True, value=chosen_campaigns,
-                                                      options=queries.campaign_names(context().client),
+                                                      options=campaign_names(context().client),
                                                       placeholder="all campaigns")),
                     export_buttons("best-time"),
                 ],

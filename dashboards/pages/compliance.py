@@ -18,7 +18,8 @@ from core.metrics import COMPLIANCE_WINDOWS, format_metric
 from dashboards import theme
 from dashboards.controls import day_range, export_buttons
 from dashboards.data import board_time, context, newest_day, parse_day
-from warehouse import queries
+from warehouse.queries.live import compliance_windows, freshness
+from warehouse.queries.reports import stop_list_violations
 
 dash.register_page(__name__, path="/compliance", name="Compliance", title="CallPulse · Compliance", order=30)
 
@@ -123,7 +124,7 @@ def _violations(start_day, end_day) -> tuple[list[dict], str]:
     zone = context().settings.zone
     start = datetime.combine(start_day, datetime.min.time(), zone)
     end = datetime.combine(end_day + timedelta(days=1), datetime.min.time(), zone)
-    frame = queries.stop_list_violations(context().client, start, end)
+    frame = stop_list_violations(context().client, start, end)
     rows = []
     for row in frame.to_dict("records"):
         dialed, flagged = (row[key].tz_localize("UTC") if row[key].tzinfo is None else row[key]
@@ -149,8 +150,8 @@ def _duration(delta) -> str:
 
 def _now_cards() -> list:
     """Each campaign's regulator windows ending at the newest landed minute."""
-    now = board_time(queries.freshness(context().client), datetime.now(timezone.utc))
-    windows = queries.compliance_windows(context().client, now)
+    now = board_time(freshness(context().client), datetime.now(timezone.utc))
+    windows = compliance_windows(context().client, now)
     cards = []
     for row in windows.to_dict("records"):
         limit = _limit_for(row["campaign"])

@@ -20,7 +20,8 @@ from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control
 from dashboards.data import board_time, context
-from warehouse import queries
+from warehouse.queries.live import freshness
+from warehouse.queries.reports import campaign_names
 
 dash.register_page(__name__, path="/pacing", name="Pacing advisor", title="CallPulse · Pacing advisor", order=50)
 
@@ -37,7 +38,7 @@ TABLE_COLUMNS = [("ratio", "Lines per free agent"), ("abandon_rate", "Expected a
 
 
 def layout(campaign=None, target=None, **_query):
-    campaigns = queries.campaign_names(context().client)
+    campaigns = campaign_names(context().client)
     chosen_target = _target(target)
     return html.Div(
         [
@@ -122,7 +123,7 @@ def build(campaign, target, agents, wrap, _n):
         return "No calls have landed yet.", [], theme.empty_figure(""), [], ""
     ctx = context()
     target = _target(target)
-    at = board_time(queries.freshness(ctx.client), datetime.now(timezone.utc))
+    at = board_time(freshness(ctx.client), datetime.now(timezone.utc))
     figures = pacing.live_figures(ctx.client, campaign, at, WINDOW_MINUTES, assumed_wrap_seconds=_wrap_seconds(wrap))
     placeholder = f"{figures.agents} measured"
     inputs = figures.inputs(agents=_agents_override(agents))

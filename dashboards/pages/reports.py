@@ -21,7 +21,7 @@ from core.metrics import RATES, format_metric, metric_label
 from dashboards import theme
 from dashboards.controls import control, day_range, export_buttons
 from dashboards.data import context, newest_day, parse_day
-from warehouse import queries
+from warehouse.queries.reports import campaign_names
 
 dash.register_page(__name__, path="/reports", name="Reports", title="CallPulse · Reports", order=20)
 
@@ -44,7 +44,7 @@ def _pick(value: str | None, allowed, default: str) -> str:
 def _campaign_options(chosen: list[str]) -> list[str]:
     """The landed campaigns, plus any a shared link names that has no calls: the dropdown
     would drop those, and the report would quietly widen to every campaign."""
-    known = queries.campaign_names(context().client)
+    known = campaign_names(context().client)
     return [*known, *(name for name in chosen if name not in known)]
 
 

@@ -1,0 +1,186 @@
+"""What the live wallboard reads: the busiest campaigns, today's tiles, the compliance windows
+(also the worker's abandon-rate alert), the sparklines and how fresh the data is."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Mapping, Sequence
+
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+from core.metrics import COMPLIANCE_WINDOWS, COUNTERS, RATES, add_rate_columns, rate_sql, ratio_series
+from warehouse.queries.sums import (MINUTE_METRICS, SUMS, as_utc, counter_frame, minute_rows_sql, minute_window,
+                                    naive_utc, summed)
+from warehouse.queries.reports import metrics_by
+
+
+def busiest_campaigns(client: Client, now: datetime, day_start: datetime, limit: int,
+                      recent: timedelta = timedelta(minutes=15)) -> tuple[list[str], int]:
+    """The ``limit`` campaigns with the most dials in the ``recent`` minutes up to ``now`` (then
+    the most today, then by name), and how many campaigns have calls today: what the wallboard
+    shows, cut in the warehouse so that a board of 100,000 campaigns ships ``limit`` names."""
+    def template(rows: str, counted) -> str:
+        today = counted(lambda t: f"{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}")
+        lately = counted(lambda t: f"{t} >= {{recent:DateTime}} AND {t} <= {{now:DateTime}}")
+        return (f"SELECT campaign, sumIf(dials, {lately}) AS recent_dials, sum(dials) AS day_dials FROM {rows} "
+                f"WHERE {today} GROUP BY campaign")
+
+    day = minute_window(day_start, now, end_inclusive=True)
+    lately = minute_window(max(now - recent, day_start), now, end_inclusive=True)
+    ranked, parameters = summed(client, template, ["campaign"], ["recent_dials", "day_dials"], [day, lately], day,
+                                 by_slot_and_segment=False, order=False)
+    parameters.update({"day": naive_utc(day_start), "now": naive_utc(now),
+                       "recent": naive_utc(max(now - recent, day_start)), "limit": int(limit)})
+    rows = client.query(f"SELECT campaign, count() OVER () FROM ({ranked}) "
+                        "ORDER BY recent_dials DESC, day_dials DESC, campaign LIMIT {limit:UInt32}",
+                        parameters=parameters, settings={"prefer_column_name_to_alias": 1}).result_rows
+    return [campaign for campaign, _ in rows], int(rows[0][1]) if rows else 0
+
+
+def campaign_tiles(client: Client, now: datetime, day_start: datetime,
+                   campaigns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per campaign (each of ``campaigns`` with calls today, if given): today's counters and rates."""
+    campaign_sql = "AND campaign IN {campaigns:Array(String)} " if campaigns is not None else ""
+
+    def template(rows: str, counted) -> str:
+        return (f"SELECT campaign, {SUMS} FROM {rows} "
+                f"WHERE {counted(lambda t: f'{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}')} "
+                + campaign_sql + "GROUP BY campaign")
+
+    window = minute_window(day_start, now, end_inclusive=True)
+    sql, parameters = summed(client, template, ["campaign"], COUNTERS, [window], window, campaign_sql=campaign_sql,
+                              by_slot_and_segment=False)
+    parameters.update({"day": naive_utc(day_start), "now": naive_utc(now), "campaigns": list(campaigns or ())})
+    frame = counter_frame(client, sql, parameters)
+    if not len(frame.columns):  # nothing landed today; the embedded warehouse then names no columns
+        frame = pd.DataFrame(columns=["campaign", *COUNTERS])
+    return add_rate_columns(frame)
+
+
+def compliance_windows(client: Client, now: datetime, campaign: str | None = None,
+                       campaigns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per campaign (``campaign`` alone, or each of ``campaigns``, if given), for each compliance
+    window ending at ``now``: abandoned, contacts and abandon rate. A window of N minutes covers
+    the minute buckets that start at or after now - N minutes, the current (filling) minute included."""
+    parameters = {"now": naive_utc(now), "campaign": campaign or "", "campaigns": list(campaigns or ())}
+    windows = []
+    for window in COMPLIANCE_WINDOWS:
+        parameters[window.name] = naive_utc(now - timedelta(minutes=window.minutes))
+        windows.append(minute_window(now - timedelta(minutes=window.minutes), now, end_inclusive=True))
+    longest = max(COMPLIANCE_WINDOWS, key=lambda w: w.minutes).name
+    campaign_sql = "AND campaign = {campaign:String} " if campaign else ""
+    if campaigns is not None:
+        campaign_sql += "AND campaign IN {campaigns:Array(String)} "
+    names = [f"{window.name}_{part}" for window in COMPLIANCE_WINDOWS for part in ("abandoned", "contacts")]
+
+    def template(rows: str, counted) -> str:
+        columns = []
+        for window in COMPLIANCE_WINDOWS:
+            since = counted(lambda t, name=window.name: f"{t} >= {{{name}:DateTime}} AND {t} <= {{now:DateTime}}")
+            columns.append(f"sumIf(abandoned, ({since}) AS in_{window.name}) AS {window.name}_abandoned, "
+                           f"sumIf(contacts, in_{window.name}) AS {window.name}_contacts")
+        return (f"SELECT campaign, {', '.join(columns)} FROM {rows} "
+                f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} " + campaign_sql
+                + "GROUP BY campaign")
+
+    sql, extra = summed(client, template, ["campaign"], names, windows, min(windows), campaign_sql=campaign_sql,
+                         by_slot_and_segment=False)
+    parameters.update(extra)
+    frame = client.query_df(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
+    if not len(frame.columns):  # nothing landed in the windows; the embedded warehouse then names no columns
+        frame = pd.DataFrame(columns=["campaign", *names])
+    for window in COMPLIANCE_WINDOWS:
+        frame[f"{window.name}_abandon_rate"] = ratio_series(frame[f"{window.name}_abandoned"],
+                                                            frame[f"{window.name}_contacts"])
+    return frame
+
+
+def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[str, dict[str, int]]:
+    """:func:`compliance_windows` for many campaigns, each at its own ``now``, in one query:
+    campaign -> {"<window>_abandoned": n, "<window>_contacts": n}. A worker catching up on
+    a backlog of 1,000 campaigns would otherwise ask once per campaign per event minute."""
+    if not nows:
+        return {}
+    campaigns = sorted(nows)
+    moments = [naive_utc(nows[c]) for c in campaigns]
+    longest = max(window.minutes for window in COMPLIANCE_WINDOWS)
+    parameters = {"campaigns": campaigns, "nows": moments,
+                  "earliest": min(moments) - timedelta(minutes=longest), "latest": max(moments)}
+    names = [f"{window.name}_{part}" for window in COMPLIANCE_WINDOWS for part in ("abandoned", "contacts")]
+
+    def template(rows: str, counted) -> str:
+        columns = []
+        for window in COMPLIANCE_WINDOWS:
+            since = counted(lambda t, minutes=window.minutes:
+                            f"{t} >= q.now - toIntervalMinute({minutes}) AND {t} <= q.now")
+            columns.append(f"sumIf(m.abandoned, ({since}) AS in_{window.name}) AS {window.name}_abandoned, "
+                           f"sumIf(m.contacts, in_{window.name}) AS {window.name}_contacts")
+        aliased = "minute_metrics AS m FINAL" if rows == MINUTE_METRICS else f"{rows} AS m"
+        return (
+            f"SELECT m.campaign AS campaign, {', '.join(columns)} FROM {aliased} "
+            "INNER JOIN (SELECT pair.1 AS campaign, pair.2 AS now "
+            "FROM (SELECT arrayJoin(arrayZip({campaigns:Array(String)}, {nows:Array(DateTime)})) AS pair)) AS q "
+            "ON m.campaign = q.campaign "
+            "WHERE m.minute >= {earliest:DateTime} AND m.minute <= {latest:DateTime} AND m.minute <= q.now "
+            "AND m.campaign IN {campaigns:Array(String)} "
+            "GROUP BY m.campaign"
+        )
+
+    sql, extra = summed(
+        client, template, ["campaign"], names,
+        [minute_window(moment - timedelta(minutes=window.minutes), moment, end_inclusive=True)
+         for moment in set(moments) for window in COMPLIANCE_WINDOWS],
+        minute_window(parameters["earliest"], parameters["latest"], end_inclusive=True), column="m.minute",
+        campaign_sql="AND campaign IN {campaigns:Array(String)} ", by_slot_and_segment=False, order=False)
+    parameters.update(extra)
+    result = client.query(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
+    names = result.column_names[1:]
+    return {row[0]: dict(zip(names, (int(v) for v in row[1:]))) for row in result.result_rows}
+
+
+def minute_series(client: Client, since: datetime, until: datetime) -> pd.DataFrame:
+    """Per campaign and minute: counters and rates (for trends)."""
+    return metrics_by(client, ["campaign", "minute"], since, until)
+
+
+SPARKLINE_RATE = RATES["abandon_rate"]
+
+
+def sparklines(client: Client, since: datetime, until: datetime,
+               campaigns: Sequence[str] | None = None) -> dict[str, dict[str, list]]:
+    """Per campaign (each of ``campaigns``, if given), its minutes in [since, until) in order, as
+    the wallboard draws them:
+    {"minutes": ["2026-12-02T06:49:00", ...], "dials": [...], "abandon_rate": [... or None]}.
+
+    Cut per campaign, ordered and formatted in the warehouse, which hands each campaign's
+    points over as arrays: a big board's 120,000 points sorted and converted one by one in
+    Python were most of its model's time. Its rows are minute_rows_sql(): FINAL merges only the
+    range. Campaigns with nothing landed in the range are left out."""
+    first, stop = minute_window(since, until)
+    counters = sorted({"dials", SPARKLINE_RATE.numerator, SPARKLINE_RATE.denominator})
+    campaign_sql = "AND campaign IN {campaigns:Array(String)}" if campaigns is not None else ""
+    rows = minute_rows_sql(["{first:DateTime}", "{stop:DateTime}"], by_slot_and_segment=False, campaign_sql=campaign_sql)
+    per_minute = (f"SELECT campaign, minute, {', '.join(f'sum({name}) AS {name}' for name in counters)} "
+                  f"FROM {rows} GROUP BY campaign, minute")
+    points = (f"SELECT campaign, arraySort(groupArray((minute, toInt64(dials), {rate_sql(SPARKLINE_RATE.name)}))) "
+              f"AS points FROM ({per_minute}) GROUP BY campaign")
+    sql = ("SELECT campaign, arrayMap(p -> formatDateTime(p.1, '%Y-%m-%dT%H:%i:%S', 'UTC'), points), "
+           f"arrayMap(p -> p.2, points), arrayMap(p -> p.3, points) FROM ({points})")
+    result = client.query(sql, parameters={"first": first, "stop": stop, "campaigns": list(campaigns or ())},
+                          settings={"prefer_column_name_to_alias": 1})
+    return {campaign: {"minutes": minutes, "dials": dials, SPARKLINE_RATE.name: rates}
+            for campaign, minutes, dials, rates in result.result_rows}
+
+
+def freshness(client: Client) -> dict:
+    """When data last landed and the newest event minute: what 'updated N s ago' shows."""
+    row = client.query(
+        "SELECT max(landed_at), max(minute), count() FROM minute_metrics"
+    ).result_rows[0]
+    landed_at, newest_minute, rows = row
+    return {
+        "landed_at": as_utc(landed_at) if rows else None,
+        "newest_minute": as_utc(newest_minute) if rows else None,
+        "bucket_rows": int(rows),
+    }

@@ -1,0 +1,64 @@
+"""What a starting worker reads back: the attempts of each campaign's open window (to rebuild
+its minute buckets), calls already landed, the offsets landed per partition, and the stop list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from clickhouse_connect.driver.client import Client
+
+from core.schema import StopListEntry
+from warehouse.queries.sums import as_utc, naive_utc
+
+
+def open_window_attempts(client: Client, window_s: int, newest_allowed: datetime | None = None) -> list[tuple]:
+    """Landed attempts inside each campaign's lateness window, to rebuild live buckets.
+
+    With ``newest_allowed``, a campaign's window ends there at the latest: rows landed in the
+    future (by an earlier version, from a dialer with a wrong clock) do not move it past the
+    calls landed before them, which a new call may still reach. Those rows are returned too."""
+    newest = "max(event_time)" if newest_allowed is None else "least(max(event_time), {newest_allowed:DateTime64(3)})"
+    parameters = {"lateness": int(window_s)}
+    if newest_allowed is not None:
+        parameters["newest_allowed"] = naive_utc(newest_allowed)
+    return client.query(
+        "SELECT a.event_id, a.campaign, a.segment, toUnixTimestamp64Milli(a.event_time) / 1000.0, "
+        "a.outcome, a.is_order, a.cost, a.talk_seconds "
+        "FROM call_attempts AS a FINAL "
+        f"INNER JOIN (SELECT campaign, {newest} AS newest FROM call_attempts GROUP BY campaign) AS w "
+        "ON a.campaign = w.campaign "
+        "WHERE a.minute >= toStartOfMinute(w.newest - toIntervalSecond({lateness:UInt32}))",
+        parameters=parameters,
+    ).result_rows
+
+
+def landed_calls(client: Client, event_ids: list[str]) -> dict[str, tuple]:
+    """Which of these event ids are already in call_attempts, each with what it was counted
+    as: (campaign, event time in epoch ms, outcome, is_order, talk_seconds, segment)."""
+    if not event_ids:
+        return {}
+    rows = client.query("SELECT event_id, campaign, toUnixTimestamp64Milli(event_time), outcome, is_order, "
+                        "talk_seconds, segment FROM call_attempts FINAL WHERE event_id IN {ids:Array(String)}",
+                        parameters={"ids": list(event_ids)}).result_rows
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def landed_offsets(client: Client, consumer_group: str, topic: str) -> dict[int, tuple[int, str]]:
+    """Per partition, the next offset the worker has to process, as landed, and the id of
+    the topic incarnation that offset belongs to."""
+    rows = client.query(
+        "SELECT partition, argMax(next_offset, version), argMax(topic_id, version) FROM consumed_offsets "
+        "WHERE consumer_group = {group:String} AND topic = {topic:String} GROUP BY partition",
+        parameters={"group": consumer_group, "topic": topic},
+    ).result_rows
+    return {int(partition): (int(offset), str(incarnation)) for partition, offset, incarnation in rows}
+
+
+def landed_stop_list(client: Client) -> tuple[list[StopListEntry], int]:
+    """The customers the warehouse holds as flagged (removals left out), and the newest
+    version landed, so the next landing can order after it whatever the clock says."""
+    rows = client.query("SELECT phone_hash, flagged_at, reason, source FROM stop_list FINAL "
+                        "WHERE removed_at IS NULL").result_rows
+    newest = client.command("SELECT max(version) FROM stop_list")
+    return ([StopListEntry(phone_hash, as_utc(flagged_at), reason, source)
+             for phone_hash, flagged_at, reason, source in rows], int(newest or 0))

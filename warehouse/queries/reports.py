@@ -1,0 +1,120 @@
+"""What reports read: counters and rates by any allowed dimension (summed counters, rates
+recomputed from the sums, never averaged), the campaign list for filters, late events and
+stop-list violations for the compliance report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+from core.metrics import COUNTERS, RAW_COUNTER_SQL, add_rate_columns
+from warehouse.queries.sums import SUMS, counter_frame, minute_window, naive_utc, summed, whole_hour_offsets
+
+
+# Dimensions a report may group by, mapped to their SQL. Hours and days are local to
+# the configured zone ({tz}), like the time slots; any combination rolls up at query
+# time from the minute buckets. Every expression also reads call_attempts, which has
+# the same columns plus ``team``.
+DIMENSIONS = {
+    "campaign": "campaign",
+    "slot": "slot",
+    "segment": "segment",
+    "team": "if(team = '', '(none)', team)",
+    "day": "toString(toDate(minute, {tz:String}))",
+    "hour": "toHour(minute, {tz:String})",
+    "weekday": "toDayOfWeek(minute, 0, {tz:String})",
+    "hour_start": "formatDateTime(toStartOfHour(minute, {tz:String}), '%Y-%m-%d %H:00', {tz:String})",
+    "minute": "minute",
+}
+
+
+# Buckets are kept per campaign, slot, segment and minute only; a report by team sums
+# the landed raw attempts instead (same totals, slower on big ranges).
+_RAW_SUMS = ", ".join(f"{RAW_COUNTER_SQL[name]} AS {name}" for name in COUNTERS)
+_NEEDS_RAW_ATTEMPTS = frozenset({"team"})
+
+
+# Dimensions that depend on the local time: a rollup hour serves them only where the whole UTC
+# hour is one local hour (not in +05:30 zones); "minute" never comes from the rollup.
+_LOCAL_TIME_DIMENSIONS = frozenset({"day", "hour", "weekday", "hour_start"})
+_FINER_THAN_HOURS = frozenset({"minute"})
+
+
+def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime,
+               tz: str = "UTC", campaigns: Sequence[str] = ()) -> pd.DataFrame:
+    """Counters and rates grouped by ``dimensions`` over [start, end); hours and days in ``tz``.
+
+    Dimension names come from the DIMENSIONS allow-list; every other input is a bound
+    parameter, so nothing a user types is spliced into SQL.
+    """
+    unknown = [d for d in dimensions if d not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"unknown dimension(s) {unknown}; choose from {sorted(DIMENSIONS)}")
+    raw = bool(_NEEDS_RAW_ATTEMPTS.intersection(dimensions))
+    select = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in dimensions)
+    group = ", ".join(dimensions)
+    parameters = {"start": naive_utc(start), "end": naive_utc(end), "tz": tz, "campaigns": list(campaigns)}
+    campaign_sql = "AND campaign IN {campaigns:Array(String)} " if campaigns else ""
+    if raw:
+        sql = (
+            f"SELECT {select + ', ' if select else ''}{_RAW_SUMS} FROM call_attempts FINAL "
+            "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} " + campaign_sql
+            + (f"GROUP BY {group} ORDER BY {group}" if group else "")
+        )
+    else:
+        def template(rows: str, counted) -> str:
+            return (f"SELECT {select + ', ' if select else ''}{SUMS} FROM {rows} "
+                    f"WHERE {counted(lambda t: f'{t} >= {{start:DateTime}} AND {t} < {{end:DateTime}}')} "
+                    + campaign_sql + (f"GROUP BY {group}" if group else ""))
+
+        window = minute_window(start, end)
+        local = _LOCAL_TIME_DIMENSIONS.intersection(dimensions)
+        # A minute dimension cannot come from hours, nor local hours from UTC ones in a +05:30 zone.
+        windows = [] if _FINER_THAN_HOURS.intersection(dimensions) or \
+            (local and not whole_hour_offsets(tz, start, end)) else [window]
+        sql, extra = summed(client, template, dimensions, COUNTERS, windows, window, campaign_sql=campaign_sql,
+                             tz=tz if local else None,
+                             by_slot_and_segment=bool({"slot", "segment"}.intersection(dimensions)))
+        parameters.update(extra)
+    frame = counter_frame(client, sql, parameters)
+    if not dimensions and frame.empty:
+        frame = pd.DataFrame([{name: 0.0 for name in COUNTERS}])
+    if frame.empty and not len(frame.columns):
+        frame = pd.DataFrame(columns=[*dimensions, *COUNTERS])
+    return add_rate_columns(frame)
+
+
+def campaign_names(client: Client) -> list[str]:
+    """Every campaign with landed buckets, for filters."""
+    return [row[0] for row in client.query("SELECT DISTINCT campaign FROM minute_metrics ORDER BY campaign").result_rows]
+
+
+def late_event_counts(client: Client, start: datetime, end: datetime) -> pd.DataFrame:
+    """Per campaign: distinct events with event time in [start, end) that arrived too late to count."""
+    frame = client.query_df(
+        "SELECT campaign, count() AS late_events, countIf(outcome = 'abandoned') AS late_abandoned "
+        "FROM late_events FINAL WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
+        "GROUP BY campaign ORDER BY campaign",
+        parameters={"start": naive_utc(start), "end": naive_utc(end)},
+    )
+    return frame if len(frame.columns) else pd.DataFrame(columns=["campaign", "late_events", "late_abandoned"])
+
+
+STOP_LIST_VIOLATION_COLUMNS = ["event_time", "dialed_at", "flagged_at", "campaign", "agent", "team", "segment",
+                               "outcome", "reason", "event_id"]
+
+
+def stop_list_violations(client: Client, start: datetime, end: datetime,
+                         campaigns: Sequence[str] = ()) -> pd.DataFrame:
+    """Dials to stop-listed customers placed in [start, end), newest first; no personal data."""
+    frame = client.query_df(
+        f"SELECT {', '.join(STOP_LIST_VIOLATION_COLUMNS)} FROM stop_list_violations FINAL "
+        "WHERE dialed_at >= {start:DateTime64(3)} AND dialed_at < {end:DateTime64(3)} "
+        "AND (empty({campaigns:Array(String)}) OR has({campaigns:Array(String)}, campaign)) "
+        "ORDER BY dialed_at DESC",
+        parameters={"start": naive_utc(start), "end": naive_utc(end), "campaigns": list(campaigns)},
+    )
+    return frame if len(frame.columns) else pd.DataFrame(columns=STOP_LIST_VIOLATION_COLUMNS)
