@@ -27,6 +27,12 @@ def campaign_names(campaigns: int) -> list[str]:
     return [f"bench-{number:04d}" for number in range(campaigns)]
 
 
+def event_id(seed: int, number: int) -> str:
+    """The id of the workload's call ``number``. A letter before the number: "s7-000777000"
+    reads as the phone number 7 000 777 000, and the worker refuses such a call as personal data."""
+    return f"s{seed}-n{number}"
+
+
 def call_events(count: int, *, seed: int = 7, campaigns: int = 1000, hours: float = 10.0,
                 end: datetime | None = None) -> Iterator[CallAttempt]:
     """``count`` call attempts, in event-time order, ending at ``end`` (default now)."""
@@ -44,7 +50,7 @@ def call_events(count: int, *, seed: int = 7, campaigns: int = 1000, hours: floa
         ring = rng.uniform(4, 25)
         yield CallAttempt(
             schema_version=SCHEMA_VERSION,
-            event_id=f"s{seed}-{number:09d}",
+            event_id=event_id(seed, number),
             campaign=names[rng.randrange(campaigns)],
             event_time=start + timedelta(seconds=number * step),
             outcome=outcome,

@@ -109,3 +109,18 @@ def test_the_dashboard_pressure_bench_counts_every_backlog_under_each_load(tmp_p
     assert api.startswith("GET /api/wallboard") and " x 200)" in api and " x 40" not in api
     assert browser.startswith("wallboard page") and " x 200)" in browser and " x 40" not in browser
     assert runs["campaigns"]["note"].startswith("2,000 campaigns landed first")
+
+
+def test_the_workload_s_event_ids_are_never_taken_for_phone_numbers():
+    """The benches publish up to millions of the workload's calls; an id the worker took for a
+    phone number would be dead-lettered and the bench would refuse its figures (calls
+    777,000-777,199 of seed 7 were, as "s7-000777000")."""
+    sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+    from workload import event_id
+
+    from core.privacy import looks_like_phone_number
+
+    numbers = [*range(0, 20_000_000, 997), *range(776_000, 778_000), *range(9_999_000, 10_001_000)]
+    for seed in (7, 11):
+        taken = [number for number in numbers if looks_like_phone_number(event_id(seed, number))]
+        assert taken == [], (seed, taken[:5])
