@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -159,15 +159,17 @@ def publish(settings: Settings, events, total: int, label: str) -> float:
 
 class Worker:
     """The real worker in its own process, as `callpulse up` runs it (with ``dashboard``, serving
-    the dashboard from the same process, as `up` does with the embedded warehouse)."""
+    the dashboard from the same process, as `up` does with the embedded warehouse). ``launcher``
+    goes between the interpreter and ``-m callpulse``: a script that runs the module, such as
+    bench/memory_probe.py and its options."""
 
-    def __init__(self, config: Path, workdir: Path, dashboard: bool = False):
+    def __init__(self, config: Path, workdir: Path, dashboard: bool = False, launcher: Sequence[str] = ()):
         self.health_port = free_port()
         self.ready_rss_mb = float("nan")  # its resident set as its partitions were assigned
         self.peak_anon_mb = 0.0
         self.log = (workdir / "worker.log").open("w")
         env = dict(os.environ, CALLPULSE_HMAC_KEY=HMAC_KEY)
-        self.proc = subprocess.Popen([sys.executable, "-m", "callpulse", "--config", str(config), "worker",
+        self.proc = subprocess.Popen([sys.executable, *launcher, "-m", "callpulse", "--config", str(config), "worker",
                                       "--health-port", str(self.health_port),
                                       "--dashboard" if dashboard else "--no-dashboard"],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import statistics
 import sys
 import time
@@ -252,6 +253,28 @@ def summarise(soak: Soak, final_state: dict, warehouse: tuple[int, int], peak_rs
     return summary, numbers
 
 
+def probe_summary(path: Path, top: int = 8) -> list[tuple[str, str]]:
+    """What bench/memory_probe.py saw: the heap at its baseline and at its last line, and the
+    source lines whose Python allocations grew most in between."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    base = next((line for line in lines if line.get("baseline")), None)
+    if base is None or lines[-1] is base:
+        return [("probe", f"no line after the baseline in {path}")]
+    last = lines[-1]
+
+    def figures(line: dict) -> str:
+        heap = line.get("heap") or {}
+        return (f"RSS {line['rss_mb']:.0f} MB, anon {line['anon_mb']:.0f}, Python objects {line['traced_mb']:.0f}, "
+                f"glibc heap in use {heap.get('in_use_mb', float('nan')):.0f}, free in it "
+                f"{heap.get('free_mb', float('nan')):.0f}, mmapped {heap.get('mmapped_mb', float('nan')):.0f}")
+
+    grown = "; ".join(f"{g['where']} {g['mb']:+.1f} MB ({g['blocks']:+,} blocks)" for g in last["grown"][:top])
+    return [("probe at its baseline", f"{base['seconds'] / 60:.0f} min: {figures(base)}"),
+            ("probe at the end", f"{last['seconds'] / 60:.0f} min: {figures(last)}"),
+            ("grew most (Python, tracemalloc)", grown),
+            ("most numerous objects at the end", ", ".join(f"{k} {v:,}" for k, v in last["objects"].items()))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=500, help="events published per second")
@@ -265,13 +288,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="the first and last windows compared for growth (at most a third of the run)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--probe", type=Path, default=None,
+                        help="run the worker under bench/memory_probe.py (tracemalloc: slower, more memory), its "
+                             "JSON lines to this file, and say what grew most")
     parser.add_argument("--smoke", action="store_true", help="20 s at 200 events/s, a sample every 2 s")
     parser.add_argument("--results", type=Path, default=None, help=f"where to write the table ({RESULTS_FILE})")
     args = parser.parse_args(argv)
     if args.smoke:
         args.rate, args.duration, args.sample_seconds = 200, 20, 2
     with fresh_pipeline("soak", args.partitions) as (workdir, config, settings):
-        worker = Worker(config, workdir, dashboard=True)
+        launcher = () if args.probe is None else (
+            str(ROOT / "bench" / "memory_probe.py"), "--out", str(args.probe), "--every", str(args.sample_seconds),
+            "--settle", str(2 * args.sample_seconds))
+        worker = Worker(config, workdir, dashboard=True, launcher=launcher)
         try:
             worker.wait(lambda h: h.get("ready") and h.get("assigned_partitions"), timeout_s=180, poll_s=0.1)
             soak = Soak(args, settings, worker)
@@ -280,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             peak_rss, _ = worker.stop()
         summary, numbers = summarise(soak, final_state, warehouse_counts(settings), peak_rss)
+        if args.probe is not None:
+            summary += probe_summary(args.probe)
     text = render(soak, summary)
     print(text)
     target = args.results or (None if args.smoke else RESULTS_FILE)

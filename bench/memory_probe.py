@@ -1,0 +1,114 @@
+"""Run a Python module (the worker) with its memory watched from inside: what grows, and where.
+
+    .venv/bin/python bench/memory_probe.py --out probe.jsonl [--every 60] [--settle 120] \\
+        -m callpulse --config my.toml worker --dashboard
+
+A diagnostic for bench/soak.py --probe, not for production: tracemalloc slows the process and
+adds to its memory. The module runs as `python -m` would run it. Every --every seconds a
+thread appends one JSON line to --out with:
+
+    rss_mb, anon_mb       the process's VmRSS and RssAnon
+    traced_mb             what Python objects hold now (tracemalloc)
+    heap                  glibc's view (mallinfo2): arena_mb obtained from the system by brk,
+                          in_use_mb handed out, free_mb kept free inside the heap, mmapped_mb
+    objects               the most numerous kinds of object the garbage collector tracks
+    grown                 the source lines whose allocations grew most since the baseline,
+                          taken --settle seconds after start (so imports and start-up are not counted)
+
+RssAnon growing with traced_mb is Python objects; with in_use_mb but not traced_mb, C code
+using malloc (chDB, librdkafka-like libraries); with free_mb, memory freed but kept by glibc;
+with none of them, an allocator of its own (mmap) beside glibc's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import json
+import runpy
+import sys
+import threading
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def heap() -> dict | None:
+    """glibc's heap figures in MB, or None where the C library has no mallinfo2."""
+    try:
+        mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
+    except (OSError, AttributeError, TypeError):
+        return None
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    mb = 1024 * 1024
+    return {"arena_mb": round(info.arena / mb, 1), "in_use_mb": round(info.uordblks / mb, 1),
+            "free_mb": round(info.fordblks / mb, 1), "mmapped_mb": round(info.hblkhd / mb, 1)}
+
+
+def status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def most_numerous(top: int = 12) -> dict[str, int]:
+    return dict(Counter(type(o).__name__ for o in gc.get_objects()).most_common(top))
+
+
+def watch(out: Path, every_s: float, settle_s: float, top: int) -> None:
+    started = time.monotonic()
+    baseline = None
+    ignored = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+               tracemalloc.Filter(False, "<unknown>")]
+    while True:
+        time.sleep(every_s)
+        snapshot = tracemalloc.take_snapshot().filter_traces(ignored)
+        line = {"seconds": round(time.monotonic() - started), "rss_mb": status_mb("VmRSS"),
+                "anon_mb": status_mb("RssAnon"), "traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1),
+                "heap": heap(), "objects": most_numerous()}
+        if baseline is None and time.monotonic() - started >= settle_s:
+            baseline = snapshot
+            line["baseline"] = True
+        elif baseline is not None:
+            line["grown"] = [{"where": str(stat.traceback), "mb": round(stat.size_diff / 2**20, 2),
+                              "blocks": stat.count_diff, "now_mb": round(stat.size / 2**20, 2)}
+                             for stat in snapshot.compare_to(baseline, "lineno")[:top]]
+        with out.open("a") as file:
+            file.write(json.dumps(line) + "\n")
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if "-m" not in argv:
+        raise SystemExit(__doc__)
+    split = argv.index("-m")
+    options, module, module_args = argv[:split], argv[split + 1], argv[split + 2:]
+    settings = {"--out": None, "--every": "60", "--settle": "120", "--top": "25", "--frames": "1"}
+    for name, value in zip(options[::2], options[1::2]):
+        if name not in settings:
+            raise SystemExit(f"unknown option {name}\n{__doc__}")
+        settings[name] = value
+    if settings["--out"] is None:
+        raise SystemExit(f"--out is needed\n{__doc__}")
+    tracemalloc.start(int(settings["--frames"]))
+    threading.Thread(target=watch, name="memory-probe", daemon=True,
+                     args=(Path(settings["--out"]), float(settings["--every"]), float(settings["--settle"]),
+                           int(settings["--top"]))).start()
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # where `python -m` from the checkout would look
+    sys.argv = [module, *module_args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
