@@ -42,8 +42,8 @@ page, and anyone with arrays):
   calibrated model HL averages 10.0 over 10 bins; with ``bins - 2`` df p < 0.01
   came up in 3 % of calibrated weeks, with ``bins`` in 0.9-1.9 %.
 
-The warehouse functions let ClickHouse do the heavy part: they return, per campaign
-and period, one row per distinct score with its calls and orders (scores carry four
+The warehouse's reads (warehouse.queries.model) let ClickHouse do the heavy part: they
+return, per campaign and period, one row per distinct score with its calls and orders (scores carry four
 decimals, so a week is at most ~10 k rows however many calls it holds). Binning,
 ECE, AUC and HL then run on those counts here, with the same code as the array
 functions, so the page, the alert and a notebook agree to the last digit.
@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from core.metrics import wilson_interval
+from warehouse.queries.model import trailing_score_counts, trailing_score_counts_at, weekly_score_counts
 
 DEFAULT_BINS = 10
 #: Degrees of freedom Hosmer-Lemeshow takes off the bin count (see the caveat above).
@@ -321,13 +322,6 @@ def _calibration(campaign: str, start: datetime, end: datetime, counts: _ScoreCo
 
 # -- from the warehouse --------------------------------------------------------------------
 
-# Scores land as Float32; rounding the widened value to 6 decimals gives back the
-# producer's number (0.1234, not 0.12340000271797180), so the warehouse and the raw
-# events agree exactly. A score carries no meaning beyond 6 decimals.
-_SCORE_SQL = "round(toFloat64(response_score), 6)"
-_POPULATION_SQL = "outcome = 'connected' AND response_score IS NOT NULL"
-
-
 def week_start(moment: datetime | date, zone: tzinfo | str) -> datetime:
     """Local midnight of the Monday that starts the (ISO) week holding ``moment``, in ``zone``."""
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
@@ -342,17 +336,7 @@ def weekly_calibration(client, start: datetime, end: datetime, zone: tzinfo | st
     (its period says which); week_start() gives whole-week bounds. Campaign names are
     bound parameters, never spliced into SQL."""
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
-    sql = (
-        f"SELECT campaign, toMonday(minute, {{tz:String}}) AS week, {_SCORE_SQL} AS score, "
-        "count() AS calls, sum(is_order) AS ordered "
-        "FROM call_attempts FINAL "
-        "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
-        f"AND {_POPULATION_SQL} "
-        + ("AND campaign IN {campaigns:Array(String)} " if campaigns else "")
-        + "GROUP BY campaign, week, score ORDER BY campaign, week, score"
-    )
-    columns = client.query(sql, parameters={"tz": str(zone), "start": _naive_utc(start), "end": _naive_utc(end),
-                                            "campaigns": list(campaigns)}).result_columns
+    columns = weekly_score_counts(client, start, end, str(zone), campaigns)
     if not columns or not len(columns[0]):
         return []
     frame = pd.DataFrame(dict(zip(("campaign", "week", "score", "calls", "ordered"), columns)))
@@ -372,18 +356,7 @@ def trailing_calibration(client, campaign: str, until: datetime, days: float = 7
     no scored conversation landed in that window. What the drift alert checks."""
     until = _aware_utc(until)
     since = until - timedelta(days=days)
-    sql = (
-        f"SELECT {_SCORE_SQL} AS score, count() AS calls, sum(is_order) AS ordered "
-        "FROM call_attempts FINAL "
-        # minute (the sort key) narrows the read; event_time makes the edges exact
-        "WHERE campaign = {campaign:String} "
-        "AND minute >= toStartOfMinute({since:DateTime64(3)}) AND minute <= {until:DateTime64(3)} "
-        "AND event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
-        f"AND {_POPULATION_SQL} "
-        "GROUP BY score ORDER BY score"
-    )
-    columns = client.query(sql, parameters={"campaign": campaign, "since": _naive_utc(since),
-                                            "until": _naive_utc(until)}).result_columns
+    columns = trailing_score_counts(client, campaign, since, until)
     if not columns or not len(columns[0]):
         return None
     frame = pd.DataFrame(dict(zip(("score", "calls", "ordered"), columns)))
@@ -407,24 +380,8 @@ def trailing_calibrations(client, untils: Mapping[str, datetime], days: float = 
     if not untils:
         return {}
     campaigns = sorted(untils)
-    moments = [_naive_utc(_aware_utc(untils[c])) for c in campaigns]
     span = timedelta(days=days)
-    sql = (
-        f"SELECT a.campaign, {_SCORE_SQL.replace('response_score', 'a.response_score')} AS score, "
-        "count() AS calls, sum(a.is_order) AS ordered "
-        "FROM call_attempts AS a FINAL "
-        "INNER JOIN (SELECT pair.1 AS campaign, pair.2 AS until "
-        "FROM (SELECT arrayJoin(arrayZip({campaigns:Array(String)}, {untils:Array(DateTime64(3))})) AS pair)) AS q "
-        "ON a.campaign = q.campaign "
-        "WHERE a.campaign IN {campaigns:Array(String)} "
-        "AND a.minute >= toStartOfMinute({earliest:DateTime64(3)}) AND a.minute <= {latest:DateTime64(3)} "
-        "AND a.event_time >= q.until - toIntervalMillisecond({span_ms:UInt64}) AND a.event_time < q.until "
-        f"AND {_POPULATION_SQL.replace('outcome', 'a.outcome').replace('response_score', 'a.response_score')} "
-        "GROUP BY a.campaign, score ORDER BY a.campaign, score"
-    )
-    columns = client.query(sql, parameters={
-        "campaigns": campaigns, "untils": moments, "earliest": min(moments) - span, "latest": max(moments),
-        "span_ms": int(span.total_seconds() * 1000)}).result_columns
+    columns = trailing_score_counts_at(client, untils, span)
     results: dict[str, Calibration | None] = {campaign: None for campaign in campaigns}
     if columns and len(columns[0]):
         # Rows come sorted by campaign: cut the arrays at each new name (a pandas
@@ -451,8 +408,3 @@ def _counts_from_rows(frame: pd.DataFrame) -> _ScoreCounts:
 
 def _aware_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    """clickhouse-connect binds a naive datetime as is: make it UTC first."""
-    return _aware_utc(moment).replace(tzinfo=None)

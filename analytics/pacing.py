@@ -82,7 +82,8 @@ import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from core.metrics import COUNTERS, RAW_COUNTER_SQL, Z_95, compute_rates, wilson_interval
+from core.metrics import COUNTERS, Z_95, compute_rates, wilson_interval
+from warehouse.queries.model import agent_gaps, pacing_window
 
 #: The regulators' two-second rule: how long an answered call may wait for an agent.
 HOLD_SECONDS = 2
@@ -416,10 +417,6 @@ def _simulate(inputs: PacingInputs, ratios: np.ndarray, run: ModelRun):
 
 # -- live figures from the warehouse -------------------------------------------------------
 
-_LIVE = "outcome IN ('connected', 'abandoned')"
-_WINDOW = ("campaign = {campaign:String} AND minute >= toStartOfMinute({start:DateTime64(3)}) "
-           "AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}")
-_LEVELS = ", ".join(repr(level) for level in QUANTILE_LEVELS)
 #: Wrap-up (after-call work) is not in the call events, so it is an assumption. Every gap
 #: between one agent's calls is wrap-up plus idle time, though, so the shortest gaps
 #: bound it: an assumption above them is cut to them.
@@ -485,21 +482,10 @@ def live_figures(client: Client, campaign: str, at: datetime, window_minutes: in
     """
     end = _utc(at)
     start = end - timedelta(minutes=window_minutes)
-    parameters = {"campaign": campaign, "start": start.replace(tzinfo=None), "end": end.replace(tzinfo=None)}
-    counters = ", ".join(f"{RAW_COUNTER_SQL[name]} AS {name}" for name in COUNTERS)
-    row = next(client.query(
-        f"SELECT {counters}, "
-        f"avgIf(ring_seconds, {_LIVE}) AS contact_ring, avgIf(ring_seconds, NOT {_LIVE}) AS other_ring, "
-        f"quantilesExactIf({_LEVELS})(talk_seconds, outcome = 'connected') AS talk_q, "
-        f"quantilesExactIf({_LEVELS})(ring_seconds, {_LIVE}) AS contact_ring_q, "
-        f"quantilesExactIf({_LEVELS})(ring_seconds, NOT {_LIVE}) AS other_ring_q, "
-        "uniqExactIf(agent, agent != '') AS agents "
-        f"FROM call_attempts FINAL WHERE {_WINDOW}",
-        parameters=parameters, settings={"prefer_column_name_to_alias": 1},
-    ).named_results())
+    row = pacing_window(client, campaign, start, end, QUANTILE_LEVELS)
     sums = {name: float(row[name]) for name in COUNTERS}
     rates = compute_rates(sums)
-    wrap, wrap_source = _wrap_up(client, parameters, assumed_wrap_seconds)
+    wrap, wrap_source = _wrap_up(client, campaign, start, end, assumed_wrap_seconds)
     return LiveFigures(
         campaign=campaign, start=start, end=end, dials=int(sums["dials"]), contacts=int(sums["contacts"]),
         connected=int(sums["connected"]), abandoned=int(sums["abandoned"]),
@@ -511,17 +497,9 @@ def live_figures(client: Client, campaign: str, at: datetime, window_minutes: in
         other_ring_quantiles=_quantiles(row["other_ring_q"], sums["dials"] - sums["contacts"]))
 
 
-def _wrap_up(client: Client, parameters: dict, assumed: float) -> tuple[float, str]:
+def _wrap_up(client: Client, campaign: str, start: datetime, end: datetime, assumed: float) -> tuple[float, str]:
     """The wrap-up in seconds, and where it came from, in words."""
-    gaps, gap_edge = client.query(
-        "SELECT count(), quantileExact({edge:Float64})(gap) FROM ("
-        "  SELECT start_s - lagInFrame(end_s, 1, nan) OVER (PARTITION BY agent ORDER BY end_s "
-        "         ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS gap"
-        "  FROM (SELECT agent, toUnixTimestamp64Milli(event_time) / 1000.0 AS end_s, end_s - talk_seconds AS start_s"
-        f"        FROM call_attempts FINAL WHERE {_WINDOW} AND outcome = 'connected' AND agent != '')"
-        ") WHERE gap > 0",  # drops each agent's first call (no gap) and overlapping records
-        parameters={**parameters, "edge": GAP_EDGE_QUANTILE},
-    ).result_rows[0]
+    gaps, gap_edge = agent_gaps(client, campaign, start, end, GAP_EDGE_QUANTILE)
     if gaps >= MIN_GAPS and gap_edge < assumed:
         return float(gap_edge), f"assumed {assumed:g} s, cut to the shortest gaps between an agent's calls"
     return float(assumed), f"assumed {assumed:g} s: not in the call events"
