@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 from analytics import best_time, reports
 from core.metrics import format_metric
 from dashboards import theme
-from dashboards.controls import control, day_range, export_buttons
+from dashboards.controls import Export, control, day_range, download, export_buttons
 from dashboards.data import context, newest_day, parse_day
 from warehouse.queries.reports import campaign_names
 
@@ -246,10 +246,7 @@ def export(_csv, _xlsx, start, end, campaigns):
     start_day, end_day, result = _result(start, end, campaigns)
     if not result.slots["dials"].sum():
         return no_update
-    planning = best_time.planning_frame(result)
-    name = f"callpulse-best-time-{start_day}-{end_day}"
-    if dash.ctx.triggered_id == "best-time-xlsx":
-        return dcc.send_bytes(reports.to_xlsx(planning, sheet="best time to call", percent=("ci_low", "ci_high"),
-                                              title=f"CallPulse best time to call {start_day} to {end_day}"),
-                              f"{name}.xlsx")
-    return dcc.send_string(reports.to_csv(planning), f"{name}.csv")
+    return download("best-time", Export(
+        best_time.planning_frame(result), f"callpulse-best-time-{start_day}-{end_day}",
+        title=f"CallPulse best time to call {start_day} to {end_day}", sheet="best time to call",
+        percent=("ci_low", "ci_high")))

@@ -16,7 +16,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 from analytics import reports
 from core.metrics import COMPLIANCE_WINDOWS, format_metric
 from dashboards import theme
-from dashboards.controls import day_range, export_buttons
+from dashboards.controls import Export, day_range, download, export_buttons
 from dashboards.data import board_time, context, newest_day, parse_day
 from warehouse.queries.live import compliance_windows, freshness
 from warehouse.queries.reports import stop_list_violations
@@ -207,10 +207,7 @@ def export(_csv, _xlsx, start, end):
     start_day, end_day, history = _history(start, end)
     if history.empty:
         return no_update
-    name = f"callpulse-abandon-compliance-{start_day}-{end_day}"
-    if dash.ctx.triggered_id == "compliance-xlsx":
-        evidence = history.rename(columns={"limit": "abandon_limit"})
-        return dcc.send_bytes(reports.to_xlsx(evidence, sheet="abandon rate", percent=("abandon_limit",),
-                                              title=f"CallPulse abandon-rate evidence {start_day} to {end_day}"),
-                              f"{name}.xlsx")
-    return dcc.send_string(reports.to_csv(history), f"{name}.csv")
+    return download("compliance", Export(
+        history, f"callpulse-abandon-compliance-{start_day}-{end_day}",
+        title=f"CallPulse abandon-rate evidence {start_day} to {end_day}", sheet="abandon rate",
+        percent=("abandon_limit",), excel_frame=history.rename(columns={"limit": "abandon_limit"})))

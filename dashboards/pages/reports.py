@@ -19,7 +19,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 from analytics import reports
 from core.metrics import RATES, format_metric, metric_label
 from dashboards import theme
-from dashboards.controls import control, day_range, export_buttons
+from dashboards.controls import Export, control, day_range, download, export_buttons
 from dashboards.data import context, newest_day, parse_day
 from warehouse.queries.reports import campaign_names
 
@@ -263,8 +263,6 @@ def export(_csv, _xlsx, rows, columns, metric, start, end, campaigns):
     except reports.ReportError:
         return no_update
     frame = reports.run_report(context().client, request, context().settings.zone)
-    name = f"callpulse-{metric}-by-{'-'.join(request.by)}-{request.start_day}-{request.end_day}"
-    if dash.ctx.triggered_id == "report-xlsx":
-        return dcc.send_bytes(reports.to_xlsx(frame, title=f"CallPulse report {request.query_string()}"),
-                              f"{name}.xlsx")
-    return dcc.send_string(reports.to_csv(frame), f"{name}.csv")
+    return download("report", Export(
+        frame, f"callpulse-{metric}-by-{'-'.join(request.by)}-{request.start_day}-{request.end_day}",
+        title=f"CallPulse report {request.query_string()}"))
