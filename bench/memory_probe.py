@@ -1,7 +1,7 @@
 """Run a Python module (the worker) with its memory watched from inside: what grows, and where.
 
-    .venv/bin/python bench/memory_probe.py --out probe.jsonl [--every 60] [--settle 120] \\
-        -m callpulse --config my.toml worker --dashboard
+    .venv/bin/python bench/memory_probe.py --out probe.jsonl [--every 60] [--settle 120] [--frames 1] \\
+        [--collect-every 0] [--top 25] -m callpulse --config my.toml worker --dashboard
 
 A diagnostic for bench/soak.py --probe, not for production: tracemalloc slows the process and
 adds to its memory. The module runs as `python -m` would run it. Every --every seconds a
@@ -11,13 +11,21 @@ thread appends one JSON line to --out with:
     traced_mb             what Python objects hold now (tracemalloc)
     heap                  glibc's view (mallinfo2): arena_mb obtained from the system by brk,
                           in_use_mb handed out, free_mb kept free inside the heap, mmapped_mb
-    objects               the most numerous kinds of object the garbage collector tracks
+    objects               the most numerous kinds of object the garbage collector tracks (garbage
+                          in reference cycles not collected yet among them)
+    gc                    the collector's pending counts and collections so far, per generation
+    chdb_mb               what chDB's own allocator says it holds (system.metrics MemoryTracking),
+                          read on a client of the warehouse the worker's --config names
     grown                 the source lines whose allocations grew most since the baseline,
                           taken --settle seconds after start (so imports and start-up are not counted)
+    full_collection       with --collect-every K, every K-th line: a full gc.collect() after the
+                          line is taken, what it found unreachable, and the memory after it
+
+--frames 0 leaves tracemalloc off (no traced_mb, no grown): the process runs at its own speed.
 
 RssAnon growing with traced_mb is Python objects; with in_use_mb but not traced_mb, C code
 using malloc (chDB, librdkafka-like libraries); with free_mb, memory freed but kept by glibc;
-with none of them, an allocator of its own (mmap) beside glibc's.
+with chdb_mb, chDB; with none of them, Python's own arenas (mmap) or another allocator.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import itertools
 import json
 import runpy
 import sys
@@ -66,24 +75,58 @@ def most_numerous(top: int = 12) -> dict[str, int]:
     return dict(Counter(type(o).__name__ for o in gc.get_objects()).most_common(top))
 
 
-def watch(out: Path, every_s: float, settle_s: float, top: int) -> None:
+class ChdbMemory:
+    """chDB's MemoryTracking, on a warehouse client of its own, opened once the worker has one."""
+
+    def __init__(self, module_args: list[str]):
+        self.config = module_args[module_args.index("--config") + 1] if "--config" in module_args else None
+        self.client = None
+
+    def mb(self) -> float | None:
+        try:
+            if self.client is None:
+                from core.config import load_settings
+                from warehouse.client import connect
+
+                self.client = connect(load_settings(self.config).warehouse_url)
+            rows = self.client.query("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'").result_rows
+            return round(rows[0][0] / 2**20, 1) if rows else None
+        except Exception:  # a diagnostic: a warehouse it cannot read is a missing figure
+            return None
+
+
+def full_collection() -> dict:
+    started = time.perf_counter()
+    found = gc.collect()
+    return {"unreachable": found, "seconds": round(time.perf_counter() - started, 2),
+            "rss_mb": status_mb("VmRSS"), "anon_mb": status_mb("RssAnon"), "heap": heap(),
+            "objects": most_numerous(5)}
+
+
+def watch(out: Path, every_s: float, settle_s: float, top: int, collect_every: int, chdb: ChdbMemory) -> None:
     started = time.monotonic()
-    baseline = None
+    baseline, settled = None, False
+    tracing = tracemalloc.is_tracing()
     ignored = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
                tracemalloc.Filter(False, "<unknown>")]
-    while True:
+    for number in itertools.count(1):
         time.sleep(every_s)
-        snapshot = tracemalloc.take_snapshot().filter_traces(ignored)
+        snapshot = tracemalloc.take_snapshot().filter_traces(ignored) if tracing else None
         line = {"seconds": round(time.monotonic() - started), "rss_mb": status_mb("VmRSS"),
-                "anon_mb": status_mb("RssAnon"), "traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1),
-                "heap": heap(), "objects": most_numerous()}
-        if baseline is None and time.monotonic() - started >= settle_s:
-            baseline = snapshot
+                "anon_mb": status_mb("RssAnon"),
+                "traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1) if tracing else None,
+                "heap": heap(), "chdb_mb": chdb.mb(), "objects": most_numerous(),
+                "gc": {"pending": gc.get_count(), "collections": [g["collections"] for g in gc.get_stats()],
+                       "frozen": gc.get_freeze_count()}}
+        if not settled and time.monotonic() - started >= settle_s:
+            baseline, settled = snapshot, True
             line["baseline"] = True
         elif baseline is not None:
             line["grown"] = [{"where": str(stat.traceback), "mb": round(stat.size_diff / 2**20, 2),
                               "blocks": stat.count_diff, "now_mb": round(stat.size / 2**20, 2)}
                              for stat in snapshot.compare_to(baseline, "lineno")[:top]]
+        if collect_every and number % collect_every == 0:
+            line["full_collection"] = full_collection()
         with out.open("a") as file:
             file.write(json.dumps(line) + "\n")
 
@@ -94,18 +137,20 @@ def main() -> None:
         raise SystemExit(__doc__)
     split = argv.index("-m")
     options, module, module_args = argv[:split], argv[split + 1], argv[split + 2:]
-    settings = {"--out": None, "--every": "60", "--settle": "120", "--top": "25", "--frames": "1"}
+    settings = {"--out": None, "--every": "60", "--settle": "120", "--top": "25", "--frames": "1",
+                "--collect-every": "0"}
     for name, value in zip(options[::2], options[1::2]):
         if name not in settings:
             raise SystemExit(f"unknown option {name}\n{__doc__}")
         settings[name] = value
     if settings["--out"] is None:
         raise SystemExit(f"--out is needed\n{__doc__}")
-    tracemalloc.start(int(settings["--frames"]))
+    if int(settings["--frames"]) > 0:
+        tracemalloc.start(int(settings["--frames"]))
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # where `python -m` from the checkout would look
     threading.Thread(target=watch, name="memory-probe", daemon=True,
                      args=(Path(settings["--out"]), float(settings["--every"]), float(settings["--settle"]),
-                           int(settings["--top"]))).start()
-    sys.path[0] = str(Path(__file__).resolve().parents[1])  # where `python -m` from the checkout would look
+                           int(settings["--top"]), int(settings["--collect-every"]), ChdbMemory(module_args))).start()
     sys.argv = [module, *module_args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -264,15 +265,26 @@ def probe_summary(path: Path, top: int = 8) -> list[tuple[str, str]]:
 
     def figures(line: dict) -> str:
         heap = line.get("heap") or {}
-        return (f"RSS {line['rss_mb']:.0f} MB, anon {line['anon_mb']:.0f}, Python objects {line['traced_mb']:.0f}, "
-                f"glibc heap in use {heap.get('in_use_mb', float('nan')):.0f}, free in it "
-                f"{heap.get('free_mb', float('nan')):.0f}, mmapped {heap.get('mmapped_mb', float('nan')):.0f}")
+        traced = "" if line.get("traced_mb") is None else f", Python objects {line['traced_mb']:.0f}"
+        chdb = "" if line.get("chdb_mb") is None else f", chDB {line['chdb_mb']:.0f}"
+        return (f"RSS {line['rss_mb']:.0f} MB, anon {line['anon_mb']:.0f}{traced}{chdb}, glibc heap in use "
+                f"{heap.get('in_use_mb', float('nan')):.0f}, free in it {heap.get('free_mb', float('nan')):.0f}, "
+                f"mmapped {heap.get('mmapped_mb', float('nan')):.0f}; tracked objects "
+                + ", ".join(f"{k} {v:,}" for k, v in list(line["objects"].items())[:3]))
 
-    grown = "; ".join(f"{g['where']} {g['mb']:+.1f} MB ({g['blocks']:+,} blocks)" for g in last["grown"][:top])
-    return [("probe at its baseline", f"{base['seconds'] / 60:.0f} min: {figures(base)}"),
-            ("probe at the end", f"{last['seconds'] / 60:.0f} min: {figures(last)}"),
-            ("grew most (Python, tracemalloc)", grown),
-            ("most numerous objects at the end", ", ".join(f"{k} {v:,}" for k, v in last["objects"].items()))]
+    said = [("probe at its baseline", f"{base['seconds'] / 60:.0f} min: {figures(base)}"),
+            ("probe at the end", f"{last['seconds'] / 60:.0f} min: {figures(last)}")]
+    if last.get("grown"):
+        said.append(("grew most (Python, tracemalloc)",
+                     "; ".join(f"{g['where']} {g['mb']:+.1f} MB ({g['blocks']:+,} blocks)" for g in last["grown"][:top])))
+    for line in lines:
+        collected = line.get("full_collection")
+        if collected:
+            said.append((f"full collection at {line['seconds'] / 60:.0f} min",
+                         f"{collected['unreachable']:,} unreachable objects in {collected['seconds']} s; RSS "
+                         f"{line['rss_mb']:.0f} -> {collected['rss_mb']:.0f} MB, anon {line['anon_mb']:.0f} -> "
+                         f"{collected['anon_mb']:.0f} MB"))
+    return said
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", type=Path, default=None,
                         help="run the worker under bench/memory_probe.py (tracemalloc: slower, more memory), its "
                              "JSON lines to this file, and say what grew most")
+    parser.add_argument("--probe-options", default="",
+                        help='more options for bench/memory_probe.py, e.g. "--frames 0 --collect-every 5"')
     parser.add_argument("--smoke", action="store_true", help="20 s at 200 events/s, a sample every 2 s")
     parser.add_argument("--results", type=Path, default=None, help=f"where to write the table ({RESULTS_FILE})")
     args = parser.parse_args(argv)
@@ -299,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     with fresh_pipeline("soak", args.partitions) as (workdir, config, settings):
         launcher = () if args.probe is None else (
             str(ROOT / "bench" / "memory_probe.py"), "--out", str(args.probe), "--every", str(args.sample_seconds),
-            "--settle", str(2 * args.sample_seconds))
+            "--settle", str(2 * args.sample_seconds), *shlex.split(args.probe_options))
         worker = Worker(config, workdir, dashboard=True, launcher=launcher)
         try:
             worker.wait(lambda h: h.get("ready") and h.get("assigned_partitions"), timeout_s=180, poll_s=0.1)
