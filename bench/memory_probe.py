@@ -96,9 +96,17 @@ class ChdbMemory:
 
 
 def full_collection() -> dict:
+    """A full collection; what it found unreachable (kept in gc.garbage for the moment it takes
+    to count them by kind, then let go) and the memory after it."""
     started = time.perf_counter()
-    found = gc.collect()
-    return {"unreachable": found, "seconds": round(time.perf_counter() - started, 2),
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        found = gc.collect()
+        kinds = Counter(type(o).__qualname__ for o in gc.garbage).most_common(8)
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+    return {"unreachable": found, "kinds": dict(kinds), "seconds": round(time.perf_counter() - started, 2),
             "rss_mb": status_mb("VmRSS"), "anon_mb": status_mb("RssAnon"), "heap": heap(),
             "objects": most_numerous(5)}
 

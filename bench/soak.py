@@ -281,7 +281,9 @@ def probe_summary(path: Path, top: int = 8) -> list[tuple[str, str]]:
         collected = line.get("full_collection")
         if collected:
             said.append((f"full collection at {line['seconds'] / 60:.0f} min",
-                         f"{collected['unreachable']:,} unreachable objects in {collected['seconds']} s; RSS "
+                         f"{collected['unreachable']:,} unreachable objects in {collected['seconds']} s ("
+                         + ", ".join(f"{kind} {count:,}" for kind, count in collected.get("kinds", {}).items())
+                         + f"); RSS "
                          f"{line['rss_mb']:.0f} -> {collected['rss_mb']:.0f} MB, anon {line['anon_mb']:.0f} -> "
                          f"{collected['anon_mb']:.0f} MB"))
     return said
