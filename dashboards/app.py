@@ -29,7 +29,10 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
     set_context(ctx)
     credentials = auth.Credentials.load(ctx.settings) if credentials is None else credentials
     app = Dash(
-        __name__,
+        # The package's name, not this module's: Dash then loads the pages as dashboards.pages.<page>,
+        # the name they are imported by, rather than a second copy as pages.<page> whose duplicate
+        # paths the page router refuses.
+        "dashboards",
         use_pages=True,
         pages_folder=str(HERE / "pages"),
         assets_folder=str(HERE / "assets"),
