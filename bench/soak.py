@@ -197,7 +197,8 @@ def warehouse_counts(settings) -> tuple[int, int]:
 def render(soak: Soak, summary: list[tuple[str, str]], width: int = 150) -> str:
     args = soak.args
     table = Table(title=f"soak · {args.rate:,.0f} events/s for {args.duration / 60:,.1f} min, {args.campaigns} "
-                        f"campaigns ({args.source} events), {args.batch_events} per record · "
+                        f"campaigns ({args.source} events), {args.batch_events} per record"
+                        + (f", with {args.extra_config!r}" if args.extra_config else "") + " · "
                         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     for column in ("minute", "sent", "counted", "unlanded records", "RSS MB", "RssAnon MB", "CPU % of a core",
                    "event ids kept"):
@@ -302,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the first and last windows compared for growth (at most a third of the run)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--extra-config", default="",
+                        help="more TOML for the worker's config, e.g. shorter alert windows to reach the plateau "
+                             "sooner: '[alerts.rules.default]\\nabandon_window_minutes = 10\\ncpo_window_minutes = 10'")
     parser.add_argument("--probe", type=Path, default=None,
                         help="run the worker under bench/memory_probe.py (tracemalloc: slower, more memory), its "
                              "JSON lines to this file, and say what grew most")
@@ -312,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.rate, args.duration, args.sample_seconds = 200, 20, 2
-    with fresh_pipeline("soak", args.partitions) as (workdir, config, settings):
+    with fresh_pipeline("soak", args.partitions, args.extra_config.replace("\\n", "\n")) as (workdir, config,
+                                                                                           settings):
         launcher = () if args.probe is None else (
             str(ROOT / "bench" / "memory_probe.py"), "--out", str(args.probe), "--every", str(args.sample_seconds),
             "--settle", str(2 * args.sample_seconds), *shlex.split(args.probe_options))
