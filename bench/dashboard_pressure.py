@@ -21,6 +21,8 @@ the worker is ready, and stop once the backlog has landed.
                its live state, as if it had counted them); a client polls /api/wallboard every 3 s
                with a token, and a supervisor's browser session loads the wallboard page and runs
                its refresh callback at the page's interval.
+    flood      the same campaigns landed, no client: what the worker's own live state of
+               100,000 campaigns costs, apart from what the dashboard's clients cost.
 
 Each condition's events/s (the median of its rounds) is set against idle's (the goal: within
 10 %), with the worker's peak RSS (VmHWM; the goal: under 1 GB) and what the clients got. On a
@@ -61,7 +63,7 @@ from pipeline import (Worker, console, cpu_seconds, fresh_pipeline, landed_all, 
 from workload import call_events  # noqa: E402
 
 RESULTS_FILE = ROOT / "bench" / "results" / "dashboard_pressure.txt"
-CONDITIONS = ("idle", "logins", "campaigns")
+CONDITIONS = ("idle", "logins", "campaigns", "flood")
 VIEWER, VIEWER_PASSWORD = "viewer", secrets.token_urlsafe(12)
 TOKEN = new_token()
 LAND_CHUNK_EVENTS = 20_000
@@ -263,7 +265,7 @@ def run_condition(condition: str, round_number: int, args) -> Outcome:
                 f"{condition}: publishing the backlog")
         ends = {p: end for p, (_, end) in partition_bounds(settings, settings.topics.call_events).items()}
         note = ""
-        if condition == "campaigns":
+        if condition in ("campaigns", "flood"):
             landed_s = land_flood(settings, args.flood_campaigns)
             note = f"{args.flood_campaigns:,} campaigns landed first in {landed_s:.1f} s"
         worker = Worker(config, workdir, dashboard=True)

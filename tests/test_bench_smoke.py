@@ -109,6 +109,7 @@ def test_the_dashboard_pressure_bench_counts_every_backlog_under_each_load(tmp_p
     assert api.startswith("GET /api/wallboard") and " x 200)" in api and " x 40" not in api
     assert browser.startswith("wallboard page") and " x 200)" in browser and " x 40" not in browser
     assert runs["campaigns"]["note"].startswith("2,000 campaigns landed first")
+    assert runs["flood"]["clients"] == [] and runs["flood"]["note"].startswith("2,000 campaigns landed first")
 
 
 def test_the_workload_s_event_ids_are_never_taken_for_phone_numbers():
