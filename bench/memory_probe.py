@@ -1,7 +1,7 @@
 """Run a Python module (the worker) with its memory watched from inside: what grows, and where.
 
     .venv/bin/python bench/memory_probe.py --out probe.jsonl [--every 60] [--settle 120] [--frames 1] \\
-        [--collect-every 0] [--top 25] -m callpulse --config my.toml worker --dashboard
+        [--collect-every 0] [--young-every 0] [--top 25] -m callpulse --config my.toml worker --dashboard
 
 A diagnostic for bench/soak.py --probe, not for production: tracemalloc slows the process and
 adds to its memory. The module runs as `python -m` would run it. Every --every seconds a
@@ -9,8 +9,12 @@ thread appends one JSON line to --out with:
 
     rss_mb, anon_mb       the process's VmRSS and RssAnon
     traced_mb             what Python objects hold now (tracemalloc)
-    heap                  glibc's view (mallinfo2): arena_mb obtained from the system by brk,
-                          in_use_mb handed out, free_mb kept free inside the heap, mmapped_mb
+    heap                  glibc's view (mallinfo2) of its main arena: arena_mb obtained from the
+                          system by brk, in_use_mb handed out, free_mb kept free inside the heap,
+                          mmapped_mb (the other threads' arenas are not in it)
+    pymalloc              Python's allocator for objects of up to 512 bytes (its own mmapped
+                          arenas): arenas_mb held, allocated_mb in live blocks, available_mb free
+                          blocks in pools in use
     objects               the most numerous kinds of object the garbage collector tracks (garbage
                           in reference cycles not collected yet among them)
     gc                    the collector's pending counts and collections so far, per generation
@@ -22,6 +26,8 @@ thread appends one JSON line to --out with:
                           line is taken, what it found unreachable, and the memory after it
 
 --frames 0 leaves tracemalloc off (no traced_mb, no grown): the process runs at its own speed.
+--young-every S collects the youngest generation every S seconds (gc.collect(0)) in another
+thread: what collecting young garbage promptly would change.
 
 RssAnon growing with traced_mb is Python objects; with in_use_mb but not traced_mb, C code
 using malloc (chDB, librdkafka-like libraries); with free_mb, memory freed but kept by glibc;
@@ -35,8 +41,10 @@ import ctypes.util
 import gc
 import itertools
 import json
+import os
 import runpy
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -69,6 +77,40 @@ def status_mb(field: str) -> float:
             if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
+
+
+def pymalloc() -> dict | None:
+    """Python's small-object allocator, from sys._debugmallocstats() (which writes to stderr)."""
+    figures = {"# arenas allocated current": "arenas", "# bytes in allocated blocks": "allocated_mb",
+               "# bytes in available blocks": "available_mb"}
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        key = figures.get(name.strip())
+        if key:
+            number = int(value.strip().replace(",", ""))
+            found[key] = number if key == "arenas" else round(number / 2**20, 1)
+    arena_bytes = next((int(line.split("*")[1].split()[0]) for line in text.splitlines()
+                        if "bytes/arena" in line), None)
+    if "arenas" in found and arena_bytes:
+        found["arenas_mb"] = round(found["arenas"] * arena_bytes / 2**20, 1)
+    return found or None
+
+
+def collect_young(every_s: float) -> None:
+    while True:
+        time.sleep(every_s)
+        gc.collect(0)
 
 
 def most_numerous(top: int = 12) -> dict[str, int]:
@@ -123,7 +165,7 @@ def watch(out: Path, every_s: float, settle_s: float, top: int, collect_every: i
         line = {"seconds": round(time.monotonic() - started), "rss_mb": status_mb("VmRSS"),
                 "anon_mb": status_mb("RssAnon"),
                 "traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1) if tracing else None,
-                "heap": heap(), "chdb_mb": chdb.mb(), "objects": most_numerous(),
+                "heap": heap(), "pymalloc": pymalloc(), "chdb_mb": chdb.mb(), "objects": most_numerous(),
                 "gc": {"pending": gc.get_count(), "collections": [g["collections"] for g in gc.get_stats()],
                        "frozen": gc.get_freeze_count()}}
         if not settled and time.monotonic() - started >= settle_s:
@@ -146,7 +188,7 @@ def main() -> None:
     split = argv.index("-m")
     options, module, module_args = argv[:split], argv[split + 1], argv[split + 2:]
     settings = {"--out": None, "--every": "60", "--settle": "120", "--top": "25", "--frames": "1",
-                "--collect-every": "0"}
+                "--collect-every": "0", "--young-every": "0"}
     for name, value in zip(options[::2], options[1::2]):
         if name not in settings:
             raise SystemExit(f"unknown option {name}\n{__doc__}")
@@ -156,6 +198,9 @@ def main() -> None:
     if int(settings["--frames"]) > 0:
         tracemalloc.start(int(settings["--frames"]))
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # where `python -m` from the checkout would look
+    if float(settings["--young-every"]) > 0:
+        threading.Thread(target=collect_young, args=(float(settings["--young-every"]),), name="young-collector",
+                         daemon=True).start()
     threading.Thread(target=watch, name="memory-probe", daemon=True,
                      args=(Path(settings["--out"]), float(settings["--every"]), float(settings["--settle"]),
                            int(settings["--top"]), int(settings["--collect-every"]), ChdbMemory(module_args))).start()

@@ -268,6 +268,10 @@ def probe_summary(path: Path, top: int = 8) -> list[tuple[str, str]]:
         heap = line.get("heap") or {}
         traced = "" if line.get("traced_mb") is None else f", Python objects {line['traced_mb']:.0f}"
         chdb = "" if line.get("chdb_mb") is None else f", chDB {line['chdb_mb']:.0f}"
+        small = line.get("pymalloc") or {}
+        if "arenas_mb" in small:
+            chdb += (f", Python's small-object arenas {small['arenas_mb']:.0f} ({small['allocated_mb']:.0f} in live "
+                     f"blocks)")
         return (f"RSS {line['rss_mb']:.0f} MB, anon {line['anon_mb']:.0f}{traced}{chdb}, glibc heap in use "
                 f"{heap.get('in_use_mb', float('nan')):.0f}, free in it {heap.get('free_mb', float('nan')):.0f}, "
                 f"mmapped {heap.get('mmapped_mb', float('nan')):.0f}; tracked objects "
