@@ -49,6 +49,29 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION, country_code: str
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
+def callee_timezone(number: str, region: str = DEFAULT_REGION, country_code: str | None = None) -> str | None:
+    """The IANA zone of the line a number reaches, from libphonenumber's time-zone data, read
+    at the edge before the number is hashed; the zone alone is not personal data.
+
+    None when the number cannot be read or its zone is ambiguous: a toll-free +1 800 number
+    maps to some forty zones, and a guess would judge the call's hours against the wrong clock.
+    """
+    from phonenumbers import timezone as number_zones
+
+    written = number.strip()
+    if country_code and not written.startswith("+"):
+        code = _NON_DIGITS.sub("", country_code)
+        region = phonenumbers.region_code_for_country_code(int(code)) if code else region
+    try:
+        parsed = phonenumbers.parse(written, region)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = number_zones.time_zones_for_number(parsed)
+    if len(zones) != 1 or zones[0] == number_zones.UNKNOWN_TIMEZONE:
+        return None
+    return zones[0]
+
+
 # What detection reads instead of the text as written, one character for one, so a match
 # maps straight back onto the text: NFKC's ASCII form of full-width digits and signs
 # (０９０－８８７２ -> 090-8872), every script's decimal digits as ASCII ones, every dash and

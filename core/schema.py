@@ -10,7 +10,9 @@ Every event names its ``type`` and ``schema_version``. The JSON Schema in
 from __future__ import annotations
 
 import enum
+import functools
 import math
+import zoneinfo
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
@@ -33,6 +35,11 @@ MAX_IDENTIFIER_LENGTH = 128  # campaign, event id, segment, agent and team names
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)]
 PhoneHash = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256 of the phone number")]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 timestamp with offset, normally UTC")]
+# The called person's zone, found from the number at the edge before it is hashed (libphonenumber's
+# time-zone data); a zone name is not personal data. The worker dead-letters a name tzdata lacks.
+IanaZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
+                                       description="IANA time zone of the called number (Asia/Tokyo); one that "
+                                                   "tzdata does not know is refused as unknown_timezone")]
 
 
 class Outcome(str, enum.Enum):
@@ -82,6 +89,8 @@ class CallAttempt(msgspec.Struct, frozen=True, tag="call_attempt", tag_field="ty
     agent_cost: Money | None = None
     agent: Identifier | None = None
     team: Identifier | None = None
+    # Where the called person is, for the calling-hours rule; absent, the call's hours are not judged.
+    callee_timezone: IanaZone | None = None
 
     @property
     def is_live_answer(self) -> bool:
@@ -139,6 +148,8 @@ REJECTION_REASONS = {
     "personal_data": "a phone number in an id or a name (event_id, campaign, agent, team, lead.segment, "
                      "lead.lead_id); numbers travel only as their HMAC in lead.phone_hash",
     "out_of_range": "a duration, cost or order value above its [limits] setting, or a number too large to read",
+    "unknown_timezone": "a callee_timezone that is not an IANA time zone name tzdata knows; the call's local "
+                        "hours are never guessed",
 }
 
 
@@ -152,6 +163,8 @@ def schema_reason(detail: str) -> str:
         return "unknown_field"
     if "at `$.type`" in detail:
         return "unknown_event_type"
+    if "at `$.callee_timezone`" in detail and ", got `" not in detail:
+        return "unknown_timezone"
     if "at `$.outcome`" in detail and "Invalid enum value" in detail:
         return "unknown_outcome"
     if ">= 0" in detail:
@@ -174,6 +187,12 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_cost: float = 10_000.0
     # order_value of one order.
     max_order_value: float = 10_000_000.0
+
+
+@functools.cache
+def known_timezones() -> frozenset[str]:
+    """Every IANA zone name the installed tzdata holds: what callee_timezone may name."""
+    return frozenset(zoneinfo.available_timezones())
 
 
 DURATION_FIELDS = ("ring_seconds", "wait_seconds", "talk_seconds")
@@ -212,7 +231,13 @@ class EventScreen:
             refused = self._personal_data(names, ids)
             if refused is not None:
                 return refused
-        return self._out_of_range(event) if attempt else None
+        if not attempt:
+            return None
+        if event.callee_timezone is not None and event.callee_timezone not in known_timezones():
+            return "unknown_timezone", (f"callee_timezone {event.callee_timezone!r} is not an IANA time zone "
+                                        "tzdata knows (e.g. Asia/Tokyo, America/New_York); send none when the "
+                                        "number's zone is unknown or ambiguous")
+        return self._out_of_range(event)
 
     def _personal_data(self, names: tuple, ids: tuple) -> tuple[str, str] | None:
         """The event's names and ids judged one by one: the first holding a phone number."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-from core.privacy import hash_phone
+from core.privacy import callee_timezone, hash_phone
 from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 from core.slots import SlotRules
 
@@ -135,6 +135,8 @@ class DialerSimulator:
             "segment": segment,
             "response_score": round(min(1.0, score), 4),
             "phone_hash": hash_phone(phone, self.hmac_key),
+            # Read from the number before it is hashed, for the calling-hours rule; not part of Lead.
+            "callee_timezone": callee_timezone(phone),
         }
 
     def _dial(self, state: _CampaignState) -> None:
@@ -183,6 +185,8 @@ class DialerSimulator:
     def _emit(self, profile: CampaignProfile, lead: dict, outcome: Outcome, *, ring: float, end: float,
               wait: float = 0.0, talk: float = 0.0, order: bool = False, order_value: float = 0.0,
               agent: str | None = None) -> None:
+        lead = dict(lead)
+        zone = lead.pop("callee_timezone", None)
         attempt = CallAttempt(
             schema_version=SCHEMA_VERSION,
             event_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
@@ -190,6 +194,7 @@ class DialerSimulator:
             event_time=self.start + timedelta(seconds=round(end, 3)),
             outcome=outcome,
             lead=Lead(**lead),
+            callee_timezone=zone,
             ring_seconds=round(ring, 2),
             wait_seconds=wait,
             talk_seconds=talk,
