@@ -115,6 +115,17 @@ class DashboardConfig(msgspec.Struct, frozen=True):
     login_lockout_seconds: float = 300.0
     users: dict[str, DashboardUser] = {}
     tokens: dict[str, DashboardToken] = {}
+    # Beyond the campaigns one screen shows, the wallboard turns to its next page this often.
+    rotate_seconds: float = 15.0
+
+
+class AgentsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[agents]: how the floor reads agent_state events."""
+
+    # An agent with no event for this many seconds (event time) counts as logged out.
+    timeout_seconds: float = 300.0
+    # The floor page shows a pause longer than this in red.
+    pause_limit_seconds: float = 900.0
 
 
 class SlotConfig(msgspec.Struct, frozen=True):
@@ -196,6 +207,7 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     vicidial: VicidialConfig = VicidialConfig()
     # The largest duration, cost and order value an event may carry (core.schema.Limits).
     limits: Limits = Limits()
+    agents: AgentsConfig = AgentsConfig()
     # Resolved from the environment by load_settings(); None means "embedded".
     kafka_bootstrap_servers: str | None = None
     clickhouse_url: str | None = None
@@ -349,7 +361,11 @@ def _check(settings: Settings) -> None:
         limit = getattr(settings.limits, name)
         if not (math.isfinite(limit) and limit > 0):
             raise ConfigError(f"limits.{name} = {limit!r} must be a finite number above 0")
+    if not (math.isfinite(settings.agents.timeout_seconds) and settings.agents.timeout_seconds > 0):
+        raise ConfigError("agents.timeout_seconds must be a finite number of seconds above 0")
     dashboard = settings.dashboard
+    if dashboard.rotate_seconds <= 0:
+        raise ConfigError("dashboard.rotate_seconds must be above 0")
     if not 1 <= dashboard.wallboard_max_campaigns <= MAX_WALLBOARD_CAMPAIGNS:
         raise ConfigError(f"dashboard.wallboard_max_campaigns must be between 1 and {MAX_WALLBOARD_CAMPAIGNS}: "
                           "it bounds the wallboard's size")

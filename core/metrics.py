@@ -22,6 +22,27 @@ COUNTERS: tuple[str, ...] = ("dials", "contacts", "connected", "abandoned", "ord
 #: The counters that count calls (whole numbers, UInt64 in the warehouse); the rest are money and seconds.
 CALL_COUNTS: frozenset[str] = frozenset(("dials", "contacts", "connected", "abandoned", "orders"))
 
+#: The additive agent seconds landed per (campaign, team, agent, minute) from agent_state events.
+AGENT_COUNTERS: tuple[str, ...] = ("logged_in_seconds", "available_seconds", "on_call_seconds", "wrap_up_seconds",
+                                   "paused_seconds")
+#: Which agent counters a second spent in each state adds to (every state but logged_out is logged in).
+AGENT_STATE_COUNTERS: dict[str, tuple[int, ...]] = {
+    state: tuple(AGENT_COUNTERS.index(name) for name in names)
+    for state, names in (("available", ("logged_in_seconds", "available_seconds")),
+                         ("on_call", ("logged_in_seconds", "on_call_seconds")),
+                         ("wrap_up", ("logged_in_seconds", "wrap_up_seconds")),
+                         ("paused", ("logged_in_seconds", "paused_seconds")),
+                         ("logged_out", ()))
+}
+#: Sums the agent rates divide, each a weighted sum of counters: computed from the summed
+#: counters of whatever rows a question covers, like every rate.
+DERIVED_COUNTERS: dict[str, tuple[tuple[float, str], ...]] = {
+    "handled_seconds": ((1.0, "on_call_seconds"), (1.0, "wrap_up_seconds")),     # agents' talk + wrap-up
+    "working_seconds": ((1.0, "logged_in_seconds"), (-1.0, "paused_seconds")),  # logged in, not paused
+    "agent_hours": ((1 / 3600, "logged_in_seconds"),),
+    "handle_seconds": ((1.0, "talk_seconds"), (1.0, "wrap_up_seconds")),         # calls' talk + agents' wrap-up
+}
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -46,11 +67,41 @@ RATES: dict[str, Rate] = {
              "total cost / orders"),
         Rate("aht_seconds", "talk_seconds", "connected", "Avg handle time", "seconds",
              "talk seconds / connected calls"),
+        Rate("occupancy", "handled_seconds", "working_seconds", "Occupancy", "percent",
+             "(talk + wrap-up) / (logged in - paused), in agent seconds from agent_state events"),
+        Rate("calls_per_agent_hour", "connected", "agent_hours", "Calls per agent hour", "number",
+             "connected calls / agent hours logged in"),
+        Rate("orders_per_agent_hour", "orders", "agent_hours", "Orders per agent hour", "number",
+             "orders / agent hours logged in"),
+        Rate("aht_with_wrap_up_seconds", "handle_seconds", "connected", "AHT with wrap-up", "seconds",
+             "(talk seconds + agents' wrap-up seconds) / connected calls"),
     )
 }
 
+
+def counter_inputs(name: str) -> tuple[str, ...]:
+    """The stored counters a counter or derived sum is made of."""
+    return tuple(counter for _, counter in DERIVED_COUNTERS[name]) if name in DERIVED_COUNTERS else (name,)
+
+
+def rate_inputs(name: str) -> frozenset[str]:
+    """The stored counters a rate needs."""
+    rate = RATES[name]
+    return frozenset(counter_inputs(rate.numerator) + counter_inputs(rate.denominator))
+
+
+#: The rates that need agent seconds (agent_minutes) beside the call buckets.
+AGENT_RATES: frozenset[str] = frozenset(name for name in RATES if rate_inputs(name) & set(AGENT_COUNTERS))
+#: The rates of the call buckets alone (the wallboard's tiles carry these).
+CALL_RATES: tuple[str, ...] = tuple(name for name in RATES if name not in AGENT_RATES)
+
+
+def needs_agent_seconds(metrics: Iterable[str]) -> bool:
+    """Whether any of these metrics is read from agent seconds."""
+    return any(name in AGENT_RATES or name in AGENT_COUNTERS for name in metrics)
+
 #: Names a user may ask a report for: the rates and the plain counters.
-METRIC_NAMES: tuple[str, ...] = tuple(RATES) + COUNTERS
+METRIC_NAMES: tuple[str, ...] = tuple(RATES) + COUNTERS + AGENT_COUNTERS
 
 #: Short names people type ("conversion", "aht") for the canonical metric names.
 METRIC_ALIASES: dict[str, str] = {"conversion": "conversion_rate", "aht": "aht_seconds"}
@@ -103,9 +154,18 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator
 
 
+def counter_sum(sums: Mapping, name: str):
+    """A stored counter, or a derived sum (DERIVED_COUNTERS) computed from them; works on
+    numbers and on frame columns alike."""
+    if name not in DERIVED_COUNTERS:
+        return sums[name]
+    return sum(weight * sums[counter] for weight, counter in DERIVED_COUNTERS[name])
+
+
 def compute_rates(sums: Mapping[str, float]) -> dict[str, float | None]:
-    """All rates from one row of summed counters."""
-    return {name: ratio(sums[r.numerator], sums[r.denominator]) for name, r in RATES.items()}
+    """Every rate whose counters are in one row of summed counters."""
+    return {name: ratio(counter_sum(sums, r.numerator), counter_sum(sums, r.denominator))
+            for name, r in RATES.items() if rate_inputs(name) <= sums.keys()}
 
 
 def rate_sql(name: str) -> str:
@@ -121,12 +181,16 @@ def ratio_series(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return numerator.astype("float64").div(denominator.where(denominator != 0, np.nan))
 
 
-def add_rate_columns(frame: pd.DataFrame, rates: Iterable[str] = RATES) -> pd.DataFrame:
-    """Add rate columns to a frame of summed counters; zero denominators give NaN (null)."""
+def add_rate_columns(frame: pd.DataFrame, rates: Iterable[str] | None = None) -> pd.DataFrame:
+    """Add rate columns to a frame of summed counters; zero denominators give NaN (null).
+    Without ``rates``, every rate whose counters the frame holds (the agent rates only
+    beside agent seconds)."""
     frame = frame.copy()
+    if rates is None:
+        rates = [name for name in RATES if rate_inputs(name) <= set(frame.columns)]
     for name in rates:
         rate = RATES[name]
-        frame[name] = ratio_series(frame[rate.numerator], frame[rate.denominator])
+        frame[name] = ratio_series(counter_sum(frame, rate.numerator), counter_sum(frame, rate.denominator))
     return frame
 
 
@@ -216,6 +280,10 @@ def format_metric(name: str, value: float | None) -> str:
     if unit == "currency":
         return f"{value:,.2f}"
     if unit == "seconds":
+        return f"{value:,.0f} s"
+    if unit == "number":
+        return f"{value:,.2f}"
+    if name in AGENT_COUNTERS:
         return f"{value:,.0f} s"
     if name in ("cost", "talk_seconds"):
         return f"{value:,.2f}"

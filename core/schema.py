@@ -109,7 +109,30 @@ class AgentStateChange(msgspec.Struct, frozen=True, tag="agent_state", tag_field
     team: Identifier | None = None
 
 
-Event = CallAttempt | AgentStateChange
+AGENT_STATES = ("available", "on_call", "wrap_up", "paused", "logged_out")
+# The schema's own counts: calls ringing or waiting, leads left. Never negative.
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class DialerState(msgspec.Struct, frozen=True, tag="dialer_state", tag_field="type", forbid_unknown_fields=True):
+    """A snapshot of one campaign's dialer, sent every few seconds: what a supervisor paces by.
+
+    ``dial_level`` is the lines the dialer keeps ringing per free agent (VICIdial's
+    auto_dial_level); ``calls_waiting`` are calls a person answered that wait for an agent
+    (each one a drop in the making); ``longest_wait_seconds`` the longest of their waits."""
+
+    schema_version: int
+    event_id: Identifier
+    campaign: Identifier
+    event_time: UtcTime
+    dial_level: NonNegative
+    calls_ringing: Count
+    calls_waiting: Count
+    longest_wait_seconds: Seconds | None = None
+    dialable_leads: Count | None = None
+
+
+Event = CallAttempt | AgentStateChange | DialerState
 
 
 class Rejection(msgspec.Struct, frozen=True):
@@ -133,7 +156,9 @@ REJECTION_REASONS = {
     "negative_duration": "a ring, wait or talk time below zero",
     "negative_value": "a cost or order value below zero",
     "unknown_outcome": "an outcome that is not one of the defined outcomes",
-    "unknown_event_type": "a type other than call_attempt or agent_state",
+    "unknown_event_type": "a type other than call_attempt, agent_state or dialer_state",
+    "unknown_state": "an agent_state whose state is not available, on_call, wrap_up, paused or logged_out",
+    "negative_count": "a dialer_state count (calls_ringing, calls_waiting, dialable_leads) below zero",
     "unknown_field": "a field the schema does not define (e.g. a raw phone number)",
     "schema_violation": "any other breach of the event schema",
     "future_event_time": "event_time further ahead of the worker's clock than pipeline.max_future_seconds",
@@ -167,6 +192,10 @@ def schema_reason(detail: str) -> str:
         return "unknown_timezone"
     if "at `$.outcome`" in detail and "Invalid enum value" in detail:
         return "unknown_outcome"
+    if "at `$.state`" in detail and "Invalid enum value" in detail:
+        return "unknown_state"
+    if ">= 0" in detail and detail.startswith("Expected `int`"):
+        return "negative_count"
     if ">= 0" in detail:
         return "negative_duration" if "_seconds`" in detail else "negative_value"
     if detail.startswith("Expected `") and ", got `" in detail:
@@ -219,7 +248,9 @@ class EventScreen:
         """(reason, detail) for an event to refuse, None for one to count."""
         attempt = isinstance(event, CallAttempt)
         lead = event.lead if attempt else None
-        names = (event.campaign, event.agent, event.team, lead.segment if lead else None)
+        snapshot = not attempt and isinstance(event, DialerState)  # a dialer snapshot names no agent
+        names = (event.campaign, None if snapshot else event.agent, None if snapshot else event.team,
+                 lead.segment if lead else None)
         ids = (event.event_id, lead.lead_id if lead else None)
         # Every event passes here. Names repeat from event to event (campaigns, teams), so
         # their verdicts are kept (None and "" are known clean); ids are new each time and
@@ -232,7 +263,7 @@ class EventScreen:
             if refused is not None:
                 return refused
         if not attempt:
-            return None
+            return self._snapshot_out_of_range(event) if snapshot else None
         if event.callee_timezone is not None and event.callee_timezone not in known_timezones():
             return "unknown_timezone", (f"callee_timezone {event.callee_timezone!r} is not an IANA time zone "
                                         "tzdata knows (e.g. Asia/Tokyo, America/New_York); send none when the "
@@ -259,6 +290,16 @@ class EventScreen:
     def _personal(name: str) -> str:
         return (f"{name} looks like a phone number; personal data never goes in an id or a name: send the "
                 "number only as its HMAC (lead.phone_hash) and give this field the dialer's id or name")
+
+    def _snapshot_out_of_range(self, event: DialerState) -> tuple[str, str] | None:
+        """A dialer snapshot's dial level must be finite, and a wait no longer than a call may be."""
+        if not math.isfinite(event.dial_level):
+            return "out_of_range", f"dial_level is {event.dial_level!r}, not a finite number"
+        wait = event.longest_wait_seconds
+        if wait is not None and not wait <= self.limits.max_call_seconds:
+            return "out_of_range", (f"longest_wait_seconds {wait:.6g} is above limits.max_call_seconds "
+                                    f"({self.limits.max_call_seconds:g})")
+        return None
 
     def _out_of_range(self, event: CallAttempt) -> tuple[str, str] | None:
         limits = self.limits

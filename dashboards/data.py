@@ -19,7 +19,7 @@ from cachetools import TTLCache, cached
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
-from core.metrics import COMPLIANCE_WINDOWS, RATES
+from core.metrics import CALL_RATES, COMPLIANCE_WINDOWS
 from core.slots import SlotRules
 from warehouse.queries import live
 
@@ -197,7 +197,7 @@ def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, 
     windows = compliance.set_index("campaign").reindex(names)  # a campaign with no window row reads 0
     tile_values = {name: _counts(tiles[name]) for name in ("dials", "contacts", "abandoned", "orders")}
     tile_values["cost"] = _floats(tiles["cost"])
-    tile_values.update({name: _floats(tiles[name]) for name in RATES})
+    tile_values.update({name: _floats(tiles[name]) for name in CALL_RATES})
     window_values = [(window.name, window.label, _counts(windows[f"{window.name}_abandoned"]),
                       _counts(windows[f"{window.name}_contacts"]), _floats(windows[f"{window.name}_abandon_rate"]))
                      for window in COMPLIANCE_WINDOWS]
