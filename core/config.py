@@ -159,6 +159,7 @@ class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cpo_spike_multiple: float
     cpo_min_orders: int
     stop_list_window_minutes: int = 60
+    calling_hours_window_minutes: int = 60
     clock_skew_min_calls: int = 1
     clock_skew_quiet_minutes: float = 10
     model_drift_days: int = 7
@@ -195,6 +196,43 @@ class VicidialConfig(msgspec.Struct, frozen=True):
     segment_column: str = "list_id"
 
 
+class CallingHoursProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[calling_hours.profiles.<name>]: the local hours a campaign may call in, at the called
+    person's location: a dial at ``start`` or ``end`` ("HH:MM") is allowed, a second outside is not."""
+
+    start: str
+    end: str
+    # The rule these hours come from, shown beside each violation.
+    source: str = ""
+
+    def minutes(self) -> tuple[int, int]:
+        """(start, end) as minutes after local midnight."""
+        return clock_minutes(self.start), clock_minutes(self.end)
+
+
+def clock_minutes(text: str) -> int:
+    """"08:00" -> 480; a ValueError for anything but HH:MM from 00:00 to 24:00."""
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and len(hours) in (1, 2)):
+        raise ValueError(f"{text!r} is not a time of day written HH:MM")
+    total = int(hours) * 60 + int(minutes)
+    if int(minutes) >= 60 or total > 24 * 60:
+        raise ValueError(f"{text!r} is not a time of day between 00:00 and 24:00")
+    return total
+
+
+class CallingHoursConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[calling_hours]: every campaign follows ``default_profile`` unless ``campaigns`` names another."""
+
+    default_profile: str = "ftc"
+    profiles: dict[str, CallingHoursProfile] = {}
+    campaigns: dict[str, str] = {}
+
+    def profile_for(self, campaign: str) -> tuple[str, CallingHoursProfile]:
+        name = self.campaigns.get(campaign, self.default_profile)
+        return name, self.profiles[name]
+
+
 class Settings(msgspec.Struct, frozen=True, dict=True):
     pipeline: PipelineConfig
     topics: TopicsConfig
@@ -207,6 +245,8 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     vicidial: VicidialConfig = VicidialConfig()
     # The largest duration, cost and order value an event may carry (core.schema.Limits).
     limits: Limits = Limits()
+    # The local hours each campaign may call in, at the called person's location.
+    calling_hours: CallingHoursConfig = CallingHoursConfig()
     agents: AgentsConfig = AgentsConfig()
     # Resolved from the environment by load_settings(); None means "embedded".
     kafka_bootstrap_servers: str | None = None
@@ -352,6 +392,7 @@ def _check(settings: Settings) -> None:
         if rules.clock_skew_min_calls < 1 or rules.clock_skew_quiet_minutes <= 0:
             raise ConfigError(f"[alerts.rules.{campaign}]: clock_skew_min_calls must be at least 1 and "
                               "clock_skew_quiet_minutes above 0")
+    _check_calling_hours(settings.calling_hours)
     if settings.pipeline.max_future_seconds < 1:
         raise ConfigError("pipeline.max_future_seconds must be at least 1: a producer's clock a moment ahead "
                           "of the worker's is normal")
@@ -374,6 +415,22 @@ def _check(settings: Settings) -> None:
         raise ConfigError("dashboard.failed_logins_per_user_per_minute and failed_logins_per_client_per_minute "
                           "must be at least 1, and login_lockout_seconds above 0")
     check_dashboard_logins(settings.dashboard.users, settings.dashboard.tokens, "[dashboard.{kind}.{name}]")
+
+
+def _check_calling_hours(config: CallingHoursConfig) -> None:
+    for name, profile in config.profiles.items():
+        try:
+            start, end = profile.minutes()
+        except ValueError as exc:
+            raise ConfigError(f"[calling_hours.profiles.{name}]: {exc}") from None
+        if start >= end:
+            raise ConfigError(f"[calling_hours.profiles.{name}]: start {profile.start} must come before "
+                              f"end {profile.end} (hours that run past midnight are not supported)")
+    for where, name in (("calling_hours.default_profile", config.default_profile),
+                        *((f"calling_hours.campaigns.{c}", p) for c, p in config.campaigns.items())):
+        if name not in config.profiles:
+            raise ConfigError(f"{where} = {name!r} names no [calling_hours.profiles.{name}]; "
+                              f"known: {', '.join(sorted(config.profiles)) or 'none'}")
 
 
 def check_dashboard_logins(users: dict[str, DashboardUser], tokens: dict[str, DashboardToken], where: str) -> None:
