@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlparse
 
 from core.config import Settings
+from core.schema import SCHEMA_VERSION, AgentStateChange, DialerState, encode_event
 from producers.ingest import dead_letter_row, without_phone
 from producers.publisher import EventPublisher
 from producers.vicidial import IngestSummary, RowError, RowMapper
@@ -269,8 +271,14 @@ class VicidialPoller:
         self._delivered.clear()
 
     def run(self, poll_seconds: float, should_stop: Callable[[], bool],
-            on_poll: Callable[[int], None] = lambda n: None) -> None:
+            on_poll: Callable[[int], None] = lambda n: None, *,
+            floor: "FloorPoller | None" = None, floor_seconds: float = 5.0) -> None:
+        """Poll until ``should_stop``; with ``floor``, read the agents and the dialer every ``floor_seconds`` too."""
+        floor_due = 0.0
         while not should_stop():
+            if floor is not None and time.monotonic() >= floor_due:
+                floor_due = time.monotonic() + floor_seconds
+                floor = floor.poll_safely()
             try:
                 on_poll(self.poll_once())
             except Exception as exc:  # noqa: BLE001 - a dialer database restart must not end the poller
@@ -284,3 +292,253 @@ class VicidialPoller:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not should_stop():
             time.sleep(min(0.2, seconds))
+
+
+# -- the floor: agents' states and each campaign's dialer -----------------------------------
+
+# vicidial_live_agents.status -> agent_state, as VICIdial's real-time report reads it
+# (AST_timeonVDADall.php): READY or PAUSED with a lead still attached is the agent in
+# dispo (wrap-up); QUEUE (a call being routed to the agent) and MQUEUE (a manual dial
+# queued) count with INCALL; CLOSER is an agent ready for inbound.
+ON_CALL_STATUSES = {"INCALL", "QUEUE", "MQUEUE"}
+AVAILABLE_STATUSES = {"READY", "CLOSER"}
+# vicidial_auto_calls.status: LIVE is answered and waiting for an agent; XFER is with one
+# already (transferred), CLOSER an inbound call; the report counts every other status as ringing.
+NOT_RINGING_STATUSES = {"LIVE", "XFER", "CLOSER"}
+# Times in event ids, to the millisecond: no run of digits an id screen could take for a phone number.
+FLOOR_ID_TIME = "%Y%m%dT%H%M%S.%f"
+
+
+def agent_state_of(status: str, lead_id: int | None) -> str | None:
+    """The agent_state of a vicidial_live_agents row; None for a status VICIdial has not defined."""
+    status = status.upper()
+    if status in ON_CALL_STATUSES:
+        return "on_call"
+    if status in AVAILABLE_STATUSES or status == "PAUSED":
+        if lead_id:  # the call is over but its lead is still on the agent's screen: dispo
+            return "wrap_up"
+        return "available" if status in AVAILABLE_STATUSES else "paused"
+    return None
+
+
+@dataclass(frozen=True)
+class AgentNow:
+    """One agent as last published: what a change is measured against."""
+
+    campaign: str
+    team: str | None
+    state: str
+    since: datetime  # UTC event time of the state
+
+
+@dataclass
+class CampaignCalls:
+    """One campaign's calls in vicidial_auto_calls at one poll."""
+
+    ringing: int = 0
+    waiting: int = 0
+    longest_wait_seconds: float = 0.0
+
+
+class FloorPoller:
+    """Polls VICIdial's live floor: ``vicidial_live_agents`` (one row per logged-in agent)
+    into agent_state events, published when an agent's state changes, and
+    ``vicidial_auto_calls`` with ``vicidial_campaigns.auto_dial_level`` into one
+    dialer_state snapshot per campaign per poll.
+
+    A state's event time is the row's ``last_state_change`` (the dialer's local time) when
+    that is newer than the state published before, else the dialer's clock at the poll: a
+    dispo that ends without a status change (PAUSED with a lead, then PAUSED without) moves
+    no ``last_state_change``. An agent whose row disappears has logged out. Every agent's
+    state is sent again every ``refresh_seconds`` (a third of agents.timeout_seconds by
+    default), so an agent paused longer than the timeout is not taken for logged out.
+
+    Nothing is checkpointed: these are snapshots, and a restart publishes the floor as it
+    is. Event ids are made of the agent, the state and its time, so a state published again
+    after a restart is the same event.
+    """
+
+    def __init__(self, settings: Settings, publisher: EventPublisher, connection_factory,
+                 refresh_seconds: float | None = None):
+        self.settings = settings
+        self.publisher = publisher
+        self.connection_factory = connection_factory
+        self.refresh_seconds = refresh_seconds if refresh_seconds is not None \
+            else settings.agents.timeout_seconds / 3
+        self.agents: dict[str, AgentNow] = {}
+        self._refreshed_at: dict[str, float] = {}
+        self._connection = None
+        self._refused: set[tuple[str, str]] = set()  # (user, status) dead-lettered once, not every poll
+        self._no_campaign_stats = False
+
+    # ---- reading the dialer's tables
+
+    def _query(self, sql: str, args: tuple = ()) -> list[dict]:
+        if self._connection is None:
+            self._connection = self.connection_factory()
+        with self._connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            return cursor.fetchall()
+
+    def _dialer_now(self) -> datetime:
+        """The dialer database's clock, which wrote last_state_change and call_time."""
+        return self._query("SELECT NOW(3) AS now")[0]["now"]
+
+    def _agent_rows(self) -> list[dict]:
+        # The team is the agent's user group, kept in vicidial_users.
+        return self._query(
+            "SELECT vla.user, vla.campaign_id, vla.status, vla.lead_id, vla.last_state_change, vu.user_group "
+            "FROM vicidial_live_agents vla LEFT JOIN vicidial_users vu ON vu.user = vla.user "
+            "ORDER BY vla.user")
+
+    def _calls(self) -> dict[str, CampaignCalls]:
+        """Outbound calls in progress per campaign. phone_number is never read."""
+        rows = self._query(
+            "SELECT campaign_id, status, GREATEST(TIMESTAMPDIFF(SECOND, call_time, NOW()), 0) AS waited "
+            "FROM vicidial_auto_calls WHERE call_type IN ('OUT', 'OUTBALANCE')")
+        calls: dict[str, CampaignCalls] = {}
+        for row in rows:
+            campaign = (row["campaign_id"] or "").strip()
+            if not campaign:
+                continue
+            tally = calls.setdefault(campaign, CampaignCalls())
+            status = (row["status"] or "").upper()
+            if status == "LIVE":
+                tally.waiting += 1
+                tally.longest_wait_seconds = max(tally.longest_wait_seconds, float(row["waited"] or 0))
+            elif status not in NOT_RINGING_STATUSES:
+                tally.ringing += 1
+        return calls
+
+    def _campaigns(self) -> dict[str, dict]:
+        """campaign_id -> its row of vicidial_campaigns (active, auto_dial_level) and, where
+        vicidial_campaign_stats has it, dialable_leads."""
+        campaigns = {row["campaign_id"]: row for row in self._query(
+            "SELECT campaign_id, active, auto_dial_level FROM vicidial_campaigns")}
+        if not self._no_campaign_stats:
+            try:
+                for row in self._query("SELECT campaign_id, dialable_leads FROM vicidial_campaign_stats"):
+                    if row["campaign_id"] in campaigns:
+                        campaigns[row["campaign_id"]]["dialable_leads"] = row["dialable_leads"]
+            except Exception as exc:  # noqa: BLE001 - an older or trimmed schema: go on without it
+                if getattr(exc, "args", (None,))[0] != 1146:  # MySQL's "table doesn't exist"
+                    raise
+                log.warning("vicidial_campaign_stats is missing: dialer snapshots go without dialable leads")
+                self._no_campaign_stats = True
+        return campaigns
+
+    # ---- events
+
+    def _utc(self, local: datetime) -> datetime:
+        return local.replace(tzinfo=self.settings.zone).astimezone(timezone.utc)
+
+    def _agent_event(self, user: str, agent: AgentNow) -> AgentStateChange:
+        return AgentStateChange(
+            schema_version=SCHEMA_VERSION,
+            event_id=f"vicidial/{user}/{agent.state}/{agent.since.strftime(FLOOR_ID_TIME)[:-3]}",
+            campaign=agent.campaign, event_time=agent.since, agent=user, state=agent.state, team=agent.team)
+
+    def _publish(self, event, source: str) -> bool:
+        refused = self.settings.event_screen(event)
+        if refused is not None:
+            error = RowError(*refused)
+            log.warning("%s %s: %s: %s", source, event.event_id, error.reason, error)
+            dead_letter_row(self.publisher, self.settings, f"mysql:{source}", -1, error, encode_event(event))
+            return False
+        self.publisher.publish(event)
+        return True
+
+    def poll_once(self) -> tuple[int, int]:
+        """Publish the agents whose state changed (or is due to be sent again) and one dialer
+        snapshot per campaign; returns (agent events, snapshots)."""
+        try:
+            local_now = self._dialer_now()
+            rows = self._agent_rows()
+            calls = self._calls()
+            campaigns = self._campaigns()
+        except Exception:
+            self._connection = None  # reconnect next time
+            raise
+        now = self._utc(local_now)
+        clock = time.monotonic()
+        agent_events = 0
+        seen: set[str] = set()
+        staffed: set[str] = set()
+        for row in rows:
+            user, campaign = (row["user"] or "").strip(), (row["campaign_id"] or "").strip()
+            status = (row["status"] or "").strip()
+            if not user or not campaign:
+                continue
+            seen.add(user)
+            staffed.add(campaign)
+            state = agent_state_of(status, row["lead_id"])
+            if state is None:
+                if (user, status) not in self._refused:
+                    self._refused.add((user, status))
+                    error = RowError("unknown_state", f"vicidial_live_agents.status {status!r} of user {user!r} "
+                                                      "is not a status VICIdial defines")
+                    log.warning("vicidial_live_agents %s: %s", user, error)
+                    dead_letter_row(self.publisher, self.settings, "mysql:vicidial_live_agents", -1, error,
+                                    repr({"user": user, "campaign_id": campaign, "status": status}).encode())
+                continue
+            team = (row["user_group"] or "").strip() or None
+            before = self.agents.get(user)
+            if before is not None and (before.state, before.campaign, before.team) == (state, campaign, team):
+                if clock - self._refreshed_at.get(user, clock) < self.refresh_seconds:
+                    continue
+                # Sent again, the same state at the poll's time: the worker sees the agent is still there.
+                current = AgentNow(campaign, team, state, max(now, before.since))
+            else:
+                changed = row["last_state_change"]
+                since = self._utc(changed) if isinstance(changed, datetime) else now
+                if before is not None and since <= before.since:
+                    since = now
+                current = AgentNow(campaign, team, state, min(since, now))
+            if self._publish(self._agent_event(user, current), "vicidial_live_agents"):
+                agent_events += 1
+            self.agents[user] = current
+            self._refreshed_at[user] = clock
+        for user in [user for user in self.agents if user not in seen]:
+            gone = self.agents.pop(user)
+            self._refreshed_at.pop(user, None)
+            if self._publish(self._agent_event(user, AgentNow(gone.campaign, gone.team, "logged_out",
+                                                              max(now, gone.since))), "vicidial_live_agents"):
+                agent_events += 1
+        snapshots = 0
+        for campaign in sorted({c for c, row in campaigns.items() if (row["active"] or "") == "Y"}
+                               | staffed | set(calls)):
+            snapshot = self._snapshot(campaign, now, calls.get(campaign, CampaignCalls()), campaigns.get(campaign))
+            if snapshot is not None and self._publish(snapshot, "vicidial_auto_calls"):
+                snapshots += 1
+        self.publisher.flush()
+        return agent_events, snapshots
+
+    def poll_safely(self) -> "FloorPoller | None":
+        """One poll that never ends the caller's loop: itself to poll again, or None when the
+        dialer has no floor tables (the call log is polled on without them)."""
+        try:
+            self.poll_once()
+        except Exception as exc:  # noqa: BLE001 - a dialer database restart must not end the poller
+            if getattr(exc, "args", (None,))[0] == 1146:  # MySQL's "table doesn't exist"
+                log.warning("%s: the floor (agents, calls waiting, dial level) is not polled", exc.args[-1])
+                return None
+            log.warning("polling the floor (vicidial_live_agents, vicidial_auto_calls) failed (%s)", exc)
+        return self
+
+    def _snapshot(self, campaign: str, now: datetime, calls: CampaignCalls, row: dict | None) -> DialerState | None:
+        level_text = str((row or {}).get("auto_dial_level") or "0").strip()
+        try:
+            dial_level = float(level_text)
+            if not math.isfinite(dial_level) or dial_level < 0:
+                raise ValueError(level_text)
+        except ValueError:
+            if (campaign, level_text) not in self._refused:
+                self._refused.add((campaign, level_text))
+                log.warning("vicidial_campaigns %s: auto_dial_level %r is not a dial level", campaign, level_text)
+            return None
+        leads = (row or {}).get("dialable_leads")
+        return DialerState(
+            schema_version=SCHEMA_VERSION, event_id=f"vicidial/{campaign}/dialer/{now.strftime(FLOOR_ID_TIME)[:-3]}",
+            campaign=campaign, event_time=now, dial_level=dial_level, calls_ringing=calls.ringing,
+            calls_waiting=calls.waiting, longest_wait_seconds=calls.longest_wait_seconds,
+            dialable_leads=int(leads) if leads is not None else None)

@@ -33,10 +33,13 @@ def ingest() -> None:
                    "http://127.0.0.1:<embedded.worker_health_port>/health; 'none' trusts Kafka's acknowledgement).")
 @click.option("--batch-events", type=int, default=100, show_default=True,
               help="Pack this many events of one campaign into one Kafka record.")
+@click.option("--floor-seconds", type=float, default=5.0, show_default=True,
+              help="Live mode: read the agents (vicidial_live_agents) and each campaign's calls waiting and "
+                   "dial level this often; 0 reads only vicidial_log.")
 @click.pass_context
 def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds: float, overlap_minutes: float,
                     checkpoint: Path | None, duration: float | None, worker_health_url: str | None,
-                    batch_events: int) -> None:
+                    batch_events: int, floor_seconds: float) -> None:
     """Publish a vicidial_log export (CSV or TSV with a header row, gzip accepted), or
     with --mysql-dsn poll the live table.
 
@@ -50,7 +53,8 @@ def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds:
         if file:
             raise click.UsageError("give a FILE or --mysql-dsn, not both")
         _poll_vicidial(settings, key, mysql_dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events,
-                       worker_health_url or f"http://127.0.0.1:{settings.embedded.worker_health_port}/health")
+                       worker_health_url or f"http://127.0.0.1:{settings.embedded.worker_health_port}/health",
+                       floor_seconds)
         return
     if file is None:
         raise click.UsageError("give the export FILE to read, or --mysql-dsn to poll the live table")
@@ -61,12 +65,13 @@ def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds:
 
 
 def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint, duration, batch_events,
-                   health_url: str) -> None:
+                   health_url: str, floor_seconds: float = 0.0) -> None:
     from datetime import timedelta
 
     from streams.kafka_admin import admin_client, topic_id
     from producers.publisher import EventPublisher
-    from producers.vicidial_live import VicidialPoller, connect_mysql, default_checkpoint, worker_landing_status
+    from producers.vicidial_live import (FloorPoller, VicidialPoller, connect_mysql, default_checkpoint,
+                                         worker_landing_status)
 
     checkpoint = checkpoint or default_checkpoint(settings.data_dir, dsn)
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=batch_events)
@@ -78,17 +83,25 @@ def _poll_vicidial(settings, key, dsn, poll_seconds, overlap_minutes, checkpoint
                             overlap=timedelta(minutes=overlap_minutes),
                             current_topic_id=(lambda: topic_id(settings, admin=admin)) if tracking else None,
                             landing_status=worker_landing_status(health_url) if tracking else None)
+    # The floor's events are snapshots, sent again on change: no landing to track.
+    floor_publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events,
+                                     batch_events=batch_events) if floor_seconds > 0 else None
+    floor = FloorPoller(settings, floor_publisher, lambda: connect_mysql(dsn)) if floor_publisher else None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     deadline = time.monotonic() + duration if duration else None
-    console.print(f"polling vicidial_log every {poll_seconds:g} s; checkpoint {checkpoint}")
+    console.print(f"polling vicidial_log every {poll_seconds:g} s; checkpoint {checkpoint}"
+                  + (f"; the floor every {floor_seconds:g} s" if floor else ""))
     try:
         poller.run(poll_seconds, lambda: stop.is_set() or (deadline is not None and time.monotonic() > deadline),
                    on_poll=lambda n: n and console.print(f"published {n} new row(s) "
-                                                         f"({poller.summary.published:,} so far)"))
+                                                         f"({poller.summary.published:,} so far)"),
+                   floor=floor, floor_seconds=floor_seconds)
     finally:
         publisher.close()
+        if floor_publisher is not None:
+            floor_publisher.close()
         if admin is not None:
             admin.close()
     summary = poller.summary
