@@ -215,6 +215,7 @@ def wait_for_dashboard(base_url: str, worker: Worker, timeout_s: float = 180) ->
 def land_flood(settings, campaigns: int) -> float:
     """One call for each of ``campaigns`` campaigns in the last ten minutes, counted and landed
     as the worker would, into the (fresh) warehouse; the seconds it took."""
+    from core.handoff import LandingBatch
     from streams.buckets import MinuteBuckets
     from warehouse.client import connect
     from warehouse.landing import Lander
@@ -225,7 +226,7 @@ def land_flood(settings, campaigns: int) -> float:
     try:
         migrate(client)
         slot_rules = SlotRules(settings.slots, settings.zone)
-        lander = Lander(client, settings, slot_rules)
+        lander = Lander(client, settings)
         buckets = MinuteBuckets(settings, slot_rules)
         calls = call_events(campaigns, seed=99, campaigns=1, hours=1 / 6)
         batch = []
@@ -234,7 +235,7 @@ def land_flood(settings, campaigns: int) -> float:
             buckets.add(call)
             batch.append(call)
             if len(batch) == LAND_CHUNK_EVENTS or number == campaigns - 1:
-                lander.land(batch, buckets.take_dirty())
+                lander.land(LandingBatch(buckets.take_counted(), buckets.take_dirty()))
                 batch = []
     finally:
         client.close()

@@ -57,7 +57,7 @@ def run_once(records: list[SourceRecord], batch_records: int, workdir: Path) -> 
     try:
         migrate(client)
         processor = CallEventProcessor(settings, slot_rules)
-        lander = Lander(client, settings, slot_rules)
+        lander = Lander(client, settings)
         alerting = AlertEvaluator(settings, client, processor.buckets, slot_rules)
         processor.on_counted = alerting.note_counted
         tune_garbage_collector()
@@ -67,8 +67,8 @@ def run_once(records: list[SourceRecord], batch_records: int, workdir: Path) -> 
             began = time.perf_counter()
             result = processor.process(batch)
             processed = time.perf_counter()
-            lander.land(result.attempts, result.buckets, {("bench.call-events", 0): batch[-1].offset + 1},
-                        dead_letters=result.dead_letters)
+            result.offsets = {("bench.call-events", 0): batch[-1].offset + 1}
+            lander.land(result)
             landed = time.perf_counter()
             processor.landed()
             evicted = time.perf_counter()

@@ -54,6 +54,7 @@ from waitress import create_server  # noqa: E402
 
 from core.config import DashboardToken, Settings, load_settings  # noqa: E402
 from callpulse.embedded import free_port  # noqa: E402
+from core.handoff import LandingBatch  # noqa: E402
 from core.schema import CallAttempt  # noqa: E402
 from core.slots import SlotRules  # noqa: E402
 from dashboards.app import create_app  # noqa: E402
@@ -99,7 +100,7 @@ def land_simulated_days(client: Client, settings: Settings, slot_rules: SlotRule
     start = datetime.now(timezone.utc) - timedelta(seconds=sim_seconds)
     simulator = DialerSimulator(slot_rules, HMAC_KEY, seed=seed, start=start)
     buckets = MinuteBuckets(settings, slot_rules)
-    lander = Lander(client, settings, slot_rules)
+    lander = Lander(client, settings)
     batch: list[CallAttempt] = []
     landed = 0
     progress = Progress(
@@ -113,7 +114,7 @@ def land_simulated_days(client: Client, settings: Settings, slot_rules: SlotRule
 
         def land_batch() -> None:
             nonlocal batch, landed
-            lander.land(batch, buckets.take_dirty())
+            lander.land(LandingBatch(buckets.take_counted(), buckets.take_dirty()))
             # Keep the in-memory buckets bounded as the worker does; a 3-day run would grow otherwise.
             buckets.evict_closed()
             landed += len(batch)

@@ -1,19 +1,30 @@
-"""What the worker hands to landing: the changed minute buckets, the stop-list violations and
-changes it found. Plain data, so the warehouse reads them without importing the worker."""
+"""What the worker hands to landing: one LandingBatch per batch, holding the attempts it counted
+(with the slot and cost counting gave them), the changed minute buckets, dead letters, stop-list
+violations and changes, genuinely late events and the offsets the batch moved. Plain data, so the
+warehouse reads it without importing the worker.
+
+A new kind of data to land is a new field of LandingBatch (with an empty default, so every
+producer of a batch keeps working), a Lander method that inserts it, and a step in
+streams/checkpoint.py that says where in the commit order it lands."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from core.metrics import COUNTERS
+from core.config import CostModel
+from core.deadletters import DeadLetter
+from core.metrics import COUNTERS, attempt_cost
 from core.schema import CallAttempt, StopListEntry
+from core.slots import SlotRules
 
 BucketKey = tuple[str, str, str, int]  # campaign, slot, segment, minute (epoch seconds)
+TopicPartition = tuple[str, int]
 
 
 class BucketRow(NamedTuple):
@@ -82,3 +93,52 @@ class StopListChange:
 
     entry: StopListEntry               # the flag; for a removal, the flag it took away
     removed_at: datetime | None = None  # when the customer was taken off the list; None while flagged
+
+
+@dataclass
+class CountedAttempts:
+    """The attempts a batch counted, each with the time slot and the cost counting gave it
+    (three parallel lists). Landing writes the slot and cost as counted, so each is worked
+    out once, by the same definitions the minute buckets summed."""
+
+    attempts: list[CallAttempt] = field(default_factory=list)
+    slots: list[str] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+
+    def add(self, attempt: CallAttempt, slot: str, cost: float) -> None:
+        self.attempts.append(attempt)
+        self.slots.append(slot)
+        self.costs.append(cost)
+
+    def __len__(self) -> int:
+        return len(self.attempts)
+
+    @classmethod
+    def priced(cls, attempts: Iterable[CallAttempt], slot_rules: SlotRules,
+               cost_model_for: Callable[[str], CostModel]) -> CountedAttempts:
+        """Attempts given their slot and cost by counting's definitions: for tools and tests
+        that land calls they did not count through the minute buckets."""
+        counted = cls()
+        for attempt in attempts:
+            minute = int(attempt.event_time.timestamp() // 60) * 60
+            counted.add(attempt, slot_rules.slot_for_minute(minute),
+                        attempt_cost(attempt, cost_model_for(attempt.campaign)))
+        return counted
+
+
+@dataclass
+class LandingBatch:
+    """Everything one worker batch lands, handed from the worker to landing in one value.
+    Every field defaults to empty, so a tool or test fills only what it lands."""
+
+    counted: CountedAttempts = field(default_factory=CountedAttempts)  # newly counted: call_attempts
+    buckets: DirtyBuckets | None = None  # changed buckets, full state: minute_metrics
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)  # dials to stop-listed customers
+    late_events: list[CallAttempt] = field(default_factory=list)  # settled as late: dead-lettered and reported
+    stop_list_changes: list[StopListChange] = field(default_factory=list)  # read for this batch
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)  # each partition's next offset
+
+    @property
+    def attempts(self) -> list[CallAttempt]:
+        return self.counted.attempts

@@ -1,6 +1,6 @@
 """The Faust worker: for each batch of calls in the stream, count them into their
-campaign's minute buckets, and land attempts, buckets and the partitions' new
-offsets in ClickHouse together.
+campaign's minute buckets, and commit the batch (streams/checkpoint.py: dead letters,
+attempts, buckets, the partitions' new offsets, then alerts, in numbered steps).
 
 Every record passes the partition cursor (streams/offsets.py) first, so each offset
 is processed exactly once in order even when Faust drops buffered records during a
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -24,27 +23,20 @@ from clickhouse_connect.driver.client import Client
 from core.config import Settings
 from core.slots import SlotRules
 from core.topics import WORKER_GROUP
+from streams.alerting import AlertEvaluator
+from streams.checkpoint import Checkpoint, exit_agent_failed
 from streams.kafka_admin import partition_bounds, topic_id
-from core.alerts import Alert, encode_alert, log_lines
-from streams.alerting import AlertEvaluator, BatchReading, triggers_of
-from core.deadletters import encode_dead_letter
 from streams.memory import FreedMemory
 from streams.offsets import PartitionCursor, Position, TopicPartition
-from streams.processor import BatchResult, CallEventProcessor, SourceRecord
+from streams.processor import CallEventProcessor, SourceRecord
 from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import apply_retention, migrate
-from warehouse.queries.recovery import landed_calls, landed_offsets, landed_stop_list, open_window_attempts
+from warehouse.queries.recovery import landed_offsets, landed_stop_list, open_window_attempts
 
 log = logging.getLogger("callpulse.worker")
 
-# Exit code when a batch could not be landed during shutdown: exiting hard keeps
-# Faust from committing its offsets, so the batch is consumed again on restart.
-EXIT_UNLANDED = 70
-EXIT_AGENT_FAILED = 71
-# Alert headlines logged per batch; the rest are counted in one line (see alerts.log_lines).
-ALERT_LINES_PER_BATCH = 20
 # Between two reads of the stop-list topic when no calls arrive (each batch reads it too).
 STOP_LIST_IDLE_SECONDS = 1.0
 
@@ -73,22 +65,27 @@ class WorkerPipeline:
         self.slot_rules = SlotRules(settings.slots, settings.zone)
         self.stop_list = StopListTable(settings.bootstrap_servers, settings.topics.stop_list, keep_changes=True)
         self.processor = CallEventProcessor(settings, self.slot_rules, self.stop_list)
-        self.lander = Lander(client, settings, self.slot_rules, WORKER_GROUP)
+        self.lander = Lander(client, settings, WORKER_GROUP)
         self.cursor = PartitionCursor()
-        self.landed_offsets: dict[TopicPartition, int] = {}
         self.alerting = AlertEvaluator(settings, client, self.processor.buckets, self.slot_rules)
         self.processor.on_counted = self.alerting.note_counted
         self.processor.on_future_stamped = self.alerting.note_future_stamped
         self.webhook = (WebhookSender(settings.alert_webhook_url, timeout_s=settings.alerts.webhook_timeout_seconds,
                                       max_attempts=settings.alerts.webhook_max_attempts)
                         if settings.alert_webhook_url else None)
-        self.alerts_sent = 0
         self.stopping = threading.Event()
         self.ready = threading.Event()
         # The worker's own warehouse calls run here, one at a time and in the order they were
         # made. A batch's alert rules are read here while the next batch is counted, and the
         # next landing waits behind them.
         self.warehouse = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callpulse-warehouse")
+        self.checkpoint = Checkpoint(lander=self.lander, processor=self.processor, stop_list=self.stop_list,
+                                     cursor=self.cursor, alerting=self.alerting, webhook=self.webhook,
+                                     warehouse=self.warehouse, stopping=self.stopping)
+
+    @property
+    def landed_offsets(self) -> dict[TopicPartition, int]:
+        return self.checkpoint.landed_offsets
 
     def prepare(self) -> None:
         """Migrate the warehouse and rebuild open buckets from what already landed."""
@@ -104,7 +101,7 @@ class WorkerPipeline:
         restored = live.restore(rows)
         if restored:
             buckets = self.processor.buckets.take_dirty()
-            self.lander.land_with_retry([], buckets)
+            retry_until_stopped(lambda: self.lander.land_buckets(buckets), f"landing {len(buckets)} restored buckets")
             log.info("restored %d landed attempts into %d open buckets", restored, len(buckets))
         firing = self.alerting.restore()
         if firing:
@@ -121,51 +118,14 @@ class WorkerPipeline:
         landed, newest_version = landed_stop_list(self.client)
         self.lander.stop_list_version = max(self.lander.stop_list_version, newest_version)
         missing = self.stop_list.rebuild(landed)
-        self.land_stop_list()
+        self.checkpoint.land_stop_list()
         if missing:
             log.warning("the stop-list topic %s lacks %d flag(s) the warehouse holds (a broker that restarted "
                         "empty); publishing them again", self.settings.topics.stop_list, len(missing))
             self.stop_list.republish(missing)
-            self.land_stop_list()
+            self.checkpoint.land_stop_list()
         log.info("stop list loaded: %d flagged customers (%d landed before this start)", len(self.stop_list),
                  len(landed))
-
-    def land_stop_list(self) -> bool:
-        """Land the stop-list flags and removals read since the last landing (blocking)."""
-        changes = self.stop_list.unlanded_changes()
-        if not changes:
-            return True
-        landed = retry_until_stopped(lambda: self.lander.land_stop_list(changes),
-                                     f"landing {len(changes)} stop-list change(s)", self.stopping.is_set)
-        if landed:
-            self.stop_list.mark_landed(changes)
-        return landed
-
-    def read_live_alerts(self, result: BatchResult) -> BatchReading | None:
-        """The batch's readings held in memory (AlertEvaluator.read_live), taken before the
-        next batch is counted; None if the warehouse failed through shutdown."""
-        reading: list[BatchReading] = []
-
-        def read() -> None:
-            reading[:] = [self.alerting.read_live(triggers_of(result.attempts), result.violations)]
-
-        return reading[0] if retry_until_stopped(read, "reading live alert rules", self.stopping.is_set) else None
-
-    def evaluate_alerts(self, reading: BatchReading) -> list[Alert] | None:
-        """The alert transitions a landed batch causes; None if the warehouse failed through shutdown."""
-        if not reading.pending and not reading.campaigns:
-            return []
-        readings: list = []
-
-        def read() -> None:
-            readings[:] = self.alerting.read_landed(reading)  # a retry starts over, never appends twice
-
-        ok = retry_until_stopped(read, "reading alert rules", self.stopping.is_set)
-        return self.alerting.observe(readings) if ok else None
-
-    def land_alerts(self, alerts: list[Alert]) -> bool:
-        return retry_until_stopped(lambda: self.lander.land_alerts(alerts), f"landing {len(alerts)} alerts",
-                                   self.stopping.is_set)
 
     def start_offsets(self) -> dict[TopicPartition, int]:
         """Where each partition starts: its landed offset if it belongs to this incarnation of
@@ -175,7 +135,7 @@ class WorkerPipeline:
         topic = self.settings.topics.call_events
         incarnation = topic_id(self.settings, topic)
         if self.lander.topic_ids.get(topic, incarnation) != incarnation:
-            self.landed_offsets = {}
+            self.landed_offsets.clear()
         self.lander.topic_ids[topic] = incarnation
         landed = landed_offsets(self.client, WORKER_GROUP, topic)
         starts = {}
@@ -213,27 +173,6 @@ class WorkerPipeline:
                     tp[1], target)
         return target
 
-    def resolve_late(self, result: BatchResult) -> bool:
-        """Late events that already landed are replays (or conflicts); the rest become dead letters."""
-        ids = [event.event_id for event, _ in result.late]
-        found: dict[str, tuple] = {}
-        if not retry_until_stopped(lambda: found.update(landed_calls(self.client, ids)),
-                                   "checking late events", self.stopping.is_set):
-            return False
-        self.processor.resolve_late(result, found)
-        return True
-
-    def land(self, result: BatchResult, offsets: dict[TopicPartition, int]) -> bool:
-        """Land the batch and the offsets it moved (blocking), after the stop-list changes read for it."""
-        if not self.land_stop_list():
-            return False
-        landed = self.lander.land_with_retry(result.attempts, result.buckets, offsets, result.late_events,
-                                             result.violations, result.dead_letters,
-                                             should_stop=self.stopping.is_set)
-        if landed:
-            self.landed_offsets.update(offsets)
-        return landed
-
 
 def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | None = None) -> faust.App:
     topics = settings.topics
@@ -263,40 +202,8 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                              key_serializer="raw", value_serializer="raw", partitions=1)
     alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw", partitions=1)
-
-    async def send_all(topic, messages: list[tuple[bytes, bytes]]) -> None:
-        """Send every message, then wait until the broker has acknowledged them all. One
-        round trip per batch, not per message: a backlog raises thousands of alerts, and
-        waiting for each one's acknowledgement in turn took longer than counting the calls.
-        The producer keeps a partition's messages in the order they were sent."""
-        acknowledgements = [await topic.send(key=key, value=value) for key, value in messages]
-        if acknowledgements:
-            await asyncio.gather(*acknowledgements)
-
-    async def raise_alerts(evaluation: asyncio.Future, earlier: asyncio.Task | None) -> None:
-        """Each transition goes to the topic, then the table, after the earlier batch's."""
-        loop = asyncio.get_running_loop()
-        try:
-            alerts = await evaluation
-            if earlier is not None:
-                await earlier
-            if alerts is None:
-                os._exit(EXIT_UNLANDED)  # the batch landed; a restart re-reads the rules from the warehouse
-            if not alerts:
-                return
-            await send_all(alerts_topic, [(alert.campaign.encode(), encode_alert(alert)) for alert in alerts])
-            for line in log_lines(alerts, ALERT_LINES_PER_BATCH):
-                log.warning("alert: %s", line)
-            pipeline.alerts_sent += len(alerts)
-            if not await loop.run_in_executor(pipeline.warehouse, pipeline.land_alerts, alerts):
-                os._exit(EXIT_UNLANDED)
-            if pipeline.webhook is not None:
-                pipeline.webhook.submit(alerts)
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            log.critical("raising the worker's alerts failed; exiting", exc_info=True)
-            os._exit(EXIT_AGENT_FAILED)
+    checkpoint = pipeline.checkpoint
+    checkpoint.send_to(dead_letters, alerts_topic)
 
     async def admit(events) -> list[SourceRecord]:
         """The batch's records that are due, in offset order; seek back over any hole."""
@@ -335,55 +242,24 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         except BaseException:
             # A crashed Faust agent leaves a live worker that consumes nothing; exit instead,
             # so a supervisor restarts it from the landed offsets.
-            log.critical("the worker's agent failed; exiting", exc_info=True)
-            os._exit(EXIT_AGENT_FAILED)
+            exit_agent_failed("the worker's agent")
 
     async def count_batches(stream):
+        """Admit each batch's due records, check them against the stop list, count them, and commit."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(pipeline.warehouse, pipeline.prepare)
         batch_size = settings.worker.batch_max_messages
         freed_memory = FreedMemory(settings.worker.release_memory_seconds)
-        alerts_in_flight: asyncio.Task | None = None  # the latest batch's alerts, still being read or sent
         try:
             async for events in stream.take_events(batch_size, within=settings.worker.batch_max_seconds):
                 records = await admit(events)
                 # Every flag produced before these dials were read is applied before they are checked.
                 await loop.run_in_executor(None, pipeline.stop_list.catch_up)
-                result = pipeline.processor.process(records)
-                if result.late and not await loop.run_in_executor(pipeline.warehouse, pipeline.resolve_late, result):
-                    os._exit(EXIT_UNLANDED)
-                # Dead letters are delivered before the offsets move: a crash in between
-                # repeats a dead letter, never loses one.
-                await send_all(dead_letters, [(letter.reason.encode(), encode_dead_letter(letter))
-                                              for letter in result.dead_letters])
-                landing = loop.run_in_executor(pipeline.warehouse, pipeline.land, result,
-                                               pipeline.cursor.take_unlanded())
-                try:
-                    landed = await asyncio.shield(landing)
-                except asyncio.CancelledError:
-                    # Stopping mid-landing: let the insert finish, or never ack the batch.
-                    pipeline.stopping.set()
-                    landed = await landing
-                    if not landed:
-                        os._exit(EXIT_UNLANDED)
-                    raise
-                if not landed:
-                    os._exit(EXIT_UNLANDED)
-                pipeline.processor.landed()
-                # The live rules are read now, before the next batch changes the buckets; the
-                # warehouse's part is read while the next batch is counted (it was a fifth of
-                # a backlog's time), and the batches' alerts still go out in order.
-                reading = await loop.run_in_executor(pipeline.warehouse, pipeline.read_live_alerts, result)
-                if reading is None:
-                    os._exit(EXIT_UNLANDED)
-                evaluation = loop.run_in_executor(pipeline.warehouse, pipeline.evaluate_alerts, reading)
-                alerts_in_flight = asyncio.ensure_future(raise_alerts(evaluation, alerts_in_flight))
+                await checkpoint.commit(pipeline.processor.process(records))
                 if freed_memory.due(batch_full=len(events) >= batch_size):
                     loop.run_in_executor(None, freed_memory.release)
         except asyncio.CancelledError:
-            if alerts_in_flight is not None:
-                pipeline.stopping.set()
-                await alerts_in_flight  # the last landed batch's alerts go out before the worker stops
+            await checkpoint.finish()
             raise
 
     @app.timer(interval=STOP_LIST_IDLE_SECONDS)
@@ -399,7 +275,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
             log.warning("reading the stop-list topic failed: %s", exc)
             return
         if pipeline.stop_list.unlanded:
-            await loop.run_in_executor(pipeline.warehouse, pipeline.land_stop_list)
+            await loop.run_in_executor(pipeline.warehouse, pipeline.checkpoint.land_stop_list)
 
     @app.on_partitions_assigned.connect
     async def forget_moved_partitions(app, assigned, **kwargs):
@@ -413,7 +289,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         return web.json({"ready": pipeline.ready.is_set(), "assigned_partitions": assigned,
                          "topic_id": pipeline.lander.topic_ids.get(topics.call_events, ""),
                          **pipeline.processor.stats.as_dict(),
-                         "landed_offsets": landed, "alerts_sent": pipeline.alerts_sent,
+                         "landed_offsets": landed, "alerts_sent": checkpoint.alerts_sent,
                          "alerts_firing": len(pipeline.alerting.book.firing),
                          "stop_list_size": len(pipeline.stop_list),
                          "live_state": pipeline.processor.buckets.held(),

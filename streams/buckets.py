@@ -19,8 +19,8 @@ from operator import sub
 from typing import Iterable
 
 from core.config import Settings
-from core.handoff import BucketKey, DirtyBuckets
-from core.metrics import COUNTERS, attempt_increments, counter_increments
+from core.handoff import BucketKey, CountedAttempts, DirtyBuckets
+from core.metrics import COUNTERS, attempt_cost, counter_increments
 from core.schema import CallAttempt
 from core.slots import SlotRules
 
@@ -97,6 +97,7 @@ class MinuteBuckets:
         # eviction drops whole minutes (one object, not a bucket at a time).
         self.minutes: dict[str, dict[int, CampaignMinute]] = {}
         self._changed: list[CampaignMinute] = []  # minutes with buckets not landed since they changed
+        self._counted = CountedAttempts()  # attempts counted since the last take_counted(), to land
         self._moved: set[str] = set()  # campaigns whose watermark moved since the last eviction
         # Running window sums per campaign and window length: [first minute, totals]. A
         # backlog moves a campaign's minute at almost every event, and re-summing up to
@@ -158,8 +159,10 @@ class MinuteBuckets:
             return Verdict.LATE
         if kept is None:
             kept = self._new_minute(campaign, minute, minutes)
+        cost = attempt_cost(attempt, self.settings.cost_model_for(campaign))
         self._count(kept, attempt.lead.segment, attempt.event_id, fingerprint,
-                    attempt_increments(attempt, self.settings.cost_model_for(campaign)))
+                    counter_increments(attempt.outcome, attempt.order, cost, attempt.talk_seconds))
+        self._counted.add(attempt, kept.slot, cost)
         if watermark is None or epoch > watermark:
             moved = epoch if epoch <= self._ceiling else self._clamped(epoch)
             if watermark is None or moved > watermark:
@@ -227,6 +230,11 @@ class MinuteBuckets:
             self._moved.add(campaign)
             restored += 1
         return restored
+
+    def take_counted(self) -> CountedAttempts:
+        """The attempts counted since the last call, each with the slot and cost it was counted with."""
+        counted, self._counted = self._counted, CountedAttempts()
+        return counted
 
     def take_dirty(self) -> DirtyBuckets:
         """The full state of every bucket in a minute changed since the last call, stamped with a version

@@ -16,7 +16,7 @@ import msgspec
 from core.alerts import format_seconds
 from core.config import Settings
 from core.deadletters import DeadLetter, dead_letter
-from core.handoff import DirtyBuckets, Violation
+from core.handoff import LandingBatch, Violation
 from core.schema import CallAttempt, Event, Rejection, decode_record, encode_event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
@@ -32,17 +32,13 @@ class SourceRecord:
 
 
 @dataclass
-class BatchResult:
-    attempts: list[CallAttempt]  # newly counted attempts, to land as raw rows
-    buckets: DirtyBuckets        # changed buckets, full state, to land
-    dead_letters: list[DeadLetter]
+class BatchResult(LandingBatch):
+    """A counted batch: what it lands (a LandingBatch; its violations include late dials, since a
+    violation is one however late), and the events still to settle before it lands."""
+
     # Too old for their bucket: either a replay of an event that already landed
     # (a duplicate) or a genuinely late event; resolve_late() decides which.
     late: list[tuple[CallAttempt, SourceRecord]] = field(default_factory=list)
-    # Settled as genuinely late: dead-lettered, and landed in late_events for reports.
-    late_events: list[CallAttempt] = field(default_factory=list)
-    # Dials to stop-listed customers, late ones included: a violation is one however late.
-    violations: list[Violation] = field(default_factory=list)
 
 
 @dataclass
@@ -78,7 +74,6 @@ class CallEventProcessor:
         self.on_future_stamped: Callable[[Event, float], None] | None = None
 
     def process(self, records: Iterable[SourceRecord]) -> BatchResult:
-        attempts: list[CallAttempt] = []
         letters: list[DeadLetter] = []
         late: list[tuple[CallAttempt, SourceRecord]] = []
         violations: list[Violation] = []
@@ -106,7 +101,6 @@ class CallEventProcessor:
                         violations.append(violation)
                         self.stats.stop_list_violations += 1
                 if verdict is Verdict.COUNTED:
-                    attempts.append(event)
                     self.stats.counted += 1
                     if self.on_counted is not None:
                         self.on_counted(event)
@@ -120,7 +114,8 @@ class CallEventProcessor:
                 self.stats.dead_letters[rejection.reason] += 1
                 letters.append(dead_letter(rejection, record.topic, record.partition, record.offset,
                                           self.settings.pipeline.phone_region))
-        return BatchResult(attempts, self.buckets.take_dirty(), letters, late, violations=violations)
+        return BatchResult(counted=self.buckets.take_counted(), buckets=self.buckets.take_dirty(),
+                           dead_letters=letters, violations=violations, late=late)
 
     def _future_stamped(self, rejection: Rejection, now: datetime) -> Rejection:
         """An event stamped too far ahead: tell the clock_skew rule, and say in the dead letter

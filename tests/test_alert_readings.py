@@ -78,14 +78,14 @@ def test_skipped_readings_change_no_alert(tmp_path, client):
         every_minute.note_counted(attempt)
 
     processor.on_counted = note
-    lander = Lander(client, settings, slot_rules)
+    lander = Lander(client, settings)
     events = backlog()
     records = [SourceRecord("calls", 0, n, encode_batch(events[i:i + 200]))
                for n, i in enumerate(range(0, len(events), 200))]
     raised: dict[str, list[tuple]] = {"worker": [], "every minute": []}
     for first in range(0, len(records), 40):  # a backlog read in big batches
         result = processor.process(records[first:first + 40])
-        lander.land(result.attempts, result.buckets)
+        lander.land(result)
         processor.landed()
         for name, evaluator in (("worker", worker_rules), ("every minute", every_minute)):
             readings[name] += len(evaluator._pending)
@@ -114,7 +114,7 @@ def _alerts_of_backlog(tmp_path, overlapped: bool) -> list[tuple]:
         processor = CallEventProcessor(settings, slot_rules)
         evaluator = AlertEvaluator(settings, client, processor.buckets, slot_rules)
         processor.on_counted = evaluator.note_counted
-        lander = Lander(client, settings, slot_rules)
+        lander = Lander(client, settings)
         unfinished = None
 
         def finish(reading):
@@ -125,7 +125,7 @@ def _alerts_of_backlog(tmp_path, overlapped: bool) -> list[tuple]:
             result = processor.process(records[first:first + 3])
             if unfinished is not None:
                 finish(unfinished)  # the earlier batch's warehouse half, after this batch was counted
-            lander.land(result.attempts, result.buckets)
+            lander.land(result)
             processor.landed()
             unfinished = evaluator.read_live(triggers_of(result.attempts))
             if not overlapped:

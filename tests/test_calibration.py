@@ -25,6 +25,7 @@ from analytics.calibration import (Calibration, auc, calibration_table, chi2_sf,
                                    hosmer_lemeshow, trailing_calibration, trailing_calibrations, week_start,
                                    weekly_calibration)
 from core.config import load_settings
+from core.handoff import CountedAttempts, LandingBatch
 from core.schema import Outcome
 from core.slots import SlotRules
 from producers.simulator import DEFAULT_CAMPAIGNS, DialerSimulator
@@ -176,10 +177,12 @@ def events():
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, events):
     with migrated_warehouse(tmp_path_factory.mktemp("calibration")) as client:
-        lander = Lander(client, SETTINGS, RULES)
+        lander = Lander(client, SETTINGS)
         for first in range(0, len(events), 5000):  # several batches, as the worker lands them
-            lander.land(events[first:first + 5000], [])
-        lander.land(events[:3000], [])  # a replay: landing is idempotent, and so must the calibration be
+            lander.land(LandingBatch(CountedAttempts.priced(events[first:first + 5000], RULES,
+                                                                SETTINGS.cost_model_for)))
+        # A replay: landing is idempotent, and so must the calibration be.
+        lander.land(LandingBatch(CountedAttempts.priced(events[:3000], RULES, SETTINGS.cost_model_for)))
         yield client
 
 

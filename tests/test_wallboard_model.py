@@ -14,6 +14,7 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
     from datetime import datetime, timedelta, timezone
 
     from core.config import load_settings
+    from core.handoff import LandingBatch
     from core.schema import CallAttempt, Lead, Outcome
     from core.slots import SlotRules
     from dashboards.data import DashboardContext, set_context, shared_wallboard_model, wallboard_model
@@ -24,7 +25,7 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
     settings = load_settings(dashboard__wallboard_cache_seconds=0.5)
     with migrated_warehouse(tmp_path / "warehouse") as client:
         slot_rules = SlotRules(settings.slots, settings.zone)
-        lander = Lander(client, settings, slot_rules)
+        lander = Lander(client, settings)
         buckets = MinuteBuckets(settings, slot_rules)
         now = datetime.now(timezone.utc)
 
@@ -32,7 +33,7 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
             event = CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=Outcome.CONNECTED,
                                 event_time=now - timedelta(seconds=90), lead=Lead(segment="seniors"))
             buckets.add(event)
-            lander.land([event], buckets.take_dirty())
+            lander.land(LandingBatch(buckets.take_counted(), buckets.take_dirty()))
 
         land("e1", "winback")
         set_context(DashboardContext(settings, client))

@@ -11,7 +11,7 @@ import pytest
 from core.config import load_settings
 from core.metrics import COUNTERS
 from core.slots import SlotRules
-from core.handoff import BucketRow, DirtyBuckets
+from core.handoff import BucketRow, DirtyBuckets, LandingBatch
 from warehouse.client import connect
 from warehouse.landing import Lander
 from warehouse.queries.alerts import campaign_baseline, campaign_baselines
@@ -33,7 +33,7 @@ def client(tmp_path_factory):
 def lander(client):
     for table in ("minute_metrics", "call_attempts", "consumed_offsets"):
         client.command(f"TRUNCATE TABLE {table}")
-    return Lander(client, SETTINGS, SlotRules(SETTINGS.slots, SETTINGS.zone))
+    return Lander(client, SETTINGS)
 
 
 def bucket(campaign: str, minute: datetime, *, dials=0, contacts=0, abandoned=0, orders=0, cost=0.0,
@@ -46,7 +46,7 @@ def bucket(campaign: str, minute: datetime, *, dials=0, contacts=0, abandoned=0,
 
 def test_compliance_windows_match_a_hand_computation(client, lander):
     minute = lambda delta: (NOW - delta).replace(second=0)  # noqa: E731 - start of that minute
-    lander.land([], DirtyBuckets.of([
+    lander.land_buckets(DirtyBuckets.of([
         bucket("winback", minute(timedelta(minutes=5)), contacts=100, abandoned=5),
         bucket("winback", minute(timedelta(minutes=15)), contacts=50, abandoned=4),   # 11:45:00: outside 15 min
         bucket("winback", minute(timedelta(hours=10)), contacts=150, abandoned=3),
@@ -69,7 +69,7 @@ def test_many_campaigns_each_at_its_own_time_read_in_one_query_match_one_at_a_ti
     """The worker's catch-up path (compliance_windows_at) must give what the per-campaign
     query gives, each campaign at its own event time, edges included."""
     minute = lambda delta: (NOW - delta).replace(second=0)  # noqa: E731
-    lander.land([], DirtyBuckets.of([
+    lander.land_buckets(DirtyBuckets.of([
         bucket("winback", minute(timedelta(minutes=5)), contacts=100, abandoned=5),
         bucket("winback", minute(timedelta(hours=23, minutes=59)), contacts=60, abandoned=6),
         bucket("winback", minute(timedelta(days=29)), contacts=700, abandoned=2),
@@ -93,7 +93,7 @@ def test_many_campaigns_each_at_its_own_time_read_in_one_query_match_one_at_a_ti
 
 def test_baselines_of_many_campaigns_in_one_query_match_one_at_a_time(client, lander):
     minute = lambda delta: (NOW - delta).replace(second=0)  # noqa: E731
-    lander.land([], DirtyBuckets.of([
+    lander.land_buckets(DirtyBuckets.of([
         bucket("winback", minute(timedelta(days=1)), dials=200, contacts=50, orders=5, cost=40.0),
         bucket("winback", minute(timedelta(days=9)), dials=999, contacts=999, orders=9, cost=9.0),  # before since
         bucket("charity", minute(timedelta(days=2)), dials=80, contacts=20, orders=0, cost=12.0),
@@ -109,8 +109,8 @@ def test_baselines_of_many_campaigns_in_one_query_match_one_at_a_time(client, la
 
 def test_a_relanded_bucket_replaces_the_old_state(client, lander):
     minute = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
-    lander.land([], DirtyBuckets.of([bucket("winback", minute, contacts=10, abandoned=1, version=1)]))
-    lander.land([], DirtyBuckets.of([bucket("winback", minute, contacts=12, abandoned=1, version=2)]))
+    lander.land_buckets(DirtyBuckets.of([bucket("winback", minute, contacts=10, abandoned=1, version=1)]))
+    lander.land_buckets(DirtyBuckets.of([bucket("winback", minute, contacts=12, abandoned=1, version=2)]))
     totals = metrics_by(client, [], minute, minute + timedelta(minutes=1))
     assert totals.loc[0, "contacts"] == 12
     assert totals.loc[0, "abandon_rate"] == pytest.approx(1 / 12)
@@ -118,7 +118,7 @@ def test_a_relanded_bucket_replaces_the_old_state(client, lander):
 
 def test_hours_and_days_roll_up_in_local_time(client, lander):
     # 14:59 and 15:00 UTC fall on different local days in Tokyo (23:59 and 00:00).
-    lander.land([], DirtyBuckets.of([
+    lander.land_buckets(DirtyBuckets.of([
         bucket("winback", datetime(2026, 11, 23, 14, 59, tzinfo=timezone.utc), contacts=10, abandoned=1),
         bucket("winback", datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc), contacts=30, orders=3, cost=60.0),
         bucket("winback", datetime(2026, 11, 23, 15, 30, tzinfo=timezone.utc), contacts=20, segment="students"),
@@ -191,7 +191,7 @@ def test_landed_attempts_and_buckets_read_back_as_the_worker_counted_them(client
     for event in events:
         state.add(event)
     dirty = state.take_dirty()
-    lander.land(events, dirty)
+    lander.land(LandingBatch(state.take_counted(), dirty))
 
     landed = client.query(
         "SELECT event_id, campaign, toUnixTimestamp64Milli(event_time), toUnixTimestamp(minute), slot, segment, "
@@ -228,7 +228,7 @@ def test_sparklines_give_each_campaign_the_minute_series_dials_and_abandon_rate_
     from warehouse.queries.live import minute_series, sparklines
 
     at = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
-    lander.land([], DirtyBuckets.of([
+    lander.land_buckets(DirtyBuckets.of([
         bucket("winback", at + timedelta(minutes=1), dials=30, contacts=20, abandoned=2, version=1),
         bucket("winback", at, contacts=10, abandoned=1, version=1),
         bucket("winback", at + timedelta(minutes=1), contacts=5, abandoned=5, segment="students", version=1),
@@ -237,7 +237,7 @@ def test_sparklines_give_each_campaign_the_minute_series_dials_and_abandon_rate_
         bucket("charity", at + timedelta(minutes=5), contacts=9, abandoned=3, version=1),  # at until: outside
         bucket("charity", at - timedelta(minutes=1), contacts=9, abandoned=3, version=1),  # before since
     ]))
-    lander.land([], DirtyBuckets.of([bucket("winback", at, contacts=12, abandoned=3, version=2)]))  # re-landed
+    lander.land_buckets(DirtyBuckets.of([bucket("winback", at, contacts=12, abandoned=3, version=2)]))  # re-landed
     since, until = at, at + timedelta(minutes=5)
     lines = sparklines(client, since, until)
     assert lines == {

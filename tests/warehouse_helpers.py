@@ -12,6 +12,7 @@ from typing import Iterable, Iterator
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
+from core.handoff import LandingBatch
 from core.schema import CallAttempt
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
@@ -37,5 +38,5 @@ def land_counted(client: Client, events: Iterable[CallAttempt], settings: Settin
     buckets = MinuteBuckets(settings, slot_rules)
     for event in events:
         buckets.add(event)
-    Lander(client, settings, slot_rules).land(events, buckets.take_dirty())
+    Lander(client, settings).land(LandingBatch(buckets.take_counted(), buckets.take_dirty()))
     return buckets

@@ -1,8 +1,8 @@
-"""Batched, idempotent landing of attempts and minute buckets into ClickHouse.
+"""Batched, idempotent landing of the worker's hand-off (core.handoff.LandingBatch) into ClickHouse.
 
 Order matters for exactness: raw attempts land before the buckets that count them,
 and the consumed offsets land last, so an offset in the warehouse always means
-everything before it is there too.
+everything before it is there too. streams/checkpoint.py numbers that order.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from clickhouse_connect.driver.client import Client
 from core.alerts import Alert
 from core.config import Settings
 from core.deadletters import DeadLetter
-from core.handoff import DirtyBuckets, StopListChange, Violation
-from core.metrics import CALL_COUNTS, COUNTERS, attempt_cost
+from core.handoff import CountedAttempts, DirtyBuckets, LandingBatch, StopListChange, TopicPartition, Violation
+from core.metrics import CALL_COUNTS, COUNTERS
 from core.schema import CallAttempt
-from core.slots import SlotRules
 from core.topics import WORKER_GROUP
 from warehouse.faults import FaultSwitch
 from warehouse.queries.alerts import ALERT_COLUMNS
@@ -75,12 +74,14 @@ def take(column, indices: np.ndarray):
 
 
 class Lander:
-    def __init__(self, client: Client, settings: Settings, slot_rules: SlotRules,
-                 consumer_group: str = WORKER_GROUP):
+    """Inserts the worker's hand-off into the warehouse, one table per method. The worker
+    calls them one step at a time, in the order streams/checkpoint.py sets out, and retries
+    each step on its own; land() runs them all once, in that order, for tools and tests."""
+
+    def __init__(self, client: Client, settings: Settings, consumer_group: str = WORKER_GROUP):
         self.client = client
         self.consumer_group = consumer_group
         self.settings = settings
-        self.slot_rules = slot_rules
         self.faults = FaultSwitch()
         # The stop_list table keeps each customer's row with the highest version. Versions
         # only grow, from the newest landed one on (stop_list_version), so a clock set back
@@ -90,22 +91,20 @@ class Lander:
         # when it decides where to start; "" for a topic it has not looked up.
         self.topic_ids: dict[str, str] = {}
 
-    def attempt_columns(self, attempts: Sequence[CallAttempt]) -> list:
-        """The attempts as columns in ATTEMPT_COLUMNS order. Column-wise, the driver writes
-        them as they are; rows it had to pivot first, which was a tenth of landing's time.
-        Times go in as epoch integers (ms for DateTime64(3), s for DateTime): converting
-        datetimes was a third of it."""
-        slot_for_minute = self.slot_rules.slot_for_minute
-        cost_model_for = self.settings.cost_model_for
+    @staticmethod
+    def attempt_columns(counted: CountedAttempts) -> list:
+        """The attempts as columns in ATTEMPT_COLUMNS order, with the slot and cost they were
+        counted with. Column-wise, the driver writes them as they are; times go in as epoch
+        integers (ms for DateTime64(3), s for DateTime), which it also takes as they are."""
+        attempts = counted.attempts
         event_ms = [epoch_ms(attempt.event_time) for attempt in attempts]
-        minutes = [ms // 60_000 * 60 for ms in event_ms]
         leads = [attempt.lead for attempt in attempts]
         return [
             [attempt.event_id for attempt in attempts],
             [attempt.campaign for attempt in attempts],
             event_ms,
-            minutes,
-            [slot_for_minute(minute) for minute in minutes],
+            [ms // 60_000 * 60 for ms in event_ms],
+            counted.slots,
             [lead.segment for lead in leads],
             [attempt.outcome.value for attempt in attempts],
             # Numbers as numpy arrays, which the driver copies as they are (see bucket_columns).
@@ -114,8 +113,7 @@ class Lander:
             np.array([attempt.talk_seconds for attempt in attempts], dtype=np.float64),
             np.array([attempt.order for attempt in attempts], dtype=np.uint8),
             np.array([attempt.order_value for attempt in attempts], dtype=np.float64),
-            np.array([attempt_cost(attempt, cost_model_for(attempt.campaign)) for attempt in attempts],
-                     dtype=np.float64),
+            np.array(counted.costs, dtype=np.float64),
             [lead.response_score for lead in leads],
             [lead.phone_hash or "" for lead in leads],
             [lead.lead_id or "" for lead in leads],
@@ -156,42 +154,70 @@ class Lander:
         for indices in [np.arange(len(rows))] if blocks is None else blocks:
             self.client.insert(table, take(rows, indices), column_names=column_names)
 
-    def land(self, attempts: Sequence[CallAttempt], buckets: DirtyBuckets | None,
-             offsets: Mapping[tuple[str, int], int] | None = None,
-             late_events: Sequence[CallAttempt] = (), violations: Sequence[Violation] = (),
-             dead_letters: Sequence[DeadLetter] = ()) -> None:
-        self.faults.check("landing")
-        if dead_letters:
-            rows = [[letter.source_topic, letter.source_partition, letter.source_offset,
-                     -1 if letter.batch_index is None else letter.batch_index, letter.reason, letter.detail,
-                     letter.rejected_at] for letter in dead_letters]
-            self.client.insert("dead_letters", rows, column_names=DEAD_LETTER_COLUMNS)
-        if violations:
-            detected_at = datetime.now(timezone.utc)
-            rows = [[v.attempt.event_id, v.attempt.campaign, v.attempt.event_time, v.dialed_at, v.entry.flagged_at,
-                     v.entry.reason, v.attempt.lead.segment, v.attempt.agent or "", v.attempt.team or "",
-                     v.attempt.outcome.value, detected_at] for v in violations]
-            self.insert_rows("stop_list_violations", rows, VIOLATION_COLUMNS,
-                             months_of([v.attempt.event_time for v in violations]))
-        if attempts:
-            columns = self.attempt_columns(attempts)
-            self.insert_columns("call_attempts", columns, ATTEMPT_COLUMNS,
-                                months_of_epoch_seconds(columns[ATTEMPT_COLUMNS.index("minute")]))
-        if buckets:
-            self.insert_columns("minute_metrics", self.bucket_columns(buckets), BUCKET_COLUMNS,
-                                months_of_epoch_seconds(buckets.minutes))
-        if late_events:
-            received_at = datetime.now(timezone.utc)
-            rows = [[event.event_id, event.campaign, event.event_time, event.lead.segment, event.outcome.value,
-                     received_at] for event in late_events]
-            self.insert_rows("late_events", rows, LATE_COLUMNS, months_of([event.event_time for event in late_events]))
-        if offsets:
-            landed_at = datetime.now(timezone.utc)
-            version = time.time_ns()
-            rows = [[self.consumer_group, topic, partition, self.topic_ids.get(topic, ""), next_offset, version,
-                     landed_at]
-                    for (topic, partition), next_offset in offsets.items()]
-            self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
+    def land(self, batch: LandingBatch) -> None:
+        """Everything in ``batch``, once, in the worker's commit order (no retry)."""
+        self.land_stop_list(batch.stop_list_changes)
+        self.land_dead_letters(batch.dead_letters)
+        self.land_violations(batch.violations)
+        self.land_attempts(batch.counted)
+        self.land_buckets(batch.buckets)
+        self.land_late_events(batch.late_events)
+        self.land_offsets(batch.offsets)
+
+    def land_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        self.faults.check("landing dead letters")
+        rows = [[letter.source_topic, letter.source_partition, letter.source_offset,
+                 -1 if letter.batch_index is None else letter.batch_index, letter.reason, letter.detail,
+                 letter.rejected_at] for letter in letters]
+        self.client.insert("dead_letters", rows, column_names=DEAD_LETTER_COLUMNS)
+
+    def land_violations(self, violations: Sequence[Violation]) -> None:
+        if not violations:
+            return
+        self.faults.check("landing stop-list violations")
+        detected_at = datetime.now(timezone.utc)
+        rows = [[v.attempt.event_id, v.attempt.campaign, v.attempt.event_time, v.dialed_at, v.entry.flagged_at,
+                 v.entry.reason, v.attempt.lead.segment, v.attempt.agent or "", v.attempt.team or "",
+                 v.attempt.outcome.value, detected_at] for v in violations]
+        self.insert_rows("stop_list_violations", rows, VIOLATION_COLUMNS,
+                         months_of([v.attempt.event_time for v in violations]))
+
+    def land_attempts(self, counted: CountedAttempts) -> None:
+        if not counted:
+            return
+        self.faults.check("landing attempts")
+        columns = self.attempt_columns(counted)
+        self.insert_columns("call_attempts", columns, ATTEMPT_COLUMNS,
+                            months_of_epoch_seconds(columns[ATTEMPT_COLUMNS.index("minute")]))
+
+    def land_buckets(self, buckets: DirtyBuckets | None) -> None:
+        if not buckets:
+            return
+        self.faults.check("landing buckets")
+        self.insert_columns("minute_metrics", self.bucket_columns(buckets), BUCKET_COLUMNS,
+                            months_of_epoch_seconds(buckets.minutes))
+
+    def land_late_events(self, late_events: Sequence[CallAttempt]) -> None:
+        if not late_events:
+            return
+        self.faults.check("landing late events")
+        received_at = datetime.now(timezone.utc)
+        rows = [[event.event_id, event.campaign, event.event_time, event.lead.segment, event.outcome.value,
+                 received_at] for event in late_events]
+        self.insert_rows("late_events", rows, LATE_COLUMNS, months_of([event.event_time for event in late_events]))
+
+    def land_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        self.faults.check("landing offsets")
+        landed_at = datetime.now(timezone.utc)
+        version = time.time_ns()
+        rows = [[self.consumer_group, topic, partition, self.topic_ids.get(topic, ""), next_offset, version,
+                 landed_at]
+                for (topic, partition), next_offset in offsets.items()]
+        self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
 
     def land_stop_list(self, changes: Sequence[StopListChange]) -> None:
         """Flags and removals read from the stop-list topic, one row per customer: the
@@ -212,17 +238,6 @@ class Lander:
         for row in rows:
             row[1] = row[1].value  # Rule enum -> its name
         self.client.insert("alerts", rows, column_names=ALERT_COLUMNS)
-
-    def land_with_retry(self, attempts, buckets, offsets=None, late_events=(), violations=(), dead_letters=(), *,
-                        should_stop=lambda: False) -> bool:
-        """Land, retrying with backoff until it works or the worker stops.
-
-        While this blocks, the worker neither consumes nor moves its offsets, so Kafka
-        keeps every unlanded event and memory stays bounded.
-        """
-        return retry_until_stopped(lambda: self.land(attempts, buckets, offsets, late_events, violations,
-                                                     dead_letters),
-                                   f"landing {len(attempts)} attempts", should_stop)
 
 
 def epoch_ms(moment: datetime) -> int:

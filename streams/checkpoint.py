@@ -1,0 +1,277 @@
+"""The worker's commit of one counted batch, in numbered steps.
+
+The order is what makes a restart exact: a dead letter is delivered before the offsets that
+pass its record move (a crash repeats a dead letter, never loses one); raw attempts land
+before the buckets that count them; the offsets land after everything the batch holds, so
+an offset in the warehouse means all before it is there; alerts go out only for what landed.
+
+    step                   lands                                            if it fails
+    1  late events         nothing: asks the warehouse which too-old        retry; at a stop, exit 70
+                           events already landed (replays) - the rest
+                           become dead letters and late_events rows
+    2  dead letters        the dead-letter topic                            exit 71
+    3  stop list           flags and removals read for the batch: stop_list retry; at a stop, exit 70
+    4  dead letters        dead_letters                                     retry; at a stop, exit 70
+    5  violations          stop_list_violations                             retry; at a stop, exit 70
+    6  attempts            call_attempts (slot and cost as counted)         retry; at a stop, exit 70
+    7  buckets             minute_metrics (full state of changed buckets)   retry; at a stop, exit 70
+    8  late events         late_events                                      retry; at a stop, exit 70
+    9  offsets             consumed_offsets                                 retry; at a stop, exit 70
+    10 alert readings      nothing: the live alert rules read from memory,  retry; at a stop, exit 70
+                           before the next batch changes the buckets
+    11 alerts              the alerts topic, then alerts, then the webhook; retry; at a stop, exit 70;
+                           in the background, after the earlier batch's     anything else, exit 71
+
+"retry" is retry_until_stopped: a growing backoff until the warehouse answers. While a step
+retries, the worker reads nothing more and no offset moves, so Kafka keeps every unlanded
+event. A stop signal ends the backoff: the step in flight gets its one try, and if that fails
+the worker exits with EXIT_UNLANDED without acknowledging the batch, so a restart reads it
+again from the landed offsets. Steps 3-9 run as one call on the warehouse thread that a stop
+signal does not cancel: once they have begun, the batch lands or the worker exits unlanded.
+EXIT_AGENT_FAILED is for what retrying cannot mend; a supervisor restarts the worker.
+
+Adding data to land (say agent minutes): give core.handoff.LandingBatch a field with an empty
+default, fill it where the worker counts, add a ``land_<what>`` method to warehouse.landing.Lander,
+and add a LandingStep to LANDING_STEPS at its place in the order (before "offsets", which stays
+last; numbering follows the position). A step of another kind (a read, a message to a topic) is
+a line in Checkpoint.commit; keep the table above in step with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable, Sized
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NoReturn, Protocol
+
+from core.alerts import Alert, encode_alert, log_lines
+from core.deadletters import encode_dead_letter
+from core.handoff import LandingBatch, StopListChange, TopicPartition
+from streams.alerting import AlertEvaluator, BatchReading, triggers_of
+from streams.offsets import PartitionCursor
+from streams.processor import BatchResult, CallEventProcessor
+from streams.stoplist import StopListTable
+from streams.webhook import WebhookSender
+from warehouse.landing import Lander, retry_until_stopped
+from warehouse.queries.recovery import landed_calls
+
+log = logging.getLogger("callpulse.worker")
+
+# The batch could not be landed before the worker stopped: exiting hard keeps Faust from
+# committing its offsets, so the batch is consumed again on restart.
+EXIT_UNLANDED = 70
+# Something retrying cannot mend failed; a supervisor restarts the worker from the landed offsets.
+EXIT_AGENT_FAILED = 71
+# Alert headlines logged per batch; the rest are counted in one line (see alerts.log_lines).
+ALERT_LINES_PER_BATCH = 20
+
+
+class Topic(Protocol):
+    """A Faust topic, as far as the checkpoint sends to it."""
+
+    async def send(self, *, key: bytes, value: bytes) -> Any: ...
+
+
+@dataclass(frozen=True)
+class LandingStep:
+    """One warehouse insert of the commit: what of the batch it lands and the Lander method
+    that lands it. Skipped when there is nothing to land; retried on its own until it works."""
+
+    name: str  # as the log says it: "landing 12 attempts"
+    rows: Callable[[LandingBatch], Sized]
+    land: Callable[[Lander, Any], None]
+
+
+# Steps 4-9, in order (step 3, the stop list, also marks its changes landed, so it is run by
+# Checkpoint.land_stop_list). The offsets stay last.
+LANDING_STEPS: tuple[LandingStep, ...] = (
+    LandingStep("dead letters", lambda batch: batch.dead_letters, Lander.land_dead_letters),
+    LandingStep("stop-list violations", lambda batch: batch.violations, Lander.land_violations),
+    LandingStep("attempts", lambda batch: batch.counted, Lander.land_attempts),
+    LandingStep("buckets", lambda batch: batch.buckets or (), Lander.land_buckets),
+    LandingStep("late events", lambda batch: batch.late_events, Lander.land_late_events),
+    LandingStep("offsets", lambda batch: batch.offsets, Lander.land_offsets),
+)
+
+
+def exit_unlanded(what: str) -> NoReturn:
+    log.critical("%s did not reach the warehouse before the worker stopped; exiting unacknowledged", what)
+    os._exit(EXIT_UNLANDED)
+
+
+def exit_agent_failed(what: str) -> NoReturn:
+    log.critical("%s failed; exiting", what, exc_info=True)
+    os._exit(EXIT_AGENT_FAILED)
+
+
+class Checkpoint:
+    """Commits the worker's batches, each in the numbered steps of the module docstring.
+
+    The warehouse steps run on ``warehouse``, the worker's one warehouse thread, in the order
+    they were asked for; a batch's alerts are read there while the next batch is counted."""
+
+    def __init__(self, *, lander: Lander, processor: CallEventProcessor, stop_list: StopListTable,
+                 cursor: PartitionCursor, alerting: AlertEvaluator, webhook: WebhookSender | None,
+                 warehouse: ThreadPoolExecutor, stopping: threading.Event):
+        self.lander = lander
+        self.processor = processor
+        self.stop_list = stop_list
+        self.cursor = cursor
+        self.alerting = alerting
+        self.webhook = webhook
+        self.warehouse = warehouse
+        self.stopping = stopping
+        self.landed_offsets: dict[TopicPartition, int] = {}
+        self.alerts_sent = 0
+        self.alerts_in_flight: asyncio.Task | None = None  # the latest batch's alerts, still being read or sent
+        self.dead_letter_topic: Topic | None = None
+        self.alert_topic: Topic | None = None
+
+    def send_to(self, dead_letter_topic: Topic, alert_topic: Topic) -> None:
+        """The topics the checkpoint sends to (they belong to the Faust app, made after the pipeline)."""
+        self.dead_letter_topic, self.alert_topic = dead_letter_topic, alert_topic
+
+    async def commit(self, batch: BatchResult) -> None:
+        """Steps 1-11 for one batch. Returns once it has landed; its alerts follow in the
+        background, after the earlier batch's."""
+        loop = asyncio.get_running_loop()
+        if batch.late and not await loop.run_in_executor(self.warehouse, self.resolve_late, batch):  # 1
+            exit_unlanded("checking late events")
+        await self.send(self.dead_letter_topic, [(letter.reason.encode(), encode_dead_letter(letter))  # 2
+                                                 for letter in batch.dead_letters])
+        batch.offsets = self.cursor.take_unlanded()
+        await self.land_unless_failing(batch)  # 3-9
+        self.processor.landed()
+        reading = await loop.run_in_executor(self.warehouse, self.read_live_alerts, batch)  # 10
+        if reading is None:
+            exit_unlanded("reading the live alert rules")
+        evaluation = loop.run_in_executor(self.warehouse, self.evaluate_alerts, reading)  # 11
+        self.alerts_in_flight = asyncio.ensure_future(self.raise_alerts(evaluation, self.alerts_in_flight))
+
+    async def finish(self) -> None:
+        """At a stop: the last landed batch's alerts go out before the worker stops."""
+        if self.alerts_in_flight is not None:
+            self.stopping.set()
+            await self.alerts_in_flight
+
+    async def land_unless_failing(self, batch: LandingBatch) -> None:
+        """Steps 3-9 on the warehouse thread. A stop signal arriving meanwhile lets the landing
+        finish (a failing step then gives up after its try in flight), never acknowledging a
+        batch that did not land."""
+        landing = asyncio.get_running_loop().run_in_executor(self.warehouse, self.land, batch)
+        try:
+            landed = await asyncio.shield(landing)
+        except asyncio.CancelledError:
+            self.stopping.set()
+            if not await landing:
+                exit_unlanded("the batch")
+            raise
+        if not landed:
+            exit_unlanded("the batch")
+
+    def land(self, batch: LandingBatch) -> bool:
+        """Steps 3-9 (blocking): the stop list, then each LANDING_STEPS insert, each retried on
+        its own; False if one was given up at a stop."""
+        batch.stop_list_changes = self.stop_list.unlanded_changes()
+        if not self.land_stop_list(batch.stop_list_changes):
+            return False
+        for step in LANDING_STEPS:
+            rows = step.rows(batch)
+            if rows and not retry_until_stopped(partial(step.land, self.lander, rows),
+                                                f"landing {len(rows)} {step.name}", self.stopping.is_set):
+                return False
+        self.landed_offsets.update(batch.offsets)
+        return True
+
+    def land_stop_list(self, changes: list[StopListChange] | None = None) -> bool:
+        """Step 3 (blocking): the stop-list flags and removals read since the last landing.
+        Also run between batches, so flags made while no calls arrive reach the warehouse."""
+        if changes is None:
+            changes = self.stop_list.unlanded_changes()
+        if not changes:
+            return True
+        landed = retry_until_stopped(lambda: self.lander.land_stop_list(changes),
+                                     f"landing {len(changes)} stop-list change(s)", self.stopping.is_set)
+        if landed:
+            self.stop_list.mark_landed(changes)
+        return landed
+
+    def resolve_late(self, batch: BatchResult) -> bool:
+        """Step 1 (blocking): late events that already landed are replays (or conflicts); the
+        rest become dead letters and late_events rows."""
+        ids = [event.event_id for event, _ in batch.late]
+        found: dict[str, tuple] = {}
+        if not retry_until_stopped(lambda: found.update(landed_calls(self.lander.client, ids)),
+                                   "checking late events", self.stopping.is_set):
+            return False
+        self.processor.resolve_late(batch, found)
+        return True
+
+    def read_live_alerts(self, batch: LandingBatch) -> BatchReading | None:
+        """Step 10 (blocking): the batch's alert readings held in memory (AlertEvaluator.read_live),
+        taken before the next batch is counted; None if the warehouse failed through a stop."""
+        reading: list[BatchReading] = []
+
+        def read() -> None:
+            reading[:] = [self.alerting.read_live(triggers_of(batch.attempts), batch.violations)]
+
+        return reading[0] if retry_until_stopped(read, "reading live alert rules", self.stopping.is_set) else None
+
+    def evaluate_alerts(self, reading: BatchReading) -> list[Alert] | None:
+        """Step 11's warehouse half (blocking): the alert transitions a landed batch causes; None
+        if the warehouse failed through a stop."""
+        if not reading.pending and not reading.campaigns:
+            return []
+        readings: list = []
+
+        def read() -> None:
+            readings[:] = self.alerting.read_landed(reading)  # a retry starts over, never appends twice
+
+        ok = retry_until_stopped(read, "reading alert rules", self.stopping.is_set)
+        return self.alerting.observe(readings) if ok else None
+
+    async def raise_alerts(self, evaluation: asyncio.Future, earlier: asyncio.Task | None) -> None:
+        """Step 11: each transition goes to the alerts topic, then the alerts table, then the
+        webhook, after the earlier batch's."""
+        loop = asyncio.get_running_loop()
+        try:
+            alerts = await evaluation
+            if earlier is not None:
+                await earlier
+            if alerts is None:
+                exit_unlanded("reading alert rules")  # the batch landed; a restart re-reads the rules
+            if not alerts:
+                return
+            await self.send(self.alert_topic, [(alert.campaign.encode(), encode_alert(alert)) for alert in alerts])
+            for line in log_lines(alerts, ALERT_LINES_PER_BATCH):
+                log.warning("alert: %s", line)
+            self.alerts_sent += len(alerts)
+            if not await loop.run_in_executor(self.warehouse, self.land_alerts, alerts):
+                exit_unlanded(f"{len(alerts)} alerts")
+            if self.webhook is not None:
+                self.webhook.submit(alerts)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            exit_agent_failed("raising the worker's alerts")
+
+    def land_alerts(self, alerts: list[Alert]) -> bool:
+        return retry_until_stopped(lambda: self.lander.land_alerts(alerts), f"landing {len(alerts)} alerts",
+                                   self.stopping.is_set)
+
+    @staticmethod
+    async def send(topic: Topic | None, messages: list[tuple[bytes, bytes]]) -> None:
+        """Send every message, then wait until the broker has acknowledged them all: one round
+        trip per batch, not per message. The producer keeps a partition's messages in the order
+        they were sent."""
+        if not messages:
+            return
+        if topic is None:
+            raise RuntimeError("the checkpoint has no topics to send to (Checkpoint.send_to)")
+        acknowledgements = [await topic.send(key=key, value=value) for key, value in messages]
+        await asyncio.gather(*acknowledgements)
