@@ -35,6 +35,24 @@ log = logging.getLogger("callpulse.alerts")
 _DIALS, _CONTACTS, _ORDERS = (COUNTERS.index(name) for name in ("dials", "contacts", "orders"))
 
 
+class Reading(NamedTuple):
+    """A campaign's checks at one event time, for AlertEvaluator.observe(), and the event that
+    took it (None for a skewed clock read as gone quiet before any call of this batch)."""
+
+    campaign: str
+    at: datetime
+    checks: list[Check]
+    trigger_event_id: str | None
+
+
+class BaselineKey(NamedTuple):
+    """Which usual rates a baseline holds: a campaign's, in one slot, over the days before one local day."""
+
+    campaign: str
+    slot: str
+    day: str  # the local day, ISO
+
+
 class CampaignReading(NamedTuple):
     """A campaign's rules at its newest event time, as far as memory holds them."""
 
@@ -48,7 +66,7 @@ class CampaignReading(NamedTuple):
 class BatchReading(NamedTuple):
     """What read_live() took from memory for one batch; read_landed() completes it."""
 
-    pending: list[tuple[str, datetime, list[Check], str]]  # taken at minute boundaries while counting
+    pending: list[Reading]  # taken at minute boundaries while counting
     campaigns: list[CampaignReading]
 
 
@@ -79,9 +97,9 @@ class AlertEvaluator:
         self.book = AlertBook()
         self._compliance: dict[str, tuple[int, list[Check]]] = {}  # campaign -> (event minute, checks)
         self._model_drift: dict[str, tuple[int, Check]] = {}  # campaign -> (event hour, check)
-        self._baselines: dict[tuple[str, str, str], dict] = {}
+        self._baselines: dict[BaselineKey, dict] = {}
         self._last_minute: dict[str, int] = {}  # campaign -> event minute of its last reading
-        self._pending: list[tuple[str, datetime, list[Check], str]] = []
+        self._pending: list[Reading] = []
         self._skewed: dict[str, SkewedClock] = {}  # campaign -> its calls stamped too far ahead
         # Per event-time minute, not per reading: a backlog takes a reading at almost every event.
         self._slot_and_day = lru_cache(maxsize=4096)(self._slot_and_day_of)
@@ -124,8 +142,8 @@ class AlertEvaluator:
         if state.calls >= rules.clock_skew_min_calls and (state.last_minute != minute
                                                            or state.calls == rules.clock_skew_min_calls):
             state.last_minute = minute
-            self._pending.append((campaign, datetime.fromtimestamp(at, timezone.utc),
-                                  [self._clock_skew(state, rules, quiet=False)], event.event_id))
+            self._pending.append(Reading(campaign, datetime.fromtimestamp(at, timezone.utc),
+                                         [self._clock_skew(state, rules, quiet=False)], event.event_id))
 
     @staticmethod
     def _quiet_from(state: SkewedClock, rules: AlertRules) -> float:
@@ -133,12 +151,12 @@ class AlertEvaluator:
         return state.since + rules.clock_skew_quiet_minutes * 60
 
     def _quiet_reading(self, campaign: str, state: SkewedClock, rules: AlertRules,
-                       trigger_event_id: str | None) -> tuple[str, datetime, list[Check], str | None]:
+                       trigger_event_id: str | None) -> Reading:
         state.quiet_read = True
-        return (campaign, datetime.fromtimestamp(self._quiet_from(state, rules), timezone.utc),
-                [self._clock_skew(state, rules, quiet=True)], trigger_event_id)
+        return Reading(campaign, datetime.fromtimestamp(self._quiet_from(state, rules), timezone.utc),
+                       [self._clock_skew(state, rules, quiet=True)], trigger_event_id)
 
-    def _quiet_clocks(self, triggers: Mapping[str, str]) -> list[tuple[str, datetime, list[Check], str | None]]:
+    def _quiet_clocks(self, triggers: Mapping[str, str]) -> list[Reading]:
         """A reading for each skewed campaign whose correct calls have now gone on for the quiet
         period without a future-stamped one: it resolves the campaign's clock_skew alert."""
         readings = []
@@ -198,10 +216,11 @@ class AlertEvaluator:
                     return
         at = datetime.fromtimestamp(watermark, timezone.utc)
         live, window, baseline = self._live_windows(campaign, at, rules, fetch=False)
-        self._pending.append((campaign, at, self._live_checks_from(live, window, baseline, rules), attempt.event_id))
+        self._pending.append(Reading(campaign, at, self._live_checks_from(live, window, baseline, rules),
+                                     attempt.event_id))
 
     def read(self, triggers: Mapping[str, str],
-             violations: Sequence[Violation] = ()) -> list[tuple[str, datetime, list[Check], str]]:
+             violations: Sequence[Violation] = ()) -> list[Reading]:
         """The batch's readings: read_live() then read_landed(), for callers that do both at once."""
         return self.read_landed(self.read_live(triggers, violations))
 
@@ -224,7 +243,7 @@ class AlertEvaluator:
         pending, self._pending = self._pending, []
         return BatchReading(pending + self._quiet_clocks(triggers), campaigns)
 
-    def read_landed(self, batch: BatchReading) -> list[tuple[str, datetime, list[Check], str]]:
+    def read_landed(self, batch: BatchReading) -> list[Reading]:
         """The rest, once the batch has landed: the compliance windows, model drift and stop-list
         dials, read from the warehouse and added to the live checks. Queries the warehouse but
         changes no alert state, so it can be retried."""
@@ -237,10 +256,10 @@ class AlertEvaluator:
             checks = live + self._compliance_checks(campaign, at, rules) + [self._model_drift_check(campaign, at, rules)]
             if violation_ids is not None or (Rule.STOP_LIST_VIOLATION, campaign) in self.book.firing:
                 checks.append(self._stop_list(campaign, at, rules, violation_ids or []))
-            readings.append((campaign, at, checks, trigger_event_id))
+            readings.append(Reading(campaign, at, checks, trigger_event_id))
         return readings
 
-    def observe(self, readings) -> list[Alert]:
+    def observe(self, readings: Iterable[Reading]) -> list[Alert]:
         alerts = []
         for campaign, at, checks, trigger_event_id in readings:
             cooldown = timedelta(seconds=self.settings.alert_rules_for(campaign).cooldown_seconds)
@@ -413,9 +432,10 @@ class AlertEvaluator:
             detail=f"{dials} dial(s) to stop-listed customers in the last {minutes} min",
         )
 
-    def _baseline_key(self, campaign: str, at: datetime) -> tuple[tuple[str, str, str], datetime]:
+    def _baseline_key(self, campaign: str, at: datetime) -> tuple[BaselineKey, datetime]:
+        """The baseline's key at ``at``, and the start (UTC) of that local day, where its days end."""
         slot, day, until = self._slot_and_day(int(at.timestamp() // 60))
-        return (campaign, slot, day), until
+        return BaselineKey(campaign, slot, day), until
 
     def _slot_and_day_of(self, minute: int) -> tuple[str, str, datetime]:
         at = datetime.fromtimestamp(minute * 60, timezone.utc)
@@ -426,31 +446,31 @@ class AlertEvaluator:
         """The baseline for the campaign's slot and day at ``minute`` (epoch minutes) if it was
         fetched already: _baseline(fetch=False) without building the datetimes it needs."""
         slot, day, _ = self._slot_and_day(minute)
-        return self._baselines.get((campaign, slot, day))
+        return self._baselines.get(BaselineKey(campaign, slot, day))
 
     def _baseline(self, campaign: str, at: datetime, rules: AlertRules, fetch: bool = True) -> dict | None:
         key, until = self._baseline_key(campaign, at)
         if key not in self._baselines:
             if not fetch:
                 return None
-            sums = campaign_baseline(self.client, campaign, key[1],
+            sums = campaign_baseline(self.client, campaign, key.slot,
                                      until - timedelta(days=rules.baseline_days), until)
-            self._baselines[key] = self._baseline_from(sums, key[1])
+            self._baselines[key] = self._baseline_from(sums, key.slot)
         return self._baselines[key]
 
     def _prefetch_baselines(self, newest: Mapping[str, datetime]) -> None:
         """The usual rates of every campaign entering a new slot or day, one query per
         (slot, window) rather than one per campaign."""
-        due: dict[tuple[str, datetime, datetime], list[tuple[str, tuple]]] = {}
+        due: dict[tuple[str, datetime, datetime], list[BaselineKey]] = {}  # (slot, since, until) -> keys
         for campaign, at in newest.items():
             key, until = self._baseline_key(campaign, at)
             if key not in self._baselines:
                 since = until - timedelta(days=self.settings.alert_rules_for(campaign).baseline_days)
-                due.setdefault((key[1], since, until), []).append((campaign, key))
+                due.setdefault((key.slot, since, until), []).append(key)
         for (slot, since, until), wanted in due.items():
-            sums = campaign_baselines(self.client, [campaign for campaign, _ in wanted], slot, since, until)
-            for campaign, key in wanted:
-                self._baselines[key] = self._baseline_from(sums[campaign], slot)
+            sums = campaign_baselines(self.client, [key.campaign for key in wanted], slot, since, until)
+            for key in wanted:
+                self._baselines[key] = self._baseline_from(sums[key.campaign], slot)
 
     @staticmethod
     def _baseline_from(sums: Mapping, slot: str) -> dict:
