@@ -4,8 +4,9 @@
     .venv/bin/python bench/dashboard_pressure.py --rounds 1      # every condition once
     .venv/bin/python bench/dashboard_pressure.py --smoke         # 20,000 events, 2,000 campaigns: a check
 
-In embedded mode the worker serves the dashboard from its own process (`callpulse up` runs
-`callpulse worker --dashboard`), so the dashboard's work competes with counting. Each
+In embedded mode only the worker may open the warehouse; `callpulse up` runs the dashboard in a
+process of its own that asks the worker's query endpoint (`callpulse worker --serve-warehouse`,
+warehouse/endpoint.py), so the dashboard's queries still run in the worker's process. Each
 condition runs on a fresh data dir and broker: --events call events (bench/workload.py, 1,000
 campaigns, 100 per record) are published, then the real worker starts with its dashboard,
 and events/s runs from the moment its partitions are assigned until every record has landed
@@ -27,7 +28,7 @@ the worker is ready, and stop once the backlog has landed.
 Each condition's events/s (the median of its rounds) is set against idle's (the goal: within
 10 %), with the worker's peak RSS (VmHWM; the goal: under 1 GB) and what the clients got. On a
 machine shared with other work, events/s also moves with what else runs; the worker's CPU time
-per event (counting and dashboard together, one process) moves much less, and says what the
+per event (counting and the dashboard's queries, one process) moves much less, and says what the
 dashboard's work costs the process. The table is printed and
 written to bench/results/dashboard_pressure.txt.
 """
@@ -290,6 +291,8 @@ def run_condition(condition: str, round_number: int, args) -> Outcome:
         finally:
             clients.stop()
             peak_rss, _ = worker.stop()
+        note = "; ".join(part for part in (note, f"dashboard process peak RSS {worker.dashboard_peak_rss_mb:.0f} MB")
+                         if part)
         if done["counted"] != args.events:
             raise SystemExit(f"{condition}: the worker counted {done['counted']:,} of {args.events:,} events")
     outcome = Outcome(condition, round_number, args.events / seconds, seconds, cpu_share, peak_rss, anon,
@@ -305,7 +308,8 @@ def run_condition(condition: str, round_number: int, args) -> Outcome:
 def render(outcomes: list[Outcome], args, width: int = 170) -> tuple[str, dict]:
     idle = statistics.median(o.events_per_s for o in outcomes if o.condition == "idle")
     idle_cpu = statistics.median(o.cpu_us_per_event for o in outcomes if o.condition == "idle")
-    table = Table(title=f"dashboard pressure · {args.events:,} events (1 worker serving its dashboard) · "
+    table = Table(title=f"dashboard pressure · {args.events:,} events (the worker, its dashboard in a process of "
+                        f"its own) · "
                         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     for column in ("condition", "round", "events/s", "vs idle", "s", "worker CPU", "CPU µs/event", "peak RSS",
                    "peak anon", "clients"):

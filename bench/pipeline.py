@@ -158,25 +158,43 @@ def publish(settings: Settings, events, total: int, label: str) -> float:
 
 
 class Worker:
-    """The real worker in its own process, as `callpulse up` runs it (with ``dashboard``, serving
-    the dashboard from the same process, as `up` does with the embedded warehouse). ``launcher``
-    goes between the interpreter and ``-m callpulse``: a script that runs the module, such as
+    """The real worker in its own process, as `callpulse up` runs it (with ``dashboard``, also the
+    dashboard in a process of its own that asks the worker's query endpoint, as `up` does with
+    the embedded warehouse; ``self.dashboard`` is that process). ``launcher`` goes between the
+    interpreter and ``-m callpulse`` for the worker: a script that runs the module, such as
     bench/memory_probe.py and its options."""
 
     def __init__(self, config: Path, workdir: Path, dashboard: bool = False, launcher: Sequence[str] = ()):
+        import secrets
+
         self.health_port = free_port()
         self.ready_rss_mb = float("nan")  # its resident set as its partitions were assigned
         self.peak_anon_mb = 0.0
         self.log = (workdir / "worker.log").open("w")
         env = dict(os.environ, CALLPULSE_HMAC_KEY=HMAC_KEY)
+        secret, warehouse_port = secrets.token_urlsafe(32), free_port()
+        serving = ["--serve-warehouse", str(warehouse_port)] if dashboard else []
         self.proc = subprocess.Popen([sys.executable, *launcher, "-m", "callpulse", "--config", str(config), "worker",
-                                      "--health-port", str(self.health_port),
-                                      "--dashboard" if dashboard else "--no-dashboard"],
-                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--health-port", str(self.health_port), "--no-dashboard", *serving],
+                                     cwd=ROOT, env=dict(env, CALLPULSE_WAREHOUSE_SECRET=secret),
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.dashboard: subprocess.Popen | None = None
+        self.dashboard_peak_rss_mb = float("nan")
+        if dashboard:
+            from callpulse.embedded import wait_for_port
+
+            wait_for_port("127.0.0.1", warehouse_port, 180, self.proc)
+            self.dashboard_log = (workdir / "dashboard.log").open("w")
+            self.dashboard = subprocess.Popen(
+                [sys.executable, "-m", "callpulse", "--config", str(config), "dashboard"], cwd=ROOT,
+                env=dict(env, CLICKHOUSE_URL=f"http://callpulse:{secret}@127.0.0.1:{warehouse_port}"),
+                stdout=self.dashboard_log, stderr=subprocess.STDOUT)
 
     def health(self) -> dict | None:
         if self.proc.poll() is not None:
             raise SystemExit(f"the worker exited with {self.proc.returncode}; see {self.log.name}")
+        if self.dashboard is not None and self.dashboard.poll() is not None:
+            raise SystemExit(f"the dashboard exited with {self.dashboard.returncode}; see {self.dashboard_log.name}")
         # The kernel keeps no peak of anonymous memory, so it is sampled at every poll.
         self.peak_anon_mb = max(self.peak_anon_mb, memory_mb(self.proc.pid, "RssAnon"))
         return health(self.health_port)
@@ -196,6 +214,11 @@ class Worker:
     def stop(self) -> tuple[float, float]:
         """Stop the worker; its (peak RSS, RSS at the end) in MB."""
         peak, now = memory_mb(self.proc.pid), self.rss_mb()
+        if self.dashboard is not None:
+            self.dashboard_peak_rss_mb = memory_mb(self.dashboard.pid)
+            self.dashboard.terminate()
+            self.dashboard.wait(60)
+            self.dashboard_log.close()
         self.proc.terminate()
         self.proc.wait(60)
         self.log.close()

@@ -1,9 +1,11 @@
 """``callpulse up``: one process tree that runs the whole pipeline on this machine.
 
 Children run in their own sessions, so Ctrl-C reaches only this supervisor, which
-then stops them in dependency order: simulator, worker (flushes to the warehouse),
-dashboard, broker. Each child also gets a parent-death signal, so even a killed
-supervisor leaves no broker behind.
+then stops them in dependency order: simulator, dashboard, worker (flushes to the
+warehouse), broker. Each child also gets a parent-death signal, so even a killed
+supervisor leaves no broker behind. With the embedded warehouse the dashboard runs in a
+process of its own and asks the worker, which alone may open chDB, through the worker's
+query endpoint (warehouse/endpoint.py).
 
 A killed supervisor's children take a second or two to exit, holding the broker's port
 and the warehouse meanwhile. So each run records itself and its children in the data
@@ -19,6 +21,7 @@ import fcntl
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,9 +34,10 @@ from rich.console import Console
 from rich.table import Table
 
 from core.config import Settings
-from callpulse.embedded import (EmbeddedBroker, RecordedProcess, die_with_parent, port_is_open, stop_leftovers,
-                                 wait_for_port)
+from callpulse.embedded import (EmbeddedBroker, RecordedProcess, die_with_parent, free_port, port_is_open,
+                                 stop_leftovers, wait_for_port)
 from streams.kafka_admin import ensure_topics
+from warehouse.endpoint import SECRET_ENV, USER
 
 
 class DataDirInUse(RuntimeError):
@@ -195,13 +199,24 @@ class Supervisor:
                 raise RuntimeError(f"port {port} is already in use; stop what serves http://{host}:{port}/ "
                                    "or set [embedded] dashboard_port")
             env = {"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers} if not settings.embedded_broker else {}
-            worker = self._spawn("worker", "worker", "--dashboard" if settings.embedded_warehouse else "--no-dashboard",
-                                 env=env)
+            dashboard_env = env
+            if settings.embedded_warehouse:
+                # Only the worker may open the embedded warehouse; the dashboard, in a process of its
+                # own so that its work never slows counting, asks the worker's query endpoint.
+                secret, warehouse_port = secrets.token_urlsafe(32), free_port()
+                worker = self._spawn("worker", "worker", "--no-dashboard", "--serve-warehouse", str(warehouse_port),
+                                     env={**env, SECRET_ENV: secret})
+                dashboard_env = {**env, "CLICKHOUSE_URL": f"http://{USER}:{secret}@127.0.0.1:{warehouse_port}"}
+            else:
+                worker = self._spawn("worker", "worker", "--no-dashboard", env=env)
             started.add_row("Faust worker", f"pid {worker.proc.pid}, log {worker.log_path}")
             started.add_row("warehouse", settings.warehouse_url)
-            if not settings.embedded_warehouse:
-                self._spawn("dashboard", "dashboard", env=env)
-            wait_for_port(host, port, 60, worker.proc if settings.embedded_warehouse else None)
+            if settings.embedded_warehouse:
+                wait_for_port("127.0.0.1", warehouse_port, 120, worker.proc)
+                started.add_row("warehouse queries", f"http://127.0.0.1:{warehouse_port} (the worker's, for the "
+                                                     "dashboard)")
+            dashboard = self._spawn("dashboard", "dashboard", env=dashboard_env)
+            wait_for_port(host, port, 60, dashboard.proc)
             started.add_row("dashboard", f"http://{host}:{port}/")
             if simulator:
                 seed = seed if seed is not None else random.randrange(1_000_000)
@@ -238,7 +253,9 @@ class Supervisor:
         return 0
 
     def shutdown(self) -> None:
-        order = {"simulator": 0, "worker": 1, "dashboard": 2}
+        # The dashboard before the worker: the worker's query endpoint then has nothing in
+        # flight to wait for while the worker flushes its last batch.
+        order = {"simulator": 0, "dashboard": 1, "worker": 2}
         for child in sorted(self.children, key=lambda c: order.get(c.name, 9)):
             if child.proc.poll() is None:
                 self.console.print(f"stopping {child.name}…")

@@ -10,6 +10,7 @@ import click
 
 from callpulse.cli.common import console, open_warehouse, settings_of
 from core.config import ConfigError, Settings, load_settings
+from warehouse.endpoint import SECRET_ENV
 
 
 def _dash_app(settings: Settings):
@@ -58,21 +59,51 @@ def bench(bench_args: tuple[str, ...]) -> None:
                    "which only one process may open).")
 @click.option("--health-port", type=int, default=None,
               help="Serve worker health JSON at /health on this port (default: embedded.worker_health_port).")
+@click.option("--serve-warehouse", "warehouse_port", type=int, default=None, metavar="PORT",
+              help="Serve the embedded warehouse to a dashboard in another process on 127.0.0.1:PORT "
+                   f"(ClickHouse's HTTP interface; the password from ${SECRET_ENV}). `up` does this.")
 @click.pass_context
-def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None) -> None:
+def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None, warehouse_port: int | None) -> None:
     """Run the Faust worker: call events -> minute buckets -> warehouse."""
     from streams.app import WorkerPipeline, create_app, run_worker
 
     settings = settings_of(ctx)
-    pipeline = WorkerPipeline(settings, open_warehouse(settings))
-    if dashboard if dashboard is not None else settings.embedded_warehouse:
+    client = open_warehouse(settings)
+    pipeline = WorkerPipeline(settings, client)
+    endpoint = _serve_warehouse(settings, client, warehouse_port) if warehouse_port is not None else None
+    if dashboard if dashboard is not None else (settings.embedded_warehouse and endpoint is None):
         from dashboards.app import serve  # only here: Dash and its pages weigh on a worker without them
 
         host, port = settings.embedded.dashboard_host, settings.embedded.dashboard_port
         threading.Thread(target=serve, args=(_dash_app(settings), host, port), name="dashboard", daemon=True).start()
     app = create_app(settings, pipeline, web_port=health_port or settings.embedded.worker_health_port)
     console.print(f"worker: {settings.topics.call_events} @ {settings.bootstrap_servers} -> {settings.warehouse_url}")
-    run_worker(app, loglevel="debug" if ctx.obj["verbose"] else "warning", stopping=pipeline.stopping)
+    try:
+        run_worker(app, loglevel="debug" if ctx.obj["verbose"] else "warning", stopping=pipeline.stopping)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+
+
+def _serve_warehouse(settings: Settings, client, port: int):
+    """The query endpoint for the dashboard's process, on the schema migrated first (so that the
+    dashboard, which migrates too, finds nothing left to do)."""
+    import os
+
+    from warehouse.endpoint import QueryEndpoint
+    from warehouse.migrate import migrate as apply
+
+    if not settings.embedded_warehouse:
+        raise click.UsageError("--serve-warehouse serves the embedded warehouse; with a ClickHouse server "
+                               "the dashboard connects to it itself")
+    secret = os.environ.get(SECRET_ENV, "")
+    if len(secret) < 16:
+        raise click.UsageError(f"--serve-warehouse needs a secret of 16 characters or more in ${SECRET_ENV}")
+    apply(client)
+    try:
+        return QueryEndpoint(settings.warehouse_url.removeprefix("chdb://"), secret, port=port).start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve the warehouse on 127.0.0.1:{port}: {exc}") from None
 
 
 @click.command()
