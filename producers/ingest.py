@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 from core.config import Settings
 from core.schema import Rejection, decode_record
 from producers.publisher import EventPublisher
-from producers.vicidial import IngestSummary, RowError, RowMapper, open_text, read_rows
+from producers.vicidial import AGENT_LOG_COLUMNS, AgentLogMapper, IngestSummary, RowError, RowMapper, open_text, read_rows
 from core.deadletters import dead_letter, encode_dead_letter
 
 Progress = Callable[[int], None]
@@ -58,6 +58,43 @@ def ingest_vicidial_file(path: Path, settings: Settings, hmac_key: bytes, publis
             publisher.publish(attempt)
             summary.published += 1
             progress(summary.read)
+    publisher.flush()
+    return summary
+
+
+def ingest_vicidial_agent_log(path: Path, settings: Settings, publisher: EventPublisher,
+                              progress: Progress = lambda rows: None) -> IngestSummary:
+    """Publish a vicidial_agent_log export as agent_state events (AgentLogMapper), in event-time
+    order; ``published`` counts events. FileFormatError if the file cannot be read."""
+    mapper = AgentLogMapper(settings)
+    summary = IngestSummary(phone_region=settings.pipeline.phone_region)
+    source = f"file:{path.name}"
+    cycles = []
+    with open_text(path) as stream:
+        for line, row in read_rows(stream, AGENT_LOG_COLUMNS, "vicidial_agent_log"):
+            summary.read += 1
+            try:
+                if isinstance(row, RowError):
+                    raise row
+                cycles.append(mapper.cycle(line, row))
+            except RowError as error:
+                summary.reject(line, error, row if isinstance(row, dict) else None)
+                dead_letter_row(publisher, settings, source, line, error,
+                                without_phone(row) if isinstance(row, dict) else f"line {line}".encode())
+            progress(summary.read)
+    refused_lines: set[int] = set()
+    for cycle, event in sorted(mapper.events(cycles), key=lambda pair: pair[1].event_time):
+        if cycle.line in refused_lines:
+            continue
+        refused = settings.event_screen(event)  # the worker's checks: no phone number in a name
+        if refused is not None:
+            error = RowError(*refused)
+            refused_lines.add(cycle.line)
+            summary.reject(cycle.line, error)
+            dead_letter_row(publisher, settings, source, cycle.line, error, f"line {cycle.line}".encode())
+            continue
+        publisher.publish(event)
+        summary.published += 1
     publisher.flush()
     return summary
 

@@ -1,5 +1,6 @@
 """VICIdial in: rows of ``vicidial_log`` (an export file or the live table) become call
-attempts in the project's event contract.
+attempts in the project's event contract; rows of a ``vicidial_agent_log`` export become
+agent_state events (AgentLogMapper).
 
 Mapping (see README "VICIdial"):
 - uniqueid -> event_id, so a re-ingested row is the same event and counts once
@@ -30,9 +31,13 @@ import msgspec
 from core.alerts import format_seconds
 from core.config import Settings, StatusRule
 from core.privacy import DEFAULT_REGION, hash_phone, looks_like_phone_number, redact_phone_numbers
-from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.schema import SCHEMA_VERSION, AgentStateChange, CallAttempt, Lead, Outcome
 
 REQUIRED_COLUMNS = ("uniqueid", "campaign_id", "call_date", "length_in_sec", "status")
+# vicidial_agent_log: one row per agent call cycle, its seconds in each state in this order.
+AGENT_LOG_SPANS = (("pause_sec", "paused"), ("wait_sec", "available"), ("talk_sec", "on_call"),
+                   ("dispo_sec", "wrap_up"))
+AGENT_LOG_COLUMNS = ("user", "event_time", "campaign_id", *(column for column, _ in AGENT_LOG_SPANS))
 NO_AGENT = {"", "VDAD", "VDCL", "NULL"}  # VICIdial's placeholders when no human agent took the call
 # Columns that become ids or names of the event, or are echoed in a row's error: a phone
 # number in one refuses the row (personal_data) before anything can repeat it.
@@ -180,27 +185,42 @@ def open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
 
 
-def read_rows(stream: io.TextIOBase) -> Iterator[tuple[int, dict[str, str] | RowError]]:
-    """(line number, row) for each data line of a CSV or TSV export with a header row.
+def _header(header_line: str) -> tuple[str, list[str]]:
+    """(delimiter, lower-case column names) of an export's header line."""
+    delimiter = max(("\t", ",", ";", "|"), key=header_line.count)
+    return delimiter, [name.strip().strip('"').lower() for name in next(csv.reader([header_line],
+                                                                                  delimiter=delimiter))]
+
+
+def export_table(path: Path) -> str:
+    """Which VICIdial table an export holds, by its header: ``vicidial_agent_log`` (agent
+    time: pause_sec, wait_sec, talk_sec, dispo_sec) or ``vicidial_log`` (calls)."""
+    with open_text(path) as stream:
+        _, header = _header(stream.readline())
+    return "vicidial_agent_log" if set(AGENT_LOG_COLUMNS) <= set(header) else "vicidial_log"
+
+
+def read_rows(stream: io.TextIOBase, required: tuple[str, ...] = REQUIRED_COLUMNS,
+              table: str = "vicidial_log") -> Iterator[tuple[int, dict[str, str] | RowError]]:
+    """(line number, row) for each data line of a CSV or TSV export of ``table`` with a header row.
 
     The delimiter is whichever of tab, comma or semicolon the header uses; a header
-    without the required columns raises FileFormatError naming what is missing.
+    without the ``required`` columns raises FileFormatError naming what is missing.
     """
     header_line = stream.readline()
     if not header_line.strip():
-        raise FileFormatError("the file is empty: expected a header row naming the vicidial_log columns")
-    delimiter = max(("\t", ",", ";", "|"), key=header_line.count)
-    header = [name.strip().strip('"').lower() for name in next(csv.reader([header_line], delimiter=delimiter))]
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+        raise FileFormatError(f"the file is empty: expected a header row naming the {table} columns")
+    delimiter, header = _header(header_line)
+    missing = [name for name in required if name not in header]
     if missing and len(header) == 1:
         raise FileFormatError(
             f"line 1: found no tab, comma, semicolon or pipe between column names, so the header lacks "
-            f"{', '.join(missing)}. Expected a vicidial_log export with a header row, comma- or tab-separated.")
+            f"{', '.join(missing)}. Expected a {table} export with a header row, comma- or tab-separated.")
     if missing:
         raise FileFormatError(
             f"line 1: the header lacks {', '.join(missing)} (read {len(header)} column(s) split on "
             f"{_delimiter_name(delimiter)}: {', '.join(header[:6])}{'…' if len(header) > 6 else ''}). "
-            "Expected a vicidial_log export with a header row, comma- or tab-separated.")
+            f"Expected a {table} export with a header row, comma- or tab-separated.")
     reader = csv.reader(stream, delimiter=delimiter)
     line = 1
     for fields in reader:
@@ -235,3 +255,103 @@ class IngestSummary:
             self.unknown_statuses[(row.get("status") or "").strip().upper()] += 1
         if len(self.examples) < 10:
             self.examples.append(redact_phone_numbers(f"line {line}: {error.reason}: {error}", self.phone_region)[0])
+
+
+# -- vicidial_agent_log: agent time ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class AgentCycle:
+    """One vicidial_agent_log row, read: an agent's call cycle from ``start`` (UTC)."""
+
+    line: int
+    user: str
+    campaign: str
+    team: str | None
+    start: datetime
+    seconds: tuple[float, ...]  # per AGENT_LOG_SPANS
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=sum(self.seconds))
+
+
+@dataclass
+class AgentLogMapper:
+    """vicidial_agent_log rows -> agent_state events whose spans hold the row's seconds.
+
+    A row is one call cycle of one agent: ``pause_sec`` paused, then ``wait_sec`` available,
+    ``talk_sec`` on call (dead time after the customer hung up included, as VICIdial counts
+    it) and ``dispo_sec`` in wrap-up, from ``event_time`` (the dialer's local time). Each
+    state with seconds starts with an event; a long one is sent again every half of
+    agents.timeout_seconds (the worker takes an agent silent that long for logged out).
+    After an agent's last row, or before a gap to its next, a logged_out event ends the
+    cycle. A row that starts before the previous one of its agent ended starts where that
+    one ended: the agent's seconds add up to the rows' sums either way.
+
+    Event ids are the user, the state and its time, so a file ingested again is the same
+    events.
+    """
+
+    settings: Settings
+
+    def cycle(self, line: int, row: Mapping[str, str]) -> AgentCycle:
+        """One row read, or RowError saying what is wrong with it."""
+        def value(name: str) -> str:
+            return (row.get(name) or "").strip()
+
+        for name in ("user", "event_time", "campaign_id"):
+            if not value(name):
+                raise RowError("missing_field", f"{name} is empty")
+        seconds = []
+        for column, _ in AGENT_LOG_SPANS:
+            text = value(column) or "0"
+            try:
+                number = float(text)
+            except ValueError:
+                raise RowError("bad_number", f"{column} {text!r} is not a number") from None
+            if not math.isfinite(number) or number < 0:
+                raise RowError("negative_duration", f"{column} is {text}")
+            if number > self.settings.limits.max_call_seconds:
+                raise RowError("out_of_range", f"{column} is {number:g}, above [limits].max_call_seconds "
+                                               f"({self.settings.limits.max_call_seconds:g})")
+            seconds.append(number)
+        try:
+            local = datetime.fromisoformat(value("event_time"))
+        except ValueError:
+            raise RowError("bad_timestamp", f"event_time {value('event_time')!r} is not 'YYYY-MM-DD HH:MM:SS'") \
+                from None
+        if local.tzinfo is None:
+            local = local.replace(tzinfo=self.settings.zone)
+        return AgentCycle(line, value("user")[:128], value("campaign_id")[:128], value("user_group")[:128] or None,
+                          local.astimezone(timezone.utc), tuple(seconds))
+
+    def events(self, cycles: list[AgentCycle]) -> Iterator[tuple[AgentCycle, AgentStateChange]]:
+        """Every agent's events in time order, each with the row it came from."""
+        keepalive = timedelta(seconds=max(1.0, self.settings.agents.timeout_seconds / 2))
+        by_agent: dict[str, list[AgentCycle]] = {}
+        for cycle in cycles:
+            by_agent.setdefault(cycle.user, []).append(cycle)
+        for user, rows in by_agent.items():
+            rows = sorted((cycle for cycle in rows if any(cycle.seconds)), key=lambda cycle: (cycle.start, cycle.line))
+            ended: datetime | None = None
+            for index, cycle in enumerate(rows):
+                at = cycle.start if ended is None else max(cycle.start, ended)
+                for (_, state), seconds in zip(AGENT_LOG_SPANS, cycle.seconds):
+                    if seconds <= 0:
+                        continue
+                    span_end = at + timedelta(seconds=seconds)
+                    while at < span_end:
+                        yield cycle, self._event(cycle, state, at)
+                        at += keepalive
+                    at = span_end
+                ended = at
+                following = rows[index + 1] if index + 1 < len(rows) else None
+                if following is None or following.start > ended:
+                    yield cycle, self._event(cycle, "logged_out", ended)
+
+    @staticmethod
+    def _event(cycle: AgentCycle, state: str, at: datetime) -> AgentStateChange:
+        return AgentStateChange(
+            schema_version=SCHEMA_VERSION,
+            event_id=f"vicidial_agent_log/{cycle.user}/{state}/{at.strftime('%Y%m%dT%H%M%S.%f')[:-3]}",
+            campaign=cycle.campaign, event_time=at, agent=cycle.user, state=state, team=cycle.team)

@@ -269,3 +269,88 @@ def msgspec_json(raw: bytes) -> dict:
     import json
 
     return json.loads(raw)
+
+
+# -- vicidial_agent_log: agent time ---------------------------------------------------------
+
+AGENT_LOG = PROJECT_ROOT / "tests" / "fixtures" / "vicidial_agent_log_export.tsv"
+SPANS = {"pause_sec": "paused", "wait_sec": "available", "talk_sec": "on_call", "dispo_sec": "wrap_up"}
+
+
+def agent_seconds_in_file() -> pd.DataFrame:
+    """The export's own sums per campaign and agent (its rows with numbers), by state."""
+    frame = pd.read_csv(AGENT_LOG, sep="\t", dtype=str, keep_default_na=False)
+    for column in SPANS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame = frame.dropna(subset=list(SPANS)).rename(columns=SPANS)
+    sums = frame.groupby(["campaign_id", "user"])[list(SPANS.values())].sum()
+    sums["logged_in"] = sums.sum(axis=1)
+    return sums.astype(float)
+
+
+def test_agent_log_rows_become_state_spans_holding_the_rows_seconds():
+    from producers.vicidial import AgentLogMapper
+
+    settings = load_settings(None)
+    mapper = AgentLogMapper(settings)
+    with AGENT_LOG.open() as stream:
+        rows = list(read_rows(stream, ("user", "event_time", "campaign_id"), "vicidial_agent_log"))
+    cycles, refused = [], []
+    for line, text in rows:
+        try:
+            cycles.append(mapper.cycle(line, text))
+        except RowError as error:
+            refused.append((line, error.reason))
+    assert refused == [(13, "bad_number")]
+    events = [event for _, event in mapper.events(cycles)]
+    by_agent: dict[str, list] = defaultdict(list)
+    for event in events:
+        by_agent[event.agent].append(event)
+    spans: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for agent, timeline in by_agent.items():
+        assert timeline == sorted(timeline, key=lambda event: event.event_time), "each agent's events in order"
+        assert timeline[-1].state == "logged_out"
+        for event, following in zip(timeline, timeline[1:]):
+            gap = (following.event_time - event.event_time).total_seconds()
+            if event.state != "logged_out":
+                assert gap < settings.agents.timeout_seconds, "a long pause is not taken for a logout"
+                spans[(event.campaign, agent)][event.state] += gap
+    want = agent_seconds_in_file()
+    for (campaign, agent), expected in want.iterrows():
+        got = spans[(campaign, agent)]
+        assert {state: got.get(state, 0.0) for state in SPANS.values()} == \
+            {state: expected[state] for state in SPANS.values()}, (campaign, agent)
+    first = by_agent["1001"][0]
+    assert (first.state, first.event_time.isoformat(), first.team) == ("paused", "2026-11-16T00:00:00+00:00",
+                                                                        "TOKYO-A")
+    # 1002 logs out for lunch between its HOMEINS and BBAND cycles; 1001's cycles follow each other.
+    assert [e.state for e in by_agent["1002"]].count("logged_out") == 2
+    assert [e.state for e in by_agent["1001"]].count("logged_out") == 1
+    assert len({event.event_id for event in events}) == len(events)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_an_agent_log_export_lands_its_agent_seconds_once(pipeline):
+    from warehouse.client import connect
+
+    worker = pipeline.worker()
+    for _ in range(2):  # ingested twice: the same events, counted once
+        result = callpulse(pipeline, "ingest", "vicidial", str(AGENT_LOG))
+        assert result.returncode == 0, result.stderr
+        assert "read 12 rows" in result.stderr and "rejected 1" in result.stderr
+        assert "line 13: bad_number: talk_sec '1O5' is not a number" in result.stderr
+        worker.wait_until_caught_up(timeout_s=120)
+    assert worker.stop() == 0
+    client = connect(pipeline.settings.warehouse_url)
+    try:
+        landed = client.query_df(
+            "SELECT campaign AS campaign_id, agent AS user, sum(paused_seconds) AS paused, "
+            "sum(available_seconds) AS available, sum(on_call_seconds) AS on_call, "
+            "sum(wrap_up_seconds) AS wrap_up, sum(logged_in_seconds) AS logged_in "
+            "FROM agent_minutes FINAL GROUP BY campaign, agent ORDER BY campaign, agent")
+    finally:
+        client.close()
+    want = agent_seconds_in_file().reset_index().sort_values(["campaign_id", "user"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(landed[want.columns.tolist()].astype({c: float for c in want.columns[2:]}), want,
+                                  check_dtype=False)

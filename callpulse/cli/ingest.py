@@ -41,7 +41,8 @@ def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds:
                     checkpoint: Path | None, duration: float | None, worker_health_url: str | None,
                     batch_events: int, floor_seconds: float) -> None:
     """Publish a vicidial_log export (CSV or TSV with a header row, gzip accepted), or
-    with --mysql-dsn poll the live table.
+    with --mysql-dsn poll the live table. A vicidial_agent_log export (pause_sec, wait_sec,
+    talk_sec, dispo_sec) becomes the agents' time in each state.
 
     Re-ingesting never double-counts: uniqueid is the event id.
     """
@@ -58,8 +59,13 @@ def ingest_vicidial(ctx, file: Path | None, mysql_dsn: str | None, poll_seconds:
         return
     if file is None:
         raise click.UsageError("give the export FILE to read, or --mysql-dsn to poll the live table")
-    from producers.ingest import ingest_vicidial_file
+    from producers.ingest import ingest_vicidial_agent_log, ingest_vicidial_file
+    from producers.vicidial import export_table
 
+    if file.is_file() and export_table(file) == "vicidial_agent_log":
+        _run_ingest(file, settings, batch_events,
+                    lambda publisher, progress: ingest_vicidial_agent_log(file, settings, publisher, progress))
+        return
     _run_ingest(file, settings, batch_events,
                 lambda publisher, progress: ingest_vicidial_file(file, settings, key, publisher, progress))
 
