@@ -88,6 +88,18 @@ class Violation:
 
 
 @dataclass(frozen=True)
+class CallingHoursViolation:
+    """A call placed outside the called person's allowed local hours (its campaign's profile)."""
+
+    attempt: CallAttempt
+    dialed_at: datetime        # UTC
+    local_dialed_at: datetime  # the same moment on the callee's clock (attempt.callee_timezone)
+    profile: str               # the [calling_hours] profile in force
+    allowed_from: str          # "HH:MM", local
+    allowed_until: str
+
+
+@dataclass(frozen=True)
 class StopListChange:
     """A flag or a removal read from the topic, as it lands in the warehouse's stop_list table."""
 

@@ -7,6 +7,7 @@ import logging
 import click
 
 from callpulse.cli.alerts import alerts
+from callpulse.cli.compliance import compliance
 from callpulse.cli.deadletters import deadletters
 from callpulse.cli.ingest import ingest
 from callpulse.cli.report import report
@@ -42,6 +43,6 @@ def main(ctx: click.Context, config_file: str | None, data_dir: str | None, verb
     ctx.obj = {"settings": settings, "verbose": verbose, "config_file": config_file}
 
 
-for command in (topics, migrate, alerts, report, users, ingest, deadletters, stoplist, status, schema, simulate,
-                bench, worker, dashboard, up):
+for command in (topics, migrate, alerts, compliance, report, users, ingest, deadletters, stoplist, status, schema,
+                simulate, bench, worker, dashboard, up):
     main.add_command(command)
