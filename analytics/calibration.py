@@ -384,8 +384,8 @@ def trailing_calibrations(client, untils: Mapping[str, datetime], days: float = 
     columns = trailing_score_counts_at(client, untils, span)
     results: dict[str, Calibration | None] = {campaign: None for campaign in campaigns}
     if columns and len(columns[0]):
-        # Rows come sorted by campaign: cut the arrays at each new name (a pandas
-        # groupby per hour of 1,000 campaigns cost more than the query).
+        # Rows come sorted by campaign: cut the arrays at each new name, rather than a
+        # pandas groupby per hour, which is slow over many campaigns.
         names = np.asarray(columns[0], dtype=object)
         score, calls, ordered = (np.asarray(column, dtype=dtype)
                                  for column, dtype in zip(columns[1:], ("float64", "int64", "int64")))

@@ -95,8 +95,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
 def log_lines(alerts: Sequence[Alert], limit: int) -> list[str]:
     """What the worker logs for a batch's transitions: the first ``limit`` headlines, then one
     line counting the rest by rule and state. A backlog raises thousands in one batch, and a
-    line each buried the log (and took longer than sending them); the topic and the alerts
-    table hold every one."""
+    line each would bury the log; the topic and the alerts table hold every one."""
     lines = [alert.headline() for alert in alerts[:limit]]
     rest = alerts[limit:]
     if rest:

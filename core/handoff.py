@@ -41,7 +41,7 @@ class BucketRow(NamedTuple):
 class DirtyBuckets:
     """The full state of the buckets changed in a batch, stamped with one version, as columns:
     the keys' four, and the counters as one matrix (a row per bucket, a column per COUNTERS
-    name). Landing writes them as they are; one object per bucket cost more than counting."""
+    name). Landing writes them as they are, without an object per bucket."""
 
     __slots__ = ("campaigns", "slots", "segments", "minutes", "counters", "version")
 

@@ -155,8 +155,8 @@ MIN_BARE_DIGITS = 10
 # Spans of a candidate worth judging hold this many digits (E.164 has at most 15, and an
 # international prefix such as 010 adds a few).
 _DIGITS_IN_A_NUMBER = range(6, 20)
-# libphonenumber calls one text may cost (20-50 µs each). Past it, every remaining candidate
-# that could be a number is removed unjudged: a flood of digit groups must neither stall
+# The most spans of one text libphonenumber judges (each a full parse). Past it, every remaining
+# candidate that could be a number is removed unjudged: a flood of digit groups must neither stall
 # the worker nor slip a number through.
 MAX_JUDGED_SPANS = 2_000
 
@@ -222,8 +222,8 @@ class _Detector:
         return written.startswith(("+", "(", self.national_prefix)) or _SEPARATORS.search(written) is not None
 
     def could_be_valid(self, readable: str) -> bool:
-        """False when libphonenumber cannot find ``readable`` valid, judged in microseconds
-        instead of its tens: every national number its parse could make of these digits
+        """False when libphonenumber cannot find ``readable`` valid, judged without its full
+        parse: every national number its parse could make of these digits
         (as written, less the national prefix, less this country's code) matches none of
         the region's number patterns (tests/test_phone_numbers.py checks this against
         libphonenumber in every region). Numbers written with + or an international prefix

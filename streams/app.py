@@ -43,10 +43,9 @@ STOP_LIST_IDLE_SECONDS = 1.0
 
 def tune_garbage_collector() -> None:
     """The live state is hundreds of thousands of small lists, sets and tuples that hold no
-    cycles. At Python's default thresholds the collector walked them all again and again,
-    which cost more than counting the calls did (half the time of a bucket update).
-    Everything loaded so far is frozen out of collection; new garbage is collected
-    less often."""
+    cycles, which the collector would otherwise walk again and again at Python's default
+    thresholds. Everything loaded so far is frozen out of collection; new garbage is
+    collected less often."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)

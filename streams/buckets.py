@@ -318,8 +318,8 @@ class MinuteBuckets:
                 for event_id in kept.event_ids:
                     fingerprints.pop(event_id, None)
             # Each window still holding evicted minutes (the kept totals always do, and a window
-            # left behind by a campaign gone quiet) loses their sum at once: a backlog evicts
-            # dozens of a campaign's minutes together, and one subtraction each was a third of it.
+            # left behind by a campaign gone quiet) loses their sum at once, not one minute at a
+            # time: a backlog evicts dozens of a campaign's minutes together.
             for first_minute, totals in self._windows.get(campaign, {}).values():
                 rows = [kept.totals for kept in leaving if kept.minute >= first_minute]
                 if rows:
