@@ -125,6 +125,27 @@ def metric_label(name: str) -> str:
     return RATES[name].label if name in RATES else name.replace("_", " ").capitalize()
 
 
+#: Which way a metric is better: "lower" for the abandon rate (a legal risk) and CPO (a cost),
+#: "higher" for the contact rate, conversion and orders. A page colours the good end calm and
+#: the bad end loud from this. A metric not named here (handle time, dials) is neither.
+BETTER: dict[str, str] = {
+    "abandon_rate": "lower",
+    "abandon_rate_ftc": "lower",
+    "cpo": "lower",
+    "contact_rate": "higher",
+    "conversion_rate": "higher",
+    "orders": "higher",
+    "calls_per_agent_hour": "higher",
+    "orders_per_agent_hour": "higher",
+}
+
+
+def higher_is_better(name: str) -> bool | None:
+    """True when more of ``name`` is better, False when less is, None when neither (BETTER)."""
+    direction = BETTER.get(name)
+    return None if direction is None else direction == "higher"
+
+
 @dataclass(frozen=True)
 class ComplianceWindow:
     """A rolling abandon-rate window per campaign, ending now, over whole minute buckets."""

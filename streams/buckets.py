@@ -45,6 +45,12 @@ def call_fingerprint(campaign: str, event_ms: int, outcome: str, is_order: bool,
     return hash((campaign, event_ms, outcome, bool(is_order), float(talk_seconds), segment))
 
 
+def id_key(event_id: str) -> int:
+    """What the live state remembers an event id by: its 64-bit hash, an int rather than the
+    string (a collision among the ids of one lateness window is about as likely as 1 in 10^8)."""
+    return hash(event_id)
+
+
 def attempt_fingerprint(attempt: CallAttempt) -> int:
     moment = attempt.event_time
     event_ms = (math.floor(moment.timestamp()) * 1_000_000 + moment.microsecond) // 1000
@@ -54,7 +60,9 @@ def attempt_fingerprint(attempt: CallAttempt) -> int:
 
 class CampaignMinute:
     """One campaign's minute: its buckets, one counter list per segment (the slot follows
-    from the minute), their totals, and the event ids counted in it, forgotten with it. A plain slotted class, not a dataclass: tens of thousands live at once.
+    from the minute), their totals, and the keys (id_key) of the event ids counted in it, until
+    the minute passes the lateness window. A plain slotted class, not a dataclass: tens of
+    thousands live at once.
 
     While the minute holds one segment, its totals are that segment's counter list itself:
     most minutes of a big, thin campaign list hold one call, and a second list for them
@@ -68,7 +76,7 @@ class CampaignMinute:
         self.slot = slot
         self.segments: dict[str, list[float]] = {}
         self.totals = [0.0] * len(COUNTERS)  # the first segment's counters, until a second one comes
-        self.event_ids: list[str] = []
+        self.event_ids: list[int] = []  # their id_key()s; emptied once the minute is past lateness
         # Counted into since its buckets last landed. The whole minute lands again, not only the
         # segments that changed: a full state re-landed is harmless, and a set per minute was not.
         self.changed = False
@@ -109,9 +117,12 @@ class MinuteBuckets:
         # (a dialer's wrong clock or zone) then never makes a correct call late that the
         # correct calls themselves would not have.
         self.watermarks: dict[str, float] = {}
-        # event id -> the fingerprint of the call it was counted for, for every minute kept, whatever
-        # its campaign or minute: a replay is a duplicate, a re-send with other content a conflict.
-        self.fingerprints: dict[str, int] = {}
+        # id_key(event id) -> the fingerprint of the call it was counted for, whatever its campaign
+        # or minute, while that minute is within the lateness window: a replay is a duplicate, a
+        # re-send with other content a conflict. An event older than the window is late, and late
+        # events are compared with what the warehouse landed (processor.resolve_late), so the
+        # minutes kept longer for the alert windows need not remember their ids.
+        self.fingerprints: dict[int, int] = {}
         self._ceiling = self.watermark_ceiling()  # cached; read again only when an event reaches it
 
     @staticmethod
@@ -146,7 +157,7 @@ class MinuteBuckets:
 
     def add(self, attempt: CallAttempt) -> Verdict:
         fingerprint = attempt_fingerprint(attempt)
-        known = self.fingerprints.get(attempt.event_id)
+        known = self.fingerprints.get(id_key(attempt.event_id))
         if known is not None:
             return Verdict.DUPLICATE if known == fingerprint else Verdict.CONFLICT
         epoch = attempt.event_time.timestamp()
@@ -179,8 +190,9 @@ class MinuteBuckets:
 
     def _count(self, kept: CampaignMinute, segment: str, event_id: str, fingerprint: int,
                increments: tuple[tuple[int, float], ...]) -> None:
-        kept.event_ids.append(event_id)
-        self.fingerprints[event_id] = fingerprint
+        key = id_key(event_id)
+        kept.event_ids.append(key)
+        self.fingerprints[key] = fingerprint
         segments = kept.segments
         counters = segments.get(segment)
         if counters is None:
@@ -222,7 +234,7 @@ class MinuteBuckets:
             minutes = self.minutes.get(campaign)
             kept = (minutes.get(minute) if minutes is not None else None) or self._new_minute(campaign, minute,
                                                                                               minutes)
-            if event_id in self.fingerprints:
+            if id_key(event_id) in self.fingerprints:
                 continue  # the same event landed twice before a merge; count it once
             fingerprint = call_fingerprint(campaign, round(epoch * 1000), outcome, is_order, talk_seconds, segment)
             self._count(kept, segment, event_id, fingerprint, counter_increments(outcome, is_order, cost, talk_seconds))
@@ -307,16 +319,20 @@ class MinuteBuckets:
             if minutes is None:
                 continue
             horizon = self.watermarks[campaign] - self.keep_seconds
+            ids_horizon = self.watermarks[campaign] - self.lateness
             leaving = []
-            for minute in [minute for minute in minutes if minute + 60 <= horizon]:
-                if minutes[minute].changed:
+            fingerprints = self.fingerprints
+            for minute in [minute for minute in minutes if minute + 60 <= ids_horizon]:
+                kept = minutes[minute]
+                if kept.changed:
                     unfinished.add(campaign)
                     continue
-                leaving.append(minutes.pop(minute))
-            fingerprints = self.fingerprints
-            for kept in leaving:
-                for event_id in kept.event_ids:
-                    fingerprints.pop(event_id, None)
+                if kept.event_ids:  # past lateness: a replay of its calls is late, and looked up
+                    for key in kept.event_ids:
+                        fingerprints.pop(key, None)
+                    kept.event_ids = []
+                if minute + 60 <= horizon:
+                    leaving.append(minutes.pop(minute))
             # Each window still holding evicted minutes (the kept totals always do, and a window
             # left behind by a campaign gone quiet) loses their sum at once, not one minute at a
             # time: a backlog evicts dozens of a campaign's minutes together.

@@ -6,7 +6,7 @@ import pytest
 from core.config import load_settings
 from core.schema import CallAttempt, Lead, Outcome
 from core.slots import SlotRules
-from streams.buckets import MinuteBuckets, Verdict
+from streams.buckets import MinuteBuckets, Verdict, id_key
 
 T0 = datetime(2026, 11, 23, 0, 0, 30, tzinfo=timezone.utc)  # 09:00:30 in Tokyo
 
@@ -58,7 +58,26 @@ def test_an_evicted_minute_forgets_its_ids_with_it():
     state.add(call("much-later", 3 * 3600))
     state.take_dirty()
     state.evict_closed()
-    assert "old" not in state.fingerprints and "much-later" in state.fingerprints
+    assert id_key("old") not in state.fingerprints and id_key("much-later") in state.fingerprints
+
+
+def test_ids_are_remembered_for_the_lateness_window_and_the_minutes_kept_longer_for_alerts():
+    """Past the lateness window a minute's ids are forgotten while its buckets stay for the alert
+    windows: a replay of one of its calls is late, which the worker looks up in the warehouse."""
+    state = buckets()
+    assert state.keep_seconds > state.lateness + 120
+    state.add(call("early", 0))
+    state.add(call("recent", state.lateness + 30))
+    state.take_dirty()
+    state.add(call("now", state.lateness + 180))  # "early"'s minute is now past lateness, not past the hour
+    state.take_dirty()
+    state.evict_closed()
+    assert id_key("early") not in state.fingerprints
+    assert {id_key("recent"), id_key("now")} <= state.fingerprints.keys()
+    assert len(state.minutes["c1"]) == 3 and state.kept_totals("c1")[0] == 3  # the alert windows still count it
+    assert state.add(call("early", 0)) is Verdict.LATE
+    assert state.add(call("recent", state.lateness + 30)) is Verdict.DUPLICATE
+    assert state.held()["event_ids"] == 2
 
 
 def test_out_of_order_within_lateness_updates_its_own_minute_and_older_is_late():
