@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 TEXT = "#e6e6e6"
 MUTED = "#95a5a6"
@@ -21,17 +22,45 @@ TABLE_STYLE = {
 }
 
 
+CALM = "#263542"  # zero on a rate's colour scale: nothing to look at
+GOOD = "#2ecc71"
+BAD = "#e74c3c"
+NEUTRAL = "#5dade2"
+
+#: The dashboard's Plotly template, the default for every figure a page builds (plotly.io's
+#: default template), so an empty, thin or error figure is dark like the rest of the page.
+TEMPLATE_NAME = "callpulse"
+FIGURE_BASICS = {
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 14, "color": TEXT},
+    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+}
+_template = go.layout.Template(pio.templates["plotly_dark"])
+_template.layout.update(**FIGURE_BASICS)
+pio.templates[TEMPLATE_NAME] = _template
+pio.templates.default = TEMPLATE_NAME
+
+
 def figure_layout(**overrides) -> dict:
     """Plotly layout defaults: transparent on the dark page, readable type, no clutter."""
-    layout = {
-        "template": "plotly_dark",
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 14, "color": TEXT},
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-    }
+    layout = {"template": TEMPLATE_NAME, **FIGURE_BASICS}
     layout.update(overrides)
     return layout
+
+
+def rate_colour_scale(higher_is_better: bool | None, top: float) -> dict:
+    """A sequential colour scale from 0 (the calm colour) to ``top``: its loud end is good
+    (green) when more is better, bad (red) when less is better, plain blue when neither.
+    For a heatmap trace: colorscale, zmin and zmax."""
+    loud = NEUTRAL if higher_is_better is None else GOOD if higher_is_better else BAD
+    middle = "#1f6f5c" if higher_is_better else "#b9770e" if higher_is_better is False else "#2e6a8e"
+    return {"colorscale": [[0.0, CALM], [0.5, middle], [1.0, loud]], "zmin": 0.0, "zmax": float(top)}
+
+
+def blank_figure() -> go.Figure:
+    """What a dcc.Graph shows before its callback answers: the theme's dark, with no axes."""
+    return empty_figure("")
 
 
 def empty_figure(message: str) -> go.Figure:
@@ -41,3 +70,11 @@ def empty_figure(message: str) -> go.Figure:
                                          annotations=[{"text": message, "showarrow": False,
                                                        "font": {"size": 18}}] if message else []))
     return figure
+
+
+def graph(component_id: str) -> "dcc.Graph":
+    """A page's chart: dark from the first paint (a dcc.Graph without a figure draws Plotly's
+    white default until its callback answers), with Plotly's logo left off the mode bar."""
+    from dash import dcc
+
+    return dcc.Graph(id=component_id, figure=blank_figure(), config={"displaylogo": False})

@@ -22,7 +22,8 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 from plotly.subplots import make_subplots
 
 from analytics import best_time, reports
-from core.metrics import format_metric
+from core.slots import OFF_HOURS
+from core.metrics import format_metric, higher_is_better
 from dashboards import theme
 from dashboards.controls import Export, control, day_range, download, export_buttons
 from dashboards.data import context, newest_day, parse_day
@@ -32,6 +33,8 @@ dash.register_page(__name__, path="/best-time", name="Best time to call", title=
                    order=40)
 
 RECOMMENDED_MARK = "★"
+#: How a recommendation that cannot be made yet starts: what it needs follows.
+NEEDS = "needs"
 # Small multiples stay readable up to about this many segments; the busiest are drawn.
 MAX_HOUR_CHARTS = 12
 HOUR_CHART_COLUMNS = 3
@@ -58,20 +61,22 @@ def layout(**query):
                 className="controls",
             ),
             html.Div(id="best-time-summary", className="report-summary", **{"data-testid": "best-time-summary"}),
-            dcc.Loading(dcc.Graph(id="best-time-heatmap", config={"displaylogo": False}), type="dot"),
+            dcc.Loading(theme.graph("best-time-heatmap"), type="dot"),
             html.H3("Recommended calling windows", className="section-title"),
             dash_table.DataTable(
                 id="best-time-windows", columns=[{"name": label, "id": key} for key, label in WINDOW_COLUMNS],
                 sort_action="none",
                 style_data_conditional=[
                     {"if": {"column_id": ["segment", "slots", "hours"]}, "textAlign": "left"},
-                    {"if": {"filter_query": f'{{slots}} = "{best_time.NOT_ENOUGH_DATA}"'},
+                    {"if": {"filter_query": f'{{slots}} contains "{NEEDS}"'},
                      "backgroundColor": theme.TOO_FEW, "color": theme.MUTED},
+                    {"if": {"column_id": ["slots", "hours"], "filter_query": f'{{slots}} contains "{NEEDS}"'},
+                     "whiteSpace": "normal"},
                 ],
                 **theme.TABLE_STYLE,
             ),
             html.H3("Contact rate by hour of day", className="section-title"),
-            dcc.Graph(id="best-time-hours", config={"displaylogo": False}),
+            theme.graph("best-time-hours"),
         ],
         className="report-page best-time-page",
     )
@@ -110,7 +115,33 @@ def build(start, end, campaigns):
     summary = (f"Contact rate (live answers / dials) by segment × time slot · {start_day} to {end_day} "
                f"({context().settings.pipeline.timezone}) · {dials:,} dials · {RECOMMENDED_MARK} recommended · "
                f"cells under {result.min_calls} dials are greyed: {best_time.NOT_ENOUGH_DATA}")
+    calling = result.slots[result.slots["slot"] != OFF_HOURS]
+    if not int(calling["dials"].sum()):
+        summary = [summary, html.Div(
+            f"Every call in these days was off-hours, which is never recommended. A calling window needs at "
+            f"least {result.min_calls} dials per segment in one of the calling slots: {_calling_slots()}.",
+            className="needs-data", **{"data-testid": "best-time-needs"})]
     return _heatmap(result), _window_rows(result), _hour_charts(result), summary, search
+
+
+def _calling_slots() -> str:
+    """The configured calling slots as people read them: "morning 09:00–12:00, midday 12:00–16:00"."""
+    return ", ".join(f"{reports.label_value('slot', slot.name)} {slot.start_hour:02d}:00–{slot.end_hour:02d}:00"
+                     for slot in context().slot_rules.slots if slot.name != OFF_HOURS)
+
+
+def _needs(result: best_time.BestTime, segment: str, time_column: str) -> str:
+    """What a segment without a window is missing: which slots (or hours) and how many dials,
+    with the most it has in any of them."""
+    if time_column == "slot":
+        part = result.slots[(result.slots["segment"] == segment) & (result.slots["slot"] != OFF_HOURS)]
+        where = "one calling slot"
+    else:
+        hours = best_time.calling_hours(context().slot_rules)
+        part = result.hours[(result.hours["segment"] == segment) & result.hours["hour"].isin(hours)]
+        where = f"one hour {hours[0]:02d}:00–{hours[-1] + 1:02d}:00" if hours else "one calling hour"
+    most = int(part["dials"].max()) if len(part) else 0
+    return f"{NEEDS} {result.min_calls}+ dials in {where}; most so far {most:,}"
 
 
 def _heatmap(result: best_time.BestTime) -> go.Figure:
@@ -148,14 +179,19 @@ def _heatmap(result: best_time.BestTime) -> go.Figure:
     def only(mask, grid):
         return [[value if keep else "" for value, keep in zip(values, keeps)] for values, keeps in zip(grid, mask)]
 
+    trusted = np.where(too_few, np.nan, rates)
+    # Sequential from 0 (the calm colour) up to the best rate shown; a page of zeros stays calm.
+    top = max(float(np.nanmax(trusted)) if np.isfinite(trusted).any() else 0.0, 0.01)
     common = {"x": x, "y": segments, "texttemplate": "%{text}", "hovertemplate": "%{hovertext}<extra></extra>",
               "hoverongaps": False, "customdata": customdata, "xgap": 2, "ygap": 2}
     figure = go.Figure([
-        go.Heatmap(name="contact rate", z=_plain(np.where(too_few, np.nan, rates)), colorscale="Viridis",
-                   colorbar={"title": "Contact rate", "tickformat": ".0%"}, text=only(~too_few, text),
+        go.Heatmap(name="contact rate", z=_plain(trusted), text=only(~too_few, text),
+                   **theme.rate_colour_scale(higher_is_better("contact_rate"), top),
+                   colorbar={"title": "Contact rate<br><sub>higher is better</sub>",
+                             "tickformat": ".0%" if top >= 0.1 else ".1%"},
                    hovertext=only(~too_few, hover), **common),
         go.Heatmap(name=best_time.NOT_ENOUGH_DATA, z=_plain(np.where(too_few, 1.0, np.nan)), showscale=False,
-                   colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], text=only(too_few, text),
+                   zmin=0, zmax=1, colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], text=only(too_few, text),
                    hovertext=only(too_few, hover), **common),
     ])
     figure.update_layout(**theme.figure_layout(
@@ -178,11 +214,13 @@ def _window_rows(result: best_time.BestTime) -> list[dict]:
         has_hours = hour_window is not None and len(hour_window["window"])
         rows.append({
             "segment": window["segment"],
-            "slots": best_time.window_label(window["window"], "slot"),
+            "slots": (best_time.window_label(window["window"], "slot") if len(window["window"])
+                      else _needs(result, window["segment"], "slot")),
             "slot_rate": format_metric("contact_rate", window["contact_rate"]),
             "slot_interval": best_time.format_interval(window["ci_low"], window["ci_high"]),
             "slot_dials": format_metric("dials", window["dials"]),
-            "hours": best_time.window_label(hour_window["window"] if has_hours else [], "hour"),
+            "hours": (best_time.window_label(hour_window["window"], "hour") if has_hours
+                      else _needs(result, window["segment"], "hour")),
             "hour_rate": format_metric("contact_rate", hour_window["contact_rate"] if has_hours else None),
             "hour_interval": best_time.format_interval(*((hour_window["ci_low"], hour_window["ci_high"])
                                                          if has_hours else (None, None))),

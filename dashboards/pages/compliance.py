@@ -49,7 +49,7 @@ def layout(**query):
                 className="controls",
             ),
             html.Div(id="compliance-summary", className="report-summary", **{"data-testid": "compliance-summary"}),
-            dcc.Graph(id="compliance-chart", config={"displaylogo": False}),
+            theme.graph("compliance-chart"),
             html.H3("Daily history", className="section-title"),
             dash_table.DataTable(
                 id="compliance-table", columns=[{"name": label, "id": key} for key, label in TABLE_COLUMNS],

@@ -2,8 +2,8 @@
 
 For one campaign and week, a calibration chart puts each score decile's mean predicted
 order rate against its actual order rate (a calibrated model sits on the diagonal), with
-a table of the deciles; a trend shows each campaign's calibration error (ECE) and AUC
-week by week, so a manager sees when the model decayed and the list needs re-scoring.
+a table of the deciles (fewer, larger bins when a week is too thin for ten); a trend
+shows each campaign's calibration error (ECE) and AUC week by week, so a manager sees when the model decayed and the list needs re-scoring.
 The definitions are in analytics.calibration; the URL holds the campaign and week.
 """
 
@@ -32,7 +32,7 @@ TREND_WEEKS = 12
 #: test's bins - 2 df flag 12 % of calibrated weeks at 0.05 (see analytics.calibration).
 HL_SIGNIFICANT = 0.01
 CAMPAIGN_COLOURS = qualitative.Plotly
-TABLE_COLUMNS = [("decile", "Decile"), ("calls", "Conversations"), ("orders", "Orders"), ("scores", "Scores"),
+TABLE_COLUMNS = [("decile", "Score bin"), ("calls", "Conversations"), ("orders", "Orders"), ("scores", "Scores"),
                  ("predicted", "Predicted"), ("actual", "Actual"), ("interval", "Actual, 95 % interval"),
                  ("gap", "Actual − predicted")]
 
@@ -53,13 +53,14 @@ def layout(campaign=None, week=None, **_query):
                 className="controls",
             ),
             html.Div(id="model-summary", className="report-summary", **{"data-testid": "model-summary"}),
-            dcc.Graph(id="model-calibration", config={"displaylogo": False}),
-            html.H3("Score deciles", className="section-title"),
+            theme.graph("model-calibration"),
+            html.H3("Score bins", className="section-title"),
+            html.Div(id="model-table-note", className="report-summary", **{"data-testid": "model-table-note"}),
             dash_table.DataTable(
                 id="model-table", columns=[{"name": label, "id": key} for key, label in TABLE_COLUMNS],
                 sort_action="none", **theme.TABLE_STYLE),
             html.H3(f"Trend, last {TREND_WEEKS} weeks", className="section-title"),
-            dcc.Graph(id="model-trend", config={"displaylogo": False}),
+            theme.graph("model-trend"),
         ],
         className="report-page model-page",
     )
@@ -108,6 +109,7 @@ def weeks_for(campaign, wanted):
     Output("model-table", "style_data_conditional"),
     Output("model-trend", "figure"),
     Output("model-summary", "children"),
+    Output("model-table-note", "children"),
     Output("model-url", "search"),
     Input("model-campaign", "value"),
     Input("model-week", "value"),
@@ -121,17 +123,48 @@ def build(campaign, week):
         message = ("No scored conversations have landed yet: the response model is checked on connected "
                    "calls whose lead carries a response score." if not weekly else
                    "Pick a campaign and a week with scored conversations.")
-        return theme.empty_figure(message), [], [], trend, message, dash.no_update
+        return theme.empty_figure(message), [], [], trend, message, "", dash.no_update
     min_calls = context().settings.dashboard.report_min_calls
+    chosen = _fewer_bins_when_thin(chosen, min_calls)
     rows, styles = _table(chosen, min_calls)
     search = "?" + urlencode({"campaign": campaign, "week": chosen.period_start.date().isoformat()})
-    return _calibration_chart(chosen, min_calls), rows, styles, trend, _summary(chosen, min_calls), search
+    return (_calibration_chart(chosen, min_calls), rows, styles, trend, _summary(chosen, min_calls),
+            _table_note(chosen, min_calls), search)
+
+
+def _bins(result: calibration.Calibration) -> int:
+    return len(result.table)
+
+
+def _fewer_bins_when_thin(result: calibration.Calibration, min_calls: int) -> calibration.Calibration:
+    """The week re-binned so each bin holds about ``min_calls`` conversations when ten would
+    not: ten bins of 19 are all too small to judge, six of 31 can be. One bin at least."""
+    wanted = max(1, min(calibration.DEFAULT_BINS, result.n // max(min_calls, 1)))
+    if wanted >= calibration.DEFAULT_BINS:
+        return result
+    zone = context().settings.zone
+    rebinned = calibration.weekly_calibration(context().client, result.period_start, result.period_end, zone,
+                                              [result.campaign], bins=wanted)
+    return next((week for week in rebinned if week.campaign == result.campaign), result)
+
+
+def _table_note(result: calibration.Calibration, min_calls: int) -> str:
+    """Why rows are greyed, with n, and how many bins the week was cut into."""
+    bins = _bins(result)
+    cut = (f"{bins} bins (deciles) of the scores" if bins == calibration.DEFAULT_BINS else
+           f"{bins} bin{'s' if bins != 1 else ''} instead of {calibration.DEFAULT_BINS}: "
+           f"{calibration.DEFAULT_BINS} would hold about {result.n // calibration.DEFAULT_BINS:,} each, under the "
+           f"{min_calls} a bin needs")
+    few = int((result.table["calls"] < min_calls).sum())
+    greyed = (f" · {few} bin{'s are' if few != 1 else ' is'} greyed: under {min_calls} conversations "
+              f"(n in the Conversations column), too few for its actual rate to say much" if few else "")
+    return f"{result.n:,} scored conversations in {cut}{greyed}."
 
 
 def _summary(result: calibration.Calibration, min_calls: int) -> str:
     zone = context().settings.pipeline.timezone
     if result.hl_pvalue is None:
-        verdict = "too few deciles to test against chance"
+        verdict = "too few bins to test against chance"
     elif result.hl_pvalue < HL_SIGNIFICANT:
         verdict = "the gaps are larger than chance gives: the model is off"
     else:
@@ -140,7 +173,7 @@ def _summary(result: calibration.Calibration, min_calls: int) -> str:
             f"{result.orders:,} orders · predicted {_percent(result.predicted_rate)}, actual "
             f"{_percent(result.actual_rate)} · calibration error {_points(result.ece)} · AUC {_number(result.auc)} · "
             f"Hosmer-Lemeshow p = {_number(result.hl_pvalue)}: {verdict}"
-            f" · deciles under {min_calls} conversations are hollow")
+            f" · bins under {min_calls} conversations are hollow")
 
 
 def _calibration_chart(result: calibration.Calibration, min_calls: int) -> go.Figure:
@@ -151,7 +184,7 @@ def _calibration_chart(result: calibration.Calibration, min_calls: int) -> go.Fi
         go.Scatter(name="perfect calibration", x=[0, top], y=[0, top], mode="lines", hoverinfo="skip",
                    line={"color": theme.MUTED, "dash": "dash"}),
         go.Scatter(
-            name="actual by decile", x=table["predicted"].tolist(), y=table["actual"].tolist(),
+            name="actual by score bin", x=table["predicted"].tolist(), y=table["actual"].tolist(),
             mode="lines+markers+text", text=[str(d) for d in table["decile"]], textposition="top left",
             error_y={"type": "data", "symmetric": False, "color": theme.MUTED, "thickness": 1,
                      "array": (table["actual_high"] - table["actual"]).tolist(),
@@ -159,12 +192,13 @@ def _calibration_chart(result: calibration.Calibration, min_calls: int) -> go.Fi
             marker={"size": 10, "color": "#5dade2",
                     "symbol": ["circle-open" if small else "circle" for small in few]},
             customdata=table[["decile", "calls", "orders", "score_min", "score_max"]].to_numpy().tolist(),
-            hovertemplate="decile %{customdata[0]} · scores %{customdata[3]:.3f}–%{customdata[4]:.3f}<br>"
+            hovertemplate="bin %{customdata[0]} · scores %{customdata[3]:.3f}–%{customdata[4]:.3f}<br>"
                           "predicted %{x:.1%} · actual %{y:.1%}<br>"
                           "%{customdata[2]:,} orders / %{customdata[1]:,} conversations<extra></extra>"),
     ])
     figure.update_layout(**theme.figure_layout(
-        title=f"{result.campaign}: actual vs predicted order rate by score decile (bars: 95 % interval)",
+        title=f"{result.campaign}: actual vs predicted order rate by score bin ({_bins(result)} bins; bars: 95 % "
+              "interval)",
         height=480, xaxis={"title": "predicted order rate (mean score)", "tickformat": ".0%", "range": [0, top]},
         yaxis={"title": "actual order rate", "tickformat": ".0%", "range": [0, top]},
         legend={"orientation": "h", "y": -0.2}))

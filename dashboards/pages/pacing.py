@@ -8,7 +8,7 @@ ratio the dialer is running now is not in the call events, so the page never sho
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dash
 import plotly.graph_objects as go
@@ -20,7 +20,7 @@ from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control
 from dashboards.data import board_time, context
-from warehouse.queries.live import freshness
+from warehouse.queries.live import freshness, sparklines
 from warehouse.queries.reports import campaign_names
 
 dash.register_page(__name__, path="/pacing", name="Pacing advisor", title="CallPulse · Pacing advisor", order=50)
@@ -32,6 +32,9 @@ WINDOW_MINUTES = 60
 #: The figures move minute by minute; the model takes about a second, so not every 3 s.
 REFRESH_MS = 60_000
 RECOMMENDED, UNDER, OVER = "recommended", "under target", "not advised"
+#: Candidate ratios listed on each side of the recommendation before "show all".
+AROUND = 3
+SHOW_ALL = "all"
 TABLE_COLUMNS = [("ratio", "Lines per free agent"), ("abandon_rate", "Expected abandon rate"),
                  ("abandon_rate_upper", "Upper bound (95 %)"), ("idle_share", "Agents idle"),
                  ("verdict", "Verdict")]
@@ -61,12 +64,17 @@ def layout(campaign=None, target=None, **_query):
             ),
             html.Div(id="pacing-summary", className="report-summary", **{"data-testid": "pacing-summary"}),
             dcc.Loading(html.Div(id="pacing-cards", className="compliance-cards"), type="dot"),
-            dcc.Graph(id="pacing-chart", config={"displaylogo": False}),
+            theme.graph("pacing-chart"),
             html.Div("The curve climbs in steps: the dialer rounds the lines it keeps up to whole lines, so a "
                      "ratio just above a whole number (2.1 rather than 2.0) already rings one more line for a "
                      "single free agent. Whole and half numbers get the most talk for their risk.",
                      className="report-summary"),
             html.H3("Candidate ratios", className="section-title"),
+            html.Div([html.Span(id="pacing-table-note", className="stat-label"),
+                      dcc.Checklist(id="pacing-all-ratios", options=[{"label": " show every candidate ratio",
+                                                                       "value": SHOW_ALL}],
+                                    value=[], inline=True, className="toggle")],
+                     className="table-toggle"),
             dash_table.DataTable(
                 id="pacing-table", columns=[{"name": label, "id": key} for key, label in TABLE_COLUMNS],
                 sort_action="none", page_size=80,
@@ -111,16 +119,19 @@ def _wrap_seconds(value) -> float:
     Output("pacing-cards", "children"),
     Output("pacing-chart", "figure"),
     Output("pacing-table", "data"),
+    Output("pacing-table-note", "children"),
     Output("pacing-agents", "placeholder"),
     Input("pacing-campaign", "value"),
     Input("pacing-target", "value"),
     Input("pacing-agents", "value"),
     Input("pacing-wrap", "value"),
     Input("pacing-refresh", "n_intervals"),
+    Input("pacing-all-ratios", "value"),
 )
-def build(campaign, target, agents, wrap, _n):
+def build(campaign, target, agents, wrap, _n, show_all):
     if not campaign:
-        return "No calls have landed yet.", [], theme.empty_figure(""), [], ""
+        message = "No calls have landed yet."
+        return message, [], theme.empty_figure(message), [], "", ""
     ctx = context()
     target = _target(target)
     at = board_time(freshness(ctx.client), datetime.now(timezone.utc))
@@ -131,20 +142,41 @@ def build(campaign, target, agents, wrap, _n):
     if inputs is None:
         message = (f"{campaign}: not enough calls {window} to advise on "
                    f"({figures.dials:,} dials, {figures.connected:,} connected, {figures.agents} agents).")
-        return message, [_figures_card(figures, None)], theme.empty_figure(message), [], placeholder
+        return message, [_figures_card(figures, None)], theme.empty_figure(message), [], "", placeholder
     started = time.perf_counter()
     advice = pacing.advise(inputs.rounded(), target)
     elapsed = time.perf_counter() - started
     summary = (f"{campaign} · figures {window} · target {target:.0%} · model run {elapsed:.2f} s "
                "(cached for the same figures)")
+    rows = _rows(advice)
+    shown = rows if SHOW_ALL in (show_all or []) else _around_recommendation(rows)
+    note = (f"{len(shown)} of {len(rows)} candidate ratios: the recommendation and the "
+            f"{AROUND} on each side" if len(shown) < len(rows) else f"all {len(rows)} candidate ratios")
     return (summary, [_advice_card(advice, inputs), _figures_card(figures, inputs)], _chart(advice),
-            _rows(advice), placeholder)
+            shown, note, placeholder)
+
+
+def _around_recommendation(rows: list[dict]) -> list[dict]:
+    """The recommended ratio and the AROUND candidates on each side of it."""
+    at = next((index for index, row in enumerate(rows) if row["verdict"] == RECOMMENDED), 0)
+    return rows[max(0, at - AROUND):at + AROUND + 1]
 
 
 def _window_label(figures: pacing.LiveFigures) -> str:
+    """The local minutes the campaign's calls cover within the model's window: a window that
+    began before the first call would claim data the page does not have."""
     zone = context().settings.zone
-    return (f"{figures.start.astimezone(zone):%H:%M}–{figures.end.astimezone(zone):%H:%M} "
-            f"({context().settings.pipeline.timezone})")
+    start, end = figures.start, figures.end
+    minutes = sparklines(context().client, figures.start, figures.end, [figures.campaign]) \
+        .get(figures.campaign, {}).get("minutes", [])
+    if minutes:
+        first = datetime.fromisoformat(minutes[0]).replace(tzinfo=timezone.utc)
+        last = datetime.fromisoformat(minutes[-1]).replace(tzinfo=timezone.utc) + timedelta(minutes=1)
+        start, end = max(start, first), min(end, last)
+    covered = f"{start.astimezone(zone):%H:%M}–{end.astimezone(zone):%H:%M} ({context().settings.pipeline.timezone})"
+    if end - start >= figures.end - figures.start:
+        return covered
+    return f"{covered}, the calls in the last {WINDOW_MINUTES} min"
 
 
 def _percent(value, digits: int = 2) -> str:

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from analytics import reports
-from core.metrics import RATES, format_metric, metric_label
+from core.metrics import RATES, format_metric, higher_is_better, metric_label
 from dashboards import theme
 from dashboards.controls import Export, control, day_range, download, export_buttons
 from dashboards.data import context, newest_day, parse_day
@@ -27,8 +27,6 @@ dash.register_page(__name__, path="/reports", name="Reports", title="CallPulse Â
 
 DEFAULTS = {"rows": "segment", "columns": "slot", "metric": "contact_rate"}
 NO_COLUMNS = "none"
-# Higher is worse for these, so their heatmaps run from calm to red.
-WORSE_WHEN_HIGHER = {"abandon_rate", "cpo", "aht_seconds"}
 MAX_TREND_SERIES = 12
 TIME_DIMENSIONS = {"day", "hour", "weekday"}
 
@@ -76,11 +74,11 @@ def layout(rows=None, columns=None, metric=None, **query):
                 className="controls",
             ),
             html.Div(id="report-summary", className="report-summary", **{"data-testid": "report-summary"}),
-            dcc.Loading(dcc.Graph(id="report-heatmap", config={"displaylogo": False}), type="dot"),
+            dcc.Loading(theme.graph("report-heatmap"), type="dot"),
             html.H3("Pivot table", className="section-title"),
             dash_table.DataTable(id="report-pivot", sort_action="none", **theme.TABLE_STYLE),
             html.H3("Trend", className="section-title"),
-            dcc.Graph(id="report-trend", config={"displaylogo": False}),
+            theme.graph("report-trend"),
         ],
         className="report-page",
     )
@@ -140,7 +138,8 @@ def build_report(rows, columns, metric, start, end, campaigns):
         message = f"No calls landed between {request.start_day} and {request.end_day}."
         return theme.empty_figure(message), [], [], [], theme.empty_figure(""), message, search
     min_calls = settings.dashboard.report_min_calls
-    values, samples = reports.pivot(counters, rows, columns, metric, order=_dimension_order())
+    values, samples = (_total_last(table) for table in
+                       reports.pivot(counters, rows, columns, metric, order=_dimension_order()))
     data, table_columns, styles = _pivot_table(values, samples, rows, columns, metric, min_calls)
     total_dials = int(samples.loc["Total", "Total"])
     summary = (f"{metric_label(metric)} by {reports.REPORT_DIMENSIONS[rows].lower()}"
@@ -152,9 +151,15 @@ def build_report(rows, columns, metric, start, end, campaigns):
             _trend(request, rows, columns, metric), summary, search)
 
 
+def _total_last(table):
+    """The pivot with its Total row at the bottom, where a reader looks for a sum."""
+    return table.reindex([*(label for label in table.index if label != "Total"), "Total"])
+
+
 def _heatmap(values, samples, rows, columns, metric, min_calls) -> go.Figure:
-    cells = values.drop(index="Total", columns="Total")
-    counts = samples.drop(index="Total", columns="Total")
+    # Without columns the one column is the rows' own value (the pivot names it Total).
+    cells = values.drop(index="Total", columns="Total" if columns else [])
+    counts = samples.drop(index="Total", columns="Total" if columns else [])
     x = [reports.label_value(columns, c) if columns else metric_label(metric) for c in cells.columns]
     y = [reports.label_value(rows, r) for r in cells.index]
     value_grid = cells.to_numpy(dtype="float64")
@@ -167,13 +172,13 @@ def _heatmap(values, samples, rows, columns, metric, min_calls) -> go.Figure:
     trusted = np.where(too_few, np.nan, value_grid)
     figure = go.Figure([
         go.Heatmap(name="values", z=_plain(trusted), x=x, y=y, text=text, texttemplate="%{text}", customdata=customdata,
-                   hovertemplate=hover, colorscale="Reds" if metric in WORSE_WHEN_HIGHER else "Viridis",
-                   colorbar={"title": metric_label(metric),
-                             **({"tickformat": ".0%"} if _unit(metric) == "percent" else {})},
-                   xgap=2, ygap=2),
+                   hovertemplate=hover, xgap=2, ygap=2,
+                   **theme.rate_colour_scale(higher_is_better(metric), _scale_top(metric, trusted)),
+                   colorbar={"title": metric_label(metric) + _better_note(metric),
+                             **({"tickformat": ".0%"} if _unit(metric) == "percent" else {})}),
         go.Heatmap(name=f"under {min_calls} dials", z=_plain(np.where(too_few, 1.0, np.nan)), x=x, y=y, text=text,
                    texttemplate="%{text}", customdata=customdata, hovertemplate=hover, showscale=False,
-                   colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], xgap=2, ygap=2),
+                   zmin=0, zmax=1, colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], xgap=2, ygap=2),
     ])
     figure.update_layout(**theme.figure_layout(
         title=f"{metric_label(metric)} by {reports.REPORT_DIMENSIONS[rows].lower()}"
@@ -181,6 +186,24 @@ def _heatmap(values, samples, rows, columns, metric, min_calls) -> go.Figure:
         height=max(320, 60 + 48 * len(y)),
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category", "side": "top"}))
     return figure
+
+
+#: The smallest top of a colour scale or axis, per unit: a report of all zeros still reads as
+#: zero (the calm end), not as a scale from -40 % to +40 %.
+MIN_SCALE_TOP = {"percent": 0.01, "currency": 1.0, "seconds": 1.0, "count": 1.0}
+
+
+def _scale_top(metric: str, values) -> float:
+    """Where a sequential scale for ``metric`` ends: the largest value shown (never below 0)."""
+    finite = np.asarray(values, dtype="float64")
+    finite = finite[np.isfinite(finite)]
+    largest = float(finite.max()) if finite.size else 0.0
+    return max(largest, MIN_SCALE_TOP.get(_unit(metric), 1.0))
+
+
+def _better_note(metric: str) -> str:
+    better = higher_is_better(metric)
+    return "" if better is None else f"<br><sub>{'higher' if better else 'lower'} is better</sub>"
 
 
 def _plain(grid: np.ndarray) -> list:
@@ -243,7 +266,9 @@ def _trend(request: reports.ReportRequest, rows, columns, metric) -> go.Figure:
     figure.update_layout(**theme.figure_layout(
         title=f"{metric_label(metric)} by {'hour' if one_day else 'day'}"
               + (f", per {reports.REPORT_DIMENSIONS[series].lower()}" if series else ""),
-        height=380, yaxis={"tickformat": ".1%"} if _unit(metric) == "percent" else {},
+        height=380, yaxis={"title": _better_note(metric).removeprefix("<br>"),
+                           "range": [0, _scale_top(metric, frame[metric] if len(frame) else []) * 1.1],
+                           **({"tickformat": ".1%"} if _unit(metric) == "percent" else {})},
         xaxis={"type": "category", "categoryorder": "category ascending"} if not one_day else {"tickformat": "%H:%M"},
         legend={"orientation": "h", "y": -0.2}))
     return figure
@@ -262,7 +287,14 @@ def export(_csv, _xlsx, rows, columns, metric, start, end, campaigns):
         request = _request(rows, columns, metric, start, end, campaigns)
     except reports.ReportError:
         return no_update
-    frame = reports.run_report(context().client, request, context().settings.zone)
+    frame = _as_on_screen(reports.run_report(context().client, request, context().settings.zone))
     return download("report", Export(
         frame, f"callpulse-{metric}-by-{'-'.join(request.by)}-{request.start_day}-{request.end_day}",
         title=f"CallPulse report {request.query_string()}"))
+
+
+def _as_on_screen(frame):
+    """The export's hours as the page shows them ("08:00", not 8), so a file and the screen agree."""
+    if "hour" in frame.columns:
+        frame = frame.assign(hour=[reports.label_value("hour", hour) for hour in frame["hour"]])
+    return frame
