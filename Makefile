@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # System packages the tests drive: a real browser, the compose file checker and MariaDB
 # (the VICIdial live-mode test runs its own private server).
 
-.PHONY: up test setup test-setup system-test-deps bench clean
+.PHONY: up test lint setup test-setup system-test-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/callpulse bench $(ARGS)
 
+# Lint, format and type checks of the packages (ruff and mypy, configured in pyproject.toml).
+LINTED := core analytics warehouse streams producers dashboards callpulse
+lint: test-setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
+# `test` is to depend on `lint` (test: lint test-setup) once the tree is ruff-formatted.
 test: test-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -62,8 +62,9 @@ class DirtyBuckets:
         versions = {row.version for row in rows}
         if len(versions) > 1:
             raise ValueError(f"one landing is one version; these rows carry {sorted(versions)}")
-        columns = [list(column) for column in zip(*(row[:4] for row in rows))] if rows else [[], [], [], []]
-        return cls(*columns, cls.matrix([row.counters for row in rows]), versions.pop() if versions else time.time_ns())
+        return cls([row.campaign for row in rows], [row.slot for row in rows], [row.segment for row in rows],
+                   [row.minute for row in rows], cls.matrix([row.counters for row in rows]),
+                   versions.pop() if versions else time.time_ns())
 
     @staticmethod
     def matrix(counters: list) -> np.ndarray:
