@@ -31,6 +31,7 @@ class Rule(str, Enum):
     CONTACT_RATE_DROP = "contact_rate_drop"
     CPO_SPIKE = "cpo_spike"
     STOP_LIST_VIOLATION = "stop_list_violation"
+    CALLING_HOURS_VIOLATION = "calling_hours_violation"
     MODEL_DRIFT = "model_drift"
     CLOCK_SKEW = "clock_skew"
 
@@ -42,6 +43,7 @@ RULE_LABELS = {
     Rule.CONTACT_RATE_DROP: "contact rate drop",
     Rule.CPO_SPIKE: "CPO spike",
     Rule.STOP_LIST_VIOLATION: "stop-list violation",
+    Rule.CALLING_HOURS_VIOLATION: "calling-hours violation",
     Rule.MODEL_DRIFT: "response-model calibration error",
     Rule.CLOCK_SKEW: "clock skew",
 }
@@ -52,6 +54,8 @@ def format_alert_value(rule: Rule | str, value: float | None) -> str:
     time ahead, the rest as rates."""
     if Rule(rule) is Rule.STOP_LIST_VIOLATION:
         return "–" if value is None else f"{int(value)} dial{'s' if int(value) != 1 else ''}"
+    if Rule(rule) is Rule.CALLING_HOURS_VIOLATION:
+        return "–" if value is None else f"{int(value)} call{'s' if int(value) != 1 else ''}"
     if Rule(rule) is Rule.CLOCK_SKEW:
         return "–" if value is None else f"{format_seconds(value)} ahead" if value > 0 else "0 s"
     return format_metric("cpo" if Rule(rule) is Rule.CPO_SPIKE else "abandon_rate", value)

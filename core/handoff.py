@@ -148,6 +148,8 @@ class LandingBatch:
     buckets: DirtyBuckets | None = None  # changed buckets, full state: minute_metrics
     dead_letters: list[DeadLetter] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)  # dials to stop-listed customers
+    # Calls placed outside the callee's allowed local hours: calling_hours_violations.
+    calling_hours_violations: list[CallingHoursViolation] = field(default_factory=list)
     late_events: list[CallAttempt] = field(default_factory=list)  # settled as late: dead-lettered and reported
     stop_list_changes: list[StopListChange] = field(default_factory=list)  # read for this batch
     offsets: dict[TopicPartition, int] = field(default_factory=dict)  # each partition's next offset

@@ -22,13 +22,14 @@ from clickhouse_connect.driver.client import Client
 from analytics.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
 from core.alerts import Alert, AlertBook, Check, Rule, format_seconds
 from core.config import AlertRules, Settings
-from core.handoff import Violation
+from core.handoff import CallingHoursViolation, Violation
 from core.metrics import COUNTERS, format_metric, ratio
 from core.schema import Event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
 from warehouse.queries.alerts import (alert_history, alerts_from_frame, campaign_baseline, campaign_baselines,
                                       recent_stop_list_violations)
+from warehouse.queries.compliance import recent_calling_hours_violations
 from warehouse.queries.live import compliance_windows, compliance_windows_at
 
 log = logging.getLogger("callpulse.alerts")
@@ -61,6 +62,7 @@ class CampaignReading(NamedTuple):
     live: list[Check]
     trigger_event_id: str
     violation_ids: list[str] | None  # the batch's dials to stop-listed customers, if any
+    calling_hours_ids: list[str] | None = None  # the batch's calls outside the callee's allowed hours, if any
 
 
 class BatchReading(NamedTuple):
@@ -224,7 +226,8 @@ class AlertEvaluator:
         """The batch's readings: read_live() then read_landed(), for callers that do both at once."""
         return self.read_landed(self.read_live(triggers, violations))
 
-    def read_live(self, triggers: Mapping[str, str], violations: Sequence[Violation] = ()) -> BatchReading:
+    def read_live(self, triggers: Mapping[str, str], violations: Sequence[Violation] = (),
+                  calling_hours: Sequence[CallingHoursViolation] = ()) -> BatchReading:
         """The half of a batch's readings held in memory, taken before the next batch is counted:
         those taken at minute boundaries while counting, then the live rules at each campaign's
         newest event time (``triggers``: campaign -> newest counted event id). It fetches only
@@ -233,13 +236,18 @@ class AlertEvaluator:
         violating: dict[str, list[str]] = {}
         for violation in violations:
             violating.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
-        triggers = {**triggers, **{campaign: ids[-1] for campaign, ids in violating.items()}}
+        outside_hours: dict[str, list[str]] = {}
+        for violation in calling_hours:
+            outside_hours.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
+        triggers = {**triggers, **{campaign: ids[-1] for campaign, ids in violating.items()},
+                    **{campaign: ids[-1] for campaign, ids in outside_hours.items() if campaign not in triggers}}
         newest = dict(self._newest_times(triggers))
         self._prefetch_baselines(newest)
         campaigns = []
         for campaign, at in sorted(newest.items()):
             live = self.live_checks(campaign, at, self.settings.alert_rules_for(campaign))
-            campaigns.append(CampaignReading(campaign, at, live, triggers[campaign], violating.get(campaign)))
+            campaigns.append(CampaignReading(campaign, at, live, triggers[campaign], violating.get(campaign),
+                                             outside_hours.get(campaign)))
         pending, self._pending = self._pending, []
         return BatchReading(pending + self._quiet_clocks(triggers), campaigns)
 
@@ -251,11 +259,13 @@ class AlertEvaluator:
         self._prefetch_compliance(newest)
         self._prefetch_model_drift(newest)
         readings = list(batch.pending)
-        for campaign, at, live, trigger_event_id, violation_ids in batch.campaigns:
+        for campaign, at, live, trigger_event_id, violation_ids, calling_hours_ids in batch.campaigns:
             rules = self.settings.alert_rules_for(campaign)
             checks = live + self._compliance_checks(campaign, at, rules) + [self._model_drift_check(campaign, at, rules)]
             if violation_ids is not None or (Rule.STOP_LIST_VIOLATION, campaign) in self.book.firing:
                 checks.append(self._stop_list(campaign, at, rules, violation_ids or []))
+            if calling_hours_ids is not None or (Rule.CALLING_HOURS_VIOLATION, campaign) in self.book.firing:
+                checks.append(self._calling_hours(campaign, at, rules, calling_hours_ids or []))
             readings.append(Reading(campaign, at, checks, trigger_event_id))
         return readings
 
@@ -419,6 +429,17 @@ class AlertEvaluator:
             clear=rules.model_drift_warning * rules.clear_ratio, higher_is_worse=True,
             enough_data=calls >= rules.model_drift_min_calls, sample=calls,
             window_minutes=rules.model_drift_days * 24 * 60, detail=detail,
+        )
+
+    def _calling_hours(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
+        minutes = rules.calling_hours_window_minutes
+        calls = recent_calling_hours_violations(self.client, campaign, at - timedelta(minutes=minutes), at,
+                                                event_ids)
+        # Like a stop-list dial, any call outside the allowed hours is a breach: critical at one.
+        return Check(
+            Rule.CALLING_HOURS_VIOLATION, float(calls), None, 1.0, clear=1.0, higher_is_worse=True,
+            enough_data=True, sample=calls, window_minutes=minutes,
+            detail=f"{calls} call(s) outside the callee's allowed local hours in the last {minutes} min",
         )
 
     def _stop_list(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:

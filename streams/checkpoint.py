@@ -12,7 +12,8 @@ an offset in the warehouse means all before it is there; alerts go out only for 
     2  dead letters        the dead-letter topic                            exit 71
     3  stop list           flags and removals read for the batch: stop_list retry; at a stop, exit 70
     4  dead letters        dead_letters                                     retry; at a stop, exit 70
-    5  violations          stop_list_violations                             retry; at a stop, exit 70
+    5  violations          stop_list_violations, then                       retry; at a stop, exit 70
+                           calling_hours_violations (two inserts)
     6  attempts            call_attempts (slot and cost as counted)         retry; at a stop, exit 70
     7  buckets             minute_metrics (full state of changed buckets)   retry; at a stop, exit 70
     8  late events         late_events                                      retry; at a stop, exit 70
@@ -92,6 +93,8 @@ class LandingStep:
 LANDING_STEPS: tuple[LandingStep, ...] = (
     LandingStep("dead letters", lambda batch: batch.dead_letters, Lander.land_dead_letters),
     LandingStep("stop-list violations", lambda batch: batch.violations, Lander.land_violations),
+    LandingStep("calling-hours violations", lambda batch: batch.calling_hours_violations,
+                Lander.land_calling_hours_violations),
     LandingStep("attempts", lambda batch: batch.counted, Lander.land_attempts),
     LandingStep("buckets", lambda batch: batch.buckets or (), Lander.land_buckets),
     LandingStep("late events", lambda batch: batch.late_events, Lander.land_late_events),
@@ -218,7 +221,8 @@ class Checkpoint:
         reading: list[BatchReading] = []
 
         def read() -> None:
-            reading[:] = [self.alerting.read_live(triggers_of(batch.attempts), batch.violations)]
+            reading[:] = [self.alerting.read_live(triggers_of(batch.attempts), batch.violations,
+                                                  batch.calling_hours_violations)]
 
         return reading[0] if retry_until_stopped(read, "reading live alert rules", self.stopping.is_set) else None
 

@@ -19,6 +19,8 @@ from dashboards import theme
 from dashboards.controls import Export, day_range, download, export_buttons
 from dashboards.data import board_time, context, newest_day, parse_day
 from warehouse.queries.live import compliance_windows, freshness
+from warehouse.queries.compliance import (calling_hours_violations, calls_without_callee_timezone,
+                                          customers_abandoned_more_than_once, repeat_calls_after_abandon)
 from warehouse.queries.reports import stop_list_violations
 
 dash.register_page(__name__, path="/compliance", name="Compliance", title="CallPulse · Compliance", order=30)
@@ -33,6 +35,14 @@ VIOLATION_COLUMNS = [("dialed_at", "Dialled (local)"), ("campaign", "Campaign"),
                      ("team", "Team"), ("segment", "Segment"), ("outcome", "Outcome"),
                      ("flagged_at", "On the stop list since"), ("after_flag", "Dialled after the flag"),
                      ("reason", "Reason"), ("event_id", "Call (event id)")]
+
+CALLING_HOURS_COLUMNS = [("dialed_at", "Dialled (local)"), ("local_dialed_at", "Callee's clock"),
+                         ("callee_timezone", "Callee's zone"), ("allowed", "Allowed"), ("campaign", "Campaign"),
+                         ("agent", "Agent"), ("team", "Team"), ("outcome", "Outcome"), ("event_id", "Call (event id)")]
+REPEAT_COLUMNS = [("dialed_at", "Dialled again (local)"), ("campaign", "Campaign"), ("agent", "Agent"),
+                  ("outcome", "Outcome"), ("event_id", "Call (event id)"), ("abandoned_at", "Abandoned (local)"),
+                  ("abandoned_campaign", "Abandoned in"), ("abandoned_event_id", "Abandoned call"),
+                  ("hours_after_abandon", "After")]
 
 
 def layout(**query):
@@ -72,6 +82,7 @@ def layout(**query):
                 page_size=20, sort_action="native", export_format="csv", export_headers="display",
                 **theme.TABLE_STYLE,
             ),
+            *_regulator_violation_sections(),
         ],
         className="compliance-page",
     )
@@ -137,6 +148,78 @@ def _violations(start_day, end_day) -> tuple[list[dict], str]:
         return rows, f"No dials to stop-listed customers from {start_day} to {end_day}."
     return rows, (f"{len(rows)} dial{'s' if len(rows) != 1 else ''} to stop-listed customers from {start_day} "
                   f"to {end_day} in {frame['campaign'].nunique()} campaign(s)")
+
+
+def _regulator_violation_sections() -> list:
+    """Calls outside the callee's allowed hours and repeat dials after an abandon: like the
+    stop-list list, they name the call, campaign and agent, never the customer."""
+    sections = []
+    for key, title, columns in (("calling-hours", "Calls outside the allowed hours", CALLING_HOURS_COLUMNS),
+                                ("repeat-calls", "Repeat calls within 72 h of an abandoned call", REPEAT_COLUMNS)):
+        sections += [
+            html.H3(title, className="section-title"),
+            html.Div(id=f"{key}-summary", className="report-summary", **{"data-testid": f"{key}-summary"}),
+            dash_table.DataTable(id=f"{key}-table", columns=[{"name": label, "id": name} for name, label in columns],
+                                 page_size=20, sort_action="native", export_format="csv", export_headers="display",
+                                 **theme.TABLE_STYLE),
+        ]
+    return sections
+
+
+@callback(
+    Output("calling-hours-table", "data"),
+    Output("calling-hours-summary", "children"),
+    Output("repeat-calls-table", "data"),
+    Output("repeat-calls-summary", "children"),
+    Input("compliance-dates", "start_date"),
+    Input("compliance-dates", "end_date"),
+)
+def build_regulator_violations(start, end):
+    end_day = parse_day(end) or datetime.now(context().settings.zone).date()
+    start_day = parse_day(start) or end_day - timedelta(days=DEFAULT_DAYS - 1)
+    return (*_calling_hours_section(start_day, end_day), *_repeat_calls_section(start_day, end_day))
+
+
+def _local_days(start_day, end_day) -> tuple[datetime, datetime]:
+    zone = context().settings.zone
+    return (datetime.combine(start_day, datetime.min.time(), zone),
+            datetime.combine(end_day + timedelta(days=1), datetime.min.time(), zone))
+
+
+def _local(moment, zone) -> str:
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+    return moment.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _calling_hours_section(start_day, end_day) -> tuple[list[dict], str]:
+    start, end = _local_days(start_day, end_day)
+    client, zone = context().client, context().settings.zone
+    frame = calling_hours_violations(client, start, end)
+    unjudged = int(calls_without_callee_timezone(client, start, end)["without_timezone"].sum())
+    rows = [{**{key: row.get(key) for key, _ in CALLING_HOURS_COLUMNS}, "dialed_at": _local(row["dialed_at"], zone),
+             "allowed": f"{row['allowed_from']}-{row['allowed_until']} ({row['profile']})"}
+            for row in frame.to_dict("records")]
+    not_judged = (f"{unjudged:,} call{' had' if unjudged == 1 else 's had'} no callee time zone and "
+                  "could not be judged")
+    if not rows:
+        return rows, f"No calls outside the allowed hours from {start_day} to {end_day}. {not_judged}."
+    return rows, (f"{len(rows)} call{'s' if len(rows) != 1 else ''} outside the callee's allowed hours from "
+                  f"{start_day} to {end_day} in {frame['campaign'].nunique()} campaign(s). {not_judged}.")
+
+
+def _repeat_calls_section(start_day, end_day) -> tuple[list[dict], str]:
+    start, end = _local_days(start_day, end_day)
+    client, zone = context().client, context().settings.zone
+    frame = repeat_calls_after_abandon(client, start, end)
+    twice = customers_abandoned_more_than_once(client, start, end)
+    rows = [{**{key: row.get(key) for key, _ in REPEAT_COLUMNS}, "dialed_at": _local(row["dialed_at"], zone),
+             "abandoned_at": _local(row["abandoned_at"], zone),
+             "hours_after_abandon": f"{row['hours_after_abandon']:.1f} h"} for row in frame.to_dict("records")]
+    again = f"{twice:,} customer{' abandoned' if twice == 1 else 's abandoned'} more than once"
+    if not rows:
+        return rows, f"No repeat calls within 72 h of an abandoned call from {start_day} to {end_day}; {again}."
+    return rows, (f"{len(rows)} repeat call{'s' if len(rows) != 1 else ''} within 72 h of an abandoned call from "
+                  f"{start_day} to {end_day}; {again}.")
 
 
 def _duration(delta) -> str:
