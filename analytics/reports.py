@@ -214,16 +214,17 @@ def to_csv(frame: pd.DataFrame) -> str:
 
 
 def to_json(frame: pd.DataFrame) -> str:
-    """A JSON array of rows; rates as fractions, null where a rate has no denominator."""
+    """A JSON array of rows; rates as fractions, null where a rate has no denominator or a figure
+    is not finite. Never Infinity or NaN, which are not JSON."""
     records = [{key: _json_value(value) for key, value in row.items()} for row in frame.to_dict("records")]
-    return json.dumps(records, indent=2)
+    return json.dumps(records, indent=2, allow_nan=False)
 
 
 def _json_value(value):
-    if isinstance(value, float) and math.isnan(value):
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item"):  # numpy scalar
-        return _json_value(value.item())
     return value
 
 

@@ -16,10 +16,11 @@ import msgspec
 from core.alerts import format_seconds
 from core.config import Settings
 from core.deadletters import DeadLetter, dead_letter
-from core.handoff import LandingBatch, Violation
+from core.handoff import CallingHoursViolation, LandingBatch, Violation
 from core.schema import CallAttempt, Event, Rejection, decode_record, encode_event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
+from streams.calling_hours import CallingHours
 from streams.stoplist import StopListTable
 
 
@@ -49,6 +50,7 @@ class WorkerStats:
     late_events: int = 0
     agent_state_events: int = 0
     stop_list_violations: int = 0
+    calling_hours_violations: int = 0
     dead_letters: Counter = field(default_factory=Counter)
     last_landed_at: datetime | None = None
 
@@ -57,6 +59,7 @@ class WorkerStats:
             "records": self.records, "counted": self.counted, "duplicates": self.duplicates,
             "late_events": self.late_events, "agent_state_events": self.agent_state_events,
             "stop_list_violations": self.stop_list_violations,
+            "calling_hours_violations": self.calling_hours_violations,
             "dead_letters": dict(self.dead_letters),
             "last_landed_at": self.last_landed_at.isoformat() if self.last_landed_at else None,
         }
@@ -66,6 +69,7 @@ class CallEventProcessor:
     def __init__(self, settings: Settings, slot_rules: SlotRules, stop_list: StopListTable | None = None):
         self.settings = settings
         self.stop_list = stop_list
+        self.calling_hours = CallingHours(settings.calling_hours)
         self.buckets = MinuteBuckets(settings, slot_rules)
         self.stats = WorkerStats()
         self.on_counted: Callable[[CallAttempt], None] | None = None  # the alert rules' minute hook
@@ -77,6 +81,7 @@ class CallEventProcessor:
         letters: list[DeadLetter] = []
         late: list[tuple[CallAttempt, SourceRecord]] = []
         violations: list[Violation] = []
+        outside_hours: list[CallingHoursViolation] = []
         max_bytes = self.settings.worker.max_record_bytes
         now = datetime.now(timezone.utc)
         newest_allowed = now + timedelta(seconds=self.settings.pipeline.max_future_seconds)
@@ -100,6 +105,11 @@ class CallEventProcessor:
                     if violation is not None:
                         violations.append(violation)
                         self.stats.stop_list_violations += 1
+                if verdict is not Verdict.DUPLICATE and event.callee_timezone is not None:
+                    too_early_or_late = self.calling_hours.check(event)
+                    if too_early_or_late is not None:
+                        outside_hours.append(too_early_or_late)
+                        self.stats.calling_hours_violations += 1
                 if verdict is Verdict.COUNTED:
                     self.stats.counted += 1
                     if self.on_counted is not None:
@@ -115,7 +125,8 @@ class CallEventProcessor:
                 letters.append(dead_letter(rejection, record.topic, record.partition, record.offset,
                                           self.settings.pipeline.phone_region))
         return BatchResult(counted=self.buckets.take_counted(), buckets=self.buckets.take_dirty(),
-                           dead_letters=letters, violations=violations, late=late)
+                           dead_letters=letters, violations=violations, late=late,
+                           calling_hours_violations=outside_hours)
 
     def _future_stamped(self, rejection: Rejection, now: datetime) -> Rejection:
         """An event stamped too far ahead: tell the clock_skew rule, and say in the dead letter
@@ -153,6 +164,11 @@ class CallEventProcessor:
         if replayed:  # found when the event first landed
             self.stats.stop_list_violations -= len(replayed)
             result.violations = [v for v in result.violations if v.attempt.event_id not in already_landed]
+        replayed_hours = [v for v in result.calling_hours_violations if v.attempt.event_id in already_landed]
+        if replayed_hours:
+            self.stats.calling_hours_violations -= len(replayed_hours)
+            result.calling_hours_violations = [v for v in result.calling_hours_violations
+                                               if v.attempt.event_id not in already_landed]
         for event, record in result.late:
             landed = already_landed.get(event.event_id)
             if landed is not None:

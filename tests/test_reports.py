@@ -96,6 +96,22 @@ def test_pivot_totals_are_recomputed_from_sums_not_averaged(client, raw):
     assert values.loc["Total", "Total"] != pytest.approx(cells.stack().mean(), rel=1e-6)
 
 
+def test_json_export_writes_null_for_figures_that_are_not_finite():
+    """A campaign whose talk time was absurd has an infinite AHT; Infinity and NaN are not JSON."""
+    import numpy as np
+
+    frame = pd.DataFrame({"campaign": ["huge", "none", "fine"], "aht": [float("inf"), float("nan"), 61.5],
+                          "cost": [np.float64("-inf"), np.float64(2.5), np.float64(1.0)], "dials": [2, 0, 3]})
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    rows = json.loads(reports.to_json(frame), parse_constant=refuse)
+    assert rows == [{"campaign": "huge", "aht": None, "cost": None, "dials": 2},
+                    {"campaign": "none", "aht": None, "cost": 2.5, "dials": 0},
+                    {"campaign": "fine", "aht": 61.5, "cost": 1.0, "dials": 3}]
+
+
 def test_exports_carry_fractions_and_the_same_rows(client):
     frame = reports.run_report(client, request("campaign", "contact_rate,cpo,dials"), ZONE)
     parsed = pd.read_csv(io.StringIO(reports.to_csv(frame)))

@@ -19,7 +19,8 @@ from clickhouse_connect.driver.client import Client
 from core.alerts import Alert
 from core.config import Settings
 from core.deadletters import DeadLetter
-from core.handoff import CountedAttempts, DirtyBuckets, LandingBatch, StopListChange, TopicPartition, Violation
+from core.handoff import (CallingHoursViolation, CountedAttempts, DirtyBuckets, LandingBatch, StopListChange,
+                          TopicPartition, Violation)
 from core.metrics import CALL_COUNTS, COUNTERS
 from core.schema import CallAttempt
 from core.topics import WORKER_GROUP
@@ -31,12 +32,15 @@ log = logging.getLogger(__name__)
 ATTEMPT_COLUMNS = [
     "event_id", "campaign", "event_time", "minute", "slot", "segment", "outcome", "ring_seconds",
     "wait_seconds", "talk_seconds", "is_order", "order_value", "cost", "response_score",
-    "phone_hash", "lead_id", "agent", "team", "landed_at",
+    "phone_hash", "lead_id", "agent", "team", "landed_at", "callee_timezone",
 ]
 BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version", "landed_at"]
 LATE_COLUMNS = ["event_id", "campaign", "event_time", "segment", "outcome", "received_at"]
 VIOLATION_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "flagged_at", "reason", "segment", "agent",
                      "team", "outcome", "detected_at"]
+CALLING_HOURS_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "callee_timezone", "local_dialed_at",
+                         "allowed_from", "allowed_until", "profile", "segment", "agent", "team", "outcome",
+                         "detected_at"]
 DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "batch_index", "reason", "detail",
                        "rejected_at"]
 # ClickHouse refuses an insert block that touches more than max_partitions_per_insert_block
@@ -120,6 +124,7 @@ class Lander:
             [attempt.agent or "" for attempt in attempts],
             [attempt.team or "" for attempt in attempts],
             [epoch_ms(datetime.now(timezone.utc))] * len(attempts),
+            [attempt.callee_timezone or "" for attempt in attempts],
         ]
 
     @staticmethod
@@ -182,6 +187,18 @@ class Lander:
                  v.entry.reason, v.attempt.lead.segment, v.attempt.agent or "", v.attempt.team or "",
                  v.attempt.outcome.value, detected_at] for v in violations]
         self.insert_rows("stop_list_violations", rows, VIOLATION_COLUMNS,
+                         months_of([v.attempt.event_time for v in violations]))
+
+    def land_calling_hours_violations(self, violations: Sequence[CallingHoursViolation]) -> None:
+        if not violations:
+            return
+        self.faults.check("landing calling-hours violations")
+        detected_at = datetime.now(timezone.utc)
+        rows = [[v.attempt.event_id, v.attempt.campaign, v.attempt.event_time, v.dialed_at,
+                 v.attempt.callee_timezone or "", v.local_dialed_at.strftime("%Y-%m-%d %H:%M:%S"), v.allowed_from,
+                 v.allowed_until, v.profile, v.attempt.lead.segment, v.attempt.agent or "", v.attempt.team or "",
+                 v.attempt.outcome.value, detected_at] for v in violations]
+        self.insert_rows("calling_hours_violations", rows, CALLING_HOURS_COLUMNS,
                          months_of([v.attempt.event_time for v in violations]))
 
     def land_attempts(self, counted: CountedAttempts) -> None:
