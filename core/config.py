@@ -38,7 +38,7 @@ class PipelineConfig(msgspec.Struct, frozen=True):
     # or time-zone bug: it is dead-lettered and raises a clock_skew alert for its campaign.
     max_future_seconds: int = 300
     # Raw attempts older than this are deleted by a ClickHouse TTL; minute buckets stay.
-    raw_attempts_retention_days: int = 400
+    raw_attempts_retention_days: int = 1827
     # ISO 3166 region of numbers written without a country code (090-…, (03) …); phone
     # numbers are hashed in E.164 form so the national and international forms match.
     phone_region: str = "JP"
