@@ -149,7 +149,11 @@ def definitions_for(settings: Settings, campaign: str):
     """The settings each definition takes for ``campaign``."""
     from analytics.evidence import Definitions
 
-    return Definitions()
+    compliance = getattr(settings, "compliance", None)  # [compliance]: the FTC and Ofcom settings
+    if compliance is None:
+        return Definitions()
+    return Definitions(ftc_connect_seconds=compliance.ftc_connect_seconds,
+                       amd_false_positive_rate=compliance.amd_for(campaign)[0])
 
 
 def _calling_hours_of(settings: Settings, campaign: str) -> dict:
