@@ -4,6 +4,10 @@ Each (rule, campaign) pair is either quiet or firing at a severity. A transition
 ``Alert`` event: it fires, escalates from warning to critical, or resolves. It does not
 flap, because:
 
+* evidence: a rate read from a sample (the live abandon rate, the contact rate, CPO) carries
+  its confidence interval, and the rule fires only when the whole interval is past the
+  threshold (its lower bound for a rate that is bad high), and resolves only when the whole
+  interval is back past the clear level: chance alone rarely does either;
 * hysteresis: a firing alert resolves only once the value is back past a clear level
   that is stricter than the level it fired at;
 * a minimum sample: a rule says nothing until its window holds enough data;
@@ -24,6 +28,11 @@ import msgspec
 from core.metrics import format_metric
 
 
+#: compliance_forecast's value (hours to the projected breach) when none is projected: past the
+#: longest window, which a steady pace always crosses within if it crosses at all.
+NO_BREACH_HOURS = 30 * 24.0
+
+
 class Rule(str, Enum):
     ABANDON_RATE = "abandon_rate"
     COMPLIANCE_UK_24H = "compliance_uk_24h"
@@ -34,6 +43,7 @@ class Rule(str, Enum):
     CALLING_HOURS_VIOLATION = "calling_hours_violation"
     MODEL_DRIFT = "model_drift"
     CLOCK_SKEW = "clock_skew"
+    COMPLIANCE_FORECAST = "compliance_forecast"
 
 
 RULE_LABELS = {
@@ -46,6 +56,7 @@ RULE_LABELS = {
     Rule.CALLING_HOURS_VIOLATION: "calling-hours violation",
     Rule.MODEL_DRIFT: "response-model calibration error",
     Rule.CLOCK_SKEW: "clock skew",
+    Rule.COMPLIANCE_FORECAST: "abandon limit projected",
 }
 
 
@@ -58,6 +69,10 @@ def format_alert_value(rule: Rule | str, value: float | None) -> str:
         return "–" if value is None else f"{int(value)} call{'s' if int(value) != 1 else ''}"
     if Rule(rule) is Rule.CLOCK_SKEW:
         return "–" if value is None else f"{format_seconds(value)} ahead" if value > 0 else "0 s"
+    if Rule(rule) is Rule.COMPLIANCE_FORECAST:
+        if value is None or value >= NO_BREACH_HOURS:
+            return "none projected"
+        return "now" if value <= 0 else f"in {format_seconds(value * 3600)}"
     return format_metric("cpo" if Rule(rule) is Rule.CPO_SPIKE else "abandon_rate", value)
 
 
@@ -154,14 +169,29 @@ class Check:
     # Written out only when the check raises or resolves an alert: most readings do
     # neither, and a backlog takes one at almost every event.
     describe: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+    # (low, high): the value's confidence interval, for a value read from a sample. Then the
+    # level is judged on the bound nearest to good (the lower one for a value that is bad high)
+    # and the clear level on the other, so both need evidence, not a lucky or unlucky sample.
+    interval: tuple[float, float] | None = None
 
     def explanation(self) -> str:
         return self.describe() if self.describe is not None else self.detail
 
-    def level(self) -> str | None:
+    def _evidence(self, for_firing: bool) -> float | None:
+        """What a level is judged on: the value, or the bound of its interval that makes the case
+        hardest (firing: the bound nearest to good; clearing: the one nearest to bad)."""
         if self.value is None:
             return None
-        crossed = (lambda level: self.value >= level) if self.higher_is_worse else (lambda level: self.value <= level)
+        if self.interval is None:
+            return self.value
+        low, high = self.interval
+        return (low if for_firing else high) if self.higher_is_worse else (high if for_firing else low)
+
+    def level(self) -> str | None:
+        value = self._evidence(for_firing=True)
+        if value is None:
+            return None
+        crossed = (lambda level: value >= level) if self.higher_is_worse else (lambda level: value <= level)
         if self.critical is not None and crossed(self.critical):
             return "critical"
         if self.warning is not None and crossed(self.warning):
@@ -169,9 +199,10 @@ class Check:
         return None
 
     def cleared(self) -> bool:
-        if self.value is None:
+        value = self._evidence(for_firing=False)
+        if value is None:
             return False
-        return self.value < self.clear if self.higher_is_worse else self.value > self.clear
+        return value < self.clear if self.higher_is_worse else value > self.clear
 
 
 @dataclass

@@ -167,6 +167,11 @@ class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model_drift_critical: float = 0.04
     model_drift_min_calls: int = 2000
     model_drift_significance: float = 0.01
+    # Evidence, not noise: the live abandon, contact-rate and CPO rules fire when the whole
+    # confidence interval (Wilson, two-sided, at this level) is past the threshold and resolve
+    # when it is wholly back (the abandon rule: upper bound below abandon_resolve).
+    confidence: float = 0.95
+    abandon_resolve: float = 0.02
 
 
 class AlertsConfig(msgspec.Struct, frozen=True):
@@ -175,6 +180,35 @@ class AlertsConfig(msgspec.Struct, frozen=True):
     webhook_url: str = ""
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 8
+    # compliance_forecast warns when a campaign's UK 24 h or US 30 d window will cross its limit
+    # within this many hours at the last hour's pace.
+    forecast_hours: float = 4.0
+
+
+class CampaignCompliance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[compliance.campaigns.<name>]: one campaign's own Ofcom estimate."""
+
+    amd_false_positive_rate: float
+    # How the estimate was made (Ofcom asks that it can be justified); shown beside the figure.
+    amd_basis: str = ""
+
+
+class ComplianceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[compliance]: how the regulators' abandon figures are counted (core/metrics.py)."""
+
+    # US FTC: a live answer not connected to a representative within this many seconds is abandoned.
+    ftc_connect_seconds: float = 2.0
+    # UK Ofcom: the share of machine-classified calls that were live people (AMD false positives),
+    # added to the abandoned calls; 0 unless the campaign can justify an estimate.
+    amd_false_positive_rate: float = 0.0
+    amd_basis: str = ""
+    campaigns: dict[str, CampaignCompliance] = {}
+
+    def amd_for(self, campaign: str) -> tuple[float, str]:
+        """(amd_false_positive_rate, its basis) in force for ``campaign``."""
+        own = self.campaigns.get(campaign)
+        return (own.amd_false_positive_rate, own.amd_basis) if own is not None else \
+            (self.amd_false_positive_rate, self.amd_basis)
 
 
 class StatusRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -248,6 +282,8 @@ class Settings(msgspec.Struct, frozen=True, dict=True):
     # The local hours each campaign may call in, at the called person's location.
     calling_hours: CallingHoursConfig = CallingHoursConfig()
     agents: AgentsConfig = AgentsConfig()
+    # The regulators' abandon definitions: the FTC's connect time, Ofcom's AMD estimate.
+    compliance: ComplianceConfig = ComplianceConfig()
     # Resolved from the environment by load_settings(); None means "embedded".
     kafka_bootstrap_servers: str | None = None
     clickhouse_url: str | None = None
@@ -393,6 +429,7 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"[alerts.rules.{campaign}]: clock_skew_min_calls must be at least 1 and "
                               "clock_skew_quiet_minutes above 0")
     _check_calling_hours(settings.calling_hours)
+    _check_compliance(settings)
     if settings.pipeline.max_future_seconds < 1:
         raise ConfigError("pipeline.max_future_seconds must be at least 1: a producer's clock a moment ahead "
                           "of the worker's is normal")
@@ -415,6 +452,27 @@ def _check(settings: Settings) -> None:
         raise ConfigError("dashboard.failed_logins_per_user_per_minute and failed_logins_per_client_per_minute "
                           "must be at least 1, and login_lockout_seconds above 0")
     check_dashboard_logins(settings.dashboard.users, settings.dashboard.tokens, "[dashboard.{kind}.{name}]")
+
+
+def _check_compliance(settings: Settings) -> None:
+    compliance = settings.compliance
+    if not (math.isfinite(compliance.ftc_connect_seconds) and compliance.ftc_connect_seconds >= 0):
+        raise ConfigError("compliance.ftc_connect_seconds must be a finite number of seconds, 0 or more (the FTC "
+                          "rule is 2)")
+    for where, rate in (("compliance.amd_false_positive_rate", compliance.amd_false_positive_rate),
+                        *((f"compliance.campaigns.{c}.amd_false_positive_rate", own.amd_false_positive_rate)
+                          for c, own in compliance.campaigns.items())):
+        if not 0 <= rate < 1:
+            raise ConfigError(f"{where} = {rate!r} must be a share from 0 up to (not including) 1, e.g. 0.05")
+    if not (math.isfinite(settings.alerts.forecast_hours) and settings.alerts.forecast_hours > 0):
+        raise ConfigError("alerts.forecast_hours must be a number of hours above 0")
+    for campaign in settings.alerts.rules:
+        rules = settings.alert_rules_for(campaign)
+        if not 0.5 <= rules.confidence < 1:
+            raise ConfigError(f"[alerts.rules.{campaign}]: confidence must be at least 0.5 and below 1 (0.95 "
+                              "for 95 %)")
+        if not 0 < rules.abandon_resolve <= rules.abandon_warning:
+            raise ConfigError(f"[alerts.rules.{campaign}]: need 0 < abandon_resolve <= abandon_warning")
 
 
 def _check_calling_hours(config: CallingHoursConfig) -> None:

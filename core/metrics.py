@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -17,10 +18,19 @@ import pandas as pd
 from core.config import CostModel
 from core.schema import CallAttempt, Outcome
 
-#: The additive counters landed per (campaign, time slot, segment, minute).
-COUNTERS: tuple[str, ...] = ("dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds")
+#: The additive counters landed per (campaign, time slot, segment, minute). The last three are the
+#: regulators' (migration 0014): ``abandoned_ftc`` the live answers the US FTC counts as abandoned
+#: (dropped, or connected after more than compliance.ftc_connect_seconds), ``live_answers_unjudged``
+#: the connected calls that came without wait_seconds (the FTC rule cannot judge them), ``machines``
+#: the calls answering-machine detection classified as machines (UK Ofcom's estimate starts there).
+COUNTERS: tuple[str, ...] = ("dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds",
+                             "abandoned_ftc", "live_answers_unjudged", "machines")
 #: The counters that count calls (whole numbers, UInt64 in the warehouse); the rest are money and seconds.
-CALL_COUNTS: frozenset[str] = frozenset(("dials", "contacts", "connected", "abandoned", "orders"))
+CALL_COUNTS: frozenset[str] = frozenset(("dials", "contacts", "connected", "abandoned", "orders", "abandoned_ftc",
+                                         "live_answers_unjudged", "machines"))
+#: US FTC TSR 16 CFR 310.4(b)(4)(i): a live answer not connected to a representative within two
+#: seconds of the greeting is abandoned. compliance.ftc_connect_seconds overrides it.
+FTC_CONNECT_SECONDS = 2.0
 
 #: The additive agent seconds landed per (campaign, team, agent, minute) from agent_state events.
 AGENT_COUNTERS: tuple[str, ...] = ("logged_in_seconds", "available_seconds", "on_call_seconds", "wrap_up_seconds",
@@ -41,6 +51,8 @@ DERIVED_COUNTERS: dict[str, tuple[tuple[float, str], ...]] = {
     "working_seconds": ((1.0, "logged_in_seconds"), (-1.0, "paused_seconds")),  # logged in, not paused
     "agent_hours": ((1 / 3600, "logged_in_seconds"),),
     "handle_seconds": ((1.0, "talk_seconds"), (1.0, "wrap_up_seconds")),         # calls' talk + agents' wrap-up
+    # Live answers the FTC rule can judge: all but the connected calls without wait_seconds.
+    "live_answers_judged": ((1.0, "contacts"), (-1.0, "live_answers_unjudged")),
 }
 
 
@@ -61,6 +73,9 @@ RATES: dict[str, Rate] = {
              "live human answers (connected + abandoned) / dial attempts"),
         Rate("abandon_rate", "abandoned", "contacts", "Abandon rate", "percent",
              "abandoned / live answers (connected + abandoned); never / all dials"),
+        Rate("abandon_rate_ftc", "abandoned_ftc", "live_answers_judged", "Abandon rate (FTC)", "percent",
+             "US FTC TSR: (dropped + connected after more than 2 s of waiting) / live answers whose wait is known; "
+             "connected calls without wait_seconds are counted apart (live_answers_unjudged)"),
         Rate("conversion_rate", "orders", "contacts", "Conversion", "percent",
              "orders / live answers"),
         Rate("cpo", "cost", "orders", "Cost per order", "currency",
@@ -117,6 +132,10 @@ RAW_COUNTER_SQL: dict[str, str] = {
     "orders": "countIf(outcome = 'connected' AND is_order = 1)",
     "cost": "sum(cost)",
     "talk_seconds": "sumIf(talk_seconds, outcome = 'connected')",
+    # At the law's 2 seconds; the minute buckets use compliance.ftc_connect_seconds as counted.
+    "abandoned_ftc": f"countIf(outcome = 'abandoned' OR (outcome = 'connected' AND wait_seconds > {FTC_CONNECT_SECONDS}))",
+    "live_answers_unjudged": "countIf(outcome = 'connected' AND wait_seconds IS NULL)",
+    "machines": "countIf(outcome = 'machine')",
 }
 
 
@@ -156,16 +175,148 @@ class ComplianceWindow:
     rule: str
 
 
-#: The abandon rate over each window is abandoned / contacts (live answers), as RATES says.
+#: Each window's abandon rate under its own definition (ComplianceWindow.definition): the live
+#: window the dialer's (abandoned / contacts, as RATES says), the UK window Ofcom's, the US window
+#: the FTC's (compliance_figures()).
 COMPLIANCE_WINDOWS: tuple[ComplianceWindow, ...] = (
     ComplianceWindow("live_15m", "Last 15 min", 15,
                      "live abandon rate over the last 15 minutes: what a supervisor can still fix"),
     ComplianceWindow("uk_24h", "UK 24 h", 24 * 60,
-                     "UK Ofcom: abandoned calls at most 3 % of live calls per campaign over 24 hours"),
+                     "UK Ofcom: abandoned calls, with the estimate of live calls answering-machine detection "
+                     "took for machines, at most 3 % of live calls per campaign over 24 hours"),
     ComplianceWindow("us_30d", "US 30 days", 30 * 24 * 60,
-                     "US FTC Telemarketing Sales Rule: abandoned calls at most 3 % of calls answered "
-                     "by a live person per campaign over 30 days"),
+                     "US FTC Telemarketing Sales Rule: calls not connected to a representative within 2 s, "
+                     "at most 3 % of calls answered by a live person per campaign over 30 days"),
 )
+#: Which definition each compliance window is judged by (COMPLIANCE_DEFINITIONS).
+WINDOW_DEFINITION: dict[str, str] = {"live_15m": "dialer", "uk_24h": "ofcom", "us_30d": "ftc"}
+#: The counters each compliance window sums (compliance_windows() hands out "<window>_<counter>").
+COMPLIANCE_COUNTERS: tuple[str, ...] = ("abandoned", "contacts", "abandoned_ftc", "live_answers_unjudged",
+                                        "machines")
+
+
+@dataclass(frozen=True)
+class ComplianceDefinition:
+    """One way of counting abandoned calls: what the compliance page shows side by side."""
+
+    name: str
+    label: str
+    rule: str
+
+
+COMPLIANCE_DEFINITIONS: dict[str, ComplianceDefinition] = {
+    definition.name: definition for definition in (
+        ComplianceDefinition("dialer", "Dialer", "calls the dialer dropped / live answers (connected + dropped)"),
+        ComplianceDefinition("ftc", "US FTC", "(dropped + connected after more than compliance.ftc_connect_seconds "
+                                              "of waiting) / live answers whose wait is known (16 CFR "
+                                              "310.4(b)(4)(i)); connected calls without wait_seconds are "
+                                              "counted apart, never guessed"),
+        ComplianceDefinition("ofcom", "UK Ofcom", "(dropped + amd_false_positive_rate × machine-classified calls) "
+                                                  "/ (live answers + the same estimate): Ofcom counts live calls "
+                                                  "answering-machine detection took for machines"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ComplianceFigure:
+    """One abandon rate under one definition, with the counts behind it."""
+
+    definition: str
+    abandoned: float      # calls counted abandoned (for Ofcom, with the AMD estimate: may be fractional)
+    live_answers: float   # the denominator
+    unjudged: int = 0     # FTC: connected calls without wait_seconds, outside both counts
+    estimate: float = 0.0  # Ofcom: live calls estimated among the machine-classified ones
+
+    @property
+    def rate(self) -> float | None:
+        return ratio(self.abandoned, self.live_answers)
+
+
+def compliance_figures(sums: Mapping[str, float], amd_false_positive_rate: float = 0.0,
+                       prefix: str = "") -> dict[str, ComplianceFigure]:
+    """The dialer's, the FTC's and Ofcom's abandon figures from one row of summed counters
+    (``prefix`` + counter name, e.g. "us_30d_abandoned")."""
+    def get(name: str) -> float:
+        value = sums.get(prefix + name, 0)
+        return 0.0 if value is None or value != value else float(value)  # None or NaN: nothing counted
+
+    abandoned, contacts = get("abandoned"), get("contacts")
+    unjudged = get("live_answers_unjudged")
+    estimate = amd_false_positive_rate * get("machines")
+    return {
+        "dialer": ComplianceFigure("dialer", abandoned, contacts),
+        "ftc": ComplianceFigure("ftc", get("abandoned_ftc"), contacts - unjudged, unjudged=int(unjudged)),
+        "ofcom": ComplianceFigure("ofcom", abandoned + estimate, contacts + estimate, estimate=estimate),
+    }
+
+
+def wilson_interval(successes: float, trials: float, confidence: float = 0.95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion successes / trials at ``confidence`` (two-sided),
+    or None with no trials. It stays inside [0, 1] and keeps its coverage near the nominal level at
+    small counts and rates near 0, where the normal approximation does neither: an abandon rule
+    reads 1 % rates from a few hundred live answers."""
+    if trials <= 0:
+        return None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    share = min(max(successes / trials, 0.0), 1.0)
+    z2n = z * z / trials
+    centre = (share + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(share * (1 - share) / trials + z2n / (4 * trials)) / (1 + z2n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def format_interval(interval: tuple[float, float] | None, confidence: float) -> str:
+    """"95 % CI 4.0–13.6 %" (rates shown as percent, one decimal)."""
+    if interval is None:
+        return "no data"
+    return f"{confidence * 100:g} % CI {interval[0] * 100:.1f}–{interval[1] * 100:.1f} %"
+
+
+@dataclass(frozen=True)
+class AbandonBudget:
+    """How many more abandoned calls a regulator's window allows, and when it runs out.
+
+    ``remaining`` = limit × live answers − abandoned over the window, at its current volume of
+    live answers (negative when already over). ``hours_to_breach`` extrapolates the last hour:
+    each hour adds its live answers and its abandons, the window's oldest hour drops out at the
+    same pace (a steady state), so the rate drifts towards the last hour's; None when the last
+    hour's pace never crosses the limit, 0.0 when already over."""
+
+    window: str
+    limit: float
+    abandoned: float
+    live_answers: float
+    remaining: float
+    last_hour_abandoned: float
+    last_hour_live_answers: float
+    hours_to_breach: float | None
+
+
+def abandon_budget(window: str, window_minutes: int, limit: float, abandoned: float, live_answers: float,
+                   last_hour_abandoned: float, last_hour_live_answers: float) -> AbandonBudget:
+    """:class:`AbandonBudget` of one campaign's window.
+
+    Forecast: after t hours at the last hour's pace, with the window's oldest t hours leaving at
+    the window's average pace, abandoned(t) = A + t (a − A/H) and live(t) = L + t (l − L/H) for a
+    window of H hours; the breach is the first t > 0 with abandoned(t) > limit × live(t), found in
+    closed form. The window's own age is not known here, so it is taken as full."""
+    remaining = limit * live_answers - abandoned
+    hours = window_minutes / 60
+    excess_now = abandoned - limit * live_answers
+    excess_per_hour = (last_hour_abandoned - abandoned / hours) - limit * (last_hour_live_answers
+                                                                          - live_answers / hours)
+    if live_answers and excess_now > 0:
+        breach = 0.0
+    elif excess_per_hour > 0:
+        breach = -excess_now / excess_per_hour if excess_now < 0 else 0.0
+        # The window holds only its H hours: a pace that needs longer to cross never crosses it,
+        # since by then the window is all last-hour pace and its rate stays below the limit.
+        breach = breach if breach <= hours else None
+    else:
+        breach = None
+    return AbandonBudget(window, limit, abandoned, live_answers, remaining, last_hour_abandoned,
+                         last_hour_live_answers, breach)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -231,7 +382,7 @@ def attempt_cost(attempt: CallAttempt, model: CostModel) -> float:
         return attempt.cost
     if attempt.telephony_cost is not None or attempt.agent_cost is not None:
         return (attempt.telephony_cost or 0.0) + (attempt.agent_cost or 0.0)
-    billed_seconds = attempt.ring_seconds + attempt.wait_seconds + attempt.talk_seconds
+    billed_seconds = attempt.ring_seconds + (attempt.wait_seconds or 0.0) + attempt.talk_seconds
     return (
         model.cost_per_attempt
         + billed_seconds / 60.0 * model.cost_per_minute
@@ -239,7 +390,22 @@ def attempt_cost(attempt: CallAttempt, model: CostModel) -> float:
     )
 
 
-def counters_for(outcome: Outcome | str, is_order: bool, cost: float, talk_seconds: float) -> tuple[float, ...]:
+def ftc_wait(outcome: Outcome, wait_seconds: float | None, ftc_connect_seconds: float) -> str:
+    """How the FTC rule judges a call: "abandoned" (dropped, or connected after waiting more than
+    ``ftc_connect_seconds``), "unjudged" (connected, no wait_seconds: it cannot be judged) or "" (a
+    live answer connected in time, or not a live answer)."""
+    if outcome is Outcome.ABANDONED:
+        return "abandoned"
+    if outcome is not Outcome.CONNECTED:
+        return ""
+    if wait_seconds is None:
+        return "unjudged"
+    return "abandoned" if wait_seconds > ftc_connect_seconds else ""
+
+
+def counters_for(outcome: Outcome | str, is_order: bool, cost: float, talk_seconds: float,
+                 wait_seconds: float | None = 0.0,
+                 ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> tuple[float, ...]:
     """The increments one attempt adds to its bucket, in COUNTERS order.
 
     Takes plain fields so the worker (from events) and recovery (from landed rows)
@@ -249,6 +415,7 @@ def counters_for(outcome: Outcome | str, is_order: bool, cost: float, talk_secon
         outcome = Outcome(outcome)
     connected = outcome is Outcome.CONNECTED
     abandoned = outcome is Outcome.ABANDONED
+    ftc = ftc_wait(outcome, wait_seconds, ftc_connect_seconds)
     return (
         1,                                   # dials
         int(connected or abandoned),         # contacts: live answers
@@ -257,29 +424,36 @@ def counters_for(outcome: Outcome | str, is_order: bool, cost: float, talk_secon
         int(connected and bool(is_order)),   # orders: only a call an agent talked to can order
         float(cost),                         # cost
         float(talk_seconds) if connected else 0.0,  # talk_seconds
+        int(ftc == "abandoned"),             # abandoned_ftc
+        int(ftc == "unjudged"),              # live_answers_unjudged
+        int(outcome is Outcome.MACHINE),     # machines
     )
 
 
-def attempt_counters(attempt: CallAttempt, model: CostModel) -> tuple[float, ...]:
-    return counters_for(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds)
+def attempt_counters(attempt: CallAttempt, model: CostModel,
+                     ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> tuple[float, ...]:
+    return counters_for(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds,
+                        attempt.wait_seconds, ftc_connect_seconds)
 
 
-# counters_for()'s call counts for each outcome and order flag, without the zeros.
+# counters_for()'s call counts for each outcome, order flag and FTC verdict, without the zeros.
+_FTC_WAITS = {"": 0.0, "abandoned": math.inf, "unjudged": None}  # a wait giving each verdict
 _CALL_COUNT_INCREMENTS = {
-    (outcome, is_order): tuple((index, value) for index, value in enumerate(counters_for(outcome, is_order, 0, 0))
-                               if value)
-    for outcome in Outcome for is_order in (False, True)
+    (outcome, is_order, verdict): tuple(
+        (index, value) for index, value in enumerate(counters_for(outcome, is_order, 0, 0, wait)) if value)
+    for outcome in Outcome for is_order in (False, True) for verdict, wait in _FTC_WAITS.items()
 }
 _COST_INDEX, _TALK_INDEX = COUNTERS.index("cost"), COUNTERS.index("talk_seconds")
 
 
-def counter_increments(outcome: Outcome | str, is_order: bool, cost: float,
-                       talk_seconds: float) -> tuple[tuple[int, float], ...]:
+def counter_increments(outcome: Outcome | str, is_order: bool, cost: float, talk_seconds: float,
+                       wait_seconds: float | None = 0.0,
+                       ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> tuple[tuple[int, float], ...]:
     """counters_for() as (COUNTERS index, increment) pairs, zeros left out: the worker adds
-    only what a call changes, and a dial nobody answered changes two counters of seven."""
+    only what a call changes, and a dial nobody answered changes two counters of ten."""
     if not isinstance(outcome, Outcome):
         outcome = Outcome(outcome)
-    increments = _CALL_COUNT_INCREMENTS[outcome, bool(is_order)]
+    increments = _CALL_COUNT_INCREMENTS[outcome, bool(is_order), ftc_wait(outcome, wait_seconds, ftc_connect_seconds)]
     if cost:
         increments += ((_COST_INDEX, float(cost)),)
     if talk_seconds and outcome is Outcome.CONNECTED:
@@ -287,8 +461,10 @@ def counter_increments(outcome: Outcome | str, is_order: bool, cost: float,
     return increments
 
 
-def attempt_increments(attempt: CallAttempt, model: CostModel) -> tuple[tuple[int, float], ...]:
-    return counter_increments(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds)
+def attempt_increments(attempt: CallAttempt, model: CostModel,
+                       ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> tuple[tuple[int, float], ...]:
+    return counter_increments(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds,
+                              attempt.wait_seconds, ftc_connect_seconds)
 
 
 def format_metric(name: str, value: float | None) -> str:

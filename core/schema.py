@@ -69,7 +69,9 @@ class CallAttempt(msgspec.Struct, frozen=True, tag="call_attempt", tag_field="ty
 
     ``event_time`` is when the attempt ended (the record became final), in UTC.
     ``wait_seconds`` is how long a live answer waited for an agent; for an abandoned
-    call it is the time until the dialer dropped it.
+    call it is the time until the dialer dropped it. Absent (null) on a connected call, the
+    wait is unknown: the US FTC's 2-second rule cannot judge the call, which is counted apart
+    (live_answers_unjudged), never taken as connected in time.
     """
 
     schema_version: int
@@ -79,7 +81,7 @@ class CallAttempt(msgspec.Struct, frozen=True, tag="call_attempt", tag_field="ty
     outcome: Outcome
     lead: Lead
     ring_seconds: Seconds = 0.0
-    wait_seconds: Seconds = 0.0
+    wait_seconds: Seconds | None = None
     talk_seconds: Seconds = 0.0
     order: bool = False
     order_value: OrderValue = 0.0
@@ -305,7 +307,7 @@ class EventScreen:
         limits = self.limits
         # Every event passes here: the common case in a few comparisons (NaN compares false,
         # so a non-finite value always takes the long way).
-        if (event.ring_seconds + event.wait_seconds + event.talk_seconds <= limits.max_call_seconds
+        if (event.ring_seconds + (event.wait_seconds or 0.0) + event.talk_seconds <= limits.max_call_seconds
                 and event.order_value <= limits.max_order_value
                 and (event.cost is None or event.cost <= limits.max_cost)
                 and (event.telephony_cost is None or event.telephony_cost <= limits.max_cost)
@@ -324,7 +326,7 @@ class EventScreen:
                 return "out_of_range", f"{name} is {value!r}, not a finite number"
             if value > limit:
                 return "out_of_range", f"{name} {value:.6g} is above {setting} ({limit:g})"
-        total = event.ring_seconds + event.wait_seconds + event.talk_seconds
+        total = event.ring_seconds + (event.wait_seconds or 0.0) + event.talk_seconds
         if total > limits.max_call_seconds:
             return "out_of_range", (f"ring_seconds + wait_seconds + talk_seconds = {total:.6g} is above "
                                     f"limits.max_call_seconds ({limits.max_call_seconds:g})")

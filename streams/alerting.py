@@ -20,10 +20,11 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 from clickhouse_connect.driver.client import Client
 
 from analytics.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
-from core.alerts import Alert, AlertBook, Check, Rule, format_seconds
+from core.alerts import NO_BREACH_HOURS, RULE_LABELS, Alert, AlertBook, Check, Rule, format_seconds
 from core.config import AlertRules, Settings
 from core.handoff import CallingHoursViolation, Violation
-from core.metrics import COUNTERS, format_metric, ratio
+from core.metrics import (COUNTERS, WINDOW_DEFINITION, abandon_budget, compliance_figures, format_interval,
+                          format_metric, ratio, wilson_interval)
 from core.schema import Event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
@@ -320,14 +321,20 @@ class AlertEvaluator:
 
     @classmethod
     def _abandon(cls, live: dict, rules: AlertRules) -> Check:
+        """Fires when the lower bound of the window's Wilson interval reaches a threshold, resolves
+        when its upper bound falls below abandon_resolve: 1 abandon of 36 live answers (2.8 %,
+        95 % CI 0.5-14.2 %) is no evidence of a 2 % breach, 9 of 120 (CI 4.0-13.6 %) is of a 3 % one."""
         contacts = int(live["contacts"])
+        abandoned = int(live["abandoned"])
+        interval = wilson_interval(abandoned, contacts, rules.confidence)
+        rate = ratio(abandoned, contacts)
         return Check(
-            Rule.ABANDON_RATE, ratio(live["abandoned"], contacts), rules.abandon_warning, rules.abandon_critical,
-            clear=rules.abandon_warning * rules.clear_ratio, higher_is_worse=True,
+            Rule.ABANDON_RATE, rate, rules.abandon_warning, rules.abandon_critical,
+            clear=rules.abandon_resolve, higher_is_worse=True,
             enough_data=cls._abandon_has_data(contacts, rules), sample=contacts,
-            window_minutes=live["window_minutes"],
-            describe=lambda: f"{int(live['abandoned'])} abandoned of {contacts} live answers in the last "
-                   f"{live['window_minutes']} min",
+            window_minutes=live["window_minutes"], interval=interval,
+            describe=lambda: f"{abandoned} abandoned of {contacts} live answers, {format_metric('abandon_rate', rate)} "
+                   f"({format_interval(interval, rules.confidence)}) in the last {live['window_minutes']} min",
         )
 
     def _newest_times(self, triggers: Iterable[str]) -> Iterable[tuple[str, datetime]]:
@@ -350,7 +357,7 @@ class AlertEvaluator:
         sums = compliance_windows_at(self.client, {c: at + timedelta(minutes=1) for c, at in stale.items()})
         for campaign, at in stale.items():
             self._compliance[campaign] = (int(at.timestamp() // 60), self._compliance_from(
-                sums.get(campaign, {}), self.settings.alert_rules_for(campaign)))
+                campaign, sums.get(campaign, {}), self.settings.alert_rules_for(campaign)))
 
     def _compliance_checks(self, campaign: str, at: datetime, rules: AlertRules) -> list[Check]:
         minute = int(at.timestamp() // 60)
@@ -358,25 +365,69 @@ class AlertEvaluator:
         if cached is not None and cached[0] == minute:
             return cached[1]
         frame = compliance_windows(self.client, at + timedelta(minutes=1), campaign)
-        checks = self._compliance_from({} if frame.empty else frame.iloc[0].to_dict(), rules)
+        checks = self._compliance_from(campaign, {} if frame.empty else frame.iloc[0].to_dict(), rules)
         self._compliance[campaign] = (minute, checks)
         return checks
 
-    @staticmethod
-    def _compliance_from(sums: Mapping, rules: AlertRules) -> list[Check]:
-        checks = []
+    def _compliance_from(self, campaign: str, sums: Mapping, rules: AlertRules) -> list[Check]:
+        """The UK 24 h window under Ofcom's definition, the US 30 d window under the FTC's, and
+        the forecast of either crossing its limit within alerts.forecast_hours."""
+        amd_rate, _ = self.settings.compliance.amd_for(campaign)
+        checks, budgets = [], []
         for rule, window, minutes in ((Rule.COMPLIANCE_UK_24H, "uk_24h", 24 * 60),
                                       (Rule.COMPLIANCE_US_30D, "us_30d", 30 * 24 * 60)):
-            abandoned, contacts = (int(sums.get(f"{window}_{part}", 0)) for part in ("abandoned", "contacts"))
+            definition = WINDOW_DEFINITION[window]
+            figure = compliance_figures(sums, amd_rate, prefix=f"{window}_")[definition]
+            last_hour = compliance_figures(sums, amd_rate, prefix="last_1h_")[definition]
             warning = rules.compliance_limit * rules.compliance_share
+            enough = figure.live_answers >= rules.min_live_answers
             checks.append(Check(
-                rule, ratio(abandoned, contacts), warning, rules.compliance_limit,
+                rule, figure.rate, warning, rules.compliance_limit,
                 clear=warning * rules.clear_ratio, higher_is_worse=True,
-                enough_data=contacts >= rules.min_live_answers, sample=contacts, window_minutes=minutes,
-                detail=f"{abandoned} abandoned of {contacts} live answers; the limit is "
+                enough_data=enough, sample=int(figure.live_answers), window_minutes=minutes,
+                detail=self._figure_text(figure, amd_rate) + f"; the limit is "
                        f"{format_metric('abandon_rate', rules.compliance_limit)}",
             ))
+            if enough and last_hour.live_answers > 0:
+                budgets.append((rule, abandon_budget(window, minutes, rules.compliance_limit, figure.abandoned,
+                                                     figure.live_answers, last_hour.abandoned,
+                                                     last_hour.live_answers)))
+        checks.append(self._forecast(budgets, rules))
         return checks
+
+    def _figure_text(self, figure, amd_rate: float) -> str:
+        counts = f"{figure.abandoned:,.0f} abandoned of {figure.live_answers:,.0f} live answers"
+        if figure.definition == "ftc":
+            return (f"{counts} under the FTC rule (dropped, or connected after more than "
+                    f"{self.settings.compliance.ftc_connect_seconds:g} s); {figure.unjudged:,} connected call(s) "
+                    "without a wait not judged")
+        if figure.definition == "ofcom":
+            return (f"{figure.abandoned:,.1f} abandoned of {figure.live_answers:,.1f} live calls under Ofcom's rule, "
+                    f"with {figure.estimate:,.1f} estimated live among the machine-classified calls "
+                    f"(amd_false_positive_rate {amd_rate:g})")
+        return counts
+
+    def _forecast(self, budgets: list, rules: AlertRules) -> Check:
+        """compliance_forecast: the soonest projected crossing of a window not over its limit yet
+        (one that is over has its own critical alert), warning within alerts.forecast_hours."""
+        hours = self.settings.alerts.forecast_hours
+        ahead = [(budget.hours_to_breach, rule, budget) for rule, budget in budgets
+                 if budget.hours_to_breach is not None and budget.hours_to_breach > 0]
+        if not ahead:
+            return Check(Rule.COMPLIANCE_FORECAST, NO_BREACH_HOURS, hours, None, clear=hours / rules.clear_ratio,
+                         higher_is_worse=False, enough_data=bool(budgets), sample=0, window_minutes=60,
+                         detail="no window's limit is crossed at the last hour's pace")
+        soonest, rule, budget = min(ahead, key=lambda item: item[0])
+        return Check(
+            Rule.COMPLIANCE_FORECAST, soonest, hours, None, clear=hours / rules.clear_ratio, higher_is_worse=False,
+            enough_data=True, sample=int(budget.last_hour_live_answers), window_minutes=60,
+            detail=(f"{RULE_LABELS[rule]} {format_metric('abandon_rate', ratio(budget.abandoned, budget.live_answers))} "
+                    f"now, {max(0.0, budget.remaining):,.1f} more abandons allowed at {budget.live_answers:,.0f} live "
+                    f"answers; at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
+                    f"{budget.last_hour_live_answers:,.0f}, "
+                    f"{format_metric('abandon_rate', ratio(budget.last_hour_abandoned, budget.last_hour_live_answers))})"
+                    f" it crosses {format_metric('abandon_rate', budget.limit)} in {format_seconds(soonest * 3600)}"),
+        )
 
     def _model_drift_check(self, campaign: str, at: datetime, rules: AlertRules) -> Check:
         # A week of scored calls moves slowly: once an event-time hour is plenty.
@@ -500,29 +551,47 @@ class AlertEvaluator:
 
     @classmethod
     def _contact_drop(cls, live: dict, baseline: dict, rules: AlertRules) -> Check:
+        """Fires when even the upper bound of the contact rate's interval is at or below the drop
+        level; resolves when its lower bound is back above the clear level."""
         dials = int(live["dials"])
+        contacts = int(live["contacts"])
         usual = baseline["contact_rate"]
         level = usual * rules.contact_drop_ratio if usual else 0.0
+        interval = wilson_interval(contacts, dials, rules.confidence)
+        rate = ratio(contacts, dials)
         return Check(
-            Rule.CONTACT_RATE_DROP, ratio(live["contacts"], dials), level, None,
+            Rule.CONTACT_RATE_DROP, rate, level, None,
             clear=level / rules.clear_ratio, higher_is_worse=False,
             enough_data=cls._contact_has_data(dials, baseline, rules), sample=dials,
-            window_minutes=live["window_minutes"],
-            describe=lambda: f"usual {baseline['slot']} contact rate is {format_metric('contact_rate', usual)} "
-                   f"(previous {rules.baseline_days} days)",
+            window_minutes=live["window_minutes"], interval=interval,
+            describe=lambda: f"{contacts} live answers of {dials} dials, {format_metric('contact_rate', rate)} "
+                   f"({format_interval(interval, rules.confidence)}); usual {baseline['slot']} contact rate is "
+                   f"{format_metric('contact_rate', usual)} (previous {rules.baseline_days} days)",
         )
 
     @classmethod
     def _cpo_spike(cls, window: dict, baseline: dict, rules: AlertRules) -> Check:
+        """CPO is cost / orders, and its chance lies in how many live answers ordered: the interval
+        is the cost over the conversion interval's ends (live answers x its upper bound orders at
+        best). Fires when even its lower bound is past the spike level."""
         orders = int(window["orders"])
+        contacts = int(window["contacts"])
+        cost = float(window["cost"])
         usual = baseline["cpo"]
         level = usual * rules.cpo_spike_multiple if usual else math.inf
+        conversion = wilson_interval(orders, contacts, rules.confidence)
+        interval = None if conversion is None else (
+            cost / (contacts * conversion[1]) if conversion[1] > 0 else math.inf,
+            cost / (contacts * conversion[0]) if conversion[0] > 0 else math.inf)
         return Check(
-            Rule.CPO_SPIKE, ratio(window["cost"], orders), level, None,
+            Rule.CPO_SPIKE, ratio(cost, orders), level, None,
             clear=level * rules.clear_ratio, higher_is_worse=True,
             enough_data=cls._cpo_has_data(orders, baseline, rules), sample=orders,
-            window_minutes=window["window_minutes"],
-            describe=lambda: f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)",
+            window_minutes=window["window_minutes"], interval=interval,
+            describe=lambda: f"{format_metric('cpo', cost)} for {orders} orders of {contacts} live answers "
+                   f"({rules.confidence * 100:g} % CI {format_metric('cpo', interval[0] if interval else None)}–"
+                   f"{format_metric('cpo', interval[1] if interval and math.isfinite(interval[1]) else None)}); "
+                   f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)",
         )
 
 

@@ -97,6 +97,8 @@ class MinuteBuckets:
         self.settings = settings
         self.slot_rules = slot_rules
         self.lateness = settings.pipeline.allowed_lateness_seconds
+        # The FTC's connect time, as the abandoned_ftc counter is counted (compliance.ftc_connect_seconds).
+        self.ftc_connect_seconds = settings.compliance.ftc_connect_seconds
         # Buckets stay in memory for the lateness window, or longer where a live alert
         # window needs them (alert rules read their windows from here).
         self.keep_seconds = max(self.lateness, 60 * longest_alert_window_minutes(settings))
@@ -172,7 +174,8 @@ class MinuteBuckets:
             kept = self._new_minute(campaign, minute, minutes)
         cost = attempt_cost(attempt, self.settings.cost_model_for(campaign))
         self._count(kept, attempt.lead.segment, attempt.event_id, fingerprint,
-                    counter_increments(attempt.outcome, attempt.order, cost, attempt.talk_seconds))
+                    counter_increments(attempt.outcome, attempt.order, cost, attempt.talk_seconds,
+                                       attempt.wait_seconds, self.ftc_connect_seconds))
         self._counted.add(attempt, kept.slot, cost)
         if watermark is None or epoch > watermark:
             moved = epoch if epoch <= self._ceiling else self._clamped(epoch)
@@ -223,13 +226,13 @@ class MinuteBuckets:
 
     def restore(self, landed_attempts: Iterable[tuple]) -> int:
         """Rebuild buckets from landed rows (event_id, campaign, segment, epoch, outcome,
-        is_order, cost, talk_seconds); every restored bucket is re-landed.
+        is_order, cost, talk_seconds, wait_seconds); every restored bucket is re-landed.
 
         Watermarks are clamped to the clock as in add(): rows an earlier version landed hours
         in the future keep their buckets, but do not make the correct calls after the restart late."""
         restored = 0
         self._ceiling = self.watermark_ceiling()
-        for event_id, campaign, segment, epoch, outcome, is_order, cost, talk_seconds in landed_attempts:
+        for event_id, campaign, segment, epoch, outcome, is_order, cost, talk_seconds, wait_seconds in landed_attempts:
             minute = int(epoch // 60) * 60
             minutes = self.minutes.get(campaign)
             kept = (minutes.get(minute) if minutes is not None else None) or self._new_minute(campaign, minute,
@@ -237,7 +240,8 @@ class MinuteBuckets:
             if id_key(event_id) in self.fingerprints:
                 continue  # the same event landed twice before a merge; count it once
             fingerprint = call_fingerprint(campaign, round(epoch * 1000), outcome, is_order, talk_seconds, segment)
-            self._count(kept, segment, event_id, fingerprint, counter_increments(outcome, is_order, cost, talk_seconds))
+            self._count(kept, segment, event_id, fingerprint,
+                        counter_increments(outcome, is_order, cost, talk_seconds, wait_seconds, self.ftc_connect_seconds))
             self.watermarks[campaign] = max(self.watermarks.get(campaign, -math.inf), min(epoch, self._ceiling))
             self._moved.add(campaign)
             restored += 1

@@ -38,7 +38,7 @@ log = logging.getLogger("callpulse.stoplist")
 
 def dialed_at(attempt: CallAttempt) -> datetime:
     """When the dial was placed: the event marks the attempt's end, after ring, wait and talk."""
-    return attempt.event_time - timedelta(seconds=attempt.ring_seconds + attempt.wait_seconds
+    return attempt.event_time - timedelta(seconds=attempt.ring_seconds + (attempt.wait_seconds or 0.0)
                                           + attempt.talk_seconds)
 
 

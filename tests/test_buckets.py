@@ -95,12 +95,12 @@ def test_out_of_order_within_lateness_updates_its_own_minute_and_older_is_late()
 def test_restore_rebuilds_counters_and_ids_from_landed_rows():
     state = buckets()
     epoch = T0.timestamp()
-    landed = [("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0),
-              ("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0),  # landed twice before a merge
-              ("b", "c1", "seniors", epoch + 1, "abandoned", 0, 0.1, 0.0)]
+    landed = [("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0, 0.5),
+              ("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0, 0.5),  # landed twice before a merge
+              ("b", "c1", "seniors", epoch + 1, "abandoned", 0, 0.1, 0.0, 2.0)]
     assert state.restore(landed) == 2
     (row,) = state.take_dirty()
-    assert row.counters == (2, 2, 1, 1, 1, 1.6, 60.0)
+    assert row.counters == (2, 2, 1, 1, 1, 1.6, 60.0, 1, 0, 0)  # the dropped call is abandoned for the FTC too
     same = CallAttempt(schema_version=1, event_id="a", campaign="c1", outcome=Outcome.CONNECTED, event_time=T0,
                        lead=Lead(segment="seniors"), talk_seconds=60, order=True, order_value=100.0)
     assert state.add(same) is Verdict.DUPLICATE
@@ -198,8 +198,8 @@ def test_restored_rows_landed_in_the_future_keep_their_buckets_but_not_the_water
     bucket is still there (a replay of it is a duplicate, not a second count)."""
     state = buckets()
     now = int(time.time() * 1000) / 1000  # the warehouse keeps milliseconds
-    landed = [("right-1", "c1", "seniors", now - 120, "connected", 0, 1.0, 60.0),
-              ("skewed", "c1", "seniors", now + 3 * 3600, "connected", 0, 1.0, 60.0)]
+    landed = [("right-1", "c1", "seniors", now - 120, "connected", 0, 1.0, 60.0, 1.0),
+              ("skewed", "c1", "seniors", now + 3 * 3600, "connected", 0, 1.0, 60.0, None)]
     assert state.restore(landed) == 2
     assert now <= state.watermarks["c1"] <= time.time()
     assert state.add(call_at("right-2", datetime.fromtimestamp(now - 500, timezone.utc))) is Verdict.COUNTED

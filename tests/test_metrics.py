@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from core.config import CostModel
-from core.metrics import (add_rate_columns, attempt_cost, attempt_counters, compute_rates, counter_increments,
+from core.metrics import (COUNTERS, add_rate_columns, attempt_cost, attempt_counters, compute_rates, counter_increments,
                               counters_for, format_metric)
 from core.schema import CallAttempt, Lead, Outcome
 
@@ -57,13 +57,15 @@ def test_counters_of_each_outcome():
 @pytest.mark.parametrize("outcome", list(Outcome) + ["connected", "abandoned"])  # recovery passes names
 @pytest.mark.parametrize("is_order", [False, True, 1])
 @pytest.mark.parametrize("cost, talk_seconds", [(0.0, 0.0), (0.35, 0.0), (0.0, 95.5), (1.25, 300.0)])
-def test_the_workers_sparse_increments_are_the_counters_without_their_zeros(outcome, is_order, cost, talk_seconds):
+@pytest.mark.parametrize("wait_seconds", [0.0, 2.0, 2.5, None])
+def test_the_workers_sparse_increments_are_the_counters_without_their_zeros(outcome, is_order, cost, talk_seconds,
+                                                                             wait_seconds):
     """The worker adds counter_increments(); reports and recovery define a call by counters_for()."""
-    increments = counter_increments(outcome, is_order, cost, talk_seconds)
-    full = [0.0] * 7
+    increments = counter_increments(outcome, is_order, cost, talk_seconds, wait_seconds)
+    full = [0.0] * len(COUNTERS)
     for index, value in increments:
         full[index] += value
-    assert full == list(counters_for(outcome, is_order, cost, talk_seconds))
+    assert full == list(counters_for(outcome, is_order, cost, talk_seconds, wait_seconds))
     assert all(value for _, value in increments) and len({index for index, _ in increments}) == len(increments)
 
 

@@ -21,7 +21,8 @@ UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 12, 0, 30, 250_000, tzinfo=UTC)  # hours before it are closed by the wall clock
 CAMPAIGNS = ("winback", "charity", "solar")
 SEGMENTS = ("seniors", "students")
-INTEGER_COUNTERS = ("dials", "contacts", "connected", "abandoned", "orders")
+INTEGER_COUNTERS = ("dials", "contacts", "connected", "abandoned", "orders", "abandoned_ftc", "live_answers_unjudged",
+                    "machines")
 BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version", "landed_at"]
 ROLLUP_TABLES = ("minute_metrics", "minute_metrics_changes", "hour_metrics", "campaign_hour_metrics",
                  "hour_metrics_builds")
@@ -55,8 +56,12 @@ def counters(rng: random.Random) -> list:
     dials = rng.randint(1, 30)
     contacts = rng.randint(0, dials)
     connected = rng.randint(0, contacts)
-    return [dials, contacts, connected, contacts - connected, rng.randint(0, connected),
-            round(rng.uniform(0, 9), 3), round(rng.uniform(0, 600), 1)]
+    values = [dials, contacts, connected, contacts - connected, rng.randint(0, connected),
+              round(rng.uniform(0, 9), 3), round(rng.uniform(0, 600), 1)]
+    # The regulators' counters follow from those without drawing (the same random stream as before
+    # they existed): some connected calls waited too long, some came without a wait, some machines.
+    unjudged = connected % 3
+    return values + [contacts - connected + (connected - unjudged) // 4, unjudged, (dials - contacts) // 2]
 
 
 class Buckets:
@@ -249,7 +254,7 @@ def test_a_range_with_the_open_hour_reads_it_from_the_minute_buckets(empty):
     now = datetime.now(UTC)
     spread(buckets, random.Random(3), (now - timedelta(hours=30)).replace(second=0, microsecond=0),
            now.replace(second=0, microsecond=0), 400)
-    buckets.land([("winback", "seniors", now.replace(second=0, microsecond=0), [7, 7, 5, 2, 1, 1.5, 30.0], 9)])
+    buckets.land([("winback", "seniors", now.replace(second=0, microsecond=0), [7, 7, 5, 2, 1, 1.5, 30.0, 3, 1, 0], 9)])
     start, end = now - timedelta(days=2), now + timedelta(days=1)
     before = queries.metrics_by(empty, ["campaign", "day"], start, end, tz="Asia/Tokyo")
     tiles_before = queries.campaign_tiles(empty, now, now - timedelta(hours=20))
@@ -279,7 +284,7 @@ def test_emptying_the_rollup_or_truncating_the_buckets_never_changes_an_answer(m
     client.command("TRUNCATE TABLE minute_metrics")  # the change log does not see this
     assert not current_hours(client)
     fresh = Buckets(client)
-    fresh.land([("winback", "seniors", NOW - timedelta(days=3, minutes=10), [5, 4, 3, 1, 1, 2.0, 60.0], 1)])
+    fresh.land([("winback", "seniors", NOW - timedelta(days=3, minutes=10), [5, 4, 3, 1, 1, 2.0, 60.0, 1, 0, 1], 1)])
     totals = queries.metrics_by(client, ["campaign"], *TOKYO_DAYS, tz="Asia/Tokyo")
     assert totals[["campaign", "dials", "abandoned"]].values.tolist() == [["winback", 5, 1]]
     compliance = queries.compliance_windows(client, NOW)
@@ -296,8 +301,9 @@ def test_crashed_duplicated_and_racing_builds_are_never_counted_twice(month):
     version = max(current_hours(client).values()) + 1
     client.insert("hour_metrics_builds", [[crashed, version, 0, 0, "", 2 * version, datetime.now(UTC)]],
                   column_names=["hour", "version", "done", "source_version", "fingerprint", "revision", "built_at"])
-    client.command("INSERT INTO hour_metrics SELECT hour, campaign, slot, segment, dials + 1000, contacts, connected, "
-                   "abandoned, orders, cost, talk_seconds, {v:UInt64}, now64(3) FROM hour_metrics FINAL "
+    client.command(f"INSERT INTO hour_metrics (hour, campaign, slot, segment, {', '.join(COUNTERS)}, version, built_at) "
+                   f"SELECT hour, campaign, slot, segment, dials + 1000, {', '.join(COUNTERS[1:])}, {{v:UInt64}}, "
+                   "now64(3) FROM hour_metrics FINAL "
                    "WHERE hour = {h:DateTime}", parameters={"v": version, "h": crashed})
     assert crashed not in current_hours(client)
     assert_same(before, reads(client))

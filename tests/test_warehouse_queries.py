@@ -39,7 +39,8 @@ def lander(client):
 def bucket(campaign: str, minute: datetime, *, dials=0, contacts=0, abandoned=0, orders=0, cost=0.0,
            segment="seniors", version=1) -> BucketRow:
     counters = dict(dials=dials or contacts, contacts=contacts, connected=contacts - abandoned,
-                    abandoned=abandoned, orders=orders, cost=cost, talk_seconds=0.0)
+                    abandoned=abandoned, orders=orders, cost=cost, talk_seconds=0.0, abandoned_ftc=abandoned,
+                    live_answers_unjudged=0, machines=0)
     return BucketRow(campaign, "midday", segment, int(minute.timestamp()), tuple(counters[c] for c in COUNTERS),
                      version)
 

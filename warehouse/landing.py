@@ -113,7 +113,7 @@ class Lander:
             [attempt.outcome.value for attempt in attempts],
             # Numbers as numpy arrays, which the driver copies as they are (see bucket_columns).
             np.array([attempt.ring_seconds for attempt in attempts], dtype=np.float64),
-            np.array([attempt.wait_seconds for attempt in attempts], dtype=np.float64),
+            [attempt.wait_seconds for attempt in attempts],  # null where the dialer sent no wait
             np.array([attempt.talk_seconds for attempt in attempts], dtype=np.float64),
             np.array([attempt.order for attempt in attempts], dtype=np.uint8),
             np.array([attempt.order_value for attempt in attempts], dtype=np.float64),

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from core.metrics import COMPLIANCE_WINDOWS, COUNTERS, RATES, add_rate_columns, rate_sql, ratio_series
+from core.metrics import (COMPLIANCE_COUNTERS, COMPLIANCE_WINDOWS, COUNTERS, RATES, WINDOW_DEFINITION, ComplianceWindow,
+                          add_rate_columns, rate_sql, ratio_series)
 from warehouse.queries.sums import (MINUTE_METRICS, SUMS, as_utc, counter_frame, minute_rows_sql, minute_window,
                                     naive_utc, summed)
 from warehouse.queries.reports import metrics_by
@@ -58,28 +59,44 @@ def campaign_tiles(client: Client, now: datetime, day_start: datetime,
     return add_rate_columns(frame)
 
 
+#: The windows compliance_windows() sums: the regulators' and the last hour, whose pace the
+#: compliance budget's forecast extrapolates.
+FORECAST_WINDOW = ComplianceWindow("last_1h", "Last hour", 60, "the pace the compliance forecast extrapolates")
+SUMMED_WINDOWS = (*COMPLIANCE_WINDOWS, FORECAST_WINDOW)
+
+
+def window_columns(window: str) -> list[str]:
+    return [f"{window}_{counter}" for counter in COMPLIANCE_COUNTERS]
+
+
 def compliance_windows(client: Client, now: datetime, campaign: str | None = None,
-                       campaigns: Sequence[str] | None = None) -> pd.DataFrame:
+                       campaigns: Sequence[str] | None = None,
+                       amd_rate_for: Callable[[str], float] | None = None) -> pd.DataFrame:
     """Per campaign (``campaign`` alone, or each of ``campaigns``, if given), for each compliance
-    window ending at ``now``: abandoned, contacts and abandon rate. A window of N minutes covers
+    window ending at ``now`` (and the last hour): its counters (COMPLIANCE_COUNTERS, as
+    "<window>_<counter>") and its abandon rate under each definition ("<window>_abandon_rate_dialer",
+    "_ftc", "_ofcom", the Ofcom one with ``amd_rate_for(campaign)``, 0 without it), and
+    "<window>_abandon_rate" under the window's own (WINDOW_DEFINITION). A window of N minutes covers
     the minute buckets that start at or after now - N minutes, the current (filling) minute included."""
     parameters = {"now": naive_utc(now), "campaign": campaign or "", "campaigns": list(campaigns or ())}
     windows = []
-    for window in COMPLIANCE_WINDOWS:
+    for window in SUMMED_WINDOWS:
         parameters[window.name] = naive_utc(now - timedelta(minutes=window.minutes))
         windows.append(minute_window(now - timedelta(minutes=window.minutes), now, end_inclusive=True))
-    longest = max(COMPLIANCE_WINDOWS, key=lambda w: w.minutes).name
+    longest = max(SUMMED_WINDOWS, key=lambda w: w.minutes).name
     campaign_sql = "AND campaign = {campaign:String} " if campaign else ""
     if campaigns is not None:
         campaign_sql += "AND campaign IN {campaigns:Array(String)} "
-    names = [f"{window.name}_{part}" for window in COMPLIANCE_WINDOWS for part in ("abandoned", "contacts")]
+    names = [name for window in SUMMED_WINDOWS for name in window_columns(window.name)]
 
     def template(rows: str, counted) -> str:
         columns = []
-        for window in COMPLIANCE_WINDOWS:
+        for window in SUMMED_WINDOWS:
             since = counted(lambda t, name=window.name: f"{t} >= {{{name}:DateTime}} AND {t} <= {{now:DateTime}}")
-            columns.append(f"sumIf(abandoned, ({since}) AS in_{window.name}) AS {window.name}_abandoned, "
-                           f"sumIf(contacts, in_{window.name}) AS {window.name}_contacts")
+            columns.append(f"sumIf({COMPLIANCE_COUNTERS[0]}, ({since}) AS in_{window.name}) AS "
+                           f"{window.name}_{COMPLIANCE_COUNTERS[0]}")
+            columns.extend(f"sumIf({counter}, in_{window.name}) AS {window.name}_{counter}"
+                           for counter in COMPLIANCE_COUNTERS[1:])
         return (f"SELECT campaign, {', '.join(columns)} FROM {rows} "
                 f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} " + campaign_sql
                 + "GROUP BY campaign")
@@ -90,32 +107,50 @@ def compliance_windows(client: Client, now: datetime, campaign: str | None = Non
     frame = client.query_df(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
     if not len(frame.columns):  # nothing landed in the windows; the embedded warehouse then names no columns
         frame = pd.DataFrame(columns=["campaign", *names])
-    for window in COMPLIANCE_WINDOWS:
-        frame[f"{window.name}_abandon_rate"] = ratio_series(frame[f"{window.name}_abandoned"],
-                                                            frame[f"{window.name}_contacts"])
+    return add_compliance_rates(frame, amd_rate_for)
+
+
+def add_compliance_rates(frame: pd.DataFrame, amd_rate_for: Callable[[str], float] | None = None) -> pd.DataFrame:
+    """The rate columns of compliance_windows() from its counter columns."""
+    amd = frame["campaign"].map(amd_rate_for).astype("float64") if amd_rate_for is not None and len(frame) else 0.0
+    for window in SUMMED_WINDOWS:
+        name = window.name
+        for counter in COMPLIANCE_COUNTERS:
+            frame[f"{name}_{counter}"] = frame[f"{name}_{counter}"].astype("float64")
+        abandoned, contacts = frame[f"{name}_abandoned"], frame[f"{name}_contacts"]
+        estimate = frame[f"{name}_machines"] * amd
+        frame[f"{name}_amd_estimate"] = estimate
+        frame[f"{name}_abandon_rate_dialer"] = ratio_series(abandoned, contacts)
+        frame[f"{name}_abandon_rate_ftc"] = ratio_series(frame[f"{name}_abandoned_ftc"],
+                                                         contacts - frame[f"{name}_live_answers_unjudged"])
+        frame[f"{name}_abandon_rate_ofcom"] = ratio_series(abandoned + estimate, contacts + estimate)
+        frame[f"{name}_abandon_rate"] = frame[f"{name}_abandon_rate_{WINDOW_DEFINITION.get(name, 'dialer')}"]
     return frame
 
 
 def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[str, dict[str, int]]:
-    """:func:`compliance_windows` for many campaigns, each at its own ``now``, in one query:
-    campaign -> {"<window>_abandoned": n, "<window>_contacts": n}. A worker catching up on
-    a backlog of 1,000 campaigns would otherwise ask once per campaign per event minute."""
+    """:func:`compliance_windows`' counters for many campaigns, each at its own ``now``, in one query:
+    campaign -> {"<window>_<counter>": n} (COMPLIANCE_COUNTERS, the compliance windows and the last
+    hour). A worker catching up on a backlog of 1,000 campaigns would otherwise ask once per
+    campaign per event minute."""
     if not nows:
         return {}
     campaigns = sorted(nows)
     moments = [naive_utc(nows[c]) for c in campaigns]
-    longest = max(window.minutes for window in COMPLIANCE_WINDOWS)
+    longest = max(window.minutes for window in SUMMED_WINDOWS)
     parameters = {"campaigns": campaigns, "nows": moments,
                   "earliest": min(moments) - timedelta(minutes=longest), "latest": max(moments)}
-    names = [f"{window.name}_{part}" for window in COMPLIANCE_WINDOWS for part in ("abandoned", "contacts")]
+    names = [name for window in SUMMED_WINDOWS for name in window_columns(window.name)]
 
     def template(rows: str, counted) -> str:
         columns = []
-        for window in COMPLIANCE_WINDOWS:
+        for window in SUMMED_WINDOWS:
             since = counted(lambda t, minutes=window.minutes:
                             f"{t} >= q.now - toIntervalMinute({minutes}) AND {t} <= q.now")
-            columns.append(f"sumIf(m.abandoned, ({since}) AS in_{window.name}) AS {window.name}_abandoned, "
-                           f"sumIf(m.contacts, in_{window.name}) AS {window.name}_contacts")
+            columns.append(f"sumIf(m.{COMPLIANCE_COUNTERS[0]}, ({since}) AS in_{window.name}) AS "
+                           f"{window.name}_{COMPLIANCE_COUNTERS[0]}")
+            columns.extend(f"sumIf(m.{counter}, in_{window.name}) AS {window.name}_{counter}"
+                           for counter in COMPLIANCE_COUNTERS[1:])
         aliased = "minute_metrics AS m FINAL" if rows == MINUTE_METRICS else f"{rows} AS m"
         return (
             f"SELECT m.campaign AS campaign, {', '.join(columns)} FROM {aliased} "
@@ -130,7 +165,7 @@ def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[
     sql, extra = summed(
         client, template, ["campaign"], names,
         [minute_window(moment - timedelta(minutes=window.minutes), moment, end_inclusive=True)
-         for moment in set(moments) for window in COMPLIANCE_WINDOWS],
+         for moment in set(moments) for window in SUMMED_WINDOWS],
         minute_window(parameters["earliest"], parameters["latest"], end_inclusive=True), column="m.minute",
         campaign_sql="AND campaign IN {campaigns:Array(String)} ", by_slot_and_segment=False, order=False)
     parameters.update(extra)

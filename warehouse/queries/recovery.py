@@ -23,7 +23,7 @@ def open_window_attempts(client: Client, window_s: int, newest_allowed: datetime
         parameters["newest_allowed"] = naive_utc(newest_allowed)
     return client.query(
         "SELECT a.event_id, a.campaign, a.segment, toUnixTimestamp64Milli(a.event_time) / 1000.0, "
-        "a.outcome, a.is_order, a.cost, a.talk_seconds "
+        "a.outcome, a.is_order, a.cost, a.talk_seconds, a.wait_seconds "
         "FROM call_attempts AS a FINAL "
         f"INNER JOIN (SELECT campaign, {newest} AS newest FROM call_attempts GROUP BY campaign) AS w "
         "ON a.campaign = w.campaign "
