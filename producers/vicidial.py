@@ -30,7 +30,8 @@ import msgspec
 
 from core.alerts import format_seconds
 from core.config import Settings, StatusRule
-from core.privacy import DEFAULT_REGION, hash_phone, looks_like_phone_number, redact_phone_numbers
+from core.privacy import (DEFAULT_REGION, callee_timezone, hash_phone, looks_like_phone_number,
+                          redact_phone_numbers)
 from core.schema import SCHEMA_VERSION, AgentStateChange, CallAttempt, Lead, Outcome
 
 REQUIRED_COLUMNS = ("uniqueid", "campaign_id", "call_date", "length_in_sec", "status")
@@ -137,6 +138,9 @@ class RowMapper:
                 order=is_order,
                 agent=None if agent.upper() in NO_AGENT else agent[:128],
                 team=value("user_group")[:128] or None,
+                # Read from the number before it is hashed, for the calling-hours rule.
+                callee_timezone=callee_timezone(phone, self.settings.pipeline.phone_region, value("phone_code"))
+                if phone else None,
             )
         except (msgspec.ValidationError, TypeError, ValueError) as exc:
             raise RowError("schema_violation", str(exc)) from None
