@@ -17,6 +17,7 @@ from flask import jsonify, request
 
 from analytics import reports
 from dashboards import auth, hardening
+from dashboards.alert_banner import banner_items
 from dashboards.data import DashboardContext, context, set_context, shared_wallboard_model
 from warehouse.queries.alerts import ALERT_VIEWS, active_alerts, alerts_from_frame, listed_alerts
 
@@ -72,9 +73,7 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
         if not alerts:
             return [], "alert-banner hidden"
         worst = "critical" if any(a.severity == "critical" for a in alerts) else "warning"
-        items = [html.Div(alert.headline(), className="banner-item") for alert in alerts[:3]]
-        if len(alerts) > 3:
-            items.append(html.Div(f"and {len(alerts) - 3} more", className="banner-item"))
+        items = banner_items(alerts)  # each with the value it fired at and the value now
         return [*items, dcc.Link("open alerts", href="/alerts", className="banner-link")], f"alert-banner {worst}"
 
     @app.server.get("/api/wallboard")

@@ -70,7 +70,7 @@ class WorkerPipeline:
         self.processor.on_counted = self.alerting.note_counted
         self.processor.on_future_stamped = self.alerting.note_future_stamped
         self.webhook = (WebhookSender(settings.alert_webhook_url, timeout_s=settings.alerts.webhook_timeout_seconds,
-                                      max_attempts=settings.alerts.webhook_max_attempts)
+                                      max_attempts=settings.alerts.webhook_max_attempts, zone=settings.zone)
                         if settings.alert_webhook_url else None)
         self.stopping = threading.Event()
         self.ready = threading.Event()

@@ -12,28 +12,35 @@ import json
 import logging
 import queue
 import threading
+from datetime import timezone, tzinfo
 
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from core.alerts import Alert, encode_alert
+from core.localtime import local_iso, local_time_named
 
 log = logging.getLogger("callpulse.webhook")
 
 SEVERITY_COLOURS = {"critical": "#e74c3c", "warning": "#f1c40f", "resolved": "#2ecc71"}
 
 
-def slack_body(alert: Alert) -> dict:
-    """Slack's incoming-webhook shape (text + attachment); the full alert rides along."""
+def slack_body(alert: Alert, zone: tzinfo = timezone.utc) -> dict:
+    """Slack's incoming-webhook shape (text + attachment); the full alert rides along.
+
+    The text and fields read times on ``zone``'s clock (the configured pipeline.timezone),
+    the zone named; the attached alert keeps ISO 8601 with its offset, for machines."""
     colour = SEVERITY_COLOURS["resolved" if alert.state == "resolved" else alert.severity]
+    when = "resolved at" if alert.state == "resolved" else "since"
+    moment = alert.event_time if alert.state == "resolved" else alert.first_seen
     return {
-        "text": alert.headline(),
+        "text": f"{alert.headline()} · {when} {local_time_named(moment, zone, '%Y-%m-%d %H:%M')}",
         "attachments": [{
             "color": colour,
             "fields": [
                 {"title": "campaign", "value": alert.campaign, "short": True},
                 {"title": "rule", "value": alert.rule.value, "short": True},
-                {"title": "since (event time)", "value": alert.first_seen.isoformat(), "short": True},
+                {"title": "since (event time)", "value": local_iso(alert.first_seen, zone), "short": True},
                 {"title": "window", "value": f"{alert.window_minutes} min", "short": True},
             ],
         }],
@@ -50,8 +57,9 @@ def _retryable(exc: BaseException) -> bool:
 
 class WebhookSender:
     def __init__(self, url: str, *, timeout_s: float = 5.0, max_attempts: int = 8,
-                 first_wait_s: float = 0.5, max_wait_s: float = 30.0):
+                 first_wait_s: float = 0.5, max_wait_s: float = 30.0, zone: tzinfo = timezone.utc):
         self.url = url
+        self.zone = zone  # the clock the message's text reads times on (pipeline.timezone)
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.wait = wait_exponential(multiplier=first_wait_s, max=max_wait_s)
@@ -79,7 +87,7 @@ class WebhookSender:
             for attempt in Retrying(stop=stop_after_attempt(self.max_attempts), wait=self.wait,
                                     retry=retry_if_exception(_retryable), reraise=False):
                 with attempt:
-                    client.post(self.url, json=slack_body(alert)).raise_for_status()
+                    client.post(self.url, json=slack_body(alert, self.zone)).raise_for_status()
             self.delivered += 1
         except (RetryError, httpx.HTTPError) as exc:
             self.failed += 1

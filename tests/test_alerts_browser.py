@@ -1,15 +1,20 @@
 """The alert banner and the Alerts page in a real browser: a campaign's abandon rate is
-pushed to 5 % and stays there; the banner appears on the wallboard, the Alerts page lists
-the episode, and acknowledging it takes the banner down."""
+pushed to 5 % and stays there; the banner appears on the wallboard with the value the alert
+fired at and the live value now (each labelled), the Alerts page lists the episode with its
+times on the configured zone's clock, and acknowledging it takes the banner down."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from test_wallboard_browser import _require_browser, dashboard_page
 
+from core.metrics import format_metric
+from core.schema import Outcome
 from producers.publisher import EventPublisher
 from producers.scenarios import Phase, abandon_rate_phases
 
@@ -41,8 +46,14 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline, dashboar
         expect(banner).to_be_visible()
         expect(banner).to_have_class(re.compile(r"\bcritical\b"))
         # The value that crossed the 3 % line, and the sample behind it.
-        expect(banner).to_contain_text(
-            re.compile(r"CRITICAL · winback · abandon rate 3\.\d % · \d+ abandoned of \d+ live"))
+        expect(banner).to_contain_text(re.compile(r"CRITICAL · winback · abandon rate"))
+        expect(banner.get_by_test_id("banner-fired")).to_have_text(re.compile(r"^ fired at 3\.\d %$"))
+        expect(banner).to_contain_text(re.compile(r"\d+ abandoned of \d+ live"))
+        # And the live 15 minutes now, as the wallboard's tile reads them.
+        abandoned, contacts = live_window(events, minutes=15)
+        expect(banner.get_by_test_id("banner-now")).to_have_text(
+            f" · now {format_metric('abandon_rate', abandoned / contacts)} ({abandoned:,} of {contacts:,} "
+            "live answers, last 15 min)")
         page.screenshot(path=str(pipeline.data_dir / "banner.png"))
 
         banner.get_by_role("link", name="open alerts").click()
@@ -50,6 +61,14 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline, dashboar
         expect(card).to_have_count(1)
         expect(card).to_contain_text("winback")
         expect(page.locator("#alert-history")).to_contain_text("firing")
+        # Times on the configured zone's clock, the zone named, as every other page shows them.
+        zone = settings.zone
+        expect(page.locator("#alert-history")).to_contain_text(f"event time ({settings.pipeline.timezone})")
+        listed = api_alerts(settings, dashboard_login.bearer("supervisor"))
+        first_seen = datetime.fromisoformat(listed[0]["first_seen"].replace("Z", "+00:00")).astimezone(zone)
+        expect(card).to_contain_text(f"since {first_seen:%Y-%m-%d %H:%M} ({settings.pipeline.timezone}, event time)")
+        event_time = datetime.fromisoformat(listed[0]["event_time"].replace("Z", "+00:00")).astimezone(zone)
+        expect(page.locator("#alert-history")).to_contain_text(f"{event_time:%Y-%m-%d %H:%M:%S}")
         page.locator("#ack-by").fill("dana")
         page.locator("#ack-by").press("Enter")
         card.get_by_role("button", name="Acknowledge").click()
@@ -62,3 +81,23 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline, dashboar
         expect(banner).to_be_hidden()
     assert page_errors == [], page_errors
     assert worker.stop() == 0
+
+
+def live_window(events, minutes: int) -> tuple[int, int]:
+    """(abandoned, live answers) in the newest ``minutes`` minute buckets, the newest included,
+    from the published events alone: what the wallboard's live tile reads."""
+    def minute(event):
+        return event.event_time.replace(second=0, microsecond=0)
+
+    board_now = max(minute(event) for event in events) + timedelta(minutes=1)
+    recent = [event for event in events if minute(event) >= board_now - timedelta(minutes=minutes)]
+    abandoned = sum(event.outcome is Outcome.ABANDONED for event in recent)
+    contacts = sum(event.outcome in (Outcome.ABANDONED, Outcome.CONNECTED) for event in recent)
+    return abandoned, contacts
+
+
+def api_alerts(settings, headers: dict[str, str]) -> list[dict]:
+    """/api/alerts: the active alerts with their times in ISO 8601 (UTC, with the offset)."""
+    url = f"http://{settings.embedded.dashboard_host}:{settings.embedded.dashboard_port}/api/alerts"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+        return json.loads(response.read())

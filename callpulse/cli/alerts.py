@@ -20,6 +20,8 @@ def alerts() -> None:
 @click.pass_context
 def alerts_list(ctx: click.Context, active: bool, all_transitions: bool, output_format: str) -> None:
     """List alerts, newest first (--active: most severe first, as the dashboard lists them).
+    Times are on the configured zone's clock (pipeline.timezone); --format json keeps ISO 8601
+    with the offset.
 
     Reads the warehouse's alerts table, which keeps every transition across restarts. While
     `callpulse up` runs it asks the running dashboard (only one process may open the
@@ -28,18 +30,22 @@ def alerts_list(ctx: click.Context, active: bool, all_transitions: bool, output_
     import msgspec
     from rich.table import Table
 
+    from core.localtime import local_time, zone_name
+
     view = "active" if active else "transitions" if all_transitions else "episodes"
-    shown = _listed_alerts(settings_of(ctx), view)
-    if output_format == "json":
+    settings = settings_of(ctx)
+    shown = _listed_alerts(settings, view)
+    if output_format == "json":  # ISO 8601 with the offset, for machines
         click.echo(msgspec.json.encode(shown).decode())
         return
-    table = Table(title=f"{'active ' if active else ''}alerts ({len(shown)})")
-    for column in ("since (event time)", "campaign", "rule", "state", "severity", "value", "threshold", "detail"):
+    zone = settings.zone
+    table = Table(title=f"{'active ' if active else ''}alerts ({len(shown)}) · times in {zone_name(zone)}")
+    for column in (f"since ({zone_name(zone)}, event time)", "campaign", "rule", "state", "severity", "value", "threshold", "detail"):
         table.add_column(column)
     for alert in shown:
         value = "—" if alert.value is None else f"{alert.value:.4g}"
         colour = "green" if alert.state == "resolved" else "red" if alert.severity == "critical" else "yellow"
-        table.add_row(alert.first_seen.strftime("%Y-%m-%d %H:%M:%S"), alert.campaign, alert.rule.value,
+        table.add_row(local_time(alert.first_seen, zone), alert.campaign, alert.rule.value,
                       f"[{colour}]{alert.state}[/]", alert.severity, value, f"{alert.threshold:.4g}", alert.detail)
     stdout_console().print(table)
 

@@ -8,6 +8,7 @@ import dash
 from dash import ALL, Input, Output, State, callback, ctx, dash_table, dcc, html
 
 from core.alerts import RULE_LABELS, format_alert_value
+from core.localtime import local_time, zone_name
 from core.schema import REJECTION_REASONS
 from dashboards.data import context
 from warehouse.queries.alerts import (acknowledge_alert, active_alerts, alert_history, alerts_from_frame,
@@ -15,13 +16,15 @@ from warehouse.queries.alerts import (acknowledge_alert, active_alerts, alert_hi
 
 dash.register_page(__name__, path="/alerts", name="Alerts", title="CallPulse · Alerts", order=10)
 
-HISTORY_COLUMNS = [("event_time", "event time (UTC)"), ("campaign", "campaign"), ("rule", "rule"),
+# Times are on the configured zone's clock; the layout names the zone in the header.
+HISTORY_COLUMNS = [("event_time", "event time"), ("campaign", "campaign"), ("rule", "rule"),
                    ("state", "state"), ("severity", "severity"), ("value", "value"), ("threshold", "threshold"),
                    ("detail", "detail"), ("acknowledged_by", "acknowledged by")]
 
 
 def layout(**_query):
     refresh_ms = int(context().settings.dashboard.refresh_seconds * 1000)
+    zone = context().settings.zone
     return html.Div(
         [
             html.H2("Firing now"),
@@ -32,7 +35,8 @@ def layout(**_query):
             html.Div(id="ack-result", className="ack-result"),
             html.H2("History"),
             dash_table.DataTable(
-                id="alert-history", columns=[{"name": label, "id": key} for key, label in HISTORY_COLUMNS],
+                id="alert-history", columns=[{"name": f"{label} ({zone_name(zone)})" if key == "event_time"
+                                              else label, "id": key} for key, label in HISTORY_COLUMNS],
                 page_size=25, sort_action="native", filter_action="native",
                 style_table={"overflowX": "auto"},
                 style_header={"backgroundColor": "#161d24", "color": "#e6e6e6", "fontWeight": "bold"},
@@ -60,6 +64,7 @@ def layout(**_query):
 )
 def refresh(_n, _clicks, acknowledged_by):
     client = context().client
+    zone = context().settings.zone
     message = ""
     trigger = ctx.triggered_id
     if isinstance(trigger, dict) and trigger.get("type") == "ack" and any(_clicks or []):
@@ -73,7 +78,8 @@ def refresh(_n, _clicks, acknowledged_by):
         cards.append(html.Div(
             [
                 html.Div(alert.headline(), className="alert-headline"),
-                html.Div(f"since {alert.first_seen:%Y-%m-%d %H:%M} (event time) · "
+                html.Div(f"since {local_time(alert.first_seen, zone, '%Y-%m-%d %H:%M')} ({zone_name(zone)}, "
+                         "event time) · "
                          f"{RULE_LABELS[alert.rule]} · threshold {format_alert_value(alert.rule, alert.threshold)}",
                          className="stat-label"),
                 html.Div(f"acknowledged by {row['acknowledged_by']}", className="acked") if acked else
@@ -86,7 +92,7 @@ def refresh(_n, _clicks, acknowledged_by):
     rows = []
     for row in history.to_dict("records"):
         rows.append({
-            "event_time": f"{row['event_time']:%Y-%m-%d %H:%M:%S}", "campaign": row["campaign"],
+            "event_time": local_time(row["event_time"], zone), "campaign": row["campaign"],
             "rule": row["rule"], "state": row["state"], "severity": row["severity"],
             "value": format_alert_value(row["rule"], row["value"]),
             "threshold": format_alert_value(row["rule"], row["threshold"]),
@@ -101,9 +107,10 @@ def rejected_records(_n):
     counts = dead_letter_counts(context().client, datetime.now(timezone.utc))
     if counts.empty:
         return html.Div("No record has been rejected.", className="empty")
-    header = ["reason", "meaning", "last hour", "last 24 h", "total", "newest (UTC)"]
+    zone = context().settings.zone
+    header = ["reason", "meaning", "last hour", "last 24 h", "total", f"newest ({zone_name(zone)})"]
     rows = [[row["reason"], REJECTION_REASONS.get(row["reason"], ""), f"{row['last_hour']:,}", f"{row['last_24h']:,}",
-             f"{row['total']:,}", f"{row['newest']:%Y-%m-%d %H:%M:%S}"] for row in counts.to_dict("records")]
+             f"{row['total']:,}", local_time(row["newest"], zone)] for row in counts.to_dict("records")]
     return html.Table([html.Thead(html.Tr([html.Th(h) for h in header])),
                        html.Tbody([html.Tr([html.Td(cell) for cell in row], **{"data-reason": row[0]})
                                    for row in rows])], className="definitions-table")
