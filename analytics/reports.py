@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from core.metrics import (COUNTERS, METRIC_ALIASES, METRIC_NAMES, RATES, add_rate_columns, format_metric,
-                              ratio_series)
+from core.metrics import (AGENT_COUNTERS, COUNTERS, METRIC_ALIASES, METRIC_NAMES, RATES, add_rate_columns,
+                          format_metric, needs_agent_seconds, ratio_series)
 from core.schema import MAX_IDENTIFIER_LENGTH as MAX_CAMPAIGN_LENGTH
 
 #: What a manager may group by (the warehouse maps each to SQL from an allow-list).
@@ -29,13 +29,17 @@ REPORT_DIMENSIONS: dict[str, str] = {
     "slot": "Time slot",
     "segment": "Segment",
     "team": "Agent team",
+    "agent": "Agent",
     "day": "Day",
     "hour": "Hour of day",
     "weekday": "Weekday",
 }
 #: The metrics offered on the Reports page, in the order people ask for them.
 REPORT_METRICS: tuple[str, ...] = ("contact_rate", "abandon_rate", "cpo", "conversion_rate", "orders", "dials",
-                                   "aht_seconds")
+                                   "aht_seconds", "occupancy", "calls_per_agent_hour", "orders_per_agent_hour",
+                                   "aht_with_wrap_up_seconds")
+#: Dimensions agent seconds are kept by (not per time slot or segment: an agent works every slot).
+AGENT_SECONDS_DIMENSIONS = frozenset(REPORT_DIMENSIONS) - {"slot", "segment"}
 DEFAULT_METRICS: tuple[str, ...] = ("contact_rate", "abandon_rate", "conversion_rate", "cpo", "orders")
 DEFAULT_DAYS = 7
 FORMATS = ("table", "csv", "json", "xlsx")
@@ -77,6 +81,10 @@ class ReportRequest:
         start_day = _day(start, "--from") if start else end_day - timedelta(days=DEFAULT_DAYS - 1)
         if start_day > end_day:
             raise ReportError(f"--from {start_day} is after --to {end_day}")
+        if needs_agent_seconds(chosen) and not AGENT_SECONDS_DIMENSIONS.issuperset(dimensions):
+            raise ReportError("the agent metrics (occupancy, per agent hour, AHT with wrap-up) come from agent "
+                              "seconds, which are not kept per time slot or segment; group them by "
+                              f"{', '.join(sorted(AGENT_SECONDS_DIMENSIONS))}")
         named = _names(campaigns)
         if any(len(name) > MAX_CAMPAIGN_LENGTH for name in named):
             raise ReportError(f"a campaign name is at most {MAX_CAMPAIGN_LENGTH} characters (the event schema's "
@@ -130,7 +138,8 @@ def counters_frame(client, request: ReportRequest, zone) -> pd.DataFrame:
     from warehouse.queries.reports import metrics_by
 
     start, end = request.bounds(zone)
-    return metrics_by(client, request.by, start, end, tz=str(zone), campaigns=request.campaigns)
+    return metrics_by(client, request.by, start, end, tz=str(zone), campaigns=request.campaigns,
+                      agent_seconds=needs_agent_seconds(request.metrics))
 
 
 def report_frame(counters: pd.DataFrame, request: ReportRequest) -> pd.DataFrame:
@@ -153,21 +162,22 @@ def pivot(counters: pd.DataFrame, rows: str, columns: str | None, metric: str,
     Totals sum the counters first and recompute the metric from those sums.
     """
     keys = [rows] if columns is None else [rows, columns]
-    base = counters.groupby(keys, as_index=False)[list(COUNTERS)].sum() if len(counters) else \
-        pd.DataFrame(columns=[*keys, *COUNTERS])
+    summed = [name for name in (*COUNTERS, *AGENT_COUNTERS) if name in counters.columns] or list(COUNTERS)
+    base = counters.groupby(keys, as_index=False)[summed].sum() if len(counters) else \
+        pd.DataFrame(columns=[*keys, *summed])
     if columns is None:
         # Once each: a report of dials itself would otherwise get two "dials" columns.
         cells = add_rate_columns(base).set_index(rows)[list(dict.fromkeys([metric, SAMPLE_COLUMN]))]
-        total = add_rate_columns(base[list(COUNTERS)].sum().to_frame().T)
+        total = add_rate_columns(base[summed].sum().to_frame().T)
         values = cells[[metric]].rename(columns={metric: "Total"})
         values.loc["Total"] = total[metric].iloc[0]
         samples = cells[[SAMPLE_COLUMN]].rename(columns={SAMPLE_COLUMN: "Total"})
         samples.loc["Total"] = total[SAMPLE_COLUMN].iloc[0]
         return _ordered(values, rows, None, order), _ordered(samples, rows, None, order)
     cells = add_rate_columns(base)
-    row_totals = add_rate_columns(base.groupby(rows)[list(COUNTERS)].sum())
-    col_totals = add_rate_columns(base.groupby(columns)[list(COUNTERS)].sum())
-    grand = add_rate_columns(base[list(COUNTERS)].sum().to_frame().T)
+    row_totals = add_rate_columns(base.groupby(rows)[summed].sum())
+    col_totals = add_rate_columns(base.groupby(columns)[summed].sum())
+    grand = add_rate_columns(base[summed].sum().to_frame().T)
     tables = []
     for measure in (metric, SAMPLE_COLUMN):
         table = cells.pivot(index=rows, columns=columns, values=measure)
@@ -269,7 +279,7 @@ def frame_from_json(text: str, request: ReportRequest) -> pd.DataFrame:
     """Rebuild a report frame from to_json() output (what /api/report serves)."""
     frame = pd.DataFrame(json.loads(text), columns=request.columns)
     for column in request.metrics:
-        if column in RATES or column in ("cost", "talk_seconds"):
+        if column in RATES or column in ("cost", "talk_seconds", *AGENT_COUNTERS):
             frame[column] = frame[column].astype("float64")
     return frame
 

@@ -20,7 +20,7 @@ import numpy as np
 from core.config import CostModel
 from core.deadletters import DeadLetter
 from core.metrics import COUNTERS, attempt_cost
-from core.schema import CallAttempt, StopListEntry
+from core.schema import CallAttempt, DialerState, StopListEntry
 from core.slots import SlotRules
 
 BucketKey = tuple[str, str, str, int]  # campaign, slot, segment, minute (epoch seconds)
@@ -152,8 +152,26 @@ class LandingBatch:
     calling_hours_violations: list[CallingHoursViolation] = field(default_factory=list)
     late_events: list[CallAttempt] = field(default_factory=list)  # settled as late: dead-lettered and reported
     stop_list_changes: list[StopListChange] = field(default_factory=list)  # read for this batch
+    # Agent minutes and statuses, dialer snapshots: agent_minutes, agent_status, dialer_snapshots.
+    floor: FloorChanges | None = None
     offsets: dict[TopicPartition, int] = field(default_factory=dict)  # each partition's next offset
 
     @property
     def attempts(self) -> list[CallAttempt]:
         return self.counted.attempts
+
+
+@dataclass
+class FloorChanges:
+    """What the floor changed in a batch, to land beside the call buckets, all of one version:
+    agent minutes in full (campaign, team, agent, minute epoch s, AGENT_COUNTERS values, the
+    agent's accounted_until epoch s), agent statuses (agent, campaign, team, state, state_since,
+    last_event_time, epoch s) and the batch's dialer_state snapshots as they came."""
+
+    minutes: list[tuple] = field(default_factory=list)
+    statuses: list[tuple] = field(default_factory=list)
+    snapshots: list[DialerState] = field(default_factory=list)
+    version: int = 0
+
+    def __len__(self) -> int:
+        return len(self.minutes) + len(self.statuses) + len(self.snapshots)

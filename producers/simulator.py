@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 from core.privacy import callee_timezone, hash_phone
-from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
+from core.schema import SCHEMA_VERSION, AgentStateChange, CallAttempt, DialerState, Event, Lead, Outcome
 from core.slots import SlotRules
 
 SEGMENTS = ("seniors", "homemakers", "working_women", "students", "salaried")
@@ -48,6 +48,16 @@ TEAM_WEIGHTS = {
 }
 ABANDON_HOLD_SECONDS = 2.0  # regulators allow a 2-second wait for an agent before the drop
 WRAP_UP_SECONDS = 15.0
+# The floor (with floor=True): after a call an agent takes a break now and then; after a shift
+# it logs out for a rest, then logs in again. Shifts are staggered by agent.
+BREAK_PROBABILITY = 0.02
+BREAK_SECONDS = (300.0, 900.0)
+SHIFT_SECONDS = 4 * 3600.0
+REST_SECONDS = 1800.0
+# An agent idle this long sends its state again, so the worker never times a waiting agent out.
+HEARTBEAT_AFTER_SECONDS = 120.0
+SNAPSHOT_EVERY_SECONDS = 5.0
+LIST_SIZE = 200_000  # dialable leads each campaign starts with
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,7 @@ DEFAULT_CAMPAIGNS = (
 class _Pending:
     emit_at: float
     seq: int
-    attempt: CallAttempt = field(compare=False)
+    attempt: Event = field(compare=False)
 
 
 @dataclass
@@ -104,13 +114,23 @@ class _CampaignState:
     agent_free_at: list[tuple[float, int]]  # min-heap of (time each agent becomes free, agent number)
     ringing: list[tuple[float, int, dict]] = field(default_factory=list)  # live answers, by answer time
     lines_busy_until: list[float] = field(default_factory=list)  # every dialled line still ringing
+    # The floor, per agent number: its latest scheduled state, when that was, when its shift began.
+    agent_states: list[str] = field(default_factory=list)
+    agent_state_at: list[float] = field(default_factory=list)
+    shift_start: list[float] = field(default_factory=list)
+    agent_teams: list[str] = field(default_factory=list)
+    waiting: list[tuple[float, float]] = field(default_factory=list)  # answered calls waiting: (until, since)
+    dials: int = 0
 
 
 class DialerSimulator:
     """Generates call attempts in event-time order from ``start``, deterministically per seed."""
 
     def __init__(self, slot_rules: SlotRules, hmac_key: bytes, *, seed: int = 7,
-                 start: datetime | None = None, campaigns=DEFAULT_CAMPAIGNS, agents_scale: float = 1.0):
+                 start: datetime | None = None, campaigns=DEFAULT_CAMPAIGNS, agents_scale: float = 1.0,
+                 floor: bool = False):
+        """``floor``: also emit each agent's agent_state events (log in, on call, wrap-up,
+        breaks, log out) and a dialer_state snapshot per campaign every few seconds."""
         self.rng = random.Random(seed)
         # Teams draw from their own stream so adding them left every seeded call as it was.
         self.team_rng = random.Random(f"teams-{seed}")
@@ -124,6 +144,20 @@ class DialerSimulator:
         self._seq = 0
         self._pending: list[_Pending] = []
         self.now = 0.0  # simulated seconds since start
+        self.floor = floor
+        # The floor draws from its own stream, so the seeded calls are the same with it or without.
+        self.floor_rng = random.Random(f"floor-{seed}")
+        for state in self.campaigns:
+            count = len(state.agent_free_at)
+            state.agent_states = ["logged_out"] * count
+            state.agent_state_at = [0.0] * count
+            # Staggered shifts: agent k's first shift is shorter, so they do not all rest at once.
+            state.shift_start = [-SHIFT_SECONDS * agent / count for agent in range(count)]
+            weights = TEAM_WEIGHTS.get(state.profile.name, (1, 1, 1))
+            state.agent_teams = [self.floor_rng.choices(TEAMS, weights)[0] for _ in range(count)]
+            if floor:
+                for agent in range(count):
+                    self._agent_event(state, agent, "available", 0.0)  # log in
 
     # -- the model -------------------------------------------------------------------
     def _new_lead(self, profile: CampaignProfile) -> dict:
@@ -141,6 +175,7 @@ class DialerSimulator:
 
     def _dial(self, state: _CampaignState) -> None:
         profile = state.profile
+        state.dials += 1
         lead = self._new_lead(profile)
         slot = self.slot_rules.slot_for(self.start + timedelta(seconds=self.now))
         p_contact = min(0.95, CONTACT_PROBABILITY[lead["segment"]].get(slot, 0.08) * profile.list_quality)
@@ -169,13 +204,18 @@ class DialerSimulator:
         profile = state.profile
         free_at, agent = state.agent_free_at[0]
         wait = max(0.0, free_at - self.now)
+        if wait > 0:
+            state.waiting.append((self.now + min(wait, ABANDON_HOLD_SECONDS), self.now))
         if wait > ABANDON_HOLD_SECONDS:
             self._emit(profile, call["lead"], Outcome.ABANDONED, ring=call["ring"],
                        wait=ABANDON_HOLD_SECONDS, end=self.now + ABANDON_HOLD_SECONDS)
             return
         talk = self.rng.lognormvariate(math.log(profile.mean_talk_seconds) - 0.18, 0.6)
         talk = round(min(talk, 1800.0), 1)
-        heapq.heapreplace(state.agent_free_at, (self.now + wait + talk + WRAP_UP_SECONDS, agent))
+        free_at = self.now + wait + talk + WRAP_UP_SECONDS
+        if self.floor:
+            free_at = self._agent_cycle(state, agent, self.now + wait, talk, free_at)
+        heapq.heapreplace(state.agent_free_at, (free_at, agent))
         ordered = self.rng.random() < profile.order_probability(call["lead"]["response_score"], self.now)
         order_value = round(self.rng.uniform(30, 300), 2) if ordered else 0.0
         self._emit(profile, call["lead"], Outcome.CONNECTED, ring=call["ring"], wait=round(wait, 2),
@@ -205,6 +245,66 @@ class DialerSimulator:
         )
         heapq.heappush(self._pending, _Pending(end, self._next_seq(), attempt))
 
+    # -- the floor --------------------------------------------------------------------
+    def _agent_name(self, profile: CampaignProfile, agent: int) -> str:
+        return f"{profile.name}-{agent + 1:02d}"
+
+    def _agent_span(self, state: _CampaignState, agent: int, new_state: str, start: float, end: float) -> None:
+        """``new_state`` from ``start`` to ``end``, sent again every HEARTBEAT_AFTER_SECONDS
+        meanwhile (a dialer's live view repeats an agent's state; a long call is no silence)."""
+        at = start
+        while at < end:
+            self._agent_event(state, agent, new_state, at)
+            at += HEARTBEAT_AFTER_SECONDS
+
+    def _agent_event(self, state: _CampaignState, agent: int, new_state: str, at: float) -> None:
+        """Schedule agent ``agent``'s move to ``new_state`` at ``at`` simulated seconds."""
+        profile = state.profile
+        state.agent_states[agent] = new_state
+        state.agent_state_at[agent] = at
+        event = AgentStateChange(
+            schema_version=SCHEMA_VERSION,
+            event_id=str(uuid.UUID(int=self.floor_rng.getrandbits(128), version=4)),
+            campaign=profile.name, event_time=self.start + timedelta(seconds=round(at, 3)),
+            agent=self._agent_name(profile, agent), state=new_state,
+            team=state.agent_teams[agent])
+        heapq.heappush(self._pending, _Pending(at, self._next_seq(), event))
+
+    def _agent_cycle(self, state: _CampaignState, agent: int, call_start: float, talk: float,
+                     free_at: float) -> float:
+        """One call's agent events: on call, wrap-up, then available, a break or the shift's end.
+        Returns when the agent takes its next call."""
+        self._agent_span(state, agent, "on_call", call_start, call_start + talk)
+        self._agent_span(state, agent, "wrap_up", call_start + talk, free_at)
+        if free_at - state.shift_start[agent] >= SHIFT_SECONDS:
+            self._agent_event(state, agent, "logged_out", free_at)
+            free_at += REST_SECONDS
+            state.shift_start[agent] = free_at
+        elif self.floor_rng.random() < BREAK_PROBABILITY:
+            pause = self.floor_rng.uniform(*BREAK_SECONDS)
+            self._agent_span(state, agent, "paused", free_at, free_at + pause)
+            free_at += pause
+        self._agent_event(state, agent, "available", free_at)
+        return free_at
+
+    def _floor_tick(self, state: _CampaignState) -> None:
+        """Heartbeats for agents idle a while (paused ones too), and the dialer's snapshot."""
+        for agent, current in enumerate(state.agent_states):
+            since = state.agent_state_at[agent]
+            if current != "logged_out" and self.now - since >= HEARTBEAT_AFTER_SECONDS:
+                self._agent_event(state, agent, current, self.now)
+        state.waiting = [(until, since) for until, since in state.waiting if until > self.now]
+        longest = max((self.now - since for _, since in state.waiting), default=None)
+        snapshot = DialerState(
+            schema_version=SCHEMA_VERSION,
+            event_id=str(uuid.UUID(int=self.floor_rng.getrandbits(128), version=4)),
+            campaign=state.profile.name, event_time=self.start + timedelta(seconds=self.now),
+            dial_level=round(state.profile.lines_per_agent_at(self.now), 2),
+            calls_ringing=len(state.lines_busy_until), calls_waiting=len(state.waiting),
+            longest_wait_seconds=None if longest is None else round(longest, 2),
+            dialable_leads=max(0, LIST_SIZE - state.dials))
+        heapq.heappush(self._pending, _Pending(self.now, self._next_seq(), snapshot))
+
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -217,6 +317,8 @@ class DialerSimulator:
                 self._answer(state, call)
             while state.lines_busy_until and state.lines_busy_until[0] <= self.now:
                 heapq.heappop(state.lines_busy_until)
+            if self.floor and self.now % SNAPSHOT_EVERY_SECONDS == 0:
+                self._floor_tick(state)
             free_agents = sum(1 for t, _ in state.agent_free_at if t <= self.now)
             target = math.ceil(free_agents * state.profile.lines_per_agent_at(self.now))
             for _ in range(max(0, target - len(state.lines_busy_until))):
@@ -224,14 +326,14 @@ class DialerSimulator:
         self.now += 1.0
 
     # -- the output ------------------------------------------------------------------
-    def events_until(self, sim_seconds: float) -> Iterator[CallAttempt]:
-        """Every attempt that ends before ``sim_seconds``, in event-time order."""
+    def events_until(self, sim_seconds: float) -> Iterator[Event]:
+        """Every attempt (and with ``floor``, agent and dialer event) before ``sim_seconds``, in event-time order."""
         while self.now < sim_seconds:
             self._step()
             while self._pending and self._pending[0].emit_at < self.now - 1:
                 yield heapq.heappop(self._pending).attempt
 
-    def events(self, count: int | None = None, sim_seconds: float | None = None) -> Iterator[CallAttempt]:
+    def events(self, count: int | None = None, sim_seconds: float | None = None) -> Iterator[Event]:
         produced = 0
         horizon = sim_seconds if sim_seconds is not None else math.inf
         while self.now < horizon:

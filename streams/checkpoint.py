@@ -17,17 +17,19 @@ an offset in the warehouse means all before it is there; alerts go out only for 
     6  attempts            call_attempts (slot and cost as counted)         retry; at a stop, exit 70
     7  buckets             minute_metrics (full state of changed buckets)   retry; at a stop, exit 70
     8  late events         late_events                                      retry; at a stop, exit 70
-    9  offsets             consumed_offsets                                 retry; at a stop, exit 70
-    10 alert readings      nothing: the live alert rules read from memory,  retry; at a stop, exit 70
+    9  floor               agent_minutes, agent_status, dialer_snapshots    retry; at a stop, exit 70
+                           (the floor's changed rows, full state, versioned)
+    10 offsets             consumed_offsets                                 retry; at a stop, exit 70
+    11 alert readings      nothing: the live alert rules read from memory,  retry; at a stop, exit 70
                            before the next batch changes the buckets
-    11 alerts              the alerts topic, then alerts, then the webhook; retry; at a stop, exit 70;
+    12 alerts              the alerts topic, then alerts, then the webhook; retry; at a stop, exit 70;
                            in the background, after the earlier batch's     anything else, exit 71
 
 "retry" is retry_until_stopped: a growing backoff until the warehouse answers. While a step
 retries, the worker reads nothing more and no offset moves, so Kafka keeps every unlanded
 event. A stop signal ends the backoff: the step in flight gets its one try, and if that fails
 the worker exits with EXIT_UNLANDED without acknowledging the batch, so a restart reads it
-again from the landed offsets. Steps 3-9 run as one call on the warehouse thread that a stop
+again from the landed offsets. Steps 3-10 run as one call on the warehouse thread that a stop
 signal does not cancel: once they have begun, the batch lands or the worker exits unlanded.
 EXIT_AGENT_FAILED is for what retrying cannot mend; a supervisor restarts the worker.
 
@@ -88,7 +90,7 @@ class LandingStep:
     land: Callable[[Lander, Any], None]
 
 
-# Steps 4-9, in order (step 3, the stop list, also marks its changes landed, so it is run by
+# Steps 4-10, in order (step 3, the stop list, also marks its changes landed, so it is run by
 # Checkpoint.land_stop_list). The offsets stay last.
 LANDING_STEPS: tuple[LandingStep, ...] = (
     LandingStep("dead letters", lambda batch: batch.dead_letters, Lander.land_dead_letters),
@@ -98,6 +100,7 @@ LANDING_STEPS: tuple[LandingStep, ...] = (
     LandingStep("attempts", lambda batch: batch.counted, Lander.land_attempts),
     LandingStep("buckets", lambda batch: batch.buckets or (), Lander.land_buckets),
     LandingStep("late events", lambda batch: batch.late_events, Lander.land_late_events),
+    LandingStep("floor changes", lambda batch: batch.floor or (), Lander.land_floor),
     LandingStep("offsets", lambda batch: batch.offsets, Lander.land_offsets),
 )
 
@@ -140,7 +143,7 @@ class Checkpoint:
         self.dead_letter_topic, self.alert_topic = dead_letter_topic, alert_topic
 
     async def commit(self, batch: BatchResult) -> None:
-        """Steps 1-11 for one batch. Returns once it has landed; its alerts follow in the
+        """Steps 1-12 for one batch. Returns once it has landed; its alerts follow in the
         background, after the earlier batch's."""
         loop = asyncio.get_running_loop()
         if batch.late and not await loop.run_in_executor(self.warehouse, self.resolve_late, batch):  # 1
@@ -148,12 +151,12 @@ class Checkpoint:
         await self.send(self.dead_letter_topic, [(letter.reason.encode(), encode_dead_letter(letter))  # 2
                                                  for letter in batch.dead_letters])
         batch.offsets = self.cursor.take_unlanded()
-        await self.land_unless_failing(batch)  # 3-9
+        await self.land_unless_failing(batch)  # 3-10
         self.processor.landed()
-        reading = await loop.run_in_executor(self.warehouse, self.read_live_alerts, batch)  # 10
+        reading = await loop.run_in_executor(self.warehouse, self.read_live_alerts, batch)  # 11
         if reading is None:
             exit_unlanded("reading the live alert rules")
-        evaluation = loop.run_in_executor(self.warehouse, self.evaluate_alerts, reading)  # 11
+        evaluation = loop.run_in_executor(self.warehouse, self.evaluate_alerts, reading)  # 12
         self.alerts_in_flight = asyncio.ensure_future(self.raise_alerts(evaluation, self.alerts_in_flight))
 
     async def finish(self) -> None:
@@ -163,7 +166,7 @@ class Checkpoint:
             await self.alerts_in_flight
 
     async def land_unless_failing(self, batch: LandingBatch) -> None:
-        """Steps 3-9 on the warehouse thread. A stop signal arriving meanwhile lets the landing
+        """Steps 3-10 on the warehouse thread. A stop signal arriving meanwhile lets the landing
         finish (a failing step then gives up after its try in flight), never acknowledging a
         batch that did not land."""
         landing = asyncio.get_running_loop().run_in_executor(self.warehouse, self.land, batch)
@@ -178,7 +181,7 @@ class Checkpoint:
             exit_unlanded("the batch")
 
     def land(self, batch: LandingBatch) -> bool:
-        """Steps 3-9 (blocking): the stop list, then each LANDING_STEPS insert, each retried on
+        """Steps 3-10 (blocking): the stop list, then each LANDING_STEPS insert, each retried on
         its own; False if one was given up at a stop."""
         batch.stop_list_changes = self.stop_list.unlanded_changes()
         if not self.land_stop_list(batch.stop_list_changes):
@@ -216,7 +219,7 @@ class Checkpoint:
         return True
 
     def read_live_alerts(self, batch: LandingBatch) -> BatchReading | None:
-        """Step 10 (blocking): the batch's alert readings held in memory (AlertEvaluator.read_live),
+        """Step 11 (blocking): the batch's alert readings held in memory (AlertEvaluator.read_live),
         taken before the next batch is counted; None if the warehouse failed through a stop."""
         reading: list[BatchReading] = []
 
@@ -227,7 +230,7 @@ class Checkpoint:
         return reading[0] if retry_until_stopped(read, "reading live alert rules", self.stopping.is_set) else None
 
     def evaluate_alerts(self, reading: BatchReading) -> list[Alert] | None:
-        """Step 11's warehouse half (blocking): the alert transitions a landed batch causes; None
+        """Step 12's warehouse half (blocking): the alert transitions a landed batch causes; None
         if the warehouse failed through a stop."""
         if not reading.pending and not reading.campaigns:
             return []
@@ -240,7 +243,7 @@ class Checkpoint:
         return self.alerting.observe(readings) if ok else None
 
     async def raise_alerts(self, evaluation: asyncio.Future, earlier: asyncio.Task | None) -> None:
-        """Step 11: each transition goes to the alerts topic, then the alerts table, then the
+        """Step 12: each transition goes to the alerts topic, then the alerts table, then the
         webhook, after the earlier batch's."""
         loop = asyncio.get_running_loop()
         try:

@@ -17,9 +17,10 @@ from core.alerts import format_seconds
 from core.config import Settings
 from core.deadletters import DeadLetter, dead_letter
 from core.handoff import CallingHoursViolation, LandingBatch, Violation
-from core.schema import CallAttempt, Event, Rejection, decode_record, encode_event
+from core.schema import AgentStateChange, CallAttempt, Event, Rejection, decode_record, encode_event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
+from streams.floor import FloorState
 from streams.calling_hours import CallingHours
 from streams.stoplist import StopListTable
 
@@ -49,6 +50,8 @@ class WorkerStats:
     duplicates: int = 0
     late_events: int = 0
     agent_state_events: int = 0
+    stale_agent_events: int = 0  # older than their agent's newest event: changed nothing
+    dialer_state_events: int = 0
     stop_list_violations: int = 0
     calling_hours_violations: int = 0
     dead_letters: Counter = field(default_factory=Counter)
@@ -58,6 +61,7 @@ class WorkerStats:
         return {
             "records": self.records, "counted": self.counted, "duplicates": self.duplicates,
             "late_events": self.late_events, "agent_state_events": self.agent_state_events,
+            "stale_agent_events": self.stale_agent_events, "dialer_state_events": self.dialer_state_events,
             "stop_list_violations": self.stop_list_violations,
             "calling_hours_violations": self.calling_hours_violations,
             "dead_letters": dict(self.dead_letters),
@@ -71,6 +75,7 @@ class CallEventProcessor:
         self.stop_list = stop_list
         self.calling_hours = CallingHours(settings.calling_hours)
         self.buckets = MinuteBuckets(settings, slot_rules)
+        self.floor = FloorState(settings.agents.timeout_seconds)
         self.stats = WorkerStats()
         self.on_counted: Callable[[CallAttempt], None] | None = None  # the alert rules' minute hook
         # Called with each event refused as future_event_time and how many seconds ahead of the
@@ -94,7 +99,13 @@ class CallEventProcessor:
                 events, rejections = decode_record(record.value, newest_allowed, self.settings.event_screen)
             for event in events:
                 if not isinstance(event, CallAttempt):
-                    self.stats.agent_state_events += 1
+                    if isinstance(event, AgentStateChange):
+                        self.stats.agent_state_events += 1
+                        if not self.floor.add(event):
+                            self.stats.stale_agent_events += 1
+                    else:
+                        self.stats.dialer_state_events += 1
+                        self.floor.add_snapshot(event)
                     continue
                 verdict = self.buckets.add(event)
                 if verdict is Verdict.CONFLICT:
@@ -126,7 +137,8 @@ class CallEventProcessor:
                                           self.settings.pipeline.phone_region))
         return BatchResult(counted=self.buckets.take_counted(), buckets=self.buckets.take_dirty(),
                            dead_letters=letters, violations=violations, late=late,
-                           calling_hours_violations=outside_hours)
+                           calling_hours_violations=outside_hours,
+                           floor=self.floor.take_changes())
 
     def _future_stamped(self, rejection: Rejection, now: datetime) -> Rejection:
         """An event stamped too far ahead: tell the clock_skew rule, and say in the dead letter

@@ -19,9 +19,9 @@ from clickhouse_connect.driver.client import Client
 from core.alerts import Alert
 from core.config import Settings
 from core.deadletters import DeadLetter
-from core.handoff import (CallingHoursViolation, CountedAttempts, DirtyBuckets, LandingBatch, StopListChange,
-                          TopicPartition, Violation)
-from core.metrics import CALL_COUNTS, COUNTERS
+from core.handoff import (CallingHoursViolation, CountedAttempts, DirtyBuckets, FloorChanges, LandingBatch,
+                          StopListChange, TopicPartition, Violation)
+from core.metrics import AGENT_COUNTERS, CALL_COUNTS, COUNTERS
 from core.schema import CallAttempt
 from core.topics import WORKER_GROUP
 from warehouse.faults import FaultSwitch
@@ -49,6 +49,12 @@ DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "bat
 MONTHS_PER_INSERT = 90
 
 OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "topic_id", "next_offset", "version", "landed_at"]
+AGENT_MINUTE_COLUMNS = ["campaign", "team", "agent", "minute", *AGENT_COUNTERS, "accounted_until", "version",
+                        "landed_at"]
+AGENT_STATUS_COLUMNS = ["agent", "campaign", "team", "state", "state_since", "last_event_time", "version",
+                        "landed_at"]
+SNAPSHOT_COLUMNS = ["campaign", "event_time", "dial_level", "calls_ringing", "calls_waiting", "longest_wait_seconds",
+                    "dialable_leads", "landed_at"]
 STOP_LIST_COLUMNS = ["phone_hash", "reason", "source", "flagged_at", "removed_at", "version", "landed_at"]
 
 
@@ -167,6 +173,7 @@ class Lander:
         self.land_attempts(batch.counted)
         self.land_buckets(batch.buckets)
         self.land_late_events(batch.late_events)
+        self.land_floor(batch.floor)
         self.land_offsets(batch.offsets)
 
     def land_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
@@ -224,6 +231,31 @@ class Lander:
         rows = [[event.event_id, event.campaign, event.event_time, event.lead.segment, event.outcome.value,
                  received_at] for event in late_events]
         self.insert_rows("late_events", rows, LATE_COLUMNS, months_of([event.event_time for event in late_events]))
+
+    def land_floor(self, floor: FloorChanges | None) -> None:
+        """The floor's changed agent minutes and statuses (full state, one version: a re-landing
+        replaces) and the batch's dialer snapshots."""
+        if not floor:
+            return
+        self.faults.check("landing the floor")
+        landed_at = epoch_ms(datetime.now(timezone.utc))
+        if floor.minutes:
+            campaigns, teams, agents, minutes, counters, accounted = zip(*floor.minutes)
+            matrix = np.array(counters, dtype=np.float64).reshape(len(minutes), len(AGENT_COUNTERS))
+            columns = [list(campaigns), list(teams), list(agents), list(minutes),
+                       *(np.ascontiguousarray(matrix[:, index]) for index in range(len(AGENT_COUNTERS))),
+                       [round(moment * 1000) for moment in accounted],
+                       np.full(len(minutes), floor.version, dtype=np.uint64), [landed_at] * len(minutes)]
+            self.insert_columns("agent_minutes", columns, AGENT_MINUTE_COLUMNS, months_of_epoch_seconds(minutes))
+        if floor.statuses:
+            rows = [[agent, campaign, team, state, round(since * 1000), round(last * 1000), floor.version, landed_at]
+                    for agent, campaign, team, state, since, last in floor.statuses]
+            self.client.insert("agent_status", rows, column_names=AGENT_STATUS_COLUMNS)
+        if floor.snapshots:
+            rows = [[s.campaign, epoch_ms(s.event_time), s.dial_level, s.calls_ringing, s.calls_waiting,
+                     s.longest_wait_seconds, s.dialable_leads, landed_at] for s in floor.snapshots]
+            self.insert_rows("dialer_snapshots", rows, SNAPSHOT_COLUMNS,
+                             months_of([s.event_time for s in floor.snapshots]))
 
     def land_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:

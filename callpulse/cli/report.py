@@ -12,10 +12,12 @@ from core.config import Settings
 
 @click.command()
 @click.option("--by", default="campaign", show_default=True,
-              help="Comma-separated dimensions: campaign, slot, segment, team, day, hour, weekday.")
+              help="Comma-separated dimensions: campaign, slot, segment, team, agent, day, hour, weekday.")
 @click.option("--metrics", default=",".join(("contact_rate", "abandon_rate", "conversion_rate", "cpo", "orders")),
               show_default=True, help="Comma-separated: contact_rate, abandon_rate, cpo, conversion_rate, "
-                                      "aht_seconds, dials, orders, contacts, abandoned, cost, ...")
+                                      "aht_seconds, dials, orders, contacts, abandoned, cost; from agent states: "
+                                      "occupancy, calls_per_agent_hour, orders_per_agent_hour, "
+                                      "aht_with_wrap_up_seconds, logged_in_seconds, paused_seconds, ...")
 @click.option("--from", "start", default=None, help="First day, YYYY-MM-DD, local time (default: 6 days before --to).")
 @click.option("--to", "end", default=None, help="Last day included, YYYY-MM-DD (default: today).")
 @click.option("--campaign", "campaigns", multiple=True, help="Only these campaigns (repeat or comma-separate).")

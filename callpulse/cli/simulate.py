@@ -44,7 +44,7 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--start") from None
     simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), load_hmac_key(settings.data_dir),
-                                seed=seed, start=begins, agents_scale=agents_scale)
+                                seed=seed, start=begins, agents_scale=agents_scale, floor=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
 
+from core.metrics import AGENT_COUNTERS
 from core.schema import StopListEntry
 from warehouse.queries.sums import as_utc, naive_utc
 
@@ -62,3 +63,26 @@ def landed_stop_list(client: Client) -> tuple[list[StopListEntry], int]:
     newest = client.command("SELECT max(version) FROM stop_list")
     return ([StopListEntry(phone_hash, as_utc(flagged_at), reason, source)
              for phone_hash, flagged_at, reason, source in rows], int(newest or 0))
+
+
+def landed_floor(client: Client) -> tuple[list[tuple], list[tuple], int]:
+    """What a starting worker rebuilds its floor from: every agent's landed status (agent,
+    campaign, team, state, state_since, last_event_time, times in epoch s), the latest minutes of
+    the agents still logged in (campaign, team, agent, minute epoch s, the AGENT_COUNTERS values,
+    accounted_until epoch s), from the minute of their oldest last event on, and the newest
+    version landed."""
+    statuses = client.query(
+        "SELECT agent, campaign, team, state, toUnixTimestamp64Milli(state_since) / 1000.0, "
+        "toUnixTimestamp64Milli(last_event_time) / 1000.0 FROM agent_status FINAL").result_rows
+    logged_in = [row[0] for row in statuses if row[3] != "logged_out"]
+    minutes: list[tuple] = []
+    if logged_in:
+        earliest = min(row[5] for row in statuses if row[3] != "logged_out")
+        minutes = client.query(
+            f"SELECT campaign, team, agent, toUnixTimestamp(minute), {', '.join(AGENT_COUNTERS)}, "
+            "toUnixTimestamp64Milli(accounted_until) / 1000.0 FROM agent_minutes FINAL "
+            "WHERE minute >= toStartOfMinute(toDateTime(toUInt32({earliest:Float64}))) AND agent IN {agents:Array(String)}",
+            parameters={"earliest": float(earliest), "agents": logged_in}).result_rows
+    newest = client.command("SELECT greatest((SELECT max(version) FROM agent_status), "
+                            "(SELECT max(version) FROM agent_minutes))")
+    return [tuple(row) for row in statuses], [tuple(row) for row in minutes], int(newest or 0)

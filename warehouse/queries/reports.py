@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from core.metrics import COUNTERS, RAW_COUNTER_SQL, add_rate_columns
+from core.metrics import AGENT_COUNTERS, COUNTERS, RAW_COUNTER_SQL, add_rate_columns
 from warehouse.queries.sums import SUMS, counter_frame, minute_window, naive_utc, summed, whole_hour_offsets
 
 
@@ -23,6 +23,7 @@ DIMENSIONS = {
     "slot": "slot",
     "segment": "segment",
     "team": "if(team = '', '(none)', team)",
+    "agent": "if(agent = '', '(none)', agent)",
     "day": "toString(toDate(minute, {tz:String}))",
     "hour": "toHour(minute, {tz:String})",
     "weekday": "toDayOfWeek(minute, 0, {tz:String})",
@@ -34,7 +35,9 @@ DIMENSIONS = {
 # Buckets are kept per campaign, slot, segment and minute only; a report by team sums
 # the landed raw attempts instead (same totals, slower on big ranges).
 _RAW_SUMS = ", ".join(f"{RAW_COUNTER_SQL[name]} AS {name}" for name in COUNTERS)
-_NEEDS_RAW_ATTEMPTS = frozenset({"team"})
+_NEEDS_RAW_ATTEMPTS = frozenset({"team", "agent"})
+# Agent seconds (agent_minutes) are kept per campaign, team, agent and minute: no slot or segment.
+AGENT_DIMENSIONS = frozenset(DIMENSIONS) - {"slot", "segment"}
 
 
 # Dimensions that depend on the local time: a rollup hour serves them only where the whole UTC
@@ -44,8 +47,10 @@ _FINER_THAN_HOURS = frozenset({"minute"})
 
 
 def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime,
-               tz: str = "UTC", campaigns: Sequence[str] = ()) -> pd.DataFrame:
+               tz: str = "UTC", campaigns: Sequence[str] = (), agent_seconds: bool = False) -> pd.DataFrame:
     """Counters and rates grouped by ``dimensions`` over [start, end); hours and days in ``tz``.
+    With ``agent_seconds``, the agent seconds (AGENT_COUNTERS) of the same groups beside them,
+    and the agent rates.
 
     Dimension names come from the DIMENSIONS allow-list; every other input is a bound
     parameter, so nothing a user types is spliced into SQL.
@@ -53,6 +58,9 @@ def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: 
     unknown = [d for d in dimensions if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"unknown dimension(s) {unknown}; choose from {sorted(DIMENSIONS)}")
+    if agent_seconds:
+        calls = metrics_by(client, dimensions, start, end, tz, campaigns)[[*dimensions, *COUNTERS]]
+        return add_rate_columns(_with_agent_seconds(client, calls, dimensions, start, end, tz, campaigns))
     raw = bool(_NEEDS_RAW_ATTEMPTS.intersection(dimensions))
     select = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in dimensions)
     group = ", ".join(dimensions)
@@ -87,9 +95,53 @@ def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: 
     return add_rate_columns(frame)
 
 
-def campaign_names(client: Client) -> list[str]:
-    """Every campaign with landed buckets, for filters."""
-    return [row[0] for row in client.query("SELECT DISTINCT campaign FROM minute_metrics ORDER BY campaign").result_rows]
+def agent_seconds_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime, tz: str = "UTC",
+                     campaigns: Sequence[str] = ()) -> pd.DataFrame:
+    """The agent seconds (AGENT_COUNTERS) grouped by ``dimensions`` over [start, end)."""
+    unknown = [d for d in dimensions if d not in AGENT_DIMENSIONS]
+    if unknown:
+        raise ValueError(f"agent seconds are not kept by {unknown}; choose from {sorted(AGENT_DIMENSIONS)}")
+    select = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in dimensions)
+    group = ", ".join(dimensions)
+    sums = ", ".join(f"sum({name}) AS {name}" for name in AGENT_COUNTERS)
+    frame = client.query_df(
+        f"SELECT {select + ', ' if select else ''}{sums} FROM agent_minutes FINAL "
+        "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
+        + ("AND campaign IN {campaigns:Array(String)} " if campaigns else "") + (f"GROUP BY {group}" if group else ""),
+        parameters={"start": naive_utc(start), "end": naive_utc(end), "tz": tz, "campaigns": list(campaigns)},
+        settings={"prefer_column_name_to_alias": 1})
+    if not len(frame.columns):
+        frame = pd.DataFrame(columns=[*dimensions, *AGENT_COUNTERS])
+    return frame
+
+
+def _with_agent_seconds(client: Client, calls: pd.DataFrame, dimensions: Sequence[str], start: datetime,
+                        end: datetime, tz: str, campaigns: Sequence[str]) -> pd.DataFrame:
+    """The call counters and the agent seconds of the same groups, side by side: a group with
+    calls and no agent seconds (or the reverse) reads zeros for what it lacks."""
+    agents = agent_seconds_by(client, dimensions, start, end, tz, campaigns)
+    if not dimensions:
+        merged = pd.concat([calls.reset_index(drop=True), agents.reset_index(drop=True)], axis=1)
+    else:
+        merged = calls.merge(agents, on=list(dimensions), how="outer")
+    for name in (*COUNTERS, *AGENT_COUNTERS):
+        merged[name] = pd.to_numeric(merged[name], errors="coerce").fillna(0.0)
+    if not dimensions and merged.empty:
+        merged = pd.DataFrame([{name: 0.0 for name in (*COUNTERS, *AGENT_COUNTERS)}])
+    return merged.sort_values(list(dimensions)).reset_index(drop=True) if dimensions else merged
+
+
+def campaign_names(client: Client, matching: str = "", limit: int | None = None) -> list[str]:
+    """The campaigns with landed buckets, for filters: those whose name holds ``matching`` (any
+    case), in name order, the first ``limit`` of them (a filter's options stay a few dozen
+    whatever the number of campaigns; the user types to find the others)."""
+    sql = ("SELECT DISTINCT campaign FROM minute_metrics "
+           "WHERE positionCaseInsensitiveUTF8(campaign, {matching:String}) > 0 ORDER BY campaign")
+    parameters: dict = {"matching": matching}
+    if limit is not None:
+        sql += " LIMIT {limit:UInt32}"
+        parameters["limit"] = limit
+    return [row[0] for row in client.query(sql, parameters=parameters).result_rows]
 
 
 def late_event_counts(client: Client, start: datetime, end: datetime) -> pd.DataFrame:

@@ -1,0 +1,240 @@
+"""The floor: each agent's current state from agent_state events, and the agent seconds per minute.
+
+An agent's state is its latest event by *event* time: an event older than the agent's newest
+never moves it back (a replay after a restart, or a producer's retry, changes nothing). An
+agent silent for ``agents.timeout_seconds`` of its campaign's event time counts as logged out
+from the moment the timeout ran out.
+
+Time in a state is counted as additive agent seconds per (campaign, team, agent, minute):
+logged in, available, on call, wrap-up and paused (core.metrics.AGENT_STATE_COUNTERS), an
+interval split across the minutes it spans. Seconds are counted up to each event, and the
+open state of every agent of a campaign up to the start of the campaign's newest minute, so a
+minute's row is complete once its campaign's events have moved past it.
+
+Accounting only ever moves forward (each agent's ``accounted_until``), so counting a replayed
+event again adds nothing. A minute's full state lands with a version, with the agent's
+``accounted_until``, before the batch's offsets (ReplacingMergeTree: a re-landing replaces);
+on restart the agents and their open minutes are read back from the warehouse
+(``restore``), and counting continues from what landed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterable
+
+from core.handoff import FloorChanges
+from core.metrics import AGENT_COUNTERS, AGENT_STATE_COUNTERS
+from core.schema import AgentStateChange, DialerState
+
+LOGGED_OUT = "logged_out"
+MinuteKey = tuple[str, str, int]  # campaign, team, minute (epoch s); the agent is the owner's
+
+
+class Agent:
+    """One agent's live state. A plain slotted class: a big floor has tens of thousands."""
+
+    __slots__ = ("agent", "campaign", "team", "state", "state_since", "last_event", "accounted_until", "minutes",
+                 "changed_minutes", "status_changed")
+
+    def __init__(self, agent: str, campaign: str, team: str, state: str, at: float):
+        self.agent = agent
+        self.campaign = campaign
+        self.team = team
+        self.state = state
+        self.state_since = at        # epoch s: when the current state began
+        self.last_event = at         # epoch s: the newest event time seen for this agent
+        self.accounted_until = at    # epoch s: seconds are counted up to here
+        self.minutes: dict[MinuteKey, list[float]] = {}  # AGENT_COUNTERS per minute, not yet forgotten
+        self.changed_minutes: set[MinuteKey] = set()     # counted into since they last landed
+        self.status_changed = True
+
+    @property
+    def logged_in(self) -> bool:
+        return self.state != LOGGED_OUT
+
+
+class FloorState:
+    """Every agent's state and open minutes, and the dialer snapshots of the current batch."""
+
+    def __init__(self, timeout_seconds: float):
+        self.timeout = float(timeout_seconds)
+        self.agents: dict[str, Agent] = {}
+        self.by_campaign: dict[str, set[str]] = {}  # campaign -> its agents (by their latest event)
+        # campaign -> its newest floor event time (epoch s), and the minute its agents are counted to.
+        self.watermarks: dict[str, float] = {}
+        self._counted_to: dict[str, int] = {}
+        self._moved: set[str] = set()
+        self._changed: dict[str, Agent] = {}  # agents with rows to land
+        self.snapshots: list[DialerState] = []
+        self.stale_events = 0  # older than their agent's newest: counted as seen, changed nothing
+        # The newest version landed: versions only grow, whatever the clock does between runs.
+        self.version = 0
+        self.timed_out = 0
+
+    # -- counting ------------------------------------------------------------------------
+    def add(self, event: AgentStateChange) -> bool:
+        """Apply one agent_state event; False if it was older than the agent's newest."""
+        at = event.event_time.timestamp()
+        campaign = event.campaign
+        team = event.team or ""
+        agent = self.agents.get(event.agent)
+        if agent is None:
+            agent = self.agents[event.agent] = Agent(event.agent, campaign, team, event.state, at)
+            self.by_campaign.setdefault(campaign, set()).add(event.agent)
+            self._changed[event.agent] = agent
+            self._watermark(campaign, at)
+            return True
+        if at < agent.last_event or at < agent.state_since:
+            # Older than the agent's newest event, or than the state it is in (a timeout decided
+            # after that event: a replay of the agent's last event must not log it in again).
+            self.stale_events += 1
+            return False
+        # The state changes at the event, or where counting already got to (an event a moment
+        # behind its campaign's newest minute): seconds are never counted twice.
+        effective = max(at, agent.accounted_until)
+        self._account(agent, effective)
+        if event.state != agent.state:
+            agent.state = event.state
+            agent.state_since = effective
+        if campaign != agent.campaign:
+            self.by_campaign.get(agent.campaign, set()).discard(event.agent)
+            self.by_campaign.setdefault(campaign, set()).add(event.agent)
+            agent.campaign = campaign
+        agent.team = team
+        agent.last_event = at
+        agent.status_changed = True
+        self._changed[event.agent] = agent
+        self._watermark(campaign, at)
+        return True
+
+    def add_snapshot(self, snapshot: DialerState) -> None:
+        self.snapshots.append(snapshot)
+        self._watermark(snapshot.campaign, snapshot.event_time.timestamp())
+
+    def _watermark(self, campaign: str, at: float) -> None:
+        if at > self.watermarks.get(campaign, -math.inf):
+            self.watermarks[campaign] = at
+            self._moved.add(campaign)
+
+    def _account(self, agent: Agent, until: float) -> None:
+        """Count the agent's current state from where counting got to up to ``until``; an agent
+        silent past the timeout is logged out from the moment it ran out."""
+        start = agent.accounted_until
+        if until <= start:
+            return
+        if agent.state != LOGGED_OUT:
+            expiry = agent.last_event + self.timeout
+            if until > expiry:
+                if expiry > start:
+                    self._add_seconds(agent, start, expiry)
+                agent.state = LOGGED_OUT
+                agent.state_since = max(expiry, start)
+                agent.status_changed = True
+                self.timed_out += 1
+            else:
+                self._add_seconds(agent, start, until)
+        agent.accounted_until = until
+        self._changed[agent.agent] = agent
+
+    def _add_seconds(self, agent: Agent, start: float, end: float) -> None:
+        """Add [start, end) to the agent's minutes, split at each minute boundary."""
+        indices = AGENT_STATE_COUNTERS[agent.state]
+        minute = int(start // 60) * 60
+        campaign, team = agent.campaign, agent.team
+        while start < end:
+            stop = min(end, minute + 60)
+            key = (campaign, team, minute)
+            counters = agent.minutes.get(key)
+            if counters is None:
+                counters = agent.minutes[key] = [0.0] * len(AGENT_COUNTERS)
+            seconds = stop - start
+            for index in indices:
+                counters[index] += seconds
+            agent.changed_minutes.add(key)
+            start = stop
+            minute += 60
+
+    def advance(self) -> None:
+        """Count every agent of each campaign whose events moved into a new minute up to that
+        minute's start (timing out the silent ones): a quiet agent's minutes fill too."""
+        for campaign in self._moved:
+            minute = int(self.watermarks[campaign] // 60) * 60
+            if minute <= self._counted_to.get(campaign, -1):
+                continue
+            self._counted_to[campaign] = minute
+            agents = self.agents
+            for name in self.by_campaign.get(campaign, ()):
+                agent = agents[name]
+                if agent.state != LOGGED_OUT:
+                    self._account(agent, minute)
+        self._moved = set()
+
+    # -- landing ---------------------------------------------------------------------------
+    def take_changes(self) -> FloorChanges:
+        """The full state of every agent minute and status changed since the last call, and the
+        batch's dialer snapshots, stamped with one version."""
+        self.advance()
+        minutes: list[tuple] = []
+        statuses: list[tuple] = []
+        for agent in self._changed.values():
+            for key in agent.changed_minutes:
+                campaign, team, minute = key
+                minutes.append((campaign, team, agent.agent, minute, tuple(agent.minutes[key]),
+                                agent.accounted_until))
+            agent.changed_minutes = set()
+            if agent.status_changed:
+                statuses.append((agent.agent, agent.campaign, agent.team, agent.state, agent.state_since,
+                                 agent.last_event))
+                agent.status_changed = False
+        for agent in self._changed.values():  # finished minutes are landed with this change
+            self._forget_finished(agent)
+        self._changed = {}
+        snapshots, self.snapshots = self.snapshots, []
+        self.version = max(time.time_ns(), self.version + 1)
+        return FloorChanges(minutes, statuses, snapshots, self.version)
+
+    @staticmethod
+    def _forget_finished(agent: Agent) -> None:
+        """Drop the minutes no more seconds can reach: counting never goes back before
+        ``accounted_until``. They were taken for landing in the same change."""
+        current = int(agent.accounted_until // 60) * 60
+        for key in [key for key in agent.minutes if key[2] < current]:
+            del agent.minutes[key]
+
+    # -- restart -----------------------------------------------------------------------------
+    def restore(self, statuses: Iterable[tuple], minutes: Iterable[tuple], newest_version: int = 0) -> int:
+        """Rebuild the agents from landed rows: statuses (agent, campaign, team, state,
+        state_since, last_event, epoch s) and their latest minutes (campaign, team, agent, minute,
+        counters..., accounted_until). Counting goes on from what landed: a replayed event is
+        no newer than its agent's landed one, and changes nothing."""
+        self.version = max(self.version, newest_version)
+        for name, campaign, team, state, state_since, last_event in statuses:
+            agent = Agent(name, campaign, team, state, last_event)
+            agent.state_since = state_since
+            agent.status_changed = False
+            self.agents[name] = agent
+            self.by_campaign.setdefault(campaign, set()).add(name)
+            self._watermark(campaign, last_event)
+        for campaign, team, name, minute, *rest in minutes:
+            agent = self.agents.get(name)
+            if agent is None:
+                continue
+            *counters, accounted_until = rest
+            agent.minutes[(campaign, team, int(minute))] = [float(value) for value in counters]
+            agent.accounted_until = max(agent.accounted_until, accounted_until)
+        for agent in self.agents.values():
+            self._watermark(agent.campaign, agent.accounted_until)
+            self._counted_to[agent.campaign] = max(self._counted_to.get(agent.campaign, -1),
+                                                   int(agent.accounted_until // 60) * 60)
+            self._forget_finished(agent)
+        self._moved = set()
+        return len(self.agents)
+
+    def counts(self) -> dict[str, int]:
+        """Agents by state, for the worker's health."""
+        found: dict[str, int] = {}
+        for agent in self.agents.values():
+            found[agent.state] = found.get(agent.state, 0) + 1
+        return found
