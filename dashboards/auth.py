@@ -111,6 +111,7 @@ PAGE_ROLES = {
     "/": SUPERVISOR,
     "/alerts": SUPERVISOR,
     "/pacing": SUPERVISOR,
+    "/floor": SUPERVISOR,
     "/definitions": SUPERVISOR,
     "/reports": MANAGER,
     "/compliance": MANAGER,
