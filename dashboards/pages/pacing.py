@@ -1,8 +1,8 @@
 """Pacing advisor: the dial ratio (lines kept ringing per free agent) that keeps a
 campaign's abandon rate under a target, from the last hour's live figures.
 
-The model, its assumptions and why it is conservative are in analytics/pacing.py. The
-ratio the dialer is running now is not in the call events, so the page never shows one.
+The model, its assumptions and why it is conservative are in analytics/pacing.py. Beside
+the recommendation, the ratio the dialer runs now, from its latest dialer_state snapshot.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from analytics import pacing
 from core.metrics import format_metric
 from dashboards import theme
 from dashboards.controls import control
-from dashboards.data import board_time, context
+from dashboards.data import board_time, context, shared_wallboard_model
 from warehouse.queries.live import freshness, sparklines
 from warehouse.queries.reports import campaign_names
 
@@ -152,8 +152,8 @@ def build(campaign, target, agents, wrap, _n, show_all):
     shown = rows if SHOW_ALL in (show_all or []) else _around_recommendation(rows)
     note = (f"{len(shown)} of {len(rows)} candidate ratios: the recommendation and the "
             f"{AROUND} on each side" if len(shown) < len(rows) else f"all {len(rows)} candidate ratios")
-    return (summary, [_advice_card(advice, inputs), _figures_card(figures, inputs)], _chart(advice),
-            shown, note, placeholder)
+    return (summary, [_advice_card(advice, inputs, _running_dial_level(campaign)), _figures_card(figures, inputs)],
+            _chart(advice), shown, note, placeholder)
 
 
 def _around_recommendation(rows: list[dict]) -> list[dict]:
@@ -188,7 +188,14 @@ def _line(label: str, value: str, test_id: str | None = None) -> html.Div:
     return html.Div([html.Span(label, className="stat-label"), " ", html.Span(value, **extra)])
 
 
-def _advice_card(advice: pacing.Advice, inputs: pacing.PacingInputs) -> html.Div:
+def _running_dial_level(campaign: str) -> float | None:
+    """The dial level the dialer runs now (its latest dialer_state snapshot, as the wallboard
+    model carries it); None without one."""
+    entry = next((c for c in shared_wallboard_model()["campaigns"] if c["campaign"] == campaign), None)
+    return None if entry is None else entry.get("dial_level")
+
+
+def _advice_card(advice: pacing.Advice, inputs: pacing.PacingInputs, running: float | None = None) -> html.Div:
     best = advice.recommended
     if advice.meets_target:
         headline = "Recommended dial ratio"
@@ -202,6 +209,7 @@ def _advice_card(advice: pacing.Advice, inputs: pacing.PacingInputs) -> html.Div
             html.Div(f"{advice.recommended_ratio:.1f}", className="abandon-value",
                      **{"data-testid": "pacing-ratio"}),
             html.Div(note, className="stat-label", style={"whiteSpace": "normal"}),
+            _line("The dialer runs now", "—" if running is None else f"{running:.1f}", "pacing-running-ratio"),
             _line("Expected abandon rate", f"{_percent(best['abandon_rate'])} "
                   f"(at most {_percent(best['abandon_rate_upper'])} at 95 %; target {advice.target_abandon_rate:.0%})",
                   "pacing-expected-abandon"),
