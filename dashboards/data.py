@@ -19,12 +19,14 @@ from cachetools import TTLCache, cached
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
-from core.metrics import CALL_RATES, COMPLIANCE_WINDOWS
+from core.metrics import CALL_RATES, COMPLIANCE_WINDOWS, RATES, ratio
 from core.slots import SlotRules
-from warehouse.queries import live
+from warehouse.queries import floor, live
 
 SPARKLINE_WINDOW = timedelta(hours=2)
-WALLBOARD_QUERIES = 3  # tiles, compliance windows, sparklines: read at once after freshness
+WALLBOARD_QUERIES = 4  # tiles, compliance windows, sparklines, the floor: read at once after freshness
+FLOOR_FIELDS = ("agents", "calls_waiting", "longest_wait_seconds", "dial_level", "drops_today",
+                "drop_allowance_today")
 
 
 class QueryPool:
@@ -179,6 +181,7 @@ def wallboard_model(now: datetime | None = None) -> dict:
         },
         "campaign_count": campaign_count,  # campaigns with calls today; the board shows the busiest
         "campaigns": campaigns,
+        "total": _total(campaigns, ctx.settings),  # the campaigns on the board, summed
     }
 
 
@@ -186,10 +189,11 @@ def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, 
     """The tiles of the ``shown`` campaigns, in name order (a tile keeps its place on the wall)."""
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
-    tiles, compliance, sparklines = ctx.run_queries(
+    tiles, compliance, sparklines, (agents, snapshots) = ctx.run_queries(
         (live.campaign_tiles, board_now, day_start, shown),
         (live.compliance_windows, board_now, None, shown),
         (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
+        (floor.campaign_floor, board_now, ctx.settings.agents.timeout_seconds, shown),
     )
     # Whole columns to plain lists, then one dict per campaign, rather than to_dict() and a
     # conversion per value, which are slow on a big board.
@@ -198,6 +202,8 @@ def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, 
     tile_values = {name: _counts(tiles[name]) for name in ("dials", "contacts", "abandoned", "orders")}
     tile_values["cost"] = _floats(tiles["cost"])
     tile_values.update({name: _floats(tiles[name]) for name in CALL_RATES})
+    floor_fields = _floor_fields(ctx.settings, names, tile_values["abandoned"], tile_values["contacts"], agents,
+                                 snapshots)
     window_values = [(window.name, window.label, _counts(windows[f"{window.name}_abandoned"]),
                       _counts(windows[f"{window.name}_contacts"]), _floats(windows[f"{window.name}_abandon_rate"]))
                      for window in COMPLIANCE_WINDOWS]
@@ -208,7 +214,81 @@ def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, 
                                 "abandon_rate": rates[index]}
                        for window, label, abandoned, contacts, rates in window_values},
         "sparkline": sparklines.get(name, NO_SPARKLINE),
+        **floor_fields[index],
     } for index, name in enumerate(names)]
+
+
+def drop_allowance(abandoned: int, contacts: int, limit: float) -> int:
+    """How many more calls may be dropped today before the day's abandon rate (abandoned / live
+    answers) passes ``limit``, at today's live answers: floor(limit x contacts - abandoned), never
+    below 0."""
+    return max(0, math.floor(limit * contacts - abandoned + 1e-9))
+
+
+def _floor_fields(settings: Settings, names: list[str], abandoned: list[int], contacts: list[int],
+                  agents: pd.DataFrame, snapshots: pd.DataFrame) -> list[dict]:
+    """Each campaign's floor strip: agents by state, calls waiting and the longest wait, the dial
+    level (None without a recent dialer snapshot), today's drops and how many more today allows."""
+    by_agents = agents.set_index("campaign").reindex(names)
+    by_snapshots = snapshots.set_index("campaign").reindex(names)
+    counts = {name: _counts(by_agents[name]) for name in ("logged_in", *floor.FLOOR_STATES)}
+    waiting = by_snapshots["calls_waiting"].astype("float64")
+    waiting_values = [None if math.isnan(value) else int(value) for value in waiting.tolist()]
+    longest, level = _floats(by_snapshots["longest_wait_seconds"]), _floats(by_snapshots["dial_level"])
+    return [{
+        "agents": {name: values[index] for name, values in counts.items()},
+        "calls_waiting": waiting_values[index],
+        "longest_wait_seconds": longest[index],
+        "dial_level": level[index],
+        "drops_today": abandoned[index],
+        "drop_allowance_today": drop_allowance(abandoned[index], contacts[index],
+                                               settings.alert_rules_for(campaign).compliance_limit),
+    } for index, campaign in enumerate(names)]
+
+
+def _total(campaigns: list[dict], settings: Settings) -> dict:
+    """The centre's total over the board's campaigns: counters and agents summed, rates from
+    the sums, the longest wait the longest; the dial level is each campaign's own (None here)."""
+    sums = {name: sum(c.get(name) or 0 for c in campaigns) for name in ("dials", "contacts", "abandoned", "orders")}
+    sums["cost"] = sum(c.get("cost") or 0.0 for c in campaigns)
+    agents = {name: sum(c["agents"][name] for c in campaigns) for name in ("logged_in", *floor.FLOOR_STATES)}
+    waits = [c["longest_wait_seconds"] for c in campaigns if c.get("longest_wait_seconds") is not None]
+    waiting = [c["calls_waiting"] for c in campaigns if c.get("calls_waiting") is not None]
+    return {
+        "campaigns": len(campaigns), **sums,
+        **{name: ratio(sums[RATES[name].numerator], sums[RATES[name].denominator])
+           for name in ("contact_rate", "abandon_rate", "conversion_rate", "cpo")},
+        "agents": agents,
+        "calls_waiting": sum(waiting) if waiting else None,
+        "longest_wait_seconds": max(waits) if waits else None,
+        "dial_level": None,
+        "drops_today": sums["abandoned"],
+        "drop_allowance_today": sum(c["drop_allowance_today"] for c in campaigns),
+    }
+
+
+def _utc(moment) -> str | None:
+    """A warehouse time as ISO 8601 in UTC."""
+    if moment is None or pd.isna(moment):
+        return None
+    stamp = pd.Timestamp(moment)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
+
+
+def floor_rows(now: datetime | None = None) -> list[dict]:
+    """The /floor page's rows: one per agent, its state as of the board's time (agents silent
+    for agents.timeout_seconds are logged out), time in state, calls and orders today."""
+    ctx = context()
+    now = now or datetime.now(timezone.utc)
+    board_now = board_time(live.freshness(ctx.client), now)
+    frame = floor.floor_agents(ctx.client, board_now, local_day_start(board_now, ctx.settings),
+                               ctx.settings.agents.timeout_seconds)
+    rows = []
+    for agent, campaign, team, state, since, seconds, calls, orders in frame.itertuples(index=False):
+        rows.append({"agent": agent, "campaign": campaign, "team": team, "state": state,
+                     "state_since": _utc(since),
+                     "seconds_in_state": float(seconds), "calls_today": int(calls), "orders_today": int(orders)})
+    return rows
 
 
 def shared_wallboard_model() -> dict:
