@@ -170,12 +170,14 @@ def _heatmap(values, samples, rows, columns, metric, min_calls) -> go.Figure:
     customdata = _plain(np.dstack([value_grid, count_grid]))
     hover = "%{y} · %{x}<br>" + metric_label(metric) + ": %{text}<br>%{customdata[1]:,.0f} dials<extra></extra>"
     trusted = np.where(too_few, np.nan, value_grid)
+    top = _scale_top(metric, trusted)  # the scale runs from 0, the calm colour, to the largest value
     figure = go.Figure([
         go.Heatmap(name="values", z=_plain(trusted), x=x, y=y, text=text, texttemplate="%{text}", customdata=customdata,
                    hovertemplate=hover, xgap=2, ygap=2,
-                   **theme.rate_colour_scale(higher_is_better(metric), _scale_top(metric, trusted)),
+                   **theme.rate_colour_scale(higher_is_better(metric), top),
                    colorbar={"title": metric_label(metric) + _better_note(metric),
-                             **({"tickformat": ".0%"} if _unit(metric) == "percent" else {})}),
+                             **({"tickformat": ".0%" if top >= 0.1 else ".1%"} if _unit(metric) == "percent"
+                                else {})}),
         go.Heatmap(name=f"under {min_calls} dials", z=_plain(np.where(too_few, 1.0, np.nan)), x=x, y=y, text=text,
                    texttemplate="%{text}", customdata=customdata, hovertemplate=hover, showscale=False,
                    zmin=0, zmax=1, colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], xgap=2, ygap=2),
