@@ -281,20 +281,55 @@ def test_response_model_page_draws_the_warehouse_numbers(client, conversations):
     assert [w["value"] for w in weeks] == ["2026-11-23", "2026-11-16"]
     assert chosen == "2026-11-23"  # the newest week by default
 
-    figure, rows, _styles, trend, summary, search = page.build(DECAYED, chosen)
+    figure, rows, _styles, trend, summary, note, search = page.build(DECAYED, chosen)
     expected = next(r for r in weekly_calibration(client, week_start(START, ZONE),
                                                   week_start(START, ZONE) + timedelta(weeks=2), ZONE)
                     if r.campaign == DECAYED and r.period_start.date().isoformat() == chosen)
-    deciles = next(t for t in figure.data if t.name == "actual by decile")
+    deciles = next(t for t in figure.data if t.name == "actual by score bin")
     assert list(deciles.x) == pytest.approx(expected.table["predicted"].tolist())
     assert list(deciles.y) == pytest.approx(expected.table["actual"].tolist())
     diagonal = next(t for t in figure.data if t.name == "perfect calibration")
     assert list(diagonal.x) == list(diagonal.y)
     assert [row["decile"] for row in rows] == expected.table["decile"].tolist()
     assert f"{expected.n:,} scored conversations" in summary
+    assert note.startswith(f"{expected.n:,} scored conversations in 10 bins (deciles)")
     assert search == f"?campaign={DECAYED}&week={chosen}"
     ece_lines = {t.name: t for t in trend.data if t.yaxis == "y"}
     assert set(ece_lines) == {CALIBRATED, DECAYED}
     assert list(ece_lines[DECAYED].x) == ["2026-11-16", "2026-11-23"]
     assert ece_lines[DECAYED].y[-1] == pytest.approx(expected.ece)
 
+
+
+def test_a_thin_week_gets_fewer_bins_and_the_page_says_why(client, conversations):
+    """A week with too few conversations for ten bins of report_min_calls is cut into fewer,
+    bigger bins, and the note above the table says so with n."""
+    import msgspec
+
+    from dashboards.app import create_app
+    from dashboards.theme import TOO_FEW
+    from dashboards.data import DashboardContext, set_context
+
+    create_app(DashboardContext(SETTINGS, client))
+    page = sys.modules[next(p["module"] for p in __import__("dash").page_registry.values() if p["path"] == "/model")]
+    _weeks, chosen = page.weeks_for(DECAYED, None)
+    week = next(r for r in weekly_calibration(client, week_start(START, ZONE), week_start(START, ZONE)
+                                              + timedelta(weeks=2), ZONE)
+                if r.campaign == DECAYED and r.period_start.date().isoformat() == chosen)
+    min_calls = week.n // 3 + 1  # ten bins would hold a tenth each; three of a third still fall short
+    thin = msgspec.structs.replace(SETTINGS, dashboard=msgspec.structs.replace(SETTINGS.dashboard,
+                                                                                report_min_calls=min_calls))
+    set_context(DashboardContext(thin, client))
+    try:
+        figure, rows, styles, _trend, _summary, note, _search = page.build(DECAYED, chosen)
+    finally:
+        set_context(DashboardContext(SETTINGS, client))
+    two_bins = weekly_calibration(client, week.period_start, week.period_end, ZONE, [DECAYED], bins=2)[0]
+    assert [row["calls"] for row in rows] == [f"{calls:,}" for calls in two_bins.table["calls"]]
+    assert len(rows) == 2 and sum(two_bins.table["calls"]) == week.n
+    assert note.startswith(f"{week.n:,} scored conversations in 2 bins instead of 10")
+    # Each of the two bins holds about half the week, over min_calls: none is greyed, and the
+    # note says why there are two, with the numbers.
+    assert not [style for style in styles if style.get("backgroundColor") == TOO_FEW]
+    assert f"10 would hold about {week.n // 10:,} each, under the {min_calls:,} a bin needs" in note
+    assert "greyed" not in note

@@ -154,9 +154,9 @@ def _table_note(result: calibration.Calibration, min_calls: int) -> str:
     cut = (f"{bins} bins (deciles) of the scores" if bins == calibration.DEFAULT_BINS else
            f"{bins} bin{'s' if bins != 1 else ''} instead of {calibration.DEFAULT_BINS}: "
            f"{calibration.DEFAULT_BINS} would hold about {result.n // calibration.DEFAULT_BINS:,} each, under the "
-           f"{min_calls} a bin needs")
+           f"{min_calls:,} a bin needs")
     few = int((result.table["calls"] < min_calls).sum())
-    greyed = (f" · {few} bin{'s are' if few != 1 else ' is'} greyed: under {min_calls} conversations "
+    greyed = (f" · {few} bin{'s are' if few != 1 else ' is'} greyed: under {min_calls:,} conversations "
               f"(n in the Conversations column), too few for its actual rate to say much" if few else "")
     return f"{result.n:,} scored conversations in {cut}{greyed}."
 
