@@ -255,7 +255,9 @@ def landed_all(ends: dict[int, int]):
 # -- stages --------------------------------------------------------------------------------
 
 def callpulse_throughput(settings: Settings, config: Path, workdir: Path, events: int,
-                         results: Results) -> Worker:
+                         results: Results, published: int | None = None) -> Worker:
+    """``events`` calls among ``published`` events (the floor's too); events/s counts them all."""
+    published = published or events
     ends = {p: end for p, (_, end) in partition_bounds(settings, settings.topics.call_events).items()}
     worker = Worker(config, workdir)
     # From the moment its partitions are assigned (the group join on tansu takes seconds
@@ -267,9 +269,9 @@ def callpulse_throughput(settings: Settings, config: Path, workdir: Path, events
     seconds = time.perf_counter() - started
     if done["counted"] != events:
         raise SystemExit(f"the worker counted {done['counted']:,} of {events:,} events: {done}")
-    rate = events / seconds
+    rate = published / seconds
     results.add("CallPulse", "end to end, sustained", "callpulse_events_per_s", rate, f"{rate:,.0f} events/s",
-                f"({events:,} events landed in {seconds:.1f} s, 1 worker process)")
+                f"({published:,} events landed in {seconds:.1f} s, 1 worker process)")
     return worker
 
 
@@ -529,6 +531,9 @@ def main(argv: list[str] | None = None) -> Results:
     parser.add_argument("--campaigns", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--agents", type=int, default=0,
+                        help="agents per campaign: with them the workload carries the floor's agent_state and "
+                             "dialer_state events (bench/workload.py); --events counts the calls alone")
     parser.add_argument("--skip-peers", action="store_true", help="CallPulse and the warehouse only")
     parser.add_argument("--skip-warehouse", action="store_true", help="leave out the warehouse query stages")
     parser.add_argument("--smoke", action="store_true",
@@ -540,12 +545,17 @@ def main(argv: list[str] | None = None) -> Results:
         args.campaigns = 100
     results = Results()
     with fresh_pipeline("bench", args.partitions) as (workdir, config, settings):
-        seconds = publish(settings, call_events(args.events, seed=args.seed, campaigns=args.campaigns),
-                          args.events, "publishing the workload")
-        results.add("Workload", "published", "published_events", args.events,
-                    f"{args.events:,} events", f"({args.campaigns:,} campaigns x 6 segments, every slot; "
-                    f"{RECORD_EVENTS} events per record; {args.events / seconds:,.0f} events/s with kafka-python)")
-        worker = callpulse_throughput(settings, config, workdir, args.events, results)
+        published = sum(1 for _ in call_events(args.events, seed=args.seed, campaigns=args.campaigns,
+                                               agents=args.agents))
+        seconds = publish(settings, call_events(args.events, seed=args.seed, campaigns=args.campaigns,
+                                                agents=args.agents), published, "publishing the workload")
+        floor_note = (f"; {published - args.events:,} of them agent_state and dialer_state events of "
+                      f"{args.agents} agents per campaign" if args.agents else "")
+        results.add("Workload", "published", "published_events", published,
+                    f"{published:,} events", f"({args.campaigns:,} campaigns x 6 segments, every slot; "
+                    f"{RECORD_EVENTS} events per record; {published / seconds:,.0f} events/s with kafka-python"
+                    f"{floor_note})")
+        worker = callpulse_throughput(settings, config, workdir, args.events, results, published)
         try:
             callpulse_freshness(settings, worker, args.fresh_rate, args.fresh_seconds, results)
         finally:
