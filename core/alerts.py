@@ -173,6 +173,9 @@ class Check:
     # level is judged on the bound nearest to good (the lower one for a value that is bad high)
     # and the clear level on the other, so both need evidence, not a lucky or unlucky sample.
     interval: tuple[float, float] | None = None
+    # Resolve on the value itself, not the interval: for a window too small for any interval to
+    # show the rate back below the clear level (a firing alert would otherwise never resolve).
+    clear_on_value: bool = False
 
     def explanation(self) -> str:
         return self.describe() if self.describe is not None else self.detail
@@ -199,7 +202,7 @@ class Check:
         return None
 
     def cleared(self) -> bool:
-        value = self._evidence(for_firing=False)
+        value = self.value if self.clear_on_value else self._evidence(for_firing=False)
         if value is None:
             return False
         return value < self.clear if self.higher_is_worse else value > self.clear

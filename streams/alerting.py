@@ -23,8 +23,8 @@ from analytics.calibration import TooFewCalls, trailing_calibration, trailing_ca
 from core.alerts import NO_BREACH_HOURS, RULE_LABELS, Alert, AlertBook, Check, Rule, format_seconds
 from core.config import AlertRules, Settings
 from core.handoff import CallingHoursViolation, Violation
-from core.metrics import (COUNTERS, WINDOW_DEFINITION, abandon_budget, compliance_figures, format_interval,
-                          format_metric, ratio, wilson_interval)
+from core.metrics import (COUNTERS, WINDOW_DEFINITION, abandon_budget, compliance_figures, confidence_z,
+                          format_interval, format_metric, ratio, wilson_interval)
 from core.schema import Event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
@@ -323,16 +323,23 @@ class AlertEvaluator:
     def _abandon(cls, live: dict, rules: AlertRules) -> Check:
         """Fires when the lower bound of the window's Wilson interval reaches a threshold, resolves
         when its upper bound falls below abandon_resolve: 1 abandon of 36 live answers (2.8 %,
-        95 % CI 0.5-14.2 %) is no evidence of a 2 % breach, 9 of 120 (CI 4.0-13.6 %) is of a 3 % one."""
+        95 % CI 0.5-14.2 %) is no evidence of a 2 % breach, 9 of 120 (CI 4.0-13.6 %) is of a 3 % one.
+
+        A window too thin for even no abandons to bring the upper bound below abandon_resolve (under
+        about 190 live answers at 95 % and 2 %) resolves when its rate is back below
+        abandon_resolve x clear_ratio instead: otherwise its alert could never resolve."""
         contacts = int(live["contacts"])
         abandoned = int(live["abandoned"])
-        interval = wilson_interval(abandoned, contacts, rules.confidence)
+        z = confidence_z(rules.confidence)
+        interval = wilson_interval(abandoned, contacts, z)
+        best_case = wilson_interval(0, contacts, z)
+        thin = best_case is None or best_case[1] >= rules.abandon_resolve
         rate = ratio(abandoned, contacts)
         return Check(
             Rule.ABANDON_RATE, rate, rules.abandon_warning, rules.abandon_critical,
-            clear=rules.abandon_resolve, higher_is_worse=True,
+            clear=rules.abandon_resolve * rules.clear_ratio if thin else rules.abandon_resolve, higher_is_worse=True,
             enough_data=cls._abandon_has_data(contacts, rules), sample=contacts,
-            window_minutes=live["window_minutes"], interval=interval,
+            window_minutes=live["window_minutes"], interval=interval, clear_on_value=thin,
             describe=lambda: f"{abandoned} abandoned of {contacts} live answers, {format_metric('abandon_rate', rate)} "
                    f"({format_interval(interval, rules.confidence)}) in the last {live['window_minutes']} min",
         )
@@ -557,7 +564,7 @@ class AlertEvaluator:
         contacts = int(live["contacts"])
         usual = baseline["contact_rate"]
         level = usual * rules.contact_drop_ratio if usual else 0.0
-        interval = wilson_interval(contacts, dials, rules.confidence)
+        interval = wilson_interval(contacts, dials, confidence_z(rules.confidence))
         rate = ratio(contacts, dials)
         return Check(
             Rule.CONTACT_RATE_DROP, rate, level, None,
@@ -579,7 +586,7 @@ class AlertEvaluator:
         cost = float(window["cost"])
         usual = baseline["cpo"]
         level = usual * rules.cpo_spike_multiple if usual else math.inf
-        conversion = wilson_interval(orders, contacts, rules.confidence)
+        conversion = wilson_interval(orders, contacts, confidence_z(rules.confidence))
         interval = None if conversion is None else (
             cost / (contacts * conversion[1]) if conversion[1] > 0 else math.inf,
             cost / (contacts * conversion[0]) if conversion[0] > 0 else math.inf)

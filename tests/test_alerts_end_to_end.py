@@ -81,11 +81,13 @@ def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, 
     warning, critical, resolved = alerts
     assert len({a.alert_id for a in alerts}) == 1 and all(a.campaign == "winback" for a in alerts)
     assert all(a.first_seen == warning.event_time for a in alerts)
-    # The rolling 15-minute rate: (5k + (15 - k)) / 1500 crosses 2 % at k = 3.75 and 3 % at 7.5
-    # minutes into the spike; after it, (5(15 - j) + j) / 1500 drops below the 1.6 % clear level at j = 12.75.
-    assert 23 <= minutes_into(warning) < 25 and warning.value >= 0.02 and warning.threshold == 0.02
-    assert 27 <= minutes_into(critical) < 29 and critical.value >= 0.03 and critical.threshold == 0.03
-    assert 52 <= minutes_into(resolved) < 54 and resolved.value < 0.016
+    # The rolling 15-minute rate is (5k + (15 - k)) / 1500 at k minutes into the spike. The rule
+    # waits for evidence: the lower bound of its 95 % Wilson interval passes 2 % at k = 7 (43 of
+    # 1500, CI 2.1-3.8 %) and 3 % at k = 11 (59, CI 3.1-5.0 %). After it, (5(15 - j) + j) / 1500
+    # has its upper bound below abandon_resolve (2 %) at j = 14 (19, CI 0.8-2.0 %).
+    assert 26 <= minutes_into(warning) < 28 and warning.value >= 0.02 and warning.threshold == 0.02
+    assert 30 <= minutes_into(critical) < 33 and critical.value >= 0.03 and critical.threshold == 0.03
+    assert 53 <= minutes_into(resolved) < 56 and resolved.value < 0.015 and resolved.threshold == 0.02
     assert critical.sample >= 30 and critical.window_minutes == 15
     assert health["alerts_firing"] == 0
 
