@@ -10,22 +10,27 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import dash
+import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from analytics import reports
 from core.metrics import COMPLIANCE_WINDOWS, format_metric
 from dashboards import theme
-from dashboards.controls import Export, day_range, download, export_buttons
+from dashboards.controls import Export, control, day_range, download, export_buttons
 from dashboards.data import board_time, context, newest_day, parse_day
-from warehouse.queries.live import compliance_windows, freshness
+from warehouse.queries.live import busiest_campaigns, compliance_windows, freshness
 from warehouse.queries.compliance import (calling_hours_violations, calls_without_callee_timezone,
                                           customers_abandoned_more_than_once, repeat_calls_after_abandon)
-from warehouse.queries.reports import stop_list_violations
+from warehouse.queries.reports import campaign_names, stop_list_violations
 
 dash.register_page(__name__, path="/compliance", name="Compliance", title="CallPulse · Compliance", order=30)
 
 DEFAULT_DAYS = 30
+# The campaigns the page shows at once (cards, chart, history): the busiest, unless the user
+# chooses; the filter offers CAMPAIGN_OPTIONS names at a time and typing finds the others.
+MAX_CAMPAIGNS = 60
+CAMPAIGN_OPTIONS = 50
 TABLE_COLUMNS = [("campaign", "Campaign"), ("day", "Day"), ("dials", "Dials"), ("contacts", "Live answers"),
                  ("abandoned", "Abandoned"), ("abandon_rate", "Day's abandon rate"),
                  ("rolling_30d_abandon_rate", "30-day abandon rate"), ("limit", "Limit"),
@@ -54,6 +59,9 @@ def layout(**query):
             html.Div(
                 [
                     day_range("compliance-dates", start, end),
+                    control("Campaigns", dcc.Dropdown(
+                        id="compliance-campaigns", multi=True, options=[],
+                        placeholder=f"the {MAX_CAMPAIGNS} busiest (type to find others)")),
                     export_buttons("compliance"),
                 ],
                 className="controls",
@@ -92,12 +100,37 @@ def _limit_for(campaign: str) -> float:
     return context().settings.alert_rules_for(campaign).compliance_limit
 
 
-def _history(start, end):
+def _history(start, end, chosen):
+    """The days asked for, the campaigns shown (what the user chose, else the busiest
+    MAX_CAMPAIGNS), how many have calls, and those campaigns' daily history."""
     settings = context().settings
     end_day = parse_day(end) or datetime.now(settings.zone).date()
     start_day = parse_day(start) or end_day - timedelta(days=DEFAULT_DAYS - 1)
-    return start_day, end_day, reports.compliance_days(context().client, start_day, end_day, settings.zone,
-                                                       _limit_for)
+    campaigns, total = _shown_campaigns(start_day, chosen)
+    if not campaigns:  # none with calls (an empty list would mean every campaign below)
+        return start_day, end_day, campaigns, total, pd.DataFrame(columns=reports.COMPLIANCE_COLUMNS)
+    return start_day, end_day, campaigns, total, reports.compliance_days(
+        context().client, start_day, end_day, settings.zone, _limit_for, campaigns=campaigns)
+
+
+def _shown_campaigns(start_day, chosen) -> tuple[list[str], int]:
+    if isinstance(chosen, list) and chosen and all(isinstance(name, str) for name in chosen):
+        return chosen[:MAX_CAMPAIGNS], len(chosen)
+    zone = context().settings.zone
+    now = board_time(freshness(context().client), datetime.now(timezone.utc))
+    since = min(datetime.combine(start_day, datetime.min.time(), zone), now - timedelta(minutes=1))
+    return busiest_campaigns(context().client, now, since, MAX_CAMPAIGNS)
+
+
+@callback(Output("compliance-campaigns", "options"), Input("compliance-campaigns", "search_value"),
+          State("compliance-campaigns", "value"), prevent_initial_call=True)
+def search_campaigns(typed, chosen):
+    """As the user types, the campaigns whose name holds it, a few dozen at a time."""
+    if not isinstance(typed, str) or not isinstance(chosen, (list, type(None))):
+        return no_update
+    chosen = [name for name in chosen or [] if isinstance(name, str)]
+    found = campaign_names(context().client, typed[:200], CAMPAIGN_OPTIONS)
+    return [*chosen, *(name for name in found if name not in chosen)]
 
 
 @callback(
@@ -109,10 +142,11 @@ def _history(start, end):
     Output("stop-list-summary", "children"),
     Input("compliance-dates", "start_date"),
     Input("compliance-dates", "end_date"),
+    Input("compliance-campaigns", "value"),
 )
-def build(start, end):
-    start_day, end_day, history = _history(start, end)
-    cards = _now_cards()
+def build(start, end, chosen):
+    start_day, end_day, campaigns, total, history = _history(start, end, chosen)
+    cards = _now_cards(campaigns)
     rows = []
     for row in history.to_dict("records"):
         shown = {key: row.get(key) for key, _ in TABLE_COLUMNS}
@@ -127,6 +161,9 @@ def build(start, end):
     over_days = int(history["day_over_limit"].sum()) if len(history) else 0
     summary = (f"{start_day} to {end_day} · {history['campaign'].nunique() if len(history) else 0} campaigns · "
                f"{over_days} campaign-day{'s' if over_days != 1 else ''} over the limit (highlighted)")
+    if total > len(campaigns):
+        summary += (f" · showing {len(campaigns)} of {total:,} campaigns, the busiest: choose campaigns to see "
+                    "others (`callpulse compliance export` covers them all)")
     violations, violations_summary = _violations(start_day, end_day)
     return cards, _chart(history), rows, summary, violations, violations_summary
 
@@ -231,10 +268,10 @@ def _duration(delta) -> str:
     return f"{seconds // 3600} h" if seconds < 2 * 86400 else f"{seconds // 86400} days"
 
 
-def _now_cards() -> list:
-    """Each campaign's regulator windows ending at the newest landed minute."""
+def _now_cards(campaigns: list[str]) -> list:
+    """Each of ``campaigns``' regulator windows ending at the newest landed minute."""
     now = board_time(freshness(context().client), datetime.now(timezone.utc))
-    windows = compliance_windows(context().client, now)
+    windows = compliance_windows(context().client, now, campaigns=campaigns)
     cards = []
     for row in windows.to_dict("records"):
         limit = _limit_for(row["campaign"])
@@ -284,10 +321,11 @@ def _chart(history) -> go.Figure:
     Input("compliance-xlsx", "n_clicks"),
     State("compliance-dates", "start_date"),
     State("compliance-dates", "end_date"),
+    State("compliance-campaigns", "value"),
     prevent_initial_call=True,
 )
-def export(_csv, _xlsx, start, end):
-    start_day, end_day, history = _history(start, end)
+def export(_csv, _xlsx, start, end, chosen):
+    start_day, end_day, _, _, history = _history(start, end, chosen)
     if history.empty:
         return no_update
     return download("compliance", Export(

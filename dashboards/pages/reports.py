@@ -28,6 +28,7 @@ dash.register_page(__name__, path="/reports", name="Reports", title="CallPulse Â
 DEFAULTS = {"rows": "segment", "columns": "slot", "metric": "contact_rate"}
 NO_COLUMNS = "none"
 MAX_TREND_SERIES = 12
+CAMPAIGN_OPTIONS = 50  # the campaign filter's options at a time; typing finds the others
 TIME_DIMENSIONS = {"day", "hour", "weekday"}
 
 
@@ -39,11 +40,22 @@ def _pick(value: str | None, allowed, default: str) -> str:
     return value if value in allowed else default
 
 
-def _campaign_options(chosen: list[str]) -> list[str]:
-    """The landed campaigns, plus any a shared link names that has no calls: the dropdown
-    would drop those, and the report would quietly widen to every campaign."""
-    known = campaign_names(context().client)
-    return [*known, *(name for name in chosen if name not in known)]
+def _campaign_options(chosen: list[str], matching: str = "") -> list[str]:
+    """The campaigns chosen (a shared link may name one with no calls: the dropdown would drop
+    it, and the report would quietly widen to every campaign), then the first
+    CAMPAIGN_OPTIONS landed campaigns whose name holds what the user typed."""
+    found = campaign_names(context().client, matching, CAMPAIGN_OPTIONS)
+    return [*chosen, *(name for name in found if name not in chosen)]
+
+
+@callback(Output("report-campaigns", "options"), Input("report-campaigns", "search_value"),
+          State("report-campaigns", "value"), prevent_initial_call=True)
+def search_campaigns(typed, chosen):
+    """As the user types, the campaigns whose name holds it: a few dozen options at a time,
+    however many campaigns there are."""
+    if not isinstance(typed, str) or not isinstance(chosen, (list, type(None))):
+        return no_update
+    return _campaign_options([name for name in chosen or [] if isinstance(name, str)], typed[:200])
 
 
 def layout(rows=None, columns=None, metric=None, **query):
@@ -68,7 +80,7 @@ def layout(rows=None, columns=None, metric=None, **query):
                     day_range("report-dates", start, end),
                     control("Campaigns", dcc.Dropdown(id="report-campaigns", multi=True, value=chosen_campaigns,
                                                       options=_campaign_options(chosen_campaigns),
-                                                      placeholder="all campaigns")),
+                                                      placeholder="all campaigns (type to find one)")),
                     export_buttons("report"),
                 ],
                 className="controls",
