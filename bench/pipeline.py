@@ -182,13 +182,14 @@ class Worker:
         self.dashboard_peak_rss_mb = float("nan")
         if dashboard:
             from callpulse.embedded import wait_for_port
+            from callpulse.supervisor import DASHBOARD_NICENESS
 
             wait_for_port("127.0.0.1", warehouse_port, 180, self.proc)
             self.dashboard_log = (workdir / "dashboard.log").open("w")
             self.dashboard = subprocess.Popen(
                 [sys.executable, "-m", "callpulse", "--config", str(config), "dashboard"], cwd=ROOT,
                 env=dict(env, CLICKHOUSE_URL=f"http://callpulse:{secret}@127.0.0.1:{warehouse_port}"),
-                stdout=self.dashboard_log, stderr=subprocess.STDOUT)
+                stdout=self.dashboard_log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(DASHBOARD_NICENESS))
 
     def health(self) -> dict | None:
         if self.proc.poll() is not None:

@@ -40,6 +40,11 @@ from streams.kafka_admin import ensure_topics
 from warehouse.endpoint import SECRET_ENV, USER
 
 
+#: The dashboard's scheduling priority below the worker's (nice): on a busy machine a page, or
+#: a client hammering the login, waits rather than counting.
+DASHBOARD_NICENESS = 10
+
+
 class DataDirInUse(RuntimeError):
     """Another ``callpulse up`` runs on this data directory."""
 
@@ -144,14 +149,15 @@ class Supervisor:
         self.stop_requested = threading.Event()
         self.record = RunRecord(settings.data_dir)
 
-    def _spawn(self, name: str, *args: str, env: dict | None = None) -> Child:
+    def _spawn(self, name: str, *args: str, env: dict | None = None, niceness: int = 0) -> Child:
         log_path = self.log_dir / f"{name}.log"
         log_file = open(log_path, "ab")
         config = ["--config", str(self.config_file)] if self.config_file else []
         command = [sys.executable, "-m", "callpulse", *config, "--data-dir", str(self.settings.data_dir), *args]
         proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, preexec_fn=die_with_parent,
-                                start_new_session=True)
+                                env={**os.environ, **(env or {})},
+                                preexec_fn=(lambda: (die_with_parent(), os.nice(niceness))) if niceness
+                                else die_with_parent, start_new_session=True)
         log_file.close()
         self.record.started(name, proc)
         child = Child(name, proc, log_path)
@@ -215,7 +221,7 @@ class Supervisor:
                 wait_for_port("127.0.0.1", warehouse_port, 120, worker.proc)
                 started.add_row("warehouse queries", f"http://127.0.0.1:{warehouse_port} (the worker's, for the "
                                                      "dashboard)")
-            dashboard = self._spawn("dashboard", "dashboard", env=dashboard_env)
+            dashboard = self._spawn("dashboard", "dashboard", env=dashboard_env, niceness=DASHBOARD_NICENESS)
             wait_for_port(host, port, 60, dashboard.proc)
             started.add_row("dashboard", f"http://{host}:{port}/")
             if simulator:
