@@ -4,15 +4,14 @@ stop-list violations for the compliance report."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from core.metrics import AGENT_COUNTERS, COUNTERS, RAW_COUNTER_SQL, add_rate_columns
 from warehouse.queries.sums import SUMS, counter_frame, minute_window, naive_utc, summed, whole_hour_offsets
-
 
 # Dimensions a report may group by, mapped to their SQL. Hours and days are local to
 # the configured zone ({tz}), like the time slots; any combination rolls up at query
@@ -46,8 +45,15 @@ _LOCAL_TIME_DIMENSIONS = frozenset({"day", "hour", "weekday", "hour_start"})
 _FINER_THAN_HOURS = frozenset({"minute"})
 
 
-def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime,
-               tz: str = "UTC", campaigns: Sequence[str] = (), agent_seconds: bool = False) -> pd.DataFrame:
+def metrics_by(
+    client: Client,
+    dimensions: Sequence[str],
+    start: datetime,
+    end: datetime,
+    tz: str = "UTC",
+    campaigns: Sequence[str] = (),
+    agent_seconds: bool = False,
+) -> pd.DataFrame:
     """Counters and rates grouped by ``dimensions`` over [start, end); hours and days in ``tz``.
     With ``agent_seconds``, the agent seconds (AGENT_COUNTERS) of the same groups beside them,
     and the agent rates.
@@ -69,23 +75,39 @@ def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: 
     if raw:
         sql = (
             f"SELECT {select + ', ' if select else ''}{_RAW_SUMS} FROM call_attempts FINAL "
-            "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} " + campaign_sql
+            "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
+            + campaign_sql
             + (f"GROUP BY {group} ORDER BY {group}" if group else "")
         )
     else:
+
         def template(rows: str, counted) -> str:
-            return (f"SELECT {select + ', ' if select else ''}{SUMS} FROM {rows} "
-                    f"WHERE {counted(lambda t: f'{t} >= {{start:DateTime}} AND {t} < {{end:DateTime}}')} "
-                    + campaign_sql + (f"GROUP BY {group}" if group else ""))
+            return (
+                f"SELECT {select + ', ' if select else ''}{SUMS} FROM {rows} "
+                f"WHERE {counted(lambda t: f'{t} >= {{start:DateTime}} AND {t} < {{end:DateTime}}')} "
+                + campaign_sql
+                + (f"GROUP BY {group}" if group else "")
+            )
 
         window = minute_window(start, end)
         local = _LOCAL_TIME_DIMENSIONS.intersection(dimensions)
         # A minute dimension cannot come from hours, nor local hours from UTC ones in a +05:30 zone.
-        windows = [] if _FINER_THAN_HOURS.intersection(dimensions) or \
-            (local and not whole_hour_offsets(tz, start, end)) else [window]
-        sql, extra = summed(client, template, dimensions, COUNTERS, windows, window, campaign_sql=campaign_sql,
-                             tz=tz if local else None,
-                             by_slot_and_segment=bool({"slot", "segment"}.intersection(dimensions)))
+        windows = (
+            []
+            if _FINER_THAN_HOURS.intersection(dimensions) or (local and not whole_hour_offsets(tz, start, end))
+            else [window]
+        )
+        sql, extra = summed(
+            client,
+            template,
+            dimensions,
+            COUNTERS,
+            windows,
+            window,
+            campaign_sql=campaign_sql,
+            tz=tz if local else None,
+            by_slot_and_segment=bool({"slot", "segment"}.intersection(dimensions)),
+        )
         parameters.update(extra)
     frame = counter_frame(client, sql, parameters)
     if not dimensions and frame.empty:
@@ -95,8 +117,14 @@ def metrics_by(client: Client, dimensions: Sequence[str], start: datetime, end: 
     return add_rate_columns(frame)
 
 
-def agent_seconds_by(client: Client, dimensions: Sequence[str], start: datetime, end: datetime, tz: str = "UTC",
-                     campaigns: Sequence[str] = ()) -> pd.DataFrame:
+def agent_seconds_by(
+    client: Client,
+    dimensions: Sequence[str],
+    start: datetime,
+    end: datetime,
+    tz: str = "UTC",
+    campaigns: Sequence[str] = (),
+) -> pd.DataFrame:
     """The agent seconds (AGENT_COUNTERS) grouped by ``dimensions`` over [start, end)."""
     unknown = [d for d in dimensions if d not in AGENT_DIMENSIONS]
     if unknown:
@@ -107,16 +135,25 @@ def agent_seconds_by(client: Client, dimensions: Sequence[str], start: datetime,
     frame = client.query_df(
         f"SELECT {select + ', ' if select else ''}{sums} FROM agent_minutes FINAL "
         "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
-        + ("AND campaign IN {campaigns:Array(String)} " if campaigns else "") + (f"GROUP BY {group}" if group else ""),
+        + ("AND campaign IN {campaigns:Array(String)} " if campaigns else "")
+        + (f"GROUP BY {group}" if group else ""),
         parameters={"start": naive_utc(start), "end": naive_utc(end), "tz": tz, "campaigns": list(campaigns)},
-        settings={"prefer_column_name_to_alias": 1})
+        settings={"prefer_column_name_to_alias": 1},
+    )
     if not len(frame.columns):
         frame = pd.DataFrame(columns=[*dimensions, *AGENT_COUNTERS])
     return frame
 
 
-def _with_agent_seconds(client: Client, calls: pd.DataFrame, dimensions: Sequence[str], start: datetime,
-                        end: datetime, tz: str, campaigns: Sequence[str]) -> pd.DataFrame:
+def _with_agent_seconds(
+    client: Client,
+    calls: pd.DataFrame,
+    dimensions: Sequence[str],
+    start: datetime,
+    end: datetime,
+    tz: str,
+    campaigns: Sequence[str],
+) -> pd.DataFrame:
     """The call counters and the agent seconds of the same groups, side by side: a group with
     calls and no agent seconds (or the reverse) reads zeros for what it lacks."""
     agents = agent_seconds_by(client, dimensions, start, end, tz, campaigns)
@@ -135,8 +172,10 @@ def campaign_names(client: Client, matching: str = "", limit: int | None = None)
     """The campaigns with landed buckets, for filters: those whose name holds ``matching`` (any
     case), in name order, the first ``limit`` of them (a filter's options stay a few dozen
     whatever the number of campaigns; the user types to find the others)."""
-    sql = ("SELECT DISTINCT campaign FROM minute_metrics "
-           "WHERE positionCaseInsensitiveUTF8(campaign, {matching:String}) > 0 ORDER BY campaign")
+    sql = (
+        "SELECT DISTINCT campaign FROM minute_metrics "
+        "WHERE positionCaseInsensitiveUTF8(campaign, {matching:String}) > 0 ORDER BY campaign"
+    )
     parameters: dict = {"matching": matching}
     if limit is not None:
         sql += " LIMIT {limit:UInt32}"
@@ -155,12 +194,21 @@ def late_event_counts(client: Client, start: datetime, end: datetime) -> pd.Data
     return frame if len(frame.columns) else pd.DataFrame(columns=["campaign", "late_events", "late_abandoned"])
 
 
-STOP_LIST_VIOLATION_COLUMNS = ["event_time", "dialed_at", "flagged_at", "campaign", "agent", "team", "segment",
-                               "outcome", "reason", "event_id"]
+STOP_LIST_VIOLATION_COLUMNS = [
+    "event_time",
+    "dialed_at",
+    "flagged_at",
+    "campaign",
+    "agent",
+    "team",
+    "segment",
+    "outcome",
+    "reason",
+    "event_id",
+]
 
 
-def stop_list_violations(client: Client, start: datetime, end: datetime,
-                         campaigns: Sequence[str] = ()) -> pd.DataFrame:
+def stop_list_violations(client: Client, start: datetime, end: datetime, campaigns: Sequence[str] = ()) -> pd.DataFrame:
     """Dials to stop-listed customers placed in [start, end), newest first; no personal data."""
     frame = client.query_df(
         f"SELECT {', '.join(STOP_LIST_VIOLATION_COLUMNS)} FROM stop_list_violations FINAL "
