@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Mapping, Sequence
 
 import numpy as np
 from clickhouse_connect.driver.client import Client
@@ -19,8 +19,16 @@ from clickhouse_connect.driver.client import Client
 from core.alerts import Alert
 from core.config import Settings
 from core.deadletters import DeadLetter
-from core.handoff import (CallingHoursViolation, CountedAttempts, DirtyBuckets, FloorChanges, LandingBatch,
-                          StopListChange, TopicPartition, Violation)
+from core.handoff import (
+    CallingHoursViolation,
+    CountedAttempts,
+    DirtyBuckets,
+    FloorChanges,
+    LandingBatch,
+    StopListChange,
+    TopicPartition,
+    Violation,
+)
 from core.metrics import AGENT_COUNTERS, CALL_COUNTS, COUNTERS
 from core.schema import CallAttempt
 from core.topics import WORKER_GROUP
@@ -30,31 +38,94 @@ from warehouse.queries.alerts import ALERT_COLUMNS
 log = logging.getLogger(__name__)
 
 ATTEMPT_COLUMNS = [
-    "event_id", "campaign", "event_time", "minute", "slot", "segment", "outcome", "ring_seconds",
-    "wait_seconds", "talk_seconds", "is_order", "order_value", "cost", "response_score",
-    "phone_hash", "lead_id", "agent", "team", "landed_at", "callee_timezone",
+    "event_id",
+    "campaign",
+    "event_time",
+    "minute",
+    "slot",
+    "segment",
+    "outcome",
+    "ring_seconds",
+    "wait_seconds",
+    "talk_seconds",
+    "is_order",
+    "order_value",
+    "cost",
+    "response_score",
+    "phone_hash",
+    "lead_id",
+    "agent",
+    "team",
+    "landed_at",
+    "callee_timezone",
 ]
 BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version", "landed_at"]
 LATE_COLUMNS = ["event_id", "campaign", "event_time", "segment", "outcome", "received_at"]
-VIOLATION_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "flagged_at", "reason", "segment", "agent",
-                     "team", "outcome", "detected_at"]
-CALLING_HOURS_COLUMNS = ["event_id", "campaign", "event_time", "dialed_at", "callee_timezone", "local_dialed_at",
-                         "allowed_from", "allowed_until", "profile", "segment", "agent", "team", "outcome",
-                         "detected_at"]
-DEAD_LETTER_COLUMNS = ["source_topic", "source_partition", "source_offset", "batch_index", "reason", "detail",
-                       "rejected_at"]
+VIOLATION_COLUMNS = [
+    "event_id",
+    "campaign",
+    "event_time",
+    "dialed_at",
+    "flagged_at",
+    "reason",
+    "segment",
+    "agent",
+    "team",
+    "outcome",
+    "detected_at",
+]
+CALLING_HOURS_COLUMNS = [
+    "event_id",
+    "campaign",
+    "event_time",
+    "dialed_at",
+    "callee_timezone",
+    "local_dialed_at",
+    "allowed_from",
+    "allowed_until",
+    "profile",
+    "segment",
+    "agent",
+    "team",
+    "outcome",
+    "detected_at",
+]
+DEAD_LETTER_COLUMNS = [
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "batch_index",
+    "reason",
+    "detail",
+    "rejected_at",
+]
 # ClickHouse refuses an insert block that touches more than max_partitions_per_insert_block
 # (100) partitions, and the tables are partitioned by month: a batch whose calls span more
 # months is landed in blocks of at most this many.
 MONTHS_PER_INSERT = 90
 
 OFFSET_COLUMNS = ["consumer_group", "topic", "partition", "topic_id", "next_offset", "version", "landed_at"]
-AGENT_MINUTE_COLUMNS = ["campaign", "team", "agent", "minute", *AGENT_COUNTERS, "accounted_until", "version",
-                        "landed_at"]
-AGENT_STATUS_COLUMNS = ["agent", "campaign", "team", "state", "state_since", "last_event_time", "version",
-                        "landed_at"]
-SNAPSHOT_COLUMNS = ["campaign", "event_time", "dial_level", "calls_ringing", "calls_waiting", "longest_wait_seconds",
-                    "dialable_leads", "landed_at"]
+AGENT_MINUTE_COLUMNS = [
+    "campaign",
+    "team",
+    "agent",
+    "minute",
+    *AGENT_COUNTERS,
+    "accounted_until",
+    "version",
+    "landed_at",
+]
+AGENT_STATUS_COLUMNS = ["agent", "campaign", "team", "state", "state_since", "last_event_time", "version", "landed_at"]
+SNAPSHOT_COLUMNS = [
+    "campaign",
+    "event_time",
+    "dial_level",
+    "calls_ringing",
+    "calls_waiting",
+    "longest_wait_seconds",
+    "dialable_leads",
+    "landed_at",
+]
 STOP_LIST_COLUMNS = ["phone_hash", "reason", "source", "flagged_at", "removed_at", "version", "landed_at"]
 
 
@@ -64,8 +135,10 @@ def month_blocks(months: np.ndarray) -> list[np.ndarray] | None:
     if len(months) == 0 or int(months.max()) - int(months.min()) < MONTHS_PER_INSERT:
         return None
     distinct = np.unique(months)
-    return [np.flatnonzero(np.isin(months, distinct[start:start + MONTHS_PER_INSERT]))
-            for start in range(0, len(distinct), MONTHS_PER_INSERT)]
+    return [
+        np.flatnonzero(np.isin(months, distinct[start : start + MONTHS_PER_INSERT]))
+        for start in range(0, len(distinct), MONTHS_PER_INSERT)
+    ]
 
 
 def months_of_epoch_seconds(seconds) -> np.ndarray:
@@ -153,11 +226,17 @@ class Lander:
         if blocks is None:
             self.client.insert(table, columns, column_names=column_names, column_oriented=True)
             return
-        log.info("landing %d rows of %s spanning %d months in %d blocks", len(months), table,
-                 len(np.unique(months)), len(blocks))
+        log.info(
+            "landing %d rows of %s spanning %d months in %d blocks",
+            len(months),
+            table,
+            len(np.unique(months)),
+            len(blocks),
+        )
         for indices in blocks:
-            self.client.insert(table, [take(column, indices) for column in columns], column_names=column_names,
-                               column_oriented=True)
+            self.client.insert(
+                table, [take(column, indices) for column in columns], column_names=column_names, column_oriented=True
+            )
 
     def insert_rows(self, table: str, rows: list[list], column_names: list[str], months: np.ndarray) -> None:
         """A row-oriented insert, in blocks the warehouse's partition limit allows."""
@@ -180,9 +259,18 @@ class Lander:
         if not letters:
             return
         self.faults.check("landing dead letters")
-        rows = [[letter.source_topic, letter.source_partition, letter.source_offset,
-                 -1 if letter.batch_index is None else letter.batch_index, letter.reason, letter.detail,
-                 letter.rejected_at] for letter in letters]
+        rows = [
+            [
+                letter.source_topic,
+                letter.source_partition,
+                letter.source_offset,
+                -1 if letter.batch_index is None else letter.batch_index,
+                letter.reason,
+                letter.detail,
+                letter.rejected_at,
+            ]
+            for letter in letters
+        ]
         self.client.insert("dead_letters", rows, column_names=DEAD_LETTER_COLUMNS)
 
     def land_violations(self, violations: Sequence[Violation]) -> None:
@@ -190,46 +278,83 @@ class Lander:
             return
         self.faults.check("landing stop-list violations")
         detected_at = datetime.now(timezone.utc)
-        rows = [[v.attempt.event_id, v.attempt.campaign, v.attempt.event_time, v.dialed_at, v.entry.flagged_at,
-                 v.entry.reason, v.attempt.lead.segment, v.attempt.agent or "", v.attempt.team or "",
-                 v.attempt.outcome.value, detected_at] for v in violations]
-        self.insert_rows("stop_list_violations", rows, VIOLATION_COLUMNS,
-                         months_of([v.attempt.event_time for v in violations]))
+        rows = [
+            [
+                v.attempt.event_id,
+                v.attempt.campaign,
+                v.attempt.event_time,
+                v.dialed_at,
+                v.entry.flagged_at,
+                v.entry.reason,
+                v.attempt.lead.segment,
+                v.attempt.agent or "",
+                v.attempt.team or "",
+                v.attempt.outcome.value,
+                detected_at,
+            ]
+            for v in violations
+        ]
+        self.insert_rows(
+            "stop_list_violations", rows, VIOLATION_COLUMNS, months_of([v.attempt.event_time for v in violations])
+        )
 
     def land_calling_hours_violations(self, violations: Sequence[CallingHoursViolation]) -> None:
         if not violations:
             return
         self.faults.check("landing calling-hours violations")
         detected_at = datetime.now(timezone.utc)
-        rows = [[v.attempt.event_id, v.attempt.campaign, v.attempt.event_time, v.dialed_at,
-                 v.attempt.callee_timezone or "", v.local_dialed_at.strftime("%Y-%m-%d %H:%M:%S"), v.allowed_from,
-                 v.allowed_until, v.profile, v.attempt.lead.segment, v.attempt.agent or "", v.attempt.team or "",
-                 v.attempt.outcome.value, detected_at] for v in violations]
-        self.insert_rows("calling_hours_violations", rows, CALLING_HOURS_COLUMNS,
-                         months_of([v.attempt.event_time for v in violations]))
+        rows = [
+            [
+                v.attempt.event_id,
+                v.attempt.campaign,
+                v.attempt.event_time,
+                v.dialed_at,
+                v.attempt.callee_timezone or "",
+                v.local_dialed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                v.allowed_from,
+                v.allowed_until,
+                v.profile,
+                v.attempt.lead.segment,
+                v.attempt.agent or "",
+                v.attempt.team or "",
+                v.attempt.outcome.value,
+                detected_at,
+            ]
+            for v in violations
+        ]
+        self.insert_rows(
+            "calling_hours_violations",
+            rows,
+            CALLING_HOURS_COLUMNS,
+            months_of([v.attempt.event_time for v in violations]),
+        )
 
     def land_attempts(self, counted: CountedAttempts) -> None:
         if not counted:
             return
         self.faults.check("landing attempts")
         columns = self.attempt_columns(counted)
-        self.insert_columns("call_attempts", columns, ATTEMPT_COLUMNS,
-                            months_of_epoch_seconds(columns[ATTEMPT_COLUMNS.index("minute")]))
+        self.insert_columns(
+            "call_attempts", columns, ATTEMPT_COLUMNS, months_of_epoch_seconds(columns[ATTEMPT_COLUMNS.index("minute")])
+        )
 
     def land_buckets(self, buckets: DirtyBuckets | None) -> None:
         if not buckets:
             return
         self.faults.check("landing buckets")
-        self.insert_columns("minute_metrics", self.bucket_columns(buckets), BUCKET_COLUMNS,
-                            months_of_epoch_seconds(buckets.minutes))
+        self.insert_columns(
+            "minute_metrics", self.bucket_columns(buckets), BUCKET_COLUMNS, months_of_epoch_seconds(buckets.minutes)
+        )
 
     def land_late_events(self, late_events: Sequence[CallAttempt]) -> None:
         if not late_events:
             return
         self.faults.check("landing late events")
         received_at = datetime.now(timezone.utc)
-        rows = [[event.event_id, event.campaign, event.event_time, event.lead.segment, event.outcome.value,
-                 received_at] for event in late_events]
+        rows = [
+            [event.event_id, event.campaign, event.event_time, event.lead.segment, event.outcome.value, received_at]
+            for event in late_events
+        ]
         self.insert_rows("late_events", rows, LATE_COLUMNS, months_of([event.event_time for event in late_events]))
 
     def land_floor(self, floor: FloorChanges | None) -> None:
@@ -242,20 +367,40 @@ class Lander:
         if floor.minutes:
             campaigns, teams, agents, minutes, counters, accounted = zip(*floor.minutes)
             matrix = np.array(counters, dtype=np.float64).reshape(len(minutes), len(AGENT_COUNTERS))
-            columns = [list(campaigns), list(teams), list(agents), list(minutes),
-                       *(np.ascontiguousarray(matrix[:, index]) for index in range(len(AGENT_COUNTERS))),
-                       [round(moment * 1000) for moment in accounted],
-                       np.full(len(minutes), floor.version, dtype=np.uint64), [landed_at] * len(minutes)]
+            columns = [
+                list(campaigns),
+                list(teams),
+                list(agents),
+                list(minutes),
+                *(np.ascontiguousarray(matrix[:, index]) for index in range(len(AGENT_COUNTERS))),
+                [round(moment * 1000) for moment in accounted],
+                np.full(len(minutes), floor.version, dtype=np.uint64),
+                [landed_at] * len(minutes),
+            ]
             self.insert_columns("agent_minutes", columns, AGENT_MINUTE_COLUMNS, months_of_epoch_seconds(minutes))
         if floor.statuses:
-            rows = [[agent, campaign, team, state, round(since * 1000), round(last * 1000), floor.version, landed_at]
-                    for agent, campaign, team, state, since, last in floor.statuses]
+            rows = [
+                [agent, campaign, team, state, round(since * 1000), round(last * 1000), floor.version, landed_at]
+                for agent, campaign, team, state, since, last in floor.statuses
+            ]
             self.client.insert("agent_status", rows, column_names=AGENT_STATUS_COLUMNS)
         if floor.snapshots:
-            rows = [[s.campaign, epoch_ms(s.event_time), s.dial_level, s.calls_ringing, s.calls_waiting,
-                     s.longest_wait_seconds, s.dialable_leads, landed_at] for s in floor.snapshots]
-            self.insert_rows("dialer_snapshots", rows, SNAPSHOT_COLUMNS,
-                             months_of([s.event_time for s in floor.snapshots]))
+            rows = [
+                [
+                    s.campaign,
+                    epoch_ms(s.event_time),
+                    s.dial_level,
+                    s.calls_ringing,
+                    s.calls_waiting,
+                    s.longest_wait_seconds,
+                    s.dialable_leads,
+                    landed_at,
+                ]
+                for s in floor.snapshots
+            ]
+            self.insert_rows(
+                "dialer_snapshots", rows, SNAPSHOT_COLUMNS, months_of([s.event_time for s in floor.snapshots])
+            )
 
     def land_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
@@ -263,9 +408,10 @@ class Lander:
         self.faults.check("landing offsets")
         landed_at = datetime.now(timezone.utc)
         version = time.time_ns()
-        rows = [[self.consumer_group, topic, partition, self.topic_ids.get(topic, ""), next_offset, version,
-                 landed_at]
-                for (topic, partition), next_offset in offsets.items()]
+        rows = [
+            [self.consumer_group, topic, partition, self.topic_ids.get(topic, ""), next_offset, version, landed_at]
+            for (topic, partition), next_offset in offsets.items()
+        ]
         self.client.insert("consumed_offsets", rows, column_names=OFFSET_COLUMNS)
 
     def land_stop_list(self, changes: Sequence[StopListChange]) -> None:
@@ -276,8 +422,18 @@ class Lander:
         self.faults.check("landing the stop list")
         version = max(time.time_ns(), self.stop_list_version + 1)
         landed_at = datetime.now(timezone.utc)
-        rows = [[change.entry.phone_hash, change.entry.reason, change.entry.source, change.entry.flagged_at,
-                 change.removed_at, version, landed_at] for change in changes]
+        rows = [
+            [
+                change.entry.phone_hash,
+                change.entry.reason,
+                change.entry.source,
+                change.entry.flagged_at,
+                change.removed_at,
+                version,
+                landed_at,
+            ]
+            for change in changes
+        ]
         self.client.insert("stop_list", rows, column_names=STOP_LIST_COLUMNS)
         self.stop_list_version = version
 
@@ -294,8 +450,9 @@ def epoch_ms(moment: datetime) -> int:
     return (math.floor(moment.timestamp()) * 1_000_000 + moment.microsecond) // 1000
 
 
-def retry_until_stopped(action, what: str, should_stop=lambda: False,
-                        first_delay_s: float = 0.5, max_delay_s: float = 10.0) -> bool:
+def retry_until_stopped(
+    action, what: str, should_stop=lambda: False, first_delay_s: float = 0.5, max_delay_s: float = 10.0
+) -> bool:
     """Run ``action`` until it works (True) or ``should_stop()`` says give up (False).
 
     The wait between tries ends as soon as ``should_stop()`` turns true, so a stopping
