@@ -54,8 +54,12 @@ def _day(value: str) -> date:
 @click.option("--campaign", required=True, help="The campaign to export.")
 @click.option("--from", "first", required=True, help="First day (YYYY-MM-DD, in pipeline.timezone).")
 @click.option("--to", "last", required=True, help="Last day, included.")
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The zip file to write (evidence.zip).")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The zip file to write (evidence.zip).",
+)
 @click.pass_context
 def export(ctx: click.Context, campaign: str, first: str, last: str, output: Path) -> None:
     """Write a zip an auditor can check: the daily counts under the dialer's, the FTC's and
@@ -72,24 +76,32 @@ def export(ctx: click.Context, campaign: str, first: str, last: str, output: Pat
     with Progress(*columns, console=console, transient=True) as bar:
         days = (last_day - first_day).days + 1
         task = bar.add_task(f"exporting {campaign}", total=days + 1)
-        summary = write_evidence(client, settings, campaign, first_day, last_day, output,
-                                 progress=lambda: bar.advance(task))
-    console.print(f"wrote {output}: {summary['calls']:,} calls over {summary['days']} day(s), "
-                  f"{summary['calling_hours_violations']:,} calling-hours violation(s), "
-                  f"{summary['repeat_calls_after_abandon']:,} repeat call(s) after an abandon")
+        summary = write_evidence(
+            client, settings, campaign, first_day, last_day, output, progress=lambda: bar.advance(task)
+        )
+    console.print(
+        f"wrote {output}: {summary['calls']:,} calls over {summary['days']} day(s), "
+        f"{summary['calling_hours_violations']:,} calling-hours violation(s), "
+        f"{summary['repeat_calls_after_abandon']:,} repeat call(s) after an abandon"
+    )
     if not summary["calls"]:
         console.print(f"[yellow]no calls of {campaign} landed from {first_day} to {last_day}[/]")
 
 
-def write_evidence(client, settings: Settings, campaign: str, first_day: date, last_day: date, output: Path,
-                   progress=lambda: None) -> dict:
+def write_evidence(
+    client, settings: Settings, campaign: str, first_day: date, last_day: date, output: Path, progress=lambda: None
+) -> dict:
     """Build the bundle at ``output``; its summary (counts of what it holds)."""
     import pandas as pd
 
-    from analytics.evidence import Definitions, daily_counts
-    from warehouse.queries.compliance import (REPEAT_AFTER_ABANDON_HOURS, calling_hours_violations,
-                                              customers_abandoned_more_than_once, evidence_calls,
-                                              repeat_calls_after_abandon)
+    from analytics.evidence import daily_counts
+    from warehouse.queries.compliance import (
+        REPEAT_AFTER_ABANDON_HOURS,
+        calling_hours_violations,
+        customers_abandoned_more_than_once,
+        evidence_calls,
+        repeat_calls_after_abandon,
+    )
 
     zone = settings.zone
     start = datetime.combine(first_day, time(0), tzinfo=zone).astimezone(timezone.utc)
@@ -132,8 +144,12 @@ def write_evidence(client, settings: Settings, campaign: str, first_day: date, l
         "configuration.json": (json.dumps(configuration, indent=2, sort_keys=True) + "\n").encode(),
         "README.txt": RECOMPUTE.encode(),
     }
-    manifest = {"format": BUNDLE_FORMAT, "files": {
-        name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()}}
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "files": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
+        },
+    }
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
@@ -141,8 +157,12 @@ def write_evidence(client, settings: Settings, campaign: str, first_day: date, l
             bundle.writestr(name, data)
         bundle.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     partial.replace(output)  # never a half-written bundle under the name asked for
-    return {"calls": len(calls), "days": (last_day - first_day).days + 1, "calling_hours_violations": len(hours),
-            "repeat_calls_after_abandon": len(repeats)}
+    return {
+        "calls": len(calls),
+        "days": (last_day - first_day).days + 1,
+        "calling_hours_violations": len(hours),
+        "repeat_calls_after_abandon": len(repeats),
+    }
 
 
 def definitions_for(settings: Settings, campaign: str):
@@ -152,8 +172,9 @@ def definitions_for(settings: Settings, campaign: str):
     compliance = getattr(settings, "compliance", None)  # [compliance]: the FTC and Ofcom settings
     if compliance is None:
         return Definitions()
-    return Definitions(ftc_connect_seconds=compliance.ftc_connect_seconds,
-                       amd_false_positive_rate=compliance.amd_for(campaign)[0])
+    return Definitions(
+        ftc_connect_seconds=compliance.ftc_connect_seconds, amd_false_positive_rate=compliance.amd_for(campaign)[0]
+    )
 
 
 def _calling_hours_of(settings: Settings, campaign: str) -> dict:
