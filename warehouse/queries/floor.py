@@ -6,8 +6,8 @@ against its own ``now``: a campaign whose events stopped altogether sends nothin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
@@ -15,8 +15,7 @@ from clickhouse_connect.driver.client import Client
 from warehouse.queries.sums import naive_utc
 
 FLOOR_STATES = ("available", "on_call", "wrap_up", "paused")
-AGENT_COLUMNS = ["agent", "campaign", "team", "state", "state_since", "seconds_in_state", "calls_today",
-                 "orders_today"]
+AGENT_COLUMNS = ["agent", "campaign", "team", "state", "state_since", "seconds_in_state", "calls_today", "orders_today"]
 SNAPSHOT_COLUMNS = ["campaign", "calls_waiting", "longest_wait_seconds", "dial_level", "snapshot_time"]
 
 # An agent's state as of {now}: logged_out once silent for {timeout} seconds, from that moment.
@@ -29,8 +28,9 @@ _STATUS_AT_NOW = (
 )
 
 
-def floor_agents(client: Client, now: datetime, day_start: datetime, timeout_seconds: float,
-                 campaigns: Sequence[str] = ()) -> pd.DataFrame:
+def floor_agents(
+    client: Client, now: datetime, day_start: datetime, timeout_seconds: float, campaigns: Sequence[str] = ()
+) -> pd.DataFrame:
     """One row per agent (of ``campaigns``, if given): its campaign, team, state as of ``now``,
     when that began and the seconds since, and its connected calls and orders since ``day_start``."""
     campaign_sql = "WHERE s.campaign IN {campaigns:Array(String)}" if campaigns else ""
@@ -44,16 +44,22 @@ def floor_agents(client: Client, now: datetime, day_start: datetime, timeout_sec
         "AS orders FROM call_attempts WHERE minute >= toStartOfMinute({day:DateTime}) "
         "AND event_time <= {now:DateTime64(3)} AND agent != '' GROUP BY agent) AS c ON s.agent = c.agent "
         f"{campaign_sql} ORDER BY campaign, agent",
-        parameters={"now": naive_utc(now), "day": naive_utc(day_start), "timeout_ms": int(timeout_seconds * 1000),
-                    "campaigns": list(campaigns)},
-        settings={"join_use_nulls": 1})
+        parameters={
+            "now": naive_utc(now),
+            "day": naive_utc(day_start),
+            "timeout_ms": int(timeout_seconds * 1000),
+            "campaigns": list(campaigns),
+        },
+        settings={"join_use_nulls": 1},
+    )
     if not len(frame.columns):
         return pd.DataFrame(columns=AGENT_COLUMNS)
     return frame[AGENT_COLUMNS]
 
 
-def campaign_floor(client: Client, now: datetime, timeout_seconds: float,
-                   campaigns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def campaign_floor(
+    client: Client, now: datetime, timeout_seconds: float, campaigns: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For each of ``campaigns``: its agents by state as of ``now`` (columns campaign,
     logged_in and FLOOR_STATES), and its newest dialer snapshot no older than ``timeout_seconds``
     (SNAPSHOT_COLUMNS). Campaigns without agents or without a recent snapshot are left out."""
@@ -61,14 +67,17 @@ def campaign_floor(client: Client, now: datetime, timeout_seconds: float,
     counts = ", ".join(f"countIf(state_now = '{state}') AS {state}" for state in FLOOR_STATES)
     agents = client.query_df(
         f"SELECT campaign, countIf(state_now != 'logged_out') AS logged_in, {counts} FROM ({_STATUS_AT_NOW}) "
-        "WHERE campaign IN {campaigns:Array(String)} GROUP BY campaign", parameters=parameters)
+        "WHERE campaign IN {campaigns:Array(String)} GROUP BY campaign",
+        parameters=parameters,
+    )
     snapshots = client.query_df(
         "SELECT campaign, argMax(calls_waiting, event_time) AS calls_waiting, "
         "argMax(longest_wait_seconds, event_time) AS longest_wait_seconds, "
         "argMax(dial_level, event_time) AS dial_level, max(event_time) AS snapshot_time FROM dialer_snapshots "
         "WHERE campaign IN {campaigns:Array(String)} AND event_time <= {now:DateTime64(3)} "
         "AND event_time >= {now:DateTime64(3)} - toIntervalMillisecond({timeout_ms:UInt64}) GROUP BY campaign",
-        parameters=parameters)
+        parameters=parameters,
+    )
     if not len(agents.columns):
         agents = pd.DataFrame(columns=["campaign", "logged_in", *FLOOR_STATES])
     if not len(snapshots.columns):
