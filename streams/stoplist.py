@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Iterable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -38,8 +38,9 @@ log = logging.getLogger("callpulse.stoplist")
 
 def dialed_at(attempt: CallAttempt) -> datetime:
     """When the dial was placed: the event marks the attempt's end, after ring, wait and talk."""
-    return attempt.event_time - timedelta(seconds=attempt.ring_seconds + (attempt.wait_seconds or 0.0)
-                                          + attempt.talk_seconds)
+    return attempt.event_time - timedelta(
+        seconds=attempt.ring_seconds + (attempt.wait_seconds or 0.0) + attempt.talk_seconds
+    )
 
 
 def record_time(timestamp_ms: int | None) -> datetime:
@@ -58,15 +59,20 @@ class StopListTable:
     the worker's batch loop and its idle-time catch-up can share one table.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, *, catch_up_timeout_s: float = 30.0,
-                 keep_changes: bool = False):
+    def __init__(
+        self, bootstrap_servers: str, topic: str, *, catch_up_timeout_s: float = 30.0, keep_changes: bool = False
+    ):
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
         self.catch_up_timeout_s = catch_up_timeout_s
         self.entries: dict[str, StopListEntry] = {}
         self.bad_records = 0
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="callpulse-stop-list",
-                                       enable_auto_commit=False, auto_offset_reset="earliest")
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            client_id="callpulse-stop-list",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         self._partitions: list[TopicPartition] = []
         self._lock = threading.Lock()
         self._changes: dict[str, StopListChange] | None = {} if keep_changes else None
@@ -154,12 +160,20 @@ class StopListTable:
         sent once more, so the newest word stays the newest."""
         if not entries:
             return 0
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, client_id="callpulse-stop-list-restore",
-                                 acks="all", retries=10, max_in_flight_requests_per_connection=1)
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id="callpulse-stop-list-restore",
+            acks="all",
+            retries=10,
+            max_in_flight_requests_per_connection=1,
+        )
         try:
-            sent = {entry.phone_hash: producer.send(self.topic, key=entry.phone_hash.encode(),
-                                                    value=encode_stop_list_entry(entry))
-                    for entry in entries}
+            sent = {
+                entry.phone_hash: producer.send(
+                    self.topic, key=entry.phone_hash.encode(), value=encode_stop_list_entry(entry)
+                )
+                for entry in entries
+            }
             producer.flush(timeout_s)
             offsets = {phone_hash: future.get(timeout=timeout_s).offset for phone_hash, future in sent.items()}
             with self._lock:
@@ -170,8 +184,10 @@ class StopListTable:
                 finally:
                     self._republished_at, self._overtaken = {}, {}
             if overtaken:
-                log.warning("%d stop-list change(s) arrived while the list was being restored; sending them again",
-                            len(overtaken))
+                log.warning(
+                    "%d stop-list change(s) arrived while the list was being restored; sending them again",
+                    len(overtaken),
+                )
                 for phone_hash, value in overtaken.items():
                     producer.send(self.topic, key=phone_hash.encode(), value=value)
                 producer.flush(timeout_s)
@@ -180,8 +196,7 @@ class StopListTable:
         finally:
             producer.close()
 
-    def _apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int | None = None,
-               offset: int = -1) -> None:
+    def _apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int | None = None, offset: int = -1) -> None:
         phone_hash = key.decode(errors="replace") if key is not None else None
         if phone_hash in self._republished_at and offset < self._republished_at[phone_hash]:
             self._overtaken[phone_hash] = value
