@@ -14,8 +14,8 @@ with the data, so a restart resumes exactly where the warehouse stands.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from enum import Enum
-from typing import Iterable, Mapping
 
 TopicPartition = tuple[str, int]
 
@@ -24,9 +24,9 @@ REWIND_RETRY_S = 5.0
 
 
 class Position(Enum):
-    DUE = "due"          # exactly the next offset: process it
-    SEEN = "seen"        # before the next offset: already processed, a re-read
-    AHEAD = "ahead"      # past the next offset: the records in between went missing
+    DUE = "due"  # exactly the next offset: process it
+    SEEN = "seen"  # before the next offset: already processed, a re-read
+    AHEAD = "ahead"  # past the next offset: the records in between went missing
     UNKNOWN = "unknown"  # no starting offset for this partition yet
 
 
