@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 from producers.simulator import DialerSimulator
 
@@ -24,8 +24,13 @@ DEFAULT_BACKFILL = timedelta(hours=10)
 CLOCK_MARGIN_SECONDS = 2.0
 
 
-def simulation_start(speed: float, duration_s: float | None = None, start: datetime | None = None,
-                     backfill: timedelta = DEFAULT_BACKFILL, now: datetime | None = None) -> datetime:
+def simulation_start(
+    speed: float,
+    duration_s: float | None = None,
+    start: datetime | None = None,
+    backfill: timedelta = DEFAULT_BACKFILL,
+    now: datetime | None = None,
+) -> datetime:
     """Where simulated time begins so that it never passes the wall clock.
 
     - An explicit ``start`` is kept; one in the future is refused (ValueError).
@@ -38,8 +43,10 @@ def simulation_start(speed: float, duration_s: float | None = None, start: datet
     now = now or datetime.now(timezone.utc)
     if start is not None:
         if start > now:
-            raise ValueError(f"start {start.isoformat()} is in the future: the simulator never stamps a call "
-                             "ahead of the clock (a worker would refuse it as future_event_time)")
+            raise ValueError(
+                f"start {start.isoformat()} is in the future: the simulator never stamps a call "
+                "ahead of the clock (a worker would refuse it as future_event_time)"
+            )
         return start
     if 0 < speed <= 1:
         return now
@@ -48,10 +55,17 @@ def simulation_start(speed: float, duration_s: float | None = None, start: datet
     return now - backfill
 
 
-def run_simulation(simulator: DialerSimulator, publish: Callable, *, speed: float = 1.0,
-                   duration_s: float | None = None, max_events: int | None = None,
-                   max_rate: float | None = None, on_progress: Callable[[int], None] | None = None,
-                   should_stop: Callable[[], bool] = lambda: False) -> int:
+def run_simulation(
+    simulator: DialerSimulator,
+    publish: Callable,
+    *,
+    speed: float = 1.0,
+    duration_s: float | None = None,
+    max_events: int | None = None,
+    max_rate: float | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
     """Publish events as simulated time passes; return how many were published.
 
     ``duration_s`` is real seconds. ``speed`` 0 means as fast as possible (replay).
