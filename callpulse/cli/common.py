@@ -11,7 +11,6 @@ from rich.console import Console
 
 from core.config import Settings
 
-
 console = Console(stderr=True)
 
 
@@ -53,10 +52,12 @@ def ask_dashboard(settings: Settings, path: str, locked: Exception, *, what: str
         raise click.ClickException(
             f"the running dashboard {said}: set CALLPULSE_API_TOKEN to a token "
             f"(`callpulse users new-token NAME --role {least_role}`), or CALLPULSE_API_USER and "
-            "CALLPULSE_API_PASSWORD")
+            "CALLPULSE_API_PASSWORD"
+        )
     if response.status_code != 200:
-        raise click.ClickException(f"the running dashboard refused the request for {what} "
-                                   f"({response.status_code}): {response.text[:300]}")
+        raise click.ClickException(
+            f"the running dashboard refused the request for {what} ({response.status_code}): {response.text[:300]}"
+        )
     return response.text
 
 
