@@ -58,8 +58,9 @@ def apply_retention(client: Client, raw_attempts_days: int) -> bool:
     if raw_attempts_days <= 0:
         raise ValueError("pipeline.raw_attempts_retention_days must be a positive number of days")
     wanted = f"TTL minute + toIntervalDay({int(raw_attempts_days)})"
-    current = client.command("SELECT engine_full FROM system.tables "
-                             "WHERE database = currentDatabase() AND name = 'call_attempts'")
+    current = client.command(
+        "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'call_attempts'"
+    )
     found = re.search(r"TTL minute \+ toIntervalDay\((\d+)\)", str(current))
     if found and int(found.group(1)) == int(raw_attempts_days):
         return False
