@@ -35,15 +35,17 @@ def slack_body(alert: Alert, zone: tzinfo = timezone.utc) -> dict:
     moment = alert.event_time if alert.state == "resolved" else alert.first_seen
     return {
         "text": f"{alert.headline()} · {when} {local_time_named(moment, zone, '%Y-%m-%d %H:%M')}",
-        "attachments": [{
-            "color": colour,
-            "fields": [
-                {"title": "campaign", "value": alert.campaign, "short": True},
-                {"title": "rule", "value": alert.rule.value, "short": True},
-                {"title": "since (event time)", "value": local_iso(alert.first_seen, zone), "short": True},
-                {"title": "window", "value": f"{alert.window_minutes} min", "short": True},
-            ],
-        }],
+        "attachments": [
+            {
+                "color": colour,
+                "fields": [
+                    {"title": "campaign", "value": alert.campaign, "short": True},
+                    {"title": "rule", "value": alert.rule.value, "short": True},
+                    {"title": "since (event time)", "value": local_iso(alert.first_seen, zone), "short": True},
+                    {"title": "window", "value": f"{alert.window_minutes} min", "short": True},
+                ],
+            }
+        ],
         "callpulse_alert": json.loads(encode_alert(alert)),
     }
 
@@ -56,8 +58,16 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class WebhookSender:
-    def __init__(self, url: str, *, timeout_s: float = 5.0, max_attempts: int = 8,
-                 first_wait_s: float = 0.5, max_wait_s: float = 30.0, zone: tzinfo = timezone.utc):
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        max_attempts: int = 8,
+        first_wait_s: float = 0.5,
+        max_wait_s: float = 30.0,
+        zone: tzinfo = timezone.utc,
+    ):
         self.url = url
         self.zone = zone  # the clock the message's text reads times on (pipeline.timezone)
         self.timeout_s = timeout_s
@@ -84,12 +94,20 @@ class WebhookSender:
 
     def _deliver(self, client: httpx.Client, alert: Alert) -> None:
         try:
-            for attempt in Retrying(stop=stop_after_attempt(self.max_attempts), wait=self.wait,
-                                    retry=retry_if_exception(_retryable), reraise=False):
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.max_attempts),
+                wait=self.wait,
+                retry=retry_if_exception(_retryable),
+                reraise=False,
+            ):
                 with attempt:
                     client.post(self.url, json=slack_body(alert, self.zone)).raise_for_status()
             self.delivered += 1
         except (RetryError, httpx.HTTPError) as exc:
             self.failed += 1
-            log.error("webhook gave up on alert %s (%s) after retries: %s; it stays in the alerts topic and table",
-                      alert.alert_id, alert.headline(), exc)
+            log.error(
+                "webhook gave up on alert %s (%s) after retries: %s; it stays in the alerts topic and table",
+                alert.alert_id,
+                alert.headline(),
+                exc,
+            )
