@@ -95,8 +95,9 @@ class LandingStep:
 LANDING_STEPS: tuple[LandingStep, ...] = (
     LandingStep("dead letters", lambda batch: batch.dead_letters, Lander.land_dead_letters),
     LandingStep("stop-list violations", lambda batch: batch.violations, Lander.land_violations),
-    LandingStep("calling-hours violations", lambda batch: batch.calling_hours_violations,
-                Lander.land_calling_hours_violations),
+    LandingStep(
+        "calling-hours violations", lambda batch: batch.calling_hours_violations, Lander.land_calling_hours_violations
+    ),
     LandingStep("attempts", lambda batch: batch.counted, Lander.land_attempts),
     LandingStep("buckets", lambda batch: batch.buckets or (), Lander.land_buckets),
     LandingStep("late events", lambda batch: batch.late_events, Lander.land_late_events),
@@ -121,9 +122,18 @@ class Checkpoint:
     The warehouse steps run on ``warehouse``, the worker's one warehouse thread, in the order
     they were asked for; a batch's alerts are read there while the next batch is counted."""
 
-    def __init__(self, *, lander: Lander, processor: CallEventProcessor, stop_list: StopListTable,
-                 cursor: PartitionCursor, alerting: AlertEvaluator, webhook: WebhookSender | None,
-                 warehouse: ThreadPoolExecutor, stopping: threading.Event):
+    def __init__(
+        self,
+        *,
+        lander: Lander,
+        processor: CallEventProcessor,
+        stop_list: StopListTable,
+        cursor: PartitionCursor,
+        alerting: AlertEvaluator,
+        webhook: WebhookSender | None,
+        warehouse: ThreadPoolExecutor,
+        stopping: threading.Event,
+    ):
         self.lander = lander
         self.processor = processor
         self.stop_list = stop_list
@@ -148,8 +158,13 @@ class Checkpoint:
         loop = asyncio.get_running_loop()
         if batch.late and not await loop.run_in_executor(self.warehouse, self.resolve_late, batch):  # 1
             exit_unlanded("checking late events")
-        await self.send(self.dead_letter_topic, [(letter.reason.encode(), encode_dead_letter(letter))  # 2
-                                                 for letter in batch.dead_letters])
+        await self.send(
+            self.dead_letter_topic,
+            [
+                (letter.reason.encode(), encode_dead_letter(letter))  # 2
+                for letter in batch.dead_letters
+            ],
+        )
         batch.offsets = self.cursor.take_unlanded()
         await self.land_unless_failing(batch)  # 3-10
         self.processor.landed()
@@ -188,8 +203,9 @@ class Checkpoint:
             return False
         for step in LANDING_STEPS:
             rows = step.rows(batch)
-            if rows and not retry_until_stopped(partial(step.land, self.lander, rows),
-                                                f"landing {len(rows)} {step.name}", self.stopping.is_set):
+            if rows and not retry_until_stopped(
+                partial(step.land, self.lander, rows), f"landing {len(rows)} {step.name}", self.stopping.is_set
+            ):
                 return False
         self.landed_offsets.update(batch.offsets)
         return True
@@ -201,8 +217,11 @@ class Checkpoint:
             changes = self.stop_list.unlanded_changes()
         if not changes:
             return True
-        landed = retry_until_stopped(lambda: self.lander.land_stop_list(changes),
-                                     f"landing {len(changes)} stop-list change(s)", self.stopping.is_set)
+        landed = retry_until_stopped(
+            lambda: self.lander.land_stop_list(changes),
+            f"landing {len(changes)} stop-list change(s)",
+            self.stopping.is_set,
+        )
         if landed:
             self.stop_list.mark_landed(changes)
         return landed
@@ -212,8 +231,9 @@ class Checkpoint:
         rest become dead letters and late_events rows."""
         ids = [event.event_id for event, _ in batch.late]
         found: dict[str, tuple] = {}
-        if not retry_until_stopped(lambda: found.update(landed_calls(self.lander.client, ids)),
-                                   "checking late events", self.stopping.is_set):
+        if not retry_until_stopped(
+            lambda: found.update(landed_calls(self.lander.client, ids)), "checking late events", self.stopping.is_set
+        ):
             return False
         self.processor.resolve_late(batch, found)
         return True
@@ -224,8 +244,9 @@ class Checkpoint:
         reading: list[BatchReading] = []
 
         def read() -> None:
-            reading[:] = [self.alerting.read_live(triggers_of(batch.attempts), batch.violations,
-                                                  batch.calling_hours_violations)]
+            reading[:] = [
+                self.alerting.read_live(triggers_of(batch.attempts), batch.violations, batch.calling_hours_violations)
+            ]
 
         return reading[0] if retry_until_stopped(read, "reading live alert rules", self.stopping.is_set) else None
 
@@ -268,8 +289,9 @@ class Checkpoint:
             exit_agent_failed("raising the worker's alerts")
 
     def land_alerts(self, alerts: list[Alert]) -> bool:
-        return retry_until_stopped(lambda: self.lander.land_alerts(alerts), f"landing {len(alerts)} alerts",
-                                   self.stopping.is_set)
+        return retry_until_stopped(
+            lambda: self.lander.land_alerts(alerts), f"landing {len(alerts)} alerts", self.stopping.is_set
+        )
 
     @staticmethod
     async def send(topic: Topic | None, messages: list[tuple[bytes, bytes]]) -> None:
