@@ -38,7 +38,8 @@ def local_time_named(moment, zone: tzinfo, fmt: str = DEFAULT_FORMAT) -> str:
         return "—"
     local = aware.astimezone(zone)
     return f"{local.strftime(fmt)} {local.tzname()} ({zone_name(zone)})".replace(
-        f" {zone_name(zone)} ({zone_name(zone)})", f" ({zone_name(zone)})")
+        f" {zone_name(zone)} ({zone_name(zone)})", f" ({zone_name(zone)})"
+    )
 
 
 def local_iso(moment, zone: tzinfo) -> str | None:
