@@ -45,8 +45,15 @@ class DirtyBuckets:
 
     __slots__ = ("campaigns", "slots", "segments", "minutes", "counters", "version")
 
-    def __init__(self, campaigns: list[str], slots: list[str], segments: list[str], minutes: list[int],
-                 counters: np.ndarray, version: int):
+    def __init__(
+        self,
+        campaigns: list[str],
+        slots: list[str],
+        segments: list[str],
+        minutes: list[int],
+        counters: np.ndarray,
+        version: int,
+    ):
         self.campaigns, self.slots, self.segments, self.minutes = campaigns, slots, segments, minutes
         self.counters = counters
         self.version = version
@@ -62,9 +69,14 @@ class DirtyBuckets:
         versions = {row.version for row in rows}
         if len(versions) > 1:
             raise ValueError(f"one landing is one version; these rows carry {sorted(versions)}")
-        return cls([row.campaign for row in rows], [row.slot for row in rows], [row.segment for row in rows],
-                   [row.minute for row in rows], cls.matrix([row.counters for row in rows]),
-                   versions.pop() if versions else time.time_ns())
+        return cls(
+            [row.campaign for row in rows],
+            [row.slot for row in rows],
+            [row.segment for row in rows],
+            [row.minute for row in rows],
+            cls.matrix([row.counters for row in rows]),
+            versions.pop() if versions else time.time_ns(),
+        )
 
     @staticmethod
     def matrix(counters: list) -> np.ndarray:
@@ -93,10 +105,10 @@ class CallingHoursViolation:
     """A call placed outside the called person's allowed local hours (its campaign's profile)."""
 
     attempt: CallAttempt
-    dialed_at: datetime        # UTC
+    dialed_at: datetime  # UTC
     local_dialed_at: datetime  # the same moment on the callee's clock (attempt.callee_timezone)
-    profile: str               # the [calling_hours] profile in force
-    allowed_from: str          # "HH:MM", local
+    profile: str  # the [calling_hours] profile in force
+    allowed_from: str  # "HH:MM", local
     allowed_until: str
 
 
@@ -104,7 +116,7 @@ class CallingHoursViolation:
 class StopListChange:
     """A flag or a removal read from the topic, as it lands in the warehouse's stop_list table."""
 
-    entry: StopListEntry               # the flag; for a removal, the flag it took away
+    entry: StopListEntry  # the flag; for a removal, the flag it took away
     removed_at: datetime | None = None  # when the customer was taken off the list; None while flagged
 
 
@@ -127,15 +139,17 @@ class CountedAttempts:
         return len(self.attempts)
 
     @classmethod
-    def priced(cls, attempts: Iterable[CallAttempt], slot_rules: SlotRules,
-               cost_model_for: Callable[[str], CostModel]) -> CountedAttempts:
+    def priced(
+        cls, attempts: Iterable[CallAttempt], slot_rules: SlotRules, cost_model_for: Callable[[str], CostModel]
+    ) -> CountedAttempts:
         """Attempts given their slot and cost by counting's definitions: for tools and tests
         that land calls they did not count through the minute buckets."""
         counted = cls()
         for attempt in attempts:
             minute = int(attempt.event_time.timestamp() // 60) * 60
-            counted.add(attempt, slot_rules.slot_for_minute(minute),
-                        attempt_cost(attempt, cost_model_for(attempt.campaign)))
+            counted.add(
+                attempt, slot_rules.slot_for_minute(minute), attempt_cost(attempt, cost_model_for(attempt.campaign))
+            )
         return counted
 
 
