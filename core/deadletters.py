@@ -38,8 +38,9 @@ _encoder = msgspec.json.Encoder()
 KEPT_BYTES = 64 * 1024
 
 
-def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int,
-                region: str = DEFAULT_REGION) -> DeadLetter:
+def dead_letter(
+    rejection: Rejection, topic: str, partition: int, offset: int, region: str = DEFAULT_REGION
+) -> DeadLetter:
     raw = rejection.raw[:KEPT_BYTES]
     try:
         original, removed = redact_phone_numbers(raw.decode("utf-8"), region)
@@ -50,10 +51,17 @@ def dead_letter(rejection: Rejection, topic: str, partition: int, offset: int,
         original, encoding = base64.b64encode(text.encode("latin-1")).decode("ascii"), "base64"
     detail, removed_from_detail = redact_phone_numbers(rejection.detail[:1000], region)
     return DeadLetter(
-        reason=rejection.reason, detail=detail, source_topic=topic,
-        source_partition=partition, source_offset=offset, batch_index=rejection.index,
-        original=original, original_encoding=encoding, rejected_at=datetime.now(timezone.utc),
-        original_bytes=len(rejection.raw), truncated=len(rejection.raw) > KEPT_BYTES,
+        reason=rejection.reason,
+        detail=detail,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        batch_index=rejection.index,
+        original=original,
+        original_encoding=encoding,
+        rejected_at=datetime.now(timezone.utc),
+        original_bytes=len(rejection.raw),
+        truncated=len(rejection.raw) > KEPT_BYTES,
         numbers_removed=removed + removed_from_detail,
     )
 
