@@ -207,8 +207,11 @@ class ComplianceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def amd_for(self, campaign: str) -> tuple[float, str]:
         """(amd_false_positive_rate, its basis) in force for ``campaign``."""
         own = self.campaigns.get(campaign)
-        return (own.amd_false_positive_rate, own.amd_basis) if own is not None else \
-            (self.amd_false_positive_rate, self.amd_basis)
+        return (
+            (own.amd_false_positive_rate, own.amd_basis)
+            if own is not None
+            else (self.amd_false_positive_rate, self.amd_basis)
+        )
 
 
 class StatusRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -245,7 +248,7 @@ class CallingHoursProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
 
 
 def clock_minutes(text: str) -> int:
-    """"08:00" -> 480; a ValueError for anything but HH:MM from 00:00 to 24:00."""
+    """ "08:00" -> 480; a ValueError for anything but HH:MM from 00:00 to 24:00."""
     hours, _, minutes = text.partition(":")
     if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and len(hours) in (1, 2)):
         raise ValueError(f"{text!r} is not a time of day written HH:MM")
@@ -399,21 +402,27 @@ def _check(settings: Settings) -> None:
     import phonenumbers
 
     if settings.pipeline.phone_region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigError(f"pipeline.phone_region = {settings.pipeline.phone_region!r} is not a region "
-                          "libphonenumber knows (ISO 3166 alpha-2, for example 'JP', 'GB', 'US')")
+        raise ConfigError(
+            f"pipeline.phone_region = {settings.pipeline.phone_region!r} is not a region "
+            "libphonenumber knows (ISO 3166 alpha-2, for example 'JP', 'GB', 'US')"
+        )
     if "default" not in settings.cost_model:
         raise ConfigError("[cost_model.default] is required: it prices campaigns without their own model")
     for slot in settings.slots:
         if not 0 <= slot.start_hour < slot.end_hour <= 24:
             raise ConfigError(f"slot {slot.name!r}: need 0 <= start_hour < end_hour <= 24")
     non_human = {outcome.value for outcome in Outcome if outcome not in LIVE_ANSWER_OUTCOMES}
-    tables = {"vicidial.statuses": settings.vicidial.statuses,
-              **{f"vicidial.campaign_statuses.{c}": t for c, t in settings.vicidial.campaign_statuses.items()}}
+    tables = {
+        "vicidial.statuses": settings.vicidial.statuses,
+        **{f"vicidial.campaign_statuses.{c}": t for c, t in settings.vicidial.campaign_statuses.items()},
+    }
     for where, table in tables.items():
         for status, rule in table.items():
             if not (rule.human_answered or rule.dropped) and (rule.outcome or "no_answer") not in non_human:
-                raise ConfigError(f"[{where}] {status}: outcome must be one of {', '.join(sorted(non_human))} "
-                                  "for a status without human_answered")
+                raise ConfigError(
+                    f"[{where}] {status}: outcome must be one of {', '.join(sorted(non_human))} "
+                    "for a status without human_answered"
+                )
     if "default" not in settings.alerts.rules:
         raise ConfigError("[alerts.rules.default] is required: it is every campaign's alert rules")
     for campaign in settings.alerts.rules:
@@ -426,13 +435,17 @@ def _check(settings: Settings) -> None:
         if not 0 < rules.clear_ratio <= 1:
             raise ConfigError(f"[alerts.rules.{campaign}]: clear_ratio must be in (0, 1]")
         if rules.clock_skew_min_calls < 1 or rules.clock_skew_quiet_minutes <= 0:
-            raise ConfigError(f"[alerts.rules.{campaign}]: clock_skew_min_calls must be at least 1 and "
-                              "clock_skew_quiet_minutes above 0")
+            raise ConfigError(
+                f"[alerts.rules.{campaign}]: clock_skew_min_calls must be at least 1 and "
+                "clock_skew_quiet_minutes above 0"
+            )
     _check_calling_hours(settings.calling_hours)
     _check_compliance(settings)
     if settings.pipeline.max_future_seconds < 1:
-        raise ConfigError("pipeline.max_future_seconds must be at least 1: a producer's clock a moment ahead "
-                          "of the worker's is normal")
+        raise ConfigError(
+            "pipeline.max_future_seconds must be at least 1: a producer's clock a moment ahead "
+            "of the worker's is normal"
+        )
     if settings.topics.partitions < 1:
         raise ConfigError("topics.partitions must be at least 1")
     for name in Limits.__struct_fields__:
@@ -445,23 +458,34 @@ def _check(settings: Settings) -> None:
     if dashboard.rotate_seconds <= 0:
         raise ConfigError("dashboard.rotate_seconds must be above 0")
     if not 1 <= dashboard.wallboard_max_campaigns <= MAX_WALLBOARD_CAMPAIGNS:
-        raise ConfigError(f"dashboard.wallboard_max_campaigns must be between 1 and {MAX_WALLBOARD_CAMPAIGNS}: "
-                          "it bounds the wallboard's size")
-    if min(dashboard.failed_logins_per_user_per_minute, dashboard.failed_logins_per_client_per_minute) < 1 \
-            or dashboard.login_lockout_seconds <= 0:
-        raise ConfigError("dashboard.failed_logins_per_user_per_minute and failed_logins_per_client_per_minute "
-                          "must be at least 1, and login_lockout_seconds above 0")
+        raise ConfigError(
+            f"dashboard.wallboard_max_campaigns must be between 1 and {MAX_WALLBOARD_CAMPAIGNS}: "
+            "it bounds the wallboard's size"
+        )
+    if (
+        min(dashboard.failed_logins_per_user_per_minute, dashboard.failed_logins_per_client_per_minute) < 1
+        or dashboard.login_lockout_seconds <= 0
+    ):
+        raise ConfigError(
+            "dashboard.failed_logins_per_user_per_minute and failed_logins_per_client_per_minute "
+            "must be at least 1, and login_lockout_seconds above 0"
+        )
     check_dashboard_logins(settings.dashboard.users, settings.dashboard.tokens, "[dashboard.{kind}.{name}]")
 
 
 def _check_compliance(settings: Settings) -> None:
     compliance = settings.compliance
     if not (math.isfinite(compliance.ftc_connect_seconds) and compliance.ftc_connect_seconds >= 0):
-        raise ConfigError("compliance.ftc_connect_seconds must be a finite number of seconds, 0 or more (the FTC "
-                          "rule is 2)")
-    for where, rate in (("compliance.amd_false_positive_rate", compliance.amd_false_positive_rate),
-                        *((f"compliance.campaigns.{c}.amd_false_positive_rate", own.amd_false_positive_rate)
-                          for c, own in compliance.campaigns.items())):
+        raise ConfigError(
+            "compliance.ftc_connect_seconds must be a finite number of seconds, 0 or more (the FTC rule is 2)"
+        )
+    for where, rate in (
+        ("compliance.amd_false_positive_rate", compliance.amd_false_positive_rate),
+        *(
+            (f"compliance.campaigns.{c}.amd_false_positive_rate", own.amd_false_positive_rate)
+            for c, own in compliance.campaigns.items()
+        ),
+    ):
         if not 0 <= rate < 1:
             raise ConfigError(f"{where} = {rate!r} must be a share from 0 up to (not including) 1, e.g. 0.05")
     if not (math.isfinite(settings.alerts.forecast_hours) and settings.alerts.forecast_hours > 0):
@@ -469,8 +493,7 @@ def _check_compliance(settings: Settings) -> None:
     for campaign in settings.alerts.rules:
         rules = settings.alert_rules_for(campaign)
         if not 0.5 <= rules.confidence < 1:
-            raise ConfigError(f"[alerts.rules.{campaign}]: confidence must be at least 0.5 and below 1 (0.95 "
-                              "for 95 %)")
+            raise ConfigError(f"[alerts.rules.{campaign}]: confidence must be at least 0.5 and below 1 (0.95 for 95 %)")
         if not 0 < rules.abandon_resolve <= rules.abandon_warning:
             raise ConfigError(f"[alerts.rules.{campaign}]: need 0 < abandon_resolve <= abandon_warning")
 
@@ -482,13 +505,19 @@ def _check_calling_hours(config: CallingHoursConfig) -> None:
         except ValueError as exc:
             raise ConfigError(f"[calling_hours.profiles.{name}]: {exc}") from None
         if start >= end:
-            raise ConfigError(f"[calling_hours.profiles.{name}]: start {profile.start} must come before "
-                              f"end {profile.end} (hours that run past midnight are not supported)")
-    for where, name in (("calling_hours.default_profile", config.default_profile),
-                        *((f"calling_hours.campaigns.{c}", p) for c, p in config.campaigns.items())):
+            raise ConfigError(
+                f"[calling_hours.profiles.{name}]: start {profile.start} must come before "
+                f"end {profile.end} (hours that run past midnight are not supported)"
+            )
+    for where, name in (
+        ("calling_hours.default_profile", config.default_profile),
+        *((f"calling_hours.campaigns.{c}", p) for c, p in config.campaigns.items()),
+    ):
         if name not in config.profiles:
-            raise ConfigError(f"{where} = {name!r} names no [calling_hours.profiles.{name}]; "
-                              f"known: {', '.join(sorted(config.profiles)) or 'none'}")
+            raise ConfigError(
+                f"{where} = {name!r} names no [calling_hours.profiles.{name}]; "
+                f"known: {', '.join(sorted(config.profiles)) or 'none'}"
+            )
 
 
 def check_dashboard_logins(users: dict[str, DashboardUser], tokens: dict[str, DashboardToken], where: str) -> None:
@@ -501,10 +530,16 @@ def check_dashboard_logins(users: dict[str, DashboardUser], tokens: dict[str, Da
             if entry.role not in DASHBOARD_ROLES:
                 raise ConfigError(f"{place}: role {entry.role!r} is not one of {', '.join(DASHBOARD_ROLES)}")
             if isinstance(entry, DashboardUser) and (
-                    not entry.password_hash.startswith(("scrypt:", "pbkdf2:")) or entry.password_hash.count("$") != 2):
-                raise ConfigError(f"{place}: password_hash must be a hash from `callpulse users hash-password`, "
-                                  "never the password itself")
+                not entry.password_hash.startswith(("scrypt:", "pbkdf2:")) or entry.password_hash.count("$") != 2
+            ):
+                raise ConfigError(
+                    f"{place}: password_hash must be a hash from `callpulse users hash-password`, "
+                    "never the password itself"
+                )
             if isinstance(entry, DashboardToken) and (
-                    len(entry.token_sha256) != 64 or any(c not in "0123456789abcdef" for c in entry.token_sha256)):
-                raise ConfigError(f"{place}: token_sha256 must be the 64 hex digits that "
-                                  "`callpulse users new-token` prints, never the token itself")
+                len(entry.token_sha256) != 64 or any(c not in "0123456789abcdef" for c in entry.token_sha256)
+            ):
+                raise ConfigError(
+                    f"{place}: token_sha256 must be the 64 hex digits that "
+                    "`callpulse users new-token` prints, never the token itself"
+                )
