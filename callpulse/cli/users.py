@@ -19,8 +19,13 @@ def _check_login_name(name: str) -> None:
 
 @users.command("hash-password")
 @click.argument("name", required=False)
-@click.option("--role", type=click.Choice(["supervisor", "manager", "admin"]), default="supervisor",
-              show_default=True, help="The role to write into the printed config table.")
+@click.option(
+    "--role",
+    type=click.Choice(["supervisor", "manager", "admin"]),
+    default="supervisor",
+    show_default=True,
+    help="The role to write into the printed config table.",
+)
 def users_hash_password(name: str | None, role: str) -> None:
     """Ask for a password twice (hidden) and print its hash for the config; the password is never stored."""
     from dashboards.auth import hash_password
@@ -39,8 +44,9 @@ def users_hash_password(name: str | None, role: str) -> None:
 
 @users.command("new-token")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["supervisor", "manager", "admin"]), required=True,
-              help="What the token may open.")
+@click.option(
+    "--role", type=click.Choice(["supervisor", "manager", "admin"]), required=True, help="What the token may open."
+)
 def users_new_token(name: str, role: str) -> None:
     """Make a bearer token for a wallboard TV or a script: the token once, then its hash for the config."""
     from dashboards.auth import hash_token, new_token
