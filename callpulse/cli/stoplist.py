@@ -26,11 +26,16 @@ def _stop_list_publisher(settings: Settings):
     from producers.stoplist import StopListPublisher
 
     try:
-        return StopListPublisher(settings.bootstrap_servers, settings.topics.stop_list,
-                                 load_hmac_key(settings.data_dir), settings.pipeline.phone_region)
+        return StopListPublisher(
+            settings.bootstrap_servers,
+            settings.topics.stop_list,
+            load_hmac_key(settings.data_dir),
+            settings.pipeline.phone_region,
+        )
     except KafkaError as exc:
-        raise click.ClickException(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}. "
-                                   "Is `callpulse up` (or your broker) running?") from None
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}. Is `callpulse up` (or your broker) running?"
+        ) from None
 
 
 def _flagged_at(value: str | None):
@@ -41,8 +46,9 @@ def _flagged_at(value: str | None):
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO timestamp, e.g. 2026-11-23T10:00:00+09:00",
-                                 param_hint="--at") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO timestamp, e.g. 2026-11-23T10:00:00+09:00", param_hint="--at"
+        ) from None
     if moment.tzinfo is None:
         raise click.BadParameter("give a UTC offset, e.g. 2026-11-23T10:00:00+09:00", param_hint="--at")
     return moment
@@ -101,13 +107,21 @@ def stoplist_import(ctx: click.Context, file: Path, reason: str) -> None:
         raise click.ClickException(f"{file}: no such file")
     settings = settings_of(ctx)
     publisher = _stop_list_publisher(settings)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
-               TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+    )
     try:
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(f"importing {file.name}", total=None)
-            summary = publisher.import_rows(read_stop_list_file(file), reason=reason, source=f"file:{file.name}",
-                                            progress=lambda n: bar.advance(task, n))
+            summary = publisher.import_rows(
+                read_stop_list_file(file),
+                reason=reason,
+                source=f"file:{file.name}",
+                progress=lambda n: bar.advance(task, n),
+            )
         publisher.close()
     except StopListFileError as exc:
         raise click.ClickException(str(exc)) from None
@@ -138,7 +152,9 @@ def stoplist_status(ctx: click.Context) -> None:
         table.close()
     by_reason = Counter(entry.reason for entry in table.entries.values())
     newest = max((entry.flagged_at for entry in table.entries.values()), default=None)
-    click.echo(f"{len(table):,} customer(s) on the stop list in {settings.topics.stop_list}"
-               + (f"; newest flag {newest.isoformat()}" if newest else ""))
+    click.echo(
+        f"{len(table):,} customer(s) on the stop list in {settings.topics.stop_list}"
+        + (f"; newest flag {newest.isoformat()}" if newest else "")
+    )
     for reason, count in by_reason.most_common():
         click.echo(f"  {reason}: {count:,}")
