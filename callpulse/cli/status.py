@@ -10,8 +10,11 @@ from callpulse.cli.common import console, settings_of, stdout_console
 
 
 @click.command()
-@click.option("--health-url", default=None,
-              help="The worker's health URL (default: http://127.0.0.1:<embedded.worker_health_port>/health).")
+@click.option(
+    "--health-url",
+    default=None,
+    help="The worker's health URL (default: http://127.0.0.1:<embedded.worker_health_port>/health).",
+)
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 def status(ctx: click.Context, health_url: str | None, output_format: str) -> None:
@@ -27,8 +30,10 @@ def status(ctx: click.Context, health_url: str | None, output_format: str) -> No
     try:
         health = httpx.get(url, timeout=5).raise_for_status().json()
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"no worker answered at {url} ({exc}). Is `callpulse up` or "
-                                   "`callpulse worker` running? (--health-url for another host)") from None
+        raise click.ClickException(
+            f"no worker answered at {url} ({exc}). Is `callpulse up` or "
+            "`callpulse worker` running? (--health-url for another host)"
+        ) from None
     try:
         bounds = partition_bounds(settings)
     except Exception as exc:  # noqa: BLE001 - the worker's own figures are still worth showing
@@ -40,14 +45,20 @@ def status(ctx: click.Context, health_url: str | None, output_format: str) -> No
         click.echo(json.dumps({**health, "lag": {str(p): n for p, n in lag.items()}}, indent=2))
         return
     out = stdout_console()
-    out.print(f"worker {'ready' if health['ready'] else 'starting'} · counted {health['counted']:,} · "
-              f"duplicates {health['duplicates']:,} · late {health['late_events']:,} · "
-              f"last landed {health.get('last_landed_at') or 'never'}")
-    out.print(f"lag {sum(lag.values()):,} record(s) on {settings.topics.call_events}"
-              + (" (" + ", ".join(f"p{p} {n:,}" for p, n in lag.items()) + ")" if lag else ""))
-    out.print(f"alerts sent {health.get('alerts_sent', 0):,}, firing {health.get('alerts_firing', 0):,} · "
-              f"stop list {health.get('stop_list_size', 0):,} customer(s), "
-              f"{health.get('stop_list_violations', 0):,} violation(s)")
+    out.print(
+        f"worker {'ready' if health['ready'] else 'starting'} · counted {health['counted']:,} · "
+        f"duplicates {health['duplicates']:,} · late {health['late_events']:,} · "
+        f"last landed {health.get('last_landed_at') or 'never'}"
+    )
+    out.print(
+        f"lag {sum(lag.values()):,} record(s) on {settings.topics.call_events}"
+        + (" (" + ", ".join(f"p{p} {n:,}" for p, n in lag.items()) + ")" if lag else "")
+    )
+    out.print(
+        f"alerts sent {health.get('alerts_sent', 0):,}, firing {health.get('alerts_firing', 0):,} · "
+        f"stop list {health.get('stop_list_size', 0):,} customer(s), "
+        f"{health.get('stop_list_violations', 0):,} violation(s)"
+    )
     letters = health.get("dead_letters", {})
     table = Table(title=f"dead letters since the worker started ({sum(letters.values()):,})")
     for column in ("reason", "count", "meaning"):
