@@ -17,18 +17,35 @@ from callpulse.cli.common import console, settings_of
 @click.option("--duration", type=float, default=None, help="Stop after this many real seconds.")
 @click.option("--count", type=int, default=None, help="Stop after this many events.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same calls.")
-@click.option("--speed", type=float, default=1.0, show_default=True,
-              help="Simulated seconds per real second (600 replays a 10-hour day in a minute; 0 = as fast as "
-                   "possible). Simulated time never passes the clock: a faster run is a backfill, starting "
-                   "duration x (speed - 1) seconds ago with --duration (its simulated window ends as the run "
-                   "does), 10 hours ago without; once it reaches now it goes on in real time.")
-@click.option("--start", default=None,
-              help="Simulated start, ISO 8601, not in the future (default: now, or the backfill's start; see --speed).")
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per real second (600 replays a 10-hour day in a minute; 0 = as fast as "
+    "possible). Simulated time never passes the clock: a faster run is a backfill, starting "
+    "duration x (speed - 1) seconds ago with --duration (its simulated window ends as the run "
+    "does), 10 hours ago without; once it reaches now it goes on in real time.",
+)
+@click.option(
+    "--start",
+    default=None,
+    help="Simulated start, ISO 8601, not in the future (default: now, or the backfill's start; see --speed).",
+)
 @click.option("--agents-scale", type=float, default=1.0, show_default=True, help="Multiply every campaign's agents.")
-@click.option("--batch-events", type=int, default=1, show_default=True,
-              help="Pack this many events of one campaign into one Kafka record.")
-@click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Write JSON lines here instead of publishing to Kafka ('-' for stdout).")
+@click.option(
+    "--batch-events",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Pack this many events of one campaign into one Kafka record.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Write JSON lines here instead of publishing to Kafka ('-' for stdout).",
+)
 @click.pass_context
 def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch_events, output) -> None:
     """Simulate a predictive dialer and publish its call attempts to Kafka."""
@@ -43,8 +60,14 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
         begins = simulation_start(speed, duration, parse_start(start))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--start") from None
-    simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), load_hmac_key(settings.data_dir),
-                                seed=seed, start=begins, agents_scale=agents_scale, floor=True)
+    simulator = DialerSimulator(
+        SlotRules(settings.slots, settings.zone),
+        load_hmac_key(settings.data_dir),
+        seed=seed,
+        start=begins,
+        agents_scale=agents_scale,
+        floor=True,
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -52,8 +75,15 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
     if output:
         stream = sys.stdout.buffer if output == "-" else open(output, "wb")
         try:
-            sent = run_simulation(simulator, lambda e: stream.write(encode_event(e) + b"\n"), speed=speed,
-                                  duration_s=duration, max_events=count, max_rate=rate, should_stop=stop.is_set)
+            sent = run_simulation(
+                simulator,
+                lambda e: stream.write(encode_event(e) + b"\n"),
+                speed=speed,
+                duration_s=duration,
+                max_events=count,
+                max_rate=rate,
+                should_stop=stop.is_set,
+            )
         finally:
             if stream is not sys.stdout.buffer:
                 stream.close()
@@ -63,8 +93,10 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
     from producers.publisher import EventPublisher
 
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=batch_events)
-    console.print(f"simulating {len(simulator.campaigns)} campaigns from {simulator.start.isoformat()} "
-                  f"at {speed:g}x into {settings.topics.call_events} @ {settings.bootstrap_servers}")
+    console.print(
+        f"simulating {len(simulator.campaigns)} campaigns from {simulator.start.isoformat()} "
+        f"at {speed:g}x into {settings.topics.call_events} @ {settings.bootstrap_servers}"
+    )
     last_report = [time.monotonic()]
 
     def progress(sent: int) -> None:
@@ -73,8 +105,16 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
             console.print(f"published {sent} events (simulated {simulator.now / 3600:.2f} h)")
 
     try:
-        sent = run_simulation(simulator, publisher.publish, speed=speed, duration_s=duration, max_events=count,
-                              max_rate=rate, on_progress=progress, should_stop=stop.is_set)
+        sent = run_simulation(
+            simulator,
+            publisher.publish,
+            speed=speed,
+            duration_s=duration,
+            max_events=count,
+            max_rate=rate,
+            on_progress=progress,
+            should_stop=stop.is_set,
+        )
     finally:
         publisher.close()
     console.print(f"published {sent} events in {publisher.sent_records} records")
