@@ -38,8 +38,7 @@ def _first_admin(settings: Settings):
         raise click.ClickException(f"cannot store the first dashboard login under {settings.data_dir}: {exc}") from None
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                "help_option_names": []})
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
 @click.argument("bench_args", nargs=-1, type=click.UNPROCESSED)
 def bench(bench_args: tuple[str, ...]) -> None:
     """CallPulse end to end against Quix Streams and a naive Faust agent, plus the warehouse
@@ -54,14 +53,27 @@ def bench(bench_args: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--dashboard/--no-dashboard", default=None,
-              help="Serve the dashboard from this process (default: yes with the embedded warehouse, "
-                   "which only one process may open).")
-@click.option("--health-port", type=int, default=None,
-              help="Serve worker health JSON at /health on this port (default: embedded.worker_health_port).")
-@click.option("--serve-warehouse", "warehouse_port", type=int, default=None, metavar="PORT",
-              help="Serve the embedded warehouse to a dashboard in another process on 127.0.0.1:PORT "
-                   f"(ClickHouse's HTTP interface; the password from ${SECRET_ENV}). `up` does this.")
+@click.option(
+    "--dashboard/--no-dashboard",
+    default=None,
+    help="Serve the dashboard from this process (default: yes with the embedded warehouse, "
+    "which only one process may open).",
+)
+@click.option(
+    "--health-port",
+    type=int,
+    default=None,
+    help="Serve worker health JSON at /health on this port (default: embedded.worker_health_port).",
+)
+@click.option(
+    "--serve-warehouse",
+    "warehouse_port",
+    type=int,
+    default=None,
+    metavar="PORT",
+    help="Serve the embedded warehouse to a dashboard in another process on 127.0.0.1:PORT "
+    f"(ClickHouse's HTTP interface; the password from ${SECRET_ENV}). `up` does this.",
+)
 @click.pass_context
 def worker(ctx: click.Context, dashboard: bool | None, health_port: int | None, warehouse_port: int | None) -> None:
     """Run the Faust worker: call events -> minute buckets -> warehouse."""
@@ -94,8 +106,10 @@ def _serve_warehouse(settings: Settings, client, port: int):
     from warehouse.migrate import migrate as apply
 
     if not settings.embedded_warehouse:
-        raise click.UsageError("--serve-warehouse serves the embedded warehouse; with a ClickHouse server "
-                               "the dashboard connects to it itself")
+        raise click.UsageError(
+            "--serve-warehouse serves the embedded warehouse; with a ClickHouse server "
+            "the dashboard connects to it itself"
+        )
     secret = os.environ.get(SECRET_ENV, "")
     if len(secret) < 16:
         raise click.UsageError(f"--serve-warehouse needs a secret of 16 characters or more in ${SECRET_ENV}")
@@ -121,17 +135,26 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.command()
 @click.option("--duration", type=float, default=None, help="Stop everything after this many seconds.")
 @click.option("--no-simulator", is_flag=True, help="Do not start the dialer simulator.")
-@click.option("--speed", type=float, default=1.0, show_default=True,
-              help="Simulated seconds per real second. Never ahead of the clock: a faster run is a backfill "
-                   "whose duration x speed simulated seconds end as the run does (with --duration), or that "
-                   "starts 10 hours back and goes on in real time once it reaches now (see `simulate`).")
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per real second. Never ahead of the clock: a faster run is a backfill "
+    "whose duration x speed simulated seconds end as the run does (with --duration), or that "
+    "starts 10 hours back and goes on in real time once it reaches now (see `simulate`).",
+)
 @click.option("--seed", type=int, default=None, help="Simulator seed (default: random).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Where the warehouse, logs and HMAC key live (default ./var); the same as "
-                   "`callpulse --data-dir DIR up`.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the warehouse, logs and HMAC key live (default ./var); the same as `callpulse --data-dir DIR up`.",
+)
 @click.pass_context
-def up(ctx: click.Context, duration: float | None, no_simulator: bool, speed: float, seed: int | None,
-       data_dir: str | None) -> None:
+def up(
+    ctx: click.Context, duration: float | None, no_simulator: bool, speed: float, seed: int | None, data_dir: str | None
+) -> None:
     """Run the whole pipeline on this machine: broker, topics, worker, warehouse, dashboard, simulator."""
     from callpulse.supervisor import Supervisor
 
@@ -141,6 +164,7 @@ def up(ctx: click.Context, duration: float | None, no_simulator: bool, speed: fl
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
     first = _first_admin(settings_of(ctx))
-    supervisor = Supervisor(settings_of(ctx), console=console, config_file=ctx.obj["config_file"],
-                            notes=(first.message(),) if first else ())
+    supervisor = Supervisor(
+        settings_of(ctx), console=console, config_file=ctx.obj["config_file"], notes=(first.message(),) if first else ()
+    )
     sys.exit(supervisor.run(duration=duration, simulator=not no_simulator, speed=speed, seed=seed))
