@@ -11,20 +11,38 @@ from core.config import Settings
 
 
 @click.command()
-@click.option("--by", default="campaign", show_default=True,
-              help="Comma-separated dimensions: campaign, slot, segment, team, agent, day, hour, weekday.")
-@click.option("--metrics", default=",".join(("contact_rate", "abandon_rate", "conversion_rate", "cpo", "orders")),
-              show_default=True, help="Comma-separated: contact_rate, abandon_rate, cpo, conversion_rate, "
-                                      "aht_seconds, dials, orders, contacts, abandoned, cost; from agent states: "
-                                      "occupancy, calls_per_agent_hour, orders_per_agent_hour, "
-                                      "aht_with_wrap_up_seconds, logged_in_seconds, paused_seconds, ...")
+@click.option(
+    "--by",
+    default="campaign",
+    show_default=True,
+    help="Comma-separated dimensions: campaign, slot, segment, team, agent, day, hour, weekday.",
+)
+@click.option(
+    "--metrics",
+    default=",".join(("contact_rate", "abandon_rate", "conversion_rate", "cpo", "orders")),
+    show_default=True,
+    help="Comma-separated: contact_rate, abandon_rate, cpo, conversion_rate, "
+    "aht_seconds, dials, orders, contacts, abandoned, cost; from agent states: "
+    "occupancy, calls_per_agent_hour, orders_per_agent_hour, "
+    "aht_with_wrap_up_seconds, logged_in_seconds, paused_seconds, ...",
+)
 @click.option("--from", "start", default=None, help="First day, YYYY-MM-DD, local time (default: 6 days before --to).")
 @click.option("--to", "end", default=None, help="Last day included, YYYY-MM-DD (default: today).")
 @click.option("--campaign", "campaigns", multiple=True, help="Only these campaigns (repeat or comma-separate).")
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json", "xlsx"]), default="table",
-              show_default=True, help="Rates are fractions (0-1) in csv, json and xlsx.")
-@click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Write to this file (default: stdout; required for xlsx).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json", "xlsx"]),
+    default="table",
+    show_default=True,
+    help="Rates are fractions (0-1) in csv, json and xlsx.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Write to this file (default: stdout; required for xlsx).",
+)
 @click.pass_context
 def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> None:
     """Cross-tab report from the warehouse: the numbers the Reports page shows.
@@ -39,8 +57,9 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
 
     settings = settings_of(ctx)
     try:
-        request = reports.ReportRequest.parse(by, metrics, start, end, campaigns,
-                                              today=datetime.now(settings.zone).date())
+        request = reports.ReportRequest.parse(
+            by, metrics, start, end, campaigns, today=datetime.now(settings.zone).date()
+        )
     except reports.ReportError as exc:
         raise click.UsageError(str(exc)) from None
     if output_format == "xlsx" and output in (None, "-"):
@@ -52,8 +71,10 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
         start_day, end_day = request.start_day, request.end_day
         table = Table(title=f"by {', '.join(request.by)} · {start_day} to {end_day} ({settings.pipeline.timezone})")
         for column in request.columns:
-            table.add_column(reports.REPORT_DIMENSIONS.get(column) or metric_label(column),
-                             justify="left" if column in request.by else "right")
+            table.add_column(
+                reports.REPORT_DIMENSIONS.get(column) or metric_label(column),
+                justify="left" if column in request.by else "right",
+            )
         for row in reports.table_rows(frame):
             table.add_row(*row)
         if output and output != "-":
@@ -93,6 +114,8 @@ def _report_frame(settings: Settings, request):
 
 def _report_from_dashboard(settings: Settings, request, locked: Exception):
     from analytics import reports
-    text = ask_dashboard(settings, f"/api/report?{request.query_string()}", locked, what="reports",
-                          least_role="manager")
+
+    text = ask_dashboard(
+        settings, f"/api/report?{request.query_string()}", locked, what="reports", least_role="manager"
+    )
     return reports.frame_from_json(text, request)
