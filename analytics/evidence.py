@@ -18,11 +18,24 @@ from core.schema import LIVE_ANSWER_OUTCOMES, Outcome
 LIVE_ANSWERS = sorted(outcome.value for outcome in LIVE_ANSWER_OUTCOMES)
 
 DAILY_COLUMNS = [
-    "campaign", "day", "dials", "live_answers", "connected",
-    "dialer_abandoned", "dialer_abandon_rate",
-    "ftc_abandoned", "ftc_unjudged", "ftc_abandon_rate",
-    "machine", "ofcom_estimated_live_machines", "ofcom_abandoned", "ofcom_live_calls", "ofcom_abandon_rate",
-    "calling_hours_violations", "calls_without_callee_timezone", "repeat_calls_after_abandon",
+    "campaign",
+    "day",
+    "dials",
+    "live_answers",
+    "connected",
+    "dialer_abandoned",
+    "dialer_abandon_rate",
+    "ftc_abandoned",
+    "ftc_unjudged",
+    "ftc_abandon_rate",
+    "machine",
+    "ofcom_estimated_live_machines",
+    "ofcom_abandoned",
+    "ofcom_live_calls",
+    "ofcom_abandon_rate",
+    "calling_hours_violations",
+    "calls_without_callee_timezone",
+    "repeat_calls_after_abandon",
 ]
 
 
@@ -42,8 +55,13 @@ def local_day(moments: pd.Series, zone: ZoneInfo) -> pd.Series:
     return moments.dt.tz_convert(str(zone)).dt.strftime("%Y-%m-%d")
 
 
-def daily_counts(calls: pd.DataFrame, zone: ZoneInfo, definitions: Definitions,
-                 calling_hours: pd.DataFrame | None = None, repeats: pd.DataFrame | None = None) -> pd.DataFrame:
+def daily_counts(
+    calls: pd.DataFrame,
+    zone: ZoneInfo,
+    definitions: Definitions,
+    calling_hours: pd.DataFrame | None = None,
+    repeats: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Per campaign and local day of the call's end: the counts under each definition.
 
     dialer: abandoned = outcome abandoned (the dialer dropped it) / live answers.
@@ -61,8 +79,9 @@ def daily_counts(calls: pd.DataFrame, zone: ZoneInfo, definitions: Definitions,
     frame["live_answers"] = outcome.isin(LIVE_ANSWERS).astype(int)
     frame["connected"] = connected.astype(int)
     frame["dialer_abandoned"] = (outcome == Outcome.ABANDONED.value).astype(int)
-    frame["ftc_abandoned"] = (frame["dialer_abandoned"].astype(bool)
-                              | (connected & (wait > definitions.ftc_connect_seconds))).astype(int)
+    frame["ftc_abandoned"] = (
+        frame["dialer_abandoned"].astype(bool) | (connected & (wait > definitions.ftc_connect_seconds))
+    ).astype(int)
     frame["ftc_unjudged"] = (connected & wait.isna()).astype(int)
     frame["machine"] = (outcome == Outcome.MACHINE.value).astype(int)
     frame["calls_without_callee_timezone"] = (calls["callee_timezone"].fillna("") == "").astype(int)
@@ -87,7 +106,8 @@ def daily_counts(calls: pd.DataFrame, zone: ZoneInfo, definitions: Definitions,
 def _per_day(rows: pd.DataFrame | None, name: str, zone: ZoneInfo) -> pd.DataFrame:
     """How many of ``rows`` fall on each campaign and local day of their dial, as column ``name``."""
     if rows is None or rows.empty:
-        return pd.DataFrame({"campaign": pd.Series(dtype=str), "day": pd.Series(dtype=str),
-                             name: pd.Series(dtype="int64")})
+        return pd.DataFrame(
+            {"campaign": pd.Series(dtype=str), "day": pd.Series(dtype=str), name: pd.Series(dtype="int64")}
+        )
     days = pd.DataFrame({"campaign": rows["campaign"].to_numpy(), "day": local_day(rows["dialed_at"], zone).to_numpy()})
     return days.value_counts().rename(name).reset_index()
