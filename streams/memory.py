@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
