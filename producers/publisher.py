@@ -7,7 +7,7 @@ what the worker's per-campaign event-time watermark relies on.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
