@@ -24,7 +24,8 @@ def topics(ctx: click.Context) -> None:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Apply pending warehouse migrations and the raw-attempt retention (TTL)."""
-    from warehouse.migrate import apply_retention, migrate as apply
+    from warehouse.migrate import apply_retention
+    from warehouse.migrate import migrate as apply
 
     settings = settings_of(ctx)
     client = open_warehouse(settings)
