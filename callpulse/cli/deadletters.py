@@ -19,8 +19,8 @@ def deadletters(ctx: click.Context, reason: str | None, limit: int, output_forma
     import msgspec
     from rich.table import Table
 
-    from streams.kafka_admin import read_topic
     from core.deadletters import DeadLetter
+    from streams.kafka_admin import read_topic
 
     settings = settings_of(ctx)
     decoder = msgspec.json.Decoder(DeadLetter)
@@ -31,8 +31,11 @@ def deadletters(ctx: click.Context, reason: str | None, limit: int, output_forma
         except msgspec.DecodeError as exc:
             console.print(f"[yellow]skipping a record that is not a dead letter: {exc}[/]")
     by_reason = Counter(letter.reason for letter in letters)
-    shown = sorted((l for l in letters if reason is None or l.reason == reason),
-                   key=lambda l: l.rejected_at, reverse=True)[:limit]
+    shown = sorted(
+        (letter for letter in letters if reason is None or letter.reason == reason),
+        key=lambda letter: letter.rejected_at,
+        reverse=True,
+    )[:limit]
     if output_format == "json":
         click.echo(msgspec.json.encode(shown).decode())
         return
@@ -41,8 +44,12 @@ def deadletters(ctx: click.Context, reason: str | None, limit: int, output_forma
     for column in ("rejected at (UTC)", "reason", "source", "detail", "original"):
         table.add_column(column, overflow="fold")
     for letter in shown:
-        table.add_row(f"{letter.rejected_at:%Y-%m-%d %H:%M:%S}", letter.reason,
-                      f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
-                      + (f" #{letter.batch_index}" if letter.batch_index is not None else ""),
-                      letter.detail[:160], letter.original[:120])
+        table.add_row(
+            f"{letter.rejected_at:%Y-%m-%d %H:%M:%S}",
+            letter.reason,
+            f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
+            + (f" #{letter.batch_index}" if letter.batch_index is not None else ""),
+            letter.detail[:160],
+            letter.original[:120],
+        )
     stdout_console().print(table)
