@@ -40,13 +40,30 @@ def alerts_list(ctx: click.Context, active: bool, all_transitions: bool, output_
         return
     zone = settings.zone
     table = Table(title=f"{'active ' if active else ''}alerts ({len(shown)}) · times in {zone_name(zone)}")
-    for column in (f"since ({zone_name(zone)}, event time)", "campaign", "rule", "state", "severity", "value", "threshold", "detail"):
+    for column in (
+        f"since ({zone_name(zone)}, event time)",
+        "campaign",
+        "rule",
+        "state",
+        "severity",
+        "value",
+        "threshold",
+        "detail",
+    ):
         table.add_column(column)
     for alert in shown:
         value = "—" if alert.value is None else f"{alert.value:.4g}"
         colour = "green" if alert.state == "resolved" else "red" if alert.severity == "critical" else "yellow"
-        table.add_row(local_time(alert.first_seen, zone), alert.campaign, alert.rule.value,
-                      f"[{colour}]{alert.state}[/]", alert.severity, value, f"{alert.threshold:.4g}", alert.detail)
+        table.add_row(
+            local_time(alert.first_seen, zone),
+            alert.campaign,
+            alert.rule.value,
+            f"[{colour}]{alert.state}[/]",
+            alert.severity,
+            value,
+            f"{alert.threshold:.4g}",
+            alert.detail,
+        )
     stdout_console().print(table)
 
 
