@@ -286,17 +286,21 @@ def frame_from_json(text: str, request: ReportRequest) -> pd.DataFrame:
 
 # -- compliance evidence ----------------------------------------------------------------
 
-COMPLIANCE_COLUMNS = ["campaign", "day", "dials", "contacts", "abandoned", "abandon_rate", "rolling_30d_contacts",
-                      "rolling_30d_abandoned", "rolling_30d_abandon_rate", "limit", "day_over_limit",
-                      "rolling_30d_over_limit"]
+COMPLIANCE_COLUMNS = ["campaign", "day", "dials", "contacts", "abandoned", "abandon_rate", "amd_estimate",
+                      "abandon_rate_ofcom", "rolling_30d_contacts", "rolling_30d_abandoned", "rolling_30d_unjudged",
+                      "rolling_30d_abandon_rate", "limit", "day_over_limit", "rolling_30d_over_limit"]
 ROLLING_DAYS = 30
 
 
-def compliance_days(client, start_day: date, end_day: date, zone, limit_for, campaigns: Sequence[str] = ()) \
-        -> pd.DataFrame:
-    """Per campaign and local day: the day's abandon rate (the UK 24-hour rule, by calendar
-    day) and the rolling 30-day rate ending that day (the US rule), against the campaign's
-    limit. Rolling sums cover calendar days, days without calls counting as zero."""
+def compliance_days(client, start_day: date, end_day: date, zone, limit_for, campaigns: Sequence[str] = (),
+                    amd_rate_for=None) -> pd.DataFrame:
+    """Per campaign and local day: the day's abandon rate, the dialer's (abandon_rate) and UK
+    Ofcom's (abandon_rate_ofcom: with ``amd_rate_for(campaign)`` of the machine-classified calls
+    counted abandoned, 0 without it; the 24-hour rule by calendar day), and the rolling 30-day
+    rate ending that day under the US FTC's definition (the US rule: rolling_30d_abandoned counts
+    the FTC's abandoned calls, rolling_30d_contacts the live answers it can judge,
+    rolling_30d_unjudged the connected calls without a wait), against the campaign's limit.
+    Rolling sums cover calendar days, days without calls counting as zero."""
     from warehouse.queries.reports import metrics_by
 
     history_start = start_day - timedelta(days=ROLLING_DAYS - 1)
@@ -308,20 +312,28 @@ def compliance_days(client, start_day: date, end_day: date, zone, limit_for, cam
     every_day = pd.date_range(history_start, end_day, freq="D").strftime("%Y-%m-%d")
     frames = []
     for campaign, part in daily.groupby("campaign"):
-        part = part.set_index("day")[["dials", "contacts", "abandoned"]].reindex(every_day, fill_value=0.0)
-        rolling = part[["contacts", "abandoned"]].rolling(ROLLING_DAYS, min_periods=1).sum()
-        part["rolling_30d_contacts"] = rolling["contacts"]
-        part["rolling_30d_abandoned"] = rolling["abandoned"]
+        part = part.set_index("day")[["dials", "contacts", "abandoned", "abandoned_ftc", "live_answers_unjudged",
+                                      "machines"]].reindex(every_day, fill_value=0.0)
+        rolling = part[["contacts", "abandoned_ftc", "live_answers_unjudged"]].rolling(ROLLING_DAYS,
+                                                                                      min_periods=1).sum()
+        part["rolling_30d_contacts"] = rolling["contacts"] - rolling["live_answers_unjudged"]
+        part["rolling_30d_abandoned"] = rolling["abandoned_ftc"]
+        part["rolling_30d_unjudged"] = rolling["live_answers_unjudged"]
         part = part.assign(campaign=campaign).rename_axis("day").reset_index()
         frames.append(part[part["day"] >= start_day.isoformat()])
     frame = pd.concat(frames, ignore_index=True)
     frame = add_rate_columns(frame, ["abandon_rate"])
+    amd = frame["campaign"].map(amd_rate_for).astype("float64") if amd_rate_for is not None else 0.0
+    frame["amd_estimate"] = frame["machines"] * amd
+    frame["abandon_rate_ofcom"] = ratio_series(frame["abandoned"] + frame["amd_estimate"],
+                                               frame["contacts"] + frame["amd_estimate"])
     frame["rolling_30d_abandon_rate"] = ratio_series(frame["rolling_30d_abandoned"], frame["rolling_30d_contacts"])
     frame["limit"] = frame["campaign"].map(limit_for)
     # The rules say "at most" the limit: a breach is strictly above it.
-    frame["day_over_limit"] = frame["abandon_rate"] > frame["limit"]
+    frame["day_over_limit"] = frame["abandon_rate_ofcom"] > frame["limit"]
     frame["rolling_30d_over_limit"] = frame["rolling_30d_abandon_rate"] > frame["limit"]
     frame = frame[frame["dials"] > 0].copy()  # a day without calls has nothing to show or defend
-    for column in ("dials", "contacts", "abandoned", "rolling_30d_contacts", "rolling_30d_abandoned"):
+    for column in ("dials", "contacts", "abandoned", "rolling_30d_contacts", "rolling_30d_abandoned",
+                   "rolling_30d_unjudged"):
         frame[column] = frame[column].astype("int64")
     return frame[COMPLIANCE_COLUMNS].sort_values(["campaign", "day"]).reset_index(drop=True)

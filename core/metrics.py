@@ -251,6 +251,22 @@ def compliance_figures(sums: Mapping[str, float], amd_false_positive_rate: float
     }
 
 
+def window_budgets(sums: Mapping[str, float], limit: float, amd_false_positive_rate: float = 0.0,
+                   last_hour: str = "last_1h") -> dict[str, AbandonBudget]:
+    """The UK 24 h (Ofcom's definition) and US 30 d (FTC's) budgets of one campaign from a row of
+    summed counters "<window>_<counter>" holding those windows and the last hour."""
+    budgets = {}
+    for window in COMPLIANCE_WINDOWS:
+        definition = WINDOW_DEFINITION[window.name]
+        if definition == "dialer":
+            continue
+        figure = compliance_figures(sums, amd_false_positive_rate, prefix=f"{window.name}_")[definition]
+        pace = compliance_figures(sums, amd_false_positive_rate, prefix=f"{last_hour}_")[definition]
+        budgets[window.name] = abandon_budget(window.name, window.minutes, limit, figure.abandoned,
+                                              figure.live_answers, pace.abandoned, pace.live_answers)
+    return budgets
+
+
 def confidence_z(confidence: float) -> float:
     """z of a two-sided interval at ``confidence`` (0.95 -> 1.96), for wilson_interval(): the
     alert rules read 1 % rates from a few hundred live answers, where Wilson's interval keeps its

@@ -19,7 +19,7 @@ from cachetools import TTLCache, cached
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
-from core.metrics import CALL_RATES, COMPLIANCE_WINDOWS, RATES, ratio
+from core.metrics import CALL_RATES, COMPLIANCE_WINDOWS, RATES, AbandonBudget, ratio, window_budgets
 from core.slots import SlotRules
 from warehouse.queries import floor, live
 
@@ -191,7 +191,7 @@ def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, 
     # as complete it would look as if dialling had collapsed.
     tiles, compliance, sparklines, (agents, snapshots) = ctx.run_queries(
         (live.campaign_tiles, board_now, day_start, shown),
-        (live.compliance_windows, board_now, None, shown),
+        (live.compliance_windows, board_now, None, shown, lambda name: ctx.settings.compliance.amd_for(name)[0]),
         (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
         (floor.campaign_floor, board_now, ctx.settings.agents.timeout_seconds, shown),
     )
@@ -207,15 +207,28 @@ def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, 
     window_values = [(window.name, window.label, _counts(windows[f"{window.name}_abandoned"]),
                       _counts(windows[f"{window.name}_contacts"]), _floats(windows[f"{window.name}_abandon_rate"]))
                      for window in COMPLIANCE_WINDOWS]
+    # The UK and US windows' budgets: abandons still allowed, hours to the limit at the last hour's pace.
+    budgets = [window_budgets(row, ctx.settings.alert_rules_for(name).compliance_limit,
+                              ctx.settings.compliance.amd_for(name)[0])
+               for name, row in zip(names, windows.fillna(0).to_dict("records"))]
     return [{
         "campaign": name,
         **{field: values[index] for field, values in tile_values.items()},
         "compliance": {window: {"label": label, "abandoned": abandoned[index], "contacts": contacts[index],
-                                "abandon_rate": rates[index]}
+                                "abandon_rate": rates[index], **budget_fields(budgets[index].get(window))}
                        for window, label, abandoned, contacts, rates in window_values},
         "sparkline": sparklines.get(name, NO_SPARKLINE),
         **floor_fields[index],
     } for index, name in enumerate(names)]
+
+
+def budget_fields(budget: AbandonBudget | None) -> dict:
+    """A window's budget as the wallboard model carries it: whole abandons still allowed (never
+    below 0) and hours until the limit is crossed at the last hour's pace (None: not projected)."""
+    if budget is None:
+        return {}
+    return {"abandons_allowed": max(0, math.floor(budget.remaining + 1e-9)),
+            "hours_to_limit": None if budget.hours_to_breach is None else round(budget.hours_to_breach, 2)}
 
 
 def drop_allowance(abandoned: int, contacts: int, limit: float) -> int:

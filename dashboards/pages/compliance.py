@@ -7,6 +7,7 @@ US (FTC TSR): at most 3 % of live-answered calls per campaign over 30 days.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 import dash
@@ -15,7 +16,9 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from analytics import reports
-from core.metrics import COMPLIANCE_WINDOWS, format_metric
+from core.alerts import format_seconds
+from core.metrics import (COMPLIANCE_DEFINITIONS, COMPLIANCE_WINDOWS, compliance_figures, format_metric, ratio,
+                          window_budgets)
 from dashboards import theme
 from dashboards.controls import Export, control, day_range, download, export_buttons
 from dashboards.data import board_time, context, newest_day, parse_day
@@ -32,8 +35,9 @@ DEFAULT_DAYS = 30
 MAX_CAMPAIGNS = 60
 CAMPAIGN_OPTIONS = 50
 TABLE_COLUMNS = [("campaign", "Campaign"), ("day", "Day"), ("dials", "Dials"), ("contacts", "Live answers"),
-                 ("abandoned", "Abandoned"), ("abandon_rate", "Day's abandon rate"),
-                 ("rolling_30d_abandon_rate", "30-day abandon rate"), ("limit", "Limit"),
+                 ("abandoned", "Dropped"), ("abandon_rate", "Day's rate (dialer)"),
+                 ("abandon_rate_ofcom", "Day's rate (Ofcom)"),
+                 ("rolling_30d_abandon_rate", "30-day rate (FTC)"), ("limit", "Limit"),
                  ("over_limit", "Over the limit")]
 WINDOWS = {w.name: w for w in COMPLIANCE_WINDOWS}
 VIOLATION_COLUMNS = [("dialed_at", "Dialled (local)"), ("campaign", "Campaign"), ("agent", "Agent"),
@@ -55,6 +59,7 @@ def layout(**query):
     start = parse_day(query.get("from")) or end - timedelta(days=DEFAULT_DAYS - 1)
     return html.Div(
         [
+            _definitions(),
             html.Div(id="compliance-now", className="compliance-cards"),
             html.Div(
                 [
@@ -110,7 +115,8 @@ def _history(start, end, chosen):
     if not campaigns:  # none with calls (an empty list would mean every campaign below)
         return start_day, end_day, campaigns, total, pd.DataFrame(columns=reports.COMPLIANCE_COLUMNS)
     return start_day, end_day, campaigns, total, reports.compliance_days(
-        context().client, start_day, end_day, settings.zone, _limit_for, campaigns=campaigns)
+        context().client, start_day, end_day, settings.zone, _limit_for, campaigns=campaigns,
+        amd_rate_for=_amd_rate_for)
 
 
 def _shown_campaigns(start_day, chosen) -> tuple[list[str], int]:
@@ -150,7 +156,7 @@ def build(start, end, chosen):
     rows = []
     for row in history.to_dict("records"):
         shown = {key: row.get(key) for key, _ in TABLE_COLUMNS}
-        for key in ("abandon_rate", "rolling_30d_abandon_rate", "limit"):
+        for key in ("abandon_rate", "abandon_rate_ofcom", "rolling_30d_abandon_rate", "limit"):
             shown[key] = format_metric("abandon_rate", row[key])
         for key in ("dials", "contacts", "abandoned"):
             shown[key] = format_metric("dials", row[key])
@@ -268,28 +274,102 @@ def _duration(delta) -> str:
     return f"{seconds // 3600} h" if seconds < 2 * 86400 else f"{seconds // 86400} days"
 
 
+# -- the regulators' definitions, side by side, with each window's budget ----------------------
+
+#: Each card's figures: (window, definition), the regulators' first.
+CARD_FIGURES = (("uk_24h", "ofcom"), ("us_30d", "ftc"), ("uk_24h", "dialer"))
+
+
+def _amd_rate_for(campaign: str) -> float:
+    return context().settings.compliance.amd_for(campaign)[0]
+
+
+def _definitions() -> html.Div:
+    """What each figure on the cards counts, with the settings in force."""
+    compliance = context().settings.compliance
+    settings_in_force = {
+        "ftc": f"compliance.ftc_connect_seconds = {compliance.ftc_connect_seconds:g} s",
+        "ofcom": f"compliance.amd_false_positive_rate = {compliance.amd_false_positive_rate:g} "
+                 + (f"({compliance.amd_basis}) " if compliance.amd_basis else "")
+                 + (f"by default, {len(compliance.campaigns)} campaign(s) with their own" if compliance.campaigns
+                    else "for every campaign"),
+        "dialer": "what the dialer itself reports",
+    }
+    return html.Div(
+        [html.Div([html.Span(COMPLIANCE_DEFINITIONS[name].label, className="definition-name"),
+                   html.Span(f" {COMPLIANCE_DEFINITIONS[name].rule} ", className="definition-rule"),
+                   html.Span(f"[{settings_in_force[name]}]", className="stat-label")],
+                  className="compliance-definition", **{"data-definition": name})
+         for name in ("ofcom", "ftc", "dialer")]
+        + [html.Div("Budget: how many more abandoned calls the window allows at its current live answers; "
+                    "the forecast extrapolates the last hour's pace (its oldest hours leaving at the window's "
+                    f"average), and alerts.forecast_hours ({context().settings.alerts.forecast_hours:g} h) "
+                    "raises compliance_forecast.", className="stat-label")],
+        className="compliance-definitions", **{"data-testid": "compliance-definitions"})
+
+
+def _figure_lines(figure, amd_rate: float) -> list[str]:
+    """The counts behind one figure, as a card shows them under its rate."""
+    if figure.definition == "ofcom":
+        lines = [f"{figure.abandoned:,.1f} of {figure.live_answers:,.1f} live calls"]
+        if figure.estimate or amd_rate:
+            lines.append(f"incl. {figure.estimate:,.1f} estimated at AMD {amd_rate:.1%}")
+        return lines
+    lines = [f"{figure.abandoned:,.0f} of {figure.live_answers:,.0f} live answers"]
+    if figure.definition == "ftc":
+        lines.append(f"{figure.unjudged:,} not judged (no wait)")
+    return lines
+
+
+def _budget_line(window: str, budget) -> html.Div:
+    label = WINDOWS[window].label
+    allowed = max(0, math.floor(budget.remaining + 1e-9))
+    pace = ratio(budget.last_hour_abandoned, budget.last_hour_live_answers)
+    if budget.hours_to_breach is not None and budget.hours_to_breach <= 0:
+        forecast = "over the limit now"
+    elif budget.hours_to_breach is not None:
+        forecast = (f"at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
+                    f"{budget.last_hour_live_answers:,.0f}, {format_metric('abandon_rate', pace)}) the limit is "
+                    f"crossed in {format_seconds(budget.hours_to_breach * 3600)}")
+    elif budget.last_hour_live_answers:
+        forecast = (f"the last hour's pace ({format_metric('abandon_rate', pace)}) stays under the limit")
+    else:
+        forecast = "no live answers in the last hour"
+    return html.Div([html.B(f"{label}: {allowed:,} more abandon{'s' if allowed != 1 else ''} allowed"),
+                     f" · {forecast}"], className="compliance-budget", **{"data-testid": f"{window}-budget"})
+
+
 def _now_cards(campaigns: list[str]) -> list:
-    """Each of ``campaigns``' regulator windows ending at the newest landed minute."""
+    """Each of ``campaigns``' abandon rate under each definition (Ofcom's over 24 h, the FTC's over
+    30 days, the dialer's own over 24 h) ending at the newest landed minute, the counts behind each,
+    and each regulator window's budget and forecast."""
     now = board_time(freshness(context().client), datetime.now(timezone.utc))
-    windows = compliance_windows(context().client, now, campaigns=campaigns)
+    windows = compliance_windows(context().client, now, campaigns=campaigns, amd_rate_for=_amd_rate_for)
     cards = []
     for row in windows.to_dict("records"):
-        limit = _limit_for(row["campaign"])
-        over = any((row[f"{name}_abandon_rate"] or 0) > limit for name in ("uk_24h", "us_30d"))
-        figures = [
-            html.Div([html.Div(WINDOWS[name].label, className="stat-label"),
-                      html.Div(format_metric("abandon_rate", row[f"{name}_abandon_rate"]), className="window-value",
-                               **{"data-testid": f"{name}-rate"}),
-                      html.Div(f"{int(row[f'{name}_abandoned']):,} / {int(row[f'{name}_contacts']):,} live",
-                               className="stat-label")],
-                     className="compliance-figure")
-            for name in ("uk_24h", "us_30d")
-        ]
+        campaign = row["campaign"]
+        limit, amd_rate = _limit_for(campaign), _amd_rate_for(campaign)
+        figures = {window: compliance_figures(row, amd_rate, prefix=f"{window}_") for window in ("uk_24h", "us_30d")}
+        over = any((figures[window][definition].rate or 0) > limit for window, definition in CARD_FIGURES[:2])
+        shown = []
+        for window, definition in CARD_FIGURES:
+            figure = figures[window][definition]
+            rate = figure.rate
+            shown.append(html.Div(
+                [html.Div(f"{WINDOWS[window].label} · {COMPLIANCE_DEFINITIONS[definition].label}",
+                          className="stat-label"),
+                 html.Div(format_metric("abandon_rate", rate),
+                          className=f"window-value{' over' if (rate or 0) > limit else ''}",
+                          **{"data-testid": f"{window}-{definition}-rate"}),
+                 *(html.Div(line, className="stat-label") for line in _figure_lines(figure, amd_rate))],
+                className="compliance-figure", title=COMPLIANCE_DEFINITIONS[definition].rule))
+        budgets = window_budgets(row, limit, amd_rate)
         cards.append(html.Div(
-            [html.Div(row["campaign"], className="tile-title"),
-             html.Div(figures, className="compliance-figures"),
+            [html.Div(campaign, className="tile-title"),
+             html.Div(shown, className="compliance-figures"),
+             *(_budget_line(window, budget) for window, budget in budgets.items()),
              html.Div(f"limit {format_metric('abandon_rate', limit)}", className="stat-label")],
-            className=f"compliance-card{' over' if over else ''}", **{"data-campaign": row["campaign"]}))
+            className=f"compliance-card{' over' if over else ''}", **{"data-campaign": campaign}))
     return cards or [html.Div("No calls have landed yet.", className="empty")]
 
 
@@ -297,7 +377,7 @@ def _chart(history) -> go.Figure:
     figure = go.Figure()
     for campaign, part in history.groupby("campaign") if len(history) else []:
         figure.add_trace(go.Scatter(
-            x=part["day"], y=part["abandon_rate"], mode="lines+markers", name=campaign,
+            x=part["day"], y=part["abandon_rate_ofcom"], mode="lines+markers", name=campaign,
             marker={"size": [13 if over else 7 for over in part["day_over_limit"]],
                     "line": {"width": [2 if over else 0 for over in part["day_over_limit"]], "color": "#e74c3c"}},
             customdata=part[["abandoned", "contacts"]].to_numpy(),
@@ -309,7 +389,7 @@ def _chart(history) -> go.Figure:
         figure.add_hline(y=limit, line={"color": "#e74c3c", "dash": "dash"},
                          annotation_text=f"limit {limit:.0%}", annotation_position="top left")
     figure.update_layout(**theme.figure_layout(
-        title="Daily abandon rate (abandoned / live answers); ringed points are over the limit",
+        title="Daily abandon rate, UK Ofcom's definition (with the AMD estimate); ringed points are over the limit",
         height=420, yaxis={"tickformat": ".1%", "rangemode": "tozero"}, xaxis={"type": "category", "categoryorder": "category ascending"},
         legend={"orientation": "h", "y": -0.2}))
     return figure

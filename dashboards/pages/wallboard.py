@@ -16,6 +16,7 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, callback, dcc, html
 
+from core.alerts import format_seconds
 from core.metrics import compute_rates, format_metric
 from dashboards.data import abandon_level, context, shared_wallboard_model
 
@@ -79,9 +80,19 @@ def _compliance(window: dict, name: str, settings, campaign: str) -> html.Div:
         "warning" if rate >= rules.compliance_limit * rules.compliance_share else "ok"
     return html.Div([html.Span(window["label"], className="stat-label"),
                      html.Span(format_metric("abandon_rate", window["abandon_rate"]), className="window-value",
-                               style={"color": LEVEL_COLOURS[level]}, **{"data-testid": name})],
+                               style={"color": LEVEL_COLOURS[level]}, **{"data-testid": name}),
+                     _budget(window, name)],
                     className=f"window window-{level}", title=f"{window['abandoned']} abandoned / "
                                                                f"{window['contacts']} live answers")
+
+
+def _budget(window: dict, name: str) -> html.Span:
+    """The window's budget, small under its rate: abandons still allowed, and when the limit falls
+    at the last hour's pace ("12 left · limit in 3.1 h")."""
+    hours = window.get("hours_to_limit")
+    pace = "" if hours is None else " · limit now" if hours <= 0 else f" · limit in {format_seconds(hours * 3600)}"
+    return html.Span(f"{window.get('abandons_allowed', 0):,} left{pace}", className="stat-label window-budget",
+                     **{"data-testid": f"{name}-budget"})
 
 
 def _gauge(rate: float | None, colour: str, rules) -> html.Div:

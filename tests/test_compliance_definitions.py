@@ -1,0 +1,191 @@
+"""The regulators' abandon definitions side by side, on a real embedded warehouse: the FTC's
+(connected after more than 2 s counts abandoned; a connected call without wait_seconds is
+counted apart), Ofcom's (a share of machine-classified calls counts abandoned), the budget and
+forecast of each window, and where they show: windows, reports, alerts, wallboard, page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from core.config import ConfigError, load_settings
+from core.metrics import COUNTERS, RAW_COUNTER_SQL, abandon_budget, compliance_figures
+from core.schema import CallAttempt, Lead, Outcome, decode_record
+from core.slots import SlotRules
+from warehouse_helpers import land_counted, migrated_warehouse
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def calls(campaign: str, outcome: Outcome, count: int, minutes_ago: float, wait: float | None = 0.5,
+          tag: str = "") -> list[CallAttempt]:
+    """``count`` calls of one kind spread over the minutes before ``minutes_ago``."""
+    return [CallAttempt(schema_version=1, event_id=f"{campaign}-{outcome.value}-{tag}{wait}-{minutes_ago}-{n}",
+                        campaign=campaign, outcome=outcome, lead=Lead(segment="seniors"),
+                        event_time=NOW - timedelta(minutes=minutes_ago + 45 * n / count),
+                        wait_seconds=wait if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else None,
+                        talk_seconds=60.0 if outcome is Outcome.CONNECTED else 0.0)
+            for n in range(count)]
+
+
+# winback: 0.9 % dropped, yet 3.9 % for the FTC; Ofcom with a 5 % AMD estimate 1.9 %.
+#   950 connected in time, 30 after 3.5 s, 20 without a wait, 9 dropped, 200 machines.
+#   dialer 9 / 1009; FTC (9 + 30) / (1009 - 20) = 39 / 989; Ofcom (9 + 10) / (1009 + 10) = 19 / 1019.
+WINBACK = [*calls("winback", Outcome.CONNECTED, 950, 5), *calls("winback", Outcome.CONNECTED, 30, 5, wait=3.5),
+           *calls("winback", Outcome.CONNECTED, 20, 5, wait=None), *calls("winback", Outcome.ABANDONED, 9, 5, 2.0),
+           *calls("winback", Outcome.MACHINE, 200, 5)]
+# charity: 23 hours ago 2000 connected and 20 dropped (1 %); the last hour 200 connected and 20
+# dropped (9.1 %). UK 24 h: 40 / 2240 = 1.8 %, 67.2 allowed, 27.2 more. At the last hour's pace
+# (20 of 220 an hour, the window's oldest hours leaving at 40 / 24 and 2240 / 24 an hour) the
+# excess -27.2 grows by (20 - 40/24) - 0.03 (220 - 2240/24) = 14.533 an hour: the limit in 1.87 h.
+CHARITY = [*calls("charity", Outcome.CONNECTED, 2000, 23 * 60), *calls("charity", Outcome.ABANDONED, 20, 23 * 60),
+           *calls("charity", Outcome.CONNECTED, 200, 5, tag="late"),
+           *calls("charity", Outcome.ABANDONED, 20, 5, wait=2.0, tag="late")]
+CONFIG = """
+[compliance.campaigns.winback]
+amd_false_positive_rate = 0.05
+amd_basis = "listened sample of 400 AMD hang-ups"
+"""
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory):
+    config = tmp_path_factory.mktemp("config") / "callpulse.toml"
+    config.write_text(CONFIG)
+    settings = load_settings(config)
+    with migrated_warehouse(tmp_path_factory.mktemp("warehouse")) as client:
+        land_counted(client, sorted(WINBACK + CHARITY, key=lambda c: c.event_time), settings,
+                     SlotRules(settings.slots, settings.zone))
+        yield settings, client
+
+
+def test_an_event_without_wait_seconds_is_kept_as_unknown_not_zero():
+    raw = (b'{"type":"call_attempt","schema_version":1,"event_id":"e1","campaign":"c","event_time":'
+           b'"2026-11-23T01:00:00Z","outcome":"connected","lead":{"segment":"s"}}')
+    (event,), rejections = decode_record(raw)
+    assert rejections == [] and event.wait_seconds is None
+    from core.metrics import counters_for
+    counted = dict(zip(COUNTERS, counters_for(event.outcome, False, 0.0, 0.0, event.wait_seconds)))
+    assert (counted["abandoned_ftc"], counted["live_answers_unjudged"], counted["contacts"]) == (0, 1, 1)
+
+
+def test_each_window_has_every_definition_with_its_counts(landed):
+    from warehouse.queries.live import compliance_windows
+
+    settings, client = landed
+    frame = compliance_windows(client, NOW, amd_rate_for=lambda c: settings.compliance.amd_for(c)[0])
+    winback = frame.set_index("campaign").loc["winback"]
+    assert winback["us_30d_abandon_rate_dialer"] == pytest.approx(9 / 1009)
+    assert winback["us_30d_abandon_rate_ftc"] == pytest.approx(39 / 989)
+    assert winback["uk_24h_abandon_rate_ofcom"] == pytest.approx(19 / 1019)
+    # Each window is judged by its regulator's definition: US by the FTC's, UK by Ofcom's.
+    assert winback["us_30d_abandon_rate"] == pytest.approx(39 / 989)
+    assert winback["uk_24h_abandon_rate"] == pytest.approx(19 / 1019)
+    assert (winback["us_30d_live_answers_unjudged"], winback["uk_24h_machines"]) == (20, 200)
+    figures = compliance_figures(winback.to_dict(), 0.05, prefix="us_30d_")
+    assert (figures["ftc"].abandoned, figures["ftc"].live_answers, figures["ftc"].unjudged) == (39, 989, 20)
+    assert (figures["ofcom"].abandoned, figures["ofcom"].estimate) == (pytest.approx(19), pytest.approx(10))
+
+
+def test_raw_attempts_recount_the_buckets_and_a_restart_rebuilds_them(landed):
+    """The same definitions from the landed calls (wait_seconds null where none came), and the
+    worker's recovery path rebuilds the same counters from them."""
+    from streams.buckets import MinuteBuckets
+    from warehouse.queries.recovery import open_window_attempts
+
+    settings, client = landed
+    names = ("abandoned_ftc", "live_answers_unjudged", "machines")
+    raw = client.query(f"SELECT {', '.join(RAW_COUNTER_SQL[n] for n in names)} FROM call_attempts FINAL "
+                       "WHERE campaign = 'winback'").result_rows[0]
+    assert tuple(raw) == (39, 20, 200)
+    assert client.command("SELECT countIf(wait_seconds IS NULL AND outcome = 'connected') FROM call_attempts "
+                          "WHERE campaign = 'winback'") == 20
+    restored = MinuteBuckets(settings, SlotRules(settings.slots, settings.zone))
+    restored.restore(open_window_attempts(client, 3600))
+    totals = dict(zip(COUNTERS, restored.kept_totals("winback")))
+    assert (totals["abandoned_ftc"], totals["live_answers_unjudged"], totals["machines"]) == (39, 20, 200)
+
+
+def test_a_report_asks_for_the_ftc_rate_by_name(landed):
+    from analytics.reports import ReportRequest, run_report
+
+    settings, client = landed
+    today = NOW.astimezone(settings.zone).date()
+    request = ReportRequest.parse("campaign", "abandon_rate,abandon_rate_ftc", today - timedelta(days=2), today, [],
+                                  today=today)
+    frame = run_report(client, request, settings.zone).set_index("campaign")
+    assert frame.loc["winback", "abandon_rate_ftc"] == pytest.approx(39 / 989)
+    assert frame.loc["winback", "abandon_rate"] == pytest.approx(9 / 1009)
+
+
+def test_the_budget_and_forecast_follow_the_last_hours_pace():
+    budget = abandon_budget("uk_24h", 24 * 60, 0.03, 40, 2220, 20, 220)
+    assert budget.remaining == pytest.approx(26.6)
+    assert budget.hours_to_breach == pytest.approx(26.6 / ((20 - 40 / 24) - 0.03 * (220 - 2220 / 24)))
+    # A pace under the limit never crosses it; a window already over is over now.
+    assert abandon_budget("uk_24h", 24 * 60, 0.03, 40, 2220, 2, 220).hours_to_breach is None
+    assert abandon_budget("us_30d", 30 * 24 * 60, 0.03, 90, 2000, 0, 0).hours_to_breach == 0.0
+
+
+def test_the_alerts_judge_each_window_by_its_regulator_and_warn_before_the_limit(landed):
+    from core.alerts import Rule
+    from streams.alerting import AlertEvaluator
+    from streams.buckets import MinuteBuckets
+
+    settings, client = landed
+    slot_rules = SlotRules(settings.slots, settings.zone)
+    evaluator = AlertEvaluator(settings, client, MinuteBuckets(settings, slot_rules), slot_rules)
+    rules = settings.alert_rules_for("winback")
+    winback = {check.rule: check for check in evaluator._compliance_checks("winback", NOW, rules)}
+    us = winback[Rule.COMPLIANCE_US_30D]
+    assert us.value == pytest.approx(39 / 989) and us.level() == "critical"
+    assert "20 connected call(s) without a wait not judged" in us.explanation()
+    assert winback[Rule.COMPLIANCE_UK_24H].value == pytest.approx(19 / 1019)
+    assert winback[Rule.COMPLIANCE_FORECAST].level() is None  # over already: its own alert says so
+    charity = {check.rule: check for check in evaluator._compliance_checks("charity", NOW, rules)}
+    forecast = charity[Rule.COMPLIANCE_FORECAST]
+    assert forecast.value == pytest.approx(27.2 / 14.533333, rel=1e-6) and forecast.level() == "warning"
+    assert "27.2 more abandons allowed" in forecast.explanation() and "in 1.9 h" in forecast.explanation()
+
+
+def test_the_wallboard_and_the_compliance_page_show_the_definitions_and_budgets(landed):
+    from dashboards.app import create_app
+    from dashboards.data import DashboardContext, wallboard_model
+
+    settings, client = landed
+    create_app(DashboardContext(settings, client))
+    from dashboards.pages import compliance as compliance_page
+
+    model = {c["campaign"]: c for c in wallboard_model()["campaigns"]}
+    assert model["winback"]["compliance"]["us_30d"]["abandon_rate"] == pytest.approx(39 / 989)
+    uk = model["charity"]["compliance"]["uk_24h"]
+    assert (uk["abandons_allowed"], uk["hours_to_limit"]) == (27, pytest.approx(1.87, abs=0.01))
+
+    page = str(compliance_page._now_cards(["charity", "winback"]))
+    assert "39 of 989 live answers" in page and "20 not judged (no wait)" in page
+    assert "19.0 of 1,019.0 live calls" in page and "incl. 10.0 estimated at AMD 5.0%" in page
+    assert "UK 24 h: 27 more abandons allowed" in page and "the limit is crossed in 1.9 h" in page
+    definitions = str(compliance_page._definitions())
+    assert "compliance.ftc_connect_seconds = 2 s" in definitions and "1 campaign(s) with their own" in definitions
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[compliance]\nftc_connect_seconds = -1\n", "compliance.ftc_connect_seconds"),
+    ("[compliance.campaigns.x]\namd_false_positive_rate = 1.5\n", "compliance.campaigns.x.amd_false_positive_rate"),
+    ("[alerts]\nforecast_hours = 0\n", "alerts.forecast_hours"),
+    ("[alerts.rules.default]\nconfidence = 1.0\n", "confidence"),
+    ("[alerts.rules.default]\nabandon_resolve = 0.05\n", "abandon_resolve"),
+])
+def test_bad_compliance_settings_are_refused_with_the_key(tmp_path, toml, message):
+    config = tmp_path / "callpulse.toml"
+    config.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config)
+
+
+def test_a_negative_wait_is_still_refused():
+    raw = (b'{"type":"call_attempt","schema_version":1,"event_id":"e1","campaign":"c","event_time":'
+           b'"2026-11-23T01:00:00Z","outcome":"connected","lead":{"segment":"s"},"wait_seconds":-1}')
+    events, (rejection,) = decode_record(raw)
+    assert events == [] and rejection.reason == "negative_duration"
