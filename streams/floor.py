@@ -16,6 +16,12 @@ event again adds nothing. A minute's full state lands with a version, with the a
 ``accounted_until``, before the batch's offsets (ReplacingMergeTree: a re-landing replaces);
 on restart the agents and their open minutes are read back from the warehouse
 (``restore``), and counting continues from what landed.
+
+An agent logged out (or timed out) for more than EVICT_AFTER_SECONDS of its campaign's event
+time is forgotten once its rows have landed: it stays in agent_status, and a big floor's
+worker does not keep every agent it ever saw. An event of an agent not in memory that is older
+than its campaign's newest by more than that is refused as stale, so a late replay of a
+forgotten agent's event cannot move its landed state back; a newer one logs it in afresh.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from core.metrics import AGENT_COUNTERS, AGENT_STATE_COUNTERS
 from core.schema import AgentStateChange, DialerState
 
 LOGGED_OUT = "logged_out"
+EVICT_AFTER_SECONDS = 86_400.0  # a day logged out: forgotten from memory, kept in the warehouse
 MinuteKey = tuple[str, str, int]  # campaign, team, minute (epoch s); the agent is the owner's
 
 
@@ -72,6 +79,7 @@ class FloorState:
         # The newest version landed: versions only grow, whatever the clock does between runs.
         self.version = 0
         self.timed_out = 0
+        self.evicted = 0  # agents forgotten after EVICT_AFTER_SECONDS logged out
 
     # -- counting ------------------------------------------------------------------------
     def add(self, event: AgentStateChange) -> bool:
@@ -81,6 +89,11 @@ class FloorState:
         team = event.team or ""
         agent = self.agents.get(event.agent)
         if agent is None:
+            if at < self.watermarks.get(campaign, -math.inf) - EVICT_AFTER_SECONDS:
+                # An agent forgotten (or never seen) whose event is a day behind its campaign:
+                # a late replay of a forgotten agent must not move its landed state back.
+                self.stale_events += 1
+                return False
             agent = self.agents[event.agent] = Agent(event.agent, campaign, team, event.state, at)
             self.by_campaign.setdefault(campaign, set()).add(event.agent)
             self._changed[event.agent] = agent
@@ -165,11 +178,25 @@ class FloorState:
                 continue
             self._counted_to[campaign] = minute
             agents = self.agents
+            departed = []
             for name in self.by_campaign.get(campaign, ()):
                 agent = agents[name]
                 if agent.state != LOGGED_OUT:
                     self._account(agent, minute)
+                elif agent.state_since < minute - EVICT_AFTER_SECONDS and self._landed(agent):
+                    departed.append(name)
+            for name in departed:
+                self._forget(name)
         self._moved = set()
+
+    def _landed(self, agent: Agent) -> bool:
+        """Whether nothing of the agent is waiting to land."""
+        return not agent.status_changed and not agent.changed_minutes and agent.agent not in self._changed
+
+    def _forget(self, name: str) -> None:
+        agent = self.agents.pop(name)
+        self.by_campaign.get(agent.campaign, set()).discard(name)
+        self.evicted += 1
 
     # -- landing ---------------------------------------------------------------------------
     def take_changes(self) -> FloorChanges:
@@ -229,6 +256,9 @@ class FloorState:
             self._counted_to[agent.campaign] = max(self._counted_to.get(agent.campaign, -1),
                                                    int(agent.accounted_until // 60) * 60)
             self._forget_finished(agent)
+        for name in [agent.agent for agent in self.agents.values() if agent.state == LOGGED_OUT
+                     and agent.state_since < self.watermarks[agent.campaign] - EVICT_AFTER_SECONDS]:
+            self._forget(name)  # landed long ago: agent_status keeps them
         self._moved = set()
         return len(self.agents)
 

@@ -106,6 +106,46 @@ def test_a_silent_agent_is_logged_out_when_the_timeout_runs_out():
     assert ("quiet", at(5).timestamp()) not in seconds
 
 
+def test_an_agent_logged_out_for_a_day_is_forgotten_after_its_rows_landed():
+    """The worker forgets agents a day after they logged out or timed out, once their rows have
+    been handed to landing (agent_status keeps them); a late replay of a forgotten agent's old
+    event cannot log it in again, and its next shift starts afresh."""
+    floor = FloorState(timeout_seconds=300)
+    floor.add(agent_event(1, "leaver", "available", at(0)))
+    floor.add(agent_event(2, "leaver", "logged_out", at(4)))
+    floor.add(agent_event(1, "silent", "on_call", at(9)))  # never heard of again: timed out at 10:14
+    floor.add(agent_event(1, "stayer", "available", at(8)))
+    changes = floor.take_changes()
+    assert ("leaver", "floor-1", "tokyo-floor", "logged_out", at(4).timestamp(), at(4).timestamp()) \
+        in changes.statuses
+    day = 24 * 60
+    for number, minute in enumerate(range(12, day + 64, 4), start=2):  # the stayer works on, resent every 4 min
+        floor.add(agent_event(number, "stayer", "available", at(minute)))
+        changes = floor.take_changes()
+        if minute == day + 4:  # a day after the leaver left; the silent agent's timeout is younger
+            assert set(floor.agents) == {"leaver", "silent", "stayer"}
+        if minute == day + 4 * 2:
+            assert set(floor.agents) == {"silent", "stayer"}
+    # Both a day gone; the silent agent's timeout landed long ago, as a status row of its own.
+    assert set(floor.agents) == {"stayer"} and floor.evicted == 2
+    assert floor.by_campaign["floor-1"] == {"stayer"}
+    assert all(row[0] == "stayer" for row in changes.statuses)
+    # A producer's late retry of the leaver's old event changes nothing (its landed row stays);
+    # the leaver's next shift is a new login.
+    assert not floor.add(agent_event(1, "leaver", "available", at(0)))
+    assert "leaver" not in floor.agents
+    assert floor.add(agent_event(3, "leaver", "available", at(day + 61)))
+    assert (floor.agents["leaver"].state, floor.agents["leaver"].state_since) == ("available", at(day + 61).timestamp())
+
+
+def test_a_restarted_worker_does_not_restore_agents_gone_for_a_day():
+    floor = FloorState(timeout_seconds=300)
+    # (agent, campaign, team, state, state_since, last_event): one gone two days, one logged in.
+    statuses = [("gone", "floor-1", "", "logged_out", at(0).timestamp(), at(0).timestamp()),
+                ("here", "floor-1", "", "available", at(2 * 24 * 60).timestamp(), at(2 * 24 * 60).timestamp())]
+    assert floor.restore(statuses, []) == 1 and set(floor.agents) == {"here"}
+
+
 def test_agent_seconds_are_split_at_each_minute_boundary():
     floor = FloorState(timeout_seconds=300)
     for event in SHIFT:
