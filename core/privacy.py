@@ -119,7 +119,7 @@ def _fold(text: str) -> tuple[str, list[int] | None]:
     starts: list[int] = []
     last = 0
     for escape in _ESCAPE.finditer(text):
-        pieces.append(text[last:escape.start()])
+        pieces.append(text[last : escape.start()])
         starts.extend(range(last, escape.start()))
         pieces.append(chr(int(escape.group(1) or escape.group(2), 16)))
         starts.append(escape.start())
@@ -137,8 +137,10 @@ _SEPARATORS = re.compile(r"[\s\-().]")
 _GAPS = re.compile(r"\s+")
 # A UUID is an id (the simulator's event ids), even when one of its groups is all digits.
 # One with no hex letter at all is read like any other text: that is a number in disguise.
-_UUID = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-                   r"(?![0-9A-Za-z])")
+_UUID = re.compile(
+    r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"(?![0-9A-Za-z])"
+)
 _HEX_LETTER = re.compile("[A-Fa-f]")
 _BARE_DECIMAL = re.compile(r"[1-9]\d*\.\d+")
 _LETTERED_UUID = re.compile(r"(?=[^A-Fa-f]*[A-Fa-f])" + _UUID.pattern)
@@ -146,8 +148,10 @@ REDACTED = "[phone number removed]"
 # "2026-11-16 10" is a valid Japanese number to libphonenumber; a date is not personal data.
 # Only real calendar dates count ("0120-12-1234" is a toll-free number, "81.90.8872" part of one).
 _YEAR, _MONTH, _DAY = r"(?:19|20)\d{2}", r"(?:0?[1-9]|1[0-2])", r"(?:0?[1-9]|[12]\d|3[01])"
-_DATE = re.compile(rf"(?<!\d){_YEAR}([-./]){_MONTH}\1{_DAY}(?!\d)|(?<!\d){_DAY}([./]){_MONTH}\2{_YEAR}(?!\d)"
-                   r"|\d{1,2}:\d{2}")
+_DATE = re.compile(
+    rf"(?<!\d){_YEAR}([-./]){_MONTH}\1{_DAY}(?!\d)|(?<!\d){_DAY}([./]){_MONTH}\2{_YEAR}(?!\d)"
+    r"|\d{1,2}:\d{2}"
+)
 # A bare run of digits (no +, no trunk prefix, no separators) shorter than this is an id,
 # a count or a JSON number: VICIdial's lead_ids, an epoch minute. A number of the region
 # with its trunk 0 dropped is ten digits in Japan, the US and the UK, so those are caught.
@@ -161,27 +165,47 @@ _DIGITS_IN_A_NUMBER = range(6, 20)
 MAX_JUDGED_SPANS = 2_000
 
 
+def _region_metadata(region: str) -> phonenumbers.PhoneMetadata:
+    """libphonenumber's metadata of ``region`` (config checks pipeline.phone_region against
+    phonenumbers.SUPPORTED_REGIONS, so a missing one is a caller's mistake)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        raise ValueError(f"{region!r} is not a region libphonenumber knows")
+    return metadata
+
+
 class _Detector:
     """Finds the valid phone numbers of one region in text, as libphonenumber reads them:
     the reading the stop list hashes numbers by (normalize_phone)."""
 
     def __init__(self, region: str):
         self.region = region
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        metadata = _region_metadata(region)
+        calling_code = phonenumbers.country_code_for_region(region)
         self.national_prefix = metadata.national_prefix or "+"
-        self.country_code = str(metadata.country_code)
+        self.country_code = str(calling_code)
         self.metadata = metadata
-        self.prefix_for_parsing = re.compile(metadata.national_prefix_for_parsing) \
-            if metadata.national_prefix_for_parsing else None
-        self.international_prefix = re.compile(metadata.international_prefix) \
-            if metadata.international_prefix else None
+        self.prefix_for_parsing = (
+            re.compile(metadata.national_prefix_for_parsing) if metadata.national_prefix_for_parsing else None
+        )
+        self.international_prefix = re.compile(metadata.international_prefix) if metadata.international_prefix else None
         # Every national number valid anywhere under this country code (+1 is the US, Canada
         # and the Caribbean): is_valid_number accepts none that matches no pattern here.
         patterns = []
-        for sharing in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(metadata.country_code, (region,)):
-            shared = phonenumbers.PhoneMetadata.metadata_for_region(sharing)
-            for desc in (shared.fixed_line, shared.mobile, shared.toll_free, shared.premium_rate, shared.shared_cost,
-                         shared.personal_number, shared.voip, shared.pager, shared.uan, shared.voicemail):
+        for sharing in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(calling_code, (region,)):
+            shared = _region_metadata(sharing)
+            for desc in (
+                shared.fixed_line,
+                shared.mobile,
+                shared.toll_free,
+                shared.premium_rate,
+                shared.shared_cost,
+                shared.personal_number,
+                shared.voip,
+                shared.pager,
+                shared.uan,
+                shared.voicemail,
+            ):
                 if desc is not None and desc.national_number_pattern:
                     patterns.append(desc.national_number_pattern)
         self.valid_national = re.compile("|".join(f"(?:{pattern})" for pattern in patterns)) if patterns else None
@@ -193,11 +217,13 @@ class _Detector:
         transform = metadata.national_prefix_transform_rule
         self.quick = None
         if self.valid_national is not None and (
-                not transform or _keeps_the_number(metadata.national_prefix_for_parsing, transform)):
+            not transform or _keeps_the_number(metadata.national_prefix_for_parsing or "", transform)
+        ):
             prefix = (metadata.national_prefix_for_parsing or "").replace("$", "")
             optional_prefix = f"(?:{prefix})?" if prefix else ""
-            self.quick = re.compile(f"(?:{self.country_code})?{optional_prefix}{optional_prefix}"
-                                    f"(?:{self.valid_national.pattern})")
+            self.quick = re.compile(
+                f"(?:{self.country_code})?{optional_prefix}{optional_prefix}(?:{self.valid_national.pattern})"
+            )
 
     def as_number(self, written: str) -> str | None:
         """``written`` as libphonenumber should judge it, or None when it cannot be a number."""
@@ -237,7 +263,7 @@ class _Detector:
             return self.quick.fullmatch(digits) is not None
         readings = [digits]
         if digits.startswith(self.country_code):
-            readings.append(digits[len(self.country_code):])
+            readings.append(digits[len(self.country_code) :])
         # A prefix may be stripped twice: once after the country code, once more in parse.
         for _ in range(2):
             readings += [less for reading in readings for less in self._less_national_prefix(reading)]
@@ -251,7 +277,7 @@ class _Detector:
         match = self.prefix_for_parsing.match(digits)
         if not match:
             return []
-        readings = [digits[match.end():]]
+        readings = [digits[match.end() :]]
         transform = self.metadata.national_prefix_transform_rule
         if transform and match.groups() and match.groups()[-1] is not None:
             readings.append(self.prefix_for_parsing.sub(transform, digits, count=1))
@@ -274,8 +300,9 @@ class _Detector:
         if candidate.isdigit():
             if len(candidate) < MIN_BARE_DIGITS and not candidate.startswith(self.national_prefix):
                 return False
-            if self.quick is not None and not (self.international_prefix
-                                               and self.international_prefix.match(candidate)):
+            if self.quick is not None and not (
+                self.international_prefix and self.international_prefix.match(candidate)
+            ):
                 return None if self.quick.fullmatch(candidate) else False
             return None if self.could_be_valid(candidate) else False
         if _BARE_DECIMAL.fullmatch(candidate):
@@ -285,8 +312,9 @@ class _Detector:
     def numbers_in(self, folded: str) -> list[tuple[int, int]]:
         """(start, end) of each number in folded text, in order."""
         if folded.count("-") >= 4:
-            folded = _UUID.sub(lambda m: "x" * len(m.group(0)) if _HEX_LETTER.search(m.group(0)) else m.group(0),
-                               folded)
+            folded = _UUID.sub(
+                lambda m: "x" * len(m.group(0)) if _HEX_LETTER.search(m.group(0)) else m.group(0), folded
+            )
         spans: list[tuple[int, int]] = []
         budget = MAX_JUDGED_SPANS
 
@@ -344,7 +372,7 @@ def _keeps_the_number(prefix: str, transform: str) -> bool:
         elif char in "()":
             depth += 1 if char == "(" else -1
             if depth == 0:
-                rest = prefix[index + 1:]
+                rest = prefix[index + 1 :]
                 return (rest == "$" or rest.startswith("$|")) and re.search(r"(?<!\\)\((?!\?)", rest) is None
         index += 1
     return False
