@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import plotly.graph_objects as go
 import plotly.io as pio
+
+if TYPE_CHECKING:
+    from dash import dcc
 
 TEXT = "#e6e6e6"
 MUTED = "#95a5a6"
@@ -16,9 +21,15 @@ OVER_LIMIT = "#7b241c"  # compliance days over the regulator's limit
 TABLE_STYLE = {
     "style_table": {"overflowX": "auto"},
     "style_header": {"backgroundColor": HEADER, "color": TEXT, "fontWeight": "bold", "border": f"1px solid {GRID}"},
-    "style_cell": {"backgroundColor": PANEL, "color": TEXT, "textAlign": "right", "padding": "6px 10px",
-                   "border": f"1px solid {GRID}", "fontFamily": "DejaVu Sans, Arial, sans-serif",
-                   "fontSize": "15px"},
+    "style_cell": {
+        "backgroundColor": PANEL,
+        "color": TEXT,
+        "textAlign": "right",
+        "padding": "6px 10px",
+        "border": f"1px solid {GRID}",
+        "fontFamily": "DejaVu Sans, Arial, sans-serif",
+        "fontSize": "15px",
+    },
 }
 
 
@@ -66,15 +77,28 @@ def blank_figure() -> go.Figure:
 def empty_figure(message: str) -> go.Figure:
     """A blank chart that says why it is blank (no data, a bad filter) where the chart would be."""
     figure = go.Figure()
-    figure.update_layout(**figure_layout(height=240, xaxis={"visible": False}, yaxis={"visible": False},
-                                         annotations=[{"text": message, "showarrow": False,
-                                                       "font": {"size": 18}}] if message else []))
+    figure.update_layout(
+        **figure_layout(
+            height=240,
+            xaxis={"visible": False},
+            yaxis={"visible": False},
+            annotations=[{"text": message, "showarrow": False, "font": {"size": 18}}] if message else [],
+        )
+    )
     return figure
 
 
-def graph(component_id: str) -> "dcc.Graph":
+def graph(component_id: str) -> dcc.Graph:
     """A page's chart: dark from the first paint (a dcc.Graph without a figure draws Plotly's
     white default until its callback answers), with Plotly's logo left off the mode bar."""
     from dash import dcc
 
     return dcc.Graph(id=component_id, figure=blank_figure(), config={"displaylogo": False})
+
+
+def data_attributes(**attributes: str) -> dict[str, Any]:
+    """HTML data-* attributes for a Dash component, ``testid="cards"`` -> ``data-testid="cards"``
+    (an underscore becomes a hyphen: ``alert_id`` -> ``data-alert-id``). Dash takes them through
+    its untyped ``**kwargs``; the values are typed Any so a type checker does not match them
+    against the component's named props."""
+    return {f"data-{name.replace('_', '-')}": value for name, value in attributes.items()}
