@@ -167,7 +167,7 @@ def wallboard_model(now: datetime | None = None) -> dict:
     shown, campaign_count = live.busiest_campaigns(ctx.client, board_now, day_start,
                                                    ctx.settings.dashboard.wallboard_max_campaigns,
                                                    recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes))
-    campaigns = _campaigns(ctx, board_now, day_start, shown) if shown else []
+    campaigns = _campaigns(ctx, now, board_now, day_start, shown) if shown else []
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),
@@ -185,15 +185,17 @@ def wallboard_model(now: datetime | None = None) -> dict:
     }
 
 
-def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, shown: list[str]) -> list[dict]:
-    """The tiles of the ``shown`` campaigns, in name order (a tile keeps its place on the wall)."""
+def _campaigns(ctx: DashboardContext, now: datetime, board_now: datetime, day_start: datetime,
+               shown: list[str]) -> list[dict]:
+    """The tiles of the ``shown`` campaigns, in name order (a tile keeps its place on the wall);
+    their floor as of the floor's time (floor_time, from the wall clock ``now``)."""
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
     tiles, compliance, sparklines, (agents, snapshots) = ctx.run_queries(
         (live.campaign_tiles, board_now, day_start, shown),
         (live.compliance_windows, board_now, None, shown, lambda name: ctx.settings.compliance.amd_for(name)[0]),
         (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
-        (floor.campaign_floor, board_now, ctx.settings.agents.timeout_seconds, shown),
+        (_campaign_floor, now, board_now, ctx.settings, shown),
     )
     # Whole columns to plain lists, then one dict per campaign, rather than to_dict() and a
     # conversion per value, which are slow on a big board.
@@ -220,6 +222,13 @@ def _campaigns(ctx: DashboardContext, board_now: datetime, day_start: datetime, 
         "sparkline": sparklines.get(name, NO_SPARKLINE),
         **floor_fields[index],
     } for index, name in enumerate(names)]
+
+
+def _campaign_floor(client: Client, now: datetime, board_now: datetime, settings: Settings,
+                    shown: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """floor.campaign_floor as of the floor's time (the board's before any agent_state landed)."""
+    at = floor.floor_clock(client, now, settings.agents.timeout_seconds) or board_now
+    return floor.campaign_floor(client, at, settings.agents.timeout_seconds, shown)
 
 
 def budget_fields(budget: AbandonBudget | None) -> dict:
@@ -288,13 +297,20 @@ def _utc(moment) -> str | None:
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
 
 
+def floor_time(client: Client, now: datetime, settings: Settings) -> datetime:
+    """The floor's "now" (warehouse.queries.floor.floor_clock: the wall clock while agents send
+    their states, else their newest event moved on since it landed); the board's time before
+    any agent_state has landed."""
+    return (floor.floor_clock(client, now, settings.agents.timeout_seconds)
+            or board_time(live.freshness(client), now))
+
+
 def floor_rows(now: datetime | None = None) -> list[dict]:
-    """The /floor page's rows: one per agent, its state as of the board's time (agents silent
+    """The /floor page's rows: one per agent, its state as of the floor's time (agents silent
     for agents.timeout_seconds are logged out), time in state, calls and orders today."""
     ctx = context()
-    now = now or datetime.now(timezone.utc)
-    board_now = board_time(live.freshness(ctx.client), now)
-    frame = floor.floor_agents(ctx.client, board_now, local_day_start(board_now, ctx.settings),
+    at = floor_time(ctx.client, now or datetime.now(timezone.utc), ctx.settings)
+    frame = floor.floor_agents(ctx.client, at, local_day_start(at, ctx.settings),
                                ctx.settings.agents.timeout_seconds)
     rows = []
     for agent, campaign, team, state, since, seconds, calls, orders in frame.itertuples(index=False):

@@ -280,3 +280,38 @@ def test_agent_seconds_are_exact_across_a_killed_worker(pipeline):
     assert worker.stop() == 0
     landed = {key: values for key, values in landed_minutes(settings).items() if any(values)}
     assert landed == expected
+
+
+def test_the_floor_reads_as_of_its_own_clock(tmp_path):
+    """The floor's readers' "now": the wall clock while agents send their states (a paused agent's
+    time counts up though no call lands), a replayed floor's own time moved on since it landed."""
+    from core.config import load_settings
+    from core.handoff import FloorChanges
+    from warehouse.landing import Lander
+    from warehouse.queries.floor import floor_agents, floor_clock
+    from warehouse_helpers import migrated_warehouse
+
+    wall = datetime.now(timezone.utc)
+    with migrated_warehouse(tmp_path / "warehouse") as client:
+        assert floor_clock(client, wall, 300) is None
+        lander = Lander(client, load_settings())
+        replayed = FloorState(timeout_seconds=300)  # a floor from last week, landed now
+        replayed.add(agent_event(1, "a1", "paused", at(0)))
+        replayed.add(agent_event(2, "a1", "paused", at(4)))
+        lander.land_floor(replayed.take_changes())
+        landed = datetime.now(timezone.utc)
+        clock = floor_clock(client, landed + timedelta(seconds=30), 300)
+        assert at(4) + timedelta(seconds=30) <= clock <= at(4) + timedelta(seconds=31)
+        (row,) = floor_agents(client, clock, at(0), 300).itertuples(index=False)
+        assert (row.agent, row.state) == ("a1", "paused") and 270 <= row.seconds_in_state <= 271
+
+        live = FloorState(timeout_seconds=300)  # paused 20 minutes, resent every 4, the last 5 s ago
+        for number, ago in enumerate((1200, 960, 720, 480, 240, 5)):
+            live.add(agent_event(number, "b1", "paused", wall - timedelta(seconds=ago)))
+        lander.land_floor(live.take_changes())
+        later = wall + timedelta(seconds=10)
+        assert floor_clock(client, later, 300) == later
+        rows = {row.agent: row for row in floor_agents(client, later, at(0), 300).itertuples(index=False)}
+        assert rows["b1"].state == "paused" and rows["b1"].seconds_in_state == pytest.approx(1210, abs=0.01)
+        # The replayed agent, silent for days by this clock, reads as logged out.
+        assert rows["a1"].state == "logged_out"

@@ -2,17 +2,20 @@
 by state and newest dialer snapshot (the wallboard's floor strip).
 
 The worker times out a silent agent by its campaign's event time; a reader also times it out
-against its own ``now``: a campaign whose events stopped altogether sends nothing that would."""
+against its own ``now``: a campaign whose events stopped altogether sends nothing that would.
+That ``now`` is the floor's own clock (floor_clock), not the call minutes' board time: agents
+keep sending their states while no call lands, and a paused agent's time in state must keep
+counting up on the wall clock."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from warehouse.queries.sums import naive_utc
+from warehouse.queries.sums import as_utc, naive_utc
 
 FLOOR_STATES = ("available", "on_call", "wrap_up", "paused")
 AGENT_COLUMNS = ["agent", "campaign", "team", "state", "state_since", "seconds_in_state", "calls_today", "orders_today"]
@@ -26,6 +29,24 @@ _STATUS_AT_NOW = (
     "if(state_now != state, last_event_time + toIntervalMillisecond({timeout_ms:UInt64}), state_since) AS since_now "
     "FROM agent_status FINAL"
 )
+
+
+def floor_clock(client: Client, now: datetime, timeout_seconds: float) -> datetime | None:
+    """The floor's "now" for a reader whose wall clock reads ``now``; None before any agent_state.
+
+    Live (the newest agent event within ``timeout_seconds`` of ``now``): the wall clock, or the
+    newest event if its dialer's clock runs ahead. Otherwise (a backfill or replay, or a floor
+    whose events stopped): the newest event time, moved on by the wall time since it landed, so a
+    replayed floor reads as of its own time and a stopped one times its agents out as time passes."""
+    newest, landed, rows = client.query(
+        "SELECT max(last_event_time), argMax(landed_at, last_event_time), count() FROM agent_status"
+    ).result_rows[0]
+    if not rows:
+        return None
+    newest, landed = as_utc(newest), as_utc(landed)
+    if newest >= now - timedelta(seconds=timeout_seconds):
+        return max(now, newest)
+    return newest + max(timedelta(0), now - landed)
 
 
 def floor_agents(
