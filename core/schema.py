@@ -177,6 +177,8 @@ REJECTION_REASONS = {
     "out_of_range": "a duration, cost or order value above its [limits] setting, or a number too large to read",
     "unknown_timezone": "a callee_timezone that is not an IANA time zone name tzdata knows; the call's local "
                         "hours are never guessed",
+    "warehouse_refused": "a call the warehouse refused to store although it answered (its insert failed on "
+                         "every try); set aside alone, uncounted, so the rest of the stream lands",
 }
 
 

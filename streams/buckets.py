@@ -224,6 +224,38 @@ class MinuteBuckets:
                     for index, value in increments:
                         summed[index] += value
 
+    def uncount(self, attempt: CallAttempt, cost: float) -> None:
+        """Take a counted call back out, as if it had never come: its counters (its minute lands
+        again at take_dirty(), a segment left without calls goes) and its id. For a call the
+        warehouse refused to store; the campaign's watermark stays where the call moved it."""
+        key = id_key(attempt.event_id)
+        self.fingerprints.pop(key, None)
+        minutes = self.minutes.get(attempt.campaign)
+        kept = minutes.get(int(attempt.event_time.timestamp() // 60) * 60) if minutes else None
+        counters = kept.segments.get(attempt.lead.segment) if kept is not None else None
+        if kept is None or counters is None:
+            return
+        if key in kept.event_ids:
+            kept.event_ids.remove(key)
+        leaving = counter_increments(attempt.outcome, attempt.order, cost, attempt.talk_seconds,
+                                     attempt.wait_seconds, self.ftc_connect_seconds)
+        totals = kept.totals
+        for index, value in leaving:
+            counters[index] -= value
+            if totals is not counters:
+                totals[index] -= value
+        for first_minute, summed in self._windows.get(kept.campaign, {}).values():
+            if kept.minute >= first_minute:
+                for index, value in leaving:
+                    summed[index] -= value
+        if not counters[0]:  # no dials left in the segment: it goes, and lands no row of zeros
+            del kept.segments[attempt.lead.segment]
+            if not kept.segments:
+                kept.totals = [0.0] * len(COUNTERS)
+        if not kept.changed:
+            kept.changed = True
+            self._changed.append(kept)
+
     def restore(self, landed_attempts: Iterable[tuple]) -> int:
         """Rebuild buckets from landed rows (event_id, campaign, segment, epoch, outcome,
         is_order, cost, talk_seconds, wait_seconds); every restored bucket is re-landed.

@@ -14,7 +14,9 @@ an offset in the warehouse means all before it is there; alerts go out only for 
     4  dead letters        dead_letters                                     retry; at a stop, exit 70
     5  violations          stop_list_violations, then                       retry; at a stop, exit 70
                            calling_hours_violations (two inserts)
-    6  attempts            call_attempts (slot and cost as counted)         retry; at a stop, exit 70
+    6  attempts            call_attempts (slot and cost as counted)         retry; at a stop, exit 70;
+                                                                            refused while the warehouse
+                                                                            answers: those calls set aside
     7  buckets             minute_metrics (full state of changed buckets)   retry; at a stop, exit 70
     8  late events         late_events                                      retry; at a stop, exit 70
     9  floor               agent_minutes, agent_status, dialer_snapshots    retry; at a stop, exit 70
@@ -25,7 +27,14 @@ an offset in the warehouse means all before it is there; alerts go out only for 
     12 alerts              the alerts topic, then alerts, then the webhook; retry; at a stop, exit 70;
                            in the background, after the earlier batch's     anything else, exit 71
 
-"retry" is retry_until_stopped: a growing backoff until the warehouse answers. While a step
+"retry" is retry_until_stopped: a growing backoff until the warehouse answers. A warehouse
+that answers but refuses an insert would stall the stream for good, so the attempts step,
+after REFUSAL_TRIES tries, asks whether the warehouse answers at all (a ping): if it does,
+the step lands its calls in halves until each refused call stands alone, and those calls are
+set aside (CallEventProcessor.set_aside: uncounted from the live state, their minutes'
+buckets restated, a warehouse_refused dead letter each, sent to the dead-letter topic before
+the offsets pass their records); if it does not, it is an outage and the step retries as
+any other. While a step
 retries, the worker reads nothing more and no offset moves, so Kafka keeps every unlanded
 event. A stop signal ends the backoff: the step in flight gets its one try, and if that fails
 the worker exits with EXIT_UNLANDED without acknowledging the batch, so a restart reads it
@@ -54,7 +63,7 @@ from typing import Any, NoReturn, Protocol
 
 from core.alerts import Alert, encode_alert, log_lines
 from core.deadletters import encode_dead_letter
-from core.handoff import LandingBatch, StopListChange, TopicPartition
+from core.handoff import CountedAttempts, LandingBatch, StopListChange, TopicPartition
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.offsets import PartitionCursor
 from streams.processor import BatchResult, CallEventProcessor
@@ -72,6 +81,8 @@ EXIT_UNLANDED = 70
 EXIT_AGENT_FAILED = 71
 # Alert headlines logged per batch; the rest are counted in one line (see alerts.log_lines).
 ALERT_LINES_PER_BATCH = 20
+# Tries of the attempts step before asking whether the warehouse answers or refuses the calls.
+REFUSAL_TRIES = 3
 
 
 class Topic(Protocol):
@@ -104,6 +115,8 @@ LANDING_STEPS: tuple[LandingStep, ...] = (
     LandingStep("floor changes", lambda batch: batch.floor or (), Lander.land_floor),
     LandingStep("offsets", lambda batch: batch.offsets, Lander.land_offsets),
 )
+ATTEMPTS_STEP = next(step for step in LANDING_STEPS if step.name == "attempts")
+OFFSETS_STEP = LANDING_STEPS[-1]
 
 
 def exit_unlanded(what: str) -> NoReturn:
@@ -147,6 +160,7 @@ class Checkpoint:
         self.alerts_in_flight: asyncio.Task | None = None  # the latest batch's alerts, still being read or sent
         self.dead_letter_topic: Topic | None = None
         self.alert_topic: Topic | None = None
+        self.refused_letters: list = []  # dead letters of calls the warehouse refused, sent before the offsets
 
     def send_to(self, dead_letter_topic: Topic, alert_topic: Topic) -> None:
         """The topics the checkpoint sends to (they belong to the Faust app, made after the pipeline)."""
@@ -166,7 +180,13 @@ class Checkpoint:
             ],
         )
         batch.offsets = self.cursor.take_unlanded()
-        await self.land_unless_failing(batch)  # 3-10
+        await self.land_unless_failing(batch, self.land)  # 3-10
+        if self.refused_letters:  # 6 set calls aside: their dead letters go out before 10 passes their records
+            letters, self.refused_letters = self.refused_letters, []
+            await self.send(
+                self.dead_letter_topic, [(letter.reason.encode(), encode_dead_letter(letter)) for letter in letters]
+            )
+            await self.land_unless_failing(batch, self.land_offsets)  # 10
         self.processor.landed()
         reading = await loop.run_in_executor(self.warehouse, self.read_live_alerts, batch)  # 11
         if reading is None:
@@ -180,11 +200,11 @@ class Checkpoint:
             self.stopping.set()
             await self.alerts_in_flight
 
-    async def land_unless_failing(self, batch: LandingBatch) -> None:
-        """Steps 3-10 on the warehouse thread. A stop signal arriving meanwhile lets the landing
-        finish (a failing step then gives up after its try in flight), never acknowledging a
-        batch that did not land."""
-        landing = asyncio.get_running_loop().run_in_executor(self.warehouse, self.land, batch)
+    async def land_unless_failing(self, batch: LandingBatch, land: Callable[[LandingBatch], bool]) -> None:
+        """Steps 3-10 (``land``) on the warehouse thread. A stop signal arriving meanwhile lets the
+        landing finish (a failing step then gives up after its try in flight), never acknowledging
+        a batch that did not land."""
+        landing = asyncio.get_running_loop().run_in_executor(self.warehouse, land, batch)
         try:
             landed = await asyncio.shield(landing)
         except asyncio.CancelledError:
@@ -202,13 +222,95 @@ class Checkpoint:
         if not self.land_stop_list(batch.stop_list_changes):
             return False
         for step in LANDING_STEPS:
+            if step is OFFSETS_STEP and self.refused_letters:
+                return True  # commit() sends the refused calls' dead letters, then lands the offsets
             rows = step.rows(batch)
-            if rows and not retry_until_stopped(
+            if not rows:
+                continue
+            if step is ATTEMPTS_STEP and isinstance(batch, BatchResult):
+                if not self.land_attempts(batch):
+                    return False
+            elif not retry_until_stopped(
                 partial(step.land, self.lander, rows), f"landing {len(rows)} {step.name}", self.stopping.is_set
             ):
                 return False
         self.landed_offsets.update(batch.offsets)
         return True
+
+    def land_offsets(self, batch: LandingBatch) -> bool:
+        """Step 10 alone (blocking), after the refused calls' dead letters went out."""
+        if batch.offsets and not retry_until_stopped(
+            partial(OFFSETS_STEP.land, self.lander, batch.offsets),
+            f"landing {len(batch.offsets)} offsets",
+            self.stopping.is_set,
+        ):
+            return False
+        self.landed_offsets.update(batch.offsets)
+        return True
+
+    def land_attempts(self, batch: BatchResult) -> bool:
+        """Step 6 (blocking): the batch's calls; those the warehouse refuses while it answers are
+        set aside, one by one, and the rest land."""
+        what = f"landing {len(batch.counted)} attempts"
+        for attempt in range(REFUSAL_TRIES):
+            try:
+                self.lander.land_attempts(batch.counted)
+                return True
+            except Exception as exc:  # noqa: BLE001 - an outage or a refusal, told apart below
+                log.warning("%s failed (%s)", what, str(exc)[:300])
+                if self.stopping.is_set():
+                    break
+                if attempt + 1 < REFUSAL_TRIES:
+                    self.stopping.wait(0.5 * 2**attempt)
+        answering = not self.stopping.is_set() and self.warehouse_answers()
+        refused = self.refused_calls(batch.counted) if answering else None
+        if refused is None:  # an outage (or a stop): keep every call, retry as any step
+            return retry_until_stopped(partial(self.lander.land_attempts, batch.counted), what, self.stopping.is_set)
+        if refused:
+            log.error(
+                "the warehouse refused %d of %d calls while it answered; set aside as warehouse_refused dead "
+                "letters: %s",
+                len(refused),
+                len(batch.counted),
+                next(iter(refused.values()))[:300],
+            )
+            letters = self.processor.set_aside(batch, refused)
+            if not retry_until_stopped(
+                partial(self.lander.land_dead_letters, letters),
+                f"landing {len(letters)} dead letters",
+                self.stopping.is_set,
+            ):
+                return False
+            self.refused_letters.extend(letters)
+        return True
+
+    def warehouse_answers(self) -> bool:
+        """Whether the warehouse answers at all (an outage drill's fault switch says no)."""
+        try:
+            self.lander.faults.check("asking whether the warehouse answers")
+            return bool(self.lander.client.ping())
+        except Exception:  # noqa: BLE001 - not answering is the answer
+            return False
+
+    def refused_calls(self, counted: CountedAttempts) -> dict[int, str] | None:
+        """Lands ``counted`` in halves, each part the warehouse takes landed; the index of each call
+        it refuses on its own, with what it said. None if it stops answering meanwhile."""
+        refused: dict[int, str] = {}
+        parts = [(0, len(counted))]
+        while parts:
+            start, end = parts.pop()
+            part = CountedAttempts(counted.attempts[start:end], counted.slots[start:end], counted.costs[start:end])
+            try:
+                self.lander.land_attempts(part)
+            except Exception as exc:  # noqa: BLE001
+                if not self.warehouse_answers():
+                    return None
+                if end - start == 1:
+                    refused[start] = str(exc)
+                else:
+                    middle = (start + end) // 2
+                    parts += [(middle, end), (start, middle)]
+        return refused
 
     def land_stop_list(self, changes: list[StopListChange] | None = None) -> bool:
         """Step 3 (blocking): the stop-list flags and removals read since the last landing.

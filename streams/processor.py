@@ -12,11 +12,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping
 
 import msgspec
+import numpy as np
 
 from core.alerts import format_seconds
 from core.config import Settings
 from core.deadletters import DeadLetter, dead_letter
-from core.handoff import CallingHoursViolation, LandingBatch, Violation
+from core.handoff import CallingHoursViolation, CountedAttempts, DirtyBuckets, LandingBatch, Violation
 from core.schema import AgentStateChange, CallAttempt, Event, Rejection, decode_record, encode_event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
@@ -41,6 +42,9 @@ class BatchResult(LandingBatch):
     # Too old for their bucket: either a replay of an event that already landed
     # (a duplicate) or a genuinely late event; resolve_late() decides which.
     late: list[tuple[CallAttempt, SourceRecord]] = field(default_factory=list)
+    # Each record that counted calls, with how many the batch had counted once it was done: the
+    # record behind each of ``counted``'s attempts, should the warehouse refuse one.
+    counted_records: list[tuple[SourceRecord, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -90,6 +94,7 @@ class CallEventProcessor:
         max_bytes = self.settings.worker.max_record_bytes
         now = datetime.now(timezone.utc)
         newest_allowed = now + timedelta(seconds=self.settings.pipeline.max_future_seconds)
+        counted_before, counted_records = self.stats.counted, []
         for record in records:
             self.stats.records += 1
             if record.value is not None and len(record.value) > max_bytes:
@@ -135,7 +140,10 @@ class CallEventProcessor:
                 self.stats.dead_letters[rejection.reason] += 1
                 letters.append(dead_letter(rejection, record.topic, record.partition, record.offset,
                                           self.settings.pipeline.phone_region))
-        return BatchResult(counted=self.buckets.take_counted(), buckets=self.buckets.take_dirty(),
+            counted = self.stats.counted - counted_before
+            if counted and (not counted_records or counted_records[-1][1] < counted):
+                counted_records.append((record, counted))
+        return BatchResult(counted_records=counted_records, counted=self.buckets.take_counted(), buckets=self.buckets.take_dirty(),
                            dead_letters=letters, violations=violations, late=late,
                            calling_hours_violations=outside_hours,
                            floor=self.floor.take_changes())
@@ -168,6 +176,37 @@ class CallEventProcessor:
             encode_event(event), None)
         return dead_letter(rejection, record.topic, record.partition, record.offset,
                            self.settings.pipeline.phone_region)
+
+    def set_aside(self, batch: BatchResult, refused: Mapping[int, str]) -> list[DeadLetter]:
+        """Take the calls the warehouse refused to store (``refused``: their index in
+        batch.counted -> what the warehouse said) back out of the batch and the live state, as
+        though they had not come; their dead letters (warehouse_refused), to deliver and land."""
+        counted = batch.counted
+        letters, gone, minutes = [], set(), set()
+        for index, said in sorted(refused.items()):
+            attempt = counted.attempts[index]
+            self.buckets.uncount(attempt, counted.costs[index])
+            self.stats.counted -= 1
+            self.stats.dead_letters["warehouse_refused"] += 1
+            gone.add(attempt.event_id)
+            minutes.add((attempt.campaign, int(attempt.event_time.timestamp() // 60) * 60))
+            record = next((record for record, upto in batch.counted_records if index < upto), None)
+            rejection = Rejection("warehouse_refused", (
+                f"the warehouse refused to store call {attempt.event_id} (campaign {attempt.campaign}, "
+                f"{attempt.event_time.isoformat()}) although it answered; it is not counted, the rest of "
+                f"the batch is. The warehouse said: {said[:600]}"), encode_event(attempt),
+                None)
+            letters.append(dead_letter(rejection, record.topic if record else self.settings.topics.call_events,
+                                       record.partition if record else -1, record.offset if record else -1,
+                                       self.settings.pipeline.phone_region))
+        kept = [index for index in range(len(counted)) if index not in refused]
+        batch.counted = CountedAttempts([counted.attempts[i] for i in kept], [counted.slots[i] for i in kept],
+                                        [counted.costs[i] for i in kept])
+        batch.violations = [v for v in batch.violations if v.attempt.event_id not in gone]
+        batch.calling_hours_violations = [v for v in batch.calling_hours_violations if v.attempt.event_id not in gone]
+        batch.buckets = _replaced_minutes(batch.buckets, minutes, self.buckets.take_dirty())
+        batch.dead_letters.extend(letters)
+        return letters
 
     def resolve_late(self, result: BatchResult, already_landed: Mapping[str, tuple]) -> None:
         """Late events that already landed are duplicates, or conflicts when the landed call differs
@@ -207,3 +246,17 @@ class CallEventProcessor:
         self.stats.last_landed_at = datetime.now(timezone.utc)
         self.buckets.evict_closed()
 
+
+def _replaced_minutes(buckets: DirtyBuckets | None, minutes: set[tuple[str, int]], fresh: DirtyBuckets) -> DirtyBuckets:
+    """``buckets`` with every row of the (campaign, minute)s in ``minutes`` replaced by ``fresh``'s
+    full state of them (a segment left without calls has no row there any more)."""
+    if buckets is None or not buckets.campaigns:
+        return fresh
+    kept = [i for i, (campaign, minute) in enumerate(zip(buckets.campaigns, buckets.minutes))
+            if (campaign, minute) not in minutes]
+    return DirtyBuckets([buckets.campaigns[i] for i in kept] + fresh.campaigns,
+                        [buckets.slots[i] for i in kept] + fresh.slots,
+                        [buckets.segments[i] for i in kept] + fresh.segments,
+                        [buckets.minutes[i] for i in kept] + fresh.minutes,
+                        np.vstack([buckets.counters[kept], fresh.counters]) if len(fresh.campaigns)
+                        else buckets.counters[kept], fresh.version)
