@@ -5,9 +5,9 @@ whether the worker's memory levels off and whether every event is counted.
     .venv/bin/python bench/soak.py --duration 5400          # an hour and a half
     .venv/bin/python bench/soak.py --smoke                  # 20 s at 200 events/s, a sample every 2 s: a check
 
-What runs is what `callpulse up` runs in embedded mode: the tansu broker, and the real worker
-(`callpulse worker --dashboard`, its own process) counting into chDB and serving the dashboard
-from the same process (no dashboard client connects). This script takes the simulator's
+What runs is what `callpulse up` runs in embedded mode: the tansu broker, the real worker
+(`callpulse worker --serve-warehouse`, its own process) counting into chDB, and the dashboard in
+a process of its own asking the worker's query endpoint (no dashboard client connects). This script takes the simulator's
 place: it publishes the dialer simulator's calls (agents, teams, leads; --source workload for
 bench/workload.py's) spread over --campaigns campaigns, each stamped with the moment it is
 sent, one event per record as the simulator sends them, at --rate events/s.
@@ -21,10 +21,10 @@ At the end it waits for every record to land, checks the worker counted each eve
 /health, then the warehouse itself once the worker has stopped), and says whether memory levelled
 off: the RSS growth per minute (least squares) over the last --window-minutes against the first.
 
-The worker keeps each minute's buckets and event ids for its longest alert window (an hour
-by default: alerts.cpo_window_minutes), so what it holds grows through the first hour of a
-steady stream by design; a run meant to show the plateau lasts longer than that window plus
---window-minutes.
+The worker keeps each minute's buckets for its longest alert window (an hour by default:
+alerts.cpo_window_minutes) and the event ids counted in them for the lateness window (10
+minutes: pipeline.allowed_lateness_seconds), so what it holds grows through the first 10
+minutes of a steady stream by design, and a little (the buckets) through the first hour.
 
 The table is printed and written to bench/results/soak.txt with the machine's description.
 """
