@@ -95,7 +95,7 @@ class EndpointError(Exception):
         self.status, self.code = status, code
 
 
-@dataclass
+@dataclass(eq=False)  # found in the list of handles by identity
 class _Handle:
     """One chDB connection to the worker's engine, with the session state applied on it."""
 
