@@ -20,7 +20,8 @@ an offset in the warehouse means all before it is there; alerts go out only for 
     7  buckets             minute_metrics (full state of changed buckets)   retry; at a stop, exit 70
     8  late events         late_events                                      retry; at a stop, exit 70
     9  floor               agent_minutes, agent_status, dialer_snapshots    retry; at a stop, exit 70
-                           (the floor's changed rows, full state, versioned)
+                           dialer_latest (the floor's changed rows, full state,
+                           versioned; each campaign's newest snapshot)
     10 offsets             consumed_offsets                                 retry; at a stop, exit 70
     11 alert readings      nothing: the live alert rules read from memory,  retry; at a stop, exit 70
                            before the next batch changes the buckets

@@ -226,11 +226,14 @@ def test_a_shift_lands_once_across_a_replay_and_reports_by_agent(pipeline):
         status = client.query("SELECT agent, state, state_since FROM agent_status FINAL ORDER BY agent").result_rows
         snapshots = client.query("SELECT campaign, dial_level, calls_ringing, calls_waiting, longest_wait_seconds, "
                                  "dialable_leads FROM dialer_snapshots FINAL").result_rows
+        latest = client.query("SELECT campaign, dial_level, calls_ringing, calls_waiting, longest_wait_seconds, "
+                              "dialable_leads FROM dialer_latest FINAL").result_rows
     finally:
         client.close()
     assert [(agent, state, since.replace(tzinfo=timezone.utc)) for agent, state, since in status] == [
         ("a1", "logged_out", at(5)), ("a2", "logged_out", at(5))]
     assert snapshots == [("floor-1", 2.5, 4, 1, 3.5, 1200)]
+    assert latest == snapshots
 
     # Occupancy = (on call + wrap-up) / (logged in - paused); per agent hour over logged-in hours;
     # AHT with wrap-up = (talk 100 + 70 + a1's wrap-up 20) / 2 connected calls.
@@ -315,3 +318,28 @@ def test_the_floor_reads_as_of_its_own_clock(tmp_path):
         assert rows["b1"].state == "paused" and rows["b1"].seconds_in_state == pytest.approx(1210, abs=0.01)
         # The replayed agent, silent for days by this clock, reads as logged out.
         assert rows["a1"].state == "logged_out"
+
+
+def test_the_wallboard_reads_each_campaigns_newest_snapshot_whatever_came_late(tmp_path):
+    """dialer_latest keeps each campaign's newest snapshot: one landed later but older (a replay,
+    a late poll) does not replace it; the floor strip reads it while it is recent."""
+    from core.config import load_settings
+    from core.handoff import FloorChanges
+    from warehouse.landing import Lander
+    from warehouse.queries.floor import campaign_floor
+    from warehouse_helpers import migrated_warehouse
+
+    def snapshot(campaign: str, moment: datetime, level: float, waiting: int) -> DialerState:
+        return DialerState(schema_version=1, event_id=f"snap-{campaign}-{moment.timestamp():.0f}", campaign=campaign,
+                           event_time=moment, dial_level=level, calls_ringing=3, calls_waiting=waiting,
+                           longest_wait_seconds=4.0 * waiting)
+
+    with migrated_warehouse(tmp_path / "warehouse") as client:
+        lander = Lander(client, load_settings())
+        lander.land_floor(FloorChanges(snapshots=[snapshot("home", at(10), 2.0, 1), snapshot("home", at(10, 5), 2.5, 3),
+                                                  snapshot("broadband", at(2), 1.0, 0)], version=1))
+        lander.land_floor(FloorChanges(snapshots=[snapshot("home", at(9), 9.0, 9)], version=2))  # older, late
+        _agents, snapshots = campaign_floor(client, at(11), 300, ["home", "broadband", "none"])
+        assert snapshots[["campaign", "dial_level", "calls_waiting", "longest_wait_seconds"]].values.tolist() == [
+            ["home", 2.5, 3, 12.0]]  # broadband's is 9 minutes old by now: no dial level shown
+        assert client.command("SELECT count() FROM dialer_snapshots") == 4

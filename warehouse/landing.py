@@ -401,6 +401,12 @@ class Lander:
             self.insert_rows(
                 "dialer_snapshots", rows, SNAPSHOT_COLUMNS, months_of([s.event_time for s in floor.snapshots])
             )
+            # Each campaign's newest of the batch, for the wallboard (dialer_latest keeps the newest).
+            newest: dict[str, list] = {}
+            for row in rows:
+                if row[0] not in newest or row[1] >= newest[row[0]][1]:
+                    newest[row[0]] = row
+            self.client.insert("dialer_latest", list(newest.values()), column_names=SNAPSHOT_COLUMNS)
 
     def land_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:

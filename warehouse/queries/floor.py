@@ -82,7 +82,7 @@ def campaign_floor(
     client: Client, now: datetime, timeout_seconds: float, campaigns: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For each of ``campaigns``: its agents by state as of ``now`` (columns campaign,
-    logged_in and FLOOR_STATES), and its newest dialer snapshot no older than ``timeout_seconds``
+    logged_in and FLOOR_STATES), and its newest dialer snapshot if no older than ``timeout_seconds``
     (SNAPSHOT_COLUMNS). Campaigns without agents or without a recent snapshot are left out."""
     parameters = {"now": naive_utc(now), "timeout_ms": int(timeout_seconds * 1000), "campaigns": list(campaigns)}
     counts = ", ".join(f"countIf(state_now = '{state}') AS {state}" for state in FLOOR_STATES)
@@ -91,12 +91,14 @@ def campaign_floor(
         "WHERE campaign IN {campaigns:Array(String)} GROUP BY campaign",
         parameters=parameters,
     )
+    # Each campaign's newest snapshot (dialer_latest, one row per campaign: migration 0018), if
+    # it is recent; one a little ahead of ``now`` is a dialer clock a little ahead, still current.
     snapshots = client.query_df(
         "SELECT campaign, argMax(calls_waiting, event_time) AS calls_waiting, "
         "argMax(longest_wait_seconds, event_time) AS longest_wait_seconds, "
-        "argMax(dial_level, event_time) AS dial_level, max(event_time) AS snapshot_time FROM dialer_snapshots "
-        "WHERE campaign IN {campaigns:Array(String)} AND event_time <= {now:DateTime64(3)} "
-        "AND event_time >= {now:DateTime64(3)} - toIntervalMillisecond({timeout_ms:UInt64}) GROUP BY campaign",
+        "argMax(dial_level, event_time) AS dial_level, max(event_time) AS snapshot_time FROM dialer_latest "
+        "WHERE campaign IN {campaigns:Array(String)} GROUP BY campaign "
+        "HAVING snapshot_time >= {now:DateTime64(3)} - toIntervalMillisecond({timeout_ms:UInt64})",
         parameters=parameters,
     )
     if not len(agents.columns):
