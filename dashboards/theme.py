@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -18,7 +18,16 @@ GRID = "#2c3e50"
 TOO_FEW = "#3b4650"  # report cells with too few calls to trust
 OVER_LIMIT = "#7b241c"  # compliance days over the regulator's limit
 
-TABLE_STYLE = {
+
+class TableStyle(TypedDict):
+    """The dash_table.DataTable keyword arguments of the dark theme (``**TABLE_STYLE``)."""
+
+    style_table: dict[str, str]
+    style_header: dict[str, str]
+    style_cell: dict[str, str]
+
+
+TABLE_STYLE: TableStyle = {
     "style_table": {"overflowX": "auto"},
     "style_header": {"backgroundColor": HEADER, "color": TEXT, "fontWeight": "bold", "border": f"1px solid {GRID}"},
     "style_cell": {
