@@ -58,7 +58,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # 
 from rich.table import Table  # noqa: E402
 
 from core.config import Settings, load_settings  # noqa: E402
-from callpulse.embedded import EmbeddedBroker, free_port  # noqa: E402
+from callpulse.embedded import EmbeddedBroker, die_with_parent, free_port  # noqa: E402
 from core.schema import encode_batch  # noqa: E402
 from streams.kafka_admin import ensure_topics, partition_bounds  # noqa: E402
 from peers import memory_mb  # noqa: E402
@@ -158,9 +158,10 @@ def publish(settings: Settings, events, total: int, label: str) -> float:
 
 
 class Worker:
-    """The real worker in its own process, as `callpulse up` runs it (with ``dashboard``, also the
-    dashboard in a process of its own that asks the worker's query endpoint, as `up` does with
-    the embedded warehouse; ``self.dashboard`` is that process). ``launcher`` goes between the
+    """The real worker in its own process and session, as `callpulse up` runs it (with
+    ``dashboard``, also the dashboard in a process and session of its own, at a lower priority,
+    that asks the worker's query endpoint, as `up` does with the embedded warehouse;
+    ``self.dashboard`` is that process). ``launcher`` goes between the
     interpreter and ``-m callpulse`` for the worker: a script that runs the module, such as
     bench/memory_probe.py and its options."""
 
@@ -177,11 +178,12 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, *launcher, "-m", "callpulse", "--config", str(config), "worker",
                                       "--health-port", str(self.health_port), "--no-dashboard", *serving],
                                      cwd=ROOT, env=dict(env, CALLPULSE_WAREHOUSE_SECRET=secret),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=die_with_parent)
         self.dashboard: subprocess.Popen | None = None
         self.dashboard_peak_rss_mb = float("nan")
         if dashboard:
-            from callpulse.embedded import wait_for_port
+            from callpulse.embedded import lower_priority, wait_for_port
             from callpulse.supervisor import DASHBOARD_NICENESS
 
             wait_for_port("127.0.0.1", warehouse_port, 180, self.proc)
@@ -189,7 +191,8 @@ class Worker:
             self.dashboard = subprocess.Popen(
                 [sys.executable, "-m", "callpulse", "--config", str(config), "dashboard"], cwd=ROOT,
                 env=dict(env, CLICKHOUSE_URL=f"http://callpulse:{secret}@127.0.0.1:{warehouse_port}"),
-                stdout=self.dashboard_log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(DASHBOARD_NICENESS))
+                stdout=self.dashboard_log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=lambda: lower_priority(DASHBOARD_NICENESS))
 
     def health(self) -> dict | None:
         if self.proc.poll() is not None:

@@ -34,6 +34,17 @@ def die_with_parent() -> None:
         pass
 
 
+def lower_priority(niceness: int) -> None:
+    """preexec_fn: run this child ``niceness`` below its parent, after start_new_session. Linux
+    with autogroups (the default) shares the CPU between sessions first and only then by nice
+    within one, so a child in a session of its own also asks for its autogroup's nice."""
+    os.nice(niceness)
+    try:
+        Path("/proc/self/autogroup").write_text(str(niceness))
+    except OSError:  # no autogroups here: the process's nice is what counts
+        pass
+
+
 def process_start_ticks(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (field 22 of /proc/<pid>/stat);
     None if no such process is running (an exited zombie counts as gone). A pid is reused by

@@ -34,14 +34,14 @@ from rich.console import Console
 from rich.table import Table
 
 from core.config import Settings
-from callpulse.embedded import (EmbeddedBroker, RecordedProcess, die_with_parent, free_port, port_is_open,
-                                 stop_leftovers, wait_for_port)
+from callpulse.embedded import (EmbeddedBroker, RecordedProcess, die_with_parent, free_port, lower_priority,
+                                 port_is_open, stop_leftovers, wait_for_port)
 from streams.kafka_admin import ensure_topics
 from warehouse.endpoint import SECRET_ENV, USER
 
 
-#: The dashboard's scheduling priority below the worker's (nice): on a busy machine a page, or
-#: a client hammering the login, waits rather than counting.
+#: The dashboard's scheduling priority below the worker's (nice, its session's autogroup too): on
+#: a busy machine a page, or a client hammering the login, waits rather than counting.
 DASHBOARD_NICENESS = 10
 
 
@@ -156,7 +156,7 @@ class Supervisor:
         command = [sys.executable, "-m", "callpulse", *config, "--data-dir", str(self.settings.data_dir), *args]
         proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})},
-                                preexec_fn=(lambda: (die_with_parent(), os.nice(niceness))) if niceness
+                                preexec_fn=(lambda: (die_with_parent(), lower_priority(niceness))) if niceness
                                 else die_with_parent, start_new_session=True)
         log_file.close()
         self.record.started(name, proc)
