@@ -304,17 +304,17 @@ def _definitions() -> html.Div:
         + [html.Div("Budget: how many more abandoned calls the window allows at its current live answers; "
                     "the forecast extrapolates the last hour's pace (its oldest hours leaving at the window's "
                     f"average), and alerts.forecast_hours ({context().settings.alerts.forecast_hours:g} h) "
-                    "raises compliance_forecast.", className="stat-label")],
+                    "raises compliance_forecast.", className="compliance-definition")],
         className="compliance-definitions", **{"data-testid": "compliance-definitions"})
 
 
 def _figure_lines(figure, amd_rate: float) -> list[str]:
     """The counts behind one figure, as a card shows them under its rate."""
+    if figure.definition == "ofcom" and (figure.estimate or amd_rate):
+        return [f"{figure.abandoned:,.1f} of {figure.live_answers:,.1f} live calls",
+                f"incl. {figure.estimate:,.1f} estimated at AMD {amd_rate:.1%}"]
     if figure.definition == "ofcom":
-        lines = [f"{figure.abandoned:,.1f} of {figure.live_answers:,.1f} live calls"]
-        if figure.estimate or amd_rate:
-            lines.append(f"incl. {figure.estimate:,.1f} estimated at AMD {amd_rate:.1%}")
-        return lines
+        return [f"{figure.abandoned:,.0f} of {figure.live_answers:,.0f} live calls", "no AMD estimate set"]
     lines = [f"{figure.abandoned:,.0f} of {figure.live_answers:,.0f} live answers"]
     if figure.definition == "ftc":
         lines.append(f"{figure.unjudged:,} not judged (no wait)")
