@@ -18,19 +18,21 @@ from urllib.parse import urlencode
 import dash
 import numpy as np
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
+from dash.dash_table.DataTable import DataTable
 from plotly.subplots import make_subplots
 
 from analytics import best_time, reports
-from core.slots import OFF_HOURS
 from core.metrics import format_metric, higher_is_better
+from core.slots import OFF_HOURS
 from dashboards import theme
 from dashboards.controls import Export, control, day_range, download, export_buttons
 from dashboards.data import context, newest_day, parse_day
 from warehouse.queries.reports import campaign_names
 
-dash.register_page(__name__, path="/best-time", name="Best time to call", title="CallPulse · Best time to call",
-                   order=40)
+dash.register_page(
+    __name__, path="/best-time", name="Best time to call", title="CallPulse · Best time to call", order=40
+)
 
 RECOMMENDED_MARK = "★"
 #: How a recommendation that cannot be made yet starts: what it needs follows.
@@ -38,9 +40,16 @@ NEEDS = "needs"
 # Small multiples stay readable up to about this many segments; the busiest are drawn.
 MAX_HOUR_CHARTS = 12
 HOUR_CHART_COLUMNS = 3
-WINDOW_COLUMNS = [("segment", "Segment"), ("slots", "Call in"), ("slot_rate", "Contact rate"),
-                  ("slot_interval", "95 % interval"), ("slot_dials", "Dials in those slots"), ("hours", "Best hours"),
-                  ("hour_rate", "Contact rate in those hours"), ("hour_interval", "95 % interval (hours)")]
+WINDOW_COLUMNS = [
+    ("segment", "Segment"),
+    ("slots", "Call in"),
+    ("slot_rate", "Contact rate"),
+    ("slot_interval", "95 % interval"),
+    ("slot_dials", "Dials in those slots"),
+    ("hours", "Best hours"),
+    ("hour_rate", "Contact rate in those hours"),
+    ("hour_interval", "95 % interval (hours)"),
+]
 
 
 def layout(**query):
@@ -53,25 +62,40 @@ def layout(**query):
             html.Div(
                 [
                     day_range("best-time-dates", start, end),
-                    control("Campaigns", dcc.Dropdown(id="best-time-campaigns", multi=True, value=chosen_campaigns,
-                                                      options=campaign_names(context().client),
-                                                      placeholder="all campaigns")),
+                    control(
+                        "Campaigns",
+                        dcc.Dropdown(
+                            id="best-time-campaigns",
+                            multi=True,
+                            value=chosen_campaigns,
+                            options=campaign_names(context().client),
+                            placeholder="all campaigns",
+                        ),
+                    ),
                     export_buttons("best-time"),
                 ],
                 className="controls",
             ),
-            html.Div(id="best-time-summary", className="report-summary", **{"data-testid": "best-time-summary"}),
+            html.Div(
+                id="best-time-summary", className="report-summary", **theme.data_attributes(testid="best-time-summary")
+            ),
             dcc.Loading(theme.graph("best-time-heatmap"), type="dot"),
             html.H3("Recommended calling windows", className="section-title"),
-            dash_table.DataTable(
-                id="best-time-windows", columns=[{"name": label, "id": key} for key, label in WINDOW_COLUMNS],
+            DataTable(
+                id="best-time-windows",
+                columns=[{"name": label, "id": key} for key, label in WINDOW_COLUMNS],
                 sort_action="none",
                 style_data_conditional=[
                     {"if": {"column_id": ["segment", "slots", "hours"]}, "textAlign": "left"},
-                    {"if": {"filter_query": f'{{slots}} contains "{NEEDS}"'},
-                     "backgroundColor": theme.TOO_FEW, "color": theme.MUTED},
-                    {"if": {"column_id": ["slots", "hours"], "filter_query": f'{{slots}} contains "{NEEDS}"'},
-                     "whiteSpace": "normal"},
+                    {
+                        "if": {"filter_query": f'{{slots}} contains "{NEEDS}"'},
+                        "backgroundColor": theme.TOO_FEW,
+                        "color": theme.MUTED,
+                    },
+                    {
+                        "if": {"column_id": ["slots", "hours"], "filter_query": f'{{slots}} contains "{NEEDS}"'},
+                        "whiteSpace": "normal",
+                    },
                 ],
                 **theme.TABLE_STYLE,
             ),
@@ -87,13 +111,17 @@ def _result(start, end, campaigns):
     end_day = parse_day(end) or newest_day()
     start_day = parse_day(start) or end_day - timedelta(days=best_time.DEFAULT_DAYS - 1)
     start_day, end_day = min(start_day, end_day), max(start_day, end_day)
-    result = best_time.best_time(context().client, start_day, end_day, context().slot_rules,
-                                 settings.dashboard.report_min_calls, campaigns or ())
+    result = best_time.best_time(
+        context().client, start_day, end_day, context().slot_rules, settings.dashboard.report_min_calls, campaigns or ()
+    )
     return start_day, end_day, result
 
 
-CONTROLS = [Input("best-time-dates", "start_date"), Input("best-time-dates", "end_date"),
-            Input("best-time-campaigns", "value")]
+CONTROLS = [
+    Input("best-time-dates", "start_date"),
+    Input("best-time-dates", "end_date"),
+    Input("best-time-campaigns", "value"),
+]
 
 
 @callback(
@@ -106,28 +134,44 @@ CONTROLS = [Input("best-time-dates", "start_date"), Input("best-time-dates", "en
 )
 def build(start, end, campaigns):
     start_day, end_day, result = _result(start, end, campaigns)
-    search = "?" + urlencode({"from": start_day.isoformat(), "to": end_day.isoformat(),
-                              **({"campaigns": ",".join(campaigns)} if campaigns else {})})
+    search = "?" + urlencode(
+        {
+            "from": start_day.isoformat(),
+            "to": end_day.isoformat(),
+            **({"campaigns": ",".join(campaigns)} if campaigns else {}),
+        }
+    )
     dials = int(result.slots["dials"].sum())
     if not dials:
         message = f"No calls landed between {start_day} and {end_day}."
         return theme.empty_figure(message), [], theme.empty_figure(""), message, search
-    summary = (f"Contact rate (live answers / dials) by segment × time slot · {start_day} to {end_day} "
-               f"({context().settings.pipeline.timezone}) · {dials:,} dials · {RECOMMENDED_MARK} recommended · "
-               f"cells under {result.min_calls} dials are greyed: {best_time.NOT_ENOUGH_DATA}")
+    headline = (
+        f"Contact rate (live answers / dials) by segment × time slot · {start_day} to {end_day} "
+        f"({context().settings.pipeline.timezone}) · {dials:,} dials · {RECOMMENDED_MARK} recommended · "
+        f"cells under {result.min_calls} dials are greyed: {best_time.NOT_ENOUGH_DATA}"
+    )
+    summary: str | list[str | html.Div] = headline
     calling = result.slots[result.slots["slot"] != OFF_HOURS]
     if not int(calling["dials"].sum()):
-        summary = [summary, html.Div(
-            f"Every call in these days was off-hours, which is never recommended. A calling window needs at "
-            f"least {result.min_calls} dials per segment in one of the calling slots: {_calling_slots()}.",
-            className="needs-data", **{"data-testid": "best-time-needs"})]
+        summary = [
+            headline,
+            html.Div(
+                f"Every call in these days was off-hours, which is never recommended. A calling window needs at "
+                f"least {result.min_calls} dials per segment in one of the calling slots: {_calling_slots()}.",
+                className="needs-data",
+                **theme.data_attributes(testid="best-time-needs"),
+            ),
+        ]
     return _heatmap(result), _window_rows(result), _hour_charts(result), summary, search
 
 
 def _calling_slots() -> str:
     """The configured calling slots as people read them: "morning 09:00–12:00, midday 12:00–16:00"."""
-    return ", ".join(f"{reports.label_value('slot', slot.name)} {slot.start_hour:02d}:00–{slot.end_hour:02d}:00"
-                     for slot in context().slot_rules.slots if slot.name != OFF_HOURS)
+    return ", ".join(
+        f"{reports.label_value('slot', slot.name)} {slot.start_hour:02d}:00–{slot.end_hour:02d}:00"
+        for slot in context().slot_rules.slots
+        if slot.name != OFF_HOURS
+    )
 
 
 def _needs(result: best_time.BestTime, segment: str, time_column: str) -> str:
@@ -152,11 +196,13 @@ def _heatmap(result: best_time.BestTime) -> go.Figure:
     def grid(column):
         return slots.pivot(index="segment", columns="slot", values=column).reindex(columns=order)
 
-    rates, dials, lows, highs = (grid(c).to_numpy(dtype="float64") for c in ("contact_rate", "dials", "ci_low",
-                                                                                "ci_high"))
+    rates, dials, lows, highs = (
+        grid(c).to_numpy(dtype="float64") for c in ("contact_rate", "dials", "ci_low", "ci_high")
+    )
     segments = list(grid("dials").index)
     too_few = dials < result.min_calls
-    text, hover = [], []
+    text: list[list[str]] = []
+    hover: list[list[str]] = []
     for i, segment in enumerate(segments):
         text.append([])
         hover.append([])
@@ -172,9 +218,11 @@ def _heatmap(result: best_time.BestTime) -> go.Figure:
                 f"{segment} · {reports.label_value('slot', slot)}<br>contact rate {format_metric('contact_rate', rate)}"
                 f"<br>95 % interval {best_time.format_interval(lows[i, j], highs[i, j])}"
                 f"<br>{dials[i, j]:,.0f} dials"
-                + (f"<br>{best_time.NOT_ENOUGH_DATA} (under {result.min_calls} dials)" if too_few[i, j] else ""))
+                + (f"<br>{best_time.NOT_ENOUGH_DATA} (under {result.min_calls} dials)" if too_few[i, j] else "")
+            )
     x = [reports.label_value("slot", slot) for slot in order]
     customdata = _plain(np.dstack([rates, dials, lows, highs]))
+
     # Each layer labels and hovers only its own cells: two labels drawn on one cell blur.
     def only(mask, grid):
         return [[value if keep else "" for value, keep in zip(values, keeps)] for values, keeps in zip(grid, mask)]
@@ -182,49 +230,92 @@ def _heatmap(result: best_time.BestTime) -> go.Figure:
     trusted = np.where(too_few, np.nan, rates)
     # Sequential from 0 (the calm colour) up to the best rate shown; a page of zeros stays calm.
     top = max(float(np.nanmax(trusted)) if np.isfinite(trusted).any() else 0.0, 0.01)
-    common = {"x": x, "y": segments, "texttemplate": "%{text}", "hovertemplate": "%{hovertext}<extra></extra>",
-              "hoverongaps": False, "customdata": customdata, "xgap": 2, "ygap": 2}
-    figure = go.Figure([
-        go.Heatmap(name="contact rate", z=_plain(trusted), text=only(~too_few, text),
-                   **theme.rate_colour_scale(higher_is_better("contact_rate"), top),
-                   colorbar={"title": "Contact rate<br><sub>higher is better</sub>",
-                             "tickformat": ".0%" if top >= 0.1 else ".1%"},
-                   hovertext=only(~too_few, hover), **common),
-        go.Heatmap(name=best_time.NOT_ENOUGH_DATA, z=_plain(np.where(too_few, 1.0, np.nan)), showscale=False,
-                   zmin=0, zmax=1, colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], text=only(too_few, text),
-                   hovertext=only(too_few, hover), **common),
-    ])
-    figure.update_layout(**theme.figure_layout(
-        title="Contact rate by segment × time slot",
-        height=max(320, 60 + 48 * len(segments)),
-        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category", "side": "top"}))
+    common = {
+        "x": x,
+        "y": segments,
+        "texttemplate": "%{text}",
+        "hovertemplate": "%{hovertext}<extra></extra>",
+        "hoverongaps": False,
+        "customdata": customdata,
+        "xgap": 2,
+        "ygap": 2,
+    }
+    figure = go.Figure(
+        [
+            go.Heatmap(
+                name="contact rate",
+                z=_plain(trusted),
+                text=only(~too_few, text),
+                **theme.rate_colour_scale(higher_is_better("contact_rate"), top),
+                colorbar={
+                    "title": "Contact rate<br><sub>higher is better</sub>",
+                    "tickformat": ".0%" if top >= 0.1 else ".1%",
+                },
+                hovertext=only(~too_few, hover),
+                **common,
+            ),
+            go.Heatmap(
+                name=best_time.NOT_ENOUGH_DATA,
+                z=_plain(np.where(too_few, 1.0, np.nan)),
+                showscale=False,
+                zmin=0,
+                zmax=1,
+                colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]],
+                text=only(too_few, text),
+                hovertext=only(too_few, hover),
+                **common,
+            ),
+        ]
+    )
+    figure.update_layout(
+        **theme.figure_layout(
+            title="Contact rate by segment × time slot",
+            height=max(320, 60 + 48 * len(segments)),
+            yaxis={"autorange": "reversed", "type": "category"},
+            xaxis={"type": "category", "side": "top"},
+        )
+    )
     return figure
 
 
 def _plain(grid: np.ndarray) -> list:
     """Nested lists with None for NaN, so the browser holds exact numbers and gaps stay gaps."""
-    return np.where(np.isnan(grid), None, grid).tolist()
+    plain = grid.astype(object)
+    plain[np.isnan(grid)] = None
+    return plain.tolist()
 
 
 def _window_rows(result: best_time.BestTime) -> list[dict]:
     hours = result.hour_windows.set_index("segment")
     rows = []
     for window in result.slot_windows.to_dict("records"):
-        hour_window = hours.loc[window["segment"]] if window["segment"] in hours.index else None
-        has_hours = hour_window is not None and len(hour_window["window"])
-        rows.append({
-            "segment": window["segment"],
-            "slots": (best_time.window_label(window["window"], "slot") if len(window["window"])
-                      else _needs(result, window["segment"], "slot")),
-            "slot_rate": format_metric("contact_rate", window["contact_rate"]),
-            "slot_interval": best_time.format_interval(window["ci_low"], window["ci_high"]),
-            "slot_dials": format_metric("dials", window["dials"]),
-            "hours": (best_time.window_label(hour_window["window"], "hour") if has_hours
-                      else _needs(result, window["segment"], "hour")),
-            "hour_rate": format_metric("contact_rate", hour_window["contact_rate"] if has_hours else None),
-            "hour_interval": best_time.format_interval(*((hour_window["ci_low"], hour_window["ci_high"])
-                                                         if has_hours else (None, None))),
-        })
+        found = hours.loc[window["segment"]] if window["segment"] in hours.index else None
+        # The segment's hour window, None when it has none (or an empty one).
+        hour_window = found if found is not None and len(found["window"]) else None
+        rows.append(
+            {
+                "segment": window["segment"],
+                "slots": (
+                    best_time.window_label(window["window"], "slot")
+                    if len(window["window"])
+                    else _needs(result, window["segment"], "slot")
+                ),
+                "slot_rate": format_metric("contact_rate", window["contact_rate"]),
+                "slot_interval": best_time.format_interval(window["ci_low"], window["ci_high"]),
+                "slot_dials": format_metric("dials", window["dials"]),
+                "hours": (
+                    best_time.window_label(hour_window["window"], "hour")
+                    if hour_window is not None
+                    else _needs(result, window["segment"], "hour")
+                ),
+                "hour_rate": format_metric(
+                    "contact_rate", hour_window["contact_rate"] if hour_window is not None else None
+                ),
+                "hour_interval": best_time.format_interval(
+                    *((hour_window["ci_low"], hour_window["ci_high"]) if hour_window is not None else (None, None))
+                ),
+            }
+        )
     return rows
 
 
@@ -234,8 +325,14 @@ def _hour_charts(result: best_time.BestTime) -> go.Figure:
     segments = sorted(busiest)
     columns = min(HOUR_CHART_COLUMNS, len(segments))
     rows = math.ceil(len(segments) / columns)
-    figure = make_subplots(rows=rows, cols=columns, shared_yaxes=True, subplot_titles=segments,
-                           horizontal_spacing=0.04, vertical_spacing=0.12)
+    figure = make_subplots(
+        rows=rows,
+        cols=columns,
+        shared_yaxes=True,
+        subplot_titles=segments,
+        horizontal_spacing=0.04,
+        vertical_spacing=0.12,
+    )
     windows = dict(zip(result.hour_windows["segment"], result.hour_windows["window"]))
     all_hours = sorted(hours["hour"].unique().tolist())
     for index, segment in enumerate(segments):
@@ -243,33 +340,61 @@ def _hour_charts(result: best_time.BestTime) -> go.Figure:
         part = hours[(hours["segment"] == segment) & (hours["dials"] > 0)]
         for enough, colour in ((True, "#5dade2"), (False, theme.MUTED)):
             points = part[part["enough_data"] == enough]
-            figure.add_trace(go.Scatter(
-                x=points["hour"], y=points["contact_rate"], mode="markers",
-                name=segment if enough else f"{segment}: {best_time.NOT_ENOUGH_DATA}", showlegend=False,
-                marker={"color": colour, "size": 8},
-                error_y={"type": "data", "symmetric": False, "color": colour,
-                         "array": (points["ci_high"] - points["contact_rate"]).tolist(),
-                         "arrayminus": (points["contact_rate"] - points["ci_low"]).tolist()},
-                customdata=np.column_stack([points["ci_low"], points["ci_high"], points["dials"]]).tolist(),
-                hovertemplate=f"{segment} · %{{x:02d}}:00<br>contact rate %{{y:.1%}}"
-                              "<br>95 % interval %{customdata[0]:.1%} – %{customdata[1]:.1%}"
-                              "<br>%{customdata[2]:,.0f} dials"
-                              + ("" if enough else f"<br>{best_time.NOT_ENOUGH_DATA}") + "<extra></extra>"),
-                row=row, col=col)
+            figure.add_trace(
+                go.Scatter(
+                    x=points["hour"],
+                    y=points["contact_rate"],
+                    mode="markers",
+                    name=segment if enough else f"{segment}: {best_time.NOT_ENOUGH_DATA}",
+                    showlegend=False,
+                    marker={"color": colour, "size": 8},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "color": colour,
+                        "array": (points["ci_high"] - points["contact_rate"]).tolist(),
+                        "arrayminus": (points["contact_rate"] - points["ci_low"]).tolist(),
+                    },
+                    customdata=np.column_stack([points["ci_low"], points["ci_high"], points["dials"]]).tolist(),
+                    hovertemplate=f"{segment} · %{{x:02d}}:00<br>contact rate %{{y:.1%}}"
+                    "<br>95 % interval %{customdata[0]:.1%} – %{customdata[1]:.1%}"
+                    "<br>%{customdata[2]:,.0f} dials"
+                    + ("" if enough else f"<br>{best_time.NOT_ENOUGH_DATA}")
+                    + "<extra></extra>",
+                ),
+                row=row,
+                col=col,
+            )
         window = windows.get(segment) or []
         if len(window):
-            figure.add_vrect(x0=window[0] - 0.5, x1=window[-1] + 0.5, row=row, col=col,
-                             fillcolor="#2ecc71", opacity=0.15, line_width=0)
+            figure.add_vrect(
+                x0=window[0] - 0.5,
+                x1=window[-1] + 0.5,
+                row=row,
+                col=col,
+                fillcolor="#2ecc71",
+                opacity=0.15,
+                line_width=0,
+            )
     # The same hours on every small chart, so segments compare at a glance.
-    figure.update_xaxes(tickvals=all_hours, ticktext=[f"{h:02d}" for h in all_hours], showgrid=False,
-                        range=[all_hours[0] - 0.6, all_hours[-1] + 0.6])
+    figure.update_xaxes(
+        tickvals=all_hours,
+        ticktext=[f"{h:02d}" for h in all_hours],
+        showgrid=False,
+        range=[all_hours[0] - 0.6, all_hours[-1] + 0.6],
+    )
     figure.update_yaxes(tickformat=".0%", rangemode="tozero")
-    figure.update_layout(**theme.figure_layout(
-        title=(f"Contact rate by hour of day with 95 % intervals · green: recommended hours · "
-               f"grey: under {result.min_calls} dials"
-               + (f" · the {MAX_HOUR_CHARTS} busiest segments" if hours["segment"].nunique() > MAX_HOUR_CHARTS
-                  else "")),
-        height=80 + 260 * rows, showlegend=False))
+    figure.update_layout(
+        **theme.figure_layout(
+            title=(
+                f"Contact rate by hour of day with 95 % intervals · green: recommended hours · "
+                f"grey: under {result.min_calls} dials"
+                + (f" · the {MAX_HOUR_CHARTS} busiest segments" if hours["segment"].nunique() > MAX_HOUR_CHARTS else "")
+            ),
+            height=80 + 260 * rows,
+            showlegend=False,
+        )
+    )
     return figure
 
 
@@ -284,7 +409,13 @@ def export(_csv, _xlsx, start, end, campaigns):
     start_day, end_day, result = _result(start, end, campaigns)
     if not result.slots["dials"].sum():
         return no_update
-    return download("best-time", Export(
-        best_time.planning_frame(result), f"callpulse-best-time-{start_day}-{end_day}",
-        title=f"CallPulse best time to call {start_day} to {end_day}", sheet="best time to call",
-        percent=("ci_low", "ci_high")))
+    return download(
+        "best-time",
+        Export(
+            best_time.planning_frame(result),
+            f"callpulse-best-time-{start_day}-{end_day}",
+            title=f"CallPulse best time to call {start_day} to {end_day}",
+            sheet="best time to call",
+            percent=("ci_low", "ci_high"),
+        ),
+    )
