@@ -93,8 +93,8 @@ from flask import Response, abort, current_app, g, has_request_context, request
 from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth, MultiAuth
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from core.config import (DASHBOARD_ROLES, ConfigError, DashboardToken, DashboardUser, Settings,
-                              check_dashboard_logins)
+from core.config import DASHBOARD_ROLES, ConfigError, DashboardToken, DashboardUser, Settings, check_dashboard_logins
+from dashboards import theme
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,9 @@ PAGE_ROLES = {
     "/model": MANAGER,
 }
 
-UNAUTHORIZED_MESSAGE = "401 Unauthorized: log in to CallPulse. The user name and password, or the token, " \
-                       "were missing or wrong.\n"
+UNAUTHORIZED_MESSAGE = (
+    "401 Unauthorized: log in to CallPulse. The user name and password, or the token, were missing or wrong.\n"
+)
 
 APP_MODULE = "dashboards.app"  # the shell's callbacks (the alert banner) serve every page
 _ROLE_MARK = "_callpulse_role"
@@ -174,15 +175,19 @@ class Credentials:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, settings: Settings) -> "Credentials":
+    def load(cls, settings: Settings) -> Credentials:
         users: dict[str, DashboardUser] = {}
         tokens: dict[str, DashboardToken] = {}
         file_users, file_tokens = _read_users_file(users_file(settings))
-        env_users = _from_env(USERS_ENV, DashboardUser)
-        env_tokens = _from_env(TOKENS_ENV, DashboardToken)
-        for source_users, source_tokens in ((file_users, file_tokens),
-                                            (settings.dashboard.users, settings.dashboard.tokens),
-                                            (env_users, env_tokens)):
+        env_users = {name: DashboardUser(role, secret) for name, (role, secret) in _env_entries(USERS_ENV).items()}
+        check_dashboard_logins(env_users, {}, f"{USERS_ENV} entry {{name}}")
+        env_tokens = {name: DashboardToken(role, secret) for name, (role, secret) in _env_entries(TOKENS_ENV).items()}
+        check_dashboard_logins({}, env_tokens, f"{TOKENS_ENV} entry {{name}}")
+        for source_users, source_tokens in (
+            (file_users, file_tokens),
+            (settings.dashboard.users, settings.dashboard.tokens),
+            (env_users, env_tokens),
+        ):
             users.update(source_users)
             tokens.update(source_tokens)
         return cls(users, tokens)
@@ -254,10 +259,13 @@ class LoginLimiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "LoginLimiter":
+    def from_settings(cls, settings: Settings) -> LoginLimiter:
         dashboard = settings.dashboard
-        return cls(dashboard.failed_logins_per_user_per_minute, dashboard.failed_logins_per_client_per_minute,
-                   dashboard.login_lockout_seconds)
+        return cls(
+            dashboard.failed_logins_per_user_per_minute,
+            dashboard.failed_logins_per_client_per_minute,
+            dashboard.login_lockout_seconds,
+        )
 
     def __len__(self) -> int:
         """How many user names and client addresses it remembers failures of."""
@@ -324,19 +332,16 @@ def _read_users_file(path: Path) -> tuple[dict[str, DashboardUser], dict[str, Da
     return users, tokens
 
 
-def _from_env(variable: str, kind: type[DashboardUser] | type[DashboardToken]) -> dict:
-    entries = {}
+def _env_entries(variable: str) -> dict[str, tuple[str, str]]:
+    """name -> (role, hash) of the "name:role:hash" entries in environment ``variable``."""
+    entries: dict[str, tuple[str, str]] = {}
     for entry in os.environ.get(variable, "").replace(",", " ").split():
         name, _, rest = entry.partition(":")
         role, _, secret = rest.partition(":")
         if not (name and role and secret):
             # Never echo the entry: it may be a password pasted by mistake.
             raise ConfigError(f"{variable}: entry {len(entries) + 1} is not name:role:hash")
-        entries[name] = kind(role, secret)
-    if kind is DashboardUser:
-        check_dashboard_logins(entries, {}, f"{variable} entry {{name}}")
-    else:
-        check_dashboard_logins({}, entries, f"{variable} entry {{name}}")
+        entries[name] = (role, secret)
     return entries
 
 
@@ -347,9 +352,11 @@ class FirstLogin:
     path: Path
 
     def message(self) -> str:
-        return (f"No dashboard user was configured, so one was created: user {self.user}, password "
-                f"{self.password}\nThe password is shown only this once; only its hash is kept, in {self.path}. "
-                "See \"Dashboard access\" in the README to add users.")
+        return (
+            f"No dashboard user was configured, so one was created: user {self.user}, password "
+            f"{self.password}\nThe password is shown only this once; only its hash is kept, in {self.path}. "
+            'See "Dashboard access" in the README to add users.'
+        )
 
 
 def ensure_first_admin(settings: Settings) -> FirstLogin | None:
@@ -362,12 +369,14 @@ def ensure_first_admin(settings: Settings) -> FirstLogin | None:
         log.warning("%s lists no login and none is configured: nobody can open the dashboard", path)
         return None
     password = secrets.token_urlsafe(16)
-    text = (f"# Created by CallPulse on first start, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, because no\n"
-            "# dashboard user was configured. Only the password's hash is kept here. Delete this file to\n"
-            "# drop this admin; with no other login configured, the next start makes a new one.\n"
-            "[dashboard.users.admin]\n"
-            f'role = "{ADMIN}"\n'
-            f'password_hash = "{hash_password(password)}"\n')
+    text = (
+        f"# Created by CallPulse on first start, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, because no\n"
+        "# dashboard user was configured. Only the password's hash is kept here. Delete this file to\n"
+        "# drop this admin; with no other login configured, the next start makes a new one.\n"
+        "[dashboard.users.admin]\n"
+        f'role = "{ADMIN}"\n'
+        f'password_hash = "{hash_password(password)}"\n'
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -385,9 +394,11 @@ def ensure_first_admin(settings: Settings) -> FirstLogin | None:
 
 def requires(role: str):
     """Mark a Flask view as open to ``role`` and the roles above it."""
+
     def mark(view):
         setattr(view, _ROLE_MARK, role)
         return view
+
     return mark
 
 
@@ -406,7 +417,7 @@ def current_principal() -> Principal | None:
 
 
 def page_role(page: dict) -> str:
-    return PAGE_ROLES.get(page.get("path"), ADMIN)
+    return PAGE_ROLES.get(page.get("path", ""), ADMIN)
 
 
 def pages_for(principal: Principal | None) -> list[dict]:
@@ -468,7 +479,7 @@ def protect(app: dash.Dash, credentials: Credentials, limiter: LoginLimiter) -> 
 
     @app.server.before_request
     def require_login():
-        view = current_app.view_functions.get(request.endpoint)
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
         if request.method == "OPTIONS" or getattr(view, _ROLE_MARK, None) == _PUBLIC:
             return None
         return guarded()
@@ -477,14 +488,24 @@ def protect(app: dash.Dash, credentials: Credentials, limiter: LoginLimiter) -> 
 def _refuse_while_locked(wait_seconds: float) -> None:
     if wait_seconds > 0:
         seconds = math.ceil(wait_seconds)
-        abort(Response(f"429 Too Many Requests: too many wrong logins from this address or for this user. "
-                       f"Try again in {seconds} s.\n", status=429, mimetype="text/plain",
-                       headers={"Retry-After": str(seconds)}))
+        abort(
+            Response(
+                f"429 Too Many Requests: too many wrong logins from this address or for this user. "
+                f"Try again in {seconds} s.\n",
+                status=429,
+                mimetype="text/plain",
+                headers={"Retry-After": str(seconds)},
+            )
+        )
 
 
 def _forbidden(principal: Principal, what: str, needed: str) -> Response:
-    return Response(f"403 Forbidden: {principal.name} has the {principal.role} role, which may not open "
-                    f"{what}. Ask an admin for the {needed} role.\n", status=403, mimetype="text/plain")
+    return Response(
+        f"403 Forbidden: {principal.name} has the {principal.role} role, which may not open "
+        f"{what}. Ask an admin for the {needed} role.\n",
+        status=403,
+        mimetype="text/plain",
+    )
 
 
 def _guard_page_layouts() -> None:
@@ -503,8 +524,11 @@ def _guarded_layout(layout, needed: str, name: str):
         principal = current_principal()
         if principal is None or not principal.may(needed):
             who = f"{principal.name} has the {principal.role} role, which" if principal else "this login"
-            return html.Div(f"403 Forbidden: {who} may not open the {name} page. Ask an admin for the "
-                            f"{needed} role.", className="forbidden", **{"data-testid": "forbidden"})
+            return html.Div(
+                f"403 Forbidden: {who} may not open the {name} page. Ask an admin for the {needed} role.",
+                className="forbidden",
+                **theme.data_attributes(testid="forbidden"),
+            )
         return layout(**arguments) if callable(layout) else layout
 
     setattr(guarded_layout, _GUARDED_LAYOUT, True)
@@ -518,15 +542,18 @@ def _unauthorized(_status):
 def _requirement(app: dash.Dash, prefix: str) -> tuple[str, str]:
     """The least role this request needs, and what it opens in words."""
     endpoint = request.endpoint
-    marked = getattr(current_app.view_functions.get(endpoint), _ROLE_MARK, None)
+    marked = getattr(current_app.view_functions.get(endpoint) if endpoint else None, _ROLE_MARK, None)
     if marked is not None:
         return marked, request.path
     if endpoint in (prefix, f"{prefix}<path:path>"):
         return _pathname_requirement(app, request.path)
     if endpoint == f"{prefix}_dash-update-component":
         return _callback_requirement(app)
-    if endpoint is None or endpoint in ("static", "_dash_assets.static") or (
-            endpoint.startswith(f"{prefix}_dash-") or endpoint in (f"{prefix}_reload-hash", f"{prefix}_favicon.ico")):
+    if (
+        endpoint is None
+        or endpoint in ("static", "_dash_assets.static")
+        or (endpoint.startswith(f"{prefix}_dash-") or endpoint in (f"{prefix}_reload-hash", f"{prefix}_favicon.ico"))
+    ):
         # Dash's scripts, styles, shell layout and callback list, or a 404: no data in any of them.
         return SUPERVISOR, request.path
     return ADMIN, request.path
@@ -541,16 +568,22 @@ def _pathname_requirement(app: dash.Dash, pathname: str) -> tuple[str, str]:
 
 
 def _callback_requirement(app: dash.Dash) -> tuple[str, str]:
-    body = request.get_json(silent=True)
-    output = body.get("output") if isinstance(body, dict) else None
+    payload = request.get_json(silent=True)
+    body: dict = payload if isinstance(payload, dict) else {}
+    output = body.get("output")
     declared = app.callback_map.get(output, {}) if isinstance(output, str) else {}
     callback = declared.get("callback")
-    if callback is None:
+    if callback is None or not isinstance(output, str):
         return ADMIN, "an unknown callback"
     for part in ("inputs", "state"):
         if not _matches_declaration(body.get(part) or [], declared.get(part) or []):
-            abort(Response(f"400 Bad Request: the callback's {part} are not the ones it declares, in order.\n",
-                           status=400, mimetype="text/plain"))
+            abort(
+                Response(
+                    f"400 Bad Request: the callback's {part} are not the ones it declares, in order.\n",
+                    status=400,
+                    mimetype="text/plain",
+                )
+            )
     if f"{_ID_CONTENT}.children" in output:
         pathname = _input_value(body.get("inputs"), _ID_LOCATION, "pathname")
         return _pathname_requirement(app, pathname) if isinstance(pathname, str) else (ADMIN, "a page")
@@ -572,8 +605,10 @@ def _matches_declaration(sent, declared: list[dict]) -> bool:
     for item, spec in zip(sent, declared):
         if spec["id"].startswith("{"):  # a pattern (ALL, MATCH): a list of matching components, or one
             items = item if isinstance(item, list) else [item]
-            if not all(isinstance(each, dict) and isinstance(each.get("id"), dict)
-                       and each.get("property") == spec["property"] for each in items):
+            if not all(
+                isinstance(each, dict) and isinstance(each.get("id"), dict) and each.get("property") == spec["property"]
+                for each in items
+            ):
                 return False
         elif not (isinstance(item, dict) and item.get("id") == spec["id"] and item.get("property") == spec["property"]):
             return False
