@@ -18,6 +18,7 @@ from dash import Input, Output, callback, dcc, html
 
 from core.alerts import format_seconds
 from core.metrics import compute_rates, format_metric
+from dashboards import theme
 from dashboards.data import abandon_level, context, shared_wallboard_model
 
 dash.register_page(__name__, path="/", name="Wallboard", title="CallPulse · Wallboard", order=0)
@@ -38,15 +39,23 @@ def layout(**_query):
         [
             html.Div(
                 [
-                    html.Div(id="wallboard-clock", className="clock", **{"data-testid": "clock"}),
+                    html.Div(id="wallboard-clock", className="clock", **theme.data_attributes(testid="clock")),
                     html.Div(id="slot-strip", className="slot-strip"),
-                    html.Div(id="campaign-count", className="campaign-count", **{"data-testid": "campaign-count"}),
-                    html.Div(id="page-indicator", className="page-indicator", **{"data-testid": "page-indicator"}),
+                    html.Div(
+                        id="campaign-count",
+                        className="campaign-count",
+                        **theme.data_attributes(testid="campaign-count"),
+                    ),
+                    html.Div(
+                        id="page-indicator",
+                        className="page-indicator",
+                        **theme.data_attributes(testid="page-indicator"),
+                    ),
                     html.Div(id="freshness", className="freshness"),
                 ],
                 className="wallboard-header",
             ),
-            html.Div(id="centre-total", className="centre-total", **{"data-testid": "centre-total"}),
+            html.Div(id="centre-total", className="centre-total", **theme.data_attributes(testid="centre-total")),
             html.Div(id="campaign-tiles", className="tiles"),
             dcc.Interval(id="wallboard-refresh", interval=refresh_ms),
         ],
@@ -56,34 +65,63 @@ def layout(**_query):
 
 def _sparkline(spark: dict, colour: str) -> dcc.Graph:
     figure = go.Figure(
-        go.Scatter(x=spark["minutes"], y=spark["dials"], mode="lines", line={"color": colour, "width": 2},
-                   fill="tozeroy", hovertemplate="%{x|%H:%M} · %{y} dials<extra></extra>")
+        go.Scatter(
+            x=spark["minutes"],
+            y=spark["dials"],
+            mode="lines",
+            line={"color": colour, "width": 2},
+            fill="tozeroy",
+            hovertemplate="%{x|%H:%M} · %{y} dials<extra></extra>",
+        )
     )
     figure.update_layout(
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=80, showlegend=False,
-        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-        xaxis={"visible": False}, yaxis={"visible": False, "rangemode": "tozero"},
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        height=80,
+        showlegend=False,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        xaxis={"visible": False},
+        yaxis={"visible": False, "rangemode": "tozero"},
     )
-    return dcc.Graph(figure=figure, config={"displayModeBar": False, "staticPlot": True},
-                     className="sparkline")
+    return dcc.Graph(figure=figure, config={"displayModeBar": False, "staticPlot": True}, className="sparkline")
 
 
 def _stat(label: str, value: str, test_id: str) -> html.Div:
-    return html.Div([html.Div(value, className="stat-value", **{"data-testid": test_id}),
-                     html.Div(label, className="stat-label")], className="stat")
+    return html.Div(
+        [
+            html.Div(value, className="stat-value", **theme.data_attributes(testid=test_id)),
+            html.Div(label, className="stat-label"),
+        ],
+        className="stat",
+    )
 
 
 def _compliance(window: dict, name: str, settings, campaign: str) -> html.Div:
     rules = settings.alert_rules_for(campaign)
     rate = window["abandon_rate"]
-    level = "none" if rate is None else "critical" if rate >= rules.compliance_limit else \
-        "warning" if rate >= rules.compliance_limit * rules.compliance_share else "ok"
-    return html.Div([html.Span(window["label"], className="stat-label"),
-                     html.Span(format_metric("abandon_rate", window["abandon_rate"]), className="window-value",
-                               style={"color": LEVEL_COLOURS[level]}, **{"data-testid": name}),
-                     _budget(window, name)],
-                    className=f"window window-{level}", title=f"{window['abandoned']} abandoned / "
-                                                               f"{window['contacts']} live answers")
+    level = (
+        "none"
+        if rate is None
+        else "critical"
+        if rate >= rules.compliance_limit
+        else "warning"
+        if rate >= rules.compliance_limit * rules.compliance_share
+        else "ok"
+    )
+    return html.Div(
+        [
+            html.Span(window["label"], className="stat-label"),
+            html.Span(
+                format_metric("abandon_rate", window["abandon_rate"]),
+                className="window-value",
+                style={"color": LEVEL_COLOURS[level]},
+                **theme.data_attributes(testid=name),
+            ),
+            _budget(window, name),
+        ],
+        className=f"window window-{level}",
+        title=f"{window['abandoned']} abandoned / {window['contacts']} live answers",
+    )
 
 
 def _budget(window: dict, name: str) -> html.Span:
@@ -91,8 +129,11 @@ def _budget(window: dict, name: str) -> html.Span:
     at the last hour's pace ("12 left · limit in 3.1 h")."""
     hours = window.get("hours_to_limit")
     pace = "" if hours is None else " · limit now" if hours <= 0 else f" · limit in {format_seconds(hours * 3600)}"
-    return html.Span(f"{window.get('abandons_allowed', 0):,} left{pace}", className="stat-label window-budget",
-                     **{"data-testid": f"{name}-budget"})
+    return html.Span(
+        f"{window.get('abandons_allowed', 0):,} left{pace}",
+        className="stat-label window-budget",
+        **theme.data_attributes(testid=f"{name}-budget"),
+    )
 
 
 def _gauge(rate: float | None, colour: str, rules) -> html.Div:
@@ -100,11 +141,19 @@ def _gauge(rate: float | None, colour: str, rules) -> html.Div:
     and critical thresholds marked: how close to the line a campaign is, at a glance."""
     scale = 2 * rules.abandon_critical
     filled = 0.0 if rate is None else min(rate / scale, 1.0)
-    marks = [html.Div(className=f"gauge-mark gauge-{name}", style={"left": f"{threshold / scale:.1%}"},
-                      title=f"{name} at {format_metric('abandon_rate', threshold)}")
-             for name, threshold in (("warning", rules.abandon_warning), ("critical", rules.abandon_critical))]
-    return html.Div([html.Div(className="gauge-fill", style={"width": f"{filled:.1%}", "background": colour}),
-                     *marks], className="gauge", **{"data-testid": "abandon-gauge", "data-fill": f"{filled:.4f}"})
+    marks = [
+        html.Div(
+            className=f"gauge-mark gauge-{name}",
+            style={"left": f"{threshold / scale:.1%}"},
+            title=f"{name} at {format_metric('abandon_rate', threshold)}",
+        )
+        for name, threshold in (("warning", rules.abandon_warning), ("critical", rules.abandon_critical))
+    ]
+    return html.Div(
+        [html.Div(className="gauge-fill", style={"width": f"{filled:.1%}", "background": colour}), *marks],
+        className="gauge",
+        **theme.data_attributes(testid="abandon-gauge", fill=f"{filled:.4f}"),
+    )
 
 
 def _tile(campaign: dict) -> html.Div:
@@ -118,17 +167,25 @@ def _tile(campaign: dict) -> html.Div:
             html.Div(campaign["campaign"], className="tile-title"),
             html.Div(
                 [
-                    html.Div(format_metric("abandon_rate", live_rate), className="abandon-value",
-                             style={"color": colour}, **{"data-testid": "live-abandon-rate"}),
+                    html.Div(
+                        format_metric("abandon_rate", live_rate),
+                        className="abandon-value",
+                        style={"color": colour},
+                        **theme.data_attributes(testid="live-abandon-rate"),
+                    ),
                     _gauge(live_rate, colour, settings.alert_rules_for(campaign["campaign"])),
-                    html.Div(f"abandon rate · last 15 min · {live['contacts']} live answers",
-                             className="stat-label"),
+                    html.Div(f"abandon rate · last 15 min · {live['contacts']} live answers", className="stat-label"),
                 ],
                 className=f"abandon abandon-{level}",
             ),
             _floor_strip(campaign),
-            html.Div([_compliance(campaign["compliance"][name], name, settings, campaign["campaign"])
-                      for name in ("uk_24h", "us_30d")], className="compliance"),
+            html.Div(
+                [
+                    _compliance(campaign["compliance"][name], name, settings, campaign["campaign"])
+                    for name in ("uk_24h", "us_30d")
+                ],
+                className="compliance",
+            ),
             html.Div(
                 [
                     _stat("dials today", format_metric("dials", campaign["dials"]), "dials"),
@@ -142,7 +199,7 @@ def _tile(campaign: dict) -> html.Div:
             _sparkline(campaign["sparkline"], colour),
         ],
         className=f"tile level-{level}",
-        **{"data-campaign": campaign["campaign"]},
+        **theme.data_attributes(campaign=campaign["campaign"]),
     )
 
 
@@ -162,10 +219,20 @@ def _floor_strip(entry: dict) -> html.Div:
     """Agents by state (coloured counts), calls waiting with the longest wait, the dial level,
     and today's drops against how many more the day's limit allows."""
     agents = entry.get("agents") or {}
-    counts = [html.Span([html.Span(_number(agents.get(state)), className="floor-count",
-                                   **{"data-testid": f"agents-{state}"}),
-                         html.Span(label, className="floor-label")], className=f"floor-agents state-{state}")
-              for state, label in AGENT_STATES]
+    counts = [
+        html.Span(
+            [
+                html.Span(
+                    _number(agents.get(state)),
+                    className="floor-count",
+                    **theme.data_attributes(testid=f"agents-{state}"),
+                ),
+                html.Span(label, className="floor-label"),
+            ],
+            className=f"floor-agents state-{state}",
+        )
+        for state, label in AGENT_STATES
+    ]
     waiting, longest = entry.get("calls_waiting"), entry.get("longest_wait_seconds")
     allowance = entry.get("drop_allowance_today")
     allowance_class = "" if allowance is None else " over" if allowance <= 0 else " near" if allowance < 3 else ""
@@ -174,29 +241,58 @@ def _floor_strip(entry: dict) -> html.Div:
             html.Div(counts, className="floor-agents-row"),
             html.Div(
                 [
-                    html.Span([html.Span(_number(waiting), className="floor-count",
-                                         **{"data-testid": "calls-waiting"}),
-                               html.Span("waiting", className="floor-label"),
-                               html.Span(f"max {MISSING if waiting is None else _seconds(longest or 0)}",
-                                         className="floor-label", **{"data-testid": "longest-wait"})],
-                              className="floor-item" + (" waiting" if waiting else ""),
-                              title="calls answered and waiting for an agent · the longest wait (m:ss)"),
-                    html.Span([html.Span("dial", className="floor-label"),
-                               html.Span(_number(entry.get("dial_level"), 1), className="floor-count",
-                                         **{"data-testid": "dial-level"})], className="floor-item"),
-                    html.Span([html.Span("drops", className="floor-label"),
-                               html.Span(_number(entry.get("drops_today")), className="floor-count",
-                                         **{"data-testid": "drops-today"}),
-                               html.Span(f"· {_number(allowance)} left", className="floor-label",
-                                         **{"data-testid": "drop-allowance"})],
-                              className="floor-item" + allowance_class,
-                              title="dropped today · how many more may drop before today's abandon rate "
-                                    "passes the campaign's limit"),
+                    html.Span(
+                        [
+                            html.Span(
+                                _number(waiting),
+                                className="floor-count",
+                                **theme.data_attributes(testid="calls-waiting"),
+                            ),
+                            html.Span("waiting", className="floor-label"),
+                            html.Span(
+                                f"max {MISSING if waiting is None else _seconds(longest or 0)}",
+                                className="floor-label",
+                                **theme.data_attributes(testid="longest-wait"),
+                            ),
+                        ],
+                        className="floor-item" + (" waiting" if waiting else ""),
+                        title="calls answered and waiting for an agent · the longest wait (m:ss)",
+                    ),
+                    html.Span(
+                        [
+                            html.Span("dial", className="floor-label"),
+                            html.Span(
+                                _number(entry.get("dial_level"), 1),
+                                className="floor-count",
+                                **theme.data_attributes(testid="dial-level"),
+                            ),
+                        ],
+                        className="floor-item",
+                    ),
+                    html.Span(
+                        [
+                            html.Span("drops", className="floor-label"),
+                            html.Span(
+                                _number(entry.get("drops_today")),
+                                className="floor-count",
+                                **theme.data_attributes(testid="drops-today"),
+                            ),
+                            html.Span(
+                                f"· {_number(allowance)} left",
+                                className="floor-label",
+                                **theme.data_attributes(testid="drop-allowance"),
+                            ),
+                        ],
+                        className="floor-item" + allowance_class,
+                        title="dropped today · how many more may drop before today's abandon rate "
+                        "passes the campaign's limit",
+                    ),
                 ],
                 className="floor-calls-row",
             ),
         ],
-        className="floor-strip", **{"data-testid": "floor-strip"},
+        className="floor-strip",
+        **theme.data_attributes(testid="floor-strip"),
     )
 
 
@@ -205,16 +301,28 @@ def _centre_total(model: dict) -> list:
     total = dict(model.get("total") or {})
     campaigns = model["campaigns"]
     if "dials" not in total and campaigns:  # a model without totals: the sums of what it carries
-        sums = {name: sum(c.get(name) or 0 for c in campaigns) for name in ("dials", "contacts", "abandoned",
-                                                                          "orders", "cost")}
-        total.update(sums, **{name: value for name, value in compute_rates(sums).items()
-                              if name in ("abandon_rate", "contact_rate", "cpo")})
-    figures = [("dials today", format_metric("dials", total.get("dials")), "total-dials"),
-               ("abandon today", format_metric("abandon_rate", total.get("abandon_rate")), "total-abandon"),
-               ("orders", format_metric("orders", total.get("orders")), "total-orders")]
-    return [html.Div("Centre", className="tile-title"),
-            html.Div([_stat(label, value, test_id) for label, value, test_id in figures], className="total-stats"),
-            _floor_strip(total)]
+        sums = {
+            name: sum(c.get(name) or 0 for c in campaigns)
+            for name in ("dials", "contacts", "abandoned", "orders", "cost")
+        }
+        total.update(
+            sums,
+            **{
+                name: value
+                for name, value in compute_rates(sums).items()
+                if name in ("abandon_rate", "contact_rate", "cpo")
+            },
+        )
+    figures = [
+        ("dials today", format_metric("dials", total.get("dials")), "total-dials"),
+        ("abandon today", format_metric("abandon_rate", total.get("abandon_rate")), "total-abandon"),
+        ("orders", format_metric("orders", total.get("orders")), "total-orders"),
+    ]
+    return [
+        html.Div("Centre", className="tile-title"),
+        html.Div([_stat(label, value, test_id) for label, value, test_id in figures], className="total-stats"),
+        _floor_strip(total),
+    ]
 
 
 def _pages(count: int) -> tuple[int, int]:
@@ -248,30 +356,45 @@ def refresh(_n):
     pages, per_page = _pages(shown)
     # Every board turns its pages on the same clock, so two TVs side by side show the same page.
     page = int(time.time() // context().settings.dashboard.rotate_seconds) % pages
-    on_page = model["campaigns"][page * per_page:(page + 1) * per_page]
+    on_page = model["campaigns"][page * per_page : (page + 1) * per_page]
     columns = COLUMNS_FOR[max(1, len(on_page))]
     rows = max(1, math.ceil(len(on_page) / columns))
-    indicator = [] if pages == 1 else [
-        html.Span(f"page {page + 1} / {pages}", className="page-number"),
-        *[html.Span(className="page-dot current" if index == page else "page-dot") for index in range(pages)]]
+    indicator = (
+        []
+        if pages == 1
+        else [
+            html.Span(f"page {page + 1} / {pages}", className="page-number"),
+            *[html.Span(className="page-dot current" if index == page else "page-dot") for index in range(pages)],
+        ]
+    )
     # An empty warehouse (a first start, before the first call lands) is a normal state: say
     # so, rather than leave the wall TV blank.
     tiles = [_tile(c) for c in on_page] or [
-        html.Div(["Waiting for the first calls to land…",
-                  html.Div("Campaign tiles appear here by themselves as soon as the worker lands calls.",
-                           className="stat-label")],
-                 className="empty", **{"data-testid": "waiting-for-calls"})
+        html.Div(
+            [
+                "Waiting for the first calls to land…",
+                html.Div(
+                    "Campaign tiles appear here by themselves as soon as the worker lands calls.",
+                    className="stat-label",
+                ),
+            ],
+            className="empty",
+            **theme.data_attributes(testid="waiting-for-calls"),
+        )
     ]
     slot_names = context().slot_rules.names
-    strip = [html.Span(name.replace("_", " "), className="slot current" if name == model["current_slot"] else "slot")
-             for name in slot_names]
+    strip = [
+        html.Span(name.replace("_", " "), className="slot current" if name == model["current_slot"] else "slot")
+        for name in slot_names
+    ]
     if model["age_seconds"] is None:
         freshness, state = "no data yet", "freshness stale"
     else:
         age = _age(model["age_seconds"])
         # A TV on the wall must never pass old numbers off as live: say so in words.
-        freshness = (f"STALE · nothing new for {age} · these figures are not live" if model["stale"]
-                     else f"updated {age} ago")
+        freshness = (
+            f"STALE · nothing new for {age} · these figures are not live" if model["stale"] else f"updated {age} ago"
+        )
         state = "freshness stale" if model["stale"] else "freshness fresh"
     total = _centre_total(model) if model["campaigns"] else []
     return (tiles, f"tiles cols-{columns} rows-{rows}", strip, freshness, state, cut, indicator, total, _clock())
