@@ -13,18 +13,29 @@ from datetime import datetime, timedelta, timezone
 import dash
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
+from dash.dash_table.DataTable import DataTable
 
 from analytics import reports
 from core.alerts import format_seconds
-from core.metrics import (COMPLIANCE_DEFINITIONS, COMPLIANCE_WINDOWS, compliance_figures, format_metric, ratio,
-                          window_budgets)
+from core.metrics import (
+    COMPLIANCE_DEFINITIONS,
+    COMPLIANCE_WINDOWS,
+    compliance_figures,
+    format_metric,
+    ratio,
+    window_budgets,
+)
 from dashboards import theme
 from dashboards.controls import Export, control, day_range, download, export_buttons
 from dashboards.data import board_time, context, newest_day, parse_day
+from warehouse.queries.compliance import (
+    calling_hours_violations,
+    calls_without_callee_timezone,
+    customers_abandoned_more_than_once,
+    repeat_calls_after_abandon,
+)
 from warehouse.queries.live import busiest_campaigns, compliance_windows, freshness
-from warehouse.queries.compliance import (calling_hours_violations, calls_without_callee_timezone,
-                                          customers_abandoned_more_than_once, repeat_calls_after_abandon)
 from warehouse.queries.reports import campaign_names, stop_list_violations
 
 dash.register_page(__name__, path="/compliance", name="Compliance", title="CallPulse · Compliance", order=30)
@@ -34,24 +45,54 @@ DEFAULT_DAYS = 30
 # chooses; the filter offers CAMPAIGN_OPTIONS names at a time and typing finds the others.
 MAX_CAMPAIGNS = 60
 CAMPAIGN_OPTIONS = 50
-TABLE_COLUMNS = [("campaign", "Campaign"), ("day", "Day"), ("dials", "Dials"), ("contacts", "Live answers"),
-                 ("abandoned", "Dropped"), ("abandon_rate", "Day's rate (dialer)"),
-                 ("abandon_rate_ofcom", "Day's rate (Ofcom)"),
-                 ("rolling_30d_abandon_rate", "30-day rate (FTC)"), ("limit", "Limit"),
-                 ("over_limit", "Over the limit")]
+TABLE_COLUMNS = [
+    ("campaign", "Campaign"),
+    ("day", "Day"),
+    ("dials", "Dials"),
+    ("contacts", "Live answers"),
+    ("abandoned", "Dropped"),
+    ("abandon_rate", "Day's rate (dialer)"),
+    ("abandon_rate_ofcom", "Day's rate (Ofcom)"),
+    ("rolling_30d_abandon_rate", "30-day rate (FTC)"),
+    ("limit", "Limit"),
+    ("over_limit", "Over the limit"),
+]
 WINDOWS = {w.name: w for w in COMPLIANCE_WINDOWS}
-VIOLATION_COLUMNS = [("dialed_at", "Dialled (local)"), ("campaign", "Campaign"), ("agent", "Agent"),
-                     ("team", "Team"), ("segment", "Segment"), ("outcome", "Outcome"),
-                     ("flagged_at", "On the stop list since"), ("after_flag", "Dialled after the flag"),
-                     ("reason", "Reason"), ("event_id", "Call (event id)")]
+VIOLATION_COLUMNS = [
+    ("dialed_at", "Dialled (local)"),
+    ("campaign", "Campaign"),
+    ("agent", "Agent"),
+    ("team", "Team"),
+    ("segment", "Segment"),
+    ("outcome", "Outcome"),
+    ("flagged_at", "On the stop list since"),
+    ("after_flag", "Dialled after the flag"),
+    ("reason", "Reason"),
+    ("event_id", "Call (event id)"),
+]
 
-CALLING_HOURS_COLUMNS = [("dialed_at", "Dialled (local)"), ("local_dialed_at", "Callee's clock"),
-                         ("callee_timezone", "Callee's zone"), ("allowed", "Allowed"), ("campaign", "Campaign"),
-                         ("agent", "Agent"), ("team", "Team"), ("outcome", "Outcome"), ("event_id", "Call (event id)")]
-REPEAT_COLUMNS = [("dialed_at", "Dialled again (local)"), ("campaign", "Campaign"), ("agent", "Agent"),
-                  ("outcome", "Outcome"), ("event_id", "Call (event id)"), ("abandoned_at", "Abandoned (local)"),
-                  ("abandoned_campaign", "Abandoned in"), ("abandoned_event_id", "Abandoned call"),
-                  ("hours_after_abandon", "After")]
+CALLING_HOURS_COLUMNS = [
+    ("dialed_at", "Dialled (local)"),
+    ("local_dialed_at", "Callee's clock"),
+    ("callee_timezone", "Callee's zone"),
+    ("allowed", "Allowed"),
+    ("campaign", "Campaign"),
+    ("agent", "Agent"),
+    ("team", "Team"),
+    ("outcome", "Outcome"),
+    ("event_id", "Call (event id)"),
+]
+REPEAT_COLUMNS = [
+    ("dialed_at", "Dialled again (local)"),
+    ("campaign", "Campaign"),
+    ("agent", "Agent"),
+    ("outcome", "Outcome"),
+    ("event_id", "Call (event id)"),
+    ("abandoned_at", "Abandoned (local)"),
+    ("abandoned_campaign", "Abandoned in"),
+    ("abandoned_event_id", "Abandoned call"),
+    ("hours_after_abandon", "After"),
+]
 
 
 def layout(**query):
@@ -64,35 +105,59 @@ def layout(**query):
             html.Div(
                 [
                     day_range("compliance-dates", start, end),
-                    control("Campaigns", dcc.Dropdown(
-                        id="compliance-campaigns", multi=True, options=[],
-                        placeholder=f"the {MAX_CAMPAIGNS} busiest (type to find others)")),
+                    control(
+                        "Campaigns",
+                        dcc.Dropdown(
+                            id="compliance-campaigns",
+                            multi=True,
+                            options=[],
+                            placeholder=f"the {MAX_CAMPAIGNS} busiest (type to find others)",
+                        ),
+                    ),
                     export_buttons("compliance"),
                 ],
                 className="controls",
             ),
-            html.Div(id="compliance-summary", className="report-summary", **{"data-testid": "compliance-summary"}),
+            html.Div(
+                id="compliance-summary",
+                className="report-summary",
+                **theme.data_attributes(testid="compliance-summary"),
+            ),
             theme.graph("compliance-chart"),
             html.H3("Daily history", className="section-title"),
-            dash_table.DataTable(
-                id="compliance-table", columns=[{"name": label, "id": key} for key, label in TABLE_COLUMNS],
-                page_size=31, sort_action="native", filter_action="native",
+            DataTable(
+                id="compliance-table",
+                columns=[{"name": label, "id": key} for key, label in TABLE_COLUMNS],
+                page_size=31,
+                sort_action="native",
+                filter_action="native",
                 style_data_conditional=[
-                    {"if": {"filter_query": '{over_limit} contains "UK"'}, "backgroundColor": theme.OVER_LIMIT,
-                     "fontWeight": "bold"},
-                    {"if": {"filter_query": '{over_limit} contains "US"',
-                            "column_id": "rolling_30d_abandon_rate"},
-                     "backgroundColor": theme.OVER_LIMIT, "fontWeight": "bold"},
+                    {
+                        "if": {"filter_query": '{over_limit} contains "UK"'},
+                        "backgroundColor": theme.OVER_LIMIT,
+                        "fontWeight": "bold",
+                    },
+                    {
+                        "if": {"filter_query": '{over_limit} contains "US"', "column_id": "rolling_30d_abandon_rate"},
+                        "backgroundColor": theme.OVER_LIMIT,
+                        "fontWeight": "bold",
+                    },
                     {"if": {"column_id": ["campaign", "day"]}, "textAlign": "left"},
                 ],
                 **theme.TABLE_STYLE,
             ),
             html.H3("Stop-list violations", className="section-title"),
-            html.Div(id="stop-list-summary", className="report-summary", **{"data-testid": "stop-list-summary"}),
+            html.Div(
+                id="stop-list-summary", className="report-summary", **theme.data_attributes(testid="stop-list-summary")
+            ),
             # Names the call, campaign and agent, never the customer: the list is for audits.
-            dash_table.DataTable(
-                id="stop-list-table", columns=[{"name": label, "id": key} for key, label in VIOLATION_COLUMNS],
-                page_size=20, sort_action="native", export_format="csv", export_headers="display",
+            DataTable(
+                id="stop-list-table",
+                columns=[{"name": label, "id": key} for key, label in VIOLATION_COLUMNS],
+                page_size=20,
+                sort_action="native",
+                export_format="csv",
+                export_headers="display",
                 **theme.TABLE_STYLE,
             ),
             *_regulator_violation_sections(),
@@ -114,9 +179,21 @@ def _history(start, end, chosen):
     campaigns, total = _shown_campaigns(start_day, chosen)
     if not campaigns:  # none with calls (an empty list would mean every campaign below)
         return start_day, end_day, campaigns, total, pd.DataFrame(columns=reports.COMPLIANCE_COLUMNS)
-    return start_day, end_day, campaigns, total, reports.compliance_days(
-        context().client, start_day, end_day, settings.zone, _limit_for, campaigns=campaigns,
-        amd_rate_for=_amd_rate_for)
+    return (
+        start_day,
+        end_day,
+        campaigns,
+        total,
+        reports.compliance_days(
+            context().client,
+            start_day,
+            end_day,
+            settings.zone,
+            _limit_for,
+            campaigns=campaigns,
+            amd_rate_for=_amd_rate_for,
+        ),
+    )
 
 
 def _shown_campaigns(start_day, chosen) -> tuple[list[str], int]:
@@ -128,8 +205,12 @@ def _shown_campaigns(start_day, chosen) -> tuple[list[str], int]:
     return busiest_campaigns(context().client, now, since, MAX_CAMPAIGNS)
 
 
-@callback(Output("compliance-campaigns", "options"), Input("compliance-campaigns", "search_value"),
-          State("compliance-campaigns", "value"), prevent_initial_call=True)
+@callback(
+    Output("compliance-campaigns", "options"),
+    Input("compliance-campaigns", "search_value"),
+    State("compliance-campaigns", "value"),
+    prevent_initial_call=True,
+)
 def search_campaigns(typed, chosen):
     """As the user types, the campaigns whose name holds it, a few dozen at a time."""
     if not isinstance(typed, str) or not isinstance(chosen, (list, type(None))):
@@ -160,16 +241,22 @@ def build(start, end, chosen):
             shown[key] = format_metric("abandon_rate", row[key])
         for key in ("dials", "contacts", "abandoned"):
             shown[key] = format_metric("dials", row[key])
-        shown["over_limit"] = ", ".join(label for flag, label in (("day_over_limit", "UK day"),
-                                                                  ("rolling_30d_over_limit", "US 30 days"))
-                                        if row[flag])
+        shown["over_limit"] = ", ".join(
+            label
+            for flag, label in (("day_over_limit", "UK day"), ("rolling_30d_over_limit", "US 30 days"))
+            if row[flag]
+        )
         rows.append(shown)
     over_days = int(history["day_over_limit"].sum()) if len(history) else 0
-    summary = (f"{start_day} to {end_day} · {history['campaign'].nunique() if len(history) else 0} campaigns · "
-               f"{over_days} campaign-day{'s' if over_days != 1 else ''} over the limit (highlighted)")
+    summary = (
+        f"{start_day} to {end_day} · {history['campaign'].nunique() if len(history) else 0} campaigns · "
+        f"{over_days} campaign-day{'s' if over_days != 1 else ''} over the limit (highlighted)"
+    )
     if total > len(campaigns):
-        summary += (f" · showing {len(campaigns)} of {total:,} campaigns, the busiest: choose campaigns to see "
-                    "others (`callpulse compliance export` covers them all)")
+        summary += (
+            f" · showing {len(campaigns)} of {total:,} campaigns, the busiest: choose campaigns to see "
+            "others (`callpulse compliance export` covers them all)"
+        )
     violations, violations_summary = _violations(start_day, end_day)
     return cards, _chart(history), rows, summary, violations, violations_summary
 
@@ -181,30 +268,45 @@ def _violations(start_day, end_day) -> tuple[list[dict], str]:
     frame = stop_list_violations(context().client, start, end)
     rows = []
     for row in frame.to_dict("records"):
-        dialed, flagged = (row[key].tz_localize("UTC") if row[key].tzinfo is None else row[key]
-                           for key in ("dialed_at", "flagged_at"))
-        rows.append({**{key: row.get(key) for key, _ in VIOLATION_COLUMNS},
-                     "dialed_at": dialed.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                     "flagged_at": flagged.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                     "after_flag": _duration(dialed - flagged)})
+        dialed, flagged = (
+            row[key].tz_localize("UTC") if row[key].tzinfo is None else row[key] for key in ("dialed_at", "flagged_at")
+        )
+        rows.append(
+            {
+                **{key: row.get(key) for key, _ in VIOLATION_COLUMNS},
+                "dialed_at": dialed.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                "flagged_at": flagged.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                "after_flag": _duration(dialed - flagged),
+            }
+        )
     if not rows:
         return rows, f"No dials to stop-listed customers from {start_day} to {end_day}."
-    return rows, (f"{len(rows)} dial{'s' if len(rows) != 1 else ''} to stop-listed customers from {start_day} "
-                  f"to {end_day} in {frame['campaign'].nunique()} campaign(s)")
+    return rows, (
+        f"{len(rows)} dial{'s' if len(rows) != 1 else ''} to stop-listed customers from {start_day} "
+        f"to {end_day} in {frame['campaign'].nunique()} campaign(s)"
+    )
 
 
 def _regulator_violation_sections() -> list:
     """Calls outside the callee's allowed hours and repeat dials after an abandon: like the
     stop-list list, they name the call, campaign and agent, never the customer."""
     sections = []
-    for key, title, columns in (("calling-hours", "Calls outside the allowed hours", CALLING_HOURS_COLUMNS),
-                                ("repeat-calls", "Repeat calls within 72 h of an abandoned call", REPEAT_COLUMNS)):
+    for key, title, columns in (
+        ("calling-hours", "Calls outside the allowed hours", CALLING_HOURS_COLUMNS),
+        ("repeat-calls", "Repeat calls within 72 h of an abandoned call", REPEAT_COLUMNS),
+    ):
         sections += [
             html.H3(title, className="section-title"),
-            html.Div(id=f"{key}-summary", className="report-summary", **{"data-testid": f"{key}-summary"}),
-            dash_table.DataTable(id=f"{key}-table", columns=[{"name": label, "id": name} for name, label in columns],
-                                 page_size=20, sort_action="native", export_format="csv", export_headers="display",
-                                 **theme.TABLE_STYLE),
+            html.Div(id=f"{key}-summary", className="report-summary", **theme.data_attributes(testid=f"{key}-summary")),
+            DataTable(
+                id=f"{key}-table",
+                columns=[{"name": label, "id": name} for name, label in columns],
+                page_size=20,
+                sort_action="native",
+                export_format="csv",
+                export_headers="display",
+                **theme.TABLE_STYLE,
+            ),
         ]
     return sections
 
@@ -225,8 +327,10 @@ def build_regulator_violations(start, end):
 
 def _local_days(start_day, end_day) -> tuple[datetime, datetime]:
     zone = context().settings.zone
-    return (datetime.combine(start_day, datetime.min.time(), zone),
-            datetime.combine(end_day + timedelta(days=1), datetime.min.time(), zone))
+    return (
+        datetime.combine(start_day, datetime.min.time(), zone),
+        datetime.combine(end_day + timedelta(days=1), datetime.min.time(), zone),
+    )
 
 
 def _local(moment, zone) -> str:
@@ -239,15 +343,21 @@ def _calling_hours_section(start_day, end_day) -> tuple[list[dict], str]:
     client, zone = context().client, context().settings.zone
     frame = calling_hours_violations(client, start, end)
     unjudged = int(calls_without_callee_timezone(client, start, end)["without_timezone"].sum())
-    rows = [{**{key: row.get(key) for key, _ in CALLING_HOURS_COLUMNS}, "dialed_at": _local(row["dialed_at"], zone),
-             "allowed": f"{row['allowed_from']}-{row['allowed_until']} ({row['profile']})"}
-            for row in frame.to_dict("records")]
-    not_judged = (f"{unjudged:,} call{' had' if unjudged == 1 else 's had'} no callee time zone and "
-                  "could not be judged")
+    rows = [
+        {
+            **{key: row.get(key) for key, _ in CALLING_HOURS_COLUMNS},
+            "dialed_at": _local(row["dialed_at"], zone),
+            "allowed": f"{row['allowed_from']}-{row['allowed_until']} ({row['profile']})",
+        }
+        for row in frame.to_dict("records")
+    ]
+    not_judged = f"{unjudged:,} call{' had' if unjudged == 1 else 's had'} no callee time zone and could not be judged"
     if not rows:
         return rows, f"No calls outside the allowed hours from {start_day} to {end_day}. {not_judged}."
-    return rows, (f"{len(rows)} call{'s' if len(rows) != 1 else ''} outside the callee's allowed hours from "
-                  f"{start_day} to {end_day} in {frame['campaign'].nunique()} campaign(s). {not_judged}.")
+    return rows, (
+        f"{len(rows)} call{'s' if len(rows) != 1 else ''} outside the callee's allowed hours from "
+        f"{start_day} to {end_day} in {frame['campaign'].nunique()} campaign(s). {not_judged}."
+    )
 
 
 def _repeat_calls_section(start_day, end_day) -> tuple[list[dict], str]:
@@ -255,14 +365,22 @@ def _repeat_calls_section(start_day, end_day) -> tuple[list[dict], str]:
     client, zone = context().client, context().settings.zone
     frame = repeat_calls_after_abandon(client, start, end)
     twice = customers_abandoned_more_than_once(client, start, end)
-    rows = [{**{key: row.get(key) for key, _ in REPEAT_COLUMNS}, "dialed_at": _local(row["dialed_at"], zone),
-             "abandoned_at": _local(row["abandoned_at"], zone),
-             "hours_after_abandon": f"{row['hours_after_abandon']:.1f} h"} for row in frame.to_dict("records")]
+    rows = [
+        {
+            **{key: row.get(key) for key, _ in REPEAT_COLUMNS},
+            "dialed_at": _local(row["dialed_at"], zone),
+            "abandoned_at": _local(row["abandoned_at"], zone),
+            "hours_after_abandon": f"{row['hours_after_abandon']:.1f} h",
+        }
+        for row in frame.to_dict("records")
+    ]
     again = f"{twice:,} customer{' abandoned' if twice == 1 else 's abandoned'} more than once"
     if not rows:
         return rows, f"No repeat calls within 72 h of an abandoned call from {start_day} to {end_day}; {again}."
-    return rows, (f"{len(rows)} repeat call{'s' if len(rows) != 1 else ''} within 72 h of an abandoned call from "
-                  f"{start_day} to {end_day}; {again}.")
+    return rows, (
+        f"{len(rows)} repeat call{'s' if len(rows) != 1 else ''} within 72 h of an abandoned call from "
+        f"{start_day} to {end_day}; {again}."
+    )
 
 
 def _duration(delta) -> str:
@@ -290,29 +408,48 @@ def _definitions() -> html.Div:
     settings_in_force = {
         "ftc": f"compliance.ftc_connect_seconds = {compliance.ftc_connect_seconds:g} s",
         "ofcom": f"compliance.amd_false_positive_rate = {compliance.amd_false_positive_rate:g} "
-                 + (f"({compliance.amd_basis}) " if compliance.amd_basis else "")
-                 + (f"by default, {len(compliance.campaigns)} campaign(s) with their own" if compliance.campaigns
-                    else "for every campaign"),
+        + (f"({compliance.amd_basis}) " if compliance.amd_basis else "")
+        + (
+            f"by default, {len(compliance.campaigns)} campaign(s) with their own"
+            if compliance.campaigns
+            else "for every campaign"
+        ),
         "dialer": "what the dialer itself reports",
     }
     return html.Div(
-        [html.Div([html.Span(COMPLIANCE_DEFINITIONS[name].label, className="definition-name"),
-                   html.Span(f" {COMPLIANCE_DEFINITIONS[name].rule} ", className="definition-rule"),
-                   html.Span(f"[{settings_in_force[name]}]", className="stat-label")],
-                  className="compliance-definition", **{"data-definition": name})
-         for name in ("ofcom", "ftc", "dialer")]
-        + [html.Div("Budget: how many more abandoned calls the window allows at its current live answers; "
-                    "the forecast extrapolates the last hour's pace (its oldest hours leaving at the window's "
-                    f"average), and alerts.forecast_hours ({context().settings.alerts.forecast_hours:g} h) "
-                    "raises compliance_forecast.", className="compliance-definition")],
-        className="compliance-definitions", **{"data-testid": "compliance-definitions"})
+        [
+            html.Div(
+                [
+                    html.Span(COMPLIANCE_DEFINITIONS[name].label, className="definition-name"),
+                    html.Span(f" {COMPLIANCE_DEFINITIONS[name].rule} ", className="definition-rule"),
+                    html.Span(f"[{settings_in_force[name]}]", className="stat-label"),
+                ],
+                className="compliance-definition",
+                **theme.data_attributes(definition=name),
+            )
+            for name in ("ofcom", "ftc", "dialer")
+        ]
+        + [
+            html.Div(
+                "Budget: how many more abandoned calls the window allows at its current live answers; "
+                "the forecast extrapolates the last hour's pace (its oldest hours leaving at the window's "
+                f"average), and alerts.forecast_hours ({context().settings.alerts.forecast_hours:g} h) "
+                "raises compliance_forecast.",
+                className="compliance-definition",
+            )
+        ],
+        className="compliance-definitions",
+        **theme.data_attributes(testid="compliance-definitions"),
+    )
 
 
 def _figure_lines(figure, amd_rate: float) -> list[str]:
     """The counts behind one figure, as a card shows them under its rate."""
     if figure.definition == "ofcom" and (figure.estimate or amd_rate):
-        return [f"{figure.abandoned:,.1f} of {figure.live_answers:,.1f} live calls",
-                f"incl. {figure.estimate:,.1f} estimated at AMD {amd_rate:.1%}"]
+        return [
+            f"{figure.abandoned:,.1f} of {figure.live_answers:,.1f} live calls",
+            f"incl. {figure.estimate:,.1f} estimated at AMD {amd_rate:.1%}",
+        ]
     if figure.definition == "ofcom":
         return [f"{figure.abandoned:,.0f} of {figure.live_answers:,.0f} live calls", "no AMD estimate set"]
     lines = [f"{figure.abandoned:,.0f} of {figure.live_answers:,.0f} live answers"]
@@ -328,15 +465,20 @@ def _budget_line(window: str, budget) -> html.Div:
     if budget.hours_to_breach is not None and budget.hours_to_breach <= 0:
         forecast = "over the limit now"
     elif budget.hours_to_breach is not None:
-        forecast = (f"at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
-                    f"{budget.last_hour_live_answers:,.0f}, {format_metric('abandon_rate', pace)}) the limit is "
-                    f"crossed in {format_seconds(budget.hours_to_breach * 3600)}")
+        forecast = (
+            f"at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
+            f"{budget.last_hour_live_answers:,.0f}, {format_metric('abandon_rate', pace)}) the limit is "
+            f"crossed in {format_seconds(budget.hours_to_breach * 3600)}"
+        )
     elif budget.last_hour_live_answers:
-        forecast = (f"the last hour's pace ({format_metric('abandon_rate', pace)}) stays under the limit")
+        forecast = f"the last hour's pace ({format_metric('abandon_rate', pace)}) stays under the limit"
     else:
         forecast = "no live answers in the last hour"
-    return html.Div([html.B(f"{label}: {allowed:,} more abandon{'s' if allowed != 1 else ''} allowed"),
-                     f" · {forecast}"], className="compliance-budget", **{"data-testid": f"{window}-budget"})
+    return html.Div(
+        [html.B(f"{label}: {allowed:,} more abandon{'s' if allowed != 1 else ''} allowed"), f" · {forecast}"],
+        className="compliance-budget",
+        **theme.data_attributes(testid=f"{window}-budget"),
+    )
 
 
 def _now_cards(campaigns: list[str]) -> list:
@@ -355,43 +497,76 @@ def _now_cards(campaigns: list[str]) -> list:
         for window, definition in CARD_FIGURES:
             figure = figures[window][definition]
             rate = figure.rate
-            shown.append(html.Div(
-                [html.Div(f"{WINDOWS[window].label} · {COMPLIANCE_DEFINITIONS[definition].label}",
-                          className="stat-label"),
-                 html.Div(format_metric("abandon_rate", rate),
-                          className=f"window-value{' over' if (rate or 0) > limit else ''}",
-                          **{"data-testid": f"{window}-{definition}-rate"}),
-                 *(html.Div(line, className="stat-label") for line in _figure_lines(figure, amd_rate))],
-                className="compliance-figure", title=COMPLIANCE_DEFINITIONS[definition].rule))
+            shown.append(
+                html.Div(
+                    [
+                        html.Div(
+                            f"{WINDOWS[window].label} · {COMPLIANCE_DEFINITIONS[definition].label}",
+                            className="stat-label",
+                        ),
+                        html.Div(
+                            format_metric("abandon_rate", rate),
+                            className=f"window-value{' over' if (rate or 0) > limit else ''}",
+                            **theme.data_attributes(testid=f"{window}-{definition}-rate"),
+                        ),
+                        *(html.Div(line, className="stat-label") for line in _figure_lines(figure, amd_rate)),
+                    ],
+                    className="compliance-figure",
+                    title=COMPLIANCE_DEFINITIONS[definition].rule,
+                )
+            )
         budgets = window_budgets(row, limit, amd_rate)
-        cards.append(html.Div(
-            [html.Div(campaign, className="tile-title"),
-             html.Div(shown, className="compliance-figures"),
-             *(_budget_line(window, budget) for window, budget in budgets.items()),
-             html.Div(f"limit {format_metric('abandon_rate', limit)}", className="stat-label")],
-            className=f"compliance-card{' over' if over else ''}", **{"data-campaign": campaign}))
+        cards.append(
+            html.Div(
+                [
+                    html.Div(campaign, className="tile-title"),
+                    html.Div(shown, className="compliance-figures"),
+                    *(_budget_line(window, budget) for window, budget in budgets.items()),
+                    html.Div(f"limit {format_metric('abandon_rate', limit)}", className="stat-label"),
+                ],
+                className=f"compliance-card{' over' if over else ''}",
+                **theme.data_attributes(campaign=campaign),
+            )
+        )
     return cards or [html.Div("No calls have landed yet.", className="empty")]
 
 
 def _chart(history) -> go.Figure:
     figure = go.Figure()
     for campaign, part in history.groupby("campaign") if len(history) else []:
-        figure.add_trace(go.Scatter(
-            x=part["day"], y=part["abandon_rate_ofcom"], mode="lines+markers", name=campaign,
-            marker={"size": [13 if over else 7 for over in part["day_over_limit"]],
-                    "line": {"width": [2 if over else 0 for over in part["day_over_limit"]], "color": "#e74c3c"}},
-            customdata=part[["abandoned", "contacts"]].to_numpy(),
-            hovertemplate="%{x} · %{y:.2%}<br>%{customdata[0]} abandoned / %{customdata[1]} live<extra>"
-                          + campaign + "</extra>"))
-    limits = sorted({_limit_for(c) for c in history["campaign"].unique()}) if len(history) else \
-        [_limit_for("default")]
+        figure.add_trace(
+            go.Scatter(
+                x=part["day"],
+                y=part["abandon_rate_ofcom"],
+                mode="lines+markers",
+                name=campaign,
+                marker={
+                    "size": [13 if over else 7 for over in part["day_over_limit"]],
+                    "line": {"width": [2 if over else 0 for over in part["day_over_limit"]], "color": "#e74c3c"},
+                },
+                customdata=part[["abandoned", "contacts"]].to_numpy(),
+                hovertemplate="%{x} · %{y:.2%}<br>%{customdata[0]} abandoned / %{customdata[1]} live<extra>"
+                + campaign
+                + "</extra>",
+            )
+        )
+    limits = sorted({_limit_for(c) for c in history["campaign"].unique()}) if len(history) else [_limit_for("default")]
     for limit in limits:
-        figure.add_hline(y=limit, line={"color": "#e74c3c", "dash": "dash"},
-                         annotation_text=f"limit {limit:.0%}", annotation_position="top left")
-    figure.update_layout(**theme.figure_layout(
-        title="Daily abandon rate, UK Ofcom's definition (with the AMD estimate); ringed points are over the limit",
-        height=420, yaxis={"tickformat": ".1%", "rangemode": "tozero"}, xaxis={"type": "category", "categoryorder": "category ascending"},
-        legend={"orientation": "h", "y": -0.2}))
+        figure.add_hline(
+            y=limit,
+            line={"color": "#e74c3c", "dash": "dash"},
+            annotation_text=f"limit {limit:.0%}",
+            annotation_position="top left",
+        )
+    figure.update_layout(
+        **theme.figure_layout(
+            title="Daily abandon rate, UK Ofcom's definition (with the AMD estimate); ringed points are over the limit",
+            height=420,
+            yaxis={"tickformat": ".1%", "rangemode": "tozero"},
+            xaxis={"type": "category", "categoryorder": "category ascending"},
+            legend={"orientation": "h", "y": -0.2},
+        )
+    )
     return figure
 
 
@@ -408,7 +583,14 @@ def export(_csv, _xlsx, start, end, chosen):
     start_day, end_day, _, _, history = _history(start, end, chosen)
     if history.empty:
         return no_update
-    return download("compliance", Export(
-        history, f"callpulse-abandon-compliance-{start_day}-{end_day}",
-        title=f"CallPulse abandon-rate evidence {start_day} to {end_day}", sheet="abandon rate",
-        percent=("abandon_limit",), excel_frame=history.rename(columns={"limit": "abandon_limit"})))
+    return download(
+        "compliance",
+        Export(
+            history,
+            f"callpulse-abandon-compliance-{start_day}-{end_day}",
+            title=f"CallPulse abandon-rate evidence {start_day} to {end_day}",
+            sheet="abandon rate",
+            percent=("abandon_limit",),
+            excel_frame=history.rename(columns={"limit": "abandon_limit"}),
+        ),
+    )
