@@ -71,7 +71,7 @@ def recorded_worker(data_dir: Path, supervisor_pid: int) -> int | None:
     record = recorded_run(data_dir)
     if (record.get("supervisor") or {}).get("pid") != supervisor_pid:
         return None
-    return next((child["pid"] for child in record["children"] if child["name"] == "worker"), None)
+    return next((child["pid"] for child in reversed(record["children"]) if child["name"] == "worker"), None)
 
 
 def get_json(url: str, headers: dict | None = None) -> dict | None:
@@ -82,8 +82,11 @@ def get_json(url: str, headers: dict | None = None) -> dict | None:
         return None
 
 
-def wait_until_counting(up: UpRun, data_dir: Path, health_url: str, timeout_s: float) -> tuple[int, dict]:
-    """Until the worker this `up` started has counted calls: its pid and its health."""
+def wait_until_counting(up: UpRun, data_dir: Path, health_url: str, timeout_s: float,
+                        previous: int | None = None) -> tuple[int, dict]:
+    """Until the worker this `up` started has counted calls: its pid and its health. A run
+    started after a killed one records that run's children first, while it waits for them:
+    ``previous``, the killed run's worker, is not this run's."""
     deadline = time.monotonic() + timeout_s
     health = None
     while time.monotonic() < deadline:
@@ -91,7 +94,7 @@ def wait_until_counting(up: UpRun, data_dir: Path, health_url: str, timeout_s: f
         worker = recorded_worker(data_dir, up.proc.pid)
         # Only once this run's own worker is recorded: until then a previous run's worker,
         # still shutting down, may be the one answering on the health port.
-        if worker is not None:
+        if worker is not None and worker != previous:
             health = get_json(health_url)
             if health and health["counted"] > 0 and health["last_landed_at"]:
                 return worker, health
@@ -128,7 +131,7 @@ def test_sigkill_of_up_and_an_immediate_restart_counts_again(tmp_path, up_config
         assert running(old_broker) or running(old_worker), \
             "the killed run's children should still be shutting down when the next run starts"
 
-        new_worker, health = wait_until_counting(second, data_dir, health_url, BOUND_S)
+        new_worker, health = wait_until_counting(second, data_dir, health_url, BOUND_S, previous=old_worker)
         seconds = time.monotonic() - killed
         print(f"\nSIGKILL of callpulse up to counting again with an immediate restart: {seconds:.1f} s "
               f"(counted {health['counted']})")
