@@ -11,13 +11,18 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, callback, dcc, html
 
-from dashboards import data
+from dashboards import data, theme
 from dashboards.data import context
 
 dash.register_page(__name__, path="/floor", name="Floor", title="CallPulse · Floor", order=10)
 
-STATE_LABELS = {"available": "ready", "on_call": "on call", "wrap_up": "wrap-up", "paused": "paused",
-                "logged_out": "logged out"}
+STATE_LABELS = {
+    "available": "ready",
+    "on_call": "on call",
+    "wrap_up": "wrap-up",
+    "paused": "paused",
+    "logged_out": "logged out",
+}
 # Busy first, then the ones a supervisor may need to act on, then those gone.
 STATE_ORDER = {"paused": 0, "wrap_up": 1, "available": 2, "on_call": 3, "logged_out": 4}
 COLUMNS = ("Agent", "Campaign", "Team", "State", "Time in state", "Calls today", "Orders today")
@@ -27,7 +32,7 @@ def layout(**_query):
     refresh_ms = int(context().settings.dashboard.refresh_seconds * 1000)
     return html.Div(
         [
-            html.Div(id="floor-summary", className="report-summary", **{"data-testid": "floor-summary"}),
+            html.Div(id="floor-summary", className="report-summary", **theme.data_attributes(testid="floor-summary")),
             html.Div(id="floor-table", className="floor-table-wrap"),
             dcc.Interval(id="floor-refresh", interval=refresh_ms),
         ],
@@ -50,19 +55,23 @@ def _row(agent: dict, pause_limit: float) -> html.Tr:
     over = state == "paused" and seconds is not None and seconds > pause_limit
     cells = [agent["agent"], agent["campaign"], agent.get("team") or "", STATE_LABELS.get(state, state)]
     return html.Tr(
-        [*[html.Td(value) for value in cells],
-         html.Td(time_in_state(seconds), className="over-limit" if over else None,
-                 title=f"paused longer than {time_in_state(pause_limit)}" if over else None,
-                 **{"data-testid": "time-in-state"}),
-         html.Td(f"{agent.get('calls_today') or 0:,}", className="number"),
-         html.Td(f"{agent.get('orders_today') or 0:,}", className="number")],
+        [
+            *[html.Td(value) for value in cells],
+            html.Td(
+                time_in_state(seconds),
+                className="over-limit" if over else None,
+                title=f"paused longer than {time_in_state(pause_limit)}" if over else None,
+                **theme.data_attributes(testid="time-in-state"),
+            ),
+            html.Td(f"{agent.get('calls_today') or 0:,}", className="number"),
+            html.Td(f"{agent.get('orders_today') or 0:,}", className="number"),
+        ],
         className=f"floor-row state-{state}" + (" over-limit" if over else ""),
-        **{"data-agent": agent["agent"], "data-state": state},
+        **theme.data_attributes(agent=agent["agent"], state=state),
     )
 
 
-@callback(Output("floor-table", "children"), Output("floor-summary", "children"),
-          Input("floor-refresh", "n_intervals"))
+@callback(Output("floor-table", "children"), Output("floor-summary", "children"), Input("floor-refresh", "n_intervals"))
 def refresh(_n):
     settings = context().settings
     read = getattr(data, "floor_rows", None)
@@ -77,7 +86,12 @@ def refresh(_n):
     over = sum(1 for a in agents if a["state"] == "paused" and (a.get("seconds_in_state") or 0) > pause_limit)
     if over:
         summary += f" · {over} paused longer than {time_in_state(pause_limit)}"
-    table = html.Table([html.Thead(html.Tr([html.Th(name) for name in COLUMNS])),
-                        html.Tbody([_row(agent, pause_limit) for agent in agents])],
-                       className="floor-table", **{"data-testid": "floor-table"})
+    table = html.Table(
+        [
+            html.Thead(html.Tr([html.Th(name) for name in COLUMNS])),
+            html.Tbody([_row(agent, pause_limit) for agent in agents]),
+        ],
+        className="floor-table",
+        **theme.data_attributes(testid="floor-table"),
+    )
     return table, summary
