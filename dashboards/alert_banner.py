@@ -15,6 +15,7 @@ from dash import html
 from core.alerts import RULE_LABELS, Alert, Rule, format_alert_value
 from core.localtime import local_time, zone_name
 from core.metrics import COMPLIANCE_WINDOWS
+from dashboards import theme
 from dashboards.data import board_time, context
 from warehouse.queries.live import compliance_windows, freshness
 
@@ -38,22 +39,36 @@ def banner_items(alerts: list[Alert]) -> list:
 def _line(alert: Alert, current: tuple[int, int] | None, zone) -> html.Div:
     label = RULE_LABELS[alert.rule]
     fired = format_alert_value(alert.rule, alert.value)
-    parts = [html.Strong(f"{alert.severity.upper()} · {alert.campaign} · {label}"),
-             html.Span(f" fired at {fired}", className="banner-fired", **{"data-testid": "banner-fired"}),
-             html.Span(f" ({alert.detail}, {local_time(alert.first_seen, zone, '%H:%M')} {zone_name(zone)})",
-                       className="banner-detail")]
+    parts = [
+        html.Strong(f"{alert.severity.upper()} · {alert.campaign} · {label}"),
+        html.Span(f" fired at {fired}", className="banner-fired", **theme.data_attributes(testid="banner-fired")),
+        html.Span(
+            f" ({alert.detail}, {local_time(alert.first_seen, zone, '%H:%M')} {zone_name(zone)})",
+            className="banner-detail",
+        ),
+    ]
     if current is not None:
         abandoned, contacts = current
         value = format_alert_value(alert.rule, abandoned / contacts if contacts else None)
-        parts.append(html.Span(f" · now {value} ({abandoned:,} of {contacts:,} live answers, "
-                               f"last {_window_label(alert.window_minutes)})",
-                               className="banner-now", **{"data-testid": "banner-now"}))
-    return html.Div(parts, className="banner-item", **{"data-alert-id": alert.alert_id})
+        parts.append(
+            html.Span(
+                f" · now {value} ({abandoned:,} of {contacts:,} live answers, "
+                f"last {_window_label(alert.window_minutes)})",
+                className="banner-now",
+                **theme.data_attributes(testid="banner-now"),
+            )
+        )
+    return html.Div(parts, className="banner-item", **theme.data_attributes(alert_id=alert.alert_id))
 
 
 def _window_label(minutes: int) -> str:
-    return f"{minutes // (24 * 60)} days" if minutes >= 2 * 24 * 60 else \
-        f"{minutes // 60} h" if minutes >= 60 else f"{minutes} min"
+    return (
+        f"{minutes // (24 * 60)} days"
+        if minutes >= 2 * 24 * 60
+        else f"{minutes // 60} h"
+        if minutes >= 60
+        else f"{minutes} min"
+    )
 
 
 def _current_abandon_rates(alerts: list[Alert]) -> dict[tuple[str, int], tuple[int, int]]:
@@ -72,8 +87,10 @@ def _current_abandon_rates(alerts: list[Alert]) -> dict[tuple[str, int], tuple[i
         row = rows.get(alert.campaign)
         name = windows[alert.window_minutes]
         if row is not None:
-            current[(alert.campaign, alert.window_minutes)] = (int(row[f"{name}_abandoned"] or 0),
-                                                               int(row[f"{name}_contacts"] or 0))
+            current[(alert.campaign, alert.window_minutes)] = (
+                int(row[f"{name}_abandoned"] or 0),
+                int(row[f"{name}_contacts"] or 0),
+            )
         else:
             current[(alert.campaign, alert.window_minutes)] = (0, 0)
     return current
