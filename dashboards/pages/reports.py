@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 import dash
 import numpy as np
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
+from dash.dash_table.DataTable import DataTable
 
 from analytics import reports
 from core.metrics import RATES, format_metric, higher_is_better, metric_label
@@ -37,7 +38,7 @@ def _options(names, labels) -> list[dict]:
 
 
 def _pick(value: str | None, allowed, default: str) -> str:
-    return value if value in allowed else default
+    return value if value is not None and value in allowed else default
 
 
 def _campaign_options(chosen: list[str], matching: str = "") -> list[str]:
@@ -48,8 +49,12 @@ def _campaign_options(chosen: list[str], matching: str = "") -> list[str]:
     return [*chosen, *(name for name in found if name not in chosen)]
 
 
-@callback(Output("report-campaigns", "options"), Input("report-campaigns", "search_value"),
-          State("report-campaigns", "value"), prevent_initial_call=True)
+@callback(
+    Output("report-campaigns", "options"),
+    Input("report-campaigns", "search_value"),
+    State("report-campaigns", "value"),
+    prevent_initial_call=True,
+)
 def search_campaigns(typed, chosen):
     """As the user types, the campaigns whose name holds it: a few dozen options at a time,
     however many campaigns there are."""
@@ -68,27 +73,52 @@ def layout(rows=None, columns=None, metric=None, **query):
             dcc.Location(id="report-url", refresh=False),
             html.Div(
                 [
-                    control("Rows", dcc.Dropdown(id="report-rows", options=dimension_options, clearable=False,
-                                                 value=_pick(rows, reports.REPORT_DIMENSIONS, DEFAULTS["rows"]))),
-                    control("Columns", dcc.Dropdown(
-                        id="report-columns", clearable=False,
-                        options=[*dimension_options, {"label": "(none)", "value": NO_COLUMNS}],
-                        value=_pick(columns, [*reports.REPORT_DIMENSIONS, NO_COLUMNS], DEFAULTS["columns"]))),
-                    control("Metric", dcc.Dropdown(id="report-metric", clearable=False,
-                                                   options=_options(reports.REPORT_METRICS, metric_label),
-                                                   value=_pick(metric, reports.REPORT_METRICS, DEFAULTS["metric"]))),
+                    control(
+                        "Rows",
+                        dcc.Dropdown(
+                            id="report-rows",
+                            options=dimension_options,
+                            clearable=False,
+                            value=_pick(rows, reports.REPORT_DIMENSIONS, DEFAULTS["rows"]),
+                        ),
+                    ),
+                    control(
+                        "Columns",
+                        dcc.Dropdown(
+                            id="report-columns",
+                            clearable=False,
+                            options=[*dimension_options, {"label": "(none)", "value": NO_COLUMNS}],
+                            value=_pick(columns, [*reports.REPORT_DIMENSIONS, NO_COLUMNS], DEFAULTS["columns"]),
+                        ),
+                    ),
+                    control(
+                        "Metric",
+                        dcc.Dropdown(
+                            id="report-metric",
+                            clearable=False,
+                            options=_options(reports.REPORT_METRICS, metric_label),
+                            value=_pick(metric, reports.REPORT_METRICS, DEFAULTS["metric"]),
+                        ),
+                    ),
                     day_range("report-dates", start, end),
-                    control("Campaigns", dcc.Dropdown(id="report-campaigns", multi=True, value=chosen_campaigns,
-                                                      options=_campaign_options(chosen_campaigns),
-                                                      placeholder="all campaigns (type to find one)")),
+                    control(
+                        "Campaigns",
+                        dcc.Dropdown(
+                            id="report-campaigns",
+                            multi=True,
+                            value=chosen_campaigns,
+                            options=_campaign_options(chosen_campaigns),
+                            placeholder="all campaigns (type to find one)",
+                        ),
+                    ),
                     export_buttons("report"),
                 ],
                 className="controls",
             ),
-            html.Div(id="report-summary", className="report-summary", **{"data-testid": "report-summary"}),
+            html.Div(id="report-summary", className="report-summary", **theme.data_attributes(testid="report-summary")),
             dcc.Loading(theme.graph("report-heatmap"), type="dot"),
             html.H3("Pivot table", className="section-title"),
-            dash_table.DataTable(id="report-pivot", sort_action="none", **theme.TABLE_STYLE),
+            DataTable(id="report-pivot", sort_action="none", **theme.TABLE_STYLE),
             html.H3("Trend", className="section-title"),
             theme.graph("report-trend"),
         ],
@@ -99,17 +129,23 @@ def layout(rows=None, columns=None, metric=None, **query):
 def _request(rows, columns, metric, start, end, campaigns) -> reports.ReportRequest:
     by = [rows] if columns in (None, NO_COLUMNS) else [rows, columns]
     settings = context().settings
-    return reports.ReportRequest.parse(by, metric, parse_day(start), parse_day(end), campaigns,
-                                       today=datetime.now(settings.zone).date())
+    return reports.ReportRequest.parse(
+        by, metric, parse_day(start), parse_day(end), campaigns, today=datetime.now(settings.zone).date()
+    )
 
 
 def _dimension_order() -> dict:
     return {"slot": context().slot_rules.names, "weekday": list(reports.WEEKDAYS)}
 
 
-CONTROLS = [Input("report-rows", "value"), Input("report-columns", "value"), Input("report-metric", "value"),
-            Input("report-dates", "start_date"), Input("report-dates", "end_date"),
-            Input("report-campaigns", "value")]
+CONTROLS = [
+    Input("report-rows", "value"),
+    Input("report-columns", "value"),
+    Input("report-metric", "value"),
+    Input("report-dates", "start_date"),
+    Input("report-dates", "end_date"),
+    Input("report-campaigns", "value"),
+]
 
 
 @callback(
@@ -125,9 +161,14 @@ CONTROLS = [Input("report-rows", "value"), Input("report-columns", "value"), Inp
 def build_report(rows, columns, metric, start, end, campaigns):
     # The dropdowns send one name each; anything else was crafted, and ReportRequest
     # would read a comma in it as a list.
-    if not (isinstance(rows, str) and rows in reports.REPORT_DIMENSIONS
-            and isinstance(columns, str) and (columns == NO_COLUMNS or columns in reports.REPORT_DIMENSIONS)
-            and isinstance(metric, str) and metric in reports.REPORT_METRICS):
+    if not (
+        isinstance(rows, str)
+        and rows in reports.REPORT_DIMENSIONS
+        and isinstance(columns, str)
+        and (columns == NO_COLUMNS or columns in reports.REPORT_DIMENSIONS)
+        and isinstance(metric, str)
+        and metric in reports.REPORT_METRICS
+    ):
         message = "Choose rows, columns and a metric from the lists."
         return theme.empty_figure(message), [], [], [], theme.empty_figure(""), message, no_update
     if not isinstance(campaigns, (list, type(None))) or not all(isinstance(c, str) for c in campaigns or []):
@@ -143,24 +184,41 @@ def build_report(rows, columns, metric, start, end, campaigns):
         return theme.empty_figure(str(exc)), [], [], [], theme.empty_figure(""), str(exc), no_update
     settings = context().settings
     counters = reports.counters_frame(context().client, request, settings.zone)
-    search = "?" + urlencode({"rows": rows, "columns": columns or NO_COLUMNS, "metric": metric,
-                              "from": request.start_day.isoformat(), "to": request.end_day.isoformat(),
-                              **({"campaigns": ",".join(request.campaigns)} if request.campaigns else {})})
+    search = "?" + urlencode(
+        {
+            "rows": rows,
+            "columns": columns or NO_COLUMNS,
+            "metric": metric,
+            "from": request.start_day.isoformat(),
+            "to": request.end_day.isoformat(),
+            **({"campaigns": ",".join(request.campaigns)} if request.campaigns else {}),
+        }
+    )
     if counters.empty:
         message = f"No calls landed between {request.start_day} and {request.end_day}."
         return theme.empty_figure(message), [], [], [], theme.empty_figure(""), message, search
     min_calls = settings.dashboard.report_min_calls
-    values, samples = (_total_last(table) for table in
-                       reports.pivot(counters, rows, columns, metric, order=_dimension_order()))
+    values, samples = (
+        _total_last(table) for table in reports.pivot(counters, rows, columns, metric, order=_dimension_order())
+    )
     data, table_columns, styles = _pivot_table(values, samples, rows, columns, metric, min_calls)
     total_dials = int(samples.loc["Total", "Total"])
-    summary = (f"{metric_label(metric)} by {reports.REPORT_DIMENSIONS[rows].lower()}"
-               + (f" × {reports.REPORT_DIMENSIONS[columns].lower()}" if columns else "")
-               + f" · {request.start_day} to {request.end_day} ({settings.pipeline.timezone}) · "
-               f"{total_dials:,} dials · overall {format_metric(metric, values.loc['Total', 'Total'])} · "
-               f"cells under {min_calls} dials are greyed")
-    return (_heatmap(values, samples, rows, columns, metric, min_calls), data, table_columns, styles,
-            _trend(request, rows, columns, metric), summary, search)
+    summary = (
+        f"{metric_label(metric)} by {reports.REPORT_DIMENSIONS[rows].lower()}"
+        + (f" × {reports.REPORT_DIMENSIONS[columns].lower()}" if columns else "")
+        + f" · {request.start_day} to {request.end_day} ({settings.pipeline.timezone}) · "
+        f"{total_dials:,} dials · overall {format_metric(metric, values.loc['Total', 'Total'])} · "
+        f"cells under {min_calls} dials are greyed"
+    )
+    return (
+        _heatmap(values, samples, rows, columns, metric, min_calls),
+        data,
+        table_columns,
+        styles,
+        _trend(request, rows, columns, metric),
+        summary,
+        search,
+    )
 
 
 def _total_last(table):
@@ -177,28 +235,60 @@ def _heatmap(values, samples, rows, columns, metric, min_calls) -> go.Figure:
     value_grid = cells.to_numpy(dtype="float64")
     count_grid = np.nan_to_num(counts.to_numpy(dtype="float64"))
     too_few = count_grid < min_calls
-    text = [[_cell_text(metric, v, n, few) for v, n, few in zip(vr, nr, fr)]
-            for vr, nr, fr in zip(value_grid, count_grid, too_few)]
+    text = [
+        [_cell_text(metric, v, n, few) for v, n, few in zip(vr, nr, fr)]
+        for vr, nr, fr in zip(value_grid, count_grid, too_few)
+    ]
     customdata = _plain(np.dstack([value_grid, count_grid]))
     hover = "%{y} · %{x}<br>" + metric_label(metric) + ": %{text}<br>%{customdata[1]:,.0f} dials<extra></extra>"
     trusted = np.where(too_few, np.nan, value_grid)
     top = _scale_top(metric, trusted)  # the scale runs from 0, the calm colour, to the largest value
-    figure = go.Figure([
-        go.Heatmap(name="values", z=_plain(trusted), x=x, y=y, text=text, texttemplate="%{text}", customdata=customdata,
-                   hovertemplate=hover, xgap=2, ygap=2,
-                   **theme.rate_colour_scale(higher_is_better(metric), top),
-                   colorbar={"title": metric_label(metric) + _better_note(metric),
-                             **({"tickformat": ".0%" if top >= 0.1 else ".1%"} if _unit(metric) == "percent"
-                                else {})}),
-        go.Heatmap(name=f"under {min_calls} dials", z=_plain(np.where(too_few, 1.0, np.nan)), x=x, y=y, text=text,
-                   texttemplate="%{text}", customdata=customdata, hovertemplate=hover, showscale=False,
-                   zmin=0, zmax=1, colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]], xgap=2, ygap=2),
-    ])
-    figure.update_layout(**theme.figure_layout(
-        title=f"{metric_label(metric)} by {reports.REPORT_DIMENSIONS[rows].lower()}"
-              + (f" × {reports.REPORT_DIMENSIONS[columns].lower()}" if columns else ""),
-        height=max(320, 60 + 48 * len(y)),
-        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category", "side": "top"}))
+    figure = go.Figure(
+        [
+            go.Heatmap(
+                name="values",
+                z=_plain(trusted),
+                x=x,
+                y=y,
+                text=text,
+                texttemplate="%{text}",
+                customdata=customdata,
+                hovertemplate=hover,
+                xgap=2,
+                ygap=2,
+                **theme.rate_colour_scale(higher_is_better(metric), top),
+                colorbar={
+                    "title": metric_label(metric) + _better_note(metric),
+                    **({"tickformat": ".0%" if top >= 0.1 else ".1%"} if _unit(metric) == "percent" else {}),
+                },
+            ),
+            go.Heatmap(
+                name=f"under {min_calls} dials",
+                z=_plain(np.where(too_few, 1.0, np.nan)),
+                x=x,
+                y=y,
+                text=text,
+                texttemplate="%{text}",
+                customdata=customdata,
+                hovertemplate=hover,
+                showscale=False,
+                zmin=0,
+                zmax=1,
+                colorscale=[[0, theme.TOO_FEW], [1, theme.TOO_FEW]],
+                xgap=2,
+                ygap=2,
+            ),
+        ]
+    )
+    figure.update_layout(
+        **theme.figure_layout(
+            title=f"{metric_label(metric)} by {reports.REPORT_DIMENSIONS[rows].lower()}"
+            + (f" × {reports.REPORT_DIMENSIONS[columns].lower()}" if columns else ""),
+            height=max(320, 60 + 48 * len(y)),
+            yaxis={"autorange": "reversed", "type": "category"},
+            xaxis={"type": "category", "side": "top"},
+        )
+    )
     return figure
 
 
@@ -223,7 +313,9 @@ def _better_note(metric: str) -> str:
 def _plain(grid: np.ndarray) -> list:
     """Nested lists with None for NaN: what the browser reads back is then the exact number,
     not a base64 typed array, and a gap stays a gap."""
-    return np.where(np.isnan(grid), None, grid).tolist()
+    plain = grid.astype(object)
+    plain[np.isnan(grid)] = None
+    return plain.tolist()
 
 
 def _unit(metric: str) -> str:
@@ -238,14 +330,22 @@ def _cell_text(metric: str, value: float, dials: float, too_few: bool) -> str:
 def _pivot_table(values, samples, rows, columns, metric, min_calls):
     column_ids = [str(c) for c in values.columns]
     table_columns = [{"name": reports.REPORT_DIMENSIONS[rows], "id": "__row"}] + [
-        {"name": reports.label_value(columns, c) if columns and c != "Total" else
-         (c if c == "Total" else metric_label(metric)), "id": cid}
-        for c, cid in zip(values.columns, column_ids)]
-    data, styles = [], [
-        {"if": {"column_id": "__row"}, "textAlign": "left", "fontWeight": "bold"},
-        {"if": {"column_id": "Total"}, "fontWeight": "bold"},
-        {"if": {"filter_query": '{__row} = "Total"'}, "fontWeight": "bold", "borderTop": "2px solid #95a5a6"},
+        {
+            "name": reports.label_value(columns, c)
+            if columns and c != "Total"
+            else (c if c == "Total" else metric_label(metric)),
+            "id": cid,
+        }
+        for c, cid in zip(values.columns, column_ids)
     ]
+    data, styles = (
+        [],
+        [
+            {"if": {"column_id": "__row"}, "textAlign": "left", "fontWeight": "bold"},
+            {"if": {"column_id": "Total"}, "fontWeight": "bold"},
+            {"if": {"filter_query": '{__row} = "Total"'}, "fontWeight": "bold", "borderTop": "2px solid #95a5a6"},
+        ],
+    )
     for index, (label, row) in enumerate(values.iterrows()):
         record = {"__row": "Total" if label == "Total" else reports.label_value(rows, label)}
         for column, cid in zip(values.columns, column_ids):
@@ -254,8 +354,13 @@ def _pivot_table(values, samples, rows, columns, metric, min_calls):
             few = dials < min_calls
             record[cid] = _cell_text(metric, float(value), dials, few).replace("<br>", " ")
             if few:
-                styles.append({"if": {"row_index": index, "column_id": cid},
-                               "backgroundColor": theme.TOO_FEW, "color": theme.MUTED})
+                styles.append(
+                    {
+                        "if": {"row_index": index, "column_id": cid},
+                        "backgroundColor": theme.TOO_FEW,
+                        "color": theme.MUTED,
+                    }
+                )
         data.append(record)
     return data, table_columns, styles
 
@@ -272,19 +377,31 @@ def _trend(request: reports.ReportRequest, rows, columns, metric) -> go.Figure:
         leaders = frame.groupby(series)["dials"].sum().sort_values(ascending=False).index[:MAX_TREND_SERIES]
         for name in sorted(leaders, key=str):
             part = frame[frame[series] == name]
-            figure.add_trace(go.Scatter(x=part[time_dimension], y=part[metric], mode="lines+markers",
-                                        name=reports.label_value(series, name)))
+            figure.add_trace(
+                go.Scatter(
+                    x=part[time_dimension], y=part[metric], mode="lines+markers", name=reports.label_value(series, name)
+                )
+            )
     else:
-        figure.add_trace(go.Scatter(x=frame[time_dimension], y=frame[metric], mode="lines+markers",
-                                    name=metric_label(metric)))
-    figure.update_layout(**theme.figure_layout(
-        title=f"{metric_label(metric)} by {'hour' if one_day else 'day'}"
-              + (f", per {reports.REPORT_DIMENSIONS[series].lower()}" if series else ""),
-        height=380, yaxis={"title": _better_note(metric).removeprefix("<br>"),
-                           "range": [0, _scale_top(metric, frame[metric] if len(frame) else []) * 1.1],
-                           **({"tickformat": ".1%"} if _unit(metric) == "percent" else {})},
-        xaxis={"type": "category", "categoryorder": "category ascending"} if not one_day else {"tickformat": "%H:%M"},
-        legend={"orientation": "h", "y": -0.2}))
+        figure.add_trace(
+            go.Scatter(x=frame[time_dimension], y=frame[metric], mode="lines+markers", name=metric_label(metric))
+        )
+    figure.update_layout(
+        **theme.figure_layout(
+            title=f"{metric_label(metric)} by {'hour' if one_day else 'day'}"
+            + (f", per {reports.REPORT_DIMENSIONS[series].lower()}" if series else ""),
+            height=380,
+            yaxis={
+                "title": _better_note(metric).removeprefix("<br>"),
+                "range": [0, _scale_top(metric, frame[metric] if len(frame) else []) * 1.1],
+                **({"tickformat": ".1%"} if _unit(metric) == "percent" else {}),
+            },
+            xaxis={"type": "category", "categoryorder": "category ascending"}
+            if not one_day
+            else {"tickformat": "%H:%M"},
+            legend={"orientation": "h", "y": -0.2},
+        )
+    )
     return figure
 
 
@@ -302,9 +419,14 @@ def export(_csv, _xlsx, rows, columns, metric, start, end, campaigns):
     except reports.ReportError:
         return no_update
     frame = _as_on_screen(reports.run_report(context().client, request, context().settings.zone))
-    return download("report", Export(
-        frame, f"callpulse-{metric}-by-{'-'.join(request.by)}-{request.start_day}-{request.end_day}",
-        title=f"CallPulse report {request.query_string()}"))
+    return download(
+        "report",
+        Export(
+            frame,
+            f"callpulse-{metric}-by-{'-'.join(request.by)}-{request.start_day}-{request.end_day}",
+            title=f"CallPulse report {request.query_string()}",
+        ),
+    )
 
 
 def _as_on_screen(frame):
