@@ -23,7 +23,8 @@ NaN and ±infinity as ``null``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import dash
 import msgspec
@@ -71,8 +72,17 @@ class StrictJSONProvider(DefaultJSONProvider):
         return strict_json(obj).decode()
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        return self._app.response_class(strict_json(self._prepare_response_obj(args, kwargs)),
-                                        mimetype=self.mimetype)
+        # Flask types App.response_class as werkzeug's sans-IO Response; a Flask app's is flask.Response.
+        response_class = cast(type[Response], self._app.response_class)
+        return response_class(strict_json(self._prepare_response_obj(args, kwargs)), mimetype=self.mimetype)
+
+
+@dataclass
+class _CachedPolicy:
+    """The Content-Security-Policy header last built, and the number of inline scripts it hashes."""
+
+    scripts: int | None = None
+    value: str = ""
 
 
 def harden(app: dash.Dash) -> None:
@@ -81,18 +91,22 @@ def harden(app: dash.Dash) -> None:
     server.json = StrictJSONProvider(server)
     prefix = app.config.routes_pathname_prefix
     # Files with no data in them, which Dash and Flask already give their own caching headers.
-    files = {"static", "_dash_assets.static", f"{prefix}_dash-component-suites/<string:package_name>/"
-             "<path:fingerprinted_path>", f"{prefix}_favicon.ico"}
-    policy = {"scripts": None, "value": ""}
+    files = {
+        "static",
+        "_dash_assets.static",
+        f"{prefix}_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",
+        f"{prefix}_favicon.ico",
+    }
+    policy = _CachedPolicy()
 
     def content_security_policy() -> str:
         # Dash adds an inline script for each clientside callback it registers, the page
         # router's among them at the first request, so the hashes are read again when they change.
-        if policy["scripts"] != len(app._inline_scripts) + len(GLOBAL_INLINE_SCRIPTS):
+        if policy.scripts != len(app._inline_scripts) + len(GLOBAL_INLINE_SCRIPTS):
             directives = {**CSP_BASE, "script-src": ["'self'", *app.csp_hashes()]}  # takes in the global ones
-            policy["value"] = "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
-            policy["scripts"] = len(app._inline_scripts)
-        return policy["value"]
+            policy.value = "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
+            policy.scripts = len(app._inline_scripts)
+        return policy.value
 
     @server.after_request
     def add_security_headers(response: Response) -> Response:
