@@ -16,7 +16,7 @@ from dash import Dash, Input, Output, dcc, html
 from flask import jsonify, request
 
 from analytics import reports
-from dashboards import auth, hardening
+from dashboards import auth, hardening, theme
 from dashboards.alert_banner import banner_items
 from dashboards.data import DashboardContext, context, set_context, shared_wallboard_model
 from warehouse.queries.alerts import ALERT_VIEWS, active_alerts, alerts_from_frame, listed_alerts
@@ -38,7 +38,7 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
         pages_folder=str(HERE / "pages"),
         assets_folder=str(HERE / "assets"),
         title="CallPulse",
-        update_title=None,  # no "Updating..." tab title flicker on every refresh
+        update_title="",  # no "Updating..." tab title flicker on every refresh (Dash: None or "")
         suppress_callback_exceptions=True,
     )
     # A function, so that each signed-in user's nav lists only the pages their role may open.
@@ -47,12 +47,14 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
             html.Nav(
                 [
                     html.Span("CallPulse", className="brand"),
-                    *[dcc.Link(page["name"], href=page["relative_path"], className="nav-link")
-                      for page in auth.pages_for(auth.current_principal())],
+                    *[
+                        dcc.Link(page["name"], href=page["relative_path"], className="nav-link")
+                        for page in auth.pages_for(auth.current_principal())
+                    ],
                 ],
                 className="top-nav",
             ),
-            html.Div(id="alert-banner", className="alert-banner", **{"data-testid": "alert-banner"}),
+            html.Div(id="alert-banner", className="alert-banner", **theme.data_attributes(testid="alert-banner")),
             dcc.Interval(id="alert-banner-refresh", interval=int(ctx.settings.dashboard.refresh_seconds * 1000)),
             dash.page_container,
         ],
@@ -61,8 +63,11 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
     auth.protect(app, credentials, auth.LoginLimiter.from_settings(ctx.settings))
     hardening.harden(app)  # security headers on every response; strict JSON (NaN, ±inf as null)
 
-    @app.callback(Output("alert-banner", "children"), Output("alert-banner", "className"),
-                  Input("alert-banner-refresh", "n_intervals"))
+    @app.callback(
+        Output("alert-banner", "children"),
+        Output("alert-banner", "className"),
+        Input("alert-banner-refresh", "n_intervals"),
+    )
     def alert_banner(_n):
         # On every page: what is firing and not yet acknowledged, most severe first.
         active = active_alerts(context().client)
@@ -91,7 +96,8 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
         if view not in ALERT_VIEWS:
             return jsonify({"error": f"view must be one of {', '.join(ALERT_VIEWS)}"}), 400
         return app.server.response_class(
-            msgspec.json.encode(listed_alerts(context().client, view)), mimetype="application/json")
+            msgspec.json.encode(listed_alerts(context().client, view)), mimetype="application/json"
+        )
 
     @app.server.get("/api/report")
     @auth.requires(auth.MANAGER)
@@ -100,9 +106,14 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
         settings = context().settings
         args = request.args
         try:
-            wanted = reports.ReportRequest.parse(args.get("by"), args.get("metrics"), args.get("from"),
-                                                 args.get("to"), args.get("campaigns"),
-                                                 today=datetime.now(settings.zone).date())
+            wanted = reports.ReportRequest.parse(
+                args.get("by"),
+                args.get("metrics"),
+                args.get("from"),
+                args.get("to"),
+                args.get("campaigns"),
+                today=datetime.now(settings.zone).date(),
+            )
         except reports.ReportError as exc:
             return jsonify({"error": str(exc)}), 400
         frame = reports.run_report(context().client, wanted, settings.zone)
