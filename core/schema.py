@@ -25,21 +25,41 @@ SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 # Upper bounds are configurable ([limits]), so the worker checks them (EventScreen), not the static schema.
-Seconds = Annotated[float, msgspec.Meta(ge=0, description="seconds; at most [limits].max_call_seconds "
-                                                          "(default 86400), or the event is refused as out_of_range")]
-Money = Annotated[float, msgspec.Meta(ge=0, description="at most [limits].max_cost (default 10000), "
-                                                        "or the event is refused as out_of_range")]
-OrderValue = Annotated[float, msgspec.Meta(ge=0, description="at most [limits].max_order_value (default 1e7), "
-                                                             "or the event is refused as out_of_range")]
+Seconds = Annotated[
+    float,
+    msgspec.Meta(
+        ge=0,
+        description="seconds; at most [limits].max_call_seconds "
+        "(default 86400), or the event is refused as out_of_range",
+    ),
+]
+Money = Annotated[
+    float,
+    msgspec.Meta(
+        ge=0, description="at most [limits].max_cost (default 10000), or the event is refused as out_of_range"
+    ),
+]
+OrderValue = Annotated[
+    float,
+    msgspec.Meta(
+        ge=0, description="at most [limits].max_order_value (default 1e7), or the event is refused as out_of_range"
+    ),
+]
 MAX_IDENTIFIER_LENGTH = 128  # campaign, event id, segment, agent and team names
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)]
 PhoneHash = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="HMAC-SHA256 of the phone number")]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 timestamp with offset, normally UTC")]
 # The called person's zone, found from the number at the edge before it is hashed (libphonenumber's
 # time-zone data); a zone name is not personal data. The worker dead-letters a name tzdata lacks.
-IanaZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
-                                       description="IANA time zone of the called number (Asia/Tokyo); one that "
-                                                   "tzdata does not know is refused as unknown_timezone")]
+IanaZone = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        description="IANA time zone of the called number (Asia/Tokyo); one that "
+        "tzdata does not know is refused as unknown_timezone",
+    ),
+]
 
 
 class Outcome(str, enum.Enum):
@@ -154,7 +174,7 @@ REJECTION_REASONS = {
     "missing_field": "a required field is missing",
     "wrong_type": "a field has the wrong type (e.g. a string where a number belongs)",
     "invalid_value": "a value outside its range or format (a score above 1, a timestamp without offset, "
-                     "a phone_hash that is not an HMAC)",
+    "a phone_hash that is not an HMAC)",
     "negative_duration": "a ring, wait or talk time below zero",
     "negative_value": "a cost or order value below zero",
     "unknown_outcome": "an outcome that is not one of the defined outcomes",
@@ -165,20 +185,20 @@ REJECTION_REASONS = {
     "schema_violation": "any other breach of the event schema",
     "future_event_time": "event_time further ahead of the worker's clock than pipeline.max_future_seconds",
     "event_time_too_old": "event_time before 2000-01-01, which no dialer sends and the warehouse's "
-                          "DateTime columns cannot all hold",
+    "DateTime columns cannot all hold",
     "too_large": "a record larger than worker.max_record_bytes",
     "too_deeply_nested": "JSON nested deeper than the decoder follows (a hostile or broken producer)",
     "empty_record": "a record without a value (a tombstone); zero bytes are invalid_json",
     "late_event": "event_time behind its campaign's newest event by more than the allowed lateness",
     "conflicting_duplicate": "an event id already counted for a call with other content (time, outcome, order, "
-                             "talk time or segment); an id names one call, so it is never counted twice",
+    "talk time or segment); an id names one call, so it is never counted twice",
     "personal_data": "a phone number in an id or a name (event_id, campaign, agent, team, lead.segment, "
-                     "lead.lead_id); numbers travel only as their HMAC in lead.phone_hash",
+    "lead.lead_id); numbers travel only as their HMAC in lead.phone_hash",
     "out_of_range": "a duration, cost or order value above its [limits] setting, or a number too large to read",
     "unknown_timezone": "a callee_timezone that is not an IANA time zone name tzdata knows; the call's local "
-                        "hours are never guessed",
+    "hours are never guessed",
     "warehouse_refused": "a call the warehouse refused to store although it answered (its insert failed on "
-                         "every try); set aside alone, uncounted, so the rest of the stream lands",
+    "every try); set aside alone, uncounted, so the rest of the stream lands",
 }
 
 
@@ -222,6 +242,10 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_order_value: float = 10_000_000.0
 
 
+# The limits an EventScreen applies unless given the configured ones.
+DEFAULT_LIMITS = Limits()
+
+
 @functools.cache
 def known_timezones() -> frozenset[str]:
     """Every IANA zone name the installed tzdata holds: what callee_timezone may name."""
@@ -243,35 +267,49 @@ class EventScreen:
 
     REMEMBERED_NAMES = 100_000  # verdicts on campaign, agent, team and segment names kept at most
 
-    def __init__(self, limits: Limits = Limits(), phone_region: str = DEFAULT_REGION):
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, phone_region: str = DEFAULT_REGION):
         self.limits = limits
         self.phone_region = phone_region
         self._verdicts: dict[str | None, bool] = {None: False, "": False}
 
     def __call__(self, event: Event) -> tuple[str, str] | None:
         """(reason, detail) for an event to refuse, None for one to count."""
-        attempt = isinstance(event, CallAttempt)
-        lead = event.lead if attempt else None
-        snapshot = not attempt and isinstance(event, DialerState)  # a dialer snapshot names no agent
-        names = (event.campaign, None if snapshot else event.agent, None if snapshot else event.team,
-                 lead.segment if lead else None)
-        ids = (event.event_id, lead.lead_id if lead else None)
+        names: tuple[str, str | None, str | None, str | None]
+        if isinstance(event, CallAttempt):
+            lead = event.lead
+            names = (event.campaign, event.agent, event.team, lead.segment if lead else None)
+            ids = (event.event_id, lead.lead_id if lead else None)
+        elif isinstance(event, DialerState):  # a dialer snapshot names no agent
+            names = (event.campaign, None, None, None)
+            ids = (event.event_id, None)
+        else:
+            names = (event.campaign, event.agent, event.team, None)
+            ids = (event.event_id, None)
         # Every event passes here. Names repeat from event to event (campaigns, teams), so
         # their verdicts are kept (None and "" are known clean); ids are new each time and
         # get a quick first look.
         known = self._verdicts.get
-        if (known(names[0]) is not False or known(names[1]) is not False or known(names[2]) is not False
-                or known(names[3]) is not False or looks_like_phone_number(ids[0], self.phone_region)
-                or (ids[1] is not None and looks_like_phone_number(ids[1], self.phone_region))):
+        if (
+            known(names[0]) is not False
+            or known(names[1]) is not False
+            or known(names[2]) is not False
+            or known(names[3]) is not False
+            or looks_like_phone_number(ids[0], self.phone_region)
+            or (ids[1] is not None and looks_like_phone_number(ids[1], self.phone_region))
+        ):
             refused = self._personal_data(names, ids)
             if refused is not None:
                 return refused
-        if not attempt:
-            return self._snapshot_out_of_range(event) if snapshot else None
+        if isinstance(event, DialerState):
+            return self._snapshot_out_of_range(event)
+        if not isinstance(event, CallAttempt):
+            return None
         if event.callee_timezone is not None and event.callee_timezone not in known_timezones():
-            return "unknown_timezone", (f"callee_timezone {event.callee_timezone!r} is not an IANA time zone "
-                                        "tzdata knows (e.g. Asia/Tokyo, America/New_York); send none when the "
-                                        "number's zone is unknown or ambiguous")
+            return "unknown_timezone", (
+                f"callee_timezone {event.callee_timezone!r} is not an IANA time zone "
+                "tzdata knows (e.g. Asia/Tokyo, America/New_York); send none when the "
+                "number's zone is unknown or ambiguous"
+            )
         return self._out_of_range(event)
 
     def _personal_data(self, names: tuple, ids: tuple) -> tuple[str, str] | None:
@@ -292,8 +330,10 @@ class EventScreen:
 
     @staticmethod
     def _personal(name: str) -> str:
-        return (f"{name} looks like a phone number; personal data never goes in an id or a name: send the "
-                "number only as its HMAC (lead.phone_hash) and give this field the dialer's id or name")
+        return (
+            f"{name} looks like a phone number; personal data never goes in an id or a name: send the "
+            "number only as its HMAC (lead.phone_hash) and give this field the dialer's id or name"
+        )
 
     def _snapshot_out_of_range(self, event: DialerState) -> tuple[str, str] | None:
         """A dialer snapshot's dial level must be finite, and a wait no longer than a call may be."""
@@ -301,24 +341,28 @@ class EventScreen:
             return "out_of_range", f"dial_level is {event.dial_level!r}, not a finite number"
         wait = event.longest_wait_seconds
         if wait is not None and not wait <= self.limits.max_call_seconds:
-            return "out_of_range", (f"longest_wait_seconds {wait:.6g} is above limits.max_call_seconds "
-                                    f"({self.limits.max_call_seconds:g})")
+            return "out_of_range", (
+                f"longest_wait_seconds {wait:.6g} is above limits.max_call_seconds ({self.limits.max_call_seconds:g})"
+            )
         return None
 
     def _out_of_range(self, event: CallAttempt) -> tuple[str, str] | None:
         limits = self.limits
         # Every event passes here: the common case in a few comparisons (NaN compares false,
         # so a non-finite value always takes the long way).
-        if (event.ring_seconds + (event.wait_seconds or 0.0) + event.talk_seconds <= limits.max_call_seconds
-                and event.order_value <= limits.max_order_value
-                and (event.cost is None or event.cost <= limits.max_cost)
-                and (event.telephony_cost is None or event.telephony_cost <= limits.max_cost)
-                and (event.agent_cost is None or event.agent_cost <= limits.max_cost)):
+        if (
+            event.ring_seconds + (event.wait_seconds or 0.0) + event.talk_seconds <= limits.max_call_seconds
+            and event.order_value <= limits.max_order_value
+            and (event.cost is None or event.cost <= limits.max_cost)
+            and (event.telephony_cost is None or event.telephony_cost <= limits.max_cost)
+            and (event.agent_cost is None or event.agent_cost <= limits.max_cost)
+        ):
             return None
         # Values are told to six significant figures: the field and its size are what matter,
         # and a long run of digits in a reason could itself be a phone number.
-        checks = [(name, getattr(event, name), limits.max_call_seconds, "limits.max_call_seconds")
-                  for name in DURATION_FIELDS]
+        checks = [
+            (name, getattr(event, name), limits.max_call_seconds, "limits.max_call_seconds") for name in DURATION_FIELDS
+        ]
         checks += [(name, getattr(event, name), limits.max_cost, "limits.max_cost") for name in COST_FIELDS]
         checks.append(("order_value", event.order_value, limits.max_order_value, "limits.max_order_value"))
         for name, value, limit, setting in checks:
@@ -330,8 +374,10 @@ class EventScreen:
                 return "out_of_range", f"{name} {value:.6g} is above {setting} ({limit:g})"
         total = event.ring_seconds + (event.wait_seconds or 0.0) + event.talk_seconds
         if total > limits.max_call_seconds:
-            return "out_of_range", (f"ring_seconds + wait_seconds + talk_seconds = {total:.6g} is above "
-                                    f"limits.max_call_seconds ({limits.max_call_seconds:g})")
+            return "out_of_range", (
+                f"ring_seconds + wait_seconds + talk_seconds = {total:.6g} is above "
+                f"limits.max_call_seconds ({limits.max_call_seconds:g})"
+            )
         return None
 
 
@@ -356,8 +402,9 @@ EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
 TOO_DEEP = "JSON nested deeper than the decoder's recursion limit"
 
 
-def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None,
-                screen: EventScreen) -> Event | Rejection:
+def _decode_one(
+    raw: bytes, index: int | None, newest_allowed: datetime | None, screen: EventScreen
+) -> Event | Rejection:
     try:
         event = _event_decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -377,12 +424,20 @@ def _decode_one(raw: bytes, index: int | None, newest_allowed: datetime | None,
     if refused is not None:
         return Rejection(*refused, bytes(raw), index)
     if event.event_time < EARLIEST_EVENT_TIME:
-        return Rejection("event_time_too_old", f"event_time {event.event_time.isoformat()} is before "
-                         f"{EARLIEST_EVENT_TIME.date().isoformat()}", bytes(raw), index)
+        return Rejection(
+            "event_time_too_old",
+            f"event_time {event.event_time.isoformat()} is before {EARLIEST_EVENT_TIME.date().isoformat()}",
+            bytes(raw),
+            index,
+        )
     if newest_allowed is not None and event.event_time > newest_allowed:
-        return Rejection("future_event_time", f"event_time {event.event_time.isoformat()} is after "
-                         f"{newest_allowed.isoformat()}, the worker's clock plus pipeline.max_future_seconds",
-                         bytes(raw), index)
+        return Rejection(
+            "future_event_time",
+            f"event_time {event.event_time.isoformat()} is after "
+            f"{newest_allowed.isoformat()}, the worker's clock plus pipeline.max_future_seconds",
+            bytes(raw),
+            index,
+        )
     return event
 
 
@@ -395,15 +450,18 @@ def _decode_clean_batch(value: bytes, newest_allowed: datetime | None, screen: E
         return None
     newest = newest_allowed or datetime.max.replace(tzinfo=timezone.utc)
     for event in events:
-        if (event.schema_version not in SUPPORTED_SCHEMA_VERSIONS
-                or not EARLIEST_EVENT_TIME <= event.event_time <= newest
-                or screen(event) is not None):
+        if (
+            event.schema_version not in SUPPORTED_SCHEMA_VERSIONS
+            or not EARLIEST_EVENT_TIME <= event.event_time <= newest
+            or screen(event) is not None
+        ):
             return None
     return events
 
 
-def decode_record(value: bytes | None, newest_allowed: datetime | None = None,
-                  screen: EventScreen = DEFAULT_SCREEN) -> tuple[list[Event], list[Rejection]]:
+def decode_record(
+    value: bytes | None, newest_allowed: datetime | None = None, screen: EventScreen = DEFAULT_SCREEN
+) -> tuple[list[Event], list[Rejection]]:
     """Decode one Kafka record value into valid events and rejections.
 
     A bad event inside a batch rejects only that event: the rest still count. With
@@ -423,14 +481,17 @@ def decode_record(value: bytes | None, newest_allowed: datetime | None = None,
             return [], [Rejection("invalid_json", str(exc), bytes(value))]
         except RecursionError:
             return [], [Rejection("too_deeply_nested", TOO_DEEP, bytes(value))]
-        items = [(raw, index) for index, raw in enumerate(parsed)]
+        items: list[tuple[msgspec.Raw | bytes, int | None]] = [(raw, index) for index, raw in enumerate(parsed)]
     else:
         items = [(value, None)]
     events: list[Event] = []
     rejections: list[Rejection] = []
     for raw, index in items:
         result = _decode_one(raw, index, newest_allowed, screen)
-        (rejections if isinstance(result, Rejection) else events).append(result)
+        if isinstance(result, Rejection):
+            rejections.append(result)
+        else:
+            events.append(result)
     return events, rejections
 
 
