@@ -73,10 +73,10 @@ is neither read nor guessed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,11 +108,11 @@ class PacingInputs:
     """
 
     agents: int
-    contact_rate: float           # live answers / dials
-    talk_seconds: float           # mean talk of a connected call (the AHT metric)
-    wrap_seconds: float           # after-call work before the agent is free again
-    contact_ring_seconds: float   # mean ring before a person answers
-    other_ring_seconds: float     # mean ring of a dial that reaches nobody
+    contact_rate: float  # live answers / dials
+    talk_seconds: float  # mean talk of a connected call (the AHT metric)
+    wrap_seconds: float  # after-call work before the agent is free again
+    contact_ring_seconds: float  # mean ring before a person answers
+    other_ring_seconds: float  # mean ring of a dial that reaches nobody
     talk_quantiles: tuple[float, ...] = ()
     contact_ring_quantiles: tuple[float, ...] = ()
     other_ring_quantiles: tuple[float, ...] = ()
@@ -133,18 +133,24 @@ class PacingInputs:
         """How long a connected call takes its agent."""
         return self.talk_seconds + self.wrap_seconds
 
-    def rounded(self) -> "PacingInputs":
+    def rounded(self) -> PacingInputs:
         """The same figures at the precision they are known to, so near-identical reads of a
         live window share one cached model run."""
+
         def seconds(values):
             return tuple(round(v, 1) for v in values)
 
         return replace(
-            self, contact_rate=round(self.contact_rate, 3), talk_seconds=round(self.talk_seconds, 1),
-            wrap_seconds=round(self.wrap_seconds, 1), contact_ring_seconds=round(self.contact_ring_seconds, 1),
-            other_ring_seconds=round(self.other_ring_seconds, 1), talk_quantiles=seconds(self.talk_quantiles),
+            self,
+            contact_rate=round(self.contact_rate, 3),
+            talk_seconds=round(self.talk_seconds, 1),
+            wrap_seconds=round(self.wrap_seconds, 1),
+            contact_ring_seconds=round(self.contact_ring_seconds, 1),
+            other_ring_seconds=round(self.other_ring_seconds, 1),
+            talk_quantiles=seconds(self.talk_quantiles),
             contact_ring_quantiles=seconds(self.contact_ring_quantiles),
-            other_ring_quantiles=seconds(self.other_ring_quantiles))
+            other_ring_quantiles=seconds(self.other_ring_quantiles),
+        )
 
 
 @dataclass(frozen=True)
@@ -206,8 +212,12 @@ def default_candidates(inputs: PacingInputs, run: ModelRun = ModelRun()) -> tupl
     return ratio_grid(float(over.iloc[0]) if len(over) else COARSE_RATIOS[-1])
 
 
-def advise(inputs: PacingInputs, target_abandon_rate: float, candidates: Sequence[float] | None = None,
-           run: ModelRun = ModelRun()) -> Advice:
+def advise(
+    inputs: PacingInputs,
+    target_abandon_rate: float,
+    candidates: Sequence[float] | None = None,
+    run: ModelRun = ModelRun(),
+) -> Advice:
     """The largest candidate ratio whose abandon-rate upper bound stays under the target."""
     if not 0 < target_abandon_rate < 1:
         raise ValueError("target_abandon_rate must be between 0 and 1")
@@ -221,8 +231,9 @@ def advise(inputs: PacingInputs, target_abandon_rate: float, candidates: Sequenc
     return Advice(target_abandon_rate, best, meets, table)
 
 
-def expected_outcomes(inputs: PacingInputs, candidates: Sequence[float] | None = None,
-                      run: ModelRun = ModelRun()) -> pd.DataFrame:
+def expected_outcomes(
+    inputs: PacingInputs, candidates: Sequence[float] | None = None, run: ModelRun = ModelRun()
+) -> pd.DataFrame:
     """Expected abandon rate (with its upper bound) and agent idle share at each ratio.
 
     Cached: the model is seeded, so the same figures give the same table, and a page that
@@ -240,15 +251,18 @@ def _expected_outcomes(inputs: PacingInputs, ratios: tuple[float, ...], run: Mod
     rows = []
     for i, ratio in enumerate(ratios):
         pooled_abandoned, pooled_contacts = int(abandoned[i].sum()), int(contacts[i].sum())
-        rows.append({
-            "ratio": ratio,
-            "abandon_rate": pooled_abandoned / pooled_contacts if pooled_contacts else float("nan"),
-            "abandon_rate_upper": max(_wilson_upper(pooled_abandoned, pooled_contacts),
-                                      _replica_upper(abandoned[i], contacts[i])),
-            "idle_share": float(idle[i]),
-            "contacts": pooled_contacts,
-            "abandoned": pooled_abandoned,
-        })
+        rows.append(
+            {
+                "ratio": ratio,
+                "abandon_rate": pooled_abandoned / pooled_contacts if pooled_contacts else float("nan"),
+                "abandon_rate_upper": max(
+                    _wilson_upper(pooled_abandoned, pooled_contacts), _replica_upper(abandoned[i], contacts[i])
+                ),
+                "idle_share": float(idle[i]),
+                "contacts": pooled_contacts,
+                "abandoned": pooled_abandoned,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -266,7 +280,7 @@ def _replica_upper(abandoned: np.ndarray, contacts: np.ndarray, z: float = Z_95)
         return 1.0
     rate = abandoned.sum() / total
     residual = abandoned - rate * contacts
-    standard_error = math.sqrt((residual ** 2).sum() / (n - 1) / n) / (total / n)
+    standard_error = math.sqrt((residual**2).sum() / (n - 1) / n) / (total / n)
     return rate + z * standard_error
 
 
@@ -294,7 +308,7 @@ def _duration_table(mean: float, quantiles: tuple[float, ...], fallback, extra: 
 
 
 def _gamma(rng, mean: float, size: int) -> np.ndarray:
-    return rng.gamma(1 / RING_CV ** 2, mean * RING_CV ** 2, size)
+    return rng.gamma(1 / RING_CV**2, mean * RING_CV**2, size)
 
 
 def _lognormal(rng, mean: float, size: int) -> np.ndarray:
@@ -314,9 +328,9 @@ class _Stream:
     def take(self, n: int):
         if self.at + n > len(self.parts[0]):
             fresh = self.draw(max(self.block, n))
-            self.parts = tuple(np.concatenate([old[self.at:], new]) for old, new in zip(self.parts, fresh))
+            self.parts = tuple(np.concatenate([old[self.at :], new]) for old, new in zip(self.parts, fresh))
             self.at = 0
-        taken = tuple(part[self.at:self.at + n] for part in self.parts)
+        taken = tuple(part[self.at : self.at + n] for part in self.parts)
         self.at += n
         return taken
 
@@ -342,8 +356,11 @@ def _simulate(inputs: PacingInputs, ratios: np.ndarray, run: ModelRun):
     def lines(size):
         reached = rng.random(size) < inputs.contact_rate
         pick = (rng.random(size) * TABLE_SIZE).astype(np.intp)
-        return (np.where(reached, contact_ring_table[pick], other_ring_table[pick]),
-                np.ones(size, dtype=np.int16), reached.astype(np.int16))
+        return (
+            np.where(reached, contact_ring_table[pick], other_ring_table[pick]),
+            np.ones(size, dtype=np.int16),
+            reached.astype(np.int16),
+        )
 
     handle_stream = _Stream(handles, 1 << 15)
     line_stream = _Stream(lines, 1 << 16)
@@ -351,10 +368,10 @@ def _simulate(inputs: PacingInputs, ratios: np.ndarray, run: ModelRun):
     # Circular buffers indexed (second mod span) * width + column: what happens when.
     # int16 keeps the long handle-time buffer small (and in cache); no count gets near 2**15.
     # np.add.at is only fast when the added values already have the buffer's dtype.
-    frees_due = np.zeros(handle_span * width, dtype=np.int16)    # agents finishing a call
-    lines_due = np.zeros(ring_span * width, dtype=np.int16)      # lines that stop ringing
-    answers_due = np.zeros(ring_span * width, dtype=np.int16)    # ... and of those, live answers
-    on_hold = np.zeros((HOLD_SECONDS, width), dtype=np.int64)    # row k: answered k + 1 seconds ago
+    frees_due = np.zeros(handle_span * width, dtype=np.int16)  # agents finishing a call
+    lines_due = np.zeros(ring_span * width, dtype=np.int16)  # lines that stop ringing
+    answers_due = np.zeros(ring_span * width, dtype=np.int16)  # ... and of those, live answers
+    on_hold = np.zeros((HOLD_SECONDS, width), dtype=np.int64)  # row k: answered k + 1 seconds ago
     ringing = np.zeros(width, dtype=np.int64)
 
     # Start in a steady-ish state: every agent mid-call, with the residual time a random
@@ -373,15 +390,15 @@ def _simulate(inputs: PacingInputs, ratios: np.ndarray, run: ModelRun):
     for second in range(warmup + run.seconds):
         counting = second >= warmup
         at = (second % handle_span) * width
-        busy -= frees_due[at:at + width]
-        frees_due[at:at + width] = 0
+        busy -= frees_due[at : at + width]
+        frees_due[at : at + width] = 0
         free = agents - busy
         for age in range(HOLD_SECONDS - 1, -1, -1):  # oldest first
             served = np.minimum(on_hold[age], free)
             free -= served
             on_hold[age] -= served
         at = (second % ring_span) * width
-        answered = answers_due[at:at + width].astype(np.int64)
+        answered = answers_due[at : at + width].astype(np.int64)
         served = np.minimum(answered, free)
         free -= served
         if counting:  # the oldest row still waiting has had its two seconds: dropped
@@ -390,9 +407,9 @@ def _simulate(inputs: PacingInputs, ratios: np.ndarray, run: ModelRun):
             free_seconds += free
         on_hold[1:] = on_hold[:-1]
         on_hold[0] = answered - served
-        ringing -= lines_due[at:at + width]
-        answers_due[at:at + width] = 0
-        lines_due[at:at + width] = 0
+        ringing -= lines_due[at : at + width]
+        answers_due[at : at + width] = 0
+        lines_due[at : at + width] = 0
 
         taken = agents - free - busy  # agents who took a call this second
         busy += taken
@@ -438,12 +455,12 @@ class LiveFigures:
     abandoned: int
     contact_rate: float | None
     abandon_rate: float | None
-    talk_seconds: float | None          # AHT: talk seconds / connected calls
+    talk_seconds: float | None  # AHT: talk seconds / connected calls
     contact_ring_seconds: float | None  # mean ring of live answers
-    other_ring_seconds: float | None    # mean ring of the dials nobody answered
-    agents: int                         # distinct agents who took a call in the window
+    other_ring_seconds: float | None  # mean ring of the dials nobody answered
+    agents: int  # distinct agents who took a call in the window
     wrap_seconds: float
-    wrap_source: str                    # how wrap_seconds was found, in words
+    wrap_source: str  # how wrap_seconds was found, in words
     talk_quantiles: tuple[float, ...] = ()
     contact_ring_quantiles: tuple[float, ...] = ()
     other_ring_quantiles: tuple[float, ...] = ()
@@ -462,19 +479,39 @@ class LiveFigures:
         """The model's inputs, ``agents`` overriding the measured count; None while the
         window has no contact rate, talk time or ring times to go on."""
         agents = self.agents if agents is None else int(agents)
-        needed = (self.contact_rate, self.talk_seconds, self.contact_ring_seconds, self.other_ring_seconds)
-        if agents < 1 or any(value is None for value in needed) or not 0 < self.contact_rate < 1 \
-                or min(self.talk_seconds, self.contact_ring_seconds, self.other_ring_seconds) <= 0:
+        contact_rate, planning_contact_rate = self.contact_rate, self.planning_contact_rate
+        talk, contact_ring, other_ring = self.talk_seconds, self.contact_ring_seconds, self.other_ring_seconds
+        if (
+            agents < 1
+            or contact_rate is None
+            or planning_contact_rate is None
+            or talk is None
+            or contact_ring is None
+            or other_ring is None
+            or not 0 < contact_rate < 1
+            or min(talk, contact_ring, other_ring) <= 0
+        ):
             return None
         return PacingInputs(
-            agents=agents, contact_rate=self.planning_contact_rate, talk_seconds=self.talk_seconds,
-            wrap_seconds=self.wrap_seconds, contact_ring_seconds=self.contact_ring_seconds,
-            other_ring_seconds=self.other_ring_seconds, talk_quantiles=self.talk_quantiles,
-            contact_ring_quantiles=self.contact_ring_quantiles, other_ring_quantiles=self.other_ring_quantiles)
+            agents=agents,
+            contact_rate=planning_contact_rate,
+            talk_seconds=talk,
+            wrap_seconds=self.wrap_seconds,
+            contact_ring_seconds=contact_ring,
+            other_ring_seconds=other_ring,
+            talk_quantiles=self.talk_quantiles,
+            contact_ring_quantiles=self.contact_ring_quantiles,
+            other_ring_quantiles=self.other_ring_quantiles,
+        )
 
 
-def live_figures(client: Client, campaign: str, at: datetime, window_minutes: int = 60,
-                 assumed_wrap_seconds: float = DEFAULT_WRAP_SECONDS) -> LiveFigures:
+def live_figures(
+    client: Client,
+    campaign: str,
+    at: datetime,
+    window_minutes: int = 60,
+    assumed_wrap_seconds: float = DEFAULT_WRAP_SECONDS,
+) -> LiveFigures:
     """The campaign's attempts that ended in [at − window, at), read from call_attempts.
 
     An attempt's event time is when it ended, so in a steady window each kind of call
@@ -487,14 +524,25 @@ def live_figures(client: Client, campaign: str, at: datetime, window_minutes: in
     rates = compute_rates(sums)
     wrap, wrap_source = _wrap_up(client, campaign, start, end, assumed_wrap_seconds)
     return LiveFigures(
-        campaign=campaign, start=start, end=end, dials=int(sums["dials"]), contacts=int(sums["contacts"]),
-        connected=int(sums["connected"]), abandoned=int(sums["abandoned"]),
-        contact_rate=rates["contact_rate"], abandon_rate=rates["abandon_rate"], talk_seconds=rates["aht_seconds"],
-        contact_ring_seconds=_number(row["contact_ring"]), other_ring_seconds=_number(row["other_ring"]),
-        agents=int(row["agents"]), wrap_seconds=wrap, wrap_source=wrap_source,
+        campaign=campaign,
+        start=start,
+        end=end,
+        dials=int(sums["dials"]),
+        contacts=int(sums["contacts"]),
+        connected=int(sums["connected"]),
+        abandoned=int(sums["abandoned"]),
+        contact_rate=rates["contact_rate"],
+        abandon_rate=rates["abandon_rate"],
+        talk_seconds=rates["aht_seconds"],
+        contact_ring_seconds=_number(row["contact_ring"]),
+        other_ring_seconds=_number(row["other_ring"]),
+        agents=int(row["agents"]),
+        wrap_seconds=wrap,
+        wrap_source=wrap_source,
         talk_quantiles=_quantiles(row["talk_q"], sums["connected"]),
         contact_ring_quantiles=_quantiles(row["contact_ring_q"], sums["contacts"]),
-        other_ring_quantiles=_quantiles(row["other_ring_q"], sums["dials"] - sums["contacts"]))
+        other_ring_quantiles=_quantiles(row["other_ring_q"], sums["dials"] - sums["contacts"]),
+    )
 
 
 def _wrap_up(client: Client, campaign: str, start: datetime, end: datetime, assumed: float) -> tuple[float, str]:
@@ -505,8 +553,9 @@ def _wrap_up(client: Client, campaign: str, start: datetime, end: datetime, assu
     return float(assumed), f"assumed {assumed:g} s: not in the call events"
 
 
-def live_pacing_inputs(client: Client, campaign: str, at: datetime, window_minutes: int = 60,
-                       agents: int | None = None) -> PacingInputs | None:
+def live_pacing_inputs(
+    client: Client, campaign: str, at: datetime, window_minutes: int = 60, agents: int | None = None
+) -> PacingInputs | None:
     """The model's inputs from the campaign's last window (see live_figures); None without data."""
     return live_figures(client, campaign, at, window_minutes).inputs(agents)
 
