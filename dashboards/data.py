@@ -24,7 +24,7 @@ from core.slots import SlotRules
 from warehouse.queries import floor, live
 
 SPARKLINE_WINDOW = timedelta(hours=2)
-WALLBOARD_QUERIES = 3  # compliance windows, sparklines, the floor: read at once after the tiles
+WALLBOARD_QUERIES = 4  # tiles, compliance windows, sparklines, the floor: read at once after freshness
 FLOOR_FIELDS = ("agents", "calls_waiting", "longest_wait_seconds", "dial_level", "drops_today",
                 "drop_allowance_today")
 
@@ -162,13 +162,12 @@ def wallboard_model(now: datetime | None = None) -> dict:
     fresh = live.freshness(ctx.client)
     board_now = board_time(fresh, now)
     day_start = local_day_start(board_now, ctx.settings)
-    # The busiest campaigns only, picked in the warehouse with their tiles' counters in the same
-    # read: however many campaign names arrive, the board reads, ships and draws at most
-    # wallboard_max_campaigns of them.
-    tiles, campaign_count = live.busiest_tiles(ctx.client, board_now, day_start,
-                                               ctx.settings.dashboard.wallboard_max_campaigns,
-                                               recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes))
-    campaigns = _campaigns(ctx, now, board_now, tiles) if len(tiles) else []
+    # The busiest campaigns only, picked in the warehouse: however many campaign names arrive,
+    # the board reads, ships and draws at most wallboard_max_campaigns of them.
+    shown, campaign_count = live.busiest_campaigns(ctx.client, board_now, day_start,
+                                                   ctx.settings.dashboard.wallboard_max_campaigns,
+                                                   recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes))
+    campaigns = _campaigns(ctx, now, board_now, day_start, shown) if shown else []
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),
@@ -186,14 +185,14 @@ def wallboard_model(now: datetime | None = None) -> dict:
     }
 
 
-def _campaigns(ctx: DashboardContext, now: datetime, board_now: datetime, tiles: pd.DataFrame) -> list[dict]:
-    """The campaigns of ``tiles`` (live.busiest_tiles, in name order: a tile keeps its place on
-    the wall) with their windows, sparklines and floor, the floor as of the floor's time
-    (floor_time, from the wall clock ``now``)."""
-    shown = tiles["campaign"].tolist()
+def _campaigns(ctx: DashboardContext, now: datetime, board_now: datetime, day_start: datetime,
+               shown: list[str]) -> list[dict]:
+    """The tiles of the ``shown`` campaigns, in name order (a tile keeps its place on the wall);
+    their floor as of the floor's time (floor_time, from the wall clock ``now``)."""
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
-    compliance, sparklines, (agents, snapshots) = ctx.run_queries(
+    tiles, compliance, sparklines, (agents, snapshots) = ctx.run_queries(
+        (live.campaign_tiles, board_now, day_start, shown),
         (live.compliance_windows, board_now, None, shown, lambda name: ctx.settings.compliance.amd_for(name)[0]),
         (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
         (_campaign_floor, now, board_now, ctx.settings, shown),

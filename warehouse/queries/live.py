@@ -39,32 +39,6 @@ def busiest_campaigns(client: Client, now: datetime, day_start: datetime, limit:
     return [campaign for campaign, _ in rows], int(rows[0][1]) if rows else 0
 
 
-def busiest_tiles(client: Client, now: datetime, day_start: datetime, limit: int,
-                  recent: timedelta = timedelta(minutes=15)) -> tuple[pd.DataFrame, int]:
-    """The wallboard's tiles in one read: today's counters and rates (as campaign_tiles) of the
-    ``limit`` campaigns busiest_campaigns would pick, in name order, and how many campaigns have
-    calls today. One pass over today's rows where the two took two; at most ``limit`` rows ship."""
-    def template(rows: str, counted) -> str:
-        today = counted(lambda t: f"{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}")
-        lately = counted(lambda t: f"{t} >= {{recent:DateTime}} AND {t} <= {{now:DateTime}}")
-        return (f"SELECT campaign, sumIf(dials, {lately}) AS recent_dials, {SUMS} FROM {rows} "
-                f"WHERE {today} GROUP BY campaign")
-
-    day = minute_window(day_start, now, end_inclusive=True)
-    lately = minute_window(max(now - recent, day_start), now, end_inclusive=True)
-    ranked, parameters = summed(client, template, ["campaign"], ["recent_dials", *COUNTERS], [day, lately], day,
-                                 by_slot_and_segment=False, order=False)
-    parameters.update({"day": naive_utc(day_start), "now": naive_utc(now),
-                       "recent": naive_utc(max(now - recent, day_start)), "limit": int(limit)})
-    frame = counter_frame(client, f"SELECT *, count() OVER () AS campaign_count FROM ({ranked}) "
-                          "ORDER BY recent_dials DESC, dials DESC, campaign LIMIT {limit:UInt32}", parameters)
-    if not len(frame.columns) or not len(frame):
-        return add_rate_columns(pd.DataFrame(columns=["campaign", *COUNTERS])), 0
-    count = int(frame["campaign_count"].iloc[0])
-    frame = frame.sort_values("campaign", ignore_index=True)[["campaign", *COUNTERS]]
-    return add_rate_columns(frame), count
-
-
 def campaign_tiles(client: Client, now: datetime, day_start: datetime,
                    campaigns: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per campaign (each of ``campaigns`` with calls today, if given): today's counters and rates."""
