@@ -52,10 +52,11 @@ functions, so the page, the alert and a notebook agree to the last digit.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Mapping, NamedTuple, Sequence
+from functools import cached_property
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -68,17 +69,28 @@ DEFAULT_BINS = 10
 #: Degrees of freedom Hosmer-Lemeshow takes off the bin count (see the caveat above).
 HL_DF_LOST = 0
 
-TABLE_COLUMNS = ["decile", "calls", "orders", "score_min", "score_max", "predicted", "actual",
-                 "actual_low", "actual_high", "gap"]
+TABLE_COLUMNS = [
+    "decile",
+    "calls",
+    "orders",
+    "score_min",
+    "score_max",
+    "predicted",
+    "actual",
+    "actual_low",
+    "actual_high",
+    "gap",
+]
 
 
 # -- the math, on arrays ------------------------------------------------------------------
 
+
 class _ScoreCounts(NamedTuple):
     """Calls grouped by distinct score, ascending: what both arrays and SQL reduce to."""
 
-    score: np.ndarray   # float64, strictly increasing
-    calls: np.ndarray   # int64, calls with that score
+    score: np.ndarray  # float64, strictly increasing
+    calls: np.ndarray  # int64, calls with that score
     orders: np.ndarray  # int64, of which ordered
 
     @property
@@ -144,22 +156,50 @@ def _bins(counts: _ScoreCounts, bins: int) -> _Bins:
     starts = np.flatnonzero(np.r_[True, bin_index[1:] != bin_index[:-1]])
     ends = np.r_[starts[1:], len(bin_index)] - 1
     calls = np.add.reduceat(counts.calls, starts)
-    return _Bins(bin_index[starts] + 1, calls, np.add.reduceat(counts.orders, starts), counts.score[starts],
-                 counts.score[ends], np.add.reduceat(counts.score * counts.calls, starts) / calls)
+    return _Bins(
+        bin_index[starts] + 1,
+        calls,
+        np.add.reduceat(counts.orders, starts),
+        counts.score[starts],
+        counts.score[ends],
+        np.add.reduceat(counts.score * counts.calls, starts) / calls,
+    )
+
+
+def _order_rate_interval(orders: int, calls: int) -> tuple[float, float]:
+    """The Wilson interval of a bin's order rate (every bin holds calls)."""
+    interval = wilson_interval(orders, calls)
+    assert interval is not None, "a score bin holds calls"
+    return interval
 
 
 def _frame_of(table: _Bins) -> pd.DataFrame:
     if not len(table.calls):
-        return pd.DataFrame({column: pd.Series(dtype="int64" if column in ("decile", "calls", "orders") else "float64")
-                             for column in TABLE_COLUMNS})
+        return pd.DataFrame(
+            {
+                column: pd.Series(dtype="int64" if column in ("decile", "calls", "orders") else "float64")
+                for column in TABLE_COLUMNS
+            }
+        )
     actual = table.orders / table.calls
-    bounds = [wilson_interval(int(ordered), int(called)) for ordered, called in zip(table.orders, table.calls)]
+    bounds = [_order_rate_interval(int(ordered), int(called)) for ordered, called in zip(table.orders, table.calls)]
     low = np.array([bound[0] for bound in bounds], dtype="float64")
     high = np.array([bound[1] for bound in bounds], dtype="float64")
-    return pd.DataFrame({"decile": table.decile, "calls": table.calls, "orders": table.orders,
-                         "score_min": table.score_min, "score_max": table.score_max, "predicted": table.predicted,
-                         "actual": actual, "actual_low": low, "actual_high": high, "gap": actual - table.predicted},
-                        columns=TABLE_COLUMNS)
+    return pd.DataFrame(
+        {
+            "decile": table.decile,
+            "calls": table.calls,
+            "orders": table.orders,
+            "score_min": table.score_min,
+            "score_max": table.score_max,
+            "predicted": table.predicted,
+            "actual": actual,
+            "actual_low": low,
+            "actual_high": high,
+            "gap": actual - table.predicted,
+        },
+        columns=TABLE_COLUMNS,
+    )
 
 
 def _table(counts: _ScoreCounts, bins: int) -> pd.DataFrame:
@@ -256,6 +296,7 @@ def hosmer_lemeshow(scores, orders, bins: int = DEFAULT_BINS) -> HosmerLemeshow:
 
 # -- one campaign over one period ----------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Calibration:
     """The response model's calibration for one campaign over [period_start, period_end)."""
@@ -263,7 +304,7 @@ class Calibration:
     campaign: str
     period_start: datetime
     period_end: datetime
-    n: int          # scored conversations
+    n: int  # scored conversations
     orders: int
     ece: float | None
     auc: float | None
@@ -288,20 +329,43 @@ class Calibration:
 
     def summary(self) -> dict:
         """Everything but the table, as one flat row (for frames, JSON and alert details)."""
-        return {"campaign": self.campaign, "period_start": self.period_start, "period_end": self.period_end,
-                "n": self.n, "orders": self.orders, "predicted_rate": self.predicted_rate,
-                "actual_rate": self.actual_rate, "ece": self.ece, "auc": self.auc,
-                "hl_statistic": self.hl_statistic, "hl_df": self.hl_df, "hl_pvalue": self.hl_pvalue}
+        return {
+            "campaign": self.campaign,
+            "period_start": self.period_start,
+            "period_end": self.period_end,
+            "n": self.n,
+            "orders": self.orders,
+            "predicted_rate": self.predicted_rate,
+            "actual_rate": self.actual_rate,
+            "ece": self.ece,
+            "auc": self.auc,
+            "hl_statistic": self.hl_statistic,
+            "hl_df": self.hl_df,
+            "hl_pvalue": self.hl_pvalue,
+        }
 
     @classmethod
-    def from_scores(cls, campaign: str, period_start: datetime, period_end: datetime, scores, orders,
-                    bins: int = DEFAULT_BINS) -> "Calibration":
+    def from_scores(
+        cls, campaign: str, period_start: datetime, period_end: datetime, scores, orders, bins: int = DEFAULT_BINS
+    ) -> Calibration:
         """From one call per element: its response score and whether it ordered."""
         return _calibration(campaign, period_start, period_end, _counts_from_arrays(scores, orders), bins)
 
 
-SUMMARY_COLUMNS = ["campaign", "period_start", "period_end", "n", "orders", "predicted_rate", "actual_rate", "ece",
-                   "auc", "hl_statistic", "hl_df", "hl_pvalue"]
+SUMMARY_COLUMNS = [
+    "campaign",
+    "period_start",
+    "period_end",
+    "n",
+    "orders",
+    "predicted_rate",
+    "actual_rate",
+    "ece",
+    "auc",
+    "hl_statistic",
+    "hl_df",
+    "hl_pvalue",
+]
 
 
 def calibration_frame(results: Sequence[Calibration]) -> pd.DataFrame:
@@ -315,12 +379,23 @@ def calibration_frame(results: Sequence[Calibration]) -> pd.DataFrame:
 def _calibration(campaign: str, start: datetime, end: datetime, counts: _ScoreCounts, bins: int) -> Calibration:
     table = _bins(counts, bins)
     hl = _hosmer_lemeshow(table)
-    return Calibration(campaign=campaign, period_start=start, period_end=end, n=counts.n,
-                       orders=counts.total_orders, ece=_ece(table), auc=_auc(counts), hl_statistic=hl.statistic,
-                       hl_df=hl.df, hl_pvalue=hl.pvalue, bins=table)
+    return Calibration(
+        campaign=campaign,
+        period_start=start,
+        period_end=end,
+        n=counts.n,
+        orders=counts.total_orders,
+        ece=_ece(table),
+        auc=_auc(counts),
+        hl_statistic=hl.statistic,
+        hl_df=hl.df,
+        hl_pvalue=hl.pvalue,
+        bins=table,
+    )
 
 
 # -- from the warehouse --------------------------------------------------------------------
+
 
 def week_start(moment: datetime | date, zone: tzinfo | str) -> datetime:
     """Local midnight of the Monday that starts the (ISO) week holding ``moment``, in ``zone``."""
@@ -329,8 +404,9 @@ def week_start(moment: datetime | date, zone: tzinfo | str) -> datetime:
     return datetime.combine(day - timedelta(days=day.weekday()), time(0), tzinfo=zone)
 
 
-def weekly_calibration(client, start: datetime, end: datetime, zone: tzinfo | str,
-                       campaigns: Sequence[str] = (), bins: int = DEFAULT_BINS) -> list[Calibration]:
+def weekly_calibration(
+    client, start: datetime, end: datetime, zone: tzinfo | str, campaigns: Sequence[str] = (), bins: int = DEFAULT_BINS
+) -> list[Calibration]:
     """Per campaign and week (Monday 00:00 local in ``zone``) of calls ending in [start, end):
     sorted by campaign, then week. A week cut by ``start`` or ``end`` covers only its part
     (its period says which); week_start() gives whole-week bounds. Campaign names are
@@ -350,8 +426,9 @@ def weekly_calibration(client, start: datetime, end: datetime, zone: tzinfo | st
     return results
 
 
-def trailing_calibration(client, campaign: str, until: datetime, days: float = 7,
-                         bins: int = DEFAULT_BINS) -> Calibration | None:
+def trailing_calibration(
+    client, campaign: str, until: datetime, days: float = 7, bins: int = DEFAULT_BINS
+) -> Calibration | None:
     """``campaign``'s calibration over calls that ended in [until - days, until); None when
     no scored conversation landed in that window. What the drift alert checks."""
     until = _aware_utc(until)
@@ -371,8 +448,9 @@ class TooFewCalls(NamedTuple):
     orders: int
 
 
-def trailing_calibrations(client, untils: Mapping[str, datetime], days: float = 7,
-                          bins: int = DEFAULT_BINS, min_calls: int = 0) -> dict[str, Calibration | TooFewCalls | None]:
+def trailing_calibrations(
+    client, untils: Mapping[str, datetime], days: float = 7, bins: int = DEFAULT_BINS, min_calls: int = 0
+) -> dict[str, Calibration | TooFewCalls | None]:
     """:func:`trailing_calibration` for many campaigns, each up to its own time, in one
     query. At each event-time hour every live campaign's drift check falls due at once;
     one query each stalled a 1,000-campaign worker for minutes. A campaign with fewer
@@ -382,13 +460,14 @@ def trailing_calibrations(client, untils: Mapping[str, datetime], days: float = 
     campaigns = sorted(untils)
     span = timedelta(days=days)
     columns = trailing_score_counts_at(client, untils, span)
-    results: dict[str, Calibration | None] = {campaign: None for campaign in campaigns}
+    results: dict[str, Calibration | TooFewCalls | None] = {campaign: None for campaign in campaigns}
     if columns and len(columns[0]):
         # Rows come sorted by campaign: cut the arrays at each new name, rather than a
         # pandas groupby per hour, which is slow over many campaigns.
         names = np.asarray(columns[0], dtype=object)
-        score, calls, ordered = (np.asarray(column, dtype=dtype)
-                                 for column, dtype in zip(columns[1:], ("float64", "int64", "int64")))
+        score, calls, ordered = (
+            np.asarray(column, dtype=dtype) for column, dtype in zip(columns[1:], ("float64", "int64", "int64"))
+        )
         starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
         for first, last in zip(starts, np.r_[starts[1:], len(names)]):
             campaign = names[first]
@@ -402,8 +481,11 @@ def trailing_calibrations(client, untils: Mapping[str, datetime], days: float = 
 
 
 def _counts_from_rows(frame: pd.DataFrame) -> _ScoreCounts:
-    return _ScoreCounts(frame["score"].to_numpy(dtype="float64"), frame["calls"].to_numpy(dtype="int64"),
-                        frame["ordered"].to_numpy(dtype="int64"))
+    return _ScoreCounts(
+        frame["score"].to_numpy(dtype="float64"),
+        frame["calls"].to_numpy(dtype="int64"),
+        frame["ordered"].to_numpy(dtype="int64"),
+    )
 
 
 def _aware_utc(moment: datetime) -> datetime:
