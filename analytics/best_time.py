@@ -37,9 +37,9 @@ Medicine 17:857-872 (single proportion) and 17:873-890 (difference, method 10).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -53,12 +53,22 @@ DEFAULT_DAYS = 28
 SEGMENT = "segment"
 INTERVAL_COLUMNS = [SEGMENT, "dials", "contacts", "contact_rate", "ci_low", "ci_high", "enough_data"]
 WINDOW_COLUMNS = [SEGMENT, "best", "window", "dials", "contacts", "contact_rate", "ci_low", "ci_high"]
-PLANNING_COLUMNS = [SEGMENT, "slot", "dials", "contacts", "contact_rate", "ci_low", "ci_high", "recommended",
-                    "data_note"]
+PLANNING_COLUMNS = [
+    SEGMENT,
+    "slot",
+    "dials",
+    "contacts",
+    "contact_rate",
+    "ci_low",
+    "ci_high",
+    "recommended",
+    "data_note",
+]
 
 
-def difference_interval(successes_a: float, trials_a: float, successes_b: float, trials_b: float,
-                        z: float = Z_95) -> tuple[float, float] | None:
+def difference_interval(
+    successes_a: float, trials_a: float, successes_b: float, trials_b: float, z: float = Z_95
+) -> tuple[float, float] | None:
     """Interval for rate_a - rate_b by Newcombe's hybrid score method (his method 10),
     from the two Wilson intervals; None when either side has no trials."""
     interval_a = wilson_interval(successes_a, trials_a, z)
@@ -68,12 +78,15 @@ def difference_interval(successes_a: float, trials_a: float, successes_b: float,
     rate_a, rate_b = successes_a / trials_a, successes_b / trials_b
     (low_a, high_a), (low_b, high_b) = interval_a, interval_b
     difference = rate_a - rate_b
-    return (difference - math.hypot(rate_a - low_a, high_b - rate_b),
-            difference + math.hypot(high_a - rate_a, rate_b - low_b))
+    return (
+        difference - math.hypot(rate_a - low_a, high_b - rate_b),
+        difference + math.hypot(high_a - rate_a, rate_b - low_b),
+    )
 
 
-def contact_rate_intervals(counters: pd.DataFrame, time_column: str, min_calls: int,
-                           levels: Sequence | None = None) -> pd.DataFrame:
+def contact_rate_intervals(
+    counters: pd.DataFrame, time_column: str, min_calls: int, levels: Sequence | None = None
+) -> pd.DataFrame:
     """Per segment and ``time_column`` ("slot" or "hour"): dials, contacts, contact_rate,
     ci_low, ci_high and enough_data (dials >= min_calls).
 
@@ -84,8 +97,11 @@ def contact_rate_intervals(counters: pd.DataFrame, time_column: str, min_calls: 
     the observed values, sorted.
     """
     keys = [SEGMENT, time_column]
-    summed = counters.groupby(keys, as_index=False)[["dials", "contacts"]].sum() if len(counters) else \
-        pd.DataFrame(columns=[*keys, "dials", "contacts"])
+    summed = (
+        counters.groupby(keys, as_index=False)[["dials", "contacts"]].sum()
+        if len(counters)
+        else pd.DataFrame(columns=[*keys, "dials", "contacts"])
+    )
     observed = sorted(summed[time_column].unique().tolist())
     wanted = list(levels) if levels is not None else observed
     wanted += [value for value in observed if value not in wanted]
@@ -101,8 +117,9 @@ def contact_rate_intervals(counters: pd.DataFrame, time_column: str, min_calls: 
     return frame[[SEGMENT, time_column, *INTERVAL_COLUMNS[1:]]]
 
 
-def recommend(intervals: pd.DataFrame, time_column: str, candidates: Iterable | None = None,
-              contiguous: bool = False) -> pd.DataFrame:
+def recommend(
+    intervals: pd.DataFrame, time_column: str, candidates: Iterable | None = None, contiguous: bool = False
+) -> pd.DataFrame:
     """One row per segment: the best time value, the recommended window (a list, in the
     frame's order) and the window's summed dials, contacts, contact_rate and interval.
 
@@ -118,22 +135,42 @@ def recommend(intervals: pd.DataFrame, time_column: str, candidates: Iterable | 
         if allowed is not None:
             eligible = eligible[eligible[time_column].isin(allowed)]
         if eligible.empty:
-            rows.append({SEGMENT: segment, "best": None, "window": [], "dials": 0, "contacts": 0,
-                         "contact_rate": math.nan, "ci_low": math.nan, "ci_high": math.nan})
+            rows.append(
+                {
+                    SEGMENT: segment,
+                    "best": None,
+                    "window": [],
+                    "dials": 0,
+                    "contacts": 0,
+                    "contact_rate": math.nan,
+                    "ci_low": math.nan,
+                    "ci_high": math.nan,
+                }
+            )
             continue
         best = eligible.loc[eligible["ci_low"].idxmax()]
-        as_good = {row[time_column] for row in eligible.to_dict("records")
-                   if _not_worse(row, best)}
+        as_good = {row[time_column] for row in eligible.to_dict("records") if _not_worse(row, best)}
         if contiguous:
             window = _run_around(best[time_column], as_good)
         else:
             window = [value for value in part[time_column] if value in as_good]
         chosen = part[part[time_column].isin(window)]
         dials, contacts = int(chosen["dials"].sum()), int(chosen["contacts"].sum())
-        low, high = wilson_interval(contacts, dials)
-        rows.append({SEGMENT: segment, "best": _plain(best[time_column]), "window": [_plain(v) for v in window],
-                     "dials": dials, "contacts": contacts, "contact_rate": contacts / dials, "ci_low": low,
-                     "ci_high": high})
+        interval = wilson_interval(contacts, dials)
+        assert interval is not None, "an eligible window has enough dials"
+        low, high = interval
+        rows.append(
+            {
+                SEGMENT: segment,
+                "best": _plain(best[time_column]),
+                "window": [_plain(v) for v in window],
+                "dials": dials,
+                "contacts": contacts,
+                "contact_rate": contacts / dials,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
     frame = pd.DataFrame(rows, columns=WINDOW_COLUMNS)
     # Object dtype keeps an hour an int and a missing best None, instead of 18.0 and NaN.
     frame["best"] = pd.Series([row["best"] for row in rows], index=frame.index, dtype=object)
@@ -146,8 +183,9 @@ def _plain(value):
 
 def _not_worse(candidate: dict, best) -> bool:
     """True unless the candidate's contact rate is significantly below the best's."""
-    low, _ = difference_interval(best["contacts"], best["dials"], candidate["contacts"], candidate["dials"])
-    return low <= 0
+    interval = difference_interval(best["contacts"], best["dials"], candidate["contacts"], candidate["dials"])
+    assert interval is not None, "eligible slots have enough dials"
+    return interval[0] <= 0
 
 
 def _run_around(best: int, qualifying: set) -> list[int]:
@@ -163,8 +201,8 @@ def _run_around(best: int, qualifying: set) -> list[int]:
 class BestTime:
     """What the Best-time page shows and exports."""
 
-    slots: pd.DataFrame     # contact_rate_intervals by segment x slot, slots in the day's order
-    hours: pd.DataFrame     # contact_rate_intervals by segment x local hour of day
+    slots: pd.DataFrame  # contact_rate_intervals by segment x slot, slots in the day's order
+    hours: pd.DataFrame  # contact_rate_intervals by segment x local hour of day
     slot_windows: pd.DataFrame  # recommend() over slots
     hour_windows: pd.DataFrame  # recommend() over hours, one block of consecutive hours
     min_calls: int
@@ -175,8 +213,9 @@ def calling_hours(slot_rules: SlotRules) -> list[int]:
     return sorted({hour for slot in slot_rules.slots for hour in range(slot.start_hour, slot.end_hour)})
 
 
-def analyse(slot_counters: pd.DataFrame, hour_counters: pd.DataFrame, slot_rules: SlotRules,
-            min_calls: int) -> BestTime:
+def analyse(
+    slot_counters: pd.DataFrame, hour_counters: pd.DataFrame, slot_rules: SlotRules, min_calls: int
+) -> BestTime:
     """Intervals and recommendations from counters by (segment, slot) and (segment, hour)."""
     slots = contact_rate_intervals(slot_counters, "slot", min_calls, levels=slot_rules.names)
     dialled_hours = sorted(hour_counters["hour"].unique().tolist()) if len(hour_counters) else []
@@ -184,20 +223,28 @@ def analyse(slot_counters: pd.DataFrame, hour_counters: pd.DataFrame, slot_rules
     hour_levels = list(range(int(dialled_hours[0]), int(dialled_hours[-1]) + 1)) if dialled_hours else []
     hours = contact_rate_intervals(hour_counters, "hour", min_calls, levels=hour_levels)
     calling_slots = [slot.name for slot in slot_rules.slots if slot.name != OFF_HOURS]
-    return BestTime(slots=slots, hours=hours,
-                    slot_windows=recommend(slots, "slot", candidates=calling_slots),
-                    hour_windows=recommend(hours, "hour", candidates=calling_hours(slot_rules), contiguous=True),
-                    min_calls=min_calls)
+    return BestTime(
+        slots=slots,
+        hours=hours,
+        slot_windows=recommend(slots, "slot", candidates=calling_slots),
+        hour_windows=recommend(hours, "hour", candidates=calling_hours(slot_rules), contiguous=True),
+        min_calls=min_calls,
+    )
 
 
-def best_time(client, start_day: date, end_day: date, slot_rules: SlotRules, min_calls: int,
-              campaigns: Sequence[str] = ()) -> BestTime:
+def best_time(
+    client, start_day: date, end_day: date, slot_rules: SlotRules, min_calls: int, campaigns: Sequence[str] = ()
+) -> BestTime:
     """Contact rates with intervals and recommended windows over whole local days
     [start_day, end_day] in the slot rules' zone, optionally for some campaigns only."""
     by_slot = reports.ReportRequest(("segment", "slot"), ("contact_rate",), start_day, end_day, tuple(campaigns))
     by_hour = by_slot.with_(by=("segment", "hour"))
-    return analyse(reports.counters_frame(client, by_slot, slot_rules.zone),
-                   reports.counters_frame(client, by_hour, slot_rules.zone), slot_rules, min_calls)
+    return analyse(
+        reports.counters_frame(client, by_slot, slot_rules.zone),
+        reports.counters_frame(client, by_hour, slot_rules.zone),
+        slot_rules,
+        min_calls,
+    )
 
 
 def planning_frame(result: BestTime) -> pd.DataFrame:
@@ -213,6 +260,7 @@ def planning_frame(result: BestTime) -> pd.DataFrame:
 
 # -- how a page shows it -----------------------------------------------------------------
 
+
 def format_interval(low: float | None, high: float | None) -> str:
     """A 95 % interval as people read it: "25.5 % – 36.6 %", or "—" without one."""
     if low is None or high is None or math.isnan(low) or math.isnan(high):
@@ -221,7 +269,7 @@ def format_interval(low: float | None, high: float | None) -> str:
 
 
 def window_label(window: Sequence, time_column: str) -> str:
-    """"morning + midday" for slots, "09:00–12:00" for a run of hours, or "not enough data"."""
+    """ "morning + midday" for slots, "09:00–12:00" for a run of hours, or "not enough data"."""
     if not len(window):
         return NOT_ENOUGH_DATA
     if time_column == "hour":
