@@ -12,15 +12,24 @@ import io
 import json
 import math
 import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlencode
 
 import pandas as pd
 
-from core.metrics import (AGENT_COUNTERS, COUNTERS, METRIC_ALIASES, METRIC_NAMES, RATES, add_rate_columns,
-                          format_metric, needs_agent_seconds, ratio_series)
+from core.metrics import (
+    AGENT_COUNTERS,
+    COUNTERS,
+    METRIC_ALIASES,
+    METRIC_NAMES,
+    RATES,
+    add_rate_columns,
+    format_metric,
+    needs_agent_seconds,
+    ratio_series,
+)
 from core.schema import MAX_IDENTIFIER_LENGTH as MAX_CAMPAIGN_LENGTH
 
 #: What a manager may group by (the warehouse maps each to SQL from an allow-list).
@@ -35,9 +44,19 @@ REPORT_DIMENSIONS: dict[str, str] = {
     "weekday": "Weekday",
 }
 #: The metrics offered on the Reports page, in the order people ask for them.
-REPORT_METRICS: tuple[str, ...] = ("contact_rate", "abandon_rate", "cpo", "conversion_rate", "orders", "dials",
-                                   "aht_seconds", "occupancy", "calls_per_agent_hour", "orders_per_agent_hour",
-                                   "aht_with_wrap_up_seconds")
+REPORT_METRICS: tuple[str, ...] = (
+    "contact_rate",
+    "abandon_rate",
+    "cpo",
+    "conversion_rate",
+    "orders",
+    "dials",
+    "aht_seconds",
+    "occupancy",
+    "calls_per_agent_hour",
+    "orders_per_agent_hour",
+    "aht_with_wrap_up_seconds",
+)
 #: Dimensions agent seconds are kept by (not per time slot or segment: an agent works every slot).
 AGENT_SECONDS_DIMENSIONS = frozenset(REPORT_DIMENSIONS) - {"slot", "segment"}
 DEFAULT_METRICS: tuple[str, ...] = ("contact_rate", "abandon_rate", "conversion_rate", "cpo", "orders")
@@ -61,34 +80,47 @@ class ReportRequest:
     campaigns: tuple[str, ...] = field(default=())
 
     @classmethod
-    def parse(cls, by: str | Sequence[str] | None, metrics: str | Sequence[str] | None,
-              start: str | date | None, end: str | date | None, campaigns: str | Sequence[str] | None = None,
-              *, today: date) -> "ReportRequest":
+    def parse(
+        cls,
+        by: str | Sequence[str] | None,
+        metrics: str | Sequence[str] | None,
+        start: str | date | None,
+        end: str | date | None,
+        campaigns: str | Sequence[str] | None = None,
+        *,
+        today: date,
+    ) -> ReportRequest:
         """Validate what a user typed or clicked; raises ReportError with a fixable message."""
         dimensions = _names(by) or ["campaign"]
         unknown = [d for d in dimensions if d not in REPORT_DIMENSIONS]
         if unknown:
-            raise ReportError(f"unknown --by dimension(s) {', '.join(unknown)}; "
-                              f"choose from {', '.join(REPORT_DIMENSIONS)}")
+            raise ReportError(
+                f"unknown --by dimension(s) {', '.join(unknown)}; choose from {', '.join(REPORT_DIMENSIONS)}"
+            )
         if len(set(dimensions)) != len(dimensions):
             raise ReportError("each dimension may appear in --by only once")
         chosen = [METRIC_ALIASES.get(m, m) for m in (_names(metrics) or list(DEFAULT_METRICS))]
         unknown = [m for m in chosen if m not in METRIC_NAMES]
         if unknown:
-            raise ReportError(f"unknown metric(s) {', '.join(unknown)}; choose from "
-                              f"{', '.join([*METRIC_NAMES, *METRIC_ALIASES])}")
+            raise ReportError(
+                f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join([*METRIC_NAMES, *METRIC_ALIASES])}"
+            )
         end_day = _day(end, "--to") if end else today
         start_day = _day(start, "--from") if start else end_day - timedelta(days=DEFAULT_DAYS - 1)
         if start_day > end_day:
             raise ReportError(f"--from {start_day} is after --to {end_day}")
         if needs_agent_seconds(chosen) and not AGENT_SECONDS_DIMENSIONS.issuperset(dimensions):
-            raise ReportError("the agent metrics (occupancy, per agent hour, AHT with wrap-up) come from agent "
-                              "seconds, which are not kept per time slot or segment; group them by "
-                              f"{', '.join(sorted(AGENT_SECONDS_DIMENSIONS))}")
+            raise ReportError(
+                "the agent metrics (occupancy, per agent hour, AHT with wrap-up) come from agent "
+                "seconds, which are not kept per time slot or segment; group them by "
+                f"{', '.join(sorted(AGENT_SECONDS_DIMENSIONS))}"
+            )
         named = _names(campaigns)
         if any(len(name) > MAX_CAMPAIGN_LENGTH for name in named):
-            raise ReportError(f"a campaign name is at most {MAX_CAMPAIGN_LENGTH} characters (the event schema's "
-                              "limit); check the --campaign value")
+            raise ReportError(
+                f"a campaign name is at most {MAX_CAMPAIGN_LENGTH} characters (the event schema's "
+                "limit); check the --campaign value"
+            )
         return cls(tuple(dimensions), tuple(dict.fromkeys(chosen)), start_day, end_day, tuple(named))
 
     def bounds(self, zone) -> tuple[datetime, datetime]:
@@ -104,8 +136,12 @@ class ReportRequest:
 
     def query_params(self) -> dict[str, str]:
         """The request as URL parameters (for /api/report and a bookmarkable page)."""
-        params = {"by": ",".join(self.by), "metrics": ",".join(self.metrics),
-                  "from": self.start_day.isoformat(), "to": self.end_day.isoformat()}
+        params = {
+            "by": ",".join(self.by),
+            "metrics": ",".join(self.metrics),
+            "from": self.start_day.isoformat(),
+            "to": self.end_day.isoformat(),
+        }
         if self.campaigns:
             params["campaigns"] = ",".join(self.campaigns)
         return params
@@ -113,7 +149,7 @@ class ReportRequest:
     def query_string(self) -> str:
         return urlencode(self.query_params())
 
-    def with_(self, **changes) -> "ReportRequest":
+    def with_(self, **changes) -> ReportRequest:
         return replace(self, **changes)
 
 
@@ -138,8 +174,15 @@ def counters_frame(client, request: ReportRequest, zone) -> pd.DataFrame:
     from warehouse.queries.reports import metrics_by
 
     start, end = request.bounds(zone)
-    return metrics_by(client, request.by, start, end, tz=str(zone), campaigns=request.campaigns,
-                      agent_seconds=needs_agent_seconds(request.metrics))
+    return metrics_by(
+        client,
+        request.by,
+        start,
+        end,
+        tz=str(zone),
+        campaigns=request.campaigns,
+        agent_seconds=needs_agent_seconds(request.metrics),
+    )
 
 
 def report_frame(counters: pd.DataFrame, request: ReportRequest) -> pd.DataFrame:
@@ -155,16 +198,20 @@ def run_report(client, request: ReportRequest, zone) -> pd.DataFrame:
     return report_frame(counters_frame(client, request, zone), request)
 
 
-def pivot(counters: pd.DataFrame, rows: str, columns: str | None, metric: str,
-          order: Mapping[str, Sequence] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def pivot(
+    counters: pd.DataFrame, rows: str, columns: str | None, metric: str, order: Mapping[str, Sequence] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A rows x columns table of ``metric`` with a Total row and column, and the dials behind each cell.
 
     Totals sum the counters first and recompute the metric from those sums.
     """
     keys = [rows] if columns is None else [rows, columns]
     summed = [name for name in (*COUNTERS, *AGENT_COUNTERS) if name in counters.columns] or list(COUNTERS)
-    base = counters.groupby(keys, as_index=False)[summed].sum() if len(counters) else \
-        pd.DataFrame(columns=[*keys, *summed])
+    base = (
+        counters.groupby(keys, as_index=False)[summed].sum()
+        if len(counters)
+        else pd.DataFrame(columns=[*keys, *summed])
+    )
     if columns is None:
         # Once each: a report of dials itself would otherwise get two "dials" columns.
         cells = add_rate_columns(base).set_index(rows)[list(dict.fromkeys([metric, SAMPLE_COLUMN]))]
@@ -218,6 +265,7 @@ def label_value(dimension: str, value) -> str:
 
 # -- output formats ------------------------------------------------------------------
 
+
 def to_csv(frame: pd.DataFrame) -> str:
     """CSV with rates as fractions and nulls (no denominator) as empty cells."""
     return frame.to_csv(index=False, float_format="%.10g", lineterminator="\n")
@@ -238,8 +286,7 @@ def _json_value(value):
     return value
 
 
-def to_xlsx(frame: pd.DataFrame, sheet: str = "report", title: str | None = None,
-            percent: Iterable[str] = ()) -> bytes:
+def to_xlsx(frame: pd.DataFrame, sheet: str = "report", title: str | None = None, percent: Iterable[str] = ()) -> bytes:
     """An Excel workbook: rates as fractions formatted as percentages, so sums and charts still work.
 
     Columns named like a rate (``*_rate``) or listed in ``percent`` get the percent format."""
@@ -251,9 +298,16 @@ def to_xlsx(frame: pd.DataFrame, sheet: str = "report", title: str | None = None
         frame.to_excel(writer, index=False, sheet_name=sheet)
         worksheet = writer.sheets[sheet]
         for position, column in enumerate(frame.columns, start=1):
-            unit = RATES[column].unit if column in RATES else \
-                "percent" if column in percent or str(column).endswith("_rate") else None
-            number_format = {"percent": "0.0%", "currency": "#,##0.00", "seconds": "0"}.get(unit)
+            unit = (
+                RATES[column].unit
+                if column in RATES
+                else "percent"
+                if column in percent or str(column).endswith("_rate")
+                else None
+            )
+            number_format = (
+                {"percent": "0.0%", "currency": "#,##0.00", "seconds": "0"}.get(unit) if unit is not None else None
+            )
             letter = get_column_letter(position)
             worksheet.column_dimensions[letter].width = max(12, len(str(column)) + 2)
             if number_format:
@@ -267,8 +321,12 @@ def to_xlsx(frame: pd.DataFrame, sheet: str = "report", title: str | None = None
 def table_rows(frame: pd.DataFrame) -> Iterable[list[str]]:
     """Each row as display strings: percentages, money, "—" for null."""
     for row in frame.to_dict("records"):
-        yield [format_metric(column, None if _is_null(value) else value) if column in METRIC_NAMES
-               else label_value(column, value) for column, value in row.items()]
+        yield [
+            format_metric(column, None if _is_null(value) else value)
+            if column in METRIC_NAMES
+            else label_value(column, value)
+            for column, value in row.items()
+        ]
 
 
 def _is_null(value) -> bool:
@@ -286,14 +344,29 @@ def frame_from_json(text: str, request: ReportRequest) -> pd.DataFrame:
 
 # -- compliance evidence ----------------------------------------------------------------
 
-COMPLIANCE_COLUMNS = ["campaign", "day", "dials", "contacts", "abandoned", "abandon_rate", "amd_estimate",
-                      "abandon_rate_ofcom", "rolling_30d_contacts", "rolling_30d_abandoned", "rolling_30d_unjudged",
-                      "rolling_30d_abandon_rate", "limit", "day_over_limit", "rolling_30d_over_limit"]
+COMPLIANCE_COLUMNS = [
+    "campaign",
+    "day",
+    "dials",
+    "contacts",
+    "abandoned",
+    "abandon_rate",
+    "amd_estimate",
+    "abandon_rate_ofcom",
+    "rolling_30d_contacts",
+    "rolling_30d_abandoned",
+    "rolling_30d_unjudged",
+    "rolling_30d_abandon_rate",
+    "limit",
+    "day_over_limit",
+    "rolling_30d_over_limit",
+]
 ROLLING_DAYS = 30
 
 
-def compliance_days(client, start_day: date, end_day: date, zone, limit_for, campaigns: Sequence[str] = (),
-                    amd_rate_for=None) -> pd.DataFrame:
+def compliance_days(
+    client, start_day: date, end_day: date, zone, limit_for, campaigns: Sequence[str] = (), amd_rate_for=None
+) -> pd.DataFrame:
     """Per campaign and local day: the day's abandon rate, the dialer's (abandon_rate) and UK
     Ofcom's (abandon_rate_ofcom: with ``amd_rate_for(campaign)`` of the machine-classified calls
     counted abandoned, 0 without it; the 24-hour rule by calendar day), and the rolling 30-day
@@ -312,10 +385,12 @@ def compliance_days(client, start_day: date, end_day: date, zone, limit_for, cam
     every_day = pd.date_range(history_start, end_day, freq="D").strftime("%Y-%m-%d")
     frames = []
     for campaign, part in daily.groupby("campaign"):
-        part = part.set_index("day")[["dials", "contacts", "abandoned", "abandoned_ftc", "live_answers_unjudged",
-                                      "machines"]].reindex(every_day, fill_value=0.0)
-        rolling = part[["contacts", "abandoned_ftc", "live_answers_unjudged"]].rolling(ROLLING_DAYS,
-                                                                                      min_periods=1).sum()
+        part = part.set_index("day")[
+            ["dials", "contacts", "abandoned", "abandoned_ftc", "live_answers_unjudged", "machines"]
+        ].reindex(every_day, fill_value=0.0)
+        rolling = (
+            part[["contacts", "abandoned_ftc", "live_answers_unjudged"]].rolling(ROLLING_DAYS, min_periods=1).sum()
+        )
         part["rolling_30d_contacts"] = rolling["contacts"] - rolling["live_answers_unjudged"]
         part["rolling_30d_abandoned"] = rolling["abandoned_ftc"]
         part["rolling_30d_unjudged"] = rolling["live_answers_unjudged"]
@@ -325,15 +400,22 @@ def compliance_days(client, start_day: date, end_day: date, zone, limit_for, cam
     frame = add_rate_columns(frame, ["abandon_rate"])
     amd = frame["campaign"].map(amd_rate_for).astype("float64") if amd_rate_for is not None else 0.0
     frame["amd_estimate"] = frame["machines"] * amd
-    frame["abandon_rate_ofcom"] = ratio_series(frame["abandoned"] + frame["amd_estimate"],
-                                               frame["contacts"] + frame["amd_estimate"])
+    frame["abandon_rate_ofcom"] = ratio_series(
+        frame["abandoned"] + frame["amd_estimate"], frame["contacts"] + frame["amd_estimate"]
+    )
     frame["rolling_30d_abandon_rate"] = ratio_series(frame["rolling_30d_abandoned"], frame["rolling_30d_contacts"])
     frame["limit"] = frame["campaign"].map(limit_for)
     # The rules say "at most" the limit: a breach is strictly above it.
     frame["day_over_limit"] = frame["abandon_rate_ofcom"] > frame["limit"]
     frame["rolling_30d_over_limit"] = frame["rolling_30d_abandon_rate"] > frame["limit"]
     frame = frame[frame["dials"] > 0].copy()  # a day without calls has nothing to show or defend
-    for column in ("dials", "contacts", "abandoned", "rolling_30d_contacts", "rolling_30d_abandoned",
-                   "rolling_30d_unjudged"):
+    for column in (
+        "dials",
+        "contacts",
+        "abandoned",
+        "rolling_30d_contacts",
+        "rolling_30d_abandoned",
+        "rolling_30d_unjudged",
+    ):
         frame[column] = frame[column].astype("int64")
     return frame[COMPLIANCE_COLUMNS].sort_values(["campaign", "day"]).reset_index(drop=True)
