@@ -3,13 +3,21 @@ warehouse (chDB through clickhouse-connect), with N simulated days of calls land
 
     .venv/bin/python bench/wallboard_refresh.py [--days 3] [--repeats 50] [--seed 7] [--data-dir DIR]
     .venv/bin/python bench/wallboard_refresh.py --smoke     # 0.2 days, 5 repeats: a quick check
+    .venv/bin/python bench/wallboard_refresh.py --agents 20 [--campaigns 1000] [--events 1000000]
+
+With --agents N the board is the issue's floor board instead: --campaigns of the benchmark
+workload's campaigns (bench/workload.py) with --events calls over --days, N agents each whose
+states follow their connected calls (and a last state each near the end, so the floor is
+staffed), through the worker's own counting (MinuteBuckets, FloorState) and Lander; plus each
+campaign's dialer_state snapshot every --snapshot-seconds for the last --snapshot-hours, as
+VICIdial live mode sends them. Results then go to bench/results/wallboard_floor.txt.
 
 A fresh warehouse is migrated and filled by the real code (DialerSimulator -> MinuteBuckets
 -> Lander) with --days of calls ending now. Each figure is over --repeats runs after
 3 warm-up runs:
 
     model     wallboard_model(): every query a refresh makes (freshness, campaign tiles,
-              compliance windows, 2-h minute series) and shaping them into JSON-able data
+              compliance windows, 2-h minute series, the floor) and shaping them into JSON-able data
     callback  the wallboard page's Dash refresh callback: the model every board shares (computed
               at most once per dashboard.wallboard_cache_seconds, default 1 s) plus tiles and
               sparklines
@@ -70,6 +78,8 @@ LAND_CHUNK_EVENTS = 20_000  # about what the worker lands per batch under a heav
 WARM_UP_RUNS = 3
 HMAC_KEY = b"wallboard-bench-key-32-bytes-long"
 RESULTS_FILE = ROOT / "bench" / "results" / "wallboard_refresh.txt"
+FLOOR_RESULTS_FILE = ROOT / "bench" / "results" / "wallboard_floor.txt"
+SNAPSHOT_CHUNK_SECONDS = 600  # the dialer snapshots are landed ten minutes of every campaign at a time
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,95 @@ def land_simulated_days(client: Client, settings: Settings, slot_rules: SlotRule
         land_batch()
         progress.update(task, completed=sim_seconds)
     return landed
+
+
+def land_floor_board(client: Client, settings: Settings, slot_rules: SlotRules, *, days: float, events: int,
+                     campaigns: int, agents: int, snapshot_seconds: float, snapshot_hours: float,
+                     seed: int) -> dict[str, int]:
+    """The floor board: ``events`` calls of ``campaigns`` campaigns over ``days`` ending now, with
+    ``agents`` agents per campaign, counted and landed as the worker does, then a last state for
+    every agent near the end and every campaign's dialer snapshots; return what landed, by table."""
+    import random
+
+    from workload import call_events, campaign_names  # bench/workload.py, beside this script
+    from core.handoff import FloorChanges
+    from core.schema import SCHEMA_VERSION, AgentStateChange, DialerState
+    from streams.floor import FloorState
+
+    end = datetime.now(timezone.utc)
+    buckets = MinuteBuckets(settings, slot_rules)
+    floor = FloorState(settings.agents.timeout_seconds)
+    lander = Lander(client, settings)
+    pending = 0
+
+    def land_batch() -> None:
+        nonlocal pending
+        lander.land(LandingBatch(buckets.take_counted(), buckets.take_dirty(), floor=floor.take_changes()))
+        buckets.evict_closed()
+        pending = 0
+
+    with Console().status(f"landing {events:,} calls of {campaigns:,} campaigns with {agents} agents each"):
+        for event in call_events(events, seed=seed, campaigns=campaigns, hours=days * 24, end=end, agents=agents):
+            if isinstance(event, CallAttempt):
+                buckets.add(event)
+            elif isinstance(event, AgentStateChange):
+                floor.add(event)
+            else:
+                floor.add_snapshot(event)
+            pending += 1
+            if pending >= LAND_CHUNK_EVENTS:
+                land_batch()
+        land_batch()
+
+    names = campaign_names(campaigns)
+    rng = random.Random(f"snapshots-{seed}")
+    first = end - timedelta(hours=snapshot_hours)
+    steps = int(snapshot_hours * 3600 / snapshot_seconds)
+    per_chunk = max(1, int(SNAPSHOT_CHUNK_SECONDS / snapshot_seconds))
+    with Console().status(f"landing {steps * campaigns:,} dialer snapshots"):
+        for chunk_start in range(0, steps, per_chunk):
+            snapshots = [
+                DialerState(schema_version=SCHEMA_VERSION, event_id=f"snap-{campaign}-{step}", campaign=campaign,
+                            event_time=first + timedelta(seconds=(step + 1) * snapshot_seconds),
+                            dial_level=round(rng.uniform(1.0, 4.0), 2), calls_ringing=rng.randrange(40),
+                            calls_waiting=rng.randrange(5), longest_wait_seconds=round(rng.uniform(0, 30), 1),
+                            dialable_leads=rng.randrange(100_000))
+                for step in range(chunk_start, min(steps, chunk_start + per_chunk)) for campaign in names]
+            lander.land_floor(FloorChanges(snapshots=snapshots, version=time.time_ns()))
+    # The hourly rollup of the closed hours, as a deployment that has run through them has it
+    # (warehouse/rollup.py): these hours all landed just now, so none would have settled yet.
+    from warehouse.rollup import refresh_rollup
+
+    refresh_rollup(client, until=end.replace(minute=0, second=0, microsecond=0), settle=timedelta(0))
+    land_live_floor(lander, floor, campaign_names(campaigns), agents, seed)
+    return {table: int(client.command(f"SELECT count() FROM {table}"))
+            for table in ("call_attempts", "minute_metrics", "agent_minutes", "agent_status", "dialer_snapshots")}
+
+
+def land_live_floor(lander: Lander, floor, names: list[str], agents: int, seed: int) -> None:
+    """The floor as the timing starts (landing the rest took minutes): every agent's state within
+    the last minute, a fifth of them paused, and each campaign's dialer snapshot of a second ago."""
+    import random
+
+    from core.handoff import FloorChanges
+    from core.schema import SCHEMA_VERSION, AgentStateChange, DialerState
+
+    rng = random.Random(f"floor-board-{seed}")
+    now = datetime.now(timezone.utc)
+    states = ("available", "on_call", "on_call", "wrap_up", "paused")
+    for campaign in names:
+        for number in range(agents):
+            floor.add(AgentStateChange(
+                schema_version=SCHEMA_VERSION, event_id=f"board-{campaign}-{number}", campaign=campaign,
+                event_time=now - timedelta(seconds=rng.uniform(1, 60)), agent=f"{campaign}-agent-{number:02d}",
+                state=rng.choice(states), team=f"team-{number % 3}"))
+    lander.land_floor(floor.take_changes())
+    lander.land_floor(FloorChanges(snapshots=[
+        DialerState(schema_version=SCHEMA_VERSION, event_id=f"snap-{campaign}-now", campaign=campaign,
+                    event_time=now - timedelta(seconds=1), dial_level=round(rng.uniform(1.0, 4.0), 2),
+                    calls_ringing=rng.randrange(40), calls_waiting=rng.randrange(5),
+                    longest_wait_seconds=round(rng.uniform(0, 30), 1), dialable_leads=rng.randrange(100_000))
+        for campaign in names], version=time.time_ns()))
 
 
 def time_runs(action: Callable[[], object], repeats: int) -> list[float]:
@@ -202,9 +301,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument("--data-dir", type=Path, help="where the fresh warehouse goes (default: a temp dir)")
     parser.add_argument("--smoke", action="store_true", help="0.2 days and 5 repeats: a quick correctness check")
+    parser.add_argument("--agents", type=int, default=0,
+                        help="agents per campaign: the floor board (see above) instead of the simulator's days")
+    parser.add_argument("--campaigns", type=int, default=1000, help="with --agents: campaigns on the board")
+    parser.add_argument("--events", type=int, default=1_000_000, help="with --agents: calls over --days")
+    parser.add_argument("--snapshot-seconds", type=float, default=5.0,
+                        help="with --agents: each campaign's dialer snapshot every so many seconds")
+    parser.add_argument("--snapshot-hours", type=float, default=3.0,
+                        help="with --agents: hours of dialer snapshots, ending now")
     args = parser.parse_args()
     if args.smoke:
         args.days, args.repeats = 0.2, 5
+        args.events, args.snapshot_hours = min(args.events, 20_000), min(args.snapshot_hours, 0.1)
 
     with tempfile.TemporaryDirectory(prefix="wallboard-bench-") as tmp:
         data_dir = (args.data_dir or Path(tmp)).resolve()
@@ -218,7 +326,15 @@ def main() -> None:
         client = connect(f"chdb://{warehouse_dir}")
         migrate(client)
 
-        attempts = land_simulated_days(client, settings, slot_rules, args.days, args.seed)
+        landed: dict[str, int] = {}
+        if args.agents:
+            landed = land_floor_board(client, settings, slot_rules, days=args.days, events=args.events,
+                                      campaigns=args.campaigns, agents=args.agents,
+                                      snapshot_seconds=args.snapshot_seconds, snapshot_hours=args.snapshot_hours,
+                                      seed=args.seed)
+            attempts = args.events
+        else:
+            attempts = land_simulated_days(client, settings, slot_rules, args.days, args.seed)
         attempt_rows = client.query("SELECT count() FROM call_attempts").result_rows[0][0]
         bucket_rows = client.query("SELECT count() FROM minute_metrics").result_rows[0][0]
         if attempt_rows != attempts:
@@ -230,6 +346,10 @@ def main() -> None:
         model = wallboard_model()
         if not model["campaigns"]:
             raise SystemExit("the wallboard model shows no campaigns after landing")
+        if args.agents and not model["total"]["agents"]["logged_in"]:
+            raise SystemExit("the floor board's wallboard model shows no agent logged in")
+        if args.agents and all(c["dial_level"] is None for c in model["campaigns"]):
+            raise SystemExit("the floor board's wallboard model shows no dial level")
 
         # create_app sets the context again and imports the pages, the wallboard's among them.
         # The API needs a login like any client's: a supervisor token made for this run.
@@ -237,10 +357,13 @@ def main() -> None:
         app = create_app(dashboard,
                          Credentials({}, {"bench": DashboardToken("supervisor", hash_token(token))}))
         # Dash 4's @callback returns the function itself; unwrap in case a later version wraps it.
-        refresh_callback = inspect.unwrap(wallboard_page_module().refresh)
+        page_module = wallboard_page_module()
+        refresh_callback = inspect.unwrap(page_module.refresh)
         tiles, *_ = refresh_callback(0)
-        if len(tiles) != len(model["campaigns"]):
-            raise SystemExit(f"the refresh callback drew {len(tiles)} tiles for {len(model['campaigns'])} campaigns")
+        _pages, per_page = page_module._pages(len(model["campaigns"]))  # one page of the board per refresh
+        if not 0 < len(tiles) <= per_page:
+            raise SystemExit(f"the refresh callback drew {len(tiles)} tiles for {len(model['campaigns'])} campaigns "
+                             f"({per_page} to a page)")
 
         console = Console()
         with served(app) as base_url, httpx.Client(base_url=base_url, timeout=30,
@@ -253,7 +376,7 @@ def main() -> None:
                 raise SystemExit("/api/wallboard disagrees with wallboard_model() on the campaigns")
             with console.status(f"timing {args.repeats} refreshes of each kind"):
                 timings = [
-                    Timing("model", "wallboard_model(): freshness, tiles, compliance, 2-h series",
+                    Timing("model", "wallboard_model(): freshness, tiles, compliance, 2-h series, floor",
                            time_runs(wallboard_model, args.repeats)),
                     Timing("callback", "Dash refresh callback: shared model + tiles + sparkline figures",
                            time_runs(lambda: refresh_callback(0), args.repeats)),
@@ -267,9 +390,16 @@ def main() -> None:
     # Wide, colourless and ASCII-boxed, so the file reads the same in any editor or diff.
     recorder = Console(record=True, width=160, file=io.StringIO(), color_system=None)
     recorder.print(results_table(timings, attempts, bucket_rows, args.days, args.repeats, box.ASCII))
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(recorder.export_text() + "\n" + machine_description() + "\n")
-    console.print(f"written to {RESULTS_FILE.relative_to(ROOT)}")
+    board = ""
+    if args.agents:
+        board = (f"floor board: {args.campaigns:,} campaigns x {args.agents} agents, "
+                 f"{len(model['campaigns'])} shown; a dialer snapshot per campaign every {args.snapshot_seconds:g} s "
+                 f"for {args.snapshot_hours:g} h; rows: "
+                 + ", ".join(f"{table} {count:,}" for table, count in landed.items()) + "\n")
+    results_file = FLOOR_RESULTS_FILE if args.agents else RESULTS_FILE
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(recorder.export_text() + "\n" + board + machine_description() + "\n")
+    console.print(board + f"written to {results_file.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
