@@ -133,7 +133,8 @@ RAW_COUNTER_SQL: dict[str, str] = {
     "cost": "sum(cost)",
     "talk_seconds": "sumIf(talk_seconds, outcome = 'connected')",
     # At the law's 2 seconds; the minute buckets use compliance.ftc_connect_seconds as counted.
-    "abandoned_ftc": f"countIf(outcome = 'abandoned' OR (outcome = 'connected' AND wait_seconds > {FTC_CONNECT_SECONDS}))",
+    "abandoned_ftc": f"countIf(outcome = 'abandoned' OR "
+                     f"(outcome = 'connected' AND wait_seconds > {FTC_CONNECT_SECONDS}))",
     "live_answers_unjudged": "countIf(outcome = 'connected' AND wait_seconds IS NULL)",
     "machines": "countIf(outcome = 'machine')",
 }

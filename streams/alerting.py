@@ -425,14 +425,15 @@ class AlertEvaluator:
                          higher_is_worse=False, enough_data=bool(budgets), sample=0, window_minutes=60,
                          detail="no window's limit is crossed at the last hour's pace")
         soonest, rule, budget = min(ahead, key=lambda item: item[0])
+        now_rate = ratio(budget.abandoned, budget.live_answers)
+        pace = ratio(budget.last_hour_abandoned, budget.last_hour_live_answers)
         return Check(
             Rule.COMPLIANCE_FORECAST, soonest, hours, None, clear=hours / rules.clear_ratio, higher_is_worse=False,
             enough_data=True, sample=int(budget.last_hour_live_answers), window_minutes=60,
-            detail=(f"{RULE_LABELS[rule]} {format_metric('abandon_rate', ratio(budget.abandoned, budget.live_answers))} "
-                    f"now, {max(0.0, budget.remaining):,.1f} more abandons allowed at {budget.live_answers:,.0f} live "
+            detail=(f"{RULE_LABELS[rule]} {format_metric('abandon_rate', now_rate)} now, "
+                    f"{max(0.0, budget.remaining):,.1f} more abandons allowed at {budget.live_answers:,.0f} live "
                     f"answers; at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
-                    f"{budget.last_hour_live_answers:,.0f}, "
-                    f"{format_metric('abandon_rate', ratio(budget.last_hour_abandoned, budget.last_hour_live_answers))})"
+                    f"{budget.last_hour_live_answers:,.0f}, {format_metric('abandon_rate', pace)})"
                     f" it crosses {format_metric('abandon_rate', budget.limit)} in {format_seconds(soonest * 3600)}"),
         )
 

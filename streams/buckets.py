@@ -273,7 +273,8 @@ class MinuteBuckets:
                 continue  # the same event landed twice before a merge; count it once
             fingerprint = call_fingerprint(campaign, round(epoch * 1000), outcome, is_order, talk_seconds, segment)
             self._count(kept, segment, event_id, fingerprint,
-                        counter_increments(outcome, is_order, cost, talk_seconds, wait_seconds, self.ftc_connect_seconds))
+                        counter_increments(outcome, is_order, cost, talk_seconds, wait_seconds,
+                                           self.ftc_connect_seconds))
             self.watermarks[campaign] = max(self.watermarks.get(campaign, -math.inf), min(epoch, self._ceiling))
             self._moved.add(campaign)
             restored += 1

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from warehouse_helpers import land_counted, migrated_warehouse
 
 from core.config import ConfigError, load_settings
 from core.metrics import COUNTERS, RAW_COUNTER_SQL, abandon_budget, compliance_figures
 from core.schema import CallAttempt, Lead, Outcome, decode_record
 from core.slots import SlotRules
-from warehouse_helpers import land_counted, migrated_warehouse
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
