@@ -55,13 +55,12 @@ from clickhouse_connect.driver.client import Client  # noqa: E402
 from dash import Dash, page_registry  # noqa: E402
 from rich import box  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.progress import (BarColumn, Progress, TextColumn,  # noqa: E402
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 from waitress import create_server  # noqa: E402
 
-from core.config import DashboardToken, Settings, load_settings  # noqa: E402
 from callpulse.embedded import free_port  # noqa: E402
+from core.config import DashboardToken, Settings, load_settings  # noqa: E402
 from core.handoff import LandingBatch  # noqa: E402
 from core.schema import CallAttempt  # noqa: E402
 from core.slots import SlotRules  # noqa: E402
@@ -151,6 +150,7 @@ def land_floor_board(client: Client, settings: Settings, slot_rules: SlotRules, 
     import random
 
     from workload import call_events, campaign_names  # bench/workload.py, beside this script
+
     from core.handoff import FloorChanges
     from core.schema import SCHEMA_VERSION, AgentStateChange, DialerState
     from streams.floor import FloorState

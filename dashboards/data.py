@@ -10,8 +10,8 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
+from functools import cached_property
 
 import numpy as np
 import pandas as pd

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from core.handoff import FloorChanges
 from core.metrics import AGENT_COUNTERS, AGENT_STATE_COUNTERS

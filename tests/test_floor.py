@@ -288,11 +288,11 @@ def test_agent_seconds_are_exact_across_a_killed_worker(pipeline):
 def test_the_floor_reads_as_of_its_own_clock(tmp_path):
     """The floor's readers' "now": the wall clock while agents send their states (a paused agent's
     time counts up though no call lands), a replayed floor's own time moved on since it landed."""
+    from warehouse_helpers import migrated_warehouse
+
     from core.config import load_settings
-    from core.handoff import FloorChanges
     from warehouse.landing import Lander
     from warehouse.queries.floor import floor_agents, floor_clock
-    from warehouse_helpers import migrated_warehouse
 
     wall = datetime.now(timezone.utc)
     with migrated_warehouse(tmp_path / "warehouse") as client:
@@ -323,11 +323,12 @@ def test_the_floor_reads_as_of_its_own_clock(tmp_path):
 def test_the_wallboard_reads_each_campaigns_newest_snapshot_whatever_came_late(tmp_path):
     """dialer_latest keeps each campaign's newest snapshot: one landed later but older (a replay,
     a late poll) does not replace it; the floor strip reads it while it is recent."""
+    from warehouse_helpers import migrated_warehouse
+
     from core.config import load_settings
     from core.handoff import FloorChanges
     from warehouse.landing import Lander
     from warehouse.queries.floor import campaign_floor
-    from warehouse_helpers import migrated_warehouse
 
     def snapshot(campaign: str, moment: datetime, level: float, waiting: int) -> DialerState:
         return DialerState(schema_version=1, event_id=f"snap-{campaign}-{moment.timestamp():.0f}", campaign=campaign,

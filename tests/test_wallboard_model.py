@@ -14,6 +14,8 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
     import time
     from datetime import datetime, timedelta, timezone
 
+    from warehouse_helpers import migrated_warehouse
+
     from core.config import load_settings
     from core.handoff import LandingBatch
     from core.schema import CallAttempt, Lead, Outcome
@@ -21,7 +23,6 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
     from dashboards.data import DashboardContext, set_context, shared_wallboard_model, wallboard_model
     from streams.buckets import MinuteBuckets
     from warehouse.landing import Lander
-    from warehouse_helpers import migrated_warehouse
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0.5)
     with migrated_warehouse(tmp_path / "warehouse") as client:
@@ -69,11 +70,12 @@ def test_the_wallboard_reads_its_queries_at_once_and_shows_what_reading_them_in_
     the model is the one read on the page's single client, to the value."""
     from datetime import datetime, timedelta, timezone
 
+    from warehouse_helpers import land_counted, migrated_warehouse
+
     from core.config import load_settings
     from core.schema import CallAttempt, Lead, Outcome
     from core.slots import SlotRules
     from dashboards.data import DashboardContext, set_context, wallboard_model
-    from warehouse_helpers import land_counted, migrated_warehouse
 
     settings = load_settings()
     now = datetime(2026, 12, 2, 15, 0, 30, tzinfo=timezone.utc)
@@ -124,13 +126,14 @@ def test_an_empty_warehouse_is_an_empty_board_that_says_it_waits_for_the_first_c
     import json
     from datetime import datetime, timedelta, timezone
 
+    from warehouse_helpers import land_counted, migrated_warehouse
+
     from core.config import DashboardToken, load_settings
     from core.schema import CallAttempt, Lead, Outcome
     from core.slots import SlotRules
     from dashboards.app import create_app
     from dashboards.auth import Credentials, hash_token, new_token
     from dashboards.data import DashboardContext, local_day_start, wallboard_model
-    from warehouse_helpers import land_counted, migrated_warehouse
 
     token = new_token()
     credentials = Credentials({}, {"wall-tv": DashboardToken(role="supervisor", token_sha256=hash_token(token))})
@@ -216,12 +219,13 @@ def test_a_board_of_5000_campaigns_shows_the_busiest_and_says_how_many_there_are
     """However many campaign names arrive, the board shows dashboard.wallboard_max_campaigns: those
     with the most dials in the last 15 minutes, cut in the warehouse, and says how many there are."""
     import time
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
+
+    from warehouse_helpers import land_counted, migrated_warehouse
 
     from core.config import load_settings
     from core.schema import CallAttempt, Lead, Outcome
     from core.slots import SlotRules
-    from warehouse_helpers import land_counted, migrated_warehouse
 
     # Pages turn every 0.2 s here, so the page's refreshes below meet every page within seconds.
     settings = load_settings(dashboard__wallboard_cache_seconds=0, dashboard__rotate_seconds=0.2)
@@ -274,12 +278,13 @@ def test_a_board_of_5000_campaigns_shows_the_busiest_and_says_how_many_there_are
 def test_api_wallboard_has_a_size_cap_whatever_the_names(tmp_path):
     """At most wallboard_max_campaigns tiles, each with names of the longest the schema allows and
     a full two-hour sparkline: the largest /api/wallboard there can be stays a few hundred kB."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
+
+    from warehouse_helpers import land_counted, migrated_warehouse
 
     from core.config import load_settings
     from core.schema import MAX_IDENTIFIER_LENGTH, CallAttempt, Lead, Outcome
     from core.slots import SlotRules
-    from warehouse_helpers import land_counted, migrated_warehouse
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0)
     now, minutes = BOARD_NOW, 130
@@ -303,12 +308,13 @@ def test_the_api_writes_an_infinite_figure_as_null(tmp_path):
     """Two calls of 1.7e308 talk seconds each sum to infinity, and so does their campaign's average
     handle time: every JSON API answers standard JSON (null there), and the board still draws."""
     import math
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
+
+    from warehouse_helpers import land_counted, migrated_warehouse
 
     from core.config import load_settings
     from core.schema import CallAttempt, Lead, Outcome
     from core.slots import SlotRules
-    from warehouse_helpers import land_counted, migrated_warehouse
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0)
     now = BOARD_NOW
