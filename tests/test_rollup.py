@@ -345,3 +345,29 @@ def test_readers_build_settled_hours_themselves(month, monkeypatch):
     assert len(current_hours(client)) > 30 * 24 - rollup.LAZY_BUILD_HOURS
     assert_same(before, first)
     assert_same(before, reads(client))
+
+
+def test_the_busiest_campaigns_rank_the_same_when_the_last_hour_is_rolled_up(empty):
+    """The wallboard ranks by the last 15 minutes' dials. When those minutes start in a closed,
+    rolled-up hour, that hour's day total comes from the rollup and its last minutes from the
+    buckets: the buckets must still count in the 15 minutes though not (again) in the day."""
+    buckets = Buckets(empty)
+    minute = NOW.replace(second=0, microsecond=0)
+    day_start = datetime(2026, 11, 22, 15, tzinfo=UTC)
+    hours_before = [minute - timedelta(hours=h) for h in range(1, 8)]
+    rows = []
+    # winback dialled all morning and little lately; solar is the busy one now, in 11:50-11:59.
+    rows += [("winback", "seniors", hour - timedelta(minutes=30), [40, 10, 8, 2, 1, 1.0, 60.0, 2, 0, 5], 1)
+             for hour in hours_before]
+    rows += [("winback", "seniors", minute - timedelta(minutes=12), [2, 1, 1, 0, 0, 0.1, 30.0, 0, 0, 0], 1)]
+    rows += [("solar", "seniors", minute - timedelta(minutes=m), [9, 3, 3, 0, 1, 0.5, 90.0, 0, 0, 1], 1)
+             for m in range(2, 12)]
+    rows += [("charity", "seniors", hour - timedelta(minutes=20), [5, 1, 1, 0, 0, 0.1, 10.0, 0, 0, 1], 1)
+             for hour in hours_before]
+    buckets.land(rows)
+    before = queries.busiest_campaigns(empty, NOW, day_start, 2)
+    assert before == (["solar", "winback"], 3)  # 90 dials in the 15 minutes against 2
+    assert refresh(empty) >= 7
+    assert (minute - timedelta(hours=1)).replace(tzinfo=None) in current_hours(empty)
+    assert queries.busiest_campaigns(empty, NOW, day_start, 2) == before
+    assert queries.busiest_campaigns(empty, NOW, day_start, 3) == (["solar", "winback", "charity"], 3)

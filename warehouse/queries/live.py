@@ -24,8 +24,11 @@ def busiest_campaigns(client: Client, now: datetime, day_start: datetime, limit:
     def template(rows: str, counted) -> str:
         today = counted(lambda t: f"{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}")
         lately = counted(lambda t: f"{t} >= {{recent:DateTime}} AND {t} <= {{now:DateTime}}")
-        return (f"SELECT campaign, sumIf(dials, {lately}) AS recent_dials, sum(dials) AS day_dials FROM {rows} "
-                f"WHERE {today} GROUP BY campaign")
+        # Each window counts by its own condition and the WHERE keeps a row either counts: through
+        # the rollup, the last minutes of a rolled-up hour count in the recent window but not in the
+        # day (the hour's rollup row holds them), so a WHERE of the day alone would drop them.
+        return (f"SELECT campaign, sumIf(dials, {lately}) AS recent_dials, sumIf(dials, {today}) AS day_dials "
+                f"FROM {rows} WHERE ({today}) OR ({lately}) GROUP BY campaign")
 
     day = minute_window(day_start, now, end_inclusive=True)
     lately = minute_window(max(now - recent, day_start), now, end_inclusive=True)
