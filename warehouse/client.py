@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import clickhouse_connect
@@ -43,17 +44,32 @@ def connect(url: str) -> Client:
         # On this machine (a ClickHouse server here, or the worker's query endpoint, which takes
         # no compression) compressing costs CPU and saves nothing.
         loopback = parsed.hostname in ("127.0.0.1", "::1", "localhost")
+        # Passed only on loopback: elsewhere a compression named in the URL still applies.
+        options: dict[str, Any] = {"compress": False} if loopback else {}
         try:
-            return clickhouse_connect.get_client(dsn=url, **({"compress": False} if loopback else {}))
+            return clickhouse_connect.get_client(dsn=url, **options)
         except Exception as exc:
             raise WarehouseUnavailable(f"cannot reach ClickHouse at {parsed.hostname}:{parsed.port}: {exc}") from exc
     raise WarehouseUnavailable(f"unsupported warehouse URL {url!r}: use chdb:///path or http(s)://host:8123")
 
 
+def command_int(client: Client, query: str, parameters: dict[str, Any] | None = None) -> int:
+    """The one number a query answers (a count, a version), NULL or empty as 0.
+
+    ``client.command`` is typed with every shape a command can answer; a query of one value
+    answers an int, or a str from some transports."""
+    value = client.command(query, parameters=parameters)
+    if not isinstance(value, int | str):
+        raise TypeError(f"expected one value from {query[:60]!r}, got {type(value).__name__}")
+    return int(value or 0)
+
+
 def _in_use_message(path: str) -> str:
-    return (f"the embedded warehouse at {path} is open in another process "
-            "(chDB allows one process per path). Stop `callpulse up`/`callpulse worker`, "
-            "or point CLICKHOUSE_URL at a ClickHouse server.")
+    return (
+        f"the embedded warehouse at {path} is open in another process "
+        "(chDB allows one process per path). Stop `callpulse up`/`callpulse worker`, "
+        "or point CLICKHOUSE_URL at a ClickHouse server."
+    )
 
 
 def chdb_path_in_use(path: Path) -> bool:
