@@ -35,12 +35,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from core.metrics import COUNTERS
+from warehouse.client import command_int
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,8 @@ WHERE database = currentDatabase() AND table IN ('minute_metrics', 'hour_metrics
 """
 # The change log, each hour's newest build mark and the parts, in one round trip (joined in
 # Python: a join costs chDB more than these few rows).
-_STATUS = """
+_STATUS = (
+    """
 SELECT toUInt8(0) AS kind, toUInt32(hour) AS at, version AS n,
        toUInt8(hour + 3600 <= now() - toIntervalSecond({settle:UInt32})
                AND version + {settle:UInt32} * 1000000000 <= toUnixTimestamp64Nano(now64(9))) AS due,
@@ -112,7 +116,9 @@ UNION ALL
 SELECT 1, toUInt32(hour), 0, 0, 0, argMax(version, revision), argMax(done, revision),
        argMax(source_version, revision), argMax(fingerprint, revision)
 FROM hour_metrics_builds WHERE hour >= {lo:DateTime} AND hour < {hi:DateTime} GROUP BY hour
-UNION ALL""" + _PARTS
+UNION ALL"""
+    + _PARTS
+)
 # The whole UTC hour falls in one local hour (so in one local day and weekday): not in a +05:30
 # zone, nor across a transition inside the hour. ClickHouse's own zone data decides.
 _ALIGNED = "toStartOfHour(hour, {tz:String}) = hour AND toStartOfHour(hour + 3540, {tz:String}) = hour"
@@ -156,20 +162,31 @@ def _partition(hour: datetime) -> str:
     return f"{hour.year:04d}{hour.month:02d}"  # toYYYYMM, as all three tables are partitioned
 
 
-def hour_states(client: Client, lo: datetime | None = None, hi: datetime | None = None, tz: str | None = None,
-                settle: timedelta | None = None) -> list[HourState]:
+def hour_states(
+    client: Client,
+    lo: datetime | None = None,
+    hi: datetime | None = None,
+    tz: str | None = None,
+    settle: timedelta | None = None,
+) -> list[HourState]:
     """The change log's hours in [lo, hi) with their newest build (naive UTC datetimes); due
     after ``settle`` (default ROLLUP_SETTLE)."""
     settle = ROLLUP_SETTLE if settle is None else settle
     result = client.query(
         _STATUS.replace("{aligned}", _ALIGNED if tz else "1"),
-        parameters={"lo": lo or _EPOCH, "hi": hi or _FAR_FUTURE, "settle": max(0, int(settle.total_seconds())),
-                    "tz": tz or "UTC"},
+        parameters={
+            "lo": lo or _EPOCH,
+            "hi": hi or _FAR_FUTURE,
+            "settle": max(0, int(settle.total_seconds())),
+            "tz": tz or "UTC",
+        },
     )
-    log, builds, parts = [], {}, []
+    log: list[tuple] = []
+    builds: dict[Any, Sequence[Any]] = {}
+    parts: list[Sequence[Any]] = []
     for row in result.result_rows:
         if row[0] == 0:
-            log.append(row)
+            log.append(tuple(row))
         elif row[0] == 1:
             builds[row[1]] = row
         else:
@@ -186,13 +203,32 @@ def hour_states(client: Client, lo: datetime | None = None, hi: datetime | None 
             found = [fingerprints.get((number, partition), "0/0") for number in range(2, 2 + len(_TABLES))]
             month = by_month[(hour.year, hour.month)] = (found[0], "|".join(found))
         _, _, _, _, _, version, done, source_change, source_fingerprint = builds.get(at, (0,) * 5 + (0, 0, 0, ""))
-        states.append(HourState(hour, change, month[0], month[1], version, done == 1, source_change,
-                                source_fingerprint, due == 1, aligned == 1))
+        states.append(
+            HourState(
+                hour,
+                change,
+                month[0],
+                month[1],
+                version,
+                done == 1,
+                source_change,
+                source_fingerprint,
+                due == 1,
+                aligned == 1,
+            )
+        )
     return states
 
 
-def refresh_rollup(client: Client, since: datetime | None = None, until: datetime | None = None, *,
-                   settle: timedelta | None = None, limit: int | None = None, wait: bool = True) -> int:
+def refresh_rollup(
+    client: Client,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    settle: timedelta | None = None,
+    limit: int | None = None,
+    wait: bool = True,
+) -> int:
     """Build every hour in [since, until) that changed since its last build (or never had one)
     and has settled (for ``settle``, default ROLLUP_SETTLE); return how many hours were built.
     ``limit`` builds only the newest that many; ``wait=False`` returns 0 at once if this process
@@ -200,15 +236,15 @@ def refresh_rollup(client: Client, since: datetime | None = None, until: datetim
     if not _build_lock.acquire(blocking=wait):
         return 0
     try:
-        states = hour_states(client, _naive(since) if since else None, _naive(until) if until else None,
-                             settle=settle)
+        states = hour_states(client, _naive(since) if since else None, _naive(until) if until else None, settle=settle)
         return _build(client, [s for s in states if s.needs_build], limit)
     finally:
         _build_lock.release()
 
 
-def current_builds(client: Client, lo: datetime, hi: datetime, tz: str | None = None, *,
-                   build: bool = True) -> dict[datetime, int]:
+def current_builds(
+    client: Client, lo: datetime, hi: datetime, tz: str | None = None, *, build: bool = True
+) -> dict[datetime, int]:
     """Hours in [lo, hi) whose rollup is current -> the build version to read (naive UTC).
 
     With ``build``, first builds the due hours of the range (at most LAZY_BUILD_HOURS, and only
@@ -229,24 +265,26 @@ def _build(client: Client, due: list[HourState], limit: int | None) -> int:
     due = sorted(due, key=lambda s: s.hour, reverse=True)[:limit] if limit is not None else due
     due.sort(key=lambda s: s.hour)
     for first in range(0, len(due), BUILD_CHUNK_HOURS):
-        _build_chunk(client, due[first:first + BUILD_CHUNK_HOURS])
+        _build_chunk(client, due[first : first + BUILD_CHUNK_HOURS])
     if due:
         log.info("rolled up %d hour(s) of minute_metrics, %s to %s", len(due), due[0].hour, due[-1].hour)
     return len(due)
 
 
 def _build_chunk(client: Client, chunk: list[HourState]) -> None:
-    version = int(client.command(
+    version = command_int(
+        client,
         "SELECT greatest(toUInt64(toUnixTimestamp64Micro(now64(6))), "
-        "(SELECT max(version) + 1 FROM hour_metrics_builds))"))
+        "(SELECT max(version) + 1 FROM hour_metrics_builds))",
+    )
 
     def mark(done: int, fingerprints: dict[datetime, str]) -> None:
         at = datetime.now(timezone.utc)
-        client.insert("hour_metrics_builds",
-                      [[s.hour, version, done, s.change, fingerprints.get(s.hour, ""), 2 * version + done, at]
-                       for s in chunk],
-                      column_names=["hour", "version", "done", "source_version", "fingerprint", "revision",
-                                    "built_at"])
+        client.insert(
+            "hour_metrics_builds",
+            [[s.hour, version, done, s.change, fingerprints.get(s.hour, ""), 2 * version + done, at] for s in chunk],
+            column_names=["hour", "version", "done", "source_version", "fingerprint", "revision", "built_at"],
+        )
 
     mark(0, {})
     hours = [s.hour for s in chunk]
@@ -272,13 +310,20 @@ def _build_chunk(client: Client, chunk: list[HourState]) -> None:
     )
     # Done, with the minute_metrics parts seen before reading them and the rollup's parts now.
     parts = _fingerprints(client.query(_PARTS).result_rows)
-    mark(1, {s.hour: "|".join([s.minute_fingerprint, *(parts.get((number, _partition(s.hour)), "0/0")
-                                                      for number in (3, 4))])
-             for s in chunk})
+    mark(
+        1,
+        {
+            s.hour: "|".join(
+                [s.minute_fingerprint, *(parts.get((number, _partition(s.hour)), "0/0") for number in (3, 4))]
+            )
+            for s in chunk
+        },
+    )
 
 
-def minute_ranges(ranges: list[tuple[datetime, datetime]], column: str = "minute",
-                  prefix: str = "r") -> tuple[str, dict]:
+def minute_ranges(
+    ranges: list[tuple[datetime, datetime]], column: str = "minute", prefix: str = "r"
+) -> tuple[str, dict]:
     """SQL for ``column`` in any of the [start, end) ranges (the primary key can use it), with
     its parameters; ranges must be non-empty."""
     if not ranges:
