@@ -5,14 +5,15 @@ recent stop-list violations, and dead letters per reason."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
 
 import msgspec
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from core.alerts import Alert, latest_by_episode
+from warehouse.client import command_int
 from warehouse.queries.sums import as_utc, minute_window, naive_utc, summed
 
 
@@ -21,33 +22,63 @@ def campaign_baseline(client: Client, campaign: str, slot: str, since: datetime,
     return campaign_baselines(client, [campaign], slot, since, until)[campaign]
 
 
-def campaign_baselines(client: Client, campaigns: Sequence[str], slot: str, since: datetime,
-                       until: datetime) -> dict[str, dict]:
+def campaign_baselines(
+    client: Client, campaigns: Sequence[str], slot: str, since: datetime, until: datetime
+) -> dict[str, dict]:
     """:func:`campaign_baseline` for many campaigns over the same slot and days, in one query;
     a campaign with no calls in the window gets zeros."""
     parameters = {"campaigns": list(campaigns), "slot": slot, "since": naive_utc(since), "until": naive_utc(until)}
     campaign_sql = "AND campaign IN {campaigns:Array(String)} "
 
     def template(rows: str, counted) -> str:
-        return ("SELECT campaign, sumIf(dials, slot = {slot:String}) AS slot_dials, "
-                "sumIf(contacts, slot = {slot:String}) AS slot_contacts, sum(cost) AS cost, sum(orders) AS orders "
-                f"FROM {rows} WHERE {campaign_sql.removeprefix('AND ')}"
-                f"AND {counted(lambda t: f'{t} >= {{since:DateTime}} AND {t} < {{until:DateTime}}')} "
-                "GROUP BY campaign")
+        return (
+            "SELECT campaign, sumIf(dials, slot = {slot:String}) AS slot_dials, "
+            "sumIf(contacts, slot = {slot:String}) AS slot_contacts, sum(cost) AS cost, sum(orders) AS orders "
+            f"FROM {rows} WHERE {campaign_sql.removeprefix('AND ')}"
+            f"AND {counted(lambda t: f'{t} >= {{since:DateTime}} AND {t} < {{until:DateTime}}')} "
+            "GROUP BY campaign"
+        )
 
     window = minute_window(since, until)
-    sql, extra = summed(client, template, ["campaign"], ["slot_dials", "slot_contacts", "cost", "orders"],
-                         [window], window, campaign_sql=campaign_sql, order=False)
+    sql, extra = summed(
+        client,
+        template,
+        ["campaign"],
+        ["slot_dials", "slot_contacts", "cost", "orders"],
+        [window],
+        window,
+        campaign_sql=campaign_sql,
+        order=False,
+    )
     parameters.update(extra)
     result = client.query(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
     found = {row[0]: row[1:] for row in result.result_rows}
-    return {campaign: dict(zip(("slot_dials", "slot_contacts", "cost", "orders"),
-                               (float(v) for v in found.get(campaign, (0, 0, 0, 0)))))
-            for campaign in campaigns}
+    return {
+        campaign: dict(
+            zip(
+                ("slot_dials", "slot_contacts", "cost", "orders"), (float(v) for v in found.get(campaign, (0, 0, 0, 0)))
+            )
+        )
+        for campaign in campaigns
+    }
 
 
-ALERT_COLUMNS = ["alert_id", "rule", "campaign", "state", "severity", "value", "threshold", "window_minutes",
-                 "sample", "first_seen", "event_time", "emitted_at", "detail", "trigger_event_id"]
+ALERT_COLUMNS = [
+    "alert_id",
+    "rule",
+    "campaign",
+    "state",
+    "severity",
+    "value",
+    "threshold",
+    "window_minutes",
+    "sample",
+    "first_seen",
+    "event_time",
+    "emitted_at",
+    "detail",
+    "trigger_event_id",
+]
 
 
 def alert_history(client: Client, limit: int = 500) -> pd.DataFrame:
@@ -58,7 +89,8 @@ def alert_history(client: Client, limit: int = 500) -> pd.DataFrame:
         "LEFT JOIN (SELECT alert_id, argMax(acknowledged_by, acknowledged_at) AS acknowledged_by, "
         "max(acknowledged_at) AS acknowledged_at FROM alert_acks GROUP BY alert_id) AS k ON a.alert_id = k.alert_id "
         "ORDER BY a.emitted_at DESC",
-        parameters={"limit": limit}, settings={"join_use_nulls": 1, "prefer_column_name_to_alias": 1},
+        parameters={"limit": limit},
+        settings={"join_use_nulls": 1, "prefer_column_name_to_alias": 1},
     )
     if not len(frame.columns):
         frame = pd.DataFrame(columns=[*ALERT_COLUMNS, "acknowledged_by", "acknowledged_at"])
@@ -76,14 +108,18 @@ def active_alerts(client: Client) -> pd.DataFrame:
     # the more severe one is the newer.
     firing = firing.assign(_rank=firing["severity"].map({"warning": 0, "critical": 1}))
     newest = firing.sort_values(["event_time", "emitted_at", "_rank"]).groupby("alert_id").tail(1)
-    return newest.sort_values(["_rank", "emitted_at"], ascending=[False, False]) \
-        .drop(columns="_rank").reset_index(drop=True)
+    return (
+        newest.sort_values(["_rank", "emitted_at"], ascending=[False, False])
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )
 
 
 def alerts_from_frame(frame: pd.DataFrame) -> list[Alert]:
     """Rows of alert_history()/active_alerts() as Alert events, in the frame's order."""
-    return [msgspec.convert({key: _plain(row[key]) for key in ALERT_COLUMNS}, Alert)
-            for row in frame.to_dict("records")]
+    return [
+        msgspec.convert({key: _plain(row[key]) for key in ALERT_COLUMNS}, Alert) for row in frame.to_dict("records")
+    ]
 
 
 def _plain(value):
@@ -114,20 +150,29 @@ def listed_alerts(client: Client, view: str = "active", limit: int = 100_000) ->
 
 
 def acknowledge_alert(client: Client, alert_id: str, by: str, note: str = "") -> None:
-    client.insert("alert_acks", [[alert_id, by, note, datetime.now(timezone.utc)]],
-                  column_names=["alert_id", "acknowledged_by", "note", "acknowledged_at"])
+    client.insert(
+        "alert_acks",
+        [[alert_id, by, note, datetime.now(timezone.utc)]],
+        column_names=["alert_id", "acknowledged_by", "note", "acknowledged_at"],
+    )
 
 
-def recent_stop_list_violations(client: Client, campaign: str, since: datetime, until: datetime,
-                                event_ids: Sequence[str] = ()) -> int:
+def recent_stop_list_violations(
+    client: Client, campaign: str, since: datetime, until: datetime, event_ids: Sequence[str] = ()
+) -> int:
     """A campaign's violations with event time in (since, until], plus the given ones however late."""
-    return int(client.command(
+    return command_int(
+        client,
         "SELECT count() FROM stop_list_violations FINAL WHERE campaign = {campaign:String} "
         "AND ((event_time > {since:DateTime64(3)} AND event_time <= {until:DateTime64(3)}) "
         "OR has({event_ids:Array(String)}, event_id))",
-        parameters={"campaign": campaign, "since": naive_utc(since), "until": naive_utc(until),
-                    "event_ids": list(event_ids)},
-    ))
+        parameters={
+            "campaign": campaign,
+            "since": naive_utc(since),
+            "until": naive_utc(until),
+            "event_ids": list(event_ids),
+        },
+    )
 
 
 def dead_letter_counts(client: Client, now: datetime) -> pd.DataFrame:
