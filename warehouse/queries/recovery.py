@@ -3,12 +3,15 @@ its minute buckets), calls already landed, the offsets landed per partition, and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from core.metrics import AGENT_COUNTERS
 from core.schema import StopListEntry
+from warehouse.client import command_int
 from warehouse.queries.sums import as_utc, naive_utc
 
 
@@ -19,10 +22,10 @@ def open_window_attempts(client: Client, window_s: int, newest_allowed: datetime
     future (by an earlier version, from a dialer with a wrong clock) do not move it past the
     calls landed before them, which a new call may still reach. Those rows are returned too."""
     newest = "max(event_time)" if newest_allowed is None else "least(max(event_time), {newest_allowed:DateTime64(3)})"
-    parameters = {"lateness": int(window_s)}
+    parameters: dict[str, Any] = {"lateness": int(window_s)}
     if newest_allowed is not None:
         parameters["newest_allowed"] = naive_utc(newest_allowed)
-    return client.query(
+    rows = client.query(
         "SELECT a.event_id, a.campaign, a.segment, toUnixTimestamp64Milli(a.event_time) / 1000.0, "
         "a.outcome, a.is_order, a.cost, a.talk_seconds, a.wait_seconds "
         "FROM call_attempts AS a FINAL "
@@ -31,6 +34,7 @@ def open_window_attempts(client: Client, window_s: int, newest_allowed: datetime
         "WHERE a.minute >= toStartOfMinute(w.newest - toIntervalSecond({lateness:UInt32}))",
         parameters=parameters,
     ).result_rows
+    return [tuple(row) for row in rows]
 
 
 def landed_calls(client: Client, event_ids: list[str]) -> dict[str, tuple]:
@@ -38,9 +42,11 @@ def landed_calls(client: Client, event_ids: list[str]) -> dict[str, tuple]:
     as: (campaign, event time in epoch ms, outcome, is_order, talk_seconds, segment)."""
     if not event_ids:
         return {}
-    rows = client.query("SELECT event_id, campaign, toUnixTimestamp64Milli(event_time), outcome, is_order, "
-                        "talk_seconds, segment FROM call_attempts FINAL WHERE event_id IN {ids:Array(String)}",
-                        parameters={"ids": list(event_ids)}).result_rows
+    rows = client.query(
+        "SELECT event_id, campaign, toUnixTimestamp64Milli(event_time), outcome, is_order, "
+        "talk_seconds, segment FROM call_attempts FINAL WHERE event_id IN {ids:Array(String)}",
+        parameters={"ids": list(event_ids)},
+    ).result_rows
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
@@ -58,11 +64,17 @@ def landed_offsets(client: Client, consumer_group: str, topic: str) -> dict[int,
 def landed_stop_list(client: Client) -> tuple[list[StopListEntry], int]:
     """The customers the warehouse holds as flagged (removals left out), and the newest
     version landed, so the next landing can order after it whatever the clock says."""
-    rows = client.query("SELECT phone_hash, flagged_at, reason, source FROM stop_list FINAL "
-                        "WHERE removed_at IS NULL").result_rows
-    newest = client.command("SELECT max(version) FROM stop_list")
-    return ([StopListEntry(phone_hash, as_utc(flagged_at), reason, source)
-             for phone_hash, flagged_at, reason, source in rows], int(newest or 0))
+    rows = client.query(
+        "SELECT phone_hash, flagged_at, reason, source FROM stop_list FINAL WHERE removed_at IS NULL"
+    ).result_rows
+    newest = command_int(client, "SELECT max(version) FROM stop_list")
+    return (
+        [
+            StopListEntry(phone_hash, as_utc(flagged_at), reason, source)
+            for phone_hash, flagged_at, reason, source in rows
+        ],
+        newest,
+    )
 
 
 def landed_floor(client: Client) -> tuple[list[tuple], list[tuple], int]:
@@ -73,16 +85,20 @@ def landed_floor(client: Client) -> tuple[list[tuple], list[tuple], int]:
     version landed."""
     statuses = client.query(
         "SELECT agent, campaign, team, state, toUnixTimestamp64Milli(state_since) / 1000.0, "
-        "toUnixTimestamp64Milli(last_event_time) / 1000.0 FROM agent_status FINAL").result_rows
+        "toUnixTimestamp64Milli(last_event_time) / 1000.0 FROM agent_status FINAL"
+    ).result_rows
     logged_in = [row[0] for row in statuses if row[3] != "logged_out"]
-    minutes: list[tuple] = []
+    minutes: Sequence[Sequence[Any]] = []
     if logged_in:
         earliest = min(row[5] for row in statuses if row[3] != "logged_out")
         minutes = client.query(
             f"SELECT campaign, team, agent, toUnixTimestamp(minute), {', '.join(AGENT_COUNTERS)}, "
             "toUnixTimestamp64Milli(accounted_until) / 1000.0 FROM agent_minutes FINAL "
-            "WHERE minute >= toStartOfMinute(toDateTime(toUInt32({earliest:Float64}))) AND agent IN {agents:Array(String)}",
-            parameters={"earliest": float(earliest), "agents": logged_in}).result_rows
-    newest = client.command("SELECT greatest((SELECT max(version) FROM agent_status), "
-                            "(SELECT max(version) FROM agent_minutes))")
-    return [tuple(row) for row in statuses], [tuple(row) for row in minutes], int(newest or 0)
+            "WHERE minute >= toStartOfMinute(toDateTime(toUInt32({earliest:Float64}))) "
+            "AND agent IN {agents:Array(String)}",
+            parameters={"earliest": float(earliest), "agents": logged_in},
+        ).result_rows
+    newest = command_int(
+        client, "SELECT greatest((SELECT max(version) FROM agent_status), (SELECT max(version) FROM agent_minutes))"
+    )
+    return [tuple(row) for row in statuses], [tuple(row) for row in minutes], newest
