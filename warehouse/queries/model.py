@@ -7,8 +7,9 @@ calls it holds); analytics.calibration bins them. Columns come back as the drive
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Mapping, Sequence
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -18,39 +19,43 @@ from warehouse.queries.sums import naive_utc
 # -- the pacing model's window ---------------------------------------------------------------
 
 _LIVE = "outcome IN ('connected', 'abandoned')"
-_WINDOW = ("campaign = {campaign:String} AND minute >= toStartOfMinute({start:DateTime64(3)}) "
-           "AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}")
+_WINDOW = (
+    "campaign = {campaign:String} AND minute >= toStartOfMinute({start:DateTime64(3)}) "
+    "AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}"
+)
 
 
 def _window_parameters(campaign: str, start: datetime, end: datetime) -> dict:
     return {"campaign": campaign, "start": naive_utc(start), "end": naive_utc(end)}
 
 
-def pacing_window(client: Client, campaign: str, start: datetime, end: datetime,
-                  levels: Sequence[float]) -> dict:
+def pacing_window(client: Client, campaign: str, start: datetime, end: datetime, levels: Sequence[float]) -> dict:
     """The campaign's attempts that ended in [start, end): every counter summed as core.metrics
     defines it, the mean ring of live answers (contact_ring) and of the rest (other_ring), the
     talk and ring quantiles at ``levels`` (talk_q, contact_ring_q, other_ring_q), and the
     distinct agents who took a call (agents)."""
     counters = ", ".join(f"{RAW_COUNTER_SQL[name]} AS {name}" for name in COUNTERS)
     quantiles = ", ".join(repr(level) for level in levels)
-    return next(client.query(
-        f"SELECT {counters}, "
-        f"avgIf(ring_seconds, {_LIVE}) AS contact_ring, avgIf(ring_seconds, NOT {_LIVE}) AS other_ring, "
-        f"quantilesExactIf({quantiles})(talk_seconds, outcome = 'connected') AS talk_q, "
-        f"quantilesExactIf({quantiles})(ring_seconds, {_LIVE}) AS contact_ring_q, "
-        f"quantilesExactIf({quantiles})(ring_seconds, NOT {_LIVE}) AS other_ring_q, "
-        "uniqExactIf(agent, agent != '') AS agents "
-        f"FROM call_attempts FINAL WHERE {_WINDOW}",
-        parameters=_window_parameters(campaign, start, end), settings={"prefer_column_name_to_alias": 1},
-    ).named_results())
+    return next(
+        client.query(
+            f"SELECT {counters}, "
+            f"avgIf(ring_seconds, {_LIVE}) AS contact_ring, avgIf(ring_seconds, NOT {_LIVE}) AS other_ring, "
+            f"quantilesExactIf({quantiles})(talk_seconds, outcome = 'connected') AS talk_q, "
+            f"quantilesExactIf({quantiles})(ring_seconds, {_LIVE}) AS contact_ring_q, "
+            f"quantilesExactIf({quantiles})(ring_seconds, NOT {_LIVE}) AS other_ring_q, "
+            "uniqExactIf(agent, agent != '') AS agents "
+            f"FROM call_attempts FINAL WHERE {_WINDOW}",
+            parameters=_window_parameters(campaign, start, end),
+            settings={"prefer_column_name_to_alias": 1},
+        ).named_results()
+    )
 
 
 def agent_gaps(client: Client, campaign: str, start: datetime, end: datetime, edge: float) -> tuple[int, float]:
     """Gaps between the end of one of an agent's connected calls and the start of their next,
     among the campaign's calls that ended in [start, end): how many, and their ``edge`` quantile.
     Each agent's first call (no gap) and overlapping records are left out."""
-    return client.query(
+    gaps, quantile = client.query(
         "SELECT count(), quantileExact({edge:Float64})(gap) FROM ("
         "  SELECT start_s - lagInFrame(end_s, 1, nan) OVER (PARTITION BY agent ORDER BY end_s "
         "         ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS gap"
@@ -59,6 +64,7 @@ def agent_gaps(client: Client, campaign: str, start: datetime, end: datetime, ed
         ") WHERE gap > 0",
         parameters={**_window_parameters(campaign, start, end), "edge": edge},
     ).result_rows[0]
+    return int(gaps), float(quantile)
 
 
 # -- the response model's scored conversations -------------------------------------------------
@@ -71,8 +77,9 @@ _SCORE_SQL = "round(toFloat64(response_score), 6)"
 _POPULATION_SQL = "outcome = 'connected' AND response_score IS NOT NULL"
 
 
-def weekly_score_counts(client: Client, start: datetime, end: datetime, zone: str,
-                        campaigns: Sequence[str] = ()) -> list:
+def weekly_score_counts(
+    client: Client, start: datetime, end: datetime, zone: str, campaigns: Sequence[str] = ()
+) -> Sequence[Sequence[Any]]:
     """Columns (campaign, week, score, calls, ordered) of the scored conversations in [start, end),
     per campaign and week (its Monday in ``zone``) and distinct score, sorted by all three.
     Campaign names are bound parameters, never spliced into SQL."""
@@ -85,11 +92,12 @@ def weekly_score_counts(client: Client, start: datetime, end: datetime, zone: st
         + ("AND campaign IN {campaigns:Array(String)} " if campaigns else "")
         + "GROUP BY campaign, week, score ORDER BY campaign, week, score"
     )
-    return client.query(sql, parameters={"tz": zone, "start": naive_utc(start), "end": naive_utc(end),
-                                         "campaigns": list(campaigns)}).result_columns
+    return client.query(
+        sql, parameters={"tz": zone, "start": naive_utc(start), "end": naive_utc(end), "campaigns": list(campaigns)}
+    ).result_columns
 
 
-def trailing_score_counts(client: Client, campaign: str, since: datetime, until: datetime) -> list:
+def trailing_score_counts(client: Client, campaign: str, since: datetime, until: datetime) -> Sequence[Sequence[Any]]:
     """Columns (score, calls, ordered) of ``campaign``'s scored conversations that ended in
     [since, until), per distinct score, sorted by score."""
     sql = (
@@ -102,11 +110,14 @@ def trailing_score_counts(client: Client, campaign: str, since: datetime, until:
         f"AND {_POPULATION_SQL} "
         "GROUP BY score ORDER BY score"
     )
-    return client.query(sql, parameters={"campaign": campaign, "since": naive_utc(since),
-                                         "until": naive_utc(until)}).result_columns
+    return client.query(
+        sql, parameters={"campaign": campaign, "since": naive_utc(since), "until": naive_utc(until)}
+    ).result_columns
 
 
-def trailing_score_counts_at(client: Client, untils: Mapping[str, datetime], span: timedelta) -> list:
+def trailing_score_counts_at(
+    client: Client, untils: Mapping[str, datetime], span: timedelta
+) -> Sequence[Sequence[Any]]:
     """:func:`trailing_score_counts` for many campaigns, each over the ``span`` before its own
     time in ``untils``, in one query: columns (campaign, score, calls, ordered), sorted by
     campaign and score."""
@@ -125,6 +136,13 @@ def trailing_score_counts_at(client: Client, untils: Mapping[str, datetime], spa
         f"AND {_POPULATION_SQL.replace('outcome', 'a.outcome').replace('response_score', 'a.response_score')} "
         "GROUP BY a.campaign, score ORDER BY a.campaign, score"
     )
-    return client.query(sql, parameters={
-        "campaigns": campaigns, "untils": moments, "earliest": min(moments) - span, "latest": max(moments),
-        "span_ms": int(span.total_seconds() * 1000)}).result_columns
+    return client.query(
+        sql,
+        parameters={
+            "campaigns": campaigns,
+            "untils": moments,
+            "earliest": min(moments) - span,
+            "latest": max(moments),
+            "span_ms": int(span.total_seconds() * 1000),
+        },
+    ).result_columns
