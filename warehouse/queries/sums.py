@@ -7,8 +7,8 @@ minute buckets, so every sum is the same as the plain query's."""
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -16,7 +16,6 @@ from clickhouse_connect.driver.client import Client
 
 from core.metrics import COUNTERS
 from warehouse import rollup
-
 
 SUMS = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
 
@@ -42,7 +41,7 @@ SUMS = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
 MIN_ROLLUP_HOURS = 2
 _HOUR = timedelta(hours=1)
 _MINUTE = timedelta(minutes=1)
-_NO_VERSION = 2 ** 64 - 1
+_NO_VERSION = 2**64 - 1
 MINUTE_METRICS = "minute_metrics FINAL"
 
 
@@ -76,8 +75,12 @@ def whole_hour_offsets(tz: str, *moments: datetime) -> bool:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         return True
-    return all((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
-               .astimezone(zone).utcoffset() % _HOUR == timedelta(0) for moment in moments)
+
+    def on_the_hour(moment: datetime) -> bool:
+        offset = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(zone).utcoffset()
+        return offset is not None and offset % _HOUR == timedelta(0)
+
+    return all(on_the_hour(moment) for moment in moments)
 
 
 def _merge_hours(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -91,10 +94,20 @@ def _merge_hours(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime
     return [(first, last) for first, last in merged]
 
 
-def summed(client: Client, template, keys: Sequence[str], values: Sequence[str],
-            windows: Sequence[tuple[datetime, datetime]], span: tuple[datetime, datetime], *,
-            column: str = "minute", tz: str | None = None, campaign_sql: str = "",
-            by_slot_and_segment: bool = True, order: bool = True) -> tuple[str, dict]:
+def summed(
+    client: Client,
+    template,
+    keys: Sequence[str],
+    values: Sequence[str],
+    windows: Sequence[tuple[datetime, datetime]],
+    span: tuple[datetime, datetime],
+    *,
+    column: str = "minute",
+    tz: str | None = None,
+    campaign_sql: str = "",
+    by_slot_and_segment: bool = True,
+    order: bool = True,
+) -> tuple[str, dict]:
     """(SQL, extra parameters) of ``template`` over minute_metrics, through the rollup where it has
     current hours wholly inside one of ``windows``.
 
@@ -122,27 +135,36 @@ def summed(client: Client, template, keys: Sequence[str], values: Sequence[str],
         if not parameters["rollup_edges"]:
             return within(column)
         hour = f"toStartOfHour({column})"
-        return (f"({within(column)}) AND NOT ({hour} IN {{rollup_edges:Array(DateTime)}} "
-                f"AND {whole(hour, within)})")
+        return f"({within(column)}) AND NOT ({hour} IN {{rollup_edges:Array(DateTime)}} AND {whole(hour, within)})"
 
     parts = [template(rollup_rows, lambda within: whole(column, within))]
     if minute_rows:
         parts.append(template(minute_rows, from_minutes))
     sums = ", ".join(f"sum({value}) AS {value}" for value in values)
-    sql = (f"SELECT {group + ', ' if group else ''}{sums} FROM ({' UNION ALL '.join(parts)})"
-           + (f" GROUP BY {group}" if group else "") + tail)
+    sql = (
+        f"SELECT {group + ', ' if group else ''}{sums} FROM ({' UNION ALL '.join(parts)})"
+        + (f" GROUP BY {group}" if group else "")
+        + tail
+    )
     return sql, parameters
 
 
-def _rollup_plan(client: Client, windows: Sequence[tuple[datetime, datetime]], span: tuple[datetime, datetime],
-                 tz: str | None, campaign_sql: str, by_slot_and_segment: bool) -> tuple[str, str, dict] | None:
+def _rollup_plan(
+    client: Client,
+    windows: Sequence[tuple[datetime, datetime]],
+    span: tuple[datetime, datetime],
+    tz: str | None,
+    campaign_sql: str,
+    by_slot_and_segment: bool,
+) -> tuple[str, str, dict] | None:
     """(rollup rows, minute rows or "", parameters) for :func:`summed`; None if no current rollup
     hour lies wholly inside a window (or no window holds MIN_ROLLUP_HOURS whole hours, or the
     range's months hold fewer than rollup.MIN_MINUTE_ROWS minute rows)."""
-    windows = {(first, stop) for first, stop in windows if first < stop}
+    spans = {(first, stop) for first, stop in windows if first < stop}  # the non-empty windows, once each
     # Per window, the hours wholly inside it: from its first whole hour to the one ending by stop.
-    wholes = _merge_hours([(_ceil_hour(first), _floor_hour(stop - _HOUR)) for first, stop in windows
-                           if _ceil_hour(first) + _HOUR <= stop])
+    wholes = _merge_hours(
+        [(_ceil_hour(first), _floor_hour(stop - _HOUR)) for first, stop in spans if _ceil_hour(first) + _HOUR <= stop]
+    )
     if not any(last - first >= (MIN_ROLLUP_HOURS - 1) * _HOUR for first, last in wholes):
         return None
     lo, hi = _floor_hour(span[0]), span[1]
@@ -160,7 +182,7 @@ def _rollup_plan(client: Client, windows: Sequence[tuple[datetime, datetime]], s
         return None
     # A used hour's buckets are still read where a window has only part of it: the hours holding
     # a window's first or stop minute, when that is not on the hour.
-    edges = {_floor_hour(moment) for window in windows for moment in window if moment != _floor_hour(moment)}
+    edges = {_floor_hour(moment) for window in spans for moment in window if moment != _floor_hour(moment)}
     ranges, at = [], span[0]
     for hour in sorted(set(used) - edges):
         if at < hour:
@@ -173,10 +195,15 @@ def _rollup_plan(client: Client, windows: Sequence[tuple[datetime, datetime]], s
     versions = [_NO_VERSION] * (int((max(used) - lo) / _HOUR) + 1)
     for hour, version in used.items():
         versions[int((hour - lo) / _HOUR)] = version
-    parameters = {"rollup_lo": lo, "rollup_last": max(used), "rollup_edges": sorted(edges.intersection(used)),
-                  "rollup_versions": versions}
-    keys, table = ("campaign, slot, segment", "hour_metrics") if by_slot_and_segment else \
-        ("campaign", "campaign_hour_metrics")
+    parameters = {
+        "rollup_lo": lo,
+        "rollup_last": max(used),
+        "rollup_edges": sorted(edges.intersection(used)),
+        "rollup_versions": versions,
+    }
+    keys, table = (
+        ("campaign, slot, segment", "hour_metrics") if by_slot_and_segment else ("campaign", "campaign_hour_metrics")
+    )
     counters = ", ".join(COUNTERS)
     # FINAL keeps each key's row of the newest build. That is the current build's, or a newer one's
     # that started since (rebuilding an unchanged hour gives the same rows, and a change would have
@@ -193,8 +220,13 @@ def _rollup_plan(client: Client, windows: Sequence[tuple[datetime, datetime]], s
     for number, (start, stop) in enumerate(ranges):
         parameters[f"rollup_from_{number}"] = start - (_MINUTE if start == span[0] else timedelta(0))
         parameters[f"rollup_to_{number}"] = stop + (_MINUTE if stop == span[1] else timedelta(0))
-        selects.append(minute_rows_sql([f"{{rollup_from_{number}:DateTime}}", f"{{rollup_to_{number}:DateTime}}"],
-                                    by_slot_and_segment, campaign_sql))
+        selects.append(
+            minute_rows_sql(
+                [f"{{rollup_from_{number}:DateTime}}", f"{{rollup_to_{number}:DateTime}}"],
+                by_slot_and_segment,
+                campaign_sql,
+            )
+        )
     # One read per range: each then prunes to its own partitions and granules.
     minute_rows = selects[0] if len(selects) == 1 else f"({' UNION ALL '.join(s[1:-1] for s in selects)})"
     return rollup_rows, minute_rows if selects else "", parameters
@@ -209,8 +241,10 @@ def minute_rows_sql(bounds: Sequence[str], by_slot_and_segment: bool, campaign_s
     rule out: with the key (campaign, minute, ...) a short time range touches a granule of every
     campaign, and the read cost as much as the whole table."""
     keys = "campaign, slot, segment" if by_slot_and_segment else "campaign"
-    return (f"(SELECT {keys}, minute, {', '.join(COUNTERS)} FROM minute_metrics FINAL "
-            f"PREWHERE minute >= {bounds[0]} AND minute < {bounds[1]} {campaign_sql})")
+    return (
+        f"(SELECT {keys}, minute, {', '.join(COUNTERS)} FROM minute_metrics FINAL "
+        f"PREWHERE minute >= {bounds[0]} AND minute < {bounds[1]} {campaign_sql})"
+    )
 
 
 def counter_frame(client: Client, sql: str, parameters: dict) -> pd.DataFrame:
