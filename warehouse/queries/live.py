@@ -3,58 +3,101 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from core.metrics import (COMPLIANCE_COUNTERS, COMPLIANCE_WINDOWS, COUNTERS, RATES, WINDOW_DEFINITION, ComplianceWindow,
-                          add_rate_columns, rate_sql, ratio_series)
-from warehouse.queries.sums import (MINUTE_METRICS, SUMS, as_utc, counter_frame, minute_rows_sql, minute_window,
-                                    naive_utc, summed)
+from core.metrics import (
+    COMPLIANCE_COUNTERS,
+    COMPLIANCE_WINDOWS,
+    COUNTERS,
+    RATES,
+    WINDOW_DEFINITION,
+    ComplianceWindow,
+    add_rate_columns,
+    rate_sql,
+    ratio_series,
+)
 from warehouse.queries.reports import metrics_by
+from warehouse.queries.sums import (
+    MINUTE_METRICS,
+    SUMS,
+    as_utc,
+    counter_frame,
+    minute_rows_sql,
+    minute_window,
+    naive_utc,
+    summed,
+)
 
 
-def busiest_campaigns(client: Client, now: datetime, day_start: datetime, limit: int,
-                      recent: timedelta = timedelta(minutes=15)) -> tuple[list[str], int]:
+def busiest_campaigns(
+    client: Client, now: datetime, day_start: datetime, limit: int, recent: timedelta = timedelta(minutes=15)
+) -> tuple[list[str], int]:
     """The ``limit`` campaigns with the most dials in the ``recent`` minutes up to ``now`` (then
     the most today, then by name), and how many campaigns have calls today: what the wallboard
     shows, cut in the warehouse so that a board of 100,000 campaigns ships ``limit`` names."""
+
     def template(rows: str, counted) -> str:
         today = counted(lambda t: f"{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}")
         lately = counted(lambda t: f"{t} >= {{recent:DateTime}} AND {t} <= {{now:DateTime}}")
         # Each window counts by its own condition and the WHERE keeps a row either counts: through
         # the rollup, the last minutes of a rolled-up hour count in the recent window but not in the
         # day (the hour's rollup row holds them), so a WHERE of the day alone would drop them.
-        return (f"SELECT campaign, sumIf(dials, {lately}) AS recent_dials, sumIf(dials, {today}) AS day_dials "
-                f"FROM {rows} WHERE ({today}) OR ({lately}) GROUP BY campaign")
+        return (
+            f"SELECT campaign, sumIf(dials, {lately}) AS recent_dials, sumIf(dials, {today}) AS day_dials "
+            f"FROM {rows} WHERE ({today}) OR ({lately}) GROUP BY campaign"
+        )
 
     day = minute_window(day_start, now, end_inclusive=True)
     lately = minute_window(max(now - recent, day_start), now, end_inclusive=True)
-    ranked, parameters = summed(client, template, ["campaign"], ["recent_dials", "day_dials"], [day, lately], day,
-                                 by_slot_and_segment=False, order=False)
-    parameters.update({"day": naive_utc(day_start), "now": naive_utc(now),
-                       "recent": naive_utc(max(now - recent, day_start)), "limit": int(limit)})
-    rows = client.query(f"SELECT campaign, count() OVER () FROM ({ranked}) "
-                        "ORDER BY recent_dials DESC, day_dials DESC, campaign LIMIT {limit:UInt32}",
-                        parameters=parameters, settings={"prefer_column_name_to_alias": 1}).result_rows
+    ranked, parameters = summed(
+        client,
+        template,
+        ["campaign"],
+        ["recent_dials", "day_dials"],
+        [day, lately],
+        day,
+        by_slot_and_segment=False,
+        order=False,
+    )
+    parameters.update(
+        {
+            "day": naive_utc(day_start),
+            "now": naive_utc(now),
+            "recent": naive_utc(max(now - recent, day_start)),
+            "limit": int(limit),
+        }
+    )
+    rows = client.query(
+        f"SELECT campaign, count() OVER () FROM ({ranked}) "
+        "ORDER BY recent_dials DESC, day_dials DESC, campaign LIMIT {limit:UInt32}",
+        parameters=parameters,
+        settings={"prefer_column_name_to_alias": 1},
+    ).result_rows
     return [campaign for campaign, _ in rows], int(rows[0][1]) if rows else 0
 
 
-def campaign_tiles(client: Client, now: datetime, day_start: datetime,
-                   campaigns: Sequence[str] | None = None) -> pd.DataFrame:
+def campaign_tiles(
+    client: Client, now: datetime, day_start: datetime, campaigns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """One row per campaign (each of ``campaigns`` with calls today, if given): today's counters and rates."""
     campaign_sql = "AND campaign IN {campaigns:Array(String)} " if campaigns is not None else ""
 
     def template(rows: str, counted) -> str:
-        return (f"SELECT campaign, {SUMS} FROM {rows} "
-                f"WHERE {counted(lambda t: f'{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}')} "
-                + campaign_sql + "GROUP BY campaign")
+        return (
+            f"SELECT campaign, {SUMS} FROM {rows} "
+            f"WHERE {counted(lambda t: f'{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}')} "
+            + campaign_sql
+            + "GROUP BY campaign"
+        )
 
     window = minute_window(day_start, now, end_inclusive=True)
-    sql, parameters = summed(client, template, ["campaign"], COUNTERS, [window], window, campaign_sql=campaign_sql,
-                              by_slot_and_segment=False)
+    sql, parameters = summed(
+        client, template, ["campaign"], COUNTERS, [window], window, campaign_sql=campaign_sql, by_slot_and_segment=False
+    )
     parameters.update({"day": naive_utc(day_start), "now": naive_utc(now), "campaigns": list(campaigns or ())})
     frame = counter_frame(client, sql, parameters)
     if not len(frame.columns):  # nothing landed today; the embedded warehouse then names no columns
@@ -72,9 +115,13 @@ def window_columns(window: str) -> list[str]:
     return [f"{window}_{counter}" for counter in COMPLIANCE_COUNTERS]
 
 
-def compliance_windows(client: Client, now: datetime, campaign: str | None = None,
-                       campaigns: Sequence[str] | None = None,
-                       amd_rate_for: Callable[[str], float] | None = None) -> pd.DataFrame:
+def compliance_windows(
+    client: Client,
+    now: datetime,
+    campaign: str | None = None,
+    campaigns: Sequence[str] | None = None,
+    amd_rate_for: Callable[[str], float] | None = None,
+) -> pd.DataFrame:
     """Per campaign (``campaign`` alone, or each of ``campaigns``, if given), for each compliance
     window ending at ``now`` (and the last hour): its counters (COMPLIANCE_COUNTERS, as
     "<window>_<counter>") and its abandon rate under each definition ("<window>_abandon_rate_dialer",
@@ -96,16 +143,30 @@ def compliance_windows(client: Client, now: datetime, campaign: str | None = Non
         columns = []
         for window in SUMMED_WINDOWS:
             since = counted(lambda t, name=window.name: f"{t} >= {{{name}:DateTime}} AND {t} <= {{now:DateTime}}")
-            columns.append(f"sumIf({COMPLIANCE_COUNTERS[0]}, ({since}) AS in_{window.name}) AS "
-                           f"{window.name}_{COMPLIANCE_COUNTERS[0]}")
-            columns.extend(f"sumIf({counter}, in_{window.name}) AS {window.name}_{counter}"
-                           for counter in COMPLIANCE_COUNTERS[1:])
-        return (f"SELECT campaign, {', '.join(columns)} FROM {rows} "
-                f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} " + campaign_sql
-                + "GROUP BY campaign")
+            columns.append(
+                f"sumIf({COMPLIANCE_COUNTERS[0]}, ({since}) AS in_{window.name}) AS "
+                f"{window.name}_{COMPLIANCE_COUNTERS[0]}"
+            )
+            columns.extend(
+                f"sumIf({counter}, in_{window.name}) AS {window.name}_{counter}" for counter in COMPLIANCE_COUNTERS[1:]
+            )
+        return (
+            f"SELECT campaign, {', '.join(columns)} FROM {rows} "
+            f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} "
+            + campaign_sql
+            + "GROUP BY campaign"
+        )
 
-    sql, extra = summed(client, template, ["campaign"], names, windows, min(windows), campaign_sql=campaign_sql,
-                         by_slot_and_segment=False)
+    sql, extra = summed(
+        client,
+        template,
+        ["campaign"],
+        names,
+        windows,
+        min(windows),
+        campaign_sql=campaign_sql,
+        by_slot_and_segment=False,
+    )
     parameters.update(extra)
     frame = client.query_df(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
     if not len(frame.columns):  # nothing landed in the windows; the embedded warehouse then names no columns
@@ -124,8 +185,9 @@ def add_compliance_rates(frame: pd.DataFrame, amd_rate_for: Callable[[str], floa
         estimate = frame[f"{name}_machines"] * amd
         frame[f"{name}_amd_estimate"] = estimate
         frame[f"{name}_abandon_rate_dialer"] = ratio_series(abandoned, contacts)
-        frame[f"{name}_abandon_rate_ftc"] = ratio_series(frame[f"{name}_abandoned_ftc"],
-                                                         contacts - frame[f"{name}_live_answers_unjudged"])
+        frame[f"{name}_abandon_rate_ftc"] = ratio_series(
+            frame[f"{name}_abandoned_ftc"], contacts - frame[f"{name}_live_answers_unjudged"]
+        )
         frame[f"{name}_abandon_rate_ofcom"] = ratio_series(abandoned + estimate, contacts + estimate)
         frame[f"{name}_abandon_rate"] = frame[f"{name}_abandon_rate_{WINDOW_DEFINITION.get(name, 'dialer')}"]
     return frame
@@ -141,19 +203,24 @@ def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[
     campaigns = sorted(nows)
     moments = [naive_utc(nows[c]) for c in campaigns]
     longest = max(window.minutes for window in SUMMED_WINDOWS)
-    parameters = {"campaigns": campaigns, "nows": moments,
-                  "earliest": min(moments) - timedelta(minutes=longest), "latest": max(moments)}
+    earliest, latest = min(moments) - timedelta(minutes=longest), max(moments)
+    parameters = {"campaigns": campaigns, "nows": moments, "earliest": earliest, "latest": latest}
     names = [name for window in SUMMED_WINDOWS for name in window_columns(window.name)]
 
     def template(rows: str, counted) -> str:
         columns = []
         for window in SUMMED_WINDOWS:
-            since = counted(lambda t, minutes=window.minutes:
-                            f"{t} >= q.now - toIntervalMinute({minutes}) AND {t} <= q.now")
-            columns.append(f"sumIf(m.{COMPLIANCE_COUNTERS[0]}, ({since}) AS in_{window.name}) AS "
-                           f"{window.name}_{COMPLIANCE_COUNTERS[0]}")
-            columns.extend(f"sumIf(m.{counter}, in_{window.name}) AS {window.name}_{counter}"
-                           for counter in COMPLIANCE_COUNTERS[1:])
+            since = counted(
+                lambda t, minutes=window.minutes: f"{t} >= q.now - toIntervalMinute({minutes}) AND {t} <= q.now"
+            )
+            columns.append(
+                f"sumIf(m.{COMPLIANCE_COUNTERS[0]}, ({since}) AS in_{window.name}) AS "
+                f"{window.name}_{COMPLIANCE_COUNTERS[0]}"
+            )
+            columns.extend(
+                f"sumIf(m.{counter}, in_{window.name}) AS {window.name}_{counter}"
+                for counter in COMPLIANCE_COUNTERS[1:]
+            )
         aliased = "minute_metrics AS m FINAL" if rows == MINUTE_METRICS else f"{rows} AS m"
         return (
             f"SELECT m.campaign AS campaign, {', '.join(columns)} FROM {aliased} "
@@ -166,15 +233,25 @@ def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[
         )
 
     sql, extra = summed(
-        client, template, ["campaign"], names,
-        [minute_window(moment - timedelta(minutes=window.minutes), moment, end_inclusive=True)
-         for moment in set(moments) for window in SUMMED_WINDOWS],
-        minute_window(parameters["earliest"], parameters["latest"], end_inclusive=True), column="m.minute",
-        campaign_sql="AND campaign IN {campaigns:Array(String)} ", by_slot_and_segment=False, order=False)
+        client,
+        template,
+        ["campaign"],
+        names,
+        [
+            minute_window(moment - timedelta(minutes=window.minutes), moment, end_inclusive=True)
+            for moment in set(moments)
+            for window in SUMMED_WINDOWS
+        ],
+        minute_window(earliest, latest, end_inclusive=True),
+        column="m.minute",
+        campaign_sql="AND campaign IN {campaigns:Array(String)} ",
+        by_slot_and_segment=False,
+        order=False,
+    )
     parameters.update(extra)
     result = client.query(sql, parameters=parameters, settings={"prefer_column_name_to_alias": 1})
-    names = result.column_names[1:]
-    return {row[0]: dict(zip(names, (int(v) for v in row[1:]))) for row in result.result_rows}
+    counted_names = result.column_names[1:]
+    return {row[0]: dict(zip(counted_names, (int(v) for v in row[1:]))) for row in result.result_rows}
 
 
 def minute_series(client: Client, since: datetime, until: datetime) -> pd.DataFrame:
@@ -185,8 +262,9 @@ def minute_series(client: Client, since: datetime, until: datetime) -> pd.DataFr
 SPARKLINE_RATE = RATES["abandon_rate"]
 
 
-def sparklines(client: Client, since: datetime, until: datetime,
-               campaigns: Sequence[str] | None = None) -> dict[str, dict[str, list]]:
+def sparklines(
+    client: Client, since: datetime, until: datetime, campaigns: Sequence[str] | None = None
+) -> dict[str, dict[str, list]]:
     """Per campaign (each of ``campaigns``, if given), its minutes in [since, until) in order, as
     the wallboard draws them:
     {"minutes": ["2026-12-02T06:49:00", ...], "dials": [...], "abandon_rate": [... or None]}.
@@ -198,24 +276,35 @@ def sparklines(client: Client, since: datetime, until: datetime,
     first, stop = minute_window(since, until)
     counters = sorted({"dials", SPARKLINE_RATE.numerator, SPARKLINE_RATE.denominator})
     campaign_sql = "AND campaign IN {campaigns:Array(String)}" if campaigns is not None else ""
-    rows = minute_rows_sql(["{first:DateTime}", "{stop:DateTime}"], by_slot_and_segment=False, campaign_sql=campaign_sql)
-    per_minute = (f"SELECT campaign, minute, {', '.join(f'sum({name}) AS {name}' for name in counters)} "
-                  f"FROM {rows} GROUP BY campaign, minute")
-    points = (f"SELECT campaign, arraySort(groupArray((minute, toInt64(dials), {rate_sql(SPARKLINE_RATE.name)}))) "
-              f"AS points FROM ({per_minute}) GROUP BY campaign")
-    sql = ("SELECT campaign, arrayMap(p -> formatDateTime(p.1, '%Y-%m-%dT%H:%i:%S', 'UTC'), points), "
-           f"arrayMap(p -> p.2, points), arrayMap(p -> p.3, points) FROM ({points})")
-    result = client.query(sql, parameters={"first": first, "stop": stop, "campaigns": list(campaigns or ())},
-                          settings={"prefer_column_name_to_alias": 1})
-    return {campaign: {"minutes": minutes, "dials": dials, SPARKLINE_RATE.name: rates}
-            for campaign, minutes, dials, rates in result.result_rows}
+    rows = minute_rows_sql(
+        ["{first:DateTime}", "{stop:DateTime}"], by_slot_and_segment=False, campaign_sql=campaign_sql
+    )
+    per_minute = (
+        f"SELECT campaign, minute, {', '.join(f'sum({name}) AS {name}' for name in counters)} "
+        f"FROM {rows} GROUP BY campaign, minute"
+    )
+    points = (
+        f"SELECT campaign, arraySort(groupArray((minute, toInt64(dials), {rate_sql(SPARKLINE_RATE.name)}))) "
+        f"AS points FROM ({per_minute}) GROUP BY campaign"
+    )
+    sql = (
+        "SELECT campaign, arrayMap(p -> formatDateTime(p.1, '%Y-%m-%dT%H:%i:%S', 'UTC'), points), "
+        f"arrayMap(p -> p.2, points), arrayMap(p -> p.3, points) FROM ({points})"
+    )
+    result = client.query(
+        sql,
+        parameters={"first": first, "stop": stop, "campaigns": list(campaigns or ())},
+        settings={"prefer_column_name_to_alias": 1},
+    )
+    return {
+        campaign: {"minutes": minutes, "dials": dials, SPARKLINE_RATE.name: rates}
+        for campaign, minutes, dials, rates in result.result_rows
+    }
 
 
 def freshness(client: Client) -> dict:
     """When data last landed and the newest event minute: what 'updated N s ago' shows."""
-    row = client.query(
-        "SELECT max(landed_at), max(minute), count() FROM minute_metrics"
-    ).result_rows[0]
+    row = client.query("SELECT max(landed_at), max(minute), count() FROM minute_metrics").result_rows[0]
     landed_at, newest_minute, rows = row
     return {
         "landed_at": as_utc(landed_at) if rows else None,
