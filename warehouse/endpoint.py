@@ -37,7 +37,11 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlparse
+
+if TYPE_CHECKING:
+    from chdb.state.sqlitelike import Connection
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +51,37 @@ SECRET_ENV = "CALLPULSE_WAREHOUSE_SECRET"
 USER = "callpulse"
 
 # URL parameters that are the HTTP transport's own, not engine settings.
-_TRANSPORT_PARAMS = frozenset({
-    "query", "database", "query_id", "session_id", "session_timeout", "session_check", "quota_key",
-    "compress", "decompress", "wait_end_of_query", "client_protocol_version", "role", "buffer_size",
-    "send_progress_in_http_headers", "http_headers_progress_interval_ms", "enable_http_compression",
-    "default_format", "user", "password", "max_result_bytes", "max_result_rows",
-})
+_TRANSPORT_PARAMS = frozenset(
+    {
+        "query",
+        "database",
+        "query_id",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "quota_key",
+        "compress",
+        "decompress",
+        "wait_end_of_query",
+        "client_protocol_version",
+        "role",
+        "buffer_size",
+        "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms",
+        "enable_http_compression",
+        "default_format",
+        "user",
+        "password",
+        "max_result_bytes",
+        "max_result_rows",
+    }
+)
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
-_INSERT_WITH_DATA = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$",
-                               re.IGNORECASE | re.DOTALL)
+_INSERT_WITH_DATA = re.compile(
+    r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$", re.IGNORECASE | re.DOTALL
+)
 _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
 AUTHENTICATION_FAILED = 516
@@ -82,9 +106,13 @@ class EndpointLimits:
     connections: int = 32  # open HTTP connections; more are closed at once
 
     def engine_settings(self) -> dict[str, str]:
-        return {"max_execution_time": str(self.query_seconds), "max_threads": str(self.threads_per_query),
-                "max_memory_usage": str(self.memory_bytes), "max_result_bytes": str(self.result_bytes),
-                "result_overflow_mode": "throw"}
+        return {
+            "max_execution_time": str(self.query_seconds),
+            "max_threads": str(self.threads_per_query),
+            "max_memory_usage": str(self.memory_bytes),
+            "max_result_bytes": str(self.result_bytes),
+            "result_overflow_mode": "throw",
+        }
 
 
 class EndpointError(Exception):
@@ -99,7 +127,7 @@ class EndpointError(Exception):
 class _Handle:
     """One chDB connection to the worker's engine, with the session state applied on it."""
 
-    connection: object
+    connection: Connection
     settings: dict[str, str]
     database: str | None = None
 
@@ -108,8 +136,14 @@ class QueryEndpoint:
     """Serves the chDB at ``path`` (which this process has opened) on ``host``:``port``, from a
     thread of its own, until close(). ``port`` 0 takes a free one (see ``address``)."""
 
-    def __init__(self, path: str | Path, secret: str, host: str = "127.0.0.1", port: int = 0,
-                 limits: EndpointLimits = EndpointLimits()):
+    def __init__(
+        self,
+        path: str | Path,
+        secret: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: EndpointLimits = EndpointLimits(),
+    ):
         import chdb
 
         if not secret:
@@ -131,7 +165,9 @@ class QueryEndpoint:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._server.server_address[:2]
+        host, port = self._server.server_address[:2]
+        assert isinstance(host, str), "an AF_INET server's address is a str"
+        return host, port
 
     @property
     def url(self) -> str:
@@ -179,8 +215,11 @@ class QueryEndpoint:
         """Run what the request asks; the response body and headers, or an EndpointError."""
         statement, data = _statement_and_data(params.get("query"), body)
         bind = {name[6:]: value for name, value in params.items() if name.startswith("param_")}
-        settings = {name: value for name, value in params.items()
-                    if name not in _TRANSPORT_PARAMS and not name.startswith("param_")}
+        settings = {
+            name: value
+            for name, value in params.items()
+            if name not in _TRANSPORT_PARAMS and not name.startswith("param_")
+        }
         for name in settings:
             if not _SETTING_NAME.match(name):
                 raise EndpointError(400, BAD_ARGUMENTS, f"Code: {BAD_ARGUMENTS}. Invalid setting name {name!r}")
@@ -191,10 +230,13 @@ class QueryEndpoint:
         try:
             handle = self._handles.get(timeout=self.limits.slot_wait_seconds)
         except queue.Empty:
-            raise EndpointError(503, TOO_MANY_SIMULTANEOUS_QUERIES,
-                                f"Code: {TOO_MANY_SIMULTANEOUS_QUERIES}. Too many simultaneous queries: "
-                                f"{self.limits.concurrent_queries} run and none finished within "
-                                f"{self.limits.slot_wait_seconds:g} s") from None
+            raise EndpointError(
+                503,
+                TOO_MANY_SIMULTANEOUS_QUERIES,
+                f"Code: {TOO_MANY_SIMULTANEOUS_QUERIES}. Too many simultaneous queries: "
+                f"{self.limits.concurrent_queries} run and none finished within "
+                f"{self.limits.slot_wait_seconds:g} s",
+            ) from None
         try:
             self._prepare(handle, settings, database)
             return self._run(handle, statement, data, bind)
@@ -230,8 +272,9 @@ class QueryEndpoint:
             _query(handle, f"USE {database}")
             handle.database = database
 
-    def _run(self, handle: _Handle, statement: str, data: bytes | None, bind: dict[str, str]
-             ) -> tuple[bytes, dict[str, str]]:
+    def _run(
+        self, handle: _Handle, statement: str, data: bytes | None, bind: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
         headers: dict[str, str] = {}
         if data is not None:
             insert = _INSERT_WITH_DATA.match(statement)
@@ -241,8 +284,10 @@ class QueryEndpoint:
                 scratch = self._scratch / f"insert-{threading.get_ident()}-{os.urandom(4).hex()}"
                 scratch.write_bytes(data)
                 try:
-                    result = _query(handle, f"INSERT INTO {insert['target']} FROM INFILE {_quoted(str(scratch))} "
-                                            f"FORMAT {insert['format']}")
+                    result = _query(
+                        handle,
+                        f"INSERT INTO {insert['target']} FROM INFILE {_quoted(str(scratch))} FORMAT {insert['format']}",
+                    )
                 finally:
                     scratch.unlink(missing_ok=True)
                 headers["X-ClickHouse-Summary"] = json.dumps(_summary(result, written=True))
@@ -259,12 +304,15 @@ class QueryEndpoint:
             result = _query(handle, statement, "TabSeparatedWithNames", bind)
             answer = result.bytes() or b""
             if answer:
-                answer = answer[answer.find(b"\n") + 1:]
+                answer = answer[answer.find(b"\n") + 1 :]
                 headers["X-ClickHouse-Format"] = "TabSeparated"
         if len(answer) > self.limits.result_bytes:
-            raise EndpointError(500, TOO_MANY_ROWS_OR_BYTES,
-                                f"Code: {TOO_MANY_ROWS_OR_BYTES}. The result is {len(answer):,} bytes, more "
-                                f"than the endpoint's {self.limits.result_bytes:,}")
+            raise EndpointError(
+                500,
+                TOO_MANY_ROWS_OR_BYTES,
+                f"Code: {TOO_MANY_ROWS_OR_BYTES}. The result is {len(answer):,} bytes, more "
+                f"than the endpoint's {self.limits.result_bytes:,}",
+            )
         headers["X-ClickHouse-Summary"] = json.dumps(_summary(result, written=False))
         return answer, headers
 
@@ -277,7 +325,7 @@ def _statement_and_data(query_param: str | None, body: bytes) -> tuple[str, byte
         return query_param, (body or None)
     line_end = body.find(b"\n")
     if line_end >= 0 and _INSERT_WITH_DATA.match(body[:line_end].decode("utf-8", "replace")):
-        return body[:line_end].decode(), body[line_end + 1:]
+        return body[:line_end].decode(), body[line_end + 1 :]
     try:
         return body.decode("utf-8"), None
     except UnicodeDecodeError:
@@ -291,8 +339,9 @@ def _query(handle: _Handle, sql: str, output_format: str = "TabSeparated", bind:
         message = str(exc)
         found = _ERROR_CODE.search(message)
         start = message.find("Code: ")
-        raise EndpointError(500, int(found.group(1)) if found else UNKNOWN_EXCEPTION,
-                            message[start:] if start > 0 else message) from None
+        raise EndpointError(
+            500, int(found.group(1)) if found else UNKNOWN_EXCEPTION, message[start:] if start > 0 else message
+        ) from None
 
 
 def _quoted(value: str) -> str:
@@ -356,22 +405,31 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self._send(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
                 return
             if not endpoint.authorised(self.headers):
-                raise EndpointError(401, AUTHENTICATION_FAILED,
-                                    f"Code: {AUTHENTICATION_FAILED}. {USER}: Authentication failed: "
-                                    "password is incorrect")
+                raise EndpointError(
+                    401,
+                    AUTHENTICATION_FAILED,
+                    f"Code: {AUTHENTICATION_FAILED}. {USER}: Authentication failed: password is incorrect",
+                )
             encoding = self.headers.get("Content-Encoding", "identity")
             if encoding not in ("", "identity"):
-                raise EndpointError(400, BAD_ARGUMENTS,
-                                    f"Code: {BAD_ARGUMENTS}. Content-Encoding {encoding!r} is not served here: "
-                                    "connect without compression")
+                raise EndpointError(
+                    400,
+                    BAD_ARGUMENTS,
+                    f"Code: {BAD_ARGUMENTS}. Content-Encoding {encoding!r} is not served here: "
+                    "connect without compression",
+                )
             answer, headers = endpoint.answer(params, body)
             self._send(200, answer, {"Content-Type": "application/octet-stream", **headers})
         except EndpointError as refused:
             if refused.code in (AUTHENTICATION_FAILED, TOO_MANY_SIMULTANEOUS_QUERIES):
-                log.warning("warehouse endpoint refused a request from %s: %s", self.client_address[0],
-                            str(refused)[:200])
-            self._send(refused.status, (str(refused) + "\n").encode(),
-                       {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(refused.code)})
+                log.warning(
+                    "warehouse endpoint refused a request from %s: %s", self.client_address[0], str(refused)[:200]
+                )
+            self._send(
+                refused.status,
+                (str(refused) + "\n").encode(),
+                {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(refused.code)},
+            )
 
     def _body(self, limit: int) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -379,12 +437,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > limit:
             self.close_connection = True
-            raise EndpointError(413, BAD_ARGUMENTS, f"Code: {BAD_ARGUMENTS}. The body is {length:,} bytes, more "
-                                                    f"than the endpoint's {limit:,}")
+            raise EndpointError(
+                413,
+                BAD_ARGUMENTS,
+                f"Code: {BAD_ARGUMENTS}. The body is {length:,} bytes, more than the endpoint's {limit:,}",
+            )
         return self.rfile.read(length) if length > 0 else b""
 
     def _chunked_body(self, limit: int) -> bytes:
-        parts, total = [], 0
+        parts: list[bytes] = []
+        total = 0
         while True:
             size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
             if size == 0:
@@ -394,8 +456,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             total += size
             if total > limit:
                 self.close_connection = True
-                raise EndpointError(413, BAD_ARGUMENTS,
-                                    f"Code: {BAD_ARGUMENTS}. The body is more than the endpoint's {limit:,} bytes")
+                raise EndpointError(
+                    413, BAD_ARGUMENTS, f"Code: {BAD_ARGUMENTS}. The body is more than the endpoint's {limit:,} bytes"
+                )
             parts.append(self.rfile.read(size))
             self.rfile.readline(1024)  # the CRLF after the chunk
 
