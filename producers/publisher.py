@@ -67,8 +67,9 @@ class EventPublisher:
             self._send(event.campaign, encode_batch(pending), pending)
             self._pending[event.campaign] = []
 
-    def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        """Another topic's record (a dead letter from an adapter), with the same delivery checks."""
+    def send_raw(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
+        """Another topic's record (a dead letter from an adapter; None: a tombstone for ``key``),
+        with the same delivery checks."""
         self.producer.send(topic, key=key, value=value).add_errback(self._on_error)
 
     def publish_all(self, events: Iterable[Event]) -> int:
