@@ -13,10 +13,10 @@ import csv
 import gzip
 import io
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from core.privacy import DEFAULT_REGION, hash_phone
 from core.schema import StopListEntry, encode_stop_list_entry
@@ -50,11 +50,13 @@ class StopListPublisher:
         self.region = region
         self._publisher = EventPublisher(bootstrap_servers, topic)
 
-    def flag(self, phone: str, *, reason: str = "opt_out", flagged_at: datetime | None = None,
-             source: str = "cli") -> str:
+    def flag(
+        self, phone: str, *, reason: str = "opt_out", flagged_at: datetime | None = None, source: str = "cli"
+    ) -> str:
         phone_hash = phone_hash_of(phone, self.hmac_key, self.region)
-        entry = StopListEntry(phone_hash, (flagged_at or datetime.now(timezone.utc)).astimezone(timezone.utc),
-                              reason, source)
+        entry = StopListEntry(
+            phone_hash, (flagged_at or datetime.now(timezone.utc)).astimezone(timezone.utc), reason, source
+        )
         self._publisher.send_raw(self.topic, encode_stop_list_entry(entry), key=phone_hash.encode())
         return phone_hash
 
@@ -63,8 +65,14 @@ class StopListPublisher:
         self._publisher.send_raw(self.topic, None, key=phone_hash.encode())
         return phone_hash
 
-    def import_rows(self, rows: Iterable[tuple[int, str, str | None, datetime | None]], *, reason: str,
-                    source: str, progress: Callable[[int], None] = lambda n: None) -> ImportSummary:
+    def import_rows(
+        self,
+        rows: Iterable[tuple[int, str, str | None, datetime | None]],
+        *,
+        reason: str,
+        source: str,
+        progress: Callable[[int], None] = lambda n: None,
+    ) -> ImportSummary:
         summary = ImportSummary()
         for line, phone, row_reason, flagged_at in rows:
             try:
@@ -100,8 +108,10 @@ def read_stop_list_file(path: Path) -> Iterator[tuple[int, str, str | None, date
                 if value.strip():
                     yield line, value, None, None
             return
-        raise StopListFileError(f"{path}: no phone column; expected one of {', '.join(PHONE_COLUMNS)} "
-                                f"in the header, found {', '.join(header)}")
+        raise StopListFileError(
+            f"{path}: no phone column; expected one of {', '.join(PHONE_COLUMNS)} "
+            f"in the header, found {', '.join(header)}"
+        )
     reader = csv.DictReader(io.StringIO("\n".join(lines[1:])), fieldnames=header)
     for line, row in enumerate(reader, start=2):
         phone = (row.get(phone_column) or "").strip()
@@ -112,8 +122,10 @@ def read_stop_list_file(path: Path) -> Iterator[tuple[int, str, str | None, date
             try:
                 flagged_at = datetime.fromisoformat(row["flagged_at"].strip())
             except ValueError:
-                raise StopListFileError(f"{path}:{line}: flagged_at {row['flagged_at']!r} is not an ISO "
-                                        "timestamp (e.g. 2026-11-23T10:00:00+09:00)") from None
+                raise StopListFileError(
+                    f"{path}:{line}: flagged_at {row['flagged_at']!r} is not an ISO "
+                    "timestamp (e.g. 2026-11-23T10:00:00+09:00)"
+                ) from None
             if flagged_at.tzinfo is None:
                 raise StopListFileError(f"{path}:{line}: flagged_at needs a UTC offset, e.g. +09:00")
         yield line, phone, (row.get("reason") or "").strip() or None, flagged_at
