@@ -19,8 +19,9 @@ def admin_client(bootstrap_servers: str, timeout_s: float = 30.0) -> KafkaAdminC
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="callpulse-admin",
-                                    request_timeout_ms=10000)
+            return KafkaAdminClient(
+                bootstrap_servers=bootstrap_servers, client_id="callpulse-admin", request_timeout_ms=10000
+            )
         except KafkaTimeoutError:
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -42,8 +43,11 @@ def ensure_topics(settings: Settings) -> list[str]:
                 continue
             try:
                 admin.create_topics(
-                    [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1,
-                              topic_configs=spec.config)]
+                    [
+                        NewTopic(
+                            spec.name, num_partitions=spec.partitions, replication_factor=1, topic_configs=spec.config
+                        )
+                    ]
                 )
                 created.append(spec.name)
             except TopicAlreadyExistsError:
@@ -63,7 +67,9 @@ def _check_partitions(admin: KafkaAdminClient, spec: TopicSpec) -> None:
     if actual and actual != spec.partitions:
         log.warning(
             "topic %s has %d partitions, configuration says %d; keeping the topic as it is",
-            spec.name, actual, spec.partitions,
+            spec.name,
+            actual,
+            spec.partitions,
         )
 
 
@@ -77,16 +83,16 @@ def topic_id(settings: Settings, topic: str | None = None, admin: KafkaAdminClie
     Give ``admin`` to reuse a client when asking often.
     """
     topic = topic or settings.topics.call_events
-    own = admin is None
-    admin = admin_client(settings.bootstrap_servers) if own else admin
+    client = admin_client(settings.bootstrap_servers) if admin is None else admin
     try:
-        description = admin.describe_topics([topic])[0]
+        description = client.describe_topics([topic])[0]
     finally:
-        if own:
-            admin.close()
+        if admin is None:
+            client.close()
     if description.get("error_code"):
-        raise RuntimeError(f"Kafka does not know the topic {topic} (error {description['error_code']}); "
-                           "run `callpulse topics`")
+        raise RuntimeError(
+            f"Kafka does not know the topic {topic} (error {description['error_code']}); run `callpulse topics`"
+        )
     found = description.get("topic_id")
     return "" if found in (None, "00000000-0000-0000-0000-000000000000") else str(found)
 
@@ -101,8 +107,12 @@ def partition_bounds(settings: Settings, topic: str | None = None) -> dict[int, 
     from kafka import KafkaConsumer, TopicPartition
 
     topic = topic or settings.topics.call_events
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="callpulse-bounds",
-                             enable_auto_commit=False, max_partition_fetch_bytes=1 << 20)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="callpulse-bounds",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=1 << 20,
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         earliest = consumer.beginning_offsets(partitions)
@@ -129,8 +139,9 @@ def read_records(settings: Settings, topic: str) -> list:
     from kafka import KafkaConsumer, TopicPartition
 
     bounds = partition_bounds(settings, topic)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="callpulse-reader",
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, client_id="callpulse-reader", enable_auto_commit=False
+    )
     try:
         partitions = [TopicPartition(topic, p) for p, (earliest, end) in bounds.items() if end > earliest]
         if not partitions:
@@ -149,8 +160,9 @@ def read_records(settings: Settings, topic: str) -> list:
                 if records and records[-1].offset + 1 >= bounds[tp.partition][1]:
                     remaining.discard(tp)
         if remaining:
-            raise RuntimeError(f"{topic}: partitions {sorted(tp.partition for tp in remaining)} "
-                               "did not reach their end")
+            raise RuntimeError(
+                f"{topic}: partitions {sorted(tp.partition for tp in remaining)} did not reach their end"
+            )
         return found
     finally:
         consumer.close()
