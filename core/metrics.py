@@ -8,9 +8,9 @@ rows a question covers, and a zero denominator gives ``None`` (shown as "—").
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,34 +23,52 @@ from core.schema import CallAttempt, Outcome
 #: (dropped, or connected after more than compliance.ftc_connect_seconds), ``live_answers_unjudged``
 #: the connected calls that came without wait_seconds (the FTC rule cannot judge them), ``machines``
 #: the calls answering-machine detection classified as machines (UK Ofcom's estimate starts there).
-COUNTERS: tuple[str, ...] = ("dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds",
-                             "abandoned_ftc", "live_answers_unjudged", "machines")
+COUNTERS: tuple[str, ...] = (
+    "dials",
+    "contacts",
+    "connected",
+    "abandoned",
+    "orders",
+    "cost",
+    "talk_seconds",
+    "abandoned_ftc",
+    "live_answers_unjudged",
+    "machines",
+)
 #: The counters that count calls (whole numbers, UInt64 in the warehouse); the rest are money and seconds.
-CALL_COUNTS: frozenset[str] = frozenset(("dials", "contacts", "connected", "abandoned", "orders", "abandoned_ftc",
-                                         "live_answers_unjudged", "machines"))
+CALL_COUNTS: frozenset[str] = frozenset(
+    ("dials", "contacts", "connected", "abandoned", "orders", "abandoned_ftc", "live_answers_unjudged", "machines")
+)
 #: US FTC TSR 16 CFR 310.4(b)(4)(i): a live answer not connected to a representative within two
 #: seconds of the greeting is abandoned. compliance.ftc_connect_seconds overrides it.
 FTC_CONNECT_SECONDS = 2.0
 
 #: The additive agent seconds landed per (campaign, team, agent, minute) from agent_state events.
-AGENT_COUNTERS: tuple[str, ...] = ("logged_in_seconds", "available_seconds", "on_call_seconds", "wrap_up_seconds",
-                                   "paused_seconds")
+AGENT_COUNTERS: tuple[str, ...] = (
+    "logged_in_seconds",
+    "available_seconds",
+    "on_call_seconds",
+    "wrap_up_seconds",
+    "paused_seconds",
+)
 #: Which agent counters a second spent in each state adds to (every state but logged_out is logged in).
 AGENT_STATE_COUNTERS: dict[str, tuple[int, ...]] = {
     state: tuple(AGENT_COUNTERS.index(name) for name in names)
-    for state, names in (("available", ("logged_in_seconds", "available_seconds")),
-                         ("on_call", ("logged_in_seconds", "on_call_seconds")),
-                         ("wrap_up", ("logged_in_seconds", "wrap_up_seconds")),
-                         ("paused", ("logged_in_seconds", "paused_seconds")),
-                         ("logged_out", ()))
+    for state, names in (
+        ("available", ("logged_in_seconds", "available_seconds")),
+        ("on_call", ("logged_in_seconds", "on_call_seconds")),
+        ("wrap_up", ("logged_in_seconds", "wrap_up_seconds")),
+        ("paused", ("logged_in_seconds", "paused_seconds")),
+        ("logged_out", ()),
+    )
 }
 #: Sums the agent rates divide, each a weighted sum of counters: computed from the summed
 #: counters of whatever rows a question covers, like every rate.
 DERIVED_COUNTERS: dict[str, tuple[tuple[float, str], ...]] = {
-    "handled_seconds": ((1.0, "on_call_seconds"), (1.0, "wrap_up_seconds")),     # agents' talk + wrap-up
+    "handled_seconds": ((1.0, "on_call_seconds"), (1.0, "wrap_up_seconds")),  # agents' talk + wrap-up
     "working_seconds": ((1.0, "logged_in_seconds"), (-1.0, "paused_seconds")),  # logged in, not paused
     "agent_hours": ((1 / 3600, "logged_in_seconds"),),
-    "handle_seconds": ((1.0, "talk_seconds"), (1.0, "wrap_up_seconds")),         # calls' talk + agents' wrap-up
+    "handle_seconds": ((1.0, "talk_seconds"), (1.0, "wrap_up_seconds")),  # calls' talk + agents' wrap-up
     # Live answers the FTC rule can judge: all but the connected calls without wait_seconds.
     "live_answers_judged": ((1.0, "contacts"), (-1.0, "live_answers_unjudged")),
 }
@@ -69,27 +87,68 @@ class Rate:
 RATES: dict[str, Rate] = {
     rate.name: rate
     for rate in (
-        Rate("contact_rate", "contacts", "dials", "Contact rate", "percent",
-             "live human answers (connected + abandoned) / dial attempts"),
-        Rate("abandon_rate", "abandoned", "contacts", "Abandon rate", "percent",
-             "abandoned / live answers (connected + abandoned); never / all dials"),
-        Rate("abandon_rate_ftc", "abandoned_ftc", "live_answers_judged", "Abandon rate (FTC)", "percent",
-             "US FTC TSR: (dropped + connected after more than 2 s of waiting) / live answers whose wait is known; "
-             "connected calls without wait_seconds are counted apart (live_answers_unjudged)"),
-        Rate("conversion_rate", "orders", "contacts", "Conversion", "percent",
-             "orders / live answers"),
-        Rate("cpo", "cost", "orders", "Cost per order", "currency",
-             "total cost / orders"),
-        Rate("aht_seconds", "talk_seconds", "connected", "Avg handle time", "seconds",
-             "talk seconds / connected calls"),
-        Rate("occupancy", "handled_seconds", "working_seconds", "Occupancy", "percent",
-             "(talk + wrap-up) / (logged in - paused), in agent seconds from agent_state events"),
-        Rate("calls_per_agent_hour", "connected", "agent_hours", "Calls per agent hour", "number",
-             "connected calls / agent hours logged in"),
-        Rate("orders_per_agent_hour", "orders", "agent_hours", "Orders per agent hour", "number",
-             "orders / agent hours logged in"),
-        Rate("aht_with_wrap_up_seconds", "handle_seconds", "connected", "AHT with wrap-up", "seconds",
-             "(talk seconds + agents' wrap-up seconds) / connected calls"),
+        Rate(
+            "contact_rate",
+            "contacts",
+            "dials",
+            "Contact rate",
+            "percent",
+            "live human answers (connected + abandoned) / dial attempts",
+        ),
+        Rate(
+            "abandon_rate",
+            "abandoned",
+            "contacts",
+            "Abandon rate",
+            "percent",
+            "abandoned / live answers (connected + abandoned); never / all dials",
+        ),
+        Rate(
+            "abandon_rate_ftc",
+            "abandoned_ftc",
+            "live_answers_judged",
+            "Abandon rate (FTC)",
+            "percent",
+            "US FTC TSR: (dropped + connected after more than 2 s of waiting) / live answers whose wait is known; "
+            "connected calls without wait_seconds are counted apart (live_answers_unjudged)",
+        ),
+        Rate("conversion_rate", "orders", "contacts", "Conversion", "percent", "orders / live answers"),
+        Rate("cpo", "cost", "orders", "Cost per order", "currency", "total cost / orders"),
+        Rate(
+            "aht_seconds", "talk_seconds", "connected", "Avg handle time", "seconds", "talk seconds / connected calls"
+        ),
+        Rate(
+            "occupancy",
+            "handled_seconds",
+            "working_seconds",
+            "Occupancy",
+            "percent",
+            "(talk + wrap-up) / (logged in - paused), in agent seconds from agent_state events",
+        ),
+        Rate(
+            "calls_per_agent_hour",
+            "connected",
+            "agent_hours",
+            "Calls per agent hour",
+            "number",
+            "connected calls / agent hours logged in",
+        ),
+        Rate(
+            "orders_per_agent_hour",
+            "orders",
+            "agent_hours",
+            "Orders per agent hour",
+            "number",
+            "orders / agent hours logged in",
+        ),
+        Rate(
+            "aht_with_wrap_up_seconds",
+            "handle_seconds",
+            "connected",
+            "AHT with wrap-up",
+            "seconds",
+            "(talk seconds + agents' wrap-up seconds) / connected calls",
+        ),
     )
 }
 
@@ -115,6 +174,7 @@ def needs_agent_seconds(metrics: Iterable[str]) -> bool:
     """Whether any of these metrics is read from agent seconds."""
     return any(name in AGENT_RATES or name in AGENT_COUNTERS for name in metrics)
 
+
 #: Names a user may ask a report for: the rates and the plain counters.
 METRIC_NAMES: tuple[str, ...] = tuple(RATES) + COUNTERS + AGENT_COUNTERS
 
@@ -134,7 +194,7 @@ RAW_COUNTER_SQL: dict[str, str] = {
     "talk_seconds": "sumIf(talk_seconds, outcome = 'connected')",
     # At the law's 2 seconds; the minute buckets use compliance.ftc_connect_seconds as counted.
     "abandoned_ftc": f"countIf(outcome = 'abandoned' OR "
-                     f"(outcome = 'connected' AND wait_seconds > {FTC_CONNECT_SECONDS}))",
+    f"(outcome = 'connected' AND wait_seconds > {FTC_CONNECT_SECONDS}))",
     "live_answers_unjudged": "countIf(outcome = 'connected' AND wait_seconds IS NULL)",
     "machines": "countIf(outcome = 'machine')",
 }
@@ -180,20 +240,28 @@ class ComplianceWindow:
 #: window the dialer's (abandoned / contacts, as RATES says), the UK window Ofcom's, the US window
 #: the FTC's (compliance_figures()).
 COMPLIANCE_WINDOWS: tuple[ComplianceWindow, ...] = (
-    ComplianceWindow("live_15m", "Last 15 min", 15,
-                     "live abandon rate over the last 15 minutes: what a supervisor can still fix"),
-    ComplianceWindow("uk_24h", "UK 24 h", 24 * 60,
-                     "UK Ofcom: abandoned calls, with the estimate of live calls answering-machine detection "
-                     "took for machines, at most 3 % of live calls per campaign over 24 hours"),
-    ComplianceWindow("us_30d", "US 30 days", 30 * 24 * 60,
-                     "US FTC Telemarketing Sales Rule: calls not connected to a representative within 2 s, "
-                     "at most 3 % of calls answered by a live person per campaign over 30 days"),
+    ComplianceWindow(
+        "live_15m", "Last 15 min", 15, "live abandon rate over the last 15 minutes: what a supervisor can still fix"
+    ),
+    ComplianceWindow(
+        "uk_24h",
+        "UK 24 h",
+        24 * 60,
+        "UK Ofcom: abandoned calls, with the estimate of live calls answering-machine detection "
+        "took for machines, at most 3 % of live calls per campaign over 24 hours",
+    ),
+    ComplianceWindow(
+        "us_30d",
+        "US 30 days",
+        30 * 24 * 60,
+        "US FTC Telemarketing Sales Rule: calls not connected to a representative within 2 s, "
+        "at most 3 % of calls answered by a live person per campaign over 30 days",
+    ),
 )
 #: Which definition each compliance window is judged by (COMPLIANCE_DEFINITIONS).
 WINDOW_DEFINITION: dict[str, str] = {"live_15m": "dialer", "uk_24h": "ofcom", "us_30d": "ftc"}
 #: The counters each compliance window sums (compliance_windows() hands out "<window>_<counter>").
-COMPLIANCE_COUNTERS: tuple[str, ...] = ("abandoned", "contacts", "abandoned_ftc", "live_answers_unjudged",
-                                        "machines")
+COMPLIANCE_COUNTERS: tuple[str, ...] = ("abandoned", "contacts", "abandoned_ftc", "live_answers_unjudged", "machines")
 
 
 @dataclass(frozen=True)
@@ -206,15 +274,24 @@ class ComplianceDefinition:
 
 
 COMPLIANCE_DEFINITIONS: dict[str, ComplianceDefinition] = {
-    definition.name: definition for definition in (
+    definition.name: definition
+    for definition in (
         ComplianceDefinition("dialer", "Dialer", "calls the dialer dropped / live answers (connected + dropped)"),
-        ComplianceDefinition("ftc", "US FTC", "(dropped + connected after more than compliance.ftc_connect_seconds "
-                                              "of waiting) / live answers whose wait is known (16 CFR "
-                                              "310.4(b)(4)(i)); connected calls without wait_seconds are "
-                                              "counted apart, never guessed"),
-        ComplianceDefinition("ofcom", "UK Ofcom", "(dropped + amd_false_positive_rate × machine-classified calls) "
-                                                  "/ (live answers + the same estimate): Ofcom counts live calls "
-                                                  "answering-machine detection took for machines"),
+        ComplianceDefinition(
+            "ftc",
+            "US FTC",
+            "(dropped + connected after more than compliance.ftc_connect_seconds "
+            "of waiting) / live answers whose wait is known (16 CFR "
+            "310.4(b)(4)(i)); connected calls without wait_seconds are "
+            "counted apart, never guessed",
+        ),
+        ComplianceDefinition(
+            "ofcom",
+            "UK Ofcom",
+            "(dropped + amd_false_positive_rate × machine-classified calls) "
+            "/ (live answers + the same estimate): Ofcom counts live calls "
+            "answering-machine detection took for machines",
+        ),
     )
 }
 
@@ -224,9 +301,9 @@ class ComplianceFigure:
     """One abandon rate under one definition, with the counts behind it."""
 
     definition: str
-    abandoned: float      # calls counted abandoned (for Ofcom, with the AMD estimate: may be fractional)
-    live_answers: float   # the denominator
-    unjudged: int = 0     # FTC: connected calls without wait_seconds, outside both counts
+    abandoned: float  # calls counted abandoned (for Ofcom, with the AMD estimate: may be fractional)
+    live_answers: float  # the denominator
+    unjudged: int = 0  # FTC: connected calls without wait_seconds, outside both counts
     estimate: float = 0.0  # Ofcom: live calls estimated among the machine-classified ones
 
     @property
@@ -234,10 +311,12 @@ class ComplianceFigure:
         return ratio(self.abandoned, self.live_answers)
 
 
-def compliance_figures(sums: Mapping[str, float], amd_false_positive_rate: float = 0.0,
-                       prefix: str = "") -> dict[str, ComplianceFigure]:
+def compliance_figures(
+    sums: Mapping[str, float], amd_false_positive_rate: float = 0.0, prefix: str = ""
+) -> dict[str, ComplianceFigure]:
     """The dialer's, the FTC's and Ofcom's abandon figures from one row of summed counters
     (``prefix`` + counter name, e.g. "us_30d_abandoned")."""
+
     def get(name: str) -> float:
         value = sums.get(prefix + name, 0)
         return 0.0 if value is None or value != value else float(value)  # None or NaN: nothing counted
@@ -252,8 +331,9 @@ def compliance_figures(sums: Mapping[str, float], amd_false_positive_rate: float
     }
 
 
-def window_budgets(sums: Mapping[str, float], limit: float, amd_false_positive_rate: float = 0.0,
-                   last_hour: str = "last_1h") -> dict[str, AbandonBudget]:
+def window_budgets(
+    sums: Mapping[str, float], limit: float, amd_false_positive_rate: float = 0.0, last_hour: str = "last_1h"
+) -> dict[str, AbandonBudget]:
     """The UK 24 h (Ofcom's definition) and US 30 d (FTC's) budgets of one campaign from a row of
     summed counters "<window>_<counter>" holding those windows and the last hour."""
     budgets = {}
@@ -263,8 +343,9 @@ def window_budgets(sums: Mapping[str, float], limit: float, amd_false_positive_r
             continue
         figure = compliance_figures(sums, amd_false_positive_rate, prefix=f"{window.name}_")[definition]
         pace = compliance_figures(sums, amd_false_positive_rate, prefix=f"{last_hour}_")[definition]
-        budgets[window.name] = abandon_budget(window.name, window.minutes, limit, figure.abandoned,
-                                              figure.live_answers, pace.abandoned, pace.live_answers)
+        budgets[window.name] = abandon_budget(
+            window.name, window.minutes, limit, figure.abandoned, figure.live_answers, pace.abandoned, pace.live_answers
+        )
     return budgets
 
 
@@ -276,7 +357,7 @@ def confidence_z(confidence: float) -> float:
 
 
 def format_interval(interval: tuple[float, float] | None, confidence: float) -> str:
-    """"95 % CI 4.0–13.6 %" (rates shown as percent, one decimal)."""
+    """ "95 % CI 4.0–13.6 %" (rates shown as percent, one decimal)."""
     if interval is None:
         return "no data"
     return f"{confidence * 100:g} % CI {interval[0] * 100:.1f}–{interval[1] * 100:.1f} %"
@@ -302,8 +383,15 @@ class AbandonBudget:
     hours_to_breach: float | None
 
 
-def abandon_budget(window: str, window_minutes: int, limit: float, abandoned: float, live_answers: float,
-                   last_hour_abandoned: float, last_hour_live_answers: float) -> AbandonBudget:
+def abandon_budget(
+    window: str,
+    window_minutes: int,
+    limit: float,
+    abandoned: float,
+    live_answers: float,
+    last_hour_abandoned: float,
+    last_hour_live_answers: float,
+) -> AbandonBudget:
     """:class:`AbandonBudget` of one campaign's window.
 
     Forecast: after t hours at the last hour's pace, with the window's oldest t hours leaving at
@@ -313,8 +401,10 @@ def abandon_budget(window: str, window_minutes: int, limit: float, abandoned: fl
     remaining = limit * live_answers - abandoned
     hours = window_minutes / 60
     excess_now = abandoned - limit * live_answers
-    excess_per_hour = (last_hour_abandoned - abandoned / hours) - limit * (last_hour_live_answers
-                                                                          - live_answers / hours)
+    excess_per_hour = (last_hour_abandoned - abandoned / hours) - limit * (
+        last_hour_live_answers - live_answers / hours
+    )
+    breach: float | None
     if live_answers and excess_now > 0:
         breach = 0.0
     elif excess_per_hour > 0:
@@ -324,8 +414,9 @@ def abandon_budget(window: str, window_minutes: int, limit: float, abandoned: fl
         breach = breach if breach <= hours else None
     else:
         breach = None
-    return AbandonBudget(window, limit, abandoned, live_answers, remaining, last_hour_abandoned,
-                         last_hour_live_answers, breach)
+    return AbandonBudget(
+        window, limit, abandoned, live_answers, remaining, last_hour_abandoned, last_hour_live_answers, breach
+    )
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -345,8 +436,11 @@ def counter_sum(sums: Mapping, name: str):
 
 def compute_rates(sums: Mapping[str, float]) -> dict[str, float | None]:
     """Every rate whose counters are in one row of summed counters."""
-    return {name: ratio(counter_sum(sums, r.numerator), counter_sum(sums, r.denominator))
-            for name, r in RATES.items() if rate_inputs(name) <= sums.keys()}
+    return {
+        name: ratio(counter_sum(sums, r.numerator), counter_sum(sums, r.denominator))
+        for name, r in RATES.items()
+        if rate_inputs(name) <= sums.keys()
+    }
 
 
 def rate_sql(name: str) -> str:
@@ -376,8 +470,10 @@ def add_rate_columns(frame: pd.DataFrame, rates: Iterable[str] | None = None) ->
 
 
 #: Shown in the UI next to the configured numbers; attempt_cost() below is its code.
-COST_FORMULA = ("cost = cost_per_attempt + (ring + wait + talk seconds) / 60 × cost_per_minute "
-                "+ talk seconds / 3600 × agent_cost_per_hour, unless the event carries its own cost")
+COST_FORMULA = (
+    "cost = cost_per_attempt + (ring + wait + talk seconds) / 60 × cost_per_minute "
+    "+ talk seconds / 3600 × agent_cost_per_hour, unless the event carries its own cost"
+)
 
 
 def attempt_cost(attempt: CallAttempt, model: CostModel) -> float:
@@ -412,9 +508,14 @@ def ftc_wait(outcome: Outcome, wait_seconds: float | None, ftc_connect_seconds: 
     return "abandoned" if wait_seconds > ftc_connect_seconds else ""
 
 
-def counters_for(outcome: Outcome | str, is_order: bool, cost: float, talk_seconds: float,
-                 wait_seconds: float | None = 0.0,
-                 ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> tuple[float, ...]:
+def counters_for(
+    outcome: Outcome | str,
+    is_order: bool,
+    cost: float,
+    talk_seconds: float,
+    wait_seconds: float | None = 0.0,
+    ftc_connect_seconds: float = FTC_CONNECT_SECONDS,
+) -> tuple[float, ...]:
     """The increments one attempt adds to its bucket, in COUNTERS order.
 
     Takes plain fields so the worker (from events) and recovery (from landed rows)
@@ -426,38 +527,53 @@ def counters_for(outcome: Outcome | str, is_order: bool, cost: float, talk_secon
     abandoned = outcome is Outcome.ABANDONED
     ftc = ftc_wait(outcome, wait_seconds, ftc_connect_seconds)
     return (
-        1,                                   # dials
-        int(connected or abandoned),         # contacts: live answers
-        int(connected),                      # connected
-        int(abandoned),                      # abandoned
-        int(connected and bool(is_order)),   # orders: only a call an agent talked to can order
-        float(cost),                         # cost
+        1,  # dials
+        int(connected or abandoned),  # contacts: live answers
+        int(connected),  # connected
+        int(abandoned),  # abandoned
+        int(connected and bool(is_order)),  # orders: only a call an agent talked to can order
+        float(cost),  # cost
         float(talk_seconds) if connected else 0.0,  # talk_seconds
-        int(ftc == "abandoned"),             # abandoned_ftc
-        int(ftc == "unjudged"),              # live_answers_unjudged
-        int(outcome is Outcome.MACHINE),     # machines
+        int(ftc == "abandoned"),  # abandoned_ftc
+        int(ftc == "unjudged"),  # live_answers_unjudged
+        int(outcome is Outcome.MACHINE),  # machines
     )
 
 
-def attempt_counters(attempt: CallAttempt, model: CostModel,
-                     ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> tuple[float, ...]:
-    return counters_for(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds,
-                        attempt.wait_seconds, ftc_connect_seconds)
+def attempt_counters(
+    attempt: CallAttempt, model: CostModel, ftc_connect_seconds: float = FTC_CONNECT_SECONDS
+) -> tuple[float, ...]:
+    return counters_for(
+        attempt.outcome,
+        attempt.order,
+        attempt_cost(attempt, model),
+        attempt.talk_seconds,
+        attempt.wait_seconds,
+        ftc_connect_seconds,
+    )
 
 
 # counters_for()'s call counts for each outcome, order flag and FTC verdict, without the zeros.
 _FTC_WAITS = {"": 0.0, "abandoned": math.inf, "unjudged": None}  # a wait giving each verdict
 _CALL_COUNT_INCREMENTS = {
     (outcome, is_order, verdict): tuple(
-        (index, value) for index, value in enumerate(counters_for(outcome, is_order, 0, 0, wait)) if value)
-    for outcome in Outcome for is_order in (False, True) for verdict, wait in _FTC_WAITS.items()
+        (index, value) for index, value in enumerate(counters_for(outcome, is_order, 0, 0, wait)) if value
+    )
+    for outcome in Outcome
+    for is_order in (False, True)
+    for verdict, wait in _FTC_WAITS.items()
 }
 _COST_INDEX, _TALK_INDEX = COUNTERS.index("cost"), COUNTERS.index("talk_seconds")
 
 
-def counter_increments(outcome: Outcome | str, is_order: bool, cost: float, talk_seconds: float,
-                       wait_seconds: float | None = 0.0,
-                       ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> tuple[tuple[int, float], ...]:
+def counter_increments(
+    outcome: Outcome | str,
+    is_order: bool,
+    cost: float,
+    talk_seconds: float,
+    wait_seconds: float | None = 0.0,
+    ftc_connect_seconds: float = FTC_CONNECT_SECONDS,
+) -> tuple[tuple[int, float], ...]:
     """counters_for() as (COUNTERS index, increment) pairs, zeros left out: the worker adds
     only what a call changes, and a dial nobody answered changes two counters of ten."""
     if not isinstance(outcome, Outcome):
@@ -470,10 +586,17 @@ def counter_increments(outcome: Outcome | str, is_order: bool, cost: float, talk
     return increments
 
 
-def attempt_increments(attempt: CallAttempt, model: CostModel,
-                       ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> tuple[tuple[int, float], ...]:
-    return counter_increments(attempt.outcome, attempt.order, attempt_cost(attempt, model), attempt.talk_seconds,
-                              attempt.wait_seconds, ftc_connect_seconds)
+def attempt_increments(
+    attempt: CallAttempt, model: CostModel, ftc_connect_seconds: float = FTC_CONNECT_SECONDS
+) -> tuple[tuple[int, float], ...]:
+    return counter_increments(
+        attempt.outcome,
+        attempt.order,
+        attempt_cost(attempt, model),
+        attempt.talk_seconds,
+        attempt.wait_seconds,
+        ftc_connect_seconds,
+    )
 
 
 def format_metric(name: str, value: float | None) -> str:
