@@ -33,12 +33,19 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from callpulse.embedded import (
+    EmbeddedBroker,
+    RecordedProcess,
+    die_with_parent,
+    free_port,
+    lower_priority,
+    port_is_open,
+    stop_leftovers,
+    wait_for_port,
+)
 from core.config import Settings
-from callpulse.embedded import (EmbeddedBroker, RecordedProcess, die_with_parent, free_port, lower_priority,
-                                 port_is_open, stop_leftovers, wait_for_port)
 from streams.kafka_admin import ensure_topics
 from warehouse.endpoint import SECRET_ENV, USER
-
 
 #: The dashboard's scheduling priority below the worker's (nice, its session's autogroup too): on
 #: a busy machine a page, or a client hammering the login, waits rather than counting.
@@ -86,11 +93,15 @@ class RunRecord:
         while True:
             supervisor, _ = self._read()
             if supervisor is not None and supervisor.alive():
-                return (f"callpulse up is already running (pid {supervisor.pid}) on {self.directory.parent}; "
-                        "stop it first, or give this one another --data-dir")
+                return (
+                    f"callpulse up is already running (pid {supervisor.pid}) on {self.directory.parent}; "
+                    "stop it first, or give this one another --data-dir"
+                )
             if time.monotonic() > deadline:
-                return (f"callpulse up is already running on {self.directory.parent} (it holds "
-                        f"{self.directory / 'up.lock'}); stop it first, or give this one another --data-dir")
+                return (
+                    f"callpulse up is already running on {self.directory.parent} (it holds "
+                    f"{self.directory / 'up.lock'}); stop it first, or give this one another --data-dir"
+                )
             time.sleep(0.1)
 
     def _read(self) -> tuple[RecordedProcess | None, list[RecordedProcess]]:
@@ -103,8 +114,10 @@ class RunRecord:
 
     def _write(self) -> None:
         supervisor = RecordedProcess.of("supervisor", os.getpid())
-        record = {"supervisor": asdict(supervisor) if supervisor else None,
-                  "children": [asdict(child) for child in self.children]}
+        record = {
+            "supervisor": asdict(supervisor) if supervisor else None,
+            "children": [asdict(child) for child in self.children],
+        }
         scratch = self.path.with_name(f".up.{os.getpid()}.json")
         scratch.write_text(json.dumps(record, indent=1) + "\n")
         os.replace(scratch, self.path)
@@ -137,8 +150,9 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, console: Console, config_file: str | None = None,
-                 notes: tuple[str, ...] = ()):
+    def __init__(
+        self, settings: Settings, console: Console, config_file: str | None = None, notes: tuple[str, ...] = ()
+    ):
         self.settings = settings
         self.notes = notes  # shown under the table, e.g. the first-start dashboard login
         self.console = console
@@ -154,10 +168,20 @@ class Supervisor:
         log_file = open(log_path, "ab")
         config = ["--config", str(self.config_file)] if self.config_file else []
         command = [sys.executable, "-m", "callpulse", *config, "--data-dir", str(self.settings.data_dir), *args]
-        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})},
-                                preexec_fn=(lambda: (die_with_parent(), lower_priority(niceness))) if niceness
-                                else die_with_parent, start_new_session=True)
+
+        def die_with_parent_at_lower_priority() -> None:
+            die_with_parent()
+            lower_priority(niceness)
+
+        proc = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            preexec_fn=die_with_parent_at_lower_priority if niceness else die_with_parent,
+            start_new_session=True,
+        )
         log_file.close()
         self.record.started(name, proc)
         child = Child(name, proc, log_path)
@@ -191,27 +215,39 @@ class Supervisor:
         try:
             if settings.embedded_broker:
                 self.broker = EmbeddedBroker(settings.embedded.broker_port, self.log_dir).start(
-                    spawned=lambda proc: self.record.started("broker", proc))
+                    spawned=lambda proc: self.record.started("broker", proc)
+                )
                 started.add_row("Kafka broker (embedded tansu)", self.broker.bootstrap_servers)
             else:
                 started.add_row("Kafka broker", settings.bootstrap_servers)
             created = ensure_topics(settings)
-            started.add_row("topics", ", ".join(spec for spec in (settings.topics.call_events,
-                                                                  settings.topics.dead_letters,
-                                                                  settings.topics.alerts))
-                            + (f" (created {len(created)})" if created else ""))
+            started.add_row(
+                "topics",
+                ", ".join(
+                    spec for spec in (settings.topics.call_events, settings.topics.dead_letters, settings.topics.alerts)
+                )
+                + (f" (created {len(created)})" if created else ""),
+            )
             host, port = settings.embedded.dashboard_host, settings.embedded.dashboard_port
             if port_is_open(host, port):
-                raise RuntimeError(f"port {port} is already in use; stop what serves http://{host}:{port}/ "
-                                   "or set [embedded] dashboard_port")
+                raise RuntimeError(
+                    f"port {port} is already in use; stop what serves http://{host}:{port}/ "
+                    "or set [embedded] dashboard_port"
+                )
             env = {"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers} if not settings.embedded_broker else {}
             dashboard_env = env
             if settings.embedded_warehouse:
                 # Only the worker may open the embedded warehouse; the dashboard, in a process of its
                 # own so that its work never slows counting, asks the worker's query endpoint.
                 secret, warehouse_port = secrets.token_urlsafe(32), free_port()
-                worker = self._spawn("worker", "worker", "--no-dashboard", "--serve-warehouse", str(warehouse_port),
-                                     env={**env, SECRET_ENV: secret})
+                worker = self._spawn(
+                    "worker",
+                    "worker",
+                    "--no-dashboard",
+                    "--serve-warehouse",
+                    str(warehouse_port),
+                    env={**env, SECRET_ENV: secret},
+                )
                 dashboard_env = {**env, "CLICKHOUSE_URL": f"http://{USER}:{secret}@127.0.0.1:{warehouse_port}"}
             else:
                 worker = self._spawn("worker", "worker", "--no-dashboard", env=env)
@@ -219,15 +255,24 @@ class Supervisor:
             started.add_row("warehouse", settings.warehouse_url)
             if settings.embedded_warehouse:
                 wait_for_port("127.0.0.1", warehouse_port, 120, worker.proc)
-                started.add_row("warehouse queries", f"http://127.0.0.1:{warehouse_port} (the worker's, for the "
-                                                     "dashboard)")
+                started.add_row(
+                    "warehouse queries", f"http://127.0.0.1:{warehouse_port} (the worker's, for the dashboard)"
+                )
             dashboard = self._spawn("dashboard", "dashboard", env=dashboard_env, niceness=DASHBOARD_NICENESS)
             wait_for_port(host, port, 60, dashboard.proc)
             started.add_row("dashboard", f"http://{host}:{port}/")
             if simulator:
                 seed = seed if seed is not None else random.randrange(1_000_000)
-                sim = self._spawn("simulator", "simulate", "--speed", str(speed), "--seed", str(seed),
-                                  *(("--duration", str(duration)) if duration else ()), env=env)
+                sim = self._spawn(
+                    "simulator",
+                    "simulate",
+                    "--speed",
+                    str(speed),
+                    "--seed",
+                    str(seed),
+                    *(("--duration", str(duration)) if duration else ()),
+                    env=env,
+                )
                 started.add_row("dialer simulator", f"seed {seed}, {speed:g}x, log {sim.log_path}")
             self.console.print(started)
             self._print_notes()
