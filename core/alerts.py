@@ -17,16 +17,15 @@ flap, because:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from collections import Counter
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
 import msgspec
 
 from core.metrics import format_metric
-
 
 #: compliance_forecast's value (hours to the projected breach) when none is projected: past the
 #: longest window, which a steady pace always crosses within if it crosses at all.
@@ -88,18 +87,18 @@ def format_seconds(seconds: float) -> str:
 class Alert(msgspec.Struct, frozen=True, kw_only=True):
     """One alert transition, as it goes to the alerts topic, table and webhook."""
 
-    alert_id: str             # the same for every transition of one episode
+    alert_id: str  # the same for every transition of one episode
     rule: Rule
     campaign: str
-    state: str                # "firing" or "resolved"
-    severity: str             # "warning" or "critical"
-    value: float | None       # what was observed
-    threshold: float          # the level crossed (or, when resolving, the clear level)
+    state: str  # "firing" or "resolved"
+    severity: str  # "warning" or "critical"
+    value: float | None  # what was observed
+    threshold: float  # the level crossed (or, when resolving, the clear level)
     window_minutes: int
-    sample: int               # the denominator behind the value (live answers, dials, orders)
-    first_seen: datetime      # event time the episode began
-    event_time: datetime      # event time of this transition
-    emitted_at: datetime      # wall-clock time the worker decided it
+    sample: int  # the denominator behind the value (live answers, dials, orders)
+    first_seen: datetime  # event time the episode began
+    event_time: datetime  # event time of this transition
+    emitted_at: datetime  # wall-clock time the worker decided it
     detail: str
     trigger_event_id: str | None = None
 
@@ -118,11 +117,14 @@ def log_lines(alerts: Sequence[Alert], limit: int) -> list[str]:
     lines = [alert.headline() for alert in alerts[:limit]]
     rest = alerts[limit:]
     if rest:
-        kinds = Counter(f"{RULE_LABELS[alert.rule]} {'resolved' if alert.state == 'resolved' else alert.severity}"
-                        for alert in rest)
-        lines.append(f"{len(rest):,} more in this batch: "
-                     + ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
-                     + " (all on the alerts topic and the Alerts page)")
+        kinds = Counter(
+            f"{RULE_LABELS[alert.rule]} {'resolved' if alert.state == 'resolved' else alert.severity}" for alert in rest
+        )
+        lines.append(
+            f"{len(rest):,} more in this batch: "
+            + ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
+            + " (all on the alerts topic and the Alerts page)"
+        )
     return lines
 
 
@@ -140,6 +142,7 @@ def decode_alert(raw: bytes) -> Alert:
 
 def latest_by_episode(alerts: list[Alert]) -> list[Alert]:
     """Each episode's newest transition, newest first."""
+
     def order(alert: Alert) -> tuple:
         # Transitions of one episode only move forward: warning, critical, resolved.
         return (alert.event_time, alert.state == "resolved", alert.severity == "critical", alert.emitted_at)
@@ -158,9 +161,9 @@ class Check:
 
     rule: Rule
     value: float | None
-    warning: float | None       # None: this rule has no warning level
-    critical: float | None      # None: this rule has no critical level
-    clear: float                # the value must get back past this to resolve
+    warning: float | None  # None: this rule has no warning level
+    critical: float | None  # None: this rule has no critical level
+    clear: float  # the value must get back past this to resolve
     higher_is_worse: bool
     enough_data: bool
     sample: int
@@ -231,8 +234,9 @@ class AlertBook:
             self.firing.pop(key, None)
             self.resolved_at[key] = alert.event_time
 
-    def observe(self, campaign: str, check: Check, at: datetime, cooldown: timedelta,
-                trigger_event_id: str | None = None) -> Alert | None:
+    def observe(
+        self, campaign: str, check: Check, at: datetime, cooldown: timedelta, trigger_event_id: str | None = None
+    ) -> Alert | None:
         key = (check.rule, campaign)
         episode = self.firing.get(key)
         if not check.enough_data:
@@ -249,26 +253,44 @@ class AlertBook:
             return self._alert(alert_id, campaign, check, "firing", level, at, at, trigger_event_id)
         if level == "critical" and episode.severity == "warning":
             episode.severity = "critical"
-            return self._alert(episode.alert_id, campaign, check, "firing", "critical", episode.first_seen, at,
-                               trigger_event_id)
+            return self._alert(
+                episode.alert_id, campaign, check, "firing", "critical", episode.first_seen, at, trigger_event_id
+            )
         if check.cleared():
             del self.firing[key]
             self.resolved_at[key] = at
-            return self._alert(episode.alert_id, campaign, check, "resolved", episode.severity, episode.first_seen,
-                               at, trigger_event_id)
+            return self._alert(
+                episode.alert_id,
+                campaign,
+                check,
+                "resolved",
+                episode.severity,
+                episode.first_seen,
+                at,
+                trigger_event_id,
+            )
         return None
 
     @staticmethod
     def _alert(alert_id, campaign, check: Check, state, severity, first_seen, at, trigger_event_id) -> Alert:
-        if state == "resolved":
-            threshold = check.clear
-        else:
-            threshold = check.critical if severity == "critical" else check.warning
+        threshold = check.clear if state == "resolved" else check.critical if severity == "critical" else check.warning
+        if threshold is None:
+            raise ValueError(f"{check.rule} has no {severity} level to raise an alert at")
         return Alert(
-            alert_id=alert_id, rule=check.rule, campaign=campaign, state=state, severity=severity,
-            value=check.value, threshold=float(threshold), window_minutes=check.window_minutes,
-            sample=check.sample, first_seen=first_seen, event_time=at, emitted_at=datetime.now(timezone.utc),
-            detail=check.explanation(), trigger_event_id=trigger_event_id,
+            alert_id=alert_id,
+            rule=check.rule,
+            campaign=campaign,
+            state=state,
+            severity=severity,
+            value=check.value,
+            threshold=float(threshold),
+            window_minutes=check.window_minutes,
+            sample=check.sample,
+            first_seen=first_seen,
+            event_time=at,
+            emitted_at=datetime.now(timezone.utc),
+            detail=check.explanation(),
+            trigger_event_id=trigger_event_id,
         )
 
 
