@@ -42,19 +42,29 @@ MinuteKey = tuple[str, str, int]  # campaign, team, minute (epoch s); the agent 
 class Agent:
     """One agent's live state. A plain slotted class: a big floor has tens of thousands."""
 
-    __slots__ = ("agent", "campaign", "team", "state", "state_since", "last_event", "accounted_until", "minutes",
-                 "changed_minutes", "status_changed")
+    __slots__ = (
+        "agent",
+        "campaign",
+        "team",
+        "state",
+        "state_since",
+        "last_event",
+        "accounted_until",
+        "minutes",
+        "changed_minutes",
+        "status_changed",
+    )
 
     def __init__(self, agent: str, campaign: str, team: str, state: str, at: float):
         self.agent = agent
         self.campaign = campaign
         self.team = team
         self.state = state
-        self.state_since = at        # epoch s: when the current state began
-        self.last_event = at         # epoch s: the newest event time seen for this agent
-        self.accounted_until = at    # epoch s: seconds are counted up to here
+        self.state_since = at  # epoch s: when the current state began
+        self.last_event = at  # epoch s: the newest event time seen for this agent
+        self.accounted_until = at  # epoch s: seconds are counted up to here
         self.minutes: dict[MinuteKey, list[float]] = {}  # AGENT_COUNTERS per minute, not yet forgotten
-        self.changed_minutes: set[MinuteKey] = set()     # counted into since they last landed
+        self.changed_minutes: set[MinuteKey] = set()  # counted into since they last landed
         self.status_changed = True
 
     @property
@@ -208,12 +218,12 @@ class FloorState:
         for agent in self._changed.values():
             for key in agent.changed_minutes:
                 campaign, team, minute = key
-                minutes.append((campaign, team, agent.agent, minute, tuple(agent.minutes[key]),
-                                agent.accounted_until))
+                minutes.append((campaign, team, agent.agent, minute, tuple(agent.minutes[key]), agent.accounted_until))
             agent.changed_minutes = set()
             if agent.status_changed:
-                statuses.append((agent.agent, agent.campaign, agent.team, agent.state, agent.state_since,
-                                 agent.last_event))
+                statuses.append(
+                    (agent.agent, agent.campaign, agent.team, agent.state, agent.state_since, agent.last_event)
+                )
                 agent.status_changed = False
         for agent in self._changed.values():  # finished minutes are landed with this change
             self._forget_finished(agent)
@@ -245,19 +255,23 @@ class FloorState:
             self.by_campaign.setdefault(campaign, set()).add(name)
             self._watermark(campaign, last_event)
         for campaign, team, name, minute, *rest in minutes:
-            agent = self.agents.get(name)
-            if agent is None:
+            restored = self.agents.get(name)
+            if restored is None:
                 continue
             *counters, accounted_until = rest
-            agent.minutes[(campaign, team, int(minute))] = [float(value) for value in counters]
-            agent.accounted_until = max(agent.accounted_until, accounted_until)
+            restored.minutes[(campaign, team, int(minute))] = [float(value) for value in counters]
+            restored.accounted_until = max(restored.accounted_until, accounted_until)
         for agent in self.agents.values():
             self._watermark(agent.campaign, agent.accounted_until)
-            self._counted_to[agent.campaign] = max(self._counted_to.get(agent.campaign, -1),
-                                                   int(agent.accounted_until // 60) * 60)
+            self._counted_to[agent.campaign] = max(
+                self._counted_to.get(agent.campaign, -1), int(agent.accounted_until // 60) * 60
+            )
             self._forget_finished(agent)
-        for name in [agent.agent for agent in self.agents.values() if agent.state == LOGGED_OUT
-                     and agent.state_since < self.watermarks[agent.campaign] - EVICT_AFTER_SECONDS]:
+        for name in [
+            agent.agent
+            for agent in self.agents.values()
+            if agent.state == LOGGED_OUT and agent.state_since < self.watermarks[agent.campaign] - EVICT_AFTER_SECONDS
+        ]:
             self._forget(name)  # landed long ago: agent_status keeps them
         self._moved = set()
         return len(self.agents)
