@@ -7,9 +7,9 @@ record, route rejects to dead letters, and add each valid attempt to its minute 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Mapping
 
 import msgspec
 import numpy as np
@@ -21,8 +21,8 @@ from core.handoff import CallingHoursViolation, CountedAttempts, DirtyBuckets, L
 from core.schema import AgentStateChange, CallAttempt, Event, Rejection, decode_record, encode_event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets, Verdict, attempt_fingerprint, call_fingerprint
-from streams.floor import FloorState
 from streams.calling_hours import CallingHours
+from streams.floor import FloorState
 from streams.stoplist import StopListTable
 
 
@@ -63,9 +63,13 @@ class WorkerStats:
 
     def as_dict(self) -> dict:
         return {
-            "records": self.records, "counted": self.counted, "duplicates": self.duplicates,
-            "late_events": self.late_events, "agent_state_events": self.agent_state_events,
-            "stale_agent_events": self.stale_agent_events, "dialer_state_events": self.dialer_state_events,
+            "records": self.records,
+            "counted": self.counted,
+            "duplicates": self.duplicates,
+            "late_events": self.late_events,
+            "agent_state_events": self.agent_state_events,
+            "stale_agent_events": self.stale_agent_events,
+            "dialer_state_events": self.dialer_state_events,
             "stop_list_violations": self.stop_list_violations,
             "calling_hours_violations": self.calling_hours_violations,
             "dead_letters": dict(self.dead_letters),
@@ -94,12 +98,23 @@ class CallEventProcessor:
         max_bytes = self.settings.worker.max_record_bytes
         now = datetime.now(timezone.utc)
         newest_allowed = now + timedelta(seconds=self.settings.pipeline.max_future_seconds)
-        counted_before, counted_records = self.stats.counted, []
+        counted_before = self.stats.counted
+        counted_records: list[tuple[SourceRecord, int]] = []
         for record in records:
             self.stats.records += 1
+            events: list[Event]
+            rejections: list[Rejection]
             if record.value is not None and len(record.value) > max_bytes:
-                events, rejections = [], [Rejection("too_large", f"{len(record.value):,} bytes; the limit is "
-                                                    f"{max_bytes:,} (worker.max_record_bytes)", record.value)]
+                events, rejections = (
+                    [],
+                    [
+                        Rejection(
+                            "too_large",
+                            f"{len(record.value):,} bytes; the limit is {max_bytes:,} (worker.max_record_bytes)",
+                            record.value,
+                        )
+                    ],
+                )
             else:
                 events, rejections = decode_record(record.value, newest_allowed, self.settings.event_screen)
             for event in events:
@@ -138,15 +153,24 @@ class CallEventProcessor:
                 if rejection.reason == "future_event_time":
                     rejection = self._future_stamped(rejection, now)
                 self.stats.dead_letters[rejection.reason] += 1
-                letters.append(dead_letter(rejection, record.topic, record.partition, record.offset,
-                                          self.settings.pipeline.phone_region))
+                letters.append(
+                    dead_letter(
+                        rejection, record.topic, record.partition, record.offset, self.settings.pipeline.phone_region
+                    )
+                )
             counted = self.stats.counted - counted_before
             if counted and (not counted_records or counted_records[-1][1] < counted):
                 counted_records.append((record, counted))
-        return BatchResult(counted_records=counted_records, counted=self.buckets.take_counted(), buckets=self.buckets.take_dirty(),
-                           dead_letters=letters, violations=violations, late=late,
-                           calling_hours_violations=outside_hours,
-                           floor=self.floor.take_changes())
+        return BatchResult(
+            counted_records=counted_records,
+            counted=self.buckets.take_counted(),
+            buckets=self.buckets.take_dirty(),
+            dead_letters=letters,
+            violations=violations,
+            late=late,
+            calling_hours_violations=outside_hours,
+            floor=self.floor.take_changes(),
+        )
 
     def _future_stamped(self, rejection: Rejection, now: datetime) -> Rejection:
         """An event stamped too far ahead: tell the clock_skew rule, and say in the dead letter
@@ -159,10 +183,14 @@ class CallEventProcessor:
         if self.on_future_stamped is not None:
             self.on_future_stamped(event, ahead)
         limit = self.settings.pipeline.max_future_seconds
-        return msgspec.structs.replace(rejection, detail=(
-            f"event_time {event.event_time.isoformat()} is {format_seconds(ahead)} ahead of the worker's clock "
-            f"({now.isoformat(timespec='seconds')}); pipeline.max_future_seconds allows {limit} s. "
-            f"Is campaign {event.campaign}'s dialer clock or time zone wrong?"))
+        return msgspec.structs.replace(
+            rejection,
+            detail=(
+                f"event_time {event.event_time.isoformat()} is {format_seconds(ahead)} ahead of the worker's clock "
+                f"({now.isoformat(timespec='seconds')}); pipeline.max_future_seconds allows {limit} s. "
+                f"Is campaign {event.campaign}'s dialer clock or time zone wrong?"
+            ),
+        )
 
     def _conflict(self, event: CallAttempt, record: SourceRecord) -> DeadLetter:
         """A dead letter for an event id already counted for a different call."""
@@ -173,9 +201,12 @@ class CallEventProcessor:
             f"order, talk time or segment differ; this one: campaign {event.campaign}, "
             f"{event.event_time.isoformat()}, {event.outcome.value}). An event id names one call, so it is "
             "not counted again; send a correction under a new id",
-            encode_event(event), None)
-        return dead_letter(rejection, record.topic, record.partition, record.offset,
-                           self.settings.pipeline.phone_region)
+            encode_event(event),
+            None,
+        )
+        return dead_letter(
+            rejection, record.topic, record.partition, record.offset, self.settings.pipeline.phone_region
+        )
 
     def set_aside(self, batch: BatchResult, refused: Mapping[int, str]) -> list[DeadLetter]:
         """Take the calls the warehouse refused to store (``refused``: their index in
@@ -191,17 +222,29 @@ class CallEventProcessor:
             gone.add(attempt.event_id)
             minutes.add((attempt.campaign, int(attempt.event_time.timestamp() // 60) * 60))
             record = next((record for record, upto in batch.counted_records if index < upto), None)
-            rejection = Rejection("warehouse_refused", (
-                f"the warehouse refused to store call {attempt.event_id} (campaign {attempt.campaign}, "
-                f"{attempt.event_time.isoformat()}) although it answered; it is not counted, the rest of "
-                f"the batch is. The warehouse said: {said[:600]}"), encode_event(attempt),
-                None)
-            letters.append(dead_letter(rejection, record.topic if record else self.settings.topics.call_events,
-                                       record.partition if record else -1, record.offset if record else -1,
-                                       self.settings.pipeline.phone_region))
+            rejection = Rejection(
+                "warehouse_refused",
+                (
+                    f"the warehouse refused to store call {attempt.event_id} (campaign {attempt.campaign}, "
+                    f"{attempt.event_time.isoformat()}) although it answered; it is not counted, the rest of "
+                    f"the batch is. The warehouse said: {said[:600]}"
+                ),
+                encode_event(attempt),
+                None,
+            )
+            letters.append(
+                dead_letter(
+                    rejection,
+                    record.topic if record else self.settings.topics.call_events,
+                    record.partition if record else -1,
+                    record.offset if record else -1,
+                    self.settings.pipeline.phone_region,
+                )
+            )
         kept = [index for index in range(len(counted)) if index not in refused]
-        batch.counted = CountedAttempts([counted.attempts[i] for i in kept], [counted.slots[i] for i in kept],
-                                        [counted.costs[i] for i in kept])
+        batch.counted = CountedAttempts(
+            [counted.attempts[i] for i in kept], [counted.slots[i] for i in kept], [counted.costs[i] for i in kept]
+        )
         batch.violations = [v for v in batch.violations if v.attempt.event_id not in gone]
         batch.calling_hours_violations = [v for v in batch.calling_hours_violations if v.attempt.event_id not in gone]
         batch.buckets = _replaced_minutes(batch.buckets, minutes, self.buckets.take_dirty())
@@ -218,8 +261,9 @@ class CallEventProcessor:
         replayed_hours = [v for v in result.calling_hours_violations if v.attempt.event_id in already_landed]
         if replayed_hours:
             self.stats.calling_hours_violations -= len(replayed_hours)
-            result.calling_hours_violations = [v for v in result.calling_hours_violations
-                                               if v.attempt.event_id not in already_landed]
+            result.calling_hours_violations = [
+                v for v in result.calling_hours_violations if v.attempt.event_id not in already_landed
+            ]
         for event, record in result.late:
             landed = already_landed.get(event.event_id)
             if landed is not None:
@@ -236,10 +280,14 @@ class CallEventProcessor:
                 f"event_time {event.event_time.isoformat()} is more than "
                 f"{self.settings.pipeline.allowed_lateness_seconds} s behind campaign "
                 f"{event.campaign}'s newest event",
-                encode_event(event), None,
+                encode_event(event),
+                None,
             )
-            result.dead_letters.append(dead_letter(rejection, record.topic, record.partition, record.offset,
-                                                   self.settings.pipeline.phone_region))
+            result.dead_letters.append(
+                dead_letter(
+                    rejection, record.topic, record.partition, record.offset, self.settings.pipeline.phone_region
+                )
+            )
         result.late = []
 
     def landed(self) -> None:
@@ -252,11 +300,16 @@ def _replaced_minutes(buckets: DirtyBuckets | None, minutes: set[tuple[str, int]
     full state of them (a segment left without calls has no row there any more)."""
     if buckets is None or not buckets.campaigns:
         return fresh
-    kept = [i for i, (campaign, minute) in enumerate(zip(buckets.campaigns, buckets.minutes))
-            if (campaign, minute) not in minutes]
-    return DirtyBuckets([buckets.campaigns[i] for i in kept] + fresh.campaigns,
-                        [buckets.slots[i] for i in kept] + fresh.slots,
-                        [buckets.segments[i] for i in kept] + fresh.segments,
-                        [buckets.minutes[i] for i in kept] + fresh.minutes,
-                        np.vstack([buckets.counters[kept], fresh.counters]) if len(fresh.campaigns)
-                        else buckets.counters[kept], fresh.version)
+    kept = [
+        i
+        for i, (campaign, minute) in enumerate(zip(buckets.campaigns, buckets.minutes))
+        if (campaign, minute) not in minutes
+    ]
+    return DirtyBuckets(
+        [buckets.campaigns[i] for i in kept] + fresh.campaigns,
+        [buckets.slots[i] for i in kept] + fresh.slots,
+        [buckets.segments[i] for i in kept] + fresh.segments,
+        [buckets.minutes[i] for i in kept] + fresh.minutes,
+        np.vstack([buckets.counters[kept], fresh.counters]) if len(fresh.campaigns) else buckets.counters[kept],
+        fresh.version,
+    )
