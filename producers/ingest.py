@@ -8,20 +8,29 @@ source_partition -1, source_offset = line), and is counted in the summary.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from core.config import Settings
+from core.deadletters import dead_letter, encode_dead_letter
 from core.schema import Rejection, decode_record
 from producers.publisher import EventPublisher
-from producers.vicidial import AGENT_LOG_COLUMNS, AgentLogMapper, IngestSummary, RowError, RowMapper, open_text, read_rows
-from core.deadletters import dead_letter, encode_dead_letter
+from producers.vicidial import (
+    AGENT_LOG_COLUMNS,
+    AgentLogMapper,
+    IngestSummary,
+    RowError,
+    RowMapper,
+    open_text,
+    read_rows,
+)
 
 Progress = Callable[[int], None]
 
 
-def dead_letter_row(publisher: EventPublisher, settings: Settings, source: str, line: int, error: RowError,
-                    raw: bytes) -> None:
+def dead_letter_row(
+    publisher: EventPublisher, settings: Settings, source: str, line: int, error: RowError, raw: bytes
+) -> None:
     """A row an adapter could not use, to the dead-letters topic: ``source`` names the file or table."""
     letter = dead_letter(Rejection(error.reason, str(error), raw), source, -1, line, settings.pipeline.phone_region)
     publisher.send_raw(settings.topics.dead_letters, encode_dead_letter(letter))
@@ -32,8 +41,9 @@ def without_phone(row: Mapping[str, str]) -> bytes:
     return repr({k: v for k, v in row.items() if k != "phone_number"}).encode()
 
 
-def ingest_vicidial_file(path: Path, settings: Settings, hmac_key: bytes, publisher: EventPublisher,
-                         progress: Progress = lambda rows: None) -> IngestSummary:
+def ingest_vicidial_file(
+    path: Path, settings: Settings, hmac_key: bytes, publisher: EventPublisher, progress: Progress = lambda rows: None
+) -> IngestSummary:
     """Publish every usable row of a vicidial_log export; FileFormatError if none can be read."""
     mapper = RowMapper(settings, hmac_key)
     summary = IngestSummary(phone_region=settings.pipeline.phone_region)
@@ -62,8 +72,9 @@ def ingest_vicidial_file(path: Path, settings: Settings, hmac_key: bytes, publis
     return summary
 
 
-def ingest_vicidial_agent_log(path: Path, settings: Settings, publisher: EventPublisher,
-                              progress: Progress = lambda rows: None) -> IngestSummary:
+def ingest_vicidial_agent_log(
+    path: Path, settings: Settings, publisher: EventPublisher, progress: Progress = lambda rows: None
+) -> IngestSummary:
     """Publish a vicidial_agent_log export as agent_state events (AgentLogMapper), in event-time
     order; ``published`` counts events. FileFormatError if the file cannot be read."""
     mapper = AgentLogMapper(settings)
@@ -79,8 +90,14 @@ def ingest_vicidial_agent_log(path: Path, settings: Settings, publisher: EventPu
                 cycles.append(mapper.cycle(line, row))
             except RowError as error:
                 summary.reject(line, error, row if isinstance(row, dict) else None)
-                dead_letter_row(publisher, settings, source, line, error,
-                                without_phone(row) if isinstance(row, dict) else f"line {line}".encode())
+                dead_letter_row(
+                    publisher,
+                    settings,
+                    source,
+                    line,
+                    error,
+                    without_phone(row) if isinstance(row, dict) else f"line {line}".encode(),
+                )
             progress(summary.read)
     refused_lines: set[int] = set()
     for cycle, event in sorted(mapper.events(cycles), key=lambda pair: pair[1].event_time):
@@ -88,10 +105,10 @@ def ingest_vicidial_agent_log(path: Path, settings: Settings, publisher: EventPu
             continue
         refused = settings.event_screen(event)  # the worker's checks: no phone number in a name
         if refused is not None:
-            error = RowError(*refused)
+            refusal = RowError(*refused)
             refused_lines.add(cycle.line)
-            summary.reject(cycle.line, error)
-            dead_letter_row(publisher, settings, source, cycle.line, error, f"line {cycle.line}".encode())
+            summary.reject(cycle.line, refusal)
+            dead_letter_row(publisher, settings, source, cycle.line, refusal, f"line {cycle.line}".encode())
             continue
         publisher.publish(event)
         summary.published += 1
@@ -99,8 +116,13 @@ def ingest_vicidial_agent_log(path: Path, settings: Settings, publisher: EventPu
     return summary
 
 
-def ingest_event_file(path: Path, settings: Settings, publisher: EventPublisher, rate: float | None = None,
-                      progress: Progress = lambda rows: None) -> IngestSummary:
+def ingest_event_file(
+    path: Path,
+    settings: Settings,
+    publisher: EventPublisher,
+    rate: float | None = None,
+    progress: Progress = lambda rows: None,
+) -> IngestSummary:
     """Replay a JSON-lines file of call events (plain or gzip), optionally at ``rate`` events/s."""
     summary = IngestSummary(phone_region=settings.pipeline.phone_region)
     started = time.monotonic()
@@ -114,8 +136,12 @@ def ingest_event_file(path: Path, settings: Settings, publisher: EventPublisher,
             for rejection in rejections:
                 error = RowError(rejection.reason, rejection.detail)
                 summary.reject(line, error)
-                publisher.send_raw(settings.topics.dead_letters, encode_dead_letter(
-                    dead_letter(rejection, f"file:{path.name}", -1, line, settings.pipeline.phone_region)))
+                publisher.send_raw(
+                    settings.topics.dead_letters,
+                    encode_dead_letter(
+                        dead_letter(rejection, f"file:{path.name}", -1, line, settings.pipeline.phone_region)
+                    ),
+                )
             for event in events:
                 publisher.publish(event)
                 summary.published += 1
