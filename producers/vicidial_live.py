@@ -26,10 +26,11 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from core.config import Settings
@@ -40,13 +41,30 @@ from producers.vicidial import IngestSummary, RowError, RowMapper
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("uniqueid", "lead_id", "list_id", "campaign_id", "call_date", "length_in_sec", "status",
-           "phone_number", "user", "user_group")
+COLUMNS = (
+    "uniqueid",
+    "lead_id",
+    "list_id",
+    "campaign_id",
+    "call_date",
+    "length_in_sec",
+    "status",
+    "phone_number",
+    "user",
+    "user_group",
+)
 NOT_FINAL = {"", "INCALL", "QUEUE", "DISPO", "NEW", "DEAD"}  # VICIdial placeholders while a call is live
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # How far behind the newest call a row may wait to be seen landed. Past this the worker's
 # health is probably unreachable, and a poll that reads a day back on every call is worse.
 PENDING_AT_MOST = timedelta(days=1)
+
+
+class DialerConnection(Protocol):
+    """A DB-API connection to VICIdial's MySQL whose cursors return rows as dicts
+    (PyMySQL's with DictCursor): what the poller reads through."""
+
+    def cursor(self) -> Any: ...
 
 
 @dataclass
@@ -66,7 +84,7 @@ class Checkpoint:
     pending: dict[str, PendingRow] = field(default_factory=dict)  # uniqueid -> where it went, until landed
 
     @classmethod
-    def load(cls, path: Path) -> "Checkpoint":
+    def load(cls, path: Path) -> Checkpoint:
         if not path.exists():
             return cls()
         data = json.loads(path.read_text())
@@ -77,8 +95,9 @@ class Checkpoint:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         pending = {uid: [row.call_date, row.topic_id, row.partition, row.offset] for uid, row in self.pending.items()}
-        temporary.write_text(json.dumps({"newest_call_date": self.newest_call_date, "published": self.published,
-                                         "pending": pending}))
+        temporary.write_text(
+            json.dumps({"newest_call_date": self.newest_call_date, "published": self.published, "pending": pending})
+        )
         os.replace(temporary, path)  # atomic: a crash leaves the old checkpoint or the new one
 
     def window_start(self, overlap: timedelta) -> str:
@@ -90,8 +109,7 @@ class Checkpoint:
         return min([self.window_start(overlap), *(row.call_date for row in self.pending.values())])
 
     def forget_before(self, since: str) -> None:
-        self.published = {uid: when for uid, when in self.published.items()
-                          if when >= since or uid in self.pending}
+        self.published = {uid: when for uid, when in self.published.items() if when >= since or uid in self.pending}
 
 
 def _host_and_database(dsn: str) -> tuple[str, str]:
@@ -115,11 +133,18 @@ def connect_mysql(dsn: str):
         raise ValueError(f"--mysql-dsn must look like mysql://user:pass@host:3306/asterisk, not {dsn!r}")
     options = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
     host, database = _host_and_database(dsn)
-    return pymysql.connect(host=host, port=parsed.port or 3306,
-                           user=unquote(parsed.username or ""), password=unquote(parsed.password or ""),
-                           database=database,
-                           unix_socket=options.get("unix_socket"), charset="utf8mb4", autocommit=True,
-                           connect_timeout=10, cursorclass=pymysql.cursors.DictCursor)
+    return pymysql.connect(
+        host=host,
+        port=parsed.port or 3306,
+        user=unquote(parsed.username or ""),
+        password=unquote(parsed.password or ""),
+        database=database,
+        unix_socket=options.get("unix_socket"),
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=10,
+        cursorclass=pymysql.cursors.DictCursor,
+    )
 
 
 @dataclass(frozen=True)
@@ -145,17 +170,27 @@ def worker_landing_status(health_url: str) -> Callable[[], LandingStatus | None]
             return None
         if not health.get("ready"):
             return None
-        return LandingStatus(str(health.get("topic_id", "")),
-                             {int(p): int(o) for p, o in health.get("landed_offsets", {}).items()})
+        return LandingStatus(
+            str(health.get("topic_id", "")), {int(p): int(o) for p, o in health.get("landed_offsets", {}).items()}
+        )
 
     return read
 
 
 class VicidialPoller:
-    def __init__(self, settings: Settings, hmac_key: bytes, publisher: EventPublisher, connection_factory,
-                 checkpoint_path: Path, overlap: timedelta = timedelta(minutes=30), batch_rows: int = 5000, *,
-                 current_topic_id: Callable[[], str] | None = None,
-                 landing_status: Callable[[], LandingStatus | None] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        hmac_key: bytes,
+        publisher: EventPublisher,
+        connection_factory: Callable[[], DialerConnection],
+        checkpoint_path: Path,
+        overlap: timedelta = timedelta(minutes=30),
+        batch_rows: int = 5000,
+        *,
+        current_topic_id: Callable[[], str] | None = None,
+        landing_status: Callable[[], LandingStatus | None] | None = None,
+    ):
         self.settings = settings
         self.mapper = RowMapper(settings, hmac_key)
         self.publisher = publisher
@@ -165,7 +200,7 @@ class VicidialPoller:
         self.overlap = overlap
         self.batch_rows = batch_rows
         self.summary = IngestSummary()
-        self._connection = None
+        self._connection: DialerConnection | None = None
         # Without these two the poller trusts Kafka's acknowledgement, as a durable broker deserves.
         self.current_topic_id = current_topic_id
         self.landing_status = landing_status
@@ -178,13 +213,16 @@ class VicidialPoller:
             self._delivered[event_id] = (partition, offset)
 
     def _rows(self) -> list[dict]:
-        if self._connection is None:
-            self._connection = self.connection_factory()
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self.connection_factory()
         since = self.checkpoint.read_from(self.overlap)
-        with self._connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             # Values are bound parameters; the column list is this module's constant.
-            cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM vicidial_log WHERE call_date >= %s "
-                           "ORDER BY call_date, uniqueid", (since,))
+            cursor.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM vicidial_log WHERE call_date >= %s ORDER BY call_date, uniqueid",
+                (since,),
+            )
             return cursor.fetchall()
 
     def settle_pending(self, current: str) -> int:
@@ -198,8 +236,9 @@ class VicidialPoller:
             if self._worker_silent_since is None:
                 self._worker_silent_since = time.monotonic()
             elif time.monotonic() - self._worker_silent_since > 60:
-                log.warning("no worker has answered for a minute; %d row(s) wait to be seen landed",
-                            len(checkpoint.pending))
+                log.warning(
+                    "no worker has answered for a minute; %d row(s) wait to be seen landed", len(checkpoint.pending)
+                )
                 self._worker_silent_since = time.monotonic()
         else:
             self._worker_silent_since = None
@@ -208,14 +247,22 @@ class VicidialPoller:
         horizon = (datetime.strptime(checkpoint.newest_call_date, TIME_FORMAT) - PENDING_AT_MOST).strftime(TIME_FORMAT)
         expired = [uid for uid, row in checkpoint.pending.items() if row.call_date < horizon]
         if expired:
-            log.warning("%d row(s) were never seen landed within %s of the newest call; no longer tracking them "
-                        "(is the worker's health URL right?)", len(expired), PENDING_AT_MOST)
+            log.warning(
+                "%d row(s) were never seen landed within %s of the newest call; no longer tracking them "
+                "(is the worker's health URL right?)",
+                len(expired),
+                PENDING_AT_MOST,
+            )
             for uid in expired:
                 del checkpoint.pending[uid]
         lost = [uid for uid, row in checkpoint.pending.items() if row.topic_id != current]
         if lost:
-            log.warning("the call-events topic was recreated (topic id now %s): %d row(s) Kafka had acknowledged "
-                        "were never landed; reading them from vicidial_log again", current or "unknown", len(lost))
+            log.warning(
+                "the call-events topic was recreated (topic id now %s): %d row(s) Kafka had acknowledged "
+                "were never landed; reading them from vicidial_log again",
+                current or "unknown",
+                len(lost),
+            )
             for uid in lost:
                 checkpoint.published.pop(uid, None)  # the next read publishes it again; it stays pending
         return len(lost)
@@ -238,8 +285,10 @@ class VicidialPoller:
             uid = str(row["uniqueid"])
             if uid in self.checkpoint.published:
                 continue
-            text = {k: "" if v is None else (v.strftime(TIME_FORMAT) if isinstance(v, datetime) else str(v))
-                    for k, v in row.items()}
+            text = {
+                k: "" if v is None else (v.strftime(TIME_FORMAT) if isinstance(v, datetime) else str(v))
+                for k, v in row.items()
+            }
             if text["status"].upper() in NOT_FINAL:
                 continue
             self.summary.read += 1
@@ -270,9 +319,15 @@ class VicidialPoller:
                 self.checkpoint.pending[uid] = PendingRow(call_date, incarnation, partition, offset)
         self._delivered.clear()
 
-    def run(self, poll_seconds: float, should_stop: Callable[[], bool],
-            on_poll: Callable[[int], None] = lambda n: None, *,
-            floor: "FloorPoller | None" = None, floor_seconds: float = 5.0) -> None:
+    def run(
+        self,
+        poll_seconds: float,
+        should_stop: Callable[[], bool],
+        on_poll: Callable[[int], None] = lambda n: None,
+        *,
+        floor: FloorPoller | None = None,
+        floor_seconds: float = 5.0,
+    ) -> None:
         """Poll until ``should_stop``; with ``floor``, read the agents and the dialer every ``floor_seconds`` too."""
         floor_due = 0.0
         while not should_stop():
@@ -358,25 +413,30 @@ class FloorPoller:
     after a restart is the same event.
     """
 
-    def __init__(self, settings: Settings, publisher: EventPublisher, connection_factory,
-                 refresh_seconds: float | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: EventPublisher,
+        connection_factory: Callable[[], DialerConnection],
+        refresh_seconds: float | None = None,
+    ):
         self.settings = settings
         self.publisher = publisher
         self.connection_factory = connection_factory
-        self.refresh_seconds = refresh_seconds if refresh_seconds is not None \
-            else settings.agents.timeout_seconds / 3
+        self.refresh_seconds = refresh_seconds if refresh_seconds is not None else settings.agents.timeout_seconds / 3
         self.agents: dict[str, AgentNow] = {}
         self._refreshed_at: dict[str, float] = {}
-        self._connection = None
+        self._connection: DialerConnection | None = None
         self._refused: set[tuple[str, str]] = set()  # (user, status) dead-lettered once, not every poll
         self._no_campaign_stats = False
 
     # ---- reading the dialer's tables
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict]:
-        if self._connection is None:
-            self._connection = self.connection_factory()
-        with self._connection.cursor() as cursor:
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self.connection_factory()
+        with connection.cursor() as cursor:
             cursor.execute(sql, args)
             return cursor.fetchall()
 
@@ -389,13 +449,15 @@ class FloorPoller:
         return self._query(
             "SELECT vla.user, vla.campaign_id, vla.status, vla.lead_id, vla.last_state_change, vu.user_group "
             "FROM vicidial_live_agents vla LEFT JOIN vicidial_users vu ON vu.user = vla.user "
-            "ORDER BY vla.user")
+            "ORDER BY vla.user"
+        )
 
     def _calls(self) -> dict[str, CampaignCalls]:
         """Outbound calls in progress per campaign. phone_number is never read."""
         rows = self._query(
             "SELECT campaign_id, status, GREATEST(TIMESTAMPDIFF(SECOND, call_time, NOW()), 0) AS waited "
-            "FROM vicidial_auto_calls WHERE call_type IN ('OUT', 'OUTBALANCE')")
+            "FROM vicidial_auto_calls WHERE call_type IN ('OUT', 'OUTBALANCE')"
+        )
         calls: dict[str, CampaignCalls] = {}
         for row in rows:
             campaign = (row["campaign_id"] or "").strip()
@@ -413,8 +475,10 @@ class FloorPoller:
     def _campaigns(self) -> dict[str, dict]:
         """campaign_id -> its row of vicidial_campaigns (active, auto_dial_level) and, where
         vicidial_campaign_stats has it, dialable_leads."""
-        campaigns = {row["campaign_id"]: row for row in self._query(
-            "SELECT campaign_id, active, auto_dial_level FROM vicidial_campaigns")}
+        campaigns = {
+            row["campaign_id"]: row
+            for row in self._query("SELECT campaign_id, active, auto_dial_level FROM vicidial_campaigns")
+        }
         if not self._no_campaign_stats:
             try:
                 for row in self._query("SELECT campaign_id, dialable_leads FROM vicidial_campaign_stats"):
@@ -436,7 +500,12 @@ class FloorPoller:
         return AgentStateChange(
             schema_version=SCHEMA_VERSION,
             event_id=f"vicidial/{user}/{agent.state}/{agent.since.strftime(FLOOR_ID_TIME)[:-3]}",
-            campaign=agent.campaign, event_time=agent.since, agent=user, state=agent.state, team=agent.team)
+            campaign=agent.campaign,
+            event_time=agent.since,
+            agent=user,
+            state=agent.state,
+            team=agent.team,
+        )
 
     def _publish(self, event, source: str) -> bool:
         refused = self.settings.event_screen(event)
@@ -475,11 +544,19 @@ class FloorPoller:
             if state is None:
                 if (user, status) not in self._refused:
                     self._refused.add((user, status))
-                    error = RowError("unknown_state", f"vicidial_live_agents.status {status!r} of user {user!r} "
-                                                      "is not a status VICIdial defines")
+                    error = RowError(
+                        "unknown_state",
+                        f"vicidial_live_agents.status {status!r} of user {user!r} is not a status VICIdial defines",
+                    )
                     log.warning("vicidial_live_agents %s: %s", user, error)
-                    dead_letter_row(self.publisher, self.settings, "mysql:vicidial_live_agents", -1, error,
-                                    repr({"user": user, "campaign_id": campaign, "status": status}).encode())
+                    dead_letter_row(
+                        self.publisher,
+                        self.settings,
+                        "mysql:vicidial_live_agents",
+                        -1,
+                        error,
+                        repr({"user": user, "campaign_id": campaign, "status": status}).encode(),
+                    )
                 continue
             team = (row["user_group"] or "").strip() or None
             before = self.agents.get(user)
@@ -501,19 +578,22 @@ class FloorPoller:
         for user in [user for user in self.agents if user not in seen]:
             gone = self.agents.pop(user)
             self._refreshed_at.pop(user, None)
-            if self._publish(self._agent_event(user, AgentNow(gone.campaign, gone.team, "logged_out",
-                                                              max(now, gone.since))), "vicidial_live_agents"):
+            if self._publish(
+                self._agent_event(user, AgentNow(gone.campaign, gone.team, "logged_out", max(now, gone.since))),
+                "vicidial_live_agents",
+            ):
                 agent_events += 1
         snapshots = 0
-        for campaign in sorted({c for c, row in campaigns.items() if (row["active"] or "") == "Y"}
-                               | staffed | set(calls)):
+        for campaign in sorted(
+            {c for c, row in campaigns.items() if (row["active"] or "") == "Y"} | staffed | set(calls)
+        ):
             snapshot = self._snapshot(campaign, now, calls.get(campaign, CampaignCalls()), campaigns.get(campaign))
             if snapshot is not None and self._publish(snapshot, "vicidial_auto_calls"):
                 snapshots += 1
         self.publisher.flush()
         return agent_events, snapshots
 
-    def poll_safely(self) -> "FloorPoller | None":
+    def poll_safely(self) -> FloorPoller | None:
         """One poll that never ends the caller's loop: itself to poll again, or None when the
         dialer has no floor tables (the call log is polled on without them)."""
         try:
@@ -538,7 +618,13 @@ class FloorPoller:
             return None
         leads = (row or {}).get("dialable_leads")
         return DialerState(
-            schema_version=SCHEMA_VERSION, event_id=f"vicidial/{campaign}/dialer/{now.strftime(FLOOR_ID_TIME)[:-3]}",
-            campaign=campaign, event_time=now, dial_level=dial_level, calls_ringing=calls.ringing,
-            calls_waiting=calls.waiting, longest_wait_seconds=calls.longest_wait_seconds,
-            dialable_leads=int(leads) if leads is not None else None)
+            schema_version=SCHEMA_VERSION,
+            event_id=f"vicidial/{campaign}/dialer/{now.strftime(FLOOR_ID_TIME)[:-3]}",
+            campaign=campaign,
+            event_time=now,
+            dial_level=dial_level,
+            calls_ringing=calls.ringing,
+            calls_waiting=calls.waiting,
+            longest_wait_seconds=calls.longest_wait_seconds,
+            dialable_leads=int(leads) if leads is not None else None,
+        )
