@@ -21,23 +21,26 @@ import gzip
 import io
 import math
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import msgspec
 
 from core.alerts import format_seconds
 from core.config import Settings, StatusRule
-from core.privacy import (DEFAULT_REGION, callee_timezone, hash_phone, looks_like_phone_number,
-                          redact_phone_numbers)
+from core.privacy import DEFAULT_REGION, callee_timezone, hash_phone, looks_like_phone_number, redact_phone_numbers
 from core.schema import SCHEMA_VERSION, AgentStateChange, CallAttempt, Lead, Outcome
 
 REQUIRED_COLUMNS = ("uniqueid", "campaign_id", "call_date", "length_in_sec", "status")
 # vicidial_agent_log: one row per agent call cycle, its seconds in each state in this order.
-AGENT_LOG_SPANS = (("pause_sec", "paused"), ("wait_sec", "available"), ("talk_sec", "on_call"),
-                   ("dispo_sec", "wrap_up"))
+AGENT_LOG_SPANS = (
+    ("pause_sec", "paused"),
+    ("wait_sec", "available"),
+    ("talk_sec", "on_call"),
+    ("dispo_sec", "wrap_up"),
+)
 AGENT_LOG_COLUMNS = ("user", "event_time", "campaign_id", *(column for column, _ in AGENT_LOG_SPANS))
 NO_AGENT = {"", "VDAD", "VDCL", "NULL"}  # VICIdial's placeholders when no human agent took the call
 # Columns that become ids or names of the event, or are echoed in a row's error: a phone
@@ -66,15 +69,18 @@ class StatusTable:
     campaign_statuses: Mapping[str, Mapping[str, StatusRule]]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "StatusTable":
+    def from_settings(cls, settings: Settings) -> StatusTable:
         return cls(settings.vicidial.statuses, settings.vicidial.campaign_statuses)
 
     def resolve(self, campaign: str, status: str) -> tuple[Outcome, bool]:
         """(outcome, is_order) for a status; RowError("unknown_status") when the table lacks it."""
         rule = self.campaign_statuses.get(campaign, {}).get(status) or self.statuses.get(status)
         if rule is None:
-            raise RowError("unknown_status", f"status {status!r} of campaign {campaign!r} is not in the status "
-                                             "table; add it under [vicidial.campaign_statuses] with its flags")
+            raise RowError(
+                "unknown_status",
+                f"status {status!r} of campaign {campaign!r} is not in the status "
+                "table; add it under [vicidial.campaign_statuses] with its flags",
+            )
         return outcome_of(rule), bool(rule.sale and rule.human_answered and not rule.dropped)
 
 
@@ -97,6 +103,7 @@ class RowMapper:
 
     def attempt(self, row: Mapping[str, str]) -> CallAttempt:
         """One vicidial_log row as a call attempt, or RowError saying what is wrong with it."""
+
         def value(name: str) -> str:
             return (row.get(name) or "").strip()
 
@@ -106,8 +113,11 @@ class RowMapper:
         region = self.settings.pipeline.phone_region
         for name in (*NAME_COLUMNS, self.settings.vicidial.segment_column):
             if value(name) and looks_like_phone_number(value(name), region):
-                raise RowError("personal_data", f"{name} looks like a phone number; only phone_number may hold "
-                                                "one (it is hashed): check the export's columns")
+                raise RowError(
+                    "personal_data",
+                    f"{name} looks like a phone number; only phone_number may hold "
+                    "one (it is hashed): check the export's columns",
+                )
         campaign, status = value("campaign_id"), value("status").upper()
         outcome, is_order = self.table.resolve(campaign, status)
         try:
@@ -119,8 +129,9 @@ class RowMapper:
         event_time = self._event_time(value("call_date"))
         phone = value("phone_number")
         segment_column = self.settings.vicidial.segment_column
-        segment = f"{segment_column.removesuffix('_id')}-{value(segment_column)}" if value(segment_column) \
-            else "unknown"
+        segment = (
+            f"{segment_column.removesuffix('_id')}-{value(segment_column)}" if value(segment_column) else "unknown"
+        )
         agent = value("user")
         try:
             attempt = CallAttempt(
@@ -129,9 +140,15 @@ class RowMapper:
                 campaign=campaign,
                 event_time=event_time,
                 outcome=outcome,
-                lead=Lead(segment=segment[:128], lead_id=value("lead_id") or None,
-                          phone_hash=hash_phone(phone, self.hmac_key, self.settings.pipeline.phone_region,
-                                                     value("phone_code")) if phone else None),
+                lead=Lead(
+                    segment=segment[:128],
+                    lead_id=value("lead_id") or None,
+                    phone_hash=hash_phone(
+                        phone, self.hmac_key, self.settings.pipeline.phone_region, value("phone_code")
+                    )
+                    if phone
+                    else None,
+                ),
                 ring_seconds=length if outcome not in (Outcome.CONNECTED, Outcome.ABANDONED) else 0.0,
                 wait_seconds=length if outcome is Outcome.ABANDONED else 0.0,
                 talk_seconds=length if outcome is Outcome.CONNECTED else 0.0,
@@ -140,7 +157,8 @@ class RowMapper:
                 team=value("user_group")[:128] or None,
                 # Read from the number before it is hashed, for the calling-hours rule.
                 callee_timezone=callee_timezone(phone, self.settings.pipeline.phone_region, value("phone_code"))
-                if phone else None,
+                if phone
+                else None,
             )
         except (msgspec.ValidationError, TypeError, ValueError) as exc:
             raise RowError("schema_violation", str(exc)) from None
@@ -171,15 +189,20 @@ class RowMapper:
         read_as = f"call_date {call_date!r} read in pipeline.timezone ({zone}) is {event_time.isoformat()}"
         hours = math.ceil(ahead / 3600)  # a zone offset, less the row's age
         if hours * 3600 - ahead <= ZONE_OFFSET_SLACK_SECONDS:
-            return (f"{read_as}, {hours} hour{'s' if hours > 1 else ''} ahead of this machine's clock; "
-                    f"is pipeline.timezone ({zone}) the dialer's zone?")
+            return (
+                f"{read_as}, {hours} hour{'s' if hours > 1 else ''} ahead of this machine's clock; "
+                f"is pipeline.timezone ({zone}) the dialer's zone?"
+            )
         told = f"{ahead / 3600:.1f} hours" if ahead >= 3600 else format_seconds(ahead)
-        return (f"{read_as}, {told} ahead of this machine's clock (pipeline.max_future_seconds allows "
-                f"{self.settings.pipeline.max_future_seconds} s); is the dialer's clock right, and is "
-                f"pipeline.timezone ({zone}) the dialer's zone?")
+        return (
+            f"{read_as}, {told} ahead of this machine's clock (pipeline.max_future_seconds allows "
+            f"{self.settings.pipeline.max_future_seconds} s); is the dialer's clock right, and is "
+            f"pipeline.timezone ({zone}) the dialer's zone?"
+        )
 
 
 # -- reading export files ---------------------------------------------------------------
+
 
 def open_text(path: Path) -> io.TextIOBase:
     """A text stream over a plain or gzip file (by its magic bytes, not its name)."""
@@ -192,8 +215,7 @@ def open_text(path: Path) -> io.TextIOBase:
 def _header(header_line: str) -> tuple[str, list[str]]:
     """(delimiter, lower-case column names) of an export's header line."""
     delimiter = max(("\t", ",", ";", "|"), key=header_line.count)
-    return delimiter, [name.strip().strip('"').lower() for name in next(csv.reader([header_line],
-                                                                                  delimiter=delimiter))]
+    return delimiter, [name.strip().strip('"').lower() for name in next(csv.reader([header_line], delimiter=delimiter))]
 
 
 def export_table(path: Path) -> str:
@@ -204,8 +226,9 @@ def export_table(path: Path) -> str:
     return "vicidial_agent_log" if set(AGENT_LOG_COLUMNS) <= set(header) else "vicidial_log"
 
 
-def read_rows(stream: io.TextIOBase, required: tuple[str, ...] = REQUIRED_COLUMNS,
-              table: str = "vicidial_log") -> Iterator[tuple[int, dict[str, str] | RowError]]:
+def read_rows(
+    stream: io.TextIOBase, required: tuple[str, ...] = REQUIRED_COLUMNS, table: str = "vicidial_log"
+) -> Iterator[tuple[int, dict[str, str] | RowError]]:
     """(line number, row) for each data line of a CSV or TSV export of ``table`` with a header row.
 
     The delimiter is whichever of tab, comma or semicolon the header uses; a header
@@ -219,12 +242,14 @@ def read_rows(stream: io.TextIOBase, required: tuple[str, ...] = REQUIRED_COLUMN
     if missing and len(header) == 1:
         raise FileFormatError(
             f"line 1: found no tab, comma, semicolon or pipe between column names, so the header lacks "
-            f"{', '.join(missing)}. Expected a {table} export with a header row, comma- or tab-separated.")
+            f"{', '.join(missing)}. Expected a {table} export with a header row, comma- or tab-separated."
+        )
     if missing:
         raise FileFormatError(
             f"line 1: the header lacks {', '.join(missing)} (read {len(header)} column(s) split on "
             f"{_delimiter_name(delimiter)}: {', '.join(header[:6])}{'…' if len(header) > 6 else ''}). "
-            f"Expected a {table} export with a header row, comma- or tab-separated.")
+            f"Expected a {table} export with a header row, comma- or tab-separated."
+        )
     reader = csv.reader(stream, delimiter=delimiter)
     line = 1
     for fields in reader:
@@ -232,8 +257,7 @@ def read_rows(stream: io.TextIOBase, required: tuple[str, ...] = REQUIRED_COLUMN
         if not fields or all(not f.strip() for f in fields):
             continue
         if len(fields) != len(header):
-            yield line, RowError("wrong_column_count",
-                                 f"{len(fields)} field(s) where the header has {len(header)}")
+            yield line, RowError("wrong_column_count", f"{len(fields)} field(s) where the header has {len(header)}")
             continue
         # mysql -e writes SQL NULL as the word NULL
         yield line, {name: ("" if v == "NULL" else v) for name, v in zip(header, fields)}
@@ -262,6 +286,7 @@ class IngestSummary:
 
 
 # -- vicidial_agent_log: agent time ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AgentCycle:
@@ -300,6 +325,7 @@ class AgentLogMapper:
 
     def cycle(self, line: int, row: Mapping[str, str]) -> AgentCycle:
         """One row read, or RowError saying what is wrong with it."""
+
         def value(name: str) -> str:
             return (row.get(name) or "").strip()
 
@@ -316,18 +342,28 @@ class AgentLogMapper:
             if not math.isfinite(number) or number < 0:
                 raise RowError("negative_duration", f"{column} is {text}")
             if number > self.settings.limits.max_call_seconds:
-                raise RowError("out_of_range", f"{column} is {number:g}, above [limits].max_call_seconds "
-                                               f"({self.settings.limits.max_call_seconds:g})")
+                raise RowError(
+                    "out_of_range",
+                    f"{column} is {number:g}, above [limits].max_call_seconds "
+                    f"({self.settings.limits.max_call_seconds:g})",
+                )
             seconds.append(number)
         try:
             local = datetime.fromisoformat(value("event_time"))
         except ValueError:
-            raise RowError("bad_timestamp", f"event_time {value('event_time')!r} is not 'YYYY-MM-DD HH:MM:SS'") \
-                from None
+            raise RowError(
+                "bad_timestamp", f"event_time {value('event_time')!r} is not 'YYYY-MM-DD HH:MM:SS'"
+            ) from None
         if local.tzinfo is None:
             local = local.replace(tzinfo=self.settings.zone)
-        return AgentCycle(line, value("user")[:128], value("campaign_id")[:128], value("user_group")[:128] or None,
-                          local.astimezone(timezone.utc), tuple(seconds))
+        return AgentCycle(
+            line,
+            value("user")[:128],
+            value("campaign_id")[:128],
+            value("user_group")[:128] or None,
+            local.astimezone(timezone.utc),
+            tuple(seconds),
+        )
 
     def events(self, cycles: list[AgentCycle]) -> Iterator[tuple[AgentCycle, AgentStateChange]]:
         """Every agent's events in time order, each with the row it came from."""
@@ -335,7 +371,7 @@ class AgentLogMapper:
         by_agent: dict[str, list[AgentCycle]] = {}
         for cycle in cycles:
             by_agent.setdefault(cycle.user, []).append(cycle)
-        for user, rows in by_agent.items():
+        for rows in by_agent.values():
             rows = sorted((cycle for cycle in rows if any(cycle.seconds)), key=lambda cycle: (cycle.start, cycle.line))
             ended: datetime | None = None
             for index, cycle in enumerate(rows):
@@ -358,4 +394,9 @@ class AgentLogMapper:
         return AgentStateChange(
             schema_version=SCHEMA_VERSION,
             event_id=f"vicidial_agent_log/{cycle.user}/{state}/{at.strftime('%Y%m%dT%H%M%S.%f')[:-3]}",
-            campaign=cycle.campaign, event_time=at, agent=cycle.user, state=state, team=cycle.team)
+            campaign=cycle.campaign,
+            event_time=at,
+            agent=cycle.user,
+            state=state,
+            team=cycle.team,
+        )
