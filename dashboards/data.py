@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,7 @@ from warehouse.queries import floor, live
 
 SPARKLINE_WINDOW = timedelta(hours=2)
 WALLBOARD_QUERIES = 4  # tiles, compliance windows, sparklines, the floor: read at once after freshness
-FLOOR_FIELDS = ("agents", "calls_waiting", "longest_wait_seconds", "dial_level", "drops_today",
-                "drop_allowance_today")
+FLOOR_FIELDS = ("agents", "calls_waiting", "longest_wait_seconds", "dial_level", "drops_today", "drop_allowance_today")
 
 
 class QueryPool:
@@ -52,9 +52,13 @@ class QueryPool:
                 self._clients.append(client)
         return client
 
+    def _call(self, call: tuple) -> Any:
+        query, *arguments = call
+        return query(self._client(), *arguments)
+
     def run(self, *calls: tuple) -> list:
         """Each (query, *arguments) called with a client first, all at once; their results in order."""
-        futures = [self._executor.submit(lambda call=call: call[0](self._client(), *call[1:])) for call in calls]
+        futures = [self._executor.submit(self._call, call) for call in calls]
         return [future.result() for future in futures]
 
     def close(self) -> None:
@@ -96,7 +100,7 @@ class DashboardContext:
     def shared_wallboard(self):
         """wallboard_model(), computed at most once per dashboard.wallboard_cache_seconds; a
         board asking while it is being computed waits for that one (the condition)."""
-        cache = TTLCache(maxsize=1, ttl=self.settings.dashboard.wallboard_cache_seconds)
+        cache: TTLCache[str, dict] = TTLCache(maxsize=1, ttl=self.settings.dashboard.wallboard_cache_seconds)
         return cached(cache, key=lambda: "wallboard", condition=threading.Condition())(wallboard_model)
 
 
@@ -121,11 +125,12 @@ def _counts(column: pd.Series) -> list[int]:
 
 def _floats(column: pd.Series) -> list[float | None]:
     """A column of money or rates as floats, a missing value (NaN, None) as None."""
-    return [None if math.isnan(value) else value
-            for value in column.to_numpy(dtype="float64", na_value=np.nan).tolist()]
+    return [
+        None if math.isnan(value) else value for value in column.to_numpy(dtype="float64", na_value=np.nan).tolist()
+    ]
 
 
-NO_SPARKLINE = {"minutes": [], "dials": [], "abandon_rate": []}
+NO_SPARKLINE: dict[str, list] = {"minutes": [], "dials": [], "abandon_rate": []}
 
 
 def board_time(fresh: dict, now: datetime) -> datetime:
@@ -164,9 +169,13 @@ def wallboard_model(now: datetime | None = None) -> dict:
     day_start = local_day_start(board_now, ctx.settings)
     # The busiest campaigns only, picked in the warehouse: however many campaign names arrive,
     # the board reads, ships and draws at most wallboard_max_campaigns of them.
-    shown, campaign_count = live.busiest_campaigns(ctx.client, board_now, day_start,
-                                                   ctx.settings.dashboard.wallboard_max_campaigns,
-                                                   recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes))
+    shown, campaign_count = live.busiest_campaigns(
+        ctx.client,
+        board_now,
+        day_start,
+        ctx.settings.dashboard.wallboard_max_campaigns,
+        recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes),
+    )
     campaigns = _campaigns(ctx, now, board_now, day_start, shown) if shown else []
     landed_at = fresh["landed_at"]
     return {
@@ -185,8 +194,9 @@ def wallboard_model(now: datetime | None = None) -> dict:
     }
 
 
-def _campaigns(ctx: DashboardContext, now: datetime, board_now: datetime, day_start: datetime,
-               shown: list[str]) -> list[dict]:
+def _campaigns(
+    ctx: DashboardContext, now: datetime, board_now: datetime, day_start: datetime, shown: list[str]
+) -> list[dict]:
     """The tiles of the ``shown`` campaigns, in name order (a tile keeps its place on the wall);
     their floor as of the floor's time (floor_time, from the wall clock ``now``)."""
     # Stop the sparkline before the newest minute: it is still filling, and drawn
@@ -201,31 +211,51 @@ def _campaigns(ctx: DashboardContext, now: datetime, board_now: datetime, day_st
     # conversion per value, which are slow on a big board.
     names = tiles["campaign"].tolist()
     windows = compliance.set_index("campaign").reindex(names)  # a campaign with no window row reads 0
-    tile_values = {name: _counts(tiles[name]) for name in ("dials", "contacts", "abandoned", "orders")}
-    tile_values["cost"] = _floats(tiles["cost"])
+    counts = {name: _counts(tiles[name]) for name in ("dials", "contacts", "abandoned", "orders")}
+    tile_values: dict[str, list[int] | list[float | None]] = {**counts, "cost": _floats(tiles["cost"])}
     tile_values.update({name: _floats(tiles[name]) for name in CALL_RATES})
-    floor_fields = _floor_fields(ctx.settings, names, tile_values["abandoned"], tile_values["contacts"], agents,
-                                 snapshots)
-    window_values = [(window.name, window.label, _counts(windows[f"{window.name}_abandoned"]),
-                      _counts(windows[f"{window.name}_contacts"]), _floats(windows[f"{window.name}_abandon_rate"]))
-                     for window in COMPLIANCE_WINDOWS]
+    floor_fields = _floor_fields(ctx.settings, names, counts["abandoned"], counts["contacts"], agents, snapshots)
+    window_values = [
+        (
+            window.name,
+            window.label,
+            _counts(windows[f"{window.name}_abandoned"]),
+            _counts(windows[f"{window.name}_contacts"]),
+            _floats(windows[f"{window.name}_abandon_rate"]),
+        )
+        for window in COMPLIANCE_WINDOWS
+    ]
     # The UK and US windows' budgets: abandons still allowed, hours to the limit at the last hour's pace.
-    budgets = [window_budgets(row, ctx.settings.alert_rules_for(name).compliance_limit,
-                              ctx.settings.compliance.amd_for(name)[0])
-               for name, row in zip(names, windows.fillna(0).to_dict("records"))]
-    return [{
-        "campaign": name,
-        **{field: values[index] for field, values in tile_values.items()},
-        "compliance": {window: {"label": label, "abandoned": abandoned[index], "contacts": contacts[index],
-                                "abandon_rate": rates[index], **budget_fields(budgets[index].get(window))}
-                       for window, label, abandoned, contacts, rates in window_values},
-        "sparkline": sparklines.get(name, NO_SPARKLINE),
-        **floor_fields[index],
-    } for index, name in enumerate(names)]
+    budgets = [
+        window_budgets(
+            row, ctx.settings.alert_rules_for(name).compliance_limit, ctx.settings.compliance.amd_for(name)[0]
+        )
+        for name, row in zip(names, windows.fillna(0).to_dict("records"))
+    ]
+    return [
+        {
+            "campaign": name,
+            **{field: values[index] for field, values in tile_values.items()},
+            "compliance": {
+                window: {
+                    "label": label,
+                    "abandoned": abandoned[index],
+                    "contacts": contacts[index],
+                    "abandon_rate": rates[index],
+                    **budget_fields(budgets[index].get(window)),
+                }
+                for window, label, abandoned, contacts, rates in window_values
+            },
+            "sparkline": sparklines.get(name, NO_SPARKLINE),
+            **floor_fields[index],
+        }
+        for index, name in enumerate(names)
+    ]
 
 
-def _campaign_floor(client: Client, now: datetime, board_now: datetime, settings: Settings,
-                    shown: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _campaign_floor(
+    client: Client, now: datetime, board_now: datetime, settings: Settings, shown: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """floor.campaign_floor as of the floor's time (the board's before any agent_state landed)."""
     at = floor.floor_clock(client, now, settings.agents.timeout_seconds) or board_now
     return floor.campaign_floor(client, at, settings.agents.timeout_seconds, shown)
@@ -236,8 +266,10 @@ def budget_fields(budget: AbandonBudget | None) -> dict:
     below 0) and hours until the limit is crossed at the last hour's pace (None: not projected)."""
     if budget is None:
         return {}
-    return {"abandons_allowed": max(0, math.floor(budget.remaining + 1e-9)),
-            "hours_to_limit": None if budget.hours_to_breach is None else round(budget.hours_to_breach, 2)}
+    return {
+        "abandons_allowed": max(0, math.floor(budget.remaining + 1e-9)),
+        "hours_to_limit": None if budget.hours_to_breach is None else round(budget.hours_to_breach, 2),
+    }
 
 
 def drop_allowance(abandoned: int, contacts: int, limit: float) -> int:
@@ -247,8 +279,14 @@ def drop_allowance(abandoned: int, contacts: int, limit: float) -> int:
     return max(0, math.floor(limit * contacts - abandoned + 1e-9))
 
 
-def _floor_fields(settings: Settings, names: list[str], abandoned: list[int], contacts: list[int],
-                  agents: pd.DataFrame, snapshots: pd.DataFrame) -> list[dict]:
+def _floor_fields(
+    settings: Settings,
+    names: list[str],
+    abandoned: list[int],
+    contacts: list[int],
+    agents: pd.DataFrame,
+    snapshots: pd.DataFrame,
+) -> list[dict]:
     """Each campaign's floor strip: agents by state, calls waiting and the longest wait, the dial
     level (None without a recent dialer snapshot), today's drops and how many more today allows."""
     by_agents = agents.set_index("campaign").reindex(names)
@@ -257,15 +295,19 @@ def _floor_fields(settings: Settings, names: list[str], abandoned: list[int], co
     waiting = by_snapshots["calls_waiting"].astype("float64")
     waiting_values = [None if math.isnan(value) else int(value) for value in waiting.tolist()]
     longest, level = _floats(by_snapshots["longest_wait_seconds"]), _floats(by_snapshots["dial_level"])
-    return [{
-        "agents": {name: values[index] for name, values in counts.items()},
-        "calls_waiting": waiting_values[index],
-        "longest_wait_seconds": longest[index],
-        "dial_level": level[index],
-        "drops_today": abandoned[index],
-        "drop_allowance_today": drop_allowance(abandoned[index], contacts[index],
-                                               settings.alert_rules_for(campaign).compliance_limit),
-    } for index, campaign in enumerate(names)]
+    return [
+        {
+            "agents": {name: values[index] for name, values in counts.items()},
+            "calls_waiting": waiting_values[index],
+            "longest_wait_seconds": longest[index],
+            "dial_level": level[index],
+            "drops_today": abandoned[index],
+            "drop_allowance_today": drop_allowance(
+                abandoned[index], contacts[index], settings.alert_rules_for(campaign).compliance_limit
+            ),
+        }
+        for index, campaign in enumerate(names)
+    ]
 
 
 def _total(campaigns: list[dict], settings: Settings) -> dict:
@@ -277,9 +319,12 @@ def _total(campaigns: list[dict], settings: Settings) -> dict:
     waits = [c["longest_wait_seconds"] for c in campaigns if c.get("longest_wait_seconds") is not None]
     waiting = [c["calls_waiting"] for c in campaigns if c.get("calls_waiting") is not None]
     return {
-        "campaigns": len(campaigns), **sums,
-        **{name: ratio(sums[RATES[name].numerator], sums[RATES[name].denominator])
-           for name in ("contact_rate", "abandon_rate", "conversion_rate", "cpo")},
+        "campaigns": len(campaigns),
+        **sums,
+        **{
+            name: ratio(sums[RATES[name].numerator], sums[RATES[name].denominator])
+            for name in ("contact_rate", "abandon_rate", "conversion_rate", "cpo")
+        },
         "agents": agents,
         "calls_waiting": sum(waiting) if waiting else None,
         "longest_wait_seconds": max(waits) if waits else None,
@@ -301,8 +346,7 @@ def floor_time(client: Client, now: datetime, settings: Settings) -> datetime:
     """The floor's "now" (warehouse.queries.floor.floor_clock: the wall clock while agents send
     their states, else their newest event moved on since it landed); the board's time before
     any agent_state has landed."""
-    return (floor.floor_clock(client, now, settings.agents.timeout_seconds)
-            or board_time(live.freshness(client), now))
+    return floor.floor_clock(client, now, settings.agents.timeout_seconds) or board_time(live.freshness(client), now)
 
 
 def floor_rows(now: datetime | None = None) -> list[dict]:
@@ -310,13 +354,21 @@ def floor_rows(now: datetime | None = None) -> list[dict]:
     for agents.timeout_seconds are logged out), time in state, calls and orders today."""
     ctx = context()
     at = floor_time(ctx.client, now or datetime.now(timezone.utc), ctx.settings)
-    frame = floor.floor_agents(ctx.client, at, local_day_start(at, ctx.settings),
-                               ctx.settings.agents.timeout_seconds)
+    frame = floor.floor_agents(ctx.client, at, local_day_start(at, ctx.settings), ctx.settings.agents.timeout_seconds)
     rows = []
     for agent, campaign, team, state, since, seconds, calls, orders in frame.itertuples(index=False):
-        rows.append({"agent": agent, "campaign": campaign, "team": team, "state": state,
-                     "state_since": _utc(since),
-                     "seconds_in_state": float(seconds), "calls_today": int(calls), "orders_today": int(orders)})
+        rows.append(
+            {
+                "agent": agent,
+                "campaign": campaign,
+                "team": team,
+                "state": state,
+                "state_since": _utc(since),
+                "seconds_in_state": float(seconds),
+                "calls_today": int(calls),
+                "orders_today": int(orders),
+            }
+        )
     return rows
 
 
