@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from functools import lru_cache
+from typing import NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
@@ -23,13 +24,27 @@ from analytics.calibration import TooFewCalls, trailing_calibration, trailing_ca
 from core.alerts import NO_BREACH_HOURS, RULE_LABELS, Alert, AlertBook, Check, Rule, format_seconds
 from core.config import AlertRules, Settings
 from core.handoff import CallingHoursViolation, Violation
-from core.metrics import (COUNTERS, WINDOW_DEFINITION, abandon_budget, compliance_figures, confidence_z,
-                          format_interval, format_metric, ratio, wilson_interval)
+from core.metrics import (
+    COUNTERS,
+    WINDOW_DEFINITION,
+    abandon_budget,
+    compliance_figures,
+    confidence_z,
+    format_interval,
+    format_metric,
+    ratio,
+    wilson_interval,
+)
 from core.schema import Event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
-from warehouse.queries.alerts import (alert_history, alerts_from_frame, campaign_baseline, campaign_baselines,
-                                      recent_stop_list_violations)
+from warehouse.queries.alerts import (
+    alert_history,
+    alerts_from_frame,
+    campaign_baseline,
+    campaign_baselines,
+    recent_stop_list_violations,
+)
 from warehouse.queries.compliance import recent_calling_hours_violations
 from warehouse.queries.live import compliance_windows, compliance_windows_at
 
@@ -78,9 +93,9 @@ class SkewedClock:
     """A campaign whose calls came stamped too far ahead of the worker's clock: what its
     clock_skew rule reads, from the first such call until a quiet period without one."""
 
-    since: float           # the campaign's event time (epoch s) at its latest future-stamped call
-    ahead_seconds: float   # the furthest ahead of the worker's clock any of them was
-    calls: int             # how many came since the last quiet period
+    since: float  # the campaign's event time (epoch s) at its latest future-stamped call
+    ahead_seconds: float  # the furthest ahead of the worker's clock any of them was
+    calls: int  # how many came since the last quiet period
     quiet_read: bool = False  # the quiet period's reading was taken: nothing to read until the next one
     last_minute: int = -1  # event minute of the latest reading taken at such a call
 
@@ -115,8 +130,9 @@ class AlertEvaluator:
             self.book.restore(alert)
             if alert.rule is Rule.CLOCK_SKEW and alert.state == "firing":
                 # A skewed clock still firing resolves after a quiet period from its last transition.
-                self._skewed[alert.campaign] = SkewedClock(alert.event_time.timestamp(), alert.value or 0.0,
-                                                           alert.sample)
+                self._skewed[alert.campaign] = SkewedClock(
+                    alert.event_time.timestamp(), alert.value or 0.0, alert.sample
+                )
             elif alert.rule is Rule.CLOCK_SKEW:
                 self._skewed.pop(alert.campaign, None)
         return len(self.book.firing)
@@ -142,22 +158,34 @@ class AlertEvaluator:
             state.ahead_seconds = max(state.ahead_seconds, ahead_seconds)
             state.calls += 1
         minute = int(at // 60)
-        if state.calls >= rules.clock_skew_min_calls and (state.last_minute != minute
-                                                           or state.calls == rules.clock_skew_min_calls):
+        if state.calls >= rules.clock_skew_min_calls and (
+            state.last_minute != minute or state.calls == rules.clock_skew_min_calls
+        ):
             state.last_minute = minute
-            self._pending.append(Reading(campaign, datetime.fromtimestamp(at, timezone.utc),
-                                         [self._clock_skew(state, rules, quiet=False)], event.event_id))
+            self._pending.append(
+                Reading(
+                    campaign,
+                    datetime.fromtimestamp(at, timezone.utc),
+                    [self._clock_skew(state, rules, quiet=False)],
+                    event.event_id,
+                )
+            )
 
     @staticmethod
     def _quiet_from(state: SkewedClock, rules: AlertRules) -> float:
         """The event time (epoch s) at which the campaign's clock counts as right again."""
         return state.since + rules.clock_skew_quiet_minutes * 60
 
-    def _quiet_reading(self, campaign: str, state: SkewedClock, rules: AlertRules,
-                       trigger_event_id: str | None) -> Reading:
+    def _quiet_reading(
+        self, campaign: str, state: SkewedClock, rules: AlertRules, trigger_event_id: str | None
+    ) -> Reading:
         state.quiet_read = True
-        return Reading(campaign, datetime.fromtimestamp(self._quiet_from(state, rules), timezone.utc),
-                       [self._clock_skew(state, rules, quiet=True)], trigger_event_id)
+        return Reading(
+            campaign,
+            datetime.fromtimestamp(self._quiet_from(state, rules), timezone.utc),
+            [self._clock_skew(state, rules, quiet=True)],
+            trigger_event_id,
+        )
 
     def _quiet_clocks(self, triggers: Mapping[str, str]) -> list[Reading]:
         """A reading for each skewed campaign whose correct calls have now gone on for the quiet
@@ -176,14 +204,22 @@ class AlertEvaluator:
         limit = self.settings.pipeline.max_future_seconds
         quiet_minutes = rules.clock_skew_quiet_minutes
         return Check(
-            Rule.CLOCK_SKEW, 0.0 if quiet else state.ahead_seconds, float(limit), None, clear=float(limit),
-            higher_is_worse=True, enough_data=quiet or state.calls >= rules.clock_skew_min_calls,
-            sample=state.calls, window_minutes=round(quiet_minutes),
-            detail=(f"no call stamped ahead of the worker's clock in {quiet_minutes:g} min of the campaign's calls"
-                    if quiet else
-                    f"{state.calls:,} call(s) stamped up to {format_seconds(state.ahead_seconds)} ahead of the "
-                    f"worker's clock were dead-lettered as future_event_time (pipeline.max_future_seconds = "
-                    f"{limit} s); fix the dialer's clock or time zone"),
+            Rule.CLOCK_SKEW,
+            0.0 if quiet else state.ahead_seconds,
+            float(limit),
+            None,
+            clear=float(limit),
+            higher_is_worse=True,
+            enough_data=quiet or state.calls >= rules.clock_skew_min_calls,
+            sample=state.calls,
+            window_minutes=round(quiet_minutes),
+            detail=(
+                f"no call stamped ahead of the worker's clock in {quiet_minutes:g} min of the campaign's calls"
+                if quiet
+                else f"{state.calls:,} call(s) stamped up to {format_seconds(state.ahead_seconds)} ahead of the "
+                f"worker's clock were dead-lettered as future_event_time (pipeline.max_future_seconds = "
+                f"{limit} s); fix the dialer's clock or time zone"
+            ),
         )
 
     def note_counted(self, attempt) -> None:
@@ -203,32 +239,41 @@ class AlertEvaluator:
         # nothing to read; then on the windows themselves. The baselines are only those
         # fetched already (fetch=False below).
         kept = self.buckets.kept_totals(campaign)
-        if (kept[_CONTACTS] < rules.min_live_answers and kept[_DIALS] < rules.contact_min_dials
-                and kept[_ORDERS] < rules.cpo_min_orders):
+        if (
+            kept[_CONTACTS] < rules.min_live_answers
+            and kept[_DIALS] < rules.contact_min_dials
+            and kept[_ORDERS] < rules.cpo_min_orders
+        ):
             return
-        abandon = self.buckets.window_sums(campaign, rules.abandon_window_minutes,
-                                           window_start(watermark, rules.abandon_window_minutes))
+        abandon = self.buckets.window_sums(
+            campaign, rules.abandon_window_minutes, window_start(watermark, rules.abandon_window_minutes)
+        )
         if not self._abandon_has_data(abandon[_CONTACTS], rules):
             baseline = self._cached_baseline(campaign, minute)
             if baseline is None:
                 return
             if not self._contact_has_data(abandon[_DIALS], baseline, rules):
-                cpo = self.buckets.window_sums(campaign, rules.cpo_window_minutes,
-                                               window_start(watermark, rules.cpo_window_minutes))
+                cpo = self.buckets.window_sums(
+                    campaign, rules.cpo_window_minutes, window_start(watermark, rules.cpo_window_minutes)
+                )
                 if not self._cpo_has_data(cpo[_ORDERS], baseline, rules):
                     return
         at = datetime.fromtimestamp(watermark, timezone.utc)
         live, window, baseline = self._live_windows(campaign, at, rules, fetch=False)
-        self._pending.append(Reading(campaign, at, self._live_checks_from(live, window, baseline, rules),
-                                     attempt.event_id))
+        self._pending.append(
+            Reading(campaign, at, self._live_checks_from(live, window, baseline, rules), attempt.event_id)
+        )
 
-    def read(self, triggers: Mapping[str, str],
-             violations: Sequence[Violation] = ()) -> list[Reading]:
+    def read(self, triggers: Mapping[str, str], violations: Sequence[Violation] = ()) -> list[Reading]:
         """The batch's readings: read_live() then read_landed(), for callers that do both at once."""
         return self.read_landed(self.read_live(triggers, violations))
 
-    def read_live(self, triggers: Mapping[str, str], violations: Sequence[Violation] = (),
-                  calling_hours: Sequence[CallingHoursViolation] = ()) -> BatchReading:
+    def read_live(
+        self,
+        triggers: Mapping[str, str],
+        violations: Sequence[Violation] = (),
+        calling_hours: Sequence[CallingHoursViolation] = (),
+    ) -> BatchReading:
         """The half of a batch's readings held in memory, taken before the next batch is counted:
         those taken at minute boundaries while counting, then the live rules at each campaign's
         newest event time (``triggers``: campaign -> newest counted event id). It fetches only
@@ -238,17 +283,23 @@ class AlertEvaluator:
         for violation in violations:
             violating.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
         outside_hours: dict[str, list[str]] = {}
-        for violation in calling_hours:
-            outside_hours.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
-        triggers = {**triggers, **{campaign: ids[-1] for campaign, ids in violating.items()},
-                    **{campaign: ids[-1] for campaign, ids in outside_hours.items() if campaign not in triggers}}
+        for outside in calling_hours:
+            outside_hours.setdefault(outside.attempt.campaign, []).append(outside.attempt.event_id)
+        triggers = {
+            **triggers,
+            **{campaign: ids[-1] for campaign, ids in violating.items()},
+            **{campaign: ids[-1] for campaign, ids in outside_hours.items() if campaign not in triggers},
+        }
         newest = dict(self._newest_times(triggers))
         self._prefetch_baselines(newest)
         campaigns = []
         for campaign, at in sorted(newest.items()):
             live = self.live_checks(campaign, at, self.settings.alert_rules_for(campaign))
-            campaigns.append(CampaignReading(campaign, at, live, triggers[campaign], violating.get(campaign),
-                                             outside_hours.get(campaign)))
+            campaigns.append(
+                CampaignReading(
+                    campaign, at, live, triggers[campaign], violating.get(campaign), outside_hours.get(campaign)
+                )
+            )
         pending, self._pending = self._pending, []
         return BatchReading(pending + self._quiet_clocks(triggers), campaigns)
 
@@ -262,7 +313,9 @@ class AlertEvaluator:
         readings = list(batch.pending)
         for campaign, at, live, trigger_event_id, violation_ids, calling_hours_ids in batch.campaigns:
             rules = self.settings.alert_rules_for(campaign)
-            checks = live + self._compliance_checks(campaign, at, rules) + [self._model_drift_check(campaign, at, rules)]
+            checks = (
+                live + self._compliance_checks(campaign, at, rules) + [self._model_drift_check(campaign, at, rules)]
+            )
             if violation_ids is not None or (Rule.STOP_LIST_VIOLATION, campaign) in self.book.firing:
                 checks.append(self._stop_list(campaign, at, rules, violation_ids or []))
             if calling_hours_ids is not None or (Rule.CALLING_HOURS_VIOLATION, campaign) in self.book.firing:
@@ -284,18 +337,20 @@ class AlertEvaluator:
         """Rules over windows held in memory; ``fetch=False`` skips baselines not cached yet."""
         return self._live_checks_from(*self._live_windows(campaign, at, rules, fetch), rules)
 
-    def _live_windows(self, campaign: str, at: datetime, rules: AlertRules,
-                      fetch: bool) -> tuple[dict, dict | None, dict | None]:
+    def _live_windows(
+        self, campaign: str, at: datetime, rules: AlertRules, fetch: bool
+    ) -> tuple[dict, dict | None, dict | None]:
         """The abandon window, the CPO window (only read with a baseline) and the baseline."""
         live = self._window(campaign, at, rules.abandon_window_minutes)
         baseline = self._baseline(campaign, at, rules, fetch)
         window = self._window(campaign, at, rules.cpo_window_minutes) if baseline is not None else None
         return live, window, baseline
 
-    def _live_checks_from(self, live: dict, window: dict | None, baseline: dict | None,
-                          rules: AlertRules) -> list[Check]:
+    def _live_checks_from(
+        self, live: dict, window: dict | None, baseline: dict | None, rules: AlertRules
+    ) -> list[Check]:
         checks = [self._abandon(live, rules)]
-        if baseline is not None:
+        if baseline is not None and window is not None:  # _live_windows reads a window with every baseline
             checks.append(self._contact_drop(live, baseline, rules))
             checks.append(self._cpo_spike(window, baseline, rules))
         return checks
@@ -336,12 +391,21 @@ class AlertEvaluator:
         thin = best_case is None or best_case[1] >= rules.abandon_resolve
         rate = ratio(abandoned, contacts)
         return Check(
-            Rule.ABANDON_RATE, rate, rules.abandon_warning, rules.abandon_critical,
-            clear=rules.abandon_resolve * rules.clear_ratio if thin else rules.abandon_resolve, higher_is_worse=True,
-            enough_data=cls._abandon_has_data(contacts, rules), sample=contacts,
-            window_minutes=live["window_minutes"], interval=interval, clear_on_value=thin,
-            describe=lambda: f"{abandoned} abandoned of {contacts} live answers, {format_metric('abandon_rate', rate)} "
-                   f"({format_interval(interval, rules.confidence)}) in the last {live['window_minutes']} min",
+            Rule.ABANDON_RATE,
+            rate,
+            rules.abandon_warning,
+            rules.abandon_critical,
+            clear=rules.abandon_resolve * rules.clear_ratio if thin else rules.abandon_resolve,
+            higher_is_worse=True,
+            enough_data=cls._abandon_has_data(contacts, rules),
+            sample=contacts,
+            window_minutes=live["window_minutes"],
+            interval=interval,
+            clear_on_value=thin,
+            describe=lambda: (
+                f"{abandoned} abandoned of {contacts} live answers, {format_metric('abandon_rate', rate)} "
+                f"({format_interval(interval, rules.confidence)}) in the last {live['window_minutes']} min"
+            ),
         )
 
     def _newest_times(self, triggers: Iterable[str]) -> Iterable[tuple[str, datetime]]:
@@ -363,8 +427,10 @@ class AlertEvaluator:
             return
         sums = compliance_windows_at(self.client, {c: at + timedelta(minutes=1) for c, at in stale.items()})
         for campaign, at in stale.items():
-            self._compliance[campaign] = (int(at.timestamp() // 60), self._compliance_from(
-                campaign, sums.get(campaign, {}), self.settings.alert_rules_for(campaign)))
+            self._compliance[campaign] = (
+                int(at.timestamp() // 60),
+                self._compliance_from(campaign, sums.get(campaign, {}), self.settings.alert_rules_for(campaign)),
+            )
 
     def _compliance_checks(self, campaign: str, at: datetime, rules: AlertRules) -> list[Check]:
         minute = int(at.timestamp() // 60)
@@ -381,60 +447,106 @@ class AlertEvaluator:
         the forecast of either crossing its limit within alerts.forecast_hours."""
         amd_rate, _ = self.settings.compliance.amd_for(campaign)
         checks, budgets = [], []
-        for rule, window, minutes in ((Rule.COMPLIANCE_UK_24H, "uk_24h", 24 * 60),
-                                      (Rule.COMPLIANCE_US_30D, "us_30d", 30 * 24 * 60)):
+        for rule, window, minutes in (
+            (Rule.COMPLIANCE_UK_24H, "uk_24h", 24 * 60),
+            (Rule.COMPLIANCE_US_30D, "us_30d", 30 * 24 * 60),
+        ):
             definition = WINDOW_DEFINITION[window]
             figure = compliance_figures(sums, amd_rate, prefix=f"{window}_")[definition]
             last_hour = compliance_figures(sums, amd_rate, prefix="last_1h_")[definition]
             warning = rules.compliance_limit * rules.compliance_share
             enough = figure.live_answers >= rules.min_live_answers
-            checks.append(Check(
-                rule, figure.rate, warning, rules.compliance_limit,
-                clear=warning * rules.clear_ratio, higher_is_worse=True,
-                enough_data=enough, sample=int(figure.live_answers), window_minutes=minutes,
-                detail=self._figure_text(figure, amd_rate) + f"; the limit is "
-                       f"{format_metric('abandon_rate', rules.compliance_limit)}",
-            ))
+            checks.append(
+                Check(
+                    rule,
+                    figure.rate,
+                    warning,
+                    rules.compliance_limit,
+                    clear=warning * rules.clear_ratio,
+                    higher_is_worse=True,
+                    enough_data=enough,
+                    sample=int(figure.live_answers),
+                    window_minutes=minutes,
+                    detail=self._figure_text(figure, amd_rate) + f"; the limit is "
+                    f"{format_metric('abandon_rate', rules.compliance_limit)}",
+                )
+            )
             if enough and last_hour.live_answers > 0:
-                budgets.append((rule, abandon_budget(window, minutes, rules.compliance_limit, figure.abandoned,
-                                                     figure.live_answers, last_hour.abandoned,
-                                                     last_hour.live_answers)))
+                budgets.append(
+                    (
+                        rule,
+                        abandon_budget(
+                            window,
+                            minutes,
+                            rules.compliance_limit,
+                            figure.abandoned,
+                            figure.live_answers,
+                            last_hour.abandoned,
+                            last_hour.live_answers,
+                        ),
+                    )
+                )
         checks.append(self._forecast(budgets, rules))
         return checks
 
     def _figure_text(self, figure, amd_rate: float) -> str:
         counts = f"{figure.abandoned:,.0f} abandoned of {figure.live_answers:,.0f} live answers"
         if figure.definition == "ftc":
-            return (f"{counts} under the FTC rule (dropped, or connected after more than "
-                    f"{self.settings.compliance.ftc_connect_seconds:g} s); {figure.unjudged:,} connected call(s) "
-                    "without a wait not judged")
+            return (
+                f"{counts} under the FTC rule (dropped, or connected after more than "
+                f"{self.settings.compliance.ftc_connect_seconds:g} s); {figure.unjudged:,} connected call(s) "
+                "without a wait not judged"
+            )
         if figure.definition == "ofcom":
-            return (f"{figure.abandoned:,.1f} abandoned of {figure.live_answers:,.1f} live calls under Ofcom's rule, "
-                    f"with {figure.estimate:,.1f} estimated live among the machine-classified calls "
-                    f"(amd_false_positive_rate {amd_rate:g})")
+            return (
+                f"{figure.abandoned:,.1f} abandoned of {figure.live_answers:,.1f} live calls under Ofcom's rule, "
+                f"with {figure.estimate:,.1f} estimated live among the machine-classified calls "
+                f"(amd_false_positive_rate {amd_rate:g})"
+            )
         return counts
 
     def _forecast(self, budgets: list, rules: AlertRules) -> Check:
         """compliance_forecast: the soonest projected crossing of a window not over its limit yet
         (one that is over has its own critical alert), warning within alerts.forecast_hours."""
         hours = self.settings.alerts.forecast_hours
-        ahead = [(budget.hours_to_breach, rule, budget) for rule, budget in budgets
-                 if budget.hours_to_breach is not None and budget.hours_to_breach > 0]
+        ahead = [
+            (budget.hours_to_breach, rule, budget)
+            for rule, budget in budgets
+            if budget.hours_to_breach is not None and budget.hours_to_breach > 0
+        ]
         if not ahead:
-            return Check(Rule.COMPLIANCE_FORECAST, NO_BREACH_HOURS, hours, None, clear=hours / rules.clear_ratio,
-                         higher_is_worse=False, enough_data=bool(budgets), sample=0, window_minutes=60,
-                         detail="no window's limit is crossed at the last hour's pace")
+            return Check(
+                Rule.COMPLIANCE_FORECAST,
+                NO_BREACH_HOURS,
+                hours,
+                None,
+                clear=hours / rules.clear_ratio,
+                higher_is_worse=False,
+                enough_data=bool(budgets),
+                sample=0,
+                window_minutes=60,
+                detail="no window's limit is crossed at the last hour's pace",
+            )
         soonest, rule, budget = min(ahead, key=lambda item: item[0])
         now_rate = ratio(budget.abandoned, budget.live_answers)
         pace = ratio(budget.last_hour_abandoned, budget.last_hour_live_answers)
         return Check(
-            Rule.COMPLIANCE_FORECAST, soonest, hours, None, clear=hours / rules.clear_ratio, higher_is_worse=False,
-            enough_data=True, sample=int(budget.last_hour_live_answers), window_minutes=60,
-            detail=(f"{RULE_LABELS[rule]} {format_metric('abandon_rate', now_rate)} now, "
-                    f"{max(0.0, budget.remaining):,.1f} more abandons allowed at {budget.live_answers:,.0f} live "
-                    f"answers; at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
-                    f"{budget.last_hour_live_answers:,.0f}, {format_metric('abandon_rate', pace)})"
-                    f" it crosses {format_metric('abandon_rate', budget.limit)} in {format_seconds(soonest * 3600)}"),
+            Rule.COMPLIANCE_FORECAST,
+            soonest,
+            hours,
+            None,
+            clear=hours / rules.clear_ratio,
+            higher_is_worse=False,
+            enough_data=True,
+            sample=int(budget.last_hour_live_answers),
+            window_minutes=60,
+            detail=(
+                f"{RULE_LABELS[rule]} {format_metric('abandon_rate', now_rate)} now, "
+                f"{max(0.0, budget.remaining):,.1f} more abandons allowed at {budget.live_answers:,.0f} live "
+                f"answers; at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
+                f"{budget.last_hour_live_answers:,.0f}, {format_metric('abandon_rate', pace)})"
+                f" it crosses {format_metric('abandon_rate', budget.limit)} in {format_seconds(soonest * 3600)}"
+            ),
         )
 
     def _model_drift_check(self, campaign: str, at: datetime, rules: AlertRules) -> Check:
@@ -451,7 +563,7 @@ class AlertEvaluator:
     def _prefetch_model_drift(self, newest: Mapping[str, datetime]) -> None:
         """Every campaign whose event hour moved gets its drift check from one query per
         distinct window length, instead of one query per campaign at each hour."""
-        stale: dict[float, dict[str, datetime]] = {}
+        stale: dict[int, dict[str, datetime]] = {}
         for campaign, at in newest.items():
             cached = self._model_drift.get(campaign)
             if cached is None or cached[0] != int(at.timestamp() // 3600):
@@ -462,53 +574,88 @@ class AlertEvaluator:
             # override of model_drift_days comes with its own rules).
             least = min(self.settings.alert_rules_for(c).model_drift_min_calls for c in untils)
             for campaign, result in trailing_calibrations(self.client, untils, days=days, min_calls=least).items():
-                self._model_drift[campaign] = (int(untils[campaign].timestamp() // 3600), self._drift_check_from(
-                    result, self.settings.alert_rules_for(campaign)))
+                self._model_drift[campaign] = (
+                    int(untils[campaign].timestamp() // 3600),
+                    self._drift_check_from(result, self.settings.alert_rules_for(campaign)),
+                )
 
     @staticmethod
     def _drift_check_from(result, rules: AlertRules) -> Check:
         calls = result.n if result is not None else 0
         if isinstance(result, TooFewCalls):
-            return Check(Rule.MODEL_DRIFT, 0.0, rules.model_drift_warning, rules.model_drift_critical,
-                         clear=rules.model_drift_warning * rules.clear_ratio, higher_is_worse=True,
-                         enough_data=False, sample=calls, window_minutes=rules.model_drift_days * 24 * 60,
-                         detail=f"{calls:,} scored conversations in {rules.model_drift_days} days; "
-                                f"the check needs {rules.model_drift_min_calls:,}")
-        significant = (result is not None and result.hl_pvalue is not None
-                       and result.hl_pvalue < rules.model_drift_significance)
+            return Check(
+                Rule.MODEL_DRIFT,
+                0.0,
+                rules.model_drift_warning,
+                rules.model_drift_critical,
+                clear=rules.model_drift_warning * rules.clear_ratio,
+                higher_is_worse=True,
+                enough_data=False,
+                sample=calls,
+                window_minutes=rules.model_drift_days * 24 * 60,
+                detail=f"{calls:,} scored conversations in {rules.model_drift_days} days; "
+                f"the check needs {rules.model_drift_min_calls:,}",
+            )
+        significant = (
+            result is not None and result.hl_pvalue is not None and result.hl_pvalue < rules.model_drift_significance
+        )
         # A gap the sample cannot tell from chance counts as no gap, so noise neither fires nor holds an alert.
         error = (result.ece or 0.0) if significant else 0.0
-        detail = "no scored conversations" if result is None else (
-            f"predicted and actual order rates differ by {(result.ece or 0) * 100:.1f} points on average "
-            f"across score deciles ({calls:,} conversations, {rules.model_drift_days} days; Hosmer-Lemeshow "
-            f"p = {'–' if result.hl_pvalue is None else f'{result.hl_pvalue:.2g}'}; AUC {'–' if result.auc is None else f'{result.auc:.2f}'}); "
-            "re-score the list")
+        detail = (
+            "no scored conversations"
+            if result is None
+            else (
+                f"predicted and actual order rates differ by {(result.ece or 0) * 100:.1f} points on average "
+                f"across score deciles ({calls:,} conversations, {rules.model_drift_days} days; Hosmer-Lemeshow "
+                f"p = {'–' if result.hl_pvalue is None else f'{result.hl_pvalue:.2g}'}; "
+                f"AUC {'–' if result.auc is None else f'{result.auc:.2f}'}); "
+                "re-score the list"
+            )
+        )
         return Check(
-            Rule.MODEL_DRIFT, error, rules.model_drift_warning, rules.model_drift_critical,
-            clear=rules.model_drift_warning * rules.clear_ratio, higher_is_worse=True,
-            enough_data=calls >= rules.model_drift_min_calls, sample=calls,
-            window_minutes=rules.model_drift_days * 24 * 60, detail=detail,
+            Rule.MODEL_DRIFT,
+            error,
+            rules.model_drift_warning,
+            rules.model_drift_critical,
+            clear=rules.model_drift_warning * rules.clear_ratio,
+            higher_is_worse=True,
+            enough_data=calls >= rules.model_drift_min_calls,
+            sample=calls,
+            window_minutes=rules.model_drift_days * 24 * 60,
+            detail=detail,
         )
 
     def _calling_hours(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
         minutes = rules.calling_hours_window_minutes
-        calls = recent_calling_hours_violations(self.client, campaign, at - timedelta(minutes=minutes), at,
-                                                event_ids)
+        calls = recent_calling_hours_violations(self.client, campaign, at - timedelta(minutes=minutes), at, event_ids)
         # Like a stop-list dial, any call outside the allowed hours is a breach: critical at one.
         return Check(
-            Rule.CALLING_HOURS_VIOLATION, float(calls), None, 1.0, clear=1.0, higher_is_worse=True,
-            enough_data=True, sample=calls, window_minutes=minutes,
+            Rule.CALLING_HOURS_VIOLATION,
+            float(calls),
+            None,
+            1.0,
+            clear=1.0,
+            higher_is_worse=True,
+            enough_data=True,
+            sample=calls,
+            window_minutes=minutes,
             detail=f"{calls} call(s) outside the callee's allowed local hours in the last {minutes} min",
         )
 
     def _stop_list(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
         minutes = rules.stop_list_window_minutes
-        dials = recent_stop_list_violations(self.client, campaign, at - timedelta(minutes=minutes), at,
-                                            event_ids)
+        dials = recent_stop_list_violations(self.client, campaign, at - timedelta(minutes=minutes), at, event_ids)
         # Any dial to a flagged customer is a breach: critical at one, clear at none.
         return Check(
-            Rule.STOP_LIST_VIOLATION, float(dials), None, 1.0, clear=1.0, higher_is_worse=True,
-            enough_data=True, sample=dials, window_minutes=minutes,
+            Rule.STOP_LIST_VIOLATION,
+            float(dials),
+            None,
+            1.0,
+            clear=1.0,
+            higher_is_worse=True,
+            enough_data=True,
+            sample=dials,
+            window_minutes=minutes,
             detail=f"{dials} dial(s) to stop-listed customers in the last {minutes} min",
         )
 
@@ -533,8 +680,9 @@ class AlertEvaluator:
         if key not in self._baselines:
             if not fetch:
                 return None
-            sums = campaign_baseline(self.client, campaign, key.slot,
-                                     until - timedelta(days=rules.baseline_days), until)
+            sums = campaign_baseline(
+                self.client, campaign, key.slot, until - timedelta(days=rules.baseline_days), until
+            )
             self._baselines[key] = self._baseline_from(sums, key.slot)
         return self._baselines[key]
 
@@ -554,8 +702,11 @@ class AlertEvaluator:
 
     @staticmethod
     def _baseline_from(sums: Mapping, slot: str) -> dict:
-        return {"contact_rate": ratio(sums["slot_contacts"], sums["slot_dials"]),
-                "cpo": ratio(sums["cost"], sums["orders"]), "slot": slot}
+        return {
+            "contact_rate": ratio(sums["slot_contacts"], sums["slot_dials"]),
+            "cpo": ratio(sums["cost"], sums["orders"]),
+            "slot": slot,
+        }
 
     @classmethod
     def _contact_drop(cls, live: dict, baseline: dict, rules: AlertRules) -> Check:
@@ -568,13 +719,21 @@ class AlertEvaluator:
         interval = wilson_interval(contacts, dials, confidence_z(rules.confidence))
         rate = ratio(contacts, dials)
         return Check(
-            Rule.CONTACT_RATE_DROP, rate, level, None,
-            clear=level / rules.clear_ratio, higher_is_worse=False,
-            enough_data=cls._contact_has_data(dials, baseline, rules), sample=dials,
-            window_minutes=live["window_minutes"], interval=interval,
-            describe=lambda: f"{contacts} live answers of {dials} dials, {format_metric('contact_rate', rate)} "
-                   f"({format_interval(interval, rules.confidence)}); usual {baseline['slot']} contact rate is "
-                   f"{format_metric('contact_rate', usual)} (previous {rules.baseline_days} days)",
+            Rule.CONTACT_RATE_DROP,
+            rate,
+            level,
+            None,
+            clear=level / rules.clear_ratio,
+            higher_is_worse=False,
+            enough_data=cls._contact_has_data(dials, baseline, rules),
+            sample=dials,
+            window_minutes=live["window_minutes"],
+            interval=interval,
+            describe=lambda: (
+                f"{contacts} live answers of {dials} dials, {format_metric('contact_rate', rate)} "
+                f"({format_interval(interval, rules.confidence)}); usual {baseline['slot']} contact rate is "
+                f"{format_metric('contact_rate', usual)} (previous {rules.baseline_days} days)"
+            ),
         )
 
     @classmethod
@@ -588,18 +747,31 @@ class AlertEvaluator:
         usual = baseline["cpo"]
         level = usual * rules.cpo_spike_multiple if usual else math.inf
         conversion = wilson_interval(orders, contacts, confidence_z(rules.confidence))
-        interval = None if conversion is None else (
-            cost / (contacts * conversion[1]) if conversion[1] > 0 else math.inf,
-            cost / (contacts * conversion[0]) if conversion[0] > 0 else math.inf)
+        interval = (
+            None
+            if conversion is None
+            else (
+                cost / (contacts * conversion[1]) if conversion[1] > 0 else math.inf,
+                cost / (contacts * conversion[0]) if conversion[0] > 0 else math.inf,
+            )
+        )
         return Check(
-            Rule.CPO_SPIKE, ratio(cost, orders), level, None,
-            clear=level * rules.clear_ratio, higher_is_worse=True,
-            enough_data=cls._cpo_has_data(orders, baseline, rules), sample=orders,
-            window_minutes=window["window_minutes"], interval=interval,
-            describe=lambda: f"{format_metric('cpo', cost)} for {orders} orders of {contacts} live answers "
-                   f"({rules.confidence * 100:g} % CI {format_metric('cpo', interval[0] if interval else None)}–"
-                   f"{format_metric('cpo', interval[1] if interval and math.isfinite(interval[1]) else None)}); "
-                   f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)",
+            Rule.CPO_SPIKE,
+            ratio(cost, orders),
+            level,
+            None,
+            clear=level * rules.clear_ratio,
+            higher_is_worse=True,
+            enough_data=cls._cpo_has_data(orders, baseline, rules),
+            sample=orders,
+            window_minutes=window["window_minutes"],
+            interval=interval,
+            describe=lambda: (
+                f"{format_metric('cpo', cost)} for {orders} orders of {contacts} live answers "
+                f"({rules.confidence * 100:g} % CI {format_metric('cpo', interval[0] if interval else None)}–"
+                f"{format_metric('cpo', interval[1] if interval and math.isfinite(interval[1]) else None)}); "
+                f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)"
+            ),
         )
 
 
@@ -611,4 +783,3 @@ def triggers_of(attempts: Iterable) -> dict[str, str]:
         if current is None or attempt.event_time >= current[0]:
             newest[attempt.campaign] = (attempt.event_time, attempt.event_id)
     return {campaign: event_id for campaign, (_, event_id) in newest.items()}
-
