@@ -125,3 +125,25 @@ def test_a_body_past_the_limit_is_refused(owner):
         assert response.status_code == 413
     finally:
         endpoint.close()
+
+
+def test_one_client_answers_queries_from_several_threads_at_once(owner):
+    """The dashboard's server threads share one client: a callback's query while another's is
+    still running is answered, not refused as a second query in the same session."""
+    _, path = owner
+    endpoint = serve(path, EndpointLimits(concurrent_queries=2, query_seconds=3))
+    try:
+        shared = connect(endpoint.url)
+        slow_result: list = []
+        slow = threading.Thread(
+            target=lambda: slow_result.append(shared.command("SELECT count() FROM calls WHERE sleepEachRow(0.4) = 0"))
+        )
+        slow.start()
+        time.sleep(0.3)  # the slow query (3 rows x 0.4 s) is running
+        assert slow.is_alive()
+        assert shared.command("SELECT count() FROM calls WHERE campaign = 'north'") == 2
+        slow.join(10)
+        assert slow_result == [3]
+        shared.close()
+    finally:
+        endpoint.close()

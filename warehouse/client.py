@@ -46,6 +46,12 @@ def connect(url: str) -> Client:
         loopback = parsed.hostname in ("127.0.0.1", "::1", "localhost")
         # Passed only on loopback: elsewhere a compression named in the URL still applies.
         options: dict[str, Any] = {"compress": False} if loopback else {}
+        # No session unless the URL names one: the dashboard shares one client among its server's
+        # threads, and clickhouse-connect refuses a second query in a session that is still
+        # answering one (a page's callbacks failed with 500s when two of them overlapped).
+        # Nothing here keeps state in a session (no SET, no temporary tables).
+        if "session_id" not in parsed.query:
+            options["autogenerate_session_id"] = False
         try:
             return clickhouse_connect.get_client(dsn=url, **options)
         except Exception as exc:
