@@ -13,13 +13,16 @@ from callpulse.cli.common import console, settings_of, stdout_console
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 def deadletters(ctx: click.Context, reason: str | None, limit: int, output_format: str) -> None:
-    """Recent dead letters (records nobody could use) with their reasons, newest first."""
+    """Recent dead letters (records nobody could use) with their reasons, newest first.
+    Times are on the configured zone's clock (pipeline.timezone); --format json keeps ISO 8601
+    with the offset."""
     from collections import Counter
 
     import msgspec
     from rich.table import Table
 
     from core.deadletters import DeadLetter
+    from core.localtime import local_time, zone_name
     from streams.kafka_admin import read_topic
 
     settings = settings_of(ctx)
@@ -40,12 +43,16 @@ def deadletters(ctx: click.Context, reason: str | None, limit: int, output_forma
         click.echo(msgspec.json.encode(shown).decode())
         return
     console.print("by reason: " + (", ".join(f"{r} {n:,}" for r, n in by_reason.most_common()) or "none"))
-    table = Table(title=f"dead letters in {settings.topics.dead_letters} ({len(shown)} of {len(letters)})")
-    for column in ("rejected at (UTC)", "reason", "source", "detail", "original"):
+    zone = settings.zone
+    table = Table(
+        title=f"dead letters in {settings.topics.dead_letters} ({len(shown)} of {len(letters)})"
+        f" · times in {zone_name(zone)}"
+    )
+    for column in (f"rejected at ({zone_name(zone)})", "reason", "source", "detail", "original"):
         table.add_column(column, overflow="fold")
     for letter in shown:
         table.add_row(
-            f"{letter.rejected_at:%Y-%m-%d %H:%M:%S}",
+            local_time(letter.rejected_at, zone),
             letter.reason,
             f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
             + (f" #{letter.batch_index}" if letter.batch_index is not None else ""),
