@@ -119,6 +119,10 @@ class CallAttempt(msgspec.Struct, frozen=True, tag="call_attempt", tag_field="ty
         return self.outcome in LIVE_ANSWER_OUTCOMES
 
 
+# What an agent is doing, as an agent_state event says it.
+AgentState = Literal["available", "on_call", "wrap_up", "paused", "logged_out"]
+
+
 class AgentStateChange(msgspec.Struct, frozen=True, tag="agent_state", tag_field="type", forbid_unknown_fields=True):
     """An agent moved to a new state; feeds staffing and pacing figures."""
 
@@ -127,7 +131,7 @@ class AgentStateChange(msgspec.Struct, frozen=True, tag="agent_state", tag_field
     campaign: Identifier
     event_time: UtcTime
     agent: Identifier
-    state: Literal["available", "on_call", "wrap_up", "paused", "logged_out"]
+    state: AgentState
     team: Identifier | None = None
 
 
