@@ -16,12 +16,12 @@ import heapq
 import math
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 from core.privacy import callee_timezone, hash_phone
-from core.schema import SCHEMA_VERSION, AgentStateChange, CallAttempt, DialerState, Event, Lead, Outcome
+from core.schema import SCHEMA_VERSION, AgentState, AgentStateChange, CallAttempt, DialerState, Event, Lead, Outcome
 from core.slots import SlotRules
 
 SEGMENTS = ("seniors", "homemakers", "working_women", "students", "salaried")
@@ -29,15 +29,19 @@ SEGMENT_WEIGHTS = (0.25, 0.2, 0.15, 0.1, 0.3)
 
 # Probability that a dial reaches a live person, by segment and slot, before list quality.
 CONTACT_PROBABILITY = {
-    "seniors":       {"morning": 0.32, "midday": 0.28, "evening": 0.18, "night": 0.12, "off_hours": 0.08},
-    "homemakers":    {"morning": 0.18, "midday": 0.30, "evening": 0.20, "night": 0.12, "off_hours": 0.07},
+    "seniors": {"morning": 0.32, "midday": 0.28, "evening": 0.18, "night": 0.12, "off_hours": 0.08},
+    "homemakers": {"morning": 0.18, "midday": 0.30, "evening": 0.20, "night": 0.12, "off_hours": 0.07},
     "working_women": {"morning": 0.07, "midday": 0.08, "evening": 0.25, "night": 0.22, "off_hours": 0.06},
-    "students":      {"morning": 0.06, "midday": 0.08, "evening": 0.24, "night": 0.18, "off_hours": 0.10},
-    "salaried":      {"morning": 0.05, "midday": 0.06, "evening": 0.12, "night": 0.28, "off_hours": 0.06},
+    "students": {"morning": 0.06, "midday": 0.08, "evening": 0.24, "night": 0.18, "off_hours": 0.10},
+    "salaried": {"morning": 0.05, "midday": 0.06, "evening": 0.12, "night": 0.28, "off_hours": 0.06},
 }
 # How a dial that reaches nobody ends.
-NON_CONTACT_MIX = ((Outcome.NO_ANSWER, 0.55), (Outcome.BUSY, 0.10), (Outcome.MACHINE, 0.25),
-                   (Outcome.INVALID_NUMBER, 0.10))
+NON_CONTACT_MIX = (
+    (Outcome.NO_ANSWER, 0.55),
+    (Outcome.BUSY, 0.10),
+    (Outcome.MACHINE, 0.25),
+    (Outcome.INVALID_NUMBER, 0.10),
+)
 # Agent teams (VICIdial user groups); each campaign is worked by the floors in its own proportion.
 TEAMS = ("tokyo-floor", "osaka-floor", "remote")
 TEAM_WEIGHTS = {
@@ -66,7 +70,7 @@ class CampaignProfile:
     agents: int
     lines_per_free_agent: float
     list_quality: float  # multiplies contact probability
-    conversion: float    # order probability for an average lead who talks to an agent
+    conversion: float  # order probability for an average lead who talks to an agent
     mean_talk_seconds: float
     # Every drift_period seconds, for drift_length seconds, pacing jumps by drift_factor.
     drift_period: float = 0.0
@@ -89,15 +93,32 @@ class CampaignProfile:
 
 
 DEFAULT_CAMPAIGNS = (
-    CampaignProfile("home-insurance", agents=20, lines_per_free_agent=2.6, list_quality=1.0,
-                    conversion=0.12, mean_talk_seconds=190),
-    CampaignProfile("broadband-upgrade", agents=14, lines_per_free_agent=2.9, list_quality=0.8,
-                    conversion=0.09, mean_talk_seconds=150, model_decay_hours=24),
-    CampaignProfile("charity-giving", agents=8, lines_per_free_agent=1.8, list_quality=1.1,
-                    conversion=0.18, mean_talk_seconds=120),
-    CampaignProfile("credit-card-winback", agents=16, lines_per_free_agent=3.5, list_quality=0.65,
-                    conversion=0.07, mean_talk_seconds=170,
-                    drift_period=2 * 3600, drift_length=1800, drift_factor=1.8),
+    CampaignProfile(
+        "home-insurance", agents=20, lines_per_free_agent=2.6, list_quality=1.0, conversion=0.12, mean_talk_seconds=190
+    ),
+    CampaignProfile(
+        "broadband-upgrade",
+        agents=14,
+        lines_per_free_agent=2.9,
+        list_quality=0.8,
+        conversion=0.09,
+        mean_talk_seconds=150,
+        model_decay_hours=24,
+    ),
+    CampaignProfile(
+        "charity-giving", agents=8, lines_per_free_agent=1.8, list_quality=1.1, conversion=0.18, mean_talk_seconds=120
+    ),
+    CampaignProfile(
+        "credit-card-winback",
+        agents=16,
+        lines_per_free_agent=3.5,
+        list_quality=0.65,
+        conversion=0.07,
+        mean_talk_seconds=170,
+        drift_period=2 * 3600,
+        drift_length=1800,
+        drift_factor=1.8,
+    ),
 )
 
 
@@ -115,7 +136,7 @@ class _CampaignState:
     ringing: list[tuple[float, int, dict]] = field(default_factory=list)  # live answers, by answer time
     lines_busy_until: list[float] = field(default_factory=list)  # every dialled line still ringing
     # The floor, per agent number: its latest scheduled state, when that was, when its shift began.
-    agent_states: list[str] = field(default_factory=list)
+    agent_states: list[AgentState] = field(default_factory=list)
     agent_state_at: list[float] = field(default_factory=list)
     shift_start: list[float] = field(default_factory=list)
     agent_teams: list[str] = field(default_factory=list)
@@ -126,9 +147,17 @@ class _CampaignState:
 class DialerSimulator:
     """Generates call attempts in event-time order from ``start``, deterministically per seed."""
 
-    def __init__(self, slot_rules: SlotRules, hmac_key: bytes, *, seed: int = 7,
-                 start: datetime | None = None, campaigns=DEFAULT_CAMPAIGNS, agents_scale: float = 1.0,
-                 floor: bool = False):
+    def __init__(
+        self,
+        slot_rules: SlotRules,
+        hmac_key: bytes,
+        *,
+        seed: int = 7,
+        start: datetime | None = None,
+        campaigns=DEFAULT_CAMPAIGNS,
+        agents_scale: float = 1.0,
+        floor: bool = False,
+    ):
         """``floor``: also emit each agent's agent_state events (log in, on call, wrap-up,
         breaks, log out) and a dialer_state snapshot per campaign every few seconds."""
         self.rng = random.Random(seed)
@@ -196,8 +225,7 @@ class DialerSimulator:
 
     def _choose_non_contact(self, profile: CampaignProfile) -> Outcome:
         # Poorer lists carry more dead numbers.
-        weights = [w * (1.0 / profile.list_quality if o is Outcome.INVALID_NUMBER else 1.0)
-                   for o, w in NON_CONTACT_MIX]
+        weights = [w * (1.0 / profile.list_quality if o is Outcome.INVALID_NUMBER else 1.0) for o, w in NON_CONTACT_MIX]
         return self.rng.choices([o for o, _ in NON_CONTACT_MIX], weights)[0]
 
     def _answer(self, state: _CampaignState, call: dict) -> None:
@@ -207,8 +235,14 @@ class DialerSimulator:
         if wait > 0:
             state.waiting.append((self.now + min(wait, ABANDON_HOLD_SECONDS), self.now))
         if wait > ABANDON_HOLD_SECONDS:
-            self._emit(profile, call["lead"], Outcome.ABANDONED, ring=call["ring"],
-                       wait=ABANDON_HOLD_SECONDS, end=self.now + ABANDON_HOLD_SECONDS)
+            self._emit(
+                profile,
+                call["lead"],
+                Outcome.ABANDONED,
+                ring=call["ring"],
+                wait=ABANDON_HOLD_SECONDS,
+                end=self.now + ABANDON_HOLD_SECONDS,
+            )
             return
         talk = self.rng.lognormvariate(math.log(profile.mean_talk_seconds) - 0.18, 0.6)
         talk = round(min(talk, 1800.0), 1)
@@ -218,13 +252,33 @@ class DialerSimulator:
         heapq.heapreplace(state.agent_free_at, (free_at, agent))
         ordered = self.rng.random() < profile.order_probability(call["lead"]["response_score"], self.now)
         order_value = round(self.rng.uniform(30, 300), 2) if ordered else 0.0
-        self._emit(profile, call["lead"], Outcome.CONNECTED, ring=call["ring"], wait=round(wait, 2),
-                   talk=talk, end=self.now + wait + talk, order=ordered, order_value=order_value,
-                   agent=f"{profile.name}-{agent + 1:02d}")
+        self._emit(
+            profile,
+            call["lead"],
+            Outcome.CONNECTED,
+            ring=call["ring"],
+            wait=round(wait, 2),
+            talk=talk,
+            end=self.now + wait + talk,
+            order=ordered,
+            order_value=order_value,
+            agent=f"{profile.name}-{agent + 1:02d}",
+        )
 
-    def _emit(self, profile: CampaignProfile, lead: dict, outcome: Outcome, *, ring: float, end: float,
-              wait: float = 0.0, talk: float = 0.0, order: bool = False, order_value: float = 0.0,
-              agent: str | None = None) -> None:
+    def _emit(
+        self,
+        profile: CampaignProfile,
+        lead: dict,
+        outcome: Outcome,
+        *,
+        ring: float,
+        end: float,
+        wait: float = 0.0,
+        talk: float = 0.0,
+        order: bool = False,
+        order_value: float = 0.0,
+        agent: str | None = None,
+    ) -> None:
         lead = dict(lead)
         zone = lead.pop("callee_timezone", None)
         attempt = CallAttempt(
@@ -249,7 +303,7 @@ class DialerSimulator:
     def _agent_name(self, profile: CampaignProfile, agent: int) -> str:
         return f"{profile.name}-{agent + 1:02d}"
 
-    def _agent_span(self, state: _CampaignState, agent: int, new_state: str, start: float, end: float) -> None:
+    def _agent_span(self, state: _CampaignState, agent: int, new_state: AgentState, start: float, end: float) -> None:
         """``new_state`` from ``start`` to ``end``, sent again every HEARTBEAT_AFTER_SECONDS
         meanwhile (a dialer's live view repeats an agent's state; a long call is no silence)."""
         at = start
@@ -257,7 +311,7 @@ class DialerSimulator:
             self._agent_event(state, agent, new_state, at)
             at += HEARTBEAT_AFTER_SECONDS
 
-    def _agent_event(self, state: _CampaignState, agent: int, new_state: str, at: float) -> None:
+    def _agent_event(self, state: _CampaignState, agent: int, new_state: AgentState, at: float) -> None:
         """Schedule agent ``agent``'s move to ``new_state`` at ``at`` simulated seconds."""
         profile = state.profile
         state.agent_states[agent] = new_state
@@ -265,13 +319,15 @@ class DialerSimulator:
         event = AgentStateChange(
             schema_version=SCHEMA_VERSION,
             event_id=str(uuid.UUID(int=self.floor_rng.getrandbits(128), version=4)),
-            campaign=profile.name, event_time=self.start + timedelta(seconds=round(at, 3)),
-            agent=self._agent_name(profile, agent), state=new_state,
-            team=state.agent_teams[agent])
+            campaign=profile.name,
+            event_time=self.start + timedelta(seconds=round(at, 3)),
+            agent=self._agent_name(profile, agent),
+            state=new_state,
+            team=state.agent_teams[agent],
+        )
         heapq.heappush(self._pending, _Pending(at, self._next_seq(), event))
 
-    def _agent_cycle(self, state: _CampaignState, agent: int, call_start: float, talk: float,
-                     free_at: float) -> float:
+    def _agent_cycle(self, state: _CampaignState, agent: int, call_start: float, talk: float, free_at: float) -> float:
         """One call's agent events: on call, wrap-up, then available, a break or the shift's end.
         Returns when the agent takes its next call."""
         self._agent_span(state, agent, "on_call", call_start, call_start + talk)
@@ -298,11 +354,14 @@ class DialerSimulator:
         snapshot = DialerState(
             schema_version=SCHEMA_VERSION,
             event_id=str(uuid.UUID(int=self.floor_rng.getrandbits(128), version=4)),
-            campaign=state.profile.name, event_time=self.start + timedelta(seconds=self.now),
+            campaign=state.profile.name,
+            event_time=self.start + timedelta(seconds=self.now),
             dial_level=round(state.profile.lines_per_agent_at(self.now), 2),
-            calls_ringing=len(state.lines_busy_until), calls_waiting=len(state.waiting),
+            calls_ringing=len(state.lines_busy_until),
+            calls_waiting=len(state.waiting),
             longest_wait_seconds=None if longest is None else round(longest, 2),
-            dialable_leads=max(0, LIST_SIZE - state.dials))
+            dialable_leads=max(0, LIST_SIZE - state.dials),
+        )
         heapq.heappush(self._pending, _Pending(self.now, self._next_seq(), snapshot))
 
     def _next_seq(self) -> int:
