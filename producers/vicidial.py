@@ -31,11 +31,11 @@ import msgspec
 from core.alerts import format_seconds
 from core.config import Settings, StatusRule
 from core.privacy import DEFAULT_REGION, callee_timezone, hash_phone, looks_like_phone_number, redact_phone_numbers
-from core.schema import SCHEMA_VERSION, AgentStateChange, CallAttempt, Lead, Outcome
+from core.schema import SCHEMA_VERSION, AgentState, AgentStateChange, CallAttempt, Lead, Outcome
 
 REQUIRED_COLUMNS = ("uniqueid", "campaign_id", "call_date", "length_in_sec", "status")
 # vicidial_agent_log: one row per agent call cycle, its seconds in each state in this order.
-AGENT_LOG_SPANS = (
+AGENT_LOG_SPANS: tuple[tuple[str, AgentState], ...] = (
     ("pause_sec", "paused"),
     ("wait_sec", "available"),
     ("talk_sec", "on_call"),
@@ -133,6 +133,10 @@ class RowMapper:
             f"{segment_column.removesuffix('_id')}-{value(segment_column)}" if value(segment_column) else "unknown"
         )
         agent = value("user")
+        # An abandoned call's length is its hold before the drop. vicidial_log keeps no queue wait for
+        # an outbound call, so a connected call's is unknown: null, which the FTC figure shows beside
+        # its rate, never 0, which would pass the call as connected in time.
+        wait: float | None = {Outcome.ABANDONED: length, Outcome.CONNECTED: None}.get(outcome, 0.0)
         try:
             attempt = CallAttempt(
                 schema_version=SCHEMA_VERSION,
@@ -150,7 +154,7 @@ class RowMapper:
                     else None,
                 ),
                 ring_seconds=length if outcome not in (Outcome.CONNECTED, Outcome.ABANDONED) else 0.0,
-                wait_seconds=length if outcome is Outcome.ABANDONED else 0.0,
+                wait_seconds=wait,
                 talk_seconds=length if outcome is Outcome.CONNECTED else 0.0,
                 order=is_order,
                 agent=None if agent.upper() in NO_AGENT else agent[:128],
@@ -390,7 +394,7 @@ class AgentLogMapper:
                     yield cycle, self._event(cycle, "logged_out", ended)
 
     @staticmethod
-    def _event(cycle: AgentCycle, state: str, at: datetime) -> AgentStateChange:
+    def _event(cycle: AgentCycle, state: AgentState, at: datetime) -> AgentStateChange:
         return AgentStateChange(
             schema_version=SCHEMA_VERSION,
             event_id=f"vicidial_agent_log/{cycle.user}/{state}/{at.strftime('%Y%m%dT%H%M%S.%f')[:-3]}",
