@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from core.config import Settings
-from core.schema import SCHEMA_VERSION, AgentStateChange, DialerState, encode_event
+from core.schema import SCHEMA_VERSION, AgentState, AgentStateChange, DialerState, encode_event
 from producers.ingest import dead_letter_row, without_phone
 from producers.publisher import EventPublisher
 from producers.vicidial import IngestSummary, RowError, RowMapper
@@ -364,7 +364,7 @@ NOT_RINGING_STATUSES = {"LIVE", "XFER", "CLOSER"}
 FLOOR_ID_TIME = "%Y%m%dT%H%M%S.%f"
 
 
-def agent_state_of(status: str, lead_id: int | None) -> str | None:
+def agent_state_of(status: str, lead_id: int | None) -> AgentState | None:
     """The agent_state of a vicidial_live_agents row; None for a status VICIdial has not defined."""
     status = status.upper()
     if status in ON_CALL_STATUSES:
@@ -382,7 +382,7 @@ class AgentNow:
 
     campaign: str
     team: str | None
-    state: str
+    state: AgentState
     since: datetime  # UTC event time of the state
 
 
