@@ -26,13 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from callpulse.embedded import EmbeddedBroker, free_port  # noqa: E402
 from core.alerts import decode_alert  # noqa: E402
 from core.config import load_settings  # noqa: E402
-from callpulse.embedded import EmbeddedBroker, free_port  # noqa: E402
 from core.schema import encode_event  # noqa: E402
-from streams.kafka_admin import ensure_topics  # noqa: E402
 from producers.publisher import EventPublisher  # noqa: E402
 from producers.scenarios import Phase, abandon_rate_phases  # noqa: E402
+from streams.kafka_admin import ensure_topics  # noqa: E402
 
 
 def wait_health(port: int, predicate, timeout_s: float = 120.0) -> dict:
@@ -53,7 +53,7 @@ def one_run(broker_port: int, workdir: Path, rate: float, run: int) -> float:
     config = workdir / f"run{run}.toml"
     config.write_text(f"""
 [pipeline]
-data_dir = "{workdir / f'var{run}'}"
+data_dir = "{workdir / f"var{run}"}"
 [topics]
 call_events = "bench{run}.call-events"
 dead_letters = "bench{run}.dead-letters"
@@ -75,9 +75,23 @@ compliance_limit = 0.5
     publisher.flush()
     health_port = free_port()
     env = dict(os.environ, CALLPULSE_HMAC_KEY="bench")
-    worker = subprocess.Popen([sys.executable, "-m", "callpulse", "--config", str(config), "worker",
-                               "--health-port", str(health_port), "--no-dashboard"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "callpulse",
+            "--config",
+            str(config),
+            "worker",
+            "--health-port",
+            str(health_port),
+            "--no-dashboard",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_health(health_port, lambda h: h["ready"] and h["counted"] >= len(backlog))
         sent_at: dict[str, float] = {}
@@ -104,8 +118,10 @@ compliance_limit = 0.5
         alert = decode_alert(record.value)
         if alert.severity == "critical" and alert.state == "firing":
             latency = record.timestamp / 1000 - sent_at[alert.trigger_event_id]
-            print(f"run {run}: critical at {alert.value * 100:.2f} % -> on the topic {latency * 1000:.0f} ms "
-                  "after its trigger event was sent")
+            print(
+                f"run {run}: critical at {alert.value * 100:.2f} % -> on the topic {latency * 1000:.0f} ms "
+                "after its trigger event was sent"
+            )
             consumer.close()
             return latency
     raise SystemExit("no critical alert on the topic")
@@ -118,8 +134,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(free_port(), Path(tmp) / "broker") as broker:
         latencies = [one_run(broker.port, Path(tmp), args.rate, run) for run in range(args.runs)]
-    print(f"alert latency over {args.runs} runs at {args.rate:.0f} events/s: "
-          f"median {statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+    print(
+        f"alert latency over {args.runs} runs at {args.rate:.0f} events/s: "
+        f"median {statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":
