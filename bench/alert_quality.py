@@ -52,8 +52,9 @@ class RuleRunner:
     """The worker's counting and live alert readings for a stream of calls, in process."""
 
     def __init__(self, code: Path):
-        (self.load_settings, self.SlotRules, self.AlertEvaluator, self.MinuteBuckets, self.Verdict,
-         self.scenarios) = load_code(code)
+        (self.load_settings, self.SlotRules, self.AlertEvaluator, self.MinuteBuckets, self.Verdict, self.scenarios) = (
+            load_code(code)
+        )
         self.settings = self.load_settings(None, pipeline__data_dir="/nonexistent")
 
     def run(self, events) -> list:
@@ -84,13 +85,24 @@ def quiet_day(runner: RuleRunner, volumes: list[int], seeds: int) -> list[dict]:
         episodes, transitions = [], []
         for seed in range(seeds):
             events = runner.scenarios.abandon_rate_draws(
-                "steady", START, (runner.scenarios.Phase(24 * 60, 0.01),), live_answers_per_minute=volume,
-                seed=1000 + seed)
+                "steady",
+                START,
+                (runner.scenarios.Phase(24 * 60, 0.01),),
+                live_answers_per_minute=volume,
+                seed=1000 + seed,
+            )
             alerts = runner.run(events)
             episodes.append(len({alert.alert_id for alert in alerts}))
             transitions.append(len(alerts))
-        rows.append({"volume": volume, "days": seeds, "days_with_alert": sum(1 for e in episodes if e),
-                     "episodes": sum(episodes), "transitions": sum(transitions)})
+        rows.append(
+            {
+                "volume": volume,
+                "days": seeds,
+                "days_with_alert": sum(1 for e in episodes if e),
+                "episodes": sum(episodes),
+                "transitions": sum(transitions),
+            }
+        )
     return rows
 
 
@@ -101,20 +113,31 @@ def spike(runner: RuleRunner, volumes: list[int], seeds: int) -> list[dict]:
     for volume in volumes:
         delays, missed, before = [], 0, 0
         for seed in range(seeds):
-            events = runner.scenarios.abandon_rate_draws("spiky", START, phases, live_answers_per_minute=volume,
-                                                         seed=2000 + seed)
+            events = runner.scenarios.abandon_rate_draws(
+                "spiky", START, phases, live_answers_per_minute=volume, seed=2000 + seed
+            )
             alerts = runner.run(events)
             before += sum(1 for alert in alerts if alert.event_time < spike_start and alert.state == "firing")
-            critical = [alert for alert in alerts if alert.severity == "critical" and alert.state == "firing"
-                        and alert.event_time >= spike_start]
+            critical = [
+                alert
+                for alert in alerts
+                if alert.severity == "critical" and alert.state == "firing" and alert.event_time >= spike_start
+            ]
             if critical:
                 delays.append((critical[0].event_time - spike_start).total_seconds() / 60)
             else:
                 missed += 1
-        rows.append({"volume": volume, "runs": seeds, "missed": missed,
-                     "within_12": sum(1 for d in delays if d <= 12),
-                     "median_min": statistics.median(delays) if delays else None,
-                     "max_min": max(delays) if delays else None, "false_before": before})
+        rows.append(
+            {
+                "volume": volume,
+                "runs": seeds,
+                "missed": missed,
+                "within_12": sum(1 for d in delays if d <= 12),
+                "median_min": statistics.median(delays) if delays else None,
+                "max_min": max(delays) if delays else None,
+                "false_before": before,
+            }
+        )
     return rows
 
 
@@ -124,16 +147,18 @@ def simulator_day(runner: RuleRunner, seeds: int) -> dict:
     settings = runner.settings
     transitions, episodes, answers = 0, 0, 0
     for seed in range(seeds):
-        simulator = DialerSimulator(runner.SlotRules(settings.slots, settings.zone), b"bench", seed=seed,
-                                    start=START)
-        events = [event for event in simulator.events(sim_seconds=24 * 3600)
-                  if type(event).__name__ == "CallAttempt"]
+        simulator = DialerSimulator(runner.SlotRules(settings.slots, settings.zone), b"bench", seed=seed, start=START)
+        events = [event for event in simulator.events(sim_seconds=24 * 3600) if type(event).__name__ == "CallAttempt"]
         answers += sum(1 for event in events if event.outcome.value in ("connected", "abandoned"))
         alerts = runner.run(events)
         transitions += len(alerts)
         episodes += len({alert.alert_id for alert in alerts})
-    return {"days": seeds, "transitions": transitions, "episodes": episodes,
-            "live_answers_per_campaign_minute": answers / seeds / 4 / (24 * 60)}
+    return {
+        "days": seeds,
+        "transitions": transitions,
+        "episodes": episodes,
+        "live_answers_per_campaign_minute": answers / seeds / 4 / (24 * 60),
+    }
 
 
 def main() -> None:
@@ -147,28 +172,44 @@ def main() -> None:
     runner = RuleRunner(args.code.resolve())
     rules = runner.settings.alert_rules_for("default")
     began = time.monotonic()
-    print(f"code: {args.code} · abandon rule: warning {rules.abandon_warning:.0%}, critical "
-          f"{rules.abandon_critical:.0%}, {rules.abandon_window_minutes}-min window, min {rules.min_live_answers} "
-          f"live answers" + (f", {rules.confidence:.0%} Wilson interval, resolve below {rules.abandon_resolve:.0%}"
-                              if hasattr(rules, "confidence") else ", on the point rate"))
+    print(
+        f"code: {args.code} · abandon rule: warning {rules.abandon_warning:.0%}, critical "
+        f"{rules.abandon_critical:.0%}, {rules.abandon_window_minutes}-min window, min {rules.min_live_answers} "
+        f"live answers"
+        + (
+            f", {rules.confidence:.0%} Wilson interval, resolve below {rules.abandon_resolve:.0%}"
+            if hasattr(rules, "confidence")
+            else ", on the point rate"
+        )
+    )
     print("\nquiet day (24 h at a true 1 % abandon rate): abandon alerts raised")
     print(f"{'live/min':>9} {'days':>5} {'days with an alert':>19} {'episodes':>9} {'transitions':>12}")
     for row in quiet_day(runner, volumes, args.seeds):
-        print(f"{row['volume']:>9} {row['days']:>5} {row['days_with_alert']:>19} {row['episodes']:>9} "
-              f"{row['transitions']:>12}")
-    print("\nspike (2 h at 1 %, 30 min at 8 %, 1 h at 1 %): minutes of event time from the spike's start to "
-          "the critical alert")
-    print(f"{'live/min':>9} {'runs':>5} {'missed':>7} {'<= 12 min':>10} {'median':>7} {'max':>6} "
-          f"{'alerts before the spike':>24}")
+        print(
+            f"{row['volume']:>9} {row['days']:>5} {row['days_with_alert']:>19} {row['episodes']:>9} "
+            f"{row['transitions']:>12}"
+        )
+    print(
+        "\nspike (2 h at 1 %, 30 min at 8 %, 1 h at 1 %): minutes of event time from the spike's start to "
+        "the critical alert"
+    )
+    print(
+        f"{'live/min':>9} {'runs':>5} {'missed':>7} {'<= 12 min':>10} {'median':>7} {'max':>6} "
+        f"{'alerts before the spike':>24}"
+    )
     for row in spike(runner, volumes, 2 * args.seeds):
         fmt = lambda v: "–" if v is None else f"{v:.0f}"  # noqa: E731
-        print(f"{row['volume']:>9} {row['runs']:>5} {row['missed']:>7} {row['within_12']:>10} "
-              f"{fmt(row['median_min']):>7} {fmt(row['max_min']):>6} {row['false_before']:>24}")
+        print(
+            f"{row['volume']:>9} {row['runs']:>5} {row['missed']:>7} {row['within_12']:>10} "
+            f"{fmt(row['median_min']):>7} {fmt(row['max_min']):>6} {row['false_before']:>24}"
+        )
     if args.simulator_days:
         day = simulator_day(runner, args.simulator_days)
-        print(f"\ndialer simulator, four campaigns, {day['days']} simulated day(s) "
-              f"(~{day['live_answers_per_campaign_minute']:.1f} live answers per campaign-minute): "
-              f"{day['episodes']} abandon-alert episode(s), {day['transitions']} transition(s)")
+        print(
+            f"\ndialer simulator, four campaigns, {day['days']} simulated day(s) "
+            f"(~{day['live_answers_per_campaign_minute']:.1f} live answers per campaign-minute): "
+            f"{day['episodes']} abandon-alert episode(s), {day['transitions']} transition(s)"
+        )
     print(f"\n({time.monotonic() - began:.0f} s)")
 
 
