@@ -59,16 +59,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
+from peers import memory_mb  # noqa: E402
+from pipeline import Worker, console, cpu_seconds, fresh_pipeline, landed_all, percentile, publish, write_results  # noqa: E402
 from rich.table import Table  # noqa: E402
+from workload import call_events  # noqa: E402
 
 from core.slots import SlotRules  # noqa: E402
-from warehouse.faults import SWITCH_NAME  # noqa: E402
-from streams.kafka_admin import partition_bounds  # noqa: E402
 from dashboards.auth import hash_password, hash_token, new_token  # noqa: E402
-from peers import memory_mb  # noqa: E402
-from pipeline import (Worker, console, cpu_seconds, fresh_pipeline, landed_all, percentile,  # noqa: E402
-                      publish, write_results)
-from workload import call_events  # noqa: E402
+from streams.kafka_admin import partition_bounds  # noqa: E402
+from warehouse.faults import SWITCH_NAME  # noqa: E402
 
 RESULTS_FILE = ROOT / "bench" / "results" / "dashboard_pressure.txt"
 CONDITIONS = ("idle", "logins", "campaigns", "flood")
@@ -91,6 +90,7 @@ token_sha256 = "{hash_token(TOKEN)}"
 
 
 # -- the dashboard's clients ---------------------------------------------------------------
+
 
 @dataclass
 class ClientLog:
@@ -122,9 +122,11 @@ class ClientLog:
             return f"{self.name}: no answer ({dict(self.errors)})"
         codes = ", ".join(f"{count:,} x {status}" for status, count in sorted(self.statuses.items()))
         errors = f", errors {dict(self.errors)}" if self.errors else ""
-        return (f"{self.name}: {len(self.latencies_ms):,} requests ({codes}{errors}), "
-                f"p50 {statistics.median(self.latencies_ms):.0f} ms, p95 {percentile(self.latencies_ms, 0.95):.0f} ms, "
-                f"largest {self.largest_bytes / 1e6:.2f} MB")
+        return (
+            f"{self.name}: {len(self.latencies_ms):,} requests ({codes}{errors}), "
+            f"p50 {statistics.median(self.latencies_ms):.0f} ms, p95 {percentile(self.latencies_ms, 0.95):.0f} ms, "
+            f"largest {self.largest_bytes / 1e6:.2f} MB"
+        )
 
 
 class Clients:
@@ -189,14 +191,27 @@ class Clients:
             if listed is None or listed.status_code != 200:
                 return
             dependencies = listed.json()
-            log.timed(http, "POST", "/_dash-update-component", content=callback_request(
-                dependencies, "_pages_content.children", {"_pages_location.pathname": "/",
-                                                          "_pages_location.search": ""}))
+            log.timed(
+                http,
+                "POST",
+                "/_dash-update-component",
+                content=callback_request(
+                    dependencies,
+                    "_pages_content.children",
+                    {"_pages_location.pathname": "/", "_pages_location.search": ""},
+                ),
+            )
             intervals = 0
             while self.running():
                 intervals += 1
-                log.timed(http, "POST", "/_dash-update-component", content=callback_request(
-                    dependencies, "campaign-tiles.children", {"wallboard-refresh.n_intervals": intervals}))
+                log.timed(
+                    http,
+                    "POST",
+                    "/_dash-update-component",
+                    content=callback_request(
+                        dependencies, "campaign-tiles.children", {"wallboard-refresh.n_intervals": intervals}
+                    ),
+                )
                 self.stopping.wait(every_s)
 
 
@@ -206,11 +221,19 @@ def callback_request(dependencies: list[dict], output_part: str, values: dict) -
     outputs = [dict(zip(("id", "property"), key.rsplit(".", 1))) for key in spec["output"].strip(".").split("...")]
 
     def filled(items):
-        return [{"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")}
-                for i in items]
+        return [
+            {"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")} for i in items
+        ]
 
-    return json.dumps({"output": spec["output"], "outputs": outputs, "inputs": filled(spec["inputs"]),
-                       "state": filled(spec["state"]), "changedPropIds": []}).encode()
+    return json.dumps(
+        {
+            "output": spec["output"],
+            "outputs": outputs,
+            "inputs": filled(spec["inputs"]),
+            "state": filled(spec["state"]),
+            "changedPropIds": [],
+        }
+    ).encode()
 
 
 def wait_for_dashboard(base_url: str, worker: Worker, timeout_s: float = 180) -> None:
@@ -227,6 +250,7 @@ def wait_for_dashboard(base_url: str, worker: Worker, timeout_s: float = 180) ->
 
 
 # -- a condition ---------------------------------------------------------------------------
+
 
 def land_flood(settings, campaigns: int) -> float:
     """One call for each of ``campaigns`` campaigns in the last ten minutes, counted and landed
@@ -278,8 +302,12 @@ class Outcome:
 
 def run_condition(condition: str, round_number: int, args) -> Outcome:
     with fresh_pipeline(f"pressure-{condition}", args.partitions, logins_config()) as (workdir, config, settings):
-        publish(settings, call_events(args.events, seed=args.seed, campaigns=args.campaigns), args.events,
-                f"{condition}: publishing the backlog")
+        publish(
+            settings,
+            call_events(args.events, seed=args.seed, campaigns=args.campaigns),
+            args.events,
+            f"{condition}: publishing the backlog",
+        )
         ends = {p: end for p, (_, end) in partition_bounds(settings, settings.topics.call_events).items()}
         note = ""
         if condition in ("campaigns", "flood"):
@@ -322,34 +350,57 @@ def run_condition(condition: str, round_number: int, args) -> Outcome:
         finally:
             clients.stop()
             peak_rss, _ = worker.stop()
-        note = "; ".join(part for part in (note, f"dashboard process peak RSS {worker.dashboard_peak_rss_mb:.0f} MB")
-                         if part)
+        note = "; ".join(
+            part for part in (note, f"dashboard process peak RSS {worker.dashboard_peak_rss_mb:.0f} MB") if part
+        )
         if done["counted"] != args.events:
             raise SystemExit(f"{condition}: the worker counted {done['counted']:,} of {args.events:,} events")
-    outcome = Outcome(condition, round_number, measured / seconds, seconds, cpu_share, peak_rss, anon,
-                      summaries, note)
-    console.print(f"[bold]{condition}[/] (round {round_number}): {outcome.events_per_s:,.0f} events/s "
-                  f"({measured:,} in {seconds:.1f} s), worker CPU {cpu_share * 100:.0f} %, peak RSS "
-                  f"{peak_rss:.0f} MB" + "".join(f"\n  {line}" for line in summaries))
+    outcome = Outcome(condition, round_number, measured / seconds, seconds, cpu_share, peak_rss, anon, summaries, note)
+    console.print(
+        f"[bold]{condition}[/] (round {round_number}): {outcome.events_per_s:,.0f} events/s "
+        f"({measured:,} in {seconds:.1f} s), worker CPU {cpu_share * 100:.0f} %, peak RSS "
+        f"{peak_rss:.0f} MB" + "".join(f"\n  {line}" for line in summaries)
+    )
     return outcome
 
 
 # -- the run -------------------------------------------------------------------------------
 
+
 def render(outcomes: list[Outcome], args, width: int = 170) -> tuple[str, dict]:
     idle = statistics.median(o.events_per_s for o in outcomes if o.condition == "idle")
     idle_cpu = statistics.median(o.cpu_us_per_event for o in outcomes if o.condition == "idle")
-    table = Table(title=f"dashboard pressure · {args.events:,} events (the worker, its dashboard in a process of "
-                        f"its own) · "
-                        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
-    for column in ("condition", "round", "events/s", "vs idle", "s", "worker CPU", "CPU µs/event", "peak RSS",
-                   "peak anon", "clients"):
+    table = Table(
+        title=f"dashboard pressure · {args.events:,} events (the worker, its dashboard in a process of "
+        f"its own) · "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
+    for column in (
+        "condition",
+        "round",
+        "events/s",
+        "vs idle",
+        "s",
+        "worker CPU",
+        "CPU µs/event",
+        "peak RSS",
+        "peak anon",
+        "clients",
+    ):
         table.add_column(column, justify="left" if column in ("condition", "clients") else "right")
     for o in outcomes:
-        table.add_row(o.condition, str(o.round), f"{o.events_per_s:,.0f}", f"{o.events_per_s / idle * 100:.0f} %",
-                      f"{o.seconds:.1f}", f"{o.cpu_share * 100:.0f} %", f"{o.cpu_us_per_event:.0f}",
-                      f"{o.peak_rss_mb:.0f} MB",
-                      f"{o.peak_anon_mb:.0f} MB", "\n".join([*o.clients, o.note]).strip() or "none")
+        table.add_row(
+            o.condition,
+            str(o.round),
+            f"{o.events_per_s:,.0f}",
+            f"{o.events_per_s / idle * 100:.0f} %",
+            f"{o.seconds:.1f}",
+            f"{o.cpu_share * 100:.0f} %",
+            f"{o.cpu_us_per_event:.0f}",
+            f"{o.peak_rss_mb:.0f} MB",
+            f"{o.peak_anon_mb:.0f} MB",
+            "\n".join([*o.clients, o.note]).strip() or "none",
+        )
     numbers: dict = {"idle_events_per_s": idle}
     lines = []
     for condition in CONDITIONS:
@@ -363,10 +414,12 @@ def render(outcomes: list[Outcome], args, width: int = 170) -> tuple[str, dict]:
         numbers[f"{condition}_events_per_s"] = rate
         numbers[f"{condition}_vs_idle"] = rate / idle
         numbers[f"{condition}_peak_rss_mb"] = peak
-        lines.append(f"{condition}: {rate:,.0f} events/s (median of {len(mine)}), {rate / idle * 100:.0f} % of idle "
-                     f"({'within' if rate >= 0.9 * idle else 'NOT within'} 10 %); worker CPU {cpu:.0f} µs an event, "
-                     f"{cpu / idle_cpu * 100:.0f} % of idle's; peak RSS {peak:.0f} MB "
-                     f"({'under' if peak < 1024 else 'NOT under'} 1 GB)")
+        lines.append(
+            f"{condition}: {rate:,.0f} events/s (median of {len(mine)}), {rate / idle * 100:.0f} % of idle "
+            f"({'within' if rate >= 0.9 * idle else 'NOT within'} 10 %); worker CPU {cpu:.0f} µs an event, "
+            f"{cpu / idle_cpu * 100:.0f} % of idle's; peak RSS {peak:.0f} MB "
+            f"({'under' if peak < 1024 else 'NOT under'} 1 GB)"
+        )
     recorder = console.__class__(record=True, width=width, file=open("/dev/null", "w"), color_system=None)
     recorder.print(table)
     for line in lines:
@@ -394,8 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     conditions = [c.strip() for c in args.conditions.split(",")]
     if "idle" not in conditions or not set(conditions) <= set(CONDITIONS):
         parser.error(f"--conditions: a list of {', '.join(CONDITIONS)}, idle among them")
-    outcomes = [run_condition(condition, number, args)
-                for number in range(1, args.rounds + 1) for condition in conditions]
+    outcomes = [
+        run_condition(condition, number, args) for number in range(1, args.rounds + 1) for condition in conditions
+    ]
     text, numbers = render(outcomes, args)
     numbers["runs"] = [{**vars(o), "cpu_us_per_event": o.cpu_us_per_event} for o in outcomes]
     print(text)
