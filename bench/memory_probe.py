@@ -53,9 +53,21 @@ from pathlib import Path
 
 
 class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def heap() -> dict | None:
@@ -67,8 +79,12 @@ def heap() -> dict | None:
     mallinfo2.restype = MallInfo2
     info = mallinfo2()
     mb = 1024 * 1024
-    return {"arena_mb": round(info.arena / mb, 1), "in_use_mb": round(info.uordblks / mb, 1),
-            "free_mb": round(info.fordblks / mb, 1), "mmapped_mb": round(info.hblkhd / mb, 1)}
+    return {
+        "arena_mb": round(info.arena / mb, 1),
+        "in_use_mb": round(info.uordblks / mb, 1),
+        "free_mb": round(info.fordblks / mb, 1),
+        "mmapped_mb": round(info.hblkhd / mb, 1),
+    }
 
 
 def status_mb(field: str) -> float:
@@ -81,8 +97,11 @@ def status_mb(field: str) -> float:
 
 def pymalloc() -> dict | None:
     """Python's small-object allocator, from sys._debugmallocstats() (which writes to stderr)."""
-    figures = {"# arenas allocated current": "arenas", "# bytes in allocated blocks": "allocated_mb",
-               "# bytes in available blocks": "available_mb"}
+    figures = {
+        "# arenas allocated current": "arenas",
+        "# bytes in allocated blocks": "allocated_mb",
+        "# bytes in available blocks": "available_mb",
+    }
     with tempfile.TemporaryFile() as capture:
         saved = os.dup(2)
         try:
@@ -100,8 +119,9 @@ def pymalloc() -> dict | None:
         if key:
             number = int(value.strip().replace(",", ""))
             found[key] = number if key == "arenas" else round(number / 2**20, 1)
-    arena_bytes = next((int(line.split("*")[1].split()[0]) for line in text.splitlines()
-                        if "bytes/arena" in line), None)
+    arena_bytes = next(
+        (int(line.split("*")[1].split()[0]) for line in text.splitlines() if "bytes/arena" in line), None
+    )
     if "arenas" in found and arena_bytes:
         found["arenas_mb"] = round(found["arenas"] * arena_bytes / 2**20, 1)
     return found or None
@@ -148,33 +168,57 @@ def full_collection() -> dict:
         gc.garbage.clear()
     finally:
         gc.set_debug(0)
-    return {"unreachable": found, "kinds": dict(kinds), "seconds": round(time.perf_counter() - started, 2),
-            "rss_mb": status_mb("VmRSS"), "anon_mb": status_mb("RssAnon"), "heap": heap(),
-            "objects": most_numerous(5)}
+    return {
+        "unreachable": found,
+        "kinds": dict(kinds),
+        "seconds": round(time.perf_counter() - started, 2),
+        "rss_mb": status_mb("VmRSS"),
+        "anon_mb": status_mb("RssAnon"),
+        "heap": heap(),
+        "objects": most_numerous(5),
+    }
 
 
 def watch(out: Path, every_s: float, settle_s: float, top: int, collect_every: int, chdb: ChdbMemory) -> None:
     started = time.monotonic()
     baseline, settled = None, False
     tracing = tracemalloc.is_tracing()
-    ignored = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
-               tracemalloc.Filter(False, "<unknown>")]
+    ignored = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+        tracemalloc.Filter(False, "<unknown>"),
+    ]
     for number in itertools.count(1):
         time.sleep(every_s)
         snapshot = tracemalloc.take_snapshot().filter_traces(ignored) if tracing else None
-        line = {"seconds": round(time.monotonic() - started), "rss_mb": status_mb("VmRSS"),
-                "anon_mb": status_mb("RssAnon"),
-                "traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1) if tracing else None,
-                "heap": heap(), "pymalloc": pymalloc(), "chdb_mb": chdb.mb(), "objects": most_numerous(),
-                "gc": {"pending": gc.get_count(), "collections": [g["collections"] for g in gc.get_stats()],
-                       "frozen": gc.get_freeze_count()}}
+        line = {
+            "seconds": round(time.monotonic() - started),
+            "rss_mb": status_mb("VmRSS"),
+            "anon_mb": status_mb("RssAnon"),
+            "traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1) if tracing else None,
+            "heap": heap(),
+            "pymalloc": pymalloc(),
+            "chdb_mb": chdb.mb(),
+            "objects": most_numerous(),
+            "gc": {
+                "pending": gc.get_count(),
+                "collections": [g["collections"] for g in gc.get_stats()],
+                "frozen": gc.get_freeze_count(),
+            },
+        }
         if not settled and time.monotonic() - started >= settle_s:
             baseline, settled = snapshot, True
             line["baseline"] = True
         elif baseline is not None:
-            line["grown"] = [{"where": str(stat.traceback), "mb": round(stat.size_diff / 2**20, 2),
-                              "blocks": stat.count_diff, "now_mb": round(stat.size / 2**20, 2)}
-                             for stat in snapshot.compare_to(baseline, "lineno")[:top]]
+            line["grown"] = [
+                {
+                    "where": str(stat.traceback),
+                    "mb": round(stat.size_diff / 2**20, 2),
+                    "blocks": stat.count_diff,
+                    "now_mb": round(stat.size / 2**20, 2),
+                }
+                for stat in snapshot.compare_to(baseline, "lineno")[:top]
+            ]
         if collect_every and number % collect_every == 0:
             line["full_collection"] = full_collection()
         with out.open("a") as file:
@@ -186,9 +230,16 @@ def main() -> None:
     if "-m" not in argv:
         raise SystemExit(__doc__)
     split = argv.index("-m")
-    options, module, module_args = argv[:split], argv[split + 1], argv[split + 2:]
-    settings = {"--out": None, "--every": "60", "--settle": "120", "--top": "25", "--frames": "1",
-                "--collect-every": "0", "--young-every": "0"}
+    options, module, module_args = argv[:split], argv[split + 1], argv[split + 2 :]
+    settings = {
+        "--out": None,
+        "--every": "60",
+        "--settle": "120",
+        "--top": "25",
+        "--frames": "1",
+        "--collect-every": "0",
+        "--young-every": "0",
+    }
     for name, value in zip(options[::2], options[1::2]):
         if name not in settings:
             raise SystemExit(f"unknown option {name}\n{__doc__}")
@@ -199,11 +250,22 @@ def main() -> None:
         tracemalloc.start(int(settings["--frames"]))
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # where `python -m` from the checkout would look
     if float(settings["--young-every"]) > 0:
-        threading.Thread(target=collect_young, args=(float(settings["--young-every"]),), name="young-collector",
-                         daemon=True).start()
-    threading.Thread(target=watch, name="memory-probe", daemon=True,
-                     args=(Path(settings["--out"]), float(settings["--every"]), float(settings["--settle"]),
-                           int(settings["--top"]), int(settings["--collect-every"]), ChdbMemory(module_args))).start()
+        threading.Thread(
+            target=collect_young, args=(float(settings["--young-every"]),), name="young-collector", daemon=True
+        ).start()
+    threading.Thread(
+        target=watch,
+        name="memory-probe",
+        daemon=True,
+        args=(
+            Path(settings["--out"]),
+            float(settings["--every"]),
+            float(settings["--settle"]),
+            int(settings["--top"]),
+            int(settings["--collect-every"]),
+            ChdbMemory(module_args),
+        ),
+    ).start()
     sys.argv = [module, *module_args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
