@@ -31,8 +31,16 @@ TABLE = "buckets"
 def create_changelog(bootstrap: str, name: str, partitions: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-faust-admin")
     try:
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
-                                      topic_configs={"cleanup.policy": "compact", "retention.ms": "3600000"})])
+        admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs={"cleanup.policy": "compact", "retention.ms": "3600000"},
+                )
+            ]
+        )
     except TopicAlreadyExistsError:
         pass
     finally:
@@ -67,8 +75,14 @@ def main() -> None:
         broker_commit_interval=1.0,
         web_enabled=False,
     )
-    source = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw", partitions=args.partitions)
+    source = app.topic(
+        args.topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=args.partitions,
+    )
     table = app.Table(TABLE, default=None, partitions=args.partitions)
 
     @app.agent(source)
