@@ -41,8 +41,7 @@ def main() -> None:
         loglevel="WARNING",
         # Group joins on tansu wait out these timeouts (librdkafka sends max.poll.interval.ms
         # as the rebalance timeout), so keep them short as the real worker does.
-        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
-                               "max.poll.interval.ms": 6000},
+        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 6000},
     )
     sdf = app.dataframe(app.topic(args.topic, value_deserializer="json"))
 
