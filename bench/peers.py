@@ -26,9 +26,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -135,8 +136,13 @@ def _run_peer(script: str, args: list[str], workdir: Path, timeout_s: float) -> 
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{Path(script).stem}.log"
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, str(BENCH / script), *args], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH / script), *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
     result: dict | None = None
@@ -171,26 +177,52 @@ def _run_peer(script: str, args: list[str], workdir: Path, timeout_s: float) -> 
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stdout.close()
     if result is None:
-        raise RuntimeError(f"{script} gave no result within {timeout_s:.0f} s (exit {proc.returncode}); "
-                           f"see {log_path}")
+        raise RuntimeError(f"{script} gave no result within {timeout_s:.0f} s (exit {proc.returncode}); see {log_path}")
     result["rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
     return result
 
 
-def run_quix(bootstrap_servers: str, topic: str, expected_events: int, workdir: Path,
-             timeout_s: float = 300) -> dict:
+def run_quix(bootstrap_servers: str, topic: str, expected_events: int, workdir: Path, timeout_s: float = 300) -> dict:
     """Quix Streams peer: a stateful per-campaign update into campaign|slot|segment|minute buckets."""
-    return _run_peer("peer_quix.py", ["--bootstrap", bootstrap_servers, "--topic", topic,
-                                      "--expected", str(expected_events), "--workdir", str(workdir / "quix"),
-                                      "--group", f"bench-quix-{uuid.uuid4().hex[:8]}"],
-                     workdir, timeout_s)
+    return _run_peer(
+        "peer_quix.py",
+        [
+            "--bootstrap",
+            bootstrap_servers,
+            "--topic",
+            topic,
+            "--expected",
+            str(expected_events),
+            "--workdir",
+            str(workdir / "quix"),
+            "--group",
+            f"bench-quix-{uuid.uuid4().hex[:8]}",
+        ],
+        workdir,
+        timeout_s,
+    )
 
 
-def run_naive_faust(bootstrap_servers: str, topic: str, partitions: int, expected_events: int, workdir: Path,
-                    timeout_s: float = 300) -> dict:
+def run_naive_faust(
+    bootstrap_servers: str, topic: str, partitions: int, expected_events: int, workdir: Path, timeout_s: float = 300
+) -> dict:
     """Naive Faust peer: json.loads per record, one Table write per event."""
-    return _run_peer("peer_naive_faust.py", ["--bootstrap", bootstrap_servers, "--topic", topic,
-                                             "--partitions", str(partitions), "--expected", str(expected_events),
-                                             "--workdir", str(workdir / "faust"),
-                                             "--app-id", f"bench-faust-{uuid.uuid4().hex[:8]}"],
-                     workdir, timeout_s)
+    return _run_peer(
+        "peer_naive_faust.py",
+        [
+            "--bootstrap",
+            bootstrap_servers,
+            "--topic",
+            topic,
+            "--partitions",
+            str(partitions),
+            "--expected",
+            str(expected_events),
+            "--workdir",
+            str(workdir / "faust"),
+            "--app-id",
+            f"bench-faust-{uuid.uuid4().hex[:8]}",
+        ],
+        workdir,
+        timeout_s,
+    )
