@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from workload import call_events  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
 from core.schema import encode_batch  # noqa: E402
@@ -38,7 +39,6 @@ from streams.processor import CallEventProcessor, SourceRecord  # noqa: E402
 from warehouse.client import connect  # noqa: E402
 from warehouse.landing import Lander  # noqa: E402
 from warehouse.migrate import migrate  # noqa: E402
-from workload import call_events  # noqa: E402
 
 RECORD_EVENTS = 100
 STAGES = ("process", "land", "evict", "alerts, live", "alerts, warehouse")
@@ -46,8 +46,10 @@ STAGES = ("process", "land", "evict", "alerts, live", "alerts, warehouse")
 
 def records_of(events: int, campaigns: int, seed: int) -> list[SourceRecord]:
     workload = list(call_events(events, seed=seed, campaigns=campaigns))
-    return [SourceRecord("bench.call-events", 0, offset, encode_batch(workload[start:start + RECORD_EVENTS]))
-            for offset, start in enumerate(range(0, len(workload), RECORD_EVENTS))]
+    return [
+        SourceRecord("bench.call-events", 0, offset, encode_batch(workload[start : start + RECORD_EVENTS]))
+        for offset, start in enumerate(range(0, len(workload), RECORD_EVENTS))
+    ]
 
 
 def run_once(records: list[SourceRecord], batch_records: int, workdir: Path) -> dict[str, float]:
@@ -63,7 +65,7 @@ def run_once(records: list[SourceRecord], batch_records: int, workdir: Path) -> 
         tune_garbage_collector()
         seconds: dict[str, float] = defaultdict(float)
         for start in range(0, len(records), batch_records):
-            batch = records[start:start + batch_records]
+            batch = records[start : start + batch_records]
             began = time.perf_counter()
             result = processor.process(batch)
             processed = time.perf_counter()
@@ -106,14 +108,17 @@ def main(argv: list[str] | None = None) -> None:
     best = min(runs, key=lambda run: sum(run[stage] for stage in STAGES))
     if best["counted"] != args.events:
         raise SystemExit(f"counted {best['counted']:,} of {args.events:,} events")
-    table = Table(title=f"worker stages, in process: {args.events:,} events, {args.batch_records} records per batch "
-                        f"(best of {args.repeats})")
+    table = Table(
+        title=f"worker stages, in process: {args.events:,} events, {args.batch_records} records per batch "
+        f"(best of {args.repeats})"
+    )
     for column in ("stage", "seconds", "µs per event", "share"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     total = sum(best[stage] for stage in STAGES)
     for stage in STAGES:
-        table.add_row(stage, f"{best[stage]:.2f}", f"{1e6 * best[stage] / args.events:.1f}",
-                      f"{100 * best[stage] / total:.0f} %")
+        table.add_row(
+            stage, f"{best[stage]:.2f}", f"{1e6 * best[stage] / args.events:.1f}", f"{100 * best[stage] / total:.0f} %"
+        )
     table.add_row("all", f"{total:.2f}", f"{1e6 * total / args.events:.1f}", f"{args.events / total:,.0f} events/s")
     console.print(table)
 
