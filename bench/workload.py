@@ -11,15 +11,21 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 from core.schema import SCHEMA_VERSION, AgentStateChange, CallAttempt, DialerState, Event, Lead, Outcome
 
 SEGMENTS = ("seniors", "homemakers", "students", "salaried", "self-employed", "retired-abroad")
 # (outcome, share): a predictive dialer's typical mix.
-OUTCOME_MIX = ((Outcome.NO_ANSWER, 0.38), (Outcome.BUSY, 0.08), (Outcome.MACHINE, 0.17),
-               (Outcome.CONNECTED, 0.33), (Outcome.ABANDONED, 0.025), (Outcome.INVALID_NUMBER, 0.015))
+OUTCOME_MIX = (
+    (Outcome.NO_ANSWER, 0.38),
+    (Outcome.BUSY, 0.08),
+    (Outcome.MACHINE, 0.17),
+    (Outcome.CONNECTED, 0.33),
+    (Outcome.ABANDONED, 0.025),
+    (Outcome.INVALID_NUMBER, 0.015),
+)
 ORDER_SHARE_OF_CONNECTED = 0.12
 # With agents: each connected call moves its agent on call, to wrap-up and back to available
 # (three agent_state events, about one per dial at this mix), and each campaign's dialer sends
@@ -37,8 +43,15 @@ def event_id(seed: int, number: int) -> str:
     return f"s{seed}-n{number}"
 
 
-def call_events(count: int, *, seed: int = 7, campaigns: int = 1000, hours: float = 10.0,
-                end: datetime | None = None, agents: int = 0) -> Iterator[Event]:
+def call_events(
+    count: int,
+    *,
+    seed: int = 7,
+    campaigns: int = 1000,
+    hours: float = 10.0,
+    end: datetime | None = None,
+    agents: int = 0,
+) -> Iterator[Event]:
     """``count`` call attempts, in event-time order, ending at ``end`` (default now). With
     ``agents`` per campaign, also the floor's events at a dialer's ratio (see SNAPSHOT_EVERY_CALLS)."""
     floor_rng = random.Random(f"floor-{seed}")  # the calls stay the same with the floor or without
@@ -75,20 +88,41 @@ def call_events(count: int, *, seed: int = 7, campaigns: int = 1000, hours: floa
         )
 
 
-def floor_events(seed: int, number: int, campaign: str, moment: datetime, connected: bool, agents: int,
-                 rng: random.Random, calls_of: dict[str, int]) -> Iterator[Event]:
+def floor_events(
+    seed: int,
+    number: int,
+    campaign: str,
+    moment: datetime,
+    connected: bool,
+    agents: int,
+    rng: random.Random,
+    calls_of: dict[str, int],
+) -> Iterator[Event]:
     """The floor's events that come with call ``number``: its agent's three states for a
     connected call, and now and then its campaign's dialer snapshot (all at the call's time,
     a millisecond apart, so each campaign's events stay in time order)."""
     if connected:
         agent = f"{campaign}-agent-{rng.randrange(agents):02d}"
         for offset, state in enumerate(("on_call", "wrap_up", "available")):
-            yield AgentStateChange(schema_version=SCHEMA_VERSION, event_id=f"s{seed}-a{number}-{offset}",
-                                   campaign=campaign, event_time=moment + timedelta(milliseconds=offset - 3),
-                                   agent=agent, state=state, team=f"team-{rng.randrange(3)}")
+            yield AgentStateChange(
+                schema_version=SCHEMA_VERSION,
+                event_id=f"s{seed}-a{number}-{offset}",
+                campaign=campaign,
+                event_time=moment + timedelta(milliseconds=offset - 3),
+                agent=agent,
+                state=state,
+                team=f"team-{rng.randrange(3)}",
+            )
     calls = calls_of[campaign] = calls_of.get(campaign, 0) + 1
     if calls % SNAPSHOT_EVERY_CALLS == 0:
-        yield DialerState(schema_version=SCHEMA_VERSION, event_id=f"s{seed}-d{number}", campaign=campaign,
-                          event_time=moment - timedelta(milliseconds=4), dial_level=round(rng.uniform(1.5, 3.5), 2),
-                          calls_ringing=rng.randrange(40), calls_waiting=rng.randrange(3),
-                          longest_wait_seconds=round(rng.uniform(0, 2), 2), dialable_leads=rng.randrange(100_000))
+        yield DialerState(
+            schema_version=SCHEMA_VERSION,
+            event_id=f"s{seed}-d{number}",
+            campaign=campaign,
+            event_time=moment - timedelta(milliseconds=4),
+            dial_level=round(rng.uniform(1.5, 3.5), 2),
+            calls_ringing=rng.randrange(40),
+            calls_waiting=rng.randrange(3),
+            longest_wait_seconds=round(rng.uniform(0, 2), 2),
+            dialable_leads=rng.randrange(100_000),
+        )
