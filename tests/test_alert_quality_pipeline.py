@@ -26,8 +26,9 @@ SPIKE_START = START + timedelta(minutes=120)
 def test_a_one_percent_campaign_stays_quiet_and_an_eight_percent_jump_is_critical_within_12_minutes(pipeline):
     settings = pipeline.settings
     steady = abandon_rate_draws("steady", START, (Phase(180, 0.01),), live_answers_per_minute=30, seed=1)
-    spiky = abandon_rate_draws("spiky", START, (Phase(120, 0.01), Phase(30, 0.08), Phase(30, 0.01)),
-                               live_answers_per_minute=30, seed=1)
+    spiky = abandon_rate_draws(
+        "spiky", START, (Phase(120, 0.01), Phase(30, 0.08), Phase(30, 0.01)), live_answers_per_minute=30, seed=1
+    )
     events = sorted([*steady, *spiky], key=lambda event: event.event_time)
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
     publisher.publish_all(events)
