@@ -9,6 +9,7 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from warehouse_helpers import migrated_warehouse
 
 from core.config import load_settings
 from core.schema import CallAttempt, Lead, Outcome, encode_batch
@@ -16,7 +17,6 @@ from core.slots import SlotRules
 from streams.alerting import AlertEvaluator, triggers_of
 from streams.processor import CallEventProcessor, SourceRecord
 from warehouse.landing import Lander
-from warehouse_helpers import migrated_warehouse
 
 START = (datetime.now(timezone.utc) - timedelta(hours=3)).replace(second=0, microsecond=0)
 
@@ -32,8 +32,9 @@ class EveryMinuteEvaluator(AlertEvaluator):
         self._last_minute[attempt.campaign] = minute
         at = datetime.fromtimestamp(watermark, timezone.utc)
         rules = self.settings.alert_rules_for(attempt.campaign)
-        self._pending.append((attempt.campaign, at, self.live_checks(attempt.campaign, at, rules, fetch=False),
-                              attempt.event_id))
+        self._pending.append(
+            (attempt.campaign, at, self.live_checks(attempt.campaign, at, rules, fetch=False), attempt.event_id)
+        )
 
 
 def backlog() -> list[CallAttempt]:
@@ -46,16 +47,38 @@ def backlog() -> list[CallAttempt]:
         for campaign in ("busy-a", "busy-b"):
             spike = 1800 <= second < 3000 if campaign == "busy-a" else 4000 <= second < 4600
             roll = rng.random()
-            outcome = (Outcome.ABANDONED if roll < (0.06 if spike else 0.004) else
-                       Outcome.CONNECTED if roll < 0.45 else Outcome.NO_ANSWER)
-            events.append(CallAttempt(schema_version=1, event_id=f"{campaign}-{second}", campaign=campaign,
-                                      event_time=at, outcome=outcome, lead=Lead(segment="seniors"),
-                                      ring_seconds=10.0, order=outcome is Outcome.CONNECTED and roll < 0.1))
+            outcome = (
+                Outcome.ABANDONED
+                if roll < (0.06 if spike else 0.004)
+                else Outcome.CONNECTED
+                if roll < 0.45
+                else Outcome.NO_ANSWER
+            )
+            events.append(
+                CallAttempt(
+                    schema_version=1,
+                    event_id=f"{campaign}-{second}",
+                    campaign=campaign,
+                    event_time=at,
+                    outcome=outcome,
+                    lead=Lead(segment="seniors"),
+                    ring_seconds=10.0,
+                    order=outcome is Outcome.CONNECTED and roll < 0.1,
+                )
+            )
         if second % 4 == 0:
             campaign = f"thin-{rng.randrange(150):03d}"
-            events.append(CallAttempt(schema_version=1, event_id=f"{campaign}-{second}", campaign=campaign,
-                                      event_time=at, outcome=rng.choice(list(Outcome)), lead=Lead(segment="students"),
-                                      ring_seconds=12.0))
+            events.append(
+                CallAttempt(
+                    schema_version=1,
+                    event_id=f"{campaign}-{second}",
+                    campaign=campaign,
+                    event_time=at,
+                    outcome=rng.choice(list(Outcome)),
+                    lead=Lead(segment="students"),
+                    ring_seconds=12.0,
+                )
+            )
     return events
 
 
@@ -80,18 +103,21 @@ def test_skipped_readings_change_no_alert(tmp_path, client):
     processor.on_counted = note
     lander = Lander(client, settings)
     events = backlog()
-    records = [SourceRecord("calls", 0, n, encode_batch(events[i:i + 200]))
-               for n, i in enumerate(range(0, len(events), 200))]
+    records = [
+        SourceRecord("calls", 0, n, encode_batch(events[i : i + 200])) for n, i in enumerate(range(0, len(events), 200))
+    ]
     raised: dict[str, list[tuple]] = {"worker": [], "every minute": []}
     for first in range(0, len(records), 40):  # a backlog read in big batches
-        result = processor.process(records[first:first + 40])
+        result = processor.process(records[first : first + 40])
         lander.land(result)
         processor.landed()
         for name, evaluator in (("worker", worker_rules), ("every minute", every_minute)):
             readings[name] += len(evaluator._pending)
             found = evaluator.observe(evaluator.read(triggers_of(result.attempts)))
-            raised[name] += [(a.rule.value, a.campaign, a.state, a.severity, a.event_time, round(a.value, 9),
-                              a.sample, a.detail) for a in found]
+            raised[name] += [
+                (a.rule.value, a.campaign, a.state, a.severity, a.event_time, round(a.value, 9), a.sample, a.detail)
+                for a in found
+            ]
     assert raised["worker"] == raised["every minute"]
     abandon = [(campaign, state) for rule, campaign, state, *_ in raised["worker"] if rule == "abandon_rate"]
     assert ("busy-a", "firing") in abandon and ("busy-a", "resolved") in abandon
@@ -107,8 +133,9 @@ def _alerts_of_backlog(tmp_path, overlapped: bool) -> list[tuple]:
     settings = load_settings(pipeline__data_dir=str(tmp_path))
     slot_rules = SlotRules(settings.slots, settings.zone)
     events = backlog()
-    records = [SourceRecord("calls", 0, n, encode_batch(events[i:i + 200]))
-               for n, i in enumerate(range(0, len(events), 200))]
+    records = [
+        SourceRecord("calls", 0, n, encode_batch(events[i : i + 200])) for n, i in enumerate(range(0, len(events), 200))
+    ]
     raised: list[tuple] = []
     with migrated_warehouse(tmp_path / "warehouse") as client:
         processor = CallEventProcessor(settings, slot_rules)
@@ -118,11 +145,13 @@ def _alerts_of_backlog(tmp_path, overlapped: bool) -> list[tuple]:
         unfinished = None
 
         def finish(reading):
-            raised.extend((a.rule.value, a.campaign, a.state, a.severity, a.event_time, round(a.value, 9),
-                           a.sample, a.detail) for a in evaluator.observe(evaluator.read_landed(reading)))
+            raised.extend(
+                (a.rule.value, a.campaign, a.state, a.severity, a.event_time, round(a.value, 9), a.sample, a.detail)
+                for a in evaluator.observe(evaluator.read_landed(reading))
+            )
 
         for first in range(0, len(records), 3):  # about five minutes of event time a batch
-            result = processor.process(records[first:first + 3])
+            result = processor.process(records[first : first + 3])
             if unfinished is not None:
                 finish(unfinished)  # the earlier batch's warehouse half, after this batch was counted
             lander.land(result)
