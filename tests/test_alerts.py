@@ -9,9 +9,17 @@ COOLDOWN = timedelta(minutes=5)
 
 
 def abandon(abandoned: int, contacts: int, min_live_answers: int = 30) -> Check:
-    return Check(Rule.ABANDON_RATE, abandoned / contacts if contacts else None, 0.02, 0.03, clear=0.016,
-                 higher_is_worse=True, enough_data=contacts >= min_live_answers, sample=contacts,
-                 window_minutes=15)
+    return Check(
+        Rule.ABANDON_RATE,
+        abandoned / contacts if contacts else None,
+        0.02,
+        0.03,
+        clear=0.016,
+        higher_is_worse=True,
+        enough_data=contacts >= min_live_answers,
+        sample=contacts,
+        window_minutes=15,
+    )
 
 
 def run(book: AlertBook, readings, start=T0):
@@ -29,12 +37,23 @@ def test_one_abandon_in_two_answers_fires_nothing():
 
 
 def test_rise_and_fall_fires_once_escalates_once_and_resolves_once_without_flapping():
-    readings = [(0, abandon(1, 100)), (1, abandon(25, 1000)), (2, abandon(29, 1000)), (3, abandon(35, 1000)),
-                (4, abandon(50, 1000)), (5, abandon(29, 1000)),   # 2.9 %: still firing (hysteresis)
-                (6, abandon(19, 1000)),                           # 1.9 %: above the clear level of 1.6 %
-                (7, abandon(15, 1000)),                           # 1.5 %: resolves
-                (8, abandon(17, 1000)), (9, abandon(10, 1000))]
-    assert run(AlertBook(), readings) == [(1, "firing", "warning"), (3, "firing", "critical"), (7, "resolved", "critical")]
+    readings = [
+        (0, abandon(1, 100)),
+        (1, abandon(25, 1000)),
+        (2, abandon(29, 1000)),
+        (3, abandon(35, 1000)),
+        (4, abandon(50, 1000)),
+        (5, abandon(29, 1000)),  # 2.9 %: still firing (hysteresis)
+        (6, abandon(19, 1000)),  # 1.9 %: above the clear level of 1.6 %
+        (7, abandon(15, 1000)),  # 1.5 %: resolves
+        (8, abandon(17, 1000)),
+        (9, abandon(10, 1000)),
+    ]
+    assert run(AlertBook(), readings) == [
+        (1, "firing", "warning"),
+        (3, "firing", "critical"),
+        (7, "resolved", "critical"),
+    ]
 
 
 def test_after_a_resolve_the_cooldown_holds_a_repeat_back():
@@ -45,10 +64,22 @@ def test_after_a_resolve_the_cooldown_holds_a_repeat_back():
 
 def test_a_contact_rate_drop_fires_below_its_level_and_clears_above_the_clear_level():
     def contact(rate):
-        return Check(Rule.CONTACT_RATE_DROP, rate, 0.10, None, clear=0.125, higher_is_worse=False,
-                     enough_data=True, sample=500, window_minutes=15)
+        return Check(
+            Rule.CONTACT_RATE_DROP,
+            rate,
+            0.10,
+            None,
+            clear=0.125,
+            higher_is_worse=False,
+            enough_data=True,
+            sample=500,
+            window_minutes=15,
+        )
+
     assert run(AlertBook(), [(0, contact(0.2)), (1, contact(0.09)), (2, contact(0.12)), (3, contact(0.13))]) == [
-        (1, "firing", "warning"), (3, "resolved", "warning")]
+        (1, "firing", "warning"),
+        (3, "resolved", "warning"),
+    ]
 
 
 def test_a_restarted_book_continues_the_episode():
@@ -88,6 +119,8 @@ def test_a_backlog_of_transitions_logs_the_first_headlines_and_counts_the_rest()
     lines = log_lines(alerts, limit=20)
     assert len(lines) == 21
     assert lines[0] == alerts[0].headline() and lines[19] == alerts[19].headline()
-    assert lines[20] == ("13 more in this batch: 5 abandon rate warning, 5 abandon rate critical, "
-                         "3 abandon rate resolved (all on the alerts topic and the Alerts page)")
+    assert lines[20] == (
+        "13 more in this batch: 5 abandon rate warning, 5 abandon rate critical, "
+        "3 abandon rate resolved (all on the alerts topic and the Alerts page)"
+    )
     assert log_lines(alerts[:4], limit=20) == [alert.headline() for alert in alerts[:4]]
