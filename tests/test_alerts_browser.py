@@ -27,7 +27,7 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline, dashboar
     from playwright.sync_api import expect
 
     with pipeline.config_file.open("a") as config:  # one alert: the live abandon rule, not compliance too
-        config.write('\n[alerts.rules.winback]\ncompliance_limit = 0.5\n')
+        config.write("\n[alerts.rules.winback]\ncompliance_limit = 0.5\n")
     settings = pipeline.settings
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=40)
     events = list(abandon_rate_phases("winback", start, (Phase(20, 0.01), Phase(15, 0.05)), dials_per_minute=150))
@@ -53,7 +53,8 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline, dashboar
         abandoned, contacts = live_window(events, minutes=15)
         expect(banner.get_by_test_id("banner-now")).to_have_text(
             f" · now {format_metric('abandon_rate', abandoned / contacts)} ({abandoned:,} of {contacts:,} "
-            "live answers, last 15 min)")
+            "live answers, last 15 min)"
+        )
         page.screenshot(path=str(pipeline.data_dir / "banner.png"))
 
         banner.get_by_role("link", name="open alerts").click()
@@ -86,6 +87,7 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline, dashboar
 def live_window(events, minutes: int) -> tuple[int, int]:
     """(abandoned, live answers) in the newest ``minutes`` minute buckets, the newest included,
     from the published events alone: what the wallboard's live tile reads."""
+
     def minute(event):
         return event.event_time.replace(second=0, microsecond=0)
 
