@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from core.alerts import decode_alert
-from streams.kafka_admin import read_topic
 from producers.publisher import EventPublisher
 from producers.scenarios import abandon_rate_phases
+from streams.kafka_admin import read_topic
 from warehouse.client import connect
 from warehouse.queries.alerts import alert_history
 
@@ -60,7 +60,7 @@ def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, 
     # The spike also pushes the UK/US compliance figures towards 3 %, which is right, but
     # this test is about the live abandon rule alone.
     with pipeline.config_file.open("a") as config:
-        config.write('\n[alerts.rules.winback]\ncompliance_limit = 0.5\n')
+        config.write("\n[alerts.rules.winback]\ncompliance_limit = 0.5\n")
     settings = pipeline.settings
     # 1 % for 20 minutes, 5 % for 20, then 1 % for 30; 100 live answers a minute.
     events = list(abandon_rate_phases("winback", START, dials_per_minute=200))
@@ -70,14 +70,18 @@ def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, 
 
     worker = pipeline.worker()
     worker.wait_until_caught_up()
-    health = worker.wait_until(lambda h: h["webhook"] and h["webhook"]["delivered"] == h["alerts_sent"] > 0,
-                               timeout_s=60)
+    health = worker.wait_until(
+        lambda h: h["webhook"] and h["webhook"]["delivered"] == h["alerts_sent"] > 0, timeout_s=60
+    )
     assert worker.stop() == 0
 
     alerts = [decode_alert(raw) for raw in read_topic(settings, settings.topics.alerts)]
     transitions = [(a.rule.value, a.state, a.severity) for a in alerts]
-    assert transitions == [("abandon_rate", "firing", "warning"), ("abandon_rate", "firing", "critical"),
-                           ("abandon_rate", "resolved", "critical")], transitions
+    assert transitions == [
+        ("abandon_rate", "firing", "warning"),
+        ("abandon_rate", "firing", "critical"),
+        ("abandon_rate", "resolved", "critical"),
+    ], transitions
     warning, critical, resolved = alerts
     assert len({a.alert_id for a in alerts}) == 1 and all(a.campaign == "winback" for a in alerts)
     assert all(a.first_seen == warning.event_time for a in alerts)
@@ -94,8 +98,11 @@ def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, 
     # The webhook failed once (500), was retried, and each transition arrived exactly once.
     assert [status for status, _ in receiver.requests] == [500, 200, 200, 200]
     delivered = [body["callpulse_alert"] for body in receiver.delivered()]
-    assert [(d["state"], d["severity"]) for d in delivered] == [("firing", "warning"), ("firing", "critical"),
-                                                               ("resolved", "critical")]
+    assert [(d["state"], d["severity"]) for d in delivered] == [
+        ("firing", "warning"),
+        ("firing", "critical"),
+        ("resolved", "critical"),
+    ]
     assert receiver.delivered()[1]["text"].startswith("CRITICAL · winback · abandon rate")
 
     client = connect(settings.warehouse_url)
@@ -104,16 +111,48 @@ def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, 
     finally:
         client.close()
     assert sorted(zip(history["state"], history["severity"])) == [
-        ("firing", "critical"), ("firing", "warning"), ("resolved", "critical")]
+        ("firing", "critical"),
+        ("firing", "warning"),
+        ("resolved", "critical"),
+    ]
 
     listed = subprocess.run(
-        [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "alerts", "list",
-         "--format", "json"], capture_output=True, text=True, timeout=60, check=True)
+        [
+            sys.executable,
+            "-m",
+            "callpulse",
+            "--config",
+            str(pipeline.config_file),
+            "alerts",
+            "list",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     episodes = json.loads(listed.stdout)
     assert [(e["campaign"], e["state"]) for e in episodes] == [("winback", "resolved")]
     active = subprocess.run(
-        [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "alerts", "list", "--active",
-         "--format", "json"], capture_output=True, text=True, timeout=60, check=True)
+        [
+            sys.executable,
+            "-m",
+            "callpulse",
+            "--config",
+            str(pipeline.config_file),
+            "alerts",
+            "list",
+            "--active",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert json.loads(active.stdout) == []
 
 
