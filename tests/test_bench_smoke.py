@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_wallboard_browser import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -22,17 +21,36 @@ pytestmark = pytest.mark.integration
 @pytest.mark.timeout(420)
 def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
     results = tmp_path / "pipeline.txt"
-    run = subprocess.run([sys.executable, "-m", "callpulse", "bench", "--smoke", "--results", str(results)],
-                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=400)
+    run = subprocess.run(
+        [sys.executable, "-m", "callpulse", "bench", "--smoke", "--results", str(results)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     text = results.read_text()
     numbers = json.loads(text.split("numbers: ", 1)[1])
-    for key in ("callpulse_events_per_s", "freshness_p50_s", "freshness_p95_s", "worker_cpu_share", "worker_rss_mb",
-                "worker_steady_rss_mb", "worker_ready_rss_mb", "worker_imports_rss_mb", "chdb_client_rss_mb",
-                "worker_peak_anon_mb",
-                "quix_events_per_s", "quix_committed_events_per_s", "naive_events_per_s", "wallboard_ms",
-                "crosstab_ms", "ratio_quix_events_per_s", "ratio_quix_committed_events_per_s",
-                "ratio_naive_events_per_s"):
+    for key in (
+        "callpulse_events_per_s",
+        "freshness_p50_s",
+        "freshness_p95_s",
+        "worker_cpu_share",
+        "worker_rss_mb",
+        "worker_steady_rss_mb",
+        "worker_ready_rss_mb",
+        "worker_imports_rss_mb",
+        "chdb_client_rss_mb",
+        "worker_peak_anon_mb",
+        "quix_events_per_s",
+        "quix_committed_events_per_s",
+        "naive_events_per_s",
+        "wallboard_ms",
+        "crosstab_ms",
+        "ratio_quix_events_per_s",
+        "ratio_quix_committed_events_per_s",
+        "ratio_naive_events_per_s",
+    ):
         assert key in numbers and math.isfinite(numbers[key]) and numbers[key] > 0, (key, numbers)
     assert numbers["published_events"] == 10_000
     assert numbers["freshness_p50_s"] <= numbers["freshness_p95_s"]
@@ -42,7 +60,8 @@ def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
     # The worker holds its imports and a chDB client, so each floor is below it when ready.
     assert max(numbers["worker_imports_rss_mb"], numbers["chdb_client_rss_mb"]) < numbers["worker_ready_rss_mb"]
     assert numbers["ratio_quix_events_per_s"] == pytest.approx(
-        numbers["callpulse_events_per_s"] / numbers["quix_events_per_s"], rel=1e-2)
+        numbers["callpulse_events_per_s"] / numbers["quix_events_per_s"], rel=1e-2
+    )
     # Committing its state comes after counting the last event, never before.
     assert numbers["quix_committed_events_per_s"] <= numbers["quix_events_per_s"]
     # The cross-tab read what was landed: 200 campaigns x 6 segments x the slots that hold calls.
@@ -54,9 +73,24 @@ def test_the_benchmark_runs_every_stage_on_a_small_workload(tmp_path):
 def test_the_stage_timer_counts_every_event_of_its_workload():
     """bench/stages.py drives the worker's own objects; it refuses to print figures unless
     every event of the workload was counted, and then names each stage."""
-    run = subprocess.run([sys.executable, "bench/stages.py", "--events", "3000", "--campaigns", "50",
-                          "--batch-records", "10", "--repeats", "1"],
-                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=100)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "bench/stages.py",
+            "--events",
+            "3000",
+            "--campaigns",
+            "50",
+            "--batch-records",
+            "10",
+            "--repeats",
+            "1",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     table = run.stdout
     for stage in ("process", "land", "evict", "alerts, live", "alerts, warehouse", "all"):
@@ -69,8 +103,13 @@ def test_the_soak_samples_the_worker_and_checks_every_event_was_counted_once(tmp
     """bench/soak.py --smoke: 20 s at 200 events/s into the embedded broker and a worker that
     serves the dashboard too, as `callpulse up` runs it; a sample every 2 s."""
     results = tmp_path / "soak.txt"
-    run = subprocess.run([sys.executable, "bench/soak.py", "--smoke", "--results", str(results)],
-                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=110)
+    run = subprocess.run(
+        [sys.executable, "bench/soak.py", "--smoke", "--results", str(results)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     text = results.read_text()
     numbers = json.loads(text.split("numbers: ", 1)[1])
@@ -93,8 +132,13 @@ def test_the_dashboard_pressure_bench_counts_every_backlog_under_each_load(tmp_p
     board with its clients, each on a fresh data dir; it refuses to report a rate unless the
     worker counted the whole backlog."""
     results = tmp_path / "dashboard_pressure.txt"
-    run = subprocess.run([sys.executable, "bench/dashboard_pressure.py", "--smoke", "--results", str(results)],
-                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=140)
+    run = subprocess.run(
+        [sys.executable, "bench/dashboard_pressure.py", "--smoke", "--results", str(results)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=140,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     numbers = json.loads(results.read_text().split("numbers: ", 1)[1])
     for condition in ("idle", "logins", "campaigns"):
