@@ -15,15 +15,15 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
+from warehouse_helpers import land_counted, migrated_warehouse
 
 from analytics import best_time, reports
 from analytics.best_time import difference_interval
-from core.metrics import wilson_interval
 from core.config import load_settings
+from core.metrics import wilson_interval
 from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 from core.slots import SlotRules
 from producers.simulator import DialerSimulator
-from warehouse_helpers import land_counted, migrated_warehouse
 
 SETTINGS = load_settings()
 ZONE = SETTINGS.zone
@@ -83,23 +83,31 @@ def test_difference_interval_matches_newcombe():
 
 # -- the recommendation rule on hand-made counters ------------------------------------------------
 
+
 def counters(rows, time_column="slot") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["segment", time_column, "dials", "contacts"])
 
 
 def test_recommended_slots_follow_the_conservative_rule():
-    frame = counters([
-        # A: morning is best; midday is 3 points lower on 300 dials each, which the data
-        # cannot tell apart, so it joins; evening is clearly worse. Night looks best (5 of
-        # 10) and off-hours is best of all, but night is too thin and off-hours is no window.
-        ("A", "morning", 300, 90), ("A", "midday", 300, 80), ("A", "evening", 300, 30),
-        ("A", "night", 10, 5), ("A", "off_hours", 400, 200),
-        # B: morning's 40 % rests on 100 dials, midday's 35 % on 1,000. The lower bound
-        # prefers midday (32.1 % > 30.9 %); morning is not significantly worse, so it joins.
-        ("B", "morning", 100, 40), ("B", "midday", 1000, 350), ("B", "evening", 1000, 200),
-        # C: a new list with 20 dials in all.
-        ("C", "morning", 20, 10),
-    ])
+    frame = counters(
+        [
+            # A: morning is best; midday is 3 points lower on 300 dials each, which the data
+            # cannot tell apart, so it joins; evening is clearly worse. Night looks best (5 of
+            # 10) and off-hours is best of all, but night is too thin and off-hours is no window.
+            ("A", "morning", 300, 90),
+            ("A", "midday", 300, 80),
+            ("A", "evening", 300, 30),
+            ("A", "night", 10, 5),
+            ("A", "off_hours", 400, 200),
+            # B: morning's 40 % rests on 100 dials, midday's 35 % on 1,000. The lower bound
+            # prefers midday (32.1 % > 30.9 %); morning is not significantly worse, so it joins.
+            ("B", "morning", 100, 40),
+            ("B", "midday", 1000, 350),
+            ("B", "evening", 1000, 200),
+            # C: a new list with 20 dials in all.
+            ("C", "morning", 20, 10),
+        ]
+    )
     intervals = best_time.contact_rate_intervals(frame, "slot", MIN_CALLS, levels=SLOTS)
     assert len(intervals) == 3 * len(SLOTS)  # every segment gets every slot, dialled or not
     night = intervals[(intervals["segment"] == "A") & (intervals["slot"] == "night")].iloc[0]
@@ -124,14 +132,19 @@ def test_recommended_slots_follow_the_conservative_rule():
 
 
 def test_the_hour_window_is_one_block_of_hours():
-    frame = counters([
-        ("A", 9, 400, 100),    # 25 %: significantly below 10:00's 32.5 %
-        ("A", 10, 400, 130),   # best
-        ("A", 11, 400, 120),   # 30 %: as good
-        ("A", 12, 400, 60),    # 15 %: lunch, breaks the block
-        ("A", 13, 400, 125),   # as good as 10:00, but not next to it
-        ("B", 18, 400, 120), ("B", 19, 20, 8), ("B", 20, 400, 118),  # a thin hour breaks the block too
-    ], "hour")
+    frame = counters(
+        [
+            ("A", 9, 400, 100),  # 25 %: significantly below 10:00's 32.5 %
+            ("A", 10, 400, 130),  # best
+            ("A", 11, 400, 120),  # 30 %: as good
+            ("A", 12, 400, 60),  # 15 %: lunch, breaks the block
+            ("A", 13, 400, 125),  # as good as 10:00, but not next to it
+            ("B", 18, 400, 120),
+            ("B", 19, 20, 8),
+            ("B", 20, 400, 118),  # a thin hour breaks the block too
+        ],
+        "hour",
+    )
     intervals = best_time.contact_rate_intervals(frame, "hour", MIN_CALLS)
     windows = best_time.recommend(intervals, "hour", contiguous=True).set_index("segment")
     assert windows.loc["A", "window"] == [10, 11]
@@ -142,14 +155,23 @@ def test_the_hour_window_is_one_block_of_hours():
 
 # -- a simulated day in a real chDB ----------------------------------------------------------------
 
+
 def new_list_calls() -> list[CallAttempt]:
     """A brand-new list, "trial-list": 12 morning dials, 4 answered; too few to judge."""
     start = DAY_START + timedelta(hours=1, minutes=30)  # 09:30 local
     outcomes = [Outcome.CONNECTED] * 4 + [Outcome.NO_ANSWER] * 8
-    return [CallAttempt(schema_version=SCHEMA_VERSION, event_id=str(uuid.uuid4()), campaign="home-insurance",
-                        event_time=start + timedelta(seconds=30 * i), outcome=outcome,
-                        lead=Lead(segment="trial-list"), talk_seconds=60.0 if outcome is Outcome.CONNECTED else 0.0)
-            for i, outcome in enumerate(outcomes)]
+    return [
+        CallAttempt(
+            schema_version=SCHEMA_VERSION,
+            event_id=str(uuid.uuid4()),
+            campaign="home-insurance",
+            event_time=start + timedelta(seconds=30 * i),
+            outcome=outcome,
+            lead=Lead(segment="trial-list"),
+            talk_seconds=60.0 if outcome is Outcome.CONNECTED else 0.0,
+        )
+        for i, outcome in enumerate(outcomes)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +197,14 @@ def result(client):
 
 @pytest.fixture(scope="module")
 def raw(events) -> pd.DataFrame:
-    return pd.DataFrame({
-        "segment": [e.lead.segment for e in events],
-        "slot": [RULES.slot_for(e.event_time) for e in events],
-        "hour": [e.event_time.astimezone(ZONE).hour for e in events],
-        "contact": [e.outcome in (Outcome.CONNECTED, Outcome.ABANDONED) for e in events],
-    })
+    return pd.DataFrame(
+        {
+            "segment": [e.lead.segment for e in events],
+            "slot": [RULES.slot_for(e.event_time) for e in events],
+            "hour": [e.event_time.astimezone(ZONE).hour for e in events],
+            "contact": [e.outcome in (Outcome.CONNECTED, Outcome.ABANDONED) for e in events],
+        }
+    )
 
 
 def test_seniors_are_called_in_the_morning_and_salaried_workers_at_night(result):
@@ -217,8 +241,17 @@ def test_slot_rates_and_intervals_equal_the_raw_calls(result, raw):
 def test_the_planning_export_marks_thin_slots(result):
     planning = pd.read_csv(io.StringIO(reports.to_csv(best_time.planning_frame(result))))
     planning["data_note"] = planning["data_note"].fillna("")
-    assert list(planning.columns) == ["segment", "slot", "dials", "contacts", "contact_rate", "ci_low", "ci_high",
-                                      "recommended", "data_note"]
+    assert list(planning.columns) == [
+        "segment",
+        "slot",
+        "dials",
+        "contacts",
+        "contact_rate",
+        "ci_low",
+        "ci_high",
+        "recommended",
+        "data_note",
+    ]
     thin = planning["dials"] < MIN_CALLS
     assert thin.any() and (~thin).any()
     assert (planning.loc[thin, "data_note"] == "not enough data").all()
@@ -232,9 +265,9 @@ def test_the_planning_export_marks_thin_slots(result):
     assert seniors.loc["morning", "recommended"] and not seniors.loc["night", "recommended"]
     assert (planning["ci_low"].notna() == (planning["dials"] > 0)).all()
 
-    sheet = load_workbook(io.BytesIO(reports.to_xlsx(best_time.planning_frame(result),
-                                                     percent=("ci_low", "ci_high")))).active
+    sheet = load_workbook(
+        io.BytesIO(reports.to_xlsx(best_time.planning_frame(result), percent=("ci_low", "ci_high")))
+    ).active
     header = [cell.value for cell in sheet[1]]
     assert header == list(planning.columns)
-    assert {sheet.cell(2, header.index(c) + 1).number_format for c in ("contact_rate", "ci_low", "ci_high")} == \
-        {"0.0%"}
+    assert {sheet.cell(2, header.index(c) + 1).number_format for c in ("contact_rate", "ci_low", "ci_high")} == {"0.0%"}
