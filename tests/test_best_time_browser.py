@@ -17,8 +17,7 @@ from test_reports_browser import ARTIFACTS, plot_data
 from test_wallboard_browser import _require_browser, dashboard_page
 
 from analytics.best_time import format_interval
-from core.metrics import wilson_interval
-from core.metrics import format_metric
+from core.metrics import format_metric, wilson_interval
 from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 from producers.publisher import EventPublisher
 
@@ -26,20 +25,27 @@ pytestmark = pytest.mark.browser
 
 DAY = "2026-11-20"
 # Local (Tokyo) slot starts on 20 November, in UTC.
-MORNING = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)   # 09:00
-MIDDAY = datetime(2026, 11, 20, 3, 0, tzinfo=timezone.utc)    # 12:00
-NIGHT = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)     # 18:00
+MORNING = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)  # 09:00
+MIDDAY = datetime(2026, 11, 20, 3, 0, tzinfo=timezone.utc)  # 12:00
+NIGHT = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)  # 18:00
 
 
 def calls(segment: str, start: datetime, hours: float, dials: int, contacts: int) -> list[CallAttempt]:
     """``dials`` attempts spread evenly over the slot, ``contacts`` of them answered, spread evenly too."""
     step = hours * 3600 / dials
     answered = {round(i * dials / contacts) for i in range(contacts)} if contacts else set()
-    return [CallAttempt(schema_version=SCHEMA_VERSION, event_id=str(uuid.uuid4()), campaign="home-insurance",
-                        event_time=start + timedelta(seconds=step * i),
-                        outcome=Outcome.CONNECTED if i in answered else Outcome.NO_ANSWER,
-                        lead=Lead(segment=segment), talk_seconds=60.0 if i in answered else 0.0)
-            for i in range(dials)]
+    return [
+        CallAttempt(
+            schema_version=SCHEMA_VERSION,
+            event_id=str(uuid.uuid4()),
+            campaign="home-insurance",
+            event_time=start + timedelta(seconds=step * i),
+            outcome=Outcome.CONNECTED if i in answered else Outcome.NO_ANSWER,
+            lead=Lead(segment=segment),
+            talk_seconds=60.0 if i in answered else 0.0,
+        )
+        for i in range(dials)
+    ]
 
 
 @pytest.mark.timeout(240)
@@ -49,9 +55,13 @@ def test_best_time_page_recommends_and_greys_thin_slots(pipeline, dashboard_logi
 
     settings = pipeline.settings
     min_calls = settings.dashboard.report_min_calls
-    events = sorted(calls("seniors", MORNING, 3, 200, 80) + calls("seniors", MIDDAY, 4, 200, 40)
-                    + calls("salaried", MORNING, 3, 10, 1) + calls("salaried", NIGHT, 2, 150, 60),
-                    key=lambda e: e.event_time)
+    events = sorted(
+        calls("seniors", MORNING, 3, 200, 80)
+        + calls("seniors", MIDDAY, 4, 200, 40)
+        + calls("salaried", MORNING, 3, 10, 1)
+        + calls("salaried", NIGHT, 2, 150, 60),
+        key=lambda e: e.event_time,
+    )
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=100)
     publisher.publish_all(events)
     publisher.close()
@@ -63,8 +73,9 @@ def test_best_time_page_recommends_and_greys_thin_slots(pipeline, dashboard_logi
         base = page.url.rstrip("/")
         # No dates in the URL: four weeks ending on the newest landed day.
         page.goto(f"{base}/best-time")
-        expect(page.get_by_test_id("best-time-summary")).to_contain_text(f"to {DAY} ({settings.pipeline.timezone}) "
-                                                                          f"· {len(events):,} dials")
+        expect(page.get_by_test_id("best-time-summary")).to_contain_text(
+            f"to {DAY} ({settings.pipeline.timezone}) · {len(events):,} dials"
+        )
         windows = page.locator("#best-time-windows")
         seniors = windows.locator("tr", has_text="seniors")
         # 40 % in the morning against 20 % at midday: a clear difference, so morning alone.
