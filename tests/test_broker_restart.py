@@ -8,13 +8,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from conftest import new_pipeline
 
 from callpulse.embedded import EmbeddedBroker, free_port
 from core.slots import SlotRules
-from streams.kafka_admin import ensure_topics, topic_id
-from conftest import new_pipeline
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
+from streams.kafka_admin import ensure_topics, topic_id
 from warehouse.client import connect
 
 pytestmark = pytest.mark.integration
@@ -64,8 +64,9 @@ def test_a_restarted_broker_is_read_from_its_start_when_producers_publish_before
 
     client = connect(settings.warehouse_url)
     try:
-        attempts, dials = client.query("SELECT (SELECT uniqExact(event_id) FROM call_attempts), "
-                                       "(SELECT sum(dials) FROM minute_metrics FINAL)").result_rows[0]
+        attempts, dials = client.query(
+            "SELECT (SELECT uniqExact(event_id) FROM call_attempts), (SELECT sum(dials) FROM minute_metrics FINAL)"
+        ).result_rows[0]
     finally:
         client.close()
     assert (attempts, dials) == (len(before) + len(after), len(before) + len(after))
