@@ -12,8 +12,15 @@ T0 = datetime(2026, 11, 23, 0, 0, 30, tzinfo=timezone.utc)  # 09:00:30 in Tokyo
 
 
 def call(event_id: str, seconds: float, outcome=Outcome.CONNECTED, campaign="c1") -> CallAttempt:
-    return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=outcome,
-                       event_time=T0 + timedelta(seconds=seconds), lead=Lead(segment="seniors"), talk_seconds=60)
+    return CallAttempt(
+        schema_version=1,
+        event_id=event_id,
+        campaign=campaign,
+        outcome=outcome,
+        event_time=T0 + timedelta(seconds=seconds),
+        lead=Lead(segment="seniors"),
+        talk_seconds=60,
+    )
 
 
 def buckets() -> MinuteBuckets:
@@ -36,19 +43,42 @@ def test_an_event_id_re_sent_with_other_content_is_a_conflict_never_counted_agai
     call, so it is refused as a conflict instead of being counted into another bucket."""
     state = buckets()
     assert state.add(call("a", 0)) is Verdict.COUNTED
-    again = CallAttempt(schema_version=1, event_id="a", campaign="c1", outcome=Outcome.CONNECTED,
-                        event_time=T0 + timedelta(seconds=20), lead=Lead(segment="students"), talk_seconds=60)
+    again = CallAttempt(
+        schema_version=1,
+        event_id="a",
+        campaign="c1",
+        outcome=Outcome.CONNECTED,
+        event_time=T0 + timedelta(seconds=20),
+        lead=Lead(segment="students"),
+        talk_seconds=60,
+    )
     assert state.add(again) is Verdict.CONFLICT
-    later = CallAttempt(schema_version=1, event_id="a", campaign="c1", outcome=Outcome.CONNECTED,
-                        event_time=T0 + timedelta(seconds=120), lead=Lead(segment="seniors"), talk_seconds=60,
-                        order=True, order_value=500.0)
+    later = CallAttempt(
+        schema_version=1,
+        event_id="a",
+        campaign="c1",
+        outcome=Outcome.CONNECTED,
+        event_time=T0 + timedelta(seconds=120),
+        lead=Lead(segment="seniors"),
+        talk_seconds=60,
+        order=True,
+        order_value=500.0,
+    )
     assert state.add(later) is Verdict.CONFLICT
-    other_campaign = CallAttempt(schema_version=1, event_id="a", campaign="c2", outcome=Outcome.CONNECTED,
-                                 event_time=T0, lead=Lead(segment="seniors"), talk_seconds=60)
+    other_campaign = CallAttempt(
+        schema_version=1,
+        event_id="a",
+        campaign="c2",
+        outcome=Outcome.CONNECTED,
+        event_time=T0,
+        lead=Lead(segment="seniors"),
+        talk_seconds=60,
+    )
     assert state.add(other_campaign) is Verdict.CONFLICT
     assert state.add(call("a", 0)) is Verdict.DUPLICATE  # the same call again is still a duplicate
-    assert [(row.campaign, row.segment, row.counters[0], row.counters[4]) for row in state.take_dirty()] \
-        == [("c1", "seniors", 1, 0)]
+    assert [(row.campaign, row.segment, row.counters[0], row.counters[4]) for row in state.take_dirty()] == [
+        ("c1", "seniors", 1, 0)
+    ]
 
 
 def test_an_evicted_minute_forgets_its_ids_with_it():
@@ -95,14 +125,25 @@ def test_out_of_order_within_lateness_updates_its_own_minute_and_older_is_late()
 def test_restore_rebuilds_counters_and_ids_from_landed_rows():
     state = buckets()
     epoch = T0.timestamp()
-    landed = [("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0, 0.5),
-              ("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0, 0.5),  # landed twice before a merge
-              ("b", "c1", "seniors", epoch + 1, "abandoned", 0, 0.1, 0.0, 2.0)]
+    landed = [
+        ("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0, 0.5),
+        ("a", "c1", "seniors", epoch, "connected", 1, 1.5, 60.0, 0.5),  # landed twice before a merge
+        ("b", "c1", "seniors", epoch + 1, "abandoned", 0, 0.1, 0.0, 2.0),
+    ]
     assert state.restore(landed) == 2
     (row,) = state.take_dirty()
     assert row.counters == (2, 2, 1, 1, 1, 1.6, 60.0, 1, 0, 0)  # the dropped call is abandoned for the FTC too
-    same = CallAttempt(schema_version=1, event_id="a", campaign="c1", outcome=Outcome.CONNECTED, event_time=T0,
-                       lead=Lead(segment="seniors"), talk_seconds=60, order=True, order_value=100.0)
+    same = CallAttempt(
+        schema_version=1,
+        event_id="a",
+        campaign="c1",
+        outcome=Outcome.CONNECTED,
+        event_time=T0,
+        lead=Lead(segment="seniors"),
+        talk_seconds=60,
+        order=True,
+        order_value=100.0,
+    )
     assert state.add(same) is Verdict.DUPLICATE
     assert state.add(call("a", 0)) is Verdict.CONFLICT  # landed with an order, re-sent without one
 
@@ -137,36 +178,56 @@ def test_window_totals_kept_per_minute_equal_the_sum_of_the_kept_buckets():
         campaign = f"c{rng.randrange(4)}"
         seconds = number * 3 + rng.uniform(-120, 0)  # 5 hours, a little out of order
         segment = rng.choice(["seniors", "students", "salaried"])
-        state.add(CallAttempt(schema_version=1, event_id=f"e{number}", campaign=campaign,
-                              outcome=rng.choice(outcomes), event_time=T0 + timedelta(seconds=seconds),
-                              lead=Lead(segment=segment),
-                              talk_seconds=rng.uniform(0, 300), cost=rng.uniform(0, 2)))
+        state.add(
+            CallAttempt(
+                schema_version=1,
+                event_id=f"e{number}",
+                campaign=campaign,
+                outcome=rng.choice(outcomes),
+                event_time=T0 + timedelta(seconds=seconds),
+                lead=Lead(segment=segment),
+                talk_seconds=rng.uniform(0, 300),
+                cost=rng.uniform(0, 2),
+            )
+        )
         every_key.add(state.key_for(campaign, segment, T0.timestamp() + seconds))
         if number % 500 == 499:
             state.take_dirty()
             state.evict_closed()
             # Exactly the buckets within each campaign's horizon are kept.
-            assert set(state.buckets) == {key for key in every_key
-                                          if key[3] + 60 > state.watermarks[key[0]] - state.keep_seconds}
+            assert set(state.buckets) == {
+                key for key in every_key if key[3] + 60 > state.watermarks[key[0]] - state.keep_seconds
+            }
             for campaign in ("c0", "c1", "c2", "c3"):
                 for back in (0, 15, 60, 600):
                     first = int(T0.timestamp() + seconds) // 60 * 60 - back * 60
-                    summed = [sum(counters[i] for k, counters in state.buckets.items() if k[0] == campaign and k[3] >= first)
-                              for i in range(len(COUNTERS))]
+                    summed = [
+                        sum(counters[i] for k, counters in state.buckets.items() if k[0] == campaign and k[3] >= first)
+                        for i in range(len(COUNTERS))
+                    ]
                     kept = state.window_totals(campaign, first)
                     # Floats are added in another order, so equal to within rounding.
                     assert [kept[name] for name in COUNTERS] == pytest.approx(summed, abs=1e-6), (campaign, back)
                     # The running sums alert readings use, kept per window length as it moves.
                     assert state.window_sums(campaign, back, first) == pytest.approx(summed, abs=1e-6), (campaign, back)
-                every = [sum(counters[i] for k, counters in state.buckets.items() if k[0] == campaign)
-                         for i in range(len(COUNTERS))]
+                every = [
+                    sum(counters[i] for k, counters in state.buckets.items() if k[0] == campaign)
+                    for i in range(len(COUNTERS))
+                ]
                 assert state.kept_totals(campaign) == pytest.approx(every, abs=1e-6), campaign
     assert state.minutes and len(state.buckets) < 6000  # evictions happened, totals followed
 
 
 def call_at(event_id: str, moment: datetime, campaign="c1") -> CallAttempt:
-    return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=Outcome.CONNECTED,
-                       event_time=moment, lead=Lead(segment="seniors"), talk_seconds=60)
+    return CallAttempt(
+        schema_version=1,
+        event_id=event_id,
+        campaign=campaign,
+        outcome=Outcome.CONNECTED,
+        event_time=moment,
+        lead=Lead(segment="seniors"),
+        talk_seconds=60,
+    )
 
 
 def test_a_call_stamped_hours_ahead_holds_the_watermark_at_the_clock_so_later_calls_still_count():
@@ -198,8 +259,10 @@ def test_restored_rows_landed_in_the_future_keep_their_buckets_but_not_the_water
     bucket is still there (a replay of it is a duplicate, not a second count)."""
     state = buckets()
     now = int(time.time() * 1000) / 1000  # the warehouse keeps milliseconds
-    landed = [("right-1", "c1", "seniors", now - 120, "connected", 0, 1.0, 60.0, 1.0),
-              ("skewed", "c1", "seniors", now + 3 * 3600, "connected", 0, 1.0, 60.0, None)]
+    landed = [
+        ("right-1", "c1", "seniors", now - 120, "connected", 0, 1.0, 60.0, 1.0),
+        ("skewed", "c1", "seniors", now + 3 * 3600, "connected", 0, 1.0, 60.0, None),
+    ]
     assert state.restore(landed) == 2
     assert now <= state.watermarks["c1"] <= time.time()
     assert state.add(call_at("right-2", datetime.fromtimestamp(now - 500, timezone.utc))) is Verdict.COUNTED
