@@ -20,17 +20,26 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
+from warehouse_helpers import migrated_warehouse
 
-from analytics.calibration import (Calibration, auc, calibration_table, chi2_sf, expected_calibration_error,
-                                   hosmer_lemeshow, trailing_calibration, trailing_calibrations, week_start,
-                                   weekly_calibration)
+from analytics.calibration import (
+    Calibration,
+    auc,
+    calibration_table,
+    chi2_sf,
+    expected_calibration_error,
+    hosmer_lemeshow,
+    trailing_calibration,
+    trailing_calibrations,
+    week_start,
+    weekly_calibration,
+)
 from core.config import load_settings
 from core.handoff import CountedAttempts, LandingBatch
 from core.schema import Outcome
 from core.slots import SlotRules
 from producers.simulator import DEFAULT_CAMPAIGNS, DialerSimulator
 from warehouse.landing import Lander
-from warehouse_helpers import migrated_warehouse
 
 # -- the math by hand ------------------------------------------------------------------------
 
@@ -79,11 +88,20 @@ def test_hand_computed_example():
     assert hl.pvalue == pytest.approx(math.exp(-HAND_HL / 2) * (1 + HAND_HL / 2))
     assert hl.pvalue == pytest.approx(0.831751, abs=1e-6)
 
-    result = Calibration.from_scores("hand", datetime(2026, 11, 16, tzinfo=timezone.utc),
-                                     datetime(2026, 11, 23, tzinfo=timezone.utc), HAND_SCORES, HAND_ORDERS, bins=4)
+    result = Calibration.from_scores(
+        "hand",
+        datetime(2026, 11, 16, tzinfo=timezone.utc),
+        datetime(2026, 11, 23, tzinfo=timezone.utc),
+        HAND_SCORES,
+        HAND_ORDERS,
+        bins=4,
+    )
     assert (result.n, result.orders) == (12, 6)
-    assert (result.ece, result.auc, result.hl_pvalue) == (pytest.approx(0.125), pytest.approx(55 / 72),
-                                                          pytest.approx(0.831751, abs=1e-6))
+    assert (result.ece, result.auc, result.hl_pvalue) == (
+        pytest.approx(0.125),
+        pytest.approx(55 / 72),
+        pytest.approx(0.831751, abs=1e-6),
+    )
     assert result.predicted_rate == pytest.approx(sum(HAND_SCORES) / 12)
     assert result.actual_rate == 0.5
 
@@ -92,8 +110,9 @@ def test_the_bins_do_not_depend_on_row_order_and_unscored_calls_are_left_out():
     shuffled = list(zip(HAND_SCORES, HAND_ORDERS))
     random.Random(3).shuffle(shuffled)
     scores, orders = zip(*shuffled)
-    pd.testing.assert_frame_equal(calibration_table(scores, orders, bins=4),
-                                  calibration_table(HAND_SCORES, HAND_ORDERS, bins=4))
+    pd.testing.assert_frame_equal(
+        calibration_table(scores, orders, bins=4), calibration_table(HAND_SCORES, HAND_ORDERS, bins=4)
+    )
     with_unscored = calibration_table([*HAND_SCORES, np.nan, np.nan], [*HAND_ORDERS, 1, 1], bins=4)
     pd.testing.assert_frame_equal(with_unscored, calibration_table(HAND_SCORES, HAND_ORDERS, bins=4))
 
@@ -126,8 +145,10 @@ def test_auc_equals_counting_every_pair():
     rng = np.random.default_rng(11)
     scores = np.round(rng.uniform(0, 1, 150), 1)  # coarse, so many pairs tie
     orders = rng.random(150) < scores
-    pairs = [(1.0 if s_pos > s_neg else 0.5 if s_pos == s_neg else 0.0)
-             for s_pos, s_neg in itertools.product(scores[orders], scores[~orders])]
+    pairs = [
+        (1.0 if s_pos > s_neg else 0.5 if s_pos == s_neg else 0.0)
+        for s_pos, s_neg in itertools.product(scores[orders], scores[~orders])
+    ]
     assert auc(scores, orders) == pytest.approx(sum(pairs) / len(pairs), rel=1e-12)
 
 
@@ -142,10 +163,12 @@ def test_chi_square_tail_matches_the_textbook_critical_values():
 def test_degenerate_inputs():
     assert expected_calibration_error([], []) is None
     assert hosmer_lemeshow([], []).pvalue is None  # no bins, no degrees of freedom
-    assert hosmer_lemeshow([0.0] * 20 + [0.5] * 20 + [0.9] * 20, [0] * 20 + [1] * 10 + [0] * 10 + [1] * 18 + [0] * 2,
-                           bins=3).statistic == pytest.approx(0.0)  # a 0 % bin with no orders is no evidence
-    assert hosmer_lemeshow([0.0] * 20 + [0.5] * 20 + [0.9] * 20, [1] + [0] * 29 + [1] * 30,
-                           bins=3).pvalue == 0.0  # an order where the model said impossible
+    assert hosmer_lemeshow(
+        [0.0] * 20 + [0.5] * 20 + [0.9] * 20, [0] * 20 + [1] * 10 + [0] * 10 + [1] * 18 + [0] * 2, bins=3
+    ).statistic == pytest.approx(0.0)  # a 0 % bin with no orders is no evidence
+    assert (
+        hosmer_lemeshow([0.0] * 20 + [0.5] * 20 + [0.9] * 20, [1] + [0] * 29 + [1] * 30, bins=3).pvalue == 0.0
+    )  # an order where the model said impossible
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         calibration_table([0.2, 1.4], [0, 1])
     with pytest.raises(ValueError, match="0/1"):
@@ -179,8 +202,9 @@ def client(tmp_path_factory, events):
     with migrated_warehouse(tmp_path_factory.mktemp("calibration")) as client:
         lander = Lander(client, SETTINGS)
         for first in range(0, len(events), 5000):  # several batches, as the worker lands them
-            lander.land(LandingBatch(CountedAttempts.priced(events[first:first + 5000], RULES,
-                                                                SETTINGS.cost_model_for)))
+            lander.land(
+                LandingBatch(CountedAttempts.priced(events[first : first + 5000], RULES, SETTINGS.cost_model_for))
+            )
         # A replay: landing is idempotent, and so must the calibration be.
         lander.land(LandingBatch(CountedAttempts.priced(events[:3000], RULES, SETTINGS.cost_model_for)))
         yield client
@@ -189,8 +213,11 @@ def client(tmp_path_factory, events):
 @pytest.fixture(scope="module")
 def conversations(events) -> pd.DataFrame:
     """The population, from the raw events: scored calls that reached an agent."""
-    rows = [(e.campaign, e.event_time, e.lead.response_score, int(e.order)) for e in events
-            if e.outcome is Outcome.CONNECTED and e.lead.response_score is not None]
+    rows = [
+        (e.campaign, e.event_time, e.lead.response_score, int(e.order))
+        for e in events
+        if e.outcome is Outcome.CONNECTED and e.lead.response_score is not None
+    ]
     frame = pd.DataFrame(rows, columns=["campaign", "event_time", "score", "order"])
     frame["week"] = [week_start(t, ZONE) for t in frame["event_time"]]
     return frame
@@ -202,13 +229,16 @@ def test_warehouse_weekly_calibration_equals_the_math_over_the_raw_events(client
     expected = conversations.groupby(["campaign", "week"])
     assert [(r.campaign, r.period_start) for r in weekly] == list(expected.groups)
     assert len(weekly) == 4  # two campaigns x two local weeks
-    assert [r.period_start.isoformat() for r in weekly[:2]] == ["2026-11-16T00:00:00+09:00",
-                                                                "2026-11-23T00:00:00+09:00"]
+    assert [r.period_start.isoformat() for r in weekly[:2]] == [
+        "2026-11-16T00:00:00+09:00",
+        "2026-11-23T00:00:00+09:00",
+    ]
     for result in weekly:
         mine = expected.get_group((result.campaign, result.period_start))
         assert (result.n, result.orders) == (len(mine), mine["order"].sum())  # the replay counted once
-        reference = Calibration.from_scores(result.campaign, result.period_start, result.period_end,
-                                            mine["score"], mine["order"])
+        reference = Calibration.from_scores(
+            result.campaign, result.period_start, result.period_end, mine["score"], mine["order"]
+        )
         assert result.ece == pytest.approx(reference.ece, rel=1e-9)
         assert result.auc == pytest.approx(reference.auc, rel=1e-9)
         assert result.hl_pvalue == pytest.approx(reference.hl_pvalue, rel=1e-6)
@@ -227,9 +257,11 @@ def test_a_decayed_model_shows_a_higher_calibration_error_and_a_lower_auc(client
         mine = conversations[conversations["campaign"] == result.campaign]
         assert (result.n, result.orders) == (len(mine), mine["order"].sum())
         assert result.n > 6000
-    print(f"\n{CALIBRATED}: n={held.n} ECE={held.ece:.4f} AUC={held.auc:.3f} HL p={held.hl_pvalue:.3g}"
-          f"\n{DECAYED}: n={decayed.n} ECE={decayed.ece:.4f} AUC={decayed.auc:.3f} HL p={decayed.hl_pvalue:.3g}",
-          file=sys.stderr)
+    print(
+        f"\n{CALIBRATED}: n={held.n} ECE={held.ece:.4f} AUC={held.auc:.3f} HL p={held.hl_pvalue:.3g}"
+        f"\n{DECAYED}: n={decayed.n} ECE={decayed.ece:.4f} AUC={decayed.auc:.3f} HL p={decayed.hl_pvalue:.3g}",
+        file=sys.stderr,
+    )
     # A calibrated model's deciles miss only by sampling noise: ~1 point at these samples.
     assert held.ece < 0.02
     assert held.hl_pvalue > 0.001
@@ -245,9 +277,11 @@ def test_a_decayed_model_shows_a_higher_calibration_error_and_a_lower_auc(client
 def test_the_trailing_window_has_exact_edges(client, conversations):
     until = START + timedelta(hours=HOURS)
     last_hour = trailing_calibration(client, DECAYED, until, days=1 / 24)
-    mine = conversations[(conversations["campaign"] == DECAYED)
-                         & (conversations["event_time"] >= until - timedelta(hours=1))
-                         & (conversations["event_time"] < until)]
+    mine = conversations[
+        (conversations["campaign"] == DECAYED)
+        & (conversations["event_time"] >= until - timedelta(hours=1))
+        & (conversations["event_time"] < until)
+    ]
     assert (last_hour.n, last_hour.orders) == (len(mine), mine["order"].sum())
     assert last_hour.period_start == until - timedelta(hours=1)
     assert trailing_calibration(client, DECAYED, START, days=7) is None  # nothing before the first call
@@ -257,15 +291,22 @@ def test_the_trailing_window_has_exact_edges(client, conversations):
 def test_many_campaigns_each_up_to_its_own_time_in_one_query_match_one_at_a_time(client):
     """The worker's hourly path (trailing_calibrations) must give what the per-campaign
     query gives, each campaign with its own window edges."""
-    untils = {CALIBRATED: START + timedelta(hours=HOURS), DECAYED: START + timedelta(hours=HOURS / 2),
-              "no-such-campaign": START + timedelta(hours=HOURS)}
+    untils = {
+        CALIBRATED: START + timedelta(hours=HOURS),
+        DECAYED: START + timedelta(hours=HOURS / 2),
+        "no-such-campaign": START + timedelta(hours=HOURS),
+    }
     together = trailing_calibrations(client, untils, days=1 / 6)
     assert together["no-such-campaign"] is None
     for campaign in (CALIBRATED, DECAYED):
         alone = trailing_calibration(client, campaign, untils[campaign], days=1 / 6)
         mine = together[campaign]
-        assert (mine.n, mine.orders, mine.period_start, mine.period_end) == \
-            (alone.n, alone.orders, alone.period_start, alone.period_end)
+        assert (mine.n, mine.orders, mine.period_start, mine.period_end) == (
+            alone.n,
+            alone.orders,
+            alone.period_start,
+            alone.period_end,
+        )
         assert (mine.ece, mine.auc, mine.hl_pvalue) == pytest.approx((alone.ece, alone.auc, alone.hl_pvalue))
         pd.testing.assert_frame_equal(mine.table, alone.table)
         assert mine.n > 1000  # a window with calls in it, not two empty answers agreeing
@@ -282,9 +323,11 @@ def test_response_model_page_draws_the_warehouse_numbers(client, conversations):
     assert chosen == "2026-11-23"  # the newest week by default
 
     figure, rows, _styles, trend, summary, note, search = page.build(DECAYED, chosen)
-    expected = next(r for r in weekly_calibration(client, week_start(START, ZONE),
-                                                  week_start(START, ZONE) + timedelta(weeks=2), ZONE)
-                    if r.campaign == DECAYED and r.period_start.date().isoformat() == chosen)
+    expected = next(
+        r
+        for r in weekly_calibration(client, week_start(START, ZONE), week_start(START, ZONE) + timedelta(weeks=2), ZONE)
+        if r.campaign == DECAYED and r.period_start.date().isoformat() == chosen
+    )
     deciles = next(t for t in figure.data if t.name == "actual by score bin")
     assert list(deciles.x) == pytest.approx(expected.table["predicted"].tolist())
     assert list(deciles.y) == pytest.approx(expected.table["actual"].tolist())
@@ -300,25 +343,27 @@ def test_response_model_page_draws_the_warehouse_numbers(client, conversations):
     assert ece_lines[DECAYED].y[-1] == pytest.approx(expected.ece)
 
 
-
 def test_a_thin_week_gets_fewer_bins_and_the_page_says_why(client, conversations):
     """A week with too few conversations for ten bins of report_min_calls is cut into fewer,
     bigger bins, and the note above the table says so with n."""
     import msgspec
 
     from dashboards.app import create_app
-    from dashboards.theme import TOO_FEW
     from dashboards.data import DashboardContext, set_context
+    from dashboards.theme import TOO_FEW
 
     create_app(DashboardContext(SETTINGS, client))
     page = sys.modules[next(p["module"] for p in __import__("dash").page_registry.values() if p["path"] == "/model")]
     _weeks, chosen = page.weeks_for(DECAYED, None)
-    week = next(r for r in weekly_calibration(client, week_start(START, ZONE), week_start(START, ZONE)
-                                              + timedelta(weeks=2), ZONE)
-                if r.campaign == DECAYED and r.period_start.date().isoformat() == chosen)
+    week = next(
+        r
+        for r in weekly_calibration(client, week_start(START, ZONE), week_start(START, ZONE) + timedelta(weeks=2), ZONE)
+        if r.campaign == DECAYED and r.period_start.date().isoformat() == chosen
+    )
     min_calls = week.n // 3 + 1  # ten bins would hold a tenth each; three of a third still fall short
-    thin = msgspec.structs.replace(SETTINGS, dashboard=msgspec.structs.replace(SETTINGS.dashboard,
-                                                                                report_min_calls=min_calls))
+    thin = msgspec.structs.replace(
+        SETTINGS, dashboard=msgspec.structs.replace(SETTINGS.dashboard, report_min_calls=min_calls)
+    )
     set_context(DashboardContext(thin, client))
     try:
         figure, rows, styles, _trend, _summary, note, _search = page.build(DECAYED, chosen)
