@@ -4,10 +4,9 @@ are, and the filters find the others as the user types (real chDB, the real Dash
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
-
 from test_wallboard_model import BOARD_NOW, _bearer_app, _strict
 
 DAY = BOARD_NOW.astimezone(timezone(timedelta(hours=9))).date().isoformat()  # the default zone's day
@@ -23,34 +22,57 @@ def _callback(app, headers, output_part: str, values: dict) -> dict:
         outputs = outputs[0]
 
     def filled(items):
-        return [{"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")}
-                for i in items]
+        return [
+            {"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")} for i in items
+        ]
 
     response = app.server.test_client().post(
-        "/_dash-update-component", headers=headers,
-        json={"output": key, "outputs": outputs, "inputs": filled(spec["inputs"]), "state": filled(spec["state"]),
-              "changedPropIds": list(values)})
+        "/_dash-update-component",
+        headers=headers,
+        json={
+            "output": key,
+            "outputs": outputs,
+            "inputs": filled(spec["inputs"]),
+            "state": filled(spec["state"]),
+            "changedPropIds": list(values),
+        },
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     return _strict(response.data)["response"]
 
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
+    from warehouse_helpers import land_counted, migrated_warehouse
+
     from core.config import load_settings
     from core.schema import CallAttempt, Lead, Outcome
     from core.slots import SlotRules
-    from warehouse_helpers import land_counted, migrated_warehouse
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0)
 
     def call(event_id: str, campaign: str, ago: timedelta, outcome=Outcome.CONNECTED) -> CallAttempt:
-        return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=outcome,
-                           event_time=BOARD_NOW - ago, lead=Lead(segment="seniors"))
+        return CallAttempt(
+            schema_version=1,
+            event_id=event_id,
+            campaign=campaign,
+            outcome=outcome,
+            event_time=BOARD_NOW - ago,
+            lead=Lead(segment="seniors"),
+        )
 
     # busy-k made k+1 calls in the last ten minutes, one of them abandoned; 2,900 quiet campaigns
     # made one call each, 40 minutes ago.
-    events = [call(f"busy-{k}-{n}", f"busy-{k:03d}", timedelta(seconds=30 + 5 * n),
-                   Outcome.ABANDONED if n == 0 else Outcome.CONNECTED) for k in range(100) for n in range(k + 1)]
+    events = [
+        call(
+            f"busy-{k}-{n}",
+            f"busy-{k:03d}",
+            timedelta(seconds=30 + 5 * n),
+            Outcome.ABANDONED if n == 0 else Outcome.CONNECTED,
+        )
+        for k in range(100)
+        for n in range(k + 1)
+    ]
     events += [call(f"quiet-{n}", f"quiet-{n:04d}", timedelta(minutes=40)) for n in range(2900)]
     with migrated_warehouse(tmp_path_factory.mktemp("warehouse")) as client:
         land_counted(client, events, settings, SlotRules(settings.slots, settings.zone))
@@ -61,8 +83,9 @@ def test_the_compliance_page_shows_the_busiest_campaigns_and_says_how_many_there
     from dashboards.pages.compliance import MAX_CAMPAIGNS
 
     app, headers = dashboard
-    page = _callback(app, headers, "compliance-now.children",
-                     {"compliance-dates.start_date": DAY, "compliance-dates.end_date": DAY})
+    page = _callback(
+        app, headers, "compliance-now.children", {"compliance-dates.start_date": DAY, "compliance-dates.end_date": DAY}
+    )
     cards = page["compliance-now"]["children"]
     busiest = {f"busy-{k:03d}" for k in range(100 - MAX_CAMPAIGNS, 100)}
     assert {card["props"]["data-campaign"] for card in cards} == busiest
@@ -73,21 +96,33 @@ def test_the_compliance_page_shows_the_busiest_campaigns_and_says_how_many_there
 
 def test_the_compliance_page_shows_the_campaigns_chosen(dashboard):
     app, headers = dashboard
-    page = _callback(app, headers, "compliance-now.children",
-                     {"compliance-dates.start_date": DAY, "compliance-dates.end_date": DAY,
-                      "compliance-campaigns.value": ["quiet-0042", "busy-003"]})
-    assert [card["props"]["data-campaign"] for card in page["compliance-now"]["children"]] == \
-        ["busy-003", "quiet-0042"]
-    assert sorted((row["campaign"], row["dials"]) for row in page["compliance-table"]["data"]) == \
-        [("busy-003", "4"), ("quiet-0042", "1")]
+    page = _callback(
+        app,
+        headers,
+        "compliance-now.children",
+        {
+            "compliance-dates.start_date": DAY,
+            "compliance-dates.end_date": DAY,
+            "compliance-campaigns.value": ["quiet-0042", "busy-003"],
+        },
+    )
+    assert [card["props"]["data-campaign"] for card in page["compliance-now"]["children"]] == ["busy-003", "quiet-0042"]
+    assert sorted((row["campaign"], row["dials"]) for row in page["compliance-table"]["data"]) == [
+        ("busy-003", "4"),
+        ("quiet-0042", "1"),
+    ]
     assert "showing" not in page["compliance-summary"]["children"]
 
 
 @pytest.mark.parametrize("page", ["compliance", "report"])
 def test_the_campaign_filter_offers_a_few_dozen_names_and_finds_the_others_as_one_types(dashboard, page):
     app, headers = dashboard
-    found = _callback(app, headers, f"{page}-campaigns.options",
-                      {f"{page}-campaigns.search_value": "QUIET-01", f"{page}-campaigns.value": ["busy-007"]})
+    found = _callback(
+        app,
+        headers,
+        f"{page}-campaigns.options",
+        {f"{page}-campaigns.search_value": "QUIET-01", f"{page}-campaigns.value": ["busy-007"]},
+    )
     options = found[f"{page}-campaigns"]["options"]
     assert options[0] == "busy-007"  # what is chosen stays an option
     assert options[1:] == [f"quiet-{n:04d}" for n in range(100, 150)]  # the first 50 that match, any case
