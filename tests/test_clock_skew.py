@@ -18,10 +18,10 @@ from core.alerts import decode_alert
 from core.config import load_settings
 from core.schema import CallAttempt, Lead, Outcome
 from core.slots import SlotRules
-from streams.kafka_admin import read_topic
 from producers.publisher import EventPublisher
 from producers.run_simulator import run_simulation, simulation_start
 from producers.simulator import DialerSimulator
+from streams.kafka_admin import read_topic
 from warehouse.client import connect
 from warehouse.queries.alerts import alert_history
 from warehouse.queries.reports import metrics_by
@@ -30,8 +30,15 @@ CAMPAIGN = "wrong-clock"
 
 
 def call(event_id: str, moment: datetime, outcome: Outcome = Outcome.NO_ANSWER) -> CallAttempt:
-    return CallAttempt(schema_version=1, event_id=event_id, campaign=CAMPAIGN, event_time=moment, outcome=outcome,
-                       lead=Lead(segment="seniors"), ring_seconds=20.0)
+    return CallAttempt(
+        schema_version=1,
+        event_id=event_id,
+        campaign=CAMPAIGN,
+        event_time=moment,
+        outcome=outcome,
+        lead=Lead(segment="seniors"),
+        ring_seconds=20.0,
+    )
 
 
 def publish(settings, events: list[CallAttempt]) -> None:
@@ -72,9 +79,21 @@ def test_one_call_stamped_three_hours_ahead_is_refused_warned_about_and_silences
     firing = worker.wait_until(lambda h: h["alerts_firing"] == 1, timeout_s=30)
 
     # `callpulse status` shows the refused call by its reason.
-    status = subprocess.run([sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "status",
-                             "--health-url", f"http://127.0.0.1:{worker.health_port}/health"],
-                            capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callpulse",
+            "--config",
+            str(pipeline.config_file),
+            "status",
+            "--health-url",
+            f"http://127.0.0.1:{worker.health_port}/health",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 0, status.stderr
     assert "future_event_time" in status.stdout and "counted 200" in status.stdout, status.stdout
 
@@ -88,7 +107,9 @@ def test_one_call_stamped_three_hours_ahead_is_refused_warned_about_and_silences
 
     alerts = [decode_alert(raw) for raw in read_topic(settings, settings.topics.alerts)]
     assert [(a.rule.value, a.campaign, a.state, a.severity) for a in alerts] == [
-        ("clock_skew", CAMPAIGN, "firing", "warning"), ("clock_skew", CAMPAIGN, "resolved", "warning")]
+        ("clock_skew", CAMPAIGN, "firing", "warning"),
+        ("clock_skew", CAMPAIGN, "resolved", "warning"),
+    ]
     raised, resolved = alerts
     assert raised.value == pytest.approx(3 * 3600, abs=120) and raised.threshold == 300
     assert raised.trigger_event_id == "three-hours-ahead"
@@ -119,8 +140,13 @@ def test_a_warehouse_with_calls_landed_in_the_future_recovers_on_the_next_start(
     default_config = pipeline.config_file.read_text()
     pipeline.config_file.write_text(default_config.replace("[pipeline]\n", "[pipeline]\nmax_future_seconds = 86400\n"))
     now = datetime.now(timezone.utc)
-    publish(settings, [*correct_calls("before", 20, now - timedelta(seconds=60), spacing_s=3),
-                       call("three-hours-ahead", now + timedelta(hours=3))])
+    publish(
+        settings,
+        [
+            *correct_calls("before", 20, now - timedelta(seconds=60), spacing_s=3),
+            call("three-hours-ahead", now + timedelta(hours=3)),
+        ],
+    )
     earlier = pipeline.worker()
     health = earlier.wait_until_caught_up()
     assert earlier.stop() == 0
@@ -144,8 +170,12 @@ def test_a_sped_up_simulation_with_a_duration_never_stamps_a_call_ahead_of_the_c
     start = simulation_start(speed, duration)
     simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), b"k" * 32, seed=3, start=start)
     published: list[tuple[datetime, datetime]] = []
-    run_simulation(simulator, lambda event: published.append((event.event_time, datetime.now(timezone.utc))),
-                   speed=speed, duration_s=duration)
+    run_simulation(
+        simulator,
+        lambda event: published.append((event.event_time, datetime.now(timezone.utc))),
+        speed=speed,
+        duration_s=duration,
+    )
     assert len(published) > 1000
     assert all(event_time <= sent_at for event_time, sent_at in published)
     # A window of duration x speed simulated seconds that ends as the run does.
@@ -160,8 +190,12 @@ def test_a_sped_up_simulation_without_a_duration_backfills_then_goes_on_in_real_
     simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), b"k" * 32, seed=4, start=start)
     published: list[tuple[datetime, datetime]] = []
     # 20 simulated minutes take a third of a second at 3600x; the rest of the run is real time.
-    run_simulation(simulator, lambda event: published.append((event.event_time, datetime.now(timezone.utc))),
-                   speed=3600.0, duration_s=4.0)
+    run_simulation(
+        simulator,
+        lambda event: published.append((event.event_time, datetime.now(timezone.utc))),
+        speed=3600.0,
+        duration_s=4.0,
+    )
     assert all(event_time <= sent_at for event_time, sent_at in published)
     assert published[-1][0] > datetime.now(timezone.utc) - timedelta(seconds=30)
     with pytest.raises(ValueError, match="in the future"):
@@ -171,10 +205,27 @@ def test_a_sped_up_simulation_without_a_duration_backfills_then_goes_on_in_real_
 def test_the_simulate_command_at_speed_writes_no_call_ahead_of_the_clock(tmp_path):
     began = datetime.now(timezone.utc)
     out = tmp_path / "calls.jsonl"
-    subprocess.run([sys.executable, "-m", "callpulse", "--data-dir", str(tmp_path / "var"), "simulate",
-                    "--speed", "600", "--duration", "3", "--output", str(out)],
-                   check=True, capture_output=True, timeout=60, cwd=tmp_path,
-                   env={**os.environ, "CALLPULSE_HMAC_KEY": "test-key"})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callpulse",
+            "--data-dir",
+            str(tmp_path / "var"),
+            "simulate",
+            "--speed",
+            "600",
+            "--duration",
+            "3",
+            "--output",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "CALLPULSE_HMAC_KEY": "test-key"},
+    )
     ended = datetime.now(timezone.utc)
     times = [datetime.fromisoformat(json.loads(line)["event_time"]) for line in out.read_text().splitlines()]
     assert len(times) > 1000 and max(times) <= ended
