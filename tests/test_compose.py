@@ -29,23 +29,30 @@ ONE_SHOT = ("topics", "migrate")
 def _compose_bin() -> str:
     found = shutil.which("docker-compose")
     if found is None:
-        pytest.fail("`docker-compose` is not on PATH: install Debian's docker-compose package "
-                    "(apt-get install -y --no-install-recommends docker-compose); "
-                    "these tests validate docker-compose.yml with it and must not be skipped")
+        pytest.fail(
+            "`docker-compose` is not on PATH: install Debian's docker-compose package "
+            "(apt-get install -y --no-install-recommends docker-compose); "
+            "these tests validate docker-compose.yml with it and must not be skipped"
+        )
     return found
 
 
 def _clean_env(**overrides: str) -> dict[str, str]:
     """The caller's environment minus anything that would change how the file interpolates."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CALLPULSE_", "COMPOSE_", "CLICKHOUSE_", "KAFKA_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CALLPULSE_", "COMPOSE_", "CLICKHOUSE_", "KAFKA_"))}
     env.update(overrides)
     return env
 
 
 def _compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_compose_bin(), "-f", str(COMPOSE_FILE), *args], cwd=PROJECT_ROOT,
-                          env=_clean_env(**env), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [_compose_bin(), "-f", str(COMPOSE_FILE), *args],
+        cwd=PROJECT_ROOT,
+        env=_clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _resolved(**env: str) -> dict:
@@ -142,8 +149,7 @@ def test_kafka_runs_single_node_kraft(services):
     assert "ZOOKEEPER" not in " ".join(env), "KRaft mode needs no ZooKeeper"
     node_id = env["KAFKA_NODE_ID"]
     controller_names = env["KAFKA_CONTROLLER_LISTENER_NAMES"].split(",")
-    listeners = dict(re.match(r"([A-Z_]+)://[^:]*:(\d+)", item).groups()
-                     for item in env["KAFKA_LISTENERS"].split(","))
+    listeners = dict(re.match(r"([A-Z_]+)://[^:]*:(\d+)", item).groups() for item in env["KAFKA_LISTENERS"].split(","))
     voter_id, voter = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split("@")
     assert voter_id == node_id
     assert voter.split(":")[1] == listeners[controller_names[0]], "quorum voter is not the controller listener"
@@ -151,8 +157,9 @@ def test_kafka_runs_single_node_kraft(services):
     bootstrap = _env(services["worker"])["KAFKA_BOOTSTRAP_SERVERS"]
     assert f"PLAINTEXT://{bootstrap}" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"].lower() == "false", \
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"].lower() == "false", (
         "auto-created topics get the broker's partition count and break Faust"
+    )
     assert env.get("CLUSTER_ID"), "the apache/kafka image needs CLUSTER_ID in KRaft mode"
     assert kafka.get("healthcheck", {}).get("test"), "kafka needs a healthcheck"
 
@@ -180,10 +187,13 @@ def test_restart_policies(services):
 
 def test_commands_parse_with_the_cli(services):
     """Every role's command is a real `callpulse` subcommand with options it accepts."""
-    expected = {"topics": ["topics"], "migrate": ["migrate"],
-                "worker": ["worker", "--no-dashboard", "--health-port", "6066"],
-                "dashboard": ["dashboard", "--host", "0.0.0.0", "--port", "8050"],
-                "simulator": ["simulate", "--speed", "1"]}
+    expected = {
+        "topics": ["topics"],
+        "migrate": ["migrate"],
+        "worker": ["worker", "--no-dashboard", "--health-port", "6066"],
+        "dashboard": ["dashboard", "--host", "0.0.0.0", "--port", "8050"],
+        "simulator": ["simulate", "--speed", "1"],
+    }
     for name, args in expected.items():
         command = [str(part) for part in services[name]["command"]]
         assert command == args, f"{name}: {command}"
