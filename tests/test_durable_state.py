@@ -15,13 +15,13 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import new_pipeline
 
 from callpulse.embedded import EmbeddedBroker, free_port
 from core.privacy import hash_phone
 from core.schema import CallAttempt, Lead, Outcome
-from streams.kafka_admin import ensure_topics, read_topic
-from conftest import new_pipeline
 from producers.publisher import EventPublisher
+from streams.kafka_admin import ensure_topics, read_topic
 from warehouse.client import connect
 
 pytestmark = pytest.mark.integration
@@ -34,10 +34,18 @@ CONSENTED_AGAIN = "+81 90-3333-4444"
 
 def dial(event_id: str, phone: str, campaign: str, placed: datetime) -> CallAttempt:
     """A connected call placed at ``placed``: ring 10 s, talk 60 s."""
-    return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign,
-                       event_time=placed + timedelta(seconds=70), outcome=Outcome.CONNECTED,
-                       lead=Lead(segment="seniors", phone_hash=hash_phone(phone, KEY)), ring_seconds=10.0,
-                       talk_seconds=60.0, agent="agent-07", team="tokyo-floor")
+    return CallAttempt(
+        schema_version=1,
+        event_id=event_id,
+        campaign=campaign,
+        event_time=placed + timedelta(seconds=70),
+        outcome=Outcome.CONNECTED,
+        lead=Lead(segment="seniors", phone_hash=hash_phone(phone, KEY)),
+        ring_seconds=10.0,
+        talk_seconds=60.0,
+        agent="agent-07",
+        team="tokyo-floor",
+    )
 
 
 def publish(settings, events) -> None:
@@ -48,8 +56,13 @@ def publish(settings, events) -> None:
 
 def cli(pipeline, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, "CALLPULSE_HMAC_KEY": KEY.decode(), **(env or {})}
-    done = subprocess.run([sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), *args],
-                          capture_output=True, text=True, timeout=90, env=environment)
+    done = subprocess.run(
+        [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=environment,
+    )
     assert done.returncode == 0, done.stderr
     return done
 
@@ -90,16 +103,24 @@ def test_the_stop_list_and_the_alerts_survive_a_broker_that_restarts_empty(tmp_p
         cli(pipeline, "stoplist", "remove", CONSENTED_AGAIN)
         worker.wait_until(lambda h: h["stop_list_size"] == 1 and h["stop_list_unlanded"] == 0, timeout_s=30)
         # Two campaigns dial the flagged customer: two critical stop-list alerts fire.
-        publish(settings, [dial("first-run-1", STILL_FLAGGED, "home-insurance", START + timedelta(minutes=5)),
-                           dial("first-run-2", STILL_FLAGGED, "winback", START + timedelta(minutes=5))])
+        publish(
+            settings,
+            [
+                dial("first-run-1", STILL_FLAGGED, "home-insurance", START + timedelta(minutes=5)),
+                dial("first-run-2", STILL_FLAGGED, "winback", START + timedelta(minutes=5)),
+            ],
+        )
         worker.wait_until_caught_up()
         worker.wait_until(lambda h: h["alerts_firing"] == 2 and h["stop_list_violations"] == 2, timeout_s=60)
-        alerts_before = wait_for(lambda: (lambda listed: listed if len(listed) == 2 else None)(
-            listed_alerts(pipeline, login)), "two alerts in the table")
+        alerts_before = wait_for(
+            lambda: (lambda listed: listed if len(listed) == 2 else None)(listed_alerts(pipeline, login)),
+            "two alerts in the table",
+        )
         active_before = listed_alerts(pipeline, login, "--active")
         assert sorted((a["campaign"], a["rule"], a["state"], a["severity"]) for a in alerts_before) == [
             ("home-insurance", "stop_list_violation", "firing", "critical"),
-            ("winback", "stop_list_violation", "firing", "critical")]
+            ("winback", "stop_list_violation", "firing", "critical"),
+        ]
         assert active_before == dashboard_alerts(pipeline, dashboard_login.bearer("supervisor"))
         assert sorted(a["alert_id"] for a in active_before) == sorted(a["alert_id"] for a in alerts_before)
         status = cli(pipeline, "stoplist", "status").stdout
@@ -130,9 +151,13 @@ def test_the_stop_list_and_the_alerts_survive_a_broker_that_restarts_empty(tmp_p
         assert listed_alerts(pipeline, login, "--active") == active_before
         assert dashboard_alerts(pipeline, dashboard_login.bearer("supervisor")) == active_before
 
-        publish(settings, [dial("second-run-flagged", STILL_FLAGGED, "home-insurance", START + timedelta(minutes=20)),
-                           dial("second-run-consented", CONSENTED_AGAIN, "home-insurance",
-                                START + timedelta(minutes=21))])
+        publish(
+            settings,
+            [
+                dial("second-run-flagged", STILL_FLAGGED, "home-insurance", START + timedelta(minutes=20)),
+                dial("second-run-consented", CONSENTED_AGAIN, "home-insurance", START + timedelta(minutes=21)),
+            ],
+        )
         health = worker.wait_until_caught_up()
         assert (health["counted"], health["stop_list_violations"]) == (2, 1)
         assert worker.stop() == 0
@@ -142,17 +167,22 @@ def test_the_stop_list_and_the_alerts_survive_a_broker_that_restarts_empty(tmp_p
 
     client = connect(settings.warehouse_url)
     try:
-        violations = sorted(row[0] for row in client.query("SELECT event_id FROM stop_list_violations FINAL")
-                            .result_rows)
-        stop_list = client.query("SELECT phone_hash, reason, flagged_at, removed_at IS NOT NULL "
-                                 "FROM stop_list FINAL ORDER BY reason").result_rows
+        violations = sorted(
+            row[0] for row in client.query("SELECT event_id FROM stop_list_violations FINAL").result_rows
+        )
+        stop_list = client.query(
+            "SELECT phone_hash, reason, flagged_at, removed_at IS NOT NULL FROM stop_list FINAL ORDER BY reason"
+        ).result_rows
     finally:
         client.close()
     assert violations == ["first-run-1", "first-run-2", "second-run-flagged"]
     # The warehouse's copy: the flag and the removal, by the phone's HMAC only.
-    assert [(h, reason, flagged.replace(tzinfo=timezone.utc), removed) for h, reason, flagged, removed in stop_list] == [
+    assert [
+        (h, reason, flagged.replace(tzinfo=timezone.utc), removed) for h, reason, flagged, removed in stop_list
+    ] == [
         (hash_phone(CONSENTED_AGAIN, KEY), "complaint", START, True),
-        (hash_phone(STILL_FLAGGED, KEY), "dnc_request", START, False)]
+        (hash_phone(STILL_FLAGGED, KEY), "dnc_request", START, False),
+    ]
 
 
 def test_republishing_keeps_a_removal_that_arrived_meanwhile_and_the_original_flags(pipeline):
@@ -163,8 +193,10 @@ def test_republishing_keeps_a_removal_that_arrived_meanwhile_and_the_original_fl
     from streams.stoplist import StopListTable
 
     settings = pipeline.settings
-    landed = [StopListEntry(hash_phone(STILL_FLAGGED, KEY), START, "dnc_request", "cli"),
-              StopListEntry(hash_phone(CONSENTED_AGAIN, KEY), START - timedelta(days=3), "complaint", "file:dnc.csv")]
+    landed = [
+        StopListEntry(hash_phone(STILL_FLAGGED, KEY), START, "dnc_request", "cli"),
+        StopListEntry(hash_phone(CONSENTED_AGAIN, KEY), START - timedelta(days=3), "complaint", "file:dnc.csv"),
+    ]
     table = StopListTable(settings.bootstrap_servers, settings.topics.stop_list, keep_changes=True)
     publisher = StopListPublisher(settings.bootstrap_servers, settings.topics.stop_list, KEY)
     try:
