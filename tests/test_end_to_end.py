@@ -36,15 +36,17 @@ def seeded_events(settings: Settings, seed: int, hours: float):
 
 def expected_by_campaign_and_slot(events, settings: Settings) -> pd.DataFrame:
     """An independent pandas computation of the landed metrics from the raw events."""
-    frame = pd.DataFrame({
-        "campaign": [e.campaign for e in events],
-        "event_time": pd.to_datetime([e.event_time for e in events], utc=True),
-        "outcome": [e.outcome.value for e in events],
-        "ring": [e.ring_seconds for e in events],
-        "wait": [e.wait_seconds for e in events],
-        "talk": [e.talk_seconds for e in events],
-        "order": [e.order for e in events],
-    })
+    frame = pd.DataFrame(
+        {
+            "campaign": [e.campaign for e in events],
+            "event_time": pd.to_datetime([e.event_time for e in events], utc=True),
+            "outcome": [e.outcome.value for e in events],
+            "ring": [e.ring_seconds for e in events],
+            "wait": [e.wait_seconds for e in events],
+            "talk": [e.talk_seconds for e in events],
+            "order": [e.order for e in events],
+        }
+    )
     local_hour = frame["event_time"].dt.tz_convert(settings.pipeline.timezone).dt.hour
     frame["slot"] = "off_hours"
     for slot in settings.slots:
@@ -58,11 +60,14 @@ def expected_by_campaign_and_slot(events, settings: Settings) -> pd.DataFrame:
     frame["contacts"] = frame["connected"] + frame["abandoned"]
     frame["orders"] = (connected & frame["order"]).astype(int)
     frame["talk_seconds"] = frame["talk"].where(connected, 0.0)
-    frame["cost"] = (model.cost_per_attempt
-                     + (frame["ring"] + frame["wait"] + frame["talk"]) / 60 * model.cost_per_minute
-                     + frame["talk"] / 3600 * model.agent_cost_per_hour)
+    frame["cost"] = (
+        model.cost_per_attempt
+        + (frame["ring"] + frame["wait"] + frame["talk"]) / 60 * model.cost_per_minute
+        + frame["talk"] / 3600 * model.agent_cost_per_hour
+    )
     sums = frame.groupby(["campaign", "slot"])[
-        ["dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds"]].sum()
+        ["dials", "contacts", "connected", "abandoned", "orders", "cost", "talk_seconds"]
+    ].sum()
     sums["contact_rate"] = sums["contacts"] / sums["dials"]
     sums["abandon_rate"] = sums["abandoned"] / sums["contacts"]
     return sums.sort_index()
@@ -82,8 +87,9 @@ def assert_same_metrics(landed: pd.DataFrame, expected: pd.DataFrame) -> None:
     for column in ("dials", "contacts", "connected", "abandoned", "orders"):
         assert landed[column].astype(int).tolist() == expected[column].astype(int).tolist(), column
     for column in ("cost", "talk_seconds", "contact_rate", "abandon_rate"):
-        np.testing.assert_allclose(landed[column].to_numpy(float), expected[column].to_numpy(float),
-                                   rtol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            landed[column].to_numpy(float), expected[column].to_numpy(float), rtol=1e-9, err_msg=column
+        )
 
 
 def test_seeded_events_land_exactly_as_pandas_computes_them(pipeline):
@@ -122,14 +128,14 @@ def test_killed_worker_restarts_without_double_counting(pipeline):
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
     quarter = len(events) // 4
     for round_ in range(3):
-        publisher.publish_all(events[round_ * quarter:(round_ + 1) * quarter])
+        publisher.publish_all(events[round_ * quarter : (round_ + 1) * quarter])
         publisher.flush()
         worker = pipeline.worker()
         # Killed once it has landed part of what is waiting, so a batch is in flight.
         worker.wait_until(lambda h: h["records"] >= quarter // 3 and h["last_landed_at"])
         worker.stop(signal.SIGKILL)
 
-    publisher.publish_all(events[3 * quarter:])
+    publisher.publish_all(events[3 * quarter :])
     publisher.close()
     last = pipeline.worker()
     health = last.wait_until_caught_up()
@@ -152,26 +158,53 @@ def test_bad_records_go_to_dead_letters_and_valid_ones_still_count(pipeline):
     publisher.publish_all(events[2:])
     # An abandoned call an hour older than its campaign's newest: past the 10-minute lateness.
     newest = max(e.event_time for e in events if e.campaign == events[-1].campaign)
-    straggler = msgspec.structs.replace(events[-1], event_id="straggler-1", outcome=Outcome.ABANDONED,
-                                        talk_seconds=0.0, order=False, event_time=newest - timedelta(hours=1))
+    straggler = msgspec.structs.replace(
+        events[-1],
+        event_id="straggler-1",
+        outcome=Outcome.ABANDONED,
+        talk_seconds=0.0,
+        order=False,
+        event_time=newest - timedelta(hours=1),
+    )
     publisher.publish(straggler)
     publisher.close()
 
     worker = pipeline.worker()
     health = worker.wait_until_caught_up()
-    status = subprocess.run([sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "status",
-                             "--health-url", f"http://127.0.0.1:{worker.health_port}/health"],
-                            capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callpulse",
+            "--config",
+            str(pipeline.config_file),
+            "status",
+            "--health-url",
+            f"http://127.0.0.1:{worker.health_port}/health",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert worker.stop() == 0
     assert status.returncode == 0, status.stderr
     assert "lag 0 record(s)" in status.stdout and "dead letters since the worker started (5)" in status.stdout
     assert re.search(r"invalid_json\s+│\s+2\s+│\s+not JSON", status.stdout), status.stdout
     assert health["counted"] == len(events) - 1  # events[0] only came with a wrong version
-    assert health["dead_letters"] == {"invalid_json": 2, "unsupported_schema_version": 1, "negative_duration": 1,
-                                      "late_event": 1}
+    assert health["dead_letters"] == {
+        "invalid_json": 2,
+        "unsupported_schema_version": 1,
+        "negative_duration": 1,
+        "late_event": 1,
+    }
     letters = read_dead_letters(settings)
     assert sorted(letter["reason"] for letter in letters) == [
-        "invalid_json", "invalid_json", "late_event", "negative_duration", "unsupported_schema_version"]
+        "invalid_json",
+        "invalid_json",
+        "late_event",
+        "negative_duration",
+        "unsupported_schema_version",
+    ]
     assert all(letter["source_topic"] == settings.topics.call_events for letter in letters)
     violation = next(letter for letter in letters if letter["reason"] == "negative_duration")
     assert violation["batch_index"] == 0 and "ring_seconds" in violation["detail"]
@@ -184,15 +217,20 @@ def test_bad_records_go_to_dead_letters_and_valid_ones_still_count(pipeline):
         client.close()
     # What the Alerts page's "Rejected records" table shows.
     assert dict(zip(refused["reason"], refused["last_hour"])) == {
-        "invalid_json": 2, "unsupported_schema_version": 1, "negative_duration": 1, "late_event": 1}
+        "invalid_json": 2,
+        "unsupported_schema_version": 1,
+        "negative_duration": 1,
+        "late_event": 1,
+    }
     assert late[["campaign", "late_events", "late_abandoned"]].values.tolist() == [[straggler.campaign, 1, 1]]
 
 
 def read_dead_letters(settings: Settings) -> list[dict]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, consumer_timeout_ms=3000,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, consumer_timeout_ms=3000, enable_auto_commit=False
+    )
     try:
         consumer.assign([TopicPartition(settings.topics.dead_letters, 0)])
         consumer.seek_to_beginning()
@@ -218,8 +256,9 @@ def test_a_sigterm_stop_lands_what_it_holds_and_the_restart_is_exact(pipeline):
     client = connect(settings.warehouse_url)
     try:
         landed_attempts = client.command("SELECT count() FROM call_attempts FINAL")
-        offsets = client.query("SELECT partition, argMax(next_offset, version) FROM consumed_offsets "
-                               "GROUP BY partition").result_rows
+        offsets = client.query(
+            "SELECT partition, argMax(next_offset, version) FROM consumed_offsets GROUP BY partition"
+        ).result_rows
     finally:
         client.close()
     # One event per record here: every consumed record is a landed attempt, and no more.
