@@ -43,8 +43,10 @@ SLOT_HOURS_UTC = (0, 3, 7, 9)
 STATES = ("empty", "one-hour", "three-days")
 #: Reports the issue found wrong, opened by URL beside every page's default view: an abandon
 #: rate (lower is better) and CPO with no columns, whose heatmap was blank.
-MORE_VIEWS = {"/reports?rows=segment&columns=slot&metric=abandon_rate": "reports-abandon-rate",
-              "/reports?rows=segment&columns=none&metric=cpo": "reports-cpo-by-segment"}
+MORE_VIEWS = {
+    "/reports?rows=segment&columns=slot&metric=abandon_rate": "reports-abandon-rate",
+    "/reports?rows=segment&columns=none&metric=cpo": "reports-cpo-by-segment",
+}
 HEATMAP_CELLS_JS = """() => [...document.querySelectorAll('#report-heatmap .js-plotly-plot')].flatMap(plot =>
   (plot.data || []).filter(trace => trace.name === 'values').flatMap(trace => (trace.z || []).flat())
     .filter(value => value !== null).length)"""
@@ -86,8 +88,12 @@ def fill(state: str, settings) -> None:
     if state == "one-hour":
         events = simulated(OFF_HOURS, 3600, settings, seed=5)
     else:
-        events = [event for number, day in enumerate(DAYS) for hour in SLOT_HOURS_UTC
-                  for event in simulated(day + timedelta(hours=hour), 3600, settings, seed=10 * number + hour)]
+        events = [
+            event
+            for number, day in enumerate(DAYS)
+            for hour in SLOT_HOURS_UTC
+            for event in simulated(day + timedelta(hours=hour), 3600, settings, seed=10 * number + hour)
+        ]
     path = settings.warehouse_url.removeprefix("chdb://")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with migrated_warehouse(path) as client:
@@ -97,11 +103,24 @@ def fill(state: str, settings) -> None:
             newest = max(event.event_time for event in events)
             campaign = sorted({event.campaign for event in events})[0]
             # An abandon-rate alert that fired on 2 of 65 live answers and still fires.
-            land_alert(client, Alert(
-                alert_id="every-page-test", rule=Rule.ABANDON_RATE, campaign=campaign, state="firing",
-                severity="critical", value=2 / 65, threshold=0.03, window_minutes=15, sample=65,
-                first_seen=newest - timedelta(minutes=20), event_time=newest - timedelta(minutes=20),
-                emitted_at=newest - timedelta(minutes=20), detail="2 of 65 live answers abandoned"))
+            land_alert(
+                client,
+                Alert(
+                    alert_id="every-page-test",
+                    rule=Rule.ABANDON_RATE,
+                    campaign=campaign,
+                    state="firing",
+                    severity="critical",
+                    value=2 / 65,
+                    threshold=0.03,
+                    window_minutes=15,
+                    sample=65,
+                    first_seen=newest - timedelta(minutes=20),
+                    event_time=newest - timedelta(minutes=20),
+                    emitted_at=newest - timedelta(minutes=20),
+                    detail="2 of 65 live answers abandoned",
+                ),
+            )
 
 
 def land_alert(client, alert: Alert) -> None:
@@ -118,8 +137,13 @@ def rate_axis_problems(figures: list[dict]) -> list[str]:
             problems.append(f"{where} has a white background: not the dashboard's theme")
         for axis in figure["axes"]:
             value_axis = axis["name"].startswith("y") or "%" in axis["tickformat"]
-            if (axis["visible"] and axis["type"] not in ("category", "multicategory", "date") and value_axis
-                    and axis["range"] and float(axis["range"][0]) < -1e-9):
+            if (
+                axis["visible"]
+                and axis["type"] not in ("category", "multicategory", "date")
+                and value_axis
+                and axis["range"]
+                and float(axis["range"][0]) < -1e-9
+            ):
                 problems.append(f"{where}: {axis['name']} runs from {axis['range'][0]:.3g}, below 0")
         for heatmap in figure["heatmaps"]:
             if heatmap["zmin"] is not None and heatmap["zmin"] < -1e-9:
@@ -147,10 +171,22 @@ def visit_every_page(settings, login: dict[str, str], state: str) -> list[str]:
         try:
             page = browser.new_context(viewport={"width": 1440, "height": 900}, http_credentials=login).new_page()
             current = {"path": "/"}
-            page.on("response", lambda response: response.status >= 500 and problems.append(
-                f"{state} {current['path']}: {response.status} from {response.request.method} {response.url}"))
-            page.on("console", lambda message: message.type == "error" and problems.append(
-                f"{state} {current['path']}: console error: {message.text}"))
+            page.on(
+                "response",
+                lambda response: (
+                    response.status >= 500
+                    and problems.append(
+                        f"{state} {current['path']}: {response.status} from {response.request.method} {response.url}"
+                    )
+                ),
+            )
+            page.on(
+                "console",
+                lambda message: (
+                    message.type == "error"
+                    and problems.append(f"{state} {current['path']}: console error: {message.text}")
+                ),
+            )
             page.on("pageerror", lambda error: problems.append(f"{state} {current['path']}: page error: {error}"))
             page.goto(url + "/", wait_until="domcontentloaded")
             settle(page)
@@ -160,8 +196,9 @@ def visit_every_page(settings, login: dict[str, str], state: str) -> list[str]:
                 current["path"] = path
                 page.goto(url + path, wait_until="domcontentloaded")
                 settle(page)
-                problems.extend(f"{state} {path}: {problem}" for problem in rate_axis_problems(
-                    page.evaluate(FIGURES_JS)))
+                problems.extend(
+                    f"{state} {path}: {problem}" for problem in rate_axis_problems(page.evaluate(FIGURES_JS))
+                )
                 if path in MORE_VIEWS and state != "empty" and not sum(page.evaluate(HEATMAP_CELLS_JS)):
                     problems.append(f"{state} {path}: the heatmap draws no cell")
                 page.screenshot(path=str(ARTIFACTS / f"{state}-{name}.png"), full_page=True)
