@@ -13,9 +13,9 @@ from __future__ import annotations
 import signal
 
 import pytest
-
 from conftest import Pipeline
 from test_end_to_end import START, assert_same_metrics, expected_by_campaign_and_slot, landed_by_campaign_and_slot
+
 from core.config import load_settings
 from core.slots import SlotRules
 from producers.publisher import EventPublisher
@@ -25,10 +25,10 @@ pytestmark = pytest.mark.integration
 
 
 # Names chosen so Kafka's partitioner spreads them over all three partitions (0, 2, 1, 1, 2, 0).
-CAMPAIGNS = [CampaignProfile(name, agents=8, lines_per_free_agent=2.5, list_quality=1.0, conversion=0.1,
-                             mean_talk_seconds=150)
-             for name in ("home-insurance", "broadband-upgrade", "car-loan", "water-filter", "travel-club",
-                          "charity-giving")]
+CAMPAIGNS = [
+    CampaignProfile(name, agents=8, lines_per_free_agent=2.5, list_quality=1.0, conversion=0.1, mean_talk_seconds=150)
+    for name in ("home-insurance", "broadband-upgrade", "car-loan", "water-filter", "travel-club", "charity-giving")
+]
 
 
 def second_worker_pipeline(pipeline, tmp_path) -> Pipeline:
@@ -43,8 +43,11 @@ def test_a_killed_workers_partitions_move_to_the_survivor_and_the_totals_are_exa
     settings = pipeline.settings
     other = second_worker_pipeline(pipeline, tmp_path)
     assert other.settings.warehouse_url != settings.warehouse_url
-    events = list(DialerSimulator(SlotRules(settings.slots, settings.zone), b"test-key", seed=17, start=START,
-                                  campaigns=CAMPAIGNS).events(sim_seconds=3600))
+    events = list(
+        DialerSimulator(
+            SlotRules(settings.slots, settings.zone), b"test-key", seed=17, start=START, campaigns=CAMPAIGNS
+        ).events(sim_seconds=3600)
+    )
     half = len(events) // 2
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
     publisher.publish_all(events[:half])
