@@ -24,17 +24,36 @@ def at(minutes: int, seconds: int = 0) -> datetime:
     return START + timedelta(minutes=minutes, seconds=seconds)
 
 
-def agent_event(number: int, agent: str, state: str, moment: datetime, campaign: str = "floor-1",
-                team: str | None = "tokyo-floor") -> AgentStateChange:
-    return AgentStateChange(schema_version=1, event_id=f"agent-ev-{agent}-{number}", campaign=campaign,
-                            event_time=moment, agent=agent, state=state, team=team)
+def agent_event(
+    number: int, agent: str, state: str, moment: datetime, campaign: str = "floor-1", team: str | None = "tokyo-floor"
+) -> AgentStateChange:
+    return AgentStateChange(
+        schema_version=1,
+        event_id=f"agent-ev-{agent}-{number}",
+        campaign=campaign,
+        event_time=moment,
+        agent=agent,
+        state=state,
+        team=team,
+    )
 
 
-def call(number: int, moment: datetime, outcome: Outcome, talk: float = 0.0, order: bool = False,
-         agent: str | None = None) -> CallAttempt:
-    return CallAttempt(schema_version=1, event_id=f"floor-call-{number}", campaign="floor-1", event_time=moment,
-                       outcome=outcome, lead=Lead(segment="seniors"), ring_seconds=5.0, talk_seconds=talk,
-                       order=order, agent=agent, team="tokyo-floor" if agent else None)
+def call(
+    number: int, moment: datetime, outcome: Outcome, talk: float = 0.0, order: bool = False, agent: str | None = None
+) -> CallAttempt:
+    return CallAttempt(
+        schema_version=1,
+        event_id=f"floor-call-{number}",
+        campaign="floor-1",
+        event_time=moment,
+        outcome=outcome,
+        lead=Lead(segment="seniors"),
+        ring_seconds=5.0,
+        talk_seconds=talk,
+        order=order,
+        agent=agent,
+        team="tokyo-floor" if agent else None,
+    )
 
 
 # Agent a1's shift, by hand (minute: seconds):
@@ -57,12 +76,24 @@ SHIFT = [
     agent_event(6, "a1", "logged_out", at(5)),
     # Older than a1's newest event: it must not move a1 back to paused.
     agent_event(7, "a1", "paused", at(2)),
-    DialerState(schema_version=1, event_id="snap-1", campaign="floor-1", event_time=at(6), dial_level=2.5,
-                calls_ringing=4, calls_waiting=1, longest_wait_seconds=3.5, dialable_leads=1200),
+    DialerState(
+        schema_version=1,
+        event_id="snap-1",
+        campaign="floor-1",
+        event_time=at(6),
+        dial_level=2.5,
+        calls_ringing=4,
+        calls_waiting=1,
+        longest_wait_seconds=3.5,
+        dialable_leads=1200,
+    ),
 ]
 EXPECTED_MINUTES = {  # (agent, minute) -> logged in, available, on call, wrap-up, paused
-    ("a1", at(0)): (30, 30, 0, 0, 0), ("a1", at(1)): (60, 10, 50, 0, 0), ("a1", at(2)): (60, 0, 60, 0, 0),
-    ("a1", at(3)): (60, 40, 0, 20, 0), ("a1", at(4)): (60, 0, 0, 0, 60),
+    ("a1", at(0)): (30, 30, 0, 0, 0),
+    ("a1", at(1)): (60, 10, 50, 0, 0),
+    ("a1", at(2)): (60, 0, 60, 0, 0),
+    ("a1", at(3)): (60, 40, 0, 20, 0),
+    ("a1", at(4)): (60, 0, 0, 0, 60),
     **{("a2", at(minute)): (60, 60, 0, 0, 0) for minute in range(5)},
 }
 BAD_RECORDS = {
@@ -80,6 +111,7 @@ BAD_RECORDS = {
 
 
 # -- the floor's rules, as plain code ------------------------------------------------------------
+
 
 def test_an_older_event_never_moves_an_agent_back():
     floor = FloorState(timeout_seconds=300)
@@ -116,8 +148,7 @@ def test_an_agent_logged_out_for_a_day_is_forgotten_after_its_rows_landed():
     floor.add(agent_event(1, "silent", "on_call", at(9)))  # never heard of again: timed out at 10:14
     floor.add(agent_event(1, "stayer", "available", at(8)))
     changes = floor.take_changes()
-    assert ("leaver", "floor-1", "tokyo-floor", "logged_out", at(4).timestamp(), at(4).timestamp()) \
-        in changes.statuses
+    assert ("leaver", "floor-1", "tokyo-floor", "logged_out", at(4).timestamp(), at(4).timestamp()) in changes.statuses
     day = 24 * 60
     for number, minute in enumerate(range(12, day + 64, 4), start=2):  # the stayer works on, resent every 4 min
         floor.add(agent_event(number, "stayer", "available", at(minute)))
@@ -141,8 +172,10 @@ def test_an_agent_logged_out_for_a_day_is_forgotten_after_its_rows_landed():
 def test_a_restarted_worker_does_not_restore_agents_gone_for_a_day():
     floor = FloorState(timeout_seconds=300)
     # (agent, campaign, team, state, state_since, last_event): one gone two days, one logged in.
-    statuses = [("gone", "floor-1", "", "logged_out", at(0).timestamp(), at(0).timestamp()),
-                ("here", "floor-1", "", "available", at(2 * 24 * 60).timestamp(), at(2 * 24 * 60).timestamp())]
+    statuses = [
+        ("gone", "floor-1", "", "logged_out", at(0).timestamp(), at(0).timestamp()),
+        ("here", "floor-1", "", "available", at(2 * 24 * 60).timestamp(), at(2 * 24 * 60).timestamp()),
+    ]
     assert floor.restore(statuses, []) == 1 and set(floor.agents) == {"here"}
 
 
@@ -167,13 +200,18 @@ def test_a_bad_floor_event_is_refused_with_its_reason(raw, reason):
 
 # -- through the real worker and warehouse ------------------------------------------------------------
 
+
 def landed_minutes(settings) -> dict:
     client = connect(settings.warehouse_url)
     try:
-        rows = client.query("SELECT agent, minute, logged_in_seconds, available_seconds, on_call_seconds, "
-                            "wrap_up_seconds, paused_seconds FROM agent_minutes FINAL").result_rows
-        return {(agent, minute.replace(tzinfo=timezone.utc)): tuple(round(v, 3) for v in values)
-                for agent, minute, *values in rows}
+        rows = client.query(
+            "SELECT agent, minute, logged_in_seconds, available_seconds, on_call_seconds, "
+            "wrap_up_seconds, paused_seconds FROM agent_minutes FINAL"
+        ).result_rows
+        return {
+            (agent, minute.replace(tzinfo=timezone.utc)): tuple(round(v, 3) for v in values)
+            for agent, minute, *values in rows
+        }
     finally:
         client.close()
 
@@ -185,10 +223,27 @@ def publish(settings, events) -> None:
 
 
 def report(pipeline, *args: str) -> list[dict]:
-    done = subprocess.run([sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "report",
-                           "--from", "2026-11-23", "--to", "2026-11-23", "--format", "json", *args],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "CALLPULSE_HMAC_KEY": "test-key"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callpulse",
+            "--config",
+            str(pipeline.config_file),
+            "report",
+            "--from",
+            "2026-11-23",
+            "--to",
+            "2026-11-23",
+            "--format",
+            "json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CALLPULSE_HMAC_KEY": "test-key"},
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -204,8 +259,9 @@ def test_a_shift_lands_once_across_a_replay_and_reports_by_agent(pipeline):
     worker = pipeline.worker("--no-dashboard")
     health = worker.wait_until_caught_up()
     assert (health["agent_state_events"], health["stale_agent_events"], health["dialer_state_events"]) == (8, 1, 1)
-    assert {reason: health["dead_letters"].get(reason) for reason in set(BAD_RECORDS.values())} == \
-        {reason: list(BAD_RECORDS.values()).count(reason) for reason in set(BAD_RECORDS.values())}
+    assert {reason: health["dead_letters"].get(reason) for reason in set(BAD_RECORDS.values())} == {
+        reason: list(BAD_RECORDS.values()).count(reason) for reason in set(BAD_RECORDS.values())
+    }
     assert worker.stop() == 0
     expected = {key: tuple(float(v) for v in values) for key, values in EXPECTED_MINUTES.items()}
     assert landed_minutes(settings) == expected
@@ -224,22 +280,35 @@ def test_a_shift_lands_once_across_a_replay_and_reports_by_agent(pipeline):
     client = connect(settings.warehouse_url)
     try:
         status = client.query("SELECT agent, state, state_since FROM agent_status FINAL ORDER BY agent").result_rows
-        snapshots = client.query("SELECT campaign, dial_level, calls_ringing, calls_waiting, longest_wait_seconds, "
-                                 "dialable_leads FROM dialer_snapshots FINAL").result_rows
-        latest = client.query("SELECT campaign, dial_level, calls_ringing, calls_waiting, longest_wait_seconds, "
-                              "dialable_leads FROM dialer_latest FINAL").result_rows
+        snapshots = client.query(
+            "SELECT campaign, dial_level, calls_ringing, calls_waiting, longest_wait_seconds, "
+            "dialable_leads FROM dialer_snapshots FINAL"
+        ).result_rows
+        latest = client.query(
+            "SELECT campaign, dial_level, calls_ringing, calls_waiting, longest_wait_seconds, "
+            "dialable_leads FROM dialer_latest FINAL"
+        ).result_rows
     finally:
         client.close()
     assert [(agent, state, since.replace(tzinfo=timezone.utc)) for agent, state, since in status] == [
-        ("a1", "logged_out", at(5)), ("a2", "logged_out", at(5))]
+        ("a1", "logged_out", at(5)),
+        ("a2", "logged_out", at(5)),
+    ]
     assert snapshots == [("floor-1", 2.5, 4, 1, 3.5, 1200)]
     assert latest == snapshots
 
     # Occupancy = (on call + wrap-up) / (logged in - paused); per agent hour over logged-in hours;
     # AHT with wrap-up = (talk 100 + 70 + a1's wrap-up 20) / 2 connected calls.
-    rows = {row["agent"]: row for row in report(
-        pipeline, "--by", "agent", "--metrics",
-        "occupancy,orders_per_agent_hour,calls_per_agent_hour,aht_with_wrap_up_seconds")}
+    rows = {
+        row["agent"]: row
+        for row in report(
+            pipeline,
+            "--by",
+            "agent",
+            "--metrics",
+            "occupancy,orders_per_agent_hour,calls_per_agent_hour,aht_with_wrap_up_seconds",
+        )
+    }
     assert set(rows) == {"a1", "a2", "(none)"}
     assert rows["a1"]["occupancy"] == pytest.approx(130 / 210)
     assert rows["a1"]["orders_per_agent_hour"] == pytest.approx(1 / (270 / 3600))
@@ -247,8 +316,14 @@ def test_a_shift_lands_once_across_a_replay_and_reports_by_agent(pipeline):
     assert rows["a1"]["aht_with_wrap_up_seconds"] == pytest.approx(95.0)
     assert rows["a2"]["occupancy"] == 0.0 and rows["a2"]["calls_per_agent_hour"] == 0.0
     campaign = report(pipeline, "--by", "campaign", "--metrics", "occupancy,aht_with_wrap_up_seconds")
-    assert campaign == [{"campaign": "floor-1", "dials": 3, "occupancy": pytest.approx(130 / 510),
-                         "aht_with_wrap_up_seconds": pytest.approx(95.0)}]
+    assert campaign == [
+        {
+            "campaign": "floor-1",
+            "dials": 3,
+            "occupancy": pytest.approx(130 / 510),
+            "aht_with_wrap_up_seconds": pytest.approx(95.0),
+        }
+    ]
 
 
 @pytest.mark.integration
@@ -260,24 +335,34 @@ def test_agent_seconds_are_exact_across_a_killed_worker(pipeline):
     from producers.simulator import CampaignProfile, DialerSimulator
 
     settings = pipeline.settings
-    campaigns = [CampaignProfile(name, agents=6, lines_per_free_agent=2.5, list_quality=1.0, conversion=0.1,
-                                 mean_talk_seconds=150) for name in ("home-insurance", "charity-giving")]
-    events = list(DialerSimulator(SlotRules(settings.slots, settings.zone), b"test-key", seed=8, start=START,
-                                  campaigns=campaigns, floor=True).events(sim_seconds=2 * 3600))
+    campaigns = [
+        CampaignProfile(
+            name, agents=6, lines_per_free_agent=2.5, list_quality=1.0, conversion=0.1, mean_talk_seconds=150
+        )
+        for name in ("home-insurance", "charity-giving")
+    ]
+    events = list(
+        DialerSimulator(
+            SlotRules(settings.slots, settings.zone), b"test-key", seed=8, start=START, campaigns=campaigns, floor=True
+        ).events(sim_seconds=2 * 3600)
+    )
     reference = FloorState(settings.agents.timeout_seconds)
     for event in events:
         if isinstance(event, AgentStateChange):
             reference.add(event)
         elif isinstance(event, DialerState):
             reference.add_snapshot(event)
-    expected = {(row[2], datetime.fromtimestamp(row[3], timezone.utc)): tuple(round(v, 3) for v in row[4])
-                for row in reference.take_changes().minutes if any(row[4])}
+    expected = {
+        (row[2], datetime.fromtimestamp(row[3], timezone.utc)): tuple(round(v, 3) for v in row[4])
+        for row in reference.take_changes().minutes
+        if any(row[4])
+    }
 
     publish(settings, events[: len(events) // 2])
     worker = pipeline.worker("--no-dashboard")
     worker.wait_until(lambda h: h["ready"] and h["agent_state_events"] > 0 and h["last_landed_at"])
     worker.stop(signal.SIGKILL)
-    publish(settings, events[len(events) // 2:])
+    publish(settings, events[len(events) // 2 :])
     worker = pipeline.worker("--no-dashboard")
     worker.wait_until_caught_up(timeout_s=300)
     assert worker.stop() == 0
@@ -331,16 +416,32 @@ def test_the_wallboard_reads_each_campaigns_newest_snapshot_whatever_came_late(t
     from warehouse.queries.floor import campaign_floor
 
     def snapshot(campaign: str, moment: datetime, level: float, waiting: int) -> DialerState:
-        return DialerState(schema_version=1, event_id=f"snap-{campaign}-{moment.timestamp():.0f}", campaign=campaign,
-                           event_time=moment, dial_level=level, calls_ringing=3, calls_waiting=waiting,
-                           longest_wait_seconds=4.0 * waiting)
+        return DialerState(
+            schema_version=1,
+            event_id=f"snap-{campaign}-{moment.timestamp():.0f}",
+            campaign=campaign,
+            event_time=moment,
+            dial_level=level,
+            calls_ringing=3,
+            calls_waiting=waiting,
+            longest_wait_seconds=4.0 * waiting,
+        )
 
     with migrated_warehouse(tmp_path / "warehouse") as client:
         lander = Lander(client, load_settings())
-        lander.land_floor(FloorChanges(snapshots=[snapshot("home", at(10), 2.0, 1), snapshot("home", at(10, 5), 2.5, 3),
-                                                  snapshot("broadband", at(2), 1.0, 0)], version=1))
+        lander.land_floor(
+            FloorChanges(
+                snapshots=[
+                    snapshot("home", at(10), 2.0, 1),
+                    snapshot("home", at(10, 5), 2.5, 3),
+                    snapshot("broadband", at(2), 1.0, 0),
+                ],
+                version=1,
+            )
+        )
         lander.land_floor(FloorChanges(snapshots=[snapshot("home", at(9), 9.0, 9)], version=2))  # older, late
         _agents, snapshots = campaign_floor(client, at(11), 300, ["home", "broadband", "none"])
         assert snapshots[["campaign", "dial_level", "calls_waiting", "longest_wait_seconds"]].values.tolist() == [
-            ["home", 2.5, 3, 12.0]]  # broadband's is 9 minutes old by now: no dial level shown
+            ["home", 2.5, 3, 12.0]
+        ]  # broadband's is 9 minutes old by now: no dial level shown
         assert client.command("SELECT count() FROM dialer_snapshots") == 4
