@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
@@ -25,8 +25,8 @@ import pytest
 from click.testing import CliRunner
 from test_wallboard_browser import PROJECT_ROOT, _require_browser, dashboard_page, wait_for_dashboard
 
-from callpulse.cli import main
 from analytics.reports import REPORT_DIMENSIONS
+from callpulse.cli import main
 from core.schema import SCHEMA_VERSION, CallAttempt, Lead, Outcome
 from core.slots import SlotRules
 from producers.publisher import EventPublisher
@@ -59,9 +59,23 @@ INJECTIONS = [
 # HTTP can carry what argv cannot.
 HTTP_ONLY = ["x\x00' OR 1=1 --", "%27%20OR%201%3D1", "home-insurance\r\nX-Injected: 1"]
 # Words from the tables and system tables a report must never show.
-NEVER_SHOWN = ["phone_hash", "event_id", "lead_id", "landed_at", "next_offset", "consumer_group", "response_score",
-               "schema_migrations", "consumed_offsets", "stop_list_violations", "acknowledged_by", "auth_type",
-               "sha256_password", "no_password", "Traceback"]
+NEVER_SHOWN = [
+    "phone_hash",
+    "event_id",
+    "lead_id",
+    "landed_at",
+    "next_offset",
+    "consumer_group",
+    "response_score",
+    "schema_migrations",
+    "consumed_offsets",
+    "stop_list_violations",
+    "acknowledged_by",
+    "auth_type",
+    "sha256_password",
+    "no_password",
+    "Traceback",
+]
 
 SNAPSHOT = r"""
 import json, sys
@@ -94,19 +108,31 @@ print(json.dumps({"tables": tables, "users": users, "secrets": secrets}))
 
 def snapshot(settings) -> dict:
     """Row count and checksum of every table's content, read by a separate process (one chDB per process)."""
-    result = subprocess.run([sys.executable, "-c", SNAPSHOT, settings.warehouse_url], capture_output=True, text=True,
-                            cwd=PROJECT_ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SNAPSHOT, settings.warehouse_url],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def quoted_calls() -> list[CallAttempt]:
     start = MORNING + timedelta(hours=1)
-    return [CallAttempt(schema_version=SCHEMA_VERSION, event_id=str(uuid.uuid4()), campaign=QUOTED,
-                        event_time=start + timedelta(seconds=30 * i),
-                        outcome=Outcome.CONNECTED if i % 3 == 0 else Outcome.NO_ANSWER, lead=Lead(segment="seniors"),
-                        talk_seconds=60.0 if i % 3 == 0 else 0.0)
-            for i in range(QUOTED_CALLS)]
+    return [
+        CallAttempt(
+            schema_version=SCHEMA_VERSION,
+            event_id=str(uuid.uuid4()),
+            campaign=QUOTED,
+            event_time=start + timedelta(seconds=30 * i),
+            outcome=Outcome.CONNECTED if i % 3 == 0 else Outcome.NO_ANSWER,
+            lead=Lead(segment="seniors"),
+            talk_seconds=60.0 if i % 3 == 0 else 0.0,
+        )
+        for i in range(QUOTED_CALLS)
+    ]
 
 
 def scrubbed(text: str, injected: str) -> str:
@@ -136,9 +162,15 @@ class Leaks:
 
 
 def cli(pipeline, *args: str, login: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "report", *args],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, stdin=subprocess.DEVNULL,
-                          env={"CALLPULSE_HMAC_KEY": "test-key", "PATH": "/usr/bin:/bin", **(login or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "report", *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={"CALLPULSE_HMAC_KEY": "test-key", "PATH": "/usr/bin:/bin", **(login or {})},
+    )
 
 
 BASE = ["--from", DAY, "--to", DAY, "--format", "json"]
@@ -190,15 +222,22 @@ def filtered_cli(result: subprocess.CompletedProcess, injected: str, campaigns: 
 
 
 def report_callback(dependencies: list[dict]) -> dict:
-    return next(c for c in dependencies if "report-summary.children" in c["output"]
-                and any(i["id"] == "report-rows" for i in c["inputs"]))
+    return next(
+        c
+        for c in dependencies
+        if "report-summary.children" in c["output"] and any(i["id"] == "report-rows" for i in c["inputs"])
+    )
 
 
 def callback_body(callback: dict, values: dict) -> dict:
     outputs = [dict(zip(("id", "property"), part.split("."))) for part in callback["output"].strip(".").split("...")]
-    return {"output": callback["output"], "outputs": outputs,
-            "inputs": [{"id": i["id"], "property": i["property"], "value": values[i["id"]]} for i in callback["inputs"]],
-            "changedPropIds": ["report-campaigns.value"], "state": []}
+    return {
+        "output": callback["output"],
+        "outputs": outputs,
+        "inputs": [{"id": i["id"], "property": i["property"], "value": values[i["id"]]} for i in callback["inputs"]],
+        "changedPropIds": ["report-campaigns.value"],
+        "state": [],
+    }
 
 
 @pytest.mark.timeout(300)
@@ -241,8 +280,11 @@ def test_hostile_report_filters_are_refused_or_match_nothing_and_change_nothing(
             if number == 1:
                 result = cli(pipeline, *args, login=manager)
             else:
-                invoked = runner.invoke(main, ["--config", str(pipeline.config_file), "report", *args],
-                                        env={"CALLPULSE_HMAC_KEY": "test-key", **manager})
+                invoked = runner.invoke(
+                    main,
+                    ["--config", str(pipeline.config_file), "report", *args],
+                    env={"CALLPULSE_HMAC_KEY": "test-key", **manager},
+                )
                 if invoked.exception is not None and not isinstance(invoked.exception, SystemExit):
                     problems.append(f"callpulse report {flag} {injected[:60]!r}: raised {invoked.exception!r}")
                     continue
@@ -261,8 +303,9 @@ def test_hostile_report_filters_are_refused_or_match_nothing_and_change_nothing(
         if why:
             problems.append(f"callpulse report --campaign {injected[:60]!r} (via the dashboard): {why}")
         leaks.check("callpulse report --campaign (via the dashboard)", injected, result.stdout + result.stderr)
-    quoted = json.loads(cli(pipeline, "--by", "campaign", "--metrics", "dials", "--campaign", QUOTED, *BASE,
-                            login=manager).stdout)
+    quoted = json.loads(
+        cli(pipeline, "--by", "campaign", "--metrics", "dials", "--campaign", QUOTED, *BASE, login=manager).stdout
+    )
     assert quoted == [{"campaign": QUOTED, "dials": QUOTED_CALLS}]
 
     # -- /api/report directly, with what the CLI cannot send.
@@ -290,21 +333,41 @@ def test_hostile_report_filters_are_refused_or_match_nothing_and_change_nothing(
                 elif response.status_code != 400 or "error" not in response.json():
                     problems.append(f"/api/report {name}={injected[:60]!r}: {response.status_code} {text[:200]}")
         # Repeated and odd parameters: the first value counts, the rest change nothing.
-        response = http.get("/api/report", params=[("by", "campaign"), ("by", "phone_hash"), ("metrics", "dials"),
-                                                   ("from", DAY), ("to", DAY), ("campaigns", QUOTED),
-                                                   ("campaigns", "x' OR '1'='1")])
+        response = http.get(
+            "/api/report",
+            params=[
+                ("by", "campaign"),
+                ("by", "phone_hash"),
+                ("metrics", "dials"),
+                ("from", DAY),
+                ("to", DAY),
+                ("campaigns", QUOTED),
+                ("campaigns", "x' OR '1'='1"),
+            ],
+        )
         assert response.status_code == 200 and response.json() == [{"campaign": QUOTED, "dials": QUOTED_CALLS}]
 
         # -- Dash's callback endpoint: the values a browser would send, crafted.
         callback = report_callback(http.get("/_dash-dependencies").json())
-        ordinary = {"report-rows": "campaign", "report-columns": "none", "report-metric": "dials",
-                    "report-dates": DAY, "report-campaigns": []}
-        crafted = [("report-campaigns", [s]) for s in INJECTIONS + HTTP_ONLY] + \
-            [("report-campaigns", s) for s in INJECTIONS[:4]] + \
-            [("report-campaigns", [{"$ne": ""}]), ("report-campaigns", [["home-insurance"], "x' OR 1=1"])] + \
-            [(i, s) for i in ("report-rows", "report-columns", "report-metric") for s in INJECTIONS] + \
-            [("report-rows", "campaign,segment"), ("report-metric", ["dials", "contact_rate"]),
-             ("report-rows", ["campaign"]), ("report-metric", {"a": 1})]
+        ordinary = {
+            "report-rows": "campaign",
+            "report-columns": "none",
+            "report-metric": "dials",
+            "report-dates": DAY,
+            "report-campaigns": [],
+        }
+        crafted = (
+            [("report-campaigns", [s]) for s in INJECTIONS + HTTP_ONLY]
+            + [("report-campaigns", s) for s in INJECTIONS[:4]]
+            + [("report-campaigns", [{"$ne": ""}]), ("report-campaigns", [["home-insurance"], "x' OR 1=1"])]
+            + [(i, s) for i in ("report-rows", "report-columns", "report-metric") for s in INJECTIONS]
+            + [
+                ("report-rows", "campaign,segment"),
+                ("report-metric", ["dials", "contact_rate"]),
+                ("report-rows", ["campaign"]),
+                ("report-metric", {"a": 1}),
+            ]
+        )
         for target, value in crafted:
             values = dict(ordinary, **{target: value})
             body = callback_body(callback, values)
@@ -321,9 +384,14 @@ def test_hostile_report_filters_are_refused_or_match_nothing_and_change_nothing(
             summary = str(answer["report-summary"]["children"])
             figure = answer["report-heatmap"]["figure"]
             cells = [v for trace in figure.get("data", []) for v in (trace.get("y") or [])]
-            leaks.check(f"callback {target}", json.dumps(value) if not isinstance(value, str) else value,
-                        json.dumps([summary, answer["report-pivot"]["data"], figure.get("data", [])]))
-            if target == "report-campaigns" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            leaks.check(
+                f"callback {target}",
+                json.dumps(value) if not isinstance(value, str) else value,
+                json.dumps([summary, answer["report-pivot"]["data"], figure.get("data", [])]),
+            )
+            if target == "report-campaigns" and not (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            ):
                 # Not what the dropdown sends (a list of names): refused, nothing shown.
                 if cells or summary != "Choose campaigns from the list.":
                     problems.append(f"callback campaigns={shown}: rows {cells[:3]}, summary {summary[:120]!r}")
@@ -333,8 +401,10 @@ def test_hostile_report_filters_are_refused_or_match_nothing_and_change_nothing(
             elif target == "report-campaigns":
                 named = matching(value, campaigns)
                 if set(cells) - {"Total"} != named or (not named and not summary.startswith("No calls landed")):
-                    problems.append(f"callback campaigns={shown}: rows {answer['report-pivot']['data'][:3]}, "
-                                    f"heatmap {cells[:5]}, summary {summary[:120]!r}")
+                    problems.append(
+                        f"callback campaigns={shown}: rows {answer['report-pivot']['data'][:3]}, "
+                        f"heatmap {cells[:5]}, summary {summary[:120]!r}"
+                    )
             elif not summary or summary.startswith(("Campaign", "Dials")):
                 problems.append(f"callback {target}={shown}: no clear message, summary {summary[:120]!r}")
             elif set(cells) - campaigns - {"Total"}:
@@ -345,10 +415,17 @@ def test_hostile_report_filters_are_refused_or_match_nothing_and_change_nothing(
     with dashboard_page(settings, page_errors, dashboard_login.http_credentials("manager")) as page:
         summary = page.get_by_test_id("report-summary")
         failed_calls: list[str] = []
-        page.on("response", lambda r: failed_calls.append(f"{r.status} {r.url}")
-                if "_dash-update-component" in r.url and r.status != 200 else None)
-        for injected, name in [(s, "campaigns") for s in INJECTIONS[:13]] + \
-                [(s, n) for s in INJECTIONS[:4] for n in ("rows", "columns", "metric", "from")]:
+        page.on(
+            "response",
+            lambda r: (
+                failed_calls.append(f"{r.status} {r.url}")
+                if "_dash-update-component" in r.url and r.status != 200
+                else None
+            ),
+        )
+        for injected, name in [(s, "campaigns") for s in INJECTIONS[:13]] + [
+            (s, n) for s in INJECTIONS[:4] for n in ("rows", "columns", "metric", "from")
+        ]:
             params = {"rows": "campaign", "columns": "none", "metric": "dials", "from": DAY, "to": DAY, name: injected}
             tried["page"] += 1
             failed_calls.clear()
@@ -378,8 +455,9 @@ def test_hostile_report_filters_are_refused_or_match_nothing_and_change_nothing(
             page.wait_for_load_state("networkidle")
             # Only listed campaigns can be chosen ("home-insurance' --" still lists home-insurance),
             # and the report is then exactly their calls; nothing chosen, it covers every call.
-            rows = {line.split("\t")[0].strip() for line in
-                    page.locator("#report-pivot").inner_text().splitlines()[1:]} - {"", "Total"}
+            rows = {
+                line.split("\t")[0].strip() for line in page.locator("#report-pivot").inner_text().splitlines()[1:]
+            } - {"", "Total"}
             assert rows and rows <= campaigns, (injected, rows)
             expect(summary).to_contain_text(f"{sum(calls_of[campaign] for campaign in rows):,} dials")
         page.screenshot(path=str(PROJECT_ROOT / "test-artifacts" / "reports-injection.png"), full_page=True)
@@ -396,8 +474,10 @@ def test_hostile_report_filters_are_refused_or_match_nothing_and_change_nothing(
         leaks.check("callpulse report --campaign (own warehouse)", injected, result.stdout + result.stderr)
 
     after = snapshot(settings)
-    print(f"\ntried {sum(tried.values())} hostile inputs ({tried}), {len(INJECTIONS) + len(HTTP_ONLY)} strings; "
-          f"{leaks.checked} answers checked; tables {before['tables']}")
+    print(
+        f"\ntried {sum(tried.values())} hostile inputs ({tried}), {len(INJECTIONS) + len(HTTP_ONLY)} strings; "
+        f"{leaks.checked} answers checked; tables {before['tables']}"
+    )
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:30])
     assert not leaks.found, f"{len(leaks.found)} leak(s):\n" + "\n".join(leaks.found[:30])
     assert after["tables"] == before["tables"]
