@@ -22,9 +22,19 @@ pytestmark = pytest.mark.integration
 
 
 def call(campaign: str, at: datetime, *, order: bool = False) -> CallAttempt:
-    return CallAttempt(schema_version=1, event_id=str(uuid.uuid4()), campaign=campaign, event_time=at, outcome=Outcome.CONNECTED,
-                       lead=Lead(segment="seniors"), ring_seconds=8.0, wait_seconds=0.5, talk_seconds=90.0,
-                       order=order, order_value=1200.0 if order else 0.0)
+    return CallAttempt(
+        schema_version=1,
+        event_id=str(uuid.uuid4()),
+        campaign=campaign,
+        event_time=at,
+        outcome=Outcome.CONNECTED,
+        lead=Lead(segment="seniors"),
+        ring_seconds=8.0,
+        wait_seconds=0.5,
+        talk_seconds=90.0,
+        order=order,
+        order_value=1200.0 if order else 0.0,
+    )
 
 
 def test_month_blocks_keep_each_insert_within_the_partition_limit():
@@ -41,11 +51,15 @@ def test_month_blocks_keep_each_insert_within_the_partition_limit():
 @pytest.mark.timeout(300)
 def test_one_record_spanning_150_months_lands_and_the_calls_after_it_count(pipeline):
     settings = pipeline.settings
-    old = [call("archive-replay", datetime(2000 + n // 12, n % 12 + 1, 10, 3, tzinfo=timezone.utc), order=n % 10 == 0)
-           for n in range(150)]  # 2000-01 to 2012-06, one month apart, in one record
+    old = [
+        call("archive-replay", datetime(2000 + n // 12, n % 12 + 1, 10, 3, tzinfo=timezone.utc), order=n % 10 == 0)
+        for n in range(150)
+    ]  # 2000-01 to 2012-06, one month apart, in one record
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    recent = [call(f"campaign-{n % 4}", now - timedelta(minutes=50) + timedelta(seconds=3 * n), order=n % 7 == 0)
-              for n in range(1000)]
+    recent = [
+        call(f"campaign-{n % 4}", now - timedelta(minutes=50) + timedelta(seconds=3 * n), order=n % 7 == 0)
+        for n in range(1000)
+    ]
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=50)
     publisher.producer.send(settings.topics.call_events, key=b"archive-replay", value=encode_batch(old))
     publisher.publish_all(recent)
@@ -60,9 +74,11 @@ def test_one_record_spanning_150_months_lands_and_the_calls_after_it_count(pipel
     try:
         months, dials, orders = client.query(
             "SELECT uniqExact(toYYYYMM(minute)), sum(dials), sum(orders) FROM minute_metrics FINAL "
-            "WHERE campaign = 'archive-replay'").result_rows[0]
-        recent_dials = client.query("SELECT sum(dials) FROM minute_metrics FINAL "
-                                    "WHERE campaign LIKE 'campaign-%'").result_rows[0][0]
+            "WHERE campaign = 'archive-replay'"
+        ).result_rows[0]
+        recent_dials = client.query(
+            "SELECT sum(dials) FROM minute_metrics FINAL WHERE campaign LIKE 'campaign-%'"
+        ).result_rows[0][0]
     finally:
         client.close()
     assert (months, dials, orders) == (150, 150, 15)
@@ -91,7 +107,8 @@ def test_a_stop_while_landing_fails_is_not_held_by_the_backoff(pipeline, tmp_pat
     try:
         code = worker.proc.wait(60)
     except Exception:
-        print(worker.log()); raise
+        print(worker.log())
+        raise
     took = time.monotonic() - stopping
     print(f"\nSIGTERM during a failing landing: exited {code} after {took:.1f} s")
     assert code != 0, "the unlanded batch is never acknowledged"
