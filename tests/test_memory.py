@@ -6,9 +6,10 @@ import subprocess
 import sys
 import textwrap
 
+from test_wallboard_browser import PROJECT_ROOT
+
 from core.config import load_settings
 from streams.memory import FreedMemory
-from test_wallboard_browser import PROJECT_ROOT
 
 
 class Clock:
@@ -23,9 +24,9 @@ def test_memory_goes_back_after_a_burst_once_caught_up_and_at_most_once_per_inte
     clock = Clock()
     freed = FreedMemory(30, clock)
     assert not freed.due(batch_full=False)  # a quiet start: nothing was freed
-    assert not freed.due(batch_full=True)   # a backlog is being read
+    assert not freed.due(batch_full=True)  # a backlog is being read
     assert not freed.due(batch_full=True)
-    assert freed.due(batch_full=False)      # caught up
+    assert freed.due(batch_full=False)  # caught up
     assert not freed.due(batch_full=False)  # nothing new to give back
     clock.now += 10
     assert not freed.due(batch_full=True)
