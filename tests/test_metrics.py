@@ -4,21 +4,45 @@ import pandas as pd
 import pytest
 
 from core.config import CostModel
-from core.metrics import (COUNTERS, add_rate_columns, attempt_cost, attempt_counters, compute_rates, counter_increments,
-                              counters_for, format_metric)
+from core.metrics import (
+    COUNTERS,
+    add_rate_columns,
+    attempt_cost,
+    attempt_counters,
+    compute_rates,
+    counter_increments,
+    counters_for,
+    format_metric,
+)
 from core.schema import CallAttempt, Lead, Outcome
 
 MODEL = CostModel(cost_per_attempt=0.02, cost_per_minute=0.03, agent_cost_per_hour=24.0)
 
 
 def attempt(outcome, **changes) -> CallAttempt:
-    return CallAttempt(schema_version=1, event_id="e", campaign="c", outcome=outcome, lead=Lead(segment="s"),
-                       event_time=datetime(2026, 11, 23, tzinfo=timezone.utc), **changes)
+    return CallAttempt(
+        schema_version=1,
+        event_id="e",
+        campaign="c",
+        outcome=outcome,
+        lead=Lead(segment="s"),
+        event_time=datetime(2026, 11, 23, tzinfo=timezone.utc),
+        **changes,
+    )
 
 
 def test_abandon_rate_divides_by_live_answers_not_dials():
-    rates = compute_rates({"dials": 1000, "contacts": 200, "connected": 194, "abandoned": 6, "orders": 20,
-                           "cost": 500.0, "talk_seconds": 194 * 120.0})
+    rates = compute_rates(
+        {
+            "dials": 1000,
+            "contacts": 200,
+            "connected": 194,
+            "abandoned": 6,
+            "orders": 20,
+            "cost": 500.0,
+            "talk_seconds": 194 * 120.0,
+        }
+    )
     assert rates["abandon_rate"] == pytest.approx(0.03)
     assert rates["contact_rate"] == pytest.approx(0.2)
     assert rates["conversion_rate"] == pytest.approx(0.1)
@@ -27,17 +51,26 @@ def test_abandon_rate_divides_by_live_answers_not_dials():
 
 
 def test_zero_denominators_give_null_and_show_a_dash():
-    rates = compute_rates({"dials": 0, "contacts": 0, "connected": 0, "abandoned": 0, "orders": 0,
-                           "cost": 3.0, "talk_seconds": 0.0})
+    rates = compute_rates(
+        {"dials": 0, "contacts": 0, "connected": 0, "abandoned": 0, "orders": 0, "cost": 3.0, "talk_seconds": 0.0}
+    )
     assert all(value is None for value in rates.values())
     assert format_metric("cpo", rates["cpo"]) == "—"
     assert format_metric("abandon_rate", 0.0312) == "3.1 %"
 
 
 def test_totals_are_sums_over_sums_never_averages_of_rates():
-    rows = pd.DataFrame({"dials": [100.0, 900.0], "contacts": [50.0, 90.0], "connected": [49.0, 81.0],
-                         "abandoned": [1.0, 9.0], "orders": [5.0, 0.0], "cost": [10.0, 80.0],
-                         "talk_seconds": [4900.0, 8100.0]})
+    rows = pd.DataFrame(
+        {
+            "dials": [100.0, 900.0],
+            "contacts": [50.0, 90.0],
+            "connected": [49.0, 81.0],
+            "abandoned": [1.0, 9.0],
+            "orders": [5.0, 0.0],
+            "cost": [10.0, 80.0],
+            "talk_seconds": [4900.0, 8100.0],
+        }
+    )
     total = add_rate_columns(rows.sum().to_frame().T)
     assert total["abandon_rate"].iloc[0] == pytest.approx(10 / 140)
     assert total["abandon_rate"].iloc[0] != pytest.approx(add_rate_columns(rows)["abandon_rate"].mean())
@@ -58,8 +91,9 @@ def test_counters_of_each_outcome():
 @pytest.mark.parametrize("is_order", [False, True, 1])
 @pytest.mark.parametrize("cost, talk_seconds", [(0.0, 0.0), (0.35, 0.0), (0.0, 95.5), (1.25, 300.0)])
 @pytest.mark.parametrize("wait_seconds", [0.0, 2.0, 2.5, None])
-def test_the_workers_sparse_increments_are_the_counters_without_their_zeros(outcome, is_order, cost, talk_seconds,
-                                                                             wait_seconds):
+def test_the_workers_sparse_increments_are_the_counters_without_their_zeros(
+    outcome, is_order, cost, talk_seconds, wait_seconds
+):
     """The worker adds counter_increments(); reports and recovery define a call by counters_for()."""
     increments = counter_increments(outcome, is_order, cost, talk_seconds, wait_seconds)
     full = [0.0] * len(COUNTERS)
