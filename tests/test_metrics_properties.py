@@ -13,7 +13,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from core.config import load_settings
 from core.metrics import COUNTERS, attempt_counters
@@ -29,8 +31,13 @@ BASE = datetime(2026, 11, 23, 2, 50, tzinfo=timezone.utc)
 
 attempt_strategy = st.builds(
     lambda index, campaign, segment, offset_s, outcome, talk, order: CallAttempt(
-        schema_version=1, event_id=f"e{index}", campaign=campaign, event_time=BASE + timedelta(seconds=offset_s),
-        outcome=outcome, lead=Lead(segment=segment), ring_seconds=3.0,
+        schema_version=1,
+        event_id=f"e{index}",
+        campaign=campaign,
+        event_time=BASE + timedelta(seconds=offset_s),
+        outcome=outcome,
+        lead=Lead(segment=segment),
+        ring_seconds=3.0,
         talk_seconds=talk if outcome is Outcome.CONNECTED else 0.0,
         order=order and outcome is Outcome.CONNECTED,
     ),
@@ -50,8 +57,10 @@ def arrival_orders(draw):
     events = draw(st.lists(attempt_strategy, min_size=1, max_size=120, unique_by=lambda e: e.event_id))
     events.sort(key=lambda e: e.event_time)
     # Mostly in order, with local shuffles and occasional long delays (late arrivals).
-    keys = [i + draw(st.integers(-30, 30)) + (draw(st.integers(0, 1)) and draw(st.integers(0, 200)))
-            for i in range(len(events))]
+    keys = [
+        i + draw(st.integers(-30, 30)) + (draw(st.integers(0, 1)) and draw(st.integers(0, 200)))
+        for i in range(len(events))
+    ]
     arrivals = [event for _, event in sorted(zip(keys, events), key=lambda pair: pair[0])]
     duplicates = draw(st.lists(st.integers(0, len(events) - 1), max_size=30))
     for index in duplicates:
@@ -78,16 +87,29 @@ def recompute(arrivals: list[CallAttempt], rules: SlotRules) -> tuple[pd.DataFra
     for event in counted.values():
         minute = int(event.event_time.timestamp() // 60 * 60)
         model = SETTINGS.cost_model_for(event.campaign)
-        rows.append((event.campaign, rules.slot_for(event.event_time), event.lead.segment, minute,
-                     *attempt_counters(event, model)))
+        rows.append(
+            (
+                event.campaign,
+                rules.slot_for(event.event_time),
+                event.lead.segment,
+                minute,
+                *attempt_counters(event, model),
+            )
+        )
     frame = pd.DataFrame(rows, columns=["campaign", "slot", "segment", "minute", *COUNTERS])
     return frame.groupby(["campaign", "slot", "segment", "minute"]).sum().sort_index(), late
 
 
 def landed_fields(attempt: CallAttempt) -> tuple:
     """The fields call_attempts keeps for an attempt, as landed_calls reads them back."""
-    return (attempt.campaign, epoch_ms(attempt.event_time), attempt.outcome.value, int(attempt.order),
-            attempt.talk_seconds, attempt.lead.segment)
+    return (
+        attempt.campaign,
+        epoch_ms(attempt.event_time),
+        attempt.outcome.value,
+        int(attempt.order),
+        attempt.talk_seconds,
+        attempt.lead.segment,
+    )
 
 
 def stream(arrivals: list[CallAttempt], batch_sizes: list[int]):
@@ -98,11 +120,14 @@ def stream(arrivals: list[CallAttempt], batch_sizes: list[int]):
     position, batch = 0, 0
     while position < len(arrivals):
         size = batch_sizes[batch % len(batch_sizes)]
-        records = [SourceRecord("call-events", 0, offset, encode_event(event))
-                   for offset, event in enumerate(arrivals[position:position + size], start=position)]
+        records = [
+            SourceRecord("call-events", 0, offset, encode_event(event))
+            for offset, event in enumerate(arrivals[position : position + size], start=position)
+        ]
         result = processor.process(records)
-        processor.resolve_late(result, {event.event_id: landed[event.event_id] for event, _ in result.late
-                                        if event.event_id in landed})
+        processor.resolve_late(
+            result, {event.event_id: landed[event.event_id] for event, _ in result.late if event.event_id in landed}
+        )
         landed.update((attempt.event_id, landed_fields(attempt)) for attempt in result.attempts)
         for row in result.buckets:  # what ReplacingMergeTree(version) keeps
             key = (row.campaign, row.slot, row.segment, row.minute)
@@ -111,8 +136,10 @@ def stream(arrivals: list[CallAttempt], batch_sizes: list[int]):
         processor.landed()  # evicts closed buckets, as after every landing
         position += size
         batch += 1
-    frame = pd.DataFrame([(*key, *counters) for key, (_, counters) in landed_buckets.items()],
-                         columns=["campaign", "slot", "segment", "minute", *COUNTERS])
+    frame = pd.DataFrame(
+        [(*key, *counters) for key, (_, counters) in landed_buckets.items()],
+        columns=["campaign", "slot", "segment", "minute", *COUNTERS],
+    )
     return frame.set_index(["campaign", "slot", "segment", "minute"]).sort_index(), processor.stats
 
 
@@ -134,10 +161,18 @@ def test_streamed_buckets_equal_a_batch_recomputation(case):
 
 
 def test_a_duplicate_of_a_counted_event_arriving_after_the_lateness_is_a_duplicate_not_late():
-    first = CallAttempt(schema_version=1, event_id="a", campaign="c", event_time=BASE,
-                        outcome=Outcome.ABANDONED, lead=Lead(segment="s"))
-    later = CallAttempt(schema_version=1, event_id="b", campaign="c", event_time=BASE + timedelta(hours=1),
-                        outcome=Outcome.CONNECTED, lead=Lead(segment="s"), talk_seconds=60.0)
+    first = CallAttempt(
+        schema_version=1, event_id="a", campaign="c", event_time=BASE, outcome=Outcome.ABANDONED, lead=Lead(segment="s")
+    )
+    later = CallAttempt(
+        schema_version=1,
+        event_id="b",
+        campaign="c",
+        event_time=BASE + timedelta(hours=1),
+        outcome=Outcome.CONNECTED,
+        lead=Lead(segment="s"),
+        talk_seconds=60.0,
+    )
     landed, stats = stream([first, later, first], [1])
     assert (stats.counted, stats.duplicates, stats.late_events) == (2, 1, 0)
     assert landed["abandoned"].sum() == 1
@@ -147,7 +182,13 @@ def test_a_duplicate_of_a_counted_event_arriving_after_the_lateness_is_a_duplica
 def test_the_slot_boundary_is_exact_to_the_second(local_time, slot):
     hour, minute, second = map(int, local_time.split(":"))
     moment = datetime(2026, 11, 23, hour, minute, second, tzinfo=SETTINGS.zone)
-    event = CallAttempt(schema_version=1, event_id="x", campaign="c", event_time=moment.astimezone(timezone.utc),
-                        outcome=Outcome.NO_ANSWER, lead=Lead(segment="s"))
+    event = CallAttempt(
+        schema_version=1,
+        event_id="x",
+        campaign="c",
+        event_time=moment.astimezone(timezone.utc),
+        outcome=Outcome.NO_ANSWER,
+        lead=Lead(segment="s"),
+    )
     landed, _ = stream([event], [1])
     assert landed.index.get_level_values("slot").tolist() == [slot]
