@@ -7,30 +7,39 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from warehouse_helpers import land_counted, migrated_warehouse
 
 from core.alerts import Rule
 from core.config import load_settings
 from core.slots import SlotRules
 from producers.simulator import CampaignProfile, DialerSimulator
 from streams.alerting import AlertEvaluator, triggers_of
-from warehouse_helpers import land_counted, migrated_warehouse
 
 SETTINGS = load_settings()
 RULES = SlotRules(SETTINGS.slots, SETTINGS.zone)
 START = datetime(2026, 11, 20, 3, 0, tzinfo=timezone.utc)  # 12:00 in Tokyo
 PROFILES = (
-    CampaignProfile("calibrated", agents=40, lines_per_free_agent=2.0, list_quality=1.2, conversion=0.15,
-                    mean_talk_seconds=110),
+    CampaignProfile(
+        "calibrated", agents=40, lines_per_free_agent=2.0, list_quality=1.2, conversion=0.15, mean_talk_seconds=110
+    ),
     # Orders drift to the campaign average over the first hour: the scores stop ranking buyers.
-    CampaignProfile("decayed", agents=40, lines_per_free_agent=2.0, list_quality=1.2, conversion=0.15,
-                    mean_talk_seconds=110, model_decay_hours=1),
+    CampaignProfile(
+        "decayed",
+        agents=40,
+        lines_per_free_agent=2.0,
+        list_quality=1.2,
+        conversion=0.15,
+        mean_talk_seconds=110,
+        model_decay_hours=1,
+    ),
 )
 
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory):
-    events = list(DialerSimulator(RULES, b"k" * 32, seed=3, start=START, campaigns=PROFILES)
-                  .events(sim_seconds=5 * 3600))
+    events = list(
+        DialerSimulator(RULES, b"k" * 32, seed=3, start=START, campaigns=PROFILES).events(sim_seconds=5 * 3600)
+    )
     with migrated_warehouse(tmp_path_factory.mktemp("drift")) as client:
         buckets = land_counted(client, events, SETTINGS, RULES)
         evaluator = AlertEvaluator(SETTINGS, client, buckets, RULES)
@@ -39,8 +48,13 @@ def evaluation(tmp_path_factory):
 
 
 def drift_check(readings, campaign):
-    return next(check for name, _, checks, _ in readings if name == campaign
-                for check in checks if check.rule is Rule.MODEL_DRIFT)
+    return next(
+        check
+        for name, _, checks, _ in readings
+        if name == campaign
+        for check in checks
+        if check.rule is Rule.MODEL_DRIFT
+    )
 
 
 def test_a_decayed_response_model_raises_a_drift_alert_and_a_calibrated_one_does_not(evaluation):
