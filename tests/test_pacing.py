@@ -17,20 +17,20 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from warehouse_helpers import land_counted, migrated_warehouse
 
 from analytics import pacing
-from core.config import load_settings
 from analytics.pacing import PacingInputs
+from core.config import load_settings
 from core.schema import Outcome
 from core.slots import SlotRules
 from producers.simulator import WRAP_UP_SECONDS, CampaignProfile, DialerSimulator
-from warehouse_helpers import land_counted, migrated_warehouse
 
 SETTINGS = load_settings()
 RULES = SlotRules(SETTINGS.slots, SETTINGS.zone)
 START = datetime(2026, 11, 20, 3, 0, tzinfo=timezone.utc)  # 12:00 in Tokyo: the midday slot runs to 16:00
-MEASURED_AT = START + timedelta(hours=2)                   # the advisor reads 13:00-14:00
-EVALUATION_SECONDS = 3 * 3600                               # 12:00-15:00, still midday
+MEASURED_AT = START + timedelta(hours=2)  # the advisor reads 13:00-14:00
+EVALUATION_SECONDS = 3 * 3600  # 12:00-15:00, still midday
 # Calls still in progress at the end of a run finish within the simulator's talk cap plus
 # wrap-up; running this much longer lets busy time be counted up to the end exactly.
 TAIL_SECONDS = 1800 + WRAP_UP_SECONDS + 60
@@ -38,18 +38,23 @@ SEEDS = (1, 2, 3)
 TARGETS = (0.03, 0.01)
 
 PROFILES = {
-    profile.name: profile for profile in (
-        CampaignProfile("small-team", agents=8, lines_per_free_agent=1.6, list_quality=1.1, conversion=0.18,
-                        mean_talk_seconds=120),
-        CampaignProfile("mid-team", agents=20, lines_per_free_agent=2.2, list_quality=1.0, conversion=0.12,
-                        mean_talk_seconds=190),
-        CampaignProfile("big-team", agents=45, lines_per_free_agent=2.5, list_quality=0.8, conversion=0.09,
-                        mean_talk_seconds=150),
+    profile.name: profile
+    for profile in (
+        CampaignProfile(
+            "small-team", agents=8, lines_per_free_agent=1.6, list_quality=1.1, conversion=0.18, mean_talk_seconds=120
+        ),
+        CampaignProfile(
+            "mid-team", agents=20, lines_per_free_agent=2.2, list_quality=1.0, conversion=0.12, mean_talk_seconds=190
+        ),
+        CampaignProfile(
+            "big-team", agents=45, lines_per_free_agent=2.5, list_quality=0.8, conversion=0.09, mean_talk_seconds=150
+        ),
     )
 }
 # Figures like the mid-size team's, typed in by hand.
-MID_TEAM = PacingInputs(agents=20, contact_rate=0.17, talk_seconds=190, wrap_seconds=15,
-                        contact_ring_seconds=11, other_ring_seconds=17)
+MID_TEAM = PacingInputs(
+    agents=20, contact_rate=0.17, talk_seconds=190, wrap_seconds=15, contact_ring_seconds=11, other_ring_seconds=17
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +85,15 @@ def simulate(profile: CampaignProfile, ratio: float, seed: int) -> dict:
         if ended < EVALUATION_SECONDS and event.outcome in (Outcome.CONNECTED, Outcome.ABANDONED):
             contacts += 1
             abandoned += event.outcome is Outcome.ABANDONED
-    return {"abandon_rate": abandoned / contacts, "contacts": contacts,
-            "idle_share": 1 - busy / (profile.agents * EVALUATION_SECONDS)}
+    return {
+        "abandon_rate": abandoned / contacts,
+        "contacts": contacts,
+        "idle_share": 1 - busy / (profile.agents * EVALUATION_SECONDS),
+    }
 
 
 # -- the model ----------------------------------------------------------------------------
+
 
 def test_a_higher_ratio_abandons_more_and_leaves_agents_less_idle():
     table = pacing.expected_outcomes(MID_TEAM, (1.0, 1.5, 2.0, 2.5, 3.0, 4.0))
@@ -95,7 +104,7 @@ def test_a_higher_ratio_abandons_more_and_leaves_agents_less_idle():
     assert table["abandon_rate"].iloc[2:].diff().dropna().gt(0).all()
     assert table["idle_share"].diff().dropna().lt(0).all()
     assert table["abandon_rate"].iloc[-1] > 0.03  # 4 lines per free agent overdials a team of 20
-    assert table["contacts"].min() >= 5_000       # enough model calls behind every rate
+    assert table["contacts"].min() >= 5_000  # enough model calls behind every rate
     assert (table["abandon_rate_upper"] > table["abandon_rate"]).all()
 
 
@@ -124,21 +133,28 @@ def test_a_second_look_at_the_same_figures_is_cached_and_identical():
 
 
 def test_the_advice_follows_the_figures():
-    ratio = {name: pacing.advise(inputs, 0.03).recommended_ratio for name, inputs in {
-        "mid": MID_TEAM,
-        "bigger team": replace(MID_TEAM, agents=45),
-        "more people answer": replace(MID_TEAM, contact_rate=0.25),
-        "fewer people answer": replace(MID_TEAM, contact_rate=0.10),
-    }.items()}
+    ratio = {
+        name: pacing.advise(inputs, 0.03).recommended_ratio
+        for name, inputs in {
+            "mid": MID_TEAM,
+            "bigger team": replace(MID_TEAM, agents=45),
+            "more people answer": replace(MID_TEAM, contact_rate=0.25),
+            "fewer people answer": replace(MID_TEAM, contact_rate=0.10),
+        }.items()
+    }
     assert ratio["bigger team"] > ratio["mid"]  # more agents pool the risk of a burst of answers
     assert ratio["more people answer"] < ratio["mid"] < ratio["fewer people answer"]
 
 
 # -- live figures from the warehouse ------------------------------------------------------
 
+
 def test_live_figures_are_the_last_hour_of_landed_calls(warehouse, measured_events):
-    window = [e for e in measured_events
-              if e.campaign == "mid-team" and MEASURED_AT - timedelta(hours=1) <= e.event_time < MEASURED_AT]
+    window = [
+        e
+        for e in measured_events
+        if e.campaign == "mid-team" and MEASURED_AT - timedelta(hours=1) <= e.event_time < MEASURED_AT
+    ]
     live = [e for e in window if e.outcome in (Outcome.CONNECTED, Outcome.ABANDONED)]
     connected = [e for e in live if e.outcome is Outcome.CONNECTED]
     figures = pacing.live_figures(warehouse, "mid-team", MEASURED_AT, window_minutes=60)
@@ -174,6 +190,7 @@ def test_no_advice_without_calls(warehouse):
 
 # -- against the simulator ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("campaign", list(PROFILES))
 def test_the_recommended_ratio_keeps_the_simulated_abandon_rate_under_target(warehouse, campaign):
     profile = PROFILES[campaign]
@@ -186,10 +203,11 @@ def test_the_recommended_ratio_keeps_the_simulated_abandon_rate_under_target(war
         advice = pacing.advise(inputs, target)
         runs = [simulate(profile, advice.recommended_ratio, seed) for seed in SEEDS]
         mean_idle = sum(run["idle_share"] for run in runs) / len(runs)
-        report.append(f"{campaign} target {target:.0%}: ratio {advice.recommended_ratio} -> "
-                      + ", ".join(f"{run['abandon_rate']:.2%} abandoned / {run['idle_share']:.1%} idle"
-                                  for run in runs)
-                      + f" (one line per free agent: {progressive['idle_share']:.1%} idle)")
+        report.append(
+            f"{campaign} target {target:.0%}: ratio {advice.recommended_ratio} -> "
+            + ", ".join(f"{run['abandon_rate']:.2%} abandoned / {run['idle_share']:.1%} idle" for run in runs)
+            + f" (one line per free agent: {progressive['idle_share']:.1%} idle)"
+        )
         assert advice.meets_target
         for run in runs:
             assert run["contacts"] > 300
