@@ -46,23 +46,56 @@ STOP_LIST_CSV = [
     ("090 2222 3333", "", ""),
     ("(03) 5555-6666", "dnc_request", ""),
     ("not a number", "", ""),
-    ("090-3996-8745", "dnc_request", ON_THE_16TH),       # fixture row 1, national form: as VICIdial has it
-    ("+81 90-8872-1495", "dnc_request", ON_THE_16TH),    # fixture row 2, international form
+    ("090-3996-8745", "dnc_request", ON_THE_16TH),  # fixture row 1, national form: as VICIdial has it
+    ("+81 90-8872-1495", "dnc_request", ON_THE_16TH),  # fixture row 2, international form
 ]
 STOP_LIST_PLAIN = ["0312349876", "+81-6-6123-4567"]
 ADDED_THEN_REMOVED = "+81 90-4444-5555"
 # A second export with numbers formatted, and a row for each way a row can be refused.
-CRAFTED_HEADER = ["uniqueid", "lead_id", "list_id", "campaign_id", "call_date", "length_in_sec", "status",
-                  "phone_code", "phone_number", "user", "user_group"]
+CRAFTED_HEADER = [
+    "uniqueid",
+    "lead_id",
+    "list_id",
+    "campaign_id",
+    "call_date",
+    "length_in_sec",
+    "status",
+    "phone_code",
+    "phone_number",
+    "user",
+    "user_group",
+]
 CRAFTED_ROWS = [
     ["9000000001.1", "70001", "501", "PRIVACY", "2026-11-16 11:00:00", "30", "NA", "81", "090-7777-0001", "VDAD", ""],
-    ["9000000002.1", "70002", "501", "PRIVACY", "2026-11-16 11:01:00", "95", "SALE", "81", "+81 90 7777 0002",
-     "agent01", "TOKYO"],
+    [
+        "9000000002.1",
+        "70002",
+        "501",
+        "PRIVACY",
+        "2026-11-16 11:01:00",
+        "95",
+        "SALE",
+        "81",
+        "+81 90 7777 0002",
+        "agent01",
+        "TOKYO",
+    ],
     ["9000000003.1", "70003", "501", "PRIVACY", "2026-11-16 11:02:00", "-4", "NA", "81", "090-7777-0003", "VDAD", ""],
     ["9000000004.1", "70004", "501", "PRIVACY", "2026-11-16 11:03:00", "abc", "NA", "81", "09077770004", "VDAD", ""],
     ["9000000005.1", "70005", "501", "PRIVACY", "16/11/2026 11:04", "10", "NA", "81", "(090) 7777-0005", "VDAD", ""],
-    ["9000000006.1", "70006", "501", "PRIVACY", "2026-11-16 11:05:00", "10", "WHATEVER", "81", "090 7777 0006",
-     "VDAD", ""],
+    [
+        "9000000006.1",
+        "70006",
+        "501",
+        "PRIVACY",
+        "2026-11-16 11:05:00",
+        "10",
+        "WHATEVER",
+        "81",
+        "090 7777 0006",
+        "VDAD",
+        "",
+    ],
     ["", "70007", "501", "PRIVACY", "2026-11-16 11:06:00", "10", "NA", "81", "0907777-0007", "VDAD", ""],
     ["9000000008.1", "09077770008", "501", "PRIVACY", "2026-11-16 11:07:00"],  # wrong column count
 ]
@@ -70,18 +103,35 @@ CRAFTED_REJECTED = 6
 # A producer that gets the contract wrong and sends raw numbers on the call-events topic:
 # the worker refuses each record, and its dead letter must not keep the number either.
 MISTAKES = {
-    "08055550101": json.dumps({"type": "call_attempt", "schema_version": 1, "event_id": "m1", "campaign": "PRIVACY",
-                               "event_time": "2026-11-16T02:00:00Z", "outcome": "busy",
-                               "lead": {"segment": "list-501", "phone_number": "080-5555-0101"}}).encode(),
-    "08055550102": json.dumps({"type": "call_attempt", "schema_version": 1, "event_id": "m2", "campaign": "PRIVACY",
-                               "event_time": "2026-11-16T02:00:00Z", "outcome": "busy",
-                               "lead": {"segment": "list-501", "phone_hash": "08055550102"}}).encode(),
+    "08055550101": json.dumps(
+        {
+            "type": "call_attempt",
+            "schema_version": 1,
+            "event_id": "m1",
+            "campaign": "PRIVACY",
+            "event_time": "2026-11-16T02:00:00Z",
+            "outcome": "busy",
+            "lead": {"segment": "list-501", "phone_number": "080-5555-0101"},
+        }
+    ).encode(),
+    "08055550102": json.dumps(
+        {
+            "type": "call_attempt",
+            "schema_version": 1,
+            "event_id": "m2",
+            "campaign": "PRIVACY",
+            "event_time": "2026-11-16T02:00:00Z",
+            "outcome": "busy",
+            "lead": {"segment": "list-501", "phone_hash": "08055550102"},
+        }
+    ).encode(),
     "+81 80 5555 0103": b"9000000009.1,PRIVACY,2026-11-16 11:00:00,30,NA,81,+81 80 5555 0103",  # a CSV line
     "080-5555-0104": b"\xff\xfe tel:080-5555-0104",  # not UTF-8: the dead letter keeps it as base64
 }
 
 
 # -- reading everything back ------------------------------------------------------------
+
 
 def digits(text: str) -> str:
     return re.sub(r"\D", "", text)
@@ -109,7 +159,7 @@ class NumberScanner:
     HEX = re.compile(r"[0-9a-f]{32,}")
 
     def __init__(self, numbers):
-        self.long: dict[str, str] = {}   # 10+ digit forms -> the number as typed
+        self.long: dict[str, str] = {}  # 10+ digit forms -> the number as typed
         self.tails: dict[str, str] = {}  # last 8 and 9 digits
         self.digests: dict[str, str] = {}
         self.typed = set(numbers)
@@ -137,13 +187,13 @@ class NumberScanner:
                 found.add(self.tails[run])
             for size in (10, 11, 12):  # a number glued inside a longer run of digits
                 for start in range(0, len(run) - size + 1):
-                    if run[start:start + size] in self.long:
-                        found.add(self.long[run[start:start + size]])
+                    if run[start : start + size] in self.long:
+                        found.add(self.long[run[start : start + size]])
         for token in self.HEX.findall(text.lower()):
             for size in (32, 40, 64):
                 for start in range(0, len(token) - size + 1):
-                    if token[start:start + size] in self.digests:
-                        found.add(self.digests[token[start:start + size]])
+                    if token[start : start + size] in self.digests:
+                        found.add(self.digests[token[start : start + size]])
         return found
 
 
@@ -171,8 +221,12 @@ def scan_topics(settings: Settings, scanned: Scanned) -> None:
         topics = sorted(t for t in admin.list_topics() if t.startswith(namespace))
     finally:
         admin.close()
-    configured = {settings.topics.call_events, settings.topics.dead_letters, settings.topics.alerts,
-                  settings.topics.stop_list}
+    configured = {
+        settings.topics.call_events,
+        settings.topics.dead_letters,
+        settings.topics.alerts,
+        settings.topics.stop_list,
+    }
     assert configured <= set(topics), topics
     for topic in topics:
         records = read_records(settings, topic)
@@ -195,22 +249,32 @@ def scan_warehouse(client, scanned: Scanned) -> None:
 
     tables = client.query(
         "SELECT database, name FROM system.tables WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', "
-        "'information_schema') AND NOT is_temporary ORDER BY database, name").result_rows
+        "'information_schema') AND NOT is_temporary ORDER BY database, name"
+    ).result_rows
     for database, table in tables:
-        columns = [row[0] for row in client.query(
-            "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} ORDER BY position",
-            parameters={"d": database, "t": table}).result_rows]
+        columns = [
+            row[0]
+            for row in client.query(
+                "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} ORDER BY position",
+                parameters={"d": database, "t": table},
+            ).result_rows
+        ]
         cells = ", ".join(f"ifNull(toString({quote_identifier(c)}), '')" for c in columns)
         # No FINAL: superseded row versions are stored data too.
         rows = client.query(f"SELECT {cells} FROM {quote_identifier(database)}.{quote_identifier(table)}").result_rows
         scanned.table_rows[f"{database}.{table}"] = len(rows)
         scanned.cells += len(rows) * len(columns)
         for number, row in enumerate(rows):
-            scanned.blobs.append((f"table {database}.{table} row {number}",
-                                  "\x1f".join(f"{c}={v}" for c, v in zip(columns, row)).encode()))
+            scanned.blobs.append(
+                (
+                    f"table {database}.{table} row {number}",
+                    "\x1f".join(f"{c}={v}" for c, v in zip(columns, row)).encode(),
+                )
+            )
 
 
 # -- the run ------------------------------------------------------------------------------
+
 
 @dataclass
 class Run:
@@ -227,20 +291,24 @@ class Run:
 
 
 def cli(config_file: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "callpulse", "--config", str(config_file), *args],
-                            capture_output=True, cwd=PROJECT_ROOT, timeout=120,
-                            env={"CALLPULSE_HMAC_KEY": KEY.decode(), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-m", "callpulse", "--config", str(config_file), *args],
+        capture_output=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        env={"CALLPULSE_HMAC_KEY": KEY.decode(), "PATH": "/usr/bin:/bin"},
+    )
     return result
 
 
 @pytest.fixture(scope="module")
 def run(broker, tmp_path_factory) -> Run:
+    from conftest import new_pipeline
+
     import producers.simulator as simulator_module
     from core.slots import SlotRules
     from producers.publisher import EventPublisher
     from warehouse.client import connect
-
-    from conftest import new_pipeline
 
     directory = tmp_path_factory.mktemp("personal-data")
     pipeline = new_pipeline(broker, directory)
@@ -265,8 +333,11 @@ def run(broker, tmp_path_factory) -> Run:
         start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=3)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(simulator_module, "hash_phone", noting_hash)
-            events = list(simulator_module.DialerSimulator(SlotRules(settings.slots, settings.zone), KEY, seed=17,
-                                                           start=start).events(count=600))
+            events = list(
+                simulator_module.DialerSimulator(
+                    SlotRules(settings.slots, settings.zone), KEY, seed=17, start=start
+                ).events(count=600)
+            )
         assert len(simulated) >= 100
         # One simulated customer opted out before the day's calls: their dials are violations.
         opted_out = next(iter(simulated))
@@ -283,8 +354,7 @@ def run(broker, tmp_path_factory) -> Run:
             csv.writer(handle).writerows([CRAFTED_HEADER, *CRAFTED_ROWS])
 
         imported = command("stoplist", "import", str(dnc))
-        assert b"flagged 6 customer(s)" in imported.stderr and b"rejected 1 row(s)" in imported.stderr, \
-            imported.stderr
+        assert b"flagged 6 customer(s)" in imported.stderr and b"rejected 1 row(s)" in imported.stderr, imported.stderr
         command("stoplist", "import", str(plain))
         command("stoplist", "add", ADDED_THEN_REMOVED, "--reason", "complaint")
         command("stoplist", "remove", ADDED_THEN_REMOVED)
@@ -327,23 +397,33 @@ def run(broker, tmp_path_factory) -> Run:
                     if row.get("uniqueid") in attempts:
                         vicidial_rows[row["uniqueid"]] = row["phone_number"]
         with FIXTURE.open(newline="") as handle:
-            fixture_numbers = {row["phone_number"] for row in csv.DictReader(handle, delimiter="\t")
-                               if row.get("phone_number")}
-        edge_numbers = (fixture_numbers | {row[8] for row in CRAFTED_ROWS if len(row) > 8} | {CRAFTED_ROWS[-1][1]}
-                        | {n for n, _, _ in STOP_LIST_CSV if digits(n)} | set(STOP_LIST_PLAIN) | {ADDED_THEN_REMOVED}
-                        | set(simulated))
-        yield Run(settings, edge_numbers, simulated, vicidial_rows, stop_list, attempts, violations, health,
-                  scanned, outputs)
+            fixture_numbers = {
+                row["phone_number"] for row in csv.DictReader(handle, delimiter="\t") if row.get("phone_number")
+            }
+        edge_numbers = (
+            fixture_numbers
+            | {row[8] for row in CRAFTED_ROWS if len(row) > 8}
+            | {CRAFTED_ROWS[-1][1]}
+            | {n for n, _, _ in STOP_LIST_CSV if digits(n)}
+            | set(STOP_LIST_PLAIN)
+            | {ADDED_THEN_REMOVED}
+            | set(simulated)
+        )
+        yield Run(
+            settings, edge_numbers, simulated, vicidial_rows, stop_list, attempts, violations, health, scanned, outputs
+        )
     finally:
         pipeline.stop_all()
 
 
 def test_no_number_from_the_edges_is_in_any_topic_table_or_output(run):
     scanned = run.scanned
-    print(f"\nscanned {sum(scanned.topic_records.values())} Kafka records in {len(scanned.topic_records)} topics "
-          f"({scanned.topic_records}), {sum(scanned.table_rows.values())} rows and {scanned.cells} cells in "
-          f"{len(scanned.table_rows)} tables ({scanned.table_rows}), {len(run.outputs)} command outputs and logs, "
-          f"for {len(run.edge_numbers)} numbers")
+    print(
+        f"\nscanned {sum(scanned.topic_records.values())} Kafka records in {len(scanned.topic_records)} topics "
+        f"({scanned.topic_records}), {sum(scanned.table_rows.values())} rows and {scanned.cells} cells in "
+        f"{len(scanned.table_rows)} tables ({scanned.table_rows}), {len(run.outputs)} command outputs and logs, "
+        f"for {len(run.edge_numbers)} numbers"
+    )
     # The scan must have seen what the run produced, or finding nothing proves nothing.
     topics = scanned.topic_records
     assert topics[run.settings.topics.call_events] >= 600 // 20 + 2  # the adapters batch events too
@@ -366,9 +446,14 @@ def test_the_scanner_finds_numbers_in_each_form_it_claims():
     """The scan's own check: a scan that can't see a planted number proves nothing."""
     scanner = NumberScanner({"09039968745", "+81 90-1234-5678"})
     planted = {
-        b'{"phone":"09039968745"}': "09039968745", b"call +819039968745 now": "09039968745",
-        b"tel 090-3996-8745.": "09039968745", b"(090) 3996 8745": "09039968745", b"x=39968745;": "09039968745",
-        b"id 9039968745": "09039968745", b"81-90-1234-5678": "+81 90-1234-5678", b"090 1234 5678": "+81 90-1234-5678",
+        b'{"phone":"09039968745"}': "09039968745",
+        b"call +819039968745 now": "09039968745",
+        b"tel 090-3996-8745.": "09039968745",
+        b"(090) 3996 8745": "09039968745",
+        b"x=39968745;": "09039968745",
+        b"id 9039968745": "09039968745",
+        b"81-90-1234-5678": "+81 90-1234-5678",
+        b"090 1234 5678": "+81 90-1234-5678",
         hashlib.sha256(b"819012345678").hexdigest().encode(): "+81 90-1234-5678",
     }
     for blob, number in planted.items():
@@ -381,8 +466,11 @@ def test_the_scanner_finds_numbers_in_each_form_it_claims():
 def test_phone_hashes_are_the_hmac_of_the_numbers(run):
     # Every VICIdial row that was published carries the HMAC of its number, nothing else.
     assert len(run.vicidial_rows) >= 400
-    wrong = {uid: (phone, run.attempts[uid]) for uid, phone in run.vicidial_rows.items()
-             if run.attempts[uid] != hmac_of(phone)}
+    wrong = {
+        uid: (phone, run.attempts[uid])
+        for uid, phone in run.vicidial_rows.items()
+        if run.attempts[uid] != hmac_of(phone)
+    }
     assert not wrong, list(wrong.items())[:5]
     # The simulator's calls: the hashes it sent are the HMACs of the numbers it dialed, and they landed.
     assert all(phone_hash == hmac_of(number) for number, phone_hash in run.simulated.items())
@@ -390,8 +478,9 @@ def test_phone_hashes_are_the_hmac_of_the_numbers(run):
     assert len(set(run.simulated.values()) & landed) >= 100
     # The stop list is keyed by the HMAC; the removed number is a tombstone under its own HMAC.
     flagged = [n for n, _, _ in STOP_LIST_CSV if digits(n)] + STOP_LIST_PLAIN
-    assert {hmac_of(n) for n in flagged} | {hmac_of(ADDED_THEN_REMOVED)} == \
-        set(run.stop_list) - {hmac_of(next(iter(run.simulated)))}
+    assert {hmac_of(n) for n in flagged} | {hmac_of(ADDED_THEN_REMOVED)} == set(run.stop_list) - {
+        hmac_of(next(iter(run.simulated)))
+    }
     assert run.stop_list[hmac_of(ADDED_THEN_REMOVED)] is None
     for key, value in run.stop_list.items():
         if value is not None:
@@ -412,7 +501,8 @@ def test_one_customer_has_one_hash_whatever_the_form_of_the_number(run):
     assert fixture_row_2 in run.violations, (
         "the customer flagged as +81 90-8872-1495 was dialled as 09088721495 after the flag, and no "
         "stop-list violation was recorded: core.privacy.normalize_phone keeps the country code of one "
-        "form and the trunk 0 of the other, so the two hash differently")
+        "form and the trunk 0 of the other, so the two hash differently"
+    )
 
 
 def test_a_number_a_producer_sends_raw_by_mistake_is_not_kept_in_dead_letters(run):
@@ -438,44 +528,68 @@ def test_a_number_a_producer_sends_raw_by_mistake_is_not_kept_in_dead_letters(ru
 # names the format and the field that let it through.
 
 FORMATS = {
-    "national": lambda jp, us: jp,                                         # 09088721495
-    "dashed": lambda jp, us: f"{jp[:3]}-{jp[3:7]}-{jp[7:]}",               # 090-8872-1495
-    "spaced": lambda jp, us: f"{jp[:3]} {jp[3:7]} {jp[7:]}",               # 090 8872 1495
-    "bracketed": lambda jp, us: f"({jp[:3]}) {jp[3:7]}-{jp[7:]}",          # (090) 8872-1495
-    "international": lambda jp, us: f"+81 {jp[1:3]}-{jp[3:7]}-{jp[7:]}",   # +81 90-8872-1495
-    "e164": lambda jp, us: f"+81{jp[1:]}",                                 # +819088721495
-    "tel_uri": lambda jp, us: f"tel:+81-{jp[1:3]}-{jp[3:7]}-{jp[7:]}",     # tel:+81-90-8872-1495
+    "national": lambda jp, us: jp,  # 09088721495
+    "dashed": lambda jp, us: f"{jp[:3]}-{jp[3:7]}-{jp[7:]}",  # 090-8872-1495
+    "spaced": lambda jp, us: f"{jp[:3]} {jp[3:7]} {jp[7:]}",  # 090 8872 1495
+    "bracketed": lambda jp, us: f"({jp[:3]}) {jp[3:7]}-{jp[7:]}",  # (090) 8872-1495
+    "international": lambda jp, us: f"+81 {jp[1:3]}-{jp[3:7]}-{jp[7:]}",  # +81 90-8872-1495
+    "e164": lambda jp, us: f"+81{jp[1:]}",  # +819088721495
+    "tel_uri": lambda jp, us: f"tel:+81-{jp[1:3]}-{jp[3:7]}-{jp[7:]}",  # tel:+81-90-8872-1495
     "us_international": lambda jp, us: f"+1 ({us[:3]}) {us[3:6]}-{us[6:]}",  # +1 (202) 555-0143
     # The four that reached the dead-letters topic before:
-    "country_code_bare": lambda jp, us: f"81{jp[1:]}",                     # 819088721495
-    "dotted": lambda jp, us: f"+81.{jp[1:3]}.{jp[3:7]}.{jp[7:]}",          # +81.90.8872.1495
+    "country_code_bare": lambda jp, us: f"81{jp[1:]}",  # 819088721495
+    "dotted": lambda jp, us: f"+81.{jp[1:3]}.{jp[3:7]}.{jp[7:]}",  # +81.90.8872.1495
     "full_width": lambda jp, us: jp.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
-    "bare_ten_digits": lambda jp, us: us,                                  # 2025550143
+    "bare_ten_digits": lambda jp, us: us,  # 2025550143
 }
 US_FORMATS = {"us_international", "bare_ten_digits"}
 FIELDS = ("event_id", "campaign", "agent", "team", "lead.segment", "lead.lead_id")
 # Where an error message could repeat what was sent: an unknown field's name, an unknown
 # outcome, an unknown event type, an unknown agent state.
 ECHOED = ("field_name", "outcome", "type", "agent_state.state", "agent_state.agent")
-VICIDIAL_COLUMNS = {"event_id": "uniqueid", "campaign": "campaign_id", "agent": "user", "team": "user_group",
-                    "lead.segment": "list_id", "lead.lead_id": "lead_id"}
+VICIDIAL_COLUMNS = {
+    "event_id": "uniqueid",
+    "campaign": "campaign_id",
+    "agent": "user",
+    "team": "user_group",
+    "lead.segment": "list_id",
+    "lead.lead_id": "lead_id",
+}
 ORDINARY = {  # ids and names that must still count
-    "vicidial-style": dict(event_id="1763618745.6880", campaign="credit-card-winback", team="osaka-floor",
-                           agent="agent01", segment="list-1001", lead_id="500000"),
-    "uuid": dict(event_id="550e8400-e29b-41d4-a716-446655440000", campaign="home-insurance", team="tokyo-2",
-                 agent="home-insurance-07", segment="seniors", lead_id="174870114"),
-    "japanese": dict(event_id="f47ac10b-58cc-4372-a567-0e02b2c3d479", campaign="東京キャンペーン 2026",
-                     team="大阪フロア", agent="佐藤", segment="list-2025", lead_id="L-7001"),
+    "vicidial-style": dict(
+        event_id="1763618745.6880",
+        campaign="credit-card-winback",
+        team="osaka-floor",
+        agent="agent01",
+        segment="list-1001",
+        lead_id="500000",
+    ),
+    "uuid": dict(
+        event_id="550e8400-e29b-41d4-a716-446655440000",
+        campaign="home-insurance",
+        team="tokyo-2",
+        agent="home-insurance-07",
+        segment="seniors",
+        lead_id="174870114",
+    ),
+    "japanese": dict(
+        event_id="f47ac10b-58cc-4372-a567-0e02b2c3d479",
+        campaign="東京キャンペーン 2026",
+        team="大阪フロア",
+        agent="佐藤",
+        segment="list-2025",
+        lead_id="L-7001",
+    ),
 }
 
 
 @dataclass
 class Cell:
-    door: str     # raw (straight to Kafka), events (ingest events), vicidial (ingest vicidial)
+    door: str  # raw (straight to Kafka), events (ingest events), vicidial (ingest vicidial)
     fmt: str
     field: str
     written: str
-    e164: str     # the number's E.164 digits
+    e164: str  # the number's E.164 digits
 
 
 def cells() -> list[Cell]:
@@ -495,9 +609,18 @@ def cells() -> list[Cell]:
 
 
 def hostile_event(cell: Cell, serial: int, event_time: str) -> dict:
-    event = {"type": "call_attempt", "schema_version": 1, "event_id": f"hostile-{serial}", "campaign": "HOSTILE",
-             "event_time": event_time, "outcome": "connected", "talk_seconds": 60.0, "agent": "agent01",
-             "team": "osaka-floor", "lead": {"segment": "list-1001", "lead_id": f"{serial}"}}
+    event = {
+        "type": "call_attempt",
+        "schema_version": 1,
+        "event_id": f"hostile-{serial}",
+        "campaign": "HOSTILE",
+        "event_time": event_time,
+        "outcome": "connected",
+        "talk_seconds": 60.0,
+        "agent": "agent01",
+        "team": "osaka-floor",
+        "lead": {"segment": "list-1001", "lead_id": f"{serial}"},
+    }
     value = cell.written
     if cell.field.startswith("lead."):
         event["lead"][cell.field.removeprefix("lead.")] = value
@@ -508,8 +631,15 @@ def hostile_event(cell: Cell, serial: int, event_time: str) -> dict:
     elif cell.field in ("outcome", "type"):
         event[cell.field] = value
     else:  # an agent_state event
-        event = {"type": "agent_state", "schema_version": 1, "event_id": f"hostile-{serial}", "campaign": "HOSTILE",
-                 "event_time": event_time, "agent": "agent01", "state": "available"}
+        event = {
+            "type": "agent_state",
+            "schema_version": 1,
+            "event_id": f"hostile-{serial}",
+            "campaign": "HOSTILE",
+            "event_time": event_time,
+            "agent": "agent01",
+            "state": "available",
+        }
         event[cell.field.removeprefix("agent_state.")] = value
     return event
 
@@ -528,7 +658,7 @@ class DigitScanner:
         self.tails: dict[str, str] = {}
         for e164, label in numbers.items():
             country = "81" if e164.startswith("81") else "1"
-            national = e164[len(country):]
+            national = e164[len(country) :]
             for form in (e164, national, "0" + national if country == "81" else national):
                 self.long[form] = label
             for size in (8, 9):
@@ -544,7 +674,7 @@ class DigitScanner:
                 found.add(self.tails[run_digits])
             for size in (9, 10, 11, 12):
                 for start in range(0, len(run_digits) - size + 1):
-                    label = self.long.get(run_digits[start:start + size])
+                    label = self.long.get(run_digits[start : start + size])
                     if label:
                         found.add(label)
         return found
@@ -568,8 +698,19 @@ def label(cell: Cell) -> str:
 
 
 def vicidial_export(path: Path, rows: list[dict]) -> None:
-    header = ["uniqueid", "lead_id", "list_id", "campaign_id", "call_date", "length_in_sec", "status",
-              "phone_code", "phone_number", "user", "user_group"]
+    header = [
+        "uniqueid",
+        "lead_id",
+        "list_id",
+        "campaign_id",
+        "call_date",
+        "length_in_sec",
+        "status",
+        "phone_code",
+        "phone_number",
+        "user",
+        "user_group",
+    ]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, header)
         writer.writeheader()
@@ -579,11 +720,10 @@ def vicidial_export(path: Path, rows: list[dict]) -> None:
 @pytest.fixture(scope="module")
 def hostile(broker, tmp_path_factory) -> HostileRun:
     import msgspec
+    from conftest import new_pipeline
 
     from producers.publisher import EventPublisher
     from warehouse.client import connect
-
-    from conftest import new_pipeline
 
     directory = tmp_path_factory.mktemp("hostile-fields")
     pipeline = new_pipeline(broker, directory)
@@ -607,37 +747,97 @@ def hostile(broker, tmp_path_factory) -> HostileRun:
                 events_file.append(json.dumps(hostile_event(cell, serial, event_time), ensure_ascii=False))
             else:
                 local = (now - timedelta(minutes=2)).astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
-                row = {"uniqueid": f"1763618745.{serial}", "lead_id": str(700000 + serial), "list_id": "1001",
-                       "campaign_id": "HOSTILE", "call_date": local, "length_in_sec": "60", "status": "SALE",
-                       "phone_code": "81", "phone_number": "", "user": "agent01", "user_group": "OSAKA"}
+                row = {
+                    "uniqueid": f"1763618745.{serial}",
+                    "lead_id": str(700000 + serial),
+                    "list_id": "1001",
+                    "campaign_id": "HOSTILE",
+                    "call_date": local,
+                    "length_in_sec": "60",
+                    "status": "SALE",
+                    "phone_code": "81",
+                    "phone_number": "",
+                    "user": "agent01",
+                    "user_group": "OSAKA",
+                }
                 row[VICIDIAL_COLUMNS[cell.field]] = cell.written
                 vicidial_rows.append(row)
         # Ordinary ids and names, by each door: they must count.
         for name, ids in ORDINARY.items():
-            event = {"type": "call_attempt", "schema_version": 1, "event_id": ids["event_id"],
-                     "campaign": ids["campaign"], "event_time": event_time, "outcome": "connected",
-                     "talk_seconds": 60.0, "agent": ids["agent"], "team": ids["team"],
-                     "lead": {"segment": ids["segment"], "lead_id": ids["lead_id"]}}
+            event = {
+                "type": "call_attempt",
+                "schema_version": 1,
+                "event_id": ids["event_id"],
+                "campaign": ids["campaign"],
+                "event_time": event_time,
+                "outcome": "connected",
+                "talk_seconds": 60.0,
+                "agent": ids["agent"],
+                "team": ids["team"],
+                "lead": {"segment": ids["segment"], "lead_id": ids["lead_id"]},
+            }
             send(json.dumps(event, ensure_ascii=False).encode())
             events_file.append(json.dumps(dict(event, event_id=f"file-{name}"), ensure_ascii=False))
         local = (now - timedelta(minutes=2)).astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
-        vicidial_rows.append({"uniqueid": "1763618745.6881", "lead_id": "500001", "list_id": "1001",
-                              "campaign_id": "credit-card-winback", "call_date": local, "length_in_sec": "95",
-                              "status": "SALE", "phone_code": "81", "phone_number": "09088720000", "user": "agent02",
-                              "user_group": "osaka-floor"})
+        vicidial_rows.append(
+            {
+                "uniqueid": "1763618745.6881",
+                "lead_id": "500001",
+                "list_id": "1001",
+                "campaign_id": "credit-card-winback",
+                "call_date": local,
+                "length_in_sec": "95",
+                "status": "SALE",
+                "phone_code": "81",
+                "phone_number": "09088720000",
+                "user": "agent02",
+                "user_group": "osaka-floor",
+            }
+        )
         # Absurd values: refused as out_of_range; the campaign's figures are the sane calls only.
-        absurd = [("talk_seconds", 1.7e308), ("talk_seconds", 1.7e308), ("cost", 2.4e306), ("order_value", 1e12),
-                  ("ring_seconds", 86_401.0)]
+        absurd = [
+            ("talk_seconds", 1.7e308),
+            ("talk_seconds", 1.7e308),
+            ("cost", 2.4e306),
+            ("order_value", 1e12),
+            ("ring_seconds", 86_401.0),
+        ]
         for index, (name, value) in enumerate(absurd):
-            send(json.dumps({"type": "call_attempt", "schema_version": 1, "event_id": f"absurd-{index}",
-                             "campaign": "ABSURD", "event_time": event_time, "outcome": "connected",
-                             "talk_seconds": 10.0, "order": True, "order_value": 5.0, "lead": {"segment": "s"},
-                             name: value}).encode())
+            send(
+                json.dumps(
+                    {
+                        "type": "call_attempt",
+                        "schema_version": 1,
+                        "event_id": f"absurd-{index}",
+                        "campaign": "ABSURD",
+                        "event_time": event_time,
+                        "outcome": "connected",
+                        "talk_seconds": 10.0,
+                        "order": True,
+                        "order_value": 5.0,
+                        "lead": {"segment": "s"},
+                        name: value,
+                    }
+                ).encode()
+            )
         for index, talk in enumerate((100.0, 200.0, 300.0)):
-            send(json.dumps({"type": "call_attempt", "schema_version": 1, "event_id": f"sane-{index}",
-                             "campaign": "ABSURD", "event_time": event_time, "outcome": "connected",
-                             "talk_seconds": talk, "cost": 1.5, "order": True, "order_value": 40.0,
-                             "lead": {"segment": "s"}}).encode())
+            send(
+                json.dumps(
+                    {
+                        "type": "call_attempt",
+                        "schema_version": 1,
+                        "event_id": f"sane-{index}",
+                        "campaign": "ABSURD",
+                        "event_time": event_time,
+                        "outcome": "connected",
+                        "talk_seconds": talk,
+                        "cost": 1.5,
+                        "order": True,
+                        "order_value": 40.0,
+                        "lead": {"segment": "s"},
+                    }
+                ).encode()
+            )
         publisher.close()
 
         outputs = []
@@ -665,9 +865,11 @@ def hostile(broker, tmp_path_factory) -> HostileRun:
             landed_ids = {row[0] for row in client.query("SELECT event_id FROM call_attempts FINAL").result_rows}
             absurd_figures = client.query(
                 "SELECT sum(dials), sum(talk_seconds), sum(cost), sum(orders) FROM minute_metrics FINAL "
-                "WHERE campaign = 'ABSURD'").result_rows[0]
-            order_value = client.query("SELECT sum(order_value) FROM call_attempts FINAL "
-                                       "WHERE campaign = 'ABSURD'").result_rows[0][0]
+                "WHERE campaign = 'ABSURD'"
+            ).result_rows[0]
+            order_value = client.query(
+                "SELECT sum(order_value) FROM call_attempts FINAL WHERE campaign = 'ABSURD'"
+            ).result_rows[0][0]
         finally:
             client.close()
         letters = [msgspec.json.decode(r.value) for r in read_records(settings, settings.topics.dead_letters)]
@@ -685,16 +887,19 @@ def hostile(broker, tmp_path_factory) -> HostileRun:
         for number, output in enumerate(outputs):
             for found in scanner.find(output):
                 leaks.setdefault(found, []).append(f"command output or log {number}")
-        yield HostileRun(settings, every_cell, leaks, health, letters, landed_ids,
-                         (*absurd_figures, order_value), visible, scanned)
+        yield HostileRun(
+            settings, every_cell, leaks, health, letters, landed_ids, (*absurd_figures, order_value), visible, scanned
+        )
     finally:
         pipeline.stop_all()
 
 
 def test_no_number_in_any_field_written_any_way_is_kept_anywhere(hostile):
     scanned = hostile.scanned
-    print(f"\nscanned {sum(scanned.topic_records.values())} Kafka records in {len(scanned.topic_records)} topics "
-          f"and {sum(scanned.table_rows.values())} rows ({scanned.cells} cells) in {len(scanned.table_rows)} tables")
+    print(
+        f"\nscanned {sum(scanned.topic_records.values())} Kafka records in {len(scanned.topic_records)} topics "
+        f"and {sum(scanned.table_rows.values())} rows ({scanned.cells} cells) in {len(scanned.table_rows)} tables"
+    )
     caught: dict[tuple[str, str], int] = {}
     for cell in hostile.cells:
         key = (cell.door, cell.field)
@@ -712,7 +917,8 @@ def test_no_number_in_any_field_written_any_way_is_kept_anywhere(hostile):
     assert scanned.table_rows["default.call_attempts"] >= len(ORDINARY) * 2 + 1 + 3
     leaked = sorted(hostile.leaks)
     assert not leaked, f"{len(leaked)} of {len(hostile.cells)} numbers kept:\n" + "\n".join(
-        f"{name}: {hostile.leaks[name][0]}" for name in leaked[:30])
+        f"{name}: {hostile.leaks[name][0]}" for name in leaked[:30]
+    )
 
 
 def test_each_number_in_an_id_is_refused_as_personal_data_with_a_reason_that_does_not_repeat_it(hostile):
@@ -734,8 +940,11 @@ def test_each_number_in_an_id_is_refused_as_personal_data_with_a_reason_that_doe
 
 
 def test_ordinary_ids_names_and_uniqueids_still_count(hostile):
-    expected = {ids["event_id"] for ids in ORDINARY.values()} | {f"file-{name}" for name in ORDINARY} | {
-        "1763618745.6881", "sane-0", "sane-1", "sane-2"}
+    expected = (
+        {ids["event_id"] for ids in ORDINARY.values()}
+        | {f"file-{name}" for name in ORDINARY}
+        | {"1763618745.6881", "sane-0", "sane-1", "sane-2"}
+    )
     assert expected <= hostile.landed_ids, expected - hostile.landed_ids
     assert not {i for i in hostile.landed_ids if i.startswith(("hostile-", "absurd-"))}
 
@@ -744,10 +953,12 @@ def test_absurd_values_are_out_of_range_and_the_campaigns_figures_stay_finite(ho
     dials, talk_seconds, cost, orders, order_value = hostile.absurd
     assert (dials, talk_seconds, cost, orders, order_value) == (3, 600.0, 4.5, 3, 120.0)
     out_of_range = sorted(letter["detail"] for letter in hostile.letters if letter["reason"] == "out_of_range")
-    assert out_of_range == sorted([
-        "talk_seconds 1.7e+308 is above limits.max_call_seconds (86400)",
-        "talk_seconds 1.7e+308 is above limits.max_call_seconds (86400)",
-        "cost 2.4e+306 is above limits.max_cost (10000)",
-        "order_value 1e+12 is above limits.max_order_value (1e+07)",
-        "ring_seconds 86401 is above limits.max_call_seconds (86400)",
-    ])
+    assert out_of_range == sorted(
+        [
+            "talk_seconds 1.7e+308 is above limits.max_call_seconds (86400)",
+            "talk_seconds 1.7e+308 is above limits.max_call_seconds (86400)",
+            "cost 2.4e+306 is above limits.max_cost (10000)",
+            "order_value 1e+12 is above limits.max_order_value (1e+07)",
+            "ring_seconds 86401 is above limits.max_call_seconds (86400)",
+        ]
+    )
