@@ -9,17 +9,24 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from core.config import load_settings
+from core.deadletters import KEPT_BYTES
 from core.schema import CallAttempt, Lead, Outcome, encode_event
 from core.slots import SlotRules
-from core.deadletters import KEPT_BYTES
 from streams.processor import CallEventProcessor, SourceRecord
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def attempt(event_id: str, event_time: datetime = NOW) -> CallAttempt:
-    return CallAttempt(schema_version=1, event_id=event_id, campaign="home-insurance", event_time=event_time,
-                       outcome=Outcome.NO_ANSWER, lead=Lead(segment="seniors"), ring_seconds=20.0)
+    return CallAttempt(
+        schema_version=1,
+        event_id=event_id,
+        campaign="home-insurance",
+        event_time=event_time,
+        outcome=Outcome.NO_ANSWER,
+        lead=Lead(segment="seniors"),
+        ring_seconds=20.0,
+    )
 
 
 def processor(**overrides) -> CallEventProcessor:
@@ -39,7 +46,11 @@ def test_a_record_over_the_size_limit_is_dead_lettered_truncated_and_its_neighbo
     assert [a.event_id for a in result.attempts] == ["before", "after"]
     [letter] = result.dead_letters
     assert (letter.reason, letter.source_offset, letter.original_bytes, letter.truncated) == (
-        "too_large", 1, len(huge), True)
+        "too_large",
+        1,
+        len(huge),
+        True,
+    )
     assert len(letter.original) == KEPT_BYTES and huge.startswith(letter.original.encode())
     assert "limit is 200,000 (worker.max_record_bytes)" in letter.detail
     assert worker.stats.dead_letters == {"too_large": 1}
