@@ -13,14 +13,14 @@ from datetime import date, datetime, timezone
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
+from warehouse_helpers import land_counted, migrated_warehouse
 
 from analytics import reports
-from core.config import load_settings
 from analytics.reports import ReportError, ReportRequest
+from core.config import load_settings
 from core.schema import Outcome
 from core.slots import SlotRules
 from producers.simulator import DialerSimulator
-from warehouse_helpers import land_counted, migrated_warehouse
 
 SETTINGS = load_settings()
 ZONE = SETTINGS.zone
@@ -44,21 +44,22 @@ def client(tmp_path_factory, events):
 
 @pytest.fixture(scope="module")
 def raw(events) -> pd.DataFrame:
-    return pd.DataFrame({
-        "campaign": [e.campaign for e in events],
-        "segment": [e.lead.segment for e in events],
-        "team": [e.team for e in events],
-        "slot": [RULES.slot_for(e.event_time) for e in events],
-        "hour": [e.event_time.astimezone(ZONE).hour for e in events],
-        "contact": [e.outcome in (Outcome.CONNECTED, Outcome.ABANDONED) for e in events],
-        "abandoned": [e.outcome is Outcome.ABANDONED for e in events],
-        "order": [e.outcome is Outcome.CONNECTED and e.order for e in events],
-    })
+    return pd.DataFrame(
+        {
+            "campaign": [e.campaign for e in events],
+            "segment": [e.lead.segment for e in events],
+            "team": [e.team for e in events],
+            "slot": [RULES.slot_for(e.event_time) for e in events],
+            "hour": [e.event_time.astimezone(ZONE).hour for e in events],
+            "contact": [e.outcome in (Outcome.CONNECTED, Outcome.ABANDONED) for e in events],
+            "abandoned": [e.outcome is Outcome.ABANDONED for e in events],
+            "order": [e.outcome is Outcome.CONNECTED and e.order for e in events],
+        }
+    )
 
 
 def request(by, metrics="contact_rate,abandon_rate,orders", **kw) -> ReportRequest:
-    return ReportRequest.parse(by, metrics, kw.get("start", DAY), kw.get("end", DAY), kw.get("campaigns"),
-                               today=DAY)
+    return ReportRequest.parse(by, metrics, kw.get("start", DAY), kw.get("end", DAY), kw.get("campaigns"), today=DAY)
 
 
 def test_segment_by_slot_contact_rate_equals_pandas(client, raw):
@@ -85,8 +86,9 @@ def test_team_reports_read_raw_attempts_and_agree_with_the_buckets(client, raw):
 
 def test_pivot_totals_are_recomputed_from_sums_not_averaged(client, raw):
     counters = reports.counters_frame(client, request("segment,slot"), ZONE)
-    values, samples = reports.pivot(counters, "segment", "slot", "contact_rate",
-                                    order={"slot": [s.name for s in SETTINGS.slots]})
+    values, samples = reports.pivot(
+        counters, "segment", "slot", "contact_rate", order={"slot": [s.name for s in SETTINGS.slots]}
+    )
     assert list(values.columns)[:2] == ["morning", "midday"]  # the day's order, not alphabetical
     assert values.loc["Total", "Total"] == pytest.approx(raw["contact"].mean(), rel=1e-12)
     seniors = raw[raw["segment"] == "seniors"]
@@ -100,16 +102,24 @@ def test_json_export_writes_null_for_figures_that_are_not_finite():
     """A campaign whose talk time was absurd has an infinite AHT; Infinity and NaN are not JSON."""
     import numpy as np
 
-    frame = pd.DataFrame({"campaign": ["huge", "none", "fine"], "aht": [float("inf"), float("nan"), 61.5],
-                          "cost": [np.float64("-inf"), np.float64(2.5), np.float64(1.0)], "dials": [2, 0, 3]})
+    frame = pd.DataFrame(
+        {
+            "campaign": ["huge", "none", "fine"],
+            "aht": [float("inf"), float("nan"), 61.5],
+            "cost": [np.float64("-inf"), np.float64(2.5), np.float64(1.0)],
+            "dials": [2, 0, 3],
+        }
+    )
 
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
 
     rows = json.loads(reports.to_json(frame), parse_constant=refuse)
-    assert rows == [{"campaign": "huge", "aht": None, "cost": None, "dials": 2},
-                    {"campaign": "none", "aht": None, "cost": 2.5, "dials": 0},
-                    {"campaign": "fine", "aht": 61.5, "cost": 1.0, "dials": 3}]
+    assert rows == [
+        {"campaign": "huge", "aht": None, "cost": None, "dials": 2},
+        {"campaign": "none", "aht": None, "cost": 2.5, "dials": 0},
+        {"campaign": "fine", "aht": 61.5, "cost": 1.0, "dials": 3},
+    ]
 
 
 def test_exports_carry_fractions_and_the_same_rows(client):
@@ -121,8 +131,10 @@ def test_exports_carry_fractions_and_the_same_rows(client):
     rows = json.loads(reports.to_json(frame))
     assert [r["campaign"] for r in rows] == frame["campaign"].tolist()
     pd.testing.assert_frame_equal(
-        reports.frame_from_json(reports.to_json(frame), request("campaign", "contact_rate,cpo,dials")), frame,
-        check_dtype=False)
+        reports.frame_from_json(reports.to_json(frame), request("campaign", "contact_rate,cpo,dials")),
+        frame,
+        check_dtype=False,
+    )
     sheet = load_workbook(io.BytesIO(reports.to_xlsx(frame))).active
     assert [c.value for c in sheet[1]] == list(frame.columns)
     assert sheet["C2"].value == pytest.approx(frame.loc[0, "contact_rate"])
@@ -139,13 +151,16 @@ def test_a_day_range_is_whole_local_days_and_campaign_filters_bind(client, raw):
     assert hostile.empty
 
 
-@pytest.mark.parametrize("by, metrics, start, message", [
-    ("campaign,colour", None, None, "unknown --by dimension(s) colour"),
-    ("campaign;DROP TABLE call_attempts", None, None, "unknown --by"),
-    ("campaign", "contact_rate,happiness", None, "unknown metric(s) happiness"),
-    ("campaign", None, "23/11/2026", "is not a date; use YYYY-MM-DD"),
-    ("campaign", None, "2026-12-01", "is after --to"),
-])
+@pytest.mark.parametrize(
+    "by, metrics, start, message",
+    [
+        ("campaign,colour", None, None, "unknown --by dimension(s) colour"),
+        ("campaign;DROP TABLE call_attempts", None, None, "unknown --by"),
+        ("campaign", "contact_rate,happiness", None, "unknown metric(s) happiness"),
+        ("campaign", None, "23/11/2026", "is not a date; use YYYY-MM-DD"),
+        ("campaign", None, "2026-12-01", "is after --to"),
+    ],
+)
 def test_bad_requests_say_how_to_fix_them(by, metrics, start, message):
     with pytest.raises(ReportError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ReportRequest.parse(by, metrics, start, "2026-11-23", None, today=DAY)
@@ -164,8 +179,11 @@ def test_compliance_days_roll_30_calendar_days_from_sums(client, raw):
     assert sorted(days["campaign"]) == sorted(raw["campaign"].unique())  # 19 Nov had no calls: no rows
     winback = days[days["campaign"] == "credit-card-winback"].iloc[0]
     mine = raw[raw["campaign"] == "credit-card-winback"]
-    assert (winback["day"], winback["contacts"], winback["abandoned"]) == \
-        (DAY.isoformat(), mine["contact"].sum(), mine["abandoned"].sum())
+    assert (winback["day"], winback["contacts"], winback["abandoned"]) == (
+        DAY.isoformat(),
+        mine["contact"].sum(),
+        mine["abandoned"].sum(),
+    )
     assert winback["abandon_rate"] == pytest.approx(mine["abandoned"].sum() / mine["contact"].sum())
     assert winback["rolling_30d_abandon_rate"] == pytest.approx(winback["abandon_rate"])  # only day with calls
     assert bool(winback["day_over_limit"]) and bool(winback["rolling_30d_over_limit"])
