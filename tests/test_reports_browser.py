@@ -44,28 +44,42 @@ def bad_day_calls() -> list[CallAttempt]:
     """winback-audit on 19 November: 200 dials, 100 live answers, 10 abandoned (10 %)."""
     start = datetime(2026, 11, 19, 3, 0, tzinfo=timezone.utc)
     outcomes = [Outcome.ABANDONED] * 10 + [Outcome.CONNECTED] * 90 + [Outcome.NO_ANSWER] * 100
-    return [CallAttempt(schema_version=SCHEMA_VERSION, event_id=str(uuid.uuid4()), campaign="winback-audit",
-                        event_time=start + timedelta(seconds=20 * i), outcome=outcome,
-                        lead=Lead(segment="seniors"), talk_seconds=60.0 if outcome is Outcome.CONNECTED else 0.0)
-            for i, outcome in enumerate(outcomes)]
+    return [
+        CallAttempt(
+            schema_version=SCHEMA_VERSION,
+            event_id=str(uuid.uuid4()),
+            campaign="winback-audit",
+            event_time=start + timedelta(seconds=20 * i),
+            outcome=outcome,
+            lead=Lead(segment="seniors"),
+            talk_seconds=60.0 if outcome is Outcome.CONNECTED else 0.0,
+        )
+        for i, outcome in enumerate(outcomes)
+    ]
 
 
 def raw_frame(events, rules: SlotRules) -> pd.DataFrame:
-    return pd.DataFrame({
-        "campaign": [e.campaign for e in events],
-        "segment": [e.lead.segment for e in events],
-        "slot": [rules.slot_for(e.event_time) for e in events],
-        "day": [e.event_time.astimezone(rules.zone).date().isoformat() for e in events],
-        "contact": [e.outcome in (Outcome.CONNECTED, Outcome.ABANDONED) for e in events],
-        "abandoned": [e.outcome is Outcome.ABANDONED for e in events],
-    })
+    return pd.DataFrame(
+        {
+            "campaign": [e.campaign for e in events],
+            "segment": [e.lead.segment for e in events],
+            "slot": [rules.slot_for(e.event_time) for e in events],
+            "day": [e.event_time.astimezone(rules.zone).date().isoformat() for e in events],
+            "contact": [e.outcome in (Outcome.CONNECTED, Outcome.ABANDONED) for e in events],
+            "abandoned": [e.outcome is Outcome.ABANDONED for e in events],
+        }
+    )
 
 
 def cli_report(pipeline, *args: str, login: dict[str, str] | None = None) -> str:
     """`callpulse report`; ``login`` (CALLPULSE_API_* variables) for when it asks the running dashboard."""
     result = subprocess.run(
         [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "report", *args],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
         env={"CALLPULSE_HMAC_KEY": "test-key", "PATH": "/usr/bin:/bin", **(login or {})},
     )
     assert result.returncode == 0, result.stderr
@@ -76,8 +90,10 @@ def plot_data(page, graph_id: str) -> list[dict]:
     """The traces Plotly drew in a dcc.Graph, once it has drawn some."""
     selector = f"#{graph_id} .js-plotly-plot"
     page.wait_for_function(f"() => (document.querySelector('{selector}')?.data || []).length > 0")
-    return page.evaluate(f"() => document.querySelector('{selector}').data"
-                         ".map(t => ({name: t.name, x: t.x, y: t.y, z: t.z, customdata: t.customdata}))")
+    return page.evaluate(
+        f"() => document.querySelector('{selector}').data"
+        ".map(t => ({name: t.name, x: t.x, y: t.y, z: t.z, customdata: t.customdata}))"
+    )
 
 
 @pytest.mark.timeout(300)
@@ -165,11 +181,13 @@ def test_reports_and_compliance_pages_agree_with_callpulse_report(pipeline, dash
         expect(bad_row).to_contain_text("winback-audit")
         expect(bad_row).to_contain_text("10.0 %")
         highlighted = bad_row.locator("td").first.evaluate("td => getComputedStyle(td).backgroundColor")
-        normal = page.locator("#compliance-table tr", has_text=DAY).first.locator("td").first \
-            .evaluate("td => getComputedStyle(td).backgroundColor")
+        normal = (
+            page.locator("#compliance-table tr", has_text=DAY)
+            .first.locator("td")
+            .first.evaluate("td => getComputedStyle(td).backgroundColor")
+        )
         assert highlighted != normal
-        expect(page.locator(".compliance-card[data-campaign='winback-audit']")).to_have_class(
-            "compliance-card over")
+        expect(page.locator(".compliance-card[data-campaign='winback-audit']")).to_have_class("compliance-card over")
         with page.expect_download() as download:
             page.get_by_role("button", name="Export CSV").click()
         evidence = pd.read_csv(download.value.path())
