@@ -44,7 +44,12 @@ class UpRun:
         self.console = console
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "callpulse", "--config", str(config), *where, "--speed", "2", "--seed", str(seed)],
-            stdout=open(console, "wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
+            stdout=open(console, "wb"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
 
     def output(self) -> str:
         return " ".join(self.console.read_text(errors="replace").split())  # the console folds long lines
@@ -82,8 +87,9 @@ def get_json(url: str, headers: dict | None = None) -> dict | None:
         return None
 
 
-def wait_until_counting(up: UpRun, data_dir: Path, health_url: str, timeout_s: float,
-                        previous: int | None = None) -> tuple[int, dict]:
+def wait_until_counting(
+    up: UpRun, data_dir: Path, health_url: str, timeout_s: float, previous: int | None = None
+) -> tuple[int, dict]:
     """Until the worker this `up` started has counted calls: its pid and its health. A run
     started after a killed one records that run's children first, while it waits for them:
     ``previous``, the killed run's worker, is not this run's."""
@@ -128,13 +134,16 @@ def test_sigkill_of_up_and_an_immediate_restart_counts_again(tmp_path, up_config
         killed_at = datetime.now(timezone.utc)
         second = UpRun(config, data_dir, 2, tmp_path / "up2.out")  # at once, same data dir and ports
         first.proc.wait(5)
-        assert running(old_broker) or running(old_worker), \
+        assert running(old_broker) or running(old_worker), (
             "the killed run's children should still be shutting down when the next run starts"
+        )
 
         new_worker, health = wait_until_counting(second, data_dir, health_url, BOUND_S, previous=old_worker)
         seconds = time.monotonic() - killed
-        print(f"\nSIGKILL of callpulse up to counting again with an immediate restart: {seconds:.1f} s "
-              f"(counted {health['counted']})")
+        print(
+            f"\nSIGKILL of callpulse up to counting again with an immediate restart: {seconds:.1f} s "
+            f"(counted {health['counted']})"
+        )
         assert new_worker != old_worker
         assert not running(old_worker) and not running(old_broker)
 
@@ -143,8 +152,12 @@ def test_sigkill_of_up_and_an_immediate_restart_counts_again(tmp_path, up_config
         board = None
         while time.monotonic() < deadline:
             board = get_json(board_url, tv)
-            if board and board["landed_at"] and datetime.fromisoformat(board["landed_at"]) > killed_at \
-                    and board["campaigns"]:
+            if (
+                board
+                and board["landed_at"]
+                and datetime.fromisoformat(board["landed_at"]) > killed_at
+                and board["campaigns"]
+            ):
                 break
             time.sleep(1)
         else:
@@ -202,9 +215,24 @@ def test_a_port_held_by_something_else_keeps_its_clear_error(tmp_path):
         config.write_text(f"[embedded]\nbroker_port = {port}\ndashboard_port = {free_port()}\n")
         env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "callpulse", "--config", str(config), "up",
-                               "--data-dir", str(tmp_path / "var"), "--no-simulator"],
-                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "callpulse",
+                "--config",
+                str(config),
+                "up",
+                "--data-dir",
+                str(tmp_path / "var"),
+                "--no-simulator",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=60,
+        )
     output = " ".join((done.stdout + done.stderr).split())
     assert done.returncode != 0, output
     assert f"port {port} is already in use" in output, output
@@ -218,18 +246,34 @@ def test_the_previous_runs_children_are_waited_for_then_stopped_and_a_reused_pid
     from callpulse.supervisor import DataDirInUse, RunRecord
 
     obeys = subprocess.Popen(["sleep", "120"])
-    ignores = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
-                                "signal.SIG_IGN); print('ignoring', flush=True); time.sleep(120)"],
-                               stdout=subprocess.PIPE, text=True)
+    ignores = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, "
+            "signal.SIG_IGN); print('ignoring', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert ignores.stdout.readline() == "ignoring\n"
     (tmp_path / "run").mkdir()
-    ticks = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-             for pid in (obeys.pid, ignores.pid, os.getpid())}
-    (tmp_path / "run" / "up.json").write_text(json.dumps({
-        "supervisor": {"name": "supervisor", "pid": 999_999_999, "started": 1},
-        "children": [{"name": "worker", "pid": obeys.pid, "started": ticks[obeys.pid]},
-                     {"name": "broker", "pid": ignores.pid, "started": ticks[ignores.pid]},
-                     {"name": "simulator", "pid": os.getpid(), "started": ticks[os.getpid()] - 1}]}))
+    ticks = {
+        pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        for pid in (obeys.pid, ignores.pid, os.getpid())
+    }
+    (tmp_path / "run" / "up.json").write_text(
+        json.dumps(
+            {
+                "supervisor": {"name": "supervisor", "pid": 999_999_999, "started": 1},
+                "children": [
+                    {"name": "worker", "pid": obeys.pid, "started": ticks[obeys.pid]},
+                    {"name": "broker", "pid": ignores.pid, "started": ticks[ignores.pid]},
+                    {"name": "simulator", "pid": os.getpid(), "started": ticks[os.getpid()] - 1},
+                ],
+            }
+        )
+    )
     try:
         record = RunRecord(tmp_path)
         leftovers = record.claim()
@@ -241,8 +285,10 @@ def test_the_previous_runs_children_are_waited_for_then_stopped_and_a_reused_pid
         from callpulse.embedded import stop_leftovers
 
         outcomes = stop_leftovers(leftovers, grace_s=0.5, term_s=1.0)
-        assert sorted(outcomes) == [f"broker (pid {ignores.pid}) killed with SIGKILL",
-                                    f"worker (pid {obeys.pid}) stopped with SIGTERM"]
+        assert sorted(outcomes) == [
+            f"broker (pid {ignores.pid}) killed with SIGKILL",
+            f"worker (pid {obeys.pid}) stopped with SIGTERM",
+        ]
         assert obeys.wait(5) == -signal.SIGTERM and ignores.wait(5) == -signal.SIGKILL
         record.release()
         assert not (tmp_path / "run" / "up.json").exists()
