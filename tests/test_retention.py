@@ -18,11 +18,25 @@ def test_raw_attempts_expire_after_the_configured_retention_and_buckets_stay(tmp
         now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
         for age_days, event_id in ((45, "old"), (29, "recent")):
             minute = now - timedelta(days=age_days)
-            client.insert("call_attempts", [[event_id, "c", minute, minute, "morning", "seniors", "no_answer",
-                                             now]], column_names=["event_id", "campaign", "event_time", "minute",
-                                                                  "slot", "segment", "outcome", "landed_at"])
-            client.insert("minute_metrics", [["c", "morning", "seniors", minute, 1, 1, now]],
-                          column_names=["campaign", "slot", "segment", "minute", "dials", "version", "landed_at"])
+            client.insert(
+                "call_attempts",
+                [[event_id, "c", minute, minute, "morning", "seniors", "no_answer", now]],
+                column_names=[
+                    "event_id",
+                    "campaign",
+                    "event_time",
+                    "minute",
+                    "slot",
+                    "segment",
+                    "outcome",
+                    "landed_at",
+                ],
+            )
+            client.insert(
+                "minute_metrics",
+                [["c", "morning", "seniors", minute, 1, 1, now]],
+                column_names=["campaign", "slot", "segment", "minute", "dials", "version", "landed_at"],
+            )
         client.command("OPTIMIZE TABLE call_attempts FINAL")
         client.command("OPTIMIZE TABLE minute_metrics FINAL")
         kept = [row[0] for row in client.query("SELECT event_id FROM call_attempts").result_rows]
