@@ -12,20 +12,33 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from warehouse_helpers import migrated_warehouse
 
 from core.metrics import COUNTERS
 from warehouse import queries, rollup
-from warehouse_helpers import migrated_warehouse
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 12, 0, 30, 250_000, tzinfo=UTC)  # hours before it are closed by the wall clock
 CAMPAIGNS = ("winback", "charity", "solar")
 SEGMENTS = ("seniors", "students")
-INTEGER_COUNTERS = ("dials", "contacts", "connected", "abandoned", "orders", "abandoned_ftc", "live_answers_unjudged",
-                    "machines")
+INTEGER_COUNTERS = (
+    "dials",
+    "contacts",
+    "connected",
+    "abandoned",
+    "orders",
+    "abandoned_ftc",
+    "live_answers_unjudged",
+    "machines",
+)
 BUCKET_COLUMNS = ["campaign", "slot", "segment", "minute", *COUNTERS, "version", "landed_at"]
-ROLLUP_TABLES = ("minute_metrics", "minute_metrics_changes", "hour_metrics", "campaign_hour_metrics",
-                 "hour_metrics_builds")
+ROLLUP_TABLES = (
+    "minute_metrics",
+    "minute_metrics_changes",
+    "hour_metrics",
+    "campaign_hour_metrics",
+    "hour_metrics_builds",
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +69,15 @@ def counters(rng: random.Random) -> list:
     dials = rng.randint(1, 30)
     contacts = rng.randint(0, dials)
     connected = rng.randint(0, contacts)
-    values = [dials, contacts, connected, contacts - connected, rng.randint(0, connected),
-              round(rng.uniform(0, 9), 3), round(rng.uniform(0, 600), 1)]
+    values = [
+        dials,
+        contacts,
+        connected,
+        contacts - connected,
+        rng.randint(0, connected),
+        round(rng.uniform(0, 9), 3),
+        round(rng.uniform(0, 600), 1),
+    ]
     # The regulators' counters follow from those without drawing (the same random stream as before
     # they existed): some connected calls waited too long, some came without a wait, some machines.
     unjudged = connected % 3
@@ -73,8 +93,11 @@ class Buckets:
 
     def land(self, rows: list[tuple[str, str, datetime, list, int]]) -> None:
         at = datetime.now(UTC)
-        self.client.insert("minute_metrics", [[c, slot_of(m), s, m, *values, version, at]
-                                              for c, s, m, values, version in rows], column_names=BUCKET_COLUMNS)
+        self.client.insert(
+            "minute_metrics",
+            [[c, slot_of(m), s, m, *values, version, at] for c, s, m, values, version in rows],
+            column_names=BUCKET_COLUMNS,
+        )
         for campaign, segment, minute, values, version in rows:
             key = (campaign, slot_of(minute), segment, minute)
             if key not in self.state or self.state[key][0] <= version:
@@ -82,9 +105,13 @@ class Buckets:
 
     def total(self, name: str, start: datetime, end: datetime, campaign: str | None = None, **match) -> float:
         position = COUNTERS.index(name)
-        return sum(values[position] for (c, slot, segment, minute), (_, values) in self.state.items()
-                   if start <= minute < end and (campaign is None or c == campaign)
-                   and all({"slot": slot, "segment": segment}[k] == v for k, v in match.items()))
+        return sum(
+            values[position]
+            for (c, slot, segment, minute), (_, values) in self.state.items()
+            if start <= minute < end
+            and (campaign is None or c == campaign)
+            and all({"slot": slot, "segment": segment}[k] == v for k, v in match.items())
+        )
 
 
 def spread(buckets: Buckets, rng: random.Random, first: datetime, last: datetime, count: int) -> None:
@@ -105,8 +132,13 @@ def spread(buckets: Buckets, rng: random.Random, first: datetime, last: datetime
 def month(empty):
     """About 35 days of buckets up to 90 minutes after NOW, in the three campaigns."""
     buckets = Buckets(empty)
-    spread(buckets, random.Random(23), (NOW - timedelta(days=35)).replace(second=0, microsecond=0),
-           NOW + timedelta(minutes=90), 700)
+    spread(
+        buckets,
+        random.Random(23),
+        (NOW - timedelta(days=35)).replace(second=0, microsecond=0),
+        NOW + timedelta(minutes=90),
+        700,
+    )
     return buckets
 
 
@@ -122,34 +154,52 @@ KOLKATA_DAYS = (datetime(2026, 10, 24, 18, 30, tzinfo=UTC), datetime(2026, 11, 2
 def reads(client) -> dict:
     """Every read the rollup serves, with awkward bounds: seconds, microseconds, half hours."""
     start, end = TOKYO_DAYS
-    nows = {"winback": NOW, "charity": NOW - timedelta(hours=5, minutes=17, seconds=45),
-            "solar": NOW + timedelta(minutes=40, seconds=1), "nobody": NOW}
+    nows = {
+        "winback": NOW,
+        "charity": NOW - timedelta(hours=5, minutes=17, seconds=45),
+        "solar": NOW + timedelta(minutes=40, seconds=1),
+        "nobody": NOW,
+    }
     return {
-        "segment x slot x campaign, 30 Tokyo days": queries.metrics_by(client, ["segment", "slot", "campaign"],
-                                                                       start, end, tz="Asia/Tokyo"),
+        "segment x slot x campaign, 30 Tokyo days": queries.metrics_by(
+            client, ["segment", "slot", "campaign"], start, end, tz="Asia/Tokyo"
+        ),
         "campaign x day, Tokyo": queries.metrics_by(client, ["campaign", "day"], start, end, tz="Asia/Tokyo"),
         "hour_start, Tokyo": queries.metrics_by(client, ["hour_start"], start, end, tz="Asia/Tokyo"),
-        "campaign x hour, Kolkata days": queries.metrics_by(client, ["campaign", "hour"], *KOLKATA_DAYS,
-                                                            tz="Asia/Kolkata"),
-        "segment x weekday, Kolkata days": queries.metrics_by(client, ["segment", "weekday"], *KOLKATA_DAYS,
-                                                              tz="Asia/Kolkata"),
+        "campaign x hour, Kolkata days": queries.metrics_by(
+            client, ["campaign", "hour"], *KOLKATA_DAYS, tz="Asia/Kolkata"
+        ),
+        "segment x weekday, Kolkata days": queries.metrics_by(
+            client, ["segment", "weekday"], *KOLKATA_DAYS, tz="Asia/Kolkata"
+        ),
         "campaign, Kolkata days": queries.metrics_by(client, ["campaign"], *KOLKATA_DAYS, tz="Asia/Kolkata"),
-        "totals, odd bounds": queries.metrics_by(client, [], NOW - timedelta(days=20, minutes=7, seconds=59,
-                                                                             microseconds=5), NOW),
-        "two campaigns": queries.metrics_by(client, ["campaign", "segment"], start, end,
-                                            campaigns=["winback", "solar"]),
+        "totals, odd bounds": queries.metrics_by(
+            client, [], NOW - timedelta(days=20, minutes=7, seconds=59, microseconds=5), NOW
+        ),
+        "two campaigns": queries.metrics_by(
+            client, ["campaign", "segment"], start, end, campaigns=["winback", "solar"]
+        ),
         "minute series (never from hours)": queries.minute_series(client, NOW - timedelta(hours=3), NOW),
         "tiles": queries.campaign_tiles(client, NOW, datetime(2026, 11, 22, 15, tzinfo=UTC)),
-        "tiles, two campaigns": queries.campaign_tiles(client, NOW, datetime(2026, 11, 22, 15, tzinfo=UTC),
-                                                       ["solar", "winback"]),
-        "the wallboard's busiest two": pd.DataFrame(dict(zip(("campaign", "of"), queries.busiest_campaigns(
-            client, NOW, datetime(2026, 11, 22, 15, tzinfo=UTC), 2)))),
+        "tiles, two campaigns": queries.campaign_tiles(
+            client, NOW, datetime(2026, 11, 22, 15, tzinfo=UTC), ["solar", "winback"]
+        ),
+        "the wallboard's busiest two": pd.DataFrame(
+            dict(
+                zip(
+                    ("campaign", "of"),
+                    queries.busiest_campaigns(client, NOW, datetime(2026, 11, 22, 15, tzinfo=UTC), 2),
+                )
+            )
+        ),
         "compliance": queries.compliance_windows(client, NOW),
-        "compliance, one campaign, on the hour": queries.compliance_windows(client, NOW.replace(minute=0, second=0),
-                                                                            "charity"),
+        "compliance, one campaign, on the hour": queries.compliance_windows(
+            client, NOW.replace(minute=0, second=0), "charity"
+        ),
         "compliance at each campaign's time": queries.compliance_windows_at(client, nows),
-        "baselines": queries.campaign_baselines(client, [*CAMPAIGNS, "nobody"], "morning",
-                                                NOW - timedelta(days=28, seconds=30), NOW - timedelta(hours=3)),
+        "baselines": queries.campaign_baselines(
+            client, [*CAMPAIGNS, "nobody"], "morning", NOW - timedelta(days=28, seconds=30), NOW - timedelta(hours=3)
+        ),
     }
 
 
@@ -201,14 +251,20 @@ def test_every_read_gives_the_same_answer_from_the_rollup(month):
     for campaign in CAMPAIGNS:
         upto = NOW.replace(second=0, microsecond=0) + timedelta(minutes=1)
         assert frame.loc[campaign, "us_30d_abandoned"] == month.total(
-            "abandoned", first_30d + timedelta(seconds=30), upto, campaign)
+            "abandoned", first_30d + timedelta(seconds=30), upto, campaign
+        )
         assert frame.loc[campaign, "uk_24h_contacts"] == month.total(
-            "contacts", NOW - timedelta(hours=24) + timedelta(seconds=29, microseconds=750_000), upto, campaign)
+            "contacts", NOW - timedelta(hours=24) + timedelta(seconds=29, microseconds=750_000), upto, campaign
+        )
     baselines = after["baselines"]
     assert baselines["nobody"] == {"slot_dials": 0.0, "slot_contacts": 0.0, "cost": 0.0, "orders": 0.0}
     assert baselines["solar"]["slot_dials"] == month.total(  # a DateTime parameter drops the microseconds
-        "dials", (NOW - timedelta(days=28, seconds=30)).replace(microsecond=0), NOW - timedelta(hours=3), "solar",
-        slot="morning")
+        "dials",
+        (NOW - timedelta(days=28, seconds=30)).replace(microsecond=0),
+        NOW - timedelta(hours=3),
+        "solar",
+        slot="morning",
+    )
 
 
 def test_a_half_hour_zone_reads_its_local_hours_from_minutes_and_its_days_partly_from_hours(month):
@@ -217,8 +273,11 @@ def test_a_half_hour_zone_reads_its_local_hours_from_minutes_and_its_days_partly
     start, end = KOLKATA_DAYS
     by_hour = queries.metrics_by(client, ["hour"], start, end, tz="Asia/Kolkata").set_index("hour")
     for hour in (0, 5, 18, 23):
-        expected = sum(values[0] for (_, _, _, minute), (_, values) in month.state.items()
-                       if start <= minute < end and minute.astimezone(ZoneInfo("Asia/Kolkata")).hour == hour)
+        expected = sum(
+            values[0]
+            for (_, _, _, minute), (_, values) in month.state.items()
+            if start <= minute < end and minute.astimezone(ZoneInfo("Asia/Kolkata")).hour == hour
+        )
         assert by_hour.loc[hour, "dials"] == expected
     # Local midnight is 18:30 UTC: each day's first and last half hours come from the minute buckets.
     totals = queries.metrics_by(client, ["campaign"], start, end, tz="Asia/Kolkata").set_index("campaign")
@@ -229,8 +288,10 @@ def test_a_late_relanded_bucket_in_a_rolled_up_hour_counts_at_once(month):
     client = month.client
     refresh(client)
     (campaign, slot, segment, minute), (version, values) = next(
-        (key, state) for key, state in sorted(month.state.items()) if key[0] == "solar"
-        and NOW - timedelta(days=10) < key[3] < NOW - timedelta(days=9))
+        (key, state)
+        for key, state in sorted(month.state.items())
+        if key[0] == "solar" and NOW - timedelta(days=10) < key[3] < NOW - timedelta(days=9)
+    )
     hour = minute.replace(minute=0).replace(tzinfo=None)
     assert hour in current_hours(client)
     before = queries.metrics_by(client, ["campaign"], *TOKYO_DAYS, tz="Asia/Tokyo").set_index("campaign")
@@ -252,8 +313,13 @@ def test_a_late_relanded_bucket_in_a_rolled_up_hour_counts_at_once(month):
 def test_a_range_with_the_open_hour_reads_it_from_the_minute_buckets(empty):
     buckets = Buckets(empty)
     now = datetime.now(UTC)
-    spread(buckets, random.Random(3), (now - timedelta(hours=30)).replace(second=0, microsecond=0),
-           now.replace(second=0, microsecond=0), 400)
+    spread(
+        buckets,
+        random.Random(3),
+        (now - timedelta(hours=30)).replace(second=0, microsecond=0),
+        now.replace(second=0, microsecond=0),
+        400,
+    )
     buckets.land([("winback", "seniors", now.replace(second=0, microsecond=0), [7, 7, 5, 2, 1, 1.5, 30.0, 3, 1, 0], 9)])
     start, end = now - timedelta(days=2), now + timedelta(days=1)
     before = queries.metrics_by(empty, ["campaign", "day"], start, end, tz="Asia/Tokyo")
@@ -264,8 +330,9 @@ def test_a_range_with_the_open_hour_reads_it_from_the_minute_buckets(empty):
     assert (open_hour - timedelta(hours=2)) in current_hours(empty, start, end)
     after = queries.metrics_by(empty, ["campaign", "day"], start, end, tz="Asia/Tokyo")
     pd.testing.assert_frame_equal(before, after, check_exact=False, rtol=1e-9)
-    pd.testing.assert_frame_equal(tiles_before, queries.campaign_tiles(empty, now, now - timedelta(hours=20)),
-                                  check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(
+        tiles_before, queries.campaign_tiles(empty, now, now - timedelta(hours=20)), check_exact=False, rtol=1e-9
+    )
     totals = after.groupby("campaign")["dials"].sum()
     assert totals["winback"] == buckets.total("dials", start, end, "winback")
 
@@ -299,19 +366,29 @@ def test_crashed_duplicated_and_racing_builds_are_never_counted_twice(month):
     # A build that died after writing rows: a newer version, marked not done, with made-up rows.
     crashed = hours[len(hours) // 2]
     version = max(current_hours(client).values()) + 1
-    client.insert("hour_metrics_builds", [[crashed, version, 0, 0, "", 2 * version, datetime.now(UTC)]],
-                  column_names=["hour", "version", "done", "source_version", "fingerprint", "revision", "built_at"])
-    client.command(f"INSERT INTO hour_metrics (hour, campaign, slot, segment, {', '.join(COUNTERS)}, version, built_at) "
-                   f"SELECT hour, campaign, slot, segment, dials + 1000, {', '.join(COUNTERS[1:])}, {{v:UInt64}}, "
-                   "now64(3) FROM hour_metrics FINAL "
-                   "WHERE hour = {h:DateTime}", parameters={"v": version, "h": crashed})
+    client.insert(
+        "hour_metrics_builds",
+        [[crashed, version, 0, 0, "", 2 * version, datetime.now(UTC)]],
+        column_names=["hour", "version", "done", "source_version", "fingerprint", "revision", "built_at"],
+    )
+    client.command(
+        f"INSERT INTO hour_metrics (hour, campaign, slot, segment, {', '.join(COUNTERS)}, version, built_at) "
+        f"SELECT hour, campaign, slot, segment, dials + 1000, {', '.join(COUNTERS[1:])}, {{v:UInt64}}, "
+        "now64(3) FROM hour_metrics FINAL "
+        "WHERE hour = {h:DateTime}",
+        parameters={"v": version, "h": crashed},
+    )
     assert crashed not in current_hours(client)
     assert_same(before, reads(client))
     # The current build's rows landed twice (a retried insert): FINAL reads them once.
-    client.command("INSERT INTO hour_metrics SELECT * FROM hour_metrics WHERE hour IN {h:Array(DateTime)}",
-                   parameters={"h": hours[:48]})
-    client.command("INSERT INTO campaign_hour_metrics SELECT * FROM campaign_hour_metrics "
-                   "WHERE hour IN {h:Array(DateTime)}", parameters={"h": hours[:48]})
+    client.command(
+        "INSERT INTO hour_metrics SELECT * FROM hour_metrics WHERE hour IN {h:Array(DateTime)}",
+        parameters={"h": hours[:48]},
+    )
+    client.command(
+        "INSERT INTO campaign_hour_metrics SELECT * FROM campaign_hour_metrics WHERE hour IN {h:Array(DateTime)}",
+        parameters={"h": hours[:48]},
+    )
     assert_same(before, reads(client))
     # Rebuilding what is current, twice over, from two threads while two others read.
     states = [s for s in rollup.hour_states(client) if s.current]
@@ -357,13 +434,19 @@ def test_the_busiest_campaigns_rank_the_same_when_the_last_hour_is_rolled_up(emp
     hours_before = [minute - timedelta(hours=h) for h in range(1, 8)]
     rows = []
     # winback dialled all morning and little lately; solar is the busy one now, in 11:50-11:59.
-    rows += [("winback", "seniors", hour - timedelta(minutes=30), [40, 10, 8, 2, 1, 1.0, 60.0, 2, 0, 5], 1)
-             for hour in hours_before]
+    rows += [
+        ("winback", "seniors", hour - timedelta(minutes=30), [40, 10, 8, 2, 1, 1.0, 60.0, 2, 0, 5], 1)
+        for hour in hours_before
+    ]
     rows += [("winback", "seniors", minute - timedelta(minutes=12), [2, 1, 1, 0, 0, 0.1, 30.0, 0, 0, 0], 1)]
-    rows += [("solar", "seniors", minute - timedelta(minutes=m), [9, 3, 3, 0, 1, 0.5, 90.0, 0, 0, 1], 1)
-             for m in range(2, 12)]
-    rows += [("charity", "seniors", hour - timedelta(minutes=20), [5, 1, 1, 0, 0, 0.1, 10.0, 0, 0, 1], 1)
-             for hour in hours_before]
+    rows += [
+        ("solar", "seniors", minute - timedelta(minutes=m), [9, 3, 3, 0, 1, 0.5, 90.0, 0, 0, 1], 1)
+        for m in range(2, 12)
+    ]
+    rows += [
+        ("charity", "seniors", hour - timedelta(minutes=20), [5, 1, 1, 0, 0, 0.1, 10.0, 0, 0, 1], 1)
+        for hour in hours_before
+    ]
     buckets.land(rows)
     before = queries.busiest_campaigns(empty, NOW, day_start, 2)
     assert before == (["solar", "winback"], 3)  # 90 dials in the 15 minutes against 2
