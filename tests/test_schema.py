@@ -6,8 +6,16 @@ import jsonschema
 import pytest
 
 from core.config import load_settings
-from core.schema import (REJECTION_REASONS, CallAttempt, Lead, Outcome, decode_record, encode_batch, encode_event,
-                              json_schema)
+from core.schema import (
+    REJECTION_REASONS,
+    CallAttempt,
+    Lead,
+    Outcome,
+    decode_record,
+    encode_batch,
+    encode_event,
+    json_schema,
+)
 from core.slots import SlotRules
 from producers.simulator import DialerSimulator
 
@@ -15,9 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def attempt(**changes) -> CallAttempt:
-    fields = dict(schema_version=1, event_id="e-1", campaign="home-insurance",
-                  event_time=datetime(2026, 11, 23, 1, 2, 3, tzinfo=timezone.utc), outcome=Outcome.CONNECTED,
-                  lead=Lead(segment="seniors", response_score=0.2, phone_hash="a" * 64), talk_seconds=95.5)
+    fields = dict(
+        schema_version=1,
+        event_id="e-1",
+        campaign="home-insurance",
+        event_time=datetime(2026, 11, 23, 1, 2, 3, tzinfo=timezone.utc),
+        outcome=Outcome.CONNECTED,
+        lead=Lead(segment="seniors", response_score=0.2, phone_hash="a" * 64),
+        talk_seconds=95.5,
+    )
     fields.update(changes)
     return CallAttempt(**fields)
 
@@ -39,13 +53,16 @@ def test_a_batch_record_rejects_only_its_bad_items():
     assert "talk_seconds" in rejections[1].detail
 
 
-@pytest.mark.parametrize("value, reason", [
-    (b"{oops", "invalid_json"),
-    (b"", "invalid_json"),
-    (b'{"type": "call_attempt", "schema_version": 2}', "missing_field"),
-    (b'"just a string"', "wrong_type"),
-    (b'{"type": "hangup", "schema_version": 1}', "unknown_event_type"),
-])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        (b"{oops", "invalid_json"),
+        (b"", "invalid_json"),
+        (b'{"type": "call_attempt", "schema_version": 2}', "missing_field"),
+        (b'"just a string"', "wrong_type"),
+        (b'{"type": "hangup", "schema_version": 1}', "unknown_event_type"),
+    ],
+)
 def test_unusable_records_are_rejected_with_a_reason(value, reason):
     events, rejections = decode_record(value)
     assert events == []
@@ -69,12 +86,15 @@ def test_naive_timestamps_and_raw_phone_numbers_are_refused():
     assert rejections[0].reason == "invalid_value" and "phone_hash" in rejections[0].detail
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"order_value": -1.0}, "negative_value"),
-    ({"wait_seconds": -0.5}, "negative_duration"),
-    ({"campaign": 7}, "wrong_type"),
-    ({"outcome": "hung_up"}, "unknown_outcome"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"order_value": -1.0}, "negative_value"),
+        ({"wait_seconds": -0.5}, "negative_duration"),
+        ({"campaign": 7}, "wrong_type"),
+        ({"outcome": "hung_up"}, "unknown_outcome"),
+    ],
+)
 def test_each_kind_of_schema_breach_has_its_own_reason(change, reason):
     body = dict(json.loads(encode_event(attempt())), **change)
     _, rejections = decode_record(json.dumps(body).encode())
@@ -98,8 +118,9 @@ def test_committed_json_schema_matches_the_code_and_validates_simulated_events()
     committed = json.loads((ROOT / "schemas" / "call-event.v1.schema.json").read_text())
     assert committed == json.loads(json.dumps(json_schema())), "run `callpulse schema` and commit the file"
     settings = load_settings()
-    simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), b"k", seed=1,
-                                start=datetime(2026, 11, 23, tzinfo=timezone.utc))
+    simulator = DialerSimulator(
+        SlotRules(settings.slots, settings.zone), b"k", seed=1, start=datetime(2026, 11, 23, tzinfo=timezone.utc)
+    )
     events = list(simulator.events(count=200))
     validator = jsonschema.Draft202012Validator(committed)
     for event in events[:50]:
@@ -111,8 +132,9 @@ def test_committed_json_schema_matches_the_code_and_validates_simulated_events()
 
 # -- personal data in ids and names, numbers beyond [limits] ------------------------------
 
-from core.schema import EventScreen, Limits  # noqa: E402
 from test_phone_numbers import TWELVE_FORMATS  # noqa: E402
+
+from core.schema import EventScreen, Limits  # noqa: E402
 
 NAME_FIELDS = ("event_id", "campaign", "agent", "team", "lead.segment", "lead.lead_id")
 
@@ -142,30 +164,52 @@ def test_a_phone_number_in_any_id_or_name_is_refused_without_repeating_it(field,
 
 
 def test_an_agent_state_event_with_a_number_for_its_agent_is_refused():
-    state = {"type": "agent_state", "schema_version": 1, "event_id": "s-1", "campaign": "osaka",
-             "event_time": "2026-11-23T01:00:00Z", "agent": "090-8872-1495", "state": "available"}
+    state = {
+        "type": "agent_state",
+        "schema_version": 1,
+        "event_id": "s-1",
+        "campaign": "osaka",
+        "event_time": "2026-11-23T01:00:00Z",
+        "agent": "090-8872-1495",
+        "state": "available",
+    }
     _, rejections = decode_record(json.dumps(state).encode())
     assert [(r.reason, r.detail.split()[0]) for r in rejections] == [("personal_data", "agent")]
 
 
-@pytest.mark.parametrize("field, value", [
-    ("event_id", "1763618745.6880"), ("event_id", "550e8400-e29b-41d4-a716-446655440000"),
-    ("event_id", "7d444840-9dc0-11d1-b245-819088721495"), ("campaign", "credit-card-winback"),
-    ("team", "osaka-floor"), ("lead.segment", "list-1001"), ("lead.lead_id", "500000"), ("agent", "agent01"),
-    ("lead.lead_id", "174870114"), ("campaign", "\u6771\u4eac\u30ad\u30e3\u30f3\u30da\u30fc\u30f3 2026"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("event_id", "1763618745.6880"),
+        ("event_id", "550e8400-e29b-41d4-a716-446655440000"),
+        ("event_id", "7d444840-9dc0-11d1-b245-819088721495"),
+        ("campaign", "credit-card-winback"),
+        ("team", "osaka-floor"),
+        ("lead.segment", "list-1001"),
+        ("lead.lead_id", "500000"),
+        ("agent", "agent01"),
+        ("lead.lead_id", "174870114"),
+        ("campaign", "\u6771\u4eac\u30ad\u30e3\u30f3\u30da\u30fc\u30f3 2026"),
+    ],
+)
 def test_ordinary_ids_and_names_are_counted(field, value):
     body = with_field(json.loads(encode_event(attempt())), field, value)
     events, rejections = decode_record(json.dumps(body).encode())
     assert rejections == [] and len(events) == 1
 
 
-@pytest.mark.parametrize("field, value, setting", [
-    ("talk_seconds", 1.7e308, "limits.max_call_seconds"), ("ring_seconds", 86_401.0, "limits.max_call_seconds"),
-    ("wait_seconds", 1e9, "limits.max_call_seconds"), ("cost", 2.4e306, "limits.max_cost"),
-    ("telephony_cost", 10_000.5, "limits.max_cost"), ("agent_cost", 1e12, "limits.max_cost"),
-    ("order_value", 1e7 + 1, "limits.max_order_value"),
-])
+@pytest.mark.parametrize(
+    "field, value, setting",
+    [
+        ("talk_seconds", 1.7e308, "limits.max_call_seconds"),
+        ("ring_seconds", 86_401.0, "limits.max_call_seconds"),
+        ("wait_seconds", 1e9, "limits.max_call_seconds"),
+        ("cost", 2.4e306, "limits.max_cost"),
+        ("telephony_cost", 10_000.5, "limits.max_cost"),
+        ("agent_cost", 1e12, "limits.max_cost"),
+        ("order_value", 1e7 + 1, "limits.max_order_value"),
+    ],
+)
 def test_a_number_above_its_limit_is_out_of_range_naming_field_value_and_setting(field, value, setting):
     body = dict(json.loads(encode_event(attempt(talk_seconds=0.0))), **{field: value})
     events, rejections = decode_record(json.dumps([json.loads(encode_event(attempt(event_id="e-ok"))), body]).encode())
@@ -185,8 +229,9 @@ def test_a_call_whose_parts_add_up_to_more_than_a_day_is_out_of_range_and_a_days
     _, rejections = decode_record(encode_event(attempt(**parts)))
     assert [r.reason for r in rejections] == ["out_of_range"]
     assert rejections[0].detail.startswith("ring_seconds + wait_seconds + talk_seconds = 90000 is above")
-    events, _ = decode_record(encode_event(attempt(ring_seconds=400.0, talk_seconds=86_000.0, order=True,
-                                                   order_value=1e7, cost=10_000.0)))
+    events, _ = decode_record(
+        encode_event(attempt(ring_seconds=400.0, talk_seconds=86_000.0, order=True, order_value=1e7, cost=10_000.0))
+    )
     assert len(events) == 1
 
 
@@ -196,7 +241,10 @@ def test_numbers_json_cannot_hold_and_non_finite_ones_built_in_code_are_out_of_r
     assert [(r.reason, r.detail) for r in rejections] == [("out_of_range", "Number out of range - at `$.talk_seconds`")]
     screen = EventScreen()
     for value in (float("nan"), float("inf")):
-        assert screen(attempt(talk_seconds=value)) == ("out_of_range", f"talk_seconds is {value!r}, not a finite number")
+        assert screen(attempt(talk_seconds=value)) == (
+            "out_of_range",
+            f"talk_seconds is {value!r}, not a finite number",
+        )
         assert screen(attempt(cost=value))[0] == "out_of_range"
 
 
