@@ -15,14 +15,16 @@ def day():
     settings = load_settings()
     rules = SlotRules(settings.slots, settings.zone)
     events = list(DialerSimulator(rules, b"k", seed=11, start=START).events(sim_seconds=11 * 3600))
-    frame = pd.DataFrame({
-        "campaign": [e.campaign for e in events],
-        "outcome": [e.outcome.value for e in events],
-        "segment": [e.lead.segment for e in events],
-        "slot": [rules.slot_for(e.event_time) for e in events],
-        "hour": [e.event_time.hour for e in events],
-        "event_time": [e.event_time for e in events],
-    })
+    frame = pd.DataFrame(
+        {
+            "campaign": [e.campaign for e in events],
+            "outcome": [e.outcome.value for e in events],
+            "segment": [e.lead.segment for e in events],
+            "slot": [rules.slot_for(e.event_time) for e in events],
+            "hour": [e.event_time.hour for e in events],
+            "event_time": [e.event_time for e in events],
+        }
+    )
     frame["contact"] = frame["outcome"].isin(["connected", "abandoned"])
     frame["abandoned"] = frame["outcome"] == "abandoned"
     return events, frame
