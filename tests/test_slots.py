@@ -12,16 +12,19 @@ def rules(zone="Asia/Tokyo") -> SlotRules:
     return SlotRules(settings.slots, ZoneInfo(zone))
 
 
-@pytest.mark.parametrize("utc_hour, utc_minute, slot", [
-    (23, 59, "off_hours"),  # 08:59 in Tokyo
-    (0, 0, "morning"),      # 09:00
-    (2, 59, "morning"),     # 11:59
-    (3, 0, "midday"),       # 12:00
-    (7, 0, "evening"),      # 16:00
-    (9, 0, "night"),        # 18:00
-    (10, 59, "night"),      # 19:59
-    (11, 0, "off_hours"),   # 20:00
-])
+@pytest.mark.parametrize(
+    "utc_hour, utc_minute, slot",
+    [
+        (23, 59, "off_hours"),  # 08:59 in Tokyo
+        (0, 0, "morning"),  # 09:00
+        (2, 59, "morning"),  # 11:59
+        (3, 0, "midday"),  # 12:00
+        (7, 0, "evening"),  # 16:00
+        (9, 0, "night"),  # 18:00
+        (10, 59, "night"),  # 19:59
+        (11, 0, "off_hours"),  # 20:00
+    ],
+)
 def test_slots_follow_local_time_in_the_configured_zone(utc_hour, utc_minute, slot):
     moment = datetime(2026, 11, 23 if utc_hour < 23 else 22, utc_hour, utc_minute, tzinfo=timezone.utc)
     assert rules().slot_for(moment) == slot
