@@ -13,11 +13,11 @@ import pytest
 from core.alerts import decode_alert
 from core.privacy import hash_phone
 from core.schema import CallAttempt, Lead, Outcome
-from streams.kafka_admin import read_topic
-from producers.publisher import EventPublisher
-from producers.stoplist import read_stop_list_file
 from dashboards.app import create_app
 from dashboards.data import DashboardContext
+from producers.publisher import EventPublisher
+from producers.stoplist import read_stop_list_file
+from streams.kafka_admin import read_topic
 from warehouse.client import connect
 from warehouse.queries.reports import stop_list_violations
 
@@ -30,16 +30,29 @@ START = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
 def dial(event_id: str, phone: str, placed: datetime, outcome=Outcome.CONNECTED, talk: float = 60.0) -> CallAttempt:
     """An attempt placed at ``placed``: ring 10 s, then ``talk`` seconds if someone talked."""
     talk = talk if outcome is Outcome.CONNECTED else 0.0
-    return CallAttempt(schema_version=1, event_id=event_id, campaign="home-insurance",
-                       event_time=placed + timedelta(seconds=10 + talk), outcome=outcome,
-                       lead=Lead(segment="seniors", phone_hash=hash_phone(phone, KEY)), ring_seconds=10.0,
-                       talk_seconds=talk, agent="agent-07", team="tokyo-floor")
+    return CallAttempt(
+        schema_version=1,
+        event_id=event_id,
+        campaign="home-insurance",
+        event_time=placed + timedelta(seconds=10 + talk),
+        outcome=outcome,
+        lead=Lead(segment="seniors", phone_hash=hash_phone(phone, KEY)),
+        ring_seconds=10.0,
+        talk_seconds=talk,
+        agent="agent-07",
+        team="tokyo-floor",
+    )
 
 
 def cli(pipeline, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CALLPULSE_HMAC_KEY": KEY.decode()}
-    return subprocess.run([sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "stoplist",
-                           *args], capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "stoplist", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
 
 def publish(settings, events) -> None:
@@ -62,13 +75,16 @@ def test_dials_to_stop_listed_customers_are_violations_even_seconds_after_the_op
     worker = pipeline.worker()
     worker.wait_until(lambda h: h["ready"], timeout_s=120)
     # Imported flags carry the import time (now), after every dial below: no violation from them.
-    publish(settings, [
-        dial("after-flag", "+819011110003", START + timedelta(minutes=5)),
-        dial("during-call-opt-out", "+819011110003", START - timedelta(seconds=30)),  # asked during the call
-        dial("re-consented", "+819011110004", START + timedelta(minutes=6)),
-        dial("never-listed", "+819011110099", START + timedelta(minutes=6)),
-        dial("imported-earlier-dial", "+819011110001", START + timedelta(minutes=7), Outcome.NO_ANSWER),
-    ])
+    publish(
+        settings,
+        [
+            dial("after-flag", "+819011110003", START + timedelta(minutes=5)),
+            dial("during-call-opt-out", "+819011110003", START - timedelta(seconds=30)),  # asked during the call
+            dial("re-consented", "+819011110004", START + timedelta(minutes=6)),
+            dial("never-listed", "+819011110099", START + timedelta(minutes=6)),
+            dial("imported-earlier-dial", "+819011110001", START + timedelta(minutes=7), Outcome.NO_ANSWER),
+        ],
+    )
     worker.wait_until_caught_up()
 
     # The race: the customer opts out, and two seconds later (event time) the dialer calls
@@ -85,7 +101,8 @@ def test_dials_to_stop_listed_customers_are_violations_even_seconds_after_the_op
     alerts = [decode_alert(raw) for raw in read_topic(settings, settings.topics.alerts)]
     stop_alerts = [a for a in alerts if a.rule.value == "stop_list_violation"]
     assert [(a.campaign, a.state, a.severity, a.trigger_event_id) for a in stop_alerts] == [
-        ("home-insurance", "firing", "critical", "after-flag")]
+        ("home-insurance", "firing", "critical", "after-flag")
+    ]
     assert stop_alerts[0].headline().startswith("CRITICAL · home-insurance · stop-list violation 1 dial")
 
     client = connect(settings.warehouse_url)
@@ -101,7 +118,9 @@ def test_dials_to_stop_listed_customers_are_violations_even_seconds_after_the_op
     # The compliance page's list, in Tokyo time, newest first.
     assert page_summary == "2 dials to stop-listed customers from 2026-11-23 to 2026-11-23 in 1 campaign(s)"
     assert [(r["dialed_at"], r["event_id"], r["after_flag"]) for r in page_rows] == [
-        ("2026-11-23 10:10:02", "race", "2 s"), ("2026-11-23 10:05:00", "after-flag", "5 min")]
+        ("2026-11-23 10:10:02", "race", "2 s"),
+        ("2026-11-23 10:05:00", "after-flag", "5 min"),
+    ]
     assert sorted(violations["event_id"]) == ["after-flag", "race"]
     race = violations.set_index("event_id").loc["race"]
     assert (race["reason"], race["agent"], race["outcome"]) == ("opt_out", "agent-07", "abandoned")
@@ -124,5 +143,4 @@ def test_a_stop_list_file_without_a_phone_column_is_refused_with_the_columns_fou
         list(read_stop_list_file(bad))
     plain = tmp_path / "numbers.txt"
     plain.write_text("0311112222\n\n0633334444\n")
-    assert [(line, phone) for line, phone, _, _ in read_stop_list_file(plain)] == [(1, "0311112222"),
-                                                                                 (3, "0633334444")]
+    assert [(line, phone) for line, phone, _, _ in read_stop_list_file(plain)] == [(1, "0311112222"), (3, "0633334444")]
