@@ -42,13 +42,34 @@ def test_up_shows_live_numbers_and_ctrl_c_leaves_no_process(tmp_path):
     config.write_text(f"[embedded]\nbroker_port = {broker_port}\ndashboard_port = {dashboard_port}\n")
     data_dir = tmp_path / "var"
     # A fresh machine: no dashboard login configured anywhere, so `up` makes one and prints it.
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL",
-                                                             "CALLPULSE_DASHBOARD_USERS", "CALLPULSE_DASHBOARD_TOKENS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL", "CALLPULSE_DASHBOARD_USERS", "CALLPULSE_DASHBOARD_TOKENS")
+    }
     console = tmp_path / "up.out"
     up = subprocess.Popen(
-        [sys.executable, "-m", "callpulse", "--config", str(config), "--data-dir", str(data_dir),
-         "up", "--speed", "20", "--seed", "1", "--duration", "170"],
-        stdout=open(console, "wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "callpulse",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data_dir),
+            "up",
+            "--speed",
+            "20",
+            "--seed",
+            "1",
+            "--duration",
+            "170",
+        ],
+        stdout=open(console, "wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
     )
     board = None
     login = None
@@ -74,8 +95,9 @@ def test_up_shows_live_numbers_and_ctrl_c_leaves_no_process(tmp_path):
         assert login is not None, f"no dashboard login on the console:\n{console.read_text()}"
         assert board is not None and len(board["campaigns"]) == 4, board
         assert not board["stale"]
-        with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{dashboard_port}/", headers=login),
-                                    timeout=5) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{dashboard_port}/", headers=login), timeout=5
+        ) as r:
             assert r.status == 200
         assert processes_mentioning(str(data_dir)), "children should be running"
     finally:
@@ -85,7 +107,7 @@ def test_up_shows_live_numbers_and_ctrl_c_leaves_no_process(tmp_path):
     assert up.returncode == 0, output
     # Shown once on the console; only its hash is on disk, the logs included.
     assert output.count(password) == 1
-    assert (data_dir / "dashboard-users.toml").read_text().count("password_hash = \"scrypt:") == 1
+    assert (data_dir / "dashboard-users.toml").read_text().count('password_hash = "scrypt:') == 1
     assert not [p for p in data_dir.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
     assert "CallPulse is up" in output and f"http://127.0.0.1:{dashboard_port}/" in output
     time.sleep(1)
