@@ -44,12 +44,21 @@ def test_a_first_start_says_it_waits_for_the_first_calls_then_shows_them(pipelin
 
         now = datetime.now(timezone.utc)
         publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
-        publisher.publish_all([CallAttempt(schema_version=1, event_id=f"first-{n}", campaign="winback",
-                                           outcome=Outcome.CONNECTED, event_time=now - timedelta(seconds=n),
-                                           lead=Lead(segment="seniors")) for n in range(3)])
+        publisher.publish_all(
+            [
+                CallAttempt(
+                    schema_version=1,
+                    event_id=f"first-{n}",
+                    campaign="winback",
+                    outcome=Outcome.CONNECTED,
+                    event_time=now - timedelta(seconds=n),
+                    lead=Lead(segment="seniors"),
+                )
+                for n in range(3)
+            ]
+        )
         publisher.close()
-        expect(page.locator('.tile[data-campaign="winback"]').get_by_test_id("dials")).to_have_text("3",
-                                                                                                   timeout=30_000)
+        expect(page.locator('.tile[data-campaign="winback"]').get_by_test_id("dials")).to_have_text("3", timeout=30_000)
         expect(waiting).to_have_count(0)
     assert page_errors == [], f"JavaScript errors on the wallboard: {page_errors}"
     assert worker.stop() == 0
