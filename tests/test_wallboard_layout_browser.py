@@ -26,8 +26,18 @@ PHONE = (390, 844)
 ROTATE_SECONDS = 4
 # Readable across a room: the live abandon rate at least this tall (CSS px) on each TV size.
 SMALLEST_BIG_NUMBER = {(1920, 1080): 44, (1280, 720): 28}
-OUTCOMES = [Outcome.NO_ANSWER, Outcome.CONNECTED, Outcome.BUSY, Outcome.CONNECTED, Outcome.MACHINE,
-            Outcome.CONNECTED, Outcome.ABANDONED, Outcome.NO_ANSWER, Outcome.CONNECTED, Outcome.NO_ANSWER]
+OUTCOMES = [
+    Outcome.NO_ANSWER,
+    Outcome.CONNECTED,
+    Outcome.BUSY,
+    Outcome.CONNECTED,
+    Outcome.MACHINE,
+    Outcome.CONNECTED,
+    Outcome.ABANDONED,
+    Outcome.NO_ANSWER,
+    Outcome.CONNECTED,
+    Outcome.NO_ANSWER,
+]
 
 
 def campaign_name(index: int) -> str:
@@ -40,20 +50,46 @@ def floor_events(campaign: str, index: int, now: datetime) -> list:
     events: list = []
     for n in range(40 + index):
         outcome = OUTCOMES[n % len(OUTCOMES)]
-        events.append(CallAttempt(
-            schema_version=1, event_id=f"{campaign}-call-{n}", campaign=campaign,
-            event_time=now - timedelta(seconds=30 * n + index), outcome=outcome, lead=Lead(segment="seniors"),
-            ring_seconds=12.0, wait_seconds=1.0 if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else None,
-            talk_seconds=90.0 if outcome is Outcome.CONNECTED else 0.0, order=outcome is Outcome.CONNECTED and n % 4 == 1,
-            agent=f"{campaign}-agent-0" if outcome is Outcome.CONNECTED else None))
+        events.append(
+            CallAttempt(
+                schema_version=1,
+                event_id=f"{campaign}-call-{n}",
+                campaign=campaign,
+                event_time=now - timedelta(seconds=30 * n + index),
+                outcome=outcome,
+                lead=Lead(segment="seniors"),
+                ring_seconds=12.0,
+                wait_seconds=1.0 if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else None,
+                talk_seconds=90.0 if outcome is Outcome.CONNECTED else 0.0,
+                order=outcome is Outcome.CONNECTED and n % 4 == 1,
+                agent=f"{campaign}-agent-0" if outcome is Outcome.CONNECTED else None,
+            )
+        )
     states = ["available"] * (1 + index % 3) + ["on_call"] * 2 + ["wrap_up"] + ["paused"] * (index % 2)
     for number, state in enumerate(states):
-        events.append(AgentStateChange(schema_version=1, event_id=f"{campaign}-agent-{number}-{state}",
-                                       campaign=campaign, event_time=now - timedelta(seconds=20 + number),
-                                       agent=f"{campaign}-agent-{number}", state=state, team="floor-1"))
-    events.append(DialerState(schema_version=1, event_id=f"{campaign}-dialer", campaign=campaign,
-                              event_time=now - timedelta(seconds=2), dial_level=1.5 + index / 10,
-                              calls_ringing=3, calls_waiting=index % 3, longest_wait_seconds=4.0 * (index % 3)))
+        events.append(
+            AgentStateChange(
+                schema_version=1,
+                event_id=f"{campaign}-agent-{number}-{state}",
+                campaign=campaign,
+                event_time=now - timedelta(seconds=20 + number),
+                agent=f"{campaign}-agent-{number}",
+                state=state,
+                team="floor-1",
+            )
+        )
+    events.append(
+        DialerState(
+            schema_version=1,
+            event_id=f"{campaign}-dialer",
+            campaign=campaign,
+            event_time=now - timedelta(seconds=2),
+            dial_level=1.5 + index / 10,
+            calls_ringing=3,
+            calls_waiting=index % 3,
+            longest_wait_seconds=4.0 * (index % 3),
+        )
+    )
     return events
 
 
@@ -105,8 +141,9 @@ def check_board(browser, base_url: str, login: dict, size: tuple[int, int], camp
     assert shape["scrollHeight"] <= height, f"{size} with {campaigns}: the page is {shape['scrollHeight']} px tall"
     for tile in shape["tiles"]:
         assert tile["bottom"] <= height and tile["right"] <= width, f"{tile['campaign']} is cut off at {size}"
-        assert tile["bigNumberPx"] >= SMALLEST_BIG_NUMBER[size], \
+        assert tile["bigNumberPx"] >= SMALLEST_BIG_NUMBER[size], (
             f"{tile['campaign']}'s abandon rate is {tile['bigNumberPx']:.0f} px tall at {size}"
+        )
         assert not tile["overflowing"], f"{tile['campaign']}'s tile cuts off its own content at {size}"
 
 
