@@ -32,8 +32,14 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
         now = datetime.now(timezone.utc)
 
         def land(event_id: str, campaign: str) -> None:
-            event = CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=Outcome.CONNECTED,
-                                event_time=now - timedelta(seconds=90), lead=Lead(segment="seniors"))
+            event = CallAttempt(
+                schema_version=1,
+                event_id=event_id,
+                campaign=campaign,
+                outcome=Outcome.CONNECTED,
+                event_time=now - timedelta(seconds=90),
+                lead=Lead(segment="seniors"),
+            )
             buckets.add(event)
             lander.land(LandingBatch(buckets.take_counted(), buckets.take_dirty()))
 
@@ -51,7 +57,7 @@ def test_boards_refreshing_together_share_one_model_and_each_sees_its_true_age(t
         land("e2", "charity")
         time.sleep(0.05)
         again = shared_wallboard_model()
-        assert again["generated_at"] == served[0]["generated_at"]          # still the shared model
+        assert again["generated_at"] == served[0]["generated_at"]  # still the shared model
         assert [c["campaign"] for c in again["campaigns"]] == ["winback"]
         assert again["age_seconds"] > max(model["age_seconds"] for model in served)  # but its true age
         assert sorted(c["campaign"] for c in wallboard_model()["campaigns"]) == ["charity", "winback"]
@@ -80,9 +86,19 @@ def test_the_wallboard_reads_its_queries_at_once_and_shows_what_reading_them_in_
     settings = load_settings()
     now = datetime(2026, 12, 2, 15, 0, 30, tzinfo=timezone.utc)
     outcomes = [Outcome.CONNECTED, Outcome.ABANDONED, Outcome.NO_ANSWER, Outcome.CONNECTED]
-    events = [CallAttempt(schema_version=1, event_id=f"{campaign}-{n}", campaign=campaign, outcome=outcomes[n % 4],
-                          event_time=now - timedelta(minutes=n), lead=Lead(segment="seniors"), order=n % 8 == 0)
-              for campaign, calls in (("winback", 150), ("charity", 30)) for n in reversed(range(calls))]
+    events = [
+        CallAttempt(
+            schema_version=1,
+            event_id=f"{campaign}-{n}",
+            campaign=campaign,
+            outcome=outcomes[n % 4],
+            event_time=now - timedelta(minutes=n),
+            lead=Lead(segment="seniors"),
+            order=n % 8 == 0,
+        )
+        for campaign, calls in (("winback", 150), ("charity", 30))
+        for n in reversed(range(calls))
+    ]
     path = tmp_path / "warehouse"
     with migrated_warehouse(path) as client:
         land_counted(client, events, settings, SlotRules(settings.slots, settings.zone))
@@ -100,8 +116,9 @@ def test_the_wallboard_reads_its_queries_at_once_and_shows_what_reading_them_in_
     # Two hours back from the board time (the minute after the newest), less the newest minute,
     # which is still filling: 119 minutes, a call in each.
     drawn = [n for n in reversed(range(150)) if 1 <= n <= 119]
-    assert winback["sparkline"]["minutes"] == [(now - timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:00")
-                                               for n in drawn]
+    assert winback["sparkline"]["minutes"] == [
+        (now - timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:00") for n in drawn
+    ]
     assert winback["sparkline"]["dials"] == [1] * 119
     rate = {Outcome.CONNECTED: 0.0, Outcome.ABANDONED: 1.0, Outcome.NO_ANSWER: None}
     assert winback["sparkline"]["abandon_rate"] == [rate[outcomes[n % 4]] for n in drawn]
@@ -112,8 +129,9 @@ def test_parallel_reads_can_be_turned_off_for_a_small_box(tmp_path):
     from dashboards.data import DashboardContext
 
     on = DashboardContext(load_settings(), client=None, warehouse_url=f"chdb://{tmp_path}")
-    off = DashboardContext(load_settings(dashboard__wallboard_parallel_reads=False), client=None,
-                           warehouse_url=f"chdb://{tmp_path}")
+    off = DashboardContext(
+        load_settings(dashboard__wallboard_parallel_reads=False), client=None, warehouse_url=f"chdb://{tmp_path}"
+    )
     assert on.query_pool is not None and off.query_pool is None
     assert off.run_queries((lambda client, x: (client, x * 2), 21)) == [(None, 42)]  # in turn, on its own client
     on.close()
@@ -140,8 +158,7 @@ def test_an_empty_warehouse_is_an_empty_board_that_says_it_waits_for_the_first_c
     path = tmp_path / "warehouse"
     with migrated_warehouse(path) as client:
         for parallel in (True, False):
-            settings = load_settings(dashboard__wallboard_cache_seconds=0,
-                                     dashboard__wallboard_parallel_reads=parallel)
+            settings = load_settings(dashboard__wallboard_cache_seconds=0, dashboard__wallboard_parallel_reads=parallel)
             ctx = DashboardContext(settings, client, warehouse_url=f"chdb://{path}")
             app = create_app(ctx, credentials)
             response = app.server.test_client().get("/api/wallboard", headers={"Authorization": f"Bearer {token}"})
@@ -152,13 +169,19 @@ def test_an_empty_warehouse_is_an_empty_board_that_says_it_waits_for_the_first_c
 
             # The wallboard's refresh, asked as the page in a browser asks it.
             refresh = next(key for key in app.callback_map if "campaign-tiles.children" in key)
-            outputs = [dict(zip(("id", "property"), output.rsplit(".", 1)))
-                       for output in refresh.strip(".").split("...")]
+            outputs = [
+                dict(zip(("id", "property"), output.rsplit(".", 1))) for output in refresh.strip(".").split("...")
+            ]
             response = app.server.test_client().post(
-                "/_dash-update-component", headers={"Authorization": f"Bearer {token}"},
-                json={"output": refresh, "outputs": outputs,
-                      "inputs": [{"id": "wallboard-refresh", "property": "n_intervals", "value": None}],
-                      "changedPropIds": []})
+                "/_dash-update-component",
+                headers={"Authorization": f"Bearer {token}"},
+                json={
+                    "output": refresh,
+                    "outputs": outputs,
+                    "inputs": [{"id": "wallboard-refresh", "property": "n_intervals", "value": None}],
+                    "changedPropIds": [],
+                },
+            )
             assert response.status_code == 200, response.get_data(as_text=True)
             shown = response.get_json()["response"]
             assert "Waiting for the first calls to land" in json.dumps(shown["campaign-tiles"]["children"])
@@ -169,9 +192,21 @@ def test_an_empty_warehouse_is_an_empty_board_that_says_it_waits_for_the_first_c
         # today's first minute, and today has nothing landed yet.
         slot_rules = SlotRules(settings.slots, settings.zone)
         midnight = local_day_start(datetime.now(timezone.utc), settings)
-        land_counted(client, [CallAttempt(schema_version=1, event_id="last-of-yesterday", campaign="winback",
-                                          outcome=Outcome.CONNECTED, event_time=midnight - timedelta(seconds=30),
-                                          lead=Lead(segment="seniors"))], settings, slot_rules)
+        land_counted(
+            client,
+            [
+                CallAttempt(
+                    schema_version=1,
+                    event_id="last-of-yesterday",
+                    campaign="winback",
+                    outcome=Outcome.CONNECTED,
+                    event_time=midnight - timedelta(seconds=30),
+                    lead=Lead(segment="seniors"),
+                )
+            ],
+            settings,
+            slot_rules,
+        )
         board = wallboard_model()
         assert board["board_time"] == midnight.isoformat()
         assert board["campaigns"] == [] and board["landed_at"] is not None
@@ -208,9 +243,15 @@ def _refresh_output(app, headers) -> dict:
     refresh = next(key for key in app.callback_map if "campaign-tiles.children" in key)
     outputs = [dict(zip(("id", "property"), output.rsplit(".", 1))) for output in refresh.strip(".").split("...")]
     response = app.server.test_client().post(
-        "/_dash-update-component", headers=headers,
-        json={"output": refresh, "outputs": outputs,
-              "inputs": [{"id": "wallboard-refresh", "property": "n_intervals", "value": None}], "changedPropIds": []})
+        "/_dash-update-component",
+        headers=headers,
+        json={
+            "output": refresh,
+            "outputs": outputs,
+            "inputs": [{"id": "wallboard-refresh", "property": "n_intervals", "value": None}],
+            "changedPropIds": [],
+        },
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()["response"]
 
@@ -234,13 +275,22 @@ def test_a_board_of_5000_campaigns_shows_the_busiest_and_says_how_many_there_are
     assert shown == 60
 
     def call(event_id: str, campaign: str, ago: timedelta) -> CallAttempt:
-        return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign, outcome=Outcome.CONNECTED,
-                           event_time=now - ago, lead=Lead(segment="seniors"))
+        return CallAttempt(
+            schema_version=1,
+            event_id=event_id,
+            campaign=campaign,
+            outcome=Outcome.CONNECTED,
+            event_time=now - ago,
+            lead=Lead(segment="seniors"),
+        )
 
     # busy-k made k+1 calls in the last ten minutes; a morning giant made the most today, all of
     # them hours ago; 4,899 quiet campaigns made one call each, 40 minutes ago.
-    events = [call(f"busy-{k}-{n}", f"busy-{k:03d}", timedelta(seconds=30 + 5 * n)) for k in range(100)
-              for n in reversed(range(k + 1))]
+    events = [
+        call(f"busy-{k}-{n}", f"busy-{k:03d}", timedelta(seconds=30 + 5 * n))
+        for k in range(100)
+        for n in reversed(range(k + 1))
+    ]
     events += [call(f"giant-{n}", "morning-giant", timedelta(hours=3)) for n in range(500)]
     events += [call(f"quiet-{n}", f"quiet-{n:04d}", timedelta(minutes=40)) for n in range(4899)]
     with migrated_warehouse(tmp_path / "warehouse") as client:
@@ -263,13 +313,15 @@ def test_a_board_of_5000_campaigns_shows_the_busiest_and_says_how_many_there_are
         deadline = time.monotonic() + 20
         while len(pages) < 5 and time.monotonic() < deadline:
             shown_on_page = _refresh_output(app, headers)
-            assert shown_on_page["campaign-count"]["children"] == \
-                "showing 60 of 5,000 campaigns, the busiest in the last 15 min"
+            assert (
+                shown_on_page["campaign-count"]["children"]
+                == "showing 60 of 5,000 campaigns, the busiest in the last 15 min"
+            )
             indicator = shown_on_page["page-indicator"]["children"]
             number, of = map(int, re.fullmatch(r"page (\d+) / (\d+)", indicator[0]["props"]["children"]).groups())
             assert of == 5 and len(indicator) == 1 + 5, indicator  # the label and a dot per page
             tiles = [tile["props"]["data-campaign"] for tile in shown_on_page["campaign-tiles"]["children"]]
-            assert tiles == expected[(number - 1) * 12:number * 12], (number, tiles)
+            assert tiles == expected[(number - 1) * 12 : number * 12], (number, tiles)
             pages[number] = tiles
         assert sorted(pages) == [1, 2, 3, 4, 5], f"pages seen: {sorted(pages)}"
         assert [campaign for number in sorted(pages) for campaign in pages[number]] == expected
@@ -290,10 +342,20 @@ def test_api_wallboard_has_a_size_cap_whatever_the_names(tmp_path):
     now, minutes = BOARD_NOW, 130
     names = [f"{n:03d}-" + "n" * (MAX_IDENTIFIER_LENGTH - 4) for n in range(90)]
     outcomes = [Outcome.CONNECTED, Outcome.ABANDONED, Outcome.NO_ANSWER]
-    events = [CallAttempt(schema_version=1, event_id=f"{n}-{m}", campaign=name, outcome=outcomes[m % 3],
-                          event_time=now - timedelta(minutes=m, seconds=-30), lead=Lead(segment="seniors"),
-                          order=m % 7 == 0, talk_seconds=61.5)
-              for n, name in enumerate(names) for m in reversed(range(minutes))]
+    events = [
+        CallAttempt(
+            schema_version=1,
+            event_id=f"{n}-{m}",
+            campaign=name,
+            outcome=outcomes[m % 3],
+            event_time=now - timedelta(minutes=m, seconds=-30),
+            lead=Lead(segment="seniors"),
+            order=m % 7 == 0,
+            talk_seconds=61.5,
+        )
+        for n, name in enumerate(names)
+        for m in reversed(range(minutes))
+    ]
     with migrated_warehouse(tmp_path / "warehouse") as client:
         land_counted(client, events, settings, SlotRules(settings.slots, settings.zone))
         app, headers = _bearer_app(settings, client)
@@ -318,17 +380,27 @@ def test_the_api_writes_an_infinite_figure_as_null(tmp_path):
 
     settings = load_settings(dashboard__wallboard_cache_seconds=0)
     now = BOARD_NOW
-    events = [CallAttempt(schema_version=1, event_id=f"{campaign}-{n}", campaign=campaign, outcome=Outcome.CONNECTED,
-                          event_time=now - timedelta(seconds=60 + n), lead=Lead(segment="seniors"),
-                          talk_seconds=talk)
-              for campaign, talk in (("overflow", 1.7e308), ("normal", 90.0)) for n in range(2)]
+    events = [
+        CallAttempt(
+            schema_version=1,
+            event_id=f"{campaign}-{n}",
+            campaign=campaign,
+            outcome=Outcome.CONNECTED,
+            event_time=now - timedelta(seconds=60 + n),
+            lead=Lead(segment="seniors"),
+            talk_seconds=talk,
+        )
+        for campaign, talk in (("overflow", 1.7e308), ("normal", 90.0))
+        for n in range(2)
+    ]
     with migrated_warehouse(tmp_path / "warehouse") as client:
         land_counted(client, events, settings, SlotRules(settings.slots, settings.zone))
         app, headers = _bearer_app(settings, client, role="manager")
         from dashboards.data import wallboard_model
 
-        assert math.isinf(next(c for c in wallboard_model()["campaigns"]
-                               if c["campaign"] == "overflow")["aht_seconds"])  # what the API must not echo
+        assert math.isinf(
+            next(c for c in wallboard_model()["campaigns"] if c["campaign"] == "overflow")["aht_seconds"]
+        )  # what the API must not echo
         response = app.server.test_client().get("/api/wallboard", headers=headers)
         assert response.status_code == 200 and b"Infinity" not in response.data
         board = {c["campaign"]: c for c in _strict(response.data)["campaigns"]}
@@ -336,7 +408,8 @@ def test_the_api_writes_an_infinite_figure_as_null(tmp_path):
 
         day = now.astimezone(settings.zone).date().isoformat()
         response = app.server.test_client().get(
-            f"/api/report?by=campaign&metrics=dials,aht_seconds&from={day}&to={day}", headers=headers)
+            f"/api/report?by=campaign&metrics=dials,aht_seconds&from={day}&to={day}", headers=headers
+        )
         assert response.status_code == 200, response.get_data(as_text=True)
         report = {row["campaign"]: row for row in _strict(response.data)}
         assert report["overflow"]["aht_seconds"] is None and report["normal"]["aht_seconds"] == 90.0
