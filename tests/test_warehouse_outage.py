@@ -7,10 +7,14 @@ import threading
 import time
 
 import pytest
+from test_end_to_end import (
+    assert_same_metrics,
+    expected_by_campaign_and_slot,
+    landed_by_campaign_and_slot,
+    seeded_events,
+)
 
 from producers.publisher import EventPublisher
-from test_end_to_end import (assert_same_metrics, expected_by_campaign_and_slot, landed_by_campaign_and_slot,
-                             seeded_events)
 from warehouse.faults import SWITCH_NAME
 
 pytestmark = pytest.mark.integration
@@ -36,7 +40,7 @@ def test_a_thirty_second_warehouse_outage_loses_and_doubles_nothing(pipeline, tm
     def produce():
         per_tick = len(events) // 120
         for start in range(0, len(events), per_tick):
-            publisher.publish_all(events[start:start + per_tick])
+            publisher.publish_all(events[start : start + per_tick])
             publisher.flush()
             time.sleep(0.5)
 
@@ -53,8 +57,10 @@ def test_a_thirty_second_warehouse_outage_loses_and_doubles_nothing(pipeline, tm
         health = worker.health()
         samples.append((health["records"], health["landed_offsets"], rss_mb(worker.proc.pid)))
     switch.unlink()
-    print(f"\noutage: {len(samples)} s sampled, records held at {frozen['records']:,}, "
-          f"worker RSS {min(r for *_, r in samples):.0f}-{max(r for *_, r in samples):.0f} MB")
+    print(
+        f"\noutage: {len(samples)} s sampled, records held at {frozen['records']:,}, "
+        f"worker RSS {min(r for *_, r in samples):.0f}-{max(r for *_, r in samples):.0f} MB"
+    )
 
     # While the warehouse was down nothing landed, no offset moved and no more was read.
     assert all(offsets == frozen["landed_offsets"] for _, offsets, _ in samples)
