@@ -5,9 +5,9 @@ before the next test opens another."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from clickhouse_connect.driver.client import Client
 
@@ -31,8 +31,9 @@ def migrated_warehouse(path: Path | str) -> Iterator[Client]:
         client.close()
 
 
-def land_counted(client: Client, events: Iterable[CallAttempt], settings: Settings,
-                 slot_rules: SlotRules) -> MinuteBuckets:
+def land_counted(
+    client: Client, events: Iterable[CallAttempt], settings: Settings, slot_rules: SlotRules
+) -> MinuteBuckets:
     """Count ``events`` into minute buckets as the worker does and land them in one batch."""
     events = list(events)
     buckets = MinuteBuckets(settings, slot_rules)
