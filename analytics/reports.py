@@ -22,7 +22,9 @@ import pandas as pd
 from core.metrics import (
     AGENT_COUNTERS,
     COUNTERS,
+    FTC_CONNECT_SECONDS,
     METRIC_ALIASES,
+    METRIC_COMPANIONS,
     METRIC_NAMES,
     RATES,
     add_rate_columns,
@@ -131,8 +133,11 @@ class ReportRequest:
 
     @property
     def columns(self) -> list[str]:
-        """The output columns: dimensions, the sample size, then the metrics asked for."""
-        return [*self.by, SAMPLE_COLUMN, *(m for m in self.metrics if m != SAMPLE_COLUMN)]
+        """The output columns: dimensions, the sample size, then the metrics asked for, each
+        followed by the figures it is not shown without (METRIC_COMPANIONS: the FTC rate's calls
+        without a wait and its upper bound)."""
+        shown = [m for metric in self.metrics for m in (metric, *METRIC_COMPANIONS.get(metric, ()))]
+        return [*self.by, SAMPLE_COLUMN, *dict.fromkeys(m for m in shown if m != SAMPLE_COLUMN)]
 
     def query_params(self) -> dict[str, str]:
         """The request as URL parameters (for /api/report and a bookmarkable page)."""
@@ -169,8 +174,11 @@ def _day(value: str | date, flag: str) -> date:
         raise ReportError(f"{flag} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
-def counters_frame(client, request: ReportRequest, zone) -> pd.DataFrame:
-    """Summed counters and every rate for the request's dimensions (the warehouse query)."""
+def counters_frame(
+    client, request: ReportRequest, zone, ftc_connect_seconds: float = FTC_CONNECT_SECONDS
+) -> pd.DataFrame:
+    """Summed counters and every rate for the request's dimensions (the warehouse query);
+    ``ftc_connect_seconds`` is compliance.ftc_connect_seconds (for dimensions read from raw attempts)."""
     from warehouse.queries.reports import metrics_by
 
     start, end = request.bounds(zone)
@@ -182,20 +190,21 @@ def counters_frame(client, request: ReportRequest, zone) -> pd.DataFrame:
         tz=str(zone),
         campaigns=request.campaigns,
         agent_seconds=needs_agent_seconds(request.metrics),
+        ftc_connect_seconds=ftc_connect_seconds,
     )
 
 
 def report_frame(counters: pd.DataFrame, request: ReportRequest) -> pd.DataFrame:
     """The report as users see it: the request's columns, rates as fractions (0-1)."""
     frame = counters.reindex(columns=request.columns)
-    for column in (SAMPLE_COLUMN, *request.metrics):
+    for column in request.columns:
         if column in COUNTERS and column not in ("cost", "talk_seconds"):
             frame[column] = frame[column].astype("int64")
     return frame.reset_index(drop=True)
 
 
-def run_report(client, request: ReportRequest, zone) -> pd.DataFrame:
-    return report_frame(counters_frame(client, request, zone), request)
+def run_report(client, request: ReportRequest, zone, ftc_connect_seconds: float = FTC_CONNECT_SECONDS) -> pd.DataFrame:
+    return report_frame(counters_frame(client, request, zone, ftc_connect_seconds), request)
 
 
 def pivot(
@@ -336,7 +345,7 @@ def _is_null(value) -> bool:
 def frame_from_json(text: str, request: ReportRequest) -> pd.DataFrame:
     """Rebuild a report frame from to_json() output (what /api/report serves)."""
     frame = pd.DataFrame(json.loads(text), columns=request.columns)
-    for column in request.metrics:
+    for column in request.columns:
         if column in RATES or column in ("cost", "talk_seconds", *AGENT_COUNTERS):
             frame[column] = frame[column].astype("float64")
     return frame
@@ -357,6 +366,7 @@ COMPLIANCE_COLUMNS = [
     "rolling_30d_abandoned",
     "rolling_30d_unjudged",
     "rolling_30d_abandon_rate",
+    "rolling_30d_abandon_rate_upper",
     "limit",
     "day_over_limit",
     "rolling_30d_over_limit",
@@ -371,8 +381,9 @@ def compliance_days(
     Ofcom's (abandon_rate_ofcom: with ``amd_rate_for(campaign)`` of the machine-classified calls
     counted abandoned, 0 without it; the 24-hour rule by calendar day), and the rolling 30-day
     rate ending that day under the US FTC's definition (the US rule: rolling_30d_abandoned counts
-    the FTC's abandoned calls, rolling_30d_contacts the live answers it can judge,
-    rolling_30d_unjudged the connected calls without a wait), against the campaign's limit.
+    the FTC's abandoned calls, rolling_30d_contacts every live answer, rolling_30d_unjudged the
+    connected calls without a wait, which the rate counts as connected in time and
+    rolling_30d_abandon_rate_upper as late), against the campaign's limit.
     Rolling sums cover calendar days, days without calls counting as zero."""
     from warehouse.queries.reports import metrics_by
 
@@ -391,7 +402,7 @@ def compliance_days(
         rolling = (
             part[["contacts", "abandoned_ftc", "live_answers_unjudged"]].rolling(ROLLING_DAYS, min_periods=1).sum()
         )
-        part["rolling_30d_contacts"] = rolling["contacts"] - rolling["live_answers_unjudged"]
+        part["rolling_30d_contacts"] = rolling["contacts"]
         part["rolling_30d_abandoned"] = rolling["abandoned_ftc"]
         part["rolling_30d_unjudged"] = rolling["live_answers_unjudged"]
         part = part.assign(campaign=campaign).rename_axis("day").reset_index()
@@ -403,7 +414,11 @@ def compliance_days(
     frame["abandon_rate_ofcom"] = ratio_series(
         frame["abandoned"] + frame["amd_estimate"], frame["contacts"] + frame["amd_estimate"]
     )
+    # The FTC's rate (core.metrics' abandon_rate_ftc, a lower bound) and its upper bound.
     frame["rolling_30d_abandon_rate"] = ratio_series(frame["rolling_30d_abandoned"], frame["rolling_30d_contacts"])
+    frame["rolling_30d_abandon_rate_upper"] = ratio_series(
+        frame["rolling_30d_abandoned"] + frame["rolling_30d_unjudged"], frame["rolling_30d_contacts"]
+    )
     frame["limit"] = frame["campaign"].map(limit_for)
     # The rules say "at most" the limit: a breach is strictly above it.
     frame["day_over_limit"] = frame["abandon_rate_ofcom"] > frame["limit"]

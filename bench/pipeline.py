@@ -459,11 +459,12 @@ def crosstab_query(workdir: Path, attempts: int, results: Results, repeats: int)
     client.command(CROSSTAB_FILL.replace("{slot_expression}", slot), parameters={
         "end": end, "span_ms": 30 * 86_400_000, "total": attempts, "tz": settings.pipeline.timezone})
     # The buckets the worker would have landed for those attempts.
-    from core.metrics import COUNTERS, RAW_COUNTER_SQL
+    from core.metrics import COUNTERS, raw_counter_sql
 
+    raw_sql = raw_counter_sql(settings.compliance.ftc_connect_seconds)
     client.command(
         f"INSERT INTO minute_metrics (campaign, slot, segment, minute, {', '.join(COUNTERS)}, version, landed_at) "
-        f"SELECT campaign, slot, segment, minute, {', '.join(RAW_COUNTER_SQL[name] for name in COUNTERS)}, 1, "
+        f"SELECT campaign, slot, segment, minute, {', '.join(raw_sql[name] for name in COUNTERS)}, 1, "
         "now64(3) FROM call_attempts GROUP BY campaign, slot, segment, minute")
     landed = client.query("SELECT sum(dials), count() FROM minute_metrics").result_rows[0]
     # The hourly rollup a deployment builds as hours close (warehouse/rollup.py): all of it here,

@@ -69,8 +69,8 @@ DERIVED_COUNTERS: dict[str, tuple[tuple[float, str], ...]] = {
     "working_seconds": ((1.0, "logged_in_seconds"), (-1.0, "paused_seconds")),  # logged in, not paused
     "agent_hours": ((1 / 3600, "logged_in_seconds"),),
     "handle_seconds": ((1.0, "talk_seconds"), (1.0, "wrap_up_seconds")),  # calls' talk + agents' wrap-up
-    # Live answers the FTC rule can judge: all but the connected calls without wait_seconds.
-    "live_answers_judged": ((1.0, "contacts"), (-1.0, "live_answers_unjudged")),
+    # The FTC's abandoned calls had every connected call without wait_seconds been late.
+    "abandoned_ftc_upper": ((1.0, "abandoned_ftc"), (1.0, "live_answers_unjudged")),
 }
 
 
@@ -106,11 +106,21 @@ RATES: dict[str, Rate] = {
         Rate(
             "abandon_rate_ftc",
             "abandoned_ftc",
-            "live_answers_judged",
+            "contacts",
             "Abandon rate (FTC)",
             "percent",
-            "US FTC TSR: (dropped + connected after more than 2 s of waiting) / live answers whose wait is known; "
-            "connected calls without wait_seconds are counted apart (live_answers_unjudged)",
+            "US FTC TSR: (dropped + connected after more than compliance.ftc_connect_seconds of waiting) / live "
+            "answers; a connected call without wait_seconds (live_answers_unjudged) counts as connected in time, "
+            "so this is a lower bound, shown with abandon_rate_ftc_upper",
+        ),
+        Rate(
+            "abandon_rate_ftc_upper",
+            "abandoned_ftc_upper",
+            "contacts",
+            "Abandon rate (FTC), upper bound",
+            "percent",
+            "(abandoned_ftc + live_answers_unjudged) / live answers: the FTC rate had every connected call "
+            "without wait_seconds been late",
         ),
         Rate("conversion_rate", "orders", "contacts", "Conversion", "percent", "orders / live answers"),
         Rate("cpo", "cost", "orders", "Cost per order", "currency", "total cost / orders"),
@@ -181,23 +191,35 @@ METRIC_NAMES: tuple[str, ...] = tuple(RATES) + COUNTERS + AGENT_COUNTERS
 #: Short names people type ("conversion", "aht") for the canonical metric names.
 METRIC_ALIASES: dict[str, str] = {"conversion": "conversion_rate", "aht": "aht_seconds"}
 
-#: The counters of counters_for(), as ClickHouse aggregates over raw ``call_attempts`` rows.
-#: Reports by agent team read raw attempts (buckets are not kept per team); a test holds
-#: these to the same totals as the minute buckets.
-RAW_COUNTER_SQL: dict[str, str] = {
-    "dials": "count()",
-    "contacts": "countIf(outcome IN ('connected', 'abandoned'))",
-    "connected": "countIf(outcome = 'connected')",
-    "abandoned": "countIf(outcome = 'abandoned')",
-    "orders": "countIf(outcome = 'connected' AND is_order = 1)",
-    "cost": "sum(cost)",
-    "talk_seconds": "sumIf(talk_seconds, outcome = 'connected')",
-    # At the law's 2 seconds; the minute buckets use compliance.ftc_connect_seconds as counted.
-    "abandoned_ftc": f"countIf(outcome = 'abandoned' OR "
-    f"(outcome = 'connected' AND wait_seconds > {FTC_CONNECT_SECONDS}))",
-    "live_answers_unjudged": "countIf(outcome = 'connected' AND wait_seconds IS NULL)",
-    "machines": "countIf(outcome = 'machine')",
+#: Figures a metric is never shown without: the FTC rate is a lower bound, so the calls it could
+#: not judge and its upper bound come beside it (in reports, after it).
+METRIC_COMPANIONS: dict[str, tuple[str, ...]] = {
+    "abandon_rate_ftc": ("live_answers_unjudged", "abandon_rate_ftc_upper"),
 }
+
+
+def raw_counter_sql(ftc_connect_seconds: float) -> dict[str, str]:
+    """The counters of counters_for(), as ClickHouse aggregates over raw ``call_attempts`` rows,
+    with the FTC's connect time in force (compliance.ftc_connect_seconds). Reports by agent team
+    read raw attempts (buckets are not kept per team); a test holds these to the same totals as
+    the minute buckets."""
+    if not (math.isfinite(ftc_connect_seconds) and ftc_connect_seconds >= 0):
+        raise ValueError(
+            f"ftc_connect_seconds must be a finite number of seconds, 0 or more, not {ftc_connect_seconds}"
+        )
+    return {
+        "dials": "count()",
+        "contacts": "countIf(outcome IN ('connected', 'abandoned'))",
+        "connected": "countIf(outcome = 'connected')",
+        "abandoned": "countIf(outcome = 'abandoned')",
+        "orders": "countIf(outcome = 'connected' AND is_order = 1)",
+        "cost": "sum(cost)",
+        "talk_seconds": "sumIf(talk_seconds, outcome = 'connected')",
+        "abandoned_ftc": "countIf(outcome = 'abandoned' OR "
+        f"(outcome = 'connected' AND wait_seconds > {float(ftc_connect_seconds)!r}))",
+        "live_answers_unjudged": "countIf(outcome = 'connected' AND wait_seconds IS NULL)",
+        "machines": "countIf(outcome = 'machine')",
+    }
 
 
 def metric_label(name: str) -> str:
@@ -211,6 +233,7 @@ def metric_label(name: str) -> str:
 BETTER: dict[str, str] = {
     "abandon_rate": "lower",
     "abandon_rate_ftc": "lower",
+    "abandon_rate_ftc_upper": "lower",
     "cpo": "lower",
     "contact_rate": "higher",
     "conversion_rate": "higher",
@@ -281,9 +304,10 @@ COMPLIANCE_DEFINITIONS: dict[str, ComplianceDefinition] = {
             "ftc",
             "US FTC",
             "(dropped + connected after more than compliance.ftc_connect_seconds "
-            "of waiting) / live answers whose wait is known (16 CFR "
-            "310.4(b)(4)(i)); connected calls without wait_seconds are "
-            "counted apart, never guessed",
+            "of waiting) / live answers (16 CFR 310.4(b)(4)(i)); a connected call "
+            "without wait_seconds counts as connected in time, so the rate is a "
+            "lower bound, shown with how many such calls there were and the rate "
+            "had they all been late",
         ),
         ComplianceDefinition(
             "ofcom",
@@ -303,12 +327,32 @@ class ComplianceFigure:
     definition: str
     abandoned: float  # calls counted abandoned (for Ofcom, with the AMD estimate: may be fractional)
     live_answers: float  # the denominator
-    unjudged: int = 0  # FTC: connected calls without wait_seconds, outside both counts
+    unjudged: int = 0  # FTC: connected calls without wait_seconds, counted as connected in time
     estimate: float = 0.0  # Ofcom: live calls estimated among the machine-classified ones
 
     @property
     def rate(self) -> float | None:
+        """The rate; for the FTC a lower bound when some calls came without a wait."""
         return ratio(self.abandoned, self.live_answers)
+
+    @property
+    def upper_rate(self) -> float | None:
+        """The rate had every unjudged call been abandoned (the FTC's upper bound; ``rate`` otherwise)."""
+        return ratio(self.abandoned + self.unjudged, self.live_answers)
+
+    @property
+    def unjudged_note(self) -> str:
+        """What the unjudged calls could add, shown beside the rate wherever it is shown."""
+        return unjudged_note(self.unjudged, self.upper_rate)
+
+
+def unjudged_note(unjudged: float, upper_rate: float | None) -> str:
+    """ "up to 4.0 % if the 30 calls without a wait were late": the FTC rate's upper bound and the
+    connected calls without wait_seconds behind it; "" when every call's wait was known."""
+    if not unjudged:
+        return ""
+    calls = f"{int(unjudged):,} calls without a wait were" if unjudged != 1 else "1 call without a wait was"
+    return f"up to {format_metric('abandon_rate_ftc_upper', upper_rate)} if the {calls} late"
 
 
 def compliance_figures(
@@ -326,7 +370,7 @@ def compliance_figures(
     estimate = amd_false_positive_rate * get("machines")
     return {
         "dialer": ComplianceFigure("dialer", abandoned, contacts),
-        "ftc": ComplianceFigure("ftc", get("abandoned_ftc"), contacts - unjudged, unjudged=int(unjudged)),
+        "ftc": ComplianceFigure("ftc", get("abandoned_ftc"), contacts, unjudged=int(unjudged)),
         "ofcom": ComplianceFigure("ofcom", abandoned + estimate, contacts + estimate, estimate=estimate),
     }
 

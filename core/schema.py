@@ -91,7 +91,8 @@ class CallAttempt(msgspec.Struct, frozen=True, tag="call_attempt", tag_field="ty
     ``wait_seconds`` is how long a live answer waited for an agent; for an abandoned
     call it is the time until the dialer dropped it. Absent (null) on a connected call, the
     wait is unknown: the US FTC's 2-second rule cannot judge the call, which is counted apart
-    (live_answers_unjudged), never taken as connected in time.
+    (live_answers_unjudged) and shown with the FTC rate, which counts it as connected in time
+    (a lower bound), and its upper bound, which counts it late.
     """
 
     schema_version: int

@@ -116,7 +116,7 @@ def create_app(ctx: DashboardContext, credentials: auth.Credentials | None = Non
             )
         except reports.ReportError as exc:
             return jsonify({"error": str(exc)}), 400
-        frame = reports.run_report(context().client, wanted, settings.zone)
+        frame = reports.run_report(context().client, wanted, settings.zone, settings.compliance.ftc_connect_seconds)
         return jsonify(frame.to_dict("records"))  # the app's strict JSON: a rate over no calls is null
 
     @app.server.get("/healthz")

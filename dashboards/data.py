@@ -20,7 +20,15 @@ from cachetools import TTLCache, cached
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
-from core.metrics import CALL_RATES, COMPLIANCE_WINDOWS, RATES, AbandonBudget, ratio, window_budgets
+from core.metrics import (
+    CALL_RATES,
+    COMPLIANCE_WINDOWS,
+    RATES,
+    WINDOW_DEFINITION,
+    AbandonBudget,
+    ratio,
+    window_budgets,
+)
 from core.slots import SlotRules
 from warehouse.queries import floor, live
 
@@ -225,6 +233,16 @@ def _campaigns(
         )
         for window in COMPLIANCE_WINDOWS
     ]
+    # The FTC's rate counts connected calls without a wait as in time (a lower bound): how many
+    # there were and the rate had they been late go beside it.
+    ftc_bounds = {
+        window.name: (
+            _counts(windows[f"{window.name}_live_answers_unjudged"]),
+            _floats(windows[f"{window.name}_abandon_rate_ftc_upper"]),
+        )
+        for window in COMPLIANCE_WINDOWS
+        if WINDOW_DEFINITION[window.name] == "ftc"
+    }
     # The UK and US windows' budgets: abandons still allowed, hours to the limit at the last hour's pace.
     budgets = [
         window_budgets(
@@ -242,6 +260,11 @@ def _campaigns(
                     "abandoned": abandoned[index],
                     "contacts": contacts[index],
                     "abandon_rate": rates[index],
+                    **(
+                        {"unjudged": ftc_bounds[window][0][index], "abandon_rate_upper": ftc_bounds[window][1][index]}
+                        if window in ftc_bounds
+                        else {}
+                    ),
                     **budget_fields(budgets[index].get(window)),
                 }
                 for window, label, abandoned, contacts, rates in window_values

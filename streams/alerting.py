@@ -492,10 +492,12 @@ class AlertEvaluator:
     def _figure_text(self, figure, amd_rate: float) -> str:
         counts = f"{figure.abandoned:,.0f} abandoned of {figure.live_answers:,.0f} live answers"
         if figure.definition == "ftc":
+            # The rate judged is the lower bound (calls without a wait counted in time): the text
+            # says how many there were and what they could add.
+            unjudged = f", {figure.unjudged_note}" if figure.unjudged else ""
             return (
                 f"{counts} under the FTC rule (dropped, or connected after more than "
-                f"{self.settings.compliance.ftc_connect_seconds:g} s); {figure.unjudged:,} connected call(s) "
-                "without a wait not judged"
+                f"{self.settings.compliance.ftc_connect_seconds:g} s){unjudged}"
             )
         if figure.definition == "ofcom":
             return (

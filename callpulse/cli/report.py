@@ -109,7 +109,7 @@ def _report_frame(settings: Settings, request):
     from warehouse.migrate import migrate as apply
 
     apply(client)
-    return reports.run_report(client, request, settings.zone)
+    return reports.run_report(client, request, settings.zone, settings.compliance.ftc_connect_seconds)
 
 
 def _report_from_dashboard(settings: Settings, request, locked: Exception):

@@ -54,6 +54,8 @@ TABLE_COLUMNS = [
     ("abandon_rate", "Day's rate (dialer)"),
     ("abandon_rate_ofcom", "Day's rate (Ofcom)"),
     ("rolling_30d_abandon_rate", "30-day rate (FTC)"),
+    ("rolling_30d_unjudged", "FTC: no wait (30 d)"),
+    ("rolling_30d_abandon_rate_upper", "FTC if those were late"),
     ("limit", "Limit"),
     ("over_limit", "Over the limit"),
 ]
@@ -239,7 +241,12 @@ def build(start, end, chosen):
         shown = {key: row.get(key) for key, _ in TABLE_COLUMNS}
         for key in ("abandon_rate", "abandon_rate_ofcom", "rolling_30d_abandon_rate", "limit"):
             shown[key] = format_metric("abandon_rate", row[key])
-        for key in ("dials", "contacts", "abandoned"):
+        # The FTC rate counts calls without a wait as connected in time; the bound only where there are some.
+        unjudged = row["rolling_30d_unjudged"]
+        shown["rolling_30d_abandon_rate_upper"] = (
+            format_metric("abandon_rate", row["rolling_30d_abandon_rate_upper"]) if unjudged else ""
+        )
+        for key in ("dials", "contacts", "abandoned", "rolling_30d_unjudged"):
             shown[key] = format_metric("dials", row[key])
         shown["over_limit"] = ", ".join(
             label
@@ -454,7 +461,7 @@ def _figure_lines(figure, amd_rate: float) -> list[str]:
         return [f"{figure.abandoned:,.0f} of {figure.live_answers:,.0f} live calls", "no AMD estimate set"]
     lines = [f"{figure.abandoned:,.0f} of {figure.live_answers:,.0f} live answers"]
     if figure.definition == "ftc":
-        lines.append(f"{figure.unjudged:,} not judged (no wait)")
+        lines.append(figure.unjudged_note or "every connected call's wait known")
     return lines
 
 

@@ -183,7 +183,9 @@ def build_report(rows, columns, metric, start, end, campaigns):
     except reports.ReportError as exc:
         return theme.empty_figure(str(exc)), [], [], [], theme.empty_figure(""), str(exc), no_update
     settings = context().settings
-    counters = reports.counters_frame(context().client, request, settings.zone)
+    counters = reports.counters_frame(
+        context().client, request, settings.zone, settings.compliance.ftc_connect_seconds
+    )
     search = "?" + urlencode(
         {
             "rows": rows,
@@ -371,7 +373,10 @@ def _trend(request: reports.ReportRequest, rows, columns, metric) -> go.Figure:
     time_dimension = "hour_start" if one_day else "day"
     series = next((d for d in (rows, columns) if d and d not in TIME_DIMENSIONS), None)
     trend_request = request.with_(by=tuple(d for d in (series, time_dimension) if d))
-    frame = reports.counters_frame(context().client, trend_request, context().settings.zone)
+    settings = context().settings
+    frame = reports.counters_frame(
+        context().client, trend_request, settings.zone, settings.compliance.ftc_connect_seconds
+    )
     figure = go.Figure()
     if series:
         leaders = frame.groupby(series)["dials"].sum().sort_values(ascending=False).index[:MAX_TREND_SERIES]
@@ -418,7 +423,10 @@ def export(_csv, _xlsx, rows, columns, metric, start, end, campaigns):
         request = _request(rows, columns, metric, start, end, campaigns)
     except reports.ReportError:
         return no_update
-    frame = _as_on_screen(reports.run_report(context().client, request, context().settings.zone))
+    settings = context().settings
+    frame = _as_on_screen(
+        reports.run_report(context().client, request, settings.zone, settings.compliance.ftc_connect_seconds)
+    )
     return download(
         "report",
         Export(

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, callback, dcc, html
 
 from core.alerts import format_seconds
-from core.metrics import compute_rates, format_metric
+from core.metrics import compute_rates, format_metric, unjudged_note
 from dashboards import theme
 from dashboards.data import abandon_level, context, shared_wallboard_model
 
@@ -118,10 +118,19 @@ def _compliance(window: dict, name: str, settings, campaign: str) -> html.Div:
                 **theme.data_attributes(testid=name),
             ),
             _budget(window, name),
+            *_unjudged(window, name),
         ],
         className=f"window window-{level}",
         title=f"{window['abandoned']} abandoned / {window['contacts']} live answers",
     )
+
+
+def _unjudged(window: dict, name: str) -> list[html.Span]:
+    """Under the FTC's rate (a lower bound), the connected calls without a wait and its upper bound."""
+    note = unjudged_note(window.get("unjudged") or 0, window.get("abandon_rate_upper"))
+    if not note:
+        return []
+    return [html.Span(note, className="stat-label window-unjudged", **theme.data_attributes(testid=f"{name}-unjudged"))]
 
 
 def _budget(window: dict, name: str) -> html.Span:

@@ -125,7 +125,8 @@ def compliance_windows(
     """Per campaign (``campaign`` alone, or each of ``campaigns``, if given), for each compliance
     window ending at ``now`` (and the last hour): its counters (COMPLIANCE_COUNTERS, as
     "<window>_<counter>") and its abandon rate under each definition ("<window>_abandon_rate_dialer",
-    "_ftc", "_ofcom", the Ofcom one with ``amd_rate_for(campaign)``, 0 without it), and
+    "_ftc" with "_ftc_upper" beside it, "_ofcom", the Ofcom one with ``amd_rate_for(campaign)``, 0
+    without it), and
     "<window>_abandon_rate" under the window's own (WINDOW_DEFINITION). A window of N minutes covers
     the minute buckets that start at or after now - N minutes, the current (filling) minute included."""
     parameters = {"now": naive_utc(now), "campaign": campaign or "", "campaigns": list(campaigns or ())}
@@ -185,9 +186,10 @@ def add_compliance_rates(frame: pd.DataFrame, amd_rate_for: Callable[[str], floa
         estimate = frame[f"{name}_machines"] * amd
         frame[f"{name}_amd_estimate"] = estimate
         frame[f"{name}_abandon_rate_dialer"] = ratio_series(abandoned, contacts)
-        frame[f"{name}_abandon_rate_ftc"] = ratio_series(
-            frame[f"{name}_abandoned_ftc"], contacts - frame[f"{name}_live_answers_unjudged"]
-        )
+        # The FTC's over every live answer (a lower bound), and had its unjudged calls been late.
+        abandoned_ftc, unjudged = frame[f"{name}_abandoned_ftc"], frame[f"{name}_live_answers_unjudged"]
+        frame[f"{name}_abandon_rate_ftc"] = ratio_series(abandoned_ftc, contacts)
+        frame[f"{name}_abandon_rate_ftc_upper"] = ratio_series(abandoned_ftc + unjudged, contacts)
         frame[f"{name}_abandon_rate_ofcom"] = ratio_series(abandoned + estimate, contacts + estimate)
         frame[f"{name}_abandon_rate"] = frame[f"{name}_abandon_rate_{WINDOW_DEFINITION.get(name, 'dialer')}"]
     return frame

@@ -13,7 +13,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from core.metrics import COUNTERS, RAW_COUNTER_SQL
+from core.metrics import COUNTERS, FTC_CONNECT_SECONDS, raw_counter_sql
 from warehouse.queries.sums import naive_utc
 
 # -- the pacing model's window ---------------------------------------------------------------
@@ -34,7 +34,8 @@ def pacing_window(client: Client, campaign: str, start: datetime, end: datetime,
     defines it, the mean ring of live answers (contact_ring) and of the rest (other_ring), the
     talk and ring quantiles at ``levels`` (talk_q, contact_ring_q, other_ring_q), and the
     distinct agents who took a call (agents)."""
-    counters = ", ".join(f"{RAW_COUNTER_SQL[name]} AS {name}" for name in COUNTERS)
+    raw_sql = raw_counter_sql(FTC_CONNECT_SECONDS)  # pacing reads no FTC figure: the law's seconds will do
+    counters = ", ".join(f"{raw_sql[name]} AS {name}" for name in COUNTERS)
     quantiles = ", ".join(repr(level) for level in levels)
     return next(
         client.query(

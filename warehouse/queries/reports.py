@@ -10,7 +10,7 @@ from datetime import datetime
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from core.metrics import AGENT_COUNTERS, COUNTERS, RAW_COUNTER_SQL, add_rate_columns
+from core.metrics import AGENT_COUNTERS, COUNTERS, FTC_CONNECT_SECONDS, add_rate_columns, raw_counter_sql
 from warehouse.queries.sums import SUMS, counter_frame, minute_window, naive_utc, summed, whole_hour_offsets
 
 # Dimensions a report may group by, mapped to their SQL. Hours and days are local to
@@ -33,7 +33,6 @@ DIMENSIONS = {
 
 # Buckets are kept per campaign, slot, segment and minute only; a report by team sums
 # the landed raw attempts instead (same totals, slower on big ranges).
-_RAW_SUMS = ", ".join(f"{RAW_COUNTER_SQL[name]} AS {name}" for name in COUNTERS)
 _NEEDS_RAW_ATTEMPTS = frozenset({"team", "agent"})
 # Agent seconds (agent_minutes) are kept per campaign, team, agent and minute: no slot or segment.
 AGENT_DIMENSIONS = frozenset(DIMENSIONS) - {"slot", "segment"}
@@ -53,10 +52,13 @@ def metrics_by(
     tz: str = "UTC",
     campaigns: Sequence[str] = (),
     agent_seconds: bool = False,
+    ftc_connect_seconds: float = FTC_CONNECT_SECONDS,
 ) -> pd.DataFrame:
     """Counters and rates grouped by ``dimensions`` over [start, end); hours and days in ``tz``.
     With ``agent_seconds``, the agent seconds (AGENT_COUNTERS) of the same groups beside them,
-    and the agent rates.
+    and the agent rates. ``ftc_connect_seconds`` (compliance.ftc_connect_seconds) is how a
+    dimension read from raw attempts (team, agent) counts abandoned_ftc; the minute buckets
+    were counted with it as the worker counted them.
 
     Dimension names come from the DIMENSIONS allow-list; every other input is a bound
     parameter, so nothing a user types is spliced into SQL.
@@ -65,7 +67,9 @@ def metrics_by(
     if unknown:
         raise ValueError(f"unknown dimension(s) {unknown}; choose from {sorted(DIMENSIONS)}")
     if agent_seconds:
-        calls = metrics_by(client, dimensions, start, end, tz, campaigns)[[*dimensions, *COUNTERS]]
+        calls = metrics_by(client, dimensions, start, end, tz, campaigns, ftc_connect_seconds=ftc_connect_seconds)[
+            [*dimensions, *COUNTERS]
+        ]
         return add_rate_columns(_with_agent_seconds(client, calls, dimensions, start, end, tz, campaigns))
     raw = bool(_NEEDS_RAW_ATTEMPTS.intersection(dimensions))
     select = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in dimensions)
@@ -73,8 +77,10 @@ def metrics_by(
     parameters = {"start": naive_utc(start), "end": naive_utc(end), "tz": tz, "campaigns": list(campaigns)}
     campaign_sql = "AND campaign IN {campaigns:Array(String)} " if campaigns else ""
     if raw:
+        raw_sql = raw_counter_sql(ftc_connect_seconds)
+        sums = ", ".join(f"{raw_sql[name]} AS {name}" for name in COUNTERS)
         sql = (
-            f"SELECT {select + ', ' if select else ''}{_RAW_SUMS} FROM call_attempts FINAL "
+            f"SELECT {select + ', ' if select else ''}{sums} FROM call_attempts FINAL "
             "WHERE minute >= {start:DateTime} AND minute < {end:DateTime} "
             + campaign_sql
             + (f"GROUP BY {group} ORDER BY {group}" if group else "")
