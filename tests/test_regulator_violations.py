@@ -21,8 +21,12 @@ from core.schema import CallAttempt, Lead, Outcome, encode_event
 from producers.publisher import EventPublisher
 from streams.kafka_admin import read_topic
 from warehouse.client import connect
-from warehouse.queries.compliance import (calling_hours_violations, calls_without_callee_timezone,
-                                          customers_abandoned_more_than_once, repeat_calls_after_abandon)
+from warehouse.queries.compliance import (
+    calling_hours_violations,
+    calls_without_callee_timezone,
+    customers_abandoned_more_than_once,
+    repeat_calls_after_abandon,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +43,8 @@ def call(event_id: str, campaign: str, placed: datetime, outcome=Outcome.CONNECT
     wait = wait if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else 0.0
     return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign,
                        event_time=placed.astimezone(timezone.utc) + timedelta(seconds=10 + (wait or 0) + talk),
-                       outcome=outcome, lead=Lead(segment="seniors", phone_hash=hash_phone(phone, KEY) if phone else None),
+                       outcome=outcome,
+                       lead=Lead(segment="seniors", phone_hash=hash_phone(phone, KEY) if phone else None),
                        ring_seconds=10.0, wait_seconds=wait, talk_seconds=talk, agent="agent-07",
                        team="tokyo-floor", callee_timezone=zone)
 
@@ -63,6 +68,10 @@ def test_calling_hours_and_repeat_calls_are_found_listed_alerted_and_exported(pi
         call("late-ny", "tokyo-renewals", nine_pm_new_york + timedelta(seconds=1), Outcome.MACHINE,
              zone="America/New_York"),
         call("evening-jp", "tokyo-renewals", DAY.replace(hour=22, minute=30), wait=3.0, zone=tokyo_zone),
+        # Connected, but the dialer sent no wait: the FTC rule cannot judge them (counted in time,
+        # a lower bound, and late for the upper bound).
+        call("no-wait-1", "tokyo-renewals", DAY.replace(hour=11), wait=None, zone=tokyo_zone),
+        call("no-wait-2", "tokyo-renewals", DAY.replace(hour=11, minute=20), wait=None, zone=tokyo_zone),
         call("osaka-early", "osaka-renewals", DAY.replace(hour=8, minute=30), Outcome.BUSY, zone=tokyo_zone),
         # Five hours after the abandon, from another campaign: Ofcom's 72 hours span campaigns.
         call("redial", "osaka-renewals", DAY.replace(hour=15), phone=RETURNING_CUSTOMER, zone=tokyo_zone),
@@ -177,11 +186,14 @@ def check_bundle(bundle) -> None:
         "calls_without_callee_timezone": calls["callee_timezone"].isna().astype(int),
     }).groupby(["campaign", "day"]).sum()
     rate = configuration["amd_false_positive_rate"]
+    recomputed["ofcom_estimated_live_machines"] = rate * recomputed["machine"]
     recomputed["ofcom_abandoned"] = recomputed["dialer_abandoned"] + rate * recomputed["machine"]
     recomputed["ofcom_live_calls"] = recomputed["live_answers"] + rate * recomputed["machine"]
     recomputed["dialer_abandon_rate"] = recomputed["dialer_abandoned"] / recomputed["live_answers"]
-    recomputed["ftc_abandon_rate"] = recomputed["ftc_abandoned"] / (recomputed["live_answers"]
-                                                                    - recomputed["ftc_unjudged"])
+    # The FTC's rate over every live answer, the unjudged counted in time; its upper bound counts them late.
+    recomputed["ftc_abandon_rate"] = recomputed["ftc_abandoned"] / recomputed["live_answers"]
+    recomputed["ftc_abandon_rate_upper"] = (recomputed["ftc_abandoned"] + recomputed["ftc_unjudged"]) \
+        / recomputed["live_answers"]
     recomputed["ofcom_abandon_rate"] = recomputed["ofcom_abandoned"] / recomputed["ofcom_live_calls"]
     for name, rows in (("calling_hours_violations", hours), ("repeat_calls_after_abandon", repeats)):
         per_day = pd.DataFrame({"campaign": rows["campaign"], "day": day_of(rows["dialed_at"])}).value_counts()
@@ -192,8 +204,11 @@ def check_bundle(bundle) -> None:
     for column in recomputed.columns:
         pd.testing.assert_series_equal(exported[column].astype(float), recomputed[column].astype(float),
                                        check_names=False, obj=column)
-    # What this campaign's calls come to: all six were dialled on the 20th, Tokyo time.
+    assert set(recomputed.columns) == set(exported.columns)  # every figure of the bundle, recomputed
+    # What this campaign's calls come to: all eight were dialled on the 20th, Tokyo time.
     figures = exported[["dials", "live_answers", "dialer_abandoned", "ftc_abandoned", "ftc_unjudged",
                         "calling_hours_violations", "calls_without_callee_timezone"]]
-    assert figures.loc[("tokyo-renewals", "2026-11-20")].tolist() == [6, 4, 1, 2, 0, 3, 1]
+    assert figures.loc[("tokyo-renewals", "2026-11-20")].tolist() == [8, 6, 1, 2, 2, 3, 1]
+    tokyo = exported.loc[("tokyo-renewals", "2026-11-20")]
+    assert (tokyo["ftc_abandon_rate"], tokyo["ftc_abandon_rate_upper"]) == (pytest.approx(2 / 6), pytest.approx(4 / 6))
     assert configuration["calling_hours"]["profile"] == "ftc"

@@ -23,8 +23,9 @@ RECOMPUTE = """How to recompute every figure in daily_counts.csv from calls.csv 
   live_answers           outcome connected or abandoned
   dialer_abandoned       outcome abandoned: the dialer dropped the call
   ftc_abandoned          dialer_abandoned, or connected with wait_seconds > ftc_connect_seconds
-  ftc_unjudged           connected with no wait_seconds: left out of the FTC rate's numerator and denominator
-  ftc_abandon_rate       ftc_abandoned / (live_answers - ftc_unjudged)
+  ftc_unjudged           connected with no wait_seconds: the FTC rule cannot judge them
+  ftc_abandon_rate       ftc_abandoned / live_answers: the unjudged calls counted as connected in time (a lower bound)
+  ftc_abandon_rate_upper (ftc_abandoned + ftc_unjudged) / live_answers: had every unjudged call been late
   machine                outcome machine (classified so by answering-machine detection)
   ofcom_estimated_live_machines  machine x amd_false_positive_rate
   ofcom_abandoned        dialer_abandoned + ofcom_estimated_live_machines
@@ -119,8 +120,7 @@ def write_evidence(
     repeats = repeat_calls_after_abandon(client, start, end, [campaign])
     abandoned_twice = customers_abandoned_more_than_once(client, start, end, [campaign])
     progress()
-    definitions = definitions_for(settings, campaign)
-    daily = daily_counts(calls, zone, definitions, hours, repeats)
+    daily = daily_counts(calls, zone, settings.compliance, hours, repeats)
     configuration = {
         "format": BUNDLE_FORMAT,
         "campaign": campaign,
@@ -128,8 +128,8 @@ def write_evidence(
         "to": last_day.isoformat(),
         "timezone": str(zone),
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "ftc_connect_seconds": definitions.ftc_connect_seconds,
-        "amd_false_positive_rate": definitions.amd_false_positive_rate,
+        "ftc_connect_seconds": settings.compliance.ftc_connect_seconds,
+        "amd_false_positive_rate": settings.compliance.amd_for(campaign)[0],
         "abandon_limit": settings.alert_rules_for(campaign).compliance_limit,
         "calling_hours": _calling_hours_of(settings, campaign),
         "repeat_after_abandon_hours": REPEAT_AFTER_ABANDON_HOURS,
@@ -163,18 +163,6 @@ def write_evidence(
         "calling_hours_violations": len(hours),
         "repeat_calls_after_abandon": len(repeats),
     }
-
-
-def definitions_for(settings: Settings, campaign: str):
-    """The settings each definition takes for ``campaign``."""
-    from analytics.evidence import Definitions
-
-    compliance = getattr(settings, "compliance", None)  # [compliance]: the FTC and Ofcom settings
-    if compliance is None:
-        return Definitions()
-    return Definitions(
-        ftc_connect_seconds=compliance.ftc_connect_seconds, amd_false_positive_rate=compliance.amd_for(campaign)[0]
-    )
 
 
 def _calling_hours_of(settings: Settings, campaign: str) -> dict:
