@@ -66,6 +66,7 @@ def test_a_row_becomes_an_attempt_in_utc_with_a_hashed_phone(mapper):
     assert attempt.event_time.isoformat() == "2026-11-16T00:00:00+00:00"  # 09:00 in Tokyo
     assert (attempt.talk_seconds, attempt.agent, attempt.team, attempt.lead.segment) == (120.0, "agent01", "TOKYO",
                                                                                         "list-1001")
+    assert attempt.wait_seconds is None  # vicidial_log has no queue wait for an outbound call: unknown, not 0
     assert len(attempt.lead.phone_hash) == 64 and "09012345678" not in repr(attempt)
     dropped = mapper.attempt(row(status="DROP", length_in_sec="3", user="VDAD"))
     assert (dropped.wait_seconds, dropped.talk_seconds, dropped.agent) == (3.0, 0.0, None)
