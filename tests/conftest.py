@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings, load_settings
 from callpulse.embedded import EmbeddedBroker, free_port
+from core.config import Settings, load_settings
 from streams.kafka_admin import ensure_topics
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ class Pipeline:
     data_dir: Path
     workers: list = field(default_factory=list)
 
-    def worker(self, *extra: str, health_port: int | None = None) -> "WorkerProcess":
+    def worker(self, *extra: str, health_port: int | None = None) -> WorkerProcess:
         worker = WorkerProcess(self, extra, health_port)
         self.workers.append(worker)
         return worker
@@ -58,9 +58,21 @@ class WorkerProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}
         env["CALLPULSE_HMAC_KEY"] = "test-key"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "worker",
-             "--health-port", str(self.health_port), *extra],
-            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "callpulse",
+                "--config",
+                str(pipeline.config_file),
+                "worker",
+                "--health-port",
+                str(self.health_port),
+                *extra,
+            ],
+            stdout=open(self.log_path, "wb"),
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=env,
         )
 
     def health(self) -> dict | None:
@@ -103,7 +115,7 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"worker ignored {sig!r} for {timeout_s} s:\n{self.log()}")
+                raise AssertionError(f"worker ignored {sig!r} for {timeout_s} s:\n{self.log()}") from None
         return self.proc.returncode
 
     def log(self) -> str:
@@ -117,7 +129,7 @@ def new_pipeline(broker, directory: Path) -> Pipeline:
     config_file.write_text(
         f"""
 [pipeline]
-data_dir = "{directory / 'var'}"
+data_dir = "{directory / "var"}"
 
 [topics]
 call_events = "test-{suffix}.call-events"
