@@ -30,22 +30,29 @@ import pytest
 from conftest import Pipeline
 from test_wallboard_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser, wait_for_dashboard
 
-from core.config import load_settings
 from callpulse.embedded import free_port
+from core.config import load_settings
 from core.slots import SlotRules
-from streams.kafka_admin import ensure_topics
 from dashboards.auth import LoginLimiter, hash_password
 from producers.publisher import EventPublisher
 from producers.simulator import DialerSimulator
+from streams.kafka_admin import ensure_topics
 
 pytestmark = pytest.mark.integration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)  # 09:00 in Tokyo
 DAY = "2026-11-20"
-PAGES = {"/": "Wallboard", "/alerts": "Alerts", "/reports": "Reports", "/compliance": "Compliance",
-         "/best-time": "Best time to call", "/model": "Response model", "/pacing": "Pacing advisor",
-         "/definitions": "Definitions"}
+PAGES = {
+    "/": "Wallboard",
+    "/alerts": "Alerts",
+    "/reports": "Reports",
+    "/compliance": "Compliance",
+    "/best-time": "Best time to call",
+    "/model": "Response model",
+    "/pacing": "Pacing advisor",
+    "/definitions": "Definitions",
+}
 SUPERVISOR_PAGES = ["/", "/alerts", "/pacing", "/definitions"]
 ALLOWED = {"supervisor": set(SUPERVISOR_PAGES), "manager": set(PAGES), "admin": set(PAGES)}
 DASHBOARD_ENV = ("CALLPULSE_DASHBOARD_USERS", "CALLPULSE_DASHBOARD_TOKENS")
@@ -54,8 +61,12 @@ CASEY_PASSWORD = "casey-" + uuid.uuid4().hex[:12]
 # The served dashboard's login limits: short, so that a test can wait its lockout out.
 USER_ALLOWANCE, CLIENT_ALLOWANCE, LOCKOUT_SECONDS = 5, 40, 3
 # What only a manager's page layout holds: the ids of its charts.
-MANAGER_LAYOUT_MARKERS = {"/reports": "report-heatmap", "/compliance": "compliance-chart",
-                          "/best-time": "best-time-heatmap", "/model": "model-calibration"}
+MANAGER_LAYOUT_MARKERS = {
+    "/reports": "report-heatmap",
+    "/compliance": "compliance-chart",
+    "/best-time": "best-time-heatmap",
+    "/model": "model-calibration",
+}
 
 
 @dataclass
@@ -69,9 +80,9 @@ class Served:
 
 def get(url: str, headers: dict | None = None, data: bytes | None = None) -> tuple[int, Message, str]:
     """Status, headers (any case) and body, whatever the status."""
-    request = urllib.request.Request(url, headers={**(headers or {}),
-                                                   **({"Content-Type": "application/json"} if data else {})},
-                                     data=data)
+    request = urllib.request.Request(
+        url, headers={**(headers or {}), **({"Content-Type": "application/json"} if data else {})}, data=data
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.headers, response.read().decode()
@@ -87,10 +98,17 @@ def basic(user: str, password: str) -> dict:
 
 def cli(*args: str, env: dict | None = None, stdin: str | None = None, config: Path | None = None):
     # A session of its own and no terminal on stdin: prompts read what a piped script would give them.
-    return subprocess.run([sys.executable, "-m", "callpulse", *(["--config", str(config)] if config else []), *args],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, input=stdin,
-                          stdin=subprocess.DEVNULL if stdin is None else None, start_new_session=True,
-                          env={"PATH": "/usr/bin:/bin", "CALLPULSE_HMAC_KEY": "test-key", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "callpulse", *(["--config", str(config)] if config else []), *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        start_new_session=True,
+        env={"PATH": "/usr/bin:/bin", "CALLPULSE_HMAC_KEY": "test-key", **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +123,10 @@ def served(broker, tmp_path_factory, dashboard_accounts):
     suffix = uuid.uuid4().hex[:8]
     config_file = tmp / "callpulse.toml"
     casey = f'[dashboard.users.casey]\nrole = "supervisor"\npassword_hash = "{hash_password(CASEY_PASSWORD)}"\n'
-    config_file.write_text(f"""
+    config_file.write_text(
+        f"""
 [pipeline]
-data_dir = "{tmp / 'var'}"
+data_dir = "{tmp / "var"}"
 
 [topics]
 call_events = "auth-{suffix}.call-events"
@@ -125,11 +144,20 @@ failed_logins_per_user_per_minute = {USER_ALLOWANCE}
 failed_logins_per_client_per_minute = {CLIENT_ALLOWANCE}
 login_lockout_seconds = {LOCKOUT_SECONDS}
 
-""" + "\n".join(config_lines) + "\n\n" + hashed.stdout + "\n" + casey)
+"""
+        + "\n".join(config_lines)
+        + "\n\n"
+        + hashed.stdout
+        + "\n"
+        + casey
+    )
     settings = load_settings(config_file)
     ensure_topics(settings)
-    events = list(DialerSimulator(SlotRules(settings.slots, settings.zone), b"test-key", seed=5,
-                                  start=START).events(sim_seconds=20 * 60))
+    events = list(
+        DialerSimulator(SlotRules(settings.slots, settings.zone), b"test-key", seed=5, start=START).events(
+            sim_seconds=20 * 60
+        )
+    )
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=100)
     publisher.publish_all(events)
     publisher.close()
@@ -157,12 +185,15 @@ def test_without_a_login_only_healthz_answers(served):
 
 def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(served):
     password = served.accounts.passwords["supervisor"]
-    answers = [get(served.url + "/", headers) for headers in (
-        basic("supervisor", "not-" + password),   # right user, wrong password
-        basic("nobody", password),                # wrong user, a password that works for someone
-        basic("", ""),
-        {},
-    )]
+    answers = [
+        get(served.url + "/", headers)
+        for headers in (
+            basic("supervisor", "not-" + password),  # right user, wrong password
+            basic("nobody", password),  # wrong user, a password that works for someone
+            basic("", ""),
+            {},
+        )
+    ]
     assert {status for status, _, _ in answers} == {401}
     assert len({body for _, _, body in answers}) == 1, "the message must not say which part was wrong"
     assert "user name" in answers[0][2] and "password" in answers[0][2]
@@ -181,8 +212,10 @@ def test_each_role_opens_its_pages_and_gets_403_for_the_others(served, role):
             assert status == 200, (role, path, body)
         else:
             assert status == 403, (role, path)
-            assert body == (f"403 Forbidden: {role} has the {role} role, which may not open the {name} page. "
-                            "Ask an admin for the manager role.\n")
+            assert body == (
+                f"403 Forbidden: {role} has the {role} role, which may not open the {name} page. "
+                "Ask an admin for the manager role.\n"
+            )
     # The nav lists what the role may open, no more.
     status, _, layout = get(served.url + "/_dash-layout", login)
     assert status == 200
@@ -205,15 +238,22 @@ def test_api_report_is_for_managers_and_admins(served):
 def _callback_request(dependencies: list[dict], output_part: str, values: dict) -> bytes:
     """The body a browser posts to run the callback whose outputs include ``output_part``."""
     spec = next(d for d in dependencies if output_part in d["output"])
-    outputs = [dict(zip(("id", "property"), key.rsplit(".", 1)))
-               for key in spec["output"].strip(".").split("...")]
+    outputs = [dict(zip(("id", "property"), key.rsplit(".", 1))) for key in spec["output"].strip(".").split("...")]
 
     def filled(items):
-        return [{"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")}
-                for i in items]
+        return [
+            {"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")} for i in items
+        ]
 
-    return json.dumps({"output": spec["output"], "outputs": outputs, "inputs": filled(spec["inputs"]),
-                       "state": filled(spec["state"]), "changedPropIds": []}).encode()
+    return json.dumps(
+        {
+            "output": spec["output"],
+            "outputs": outputs,
+            "inputs": filled(spec["inputs"]),
+            "state": filled(spec["state"]),
+            "changedPropIds": [],
+        }
+    ).encode()
 
 
 def test_a_supervisor_cannot_run_the_reports_callbacks_by_posting_to_dash(served):
@@ -222,27 +262,50 @@ def test_a_supervisor_cannot_run_the_reports_callbacks_by_posting_to_dash(served
     status, _, listed = get(served.url + "/_dash-dependencies", supervisor)
     assert status == 200
     dependencies = json.loads(listed)
-    report = _callback_request(dependencies, "report-heatmap.figure", {
-        "report-rows.value": "segment", "report-columns.value": "slot", "report-metric.value": "contact_rate",
-        "report-dates.start_date": DAY, "report-dates.end_date": DAY, "report-campaigns.value": []})
+    report = _callback_request(
+        dependencies,
+        "report-heatmap.figure",
+        {
+            "report-rows.value": "segment",
+            "report-columns.value": "slot",
+            "report-metric.value": "contact_rate",
+            "report-dates.start_date": DAY,
+            "report-dates.end_date": DAY,
+            "report-campaigns.value": [],
+        },
+    )
     endpoint = served.url + "/_dash-update-component"
 
     status, _, body = get(endpoint, supervisor, data=report)
     assert status == 403
-    assert body == ("403 Forbidden: supervisor has the supervisor role, which may not open the Reports page's "
-                    "data. Ask an admin for the manager role.\n")
+    assert body == (
+        "403 Forbidden: supervisor has the supervisor role, which may not open the Reports page's "
+        "data. Ask an admin for the manager role.\n"
+    )
     status, _, body = get(endpoint, manager, data=report)
     assert status == 200 and f"{served.dials:,} dials" in body  # the same request carries data for a manager
 
-    export = _callback_request(dependencies, "report-download.data", {
-        "report-csv.n_clicks": 1, "report-rows.value": "segment", "report-columns.value": "slot",
-        "report-metric.value": "contact_rate", "report-dates.start_date": DAY, "report-dates.end_date": DAY})
+    export = _callback_request(
+        dependencies,
+        "report-download.data",
+        {
+            "report-csv.n_clicks": 1,
+            "report-rows.value": "segment",
+            "report-columns.value": "slot",
+            "report-metric.value": "contact_rate",
+            "report-dates.start_date": DAY,
+            "report-dates.end_date": DAY,
+        },
+    )
     assert get(endpoint, supervisor, data=export)[0] == 403
 
     # Changing page without a reload asks Dash's router for the page: checked by the path asked for.
     def route(pathname: str) -> bytes:
-        return _callback_request(dependencies, "_pages_content.children",
-                                 {"_pages_location.pathname": pathname, "_pages_location.search": ""})
+        return _callback_request(
+            dependencies,
+            "_pages_content.children",
+            {"_pages_location.pathname": pathname, "_pages_location.search": ""},
+        )
 
     assert get(endpoint, supervisor, data=route("/reports"))[0] == 403
     assert get(endpoint, supervisor, data=route("/pacing"))[0] == 200
@@ -274,8 +337,10 @@ def test_no_route_gives_a_supervisor_a_manager_page_layout(served):
         forgeries = {
             "hash where the pathname goes": location(hash=path, pathname="/"),
             "the pathname second": location(search="", pathname=path),
-            "another component's pathname": [{"id": "report-url", "property": "pathname", "value": path},
-                                             *location(search="")],
+            "another component's pathname": [
+                {"id": "report-url", "property": "pathname", "value": path},
+                *location(search=""),
+            ],
             "a pathname too many": location(pathname=path, search="", hash=""),
             "the path asked for": location(pathname=path, search=""),
             "with a trailing slash": location(pathname=path + "/", search=""),
@@ -285,8 +350,9 @@ def test_no_route_gives_a_supervisor_a_manager_page_layout(served):
             status, _, body = get(endpoint, supervisor, data=_router_request(dependencies, inputs))
             assert status in (400, 403), (path, name, status)
             assert marker not in body and "figure" not in body, (path, name)
-    status, _, body = get(endpoint, supervisor, data=_router_request(dependencies, location(pathname="/pacing",
-                                                                                           search="")))
+    status, _, body = get(
+        endpoint, supervisor, data=_router_request(dependencies, location(pathname="/pacing", search=""))
+    )
     assert status == 200 and "pacing-chart" in body  # the supervisor's own pages still route
 
 
@@ -295,16 +361,18 @@ def test_a_page_layout_built_for_a_role_below_its_page_is_a_refusal(tmp_path):
     upgrade's, a later page's) still hands a supervisor no manager layout."""
     import dash
     from flask import g
+    from warehouse_helpers import migrated_warehouse
 
     from core.config import DashboardUser
     from dashboards.app import create_app
     from dashboards.auth import PAGE_ROLES, Credentials, Principal
     from dashboards.data import DashboardContext
-    from warehouse_helpers import migrated_warehouse
 
     with migrated_warehouse(tmp_path / "warehouse") as client:
-        app = create_app(DashboardContext(load_settings(), client),
-                         Credentials({"sam": DashboardUser("supervisor", hash_password("pw"))}, {}))
+        app = create_app(
+            DashboardContext(load_settings(), client),
+            Credentials({"sam": DashboardUser("supervisor", hash_password("pw"))}, {}),
+        )
         pages = {page["path"]: page for page in dash.page_registry.values()}
         for who in (Principal("sam", "supervisor", "password"), Principal("mo", "manager", "password"), None):
             for path, role in PAGE_ROLES.items():
@@ -321,8 +389,13 @@ def test_a_page_layout_built_for_a_role_below_its_page_is_a_refusal(tmp_path):
 def test_every_response_carries_the_security_headers(served):
     supervisor = served.accounts.basic("supervisor")
     dependencies = json.loads(get(served.url + "/_dash-dependencies", supervisor)[2])
-    pacing = _router_request(dependencies, [{"id": "_pages_location", "property": "pathname", "value": "/pacing"},
-                                            {"id": "_pages_location", "property": "search", "value": ""}])
+    pacing = _router_request(
+        dependencies,
+        [
+            {"id": "_pages_location", "property": "pathname", "value": "/pacing"},
+            {"id": "_pages_location", "property": "search", "value": ""},
+        ],
+    )
     answers = {
         "a page": get(served.url + "/", supervisor),
         "an API": get(served.url + "/api/wallboard", supervisor),
@@ -391,8 +464,10 @@ def test_wrong_passwords_lock_the_user_out_even_with_the_right_one_until_the_loc
     assert status == 429, body
     retry_after = int(headers["Retry-After"])
     assert 1 <= retry_after <= LOCKOUT_SECONDS
-    assert body == f"429 Too Many Requests: too many wrong logins from this address or for this user. " \
-                   f"Try again in {retry_after} s.\n"
+    assert (
+        body == f"429 Too Many Requests: too many wrong logins from this address or for this user. "
+        f"Try again in {retry_after} s.\n"
+    )
     assert get(url, right)[0] == 429  # the right password too: guessing it now confirms nothing
     assert get(url, served.accounts.basic("supervisor"))[0] == 200  # the same address, another user
     ghost = basic(f"ghost-{uuid.uuid4().hex[:8]}", "guess")
@@ -461,7 +536,7 @@ def test_the_login_limiter_counts_per_user_across_addresses_and_per_address_acro
 def test_the_login_limiter_remembers_a_bounded_number_of_names():
     from dashboards.auth import TRACKED_LOGIN_KEYS
 
-    limiter = LoginLimiter(per_user=3, per_client=10 ** 9, lockout_seconds=30, clock=_Clock())
+    limiter = LoginLimiter(per_user=3, per_client=10**9, lockout_seconds=30, clock=_Clock())
     for n in range(2 * TRACKED_LOGIN_KEYS):
         limiter.attempt("192.0.2.1", f"name-{n}-" + "x" * 1000)
     assert len(limiter) <= TRACKED_LOGIN_KEYS
@@ -474,14 +549,15 @@ def test_tokens_and_users_made_by_the_cli_log_in_and_the_config_holds_only_hashe
     assert get(served.url + "/reports", tv)[0] == 403
     assert get(served.url + "/reports", basic("dana", DANA_PASSWORD))[0] == 200
     assert get(served.url + "/reports", basic("dana", DANA_PASSWORD + "x"))[0] == 401
-    assert get(served.url + f"/api/report?by=campaign&from={DAY}&to={DAY}",
-               served.accounts.bearer("manager"))[0] == 200
+    assert get(served.url + f"/api/report?by=campaign&from={DAY}&to={DAY}", served.accounts.bearer("manager"))[0] == 200
     config = served.config_file.read_text()
     assert served.wall_tv_token not in config and DANA_PASSWORD not in config
     assert re.search(r'password_hash = "scrypt:[^"]+\$[^"]+\$[0-9a-f]+"', config)
     assert re.search(r'token_sha256 = "[0-9a-f]{64}"', config)
-    assert not any(password in "\n".join(os.environ.get(name, "") for name in DASHBOARD_ENV)
-                   for password in served.accounts.passwords.values())
+    assert not any(
+        password in "\n".join(os.environ.get(name, "") for name in DASHBOARD_ENV)
+        for password in served.accounts.passwords.values()
+    )
 
 
 def test_callpulse_report_asks_the_running_dashboard_with_a_login(served):
@@ -491,8 +567,7 @@ def test_callpulse_report_asks_the_running_dashboard_with_a_login(served):
     assert "answers reports only with a login: set CALLPULSE_API_TOKEN" in " ".join(anonymous.stderr.split())
     as_supervisor = cli(*args, config=served.config_file, env=served.accounts.cli_env("supervisor"))
     assert as_supervisor.returncode == 1 and "(403)" in as_supervisor.stderr
-    with_token = cli(*args, config=served.config_file,
-                     env={"CALLPULSE_API_TOKEN": served.accounts.tokens["manager"]})
+    with_token = cli(*args, config=served.config_file, env={"CALLPULSE_API_TOKEN": served.accounts.tokens["manager"]})
     assert with_token.returncode == 0, with_token.stderr
     assert sum(row["dials"] for row in json.loads(with_token.stdout)) == served.dials
 
@@ -502,14 +577,15 @@ def test_a_plaintext_password_in_the_config_or_the_environment_is_refused_unecho
     config.write_text('[dashboard.users.dana]\nrole = "manager"\npassword_hash = "hunter22"\n')
     refused = cli("users", "new-token", "x", "--role", "admin", config=config)
     assert refused.returncode == 1
-    assert "[dashboard.users.dana]: password_hash must be a hash from `callpulse users hash-password`" \
-        in refused.stderr
+    assert "[dashboard.users.dana]: password_hash must be a hash from `callpulse users hash-password`" in refused.stderr
     assert "hunter22" not in refused.stderr
     config.write_text('[dashboard.users.dana]\nrole = "manager"\npassword = "hunter22"\n')
     assert cli("users", "new-token", "x", "--role", "admin", config=config).returncode == 1
     # Environment logins are read where the dashboard starts, which then refuses to.
-    for entry, reason in (("dana:hunter22", "entry 1 is not name:role:hash"),
-                          ("dana:manager:hunter22", "entry dana: password_hash must be a hash")):
+    for entry, reason in (
+        ("dana:hunter22", "entry 1 is not name:role:hash"),
+        ("dana:manager:hunter22", "entry dana: password_hash must be a hash"),
+    ):
         started = cli("--data-dir", str(tmp_path / "var"), "dashboard", env={"CALLPULSE_DASHBOARD_USERS": entry})
         assert started.returncode == 1
         assert reason in " ".join(started.stderr.split()), started.stderr
@@ -517,11 +593,16 @@ def test_a_plaintext_password_in_the_config_or_the_environment_is_refused_unecho
 
 
 def _start_dashboard(config: Path, data_dir: Path, log_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items()
-           if k not in (*DASHBOARD_ENV, "KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}
-    return subprocess.Popen([sys.executable, "-m", "callpulse", "--config", str(config), "--data-dir", str(data_dir),
-                             "dashboard"], stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                            env=env)
+    env = {
+        k: v for k, v in os.environ.items() if k not in (*DASHBOARD_ENV, "KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "callpulse", "--config", str(config), "--data-dir", str(data_dir), "dashboard"],
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -604,10 +685,16 @@ def test_a_supervisor_sees_only_the_pages_of_the_role_in_the_browser(served):
 
 
 # What shows that a page has rendered in the browser: its charts drawn, its tables filled.
-RENDERED = {"/": ".tile[data-campaign] .sparkline .main-svg", "/alerts": "#alert-history",
-            "/reports": "#report-heatmap .main-svg", "/compliance": "#compliance-chart .main-svg",
-            "/best-time": "#best-time-heatmap .main-svg", "/model": "#model-calibration .main-svg",
-            "/pacing": "#pacing-chart .main-svg", "/definitions": "[data-testid=metric-definitions]"}
+RENDERED = {
+    "/": ".tile[data-campaign] .sparkline .main-svg",
+    "/alerts": "#alert-history",
+    "/reports": "#report-heatmap .main-svg",
+    "/compliance": "#compliance-chart .main-svg",
+    "/best-time": "#best-time-heatmap .main-svg",
+    "/model": "#model-calibration .main-svg",
+    "/pacing": "#pacing-chart .main-svg",
+    "/definitions": "[data-testid=metric-definitions]",
+}
 WATCH_POLICY = """window.__violations = [];
 document.addEventListener('securitypolicyviolation',
     e => window.__violations.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sample || '')));"""
@@ -631,8 +718,13 @@ def test_every_page_renders_under_the_content_security_policy_in_the_browser(ser
             for path, rendered in RENDERED.items():
                 page = context.new_page()
                 problems: list[str] = []
-                page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-                page.on("pageerror", lambda error: problems.append(str(error)))
+                page.on(
+                    "console",
+                    lambda message, problems=problems: (
+                        problems.append(message.text) if message.type == "error" else None
+                    ),
+                )
+                page.on("pageerror", lambda error, problems=problems: problems.append(str(error)))
                 response = page.goto(served.url + path)
                 assert "script-src 'self' 'sha256-" in response.headers["content-security-policy"]
                 expect(page.locator(rendered).first).to_be_visible()
