@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, Phase, given, seed
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from core import schema
 from core.config import load_settings
 from core.privacy import REDACTED, redact_phone_numbers
 from core.schema import Outcome
-from streams.kafka_admin import read_records, read_topic
 from producers.publisher import EventPublisher
+from streams.kafka_admin import read_records, read_topic
 from warehouse.client import connect
 
 pytestmark = pytest.mark.integration
@@ -61,17 +63,20 @@ def reason(specific: str, *also: str) -> frozenset[str]:
     return frozenset({specific, *also}) if specific in REASONS or not REASONS else frozenset({"schema_violation"})
 
 
-ANY_SCHEMA_REASON = frozenset(REASONS - {NOT_JSON, "too_large", "late_event", "future_event_time"}
-                              or {"schema_violation", "unsupported_schema_version"})
+ANY_SCHEMA_REASON = frozenset(
+    REASONS - {NOT_JSON, "too_large", "late_event", "future_event_time"}
+    or {"schema_violation", "unsupported_schema_version"}
+)
 ANY_REASON = frozenset(REASONS or {NOT_JSON, "schema_violation", "unsupported_schema_version"})
 
 
 # -- what one record is ----------------------------------------------------------------
 
+
 @dataclass
 class Bad:
     index: int | None  # position in a batch record, None for a whole record
-    raw: bytes         # what the dead letter's original must decode to
+    raw: bytes  # what the dead letter's original must decode to
     reasons: frozenset[str]
     prefix_only: bool = False  # a too-large record may be kept truncated
 
@@ -87,6 +92,7 @@ class Sent:
 
 # -- strategies ------------------------------------------------------------------------
 
+
 def iso(moment: datetime, offset_hours: int) -> str:
     text = moment.astimezone(timezone(timedelta(hours=offset_hours))).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
@@ -94,16 +100,25 @@ def iso(moment: datetime, offset_hours: int) -> str:
 
 names = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=24)
 seconds = st.floats(0, 5_000, allow_nan=False)
-event_times = st.builds(lambda ms, tz: iso(START + timedelta(milliseconds=ms), tz),
-                        st.integers(0, SPREAD_MS), st.sampled_from([0, 0, 9, -5, 5]))
+event_times = st.builds(
+    lambda ms, tz: iso(START + timedelta(milliseconds=ms), tz),
+    st.integers(0, SPREAD_MS),
+    st.sampled_from([0, 0, 9, -5, 5]),
+)
 
 
 @st.composite
 def call_attempts(draw) -> dict:
     outcome = draw(st.sampled_from(OUTCOMES))
-    event = {"type": "call_attempt", "schema_version": 1, "event_id": None,
-             "campaign": draw(st.sampled_from(CAMPAIGNS)), "event_time": draw(event_times), "outcome": outcome,
-             "lead": {"segment": draw(st.sampled_from(SEGMENTS))}}
+    event = {
+        "type": "call_attempt",
+        "schema_version": 1,
+        "event_id": None,
+        "campaign": draw(st.sampled_from(CAMPAIGNS)),
+        "event_time": draw(event_times),
+        "outcome": outcome,
+        "lead": {"segment": draw(st.sampled_from(SEGMENTS))},
+    }
     lead = event["lead"]
     if draw(st.booleans()):
         lead["response_score"] = draw(st.floats(0, 1))
@@ -127,33 +142,68 @@ def call_attempts(draw) -> dict:
 
 @st.composite
 def agent_states(draw) -> dict:
-    return {"type": "agent_state", "schema_version": 1, "event_id": None,
-            "campaign": draw(st.sampled_from(CAMPAIGNS)), "event_time": draw(event_times), "agent": draw(names),
-            "state": draw(st.sampled_from(["available", "on_call", "wrap_up", "paused", "logged_out"]))}
+    return {
+        "type": "agent_state",
+        "schema_version": 1,
+        "event_id": None,
+        "campaign": draw(st.sampled_from(CAMPAIGNS)),
+        "event_time": draw(event_times),
+        "agent": draw(names),
+        "state": draw(st.sampled_from(["available", "on_call", "wrap_up", "paused", "logged_out"])),
+    }
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
 # Wrong in type only: never an int where a float belongs (msgspec rightly takes that).
 ILL_TYPED = {
-    "event_id": [7, True, None, ["x"]], "campaign": [42, {"name": "x"}, False],
-    "event_time": [1_794_787_200, True, ["2026-11-23T01:00:00Z"]], "schema_version": ["1", 1.5, True, None],
-    "ring_seconds": ["10", True, [1.0], {"s": 1}], "talk_seconds": ["60", False], "order": [1, "true", None],
-    "lead": ["seniors", 3, [], None], "agent": [5, ["a"]], "outcome": [3, None, ["connected"]],
+    "event_id": [7, True, None, ["x"]],
+    "campaign": [42, {"name": "x"}, False],
+    "event_time": [1_794_787_200, True, ["2026-11-23T01:00:00Z"]],
+    "schema_version": ["1", 1.5, True, None],
+    "ring_seconds": ["10", True, [1.0], {"s": 1}],
+    "talk_seconds": ["60", False],
+    "order": [1, "true", None],
+    "lead": ["seniors", 3, [], None],
+    "agent": [5, ["a"]],
+    "outcome": [3, None, ["connected"]],
 }
 # The right type, outside its range or format.
 RAW_NUMBER = b"09012345678"  # a producer that sends the number where its HMAC belongs
 INVALID = {
-    "campaign": ["", "c" * 129], "event_id": [""], "event_time": ["2026-11-23T01:00:00", "yesterday", "2026-13-45T00:00:00Z"],
-    "lead.response_score": [1.5, -0.1], "lead.phone_hash": [RAW_NUMBER.decode(), "A" * 64, "xyz"], "lead.segment": [""],
+    "campaign": ["", "c" * 129],
+    "event_id": [""],
+    "event_time": ["2026-11-23T01:00:00", "yesterday", "2026-13-45T00:00:00Z"],
+    "lead.response_score": [1.5, -0.1],
+    "lead.phone_hash": [RAW_NUMBER.decode(), "A" * 64, "xyz"],
+    "lead.segment": [""],
 }
-ALMOST_JSON = [b"{'type': 'call_attempt'}", b'{"type": "call_attempt",}', b"{not json", b"NaN", b"undefined",
-               b"[1,2,,3]", b'{"event_time": 2026-11-23}', b"nul", b"tru", b'"unterminated',
-               b"{", b"}", b"", b" ", b"[", b"]", b'{"type":"call_attempt" "schema_version":1}']
+ALMOST_JSON = [
+    b"{'type': 'call_attempt'}",
+    b'{"type": "call_attempt",}',
+    b"{not json",
+    b"NaN",
+    b"undefined",
+    b"[1,2,,3]",
+    b'{"event_time": 2026-11-23}',
+    b"nul",
+    b"tru",
+    b'"unterminated',
+    b"{",
+    b"}",
+    b"",
+    b" ",
+    b"[",
+    b"]",
+    b'{"type":"call_attempt" "schema_version":1}',
+]
 
 
 def set_path(event: dict, path: str, value) -> dict:
@@ -166,11 +216,23 @@ def set_path(event: dict, path: str, value) -> dict:
     return event
 
 
+GOOD_EVENTS = call_attempts()
+
+
 @st.composite
-def bad_event(draw, base=call_attempts()) -> tuple[str, object, frozenset[str]]:
+def bad_event(draw, base=GOOD_EVENTS) -> tuple[str, object, frozenset[str]]:
     """A JSON value that is one bad event: (category, value, the reasons it may get)."""
-    kinds = ["missing_fields", "extra_fields", "wrong_schema_version", "negative_duration", "negative_cost",
-             "unknown_outcome", "ill_typed", "invalid_value", "wrong_shape"]
+    kinds = [
+        "missing_fields",
+        "extra_fields",
+        "wrong_schema_version",
+        "negative_duration",
+        "negative_cost",
+        "unknown_outcome",
+        "ill_typed",
+        "invalid_value",
+        "wrong_shape",
+    ]
     if HAS["future_event_time"]:
         kinds.append("future_event_time")
     kind = draw(st.sampled_from(kinds))
@@ -186,8 +248,10 @@ def bad_event(draw, base=call_attempts()) -> tuple[str, object, frozenset[str]]:
                 event.pop(name, None)
         return kind, event, reason("missing_field")
     if kind == "extra_fields":
-        extra = draw(st.sampled_from(["phone_number", "customer_name", "Campaign", "ring", "x"])
-                     | st.text(string.ascii_letters, min_size=1, max_size=10).filter(lambda k: k not in event))
+        extra = draw(
+            st.sampled_from(["phone_number", "customer_name", "Campaign", "ring", "x"])
+            | st.text(string.ascii_letters, min_size=1, max_size=10).filter(lambda k: k not in event)
+        )
         where = draw(st.sampled_from(["", "lead."]))
         if where and extra in ("segment", "response_score", "phone_hash", "lead_id"):
             where = ""
@@ -195,11 +259,15 @@ def bad_event(draw, base=call_attempts()) -> tuple[str, object, frozenset[str]]:
             extra = "x_" + extra
         return kind, set_path(event, where + extra, draw(json_values)), reason("unknown_field")
     if kind == "wrong_schema_version":
-        version = draw(st.integers(-2**63, 2**63 - 1).filter(lambda v: v not in schema.SUPPORTED_SCHEMA_VERSIONS))
+        version = draw(st.integers(-(2**63), 2**63 - 1).filter(lambda v: v not in schema.SUPPORTED_SCHEMA_VERSIONS))
         return kind, {**event, "schema_version": version}, frozenset({"unsupported_schema_version"})
     if kind == "negative_duration":
         name = draw(st.sampled_from(DURATIONS))
-        return kind, {**event, name: draw(st.floats(max_value=-1e-6, allow_infinity=False))}, reason("negative_duration")
+        return (
+            kind,
+            {**event, name: draw(st.floats(max_value=-1e-6, allow_infinity=False))},
+            reason("negative_duration"),
+        )
     if kind == "negative_cost":
         name = draw(st.sampled_from(["cost", "order_value", "telephony_cost", "agent_cost"]))
         return kind, {**event, name: draw(st.floats(max_value=-1e-6, allow_infinity=False))}, reason("negative_value")
@@ -213,8 +281,11 @@ def bad_event(draw, base=call_attempts()) -> tuple[str, object, frozenset[str]]:
         return kind, {**event, name: draw(st.sampled_from(ILL_TYPED[name]))}, reason("wrong_type")
     if kind == "invalid_value":
         path = draw(st.sampled_from(sorted(INVALID)))
-        return kind, set_path(event, path, draw(st.sampled_from(INVALID[path]))), \
-            reason("invalid_value", "schema_violation", "negative_value")
+        return (
+            kind,
+            set_path(event, path, draw(st.sampled_from(INVALID[path]))),
+            reason("invalid_value", "schema_violation", "negative_value"),
+        )
     if kind == "future_event_time":
         ahead = draw(st.integers(86_400 + 3_600, 3_000 * 365 * 86_400))
         moment = min(datetime.now(timezone.utc) + timedelta(seconds=ahead), datetime(9999, 1, 1, tzinfo=timezone.utc))
@@ -249,9 +320,18 @@ def looks_like_batch(raw: bytes) -> bool:
 @st.composite
 def records(draw) -> tuple[str, dict]:
     """One record as (category, spec); ids are assigned in order afterwards."""
-    kinds = {"valid": 6, "valid_agent_state": 1, "random_bytes": 1, "non_utf8": 1, "truncated_json": 1,
-             "almost_json": 1, "bad_event": 5, "wrong_shape_batch": 1, "mixed_batch": 3,
-             **({"too_large": 1} if HAS["too_large"] else {})}
+    kinds = {
+        "valid": 6,
+        "valid_agent_state": 1,
+        "random_bytes": 1,
+        "non_utf8": 1,
+        "truncated_json": 1,
+        "almost_json": 1,
+        "bad_event": 5,
+        "wrong_shape_batch": 1,
+        "mixed_batch": 3,
+        **({"too_large": 1} if HAS["too_large"] else {}),
+    }
     kind = draw(st.sampled_from([k for k, weight in kinds.items() for _ in range(weight)]))
     indent = draw(st.sampled_from([None, None, 1]))
     if kind == "valid":
@@ -267,11 +347,12 @@ def records(draw) -> tuple[str, dict]:
     if kind == "truncated_json":
         # Cut from valid events: msgspec validates as it reads, so a type error before the
         # cut would be reported instead of the truncation.
-        batch = [named(e) for e in draw(st.lists(call_attempts(), min_size=1, max_size=4))] \
-            if draw(st.booleans()) else None
+        batch = (
+            [named(e) for e in draw(st.lists(call_attempts(), min_size=1, max_size=4))] if draw(st.booleans()) else None
+        )
         whole = dumps(batch if batch is not None else named(draw(call_attempts())), indent)
         at = draw(st.integers(0, len(whole) - 1))
-        while at and whole[at - 1:at] in b"0123456789.eE+-":
+        while at and whole[at - 1 : at] in b"0123456789.eE+-":
             at -= 1  # not inside a number: a cut one changes its value, which may then fail validation first
         return kind, {"truncate": whole, "at": at}
     if kind == "almost_json":
@@ -282,12 +363,15 @@ def records(draw) -> tuple[str, dict]:
     if kind == "bad_event":
         category, value, reasons = draw(bad_event())
         if isinstance(value, list):
-            return category, {"items": [("bad", item, ANY_SCHEMA_REASON) for item in value] or [("bad", {}, ANY_SCHEMA_REASON)],
-                              "indent": indent}
+            return category, {
+                "items": [("bad", item, ANY_SCHEMA_REASON) for item in value] or [("bad", {}, ANY_SCHEMA_REASON)],
+                "indent": indent,
+            }
         return category, {"value": value, "reasons": reasons, "indent": indent}
     if kind == "wrong_shape_batch":
-        items = draw(st.lists(json_values.filter(lambda v: not (isinstance(v, dict) and "type" in v)), min_size=1,
-                              max_size=6))
+        items = draw(
+            st.lists(json_values.filter(lambda v: not (isinstance(v, dict) and "type" in v)), min_size=1, max_size=6)
+        )
         return kind, {"items": [("bad", item, ANY_SCHEMA_REASON) for item in items], "indent": indent}
     if kind == "mixed_batch":
         items = []
@@ -308,6 +392,7 @@ def records(draw) -> tuple[str, dict]:
 
 def materialize(category: str, spec: dict, ids) -> Sent:
     """The record's bytes and what the worker must make of them; event ids are unique, in order."""
+
     def with_id(event: dict, good: bool) -> dict:
         if isinstance(event, dict) and "event_id" in event and (good or event["event_id"] == "bad"):
             return {**event, "event_id": f"{'ok' if good else 'bad'}-{next(ids)}"}
@@ -322,7 +407,7 @@ def materialize(category: str, spec: dict, ids) -> Sent:
             sent.agent_states += 1
         return sent
     if "truncate" in spec:
-        cut = spec["truncate"][:spec["at"]]
+        cut = spec["truncate"][: spec["at"]]
         return Sent(category, cut, [Bad(None, cut, frozenset({NOT_JSON}))])
     if "too_large" in spec:
         events = [with_id(e, True) for e in spec["too_large"]]
@@ -352,8 +437,13 @@ def generate() -> list[Sent]:
     drawn: list[tuple[str, dict]] = []
 
     @seed(SEED)
-    @hsettings(max_examples=RECORDS, phases=[Phase.generate], database=None, deadline=None,
-               suppress_health_check=list(HealthCheck))
+    @hsettings(
+        max_examples=RECORDS,
+        phases=[Phase.generate],
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(records())
     def collect(record):
         drawn.append(record)
@@ -364,6 +454,7 @@ def generate() -> list[Sent]:
 
 
 # -- the run ---------------------------------------------------------------------------
+
 
 def original_bytes(letter: dict) -> bytes:
     if letter["original_encoding"] == "base64":
@@ -383,12 +474,14 @@ def test_fuzzed_records_are_dead_lettered_and_valid_ones_all_count(pipeline):
     print(f"\n{len(sent)} records: " + ", ".join(f"{k} {v}" for k, v in sorted(per_category.items())))
     bad_items = sum(len(s.bad) for s in sent)
     good_ids = [event_id for s in sent for event_id in s.good_ids]
-    print(f"{bad_items} bad items, {len(good_ids)} valid call attempts, "
-          f"{sum(s.agent_states for s in sent)} agent states")
+    print(
+        f"{bad_items} bad items, {len(good_ids)} valid call attempts, {sum(s.agent_states for s in sent)} agent states"
+    )
     # A run that drew too little of anything proves little about it.
     assert len(sent) >= RECORDS * 0.9
-    assert all(per_category[k] >= 5 for k in ("valid", "random_bytes", "non_utf8", "truncated_json", "mixed_batch")), \
+    assert all(per_category[k] >= 5 for k in ("valid", "random_bytes", "non_utf8", "truncated_json", "mixed_batch")), (
         per_category
+    )
     if HAS["too_large"]:
         assert per_category["too_large"] >= 10, per_category
     assert len(set(good_ids)) == len(good_ids)
@@ -421,18 +514,23 @@ def test_fuzzed_records_are_dead_lettered_and_valid_ones_all_count(pipeline):
         by_source[(letter["source_partition"], letter["source_offset"])].append(letter)
     problems = []
     for position, record in where.items():
-        got = sorted(by_source.pop(position, []), key=lambda item: -1 if item["batch_index"] is None
-                     else item["batch_index"])
+        got = sorted(
+            by_source.pop(position, []), key=lambda item: -1 if item["batch_index"] is None else item["batch_index"]
+        )
         if [g["batch_index"] for g in got] != [b.index for b in record.bad]:
-            problems.append(f"{record.category} at {position}: expected letters for items "
-                            f"{[b.index for b in record.bad]}, got {[(g['batch_index'], g['reason']) for g in got]}; "
-                            f"record {record.value[:300]!r}")
+            problems.append(
+                f"{record.category} at {position}: expected letters for items "
+                f"{[b.index for b in record.bad]}, got {[(g['batch_index'], g['reason']) for g in got]}; "
+                f"record {record.value[:300]!r}"
+            )
             continue
         for bad, letter in zip(record.bad, got):
             original = original_bytes(letter)
             if letter["reason"] not in bad.reasons:
-                problems.append(f"{record.category} at {position}[{bad.index}]: reason {letter['reason']!r} "
-                                f"not in {sorted(bad.reasons)} ({letter['detail']}); item {bad.raw[:200]!r}")
+                problems.append(
+                    f"{record.category} at {position}[{bad.index}]: reason {letter['reason']!r} "
+                    f"not in {sorted(bad.reasons)} ({letter['detail']}); item {bad.raw[:200]!r}"
+                )
             if letter["original_encoding"] != ("utf-8" if utf8(original) else "base64"):
                 problems.append(f"{record.category} at {position}: text kept as {letter['original_encoding']}")
             # The raw number sent as a phone_hash is personal data: the dead letter keeps
@@ -444,15 +542,20 @@ def test_fuzzed_records_are_dead_lettered_and_valid_ones_all_count(pipeline):
                 expected, _ = redact_phone_numbers(bad.raw.decode(), "JP")
                 expected = expected.encode()
             elif letter["numbers_removed"] != bad.raw.count(RAW_NUMBER):
-                problems.append(f"{record.category} at {position}[{bad.index}]: numbers_removed is "
-                                f"{letter['numbers_removed']}, the item had {bad.raw.count(RAW_NUMBER)}")
+                problems.append(
+                    f"{record.category} at {position}[{bad.index}]: numbers_removed is "
+                    f"{letter['numbers_removed']}, the item had {bad.raw.count(RAW_NUMBER)}"
+                )
             kept_whole = original == expected
             if not (kept_whole or (bad.prefix_only and original and expected.startswith(original))):
-                at = next((i for i, (a, b) in enumerate(zip(original, expected)) if a != b),
-                          min(len(original), len(expected)))
-                problems.append(f"{record.category} at {position}[{bad.index}]: original differs from the item "
-                                f"sent at byte {at}: kept {original[max(0, at - 40):at + 60]!r}, sent "
-                                f"{expected[max(0, at - 40):at + 60]!r}")
+                at = next(
+                    (i for i, (a, b) in enumerate(zip(original, expected)) if a != b), min(len(original), len(expected))
+                )
+                problems.append(
+                    f"{record.category} at {position}[{bad.index}]: original differs from the item "
+                    f"sent at byte {at}: kept {original[max(0, at - 40) : at + 60]!r}, sent "
+                    f"{expected[max(0, at - 40) : at + 60]!r}"
+                )
     assert not by_source, f"dead letters for records that had nothing wrong: {dict(by_source)}"
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:20])
     assert len(letters) == bad_items
@@ -475,9 +578,18 @@ def test_fuzzed_records_are_dead_lettered_and_valid_ones_all_count(pipeline):
 
 
 def valid_bytes(event_id: str, campaign: str = "fuzz-alpha", event_time: str | None = None) -> bytes:
-    return json.dumps({"type": "call_attempt", "schema_version": 1, "event_id": event_id, "campaign": campaign,
-                       "event_time": event_time or iso(START, 0), "outcome": "connected",
-                       "lead": {"segment": "seniors"}, "talk_seconds": 60.0}).encode()
+    return json.dumps(
+        {
+            "type": "call_attempt",
+            "schema_version": 1,
+            "event_id": event_id,
+            "campaign": campaign,
+            "event_time": event_time or iso(START, 0),
+            "outcome": "connected",
+            "lead": {"segment": "seniors"},
+            "talk_seconds": 60.0,
+        }
+    ).encode()
 
 
 # Records found by hand while writing the generator above: each is one small record that
