@@ -5,20 +5,29 @@ from __future__ import annotations
 import pytest
 
 from core.config import ConfigError, load_settings
-from core.privacy import (MAX_JUDGED_SPANS, REDACTED, hash_phone, looks_like_phone_number, normalize_phone,
-                               redact_phone_numbers)
+from core.privacy import (
+    MAX_JUDGED_SPANS,
+    REDACTED,
+    hash_phone,
+    looks_like_phone_number,
+    normalize_phone,
+    redact_phone_numbers,
+)
 
 KEY = b"k"
 
 
-@pytest.mark.parametrize("written, country_code", [
-    ("09088721495", "81"),          # VICIdial: national number, phone_code beside it
-    ("090-8872-1495", None),        # typed in Japan
-    ("+81 90-8872-1495", None),     # a do-not-call list
-    ("+81 (0)90 8872 1495", None),  # the trunk 0 kept in brackets, as people do
-    ("819088721495", None),
-    ("9088721495", "81"),           # a dialer that strips the trunk 0
-])
+@pytest.mark.parametrize(
+    "written, country_code",
+    [
+        ("09088721495", "81"),  # VICIdial: national number, phone_code beside it
+        ("090-8872-1495", None),  # typed in Japan
+        ("+81 90-8872-1495", None),  # a do-not-call list
+        ("+81 (0)90 8872 1495", None),  # the trunk 0 kept in brackets, as people do
+        ("819088721495", None),
+        ("9088721495", "81"),  # a dialer that strips the trunk 0
+    ],
+)
 def test_every_way_of_writing_one_line_is_one_number(written, country_code):
     assert normalize_phone(written, "JP", country_code) == "819088721495"
     assert hash_phone(written, KEY, "JP", country_code) == hash_phone("+819088721495", KEY)
@@ -41,25 +50,33 @@ def test_an_unknown_region_is_a_configuration_error():
         load_settings(pipeline__phone_region="XX")
 
 
-@pytest.mark.parametrize("text, expected, count", [
-    ('{"phone_hash": "08055550102"}', f'{{"phone_hash": "{REDACTED}"}}', 1),
-    ("81,+81 80 5555 0103", f"81,{REDACTED}", 1),
-    ("tel:080-5555-0104 or (03) 5555-6666", f"tel:{REDACTED} or {REDACTED}", 2),
-    ("10:21:42 09012345678", f"10:21:42 {REDACTED}", 1),
-    # Not numbers: they must stay readable for whoever fixes the record.
-    ("call_date 2026-11-16 10:21:42", "call_date 2026-11-16 10:21:42", 0),
-    ('"event_time": "2026-11-16T02:00:00Z"', '"event_time": "2026-11-16T02:00:00Z"', 0),
-    ("uniqueid 1794787200.1000 lead 500000", "uniqueid 1794787200.1000 lead 500000", 0),
-    ("score 0.3996874512", "score 0.3996874512", 0),
-])
+@pytest.mark.parametrize(
+    "text, expected, count",
+    [
+        ('{"phone_hash": "08055550102"}', f'{{"phone_hash": "{REDACTED}"}}', 1),
+        ("81,+81 80 5555 0103", f"81,{REDACTED}", 1),
+        ("tel:080-5555-0104 or (03) 5555-6666", f"tel:{REDACTED} or {REDACTED}", 2),
+        ("10:21:42 09012345678", f"10:21:42 {REDACTED}", 1),
+        # Not numbers: they must stay readable for whoever fixes the record.
+        ("call_date 2026-11-16 10:21:42", "call_date 2026-11-16 10:21:42", 0),
+        ('"event_time": "2026-11-16T02:00:00Z"', '"event_time": "2026-11-16T02:00:00Z"', 0),
+        ("uniqueid 1794787200.1000 lead 500000", "uniqueid 1794787200.1000 lead 500000", 0),
+        ("score 0.3996874512", "score 0.3996874512", 0),
+    ],
+)
 def test_numbers_are_taken_out_of_text_and_dates_ids_and_scores_are_not(text, expected, count):
     assert redact_phone_numbers(text, "JP") == (expected, count)
 
 
-@pytest.mark.parametrize("text", [
-    '{"schema_version": 174870114}', '{"ring_seconds": 4123.456789012}', '"lead_id": "903996874"',
-    "epoch 1794787200 and 17948 72000",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"schema_version": 174870114}',
+        '{"ring_seconds": 4123.456789012}',
+        '"lead_id": "903996874"',
+        "epoch 1794787200 and 17948 72000",
+    ],
+)
 def test_numbers_in_json_fields_durations_and_ids_stay_as_sent(text):
     """A replayable dead letter must stay byte-exact unless it really carried a number."""
     assert redact_phone_numbers(text, "JP") == (text, 0)
@@ -75,10 +92,10 @@ def test_a_file_ingest_dead_letter_loses_numbers_written_the_configured_regions_
     its dead letter must not keep it (read as Japanese, (650) 253-0000 is not a number)."""
     import msgspec
 
-    from streams.kafka_admin import read_records
+    from core.deadletters import DeadLetter
     from producers.ingest import ingest_event_file
     from producers.publisher import EventPublisher
-    from core.deadletters import DeadLetter
+    from streams.kafka_admin import read_records
 
     settings = load_settings(pipeline.config_file, pipeline__phone_region="US")
     events = tmp_path / "events.jsonl"
@@ -97,9 +114,18 @@ def test_a_file_ingest_dead_letter_loses_numbers_written_the_configured_regions_
 # producer sent them (issue 25). The last four got through before: bare with its country
 # code, dotted, full width, and a bare ten digits (in Japan an 020 number; in the US a DC one).
 TWELVE_FORMATS = [
-    "09088721495", "090-8872-1495", "090 8872 1495", "(090) 8872-1495", "+81 90-8872-1495", "+819088721495",
-    "tel:+81-90-8872-1495", "+1 (202) 555-0143",
-    "819088721495", "+81.90.8872.1495", "\uff10\uff19\uff10\uff18\uff18\uff17\uff12\uff11\uff14\uff19\uff15", "2025550143",
+    "09088721495",
+    "090-8872-1495",
+    "090 8872 1495",
+    "(090) 8872-1495",
+    "+81 90-8872-1495",
+    "+819088721495",
+    "tel:+81-90-8872-1495",
+    "+1 (202) 555-0143",
+    "819088721495",
+    "+81.90.8872.1495",
+    "\uff10\uff19\uff10\uff18\uff18\uff17\uff12\uff11\uff14\uff19\uff15",
+    "2025550143",
 ]
 
 
@@ -119,14 +145,18 @@ def test_a_bare_ten_digit_number_is_read_in_the_configured_region():
     assert redact_phone_numbers('"lead_id": "9039968745"', "JP") == (f'"lead_id": "{REDACTED}"', 1)
 
 
-@pytest.mark.parametrize("text", [
-    "\uff10\uff19\uff10\u30fc\uff18\uff18\uff17\uff12\u30fc\uff11\uff14\uff19\uff15",  # full width, katakana long marks
-    "\uff0b\uff18\uff11\u3000\uff19\uff10\uff0d\uff18\uff18\uff17\uff12\uff0d\uff11\uff14\uff19\uff15",
-    "090\u200b8872\u200b1495",  # zero-width spaces between the groups
-    "090\u20138872\u20131495",  # en dashes
-    "\u0660\u0669\u0660\u0668\u0668\u0667\u0662\u0661\u0664\u0669\u0665",  # Arabic-Indic digits
-    "090\u30fb8872\u30fb1495",  # katakana middle dots
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        # full width, katakana long marks
+        "\uff10\uff19\uff10\u30fc\uff18\uff18\uff17\uff12\u30fc\uff11\uff14\uff19\uff15",
+        "\uff0b\uff18\uff11\u3000\uff19\uff10\uff0d\uff18\uff18\uff17\uff12\uff0d\uff11\uff14\uff19\uff15",
+        "090\u200b8872\u200b1495",  # zero-width spaces between the groups
+        "090\u20138872\u20131495",  # en dashes
+        "\u0660\u0669\u0660\u0668\u0668\u0667\u0662\u0661\u0664\u0669\u0665",  # Arabic-Indic digits
+        "090\u30fb8872\u30fb1495",  # katakana middle dots
+    ],
+)
 def test_numbers_in_other_scripts_widths_and_separators_are_found(text):
     assert redact_phone_numbers(f"x {text} y", "JP") == (f"x {REDACTED} y", 1)
     assert looks_like_phone_number(text, "JP")
@@ -138,18 +168,39 @@ def test_a_number_spelled_as_json_escapes_is_found_and_the_text_around_it_kept()
 
 
 def test_full_width_text_around_a_number_is_kept_as_written():
-    text = ("\u9867\u5ba2\uff21\u3000\uff08\uff10\uff19\uff10\uff09\uff18\uff18\uff17\uff12\uff0d\uff11\uff14\uff19"
-            "\uff15\u69d8")
+    text = (
+        "\u9867\u5ba2\uff21\u3000\uff08\uff10\uff19\uff10\uff09\uff18\uff18\uff17\uff12\uff0d\uff11\uff14\uff19"
+        "\uff15\u69d8"
+    )
     assert redact_phone_numbers(text, "JP") == (f"\u9867\u5ba2\uff21\u3000{REDACTED}\u69d8", 1)
 
 
-@pytest.mark.parametrize("value", [
-    "1763618745.6880", "1794787200.1000",  # VICIdial uniqueids (epoch.sequence)
-    "550e8400-e29b-41d4-a716-446655440000", "7d444840-9dc0-11d1-b245-819088721495",  # UUIDs, one ending in digits
-    "credit-card-winback", "osaka-floor", "list-1001", "list-20251116", "home-insurance-01", "agent01", "VDAD",
-    "500000", "174870114", "TOKYO", "sim-17-000123", "2026-11-16 10:21:42", "0.3996874512", "v1.2.3",
-    "home-insurance-29876543-12", "a" * 64, "0123456789abcdef",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1763618745.6880",
+        "1794787200.1000",  # VICIdial uniqueids (epoch.sequence)
+        "550e8400-e29b-41d4-a716-446655440000",
+        "7d444840-9dc0-11d1-b245-819088721495",  # UUIDs, one ending in digits
+        "credit-card-winback",
+        "osaka-floor",
+        "list-1001",
+        "list-20251116",
+        "home-insurance-01",
+        "agent01",
+        "VDAD",
+        "500000",
+        "174870114",
+        "TOKYO",
+        "sim-17-000123",
+        "2026-11-16 10:21:42",
+        "0.3996874512",
+        "v1.2.3",
+        "home-insurance-29876543-12",
+        "a" * 64,
+        "0123456789abcdef",
+    ],
+)
 def test_ordinary_ids_and_names_are_not_phone_numbers(value):
     assert not looks_like_phone_number(value, "JP")
     assert redact_phone_numbers(value, "JP") == (value, 0)
@@ -194,8 +245,10 @@ def test_the_quick_judgement_of_digit_ids_agrees_with_libphonenumber_in_every_re
                 nsn = phonenumbers.national_significant_number(example)
                 runs += [nsn, str(example.country_code) + nsn, (metadata.national_prefix or "") + nsn]
         prefixes = ["", "0", "00", "1", str(metadata.country_code), metadata.national_prefix or ""]
-        runs += [rng.choice(prefixes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(8, 13)))
-                 for _ in range(150)]
+        runs += [
+            rng.choice(prefixes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(8, 13)))
+            for _ in range(150)
+        ]
         for run in runs:
             if not 9 <= len(run) <= 22:
                 continue
