@@ -156,20 +156,41 @@ DIALER_UTC_OFFSET = "+09:00"
 def mariadb(tmp_path_factory):
     """A private MariaDB server with VICIdial's asterisk database and its usual cron user."""
     if not MARIADBD.exists():
-        pytest.fail("mariadb-server is missing: `make test` installs it (apt-get install mariadb-server)",
-                    pytrace=False)
+        pytest.fail(
+            "mariadb-server is missing: `make test` installs it (apt-get install mariadb-server)", pytrace=False
+        )
     import pymysql
 
     base = tmp_path_factory.mktemp("mariadb")
     datadir, socket, port = base / "data", base / "mysqld.sock", free_port()
-    subprocess.run(["mariadb-install-db", "--user=root", f"--datadir={datadir}",
-                    "--auth-root-authentication-method=socket", "--skip-test-db"],
-                   check=True, capture_output=True, timeout=120)
-    server = subprocess.Popen([str(MARIADBD), "--no-defaults", "--user=root", f"--datadir={datadir}",
-                               f"--socket={socket}", f"--port={port}", "--bind-address=127.0.0.1",
-                               f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}",
-                               f"--default-time-zone={DIALER_UTC_OFFSET}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "mariadb-install-db",
+            "--user=root",
+            f"--datadir={datadir}",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    server = subprocess.Popen(
+        [
+            str(MARIADBD),
+            "--no-defaults",
+            "--user=root",
+            f"--datadir={datadir}",
+            f"--socket={socket}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={base / 'mysqld.pid'}",
+            f"--log-error={base / 'error.log'}",
+            f"--default-time-zone={DIALER_UTC_OFFSET}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -177,7 +198,7 @@ def mariadb(tmp_path_factory):
             break
         except pymysql.err.OperationalError:
             if time.monotonic() > deadline or server.poll() is not None:
-                raise AssertionError(f"MariaDB did not start:\n{(base / 'error.log').read_text()[-3000:]}")
+                raise AssertionError(f"MariaDB did not start:\n{(base / 'error.log').read_text()[-3000:]}") from None
             time.sleep(0.3)
     with admin.cursor() as cursor:
         cursor.execute("CREATE DATABASE asterisk")
@@ -201,9 +222,20 @@ def insert(admin, number: int, call_date: datetime, status: str) -> str:
             "INSERT INTO asterisk.vicidial_log (uniqueid, lead_id, list_id, campaign_id, call_date, start_epoch, "
             "end_epoch, length_in_sec, status, phone_code, phone_number, user, processed, user_group) "
             "VALUES (%s, %s, 1001, %s, %s, %s, %s, %s, %s, '81', %s, %s, 'N', %s)",
-            (uniqueid, number, ["HOMEINS", "BBAND"][number % 2], call_date.strftime("%Y-%m-%d %H:%M:%S"),
-             int(call_date.timestamp()), int(call_date.timestamp()) + 30, 30 + number % 90, status,
-             f"0901234{number:04d}", "VDAD" if status in ("NA", "B", "A") else f"agent{number % 5}", "TOKYO"))
+            (
+                uniqueid,
+                number,
+                ["HOMEINS", "BBAND"][number % 2],
+                call_date.strftime("%Y-%m-%d %H:%M:%S"),
+                int(call_date.timestamp()),
+                int(call_date.timestamp()) + 30,
+                30 + number % 90,
+                status,
+                f"0901234{number:04d}",
+                "VDAD" if status in ("NA", "B", "A") else f"agent{number % 5}",
+                "TOKYO",
+            ),
+        )
     return uniqueid
 
 
@@ -211,10 +243,27 @@ class Poller:
     def __init__(self, pipeline, dsn: str, log: Path, *extra: str):
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), "ingest", "vicidial",
-             "--mysql-dsn", dsn, "--poll-seconds", "0.3", "--batch-events", "7", *extra],
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-            env={"CALLPULSE_HMAC_KEY": "test-key", "PATH": "/usr/bin:/bin"})
+            [
+                sys.executable,
+                "-m",
+                "callpulse",
+                "--config",
+                str(pipeline.config_file),
+                "ingest",
+                "vicidial",
+                "--mysql-dsn",
+                dsn,
+                "--poll-seconds",
+                "0.3",
+                "--batch-events",
+                "7",
+                *extra,
+            ],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env={"CALLPULSE_HMAC_KEY": "test-key", "PATH": "/usr/bin:/bin"},
+        )
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -258,8 +307,9 @@ def test_live_rows_arrive_once_across_late_finals_and_a_restart(pipeline, mariad
         if n % 10 == 0:
             time.sleep(0.5)
     with admin.cursor() as cursor:
-        cursor.execute("UPDATE asterisk.vicidial_log SET status = 'SALE', length_in_sec = 240 WHERE uniqueid = %s",
-                       (in_progress,))
+        cursor.execute(
+            "UPDATE asterisk.vicidial_log SET status = 'SALE', length_in_sec = 240 WHERE uniqueid = %s", (in_progress,)
+        )
     inserted.append(in_progress)
     wait_for(settings, 71, poller)
     assert poller.stop() == 0
@@ -284,8 +334,9 @@ def landed_counts(settings) -> tuple[int, int]:
 
     client = connect(settings.warehouse_url)
     try:
-        return client.query("SELECT (SELECT uniqExact(event_id) FROM call_attempts), "
-                            "(SELECT sum(dials) FROM minute_metrics FINAL)").result_rows[0]
+        return client.query(
+            "SELECT (SELECT uniqExact(event_id) FROM call_attempts), (SELECT sum(dials) FROM minute_metrics FINAL)"
+        ).result_rows[0]
     finally:
         client.close()
 
@@ -295,6 +346,7 @@ def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pip
     """Kill the pipeline after Kafka acknowledged rows and before they landed: the embedded
     broker comes back empty, and the poller must publish those rows again."""
     from conftest import new_pipeline
+
     from callpulse.embedded import EmbeddedBroker
     from streams.kafka_admin import ensure_topics
 
@@ -310,8 +362,7 @@ def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pip
     log = tmp_path / "poller.log"
     pollers: list[Poller] = []
     try:
-        landed = [insert(admin, n, start + timedelta(seconds=10 * n), STATUSES[n % len(STATUSES)])
-                  for n in range(30)]
+        landed = [insert(admin, n, start + timedelta(seconds=10 * n), STATUSES[n % len(STATUSES)]) for n in range(30)]
         worker = pipeline.worker(health_port=health_port)
         poller = Poller(pipeline, mariadb["dsn"], log)
         pollers.append(poller)
@@ -319,8 +370,9 @@ def test_rows_kafka_acknowledged_but_never_landed_are_counted_once_after_the_pip
         time.sleep(1.5)  # a few polls see them landed
         worker.proc.kill()  # the worker dies; the poller goes on publishing into Kafka
         worker.proc.wait()
-        acknowledged = [insert(admin, n, start + timedelta(seconds=10 * n), STATUSES[n % len(STATUSES)])
-                        for n in range(30, 60)]
+        acknowledged = [
+            insert(admin, n, start + timedelta(seconds=10 * n), STATUSES[n % len(STATUSES)]) for n in range(30, 60)
+        ]
         wait_for(settings, 60, poller)
         time.sleep(1.0)  # the checkpoint is written after the flush that covers them
         poller.proc.kill()
@@ -377,8 +429,10 @@ def wait_for_floor(settings, poller: Poller, done, what: str, timeout_s: float =
         if done(agents, snapshots):
             return agents, snapshots
         if poller.proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"{what} never arrived ({len(agents)} agent events, {len(snapshots)} snapshots):\n"
-                                 f"{poller.log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"{what} never arrived ({len(agents)} agent events, {len(snapshots)} snapshots):\n"
+                f"{poller.log.read_text()[-3000:]}"
+            )
         time.sleep(0.3)
 
 
@@ -393,7 +447,8 @@ def states(agents: list[AgentStateChange]) -> dict[str, list[str]]:
 def test_floor_agents_calls_waiting_and_dial_level(pipeline, mariadb):
     admin, settings = mariadb["admin"], pipeline.settings
     floor_sql(
-        admin, "USE asterisk",
+        admin,
+        "USE asterisk",
         "INSERT INTO vicidial_users (user, pass, full_name, user_group) VALUES "
         "('1001', 'x', 'Aiko', 'TOKYO-A'), ('1002', 'x', 'Ben', 'TOKYO-A'), ('1003', 'x', 'Chie', 'OSAKA'), "
         "('1004', 'x', 'Dai', 'OSAKA')",
@@ -420,58 +475,104 @@ def test_floor_agents_calls_waiting_and_dial_level(pipeline, mariadb):
         "('10.0.0.5', 'HOMEINS', 'RINGING', 64, '81', '09012345672', NOW(), 'OUTBALANCE'), "
         "('10.0.0.5', 'HOMEINS', 'XFER', 65, '81', '09012345673', NOW() - INTERVAL 30 SECOND, 'OUT'), "
         "('10.0.0.5', 'HOMEINS', 'LIVE', 66, '81', '09012345674', NOW() - INTERVAL 50 SECOND, 'IN'), "
-        "('10.0.0.5', 'BBAND', 'SENT', 67, '81', '09012345675', NOW(), 'OUT')")
+        "('10.0.0.5', 'BBAND', 'SENT', 67, '81', '09012345675', NOW(), 'OUT')",
+    )
     log = pipeline.data_dir / "floor-poller.log"
     pipeline.data_dir.mkdir(parents=True, exist_ok=True)
     poller = Poller(pipeline, mariadb["dsn"], log, "--floor-seconds", "0.3", "--worker-health-url", "none")
     try:
         agents, snapshots = wait_for_floor(
-            settings, poller, lambda agents, snapshots: len(agents) >= 5 and len({s.campaign for s in snapshots}) >= 2
-            and len(snapshots) >= 6, "the first floor")
-        assert states(agents) == {"1001": ["available"], "1002": ["on_call"], "1003": ["wrap_up"],
-                                  "1004": ["paused"], "1005": ["on_call"]}
+            settings,
+            poller,
+            lambda agents, snapshots: (
+                len(agents) >= 5 and len({s.campaign for s in snapshots}) >= 2 and len(snapshots) >= 6
+            ),
+            "the first floor",
+        )
+        assert states(agents) == {
+            "1001": ["available"],
+            "1002": ["on_call"],
+            "1003": ["wrap_up"],
+            "1004": ["paused"],
+            "1005": ["on_call"],
+        }
         by_agent = {event.agent: event for event in agents}
         assert {agent: (event.campaign, event.team) for agent, event in by_agent.items()} == {
-            "1001": ("HOMEINS", "TOKYO-A"), "1002": ("HOMEINS", "TOKYO-A"), "1003": ("HOMEINS", "OSAKA"),
-            "1004": ("BBAND", "OSAKA"), "1005": ("BBAND", None)}
+            "1001": ("HOMEINS", "TOKYO-A"),
+            "1002": ("HOMEINS", "TOKYO-A"),
+            "1003": ("HOMEINS", "OSAKA"),
+            "1004": ("BBAND", "OSAKA"),
+            "1005": ("BBAND", None),
+        }
         # Each state starts when the dialer says it did (its local time, read in pipeline.timezone).
         for agent in ("1001", "1002", "1004"):
             assert by_agent[agent].event_time == state_changed_at(admin, agent)
 
-        assert {snapshot.campaign for snapshot in snapshots} == {"HOMEINS", "BBAND"}, "no snapshot of an idle, " \
-                                                                                     "inactive campaign"
+        assert {snapshot.campaign for snapshot in snapshots} == {"HOMEINS", "BBAND"}, (
+            "no snapshot of an idle, inactive campaign"
+        )
         homeins = max((s for s in snapshots if s.campaign == "HOMEINS"), key=lambda s: s.event_time)
-        assert (homeins.dial_level, homeins.calls_ringing, homeins.calls_waiting, homeins.dialable_leads) == \
-            (2.5, 3, 2, 1200)
+        assert (homeins.dial_level, homeins.calls_ringing, homeins.calls_waiting, homeins.dialable_leads) == (
+            2.5,
+            3,
+            2,
+            1200,
+        )
         assert 12 <= homeins.longest_wait_seconds < 25
         bband = max((s for s in snapshots if s.campaign == "BBAND"), key=lambda s: s.event_time)
-        assert (bband.dial_level, bband.calls_ringing, bband.calls_waiting, bband.longest_wait_seconds,
-                bband.dialable_leads) == (1.0, 1, 0, 0.0, None)
+        assert (
+            bband.dial_level,
+            bband.calls_ringing,
+            bband.calls_waiting,
+            bband.longest_wait_seconds,
+            bband.dialable_leads,
+        ) == (1.0, 1, 0, 0.0, None)
         assert len({s.event_id for s in snapshots}) == len(snapshots), "a snapshot per poll, each its own event"
 
         # The call ends: 1002 goes to dispo; 1001 logs out; the last waiting call is answered.
-        floor_sql(admin, "USE asterisk",
-                  "UPDATE vicidial_live_agents SET status = 'PAUSED', last_state_change = NOW() WHERE user = '1002'",
-                  "DELETE FROM vicidial_live_agents WHERE user = '1001'",
-                  "UPDATE vicidial_auto_calls SET status = 'XFER' WHERE campaign_id = 'HOMEINS' AND status = 'LIVE' "
-                  "AND call_type = 'OUT'")
+        floor_sql(
+            admin,
+            "USE asterisk",
+            "UPDATE vicidial_live_agents SET status = 'PAUSED', last_state_change = NOW() WHERE user = '1002'",
+            "DELETE FROM vicidial_live_agents WHERE user = '1001'",
+            "UPDATE vicidial_auto_calls SET status = 'XFER' WHERE campaign_id = 'HOMEINS' AND status = 'LIVE' "
+            "AND call_type = 'OUT'",
+        )
         dispo_started = state_changed_at(admin, "1002")
         agents, snapshots = wait_for_floor(
-            settings, poller, lambda agents, snapshots: len(agents) >= 7, "the agents' changes")
+            settings, poller, lambda agents, snapshots: len(agents) >= 7, "the agents' changes"
+        )
         # Dispo done: the status stays PAUSED, only the lead goes, and last_state_change does not move.
         floor_sql(admin, "UPDATE asterisk.vicidial_live_agents SET lead_id = 0 WHERE user = '1002'")
         agents, snapshots = wait_for_floor(
-            settings, poller, lambda agents, snapshots: len(agents) >= 8, "the end of the dispo")
+            settings, poller, lambda agents, snapshots: len(agents) >= 8, "the end of the dispo"
+        )
         time.sleep(1.0)  # more polls: an agent that did not change sends nothing
         agents, snapshots = published(settings, AgentStateChange), published(settings, DialerState)
     finally:
         assert poller.stop() == 0
-        floor_sql(admin, "USE asterisk", *(f"DELETE FROM {table}" for table in (
-            "vicidial_live_agents", "vicidial_auto_calls", "vicidial_campaigns", "vicidial_campaign_stats",
-            "vicidial_users")))
+        floor_sql(
+            admin,
+            "USE asterisk",
+            *(
+                f"DELETE FROM {table}"
+                for table in (
+                    "vicidial_live_agents",
+                    "vicidial_auto_calls",
+                    "vicidial_campaigns",
+                    "vicidial_campaign_stats",
+                    "vicidial_users",
+                )
+            ),
+        )
 
-    assert states(agents) == {"1001": ["available", "logged_out"], "1002": ["on_call", "wrap_up", "paused"],
-                              "1003": ["wrap_up"], "1004": ["paused"], "1005": ["on_call"]}
+    assert states(agents) == {
+        "1001": ["available", "logged_out"],
+        "1002": ["on_call", "wrap_up", "paused"],
+        "1003": ["wrap_up"],
+        "1004": ["paused"],
+        "1005": ["on_call"],
+    }
     timeline = {event.event_id: event for event in agents}
     wrap_up = next(e for e in timeline.values() if e.agent == "1002" and e.state == "wrap_up")
     paused = next(e for e in timeline.values() if e.agent == "1002" and e.state == "paused")
