@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import contextmanager
 import urllib.request
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,8 +34,14 @@ pytestmark = pytest.mark.browser
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = PROJECT_ROOT / "test-artifacts" / "wallboard.png"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 CAMPAIGNS = {"home-insurance", "broadband-upgrade", "charity-giving", "credit-card-winback"}
 FRESHNESS = re.compile(r"^updated \d+ s ago$")
 
@@ -43,9 +49,11 @@ FRESHNESS = re.compile(r"^updated \d+ s ago$")
 def _require_browser():
     """Fail (not skip) when the browser pieces are missing: a skipped UI test hides a broken setup."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium first "
-                    "(apt-get update && apt-get install -y chromium); this test does not use `playwright install`",
-                    pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium first "
+            "(apt-get update && apt-get install -y chromium); this test does not use `playwright install`",
+            pytrace=False,
+        )
     try:
         from playwright.sync_api import sync_playwright  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -87,19 +95,21 @@ def expected_tiles(events: list[CallAttempt], settings: Settings, today) -> dict
     tiles = {}
     for campaign, row in sums.items():
         live_rate = row["live_abandoned"] / row["live_contacts"] if row["live_contacts"] else None
+        gauge_top = 2 * settings.alert_rules_for(campaign).abandon_critical
         tiles[campaign] = {
             "dials": format_metric("dials", row["dials"]),
             "dials_n": row["dials"],
             "contact_rate": format_metric("contact_rate", row["contacts"] / row["dials"]),
             "abandon_today": format_metric(
-                "abandon_rate", row["abandoned"] / row["contacts"] if row["contacts"] else None),
+                "abandon_rate", row["abandoned"] / row["contacts"] if row["contacts"] else None
+            ),
             "orders": format_metric("orders", row["orders"]),
             "live_abandon_rate": format_metric("abandon_rate", live_rate),
             "live_contacts": row["live_contacts"],
             "uk_24h": format_metric("abandon_rate", row["abandoned"] / row["contacts"] if row["contacts"] else None),
             "level": abandon_level(live_rate, settings, campaign),
             # The gauge spans 0 to twice the critical line.
-            "gauge_fill": f"{min((live_rate or 0.0) / (2 * settings.alert_rules_for(campaign).abandon_critical), 1):.4f}",
+            "gauge_fill": f"{min((live_rate or 0.0) / gauge_top, 1):.4f}",
         }
     return tiles
 
@@ -147,14 +157,16 @@ def test_wallboard_shows_todays_calls_and_refreshes_itself(pipeline, dashboard_l
     settings = pipeline.settings
     now = datetime.now(timezone.utc)
     today = now.astimezone(settings.zone).date()
-    simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), b"test-key", seed=11,
-                                start=recent_start(settings, now))
+    simulator = DialerSimulator(
+        SlotRules(settings.slots, settings.zone), b"test-key", seed=11, start=recent_start(settings, now)
+    )
     events = list(simulator.events(sim_seconds=30 * 60))
     more = list(simulator.events(sim_seconds=32 * 60))  # published later, to watch the board refresh
     assert {e.campaign for e in events} == CAMPAIGNS
     assert {e.campaign for e in more} == CAMPAIGNS, "every campaign should get a few more calls"
-    assert all(e.event_time.astimezone(settings.zone).date() == today for e in events + more), \
+    assert all(e.event_time.astimezone(settings.zone).date() == today for e in events + more), (
         "the seeded calls must all fall in today's local day"
+    )
 
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
     publisher.publish_all(events)
