@@ -21,17 +21,27 @@ SECRET = "a-secret-of-this-run-0123456789"
 @pytest.fixture
 def owner(tmp_path):
     client = connect(f"chdb://{tmp_path / 'warehouse'}")
-    client.command("CREATE TABLE calls (campaign LowCardinality(String), at DateTime64(3, 'UTC'), talk Float64, "
-                   "outcome String) ENGINE = MergeTree ORDER BY (campaign, at)")
-    client.insert("calls", [["north", datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc), 61.5, "answered"],
-                            ["north", datetime(2026, 3, 1, 9, 1, tzinfo=timezone.utc), 0.0, "no_answer"],
-                            ["south", datetime(2026, 3, 1, 9, 2, tzinfo=timezone.utc), 12.25, "answered"]],
-                  column_names=["campaign", "at", "talk", "outcome"])
+    client.command(
+        "CREATE TABLE calls (campaign LowCardinality(String), at DateTime64(3, 'UTC'), talk Float64, "
+        "outcome String) ENGINE = MergeTree ORDER BY (campaign, at)"
+    )
+    client.insert(
+        "calls",
+        [
+            ["north", datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc), 61.5, "answered"],
+            ["north", datetime(2026, 3, 1, 9, 1, tzinfo=timezone.utc), 0.0, "no_answer"],
+            ["south", datetime(2026, 3, 1, 9, 2, tzinfo=timezone.utc), 12.25, "answered"],
+        ],
+        column_names=["campaign", "at", "talk", "outcome"],
+    )
     yield client, str(tmp_path / "warehouse")
     client.close()
 
 
-def serve(path: str, limits: EndpointLimits = EndpointLimits()) -> QueryEndpoint:
+DEFAULT_LIMITS = EndpointLimits()
+
+
+def serve(path: str, limits: EndpointLimits = DEFAULT_LIMITS) -> QueryEndpoint:
     return QueryEndpoint(path, SECRET, limits=limits).start()
 
 
@@ -40,18 +50,27 @@ def test_a_client_of_the_endpoint_sees_what_the_owner_sees_and_writes_what_it_re
     endpoint = serve(path)
     try:
         remote = connect(endpoint.url)
-        sql = ("SELECT campaign, count() AS dials, sum(talk) AS talk, min(at) AS first FROM calls "
-               "WHERE outcome = {outcome:String} GROUP BY campaign ORDER BY campaign")
+        sql = (
+            "SELECT campaign, count() AS dials, sum(talk) AS talk, min(at) AS first FROM calls "
+            "WHERE outcome = {outcome:String} GROUP BY campaign ORDER BY campaign"
+        )
         mine = client.query(sql, parameters={"outcome": "answered"}).result_rows
-        assert remote.query(sql, parameters={"outcome": "answered"}).result_rows == mine == [
-            ("north", 1, 61.5, datetime(2026, 3, 1, 9, 0)), ("south", 1, 12.25, datetime(2026, 3, 1, 9, 2))]
-        frame = remote.query_df("SELECT campaign AS c, talk FROM calls ORDER BY at",
-                                settings={"prefer_column_name_to_alias": 1})
+        assert (
+            remote.query(sql, parameters={"outcome": "answered"}).result_rows
+            == mine
+            == [("north", 1, 61.5, datetime(2026, 3, 1, 9, 0)), ("south", 1, 12.25, datetime(2026, 3, 1, 9, 2))]
+        )
+        frame = remote.query_df(
+            "SELECT campaign AS c, talk FROM calls ORDER BY at", settings={"prefer_column_name_to_alias": 1}
+        )
         assert frame.to_dict("list") == {"c": ["north", "north", "south"], "talk": [61.5, 0.0, 12.25]}
         assert remote.command("SELECT count() FROM calls WHERE campaign = %(c)s", parameters={"c": "north"}) == 2
         # A write from the dashboard's side (an alert's acknowledgement is one) lands in the owner's warehouse.
-        remote.insert("calls", [["east", datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc), 5.0, "answered"]],
-                      column_names=["campaign", "at", "talk", "outcome"])
+        remote.insert(
+            "calls",
+            [["east", datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc), 5.0, "answered"]],
+            column_names=["campaign", "at", "talk", "outcome"],
+        )
         remote.command("CREATE TABLE IF NOT EXISTS acks (id String) ENGINE = MergeTree ORDER BY id")
         assert client.query("SELECT campaign, talk FROM calls WHERE campaign = 'east'").result_rows == [("east", 5.0)]
         assert client.command("EXISTS TABLE acks") == 1
@@ -84,8 +103,9 @@ def test_a_query_has_a_time_limit_and_a_result_limit_the_caller_cannot_lift(owne
         remote = connect(endpoint.url)
         started = time.monotonic()
         with pytest.raises(DatabaseError, match="TIMEOUT_EXCEEDED"):
-            remote.query("SELECT sum(cityHash64(number)) FROM numbers(100000000000)",
-                         settings={"max_execution_time": 600})
+            remote.query(
+                "SELECT sum(cityHash64(number)) FROM numbers(100000000000)", settings={"max_execution_time": 600}
+            )
         assert time.monotonic() - started < 10
         with pytest.raises(DatabaseError, match="TOO_MANY_ROWS_OR_BYTES"):
             remote.query("SELECT toString(number) FROM numbers(10000000)", settings={"max_result_bytes": 0})
@@ -100,9 +120,15 @@ def test_a_request_past_the_concurrency_cap_is_refused_not_queued(owner):
     host, port = endpoint.address
     auth = ("callpulse", SECRET)
     try:
-        slow = threading.Thread(target=httpx.post, args=(f"http://{host}:{port}/",),
-                                kwargs={"content": b"SELECT sum(cityHash64(number)) FROM numbers(100000000000)",
-                                        "auth": auth, "timeout": 30})
+        slow = threading.Thread(
+            target=httpx.post,
+            args=(f"http://{host}:{port}/",),
+            kwargs={
+                "content": b"SELECT sum(cityHash64(number)) FROM numbers(100000000000)",
+                "auth": auth,
+                "timeout": 30,
+            },
+        )
         slow.start()
         time.sleep(0.5)
         refused = httpx.post(f"http://{host}:{port}/", content=b"SELECT 1", auth=auth, timeout=30)
@@ -120,8 +146,11 @@ def test_a_body_past_the_limit_is_refused(owner):
     endpoint = serve(path, EndpointLimits(body_bytes=1000))
     host, port = endpoint.address
     try:
-        response = httpx.post(f"http://{host}:{port}/?query=INSERT%20INTO%20calls%20FORMAT%20TSV",
-                              content=b"x" * 5000, auth=("callpulse", SECRET))
+        response = httpx.post(
+            f"http://{host}:{port}/?query=INSERT%20INTO%20calls%20FORMAT%20TSV",
+            content=b"x" * 5000,
+            auth=("callpulse", SECRET),
+        )
         assert response.status_code == 413
     finally:
         endpoint.close()
