@@ -43,27 +43,27 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from peers import memory_mb  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
-
-from core.config import Settings, load_settings  # noqa: E402
-from callpulse.embedded import EmbeddedBroker, die_with_parent, free_port  # noqa: E402
-from core.schema import encode_batch  # noqa: E402
-from streams.kafka_admin import ensure_topics, partition_bounds  # noqa: E402
-from peers import memory_mb  # noqa: E402
-from producers.publisher import COMPRESSION, EventPublisher  # noqa: E402
 from workload import call_events  # noqa: E402
+
+from callpulse.embedded import EmbeddedBroker, die_with_parent, free_port  # noqa: E402
+from core.config import Settings, load_settings  # noqa: E402
+from core.schema import encode_batch  # noqa: E402
+from producers.publisher import COMPRESSION, EventPublisher  # noqa: E402
+from streams.kafka_admin import ensure_topics, partition_bounds  # noqa: E402
 
 RESULTS_FILE = ROOT / "bench" / "results" / "pipeline.txt"
 RECORD_EVENTS = 100
@@ -91,6 +91,7 @@ class Results:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
 
 def health(port: int) -> dict | None:
     try:
@@ -134,8 +135,10 @@ dashboard_port = {free_port()}
 def fresh_pipeline(prefix: str, partitions: int, extra_config: str = "") -> Iterator[tuple[Path, Path, Settings]]:
     """A fresh data dir and embedded broker with the run's topics created: (its directory, the
     config file a worker is started with, its settings). Both go when the block ends."""
-    with tempfile.TemporaryDirectory(prefix=f"callpulse-{prefix}-") as tmp, \
-            EmbeddedBroker(free_port(), Path(tmp) / "broker") as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"callpulse-{prefix}-") as tmp,
+        EmbeddedBroker(free_port(), Path(tmp) / "broker") as broker,
+    ):
         workdir = Path(tmp)
         config = write_config(workdir, broker.port, prefix, partitions, extra_config)
         settings = load_settings(config)
@@ -146,8 +149,14 @@ def fresh_pipeline(prefix: str, partitions: int, extra_config: str = "") -> Iter
 def publish(settings: Settings, events, total: int, label: str) -> float:
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events, batch_events=RECORD_EVENTS)
     started = time.perf_counter()
-    with Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), TextColumn("{task.completed:,} of {task.total:,}"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        TextColumn("{task.completed:,} of {task.total:,}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(label, total=total)
         for number, event in enumerate(events, 1):
             publisher.publish(event)
@@ -175,11 +184,27 @@ class Worker:
         env = dict(os.environ, CALLPULSE_HMAC_KEY=HMAC_KEY)
         secret, warehouse_port = secrets.token_urlsafe(32), free_port()
         serving = ["--serve-warehouse", str(warehouse_port)] if dashboard else []
-        self.proc = subprocess.Popen([sys.executable, *launcher, "-m", "callpulse", "--config", str(config), "worker",
-                                      "--health-port", str(self.health_port), "--no-dashboard", *serving],
-                                     cwd=ROOT, env=dict(env, CALLPULSE_WAREHOUSE_SECRET=secret),
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                *launcher,
+                "-m",
+                "callpulse",
+                "--config",
+                str(config),
+                "worker",
+                "--health-port",
+                str(self.health_port),
+                "--no-dashboard",
+                *serving,
+            ],
+            cwd=ROOT,
+            env=dict(env, CALLPULSE_WAREHOUSE_SECRET=secret),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         self.dashboard: subprocess.Popen | None = None
         self.dashboard_peak_rss_mb = float("nan")
         if dashboard:
@@ -189,10 +214,14 @@ class Worker:
             wait_for_port("127.0.0.1", warehouse_port, 180, self.proc)
             self.dashboard_log = (workdir / "dashboard.log").open("w")
             self.dashboard = subprocess.Popen(
-                [sys.executable, "-m", "callpulse", "--config", str(config), "dashboard"], cwd=ROOT,
+                [sys.executable, "-m", "callpulse", "--config", str(config), "dashboard"],
+                cwd=ROOT,
                 env=dict(env, CLICKHOUSE_URL=f"http://callpulse:{secret}@127.0.0.1:{warehouse_port}"),
-                stdout=self.dashboard_log, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=lambda: lower_priority(DASHBOARD_NICENESS))
+                stdout=self.dashboard_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: lower_priority(DASHBOARD_NICENESS),
+            )
 
     def health(self) -> dict | None:
         if self.proc.poll() is not None:
@@ -234,18 +263,24 @@ class Worker:
 # alone (chDB's engine, its 555 MB library and the Arrow it loads, behind one client).
 MEMORY_FLOORS = {
     "worker_imports_rss_mb": ("the worker's imports, no warehouse", "import streams.app"),
-    "chdb_client_rss_mb": ("an embedded chDB client, nothing else",
-                           "import sys, clickhouse_connect; clickhouse_connect.get_client("
-                           "dsn='chdb://' + sys.argv[1]).query('SELECT 1')"),
+    "chdb_client_rss_mb": (
+        "an embedded chDB client, nothing else",
+        "import sys, clickhouse_connect; clickhouse_connect.get_client(dsn='chdb://' + sys.argv[1]).query('SELECT 1')",
+    ),
 }
 
 
 def memory_floors(workdir: Path, results: Results) -> None:
     for key, (figure, code) in MEMORY_FLOORS.items():
         probe = f"{code}\nfrom peers import memory_mb\nprint(memory_mb('self', 'VmRSS'))"
-        run = subprocess.run([sys.executable, "-c", probe, str(workdir / "floor-warehouse")], cwd=ROOT,
-                             env=dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'bench'}"),
-                             capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            [sys.executable, "-c", probe, str(workdir / "floor-warehouse")],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'bench'}"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if run.returncode != 0:
             raise SystemExit(f"measuring {figure} failed: {run.stderr[-2000:]}")
         rss = float(run.stdout.split()[-1])
@@ -258,8 +293,10 @@ def landed_all(ends: dict[int, int]):
 
 # -- stages --------------------------------------------------------------------------------
 
-def callpulse_throughput(settings: Settings, config: Path, workdir: Path, events: int,
-                         results: Results, published: int | None = None) -> Worker:
+
+def callpulse_throughput(
+    settings: Settings, config: Path, workdir: Path, events: int, results: Results, published: int | None = None
+) -> Worker:
     """``events`` calls among ``published`` events (the floor's too); events/s counts them all."""
     published = published or events
     ends = {p: end for p, (_, end) in partition_bounds(settings, settings.topics.call_events).items()}
@@ -274,8 +311,14 @@ def callpulse_throughput(settings: Settings, config: Path, workdir: Path, events
     if done["counted"] != events:
         raise SystemExit(f"the worker counted {done['counted']:,} of {events:,} events: {done}")
     rate = published / seconds
-    results.add("CallPulse", "end to end, sustained", "callpulse_events_per_s", rate, f"{rate:,.0f} events/s",
-                f"({published:,} events landed in {seconds:.1f} s, 1 worker process)")
+    results.add(
+        "CallPulse",
+        "end to end, sustained",
+        "callpulse_events_per_s",
+        rate,
+        f"{rate:,.0f} events/s",
+        f"({published:,} events landed in {seconds:.1f} s, 1 worker process)",
+    )
     return worker
 
 
@@ -283,8 +326,9 @@ def callpulse_freshness(settings: Settings, worker: Worker, rate: float, seconds
     """Publish at a steady ``rate`` with event_time = send time; sample when each record lands."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
-                             compression_type=COMPRESSION)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5, compression_type=COMPRESSION
+    )
     sent: list[tuple[float, object]] = []  # (event time as epoch seconds, send future)
     campaigns = [f"fresh-{n:03d}" for n in range(50)]
     per_record = 50  # 100 records/s at 5,000 events/s
@@ -325,10 +369,22 @@ def callpulse_freshness(settings: Settings, worker: Worker, rate: float, seconds
         raise SystemExit(f"only {len(lags)} of {len(where)} freshness records landed")
     p50, p95 = statistics.median(lags), percentile(lags, 0.95)
     results.add("CallPulse", f"freshness at {rate:,.0f} events/s, p50", "freshness_p50_s", p50, f"{p50:.2f} s")
-    results.add("CallPulse", f"freshness at {rate:,.0f} events/s, p95", "freshness_p95_s", p95, f"{p95:.2f} s",
-                f"({len(lags) * per_record:,} events over {seconds:.0f} s; event time -> landed, sampled every 50 ms)")
-    results.add("CallPulse", f"worker CPU at {rate:,.0f} events/s", "worker_cpu_share", cpu_share,
-                f"{cpu_share * 100:.0f} % of a core", "(user + system time while those events arrived)")
+    results.add(
+        "CallPulse",
+        f"freshness at {rate:,.0f} events/s, p95",
+        "freshness_p95_s",
+        p95,
+        f"{p95:.2f} s",
+        f"({len(lags) * per_record:,} events over {seconds:.0f} s; event time -> landed, sampled every 50 ms)",
+    )
+    results.add(
+        "CallPulse",
+        f"worker CPU at {rate:,.0f} events/s",
+        "worker_cpu_share",
+        cpu_share,
+        f"{cpu_share * 100:.0f} % of a core",
+        "(user + system time while those events arrived)",
+    )
 
 
 class LandedSampler:
@@ -371,33 +427,54 @@ class LandedSampler:
 def event_with(event, campaign: str, stamp: datetime):
     import msgspec
 
-    return msgspec.structs.replace(event, campaign=campaign, event_time=stamp,
-                                   event_id=f"fresh-{event.event_id}")
+    return msgspec.structs.replace(event, campaign=campaign, event_time=stamp, event_id=f"fresh-{event.event_id}")
 
 
 def peers(settings: Settings, workdir: Path, events: int, naive_events: int, results: Results) -> None:
     import importlib.util
 
     if importlib.util.find_spec("quixstreams") is None:
-        raise SystemExit("Quix Streams is not installed: `make bench` installs it "
-                         "(or .venv/bin/pip install -e '.[bench]'); --skip-peers runs without it")
+        raise SystemExit(
+            "Quix Streams is not installed: `make bench` installs it "
+            "(or .venv/bin/pip install -e '.[bench]'); --skip-peers runs without it"
+        )
     from peers import run_naive_faust, run_quix
 
     quix = run_quix(settings.bootstrap_servers, settings.topics.call_events, events, workdir / "quix")
-    results.add("Quix Streams", "same counters, same topic", "quix_events_per_s", quix["events_per_s"],
-                f"{quix['events_per_s']:,.0f} events/s",
-                f"({quix['events']:,} events counted in memory, RSS {quix['rss_mb']:.0f} MB)")
+    results.add(
+        "Quix Streams",
+        "same counters, same topic",
+        "quix_events_per_s",
+        quix["events_per_s"],
+        f"{quix['events_per_s']:,.0f} events/s",
+        f"({quix['events']:,} events counted in memory, RSS {quix['rss_mb']:.0f} MB)",
+    )
     # CallPulse's clock stops when its results are landed; Quix's above, when the last event
     # is counted in memory, before its checkpoint. This one stops when that is committed.
-    results.add("Quix Streams", "same counters, state committed", "quix_committed_events_per_s",
-                quix["committed_events_per_s"], f"{quix['committed_events_per_s']:,.0f} events/s",
-                f"(to its last checkpoint: state in RocksDB and its changelog topic, offsets committed; "
-                f"{quix['committed_seconds'] - quix['seconds']:.1f} s after the last event counted)")
-    naive = run_naive_faust(settings.bootstrap_servers, settings.topics.call_events, settings.topics.partitions,
-                            naive_events, workdir / "naive")
-    results.add("Naive Faust", "per-event table updates", "naive_events_per_s", naive["events_per_s"],
-                f"{naive['events_per_s']:,.0f} events/s",
-                f"({naive['events']:,} events, RSS {naive['rss_mb']:.0f} MB)")
+    results.add(
+        "Quix Streams",
+        "same counters, state committed",
+        "quix_committed_events_per_s",
+        quix["committed_events_per_s"],
+        f"{quix['committed_events_per_s']:,.0f} events/s",
+        f"(to its last checkpoint: state in RocksDB and its changelog topic, offsets committed; "
+        f"{quix['committed_seconds'] - quix['seconds']:.1f} s after the last event counted)",
+    )
+    naive = run_naive_faust(
+        settings.bootstrap_servers,
+        settings.topics.call_events,
+        settings.topics.partitions,
+        naive_events,
+        workdir / "naive",
+    )
+    results.add(
+        "Naive Faust",
+        "per-event table updates",
+        "naive_events_per_s",
+        naive["events_per_s"],
+        f"{naive['events_per_s']:,.0f} events/s",
+        f"({naive['events']:,} events, RSS {naive['rss_mb']:.0f} MB)",
+    )
 
 
 def wallboard_query(settings: Settings, results: Results, repeats: int) -> None:
@@ -415,8 +492,14 @@ def wallboard_query(settings: Settings, results: Results, repeats: int) -> None:
         wallboard_model()
         samples.append((time.perf_counter() - started) * 1000)
     p50 = statistics.median(samples)
-    results.add("Warehouse", "wallboard query (model), p50", "wallboard_ms", p50, f"{p50:.0f} ms",
-                f"(every query of one refresh, {repeats} runs, p95 {percentile(samples, 0.95):.0f} ms)")
+    results.add(
+        "Warehouse",
+        "wallboard query (model), p50",
+        "wallboard_ms",
+        p50,
+        f"{p50:.0f} ms",
+        f"(every query of one refresh, {repeats} runs, p95 {percentile(samples, 0.95):.0f} ms)",
+    )
     dashboard.close()
     client.close()
 
@@ -454,10 +537,17 @@ def crosstab_query(workdir: Path, attempts: int, results: Results, repeats: int)
     end = datetime.now(timezone.utc).replace(microsecond=0)
     console.print(f"landing {attempts:,} attempts over 30 days for the cross-tab …")
     hour = "toHour(toTimeZone(t, {tz:String}))"
-    slot = "multiIf(" + "".join(f"{hour} >= {rule.start_hour} AND {hour} < {rule.end_hour}, '{rule.name}', "
-                                for rule in settings.slots) + f"'{OFF_HOURS}')"
-    client.command(CROSSTAB_FILL.replace("{slot_expression}", slot), parameters={
-        "end": end, "span_ms": 30 * 86_400_000, "total": attempts, "tz": settings.pipeline.timezone})
+    slot = (
+        "multiIf("
+        + "".join(
+            f"{hour} >= {rule.start_hour} AND {hour} < {rule.end_hour}, '{rule.name}', " for rule in settings.slots
+        )
+        + f"'{OFF_HOURS}')"
+    )
+    client.command(
+        CROSSTAB_FILL.replace("{slot_expression}", slot),
+        parameters={"end": end, "span_ms": 30 * 86_400_000, "total": attempts, "tz": settings.pipeline.timezone},
+    )
     # The buckets the worker would have landed for those attempts.
     from core.metrics import COUNTERS, raw_counter_sql
 
@@ -465,7 +555,8 @@ def crosstab_query(workdir: Path, attempts: int, results: Results, repeats: int)
     client.command(
         f"INSERT INTO minute_metrics (campaign, slot, segment, minute, {', '.join(COUNTERS)}, version, landed_at) "
         f"SELECT campaign, slot, segment, minute, {', '.join(raw_sql[name] for name in COUNTERS)}, 1, "
-        "now64(3) FROM call_attempts GROUP BY campaign, slot, segment, minute")
+        "now64(3) FROM call_attempts GROUP BY campaign, slot, segment, minute"
+    )
     landed = client.query("SELECT sum(dials), count() FROM minute_metrics").result_rows[0]
     # The hourly rollup a deployment builds as hours close (warehouse/rollup.py): all of it here,
     # since these 30 days landed at once. The reads below still take the open hour from minutes.
@@ -475,8 +566,9 @@ def crosstab_query(workdir: Path, attempts: int, results: Results, repeats: int)
     rolled_up = refresh_rollup(client, settle=timedelta(0))
     rollup_s = time.perf_counter() - started
     today = datetime.now(settings.zone).date()
-    request = reports.ReportRequest.parse("segment,slot,campaign", "contact_rate,abandon_rate,cpo",
-                                          today - timedelta(days=29), today, today=today)
+    request = reports.ReportRequest.parse(
+        "segment,slot,campaign", "contact_rate,abandon_rate,cpo", today - timedelta(days=29), today, today=today
+    )
     for _ in range(2):
         reports.counters_frame(client, request, settings.zone)
     samples = []
@@ -485,26 +577,41 @@ def crosstab_query(workdir: Path, attempts: int, results: Results, repeats: int)
         frame = reports.counters_frame(client, request, settings.zone)
         samples.append((time.perf_counter() - started) * 1000)
     p50 = statistics.median(samples)
-    results.add("Warehouse", "30-day cross-tab, segment x slot x campaign, p50", "crosstab_ms", p50, f"{p50:.0f} ms",
-                f"({int(landed[0]):,} attempts in {int(landed[1]):,} minute buckets -> {len(frame):,} cells; "
-                f"p95 {percentile(samples, 0.95):.0f} ms; rollup of {rolled_up:,} hours built in {rollup_s:.1f} s "
-                "before)")
+    results.add(
+        "Warehouse",
+        "30-day cross-tab, segment x slot x campaign, p50",
+        "crosstab_ms",
+        p50,
+        f"{p50:.0f} ms",
+        f"({int(landed[0]):,} attempts in {int(landed[1]):,} minute buckets -> {len(frame):,} cells; "
+        f"p95 {percentile(samples, 0.95):.0f} ms; rollup of {rolled_up:,} hours built in {rollup_s:.1f} s "
+        "before)",
+    )
     client.close()
 
 
 # -- the run -------------------------------------------------------------------------------
 
+
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    return (f"{cpu}, {os.cpu_count()} cores, {memory / 1024 / 1024:.0f} GiB; {platform.platform()}; "
-            f"Python {platform.python_version()}")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory / 1024 / 1024:.0f} GiB; {platform.platform()}; "
+        f"Python {platform.python_version()}"
+    )
 
 
-def write_results(target: Path, text: str, program: str, argv: list[str] | None, numbers: dict,
-                  note: str = "") -> None:
+def write_results(target: Path, text: str, program: str, argv: list[str] | None, numbers: dict, note: str = "") -> None:
     """The table, the machine it ran on (and ``note`` about it), the command and its figures as
     one JSON line (the line tests read), to ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -525,8 +632,9 @@ def render(results: Results, args) -> str:
 
 
 def main(argv: list[str] | None = None) -> Results:
-    parser = argparse.ArgumentParser(prog="callpulse bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="callpulse bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=200_000, help="events in the throughput workload")
     parser.add_argument("--naive-events", type=int, default=60_000, help="events the naive Faust agent reads")
     parser.add_argument("--fresh-rate", type=float, default=5_000, help="events/s for the freshness stage")
@@ -535,13 +643,18 @@ def main(argv: list[str] | None = None) -> Results:
     parser.add_argument("--campaigns", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--agents", type=int, default=0,
-                        help="agents per campaign: with them the workload carries the floor's agent_state and "
-                             "dialer_state events (bench/workload.py); --events counts the calls alone")
+    parser.add_argument(
+        "--agents",
+        type=int,
+        default=0,
+        help="agents per campaign: with them the workload carries the floor's agent_state and "
+        "dialer_state events (bench/workload.py); --events counts the calls alone",
+    )
     parser.add_argument("--skip-peers", action="store_true", help="CallPulse and the warehouse only")
     parser.add_argument("--skip-warehouse", action="store_true", help="leave out the warehouse query stages")
-    parser.add_argument("--smoke", action="store_true",
-                        help="10 k events, short stages; checks that every stage works (make test)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="10 k events, short stages; checks that every stage works (make test)"
+    )
     parser.add_argument("--results", type=Path, default=None, help=f"where to write the table ({RESULTS_FILE})")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -549,33 +662,71 @@ def main(argv: list[str] | None = None) -> Results:
         args.campaigns = 100
     results = Results()
     with fresh_pipeline("bench", args.partitions) as (workdir, config, settings):
-        published = sum(1 for _ in call_events(args.events, seed=args.seed, campaigns=args.campaigns,
-                                               agents=args.agents))
-        seconds = publish(settings, call_events(args.events, seed=args.seed, campaigns=args.campaigns,
-                                                agents=args.agents), published, "publishing the workload")
-        floor_note = (f"; {published - args.events:,} of them agent_state and dialer_state events of "
-                      f"{args.agents} agents per campaign" if args.agents else "")
-        results.add("Workload", "published", "published_events", published,
-                    f"{published:,} events", f"({args.campaigns:,} campaigns x 6 segments, every slot; "
-                    f"{RECORD_EVENTS} events per record; {published / seconds:,.0f} events/s with kafka-python"
-                    f"{floor_note})")
+        published = sum(
+            1 for _ in call_events(args.events, seed=args.seed, campaigns=args.campaigns, agents=args.agents)
+        )
+        seconds = publish(
+            settings,
+            call_events(args.events, seed=args.seed, campaigns=args.campaigns, agents=args.agents),
+            published,
+            "publishing the workload",
+        )
+        floor_note = (
+            f"; {published - args.events:,} of them agent_state and dialer_state events of "
+            f"{args.agents} agents per campaign"
+            if args.agents
+            else ""
+        )
+        results.add(
+            "Workload",
+            "published",
+            "published_events",
+            published,
+            f"{published:,} events",
+            f"({args.campaigns:,} campaigns x 6 segments, every slot; "
+            f"{RECORD_EVENTS} events per record; {published / seconds:,.0f} events/s with kafka-python"
+            f"{floor_note})",
+        )
         worker = callpulse_throughput(settings, config, workdir, args.events, results, published)
         try:
             callpulse_freshness(settings, worker, args.fresh_rate, args.fresh_seconds, results)
         finally:
             rss, steady_rss = worker.stop()
-        results.add("CallPulse", "worker RSS when ready", "worker_ready_rss_mb", worker.ready_rss_mb,
-                    f"{worker.ready_rss_mb:.0f} MB", "(as its partitions were assigned, the backlog waiting)")
-        results.add("CallPulse", "worker peak RSS", "worker_rss_mb", rss, f"{rss:.0f} MB",
-                    f"({args.campaigns:,} campaigns x 6 segments live; the peak is during the backlog)")
+        results.add(
+            "CallPulse",
+            "worker RSS when ready",
+            "worker_ready_rss_mb",
+            worker.ready_rss_mb,
+            f"{worker.ready_rss_mb:.0f} MB",
+            "(as its partitions were assigned, the backlog waiting)",
+        )
+        results.add(
+            "CallPulse",
+            "worker peak RSS",
+            "worker_rss_mb",
+            rss,
+            f"{rss:.0f} MB",
+            f"({args.campaigns:,} campaigns x 6 segments live; the peak is during the backlog)",
+        )
         # Whether the backlog's memory comes back once the load is steady: the RSS at the end.
-        results.add("CallPulse", "worker RSS at the end", "worker_steady_rss_mb", steady_rss, f"{steady_rss:.0f} MB",
-                    f"(after the backlog, then {args.fresh_seconds:,.0f} s at {args.fresh_rate:,.0f} events/s)")
+        results.add(
+            "CallPulse",
+            "worker RSS at the end",
+            "worker_steady_rss_mb",
+            steady_rss,
+            f"{steady_rss:.0f} MB",
+            f"(after the backlog, then {args.fresh_seconds:,.0f} s at {args.fresh_rate:,.0f} events/s)",
+        )
         # RSS also counts the library pages mapped (chDB's most of all), and how many of those are
         # mapped moves with the page cache: the same process measured 120 MB apart on one day.
-        results.add("CallPulse", "worker peak anonymous memory", "worker_peak_anon_mb", worker.peak_anon_mb,
-                    f"{worker.peak_anon_mb:.0f} MB",
-                    "(RssAnon, sampled every 20 ms through the backlog: the RSS without mapped files)")
+        results.add(
+            "CallPulse",
+            "worker peak anonymous memory",
+            "worker_peak_anon_mb",
+            worker.peak_anon_mb,
+            f"{worker.peak_anon_mb:.0f} MB",
+            "(RssAnon, sampled every 20 ms through the backlog: the RSS without mapped files)",
+        )
         memory_floors(workdir, results)
         if not args.skip_peers:
             peers(settings, workdir, args.events, args.naive_events, results)
@@ -584,9 +735,11 @@ def main(argv: list[str] | None = None) -> Results:
             crosstab_query(workdir, args.crosstab_attempts, results, repeats=3 if args.smoke else 10)
     numbers = results.numbers
     if "quix_events_per_s" in numbers:
-        for key, name in (("quix_events_per_s", "Quix Streams"),
-                          ("quix_committed_events_per_s", "Quix Streams, state committed"),
-                          ("naive_events_per_s", "naive Faust")):
+        for key, name in (
+            ("quix_events_per_s", "Quix Streams"),
+            ("quix_committed_events_per_s", "Quix Streams, state committed"),
+            ("naive_events_per_s", "naive Faust"),
+        ):
             ratio = numbers["callpulse_events_per_s"] / numbers[key]
             results.add("Ratio", f"CallPulse / {name}", f"ratio_{key}", ratio, f"{ratio:.2f} x")
     text = render(results, args)
