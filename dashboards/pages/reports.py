@@ -183,9 +183,7 @@ def build_report(rows, columns, metric, start, end, campaigns):
     except reports.ReportError as exc:
         return theme.empty_figure(str(exc)), [], [], [], theme.empty_figure(""), str(exc), no_update
     settings = context().settings
-    counters = reports.counters_frame(
-        context().client, request, settings.zone, settings.compliance.ftc_connect_seconds
-    )
+    counters = reports.counters_frame(context().client, request, settings.zone, settings.compliance.ftc_connect_seconds)
     search = "?" + urlencode(
         {
             "rows": rows,
