@@ -19,34 +19,52 @@ from core.slots import SlotRules
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def calls(campaign: str, outcome: Outcome, count: int, minutes_ago: float, wait: float | None = 0.5,
-          tag: str = "") -> list[CallAttempt]:
+def calls(
+    campaign: str, outcome: Outcome, count: int, minutes_ago: float, wait: float | None = 0.5, tag: str = ""
+) -> list[CallAttempt]:
     """``count`` calls of one kind spread over the minutes before ``minutes_ago``."""
-    return [CallAttempt(schema_version=1, event_id=f"{campaign}-{outcome.value}-{tag}{wait}-{minutes_ago}-{n}",
-                        campaign=campaign, outcome=outcome, lead=Lead(segment="seniors"),
-                        event_time=NOW - timedelta(minutes=minutes_ago + 45 * n / count),
-                        wait_seconds=wait if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else None,
-                        talk_seconds=60.0 if outcome is Outcome.CONNECTED else 0.0)
-            for n in range(count)]
+    return [
+        CallAttempt(
+            schema_version=1,
+            event_id=f"{campaign}-{outcome.value}-{tag}{wait}-{minutes_ago}-{n}",
+            campaign=campaign,
+            outcome=outcome,
+            lead=Lead(segment="seniors"),
+            event_time=NOW - timedelta(minutes=minutes_ago + 45 * n / count),
+            wait_seconds=wait if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else None,
+            talk_seconds=60.0 if outcome is Outcome.CONNECTED else 0.0,
+        )
+        for n in range(count)
+    ]
 
 
 # winback: 0.9 % dropped, yet 3.9 % for the FTC; Ofcom with a 5 % AMD estimate 1.9 %.
 #   950 connected in time, 30 after 3.5 s, 20 without a wait, 9 dropped, 200 machines.
 #   dialer 9 / 1009; FTC (9 + 30) / 1009 = 39 / 1009, up to (39 + 20) / 1009 = 5.8 % had the 20
 #   calls without a wait been late; Ofcom (9 + 10) / (1009 + 10) = 19 / 1019.
-WINBACK = [*calls("winback", Outcome.CONNECTED, 950, 5), *calls("winback", Outcome.CONNECTED, 30, 5, wait=3.5),
-           *calls("winback", Outcome.CONNECTED, 20, 5, wait=None), *calls("winback", Outcome.ABANDONED, 9, 5, 2.0),
-           *calls("winback", Outcome.MACHINE, 200, 5)]
+WINBACK = [
+    *calls("winback", Outcome.CONNECTED, 950, 5),
+    *calls("winback", Outcome.CONNECTED, 30, 5, wait=3.5),
+    *calls("winback", Outcome.CONNECTED, 20, 5, wait=None),
+    *calls("winback", Outcome.ABANDONED, 9, 5, 2.0),
+    *calls("winback", Outcome.MACHINE, 200, 5),
+]
 # charity: 23 hours ago 2000 connected and 20 dropped (1 %); the last hour 200 connected and 20
 # dropped (9.1 %). UK 24 h: 40 / 2240 = 1.8 %, 67.2 allowed, 27.2 more. At the last hour's pace
 # (20 of 220 an hour, the window's oldest hours leaving at 40 / 24 and 2240 / 24 an hour) the
 # excess -27.2 grows by (20 - 40/24) - 0.03 (220 - 2240/24) = 14.533 an hour: the limit in 1.87 h.
-CHARITY = [*calls("charity", Outcome.CONNECTED, 2000, 23 * 60), *calls("charity", Outcome.ABANDONED, 20, 23 * 60),
-           *calls("charity", Outcome.CONNECTED, 200, 5, tag="late"),
-           *calls("charity", Outcome.ABANDONED, 20, 5, wait=2.0, tag="late")]
+CHARITY = [
+    *calls("charity", Outcome.CONNECTED, 2000, 23 * 60),
+    *calls("charity", Outcome.ABANDONED, 20, 23 * 60),
+    *calls("charity", Outcome.CONNECTED, 200, 5, tag="late"),
+    *calls("charity", Outcome.ABANDONED, 20, 5, wait=2.0, tag="late"),
+]
 # solar: the site's FTC seconds are 3 (CONFIG): 10 calls connected after 2.5 s are in time, 1 dropped.
-SOLAR = [*calls("solar", Outcome.CONNECTED, 40, 5), *calls("solar", Outcome.CONNECTED, 10, 5, wait=2.5),
-         *calls("solar", Outcome.ABANDONED, 1, 5, 2.0)]
+SOLAR = [
+    *calls("solar", Outcome.CONNECTED, 40, 5),
+    *calls("solar", Outcome.CONNECTED, 10, 5, wait=2.5),
+    *calls("solar", Outcome.ABANDONED, 1, 5, 2.0),
+]
 CONFIG = """
 [compliance]
 ftc_connect_seconds = 3
@@ -63,17 +81,24 @@ def landed(tmp_path_factory):
     config.write_text(CONFIG)
     settings = load_settings(config)
     with migrated_warehouse(tmp_path_factory.mktemp("warehouse")) as client:
-        land_counted(client, sorted(WINBACK + CHARITY + SOLAR, key=lambda c: c.event_time), settings,
-                     SlotRules(settings.slots, settings.zone))
+        land_counted(
+            client,
+            sorted(WINBACK + CHARITY + SOLAR, key=lambda c: c.event_time),
+            settings,
+            SlotRules(settings.slots, settings.zone),
+        )
         yield settings, client
 
 
 def test_an_event_without_wait_seconds_is_kept_as_unknown_not_zero():
-    raw = (b'{"type":"call_attempt","schema_version":1,"event_id":"e1","campaign":"c","event_time":'
-           b'"2026-11-23T01:00:00Z","outcome":"connected","lead":{"segment":"s"}}')
+    raw = (
+        b'{"type":"call_attempt","schema_version":1,"event_id":"e1","campaign":"c","event_time":'
+        b'"2026-11-23T01:00:00Z","outcome":"connected","lead":{"segment":"s"}}'
+    )
     (event,), rejections = decode_record(raw)
     assert rejections == [] and event.wait_seconds is None
     from core.metrics import counters_for
+
     counted = dict(zip(COUNTERS, counters_for(event.outcome, False, 0.0, 0.0, event.wait_seconds)))
     assert (counted["abandoned_ftc"], counted["live_answers_unjudged"], counted["contacts"]) == (0, 1, 1)
 
@@ -108,11 +133,17 @@ def test_raw_attempts_recount_the_buckets_and_a_restart_rebuilds_them(landed):
     settings, client = landed
     names = ("abandoned_ftc", "live_answers_unjudged", "machines")
     raw_sql = raw_counter_sql(settings.compliance.ftc_connect_seconds)
-    raw = client.query(f"SELECT {', '.join(raw_sql[n] for n in names)} FROM call_attempts FINAL "
-                       "WHERE campaign = 'winback'").result_rows[0]
+    raw = client.query(
+        f"SELECT {', '.join(raw_sql[n] for n in names)} FROM call_attempts FINAL WHERE campaign = 'winback'"
+    ).result_rows[0]
     assert tuple(raw) == (39, 20, 200)
-    assert client.command("SELECT countIf(wait_seconds IS NULL AND outcome = 'connected') FROM call_attempts "
-                          "WHERE campaign = 'winback'") == 20
+    assert (
+        client.command(
+            "SELECT countIf(wait_seconds IS NULL AND outcome = 'connected') FROM call_attempts "
+            "WHERE campaign = 'winback'"
+        )
+        == 20
+    )
     restored = MinuteBuckets(settings, SlotRules(settings.slots, settings.zone))
     restored.restore(open_window_attempts(client, 3600))
     totals = dict(zip(COUNTERS, restored.kept_totals("winback")))
@@ -124,12 +155,19 @@ def test_a_report_asks_for_the_ftc_rate_by_name(landed):
 
     settings, client = landed
     today = NOW.astimezone(settings.zone).date()
-    request = ReportRequest.parse("campaign", "abandon_rate,abandon_rate_ftc", today - timedelta(days=2), today, [],
-                                  today=today)
+    request = ReportRequest.parse(
+        "campaign", "abandon_rate,abandon_rate_ftc", today - timedelta(days=2), today, [], today=today
+    )
     frame = run_report(client, request, settings.zone, settings.compliance.ftc_connect_seconds)
     # The FTC rate is never shown without the calls it could not judge and its upper bound.
-    assert list(frame.columns) == ["campaign", "dials", "abandon_rate", "abandon_rate_ftc", "live_answers_unjudged",
-                                   "abandon_rate_ftc_upper"]
+    assert list(frame.columns) == [
+        "campaign",
+        "dials",
+        "abandon_rate",
+        "abandon_rate_ftc",
+        "live_answers_unjudged",
+        "abandon_rate_ftc_upper",
+    ]
     frame = frame.set_index("campaign")
     assert frame.loc["winback", "abandon_rate_ftc"] == pytest.approx(39 / 1009)
     assert frame.loc["winback", "live_answers_unjudged"] == 20
@@ -144,8 +182,13 @@ def test_reports_by_team_read_raw_attempts_with_the_sites_ftc_seconds(landed):
 
     settings, client = landed
     today = NOW.astimezone(settings.zone).date()
-    asked = dict(metrics="abandon_rate_ftc,abandoned_ftc", start=today - timedelta(days=2), end=today,
-                 campaigns=["solar"], today=today)
+    asked = dict(
+        metrics="abandon_rate_ftc,abandoned_ftc",
+        start=today - timedelta(days=2),
+        end=today,
+        campaigns=["solar"],
+        today=today,
+    )
     seconds = settings.compliance.ftc_connect_seconds
     by_team = run_report(client, ReportRequest.parse("campaign,team", **asked), settings.zone, seconds)
     from_buckets = run_report(client, ReportRequest.parse("campaign", **asked), settings.zone, seconds)
@@ -210,13 +253,16 @@ def test_the_wallboard_and_the_compliance_page_show_the_definitions_and_budgets(
     assert "compliance.ftc_connect_seconds = 3 s" in definitions and "1 campaign(s) with their own" in definitions
 
 
-@pytest.mark.parametrize("toml, message", [
-    ("[compliance]\nftc_connect_seconds = -1\n", "compliance.ftc_connect_seconds"),
-    ("[compliance.campaigns.x]\namd_false_positive_rate = 1.5\n", "compliance.campaigns.x.amd_false_positive_rate"),
-    ("[alerts]\nforecast_hours = 0\n", "alerts.forecast_hours"),
-    ("[alerts.rules.default]\nconfidence = 1.0\n", "confidence"),
-    ("[alerts.rules.default]\nabandon_resolve = 0.05\n", "abandon_resolve"),
-])
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("[compliance]\nftc_connect_seconds = -1\n", "compliance.ftc_connect_seconds"),
+        ("[compliance.campaigns.x]\namd_false_positive_rate = 1.5\n", "compliance.campaigns.x.amd_false_positive_rate"),
+        ("[alerts]\nforecast_hours = 0\n", "alerts.forecast_hours"),
+        ("[alerts.rules.default]\nconfidence = 1.0\n", "confidence"),
+        ("[alerts.rules.default]\nabandon_resolve = 0.05\n", "abandon_resolve"),
+    ],
+)
 def test_bad_compliance_settings_are_refused_with_the_key(tmp_path, toml, message):
     config = tmp_path / "callpulse.toml"
     config.write_text(toml)
@@ -225,7 +271,9 @@ def test_bad_compliance_settings_are_refused_with_the_key(tmp_path, toml, messag
 
 
 def test_a_negative_wait_is_still_refused():
-    raw = (b'{"type":"call_attempt","schema_version":1,"event_id":"e1","campaign":"c","event_time":'
-           b'"2026-11-23T01:00:00Z","outcome":"connected","lead":{"segment":"s"},"wait_seconds":-1}')
+    raw = (
+        b'{"type":"call_attempt","schema_version":1,"event_id":"e1","campaign":"c","event_time":'
+        b'"2026-11-23T01:00:00Z","outcome":"connected","lead":{"segment":"s"},"wait_seconds":-1}'
+    )
     events, (rejection,) = decode_record(raw)
     assert events == [] and rejection.reason == "negative_duration"
