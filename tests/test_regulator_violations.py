@@ -36,37 +36,68 @@ DAY = datetime(2026, 11, 20, tzinfo=TOKYO)  # in the past, and Tokyo has no DST
 RETURNING_CUSTOMER = "+81 90-8872-1495"
 
 
-def call(event_id: str, campaign: str, placed: datetime, outcome=Outcome.CONNECTED, *, phone: str | None = None,
-         zone: str | None = None, wait: float | None = 1.0, talk: float = 60.0) -> CallAttempt:
+def call(
+    event_id: str,
+    campaign: str,
+    placed: datetime,
+    outcome=Outcome.CONNECTED,
+    *,
+    phone: str | None = None,
+    zone: str | None = None,
+    wait: float | None = 1.0,
+    talk: float = 60.0,
+) -> CallAttempt:
     """An attempt placed at ``placed``: ring 10 s, wait, then talk if connected."""
     talk = talk if outcome is Outcome.CONNECTED else 0.0
     wait = wait if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else 0.0
-    return CallAttempt(schema_version=1, event_id=event_id, campaign=campaign,
-                       event_time=placed.astimezone(timezone.utc) + timedelta(seconds=10 + (wait or 0) + talk),
-                       outcome=outcome,
-                       lead=Lead(segment="seniors", phone_hash=hash_phone(phone, KEY) if phone else None),
-                       ring_seconds=10.0, wait_seconds=wait, talk_seconds=talk, agent="agent-07",
-                       team="tokyo-floor", callee_timezone=zone)
+    return CallAttempt(
+        schema_version=1,
+        event_id=event_id,
+        campaign=campaign,
+        event_time=placed.astimezone(timezone.utc) + timedelta(seconds=10 + (wait or 0) + talk),
+        outcome=outcome,
+        lead=Lead(segment="seniors", phone_hash=hash_phone(phone, KEY) if phone else None),
+        ring_seconds=10.0,
+        wait_seconds=wait,
+        talk_seconds=talk,
+        agent="agent-07",
+        team="tokyo-floor",
+        callee_timezone=zone,
+    )
 
 
 def test_calling_hours_and_repeat_calls_are_found_listed_alerted_and_exported(pipeline, tmp_path):
     settings = pipeline.settings
     # osaka-renewals keeps to stricter hours of its own.
     with pipeline.config_file.open("a") as config:
-        config.write('\n[calling_hours.profiles.office]\nstart = "09:00"\nend = "20:00"\nsource = "house rule"\n'
-                     '[calling_hours.campaigns]\nosaka-renewals = "office"\n')
+        config.write(
+            '\n[calling_hours.profiles.office]\nstart = "09:00"\nend = "20:00"\nsource = "house rule"\n'
+            '[calling_hours.campaigns]\nosaka-renewals = "office"\n'
+        )
     tokyo_zone = callee_timezone(RETURNING_CUSTOMER)
     assert tokyo_zone == "Asia/Tokyo"  # the edge reads the zone from the number before hashing it
     nine_pm_new_york = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 21:00 EST on the 19th
     events = [
-        call("early-jp", "tokyo-renewals", DAY.replace(hour=7, minute=59, second=30), Outcome.NO_ANSWER,
-             zone=tokyo_zone),
-        call("morning-abandon", "tokyo-renewals", DAY.replace(hour=10), Outcome.ABANDONED, phone=RETURNING_CUSTOMER,
-             zone=tokyo_zone),
+        call(
+            "early-jp", "tokyo-renewals", DAY.replace(hour=7, minute=59, second=30), Outcome.NO_ANSWER, zone=tokyo_zone
+        ),
+        call(
+            "morning-abandon",
+            "tokyo-renewals",
+            DAY.replace(hour=10),
+            Outcome.ABANDONED,
+            phone=RETURNING_CUSTOMER,
+            zone=tokyo_zone,
+        ),
         call("no-zone", "tokyo-renewals", DAY.replace(hour=10, minute=5)),
         call("nine-sharp-ny", "tokyo-renewals", nine_pm_new_york, zone="America/New_York"),
-        call("late-ny", "tokyo-renewals", nine_pm_new_york + timedelta(seconds=1), Outcome.MACHINE,
-             zone="America/New_York"),
+        call(
+            "late-ny",
+            "tokyo-renewals",
+            nine_pm_new_york + timedelta(seconds=1),
+            Outcome.MACHINE,
+            zone="America/New_York",
+        ),
         call("evening-jp", "tokyo-renewals", DAY.replace(hour=22, minute=30), wait=3.0, zone=tokyo_zone),
         # Connected, but the dialer sent no wait: the FTC rule cannot judge them (counted in time,
         # a lower bound, and late for the upper bound).
@@ -75,10 +106,21 @@ def test_calling_hours_and_repeat_calls_are_found_listed_alerted_and_exported(pi
         call("osaka-early", "osaka-renewals", DAY.replace(hour=8, minute=30), Outcome.BUSY, zone=tokyo_zone),
         # Five hours after the abandon, from another campaign: Ofcom's 72 hours span campaigns.
         call("redial", "osaka-renewals", DAY.replace(hour=15), phone=RETURNING_CUSTOMER, zone=tokyo_zone),
-        call("second-abandon", "osaka-renewals", DAY.replace(hour=16), Outcome.ABANDONED, phone=RETURNING_CUSTOMER,
-             zone=tokyo_zone),
-        call("redial-after-four-days", "osaka-renewals", DAY.replace(hour=16) + timedelta(days=4),
-             phone=RETURNING_CUSTOMER, zone=tokyo_zone),
+        call(
+            "second-abandon",
+            "osaka-renewals",
+            DAY.replace(hour=16),
+            Outcome.ABANDONED,
+            phone=RETURNING_CUSTOMER,
+            zone=tokyo_zone,
+        ),
+        call(
+            "redial-after-four-days",
+            "osaka-renewals",
+            DAY.replace(hour=16) + timedelta(days=4),
+            phone=RETURNING_CUSTOMER,
+            zone=tokyo_zone,
+        ),
     ]
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
     publisher.publish_all(sorted(events, key=lambda event: event.event_time))
@@ -114,30 +156,39 @@ def test_calling_hours_and_repeat_calls_are_found_listed_alerted_and_exported(pi
         create_app(DashboardContext(settings, client))
         from dashboards.pages import compliance as compliance_page
 
-        hours_rows, hours_summary = compliance_page._calling_hours_section(DAY.date() - timedelta(days=1),
-                                                                           DAY.date() + timedelta(days=5))
-        repeat_rows, repeat_summary = compliance_page._repeat_calls_section(DAY.date() - timedelta(days=1),
-                                                                            DAY.date() + timedelta(days=5))
+        hours_rows, hours_summary = compliance_page._calling_hours_section(
+            DAY.date() - timedelta(days=1), DAY.date() + timedelta(days=5)
+        )
+        repeat_rows, repeat_summary = compliance_page._repeat_calls_section(
+            DAY.date() - timedelta(days=1), DAY.date() + timedelta(days=5)
+        )
     finally:
         client.close()
-    found = {row["event_id"]: (row["local_dialed_at"], row["profile"], row["allowed_from"], row["allowed_until"])
-             for row in violations.to_dict("records")}
+    found = {
+        row["event_id"]: (row["local_dialed_at"], row["profile"], row["allowed_from"], row["allowed_until"])
+        for row in violations.to_dict("records")
+    }
     assert found == {
         "early-jp": ("2026-11-20 07:59:30", "ftc", "08:00", "21:00"),
         "late-ny": ("2026-11-19 21:00:01", "ftc", "08:00", "21:00"),
         "evening-jp": ("2026-11-20 22:30:00", "ftc", "08:00", "21:00"),
         "osaka-early": ("2026-11-20 08:30:00", "office", "09:00", "20:00"),
     }
-    assert [(r["event_id"], r["campaign"], r["abandoned_event_id"], r["abandoned_campaign"])
-            for r in repeats.to_dict("records")] == [
+    assert [
+        (r["event_id"], r["campaign"], r["abandoned_event_id"], r["abandoned_campaign"])
+        for r in repeats.to_dict("records")
+    ] == [
         # Dialled again within 72 hours, and abandoned again: a repeat call too.
         ("second-abandon", "osaka-renewals", "morning-abandon", "tokyo-renewals"),
-        ("redial", "osaka-renewals", "morning-abandon", "tokyo-renewals")]
+        ("redial", "osaka-renewals", "morning-abandon", "tokyo-renewals"),
+    ]
     assert repeats["hours_after_abandon"].iloc[1] == pytest.approx(5 - 11 / 3600, abs=1e-6)
     assert abandoned_twice == 1
     assert unjudged.set_index("campaign")["without_timezone"].to_dict() == {"osaka-renewals": 0, "tokyo-renewals": 1}
-    assert "4 calls outside the callee's allowed hours" in hours_summary and "1 call had no callee time zone" \
-        in hours_summary
+    assert (
+        "4 calls outside the callee's allowed hours" in hours_summary
+        and "1 call had no callee time zone" in hours_summary
+    )
     assert [row["event_id"] for row in hours_rows] == ["evening-jp", "late-ny", "osaka-early", "early-jp"]
     assert [row["event_id"] for row in repeat_rows] == ["second-abandon", "redial"]
     assert "1 customer abandoned more than once" in repeat_summary
@@ -146,9 +197,24 @@ def test_calling_hours_and_repeat_calls_are_found_listed_alerted_and_exported(pi
     from callpulse.cli import main
 
     bundle = tmp_path / "evidence.zip"
-    result = CliRunner().invoke(main, ["--config", str(pipeline.config_file), "compliance", "export", "--campaign",
-                                       "tokyo-renewals", "--from", "2026-11-19", "--to", "2026-11-21",
-                                       "--output", str(bundle)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(pipeline.config_file),
+            "compliance",
+            "export",
+            "--campaign",
+            "tokyo-renewals",
+            "--from",
+            "2026-11-19",
+            "--to",
+            "2026-11-21",
+            "--output",
+            str(bundle),
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     check_bundle(bundle)
 
@@ -179,12 +245,24 @@ def check_bundle(bundle) -> None:
     unjudged = connected & calls["wait_seconds"].isna()
     ftc = dropped | (connected & (calls["wait_seconds"] > configuration["ftc_connect_seconds"]))
     machines = calls["outcome"] == "machine"
-    recomputed = pd.DataFrame({
-        "campaign": calls["campaign"], "day": calls["day"], "dials": 1, "live_answers": live.astype(int),
-        "connected": connected.astype(int), "dialer_abandoned": dropped.astype(int), "ftc_abandoned": ftc.astype(int),
-        "ftc_unjudged": unjudged.astype(int), "machine": machines.astype(int),
-        "calls_without_callee_timezone": calls["callee_timezone"].isna().astype(int),
-    }).groupby(["campaign", "day"]).sum()
+    recomputed = (
+        pd.DataFrame(
+            {
+                "campaign": calls["campaign"],
+                "day": calls["day"],
+                "dials": 1,
+                "live_answers": live.astype(int),
+                "connected": connected.astype(int),
+                "dialer_abandoned": dropped.astype(int),
+                "ftc_abandoned": ftc.astype(int),
+                "ftc_unjudged": unjudged.astype(int),
+                "machine": machines.astype(int),
+                "calls_without_callee_timezone": calls["callee_timezone"].isna().astype(int),
+            }
+        )
+        .groupby(["campaign", "day"])
+        .sum()
+    )
     rate = configuration["amd_false_positive_rate"]
     recomputed["ofcom_estimated_live_machines"] = rate * recomputed["machine"]
     recomputed["ofcom_abandoned"] = recomputed["dialer_abandoned"] + rate * recomputed["machine"]
@@ -192,8 +270,9 @@ def check_bundle(bundle) -> None:
     recomputed["dialer_abandon_rate"] = recomputed["dialer_abandoned"] / recomputed["live_answers"]
     # The FTC's rate over every live answer, the unjudged counted in time; its upper bound counts them late.
     recomputed["ftc_abandon_rate"] = recomputed["ftc_abandoned"] / recomputed["live_answers"]
-    recomputed["ftc_abandon_rate_upper"] = (recomputed["ftc_abandoned"] + recomputed["ftc_unjudged"]) \
-        / recomputed["live_answers"]
+    recomputed["ftc_abandon_rate_upper"] = (recomputed["ftc_abandoned"] + recomputed["ftc_unjudged"]) / recomputed[
+        "live_answers"
+    ]
     recomputed["ofcom_abandon_rate"] = recomputed["ofcom_abandoned"] / recomputed["ofcom_live_calls"]
     for name, rows in (("calling_hours_violations", hours), ("repeat_calls_after_abandon", repeats)):
         per_day = pd.DataFrame({"campaign": rows["campaign"], "day": day_of(rows["dialed_at"])}).value_counts()
@@ -202,12 +281,22 @@ def check_bundle(bundle) -> None:
     recomputed = recomputed.sort_index()
     assert list(exported.index) == list(recomputed.index)
     for column in recomputed.columns:
-        pd.testing.assert_series_equal(exported[column].astype(float), recomputed[column].astype(float),
-                                       check_names=False, obj=column)
+        pd.testing.assert_series_equal(
+            exported[column].astype(float), recomputed[column].astype(float), check_names=False, obj=column
+        )
     assert set(recomputed.columns) == set(exported.columns)  # every figure of the bundle, recomputed
     # What this campaign's calls come to: all eight were dialled on the 20th, Tokyo time.
-    figures = exported[["dials", "live_answers", "dialer_abandoned", "ftc_abandoned", "ftc_unjudged",
-                        "calling_hours_violations", "calls_without_callee_timezone"]]
+    figures = exported[
+        [
+            "dials",
+            "live_answers",
+            "dialer_abandoned",
+            "ftc_abandoned",
+            "ftc_unjudged",
+            "calling_hours_violations",
+            "calls_without_callee_timezone",
+        ]
+    ]
     assert figures.loc[("tokyo-renewals", "2026-11-20")].tolist() == [8, 6, 1, 2, 2, 3, 1]
     tokyo = exported.loc[("tokyo-renewals", "2026-11-20")]
     assert (tokyo["ftc_abandon_rate"], tokyo["ftc_abandon_rate_upper"]) == (pytest.approx(2 / 6), pytest.approx(4 / 6))
