@@ -21,13 +21,13 @@ import pytest
 
 from core.config import load_settings
 from core.schema import Outcome
-from streams.kafka_admin import read_topic
 from producers.vicidial import FileFormatError, RowError, RowMapper, read_rows
+from streams.kafka_admin import read_topic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "vicidial_log_export.tsv"
 KEY = b"test-key"
-CUSTOM_STATUS = '\n[vicidial.campaign_statuses.HOMEINS]\nBOOKED = { human_answered = true, sale = true }\n'
+CUSTOM_STATUS = "\n[vicidial.campaign_statuses.HOMEINS]\nBOOKED = { human_answered = true, sale = true }\n"
 
 # The test's own reading of VICIdial's statuses (from the design notes), not the adapter's table.
 HUMAN = {"SALE", "NI", "NP", "CALLBK", "DNC", "XFER", "BOOKED"}
@@ -37,9 +37,18 @@ SALES = {"SALE", "BOOKED"}
 
 
 def row(**fields) -> dict:
-    base = {"uniqueid": "1794787200.1", "campaign_id": "HOMEINS", "call_date": "2026-11-16 09:00:00",
-            "length_in_sec": "120", "status": "SALE", "phone_number": "09012345678", "user": "agent01",
-            "user_group": "TOKYO", "list_id": "1001", "lead_id": "77"}
+    base = {
+        "uniqueid": "1794787200.1",
+        "campaign_id": "HOMEINS",
+        "call_date": "2026-11-16 09:00:00",
+        "length_in_sec": "120",
+        "status": "SALE",
+        "phone_number": "09012345678",
+        "user": "agent01",
+        "user_group": "TOKYO",
+        "list_id": "1001",
+        "lead_id": "77",
+    }
     return base | fields
 
 
@@ -50,11 +59,20 @@ def mapper(tmp_path_factory):
     return RowMapper(load_settings(config), KEY)
 
 
-@pytest.mark.parametrize("status, outcome, order", [
-    ("NA", Outcome.NO_ANSWER, False), ("AB", Outcome.BUSY, False), ("AL", Outcome.MACHINE, False),
-    ("AFAX", Outcome.FAX, False), ("ADC", Outcome.INVALID_NUMBER, False), ("PDROP", Outcome.ABANDONED, False),
-    ("SALE", Outcome.CONNECTED, True), ("NI", Outcome.CONNECTED, False), ("xfer", Outcome.CONNECTED, False),
-])
+@pytest.mark.parametrize(
+    "status, outcome, order",
+    [
+        ("NA", Outcome.NO_ANSWER, False),
+        ("AB", Outcome.BUSY, False),
+        ("AL", Outcome.MACHINE, False),
+        ("AFAX", Outcome.FAX, False),
+        ("ADC", Outcome.INVALID_NUMBER, False),
+        ("PDROP", Outcome.ABANDONED, False),
+        ("SALE", Outcome.CONNECTED, True),
+        ("NI", Outcome.CONNECTED, False),
+        ("xfer", Outcome.CONNECTED, False),
+    ],
+)
 def test_default_statuses(mapper, status, outcome, order):
     attempt = mapper.attempt(row(status=status))
     assert (attempt.outcome, attempt.order) == (outcome, order)
@@ -64,8 +82,12 @@ def test_a_row_becomes_an_attempt_in_utc_with_a_hashed_phone(mapper):
     attempt = mapper.attempt(row())
     assert attempt.event_id == "1794787200.1"
     assert attempt.event_time.isoformat() == "2026-11-16T00:00:00+00:00"  # 09:00 in Tokyo
-    assert (attempt.talk_seconds, attempt.agent, attempt.team, attempt.lead.segment) == (120.0, "agent01", "TOKYO",
-                                                                                        "list-1001")
+    assert (attempt.talk_seconds, attempt.agent, attempt.team, attempt.lead.segment) == (
+        120.0,
+        "agent01",
+        "TOKYO",
+        "list-1001",
+    )
     assert attempt.wait_seconds is None  # vicidial_log has no queue wait for an outbound call: unknown, not 0
     assert len(attempt.lead.phone_hash) == 64 and "09012345678" not in repr(attempt)
     dropped = mapper.attempt(row(status="DROP", length_in_sec="3", user="VDAD"))
@@ -79,10 +101,15 @@ def test_campaign_statuses_come_from_config_and_unknown_ones_are_refused(mapper)
     assert refused.value.reason == "unknown_status"
 
 
-@pytest.mark.parametrize("fields, reason", [
-    ({"length_in_sec": "-4"}, "negative_duration"), ({"length_in_sec": "abc"}, "bad_number"),
-    ({"call_date": "16/11/2026"}, "bad_timestamp"), ({"uniqueid": ""}, "missing_field"),
-])
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"length_in_sec": "-4"}, "negative_duration"),
+        ({"length_in_sec": "abc"}, "bad_number"),
+        ({"call_date": "16/11/2026"}, "bad_timestamp"),
+        ({"uniqueid": ""}, "missing_field"),
+    ],
+)
 def test_bad_rows_say_why(mapper, fields, reason):
     with pytest.raises(RowError) as refused:
         mapper.attempt(row(**fields))
@@ -98,11 +125,18 @@ def test_a_call_date_read_in_the_wrong_zone_is_refused_with_the_skew_and_the_set
     two_minutes_ago_in_tokyo = datetime.now(ZoneInfo("Asia/Tokyo")) - timedelta(minutes=2)
     with pytest.raises(RowError) as refused:
         new_york.attempt(row(call_date=two_minutes_ago_in_tokyo.strftime("%Y-%m-%d %H:%M:%S")))
-    hours = round((two_minutes_ago_in_tokyo.utcoffset()
-                   - two_minutes_ago_in_tokyo.astimezone(ZoneInfo("America/New_York")).utcoffset()).total_seconds() / 3600)
+    hours = round(
+        (
+            two_minutes_ago_in_tokyo.utcoffset()
+            - two_minutes_ago_in_tokyo.astimezone(ZoneInfo("America/New_York")).utcoffset()
+        ).total_seconds()
+        / 3600
+    )
     assert refused.value.reason == "future_event_time"
-    assert (f"{hours} hours ahead of this machine's clock; is pipeline.timezone (America/New_York) the dialer's zone?"
-            in str(refused.value))
+    assert (
+        f"{hours} hours ahead of this machine's clock; is pipeline.timezone (America/New_York) the dialer's zone?"
+        in str(refused.value)
+    )
     # Read in the dialer's own zone, the same row is two minutes old and counts.
     tokyo = RowMapper(load_settings(), KEY)
     assert tokyo.attempt(row(call_date=two_minutes_ago_in_tokyo.strftime("%Y-%m-%d %H:%M:%S"))).event_id
@@ -113,11 +147,16 @@ def test_a_wrong_delimiter_or_missing_columns_is_a_clear_file_error():
         list(read_rows(io.StringIO("uniqueid;campaign_id;call_date\n1;X;2026-11-16\n")))
     with pytest.raises(FileFormatError, match="the file is empty"):
         list(read_rows(io.StringIO("")))
-    lines = list(read_rows(io.StringIO("uniqueid,campaign_id,call_date,length_in_sec,status\n1,X\n"
-                                       "2,X,2026-11-16 09:00:00,4,NA\n")))
+    lines = list(
+        read_rows(
+            io.StringIO("uniqueid,campaign_id,call_date,length_in_sec,status\n1,X\n2,X,2026-11-16 09:00:00,4,NA\n")
+        )
+    )
     assert lines[0][0] == 2 and lines[0][1].reason == "wrong_column_count"
-    assert lines[1] == (3, {"uniqueid": "2", "campaign_id": "X", "call_date": "2026-11-16 09:00:00",
-                            "length_in_sec": "4", "status": "NA"})
+    assert lines[1] == (
+        3,
+        {"uniqueid": "2", "campaign_id": "X", "call_date": "2026-11-16 09:00:00", "length_in_sec": "4", "status": "NA"},
+    )
 
 
 def expected_report(settings) -> pd.DataFrame:
@@ -143,8 +182,11 @@ def expected_report(settings) -> pd.DataFrame:
             total["contacts"] += status in HUMAN | DROPPED
             total["abandoned"] += status in DROPPED
             total["orders"] += status in SALES
-            total["cost"] += model.cost_per_attempt + length / 60 * model.cost_per_minute \
+            total["cost"] += (
+                model.cost_per_attempt
+                + length / 60 * model.cost_per_minute
                 + (length / 3600 * model.agent_cost_per_hour if status in HUMAN else 0.0)
+            )
     frame = pd.DataFrame.from_dict(sums, orient="index").rename_axis("campaign").reset_index()
     frame["contact_rate"] = frame["contacts"] / frame["dials"]
     frame["abandon_rate"] = frame["abandoned"] / frame["contacts"]
@@ -154,9 +196,15 @@ def expected_report(settings) -> pd.DataFrame:
 
 def callpulse(pipeline, *args: str, login: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``login``: the CALLPULSE_API_* variables `callpulse report` needs to ask a running dashboard."""
-    return subprocess.run([sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), *args],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=180, stdin=subprocess.DEVNULL,
-                          env={"CALLPULSE_HMAC_KEY": KEY.decode(), "PATH": "/usr/bin:/bin", **(login or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "callpulse", "--config", str(pipeline.config_file), *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+        env={"CALLPULSE_HMAC_KEY": KEY.decode(), "PATH": "/usr/bin:/bin", **(login or {})},
+    )
 
 
 @pytest.mark.integration
@@ -173,8 +221,19 @@ def test_a_vicidial_export_end_to_end_and_a_reingest_counts_once(pipeline, tmp_p
     assert "line 201: wrong_column_count" in first.stderr  # the broken line, counting the header as line 1
     worker.wait_until_caught_up(timeout_s=120)
 
-    report_args = ("report", "--by", "campaign", "--metrics", "dials,contacts,abandoned,orders,contact_rate,"
-                   "abandon_rate,cpo", "--from", "2026-11-16", "--to", "2026-11-16", "--format", "csv")
+    report_args = (
+        "report",
+        "--by",
+        "campaign",
+        "--metrics",
+        "dials,contacts,abandoned,orders,contact_rate,abandon_rate,cpo",
+        "--from",
+        "2026-11-16",
+        "--to",
+        "2026-11-16",
+        "--format",
+        "csv",
+    )
     shown = callpulse(pipeline, *report_args, login=dashboard_login.cli_env("manager"))
     assert shown.returncode == 0, shown.stderr
     got = pd.read_csv(io.StringIO(shown.stdout))
@@ -216,11 +275,14 @@ def test_a_file_with_nothing_usable_fails_with_reasons_and_no_traceback(pipeline
     bad.write_text("uniqueid campaign_id call_date length_in_sec status\n1 X 2026-11-16T09:00:00 4 NA\n")
     result = callpulse(pipeline, "ingest", "vicidial", str(bad))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "line 1: found no tab, comma, semicolon or pipe between column names, so the header lacks uniqueid" \
+    assert (
+        "line 1: found no tab, comma, semicolon or pipe between column names, so the header lacks uniqueid"
         in " ".join(result.stderr.split())
+    )
     only_unknown = tmp_path / "unknown.tsv"
-    only_unknown.write_text("uniqueid\tcampaign_id\tcall_date\tlength_in_sec\tstatus\n"
-                            "1\tX\t2026-11-16 09:00:00\t4\tWHAT\n")
+    only_unknown.write_text(
+        "uniqueid\tcampaign_id\tcall_date\tlength_in_sec\tstatus\n1\tX\t2026-11-16 09:00:00\t4\tWHAT\n"
+    )
     result = callpulse(pipeline, "ingest", "vicidial", str(only_unknown))
     assert result.returncode == 1 and "no usable rows" in result.stderr and "Traceback" not in result.stderr
     missing = callpulse(pipeline, "ingest", "vicidial", str(tmp_path / "nope.tsv"))
@@ -239,14 +301,13 @@ def test_a_status_with_a_made_up_outcome_is_a_config_error(tmp_path):
 @pytest.mark.integration
 @pytest.mark.timeout(180)
 def test_replaying_an_events_file_counts_every_valid_line_and_dead_letters_the_rest(pipeline, tmp_path):
-    from core.slots import SlotRules
     from core.schema import encode_event
+    from core.slots import SlotRules
     from producers.simulator import DialerSimulator
 
     settings = pipeline.settings
     start = pd.Timestamp("2026-11-18T01:00:00Z").to_pydatetime()
-    events = list(DialerSimulator(SlotRules(settings.slots, settings.zone), KEY, seed=5, start=start)
-                  .events(count=400))
+    events = list(DialerSimulator(SlotRules(settings.slots, settings.zone), KEY, seed=5, start=start).events(count=400))
     lines = [encode_event(e) for e in events]
     lines.insert(100, b'{"type": "call_attempt", "schema_version": 1')  # cut short
     lines.insert(250, b'{"type": "call_attempt", "schema_version": 9, "event_id": "x"}')
@@ -319,11 +380,11 @@ def test_agent_log_rows_become_state_spans_holding_the_rows_seconds():
     want = agent_seconds_in_file()
     for (campaign, agent), expected in want.iterrows():
         got = spans[(campaign, agent)]
-        assert {state: got.get(state, 0.0) for state in SPANS.values()} == \
-            {state: expected[state] for state in SPANS.values()}, (campaign, agent)
+        assert {state: got.get(state, 0.0) for state in SPANS.values()} == {
+            state: expected[state] for state in SPANS.values()
+        }, (campaign, agent)
     first = by_agent["1001"][0]
-    assert (first.state, first.event_time.isoformat(), first.team) == ("paused", "2026-11-16T00:00:00+00:00",
-                                                                        "TOKYO-A")
+    assert (first.state, first.event_time.isoformat(), first.team) == ("paused", "2026-11-16T00:00:00+00:00", "TOKYO-A")
     # 1002 logs out for lunch between its HOMEINS and BBAND cycles; 1001's cycles follow each other.
     assert [e.state for e in by_agent["1002"]].count("logged_out") == 2
     assert [e.state for e in by_agent["1001"]].count("logged_out") == 1
@@ -349,9 +410,11 @@ def test_an_agent_log_export_lands_its_agent_seconds_once(pipeline):
             "SELECT campaign AS campaign_id, agent AS user, sum(paused_seconds) AS paused, "
             "sum(available_seconds) AS available, sum(on_call_seconds) AS on_call, "
             "sum(wrap_up_seconds) AS wrap_up, sum(logged_in_seconds) AS logged_in "
-            "FROM agent_minutes FINAL GROUP BY campaign, agent ORDER BY campaign, agent")
+            "FROM agent_minutes FINAL GROUP BY campaign, agent ORDER BY campaign, agent"
+        )
     finally:
         client.close()
     want = agent_seconds_in_file().reset_index().sort_values(["campaign_id", "user"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(landed[want.columns.tolist()].astype({c: float for c in want.columns[2:]}), want,
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        landed[want.columns.tolist()].astype({c: float for c in want.columns[2:]}), want, check_dtype=False
+    )
