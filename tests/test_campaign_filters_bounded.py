@@ -128,3 +128,22 @@ def test_the_campaign_filter_offers_a_few_dozen_names_and_finds_the_others_as_on
     assert options[1:] == [f"quiet-{n:04d}" for n in range(100, 150)]  # the first 50 that match, any case
     narrow = _callback(app, headers, f"{page}-campaigns.options", {f"{page}-campaigns.search_value": "quiet-2899"})
     assert narrow[f"{page}-campaigns"]["options"] == ["quiet-2899"]
+
+
+@pytest.mark.parametrize(
+    "chosen, days, top",
+    [
+        (["busy-003"], (DAY, DAY), 0.25),  # 1 of 4 live answers abandoned: above the limit
+        (None, (DAY, DAY), 0.03),  # the busiest, all under the 3 % limit
+        (None, ("2025-01-01", "2025-01-07"), 0.03),  # days without a call: an empty chart
+    ],
+)
+def test_the_compliance_charts_rate_axis_runs_from_zero_past_the_limit_and_the_rates(dashboard, chosen, days, top):
+    app, headers = dashboard
+    values = {"compliance-dates.start_date": days[0], "compliance-dates.end_date": days[1]}
+    if chosen:
+        values["compliance-campaigns.value"] = chosen
+    page = _callback(app, headers, "compliance-now.children", values)
+    yaxis = page["compliance-chart"]["figure"]["layout"]["yaxis"]
+    assert yaxis["range"] == pytest.approx([0, top * 1.15])
+    assert yaxis["tickformat"] == ".1%"

@@ -565,11 +565,15 @@ def _chart(history) -> go.Figure:
             annotation_text=f"limit {limit:.0%}",
             annotation_position="top left",
         )
+    # The rate axis runs from 0 to a little above the highest of the limits and the rates drawn,
+    # also with nothing to draw (Plotly's own empty axis ran from 0 to 400 %).
+    rates = history["abandon_rate_ofcom"].dropna().tolist() if len(history) else []
+    top = max([*limits, *rates]) * 1.15
     figure.update_layout(
         **theme.figure_layout(
             title="Daily abandon rate, UK Ofcom's definition (with the AMD estimate); ringed points are over the limit",
             height=420,
-            yaxis={"tickformat": ".1%", "rangemode": "tozero"},
+            yaxis={"tickformat": ".1%", "range": [0, top]},
             xaxis={"type": "category", "categoryorder": "category ascending"},
             legend={"orientation": "h", "y": -0.2},
         )
