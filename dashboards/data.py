@@ -33,7 +33,7 @@ from core.slots import SlotRules
 from warehouse.queries import floor, live
 
 SPARKLINE_WINDOW = timedelta(hours=2)
-WALLBOARD_QUERIES = 4  # tiles, compliance windows, sparklines, the floor: read at once after freshness
+WALLBOARD_QUERIES = 2  # sparklines, the floor: read at once after the counters
 FLOOR_FIELDS = ("agents", "calls_waiting", "longest_wait_seconds", "dial_level", "drops_today", "drop_allowance_today")
 
 
@@ -176,15 +176,17 @@ def wallboard_model(now: datetime | None = None) -> dict:
     board_now = board_time(fresh, now)
     day_start = local_day_start(board_now, ctx.settings)
     # The busiest campaigns only, picked in the warehouse: however many campaign names arrive,
-    # the board reads, ships and draws at most wallboard_max_campaigns of them.
-    shown, campaign_count = live.busiest_campaigns(
+    # the board reads, ships and draws at most wallboard_max_campaigns of them. Their tiles'
+    # and compliance windows' counters come from the same read.
+    shown, campaign_count, tiles, compliance = live.wallboard_counters(
         ctx.client,
         board_now,
         day_start,
         ctx.settings.dashboard.wallboard_max_campaigns,
         recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes),
+        amd_rate_for=lambda name: ctx.settings.compliance.amd_for(name)[0],
     )
-    campaigns = _campaigns(ctx, now, board_now, day_start, shown) if shown else []
+    campaigns = _campaigns(ctx, now, board_now, shown, tiles, compliance) if shown else []
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),
@@ -203,15 +205,19 @@ def wallboard_model(now: datetime | None = None) -> dict:
 
 
 def _campaigns(
-    ctx: DashboardContext, now: datetime, board_now: datetime, day_start: datetime, shown: list[str]
+    ctx: DashboardContext,
+    now: datetime,
+    board_now: datetime,
+    shown: list[str],
+    tiles: pd.DataFrame,
+    compliance: pd.DataFrame,
 ) -> list[dict]:
-    """The tiles of the ``shown`` campaigns, in name order (a tile keeps its place on the wall);
+    """The tiles of the ``shown`` campaigns (their counters ``tiles`` and ``compliance``, as
+    live.wallboard_counters reads them), in name order (a tile keeps its place on the wall);
     their floor as of the floor's time (floor_time, from the wall clock ``now``)."""
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
-    tiles, compliance, sparklines, (agents, snapshots) = ctx.run_queries(
-        (live.campaign_tiles, board_now, day_start, shown),
-        (live.compliance_windows, board_now, None, shown, lambda name: ctx.settings.compliance.amd_for(name)[0]),
+    sparklines, (agents, snapshots) = ctx.run_queries(
         (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
         (_campaign_floor, now, board_now, ctx.settings, shown),
     )

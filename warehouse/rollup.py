@@ -57,7 +57,7 @@ LAZY_BUILD_HOURS = 24 * 7
 BUILD_CHUNK_HOURS = 24 * 7
 #: A read whose months of minute_metrics hold fewer rows than this reads them directly: the
 #: rollup's check costs more than it saves.
-MIN_MINUTE_ROWS = 1_000_000
+MIN_MINUTE_ROWS = 100_000
 SIZES_TTL_S = 60.0
 _sizes: dict[int, tuple[float, dict[str, int]]] = {}  # id(client) -> (when counted, partition -> rows)
 _EPOCH = datetime(1970, 1, 1)

@@ -362,7 +362,7 @@ def _calling_hours_section(start_day, end_day) -> tuple[list[dict], str]:
     if not rows:
         return rows, f"No calls outside the allowed hours from {start_day} to {end_day}. {not_judged}."
     return rows, (
-        f"{len(rows)} call{'s' if len(rows) != 1 else ''} outside the callee's allowed hours from "
+        f"{len(rows):,} call{'s' if len(rows) != 1 else ''} outside the callee's allowed hours from "
         f"{start_day} to {end_day} in {frame['campaign'].nunique()} campaign(s). {not_judged}."
     )
 

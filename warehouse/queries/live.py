@@ -195,6 +195,86 @@ def add_compliance_rates(frame: pd.DataFrame, amd_rate_for: Callable[[str], floa
     return frame
 
 
+def wallboard_counters(
+    client: Client,
+    now: datetime,
+    day_start: datetime,
+    limit: int,
+    recent: timedelta = timedelta(minutes=15),
+    amd_rate_for: Callable[[str], float] | None = None,
+) -> tuple[list[str], int, pd.DataFrame, pd.DataFrame]:
+    """What the wallboard counts, in one read: :func:`busiest_campaigns` (the ``limit`` shown, in
+    rank order, and how many campaigns have calls today), with the shown campaigns'
+    :func:`campaign_tiles` and :func:`compliance_windows` frames, each as those functions give it.
+
+    Every campaign's sums of today, of its recent minutes and of each compliance window come from
+    the same rows, so the rollup's bookkeeping and the minute buckets of the open hours are read
+    once rather than by three queries; the cut to the busiest is made in the warehouse."""
+    windows = {window.name: now - timedelta(minutes=window.minutes) for window in SUMMED_WINDOWS}
+    lately_since = max(now - recent, day_start)
+    parameters = {
+        "now": naive_utc(now),
+        "day": naive_utc(day_start),
+        "recent": naive_utc(lately_since),
+        "limit": int(limit),
+        **{name: naive_utc(since) for name, since in windows.items()},
+    }
+    longest = max(SUMMED_WINDOWS, key=lambda w: w.minutes).name
+    names = [name for window in SUMMED_WINDOWS for name in window_columns(window.name)]
+
+    def template(rows: str, counted) -> str:
+        today = counted(lambda t: f"{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}")
+        lately = counted(lambda t: f"{t} >= {{recent:DateTime}} AND {t} <= {{now:DateTime}}")
+        # A campaign is on today's board if it has a row today (the rollup has an hour's row
+        # exactly where the minute buckets have rows in that hour).
+        columns = [f"countIf(({today}) AS in_today) AS today_rows", f"sumIf(dials, {lately}) AS recent_dials"]
+        columns.extend(f"sumIf({counter}, in_today) AS {counter}" for counter in COUNTERS)
+        for window in SUMMED_WINDOWS:
+            since = counted(lambda t, name=window.name: f"{t} >= {{{name}:DateTime}} AND {t} <= {{now:DateTime}}")
+            columns.append(
+                f"sumIf({COMPLIANCE_COUNTERS[0]}, ({since}) AS in_{window.name}) AS "
+                f"{window.name}_{COMPLIANCE_COUNTERS[0]}"
+            )
+            columns.extend(
+                f"sumIf({counter}, in_{window.name}) AS {window.name}_{counter}" for counter in COMPLIANCE_COUNTERS[1:]
+            )
+        columns.append(f"countIf(in_{longest}) AS longest_rows")
+        return (
+            f"SELECT campaign, {', '.join(columns)} FROM {rows} "
+            f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} GROUP BY campaign"
+        )
+
+    spans = [minute_window(since, now, end_inclusive=True) for since in (day_start, lately_since, *windows.values())]
+    summed_sql, extra = summed(
+        client,
+        template,
+        ["campaign"],
+        ["today_rows", "recent_dials", *COUNTERS, *names, "longest_rows"],
+        spans,
+        min(spans),
+        by_slot_and_segment=False,
+        order=False,
+    )
+    parameters.update(extra)
+    frame = counter_frame(
+        client,
+        f"SELECT *, count() OVER () AS campaign_count FROM ({summed_sql}) WHERE today_rows > 0 "
+        "ORDER BY recent_dials DESC, dials DESC, campaign LIMIT {limit:UInt32}",
+        parameters,
+    )
+    if not len(frame.columns):  # nothing landed today; the embedded warehouse then names no columns
+        frame = pd.DataFrame(columns=["campaign", "campaign_count", *COUNTERS, *names, "longest_rows"])
+    shown = frame["campaign"].tolist()
+    campaign_count = int(frame["campaign_count"].iloc[0]) if len(frame) else 0
+    by_name = frame.sort_values("campaign", kind="stable").reset_index(drop=True)
+    tiles = add_rate_columns(by_name[["campaign", *COUNTERS]].copy())
+    # As compliance_windows() gives them: the campaigns with a row in the longest window (every
+    # campaign shown has one today), their counters as the warehouse sums them.
+    in_windows = by_name[by_name["longest_rows"] > 0]
+    compliance = add_compliance_rates(in_windows[["campaign", *names]].reset_index(drop=True), amd_rate_for)
+    return shown, campaign_count, tiles, compliance
+
+
 def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[str, dict[str, int]]:
     """:func:`compliance_windows`' counters for many campaigns, each at its own ``now``, in one query:
     campaign -> {"<window>_<counter>": n} (COMPLIANCE_COUNTERS, the compliance windows and the last

@@ -26,7 +26,8 @@ SUMS = ", ".join(f"sum({name}) AS {name}" for name in COUNTERS)
 # ``template(rows, counted)`` is the SQL aggregating ``rows`` (a table or subquery with the
 # columns campaign, slot, segment, minute and the counters), where ``counted(within)`` is the SQL
 # condition for a row to count in a window of minutes ``within(t)``. Read plainly, rows is
-# minute_metrics FINAL and counted(within) is within(minute): the query as it always was.
+# minute_metrics FINAL over the minutes of the span (minute_rows_sql) and counted(within) is
+# within(minute): the query as it always was.
 # With current rollup hours in the range, the template runs twice and the partial sums are added:
 #   1. over the rollup rows (minute = the hour's start), an hour counting in a window only if all
 #      of it is within (its first and its last minute are);
@@ -122,8 +123,12 @@ def summed(
     group = ", ".join(keys)
     tail = f" ORDER BY {group}" if order and keys else ""
     plan = _rollup_plan(client, windows, span, tz, campaign_sql, by_slot_and_segment)
-    if plan is None:  # the query as it always was
-        return template(MINUTE_METRICS, lambda within: within(column)) + tail, {}
+    if plan is None:  # the query as it always was, over the span's minute rows
+        rows = minute_rows_sql(["{plain_from:DateTime}", "{plain_to:DateTime}"], by_slot_and_segment, campaign_sql)
+        return template(rows, lambda within: within(column)) + tail, {
+            "plain_from": span[0] - _MINUTE,
+            "plain_to": span[1] + _MINUTE,
+        }
     rollup_rows, minute_rows, parameters = plan
 
     def whole(hour: str, within) -> str:  # every minute of the hour is within: its first and its last
@@ -238,12 +243,15 @@ def minute_rows_sql(bounds: Sequence[str], by_slot_and_segment: bool, campaign_s
     PREWHERE, not WHERE: minute is in the sorting key, so it keeps or drops all versions of a
     bucket together and FINAL still sees each bucket whole, but then only merges the rows in
     range. A WHERE is applied after FINAL, which merges every granule the key condition could not
-    rule out: with the key (campaign, minute, ...) a short time range touches a granule of every
-    campaign, and the read cost as much as the whole table."""
+    rule out. The key starts with the row's UTC hour (migration 0019), which the primary key
+    index only uses when the condition names it: the hours the range touches, UTC hours of the
+    bounds, so a short range of every campaign reads that range's granules alone."""
     keys = "campaign, slot, segment" if by_slot_and_segment else "campaign"
+    hour = "toStartOfHour(minute)"
     return (
         f"(SELECT {keys}, minute, {', '.join(COUNTERS)} FROM minute_metrics FINAL "
-        f"PREWHERE minute >= {bounds[0]} AND minute < {bounds[1]} {campaign_sql})"
+        f"PREWHERE {hour} >= toStartOfHour({bounds[0]}, 'UTC') AND {hour} <= toStartOfHour({bounds[1]}, 'UTC') "
+        f"AND minute >= {bounds[0]} AND minute < {bounds[1]} {campaign_sql})"
     )
 
 
