@@ -68,3 +68,41 @@ def test_segments_are_home_in_their_own_slots(day):
     assert rates["seniors", "morning"] > rates["seniors", "night"]
     assert rates["salaried", "night"] > 2 * rates["salaried", "morning"]
     assert rates["homemakers", "midday"] > rates["homemakers", "night"]
+
+
+def test_slow_answer_detection_is_over_3_percent_for_the_ftc_while_dropping_under_3(day):
+    """broadband-upgrade's dialer takes a while to tell a person from a machine: few calls are
+    dropped, but some connect after more than the FTC's 2 s, which the FTC counts abandoned."""
+    from core.metrics import COUNTERS, compliance_figures, counters_for
+
+    events, _ = day
+    sums: dict[str, list[float]] = {}
+    for event in events:
+        counted = counters_for(event.outcome, event.order, 0.0, 0.0, event.wait_seconds, 2.0)
+        sums[event.campaign] = [a + b for a, b in zip(sums.get(event.campaign, [0.0] * len(COUNTERS)), counted)]
+    figures = {campaign: compliance_figures(dict(zip(COUNTERS, row))) for campaign, row in sums.items()}
+    broadband = figures["broadband-upgrade"]
+    assert broadband["dialer"].rate < 0.03 < broadband["ftc"].rate, broadband
+    assert broadband["ftc"].unjudged == 0  # the simulator always knows the wait
+    assert figures["charity-giving"]["ftc"].rate < 0.03
+
+
+def test_connect_delays_leave_every_seeded_call_as_it_was():
+    """The connect delay draws from its own stream and is carved out of the ring: without it the
+    same seed gives the same calls, outcomes, agents and times, only ring and wait split otherwise."""
+    from dataclasses import replace
+
+    from producers.simulator import DEFAULT_CAMPAIGNS
+
+    settings = load_settings()
+    rules = SlotRules(settings.slots, settings.zone)
+    instant = tuple(replace(profile, connect_delay_median=0.0) for profile in DEFAULT_CAMPAIGNS)
+    delayed = list(DialerSimulator(rules, b"k", seed=5, start=START).events(sim_seconds=1800))
+    plain = list(DialerSimulator(rules, b"k", seed=5, start=START, campaigns=instant).events(sim_seconds=1800))
+    assert [(e.event_id, e.outcome, e.agent, e.event_time) for e in delayed] == \
+        [(e.event_id, e.outcome, e.agent, e.event_time) for e in plain]
+    for with_delay, without in zip(delayed, plain):
+        assert with_delay.ring_seconds + with_delay.wait_seconds == pytest.approx(
+            without.ring_seconds + without.wait_seconds, abs=0.011)
+    assert sum(e.wait_seconds > 2.0 for e in delayed if e.outcome.value == "connected") > 0
+    assert sum(e.wait_seconds > 2.0 for e in plain if e.outcome.value == "connected") == 0
