@@ -99,10 +99,12 @@ def test_connect_delays_leave_every_seeded_call_as_it_was():
     instant = tuple(replace(profile, connect_delay_median=0.0) for profile in DEFAULT_CAMPAIGNS)
     delayed = list(DialerSimulator(rules, b"k", seed=5, start=START).events(sim_seconds=1800))
     plain = list(DialerSimulator(rules, b"k", seed=5, start=START, campaigns=instant).events(sim_seconds=1800))
-    assert [(e.event_id, e.outcome, e.agent, e.event_time) for e in delayed] == \
-        [(e.event_id, e.outcome, e.agent, e.event_time) for e in plain]
+    assert [(e.event_id, e.outcome, e.agent, e.event_time) for e in delayed] == [
+        (e.event_id, e.outcome, e.agent, e.event_time) for e in plain
+    ]
     for with_delay, without in zip(delayed, plain):
         assert with_delay.ring_seconds + with_delay.wait_seconds == pytest.approx(
-            without.ring_seconds + without.wait_seconds, abs=0.011)
+            without.ring_seconds + without.wait_seconds, abs=0.011
+        )
     assert sum(e.wait_seconds > 2.0 for e in delayed if e.outcome.value == "connected") > 0
     assert sum(e.wait_seconds > 2.0 for e in plain if e.outcome.value == "connected") == 0
