@@ -4,6 +4,7 @@ warehouse (chDB through clickhouse-connect), with N simulated days of calls land
     .venv/bin/python bench/wallboard_refresh.py [--days 3] [--repeats 50] [--seed 7] [--data-dir DIR]
     .venv/bin/python bench/wallboard_refresh.py --smoke     # 0.2 days, 5 repeats: a quick check
     .venv/bin/python bench/wallboard_refresh.py --agents 20 [--campaigns 1000] [--events 1000000]
+    .venv/bin/python bench/wallboard_refresh.py --agents 20 --data-dir DIR --reuse   # time DIR's board again
 
 With --agents N the board is the issue's floor board instead: --campaigns of the benchmark
 workload's campaigns (bench/workload.py) with --events calls over --days, N agents each whose
@@ -14,7 +15,8 @@ VICIdial live mode sends them. Results then go to bench/results/wallboard_floor.
 
 A fresh warehouse is migrated and filled by the real code (DialerSimulator -> MinuteBuckets
 -> Lander) with --days of calls ending now. Each figure is over --repeats runs after
-3 warm-up runs:
+3 warm-up runs, as wall time and as the process's CPU time (chDB's threads included, which
+other load on the machine does not inflate):
 
     model     wallboard_model(): every query a refresh makes (freshness, campaign tiles,
               compliance windows, 2-h minute series, the floor) and shaping them into JSON-able data
@@ -26,6 +28,10 @@ A fresh warehouse is migrated and filled by the real code (DialerSimulator -> Mi
 
 The table is printed and written, with a description of the machine, to
 bench/results/wallboard_refresh.txt.
+
+--reuse times the warehouse an earlier run landed in --data-dir again (migrated first, and with
+--agents its live floor stamped anew), without landing and without writing the results file:
+run it from two checkouts in turn to compare code on the same data.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ class Timing:
     name: str
     what: str
     samples_ms: list[float]
+    cpu_ms: list[float]
 
     @property
     def p50(self) -> float:
@@ -101,6 +108,10 @@ class Timing:
     @property
     def max(self) -> float:
         return max(self.samples_ms)
+
+    @property
+    def cpu_p50(self) -> float:
+        return statistics.median(self.cpu_ms)
 
 
 def land_simulated_days(client: Client, settings: Settings, slot_rules: SlotRules, days: float, seed: int) -> int:
@@ -231,17 +242,18 @@ def land_live_floor(lander: Lander, floor, names: list[str], agents: int, seed: 
         for campaign in names], version=time.time_ns()))
 
 
-def time_runs(action: Callable[[], object], repeats: int) -> list[float]:
-    """Milliseconds per call of ``action`` over ``repeats`` runs, after warm-up runs that
-    fill chDB's caches and Python's lazy imports."""
+def time_runs(action: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall and process CPU milliseconds per call of ``action`` over ``repeats`` runs, after
+    warm-up runs that fill chDB's caches and Python's lazy imports."""
     for _ in range(WARM_UP_RUNS):
         action()
-    samples = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         action()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
+    return wall, cpu
 
 
 def wallboard_page_module() -> ModuleType:
@@ -278,9 +290,11 @@ def results_table(timings: list[Timing], attempts: int, bucket_rows: int, days: 
     table.add_column("p50 ms", justify="right")
     table.add_column("p95 ms", justify="right")
     table.add_column("max ms", justify="right")
+    table.add_column("cpu p50 ms", justify="right")
     table.add_column("what it covers")
     for timing in timings:
-        table.add_row(timing.name, f"{timing.p50:.1f}", f"{timing.p95:.1f}", f"{timing.max:.1f}", timing.what)
+        table.add_row(timing.name, f"{timing.p50:.1f}", f"{timing.p95:.1f}", f"{timing.max:.1f}",
+                      f"{timing.cpu_p50:.1f}", timing.what)
     return table
 
 
@@ -309,7 +323,11 @@ def main() -> None:
                         help="with --agents: each campaign's dialer snapshot every so many seconds")
     parser.add_argument("--snapshot-hours", type=float, default=3.0,
                         help="with --agents: hours of dialer snapshots, ending now")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the warehouse an earlier run landed in --data-dir again (see above)")
     args = parser.parse_args()
+    if args.reuse and not args.data_dir:
+        parser.error("--reuse needs the --data-dir of an earlier run")
     if args.smoke:
         args.days, args.repeats = 0.2, 5
         args.events, args.snapshot_hours = min(args.events, 20_000), min(args.snapshot_hours, 0.1)
@@ -317,7 +335,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wallboard-bench-") as tmp:
         data_dir = (args.data_dir or Path(tmp)).resolve()
         warehouse_dir = data_dir / "warehouse"
-        if warehouse_dir.exists() and any(warehouse_dir.iterdir()):
+        if args.reuse and not (warehouse_dir.exists() and any(warehouse_dir.iterdir())):
+            raise SystemExit(f"{warehouse_dir} holds no warehouse to time again")
+        if not args.reuse and warehouse_dir.exists() and any(warehouse_dir.iterdir()):
             # Landing again on old data would time a different, unknown warehouse.
             raise SystemExit(f"{warehouse_dir} is not empty: the benchmark needs a fresh warehouse")
         settings = load_settings(pipeline__data_dir=str(data_dir))
@@ -327,7 +347,16 @@ def main() -> None:
         migrate(client)
 
         landed: dict[str, int] = {}
-        if args.agents:
+        if args.reuse:
+            if args.agents:
+                from workload import campaign_names  # bench/workload.py, beside this script
+
+                from streams.floor import FloorState
+
+                land_live_floor(Lander(client, settings), FloorState(settings.agents.timeout_seconds),
+                                campaign_names(args.campaigns), args.agents, args.seed)
+            attempts = int(client.command("SELECT count() FROM call_attempts"))
+        elif args.agents:
             landed = land_floor_board(client, settings, slot_rules, days=args.days, events=args.events,
                                       campaigns=args.campaigns, agents=args.agents,
                                       snapshot_seconds=args.snapshot_seconds, snapshot_hours=args.snapshot_hours,
@@ -377,16 +406,21 @@ def main() -> None:
             with console.status(f"timing {args.repeats} refreshes of each kind"):
                 timings = [
                     Timing("model", "wallboard_model(): freshness, tiles, compliance, 2-h series, floor",
-                           time_runs(wallboard_model, args.repeats)),
+                           *time_runs(wallboard_model, args.repeats)),
                     Timing("callback", "Dash refresh callback: shared model + tiles + sparkline figures",
-                           time_runs(lambda: refresh_callback(0), args.repeats)),
+                           *time_runs(lambda: refresh_callback(0), args.repeats)),
                     Timing("http", "GET /api/wallboard (shared model) via waitress, kept-alive httpx client",
-                           time_runs(get_wallboard_json, args.repeats)),
+                           *time_runs(get_wallboard_json, args.repeats)),
                 ]
         dashboard.close()
         client.close()
 
     console.print(results_table(timings, attempts, bucket_rows, args.days, args.repeats))
+    if args.reuse:
+        model_timing = timings[0]
+        console.print(f"{ROOT.name}: model p50 {model_timing.p50:.1f} ms  p95 {model_timing.p95:.1f} ms  "
+                      f"cpu p50 {model_timing.cpu_p50:.1f} ms  (load {os.getloadavg()[0]:.1f})")
+        return
     # Wide, colourless and ASCII-boxed, so the file reads the same in any editor or diff.
     recorder = Console(record=True, width=160, file=io.StringIO(), color_system=None)
     recorder.print(results_table(timings, attempts, bucket_rows, args.days, args.repeats, box.ASCII))
