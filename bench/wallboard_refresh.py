@@ -124,9 +124,12 @@ def land_simulated_days(client: Client, settings: Settings, slot_rules: SlotRule
     batch: list[CallAttempt] = []
     landed = 0
     progress = Progress(
-        TextColumn("[bold]landing[/]"), BarColumn(), TextColumn("{task.fields[sim_hours]:.1f} of "
-                                                                f"{sim_seconds / 3600:.1f} simulated h"),
-        TextColumn("· {task.fields[landed]:,} calls"), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]landing[/]"),
+        BarColumn(),
+        TextColumn(f"{{task.fields[sim_hours]:.1f}} of {sim_seconds / 3600:.1f} simulated h"),
+        TextColumn("· {task.fields[landed]:,} calls"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     with progress:
         # Progress is in simulated seconds: the event count is not known in advance.
@@ -152,9 +155,19 @@ def land_simulated_days(client: Client, settings: Settings, slot_rules: SlotRule
     return landed
 
 
-def land_floor_board(client: Client, settings: Settings, slot_rules: SlotRules, *, days: float, events: int,
-                     campaigns: int, agents: int, snapshot_seconds: float, snapshot_hours: float,
-                     seed: int) -> dict[str, int]:
+def land_floor_board(
+    client: Client,
+    settings: Settings,
+    slot_rules: SlotRules,
+    *,
+    days: float,
+    events: int,
+    campaigns: int,
+    agents: int,
+    snapshot_seconds: float,
+    snapshot_hours: float,
+    seed: int,
+) -> dict[str, int]:
     """The floor board: ``events`` calls of ``campaigns`` campaigns over ``days`` ending now, with
     ``agents`` agents per campaign, counted and landed as the worker does, then a last state for
     every agent near the end and every campaign's dialer snapshots; return what landed, by table."""
@@ -199,12 +212,20 @@ def land_floor_board(client: Client, settings: Settings, slot_rules: SlotRules, 
     with Console().status(f"landing {steps * campaigns:,} dialer snapshots"):
         for chunk_start in range(0, steps, per_chunk):
             snapshots = [
-                DialerState(schema_version=SCHEMA_VERSION, event_id=f"snap-{campaign}-{step}", campaign=campaign,
-                            event_time=first + timedelta(seconds=(step + 1) * snapshot_seconds),
-                            dial_level=round(rng.uniform(1.0, 4.0), 2), calls_ringing=rng.randrange(40),
-                            calls_waiting=rng.randrange(5), longest_wait_seconds=round(rng.uniform(0, 30), 1),
-                            dialable_leads=rng.randrange(100_000))
-                for step in range(chunk_start, min(steps, chunk_start + per_chunk)) for campaign in names]
+                DialerState(
+                    schema_version=SCHEMA_VERSION,
+                    event_id=f"snap-{campaign}-{step}",
+                    campaign=campaign,
+                    event_time=first + timedelta(seconds=(step + 1) * snapshot_seconds),
+                    dial_level=round(rng.uniform(1.0, 4.0), 2),
+                    calls_ringing=rng.randrange(40),
+                    calls_waiting=rng.randrange(5),
+                    longest_wait_seconds=round(rng.uniform(0, 30), 1),
+                    dialable_leads=rng.randrange(100_000),
+                )
+                for step in range(chunk_start, min(steps, chunk_start + per_chunk))
+                for campaign in names
+            ]
             lander.land_floor(FloorChanges(snapshots=snapshots, version=time.time_ns()))
     # The hourly rollup of the closed hours, as a deployment that has run through them has it
     # (warehouse/rollup.py): these hours all landed just now, so none would have settled yet.
@@ -212,8 +233,10 @@ def land_floor_board(client: Client, settings: Settings, slot_rules: SlotRules, 
 
     refresh_rollup(client, until=end.replace(minute=0, second=0, microsecond=0), settle=timedelta(0))
     land_live_floor(lander, floor, campaign_names(campaigns), agents, seed)
-    return {table: int(client.command(f"SELECT count() FROM {table}"))
-            for table in ("call_attempts", "minute_metrics", "agent_minutes", "agent_status", "dialer_snapshots")}
+    return {
+        table: int(client.command(f"SELECT count() FROM {table}"))
+        for table in ("call_attempts", "minute_metrics", "agent_minutes", "agent_status", "dialer_snapshots")
+    }
 
 
 def land_live_floor(lander: Lander, floor, names: list[str], agents: int, seed: int) -> None:
@@ -229,17 +252,37 @@ def land_live_floor(lander: Lander, floor, names: list[str], agents: int, seed: 
     states = ("available", "on_call", "on_call", "wrap_up", "paused")
     for campaign in names:
         for number in range(agents):
-            floor.add(AgentStateChange(
-                schema_version=SCHEMA_VERSION, event_id=f"board-{campaign}-{number}", campaign=campaign,
-                event_time=now - timedelta(seconds=rng.uniform(1, 60)), agent=f"{campaign}-agent-{number:02d}",
-                state=rng.choice(states), team=f"team-{number % 3}"))
+            floor.add(
+                AgentStateChange(
+                    schema_version=SCHEMA_VERSION,
+                    event_id=f"board-{campaign}-{number}",
+                    campaign=campaign,
+                    event_time=now - timedelta(seconds=rng.uniform(1, 60)),
+                    agent=f"{campaign}-agent-{number:02d}",
+                    state=rng.choice(states),
+                    team=f"team-{number % 3}",
+                )
+            )
     lander.land_floor(floor.take_changes())
-    lander.land_floor(FloorChanges(snapshots=[
-        DialerState(schema_version=SCHEMA_VERSION, event_id=f"snap-{campaign}-now", campaign=campaign,
-                    event_time=now - timedelta(seconds=1), dial_level=round(rng.uniform(1.0, 4.0), 2),
-                    calls_ringing=rng.randrange(40), calls_waiting=rng.randrange(5),
-                    longest_wait_seconds=round(rng.uniform(0, 30), 1), dialable_leads=rng.randrange(100_000))
-        for campaign in names], version=time.time_ns()))
+    lander.land_floor(
+        FloorChanges(
+            snapshots=[
+                DialerState(
+                    schema_version=SCHEMA_VERSION,
+                    event_id=f"snap-{campaign}-now",
+                    campaign=campaign,
+                    event_time=now - timedelta(seconds=1),
+                    dial_level=round(rng.uniform(1.0, 4.0), 2),
+                    calls_ringing=rng.randrange(40),
+                    calls_waiting=rng.randrange(5),
+                    longest_wait_seconds=round(rng.uniform(0, 30), 1),
+                    dialable_leads=rng.randrange(100_000),
+                )
+                for campaign in names
+            ],
+            version=time.time_ns(),
+        )
+    )
 
 
 def time_runs(action: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
@@ -282,10 +325,19 @@ def served(app: Dash) -> Iterator[str]:
         server.close()
 
 
-def results_table(timings: list[Timing], attempts: int, bucket_rows: int, days: float, repeats: int,
-                  table_box: box.Box = box.HEAVY_HEAD) -> Table:
-    table = Table(box=table_box, title=f"Wallboard refresh on chDB: {days:g} simulated days, {attempts:,} attempts, "
-                        f"{bucket_rows:,} minute_metrics rows; {repeats} runs after {WARM_UP_RUNS} warm-up")
+def results_table(
+    timings: list[Timing],
+    attempts: int,
+    bucket_rows: int,
+    days: float,
+    repeats: int,
+    table_box: box.Box = box.HEAVY_HEAD,
+) -> Table:
+    table = Table(
+        box=table_box,
+        title=f"Wallboard refresh on chDB: {days:g} simulated days, {attempts:,} attempts, "
+        f"{bucket_rows:,} minute_metrics rows; {repeats} runs after {WARM_UP_RUNS} warm-up",
+    )
     table.add_column("measure")
     table.add_column("p50 ms", justify="right")
     table.add_column("p95 ms", justify="right")
@@ -293,8 +345,14 @@ def results_table(timings: list[Timing], attempts: int, bucket_rows: int, days: 
     table.add_column("cpu p50 ms", justify="right")
     table.add_column("what it covers")
     for timing in timings:
-        table.add_row(timing.name, f"{timing.p50:.1f}", f"{timing.p95:.1f}", f"{timing.max:.1f}",
-                      f"{timing.cpu_p50:.1f}", timing.what)
+        table.add_row(
+            timing.name,
+            f"{timing.p50:.1f}",
+            f"{timing.p95:.1f}",
+            f"{timing.max:.1f}",
+            f"{timing.cpu_p50:.1f}",
+            timing.what,
+        )
     return table
 
 
@@ -302,10 +360,12 @@ def machine_description() -> str:
     from importlib.metadata import version
 
     packages = ", ".join(f"{name} {version(name)}" for name in ("chdb", "clickhouse-connect", "dash", "waitress"))
-    return (f"machine: {platform.platform()} · {platform.machine()} · {os.cpu_count()} CPUs · "
-            f"Python {platform.python_version()}\n"
-            f"packages: {packages}\n"
-            f"run at: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    return (
+        f"machine: {platform.platform()} · {platform.machine()} · {os.cpu_count()} CPUs · "
+        f"Python {platform.python_version()}\n"
+        f"packages: {packages}\n"
+        f"run at: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def main() -> None:
@@ -315,16 +375,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument("--data-dir", type=Path, help="where the fresh warehouse goes (default: a temp dir)")
     parser.add_argument("--smoke", action="store_true", help="0.2 days and 5 repeats: a quick correctness check")
-    parser.add_argument("--agents", type=int, default=0,
-                        help="agents per campaign: the floor board (see above) instead of the simulator's days")
+    parser.add_argument(
+        "--agents",
+        type=int,
+        default=0,
+        help="agents per campaign: the floor board (see above) instead of the simulator's days",
+    )
     parser.add_argument("--campaigns", type=int, default=1000, help="with --agents: campaigns on the board")
     parser.add_argument("--events", type=int, default=1_000_000, help="with --agents: calls over --days")
-    parser.add_argument("--snapshot-seconds", type=float, default=5.0,
-                        help="with --agents: each campaign's dialer snapshot every so many seconds")
-    parser.add_argument("--snapshot-hours", type=float, default=3.0,
-                        help="with --agents: hours of dialer snapshots, ending now")
-    parser.add_argument("--reuse", action="store_true",
-                        help="time the warehouse an earlier run landed in --data-dir again (see above)")
+    parser.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=5.0,
+        help="with --agents: each campaign's dialer snapshot every so many seconds",
+    )
+    parser.add_argument(
+        "--snapshot-hours", type=float, default=3.0, help="with --agents: hours of dialer snapshots, ending now"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the warehouse an earlier run landed in --data-dir again (see above)"
+    )
     args = parser.parse_args()
     if args.reuse and not args.data_dir:
         parser.error("--reuse needs the --data-dir of an earlier run")
@@ -353,14 +423,27 @@ def main() -> None:
 
                 from streams.floor import FloorState
 
-                land_live_floor(Lander(client, settings), FloorState(settings.agents.timeout_seconds),
-                                campaign_names(args.campaigns), args.agents, args.seed)
+                land_live_floor(
+                    Lander(client, settings),
+                    FloorState(settings.agents.timeout_seconds),
+                    campaign_names(args.campaigns),
+                    args.agents,
+                    args.seed,
+                )
             attempts = int(client.command("SELECT count() FROM call_attempts"))
         elif args.agents:
-            landed = land_floor_board(client, settings, slot_rules, days=args.days, events=args.events,
-                                      campaigns=args.campaigns, agents=args.agents,
-                                      snapshot_seconds=args.snapshot_seconds, snapshot_hours=args.snapshot_hours,
-                                      seed=args.seed)
+            landed = land_floor_board(
+                client,
+                settings,
+                slot_rules,
+                days=args.days,
+                events=args.events,
+                campaigns=args.campaigns,
+                agents=args.agents,
+                snapshot_seconds=args.snapshot_seconds,
+                snapshot_hours=args.snapshot_hours,
+                seed=args.seed,
+            )
             attempts = args.events
         else:
             attempts = land_simulated_days(client, settings, slot_rules, args.days, args.seed)
@@ -383,20 +466,24 @@ def main() -> None:
         # create_app sets the context again and imports the pages, the wallboard's among them.
         # The API needs a login like any client's: a supervisor token made for this run.
         token = new_token()
-        app = create_app(dashboard,
-                         Credentials({}, {"bench": DashboardToken("supervisor", hash_token(token))}))
+        app = create_app(dashboard, Credentials({}, {"bench": DashboardToken("supervisor", hash_token(token))}))
         # Dash 4's @callback returns the function itself; unwrap in case a later version wraps it.
         page_module = wallboard_page_module()
         refresh_callback = inspect.unwrap(page_module.refresh)
         tiles, *_ = refresh_callback(0)
         _pages, per_page = page_module._pages(len(model["campaigns"]))  # one page of the board per refresh
         if not 0 < len(tiles) <= per_page:
-            raise SystemExit(f"the refresh callback drew {len(tiles)} tiles for {len(model['campaigns'])} campaigns "
-                             f"({per_page} to a page)")
+            raise SystemExit(
+                f"the refresh callback drew {len(tiles)} tiles for {len(model['campaigns'])} campaigns "
+                f"({per_page} to a page)"
+            )
 
         console = Console()
-        with served(app) as base_url, httpx.Client(base_url=base_url, timeout=30,
-                                                     headers={"Authorization": f"Bearer {token}"}) as http:
+        with (
+            served(app) as base_url,
+            httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http,
+        ):
+
             def get_wallboard_json() -> None:
                 response = http.get("/api/wallboard")
                 response.raise_for_status()
@@ -405,12 +492,21 @@ def main() -> None:
                 raise SystemExit("/api/wallboard disagrees with wallboard_model() on the campaigns")
             with console.status(f"timing {args.repeats} refreshes of each kind"):
                 timings = [
-                    Timing("model", "wallboard_model(): freshness, tiles, compliance, 2-h series, floor",
-                           *time_runs(wallboard_model, args.repeats)),
-                    Timing("callback", "Dash refresh callback: shared model + tiles + sparkline figures",
-                           *time_runs(lambda: refresh_callback(0), args.repeats)),
-                    Timing("http", "GET /api/wallboard (shared model) via waitress, kept-alive httpx client",
-                           *time_runs(get_wallboard_json, args.repeats)),
+                    Timing(
+                        "model",
+                        "wallboard_model(): freshness, tiles, compliance, 2-h series, floor",
+                        *time_runs(wallboard_model, args.repeats),
+                    ),
+                    Timing(
+                        "callback",
+                        "Dash refresh callback: shared model + tiles + sparkline figures",
+                        *time_runs(lambda: refresh_callback(0), args.repeats),
+                    ),
+                    Timing(
+                        "http",
+                        "GET /api/wallboard (shared model) via waitress, kept-alive httpx client",
+                        *time_runs(get_wallboard_json, args.repeats),
+                    ),
                 ]
         dashboard.close()
         client.close()
@@ -418,18 +514,23 @@ def main() -> None:
     console.print(results_table(timings, attempts, bucket_rows, args.days, args.repeats))
     if args.reuse:
         model_timing = timings[0]
-        console.print(f"{ROOT.name}: model p50 {model_timing.p50:.1f} ms  p95 {model_timing.p95:.1f} ms  "
-                      f"cpu p50 {model_timing.cpu_p50:.1f} ms  (load {os.getloadavg()[0]:.1f})")
+        console.print(
+            f"{ROOT.name}: model p50 {model_timing.p50:.1f} ms  p95 {model_timing.p95:.1f} ms  "
+            f"cpu p50 {model_timing.cpu_p50:.1f} ms  (load {os.getloadavg()[0]:.1f})"
+        )
         return
     # Wide, colourless and ASCII-boxed, so the file reads the same in any editor or diff.
     recorder = Console(record=True, width=160, file=io.StringIO(), color_system=None)
     recorder.print(results_table(timings, attempts, bucket_rows, args.days, args.repeats, box.ASCII))
     board = ""
     if args.agents:
-        board = (f"floor board: {args.campaigns:,} campaigns x {args.agents} agents, "
-                 f"{len(model['campaigns'])} shown; a dialer snapshot per campaign every {args.snapshot_seconds:g} s "
-                 f"for {args.snapshot_hours:g} h; rows: "
-                 + ", ".join(f"{table} {count:,}" for table, count in landed.items()) + "\n")
+        board = (
+            f"floor board: {args.campaigns:,} campaigns x {args.agents} agents, "
+            f"{len(model['campaigns'])} shown; a dialer snapshot per campaign every {args.snapshot_seconds:g} s "
+            f"for {args.snapshot_hours:g} h; rows: "
+            + ", ".join(f"{table} {count:,}" for table, count in landed.items())
+            + "\n"
+        )
     results_file = FLOOR_RESULTS_FILE if args.agents else RESULTS_FILE
     results_file.parent.mkdir(parents=True, exist_ok=True)
     results_file.write_text(recorder.export_text() + "\n" + board + machine_description() + "\n")
