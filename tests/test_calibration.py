@@ -378,3 +378,19 @@ def test_a_thin_week_gets_fewer_bins_and_the_page_says_why(client, conversations
     assert not [style for style in styles if style.get("backgroundColor") == TOO_FEW]
     assert f"10 would hold about {week.n // 10:,} each, under the {min_calls:,} a bin needs" in note
     assert "greyed" not in note
+
+
+def test_the_model_pages_trend_before_any_scored_week_says_so_instead_of_empty_panels(client):
+    """A first start: the trend says there is nothing to follow yet, rather than two empty panels
+    on a 0-400 % axis."""
+    from analytics.calibration import calibration_frame
+    from dashboards.app import create_app
+    from dashboards.data import DashboardContext
+
+    create_app(DashboardContext(SETTINGS, client))
+    page = sys.modules[next(p["module"] for p in __import__("dash").page_registry.values() if p["path"] == "/model")]
+    trend = page._trend(calibration_frame([]), None)
+    assert not trend.data
+    assert [note.text for note in trend.layout.annotations] == [
+        "No week with scored conversations yet: the trend starts with the first."
+    ]

@@ -280,6 +280,8 @@ def _calibration_chart(result: calibration.Calibration, min_calls: int) -> go.Fi
 
 
 def _trend(frame, selected: str | None) -> go.Figure:
+    if not len(frame):  # two empty panels would show a 0-400 % axis and nothing to read
+        return theme.empty_figure("No week with scored conversations yet: the trend starts with the first.")
     figure = make_subplots(
         rows=2,
         cols=1,
