@@ -14,7 +14,7 @@ from dash import html
 
 from core.alerts import RULE_LABELS, Alert, Rule, format_alert_value
 from core.localtime import local_time, zone_name
-from core.metrics import COMPLIANCE_WINDOWS
+from core.metrics import COMPLIANCE_WINDOWS, WINDOW_DEFINITION
 from dashboards import theme
 from dashboards.data import board_time, context
 from warehouse.queries.live import compliance_windows, freshness
@@ -87,8 +87,10 @@ def _current_abandon_rates(alerts: list[Alert]) -> dict[tuple[str, int], tuple[i
         row = rows.get(alert.campaign)
         name = windows[alert.window_minutes]
         if row is not None:
+            # Counted as the window's rule counts them: the US window's abandons are the FTC's.
+            abandoned = f"{name}_abandoned_ftc" if WINDOW_DEFINITION[name] == "ftc" else f"{name}_abandoned"
             current[(alert.campaign, alert.window_minutes)] = (
-                int(row[f"{name}_abandoned"] or 0),
+                int(row[abandoned] or 0),
                 int(row[f"{name}_contacts"] or 0),
             )
         else:
