@@ -16,11 +16,21 @@ from dashboards.data import context
 dash.register_page(__name__, path="/definitions", name="Definitions", title="CallPulse · Definitions", order=90)
 
 
+def _breakable(text):
+    """``text`` with a line-break opportunity after each underscore, so a long name
+    (live_answers_unjudged) wraps on a phone instead of widening the page; copied, it is
+    still the name (a <wbr> adds no character)."""
+    if not isinstance(text, str) or "_" not in text:
+        return text
+    parts = text.split("_")
+    return [piece for part in parts[:-1] for piece in (f"{part}_", html.Wbr())] + [parts[-1]]
+
+
 def _table(header: list[str], rows: list[list], test_id: str) -> html.Table:
     return html.Table(
         [
             html.Thead(html.Tr([html.Th(h) for h in header])),
-            html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
+            html.Tbody([html.Tr([html.Td(_breakable(cell)) for cell in row]) for row in rows]),
         ],
         className="definitions-table",
         **theme.data_attributes(testid=test_id),
