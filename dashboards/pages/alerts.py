@@ -8,7 +8,7 @@ import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from dash.dash_table.DataTable import DataTable
 
-from core.alerts import RULE_LABELS, format_alert_value
+from core.alerts import RULE_LABELS, Rule, format_alert_value
 from core.localtime import local_time, zone_name
 from core.schema import REJECTION_REASONS
 from dashboards import theme
@@ -136,7 +136,7 @@ def refresh(_n, _clicks, acknowledged_by):
             {
                 "event_time": local_time(row["event_time"], zone),
                 "campaign": row["campaign"],
-                "rule": row["rule"],
+                "rule": RULE_LABELS[Rule(row["rule"])],  # as the cards above name it, not its code
                 "state": row["state"],
                 "severity": row["severity"],
                 "value": format_alert_value(row["rule"], row["value"]),
