@@ -85,6 +85,9 @@ def layout(**query):
                 id="best-time-windows",
                 columns=[{"name": label, "id": key} for key, label in WINDOW_COLUMNS],
                 sort_action="none",
+                # The advice columns keep a readable width on a phone (the table scrolls sideways)
+                # rather than one word a line.
+                style_cell_conditional=[{"if": {"column_id": ["slots", "hours"]}, "minWidth": "220px"}],
                 style_data_conditional=[
                     {"if": {"column_id": ["segment", "slots", "hours"]}, "textAlign": "left"},
                     {
