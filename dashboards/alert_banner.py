@@ -43,7 +43,7 @@ def _line(alert: Alert, current: tuple[int, int] | None, zone) -> html.Div:
         html.Strong(f"{alert.severity.upper()} · {alert.campaign} · {label}"),
         html.Span(f" fired at {fired}", className="banner-fired", **theme.data_attributes(testid="banner-fired")),
         html.Span(
-            f" ({alert.detail}, {local_time(alert.first_seen, zone, '%H:%M')} {zone_name(zone)})",
+            f" ({alert.detail}; since {local_time(alert.first_seen, zone, '%H:%M')} {zone_name(zone)})",
             className="banner-detail",
         ),
     ]
