@@ -33,7 +33,7 @@ from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import apply_retention, migrate
-from warehouse.queries.recovery import landed_offsets, landed_stop_list, open_window_attempts
+from warehouse.queries.recovery import landed_floor, landed_offsets, landed_stop_list, open_window_attempts
 
 log = logging.getLogger("callpulse.worker")
 
@@ -102,6 +102,9 @@ class WorkerPipeline:
             buckets = self.processor.buckets.take_dirty()
             retry_until_stopped(lambda: self.lander.land_buckets(buckets), f"landing {len(buckets)} restored buckets")
             log.info("restored %d landed attempts into %d open buckets", restored, len(buckets))
+        agents = self.processor.floor.restore(*landed_floor(self.client))
+        if agents:
+            log.info("restored the floor: %d agents (%s)", agents, self.processor.floor.counts())
         firing = self.alerting.restore()
         if firing:
             log.info("%d alert(s) still firing from before the restart", firing)
@@ -292,6 +295,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                          "alerts_firing": len(pipeline.alerting.book.firing),
                          "stop_list_size": len(pipeline.stop_list),
                          "live_state": pipeline.processor.buckets.held(),
+                         "agents": pipeline.processor.floor.counts(),
                          "stop_list_unlanded": pipeline.stop_list.unlanded,
                          "webhook": None if webhook is None else
                          {"delivered": webhook.delivered, "failed": webhook.failed, "queued": webhook.queue.qsize()}})

@@ -110,8 +110,8 @@ class MinuteBuckets:
         self._counted = CountedAttempts()  # attempts counted since the last take_counted(), to land
         self._moved: set[str] = set()  # campaigns whose watermark moved since the last eviction
         # Running window sums per campaign and window length: [first minute, totals]. A
-        # backlog moves a campaign's minute at almost every event, and re-summing up to
-        # an hour of minutes at each one was the worker's biggest cost.
+        # backlog moves a campaign's minute at almost every event, so the windows are kept
+        # running instead of re-summing up to an hour of minutes at each move.
         self._windows: dict[str, dict[int, list]] = {}
         # campaign -> newest event time seen (epoch s), but never ahead of the worker's clock.
         # A call may be stamped up to pipeline.max_future_seconds ahead and still count in its
