@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from enum import Enum
 from operator import sub
-from typing import Iterable
 
 from core.config import Settings
 from core.handoff import BucketKey, CountedAttempts, DirtyBuckets
@@ -37,8 +37,9 @@ class Verdict(Enum):
     LATE = "late"
 
 
-def call_fingerprint(campaign: str, event_ms: int, outcome: str, is_order: bool, talk_seconds: float,
-                     segment: str) -> int:
+def call_fingerprint(
+    campaign: str, event_ms: int, outcome: str, is_order: bool, talk_seconds: float, segment: str
+) -> int:
     """What an event id stands for: one call's campaign, time (to the millisecond the warehouse
     keeps), outcome, order, talk time and segment. A replay carries the same; a re-send with
     other content under the same id does not, and is refused rather than counted again."""
@@ -54,8 +55,9 @@ def id_key(event_id: str) -> int:
 def attempt_fingerprint(attempt: CallAttempt) -> int:
     moment = attempt.event_time
     event_ms = (math.floor(moment.timestamp()) * 1_000_000 + moment.microsecond) // 1000
-    return call_fingerprint(attempt.campaign, event_ms, attempt.outcome.value, attempt.order,
-                            attempt.talk_seconds, attempt.lead.segment)
+    return call_fingerprint(
+        attempt.campaign, event_ms, attempt.outcome.value, attempt.order, attempt.talk_seconds, attempt.lead.segment
+    )
 
 
 class CampaignMinute:
@@ -148,14 +150,21 @@ class MinuteBuckets:
         """How much the live state holds, each figure a len(): campaigns with minutes in memory,
         campaigns ever given a watermark, and event ids remembered for replays. The worker's
         /health shows it, so a long run can tell whether what it keeps grows or levels off."""
-        return {"campaigns": len(self.minutes), "campaign_watermarks": len(self.watermarks),
-                "event_ids": len(self.fingerprints)}
+        return {
+            "campaigns": len(self.minutes),
+            "campaign_watermarks": len(self.watermarks),
+            "event_ids": len(self.fingerprints),
+        }
 
     @property
     def buckets(self) -> dict[BucketKey, list[float]]:
         """Every live bucket's counters by key (a new dict: for tests and tools, not the hot path)."""
-        return {kept.key(segment): counters for minutes in self.minutes.values()
-                for kept in minutes.values() for segment, counters in kept.segments.items()}
+        return {
+            kept.key(segment): counters
+            for minutes in self.minutes.values()
+            for kept in minutes.values()
+            for segment, counters in kept.segments.items()
+        }
 
     def add(self, attempt: CallAttempt) -> Verdict:
         fingerprint = attempt_fingerprint(attempt)
@@ -173,9 +182,20 @@ class MinuteBuckets:
         if kept is None:
             kept = self._new_minute(campaign, minute, minutes)
         cost = attempt_cost(attempt, self.settings.cost_model_for(campaign))
-        self._count(kept, attempt.lead.segment, attempt.event_id, fingerprint,
-                    counter_increments(attempt.outcome, attempt.order, cost, attempt.talk_seconds,
-                                       attempt.wait_seconds, self.ftc_connect_seconds))
+        self._count(
+            kept,
+            attempt.lead.segment,
+            attempt.event_id,
+            fingerprint,
+            counter_increments(
+                attempt.outcome,
+                attempt.order,
+                cost,
+                attempt.talk_seconds,
+                attempt.wait_seconds,
+                self.ftc_connect_seconds,
+            ),
+        )
         self._counted.add(attempt, kept.slot, cost)
         if watermark is None or epoch > watermark:
             moved = epoch if epoch <= self._ceiling else self._clamped(epoch)
@@ -191,8 +211,14 @@ class MinuteBuckets:
         minutes[minute] = kept
         return kept
 
-    def _count(self, kept: CampaignMinute, segment: str, event_id: str, fingerprint: int,
-               increments: tuple[tuple[int, float], ...]) -> None:
+    def _count(
+        self,
+        kept: CampaignMinute,
+        segment: str,
+        event_id: str,
+        fingerprint: int,
+        increments: tuple[tuple[int, float], ...],
+    ) -> None:
         key = id_key(event_id)
         kept.event_ids.append(key)
         self.fingerprints[key] = fingerprint
@@ -237,8 +263,9 @@ class MinuteBuckets:
             return
         if key in kept.event_ids:
             kept.event_ids.remove(key)
-        leaving = counter_increments(attempt.outcome, attempt.order, cost, attempt.talk_seconds,
-                                     attempt.wait_seconds, self.ftc_connect_seconds)
+        leaving = counter_increments(
+            attempt.outcome, attempt.order, cost, attempt.talk_seconds, attempt.wait_seconds, self.ftc_connect_seconds
+        )
         totals = kept.totals
         for index, value in leaving:
             counters[index] -= value
@@ -267,14 +294,17 @@ class MinuteBuckets:
         for event_id, campaign, segment, epoch, outcome, is_order, cost, talk_seconds, wait_seconds in landed_attempts:
             minute = int(epoch // 60) * 60
             minutes = self.minutes.get(campaign)
-            kept = (minutes.get(minute) if minutes is not None else None) or self._new_minute(campaign, minute,
-                                                                                              minutes)
+            kept = (minutes.get(minute) if minutes is not None else None) or self._new_minute(campaign, minute, minutes)
             if id_key(event_id) in self.fingerprints:
                 continue  # the same event landed twice before a merge; count it once
             fingerprint = call_fingerprint(campaign, round(epoch * 1000), outcome, is_order, talk_seconds, segment)
-            self._count(kept, segment, event_id, fingerprint,
-                        counter_increments(outcome, is_order, cost, talk_seconds, wait_seconds,
-                                           self.ftc_connect_seconds))
+            self._count(
+                kept,
+                segment,
+                event_id,
+                fingerprint,
+                counter_increments(outcome, is_order, cost, talk_seconds, wait_seconds, self.ftc_connect_seconds),
+            )
             self.watermarks[campaign] = max(self.watermarks.get(campaign, -math.inf), min(epoch, self._ceiling))
             self._moved.add(campaign)
             restored += 1
