@@ -69,18 +69,32 @@ class WorkerPipeline:
         self.alerting = AlertEvaluator(settings, client, self.processor.buckets, self.slot_rules)
         self.processor.on_counted = self.alerting.note_counted
         self.processor.on_future_stamped = self.alerting.note_future_stamped
-        self.webhook = (WebhookSender(settings.alert_webhook_url, timeout_s=settings.alerts.webhook_timeout_seconds,
-                                      max_attempts=settings.alerts.webhook_max_attempts, zone=settings.zone)
-                        if settings.alert_webhook_url else None)
+        self.webhook = (
+            WebhookSender(
+                settings.alert_webhook_url,
+                timeout_s=settings.alerts.webhook_timeout_seconds,
+                max_attempts=settings.alerts.webhook_max_attempts,
+                zone=settings.zone,
+            )
+            if settings.alert_webhook_url
+            else None
+        )
         self.stopping = threading.Event()
         self.ready = threading.Event()
         # The worker's own warehouse calls run here, one at a time and in the order they were
         # made. A batch's alert rules are read here while the next batch is counted, and the
         # next landing waits behind them.
         self.warehouse = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callpulse-warehouse")
-        self.checkpoint = Checkpoint(lander=self.lander, processor=self.processor, stop_list=self.stop_list,
-                                     cursor=self.cursor, alerting=self.alerting, webhook=self.webhook,
-                                     warehouse=self.warehouse, stopping=self.stopping)
+        self.checkpoint = Checkpoint(
+            lander=self.lander,
+            processor=self.processor,
+            stop_list=self.stop_list,
+            cursor=self.cursor,
+            alerting=self.alerting,
+            webhook=self.webhook,
+            warehouse=self.warehouse,
+            stopping=self.stopping,
+        )
 
     @property
     def landed_offsets(self) -> dict[TopicPartition, int]:
@@ -95,8 +109,9 @@ class WorkerPipeline:
         live = self.processor.buckets
         # Each campaign's window ends no later than its watermark may be, so rows an earlier
         # version landed in the future (a dialer's wrong clock) leave the calls before them open.
-        rows = open_window_attempts(self.client, live.keep_seconds,
-                                    datetime.fromtimestamp(live.watermark_ceiling(), timezone.utc))
+        rows = open_window_attempts(
+            self.client, live.keep_seconds, datetime.fromtimestamp(live.watermark_ceiling(), timezone.utc)
+        )
         restored = live.restore(rows)
         if restored:
             buckets = self.processor.buckets.take_dirty()
@@ -122,12 +137,17 @@ class WorkerPipeline:
         missing = self.stop_list.rebuild(landed)
         self.checkpoint.land_stop_list()
         if missing:
-            log.warning("the stop-list topic %s lacks %d flag(s) the warehouse holds (a broker that restarted "
-                        "empty); publishing them again", self.settings.topics.stop_list, len(missing))
+            log.warning(
+                "the stop-list topic %s lacks %d flag(s) the warehouse holds (a broker that restarted "
+                "empty); publishing them again",
+                self.settings.topics.stop_list,
+                len(missing),
+            )
             self.stop_list.republish(missing)
             self.checkpoint.land_stop_list()
-        log.info("stop list loaded: %d flagged customers (%d landed before this start)", len(self.stop_list),
-                 len(landed))
+        log.info(
+            "stop list loaded: %d flagged customers (%d landed before this start)", len(self.stop_list), len(landed)
+        )
 
     def start_offsets(self) -> dict[TopicPartition, int]:
         """Where each partition starts: its landed offset if it belongs to this incarnation of
@@ -144,17 +164,32 @@ class WorkerPipeline:
         for partition, (earliest, end) in partition_bounds(self.settings, topic).items():
             offset, landed_incarnation = landed.get(partition, (earliest, incarnation))
             if landed_incarnation != incarnation:
-                log.warning("partition %d: the warehouse's offset %d belongs to another incarnation of %s "
-                            "(topic id %s, now %s); reading this one from its start", partition, offset, topic,
-                            landed_incarnation or "unknown", incarnation or "unknown")
+                log.warning(
+                    "partition %d: the warehouse's offset %d belongs to another incarnation of %s "
+                    "(topic id %s, now %s); reading this one from its start",
+                    partition,
+                    offset,
+                    topic,
+                    landed_incarnation or "unknown",
+                    incarnation or "unknown",
+                )
                 offset = earliest
             elif offset > end:
-                log.warning("partition %d: the warehouse has read up to offset %d but the topic ends at %d; "
-                            "the topic was recreated, so reading it from the start", partition, offset, end)
+                log.warning(
+                    "partition %d: the warehouse has read up to offset %d but the topic ends at %d; "
+                    "the topic was recreated, so reading it from the start",
+                    partition,
+                    offset,
+                    end,
+                )
                 offset = earliest
             elif offset < earliest:
-                log.error("partition %d: records %d..%d expired from Kafka before they were counted",
-                          partition, offset, earliest - 1)
+                log.error(
+                    "partition %d: records %d..%d expired from Kafka before they were counted",
+                    partition,
+                    offset,
+                    earliest - 1,
+                )
                 offset = earliest
             starts[(topic, partition)] = offset
             self.landed_offsets.setdefault((topic, partition), offset)
@@ -167,12 +202,14 @@ class WorkerPipeline:
             return None
         earliest, _ = partition_bounds(self.settings, tp[0])[tp[1]]
         if earliest > target:
-            log.error("partition %d: records %d..%d expired from Kafka before they were counted",
-                      tp[1], target, earliest - 1)
+            log.error(
+                "partition %d: records %d..%d expired from Kafka before they were counted", tp[1], target, earliest - 1
+            )
             self.cursor.jump(tp, earliest)
             return earliest
-        log.warning("partition %d: records from offset %d were skipped by the consumer; reading them again",
-                    tp[1], target)
+        log.warning(
+            "partition %d: records from offset %d were skipped by the consumer; reading them again", tp[1], target
+        )
         return target
 
 
@@ -198,12 +235,25 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         web_port=web_port or 6066,
         web_bind="127.0.0.1",
     )
-    call_events = app.topic(topics.call_events, key_type=bytes, value_type=bytes,
-                            key_serializer="raw", value_serializer="raw", partitions=topics.partitions)
-    dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw", partitions=1)
-    alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw", partitions=1)
+    call_events = app.topic(
+        topics.call_events,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=topics.partitions,
+    )
+    dead_letters = app.topic(
+        topics.dead_letters,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=1,
+    )
+    alerts_topic = app.topic(
+        topics.alerts, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=1
+    )
     checkpoint = pipeline.checkpoint
     checkpoint.send_to(dead_letters, alerts_topic)
 
@@ -279,7 +329,9 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         if pipeline.stop_list.unlanded:
             await loop.run_in_executor(pipeline.warehouse, pipeline.checkpoint.land_stop_list)
 
-    @app.on_partitions_assigned.connect
+    # mode types a signal's receivers as (sender, *args, signal=...); Faust sends this one the
+    # assigned partitions as a second positional argument.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def forget_moved_partitions(app, assigned, **kwargs):
         pipeline.cursor.keep_only((tp.topic, tp.partition) for tp in assigned)
 
@@ -288,17 +340,24 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         landed = {str(partition): offset for (_, partition), offset in sorted(pipeline.landed_offsets.items())}
         webhook = pipeline.webhook
         assigned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topics.call_events)
-        return web.json({"ready": pipeline.ready.is_set(), "assigned_partitions": assigned,
-                         "topic_id": pipeline.lander.topic_ids.get(topics.call_events, ""),
-                         **pipeline.processor.stats.as_dict(),
-                         "landed_offsets": landed, "alerts_sent": checkpoint.alerts_sent,
-                         "alerts_firing": len(pipeline.alerting.book.firing),
-                         "stop_list_size": len(pipeline.stop_list),
-                         "live_state": pipeline.processor.buckets.held(),
-                         "agents": pipeline.processor.floor.counts(),
-                         "stop_list_unlanded": pipeline.stop_list.unlanded,
-                         "webhook": None if webhook is None else
-                         {"delivered": webhook.delivered, "failed": webhook.failed, "queued": webhook.queue.qsize()}})
+        return web.json(
+            {
+                "ready": pipeline.ready.is_set(),
+                "assigned_partitions": assigned,
+                "topic_id": pipeline.lander.topic_ids.get(topics.call_events, ""),
+                **pipeline.processor.stats.as_dict(),
+                "landed_offsets": landed,
+                "alerts_sent": checkpoint.alerts_sent,
+                "alerts_firing": len(pipeline.alerting.book.firing),
+                "stop_list_size": len(pipeline.stop_list),
+                "live_state": pipeline.processor.buckets.held(),
+                "agents": pipeline.processor.floor.counts(),
+                "stop_list_unlanded": pipeline.stop_list.unlanded,
+                "webhook": None
+                if webhook is None
+                else {"delivered": webhook.delivered, "failed": webhook.failed, "queued": webhook.queue.qsize()},
+            }
+        )
 
     return app
 
