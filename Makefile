@@ -44,14 +44,14 @@ bench: setup
 	$(BIN)/callpulse bench $(ARGS)
 
 # Lint, format and type checks of the packages (ruff and mypy, configured in pyproject.toml).
-LINTED := core analytics warehouse streams producers dashboards callpulse
+LINTED := core analytics warehouse streams producers dashboards callpulse bench tests
 lint: test-setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
-# `test` is to depend on `lint` (test: lint test-setup) once the tree is ruff-formatted.
-test: test-setup
+# `make test` runs the lint, format and type checks first: a finding fails it like a test.
+test: lint test-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -46,6 +46,7 @@ DAY = "2026-11-20"
 PAGES = {
     "/": "Wallboard",
     "/alerts": "Alerts",
+    "/floor": "Floor",
     "/reports": "Reports",
     "/compliance": "Compliance",
     "/best-time": "Best time to call",
@@ -53,7 +54,7 @@ PAGES = {
     "/pacing": "Pacing advisor",
     "/definitions": "Definitions",
 }
-SUPERVISOR_PAGES = ["/", "/alerts", "/pacing", "/definitions"]
+SUPERVISOR_PAGES = ["/", "/alerts", "/floor", "/pacing", "/definitions"]
 ALLOWED = {"supervisor": set(SUPERVISOR_PAGES), "manager": set(PAGES), "admin": set(PAGES)}
 DASHBOARD_ENV = ("CALLPULSE_DASHBOARD_USERS", "CALLPULSE_DASHBOARD_TOKENS")
 DANA_PASSWORD = "dana-" + uuid.uuid4().hex[:12]
@@ -686,8 +687,9 @@ def test_a_supervisor_sees_only_the_pages_of_the_role_in_the_browser(served):
 
 # What shows that a page has rendered in the browser: its charts drawn, its tables filled.
 RENDERED = {
-    "/": ".tile[data-campaign] .sparkline .main-svg",
+    "/": ".tile[data-campaign] .floor-agents-row",  # tiles drawn (a small tile leaves its sparkline out)
     "/alerts": "#alert-history",
+    "/floor": "#floor-summary:has-text('agent')",
     "/reports": "#report-heatmap .main-svg",
     "/compliance": "#compliance-chart .main-svg",
     "/best-time": "#best-time-heatmap .main-svg",

@@ -175,7 +175,7 @@ def cli(pipeline, *args: str, login: dict | None = None) -> subprocess.Completed
 
 BASE = ["--from", DAY, "--to", DAY, "--format", "json"]
 ALLOWED = {
-    "--by": ["campaign", "slot", "segment", "team", "day", "hour", "weekday"],
+    "--by": ["campaign", "slot", "segment", "team", "agent", "day", "hour", "weekday"],
     "--metrics": ["contact_rate", "abandon_rate", "cpo", "aht_seconds"],
     "--from": ["YYYY-MM-DD"],
     "--to": ["YYYY-MM-DD"],

@@ -935,7 +935,7 @@ def test_each_number_in_an_id_is_refused_as_personal_data_with_a_reason_that_doe
             assert "looks like a phone number" in letter["detail"]
             assert letter["numbers_removed"] >= 1 or letter["source_topic"].startswith("file:")
     # Refused for what an error message repeats; the repeat is taken out of the detail.
-    for reason in ("unknown_field", "unknown_outcome", "unknown_event_type", "schema_violation"):
+    for reason in ("unknown_field", "unknown_outcome", "unknown_event_type", "unknown_state"):
         assert by_reason.get(reason) == len(FORMATS), by_reason
 
 
