@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import numpy as np
 from clickhouse_connect.driver.client import Client
@@ -36,6 +37,8 @@ from warehouse.faults import FaultSwitch
 from warehouse.queries.alerts import ALERT_COLUMNS
 
 log = logging.getLogger(__name__)
+
+DialViolation = TypeVar("DialViolation", bound=Violation | CallingHoursViolation)  # a dial that broke a rule
 
 ATTEMPT_COLUMNS = [
     "event_id",
@@ -274,46 +277,51 @@ class Lander:
         self.client.insert("dead_letters", rows, column_names=DEAD_LETTER_COLUMNS)
 
     def land_violations(self, violations: Sequence[Violation]) -> None:
-        if not violations:
-            return
-        self.faults.check("landing stop-list violations")
-        detected_at = datetime.now(timezone.utc)
-        rows = [
-            [
-                v.attempt.event_id,
-                v.attempt.campaign,
-                v.attempt.event_time,
-                v.dialed_at,
-                v.entry.flagged_at,
-                v.entry.reason,
-                v.attempt.lead.segment,
-                v.attempt.agent or "",
-                v.attempt.team or "",
-                v.attempt.outcome.value,
-                detected_at,
-            ]
-            for v in violations
-        ]
-        self.insert_rows(
-            "stop_list_violations", rows, VIOLATION_COLUMNS, months_of([v.attempt.event_time for v in violations])
+        self._land_dial_violations(
+            "stop-list violations",
+            "stop_list_violations",
+            VIOLATION_COLUMNS,
+            violations,
+            lambda v: [v.entry.flagged_at, v.entry.reason],
         )
 
     def land_calling_hours_violations(self, violations: Sequence[CallingHoursViolation]) -> None:
-        if not violations:
-            return
-        self.faults.check("landing calling-hours violations")
-        detected_at = datetime.now(timezone.utc)
-        rows = [
-            [
-                v.attempt.event_id,
-                v.attempt.campaign,
-                v.attempt.event_time,
-                v.dialed_at,
+        self._land_dial_violations(
+            "calling-hours violations",
+            "calling_hours_violations",
+            CALLING_HOURS_COLUMNS,
+            violations,
+            lambda v: [
                 v.attempt.callee_timezone or "",
                 v.local_dialed_at.strftime("%Y-%m-%d %H:%M:%S"),
                 v.allowed_from,
                 v.allowed_until,
                 v.profile,
+            ],
+        )
+
+    def _land_dial_violations(
+        self,
+        what: str,
+        table: str,
+        column_names: list[str],
+        violations: Sequence[DialViolation],
+        rule_columns: Callable[[DialViolation], list],
+    ) -> None:
+        """A dial that broke a rule, in the layout both violation tables share: the call and when
+        it was dialled, the rule's own columns, then who dialled it, its outcome and when the
+        worker found it."""
+        if not violations:
+            return
+        self.faults.check(f"landing {what}")
+        detected_at = datetime.now(timezone.utc)
+        rows = [
+            [
+                v.attempt.event_id,
+                v.attempt.campaign,
+                v.attempt.event_time,
+                v.dialed_at,
+                *rule_columns(v),
                 v.attempt.lead.segment,
                 v.attempt.agent or "",
                 v.attempt.team or "",
@@ -322,12 +330,7 @@ class Lander:
             ]
             for v in violations
         ]
-        self.insert_rows(
-            "calling_hours_violations",
-            rows,
-            CALLING_HOURS_COLUMNS,
-            months_of([v.attempt.event_time for v in violations]),
-        )
+        self.insert_rows(table, rows, column_names, months_of([v.attempt.event_time for v in violations]))
 
     def land_attempts(self, counted: CountedAttempts) -> None:
         if not counted:
