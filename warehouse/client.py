@@ -35,6 +35,7 @@ def connect(url: str) -> Client:
         try:
             client = clickhouse_connect.get_client(dsn=url)
             _opened_here.add(parsed.path)
+            _discard_failed_output(client)
             return client
         except Exception as exc:
             if "EmbeddedServer" in str(exc):
@@ -57,6 +58,55 @@ def connect(url: str) -> Client:
         except Exception as exc:
             raise WarehouseUnavailable(f"cannot reach ClickHouse at {parsed.hostname}:{parsed.port}: {exc}") from exc
     raise WarehouseUnavailable(f"unsupported warehouse URL {url!r}: use chdb:///path or http(s)://host:8123")
+
+
+# What a drain query answers once a failed query's leftover output is gone.
+_DRAINED = b"drained\n"
+
+
+def _discard_failed_output(client: Client) -> None:
+    """Keep a failed query's output out of the next answer on ``client``'s chDB handle.
+
+    chDB keeps what a query had written before it failed (the blocks of a SELECT that failed
+    half way, say at a time or memory limit) and hands it out in front of the next answer on
+    the same handle: a ``SELECT count()`` after such a failure read the failed query's 65,000
+    rows and then its own. So after any failed statement a throwaway query takes the leftover,
+    in the same hold of the client's lock, before anyone else may use the handle; if even that
+    answer is not clean, the handle is replaced by a fresh one on the same engine.
+
+    This reaches into clickhouse-connect's chDB backend (``_query_locked``, pinned version)
+    because the lock that must cover the drain is the backend's own."""
+    backend = getattr(client, "_backend", None)
+    run_locked = getattr(backend, "_query_locked", None)
+    if backend is None or run_locked is None:
+        return
+
+    def query_locked(sql, fmt, params=None):
+        try:
+            return run_locked(sql, fmt, params)
+        except Exception:
+            _drain(backend)
+            raise
+
+    backend._query_locked = query_locked
+
+
+def _drain(backend: Any) -> None:
+    handle = backend._handle
+    try:
+        if handle.conn.query("SELECT 'drained'", "TabSeparated").bytes() == _DRAINED:
+            return
+    except Exception:  # noqa: BLE001 - a handle that cannot answer this is replaced below
+        log.debug("draining a chDB handle after a failed query failed", exc_info=True)
+    import chdb
+
+    log.warning("a chDB handle still held a failed query's output; replacing it")
+    stale, handle.conn = handle.conn, chdb.connect(backend.connection_string)
+    handle.active_database = None  # the fresh handle has had no USE
+    try:
+        stale.close()
+    except Exception:  # noqa: BLE001 - the stale handle goes either way
+        log.debug("closing a stale chDB handle failed", exc_info=True)
 
 
 def command_int(client: Client, query: str, parameters: dict[str, Any] | None = None) -> int:
