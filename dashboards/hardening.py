@@ -78,11 +78,17 @@ class StrictJSONProvider(DefaultJSONProvider):
 
 
 @dataclass
-class _CachedPolicy:
-    """The Content-Security-Policy header last built, and the number of inline scripts it hashes."""
+class CachedPolicy:
+    """The Content-Security-Policy header last built, the inline scripts it hashes (how many the
+    app holds, how many wait in Dash's global list, and the renderer script) and how many times
+    it was built: it is built again only when those change, not on every response."""
 
-    scripts: int | None = None
+    scripts: tuple[int, int, str] | None = None
     value: str = ""
+    builds: int = 0
+
+
+POLICY_EXTENSION = "callpulse_csp"  # app.server.extensions key of the app's CachedPolicy
 
 
 def harden(app: dash.Dash) -> None:
@@ -97,15 +103,21 @@ def harden(app: dash.Dash) -> None:
         f"{prefix}_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",
         f"{prefix}_favicon.ico",
     }
-    policy = _CachedPolicy()
+    policy = server.extensions[POLICY_EXTENSION] = CachedPolicy()
+
+    def inline_scripts() -> tuple[int, int, str]:
+        # Dash only ever appends inline scripts (one per clientside callback, the page router's
+        # among them, registered on the app or in Dash's global list until the app takes them
+        # in), so their counts and the renderer say whether the set changed.
+        return len(app._inline_scripts), len(GLOBAL_INLINE_SCRIPTS), app.renderer
 
     def content_security_policy() -> str:
-        # Dash adds an inline script for each clientside callback it registers, the page
-        # router's among them at the first request, so the hashes are read again when they change.
-        if policy.scripts != len(app._inline_scripts) + len(GLOBAL_INLINE_SCRIPTS):
-            directives = {**CSP_BASE, "script-src": ["'self'", *app.csp_hashes()]}  # takes in the global ones
+        if policy.scripts != inline_scripts():
+            hashes = app.csp_hashes()  # takes the global ones into the app's own list
+            directives = {**CSP_BASE, "script-src": ["'self'", *hashes]}
             policy.value = "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
-            policy.scripts = len(app._inline_scripts)
+            policy.scripts = inline_scripts()
+            policy.builds += 1
         return policy.value
 
     @server.after_request
