@@ -37,6 +37,11 @@ class PipelineConfig(msgspec.Struct, frozen=True):
     # An event stamped further ahead of the worker's clock than this is a producer's clock
     # or time-zone bug: it is dead-lettered and raises a clock_skew alert for its campaign.
     max_future_seconds: int = 300
+    # An event id re-sent within this many hours of its call (by the call's time) is recognised
+    # and never counted twice, however much later it comes and across restarts; the worker
+    # sizes its memory of ids for duplicate_horizon_calls_per_hour calls an hour.
+    duplicate_horizon_hours: float = 48.0
+    duplicate_horizon_calls_per_hour: int = 1_800_000
     # Raw attempts older than this are deleted by a ClickHouse TTL; minute buckets stay.
     raw_attempts_retention_days: int = 1827
     # ISO 3166 region of numbers written without a country code (090-…, (03) …); phone
@@ -445,6 +450,11 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             "pipeline.max_future_seconds must be at least 1: a producer's clock a moment ahead "
             "of the worker's is normal"
+        )
+    if not settings.pipeline.duplicate_horizon_hours > 0 or settings.pipeline.duplicate_horizon_calls_per_hour < 1:
+        raise ConfigError(
+            "pipeline.duplicate_horizon_hours must be above 0 and pipeline.duplicate_horizon_calls_per_hour at "
+            "least 1: they size the worker's memory of counted event ids"
         )
     if settings.topics.partitions < 1:
         raise ConfigError("topics.partitions must be at least 1")

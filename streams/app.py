@@ -33,7 +33,13 @@ from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import apply_retention, migrate
-from warehouse.queries.recovery import landed_floor, landed_offsets, landed_stop_list, open_window_attempts
+from warehouse.queries.recovery import (
+    landed_floor,
+    landed_id_keys,
+    landed_offsets,
+    landed_stop_list,
+    open_window_attempts,
+)
 
 log = logging.getLogger("callpulse.worker")
 
@@ -107,6 +113,9 @@ class WorkerPipeline:
             log.info("warehouse migrations applied: %s", ", ".join(applied))
         apply_retention(self.client, self.settings.pipeline.raw_attempts_retention_days)
         live = self.processor.buckets
+        seen = live.seen_ids
+        remembered = seen.rebuild(landed_id_keys(self.client, seen.first_remembered(), seen.span_seconds))
+        log.info("remembered %d event ids landed within the duplicate horizon (%s)", remembered, seen.held())
         # Each campaign's window ends no later than its watermark may be, so rows an earlier
         # version landed in the future (a dialer's wrong clock) leave the calls before them open.
         rows = open_window_attempts(
@@ -351,6 +360,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 "alerts_firing": len(pipeline.alerting.book.firing),
                 "stop_list_size": len(pipeline.stop_list),
                 "live_state": pipeline.processor.buckets.held(),
+                "remembered_ids": pipeline.processor.buckets.seen_ids.held(),
                 "agents": pipeline.processor.floor.counts(),
                 "stop_list_unlanded": pipeline.stop_list.unlanded,
                 "webhook": None

@@ -8,6 +8,10 @@ Exactness across restarts does not rely on Faust's at-least-once delivery: every
 counted event lands in ``call_attempts`` before its offset is committed, and on
 start the open buckets are rebuilt from those landed rows, event ids included. A
 replayed event then finds its id already in its minute and counts once.
+
+Past the lateness window an id is kept only in the long memory of ids (streams/seen_ids.py,
+rebuilt from the warehouse on start): a call it may hold is HELD and looked up in the
+warehouse before it counts, so an id re-sent hours later with a current time counts once too.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from core.handoff import BucketKey, CountedAttempts, DirtyBuckets
 from core.metrics import COUNTERS, attempt_cost, counter_increments
 from core.schema import CallAttempt
 from core.slots import SlotRules
+from streams.seen_ids import SeenIds, id_key
 
 
 def longest_alert_window_minutes(settings: Settings) -> int:
     rules = [settings.alert_rules_for(campaign) for campaign in settings.alerts.rules]
-    return max(max(r.abandon_window_minutes, r.cpo_window_minutes) for r in rules)
+    return max(max(r.abandon_window_minutes, r.cpo_window_minutes, r.abandon_evidence_minutes) for r in rules)
 
 
 class Verdict(Enum):
@@ -35,6 +40,9 @@ class Verdict(Enum):
     DUPLICATE = "duplicate"  # the same call again: counted once
     CONFLICT = "conflict"  # an id already counted for a different call: never counted again
     LATE = "late"
+    # Not counted in the lateness window, but the long memory of ids (SeenIds) may hold it: held
+    # until the warehouse says whether it landed (a duplicate or a conflict) or not (counted).
+    HELD = "held"
 
 
 def call_fingerprint(
@@ -44,12 +52,6 @@ def call_fingerprint(
     keeps), outcome, order, talk time and segment. A replay carries the same; a re-send with
     other content under the same id does not, and is refused rather than counted again."""
     return hash((campaign, event_ms, outcome, bool(is_order), float(talk_seconds), segment))
-
-
-def id_key(event_id: str) -> int:
-    """What the live state remembers an event id by: its 64-bit hash, an int rather than the
-    string (a collision among the ids of one lateness window is about as likely as 1 in 10^8)."""
-    return hash(event_id)
 
 
 def attempt_fingerprint(attempt: CallAttempt) -> int:
@@ -62,7 +64,9 @@ def attempt_fingerprint(attempt: CallAttempt) -> int:
 
 class CampaignMinute:
     """One campaign's minute: its buckets, one counter list per segment (the slot follows
-    from the minute), their totals, and the keys (id_key) of the event ids counted in it, until
+    from the minute), their totals, and the keys (seen_ids.id_key: a 64-bit hash, an int rather
+    than the string; a collision among the ids of one lateness window is about as likely as 1 in
+    10^8) of the event ids counted in it, until
     the minute passes the lateness window. A plain slotted class, not a dataclass: tens of
     thousands live at once.
 
@@ -127,6 +131,11 @@ class MinuteBuckets:
         # events are compared with what the warehouse landed (processor.resolve_late), so the
         # minutes kept longer for the alert windows need not remember their ids.
         self.fingerprints: dict[int, int] = {}
+        # Every id counted within pipeline.duplicate_horizon_hours, beyond the lateness window:
+        # an id it may hold is looked up in the warehouse before it counts (Verdict.HELD).
+        self.seen_ids = SeenIds(
+            settings.pipeline.duplicate_horizon_hours, settings.pipeline.duplicate_horizon_calls_per_hour
+        )
         self._ceiling = self.watermark_ceiling()  # cached; read again only when an event reaches it
 
     @staticmethod
@@ -148,7 +157,8 @@ class MinuteBuckets:
 
     def held(self) -> dict[str, int]:
         """How much the live state holds, each figure a len(): campaigns with minutes in memory,
-        campaigns ever given a watermark, and event ids remembered for replays. The worker's
+        campaigns ever given a watermark, and event ids remembered for replays in the lateness
+        window (the long memory of ids has its own, seen_ids.held()). The worker's
         /health shows it, so a long run can tell whether what it keeps grows or levels off."""
         return {
             "campaigns": len(self.minutes),
@@ -166,9 +176,14 @@ class MinuteBuckets:
             for segment, counters in kept.segments.items()
         }
 
-    def add(self, attempt: CallAttempt) -> Verdict:
+    def add(self, attempt: CallAttempt, *, not_landed: bool = False) -> Verdict:
+        """Count a call unless its id was counted already (DUPLICATE or CONFLICT), it is too old
+        for its campaign's lateness window (LATE), or the long memory of ids may hold it (HELD).
+        ``not_landed``: a HELD call the warehouse does not have, counted now (in the batch it was
+        held in, whose minutes are all still kept)."""
         fingerprint = attempt_fingerprint(attempt)
-        known = self.fingerprints.get(id_key(attempt.event_id))
+        key = id_key(attempt.event_id)
+        known = self.fingerprints.get(key)
         if known is not None:
             return Verdict.DUPLICATE if known == fingerprint else Verdict.CONFLICT
         epoch = attempt.event_time.timestamp()
@@ -177,15 +192,18 @@ class MinuteBuckets:
         minutes = self.minutes.get(campaign)
         kept = minutes.get(minute) if minutes is not None else None
         watermark = self.watermarks.get(campaign)
-        if watermark is not None and epoch < watermark - self.lateness:
-            return Verdict.LATE
+        if not not_landed:
+            if watermark is not None and epoch < watermark - self.lateness:
+                return Verdict.LATE
+            if key in self.seen_ids:
+                return Verdict.HELD
         if kept is None:
             kept = self._new_minute(campaign, minute, minutes)
         cost = attempt_cost(attempt, self.settings.cost_model_for(campaign))
         self._count(
             kept,
             attempt.lead.segment,
-            attempt.event_id,
+            key,
             fingerprint,
             counter_increments(
                 attempt.outcome,
@@ -196,6 +214,7 @@ class MinuteBuckets:
                 self.ftc_connect_seconds,
             ),
         )
+        self.seen_ids.add(key, epoch)
         self._counted.add(attempt, kept.slot, cost)
         if watermark is None or epoch > watermark:
             moved = epoch if epoch <= self._ceiling else self._clamped(epoch)
@@ -215,11 +234,10 @@ class MinuteBuckets:
         self,
         kept: CampaignMinute,
         segment: str,
-        event_id: str,
+        key: int,
         fingerprint: int,
         increments: tuple[tuple[int, float], ...],
     ) -> None:
-        key = id_key(event_id)
         kept.event_ids.append(key)
         self.fingerprints[key] = fingerprint
         segments = kept.segments
@@ -253,7 +271,8 @@ class MinuteBuckets:
     def uncount(self, attempt: CallAttempt, cost: float) -> None:
         """Take a counted call back out, as if it had never come: its counters (its minute lands
         again at take_dirty(), a segment left without calls goes) and its id. For a call the
-        warehouse refused to store; the campaign's watermark stays where the call moved it."""
+        warehouse refused to store; the campaign's watermark stays where the call moved it. The
+        long memory of ids cannot forget one: a re-send of the call is looked up, and counts."""
         key = id_key(attempt.event_id)
         self.fingerprints.pop(key, None)
         minutes = self.minutes.get(attempt.campaign)
@@ -285,7 +304,8 @@ class MinuteBuckets:
 
     def restore(self, landed_attempts: Iterable[tuple]) -> int:
         """Rebuild buckets from landed rows (event_id, campaign, segment, epoch, outcome,
-        is_order, cost, talk_seconds, wait_seconds); every restored bucket is re-landed.
+        is_order, cost, talk_seconds, wait_seconds); every restored bucket is re-landed. The long
+        memory of ids is rebuilt apart (SeenIds.rebuild), from every call within its horizon.
 
         Watermarks are clamped to the clock as in add(): rows an earlier version landed hours
         in the future keep their buckets, but do not make the correct calls after the restart late."""
@@ -295,13 +315,14 @@ class MinuteBuckets:
             minute = int(epoch // 60) * 60
             minutes = self.minutes.get(campaign)
             kept = (minutes.get(minute) if minutes is not None else None) or self._new_minute(campaign, minute, minutes)
-            if id_key(event_id) in self.fingerprints:
+            key = id_key(event_id)
+            if key in self.fingerprints:
                 continue  # the same event landed twice before a merge; count it once
             fingerprint = call_fingerprint(campaign, round(epoch * 1000), outcome, is_order, talk_seconds, segment)
             self._count(
                 kept,
                 segment,
-                event_id,
+                key,
                 fingerprint,
                 counter_increments(outcome, is_order, cost, talk_seconds, wait_seconds, self.ftc_connect_seconds),
             )

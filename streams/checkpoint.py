@@ -8,7 +8,11 @@ an offset in the warehouse means all before it is there; alerts go out only for 
     step                   lands                                            if it fails
     1  late events         nothing: asks the warehouse which too-old        retry; at a stop, exit 70
                            events already landed (replays) - the rest
-                           become dead letters and late_events rows
+                           become dead letters and late_events rows -
+                           and which held events (ids the long memory
+                           of ids may hold) landed: duplicates or
+                           conflicts; the rest are counted into the
+                           batch, before anything of it lands
     2  dead letters        the dead-letter topic                            exit 71
     3  stop list           flags and removals read for the batch: stop_list retry; at a stop, exit 70
     4  dead letters        dead_letters                                     retry; at a stop, exit 70
@@ -176,8 +180,11 @@ class Checkpoint:
         """Steps 1-12 for one batch. Returns once it has landed; its alerts follow in the
         background, after the earlier batch's."""
         loop = asyncio.get_running_loop()
-        if batch.late and not await loop.run_in_executor(self.warehouse, self.resolve_late, batch):  # 1
-            exit_unlanded("checking late events")
+        if batch.late or batch.held:  # 1
+            found = await loop.run_in_executor(self.warehouse, self.look_up_landed, batch)
+            if found is None:
+                exit_unlanded("checking late events")
+            self.processor.resolve_late(batch, found)
         await self.send(
             self.dead_letter_topic,
             [
@@ -347,17 +354,22 @@ class Checkpoint:
             self.stop_list.mark_landed(changes)
         return landed
 
-    def resolve_late(self, batch: BatchResult) -> bool:
-        """Step 1 (blocking): late events that already landed are replays (or conflicts); the
-        rest become dead letters and late_events rows."""
-        ids = [event.event_id for event, _ in batch.late]
+    def look_up_landed(self, batch: BatchResult) -> dict[str, tuple] | None:
+        """Step 1's warehouse half (blocking): which of the batch's late and held events already
+        landed, and as what (CallEventProcessor.resolve_late then settles them on the event loop,
+        where calls are counted); None if the warehouse failed through a stop. A held id can
+        only have landed within the long memory's horizon, so only those months are searched."""
+        late = [event.event_id for event, _ in batch.late]
+        held = [event.event_id for event, _ in batch.held]
+        since = self.processor.buckets.seen_ids.first_remembered()
         found: dict[str, tuple] = {}
-        if not retry_until_stopped(
-            lambda: found.update(landed_calls(self.lander.client, ids)), "checking late events", self.stopping.is_set
-        ):
-            return False
-        self.processor.resolve_late(batch, found)
-        return True
+
+        def look_up() -> None:
+            found.clear()
+            found.update(landed_calls(self.lander.client, late))
+            found.update(landed_calls(self.lander.client, held, since))
+
+        return found if retry_until_stopped(look_up, "checking late events", self.stopping.is_set) else None
 
     def read_live_alerts(self, batch: LandingBatch) -> BatchReading | None:
         """Step 11 (blocking): the batch's alert readings held in memory (AlertEvaluator.read_live),

@@ -42,6 +42,10 @@ class BatchResult(LandingBatch):
     # Too old for their bucket: either a replay of an event that already landed
     # (a duplicate) or a genuinely late event; resolve_late() decides which.
     late: list[tuple[CallAttempt, SourceRecord]] = field(default_factory=list)
+    # In time, but with an id the long memory (buckets.seen_ids) may hold: a re-send of a call
+    # counted before the lateness window (a duplicate or a conflict), or a false positive of the
+    # memory (a new call, counted in this batch once the warehouse says it never landed).
+    held: list[tuple[CallAttempt, SourceRecord]] = field(default_factory=list)
     # Each record that counted calls, with how many the batch had counted once it was done: the
     # record behind each of ``counted``'s attempts, should the warehouse refuse one.
     counted_records: list[tuple[SourceRecord, int]] = field(default_factory=list)
@@ -53,6 +57,9 @@ class WorkerStats:
     counted: int = 0
     duplicates: int = 0
     late_events: int = 0
+    # Calls whose id the long memory of ids may hold, looked up in the warehouse before counting;
+    # those found landed are also in duplicates or the conflicting_duplicate dead letters.
+    ids_looked_up: int = 0
     agent_state_events: int = 0
     stale_agent_events: int = 0  # older than their agent's newest event: changed nothing
     dialer_state_events: int = 0
@@ -67,6 +74,7 @@ class WorkerStats:
             "counted": self.counted,
             "duplicates": self.duplicates,
             "late_events": self.late_events,
+            "ids_looked_up": self.ids_looked_up,
             "agent_state_events": self.agent_state_events,
             "stale_agent_events": self.stale_agent_events,
             "dialer_state_events": self.dialer_state_events,
@@ -93,6 +101,7 @@ class CallEventProcessor:
     def process(self, records: Iterable[SourceRecord]) -> BatchResult:
         letters: list[DeadLetter] = []
         late: list[tuple[CallAttempt, SourceRecord]] = []
+        held: list[tuple[CallAttempt, SourceRecord]] = []
         violations: list[Violation] = []
         outside_hours: list[CallingHoursViolation] = []
         max_bytes = self.settings.worker.max_record_bytes
@@ -147,6 +156,9 @@ class CallEventProcessor:
                         self.on_counted(event)
                 elif verdict is Verdict.DUPLICATE:
                     self.stats.duplicates += 1
+                elif verdict is Verdict.HELD:
+                    self.stats.ids_looked_up += 1
+                    held.append((event, record))
                 else:
                     late.append((event, record))
             for rejection in rejections:
@@ -168,6 +180,7 @@ class CallEventProcessor:
             dead_letters=letters,
             violations=violations,
             late=late,
+            held=held,
             calling_hours_violations=outside_hours,
             floor=self.floor.take_changes(),
         )
@@ -192,14 +205,24 @@ class CallEventProcessor:
             ),
         )
 
-    def _conflict(self, event: CallAttempt, record: SourceRecord) -> DeadLetter:
-        """A dead letter for an event id already counted for a different call."""
+    def _conflict(self, event: CallAttempt, record: SourceRecord, landed: tuple | None = None) -> DeadLetter:
+        """A dead letter for an event id already counted for a different call (``landed``: that
+        call as the warehouse holds it, call_fingerprint's fields, when it was looked up there)."""
         self.stats.dead_letters["conflicting_duplicate"] += 1
+        if landed is None:
+            counted_as = "a call with other content (its time, outcome, order, talk time or segment differ"
+        else:
+            campaign, event_ms, outcome, is_order, talk_seconds, segment = landed
+            counted_as = (
+                f"another call (the warehouse holds it as campaign {campaign}, "
+                f"{datetime.fromtimestamp(event_ms / 1000, timezone.utc).isoformat()}, {outcome}"
+                f"{', an order' if is_order else ''}, {talk_seconds:g} s talk, segment {segment}"
+            )
         rejection = Rejection(
             "conflicting_duplicate",
-            f"event id {event.event_id} was already counted for a call with other content (its time, outcome, "
-            f"order, talk time or segment differ; this one: campaign {event.campaign}, "
-            f"{event.event_time.isoformat()}, {event.outcome.value}). An event id names one call, so it is "
+            f"event id {event.event_id} was already counted for {counted_as}; this one: campaign "
+            f"{event.campaign}, {event.event_time.isoformat()}, {event.outcome.value}"
+            f"{', an order' if event.order else ''}). An event id names one call, so it is "
             "not counted again; send a correction under a new id",
             encode_event(event),
             None,
@@ -252,8 +275,9 @@ class CallEventProcessor:
         return letters
 
     def resolve_late(self, result: BatchResult, already_landed: Mapping[str, tuple]) -> None:
-        """Late events that already landed are duplicates, or conflicts when the landed call differs
-        (``already_landed``: id -> the call_fingerprint fields it landed with); dead-letter the rest."""
+        """Late and held events that already landed are duplicates, or conflicts when the landed
+        call differs (``already_landed``: id -> the call_fingerprint fields it landed with); the
+        other late events are dead-lettered, the other held ones counted into this batch."""
         replayed = [v for v in result.violations if v.attempt.event_id in already_landed]
         if replayed:  # found when the event first landed
             self.stats.stop_list_violations -= len(replayed)
@@ -267,10 +291,7 @@ class CallEventProcessor:
         for event, record in result.late:
             landed = already_landed.get(event.event_id)
             if landed is not None:
-                if call_fingerprint(*landed) == attempt_fingerprint(event):
-                    self.stats.duplicates += 1
-                else:
-                    result.dead_letters.append(self._conflict(event, record))
+                self._landed_again(result, event, record, landed)
                 continue
             self.stats.late_events += 1
             self.stats.dead_letters["late_event"] += 1
@@ -289,10 +310,59 @@ class CallEventProcessor:
                 )
             )
         result.late = []
+        self._count_held(result, already_landed)
+
+    def _landed_again(self, result: BatchResult, event: CallAttempt, record: SourceRecord, landed: tuple) -> None:
+        """An event whose id the warehouse holds: a duplicate if it is the landed call, else a conflict."""
+        if call_fingerprint(*landed) == attempt_fingerprint(event):
+            self.stats.duplicates += 1
+        else:
+            result.dead_letters.append(self._conflict(event, record, landed))
+
+    def _count_held(self, result: BatchResult, already_landed: Mapping[str, tuple]) -> None:
+        """Settle the batch's held events: those landed are duplicates or conflicts; the rest are
+        new calls the long memory of ids took for known ones, counted now, into this batch (their
+        minutes are still kept: nothing is evicted before the batch has landed)."""
+        held, result.held = result.held, []
+        not_counted: list[CallAttempt] = []  # a second copy of an id counted just before it, in this batch
+        for event, record in held:
+            landed = already_landed.get(event.event_id)
+            if landed is not None:
+                self._landed_again(result, event, record, landed)
+                continue
+            verdict = self.buckets.add(event, not_landed=True)
+            if verdict is Verdict.COUNTED:
+                self.stats.counted += 1
+                if self.on_counted is not None:
+                    self.on_counted(event)
+                counted = self.buckets.take_counted()
+                batch = result.counted
+                batch.attempts += counted.attempts
+                batch.slots += counted.slots
+                batch.costs += counted.costs
+                result.counted_records.append((record, len(batch)))
+                continue
+            not_counted.append(event)
+            if verdict is Verdict.DUPLICATE:
+                self.stats.duplicates += 1
+            else:
+                result.dead_letters.append(self._conflict(event, record))
+        if not_counted:  # their violations were found with their first copy's
+            before = len(result.violations), len(result.calling_hours_violations)
+            result.violations = [v for v in result.violations if not any(v.attempt is e for e in not_counted)]
+            result.calling_hours_violations = [
+                v for v in result.calling_hours_violations if not any(v.attempt is e for e in not_counted)
+            ]
+            self.stats.stop_list_violations -= before[0] - len(result.violations)
+            self.stats.calling_hours_violations -= before[1] - len(result.calling_hours_violations)
+        fresh = self.buckets.take_dirty()
+        if len(fresh.campaigns):
+            result.buckets = _replaced_minutes(result.buckets, set(zip(fresh.campaigns, fresh.minutes)), fresh)
 
     def landed(self) -> None:
         self.stats.last_landed_at = datetime.now(timezone.utc)
         self.buckets.evict_closed()
+        self.buckets.seen_ids.rotate()
 
 
 def _replaced_minutes(buckets: DirtyBuckets | None, minutes: set[tuple[str, int]], fresh: DirtyBuckets) -> DirtyBuckets:

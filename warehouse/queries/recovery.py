@@ -1,12 +1,14 @@
 """What a starting worker reads back: the attempts of each campaign's open window (to rebuild
-its minute buckets), calls already landed, the offsets landed per partition, and the stop list."""
+its minute buckets), the ids of the calls within the duplicate horizon (to rebuild its long
+memory of ids), calls already landed, the offsets landed per partition, and the stop list."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from core.metrics import AGENT_COUNTERS
@@ -37,15 +39,37 @@ def open_window_attempts(client: Client, window_s: int, newest_allowed: datetime
     return [tuple(row) for row in rows]
 
 
-def landed_calls(client: Client, event_ids: list[str]) -> dict[str, tuple]:
+def landed_id_keys(client: Client, since_epoch: float, span_seconds: float) -> Iterator[tuple[int, list[int]]]:
+    """The ids of the calls landed from ``since_epoch`` on (by the call's minute), as the long
+    memory of ids keeps them: (generation, their xxHash64s) a block at a time, the generation
+    being floor(call epoch / ``span_seconds``). The warehouse hashes the ids, so a block is 16
+    bytes a call, and nothing is sorted or deduplicated (a call landed twice is added twice)."""
+    with client.query_np_stream(
+        "SELECT toUInt64(intDiv(toUnixTimestamp(minute), {span:UInt32})), xxHash64(event_id) FROM call_attempts "
+        "WHERE minute >= toStartOfMinute(toDateTime({since:UInt32}, 'UTC'))",
+        parameters={"span": int(span_seconds), "since": max(0, int(since_epoch))},
+    ) as blocks:
+        for block in blocks:
+            generations, keys = block[:, 0], block[:, 1]  # one UInt64 matrix
+            for generation in np.unique(generations):
+                yield int(generation), keys[generations == generation].tolist()
+
+
+def landed_calls(client: Client, event_ids: list[str], since_epoch: float | None = None) -> dict[str, tuple]:
     """Which of these event ids are already in call_attempts, each with what it was counted
-    as: (campaign, event time in epoch ms, outcome, is_order, talk_seconds, segment)."""
+    as: (campaign, event time in epoch ms, outcome, is_order, talk_seconds, segment).
+    ``since_epoch``: none of them can have landed for a call before then (they are searched
+    for in the months from then on only)."""
     if not event_ids:
         return {}
+    since = "" if since_epoch is None else " AND minute >= toStartOfMinute(toDateTime({since:UInt32}, 'UTC'))"
+    parameters: dict[str, Any] = {"ids": list(event_ids)}
+    if since_epoch is not None:
+        parameters["since"] = max(0, int(since_epoch))
     rows = client.query(
         "SELECT event_id, campaign, toUnixTimestamp64Milli(event_time), outcome, is_order, "
-        "talk_seconds, segment FROM call_attempts FINAL WHERE event_id IN {ids:Array(String)}",
-        parameters={"ids": list(event_ids)},
+        f"talk_seconds, segment FROM call_attempts FINAL WHERE event_id IN {{ids:Array(String)}}{since}",
+        parameters=parameters,
     ).result_rows
     return {row[0]: tuple(row[1:]) for row in rows}
 
