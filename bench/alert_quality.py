@@ -1,6 +1,7 @@
 """Alert quality: does the live abandon rule cry wolf, and does it catch a real breach in time?
 
     .venv/bin/python bench/alert_quality.py [--seeds 10] [--volumes 10,30,100] [--code /tmp/old-22]
+    .venv/bin/python bench/alert_quality.py --frontier 5,6,7,8,9 [--seeds 100]
 
 Runs the worker's own rule code in process: the minute buckets count each call and the alert
 evaluator takes its readings at each event-minute boundary (note_counted, as the worker does in
@@ -16,12 +17,20 @@ rate's probability, at a fixed number of live answers a minute):
   the spike's start (event time).
 - simulator day: the dialer simulator's four campaigns (producers.simulator) for 24 h: how many
   abandon-alert transitions a day of ordinary dialling makes.
+
+Each volume draws its own seeds (a seed shared between volumes put the same run of unlucky
+draws in every row). ``--frontier`` trades the two goals at 10 live answers a minute: for each
+critical decision interval (abandon_critical_evidence) it counts the quiet days with an alert
+and the spikes caught within 12 minutes, then shows the limit no rule passes: the fewest
+abandons among the spike's first 120 live answers that 95 % of spikes reach, and how often a
+1 % campaign reaches as many in some 120 consecutive live answers by chance.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import statistics
 import sys
 import time
@@ -51,11 +60,11 @@ def load_code(code: Path):
 class RuleRunner:
     """The worker's counting and live alert readings for a stream of calls, in process."""
 
-    def __init__(self, code: Path):
+    def __init__(self, code: Path, **overrides):
         (self.load_settings, self.SlotRules, self.AlertEvaluator, self.MinuteBuckets, self.Verdict, self.scenarios) = (
             load_code(code)
         )
-        self.settings = self.load_settings(None, pipeline__data_dir="/nonexistent")
+        self.settings = self.load_settings(None, pipeline__data_dir="/nonexistent", **overrides)
 
     def run(self, events) -> list:
         settings = self.settings
@@ -89,7 +98,7 @@ def quiet_day(runner: RuleRunner, volumes: list[int], seeds: int) -> list[dict]:
                 START,
                 (runner.scenarios.Phase(24 * 60, 0.01),),
                 live_answers_per_minute=volume,
-                seed=1000 + seed,
+                seed=volume * 100_000 + 1000 + seed,
             )
             alerts = runner.run(events)
             episodes.append(len({alert.alert_id for alert in alerts}))
@@ -114,7 +123,7 @@ def spike(runner: RuleRunner, volumes: list[int], seeds: int) -> list[dict]:
         delays, missed, before = [], 0, 0
         for seed in range(seeds):
             events = runner.scenarios.abandon_rate_draws(
-                "spiky", START, phases, live_answers_per_minute=volume, seed=2000 + seed
+                "spiky", START, phases, live_answers_per_minute=volume, seed=volume * 100_000 + 2000 + seed
             )
             alerts = runner.run(events)
             before += sum(1 for alert in alerts if alert.event_time < spike_start and alert.state == "firing")
@@ -139,6 +148,39 @@ def spike(runner: RuleRunner, volumes: list[int], seeds: int) -> list[dict]:
             }
         )
     return rows
+
+
+def frontier(code: Path, intervals: list[float], seeds: int) -> None:
+    """At 10 live answers a minute: quiet days with an alert and spikes caught within 12 minutes,
+    for each critical decision interval; then the limit no rule passes."""
+    import numpy as np
+
+    print("\nfrontier at 10 live answers a minute: the critical decision interval against the two goals")
+    print(f"{'critical at':>12} {'quiet days':>11} {'with an alert':>14} {'spikes':>7} {'<= 12 min':>10} {'median':>7}")
+    for interval in intervals:
+        runner = RuleRunner(code, alerts__rules__default__abandon_critical_evidence=interval)
+        quiet = quiet_day(runner, [10], seeds)[0]
+        caught = spike(runner, [10], 2 * seeds)[0]
+        median = "–" if caught["median_min"] is None else f"{caught['median_min']:.0f}"
+        print(
+            f"{interval:>12g} {quiet['days']:>11} {quiet['days_with_alert']:>14} {caught['runs']:>7} "
+            f"{caught['within_12']:>10} {median:>7}"
+        )
+    answers, spike_rate, quiet_rate = 120, 0.08, 0.01
+    reach = lambda k: sum(  # noqa: E731  P(at least k abandons among the spike's first 120 live answers)
+        math.comb(answers, j) * spike_rate**j * (1 - spike_rate) ** (answers - j) for j in range(k, answers + 1)
+    )
+    fewest = max(k for k in range(answers) if reach(k) >= 0.95)
+    rng = np.random.default_rng(22)
+    days = rng.random((2000, 24 * 60 * 10)) < quiet_rate  # a day of live answers at 1 %
+    running = np.cumsum(days, axis=1)
+    stretch_sums = running[:, answers:] - running[:, :-answers]
+    for k in (fewest, fewest + 1, fewest + 2):
+        print(
+            f"the limit: {reach(k):.1%} of spikes reach {k} abandons in their first {answers} live answers (12 min); "
+            f"a 1 % campaign shows {k} in some {answers} consecutive live answers on "
+            f"{(stretch_sums.max(axis=1) >= k).mean():.0%} of days (2,000 simulated)"
+        )
 
 
 def simulator_day(runner: RuleRunner, seeds: int) -> dict:
@@ -167,7 +209,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="simulated days per volume (spikes: twice as many)")
     parser.add_argument("--volumes", default="10,30,100", help="live answers per minute, comma-separated")
     parser.add_argument("--simulator-days", type=int, default=2)
+    parser.add_argument("--frontier", help="critical decision intervals to sweep at 10 live answers a minute")
     args = parser.parse_args()
+    if args.frontier:
+        began = time.monotonic()
+        frontier(args.code.resolve(), [float(v) for v in args.frontier.split(",")], args.seeds)
+        print(f"\n({time.monotonic() - began:.0f} s)")
+        return
     volumes = [int(v) for v in args.volumes.split(",")]
     runner = RuleRunner(args.code.resolve())
     rules = runner.settings.alert_rules_for("default")
@@ -177,7 +225,12 @@ def main() -> None:
         f"{rules.abandon_critical:.0%}, {rules.abandon_window_minutes}-min window, min {rules.min_live_answers} "
         f"live answers"
         + (
-            f", {rules.confidence:.0%} Wilson interval, resolve below {rules.abandon_resolve:.0%}"
+            f", fires on CUSUM evidence (ratio {rules.abandon_evidence_ratio:g}, warning at "
+            f"{rules.abandon_warning_evidence:g}, critical at {rules.abandon_critical_evidence:g}, last "
+            f"{rules.abandon_evidence_minutes} min), resolves on the {rules.confidence:.0%} Wilson upper bound "
+            f"below {rules.abandon_resolve:.0%}"
+            if hasattr(rules, "abandon_evidence_ratio")
+            else f", {rules.confidence:.0%} Wilson interval, resolve below {rules.abandon_resolve:.0%}"
             if hasattr(rules, "confidence")
             else ", on the point rate"
         )

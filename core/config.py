@@ -172,11 +172,18 @@ class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model_drift_critical: float = 0.04
     model_drift_min_calls: int = 2000
     model_drift_significance: float = 0.01
-    # Evidence, not noise: the live abandon, contact-rate and CPO rules fire when the whole
-    # confidence interval (Wilson, two-sided, at this level) is past the threshold and resolve
-    # when it is wholly back (the abandon rule: upper bound below abandon_resolve).
+    # Evidence, not noise: the contact-rate and CPO rules fire when the whole confidence
+    # interval (Wilson, two-sided, at this level) is past the threshold and resolve when it is
+    # wholly back; the abandon rule resolves when its upper bound is below abandon_resolve.
     confidence: float = 0.95
     abandon_resolve: float = 0.02
+    # The abandon rule fires on a sequential test (core.alerts.abandon_evidence): per level, a
+    # CUSUM of level / ratio against level x ratio over the last abandon_evidence_minutes, which
+    # fires when it reaches that level's decision interval (a log-likelihood ratio).
+    abandon_evidence_ratio: float = 2.0
+    abandon_warning_evidence: float = 12.0
+    abandon_critical_evidence: float = 7.0
+    abandon_evidence_minutes: int = 60
 
 
 class AlertsConfig(msgspec.Struct, frozen=True):
@@ -506,6 +513,14 @@ def _check_compliance(settings: Settings) -> None:
             raise ConfigError(f"[alerts.rules.{campaign}]: confidence must be at least 0.5 and below 1 (0.95 for 95 %)")
         if not 0 < rules.abandon_resolve <= rules.abandon_warning:
             raise ConfigError(f"[alerts.rules.{campaign}]: need 0 < abandon_resolve <= abandon_warning")
+        if not (rules.abandon_evidence_ratio > 1 and rules.abandon_critical * rules.abandon_evidence_ratio < 1):
+            raise ConfigError(
+                f"[alerts.rules.{campaign}]: abandon_evidence_ratio must be above 1, and abandon_critical x it below 1"
+            )
+        if min(rules.abandon_warning_evidence, rules.abandon_critical_evidence) <= 0:
+            raise ConfigError(f"[alerts.rules.{campaign}]: abandon_warning_evidence and _critical_evidence must be > 0")
+        if rules.abandon_evidence_minutes < 1:
+            raise ConfigError(f"[alerts.rules.{campaign}]: abandon_evidence_minutes must be at least 1")
 
 
 def _check_calling_hours(config: CallingHoursConfig) -> None:

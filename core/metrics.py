@@ -376,10 +376,16 @@ def compliance_figures(
 
 
 def window_budgets(
-    sums: Mapping[str, float], limit: float, amd_false_positive_rate: float = 0.0, last_hour: str = "last_1h"
+    sums: Mapping[str, float],
+    limit: float,
+    amd_false_positive_rate: float = 0.0,
+    last_hour: str = "last_1h",
+    campaign_minutes: float | None = None,
 ) -> dict[str, AbandonBudget]:
     """The UK 24 h (Ofcom's definition) and US 30 d (FTC's) budgets of one campaign from a row of
-    summed counters "<window>_<counter>" holding those windows and the last hour."""
+    summed counters "<window>_<counter>" holding those windows and the last hour.
+    ``campaign_minutes``: how long ago its first call in the longest window landed
+    (campaign_minutes()); None: each window is taken as full."""
     budgets = {}
     for window in COMPLIANCE_WINDOWS:
         definition = WINDOW_DEFINITION[window.name]
@@ -388,9 +394,45 @@ def window_budgets(
         figure = compliance_figures(sums, amd_false_positive_rate, prefix=f"{window.name}_")[definition]
         pace = compliance_figures(sums, amd_false_positive_rate, prefix=f"{last_hour}_")[definition]
         budgets[window.name] = abandon_budget(
-            window.name, window.minutes, limit, figure.abandoned, figure.live_answers, pace.abandoned, pace.live_answers
+            window.name,
+            window.minutes,
+            limit,
+            figure.abandoned,
+            figure.live_answers,
+            pace.abandoned,
+            pace.live_answers,
+            held_minutes=window_held_minutes(window.minutes, campaign_minutes),
         )
     return budgets
+
+
+#: The longest compliance window: the compliance queries look for a campaign's first call this far back.
+LONGEST_WINDOW_MINUTES = max(window.minutes for window in COMPLIANCE_WINDOWS)
+#: A campaign whose first call in the longest window came within this long of the window's start
+#: is taken as older than the window, on a quiet spell (a weekend, a holiday): the queries do not
+#: look further back to tell.
+QUIET_SPELL_MINUTES = 7 * 24 * 60
+#: A young window's live answers are projected over the whole window only once it holds this
+#: much: an answer or two in its first minutes is no pace to multiply by a day or a month.
+MIN_PROJECTION_MINUTES = 60
+
+
+def campaign_minutes(first_minute: float | None, now: float) -> float | None:
+    """How many minutes before ``now`` (epoch seconds) a campaign's first call in the longest
+    window landed (``first_minute``, epoch seconds); None when not known."""
+    if first_minute is None or first_minute != first_minute or first_minute > now:
+        return None
+    return (now - first_minute) / 60
+
+
+def window_held_minutes(window_minutes: int, campaign_minutes: float | None) -> float:
+    """How many minutes of a window ending now hold the campaign's calls: all of it once the
+    campaign is older than the window (or its age is not known), else its age (``campaign_minutes``:
+    since its first landed minute within the longest window)."""
+    if campaign_minutes is None:
+        return float(window_minutes)
+    full_from = window_minutes - (QUIET_SPELL_MINUTES if window_minutes >= LONGEST_WINDOW_MINUTES else 0)
+    return float(window_minutes) if campaign_minutes >= full_from else max(1.0, campaign_minutes)
 
 
 def confidence_z(confidence: float) -> float:
@@ -407,15 +449,33 @@ def format_interval(interval: tuple[float, float] | None, confidence: float) -> 
     return f"{confidence * 100:g} % CI {interval[0] * 100:.1f}–{interval[1] * 100:.1f} %"
 
 
+def format_span(minutes: float) -> str:
+    """A window's length as its rule says it: "45 min", "2.5 h", "24 h", "3.2 d", "30 d"."""
+    if minutes >= 2 * 24 * 60:
+        return f"{minutes / 1440:.1f} d".replace(".0 d", " d")
+    if minutes >= 60:
+        return f"{minutes / 60:.1f} h".replace(".0 h", " h")
+    return f"{minutes:.0f} min"
+
+
 @dataclass(frozen=True)
 class AbandonBudget:
     """How many more abandoned calls a regulator's window allows, and when it runs out.
 
-    ``remaining`` = limit × live answers − abandoned over the window, at its current volume of
-    live answers (negative when already over). ``hours_to_breach`` extrapolates the last hour:
-    each hour adds its live answers and its abandons, the window's oldest hour drops out at the
-    same pace (a steady state), so the rate drifts towards the last hour's; None when the last
-    hour's pace never crosses the limit, 0.0 when already over."""
+    A window is *young* while the campaign is younger than it (the UK 24 h window two hours into
+    a campaign's first day, the US 30 d window on its third): it holds ``held_minutes`` of its
+    ``window_minutes`` and the rate the regulator judges will be over the whole window.
+
+    ``remaining_now`` = limit × live answers − abandoned over the window so far (negative when
+    over). ``remaining`` is the budget shown: the same for a full window; for a young one, with
+    its live answers projected over the whole window at the pace it has seen
+    (``projected_live_answers`` = live answers × window / held; not before it holds
+    MIN_PROJECTION_MINUTES, when it is ``remaining_now``).
+
+    ``hours_to_breach`` extrapolates the last hour's pace: each hour adds its live answers and its
+    abandons; a young window loses nothing until it is full, then its oldest calls leave at the
+    pace they came (a full window's at its average, a steady state), so the rate drifts towards
+    the last hour's. None when that pace never crosses the limit, 0.0 when already over."""
 
     window: str
     limit: float
@@ -425,6 +485,39 @@ class AbandonBudget:
     last_hour_abandoned: float
     last_hour_live_answers: float
     hours_to_breach: float | None
+    window_minutes: int = 0
+    held_minutes: float = 0.0
+    remaining_now: float = 0.0
+    projected_live_answers: float = 0.0
+
+    @property
+    def young(self) -> bool:
+        return self.held_minutes < self.window_minutes
+
+    @property
+    def projected(self) -> bool:
+        """Whether ``remaining`` counts the young window's live answers still to come."""
+        return self.young and self.held_minutes >= MIN_PROJECTION_MINUTES
+
+    @property
+    def held_note(self) -> str:
+        """ "window holds 2 h of 24 h" for a young window, "" for a full one."""
+        if not self.young:
+            return ""
+        return f"window holds {format_span(self.held_minutes)} of {format_span(self.window_minutes)}"
+
+    @property
+    def budget_basis(self) -> str:
+        """What ``remaining`` is counted against, for the text beside it."""
+        if self.projected:
+            now = max(0, math.floor(self.remaining_now + 1e-9))
+            return (
+                f"at {self.projected_live_answers:,.0f} live answers projected over the window at the pace seen "
+                f"({self.held_note}; {now:,} more at its {self.live_answers:,.0f} live answers so far)"
+            )
+        if self.young:
+            return f"at its {self.live_answers:,.0f} live answers so far ({self.held_note})"
+        return f"at {self.live_answers:,.0f} live answers"
 
 
 def abandon_budget(
@@ -435,31 +528,55 @@ def abandon_budget(
     live_answers: float,
     last_hour_abandoned: float,
     last_hour_live_answers: float,
+    held_minutes: float | None = None,
 ) -> AbandonBudget:
-    """:class:`AbandonBudget` of one campaign's window.
+    """:class:`AbandonBudget` of one campaign's window of H hours, holding G of them
+    (``held_minutes``; None or H: full).
 
-    Forecast: after t hours at the last hour's pace, with the window's oldest t hours leaving at
-    the window's average pace, abandoned(t) = A + t (a − A/H) and live(t) = L + t (l − L/H) for a
-    window of H hours; the breach is the first t > 0 with abandoned(t) > limit × live(t), found in
-    closed form. The window's own age is not known here, so it is taken as full."""
-    remaining = limit * live_answers - abandoned
+    Forecast: the last hour's pace is a abandons and l live answers an hour (its counts over G when
+    the window holds less than an hour). For the first H − G hours nothing leaves:
+    abandoned(t) = A + t a, live(t) = L + t l. After that, the window's oldest calls leave at the
+    pace they came, A/G and L/G an hour, until the window is all new calls at t = H. The breach is
+    the first t > 0 with abandoned(t) > limit × live(t), found in closed form on each piece; past H
+    the rate is the pace's own, so a pace that has not crossed by then never does."""
     hours = window_minutes / 60
+    held = hours if held_minutes is None else min(hours, max(held_minutes, 1.0) / 60)
+    remaining_now = limit * live_answers - abandoned
+    projected_live = live_answers * hours / held if held * 60 >= MIN_PROJECTION_MINUTES else live_answers
+    last_hour_span = min(1.0, held)
+    pace_abandoned = last_hour_abandoned / last_hour_span
+    pace_live = last_hour_live_answers / last_hour_span
     excess_now = abandoned - limit * live_answers
-    excess_per_hour = (last_hour_abandoned - abandoned / hours) - limit * (
-        last_hour_live_answers - live_answers / hours
-    )
+    growth = pace_abandoned - limit * pace_live  # excess added an hour while nothing leaves
+    filling = hours - held  # hours until the window is full and its oldest calls start to leave
     breach: float | None
     if live_answers and excess_now > 0:
         breach = 0.0
-    elif excess_per_hour > 0:
-        breach = -excess_now / excess_per_hour if excess_now < 0 else 0.0
-        # The window holds only its H hours: a pace that needs longer to cross never crosses it,
-        # since by then the window is all last-hour pace and its rate stays below the limit.
-        breach = breach if breach <= hours else None
+    elif growth > 0 and excess_now + growth * filling >= 0:
+        breach = max(0.0, -excess_now / growth)
     else:
-        breach = None
+        excess_when_full = excess_now + growth * filling
+        # Once full, each hour adds the pace and loses an hour of the oldest calls (excess_now / held).
+        slope = growth - excess_now / held
+        if slope > 0:
+            crossing = -excess_when_full / slope if excess_when_full < 0 else 0.0
+            # By t = H the window is all last-hour pace: a crossing later than that never comes.
+            breach = filling + crossing if crossing <= held else None
+        else:
+            breach = None
     return AbandonBudget(
-        window, limit, abandoned, live_answers, remaining, last_hour_abandoned, last_hour_live_answers, breach
+        window,
+        limit,
+        abandoned,
+        live_answers,
+        limit * projected_live - abandoned,
+        last_hour_abandoned,
+        last_hour_live_answers,
+        breach,
+        window_minutes=window_minutes,
+        held_minutes=held * 60,
+        remaining_now=remaining_now,
+        projected_live_answers=projected_live,
     )
 
 

@@ -26,6 +26,7 @@ from core.metrics import (
     RATES,
     WINDOW_DEFINITION,
     AbandonBudget,
+    campaign_minutes,
     ratio,
     window_budgets,
 )
@@ -217,9 +218,10 @@ def _campaigns(
     their floor as of the floor's time (floor_time, from the wall clock ``now``)."""
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
-    sparklines, (agents, snapshots) = ctx.run_queries(
+    sparklines, (agents, snapshots), first_minutes = ctx.run_queries(
         (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
         (_campaign_floor, now, board_now, ctx.settings, shown),
+        (live.campaign_first_minutes, board_now, shown),
     )
     # Whole columns to plain lists, then one dict per campaign, rather than to_dict() and a
     # conversion per value, which are slow on a big board.
@@ -250,9 +252,13 @@ def _campaigns(
         if WINDOW_DEFINITION[window.name] == "ftc"
     }
     # The UK and US windows' budgets: abandons still allowed, hours to the limit at the last hour's pace.
+    # A campaign younger than a window has its budget projected over the whole window.
     budgets = [
         window_budgets(
-            row, ctx.settings.alert_rules_for(name).compliance_limit, ctx.settings.compliance.amd_for(name)[0]
+            row,
+            ctx.settings.alert_rules_for(name).compliance_limit,
+            ctx.settings.compliance.amd_for(name)[0],
+            campaign_minutes=campaign_minutes(first_minutes.get(name), board_now.timestamp()),
         )
         for name, row in zip(names, windows.fillna(0).to_dict("records"))
     ]
@@ -298,6 +304,11 @@ def budget_fields(budget: AbandonBudget | None) -> dict:
     return {
         "abandons_allowed": max(0, math.floor(budget.remaining + 1e-9)),
         "hours_to_limit": None if budget.hours_to_breach is None else round(budget.hours_to_breach, 2),
+        # A young window (the campaign is younger than it): how much of it holds calls, and whether
+        # abandons_allowed counts its live answers projected over the whole window.
+        "window_held": budget.held_note.removeprefix("window holds "),
+        "budget_projected": budget.projected,
+        "abandons_allowed_now": max(0, math.floor(budget.remaining_now + 1e-9)),
     }
 
 

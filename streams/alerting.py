@@ -16,24 +16,37 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
 from analytics.calibration import TooFewCalls, trailing_calibration, trailing_calibrations
-from core.alerts import NO_BREACH_HOURS, RULE_LABELS, Alert, AlertBook, Check, Rule, format_seconds
+from core.alerts import (
+    NO_BREACH_HOURS,
+    RULE_LABELS,
+    Alert,
+    AlertBook,
+    Check,
+    Evidence,
+    Rule,
+    SequentialEvidence,
+    format_seconds,
+)
 from core.config import AlertRules, Settings
 from core.handoff import CallingHoursViolation, Violation
 from core.metrics import (
     COUNTERS,
+    LONGEST_WINDOW_MINUTES,
     WINDOW_DEFINITION,
     abandon_budget,
+    campaign_minutes,
     compliance_figures,
     confidence_z,
     format_interval,
     format_metric,
     ratio,
     wilson_interval,
+    window_held_minutes,
 )
 from core.schema import Event
 from core.slots import SlotRules
@@ -46,10 +59,10 @@ from warehouse.queries.alerts import (
     recent_stop_list_violations,
 )
 from warehouse.queries.compliance import recent_calling_hours_violations
-from warehouse.queries.live import compliance_windows, compliance_windows_at
+from warehouse.queries.live import campaign_first_minutes, compliance_windows, compliance_windows_at
 
 log = logging.getLogger("callpulse.alerts")
-_DIALS, _CONTACTS, _ORDERS = (COUNTERS.index(name) for name in ("dials", "contacts", "orders"))
+_DIALS, _CONTACTS, _ORDERS, _ABANDONED = (COUNTERS.index(name) for name in ("dials", "contacts", "orders", "abandoned"))
 
 
 class Reading(NamedTuple):
@@ -114,6 +127,8 @@ class AlertEvaluator:
         self.slot_rules = slot_rules
         self.book = AlertBook()
         self._compliance: dict[str, tuple[int, list[Check]]] = {}  # campaign -> (event minute, checks)
+        # campaign -> (event hour read at, its first landed minute in the longest compliance window)
+        self._first_minutes: dict[str, tuple[int, float]] = {}
         self._model_drift: dict[str, tuple[int, Check]] = {}  # campaign -> (event hour, check)
         self._baselines: dict[BaselineKey, dict] = {}
         self._last_minute: dict[str, int] = {}  # campaign -> event minute of its last reading
@@ -341,7 +356,8 @@ class AlertEvaluator:
         self, campaign: str, at: datetime, rules: AlertRules, fetch: bool
     ) -> tuple[dict, dict | None, dict | None]:
         """The abandon window, the CPO window (only read with a baseline) and the baseline."""
-        live = self._window(campaign, at, rules.abandon_window_minutes)
+        live: dict[str, Any] = self._window(campaign, at, rules.abandon_window_minutes)
+        live["evidence"] = self._abandon_evidence(campaign, at, rules)
         baseline = self._baseline(campaign, at, rules, fetch)
         window = self._window(campaign, at, rules.cpo_window_minutes) if baseline is not None else None
         return live, window, baseline
@@ -374,11 +390,29 @@ class AlertEvaluator:
         totals["window_minutes"] = minutes
         return totals
 
+    def _abandon_evidence(self, campaign: str, at: datetime, rules: AlertRules) -> SequentialEvidence:
+        """The abandon rule's evidence: the campaign's minutes of the last abandon_evidence_minutes,
+        read afresh from the minute buckets at each reading (late calls count, and a restart,
+        which restores the buckets, loses nothing). The alert book weighs them (SequentialEvidence)."""
+        first = window_start(at.timestamp(), rules.abandon_evidence_minutes)
+        kept = self.buckets.minutes.get(campaign, {})
+        return SequentialEvidence(
+            tuple(
+                (minute, kept[minute].totals[_ABANDONED], kept[minute].totals[_CONTACTS])
+                for minute in sorted(minute for minute in kept if minute >= first)
+            ),
+            (rules.abandon_warning, rules.abandon_critical),
+            (rules.abandon_warning_evidence, rules.abandon_critical_evidence),
+            rules.abandon_evidence_ratio,
+        )
+
     @classmethod
     def _abandon(cls, live: dict, rules: AlertRules) -> Check:
-        """Fires when the lower bound of the window's Wilson interval reaches a threshold, resolves
-        when its upper bound falls below abandon_resolve: 1 abandon of 36 live answers (2.8 %,
-        95 % CI 0.5-14.2 %) is no evidence of a 2 % breach, 9 of 120 (CI 4.0-13.6 %) is of a 3 % one.
+        """Fires when a level's sequential test (abandon_evidence) reaches its decision interval:
+        the evidence of a breach has built up minute by minute, and chance at a good rate seldom
+        builds it (a Wilson bound re-read every minute on overlapping windows did, several times a
+        week at 10 live answers a minute). Resolves when the upper bound of the window's Wilson
+        interval falls below abandon_resolve.
 
         A window too thin for even no abandons to bring the upper bound below abandon_resolve (under
         about 190 live answers at 95 % and 2 %) resolves when its rate is back below
@@ -390,6 +424,16 @@ class AlertEvaluator:
         best_case = wilson_interval(0, contacts, z)
         thin = best_case is None or best_case[1] >= rules.abandon_resolve
         rate = ratio(abandoned, contacts)
+
+        def describe_evidence(stretch: Evidence) -> str:
+            # A raise says what its evidence rests on: the stretch since the test last stood at zero.
+            return (
+                f"{stretch.abandoned} abandoned of {stretch.live_answers} live answers in the last {stretch.minutes} "
+                f"min, {format_metric('abandon_rate', ratio(stretch.abandoned, stretch.live_answers))} ("
+                f"{format_interval(wilson_interval(stretch.abandoned, stretch.live_answers, z), rules.confidence)}); "
+                f"{abandoned} of {contacts} in the last {live['window_minutes']} min"
+            )
+
         return Check(
             Rule.ABANDON_RATE,
             rate,
@@ -402,6 +446,8 @@ class AlertEvaluator:
             window_minutes=live["window_minutes"],
             interval=interval,
             clear_on_value=thin,
+            evidence=live["evidence"],
+            describe_evidence=describe_evidence,
             describe=lambda: (
                 f"{abandoned} abandoned of {contacts} live answers, {format_metric('abandon_rate', rate)} "
                 f"({format_interval(interval, rules.confidence)}) in the last {live['window_minutes']} min"
@@ -425,12 +471,39 @@ class AlertEvaluator:
                 stale[campaign] = at
         if not stale:
             return
-        sums = compliance_windows_at(self.client, {c: at + timedelta(minutes=1) for c, at in stale.items()})
+        nows = {c: at + timedelta(minutes=1) for c, at in stale.items()}
+        sums = compliance_windows_at(self.client, nows)
+        ages = self._campaign_ages(nows)
         for campaign, at in stale.items():
             self._compliance[campaign] = (
                 int(at.timestamp() // 60),
-                self._compliance_from(campaign, sums.get(campaign, {}), self.settings.alert_rules_for(campaign)),
+                self._compliance_from(
+                    campaign, sums.get(campaign, {}), self.settings.alert_rules_for(campaign), ages[campaign]
+                ),
             )
+
+    def _campaign_ages(self, nows: Mapping[str, datetime]) -> dict[str, float | None]:
+        """Each campaign's age in minutes at its ``now`` (since its first landed minute in the
+        longest compliance window; None: nothing landed), so the forecast of a window the campaign
+        is younger than lets no calls leave it. The first minute is read once an event hour: it only
+        moves when the window's oldest calls leave it."""
+        stale = {
+            c: at for c, at in nows.items() if self._first_minutes.get(c, (None,))[0] != int(at.timestamp() // 3600)
+        }
+        if stale:
+            found = campaign_first_minutes(
+                self.client,
+                max(stale.values()),
+                sorted(stale),
+                since=min(stale.values()) - timedelta(minutes=LONGEST_WINDOW_MINUTES),
+            )
+            for campaign, at in stale.items():
+                if campaign in found:  # a campaign with nothing landed yet is asked again
+                    self._first_minutes[campaign] = (int(at.timestamp() // 3600), found[campaign])
+        return {
+            c: campaign_minutes(self._first_minutes[c][1], at.timestamp()) if c in self._first_minutes else None
+            for c, at in nows.items()
+        }
 
     def _compliance_checks(self, campaign: str, at: datetime, rules: AlertRules) -> list[Check]:
         minute = int(at.timestamp() // 60)
@@ -438,13 +511,17 @@ class AlertEvaluator:
         if cached is not None and cached[0] == minute:
             return cached[1]
         frame = compliance_windows(self.client, at + timedelta(minutes=1), campaign)
-        checks = self._compliance_from(campaign, {} if frame.empty else frame.iloc[0].to_dict(), rules)
+        age = self._campaign_ages({campaign: at + timedelta(minutes=1)})[campaign]
+        checks = self._compliance_from(campaign, {} if frame.empty else frame.iloc[0].to_dict(), rules, age)
         self._compliance[campaign] = (minute, checks)
         return checks
 
-    def _compliance_from(self, campaign: str, sums: Mapping, rules: AlertRules) -> list[Check]:
+    def _compliance_from(
+        self, campaign: str, sums: Mapping, rules: AlertRules, age_minutes: float | None = None
+    ) -> list[Check]:
         """The UK 24 h window under Ofcom's definition, the US 30 d window under the FTC's, and
-        the forecast of either crossing its limit within alerts.forecast_hours."""
+        the forecast of either crossing its limit within alerts.forecast_hours (a window older than
+        the campaign, ``age_minutes``, projected as young)."""
         amd_rate, _ = self.settings.compliance.amd_for(campaign)
         checks, budgets = [], []
         for rule, window, minutes in (
@@ -483,6 +560,7 @@ class AlertEvaluator:
                             figure.live_answers,
                             last_hour.abandoned,
                             last_hour.live_answers,
+                            held_minutes=window_held_minutes(minutes, age_minutes),
                         ),
                     )
                 )
@@ -544,8 +622,8 @@ class AlertEvaluator:
             window_minutes=60,
             detail=(
                 f"{RULE_LABELS[rule]} {format_metric('abandon_rate', now_rate)} now, "
-                f"{max(0.0, budget.remaining):,.1f} more abandons allowed at {budget.live_answers:,.0f} live "
-                f"answers; at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
+                f"{max(0.0, budget.remaining):,.1f} more abandons allowed {budget.budget_basis}; "
+                f"at the last hour's pace ({budget.last_hour_abandoned:,.0f} of "
                 f"{budget.last_hour_live_answers:,.0f}, {format_metric('abandon_rate', pace)})"
                 f" it crosses {format_metric('abandon_rate', budget.limit)} in {format_seconds(soonest * 3600)}"
             ),

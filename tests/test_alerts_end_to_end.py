@@ -14,7 +14,7 @@ import pytest
 
 from core.alerts import decode_alert
 from producers.publisher import EventPublisher
-from producers.scenarios import abandon_rate_phases
+from producers.scenarios import Phase, abandon_rate_phases
 from streams.kafka_admin import read_topic
 from warehouse.client import connect
 from warehouse.queries.alerts import alert_history
@@ -62,8 +62,9 @@ def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, 
     with pipeline.config_file.open("a") as config:
         config.write("\n[alerts.rules.winback]\ncompliance_limit = 0.5\n")
     settings = pipeline.settings
-    # 1 % for 20 minutes, 5 % for 20, then 1 % for 30; 100 live answers a minute.
-    events = list(abandon_rate_phases("winback", START, dials_per_minute=200))
+    # 1 % for 20 minutes, 3 % for 15, 5 % for 10, then 1 % for 30; 100 live answers a minute.
+    phases = (Phase(20, 0.01), Phase(15, 0.03), Phase(10, 0.05), Phase(30, 0.01))
+    events = list(abandon_rate_phases("winback", START, phases, dials_per_minute=200))
     publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
     publisher.publish_all(events)
     publisher.close()
@@ -85,13 +86,15 @@ def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, 
     warning, critical, resolved = alerts
     assert len({a.alert_id for a in alerts}) == 1 and all(a.campaign == "winback" for a in alerts)
     assert all(a.first_seen == warning.event_time for a in alerts)
-    # The rolling 15-minute rate is (5k + (15 - k)) / 1500 at k minutes into the spike. The rule
-    # waits for evidence: the lower bound of its 95 % Wilson interval passes 2 % at k = 7 (43 of
-    # 1500, CI 2.1-3.8 %) and 3 % at k = 11 (59, CI 3.1-5.0 %). After it, (5(15 - j) + j) / 1500
-    # has its upper bound below abandon_resolve (2 %) at j = 14 (19, CI 0.8-2.0 %).
-    assert 26 <= minutes_into(warning) < 28 and warning.value >= 0.02 and warning.threshold == 0.02
-    assert 30 <= minutes_into(critical) < 33 and critical.value >= 0.03 and critical.threshold == 0.03
-    assert 53 <= minutes_into(resolved) < 56 and resolved.value < 0.015 and resolved.threshold == 0.02
+    # The rule fires on evidence built minute by minute (core.alerts.abandon_evidence). Warning
+    # (1 % against 4 %): a minute of 3 abandons in 100 adds 3 ln 4 + 97 ln(0.96 / 0.99) = 1.17, so
+    # 12 after 11 minutes of 3 %. Critical (1.5 % against 6 %): 3 % takes its score down, each
+    # minute of 5 % adds 2.49, so 7 after 3. It resolves when the 15-minute window's 95 % Wilson
+    # upper bound is below abandon_resolve (2 %): 19 of 1500 (CI 0.8-2.0 %), 14 minutes after.
+    assert 31 <= minutes_into(warning) < 32 and warning.value >= 0.02 and warning.threshold == 0.02
+    assert 38 <= minutes_into(critical) < 39 and critical.value >= 0.03 and critical.threshold == 0.03
+    assert 57 <= minutes_into(resolved) < 60 and resolved.value < 0.015 and resolved.threshold == 0.02
+    assert critical.detail.startswith("15 abandoned of 30")  # the stretch since the 5 % began
     assert critical.sample >= 30 and critical.window_minutes == 15
     assert health["alerts_firing"] == 0
 

@@ -6,13 +6,14 @@ where they show: windows, reports, alerts, wallboard, page."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from warehouse_helpers import land_counted, migrated_warehouse
 
 from core.config import ConfigError, load_settings
-from core.metrics import COUNTERS, abandon_budget, compliance_figures, raw_counter_sql
+from core.metrics import COUNTERS, abandon_budget, compliance_figures, raw_counter_sql, window_held_minutes
 from core.schema import CallAttempt, Lead, Outcome, decode_record
 from core.slots import SlotRules
 
@@ -53,7 +54,11 @@ WINBACK = [
 # dropped (9.1 %). UK 24 h: 40 / 2240 = 1.8 %, 67.2 allowed, 27.2 more. At the last hour's pace
 # (20 of 220 an hour, the window's oldest hours leaving at 40 / 24 and 2240 / 24 an hour) the
 # excess -27.2 grows by (20 - 40/24) - 0.03 (220 - 2240/24) = 14.533 an hour: the limit in 1.87 h.
+# Its first call, a machine 3 days ago, makes the campaign older than the UK window (full) and
+# its US 30-day window young: it holds 3 d of 30 d, and its budget projects the 2,240 live
+# answers of 3 days over 30: 0.03 x 22,400 - 40 = 632 more abandons.
 CHARITY = [
+    *calls("charity", Outcome.MACHINE, 1, 3 * 24 * 60, tag="first"),
     *calls("charity", Outcome.CONNECTED, 2000, 23 * 60),
     *calls("charity", Outcome.ABANDONED, 20, 23 * 60),
     *calls("charity", Outcome.CONNECTED, 200, 5, tag="late"),
@@ -207,6 +212,46 @@ def test_the_budget_and_forecast_follow_the_last_hours_pace():
     assert abandon_budget("us_30d", 30 * 24 * 60, 0.03, 90, 2000, 0, 0).hours_to_breach == 0.0
 
 
+def test_a_young_window_projects_its_live_answers_and_loses_no_calls_until_full():
+    # The UK window 2 hours into a campaign's first day: 4 abandoned of 200 live answers, the last
+    # hour 4 of 100. Its budget counts the day's live answers at the pace seen: 0.03 x 2,400 - 4 =
+    # 68 (2 now). Nothing leaves the window for 22 hours, so the excess -2 grows by 4 - 0.03 x 100 =
+    # 1 an hour: the limit in 2 h (a full window's oldest hours leaving would have said 1.85 h).
+    budget = abandon_budget("uk_24h", 24 * 60, 0.03, 4, 200, 4, 100, held_minutes=120)
+    assert (budget.remaining, budget.remaining_now) == (pytest.approx(68), pytest.approx(2))
+    assert budget.projected_live_answers == pytest.approx(2400) and budget.projected
+    assert budget.hours_to_breach == pytest.approx(2.0)
+    assert budget.held_note == "window holds 2 h of 24 h"
+    assert budget.budget_basis == (
+        "at 2,400 live answers projected over the window at the pace seen "
+        "(window holds 2 h of 24 h; 2 more at its 200 live answers so far)"
+    )
+    # 20 hours in at 1 % (20 of 2,000), the last hour at 4 % (4 of 100): after 4 hours with nothing
+    # leaving the excess is -40 + 4 x 1 = -36; then an hour of the oldest calls (1 of 100) leaves
+    # each hour, so it grows by 1 + 40 / 20 = 3 an hour: the limit 12 hours later, in 16 h
+    # (then 20 + 64 - 12 = 72 abandoned of 2,000 + 1,600 - 1,200 = 2,400 live answers: 3 %).
+    budget = abandon_budget("uk_24h", 24 * 60, 0.03, 20, 2000, 4, 100, held_minutes=20 * 60)
+    assert budget.hours_to_breach == pytest.approx(16.0)
+    # A full window (its age unknown, or older) reads as before.
+    full = abandon_budget("uk_24h", 24 * 60, 0.03, 40, 2220, 20, 220, held_minutes=None)
+    assert (full.young, full.held_note, full.remaining) == (False, "", pytest.approx(26.6))
+    # Half an hour in: too little to project from; the budget is the live answers so far.
+    early = abandon_budget("uk_24h", 24 * 60, 0.03, 0, 50, 0, 50, held_minutes=30)
+    assert (early.projected, early.remaining) == (False, pytest.approx(1.5))
+    assert early.budget_basis == "at its 50 live answers so far (window holds 30 min of 24 h)"
+
+
+def test_a_window_is_young_only_while_the_campaign_is_younger_than_it():
+    assert window_held_minutes(24 * 60, 150.0) == 150.0
+    assert window_held_minutes(24 * 60, 3 * 24 * 60.0) == 24 * 60  # older than the window
+    assert window_held_minutes(24 * 60, None) == 24 * 60  # age not known: taken as full
+    # The 30-day window: the queries look back no further, so a first call within a week of its
+    # start is an older campaign's quiet spell (a weekend, a holiday), not a young campaign.
+    assert window_held_minutes(30 * 1440, 3 * 1440.0) == 3 * 1440
+    assert window_held_minutes(30 * 1440, 25 * 1440.0) == 30 * 1440
+    assert window_held_minutes(30 * 1440, 0.2) == 1.0  # the first minute still counts as one
+
+
 def test_the_alerts_judge_each_window_by_its_regulator_and_warn_before_the_limit(landed):
     from core.alerts import Rule
     from streams.alerting import AlertEvaluator
@@ -249,6 +294,22 @@ def test_the_wallboard_and_the_compliance_page_show_the_definitions_and_budgets(
     assert "39 of 1,009 live answers" in page and "up to 5.8 % if the 20 calls without a wait were late" in page
     assert "19.0 of 1,019.0 live calls" in page and "incl. 10.0 estimated at AMD 5.0%" in page
     assert "UK 24 h: 27 more abandons allowed" in page and "the limit is crossed in 1.9 h" in page
+    young = model["charity"]["compliance"]["us_30d"]
+    assert (young["window_held"], young["budget_projected"]) == ("3 d of 30 d", True)
+    assert young["abandons_allowed"] == pytest.approx(632, abs=1)
+    # The window's age runs from the first call's minute to the newest landed one: a minute or so
+    # either way moves the projection by a few live answers.
+    budget = re.search(r"US 30 days: (\d+) more abandons allowed.{0,10} at ([\d,]+) live answers projected", page)
+    assert budget is not None, page
+    allowed, projected = budget.groups()
+    assert int(allowed) == pytest.approx(632, abs=1) and int(projected.replace(",", "")) == pytest.approx(22400, abs=40)
+    # 0.03 x 2,240 - 40 = 27.2: 27 at the live answers so far, on the page and the tile.
+    assert "(window holds 3 d of 30 d; 27 more at its 2,240 live answers so far)" in page
+    assert young["abandons_allowed_now"] == 27 and uk["abandons_allowed_now"] == uk["abandons_allowed"]
+    from dashboards.pages.wallboard import _budget
+
+    assert str(_budget(young, "us_30d").children).startswith(f"{young['abandons_allowed']} left (3 d of 30 d, 27 now)")
+    assert uk["window_held"] == "" and uk["budget_projected"] is False
     definitions = str(compliance_page._definitions())
     assert "compliance.ftc_connect_seconds = 3 s" in definitions and "1 campaign(s) with their own" in definitions
 
@@ -277,3 +338,25 @@ def test_a_negative_wait_is_still_refused():
     )
     events, (rejection,) = decode_record(raw)
     assert events == [] and rejection.reason == "negative_duration"
+
+
+def test_a_campaigns_first_minute_reads_the_same_through_the_hourly_rollup(landed, monkeypatch):
+    """How old a campaign is (what makes a window young) comes from its first landed minute in the
+    30-day window; through the rollup it is that minute's hour's start, never later. Last in this
+    module: it builds the rollup of the module's warehouse."""
+    from warehouse import rollup
+    from warehouse.queries.live import campaign_first_minutes
+
+    _, client = landed
+    first_call = (NOW - timedelta(days=3)).replace(second=0)  # charity's machine, the minute it landed in
+    plain = campaign_first_minutes(client, NOW, ["charity", "solar", "nobody"])
+    assert plain["charity"] == first_call.timestamp() and "nobody" not in plain
+    assert plain["solar"] == min(c.event_time for c in SOLAR).replace(second=0, microsecond=0).timestamp()
+    # A window ending before the first call holds none of it.
+    assert "charity" not in campaign_first_minutes(client, NOW - timedelta(days=3, minutes=5), ["charity"])
+    monkeypatch.setattr(rollup, "MIN_MINUTE_ROWS", 0)
+    assert rollup.refresh_rollup(client, settle=timedelta(0)) > 0
+    through_rollup = campaign_first_minutes(client, NOW, ["charity", "solar", "nobody"])
+    assert through_rollup["charity"] == first_call.replace(minute=0).timestamp()
+    # Its hour read from the rollup if closed by now, else from the minute buckets.
+    assert through_rollup["solar"] in (plain["solar"], plain["solar"] // 3600 * 3600)

@@ -21,6 +21,7 @@ from core.alerts import format_seconds
 from core.metrics import (
     COMPLIANCE_DEFINITIONS,
     COMPLIANCE_WINDOWS,
+    campaign_minutes,
     compliance_figures,
     format_metric,
     ratio,
@@ -35,7 +36,7 @@ from warehouse.queries.compliance import (
     customers_abandoned_more_than_once,
     repeat_calls_after_abandon,
 )
-from warehouse.queries.live import busiest_campaigns, compliance_windows, freshness
+from warehouse.queries.live import busiest_campaigns, campaign_first_minutes, compliance_windows, freshness
 from warehouse.queries.reports import campaign_names, stop_list_violations
 
 dash.register_page(__name__, path="/compliance", name="Compliance", title="CallPulse · Compliance", order=30)
@@ -439,8 +440,10 @@ def _definitions() -> html.Div:
         + [
             html.Div(
                 "Budget: how many more abandoned calls the window allows at its current live answers; "
-                "the forecast extrapolates the last hour's pace (its oldest hours leaving at the window's "
-                f"average), and alerts.forecast_hours ({context().settings.alerts.forecast_hours:g} h) "
+                "while a campaign is younger than the window, at its live answers projected over the whole "
+                'window at the pace seen so far ("window holds 2 h of 24 h"). The forecast extrapolates '
+                "the last hour's pace: a young window loses no calls until it is full, a full one's oldest "
+                f"hours leave at its average; alerts.forecast_hours ({context().settings.alerts.forecast_hours:g} h) "
                 "raises compliance_forecast.",
                 className="compliance-definition",
             )
@@ -482,7 +485,10 @@ def _budget_line(window: str, budget) -> html.Div:
     else:
         forecast = "no live answers in the last hour"
     return html.Div(
-        [html.B(f"{label}: {allowed:,} more abandon{'s' if allowed != 1 else ''} allowed"), f" · {forecast}"],
+        [
+            html.B(f"{label}: {allowed:,} more abandon{'s' if allowed != 1 else ''} allowed"),
+            f" {budget.budget_basis} · {forecast}",
+        ],
         className="compliance-budget",
         **theme.data_attributes(testid=f"{window}-budget"),
     )
@@ -494,6 +500,7 @@ def _now_cards(campaigns: list[str]) -> list:
     and each regulator window's budget and forecast."""
     now = board_time(freshness(context().client), datetime.now(timezone.utc))
     windows = compliance_windows(context().client, now, campaigns=campaigns, amd_rate_for=_amd_rate_for)
+    first_minutes = campaign_first_minutes(context().client, now, campaigns)
     cards = []
     for row in windows.to_dict("records"):
         campaign = row["campaign"]
@@ -522,7 +529,8 @@ def _now_cards(campaigns: list[str]) -> list:
                     title=COMPLIANCE_DEFINITIONS[definition].rule,
                 )
             )
-        budgets = window_budgets(row, limit, amd_rate)
+        age = campaign_minutes(first_minutes.get(campaign), now.timestamp())
+        budgets = window_budgets(row, limit, amd_rate, campaign_minutes=age)
         cards.append(
             html.Div(
                 [

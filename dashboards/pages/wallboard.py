@@ -135,11 +135,16 @@ def _unjudged(window: dict, name: str) -> list[html.Span]:
 
 def _budget(window: dict, name: str) -> html.Span:
     """The window's budget, small under its rate: abandons still allowed, and when the limit falls
-    at the last hour's pace ("12 left · limit in 3.1 h")."""
+    at the last hour's pace ("12 left · limit in 3.1 h"); a young window says how much of it holds
+    calls, and when its budget is projected over the whole window, the one at its calls so far
+    ("66 left (2 h of 24 h, 2 now)")."""
     hours = window.get("hours_to_limit")
     pace = "" if hours is None else " · limit now" if hours <= 0 else f" · limit in {format_seconds(hours * 3600)}"
+    held = f" ({window['window_held']})" if window.get("window_held") else ""
+    if window.get("budget_projected"):
+        held = f" ({window['window_held']}, {window.get('abandons_allowed_now', 0):,} now)"
     return html.Span(
-        f"{window.get('abandons_allowed', 0):,} left{pace}",
+        f"{window.get('abandons_allowed', 0):,} left{held}{pace}",
         className="stat-label window-budget",
         **theme.data_attributes(testid=f"{name}-budget"),
     )

@@ -175,6 +175,43 @@ def compliance_windows(
     return add_compliance_rates(frame, amd_rate_for)
 
 
+def campaign_first_minutes(
+    client: Client, now: datetime, campaigns: Sequence[str] | None = None, since: datetime | None = None
+) -> dict[str, float]:
+    """Per campaign (each of ``campaigns``, if given), its first landed minute (epoch seconds) in
+    the longest compliance window ending at ``now`` (or from ``since``): how old the campaign is,
+    so that a window it is younger than is not read as a full one (core.metrics.AbandonBudget).
+    Campaigns with nothing landed are left out. Read through the rollup, a first minute there is
+    its hour's start: a campaign can look up to an hour older than it is."""
+    longest = max(window.minutes for window in SUMMED_WINDOWS)
+    since = since or now - timedelta(minutes=longest)
+    window = minute_window(since, now, end_inclusive=True)
+    campaign_sql = "AND campaign IN {campaigns:Array(String)} " if campaigns is not None else ""
+
+    def template(rows: str, counted) -> str:
+        inside = counted(lambda t: f"{t} >= {{since:DateTime}} AND {t} <= {{now:DateTime}}")
+        return (
+            f"SELECT campaign, minOrNullIf(toUnixTimestamp(minute), {inside}) AS first_minute FROM {rows} "
+            "WHERE minute >= {since:DateTime} AND minute <= {now:DateTime} " + campaign_sql + "GROUP BY campaign"
+        )
+
+    sql, parameters = summed(
+        client,
+        template,
+        ["campaign"],
+        [],
+        [window],
+        window,
+        campaign_sql=campaign_sql,
+        by_slot_and_segment=False,
+        order=False,
+        minimums=["first_minute"],
+    )
+    parameters.update({"since": naive_utc(since), "now": naive_utc(now), "campaigns": list(campaigns or ())})
+    rows = client.query(sql, parameters=parameters).result_rows
+    return {campaign: float(first) for campaign, first in rows if first is not None}
+
+
 def add_compliance_rates(frame: pd.DataFrame, amd_rate_for: Callable[[str], float] | None = None) -> pd.DataFrame:
     """The rate columns of compliance_windows() from its counter columns."""
     amd = frame["campaign"].map(amd_rate_for).astype("float64") if amd_rate_for is not None and len(frame) else 0.0

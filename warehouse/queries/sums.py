@@ -108,6 +108,7 @@ def summed(
     campaign_sql: str = "",
     by_slot_and_segment: bool = True,
     order: bool = True,
+    minimums: Sequence[str] = (),
 ) -> tuple[str, dict]:
     """(SQL, extra parameters) of ``template`` over minute_metrics, through the rollup where it has
     current hours wholly inside one of ``windows``.
@@ -119,7 +120,9 @@ def summed(
     are local times in that zone (only whole local hours then come from the rollup);
     ``campaign_sql`` filters rows before the template (its parameters are the caller's);
     without ``by_slot_and_segment`` the rows have no slot and segment and the rollup read is the
-    per-campaign one. ``order`` orders the result by ``keys``."""
+    per-campaign one. ``order`` orders the result by ``keys``. ``minimums`` are output columns
+    after ``values`` that are least values, not sums (a first minute, NULL where a part has none);
+    read from the rollup, a minute there is its hour's start."""
     group = ", ".join(keys)
     tail = f" ORDER BY {group}" if order and keys else ""
     plan = _rollup_plan(client, windows, span, tz, campaign_sql, by_slot_and_segment)
@@ -145,7 +148,7 @@ def summed(
     parts = [template(rollup_rows, lambda within: whole(column, within))]
     if minute_rows:
         parts.append(template(minute_rows, from_minutes))
-    sums = ", ".join(f"sum({value}) AS {value}" for value in values)
+    sums = ", ".join([*(f"sum({value}) AS {value}" for value in values), *(f"min({m}) AS {m}" for m in minimums)])
     sql = (
         f"SELECT {group + ', ' if group else ''}{sums} FROM ({' UNION ALL '.join(parts)})"
         + (f" GROUP BY {group}" if group else "")
