@@ -24,7 +24,7 @@ from core.config import Settings
 from core.slots import SlotRules
 from core.topics import WORKER_GROUP
 from streams.alerting import AlertEvaluator
-from streams.checkpoint import Checkpoint, exit_agent_failed
+from streams.checkpoint import Checkpoint, exit_agent_failed, land_buckets
 from streams.kafka_admin import partition_bounds, topic_id
 from streams.memory import FreedMemory
 from streams.offsets import PartitionCursor, Position, TopicPartition
@@ -124,7 +124,7 @@ class WorkerPipeline:
         restored = live.restore(rows)
         if restored:
             buckets = self.processor.buckets.take_dirty()
-            retry_until_stopped(lambda: self.lander.land_buckets(buckets), f"landing {len(buckets)} restored buckets")
+            retry_until_stopped(lambda: land_buckets(self.lander, buckets), f"landing {len(buckets)} restored buckets")
             log.info("restored %d landed attempts into %d open buckets", restored, len(buckets))
         agents = self.processor.floor.restore(*landed_floor(self.client))
         if agents:

@@ -21,7 +21,10 @@ an offset in the warehouse means all before it is there; alerts go out only for 
     6  attempts            call_attempts (slot and cost as counted)         retry; at a stop, exit 70;
                                                                             refused while the warehouse
                                                                             answers: those calls set aside
-    7  buckets             minute_metrics (full state of changed buckets)   retry; at a stop, exit 70
+    7  buckets             minute_metrics (full state of changed buckets),  retry; at a stop, exit 70
+                           then campaign_hour_totals and campaign_day_totals
+                           of their campaigns' hours and days, summed again
+                           from minute_metrics (a retry lands both again)
     8  late events         late_events                                      retry; at a stop, exit 70
     9  floor               agent_minutes, agent_status, dialer_snapshots    retry; at a stop, exit 70
                            dialer_latest (the floor's changed rows, full state,
@@ -70,7 +73,7 @@ from typing import Any, NoReturn, Protocol
 
 from core.alerts import Alert, encode_alert, log_lines
 from core.deadletters import encode_dead_letter
-from core.handoff import CountedAttempts, LandingBatch, StopListChange, TopicPartition
+from core.handoff import CountedAttempts, DirtyBuckets, LandingBatch, StopListChange, TopicPartition
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.offsets import PartitionCursor
 from streams.processor import BatchResult, CallEventProcessor
@@ -110,6 +113,13 @@ class LandingStep:
     land: Callable[[Lander, Any], None]
 
 
+def land_buckets(lander: Lander, buckets: DirtyBuckets) -> None:
+    """Step 7: the changed buckets, then the per-campaign totals the wallboard reads, derived from
+    them in the warehouse (Lander.land_campaign_totals), so both land whenever the buckets do."""
+    lander.land_buckets(buckets)
+    lander.land_campaign_totals(buckets)
+
+
 # Steps 4-10, in order (step 3, the stop list, also marks its changes landed, so it is run by
 # Checkpoint.land_stop_list). The offsets stay last.
 LANDING_STEPS: tuple[LandingStep, ...] = (
@@ -119,7 +129,7 @@ LANDING_STEPS: tuple[LandingStep, ...] = (
         "calling-hours violations", lambda batch: batch.calling_hours_violations, Lander.land_calling_hours_violations
     ),
     LandingStep("attempts", lambda batch: batch.counted, Lander.land_attempts),
-    LandingStep("buckets", lambda batch: batch.buckets or (), Lander.land_buckets),
+    LandingStep("buckets", lambda batch: batch.buckets or (), land_buckets),
     LandingStep("late events", lambda batch: batch.late_events, Lander.land_late_events),
     LandingStep("floor changes", lambda batch: batch.floor or (), Lander.land_floor),
     LandingStep("offsets", lambda batch: batch.offsets, Lander.land_offsets),

@@ -159,6 +159,26 @@ def take(column, indices: np.ndarray):
     return [column[index] for index in indices.tolist()]
 
 
+def _month_chunks(pairs: list[tuple[int, str]]) -> list[list[tuple[int, str]]]:
+    """(epoch seconds, campaign) pairs, sorted by time, in chunks of at most MONTHS_PER_INSERT
+    distinct months: an INSERT ... SELECT is held to the same partition limit as an insert."""
+    months = months_of_epoch_seconds([moment for moment, _ in pairs])
+    blocks = month_blocks(months)
+    return [pairs] if blocks is None else [[pairs[index] for index in block.tolist()] for block in blocks]
+
+
+def _pair_parameters(pairs: list[tuple[int, str]], span_seconds: int) -> dict:
+    """The query parameters of land_campaign_totals' reads: the (start, campaign) pairs and the
+    time range they cover, which the sorting key's index narrows the read to."""
+    return {
+        "pairs": [
+            (datetime.fromtimestamp(moment, timezone.utc).replace(tzinfo=None), campaign) for moment, campaign in pairs
+        ],
+        "lo": datetime.fromtimestamp(pairs[0][0], timezone.utc).replace(tzinfo=None),
+        "hi": datetime.fromtimestamp(pairs[-1][0] + span_seconds, timezone.utc).replace(tzinfo=None),
+    }
+
+
 class Lander:
     """Inserts the worker's hand-off into the warehouse, one table per method. The worker
     calls them one step at a time, in the order streams/checkpoint.py sets out, and retries
@@ -254,6 +274,7 @@ class Lander:
         self.land_violations(batch.violations)
         self.land_attempts(batch.counted)
         self.land_buckets(batch.buckets)
+        self.land_campaign_totals(batch.buckets)
         self.land_late_events(batch.late_events)
         self.land_floor(batch.floor)
         self.land_offsets(batch.offsets)
@@ -348,6 +369,43 @@ class Lander:
         self.insert_columns(
             "minute_metrics", self.bucket_columns(buckets), BUCKET_COLUMNS, months_of_epoch_seconds(buckets.minutes)
         )
+
+    def land_campaign_totals(self, buckets: DirtyBuckets | None) -> None:
+        """campaign_hour_totals and campaign_day_totals (migration 0020) of every campaign hour and
+        day ``buckets`` fall in, summed again from what minute_metrics holds once they landed: the
+        rows are derived, never added to, so landing them again (a retry, a replay after a restart)
+        writes the same sums. Each carries the warehouse clock as its version, so the newest
+        derivation wins."""
+        if not buckets:
+            return
+        self.faults.check("landing campaign totals")
+        hours = sorted(
+            {(minute // 3600 * 3600, campaign) for minute, campaign in zip(buckets.minutes, buckets.campaigns)}
+        )
+        days = sorted({(hour // 86_400 * 86_400, campaign) for hour, campaign in hours})
+        sums = ", ".join(f"sum({name})" for name in COUNTERS)
+        columns = ", ".join(COUNTERS)
+        version = "toUInt64(toUnixTimestamp64Nano(now64(9)))"
+        for chunk in _month_chunks(hours):
+            self.client.command(
+                f"INSERT INTO campaign_hour_totals (hour, campaign, {columns}, first_minute, version, landed_at) "
+                f"SELECT toStartOfHour(minute) AS hour, campaign, {sums}, min(minute), {version}, now64(3) "
+                "FROM minute_metrics FINAL "
+                "PREWHERE minute >= {lo:DateTime} AND minute < {hi:DateTime} "
+                "AND (toStartOfHour(minute), campaign) IN {pairs:Array(Tuple(DateTime, String))} "
+                "GROUP BY hour, campaign",
+                parameters=_pair_parameters(chunk, 3600),
+            )
+        for chunk in _month_chunks(days):
+            self.client.command(
+                f"INSERT INTO campaign_day_totals (day, campaign, {columns}, first_minute, version, landed_at) "
+                f"SELECT toStartOfDay(hour) AS day, campaign, {sums}, min(first_minute), {version}, now64(3) "
+                "FROM campaign_hour_totals FINAL "
+                "PREWHERE hour >= {lo:DateTime} AND hour < {hi:DateTime} "
+                "AND (toStartOfDay(hour), campaign) IN {pairs:Array(Tuple(DateTime, String))} "
+                "GROUP BY day, campaign",
+                parameters=_pair_parameters(chunk, 86_400),
+            )
 
     def land_late_events(self, late_events: Sequence[CallAttempt]) -> None:
         if not late_events:

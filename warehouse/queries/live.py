@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -240,76 +241,181 @@ def wallboard_counters(
     recent: timedelta = timedelta(minutes=15),
     amd_rate_for: Callable[[str], float] | None = None,
 ) -> tuple[list[str], int, pd.DataFrame, pd.DataFrame]:
-    """What the wallboard counts, in one read: :func:`busiest_campaigns` (the ``limit`` shown, in
-    rank order, and how many campaigns have calls today), with the shown campaigns'
-    :func:`campaign_tiles` and :func:`compliance_windows` frames, each as those functions give it.
+    """What the wallboard counts: :func:`busiest_campaigns` (the ``limit`` shown, in rank order,
+    and how many campaigns have calls today), with the shown campaigns' :func:`campaign_tiles` and
+    :func:`compliance_windows` frames, each as those functions give it (and "campaign_minutes" in
+    the compliance frame, its first minute to the minute).
 
-    Every campaign's sums of today, of its recent minutes and of each compliance window come from
-    the same rows, so the rollup's bookkeeping and the minute buckets of the open hours are read
-    once rather than by three queries; the cut to the busiest is made in the warehouse."""
-    windows = {window.name: now - timedelta(minutes=window.minutes) for window in SUMMED_WINDOWS}
-    lately_since = max(now - recent, day_start)
-    parameters = {
-        "now": naive_utc(now),
-        "day": naive_utc(day_start),
-        "recent": naive_utc(lately_since),
-        "limit": int(limit),
-        **{name: naive_utc(since) for name, since in windows.items()},
-    }
-    longest = max(SUMMED_WINDOWS, key=lambda w: w.minutes).name
-    names = [name for window in SUMMED_WINDOWS for name in window_columns(window.name)]
+    Read from the per-campaign totals the worker keeps (campaign_hour_totals and
+    campaign_day_totals: whole UTC hours and days), and the minute buckets only at the windows'
+    edges (:class:`WindowPieces`), in two reads: every campaign's dials today and lately, ranked
+    and cut in the warehouse; then the shown campaigns' counters of today and of each compliance
+    window. Scanning every campaign's minute buckets of the day was most of a big board's time."""
+    now = naive_utc(now)
+    stop = minute_window(now, now, end_inclusive=True)[1]
 
-    def template(rows: str, counted) -> str:
-        today = counted(lambda t: f"{t} >= {{day:DateTime}} AND {t} <= {{now:DateTime}}")
-        lately = counted(lambda t: f"{t} >= {{recent:DateTime}} AND {t} <= {{now:DateTime}}")
-        # A campaign is on today's board if it has a row today (the rollup has an hour's row
-        # exactly where the minute buckets have rows in that hour).
-        columns = [f"countIf(({today}) AS in_today) AS today_rows", f"sumIf(dials, {lately}) AS recent_dials"]
-        columns.extend(f"sumIf({counter}, in_today) AS {counter}" for counter in COUNTERS)
-        for window in SUMMED_WINDOWS:
-            since = counted(lambda t, name=window.name: f"{t} >= {{{name}:DateTime}} AND {t} <= {{now:DateTime}}")
-            columns.append(
-                f"sumIf({COMPLIANCE_COUNTERS[0]}, ({since}) AS in_{window.name}) AS "
-                f"{window.name}_{COMPLIANCE_COUNTERS[0]}"
-            )
-            columns.extend(
-                f"sumIf({counter}, in_{window.name}) AS {window.name}_{counter}" for counter in COMPLIANCE_COUNTERS[1:]
-            )
-        columns.append(f"countIf(in_{longest}) AS longest_rows")
-        return (
-            f"SELECT campaign, {', '.join(columns)} FROM {rows} "
-            f"WHERE minute >= {{{longest}:DateTime}} AND minute <= {{now:DateTime}} GROUP BY campaign"
+    def pieces(since: datetime) -> WindowPieces:
+        return WindowPieces.of(minute_window(since, now, end_inclusive=True)[0], stop)
+
+    ranking_parameters: dict = {"limit": int(limit)}
+    ranking = window_rows_sql(
+        [pieces(day_start), pieces(max(now - recent, naive_utc(day_start)))], ["dials"], ranking_parameters
+    )
+    rows = client.query(
+        "SELECT campaign, count() OVER () FROM (SELECT campaign, sumIf(dials, window_index = 0) AS today, "
+        f"sumIf(dials, window_index = 1) AS lately FROM ({ranking}) GROUP BY campaign) WHERE today > 0 "
+        "ORDER BY lately DESC, today DESC, campaign LIMIT {limit:UInt32}",
+        parameters=ranking_parameters,
+    ).result_rows
+    shown = [campaign for campaign, _ in rows]
+    campaign_count = int(rows[0][1]) if rows else 0
+
+    # The shown campaigns' windows: today's (every counter), then each compliance window's.
+    windows = [pieces(day_start), *(pieces(now - timedelta(minutes=window.minutes)) for window in SUMMED_WINDOWS)]
+    longest = 1 + max(range(len(SUMMED_WINDOWS)), key=lambda index: SUMMED_WINDOWS[index].minutes)
+    sums: dict[tuple[str, int], Sequence] = {}
+    if shown:
+        parameters: dict = {"campaigns": shown}
+        sql = window_rows_sql(windows, COUNTERS, parameters, "AND campaign IN {campaigns:Array(String)}")
+        sums = {(row[0], row[1]): row[2:] for row in client.query(sql, parameters=parameters).result_rows}
+    names = sorted(shown)
+    zero = (0,) * (len(COUNTERS) + 1)
+
+    def column(window: int, counter: str) -> list[float]:
+        index = COUNTERS.index(counter)
+        return [float(sums.get((name, window), zero)[index]) for name in names]
+
+    tiles = pd.DataFrame({"campaign": names, **{counter: column(0, counter) for counter in COUNTERS}})
+    compliance = pd.DataFrame(
+        {
+            "campaign": names,
+            **{
+                f"{window.name}_{counter}": column(number, counter)
+                for number, window in enumerate(SUMMED_WINDOWS, start=1)
+                for counter in COMPLIANCE_COUNTERS
+            },
+        }
+    )
+    # How long each campaign has been calling, within the longest window: a young window's budget
+    # is not read as a full one's (core.metrics.AbandonBudget).
+    first_minutes = [sums.get((name, longest), zero)[-1] for name in names]
+    compliance["campaign_minutes"] = [
+        (now - first).total_seconds() / 60 if isinstance(first, datetime) else float("nan")
+        for first in (naive_utc(moment) if isinstance(moment, datetime) else None for moment in first_minutes)
+    ]
+    return shown, campaign_count, add_rate_columns(tiles), add_compliance_rates(compliance, amd_rate_for)
+
+
+#: The tables of per-campaign totals the worker keeps beside the minute buckets (migration 0020):
+#: a campaign's whole UTC day or hour in one row, by their time column.
+DAY_TOTALS = ("campaign_day_totals", "day")
+HOUR_TOTALS = ("campaign_hour_totals", "hour")
+
+
+@dataclass(frozen=True)
+class WindowPieces:
+    """A window of minutes [first, stop) as the rows that sum to it: whole UTC days from
+    campaign_day_totals, whole hours from campaign_hour_totals, and minute buckets added (the
+    partial hour it starts in) or taken away (the rest of the hour it ends in, after ``stop``:
+    nothing, for a window that ends at the newest minute). Its edges read at most an hour of
+    minute buckets each; the rest is a row per campaign and hour or day."""
+
+    days: tuple[tuple[datetime, datetime], ...]
+    hours: tuple[tuple[datetime, datetime], ...]
+    minutes: tuple[tuple[datetime, datetime], ...]
+    minutes_after: tuple[tuple[datetime, datetime], ...]
+
+    @classmethod
+    def of(cls, first: datetime, stop: datetime) -> WindowPieces:
+        day, hour = timedelta(days=1), timedelta(hours=1)
+        whole_from, whole_to = _ceil(first, hour), _ceil(stop, hour)
+        if whole_from >= whole_to:  # inside one hour: its minutes
+            return cls((), (), ((first, stop),) if first < stop else (), ())
+        days_from, days_to = _ceil(whole_from, day), _floor(whole_to, day)
+        days: tuple[tuple[datetime, datetime], ...]
+        hours: tuple[tuple[datetime, datetime], ...]
+        if days_from >= days_to:
+            days, hours = (), ((whole_from, whole_to),)
+        else:
+            days = ((days_from, days_to),)
+            hours = tuple((lo, hi) for lo, hi in ((whole_from, days_from), (days_to, whole_to)) if lo < hi)
+        return cls(
+            days,
+            hours,
+            ((first, whole_from),) if first < whole_from else (),
+            ((stop, whole_to),) if stop < whole_to else (),
         )
 
-    spans = [minute_window(since, now, end_inclusive=True) for since in (day_start, lately_since, *windows.values())]
-    summed_sql, extra = summed(
-        client,
-        template,
-        ["campaign"],
-        ["today_rows", "recent_dials", *COUNTERS, *names, "longest_rows"],
-        spans,
-        min(spans),
-        by_slot_and_segment=False,
-        order=False,
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    return datetime.min + (moment - datetime.min) // step * step
+
+
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    floor = _floor(moment, step)
+    return floor if floor == moment else floor + step
+
+
+def _in_ranges(column: str, ranges: Sequence[tuple[datetime, datetime]]) -> str:
+    """SQL for ``column`` in any of ``ranges`` ([start, end), naive UTC), the bounds written as
+    epoch seconds: the same range in several windows is then the same expression, evaluated once,
+    and a literal costs the warehouse less than a parameter in every condition."""
+    return (
+        " OR ".join(f"({column} >= {_epoch(lo)} AND {column} < {_epoch(hi)})" for lo, hi in sorted(set(ranges))) or "0"
     )
-    parameters.update(extra)
-    frame = counter_frame(
-        client,
-        f"SELECT *, count() OVER () AS campaign_count FROM ({summed_sql}) WHERE today_rows > 0 "
-        "ORDER BY recent_dials DESC, dials DESC, campaign LIMIT {limit:UInt32}",
-        parameters,
+
+
+def _epoch(moment: datetime) -> int:
+    return int((moment - datetime(1970, 1, 1)) // timedelta(seconds=1))
+
+
+def window_rows_sql(
+    windows: Sequence[WindowPieces], counters: Sequence[str], parameters: dict, campaigns_sql: str = ""
+) -> str:
+    """SQL of each campaign's ``counters`` summed over each window: a row per campaign and window
+    (its index in ``windows``) with the counters (calls as Int64) and the campaign's first minute
+    with calls in the window. One scan of each totals table and of the minute buckets the edges
+    need (``campaigns_sql``, a condition on campaign, narrows each); a row counts in every window
+    it falls in, tagged with it (its index + 1, negative where the window takes it away), so the
+    query stays small whatever the number of windows."""
+    scans = []
+    for (table, column), spans in (
+        (DAY_TOTALS, [pieces.days for pieces in windows]),
+        (HOUR_TOTALS, [pieces.hours for pieces in windows]),
+        (("minute_metrics", "minute"), [pieces.minutes for pieces in windows]),
+    ):
+        taken = [pieces.minutes_after for pieces in windows] if column == "minute" else [() for _ in windows]
+        tags = [
+            f"({_in_ranges(column, ranges)}) * {sign * (number + 1)}"
+            for sign, by_window in ((1, spans), (-1, taken))
+            for number, ranges in enumerate(by_window)
+            if ranges
+        ]
+        if not tags:
+            continue
+        every = [span for by_window in (spans, taken) for ranges in by_window for span in ranges]
+        covered = _in_ranges(column, every)
+        if column == "minute":  # the sorting key starts with the hour: name the hours, so the index narrows
+            hours = sorted({_floor(lo, timedelta(hours=1)) for lo, _ in every})
+            covered = f"toStartOfHour(minute) IN {{edge_hours:Array(DateTime)}} AND ({covered})"
+            parameters["edge_hours"] = hours
+        first = "first_minute" if column != "minute" else "minute"
+        scans.append(
+            f"SELECT campaign, arrayJoin(arrayFilter(tag -> tag != 0, [{', '.join(tags)}])) AS tag, "
+            f"{', '.join(counters)}, {first} AS first_minute "
+            f"FROM {table} FINAL PREWHERE ({covered}) {campaigns_sql}"
+        )
+    if not scans:
+        scans.append(
+            f"SELECT '' AS campaign, toInt16(0) AS tag, {', '.join(f'0 AS {c}' for c in counters)}, "
+            "toDateTime(0, 'UTC') AS first_minute WHERE 0"
+        )
+    sums = ", ".join(f"sum({counter} * sign(tag)) AS {counter}" for counter in counters)
+    return (
+        f"SELECT campaign, toUInt8(abs(tag) - 1) AS window_index, {sums}, "
+        "minOrNullIf(first_minute, tag > 0) AS first_minute "
+        f"FROM ({' UNION ALL '.join(scans)}) GROUP BY campaign, window_index"
     )
-    if not len(frame.columns):  # nothing landed today; the embedded warehouse then names no columns
-        frame = pd.DataFrame(columns=["campaign", "campaign_count", *COUNTERS, *names, "longest_rows"])
-    shown = frame["campaign"].tolist()
-    campaign_count = int(frame["campaign_count"].iloc[0]) if len(frame) else 0
-    by_name = frame.sort_values("campaign", kind="stable").reset_index(drop=True)
-    tiles = add_rate_columns(by_name[["campaign", *COUNTERS]].copy())
-    # As compliance_windows() gives them: the campaigns with a row in the longest window (every
-    # campaign shown has one today), their counters as the warehouse sums them.
-    in_windows = by_name[by_name["longest_rows"] > 0]
-    compliance = add_compliance_rates(in_windows[["campaign", *names]].reset_index(drop=True), amd_rate_for)
-    return shown, campaign_count, tiles, compliance
 
 
 def compliance_windows_at(client: Client, nows: Mapping[str, datetime]) -> dict[str, dict[str, int]]:
