@@ -259,6 +259,9 @@ def known_timezones() -> frozenset[str]:
 
 DURATION_FIELDS = ("ring_seconds", "wait_seconds", "talk_seconds")
 COST_FIELDS = ("cost", "telephony_cost", "agent_cost")
+# A dialer snapshot's counts: the schema says only "not negative", and JSON's integers have no end.
+SNAPSHOT_COUNT_FIELDS = ("calls_ringing", "calls_waiting", "dialable_leads")
+MAX_DIALER_COUNT = 1_000_000_000
 
 
 class EventScreen:
@@ -341,9 +344,15 @@ class EventScreen:
         )
 
     def _snapshot_out_of_range(self, event: DialerState) -> tuple[str, str] | None:
-        """A dialer snapshot's dial level must be finite, and a wait no longer than a call may be."""
+        """A dialer snapshot's dial level must be finite, its counts within what a dialer counts
+        (and a UInt64 column holds: one past it made the floor's insert fail on every retry), and
+        a wait no longer than a call may be."""
         if not math.isfinite(event.dial_level):
             return "out_of_range", f"dial_level is {event.dial_level!r}, not a finite number"
+        for name in SNAPSHOT_COUNT_FIELDS:
+            count = getattr(event, name)
+            if count is not None and count > MAX_DIALER_COUNT:
+                return "out_of_range", f"{name} {count:.6g} is above {MAX_DIALER_COUNT:g}, more than any dialer counts"
         wait = event.longest_wait_seconds
         if wait is not None and not wait <= self.limits.max_call_seconds:
             return "out_of_range", (
