@@ -275,6 +275,14 @@ def label_value(dimension: str, value) -> str:
 # -- output formats ------------------------------------------------------------------
 
 
+def with_readable_hours(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its hours as people read them ("08:00", not 8), as the table and the Reports
+    page's exports show them: for the files people open (CSV, Excel). JSON keeps the number."""
+    if "hour" not in frame.columns:
+        return frame
+    return frame.assign(hour=[None if _is_null(hour) else label_value("hour", hour) for hour in frame["hour"]])
+
+
 def to_csv(frame: pd.DataFrame) -> str:
     """CSV with rates as fractions and nulls (no denominator) as empty cells."""
     return frame.to_csv(index=False, float_format="%.10g", lineterminator="\n")

@@ -35,7 +35,7 @@ from core.config import Settings
     type=click.Choice(["table", "csv", "json", "xlsx"]),
     default="table",
     show_default=True,
-    help="Rates are fractions (0-1) in csv, json and xlsx.",
+    help="Rates are fractions (0-1) in csv, json and xlsx; hours read 08:00 in csv and xlsx, 8 in json.",
 )
 @click.option(
     "--output",
@@ -65,6 +65,8 @@ def report(ctx, by, metrics, start, end, campaigns, output_format, output) -> No
     if output_format == "xlsx" and output in (None, "-"):
         raise click.UsageError("--format xlsx writes a binary workbook: give --output FILE.xlsx")
     frame = _report_frame(settings, request)
+    if output_format in ("csv", "xlsx"):
+        frame = reports.with_readable_hours(frame)
     if output_format == "table":
         from rich.table import Table
 
