@@ -747,19 +747,6 @@ def counter_increments(
     return increments
 
 
-def attempt_increments(
-    attempt: CallAttempt, model: CostModel, ftc_connect_seconds: float = FTC_CONNECT_SECONDS
-) -> tuple[tuple[int, float], ...]:
-    return counter_increments(
-        attempt.outcome,
-        attempt.order,
-        attempt_cost(attempt, model),
-        attempt.talk_seconds,
-        attempt.wait_seconds,
-        ftc_connect_seconds,
-    )
-
-
 def format_metric(name: str, value: float | None) -> str:
     """How a page or a table shows a value: "—" for null."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
