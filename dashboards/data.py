@@ -374,14 +374,6 @@ def _total(campaigns: list[dict], settings: Settings) -> dict:
     }
 
 
-def _utc(moment) -> str | None:
-    """A warehouse time as ISO 8601 in UTC."""
-    if moment is None or pd.isna(moment):
-        return None
-    stamp = pd.Timestamp(moment)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
-
-
 def floor_time(client: Client, now: datetime, settings: Settings) -> datetime:
     """The floor's "now" (warehouse.queries.floor.floor_clock: the wall clock while agents send
     their states, else their newest event moved on since it landed); the board's time before
@@ -389,27 +381,31 @@ def floor_time(client: Client, now: datetime, settings: Settings) -> datetime:
     return floor.floor_clock(client, now, settings.agents.timeout_seconds) or board_time(live.freshness(client), now)
 
 
-def floor_rows(now: datetime | None = None) -> list[dict]:
-    """The /floor page's rows: one per agent, its state as of the floor's time (agents silent
-    for agents.timeout_seconds are logged out), time in state, calls and orders today."""
+def floor_page(
+    which: floor.FloorFilter, sort: str, offset: int, limit: int, now: datetime | None = None
+) -> floor.FloorPage:
+    """One page of the /floor page's agents (warehouse.queries.floor.floor_page) as of the
+    floor's time: agents silent for agents.timeout_seconds are logged out, a pause past
+    agents.pause_limit_seconds is over the limit, calls and orders are today's."""
     ctx = context()
     at = floor_time(ctx.client, now or datetime.now(timezone.utc), ctx.settings)
-    frame = floor.floor_agents(ctx.client, at, local_day_start(at, ctx.settings), ctx.settings.agents.timeout_seconds)
-    rows = []
-    for agent, campaign, team, state, since, seconds, calls, orders in frame.itertuples(index=False):
-        rows.append(
-            {
-                "agent": agent,
-                "campaign": campaign,
-                "team": team,
-                "state": state,
-                "state_since": _utc(since),
-                "seconds_in_state": float(seconds),
-                "calls_today": int(calls),
-                "orders_today": int(orders),
-            }
-        )
-    return rows
+    agents = ctx.settings.agents
+    return floor.floor_page(
+        ctx.client,
+        at,
+        local_day_start(at, ctx.settings),
+        agents.timeout_seconds,
+        agents.pause_limit_seconds,
+        which,
+        sort,
+        offset,
+        limit,
+    )
+
+
+def floor_choices(column: str, search: str = "") -> list[str]:
+    """The campaigns or teams the /floor page's filter offers for what a supervisor typed."""
+    return floor.floor_choices(context().client, column, search)
 
 
 def shared_wallboard_model() -> dict:
