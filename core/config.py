@@ -11,6 +11,7 @@ most are the two that switch a stage from embedded to server mode:
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import tomllib
@@ -118,6 +119,9 @@ class DashboardConfig(msgspec.Struct, frozen=True):
     failed_logins_per_user_per_minute: int = 10
     failed_logins_per_client_per_minute: int = 30
     login_lockout_seconds: float = 300.0
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client the login
+    # limits count; from any other peer the header is ignored.
+    trusted_proxies: list[str] = []
     users: dict[str, DashboardUser] = {}
     tokens: dict[str, DashboardToken] = {}
     # Beyond the campaigns one screen shows, the wallboard turns to its next page this often.
@@ -245,18 +249,51 @@ class VicidialConfig(msgspec.Struct, frozen=True):
     segment_column: str = "list_id"
 
 
+#: The weekday names [calling_hours.profiles.<name>.days] takes, Monday first (datetime.weekday()).
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: A day of a profile's ``days`` on which it allows no call at all.
+DAY_OFF = "off"
+
+
 class CallingHoursProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """[calling_hours.profiles.<name>]: the local hours a campaign may call in, at the called
-    person's location: a dial at ``start`` or ``end`` ("HH:MM") is allowed, a second outside is not."""
+    person's location: a dial at ``start`` or ``end`` ("HH:MM") is allowed, a second outside is not.
+    ``days`` gives a weekday of the callee's other hours ("12:00-21:00") or none ("off"), as some
+    US states rule Sundays; a day it does not name has ``start``-``end``."""
 
     start: str
     end: str
     # The rule these hours come from, shown beside each violation.
     source: str = ""
+    # Weekday ("mon" .. "sun") -> "HH:MM-HH:MM", or "off" for a day without calls.
+    days: dict[str, str] = {}
 
     def minutes(self) -> tuple[int, int]:
         """(start, end) as minutes after local midnight."""
         return clock_minutes(self.start), clock_minutes(self.end)
+
+    def hours_on(self, weekday: int) -> tuple[str, str] | None:
+        """("HH:MM", "HH:MM") allowed on a weekday (0 = Monday), None on a day off."""
+        hours = self.days.get(WEEKDAYS[weekday])
+        if hours is None:
+            return self.start, self.end
+        if hours == DAY_OFF:
+            return None
+        start, _, end = hours.partition("-")
+        return start.strip(), end.strip()
+
+    def describe(self) -> str:
+        """The hours as people read them: "08:00-21:00 every day", or
+        "09:00-21:00; Sun 12:00-21:00", "09:00-18:00; Sat 10:00-17:00; Sun no calls"."""
+        usual = f"{self.start}-{self.end}"
+        if not self.days:
+            return f"{usual} every day"
+        other = []
+        for weekday, name in enumerate(WEEKDAYS):
+            if name in self.days:
+                hours = self.hours_on(weekday)
+                other.append(f"{name.title()} {'no calls' if hours is None else '-'.join(hours)}")
+        return "; ".join([usual, *other])
 
 
 def clock_minutes(text: str) -> int:
@@ -487,6 +524,13 @@ def _check(settings: Settings) -> None:
             "dashboard.failed_logins_per_user_per_minute and failed_logins_per_client_per_minute "
             "must be at least 1, and login_lockout_seconds above 0"
         )
+    for proxy in dashboard.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"dashboard.trusted_proxies: {proxy!r} is not an address or a network (e.g. 10.0.0.5, 10.0.0.0/24)"
+            ) from None
     check_dashboard_logins(settings.dashboard.users, settings.dashboard.tokens, "[dashboard.{kind}.{name}]")
 
 
@@ -525,15 +569,22 @@ def _check_compliance(settings: Settings) -> None:
 
 def _check_calling_hours(config: CallingHoursConfig) -> None:
     for name, profile in config.profiles.items():
-        try:
-            start, end = profile.minutes()
-        except ValueError as exc:
-            raise ConfigError(f"[calling_hours.profiles.{name}]: {exc}") from None
-        if start >= end:
-            raise ConfigError(
-                f"[calling_hours.profiles.{name}]: start {profile.start} must come before "
-                f"end {profile.end} (hours that run past midnight are not supported)"
-            )
+        where = f"[calling_hours.profiles.{name}]"
+        _check_hours(where, profile.start, profile.end)
+        for day, hours in profile.days.items():
+            if day not in WEEKDAYS:
+                raise ConfigError(
+                    f"{where}: days.{day} is not a weekday; name days {', '.join(WEEKDAYS)} (Monday first)"
+                )
+            if hours == DAY_OFF:
+                continue
+            start, dash, end = hours.partition("-")
+            if not dash:
+                raise ConfigError(
+                    f'{where}: days.{day} = {hours!r}: write the day\'s hours "HH:MM-HH:MM", or "{DAY_OFF}" '
+                    "for a day without calls"
+                )
+            _check_hours(f"{where}: days.{day}", start.strip(), end.strip())
     for where, name in (
         ("calling_hours.default_profile", config.default_profile),
         *((f"calling_hours.campaigns.{c}", p) for c, p in config.campaigns.items()),
@@ -543,6 +594,17 @@ def _check_calling_hours(config: CallingHoursConfig) -> None:
                 f"{where} = {name!r} names no [calling_hours.profiles.{name}]; "
                 f"known: {', '.join(sorted(config.profiles)) or 'none'}"
             )
+
+
+def _check_hours(where: str, start: str, end: str) -> None:
+    try:
+        first, last = clock_minutes(start), clock_minutes(end)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if first >= last:
+        raise ConfigError(
+            f"{where}: start {start} must come before end {end} (hours that run past midnight are not supported)"
+        )
 
 
 def check_dashboard_logins(users: dict[str, DashboardUser], tokens: dict[str, DashboardToken], where: str) -> None:

@@ -298,7 +298,10 @@ def _campaign_floor(
 
 def budget_fields(budget: AbandonBudget | None) -> dict:
     """A window's budget as the wallboard model carries it: whole abandons still allowed (never
-    below 0) and hours until the limit is crossed at the last hour's pace (None: not projected)."""
+    below 0), hours until the limit is crossed at the last hour's pace (None: not projected), and
+    for a young window how much of it holds calls ("2 h of 24 h"; "" when full), whether
+    abandons_allowed counts its live answers projected over the whole window, and the abandons
+    allowed at its live answers so far (abandons_allowed_now, the same for a full window)."""
     if budget is None:
         return {}
     return {

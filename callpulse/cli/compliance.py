@@ -167,7 +167,14 @@ def write_evidence(
 
 def _calling_hours_of(settings: Settings, campaign: str) -> dict:
     name, profile = settings.calling_hours.profile_for(campaign)
-    return {"profile": name, "start": profile.start, "end": profile.end, "source": profile.source}
+    return {
+        "profile": name,
+        "start": profile.start,
+        "end": profile.end,
+        "days": dict(profile.days),
+        "hours": profile.describe(),
+        "source": profile.source,
+    }
 
 
 def _csv(frame) -> bytes:

@@ -18,6 +18,7 @@ from dash.dash_table.DataTable import DataTable
 
 from analytics import reports
 from core.alerts import format_seconds
+from core.config import DAY_OFF
 from core.metrics import (
     COMPLIANCE_DEFINITIONS,
     COMPLIANCE_WINDOWS,
@@ -346,6 +347,22 @@ def _local(moment, zone) -> str:
     return moment.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def allowed_hours_text(row: dict) -> str:
+    """What the campaign's profile allowed on the callee's day of a violation: "08:00-21:00 (ftc)";
+    for a profile whose hours differ by weekday, with the day: "Sun 12:00-21:00 (texas)",
+    "no calls on Sun (rhode-island)"."""
+    profile = context().settings.calling_hours.profiles.get(row["profile"])
+    day = pd.Timestamp(row["local_dialed_at"]).strftime("%a") if row.get("local_dialed_at") else ""
+    if row["allowed_from"] == DAY_OFF:
+        return f"no calls on {day} ({row['profile']})"
+    hours = f"{row['allowed_from']}-{row['allowed_until']}"
+    return (
+        f"{day} {hours} ({row['profile']})"
+        if profile is not None and profile.days and day
+        else f"{hours} ({row['profile']})"
+    )
+
+
 def _calling_hours_section(start_day, end_day) -> tuple[list[dict], str]:
     start, end = _local_days(start_day, end_day)
     client, zone = context().client, context().settings.zone
@@ -355,7 +372,7 @@ def _calling_hours_section(start_day, end_day) -> tuple[list[dict], str]:
         {
             **{key: row.get(key) for key, _ in CALLING_HOURS_COLUMNS},
             "dialed_at": _local(row["dialed_at"], zone),
-            "allowed": f"{row['allowed_from']}-{row['allowed_until']} ({row['profile']})",
+            "allowed": allowed_hours_text(row),
         }
         for row in frame.to_dict("records")
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dash
 from dash import html
 
+from core.config import CallingHoursConfig
 from core.metrics import COMPLIANCE_WINDOWS, COST_FORMULA, RATES, format_metric
 from dashboards import theme
 from dashboards.data import context
@@ -35,6 +36,18 @@ def _table(header: list[str], rows: list[list], test_id: str) -> html.Table:
         className="definitions-table",
         **theme.data_attributes(testid=test_id),
     )
+
+
+def _profile_campaigns(config: CallingHoursConfig, name: str) -> str:
+    """Which campaigns follow a calling-hours profile, as the table says it."""
+    named = sorted(campaign for campaign, profile in config.campaigns.items() if profile == name)
+    if name == config.default_profile:
+        return (
+            "every other campaign" + (f" ({', '.join(named)} too)" if named else "")
+            if config.campaigns
+            else "every campaign"
+        )
+    return ", ".join(named) or "none"
 
 
 def layout(**_query):
@@ -121,6 +134,19 @@ def layout(**_query):
                     ],
                 ],
                 "planning-definitions",
+            ),
+            html.H2("Calling hours"),
+            html.P(
+                "A call is allowed in its campaign's profile's hours on the callee's clock (the zone of the "
+                "number), both ends included; a weekday the profile names has its own hours or none."
+            ),
+            _table(
+                ["profile", "hours (callee's local time)", "campaigns", "source"],
+                [
+                    [name, profile.describe(), _profile_campaigns(settings.calling_hours, name), profile.source]
+                    for name, profile in sorted(settings.calling_hours.profiles.items())
+                ],
+                "calling-hours-definitions",
             ),
             html.H2("Time slots"),
             html.P(f"Local time in {settings.pipeline.timezone}; any other hour is off_hours."),
