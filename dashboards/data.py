@@ -177,17 +177,15 @@ def wallboard_model(now: datetime | None = None) -> dict:
     board_now = board_time(fresh, now)
     day_start = local_day_start(board_now, ctx.settings)
     # The busiest campaigns only, picked in the warehouse: however many campaign names arrive,
-    # the board reads, ships and draws at most wallboard_max_campaigns of them. Their tiles'
-    # and compliance windows' counters come from the same read.
-    shown, campaign_count, tiles, compliance = live.wallboard_counters(
+    # the board reads, ships and draws at most wallboard_max_campaigns of them.
+    shown, campaign_count = live.wallboard_ranking(
         ctx.client,
         board_now,
         day_start,
         ctx.settings.dashboard.wallboard_max_campaigns,
         recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes),
-        amd_rate_for=lambda name: ctx.settings.compliance.amd_for(name)[0],
     )
-    campaigns = _campaigns(ctx, now, board_now, shown, tiles, compliance) if shown else []
+    campaigns = _campaigns(ctx, now, board_now, day_start, shown) if shown else []
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),
@@ -206,23 +204,19 @@ def wallboard_model(now: datetime | None = None) -> dict:
 
 
 def _campaigns(
-    ctx: DashboardContext,
-    now: datetime,
-    board_now: datetime,
-    shown: list[str],
-    tiles: pd.DataFrame,
-    compliance: pd.DataFrame,
+    ctx: DashboardContext, now: datetime, board_now: datetime, day_start: datetime, shown: list[str]
 ) -> list[dict]:
-    """The tiles of the ``shown`` campaigns (their counters ``tiles`` and ``compliance``, as
-    live.wallboard_counters reads them), in name order (a tile keeps its place on the wall);
-    their floor as of the floor's time (floor_time, from the wall clock ``now``)."""
+    """The tiles of the ``shown`` campaigns (their counters as live.wallboard_windows reads them),
+    in name order (a tile keeps its place on the wall); their floor as of the floor's time
+    (floor_time, from the wall clock ``now``)."""
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
-    sparklines, (agents, snapshots), first_minutes = ctx.run_queries(
+    (tiles, compliance), sparklines, (agents, snapshots) = ctx.run_queries(
+        (live.wallboard_windows, board_now, day_start, shown, lambda name: ctx.settings.compliance.amd_for(name)[0]),
         (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
         (_campaign_floor, now, board_now, ctx.settings, shown),
-        (live.campaign_first_minutes, board_now, shown),
     )
+    first_minutes = dict(zip(compliance["campaign"], compliance["first_minute"]))
     # Whole columns to plain lists, then one dict per campaign, rather than to_dict() and a
     # conversion per value, which are slow on a big board.
     names = tiles["campaign"].tolist()

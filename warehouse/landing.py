@@ -159,21 +159,26 @@ def take(column, indices: np.ndarray):
     return [column[index] for index in indices.tolist()]
 
 
-def _month_chunks(pairs: list[tuple[int, str]]) -> list[list[tuple[int, str]]]:
-    """(epoch seconds, campaign) pairs, sorted by time, in chunks of at most MONTHS_PER_INSERT
-    distinct months: an INSERT ... SELECT is held to the same partition limit as an insert."""
-    months = months_of_epoch_seconds([moment for moment, _ in pairs])
-    blocks = month_blocks(months)
-    return [pairs] if blocks is None else [[pairs[index] for index in block.tolist()] for block in blocks]
+def _runs(pairs: list[tuple[int, str]], span_seconds: int) -> list[list[tuple[int, str]]]:
+    """(start epoch seconds, campaign) pairs, sorted by time, in runs of adjacent spans: each run is
+    summed by one read of its time range, so a batch with calls of last year and of today does not
+    read the months between. (A run cannot reach the insert's partition limit, 100 months: a batch
+    has fewer calls than such a run has hours.)"""
+    runs: list[list[tuple[int, str]]] = []
+    for pair in pairs:
+        if runs and pair[0] - runs[-1][-1][0] <= span_seconds:
+            runs[-1].append(pair)
+        else:
+            runs.append([pair])
+    return runs
 
 
 def _pair_parameters(pairs: list[tuple[int, str]], span_seconds: int) -> dict:
-    """The query parameters of land_campaign_totals' reads: the (start, campaign) pairs and the
-    time range they cover, which the sorting key's index narrows the read to."""
+    """The query parameters of land_campaign_totals' reads: the pairs' campaigns and the time range
+    they cover. Every campaign's hours (days) in the range are summed again, a few more than the
+    pairs where a batch spans several: a sum derived again is the same sum."""
     return {
-        "pairs": [
-            (datetime.fromtimestamp(moment, timezone.utc).replace(tzinfo=None), campaign) for moment, campaign in pairs
-        ],
+        "campaigns": sorted({campaign for _, campaign in pairs}),
         "lo": datetime.fromtimestamp(pairs[0][0], timezone.utc).replace(tzinfo=None),
         "hi": datetime.fromtimestamp(pairs[-1][0] + span_seconds, timezone.utc).replace(tzinfo=None),
     }
@@ -386,23 +391,21 @@ class Lander:
         sums = ", ".join(f"sum({name})" for name in COUNTERS)
         columns = ", ".join(COUNTERS)
         version = "toUInt64(toUnixTimestamp64Nano(now64(9)))"
-        for chunk in _month_chunks(hours):
+        for chunk in _runs(hours, 3600):
             self.client.command(
                 f"INSERT INTO campaign_hour_totals (hour, campaign, {columns}, first_minute, version, landed_at) "
                 f"SELECT toStartOfHour(minute) AS hour, campaign, {sums}, min(minute), {version}, now64(3) "
                 "FROM minute_metrics FINAL "
-                "PREWHERE minute >= {lo:DateTime} AND minute < {hi:DateTime} "
-                "AND (toStartOfHour(minute), campaign) IN {pairs:Array(Tuple(DateTime, String))} "
+                "PREWHERE minute >= {lo:DateTime} AND minute < {hi:DateTime} AND campaign IN {campaigns:Array(String)} "
                 "GROUP BY hour, campaign",
                 parameters=_pair_parameters(chunk, 3600),
             )
-        for chunk in _month_chunks(days):
+        for chunk in _runs(days, 86_400):
             self.client.command(
                 f"INSERT INTO campaign_day_totals (day, campaign, {columns}, first_minute, version, landed_at) "
                 f"SELECT toStartOfDay(hour) AS day, campaign, {sums}, min(first_minute), {version}, now64(3) "
                 "FROM campaign_hour_totals FINAL "
-                "PREWHERE hour >= {lo:DateTime} AND hour < {hi:DateTime} "
-                "AND (toStartOfDay(hour), campaign) IN {pairs:Array(Tuple(DateTime, String))} "
+                "PREWHERE hour >= {lo:DateTime} AND hour < {hi:DateTime} AND campaign IN {campaigns:Array(String)} "
                 "GROUP BY day, campaign",
                 parameters=_pair_parameters(chunk, 86_400),
             )

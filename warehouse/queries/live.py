@@ -243,39 +243,52 @@ def wallboard_counters(
 ) -> tuple[list[str], int, pd.DataFrame, pd.DataFrame]:
     """What the wallboard counts: :func:`busiest_campaigns` (the ``limit`` shown, in rank order,
     and how many campaigns have calls today), with the shown campaigns' :func:`campaign_tiles` and
-    :func:`compliance_windows` frames, each as those functions give it (and "campaign_minutes" in
-    the compliance frame, its first minute to the minute).
+    :func:`compliance_windows` frames, each as those functions give it (and "first_minute" in the
+    compliance frame, as :func:`campaign_first_minutes` gives it): :func:`wallboard_ranking`, then
+    :func:`wallboard_windows` of the campaigns it picks."""
+    shown, campaign_count = wallboard_ranking(client, now, day_start, limit, recent)
+    tiles, compliance = wallboard_windows(client, now, day_start, shown, amd_rate_for)
+    return shown, campaign_count, tiles, compliance
 
-    Read from the per-campaign totals the worker keeps (campaign_hour_totals and
-    campaign_day_totals: whole UTC hours and days), and the minute buckets only at the windows'
-    edges (:class:`WindowPieces`), in two reads: every campaign's dials today and lately, ranked
-    and cut in the warehouse; then the shown campaigns' counters of today and of each compliance
-    window. Scanning every campaign's minute buckets of the day was most of a big board's time."""
+
+def wallboard_ranking(
+    client: Client, now: datetime, day_start: datetime, limit: int, recent: timedelta = timedelta(minutes=15)
+) -> tuple[list[str], int]:
+    """:func:`busiest_campaigns` read from the per-campaign totals the worker keeps
+    (campaign_hour_totals and campaign_day_totals: whole UTC hours and days), with the minute
+    buckets only at the windows' edges (:class:`WindowPieces`); the cut is made in the warehouse.
+    Scanning every campaign's minute buckets of the day was most of a big board's time."""
     now = naive_utc(now)
-    stop = minute_window(now, now, end_inclusive=True)[1]
-
-    def pieces(since: datetime) -> WindowPieces:
-        return WindowPieces.of(minute_window(since, now, end_inclusive=True)[0], stop)
-
-    ranking_parameters: dict = {"limit": int(limit)}
+    parameters: dict = {"limit": int(limit)}
     ranking = window_rows_sql(
-        [pieces(day_start), pieces(max(now - recent, naive_utc(day_start)))], ["dials"], ranking_parameters
+        [_pieces(day_start, now), _pieces(max(now - recent, naive_utc(day_start)), now)], ["dials"], parameters
     )
     rows = client.query(
         "SELECT campaign, count() OVER () FROM (SELECT campaign, sumIf(dials, window_index = 0) AS today, "
         f"sumIf(dials, window_index = 1) AS lately FROM ({ranking}) GROUP BY campaign) WHERE today > 0 "
         "ORDER BY lately DESC, today DESC, campaign LIMIT {limit:UInt32}",
-        parameters=ranking_parameters,
+        parameters=parameters,
     ).result_rows
-    shown = [campaign for campaign, _ in rows]
-    campaign_count = int(rows[0][1]) if rows else 0
+    return [campaign for campaign, _ in rows], int(rows[0][1]) if rows else 0
 
-    # The shown campaigns' windows: today's (every counter), then each compliance window's.
-    windows = [pieces(day_start), *(pieces(now - timedelta(minutes=window.minutes)) for window in SUMMED_WINDOWS)]
+
+def wallboard_windows(
+    client: Client,
+    now: datetime,
+    day_start: datetime,
+    shown: Sequence[str],
+    amd_rate_for: Callable[[str], float] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``shown`` campaigns' :func:`campaign_tiles` and :func:`compliance_windows` frames (with
+    "first_minute", epoch seconds, NaN for none), in name order, read as :func:`wallboard_ranking`
+    reads, in one query."""
+    now = naive_utc(now)
+    # Today's window (every counter), then each compliance window's.
+    windows = [_pieces(day_start, now), *(_pieces(now - timedelta(minutes=w.minutes), now) for w in SUMMED_WINDOWS)]
     longest = 1 + max(range(len(SUMMED_WINDOWS)), key=lambda index: SUMMED_WINDOWS[index].minutes)
     sums: dict[tuple[str, int], Sequence] = {}
     if shown:
-        parameters: dict = {"campaigns": shown}
+        parameters: dict = {"campaigns": list(shown)}
         sql = window_rows_sql(windows, COUNTERS, parameters, "AND campaign IN {campaigns:Array(String)}")
         sums = {(row[0], row[1]): row[2:] for row in client.query(sql, parameters=parameters).result_rows}
     names = sorted(shown)
@@ -296,14 +309,19 @@ def wallboard_counters(
             },
         }
     )
-    # How long each campaign has been calling, within the longest window: a young window's budget
-    # is not read as a full one's (core.metrics.AbandonBudget).
-    first_minutes = [sums.get((name, longest), zero)[-1] for name in names]
-    compliance["campaign_minutes"] = [
-        (now - first).total_seconds() / 60 if isinstance(first, datetime) else float("nan")
-        for first in (naive_utc(moment) if isinstance(moment, datetime) else None for moment in first_minutes)
+    # When each campaign's first call in the longest window landed, as campaign_first_minutes()
+    # gives it (to the minute here): a young window's budget is not read as a full one's.
+    compliance["first_minute"] = [
+        as_utc(first).timestamp() if isinstance(first, datetime) else float("nan")
+        for first in (sums.get((name, longest), zero)[-1] for name in names)
     ]
-    return shown, campaign_count, add_rate_columns(tiles), add_compliance_rates(compliance, amd_rate_for)
+    return add_rate_columns(tiles), add_compliance_rates(compliance, amd_rate_for)
+
+
+def _pieces(since: datetime, now: datetime) -> WindowPieces:
+    """The window of minute buckets from ``since`` to ``now``, the current minute included."""
+    first, stop = minute_window(since, now, end_inclusive=True)
+    return WindowPieces.of(first, stop)
 
 
 #: The tables of per-campaign totals the worker keeps beside the minute buckets (migration 0020):
