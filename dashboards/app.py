@@ -133,4 +133,7 @@ def serve(app: Dash, host: str, port: int) -> None:
     from waitress import serve as waitress_serve
 
     log.info("dashboard on http://%s:%d", host, port)
-    waitress_serve(app.server, host=host, port=port, threads=8, _quiet=True)
+    # Waitress drops X-Forwarded-For unless it trusts the peer itself, and it trusts one address
+    # at most: the header is passed on, and dashboards/auth.py (ClientAddress) reads it only from
+    # the configured dashboard.trusted_proxies. Nothing else here reads a proxy header.
+    waitress_serve(app.server, host=host, port=port, threads=8, _quiet=True, clear_untrusted_proxy_headers=False)

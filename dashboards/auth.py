@@ -58,6 +58,13 @@ within a minute. The next attempt is refused with 429 and a ``Retry-After``, eve
 password, and that name or address stays locked out for ``dashboard.login_lockout_seconds``.
 A refused attempt runs no hash at all, so guessing cannot take the process's CPU either.
 
+**Behind a reverse proxy** every request comes from the proxy's address, so the per-client
+allowance would be one bucket for everybody. :class:`ClientAddress` reads the client from
+``X-Forwarded-For`` only when the peer is one of ``dashboard.trusted_proxies`` (addresses or
+networks): the nearest address in it that is not a trusted proxy itself, as each proxy appends
+the address it was reached from. From any other peer the header is ignored, so a client cannot
+pick the address it is limited under.
+
 **First start.** ``callpulse up`` (and any process that serves the dashboard) must work on a fresh
 machine with one command, so when no user and no token is configured anywhere,
 :func:`ensure_first_admin` creates user ``admin`` with a random password, writes only its hash to
@@ -70,6 +77,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import os
@@ -78,6 +86,7 @@ import threading
 import time
 import tomllib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -241,6 +250,41 @@ class _Failures:
         self.locked_until = 0.0
 
 
+class ClientAddress:
+    """The address a request's client is known by: the peer's, or, when the peer is a trusted
+    proxy, the nearest address in its ``X-Forwarded-For`` that is not a trusted proxy too.
+
+    Read right to left because each proxy appends the address it was reached from: entries to
+    the left of the first untrusted one were written by the client and prove nothing. An entry
+    that is not an address stops the walk at the trusted hop that forwarded it."""
+
+    def __init__(self, trusted_proxies: Iterable[str] = ()):
+        self.trusted = tuple(ipaddress.ip_network(proxy.strip(), strict=False) for proxy in trusted_proxies)
+
+    def is_trusted(self, address: str) -> bool:
+        try:
+            parsed = ipaddress.ip_address(address.strip())
+        except ValueError:
+            return False
+        return any(parsed in network for network in self.trusted)
+
+    def __call__(self, peer: str, forwarded_for: Iterable[str] = ()) -> str:
+        """The client of a request from ``peer`` carrying these ``X-Forwarded-For`` header values."""
+        if not self.trusted or not self.is_trusted(peer):
+            return peer
+        client = peer
+        hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+        for hop in reversed(hops):
+            try:
+                address = str(ipaddress.ip_address(hop))
+            except ValueError:
+                break
+            client = address
+            if not self.is_trusted(address):
+                break
+        return client
+
+
 class LoginLimiter:
     """Wrong logins allowed per user name and per client address within a minute; past either
     allowance, a lockout of ``lockout_seconds`` for that name or address.
@@ -250,8 +294,16 @@ class LoginLimiter:
     are remembered by a hash, at most ``TRACKED_LOGIN_KEYS`` of them: memory stays bounded
     whatever names a guesser sends."""
 
-    def __init__(self, per_user: int, per_client: int, lockout_seconds: float, clock=time.monotonic):
+    def __init__(
+        self,
+        per_user: int,
+        per_client: int,
+        lockout_seconds: float,
+        clock=time.monotonic,
+        client_address: ClientAddress | None = None,
+    ):
         self.allowances = {"user": per_user, "client": per_client}
+        self.client_address = client_address or ClientAddress()
         self.lockout_seconds = lockout_seconds
         self._clock = clock
         ttl = max(FAILURE_WINDOW_SECONDS, lockout_seconds)
@@ -265,7 +317,12 @@ class LoginLimiter:
             dashboard.failed_logins_per_user_per_minute,
             dashboard.failed_logins_per_client_per_minute,
             dashboard.login_lockout_seconds,
+            client_address=ClientAddress(dashboard.trusted_proxies),
         )
+
+    def client_of_request(self) -> str:
+        """The current request's client address, as the allowances count it."""
+        return self.client_address(request.remote_addr or "", request.headers.getlist("X-Forwarded-For"))
 
     def __len__(self) -> int:
         """How many user names and client addresses it remembers failures of."""
@@ -439,7 +496,7 @@ def protect(app: dash.Dash, credentials: Credentials, limiter: LoginLimiter) -> 
     def verify_password(name: str, password: str) -> Principal | None:
         if not name or not password:
             return None  # no login sent yet (a browser's first request): nothing was guessed
-        client = request.remote_addr or ""
+        client = limiter.client_of_request()
         _refuse_while_locked(limiter.retry_after(client, name))
         remembered = credentials.remembered(name, password)
         if remembered is not None:
@@ -454,7 +511,7 @@ def protect(app: dash.Dash, credentials: Credentials, limiter: LoginLimiter) -> 
     def verify_token(token: str) -> Principal | None:
         if not token:
             return None
-        client = request.remote_addr or ""
+        client = limiter.client_of_request()
         _refuse_while_locked(limiter.attempt(client))
         principal = credentials.check_token(token)
         if principal is not None:

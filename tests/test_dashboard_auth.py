@@ -10,6 +10,7 @@ Best time to call, Response model and /api/report; admin: everything.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -61,6 +63,9 @@ DANA_PASSWORD = "dana-" + uuid.uuid4().hex[:12]
 CASEY_PASSWORD = "casey-" + uuid.uuid4().hex[:12]
 # The served dashboard's login limits: short, so that a test can wait its lockout out.
 USER_ALLOWANCE, CLIENT_ALLOWANCE, LOCKOUT_SECONDS = 5, 40, 3
+# The served dashboard trusts this loopback address as its reverse proxy; requests come from it,
+# or from another loopback address, by binding the client's end of the connection.
+TRUSTED_PROXY, UNTRUSTED_PEER = "127.0.0.2", "127.0.0.3"
 # What only a manager's page layout holds: the ids of its charts.
 MANAGER_LAYOUT_MARKERS = {
     "/reports": "report-heatmap",
@@ -144,6 +149,7 @@ dashboard_port = {free_port()}
 failed_logins_per_user_per_minute = {USER_ALLOWANCE}
 failed_logins_per_client_per_minute = {CLIENT_ALLOWANCE}
 login_lockout_seconds = {LOCKOUT_SECONDS}
+trusted_proxies = ["{TRUSTED_PROXY}"]
 
 """
         + "\n".join(config_lines)
@@ -532,6 +538,61 @@ def test_the_login_limiter_counts_per_user_across_addresses_and_per_address_acro
     assert limiter.retry_after("10.0.0.9", "dana") == 0
     assert [limiter.attempt("10.0.0.9", "dana") for _ in range(3)] == [0, 0, 0]
     assert limiter.attempt("10.0.0.9", "dana") == 30
+
+
+def status_from(source: str, url: str, headers: dict) -> int:
+    """The status of GET ``url`` over a connection from loopback address ``source``."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30, source_address=(source, 0))
+    try:
+        connection.request("GET", parsed.path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_allowance_and_a_forged_header_counts_for_nothing(served):
+    url = served.url + "/api/wallboard"
+    wrong = {"Authorization": "Bearer cpt_not-a-token"}
+    right = {"Authorization": f"Bearer {served.wall_tv_token}"}
+    # Through the proxy, one client guesses until it is locked out ...
+    guesses = [status_from(TRUSTED_PROXY, url, {**wrong, "X-Forwarded-For": "203.0.113.7"}) for _ in range(41)]
+    assert guesses == [401] * CLIENT_ALLOWANCE + [429]
+    # ... while the other clients behind the same proxy, and the proxy itself, still log in.
+    assert status_from(TRUSTED_PROXY, url, {**right, "X-Forwarded-For": "203.0.113.8"}) == 200
+    assert status_from(TRUSTED_PROXY, url, right) == 200
+    # The locked client cannot slip out by writing another address in front of the proxy's.
+    assert status_from(TRUSTED_PROXY, url, {**right, "X-Forwarded-For": "198.51.100.1, 203.0.113.7"}) == 429
+    # From a peer that is no trusted proxy the header is ignored: a new address on every guess is
+    # still one client, locked out after its allowance whatever address it claims next.
+    forged = [
+        status_from(UNTRUSTED_PEER, url, {**wrong, "X-Forwarded-For": f"192.0.2.{n}"})
+        for n in range(CLIENT_ALLOWANCE + 1)
+    ]
+    assert forged == [401] * CLIENT_ALLOWANCE + [429]
+    assert status_from(UNTRUSTED_PEER, url, {**right, "X-Forwarded-For": "192.0.2.200"}) == 429
+
+
+def test_the_client_address_is_read_from_x_forwarded_for_only_behind_trusted_proxies(tmp_path):
+    from core.config import ConfigError
+    from dashboards.auth import ClientAddress
+
+    behind = ClientAddress(["10.0.0.5", "10.1.0.0/16", "2001:db8::/32"])
+    assert behind("10.0.0.5", ["203.0.113.9"]) == "203.0.113.9"
+    # Each proxy appends who reached it; the client's own entries, left of it, prove nothing.
+    assert behind("10.0.0.5", ["198.51.100.1, 203.0.113.9, 10.1.2.3"]) == "203.0.113.9"
+    assert behind("10.0.0.5", ["198.51.100.1", "203.0.113.9"]) == "203.0.113.9"  # the header sent twice
+    assert behind("10.0.0.5", []) == "10.0.0.5"
+    assert behind("10.0.0.5", ["not-an-address, 10.1.0.1"]) == "10.1.0.1"
+    assert behind("2001:db8::7", ["2001:0db8:0:0::1, 2a00::9"]) == "2a00::9"
+    assert behind("192.0.2.1", ["203.0.113.9"]) == "192.0.2.1"  # not a trusted proxy
+    assert ClientAddress()("10.0.0.5", ["203.0.113.9"]) == "10.0.0.5"  # none trusted: the default
+    config = tmp_path / "callpulse.toml"
+    config.write_text('[dashboard]\ntrusted_proxies = ["10.0.0.0/33"]\n')
+    with pytest.raises(ConfigError, match="dashboard.trusted_proxies: '10.0.0.0/33' is not an address or a network"):
+        load_settings(config)
 
 
 def test_the_login_limiter_remembers_a_bounded_number_of_names():
