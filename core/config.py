@@ -15,6 +15,7 @@ import ipaddress
 import math
 import os
 import tomllib
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,15 @@ class CallingHoursProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
             return None
         start, _, end = hours.partition("-")
         return start.strip(), end.strip()
+
+    def allows(self, local: datetime) -> bool:
+        """Whether a dial placed at ``local`` (the callee's clock) is inside these hours, both ends
+        included (streams/calling_hours.py judges the same way, per campaign and weekday)."""
+        hours = self.hours_on(local.weekday())
+        if hours is None:
+            return False
+        second = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+        return clock_minutes(hours[0]) * 60 <= second <= clock_minutes(hours[1]) * 60
 
     def describe(self) -> str:
         """The hours as people read them: "08:00-21:00 every day", or

@@ -12,6 +12,10 @@ time slot, as in the design notes (seniors are home in the morning, salaried
 workers at night). One campaign ("credit-card-winback") is paced aggressively in
 bursts, so its abandon rate drifts above 3 % now and then, as a careless
 supervisor's would.
+
+Like a real dialer it keeps to the calling hours of each campaign's [calling_hours] profile on
+the callee's clock: its list is Japanese mobiles, and while Japan may not be called it dials
+its London and New York numbers instead, whichever may be called; with none it does not dial.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
+from core.config import CallingHoursConfig, load_settings
 from core.privacy import callee_timezone, hash_phone
 from core.schema import SCHEMA_VERSION, AgentState, AgentStateChange, CallAttempt, DialerState, Event, Lead, Outcome
 from core.slots import SlotRules
@@ -66,6 +72,19 @@ REST_SECONDS = 1800.0
 HEARTBEAT_AFTER_SECONDS = 120.0
 SNAPSHOT_EVERY_SECONDS = 5.0
 LIST_SIZE = 200_000  # dialable leads each campaign starts with
+# The home list: Japanese mobiles (+81 90), as prefix and random digits after it, and where they
+# are: the dialer keeps to Tokyo's clock for all of them, also those whose zone the producer
+# cannot read from the number (they carry none, and the worker cannot judge them).
+HOME_NUMBERS = ("+8190", 8)
+HOME_ZONE = "Asia/Tokyo"
+# Numbers abroad the dialer calls while Japan may not be called: London (+44 20 7946 0xxx) and
+# New York (+1 212 555 01xx) landlines, fictional ranges that libphonenumber places in one zone
+# each. With Tokyo, some of the three is inside 08:00-21:00 at every hour, summer time or not.
+ABROAD_NUMBERS = (("+442079460", 3), ("+121255501", 2))
+# A dial is placed only if the callee's clock is inside the hours this long before and after it:
+# the worker dates a dial from the event (its end less ring, wait and talk, rounded), which can
+# put a dial on the hour a few milliseconds to the wrong side of it.
+DIAL_MARGIN = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -191,14 +210,20 @@ class DialerSimulator:
         campaigns=DEFAULT_CAMPAIGNS,
         agents_scale: float = 1.0,
         floor: bool = False,
+        calling_hours: CallingHoursConfig | None = None,
     ):
         """``floor``: also emit each agent's agent_state events (log in, on call, wrap-up,
-        breaks, log out) and a dialer_state snapshot per campaign every few seconds."""
+        breaks, log out) and a dialer_state snapshot per campaign every few seconds.
+        ``calling_hours``: the campaigns' allowed hours (default: the configuration's)."""
         self.rng = random.Random(seed)
         # Teams draw from their own stream so adding them left every seeded call as it was.
         self.team_rng = random.Random(f"teams-{seed}")
         # So do the connect delays: with them, each seeded call keeps its outcome, agent and times.
         self.connect_rng = random.Random(f"connect-{seed}")
+        # And the numbers abroad, so every call Japan may take is the same seeded call as before.
+        self.callee_rng = random.Random(f"callees-{seed}")
+        self.calling_hours = calling_hours if calling_hours is not None else load_settings().calling_hours
+        self._zones: dict[str, ZoneInfo] = {}
         self.slot_rules = slot_rules
         self.hmac_key = hmac_key
         self.start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
@@ -225,23 +250,56 @@ class DialerSimulator:
                     self._agent_event(state, agent, "available", 0.0)  # log in
 
     # -- the model -------------------------------------------------------------------
-    def _new_lead(self, profile: CampaignProfile) -> dict:
+    def _new_lead(self, profile: CampaignProfile) -> dict | None:
+        """The next lead to dial now: the home list's, or while its callee may not be called, one
+        abroad who may (None: nobody may be called now, so the line stays idle)."""
         segment = self.rng.choices(SEGMENTS, SEGMENT_WEIGHTS)[0]
-        phone = "+8190" + "".join(self.rng.choice("0123456789") for _ in range(8))
+        prefix, digits = HOME_NUMBERS
+        phone = prefix + "".join(self.rng.choice("0123456789") for _ in range(digits))
         # Beta(2, 8) has mean 0.2; scaled so the scores average the campaign's conversion.
         score = round(self.rng.betavariate(2, 8), 4) * profile.conversion / 0.2
+        zone = callee_timezone(phone)
+        if not self._may_call(profile.name, zone or HOME_ZONE):
+            abroad = self._callee_abroad(profile.name)
+            if abroad is None:
+                return None
+            phone, zone = abroad
         return {
             "segment": segment,
             "response_score": round(min(1.0, score), 4),
             "phone_hash": hash_phone(phone, self.hmac_key),
             # Read from the number before it is hashed, for the calling-hours rule; not part of Lead.
-            "callee_timezone": callee_timezone(phone),
+            "callee_timezone": zone,
         }
+
+    def _may_call(self, campaign: str, zone: str) -> bool:
+        """Whether the campaign's profile allows a dial now (and DIAL_MARGIN either side) on the
+        callee's clock."""
+        tz = self._zones.get(zone)
+        if tz is None:
+            tz = self._zones[zone] = ZoneInfo(zone)
+        _, profile = self.calling_hours.profile_for(campaign)
+        now = self.start + timedelta(seconds=self.now)
+        return all(profile.allows((now + offset).astimezone(tz)) for offset in (-DIAL_MARGIN, DIAL_MARGIN))
+
+    def _callee_abroad(self, campaign: str) -> tuple[str, str] | None:
+        """A number abroad the campaign may call now and its zone, from a region picked at random
+        among those it may; None if it may call none."""
+        regions = list(ABROAD_NUMBERS)
+        self.callee_rng.shuffle(regions)
+        for prefix, digits in regions:
+            phone = prefix + "".join(self.callee_rng.choice("0123456789") for _ in range(digits))
+            zone = callee_timezone(phone)
+            if zone is not None and self._may_call(campaign, zone):
+                return phone, zone
+        return None
 
     def _dial(self, state: _CampaignState) -> None:
         profile = state.profile
-        state.dials += 1
         lead = self._new_lead(profile)
+        if lead is None:
+            return
+        state.dials += 1
         slot = self.slot_rules.slot_for(self.start + timedelta(seconds=self.now))
         p_contact = min(0.95, CONTACT_PROBABILITY[lead["segment"]].get(slot, 0.08) * profile.list_quality)
         if self.rng.random() < p_contact:

@@ -67,6 +67,7 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
         start=begins,
         agents_scale=agents_scale,
         floor=True,
+        calling_hours=settings.calling_hours,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
