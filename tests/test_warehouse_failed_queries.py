@@ -26,8 +26,9 @@ def owner(tmp_path):
     client.close()
 
 
-def test_the_worker_s_client_answers_exactly_after_a_query_failed_half_way(owner):
+def test_the_worker_s_client_answers_exactly_after_a_query_failed_half_way(owner, caplog):
     client, _ = owner
+    handle = client._backend._handle.conn
     for fail in (
         lambda: client.query(FAILS_HALF_WAY),
         lambda: client.query_df(FAILS_HALF_WAY),
@@ -46,6 +47,9 @@ def test_the_worker_s_client_answers_exactly_after_a_query_failed_half_way(owner
     with pytest.raises(DatabaseError, match="failed half way"):
         client.query(FAILS_HALF_WAY)
     assert client.query_df("SELECT campaign FROM calls ORDER BY campaign")["campaign"].tolist() == ["north", "south"]
+    # The leftover was drained on the same chDB handle, not by opening another.
+    assert client._backend._handle.conn is handle
+    assert "replacing it" not in caplog.text
 
 
 def test_a_failed_query_s_settings_do_not_outlive_it(owner):

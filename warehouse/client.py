@@ -69,13 +69,14 @@ def _discard_failed_output(client: Client) -> None:
 
     chDB keeps what a query had written before it failed (the blocks of a SELECT that failed
     half way, say at a time or memory limit) and hands it out in front of the next answer on
-    the same handle: a ``SELECT count()`` after such a failure read the failed query's 65,000
-    rows and then its own. So after any failed statement a throwaway query takes the leftover,
-    in the same hold of the client's lock, before anyone else may use the handle; if even that
-    answer is not clean, the handle is replaced by a fresh one on the same engine.
+    the same handle: a ``SELECT 1`` after such a failure answered the failed query's rows, then
+    its 1. So after any failed statement, throwaway queries take the leftover in the same hold
+    of the client's lock, before anyone else may use the handle, until one answers clean (the
+    second at the latest); if none does, the handle is replaced by a fresh one on the engine.
 
     This reaches into clickhouse-connect's chDB backend (``_query_locked``, pinned version)
-    because the lock that must cover the drain is the backend's own."""
+    because the lock that must cover the drain is the backend's own. Streamed reads
+    (``query_*_stream``), which nothing here uses, are not covered."""
     backend = getattr(client, "_backend", None)
     run_locked = getattr(backend, "_query_locked", None)
     if backend is None or run_locked is None:
@@ -94,8 +95,10 @@ def _discard_failed_output(client: Client) -> None:
 def _drain(backend: Any) -> None:
     handle = backend._handle
     try:
-        if handle.conn.query("SELECT 'drained'", "TabSeparated").bytes() == _DRAINED:
-            return
+        # The first answer carries the leftover, if there was one; the second is clean.
+        for _ in range(2):
+            if handle.conn.query("SELECT 'drained'", "TabSeparated").bytes() == _DRAINED:
+                return
     except Exception:  # noqa: BLE001 - a handle that cannot answer this is replaced below
         log.debug("draining a chDB handle after a failed query failed", exc_info=True)
     import chdb
