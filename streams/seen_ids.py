@@ -12,7 +12,8 @@ warehouse (checkpoint step 1); a false positive costs one lookup, never a lost o
 The filter is split into generations by the call's time, each covering a quarter of the
 horizon, so old ids leave a whole generation at a time and memory stays bounded: at most
 GENERATIONS_PER_HORIZON + 2 generations live at once (the horizon, the part-filled newest,
-and one ahead of the clock for calls stamped a little in the future).
+and one ahead of the clock for calls stamped a little in the future; a call stamped further
+ahead is not remembered).
 
 An id is remembered by id_key(), a 64-bit xxHash64 of its UTF-8 bytes, the same figure
 ClickHouse's ``xxHash64(event_id)`` gives, so the warehouse hashes the ids for a start's
@@ -69,7 +70,12 @@ class SeenIds:
         self.ids_per_hour = ids_per_hour
         self.generations: list[_Generation] = []  # oldest first
         self._overfull: set[int] = set()  # generations the log has said are over capacity
-        self._oldest_index = self._index(time.time() - self.horizon_seconds)
+        now = time.time()
+        self._oldest_index = self._index(now - self.horizon_seconds)
+        # The newest generation a call may fall in: the clock's, or the next for a call stamped a
+        # little ahead. A call further ahead is not remembered (the worker refuses those anyway),
+        # so a tool counting simulated days to come does not make a generation a day.
+        self._newest_index = self._index(now) + 1
 
     def _index(self, epoch: float) -> int:
         return int(epoch // self.span_seconds)
@@ -82,11 +88,15 @@ class SeenIds:
         return False
 
     def add(self, key: int, epoch: float) -> None:
-        """Remember an id counted for a call at ``epoch``; a call older than the horizon is not
-        remembered (its generation has gone)."""
+        """Remember an id counted for a call at ``epoch``; a call older than the horizon, or more
+        than a generation ahead of the clock, is not remembered."""
         index = self._index(epoch)
         if index < self._oldest_index:
             return
+        if index > self._newest_index:
+            self._newest_index = max(self._newest_index, self._index(time.time()) + 1)
+            if index > self._newest_index:
+                return
         generations = self.generations
         generation = generations[-1] if generations else None
         if generation is None or generation.index != index:
@@ -147,7 +157,9 @@ class SeenIds:
     def rotate(self, now: float | None = None) -> int:
         """Drop the generations wholly past the horizon; how many went. Called after each landed
         batch: the newest generation is the one added to, and re-checked for its size here."""
-        self._oldest_index = self._index((time.time() if now is None else now) - self.horizon_seconds)
+        now = time.time() if now is None else now
+        self._oldest_index = self._index(now - self.horizon_seconds)
+        self._newest_index = self._index(now) + 1
         before = len(self.generations)
         self.generations = [kept for kept in self.generations if kept.index >= self._oldest_index]
         self._overfull = {index for index in self._overfull if index >= self._oldest_index}

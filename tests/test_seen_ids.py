@@ -41,3 +41,13 @@ def test_its_memory_levels_off_over_a_long_run():
     # What is left: the horizon's calls (120 of them), plus the oldest generation's part before it.
     assert 120 <= seen.held()["ids"] <= 120 + 30
     assert id_key(f"call-{24 * 60 - 2}") in seen and id_key("call-0") not in seen
+
+
+def test_calls_stamped_days_ahead_make_no_generations():
+    """Tools that count simulated days to come through the worker's buckets (the alert-quality
+    bench) must not grow a filter a day: only the clock's generation and the next are kept."""
+    now = time.time()
+    seen = SeenIds(horizon_hours=48, ids_per_hour=1000)
+    for day in range(30):
+        seen.add(id_key(f"day-{day}"), now + day * 86400)
+    assert seen.held()["generations"] == 1 and id_key("day-0") in seen and id_key("day-29") not in seen
