@@ -77,6 +77,7 @@ from core.handoff import CountedAttempts, DirtyBuckets, LandingBatch, StopListCh
 from streams.alerting import AlertEvaluator, BatchReading, triggers_of
 from streams.offsets import PartitionCursor
 from streams.processor import BatchResult, CallEventProcessor
+from streams.seen_ids import id_key
 from streams.stoplist import StopListTable
 from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
@@ -368,16 +369,17 @@ class Checkpoint:
         """Step 1's warehouse half (blocking): which of the batch's late and held events already
         landed, and as what (CallEventProcessor.resolve_late then settles them on the event loop,
         where calls are counted); None if the warehouse failed through a stop. A held id can
-        only have landed within the long memory's horizon, so only those months are searched."""
+        only have landed for a call in a generation of the long memory that holds it, so only
+        those hours are searched."""
         late = [event.event_id for event, _ in batch.late]
         held = [event.event_id for event, _ in batch.held]
-        since = self.processor.buckets.seen_ids.first_remembered()
+        within = self.processor.buckets.seen_ids.times_holding(id_key(event_id) for event_id in held)
         found: dict[str, tuple] = {}
 
         def look_up() -> None:
             found.clear()
             found.update(landed_calls(self.lander.client, late))
-            found.update(landed_calls(self.lander.client, held, since))
+            found.update(landed_calls(self.lander.client, held, within))
 
         return found if retry_until_stopped(look_up, "checking late events", self.stopping.is_set) else None
 

@@ -166,6 +166,22 @@ class SeenIds:
         self._check_capacity()
         return before - len(self.generations)
 
+    def times_holding(self, keys: Iterable[int]) -> list[tuple[float, float]]:
+        """The spans of call time (epoch s, start inclusive, end exclusive, in order, adjacent ones
+        merged) of the generations that may hold any of these ids: where in the warehouse a
+        lookup of them needs to search."""
+        indexes = sorted(
+            {generation.index for key in keys for generation in self.generations if key in generation.filter}
+        )
+        spans: list[tuple[float, float]] = []
+        for index in indexes:
+            start, end = index * self.span_seconds, (index + 1) * self.span_seconds
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+        return spans
+
     def first_remembered(self) -> float:
         """The earliest call time (epoch s) whose id may still be remembered: a lookup of an id
         the memory knows needs to search no further back in the warehouse."""

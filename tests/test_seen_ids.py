@@ -51,3 +51,15 @@ def test_calls_stamped_days_ahead_make_no_generations():
     for day in range(30):
         seen.add(id_key(f"day-{day}"), now + day * 86400)
     assert seen.held()["generations"] == 1 and id_key("day-0") in seen and id_key("day-29") not in seen
+
+
+def test_a_lookup_searches_only_the_hours_of_the_generations_that_may_hold_the_ids():
+    now = time.time()
+    seen = SeenIds(horizon_hours=4, ids_per_hour=1000)
+    seen.add(id_key("recent"), now)
+    seen.add(id_key("older"), now - 3 * 3600)
+    span = seen.span_seconds
+    assert seen.times_holding([id_key("recent")]) == [(now // span * span, now // span * span + span)]
+    older = (now - 3 * 3600) // span * span
+    assert seen.times_holding([id_key("older"), id_key("never")]) == [(older, older + span)]
+    assert seen.times_holding([id_key("never")]) == []

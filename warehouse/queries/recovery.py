@@ -4,6 +4,7 @@ memory of ids), calls already landed, the offsets landed per partition, and the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from clickhouse_connect.driver.client import Client
 from core.metrics import AGENT_COUNTERS
 from core.schema import StopListEntry
 from warehouse.client import command_int
+from warehouse.queries.floor import LATEST_STATUS
 from warehouse.queries.sums import as_utc, naive_utc
 
 
@@ -55,20 +57,30 @@ def landed_id_keys(client: Client, since_epoch: float, span_seconds: float) -> I
                 yield int(generation), keys[generations == generation].tolist()
 
 
-def landed_calls(client: Client, event_ids: list[str], since_epoch: float | None = None) -> dict[str, tuple]:
+def landed_calls(
+    client: Client, event_ids: list[str], within: Sequence[tuple[float, float]] | None = None
+) -> dict[str, tuple]:
     """Which of these event ids are already in call_attempts, each with what it was counted
     as: (campaign, event time in epoch ms, outcome, is_order, talk_seconds, segment).
-    ``since_epoch``: none of them can have landed for a call before then (they are searched
-    for in the months from then on only)."""
-    if not event_ids:
+    ``within``: spans of call time (epoch s, start inclusive, end exclusive) that hold every one
+    of them that landed; only those minutes are searched (call_attempts is ordered by campaign
+    and minute, not by event id, so a search without them reads every id ever landed)."""
+    if not event_ids or within == []:
         return {}
-    since = "" if since_epoch is None else " AND minute >= toStartOfMinute(toDateTime({since:UInt32}, 'UTC'))"
     parameters: dict[str, Any] = {"ids": list(event_ids)}
-    if since_epoch is not None:
-        parameters["since"] = max(0, int(since_epoch))
+    spans = ""
+    if within is not None:
+        ranges = []
+        for number, (start, end) in enumerate(within):
+            ranges.append(
+                f"(minute >= toStartOfMinute(toDateTime({{start_{number}:UInt32}}, 'UTC')) "
+                f"AND minute < toDateTime({{end_{number}:UInt32}}, 'UTC'))"
+            )
+            parameters[f"start_{number}"], parameters[f"end_{number}"] = max(0, int(start)), max(0, math.ceil(end))
+        spans = f" AND ({' OR '.join(ranges)})"
     rows = client.query(
         "SELECT event_id, campaign, toUnixTimestamp64Milli(event_time), outcome, is_order, "
-        f"talk_seconds, segment FROM call_attempts FINAL WHERE event_id IN {{ids:Array(String)}}{since}",
+        f"talk_seconds, segment FROM call_attempts FINAL WHERE event_id IN {{ids:Array(String)}}{spans}",
         parameters=parameters,
     ).result_rows
     return {row[0]: tuple(row[1:]) for row in rows}
@@ -109,7 +121,7 @@ def landed_floor(client: Client) -> tuple[list[tuple], list[tuple], int]:
     version landed."""
     statuses = client.query(
         "SELECT agent, campaign, team, state, toUnixTimestamp64Milli(state_since) / 1000.0, "
-        "toUnixTimestamp64Milli(last_event_time) / 1000.0 FROM agent_status FINAL"
+        f"toUnixTimestamp64Milli(last_event_time) / 1000.0 FROM ({LATEST_STATUS})"  # by event time, not version
     ).result_rows
     logged_in = [row[0] for row in statuses if row[3] != "logged_out"]
     minutes: Sequence[Sequence[Any]] = []
