@@ -12,6 +12,8 @@ Measures, on this machine:
   holds nothing): what the check, the id's hash and the add cost a counted call in all;
 - a start's rebuild: the ids of ``--rebuild-ids`` calls landed in a fresh chDB warehouse within
   the horizon, read, hashed by the warehouse and added (warehouse.queries.recovery.landed_id_keys);
+- step 1's lookup of a batch's held ids in that warehouse, searching the newest generation's
+  hours (as a re-send of a recent call is), the whole horizon, and everything;
 - the memory's bytes and the process's RSS growth when it is full.
 """
 
@@ -33,7 +35,7 @@ from streams.buckets import MinuteBuckets
 from streams.seen_ids import SeenIds, id_key
 from warehouse.client import connect
 from warehouse.migrate import migrate
-from warehouse.queries.recovery import landed_id_keys
+from warehouse.queries.recovery import landed_calls, landed_id_keys
 
 # Each figure is the least of this many runs, in CPU time (time.process_time): the machine is shared.
 ROUNDS = 5
@@ -122,7 +124,27 @@ def add_ns(events: list[CallAttempt], memory: SeenIds | None) -> float:
     return (time.process_time() - started) / len(events) * 1e9
 
 
-def rebuild_seconds(ids: int) -> tuple[float, float, int, float]:
+def lookup_spans(seen: SeenIds) -> dict[str, list[tuple[float, float]] | None]:
+    newest = time.time() // seen.span_seconds * seen.span_seconds
+    return {
+        "the newest generation": [(newest, newest + seen.span_seconds)],
+        "the whole horizon": [(seen.first_remembered(), newest + seen.span_seconds)],
+        "unbounded": None,
+    }
+
+
+def lookup_ms(client, within: list[tuple[float, float]] | None) -> float:
+    """Step 1's lookup of a batch's 20 held ids (none landed: false positives), least of ROUNDS."""
+    ids = [f"never-landed-{number}" for number in range(20)]
+    best = float("inf")
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        landed_calls(client, ids, within)
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def rebuild_seconds(ids: int) -> tuple[float, float, int, float, dict[str, float]]:
     """Seconds (wall, and CPU of this process: chDB's threads included) to rebuild the memory from
     ``ids`` landed calls, how many it read, and the seconds the warehouse took to hold them (the
     insert, not part of a start)."""
@@ -133,7 +155,7 @@ def rebuild_seconds(ids: int) -> tuple[float, float, int, float]:
         client.command(
             "INSERT INTO call_attempts (event_id, campaign, event_time, minute, slot, segment, outcome, landed_at) "
             "SELECT concat('call-', toString(number), '-', hex(cityHash64(number))), concat('campaign-', "
-            "toString(number % 50)), now64(3) - toIntervalSecond(number % 86400), "
+            "toString(number % 5)), now64(3) - toIntervalSecond(number % 86400), "
             "toStartOfMinute(now() - toIntervalSecond(number % 86400)), 'morning', 'seniors', 'connected', now64(3) "
             f"FROM numbers({int(ids)})"
         )
@@ -145,8 +167,9 @@ def rebuild_seconds(ids: int) -> tuple[float, float, int, float]:
         remembered = seen.rebuild(landed_id_keys(client, seen.first_remembered(), seen.span_seconds))
         took = time.perf_counter() - started
         cpu = time.process_time() - cpu
+        lookups = {name: lookup_ms(client, within) for name, within in lookup_spans(seen).items()}
         client.close()
-        return took, cpu, remembered, inserted
+        return took, cpu, remembered, inserted, lookups
 
 
 def main() -> None:
@@ -190,10 +213,14 @@ def main() -> None:
     )
     del seen
 
-    took, cpu, remembered, inserted = rebuild_seconds(args.rebuild_ids)
+    took, cpu, remembered, inserted, lookups = rebuild_seconds(args.rebuild_ids)
     lines.append(
         f"start's rebuild from chDB: {remembered:,} landed ids in {took:.2f} s wall, {cpu:.2f} s CPU "
         f"({remembered / took / 1e6:.1f} M ids/s; inserting them took {inserted:.1f} s, not part of a start)"
+    )
+    lines.append(
+        "step 1's lookup of 20 held ids in that warehouse (a day of calls), wall: "
+        + "; ".join(f"{name} {ms:.1f} ms" for name, ms in lookups.items())
     )
     lines.append(f"load average at the end (2 cores, shared): {os.getloadavg()[0]:.1f}")
     lines.append(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
