@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kafka.partitioner.default import murmur2
+
 from core.config import Settings
 
 WORKER_GROUP = "callpulse-worker"  # the Faust app id, which Faust uses as consumer group
@@ -33,3 +35,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # Compacted: a flag lives until it is removed, whatever the retention.
         TopicSpec(topics.stop_list, 1, {"cleanup.policy": "compact"}),
     ]
+
+
+def campaign_partition(campaign: str, partitions: int) -> int:
+    """The call-events partition a campaign's events go to: every event (calls, agent_state,
+    dialer_state) is keyed by its campaign (producers.publisher), and Kafka clients' default
+    partitioner puts a key at murmur2(key) mod partitions (kafka-python computes it as the Java
+    client does). So an agent's events in one campaign stay in order on one partition, and a
+    worker knows which campaigns' agents are its own from the partitions it is assigned."""
+    return (murmur2(campaign.encode()) & 0x7FFFFFFF) % partitions

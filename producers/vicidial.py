@@ -42,6 +42,10 @@ AGENT_LOG_SPANS: tuple[tuple[str, AgentState], ...] = (
     ("dispo_sec", "wrap_up"),
 )
 AGENT_LOG_COLUMNS = ("user", "event_time", "campaign_id", *(column for column, _ in AGENT_LOG_SPANS))
+# An agent who moves straight to another campaign is logged out of the old one this long before
+# its first state in the new one: with several workers (each owning some campaigns' partitions)
+# the newest event, which the warehouse keeps as the agent's state, is then the new campaign's.
+SWITCH_GAP = timedelta(milliseconds=1)
 NO_AGENT = {"", "VDAD", "VDCL", "NULL"}  # VICIdial's placeholders when no human agent took the call
 # Columns that become ids or names of the event, or are echoed in a row's error: a phone
 # number in one refuses the row (personal_data) before anything can repeat it.
@@ -392,6 +396,12 @@ class AgentLogMapper:
                 following = rows[index + 1] if index + 1 < len(rows) else None
                 if following is None or following.start > ended:
                     yield cycle, self._event(cycle, "logged_out", ended)
+                elif following.campaign != cycle.campaign:
+                    # Straight on to another campaign: logged out of this one a moment before the
+                    # first state there. Events are keyed by campaign, so this one's worker (maybe
+                    # not the next one's) stops counting the agent here, and the newest event is
+                    # the next campaign's whichever worker lands last.
+                    yield cycle, self._event(cycle, "logged_out", max(cycle.start, ended - SWITCH_GAP))
 
     @staticmethod
     def _event(cycle: AgentCycle, state: AgentState, at: datetime) -> AgentStateChange:

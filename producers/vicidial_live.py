@@ -37,7 +37,7 @@ from core.config import Settings
 from core.schema import SCHEMA_VERSION, AgentState, AgentStateChange, DialerState, encode_event
 from producers.ingest import dead_letter_row, without_phone
 from producers.publisher import EventPublisher
-from producers.vicidial import IngestSummary, RowError, RowMapper
+from producers.vicidial import SWITCH_GAP, IngestSummary, RowError, RowMapper
 
 log = logging.getLogger(__name__)
 
@@ -571,6 +571,15 @@ class FloorPoller:
                 if before is not None and since <= before.since:
                     since = now
                 current = AgentNow(campaign, team, state, min(since, now))
+                if before is not None and before.campaign != campaign:
+                    # Moved to another campaign: logged out of the old one a moment before the
+                    # first state in the new one (see producers.vicidial.SWITCH_GAP).
+                    left = max(before.since, current.since - SWITCH_GAP)
+                    if self._publish(
+                        self._agent_event(user, AgentNow(before.campaign, before.team, "logged_out", left)),
+                        "vicidial_live_agents",
+                    ):
+                        agent_events += 1
             if self._publish(self._agent_event(user, current), "vicidial_live_agents"):
                 agent_events += 1
             self.agents[user] = current

@@ -14,6 +14,7 @@ import asyncio
 import gc
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -22,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
 from core.slots import SlotRules
-from core.topics import WORKER_GROUP
+from core.topics import WORKER_GROUP, campaign_partition
 from streams.alerting import AlertEvaluator
 from streams.checkpoint import Checkpoint, exit_agent_failed, land_buckets
 from streams.kafka_admin import partition_bounds, topic_id
@@ -72,6 +73,10 @@ class WorkerPipeline:
         self.processor = CallEventProcessor(settings, self.slot_rules, self.stop_list)
         self.lander = Lander(client, settings, WORKER_GROUP)
         self.cursor = PartitionCursor()
+        # The call-events partitions whose campaigns' agents the floor holds (prepare reads back
+        # every agent; the first batch keeps the assigned ones), and how many the topic has.
+        self.partition_count = settings.topics.partitions
+        self.floor_partitions: set[int] = set(range(self.partition_count))
         self.alerting = AlertEvaluator(settings, client, self.processor.buckets, self.slot_rules)
         self.processor.on_counted = self.alerting.note_counted
         self.processor.on_future_stamped = self.alerting.note_future_stamped
@@ -170,7 +175,9 @@ class WorkerPipeline:
         self.lander.topic_ids[topic] = incarnation
         landed = landed_offsets(self.client, WORKER_GROUP, topic)
         starts = {}
-        for partition, (earliest, end) in partition_bounds(self.settings, topic).items():
+        bounds = partition_bounds(self.settings, topic)
+        self.partition_count = len(bounds) or self.partition_count
+        for partition, (earliest, end) in bounds.items():
             offset, landed_incarnation = landed.get(partition, (earliest, incarnation))
             if landed_incarnation != incarnation:
                 log.warning(
@@ -203,6 +210,11 @@ class WorkerPipeline:
             starts[(topic, partition)] = offset
             self.landed_offsets.setdefault((topic, partition), offset)
         return starts
+
+    def owner_of(self, partitions: set[int]) -> Callable[[str], bool]:
+        """Whether a campaign's events go to one of ``partitions`` (core.topics.campaign_partition)."""
+        count = self.partition_count
+        return lambda campaign: campaign_partition(campaign, count) in partitions
 
     def rewind_target(self, tp: TopicPartition) -> int | None:
         """Where to seek a partition whose records went missing; None if a seek is under way."""
@@ -292,7 +304,30 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
             target = await loop.run_in_executor(None, pipeline.rewind_target, (tp.topic, tp.partition))
             if target is not None:
                 await app.consumer.seek_wait({tp: target})
+        await own_floor({tp.partition for tp in assignment if tp.topic == topics.call_events})
         return due
+
+    async def own_floor(assigned: set[int]) -> None:
+        """Hold the agents of the assigned partitions' campaigns only, before the batch is counted:
+        forget those of partitions a rebalance took away, and read back those of partitions it
+        brought from what their previous owner landed (read after their offsets, so a record
+        from those offsets on is never older than the state read back, nor counted twice)."""
+        if not assigned or assigned == pipeline.floor_partitions:
+            return  # nothing assigned (mid-rebalance): nothing is counted, the floor stays as it is
+        floor = pipeline.processor.floor
+        gained = assigned - pipeline.floor_partitions
+        forgotten = floor.keep_only(pipeline.owner_of(assigned))
+        restored = 0
+        if gained:
+            landed = await asyncio.get_running_loop().run_in_executor(pipeline.warehouse, landed_floor, pipeline.client)
+            restored = floor.restore(*landed, owns=pipeline.owner_of(gained))
+        pipeline.floor_partitions = assigned
+        log.info(
+            "the floor follows partitions %s: %d agents forgotten, %d read back from the warehouse",
+            sorted(assigned),
+            forgotten,
+            restored,
+        )
 
     @app.agent(call_events, name="count_call_attempts")
     async def count_call_attempts(stream):

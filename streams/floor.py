@@ -17,6 +17,12 @@ event again adds nothing. A minute's full state lands with a version, with the a
 on restart the agents and their open minutes are read back from the warehouse
 (``restore``), and counting continues from what landed.
 
+With several workers each holds only the agents of the campaigns on the partitions it owns
+(events are keyed by campaign: core.topics.campaign_partition). When a rebalance takes a
+partition away, its campaigns' agents are forgotten (``keep_only``); when it brings one, they
+are read back from what the previous owner landed with its offsets (``restore`` with ``owns``),
+so the new owner counts on from there and never over the old owner's rows with a stale copy.
+
 An agent logged out (or timed out) for more than EVICT_AFTER_SECONDS of its campaign's event
 time is forgotten once its rows have landed: it stays in agent_status, and a big floor's
 worker does not keep every agent it ever saw. An event of an agent not in memory that is older
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from core.handoff import FloorChanges
 from core.metrics import AGENT_COUNTERS, AGENT_STATE_COUNTERS
@@ -240,28 +246,47 @@ class FloorState:
         for key in [key for key in agent.minutes if key[2] < current]:
             del agent.minutes[key]
 
-    # -- restart -----------------------------------------------------------------------------
-    def restore(self, statuses: Iterable[tuple], minutes: Iterable[tuple], newest_version: int = 0) -> int:
+    # -- restart and rebalance -------------------------------------------------------------------
+    def restore(
+        self,
+        statuses: Iterable[tuple],
+        minutes: Iterable[tuple],
+        newest_version: int = 0,
+        owns: Callable[[str], bool] | None = None,
+    ) -> int:
         """Rebuild the agents from landed rows: statuses (agent, campaign, team, state,
         state_since, last_event, epoch s) and their latest minutes (campaign, team, agent, minute,
         counters..., accounted_until). Counting goes on from what landed: a replayed event is
-        no newer than its agent's landed one, and changes nothing."""
+        no newer than its agent's landed one, and changes nothing. With ``owns``, only the agents
+        of the campaigns it owns (a partition this worker was just given); an agent already held
+        whose newest event is at least as new as its landed one is kept. Returns the agents
+        restored."""
         self.version = max(self.version, newest_version)
+        moved = self._moved  # campaigns still to advance: none between batches
+        restored: dict[str, Agent] = {}
         for name, campaign, team, state, state_since, last_event in statuses:
+            if owns is not None and not owns(campaign):
+                continue
+            held = self.agents.get(name)
+            if held is not None:
+                if held.last_event >= last_event:
+                    continue
+                self.by_campaign.get(held.campaign, set()).discard(name)
+                self._changed.pop(name, None)
             agent = Agent(name, campaign, team, state, last_event)
             agent.state_since = state_since
             agent.status_changed = False
-            self.agents[name] = agent
+            self.agents[name] = restored[name] = agent
             self.by_campaign.setdefault(campaign, set()).add(name)
             self._watermark(campaign, last_event)
         for campaign, team, name, minute, *rest in minutes:
-            restored = self.agents.get(name)
-            if restored is None:
+            read_back = restored.get(name)
+            if read_back is None:
                 continue
             *counters, accounted_until = rest
-            restored.minutes[(campaign, team, int(minute))] = [float(value) for value in counters]
-            restored.accounted_until = max(restored.accounted_until, accounted_until)
-        for agent in self.agents.values():
+            read_back.minutes[(campaign, team, int(minute))] = [float(value) for value in counters]
+            read_back.accounted_until = max(read_back.accounted_until, accounted_until)
+        for agent in restored.values():
             self._watermark(agent.campaign, agent.accounted_until)
             self._counted_to[agent.campaign] = max(
                 self._counted_to.get(agent.campaign, -1), int(agent.accounted_until // 60) * 60
@@ -269,12 +294,32 @@ class FloorState:
             self._forget_finished(agent)
         for name in [
             agent.agent
-            for agent in self.agents.values()
+            for agent in restored.values()
             if agent.state == LOGGED_OUT and agent.state_since < self.watermarks[agent.campaign] - EVICT_AFTER_SECONDS
         ]:
             self._forget(name)  # landed long ago: agent_status keeps them
-        self._moved = set()
-        return len(self.agents)
+            del restored[name]
+        self._moved = moved
+        return len(restored)
+
+    def keep_only(self, owns: Callable[[str], bool]) -> int:
+        """Forget the agents, watermarks and dialer snapshots of the campaigns this worker no longer
+        owns (a rebalance gave their partition to another worker, which goes on from what landed
+        and reads their records again from the landed offsets, so their unlanded changes are
+        dropped, not landed late over the new owner's). Returns the agents forgotten."""
+        forgotten = 0
+        for campaign in [campaign for campaign in {*self.by_campaign, *self.watermarks} if not owns(campaign)]:
+            for name in self.by_campaign.pop(campaign, set()):
+                agent = self.agents.get(name)
+                if agent is not None and agent.campaign == campaign:
+                    del self.agents[name]
+                    self._changed.pop(name, None)
+                    forgotten += 1
+            self.watermarks.pop(campaign, None)
+            self._counted_to.pop(campaign, None)
+            self._moved.discard(campaign)
+        self.snapshots = [snapshot for snapshot in self.snapshots if owns(snapshot.campaign)]
+        return forgotten
 
     def counts(self) -> dict[str, int]:
         """Agents by state, for the worker's health."""

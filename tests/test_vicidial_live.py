@@ -20,6 +20,7 @@ import pytest
 
 from callpulse.embedded import free_port
 from core.schema import AgentStateChange, CallAttempt, DialerState, decode_record
+from producers.vicidial import SWITCH_GAP
 from streams.kafka_admin import read_topic
 
 pytestmark = pytest.mark.integration
@@ -549,6 +550,16 @@ def test_floor_agents_calls_waiting_and_dial_level(pipeline, mariadb):
         )
         time.sleep(1.0)  # more polls: an agent that did not change sends nothing
         agents, snapshots = published(settings, AgentStateChange), published(settings, DialerState)
+
+        # 1004 moves from BBAND to HOMEINS: logged out of BBAND, whose partition's worker then stops
+        # counting it there, a moment before its first state in HOMEINS.
+        floor_sql(
+            admin,
+            "UPDATE asterisk.vicidial_live_agents SET campaign_id = 'HOMEINS', status = 'READY', "
+            "last_state_change = NOW() WHERE user = '1004'",
+        )
+        moved_at, before_move = state_changed_at(admin, "1004"), len(agents)
+        moved, _ = wait_for_floor(settings, poller, lambda found, _: len(found) >= before_move + 2, "the move")
     finally:
         assert poller.stop() == 0
         floor_sql(
@@ -583,3 +594,11 @@ def test_floor_agents_calls_waiting_and_dial_level(pipeline, mariadb):
     records = b"".join(read_topic(settings, settings.topics.call_events))
     assert b"0901234" not in records, "vicidial_auto_calls.phone_number is never read"
     assert not list(read_topic(settings, settings.topics.dead_letters))
+    move = sorted((event for event in moved if event.agent == "1004"), key=lambda event: event.event_time)
+    assert [(event.campaign, event.state) for event in move[-3:]] == [
+        ("BBAND", "paused"),
+        ("BBAND", "logged_out"),
+        ("HOMEINS", "available"),
+    ]
+    assert move[-1].event_time == moved_at
+    assert move[-1].event_time - move[-2].event_time == SWITCH_GAP
