@@ -505,9 +505,9 @@ def _check(settings: Settings) -> None:
             "pipeline.max_future_seconds must be at least 1: a producer's clock a moment ahead "
             "of the worker's is normal"
         )
-    if not settings.pipeline.duplicate_horizon_hours > 0 or settings.pipeline.duplicate_horizon_calls_per_hour < 1:
+    if not settings.pipeline.duplicate_horizon_hours >= 1 or settings.pipeline.duplicate_horizon_calls_per_hour < 1:
         raise ConfigError(
-            "pipeline.duplicate_horizon_hours must be above 0 and pipeline.duplicate_horizon_calls_per_hour at "
+            "pipeline.duplicate_horizon_hours must be at least 1 and pipeline.duplicate_horizon_calls_per_hour at "
             "least 1: they size the worker's memory of counted event ids"
         )
     if settings.topics.partitions < 1:

@@ -65,7 +65,9 @@ class SeenIds:
 
     def __init__(self, horizon_hours: float, ids_per_hour: int) -> None:
         self.horizon_seconds = horizon_hours * 3600.0
-        self.span_seconds = self.horizon_seconds / GENERATIONS_PER_HORIZON
+        # Whole minutes: a call's generation by its time and by its landed minute (a start's
+        # rebuild) are then the same, and so are the hours a lookup searches.
+        self.span_seconds = float(max(60, int(self.horizon_seconds / GENERATIONS_PER_HORIZON // 60 * 60)))
         self.capacity = max(1, math.ceil(ids_per_hour * self.span_seconds / 3600.0))
         self.ids_per_hour = ids_per_hour
         self.generations: list[_Generation] = []  # oldest first
