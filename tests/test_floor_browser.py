@@ -182,7 +182,7 @@ def test_the_floor_pages_filters_and_orders_a_floor_in_the_warehouse(pipeline, d
             # A campaign, typed into its filter: its 20 agents and its counts, from the first page.
             page.locator("#floor-campaign").click()
             page.keyboard.type("energ")
-            page.keyboard.press("Enter")
+            page.locator(".dash-dropdown-option", has_text=re.compile(r"^energy$")).click()  # offered by the server
             expect(position).to_have_text("agents 1–20 of 20 · page 1 of 1")
             assert set(rows.evaluate_all("rows => rows.map(row => row.cells[1].innerText)")) == {"energy"}
             energy_paused = sum(1 for n, s in expected_states.items() if n.startswith("energy") and s == "paused")
@@ -192,8 +192,7 @@ def test_the_floor_pages_filters_and_orders_a_floor_in_the_warehouse(pipeline, d
 
             # A state on top of it, then an agent id alone.
             page.locator("#floor-state").click()
-            page.keyboard.type("on call")
-            page.keyboard.press("Enter")
+            page.locator(".dash-dropdown-option", has_text=re.compile(r"^on call$")).click()
             energy_on_call = sorted(n for n, s in expected_states.items() if n.startswith("energy") and s == "on_call")
             expect(rows).to_have_count(len(energy_on_call))
             assert set(rows.evaluate_all("rows => rows.map(row => row.dataset.state)")) == {"on_call"}
