@@ -90,7 +90,7 @@ def land_long_pauses(lander: Lander, settings, names: list[str], agents: int, se
 
 def refresh_request(app, case: dict) -> dict:
     """The body Dash's renderer posts for the floor's refresh callback, with ``case``'s values."""
-    output = "..." + "...".join(f"{component}.{prop}" for component, prop in REFRESH_OUTPUTS) + ".."
+    output = ".." + "...".join(f"{component}.{prop}" for component, prop in REFRESH_OUTPUTS) + ".."
     values = {
         "floor-refresh": 1,
         "floor-previous": None,
@@ -171,6 +171,7 @@ def main() -> None:
         ]
         rows = []
         with httpx.Client(base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+            http.get("/_dash-dependencies").raise_for_status()  # Dash fills its callback map on a first request
             for label, case in cases:
                 body = refresh_request(app, case)
                 samples, size, shown = [], 0, ""
