@@ -184,8 +184,9 @@ def wallboard_model(now: datetime | None = None) -> dict:
         day_start,
         ctx.settings.dashboard.wallboard_max_campaigns,
         recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes),
+        newest_minute=fresh["newest_minute"],
     )
-    campaigns = _campaigns(ctx, now, board_now, day_start, shown) if shown else []
+    campaigns = _campaigns(ctx, now, board_now, day_start, shown, fresh["newest_minute"]) if shown else []
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),
@@ -204,7 +205,12 @@ def wallboard_model(now: datetime | None = None) -> dict:
 
 
 def _campaigns(
-    ctx: DashboardContext, now: datetime, board_now: datetime, day_start: datetime, shown: list[str]
+    ctx: DashboardContext,
+    now: datetime,
+    board_now: datetime,
+    day_start: datetime,
+    shown: list[str],
+    newest_minute: datetime | None,
 ) -> list[dict]:
     """The tiles of the ``shown`` campaigns (their counters as live.wallboard_windows reads them),
     in name order (a tile keeps its place on the wall); their floor as of the floor's time
@@ -212,7 +218,14 @@ def _campaigns(
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
     (tiles, compliance), sparklines, (agents, snapshots) = ctx.run_queries(
-        (live.wallboard_windows, board_now, day_start, shown, lambda name: ctx.settings.compliance.amd_for(name)[0]),
+        (
+            live.wallboard_windows,
+            board_now,
+            day_start,
+            shown,
+            lambda name: ctx.settings.compliance.amd_for(name)[0],
+            newest_minute,
+        ),
         (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
         (_campaign_floor, now, board_now, ctx.settings, shown),
     )

@@ -101,7 +101,13 @@ def test_the_wallboard_counts_from_the_totals_what_the_minute_buckets_hold(tmp_p
     from warehouse_helpers import land_counted, migrated_warehouse
 
     from dashboards.data import local_day_start
-    from warehouse.queries.live import busiest_campaigns, campaign_tiles, compliance_windows, wallboard_counters
+    from warehouse.queries.live import (
+        busiest_campaigns,
+        campaign_tiles,
+        compliance_windows,
+        freshness,
+        wallboard_counters,
+    )
 
     settings = load_settings(pipeline__timezone="Asia/Kolkata")
     newest = datetime(2026, 11, 30, 9, 47, 20, tzinfo=timezone.utc)
@@ -137,6 +143,14 @@ def test_the_wallboard_counts_from_the_totals_what_the_minute_buckets_hold(tmp_p
             )
             assert (shown, count) == busiest_campaigns(client, now, day_start, 2)
             assert len(shown) == 2 and count == 3
+            # Told the newest landed minute (as the board is), a window ending after it reads no
+            # minutes after its end; one ending before it still takes them away: the same counts.
+            told = wallboard_counters(
+                client, now, day_start, 2, timedelta(minutes=15), amd_rate, freshness(client)["newest_minute"]
+            )
+            assert told[:2] == (shown, count)
+            pd.testing.assert_frame_equal(told[2], tiles)
+            pd.testing.assert_frame_equal(told[3], compliance)
             expected_tiles = campaign_tiles(client, now, day_start, shown)
             expected_compliance = compliance_windows(client, now, campaigns=shown, amd_rate_for=amd_rate)
             for got, expected in ((tiles, expected_tiles), (compliance, expected_compliance)):

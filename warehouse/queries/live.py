@@ -250,28 +250,41 @@ def wallboard_counters(
     limit: int,
     recent: timedelta = timedelta(minutes=15),
     amd_rate_for: Callable[[str], float] | None = None,
+    newest_minute: datetime | None = None,
 ) -> tuple[list[str], int, pd.DataFrame, pd.DataFrame]:
     """What the wallboard counts: :func:`busiest_campaigns` (the ``limit`` shown, in rank order,
     and how many campaigns have calls today), with the shown campaigns' :func:`campaign_tiles` and
     :func:`compliance_windows` frames, each as those functions give it (and "first_minute" in the
     compliance frame, as :func:`campaign_first_minutes` gives it): :func:`wallboard_ranking`, then
     :func:`wallboard_windows` of the campaigns it picks."""
-    shown, campaign_count = wallboard_ranking(client, now, day_start, limit, recent)
-    tiles, compliance = wallboard_windows(client, now, day_start, shown, amd_rate_for)
+    shown, campaign_count = wallboard_ranking(client, now, day_start, limit, recent, newest_minute)
+    tiles, compliance = wallboard_windows(client, now, day_start, shown, amd_rate_for, newest_minute)
     return shown, campaign_count, tiles, compliance
 
 
 def wallboard_ranking(
-    client: Client, now: datetime, day_start: datetime, limit: int, recent: timedelta = timedelta(minutes=15)
+    client: Client,
+    now: datetime,
+    day_start: datetime,
+    limit: int,
+    recent: timedelta = timedelta(minutes=15),
+    newest_minute: datetime | None = None,
 ) -> tuple[list[str], int]:
     """:func:`busiest_campaigns` read from the per-campaign totals the worker keeps
     (campaign_hour_totals and campaign_day_totals: whole UTC hours and days), with the minute
     buckets only at the windows' edges (:class:`WindowPieces`); the cut is made in the warehouse.
-    Scanning every campaign's minute buckets of the day was most of a big board's time."""
+    Scanning every campaign's minute buckets of the day was most of a big board's time.
+    ``newest_minute`` (live.freshness()'s, if known) before ``now`` spares reading the minutes
+    after it."""
     now = naive_utc(now)
     parameters: dict = {"limit": int(limit)}
     ranking = window_rows_sql(
-        [_pieces(day_start, now), _pieces(max(now - recent, naive_utc(day_start)), now)], ["dials"], parameters
+        [
+            _pieces(day_start, now, newest_minute),
+            _pieces(max(now - recent, naive_utc(day_start)), now, newest_minute),
+        ],
+        ["dials"],
+        parameters,
     )
     rows = client.query(
         "SELECT campaign, count() OVER () FROM (SELECT campaign, sumIf(dials, window_index = 0) AS today, "
@@ -288,13 +301,17 @@ def wallboard_windows(
     day_start: datetime,
     shown: Sequence[str],
     amd_rate_for: Callable[[str], float] | None = None,
+    newest_minute: datetime | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``shown`` campaigns' :func:`campaign_tiles` and :func:`compliance_windows` frames (with
     "first_minute", epoch seconds, NaN for none), in name order, read as :func:`wallboard_ranking`
-    reads, in one query."""
+    reads, in one query (``newest_minute`` as there)."""
     now = naive_utc(now)
     # Today's window (every counter), then each compliance window's.
-    windows = [_pieces(day_start, now), *(_pieces(now - timedelta(minutes=w.minutes), now) for w in SUMMED_WINDOWS)]
+    windows = [
+        _pieces(day_start, now, newest_minute),
+        *(_pieces(now - timedelta(minutes=w.minutes), now, newest_minute) for w in SUMMED_WINDOWS),
+    ]
     longest = 1 + max(range(len(SUMMED_WINDOWS)), key=lambda index: SUMMED_WINDOWS[index].minutes)
     sums: dict[tuple[str, int], Sequence] = {}
     if shown:
@@ -328,10 +345,15 @@ def wallboard_windows(
     return add_rate_columns(tiles), add_compliance_rates(compliance, amd_rate_for)
 
 
-def _pieces(since: datetime, now: datetime) -> WindowPieces:
-    """The window of minute buckets from ``since`` to ``now``, the current minute included."""
+def _pieces(since: datetime, now: datetime, newest_minute: datetime | None = None) -> WindowPieces:
+    """The window of minute buckets from ``since`` to ``now``, the current minute included. With
+    the newest minute landed before the window's end, none lands after it in its last hour: its
+    hour row is then all of that hour the window holds, and nothing is taken away."""
     first, stop = minute_window(since, now, end_inclusive=True)
-    return WindowPieces.of(first, stop)
+    pieces = WindowPieces.of(first, stop)
+    if newest_minute is not None and naive_utc(newest_minute) < stop:
+        pieces = WindowPieces(pieces.days, pieces.hours, pieces.minutes, ())
+    return pieces
 
 
 #: The tables of per-campaign totals the worker keeps beside the minute buckets (migration 0020):
