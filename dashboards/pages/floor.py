@@ -7,7 +7,7 @@ by state head the page; the agents can be narrowed to a campaign, a team, a stat
 and are ordered, by default, with the pauses past the limit first.
 
 A floor may hold tens of thousands of agents, so paging, ordering and filtering happen in the
-warehouse (``warehouse.queries.floor.floor_page``): a refresh reads and draws one page of
+warehouse (``warehouse.queries.floor.floor_page``): a refresh ships and draws one page of
 PAGE_SIZE rows whatever the floor's size, and the campaign and team filters offer only the
 names matching what is typed.
 """
