@@ -96,6 +96,8 @@ def test_warning_then_critical_then_one_resolve_and_no_second_episode_from_the_s
     assert critical.detail == (
         "15 abandoned of 301 live answers in the last 4 min, 5.0 % (95 % CI 3.0–8.1 %); 51 of 1501 in the last 15 min"
     )
+    # Its value is that stretch's rate, not the 15-minute window's 3.4 %; it resolves on the window.
+    assert (critical.value, critical.sample, critical.window_minutes) == (15 / 301, 301, 15)
     # Resolved once the 15-minute window's upper bound is below 2 %; the hour of evidence the spike
     # left behind raises nothing after it, though the score over that hour is still past 7.
     assert 45 + 12 <= minutes_into(resolved) < 45 + 15 and resolved.value < 0.015

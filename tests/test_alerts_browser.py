@@ -45,9 +45,10 @@ def test_banner_shows_a_firing_alert_until_it_is_acknowledged(pipeline, dashboar
         banner = page.get_by_test_id("alert-banner")
         expect(banner).to_be_visible()
         expect(banner).to_have_class(re.compile(r"\bcritical\b"))
-        # The value that crossed the 3 % line, and the sample behind it.
+        # The rate its evidence rests on (the minutes of 5 % since the jump, about 15 abandoned of
+        # 300 live answers: not the 15-minute window's 1.8 %), and the sample behind it.
         expect(banner).to_contain_text(re.compile(r"CRITICAL · winback · abandon rate"))
-        expect(banner.get_by_test_id("banner-fired")).to_have_text(re.compile(r"^ fired at 3\.\d %$"))
+        expect(banner.get_by_test_id("banner-fired")).to_have_text(re.compile(r"^ fired at [45]\.\d %$"))
         expect(banner).to_contain_text(re.compile(r"\d+ abandoned of \d+ live"))
         # And the live 15 minutes now, as the wallboard's tile reads them.
         abandoned, contacts = live_window(events, minutes=15)

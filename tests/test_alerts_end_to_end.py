@@ -91,11 +91,14 @@ def test_an_abandon_spike_fires_once_escalates_once_and_resolves_once(pipeline, 
     # 12 after 11 minutes of 3 %. Critical (1.5 % against 6 %): 3 % takes its score down, each
     # minute of 5 % adds 2.49, so 7 after 3. It resolves when the 15-minute window's 95 % Wilson
     # upper bound is below abandon_resolve (2 %): 19 of 1500 (CI 0.8-2.0 %), 14 minutes after.
-    assert 31 <= minutes_into(warning) < 32 and warning.value >= 0.02 and warning.threshold == 0.02
-    assert 38 <= minutes_into(critical) < 39 and critical.value >= 0.03 and critical.threshold == 0.03
+    # (The worker also reads at the end of each batch, so a level can tip within the minute before.)
+    assert 30 <= minutes_into(warning) < 32 and warning.value >= 0.02 and warning.threshold == 0.02
+    assert 37.5 <= minutes_into(critical) < 39 and critical.threshold == 0.03
     assert 57 <= minutes_into(resolved) < 60 and resolved.value < 0.015 and resolved.threshold == 0.02
-    assert critical.detail.startswith("15 abandoned of 30")  # the stretch since the 5 % began
-    assert critical.sample >= 30 and critical.window_minutes == 15
+    # A raise reads the calls its evidence rests on (since the 5 % began), not the 15 minutes.
+    abandoned = int(critical.detail.split(" abandoned of ")[0])
+    assert critical.value == abandoned / critical.sample == pytest.approx(0.05, abs=0.006)
+    assert 250 <= critical.sample <= 301 and critical.window_minutes == 15
     assert health["alerts_firing"] == 0
 
     # The webhook failed once (500), was retried, and each transition arrived exactly once.
