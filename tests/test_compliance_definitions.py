@@ -308,7 +308,9 @@ def test_the_wallboard_and_the_compliance_page_show_the_definitions_and_budgets(
     assert young["abandons_allowed_now"] == 27 and uk["abandons_allowed_now"] == uk["abandons_allowed"]
     from dashboards.pages.wallboard import _budget
 
-    assert str(_budget(young, "us_30d").children).startswith(f"{young['abandons_allowed']} left (3 d of 30 d, 27 now)")
+    assert str(_budget(young, "us_30d").children).startswith(
+        f"27 left now, {young['abandons_allowed']} at this pace (3 d of 30 d)"
+    )
     assert uk["window_held"] == "" and uk["budget_projected"] is False
     definitions = str(compliance_page._definitions())
     assert "compliance.ftc_connect_seconds = 3 s" in definitions and "1 campaign(s) with their own" in definitions

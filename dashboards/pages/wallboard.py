@@ -136,15 +136,20 @@ def _unjudged(window: dict, name: str) -> list[html.Span]:
 def _budget(window: dict, name: str) -> html.Span:
     """The window's budget, small under its rate: abandons still allowed, and when the limit falls
     at the last hour's pace ("12 left · limit in 3.1 h"); a young window says how much of it holds
-    calls, and when its budget is projected over the whole window, the one at its calls so far
-    ("66 left (2 h of 24 h, 2 now)")."""
+    calls. When its budget is projected over the whole window, the budget at its calls so far
+    leads, since it is what the window's figure would be judged on if calling stopped now, and
+    the projection follows ("2 left now, 66 at this pace (2 h of 24 h)")."""
     hours = window.get("hours_to_limit")
     pace = "" if hours is None else " · limit now" if hours <= 0 else f" · limit in {format_seconds(hours * 3600)}"
     held = f" ({window['window_held']})" if window.get("window_held") else ""
+    text = f"{window.get('abandons_allowed', 0):,} left{held}{pace}"
     if window.get("budget_projected"):
-        held = f" ({window['window_held']}, {window.get('abandons_allowed_now', 0):,} now)"
+        text = (
+            f"{window.get('abandons_allowed_now', 0):,} left now, "
+            f"{window.get('abandons_allowed', 0):,} at this pace{held}{pace}"
+        )
     return html.Span(
-        f"{window.get('abandons_allowed', 0):,} left{held}{pace}",
+        text,
         className="stat-label window-budget",
         **theme.data_attributes(testid=f"{name}-budget"),
     )
