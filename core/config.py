@@ -79,6 +79,9 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     # Once caught up after a backlog, hand the memory it freed back to the OS, at most this
     # often (0: never).
     release_memory_seconds: float = 30.0
+    # The wallboard's per-campaign hour and day totals are summed again from the landed buckets
+    # at most this often (0: with every batch), on a timer when no batch comes.
+    campaign_totals_seconds: float = 2.0
 
 
 # Dashboard roles, least to most: each role may open what the ones before it may (dashboards/auth.py).
@@ -467,6 +470,11 @@ def _check(settings: Settings) -> None:
         )
     if "default" not in settings.cost_model:
         raise ConfigError("[cost_model.default] is required: it prices campaigns without their own model")
+    if not 0 <= settings.worker.campaign_totals_seconds <= 60:
+        raise ConfigError(
+            f"worker.campaign_totals_seconds = {settings.worker.campaign_totals_seconds} must be between 0 and 60 "
+            "(the wallboard's totals lag the buckets by at most this)"
+        )
     for slot in settings.slots:
         if not 0 <= slot.start_hour < slot.end_hour <= 24:
             raise ConfigError(f"slot {slot.name!r}: need 0 <= start_hour < end_hour <= 24")

@@ -14,6 +14,7 @@ import asyncio
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -129,7 +130,13 @@ class WorkerPipeline:
         restored = live.restore(rows)
         if restored:
             buckets = self.processor.buckets.take_dirty()
-            retry_until_stopped(lambda: land_buckets(self.lander, buckets), f"landing {len(buckets)} restored buckets")
+
+            def land_restored() -> None:
+                # Their totals at once: the totals a stopped worker had queued are among them.
+                land_buckets(self.lander, buckets)
+                self.lander.land_queued_campaign_totals()
+
+            retry_until_stopped(land_restored, f"landing {len(buckets)} restored buckets")
             log.info("restored %d landed attempts into %d open buckets", restored, len(buckets))
         agents = self.processor.floor.restore(*landed_floor(self.client))
         if agents:
@@ -373,6 +380,21 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         if pipeline.stop_list.unlanded:
             await loop.run_in_executor(pipeline.warehouse, pipeline.checkpoint.land_stop_list)
 
+    @app.timer(interval=1.0)
+    async def land_queued_campaign_totals():
+        """The wallboard's totals of hours whose buckets landed in a batch that found the queue
+        not yet due (worker.campaign_totals_seconds), when no later batch comes to sum them."""
+        lander = pipeline.lander
+        if not pipeline.ready.is_set() or not lander.pending_totals:
+            return
+        if time.monotonic() - lander.totals_landed_at < settings.worker.campaign_totals_seconds:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(pipeline.warehouse, lander.land_queued_campaign_totals)
+        except Exception as exc:  # noqa: BLE001 - they stay queued: the next tick or batch sums them
+            log.warning("summing the wallboard's campaign totals failed: %s", exc)
+
     # mode types a signal's receivers as (sender, *args, signal=...); Faust sends this one the
     # assigned partitions as a second positional argument.
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -398,6 +420,8 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
                 "remembered_ids": pipeline.processor.buckets.seen_ids.held(),
                 "agents": pipeline.processor.floor.counts(),
                 "stop_list_unlanded": pipeline.stop_list.unlanded,
+                # Campaign hours whose buckets landed and whose wallboard totals are not summed yet.
+                "campaign_totals_queued": len(pipeline.lander.pending_totals),
                 "webhook": None
                 if webhook is None
                 else {"delivered": webhook.delivered, "failed": webhook.failed, "queued": webhook.queue.qsize()},

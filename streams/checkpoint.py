@@ -24,7 +24,10 @@ an offset in the warehouse means all before it is there; alerts go out only for 
     7  buckets             minute_metrics (full state of changed buckets),  retry; at a stop, exit 70
                            then campaign_hour_totals and campaign_day_totals
                            of their campaigns' hours and days, summed again
-                           from minute_metrics (a retry lands both again)
+                           from minute_metrics at most every
+                           worker.campaign_totals_seconds (queued between;
+                           a queue lost with the worker is summed at its
+                           restart, which lands the open buckets again)
     8  late events         late_events                                      retry; at a stop, exit 70
     9  floor               agent_minutes, agent_status, dialer_snapshots    retry; at a stop, exit 70
                            dialer_latest (the floor's changed rows, full state,
@@ -116,9 +119,11 @@ class LandingStep:
 
 def land_buckets(lander: Lander, buckets: DirtyBuckets) -> None:
     """Step 7: the changed buckets, then the per-campaign totals the wallboard reads, derived from
-    them in the warehouse (Lander.land_campaign_totals), so both land whenever the buckets do."""
+    them in the warehouse: their hours are queued and summed at most every
+    worker.campaign_totals_seconds (Lander.queue_campaign_totals; the worker's timer sums a queue
+    no later batch comes for)."""
     lander.land_buckets(buckets)
-    lander.land_campaign_totals(buckets)
+    lander.queue_campaign_totals(buckets)
 
 
 # Steps 4-10, in order (step 3, the stop list, also marks its changes landed, so it is run by

@@ -103,6 +103,8 @@ class WorkerProcess:
                 return False
             landed = health["landed_offsets"]
             bounds = partition_bounds(self.pipeline.settings)
+            if health.get("campaign_totals_queued"):  # the wallboard's totals lag the buckets a moment
+                return False
             return all(end - landed.get(str(p), 0) == 0 for p, (_, end) in bounds.items())
 
         return self.wait_until(caught_up, timeout_s)

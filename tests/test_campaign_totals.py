@@ -160,3 +160,50 @@ def test_the_wallboard_counts_from_the_totals_what_the_minute_buckets_hold(tmp_p
                 assert list(got.index) == list(expected.index)
                 assert expected["dials" if "dials" in expected else "us_30d_contacts"].sum() > 0
                 pd.testing.assert_frame_equal(got[columns], expected[columns], check_dtype=False, obj=str(now))
+
+
+@pytest.mark.integration
+def test_totals_queued_when_the_worker_dies_are_summed_at_its_restart(pipeline):
+    """With worker.campaign_totals_seconds at a minute, the batches after the first queue their
+    hours' totals instead of summing them: /health counts the queue, and a worker SIGKILLed then
+    leaves totals behind its buckets. The restarted worker sums them while it restores its open
+    buckets, before it reads on: the totals equal the buckets again and count every call once."""
+    with pipeline.config_file.open("a") as config:
+        config.write("\n[worker]\nbatch_max_messages = 500\nbatch_max_seconds = 0.25\ncampaign_totals_seconds = 60\n")
+    settings = pipeline.settings
+    start = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+    simulator = DialerSimulator(SlotRules(settings.slots, settings.zone), b"test-key", seed=5, start=start)
+    events = list(simulator.events(sim_seconds=1200))
+    half = len(events) // 2
+    publisher = EventPublisher(settings.bootstrap_servers, settings.topics.call_events)
+    worker = pipeline.worker("--no-dashboard")
+    publisher.publish_all(events[:half])
+    publisher.flush()
+    worker.wait_until(lambda h: h["counted"] >= half and h["last_landed_at"])
+    publisher.publish_all(events[half:])
+    publisher.flush()
+    health = worker.wait_until(lambda h: h["counted"] >= len(events) and h["campaign_totals_queued"] > 0, 60)
+    worker.wait_until(lambda h: sum(h["landed_offsets"].values()) >= health["records"])
+    worker.stop(signal.SIGKILL)
+
+    client = connect(settings.warehouse_url)
+    try:
+        hours, hour_buckets = totals_and_buckets(client, "hour")
+    finally:
+        client.close()
+    assert int(hour_buckets["dials"].sum()) == len(events)
+    assert int(hours["dials"].sum()) < len(events)  # behind: the queue died with the worker
+
+    restarted = pipeline.worker("--no-dashboard")
+    health = restarted.wait_until_caught_up()
+    assert health["campaign_totals_queued"] == 0
+    assert restarted.stop() == 0
+    client = connect(settings.warehouse_url)
+    try:
+        hours, hour_buckets = totals_and_buckets(client, "hour")
+        days, day_buckets = totals_and_buckets(client, "day")
+    finally:
+        client.close()
+    assert_same_sums(hours, hour_buckets)
+    assert_same_sums(days, day_buckets)
+    assert int(hours["dials"].sum()) == int(days["dials"].sum()) == len(events)

@@ -198,6 +198,10 @@ class Lander:
         # only grow, from the newest landed one on (stop_list_version), so a clock set back
         # between two runs cannot make an older flag or removal win.
         self.stop_list_version = 0
+        # The (hour, campaign)s whose buckets landed since their totals were last summed, and
+        # when that was (queue_campaign_totals): summed at most every worker.campaign_totals_seconds.
+        self.pending_totals: set[tuple[int, str]] = set()
+        self.totals_landed_at = 0.0
         # The incarnation of each topic whose offsets land (topics.topic_id), set by the worker
         # when it decides where to start; "" for a topic it has not looked up.
         self.topic_ids: dict[str, str] = {}
@@ -381,12 +385,36 @@ class Lander:
         rows are derived, never added to, so landing them again (a retry, a replay after a restart)
         writes the same sums. Each carries the warehouse clock as its version, so the newest
         derivation wins."""
-        if not buckets:
-            return
+        if buckets:
+            self._land_totals(
+                {(minute // 3600 * 3600, campaign) for minute, campaign in zip(buckets.minutes, buckets.campaigns)}
+            )
+
+    def queue_campaign_totals(self, buckets: DirtyBuckets | None) -> None:
+        """The worker's way to land_campaign_totals: ``buckets``' hours join the queue, and the
+        queue is summed once worker.campaign_totals_seconds have passed since it last was (0: at
+        once). Summing costs the same for one batch's hours as for a few seconds' worth, and the
+        wallboard reads them every few seconds, so the worker does not pay it for every batch. A
+        queue lost with the worker is summed again at its restart, which lands the open buckets
+        again (WorkerPipeline.prepare)."""
+        if buckets:
+            self.pending_totals.update(
+                (minute // 3600 * 3600, campaign) for minute, campaign in zip(buckets.minutes, buckets.campaigns)
+            )
+        if time.monotonic() - self.totals_landed_at >= self.settings.worker.campaign_totals_seconds:
+            self.land_queued_campaign_totals()
+
+    def land_queued_campaign_totals(self) -> None:
+        """Sum the queued hours' and days' totals now (the queue empties only once they landed)."""
+        pairs = set(self.pending_totals)
+        if pairs:
+            self._land_totals(pairs)
+            self.pending_totals -= pairs
+        self.totals_landed_at = time.monotonic()
+
+    def _land_totals(self, pairs: set[tuple[int, str]]) -> None:
         self.faults.check("landing campaign totals")
-        hours = sorted(
-            {(minute // 3600 * 3600, campaign) for minute, campaign in zip(buckets.minutes, buckets.campaigns)}
-        )
+        hours = sorted(pairs)
         days = sorted({(hour // 86_400 * 86_400, campaign) for hour, campaign in hours})
         sums = ", ".join(f"sum({name})" for name in COUNTERS)
         columns = ", ".join(COUNTERS)
