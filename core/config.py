@@ -118,6 +118,9 @@ class DashboardConfig(msgspec.Struct, frozen=True):
     # The wallboard and /api/wallboard show at most this many campaigns, the busiest first:
     # a board's cost stays bounded however many campaign names arrive.
     wallboard_max_campaigns: int = 60
+    # Which campaigns the wallboard shows (the busiest) is picked again at most this often;
+    # their figures are read on every refresh. 0 picks them on every refresh.
+    wallboard_ranking_seconds: float = 15.0
     # Wrong logins allowed within a minute, per user name and per client address; the next
     # attempt is refused (429) and that user or client locked out for login_lockout_seconds.
     failed_logins_per_user_per_minute: int = 10

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -32,6 +33,7 @@ from core.metrics import (
 )
 from core.slots import SlotRules
 from warehouse.queries import floor, live
+from warehouse.queries.sums import minute_window
 
 SPARKLINE_WINDOW = timedelta(hours=2)
 WALLBOARD_QUERIES = 2  # sparklines, the floor: read at once after the counters
@@ -106,11 +108,51 @@ class DashboardContext:
         return SlotRules(self.settings.slots, self.settings.zone)
 
     @cached_property
+    def wallboard_reads(self) -> WallboardReads:
+        return WallboardReads()
+
+    @cached_property
     def shared_wallboard(self):
         """wallboard_model(), computed at most once per dashboard.wallboard_cache_seconds; a
         board asking while it is being computed waits for that one (the condition)."""
         cache: TTLCache[str, dict] = TTLCache(maxsize=1, ttl=self.settings.dashboard.wallboard_cache_seconds)
         return cached(cache, key=lambda: "wallboard", condition=threading.Condition())(wallboard_model)
+
+
+class WallboardReads:
+    """What the wallboard's model keeps between refreshes, in the dashboard process: the
+    ranking of the busiest campaigns (picked again every dashboard.wallboard_ranking_seconds),
+    and the shown campaigns' windows and sparklines before the open hour, kept while the
+    board's minute, the shown campaigns and the closed totals' version stay the same (a late
+    call in a closed hour moves that version: live.closed_totals_version). Each refresh then
+    reads the open hour's buckets alone, and the floor."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ranking: tuple[tuple, float, tuple[list[str], int]] | None = None
+        self._closed: tuple[tuple, tuple[live.WindowSums, dict[str, dict[str, list]]]] | None = None
+
+    def ranking(self, key: tuple, seconds: float, read) -> tuple[list[str], int]:
+        """``read()``'s ranking, or the one read for ``key`` less than ``seconds`` ago."""
+        with self._lock:
+            kept = self._ranking
+        if kept is not None and kept[0] == key and time.monotonic() - kept[1] < seconds:
+            return kept[2]
+        ranked = read()
+        with self._lock:
+            self._ranking = (key, time.monotonic(), ranked)
+        return ranked
+
+    def closed(self, key: tuple, read) -> tuple[live.WindowSums, dict[str, dict[str, list]]]:
+        """``read()``'s closed part of the windows and sparklines, or the one read for ``key``."""
+        with self._lock:
+            kept = self._closed
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        part = read()
+        with self._lock:
+            self._closed = (key, part)
+        return part
 
 
 _context: DashboardContext | None = None
@@ -178,15 +220,20 @@ def wallboard_model(now: datetime | None = None) -> dict:
     day_start = local_day_start(board_now, ctx.settings)
     # The busiest campaigns only, picked in the warehouse: however many campaign names arrive,
     # the board reads, ships and draws at most wallboard_max_campaigns of them.
-    shown, campaign_count = live.wallboard_ranking(
-        ctx.client,
-        board_now,
-        day_start,
-        ctx.settings.dashboard.wallboard_max_campaigns,
-        recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes),
-        newest_minute=fresh["newest_minute"],
+    limit = ctx.settings.dashboard.wallboard_max_campaigns
+    shown, campaign_count = ctx.wallboard_reads.ranking(
+        (day_start, limit),
+        ctx.settings.dashboard.wallboard_ranking_seconds,
+        lambda: live.wallboard_ranking(
+            ctx.client,
+            board_now,
+            day_start,
+            limit,
+            recent=timedelta(minutes=COMPLIANCE_WINDOWS[0].minutes),
+            newest_minute=fresh["newest_minute"],
+        ),
     )
-    campaigns = _campaigns(ctx, now, board_now, day_start, shown, fresh["newest_minute"]) if shown else []
+    campaigns = _campaigns(ctx, now, board_now, day_start, shown) if shown else []
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),
@@ -210,25 +257,41 @@ def _campaigns(
     board_now: datetime,
     day_start: datetime,
     shown: list[str],
-    newest_minute: datetime | None,
 ) -> list[dict]:
     """The tiles of the ``shown`` campaigns (their counters as live.wallboard_windows reads them),
     in name order (a tile keeps its place on the wall); their floor as of the floor's time
-    (floor_time, from the wall clock ``now``)."""
+    (floor_time, from the wall clock ``now``).
+
+    Each window (and the sparkline) is its closed hours' part, kept in ctx.wallboard_reads
+    while nothing changes it, plus the open hour's buckets, read on every refresh with the
+    version that tells whether the closed part changed (read first, so a part read after it is
+    never older than the version it is kept under)."""
+    firsts, stop = live.wallboard_window_starts(board_now, day_start)
+    open_hour = (stop - timedelta(minutes=1)).replace(minute=0)  # the newest minute's hour
     # Stop the sparkline before the newest minute: it is still filling, and drawn
     # as complete it would look as if dialling had collapsed.
-    (tiles, compliance), sparklines, (agents, snapshots) = ctx.run_queries(
-        (
-            live.wallboard_windows,
-            board_now,
-            day_start,
-            shown,
-            lambda name: ctx.settings.compliance.amd_for(name)[0],
-            newest_minute,
-        ),
-        (live.sparklines, board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1), shown),
+    spark_first, spark_stop = minute_window(board_now - SPARKLINE_WINDOW, board_now - timedelta(minutes=1))
+    opened, (agents, snapshots) = ctx.run_queries(
+        (live.open_hour_minutes, firsts, stop, shown, (spark_first, spark_stop)),
         (_campaign_floor, now, board_now, ctx.settings, shown),
     )
+
+    def read_closed() -> tuple[live.WindowSums, dict[str, dict[str, list]]]:
+        sums, lines = ctx.run_queries(
+            (live.closed_window_sums, firsts, open_hour, shown),
+            (live.sparklines, spark_first, min(open_hour, spark_stop), shown),
+        )
+        return sums, lines
+
+    closed_sums, closed_lines = ctx.wallboard_reads.closed(
+        (tuple(shown), tuple(firsts), open_hour, spark_first, opened.closed_version), read_closed
+    )
+    tiles, compliance = live.window_frames(
+        live.add_window_sums(closed_sums, opened.window_sums),
+        shown,
+        lambda name: ctx.settings.compliance.amd_for(name)[0],
+    )
+    sparklines = _joined_sparklines(closed_lines, opened.sparklines)
     first_minutes = dict(zip(compliance["campaign"], compliance["first_minute"]))
     # Whole columns to plain lists, then one dict per campaign, rather than to_dict() and a
     # conversion per value, which are slow on a big board.
@@ -293,6 +356,17 @@ def _campaigns(
         }
         for index, name in enumerate(names)
     ]
+
+
+def _joined_sparklines(
+    closed: dict[str, dict[str, list]], opened: dict[str, dict[str, list]]
+) -> dict[str, dict[str, list]]:
+    """Each campaign's sparkline points before the open hour, then those in it."""
+    lines = dict(closed)
+    for campaign, points in opened.items():
+        before = lines.get(campaign)
+        lines[campaign] = points if before is None else {name: before[name] + points[name] for name in before}
+    return lines
 
 
 def _campaign_floor(

@@ -19,6 +19,8 @@ from core.metrics import (
     WINDOW_DEFINITION,
     ComplianceWindow,
     add_rate_columns,
+    counter_sum,
+    rate_inputs,
     rate_sql,
 )
 from warehouse.queries.reports import metrics_by
@@ -312,37 +314,206 @@ def wallboard_windows(
         _pieces(day_start, now, newest_minute),
         *(_pieces(now - timedelta(minutes=w.minutes), now, newest_minute) for w in SUMMED_WINDOWS),
     ]
+    return window_frames(_window_sums(client, windows, shown), shown, amd_rate_for)
+
+
+def _window_sums(client: Client, windows: Sequence[WindowPieces], shown: Sequence[str]) -> WindowSums:
+    """The ``shown`` campaigns' sums of each of ``windows``: (campaign, window index) -> its
+    COUNTERS and first minute (None for none); a pair with no rows is left out."""
+    if not shown:
+        return {}
+    parameters: dict = {"campaigns": list(shown)}
+    sql = window_rows_sql(windows, COUNTERS, parameters, "AND campaign IN {campaigns:Array(String)}")
+    return {(row[0], row[1]): tuple(row[2:]) for row in client.query(sql, parameters=parameters).result_rows}
+
+
+#: (campaign, window index) -> the window's COUNTERS summed, then its first minute with calls.
+WindowSums = dict[tuple[str, int], tuple]
+
+
+def window_frames(
+    sums: WindowSums, shown: Sequence[str], amd_rate_for: Callable[[str], float] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`wallboard_windows`' frames from the sums of its windows (today's, then each of
+    SUMMED_WINDOWS')."""
     longest = 1 + max(range(len(SUMMED_WINDOWS)), key=lambda index: SUMMED_WINDOWS[index].minutes)
-    sums: dict[tuple[str, int], Sequence] = {}
-    if shown:
-        parameters: dict = {"campaigns": list(shown)}
-        sql = window_rows_sql(windows, COUNTERS, parameters, "AND campaign IN {campaigns:Array(String)}")
-        sums = {(row[0], row[1]): row[2:] for row in client.query(sql, parameters=parameters).result_rows}
     names = sorted(shown)
     zero = (0,) * (len(COUNTERS) + 1)
-
-    def column(window: int, counter: str) -> list[float]:
-        index = COUNTERS.index(counter)
-        return [float(sums.get((name, window), zero)[index]) for name in names]
-
-    tiles = pd.DataFrame({"campaign": names, **{counter: column(0, counter) for counter in COUNTERS}})
+    # One array of every counter per window, then columns of it: a frame built once, its rates
+    # in numpy (pandas' per-column arithmetic cost a 60-campaign board more than the reads).
+    values = [
+        np.array([sums.get((name, window), zero)[:-1] for name in names], dtype="float64").reshape(
+            len(names), len(COUNTERS)
+        )
+        for window in range(1 + len(SUMMED_WINDOWS))
+    ]
+    today = {counter: values[0][:, index] for index, counter in enumerate(COUNTERS)}
+    tile_rates = {
+        name: _ratio(
+            np.asarray(counter_sum(today, rate.numerator), dtype="float64"),
+            np.asarray(counter_sum(today, rate.denominator), dtype="float64"),
+        )
+        for name, rate in RATES.items()
+        if rate_inputs(name) <= today.keys()
+    }
+    tiles = pd.DataFrame({"campaign": names, **today, **tile_rates})
     compliance = pd.DataFrame(
         {
             "campaign": names,
             **{
-                f"{window.name}_{counter}": column(number, counter)
+                f"{window.name}_{counter}": values[number][:, COUNTERS.index(counter)]
                 for number, window in enumerate(SUMMED_WINDOWS, start=1)
                 for counter in COMPLIANCE_COUNTERS
             },
+            # When each campaign's first call in the longest window landed, as
+            # campaign_first_minutes() gives it (to the minute here): a young window's budget is
+            # not read as a full one's.
+            "first_minute": [
+                as_utc(first).timestamp() if isinstance(first, datetime) else float("nan")
+                for first in (sums.get((name, longest), zero)[-1] for name in names)
+            ],
         }
     )
-    # When each campaign's first call in the longest window landed, as campaign_first_minutes()
-    # gives it (to the minute here): a young window's budget is not read as a full one's.
-    compliance["first_minute"] = [
-        as_utc(first).timestamp() if isinstance(first, datetime) else float("nan")
-        for first in (sums.get((name, longest), zero)[-1] for name in names)
-    ]
-    return add_rate_columns(tiles), add_compliance_rates(compliance, amd_rate_for)
+    return tiles, add_compliance_rates(compliance, amd_rate_for)
+
+
+def wallboard_window_starts(now: datetime, day_start: datetime) -> tuple[list[datetime], datetime]:
+    """The first minute of each window :func:`wallboard_windows` reads (today's, then each of
+    SUMMED_WINDOWS'), and the minute they all stop before (naive UTC)."""
+    firsts = [minute_window(day_start, now, end_inclusive=True)[0]]
+    firsts.extend(
+        minute_window(now - timedelta(minutes=window.minutes), now, end_inclusive=True)[0] for window in SUMMED_WINDOWS
+    )
+    return firsts, minute_window(now, now, end_inclusive=True)[1]
+
+
+def closed_window_sums(
+    client: Client, firsts: Sequence[datetime], open_hour: datetime, shown: Sequence[str]
+) -> WindowSums:
+    """The ``shown`` campaigns' sums of each window from its first minute to ``open_hour``: the
+    part of :func:`wallboard_window_starts`' windows that is in closed hours (read as
+    :func:`wallboard_windows` reads them), which only a late call changes."""
+    return _window_sums(client, [WindowPieces.of(first, open_hour) for first in firsts], shown)
+
+
+@dataclass(frozen=True)
+class OpenHour:
+    """The shown campaigns' minute buckets of the open hour (the newest minute's) up to the
+    windows' stop, as :func:`open_hour_minutes` sums them, and the version of the closed hours'
+    and days' totals read beside them (:func:`closed_totals_version`)."""
+
+    #: Each window's sums over its minutes in the open hour, as :func:`closed_window_sums` gives
+    #: them (the first minute: the campaign's first in the open hour's part of the window).
+    window_sums: WindowSums
+    #: :func:`sparklines` of the open hour's minutes in the sparkline's range.
+    sparklines: dict[str, dict[str, list]]
+    closed_version: tuple[str, ...]
+
+
+def closed_totals_version(open_hour: datetime) -> str:
+    """SQL of what tells whether the closed hours' and days' totals changed: the names of the
+    active parts of campaign_hour_totals holding an hour before ``open_hour`` and of
+    campaign_day_totals holding a day before its UTC day, read from the warehouse's metadata.
+
+    A late call in a closed hour re-derives that hour's row and its day's (within
+    worker.campaign_totals_seconds of its bucket): an insert, so a new part holding that
+    hour, and the list changes. The open hour's and today's rows, re-derived every few seconds,
+    go to parts of their own, left out; a merge of one of them with an older part changes the
+    list too, which costs a read again, never a stale figure."""
+    hour = _epoch(naive_utc(open_hour))
+    today = _epoch(_floor(naive_utc(open_hour), timedelta(days=1)))
+    return (
+        "(SELECT arraySort(groupArray(concat(table, '/', name))) FROM system.parts "
+        "WHERE database = currentDatabase() AND active AND ("
+        f"(table = 'campaign_hour_totals' AND toUnixTimestamp(min_time) < {hour}) OR "
+        f"(table = 'campaign_day_totals' AND toUnixTimestamp(min_time) < {today})))"
+    )
+
+
+def open_hour_minutes(
+    client: Client,
+    firsts: Sequence[datetime],
+    stop: datetime,
+    shown: Sequence[str],
+    sparkline_range: tuple[datetime, datetime],
+) -> OpenHour:
+    """The ``shown`` campaigns' minute buckets of the open hour (that of the minute before
+    ``stop``), summed in the warehouse for each window from its first minute (``firsts``) to
+    ``stop`` and drawn as :func:`sparklines` draws them over ``sparkline_range`` ([first, stop)
+    minutes), with :func:`closed_totals_version` in the same query, read first: the closed
+    part read after it is then at least that new. A row per campaign comes back."""
+    stop = naive_utc(stop)
+    open_hour = _floor(stop - timedelta(minutes=1), timedelta(hours=1))
+    version = closed_totals_version(open_hour)
+    if not shown:
+        return OpenHour({}, {}, tuple(client.query(f"SELECT {version}").result_rows[0][0]))
+    # The open hour cut at each window's start inside it: a row per campaign and part, summed
+    # plainly (a conditional sum per window and counter cost the warehouse more than the read).
+    starts = sorted({max(naive_utc(first), open_hour) for first in firsts})
+    part = " + ".join(f"(minute >= {_epoch(start)})" for start in starts[1:]) or "0"
+    spark_first, spark_stop = (_epoch(max(naive_utc(moment), open_hour)) for moment in sparkline_range)
+    per_minute = (
+        f"SELECT campaign, minute, {', '.join(f'sum({c}) AS {c}' for c in COUNTERS)} FROM minute_metrics FINAL "
+        "PREWHERE toStartOfHour(minute) = {hour:DateTime} AND minute < {stop:DateTime} "
+        "AND campaign IN {campaigns:Array(String)} GROUP BY campaign, minute"
+    )
+    # The sparkline's points as they come (sorted and drawn below: formatting them in the
+    # warehouse cost it more than the sums).
+    inside = f"minute >= {spark_first} AND minute < {spark_stop}"
+    numerator, denominator = SPARKLINE_RATE.numerator, SPARKLINE_RATE.denominator
+    rows = client.query(
+        f"SELECT campaign, toUInt8({part}) AS part, {', '.join(f'sum({c})' for c in COUNTERS)}, min(minute), "
+        f"groupArrayIf((toUnixTimestamp(minute), dials, {numerator}, {denominator}), {inside}), {version} "
+        f"FROM ({per_minute}) GROUP BY campaign, part ORDER BY campaign, part",
+        parameters={"hour": open_hour, "stop": stop, "campaigns": list(shown)},
+    ).result_rows
+    if not rows:
+        return OpenHour({}, {}, tuple(client.query(f"SELECT {version}").result_rows[0][0]))
+    # Each window is the parts from the one its start begins on; its first minute the first part's.
+    part_of = [starts.index(max(naive_utc(first), open_hour)) for first in firsts]
+    sums: WindowSums = {}
+    points: dict[str, list[tuple]] = {}
+    for row in rows:
+        campaign, number, counted = row[0], row[1], tuple(row[2 : 3 + len(COUNTERS)])
+        for index, first_part in enumerate(part_of):
+            if number >= first_part:
+                before = sums.get((campaign, index))
+                sums[(campaign, index)] = (
+                    counted if before is None else (*(a + b for a, b in zip(before[:-1], counted[:-1])), before[-1])
+                )
+        if row[-2]:
+            points.setdefault(campaign, []).extend(row[-2])
+    labels: dict[int, str] = {}
+    lines: dict[str, dict[str, list]] = {}
+    for campaign, campaign_points in points.items():
+        campaign_points.sort()
+        lines[campaign] = {
+            "minutes": [
+                labels.get(epoch) or labels.setdefault(epoch, _minute_label(epoch)) for epoch, *_ in campaign_points
+            ],
+            "dials": [int(dials) for _, dials, _, _ in campaign_points],
+            SPARKLINE_RATE.name: [None if below == 0 else above / below for _, _, above, below in campaign_points],
+        }
+    return OpenHour(sums, lines, tuple(rows[0][-1]))
+
+
+def _minute_label(epoch: int) -> str:
+    """A minute as :func:`sparklines` labels it ("2026-12-02T06:49:00", UTC)."""
+    return (datetime(1970, 1, 1) + timedelta(seconds=epoch)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def add_window_sums(closed: WindowSums, opened: WindowSums) -> WindowSums:
+    """Closed and open parts of the same windows added: counters summed, the first minute the
+    closed part's (it is earlier) when it has one."""
+    sums = dict(closed)
+    for key, row in opened.items():
+        before = sums.get(key)
+        if before is None:
+            sums[key] = row
+        else:
+            counted = tuple(a + b for a, b in zip(before[:-1], row[:-1]))
+            sums[key] = (*counted, before[-1] if before[-1] is not None else row[-1])
+    return sums
 
 
 def _pieces(since: datetime, now: datetime, newest_minute: datetime | None = None) -> WindowPieces:
