@@ -4,7 +4,9 @@ Live windows (abandon rate, contact rate, CPO) are summed from the worker's minu
 buckets, which stay in memory for the longest window. The compliance windows (UK 24 h,
 US 30 d) and the baselines come from the warehouse: the compliance figures once per
 event-time minute, the baselines once per campaign, slot and local day. Clock skew is read
-from the calls the worker refused as stamped too far ahead (note_future_stamped).
+from the calls the worker refused as stamped too far ahead (note_future_stamped). The stop-list
+and calling-hours violations are counted from those the worker landed, held for their windows
+(streams.violation_counts; read back from the warehouse once at a start: restore_violations).
 """
 
 from __future__ import annotations
@@ -51,14 +53,14 @@ from core.metrics import (
 from core.schema import Event
 from core.slots import SlotRules
 from streams.buckets import MinuteBuckets
+from streams.violation_counts import RecentViolations
 from warehouse.queries.alerts import (
     alert_history,
     alerts_from_frame,
     campaign_baseline,
     campaign_baselines,
-    recent_stop_list_violations,
+    newest_violations,
 )
-from warehouse.queries.compliance import recent_calling_hours_violations
 from warehouse.queries.live import campaign_first_minutes, compliance_windows, compliance_windows_at
 
 log = logging.getLogger("callpulse.alerts")
@@ -90,8 +92,10 @@ class CampaignReading(NamedTuple):
     at: datetime
     live: list[Check]
     trigger_event_id: str
-    violation_ids: list[str] | None  # the batch's dials to stop-listed customers, if any
-    calling_hours_ids: list[str] | None = None  # the batch's calls outside the callee's allowed hours, if any
+    # The batch's dials to stop-listed customers, if any: event id -> event time (epoch s).
+    violation_ids: dict[str, float] | None
+    # The batch's calls outside the callee's allowed hours, if any: event id -> event time (epoch s).
+    calling_hours_ids: dict[str, float] | None = None
 
 
 class BatchReading(NamedTuple):
@@ -134,6 +138,9 @@ class AlertEvaluator:
         self._last_minute: dict[str, int] = {}  # campaign -> event minute of its last reading
         self._pending: list[Reading] = []
         self._skewed: dict[str, SkewedClock] = {}  # campaign -> its calls stamped too far ahead
+        # The landed violations the stop_list_violation and calling_hours_violation rules count.
+        self._stop_list_violations = RecentViolations()
+        self._calling_hours_violations = RecentViolations()
         # Per event-time minute, not per reading: a backlog takes a reading at almost every event.
         self._slot_and_day = lru_cache(maxsize=4096)(self._slot_and_day_of)
 
@@ -151,6 +158,18 @@ class AlertEvaluator:
             elif alert.rule is Rule.CLOCK_SKEW:
                 self._skewed.pop(alert.campaign, None)
         return len(self.book.firing)
+
+    def restore_violations(self) -> tuple[int, int]:
+        """Hold again the landed stop-list and calling-hours violations within their rules' windows
+        (of each campaign's newest violation), so a violation just before a restart still counts
+        and an alert firing from before it resolves when they leave the window. One scan of each
+        table; from then on the worker counts what it lands. Returns how many of each it holds."""
+        campaigns = ["default", *self.settings.alerts.rules]
+        stop_list_window = max(self.settings.alert_rules_for(c).stop_list_window_minutes for c in campaigns)
+        calling_hours_window = max(self.settings.alert_rules_for(c).calling_hours_window_minutes for c in campaigns)
+        stop_list = newest_violations(self.client, "stop_list_violations", stop_list_window * 60)
+        calling_hours = newest_violations(self.client, "calling_hours_violations", calling_hours_window * 60)
+        return self._stop_list_violations.fill(stop_list), self._calling_hours_violations.fill(calling_hours)
 
     def note_future_stamped(self, event: Event, ahead_seconds: float) -> None:
         """Called for each event refused as stamped more than pipeline.max_future_seconds ahead.
@@ -294,16 +313,12 @@ class AlertEvaluator:
         newest event time (``triggers``: campaign -> newest counted event id). It fetches only
         baselines, which read earlier days, so it need not wait for the batch to land. Changes
         nothing until it succeeds, so it can be retried."""
-        violating: dict[str, list[str]] = {}
-        for violation in violations:
-            violating.setdefault(violation.attempt.campaign, []).append(violation.attempt.event_id)
-        outside_hours: dict[str, list[str]] = {}
-        for outside in calling_hours:
-            outside_hours.setdefault(outside.attempt.campaign, []).append(outside.attempt.event_id)
+        violating = _by_campaign(violations)
+        outside_hours = _by_campaign(calling_hours)
         triggers = {
             **triggers,
-            **{campaign: ids[-1] for campaign, ids in violating.items()},
-            **{campaign: ids[-1] for campaign, ids in outside_hours.items() if campaign not in triggers},
+            **{campaign: next(reversed(ids)) for campaign, ids in violating.items()},
+            **{campaign: next(reversed(ids)) for campaign, ids in outside_hours.items() if campaign not in triggers},
         }
         newest = dict(self._newest_times(triggers))
         self._prefetch_baselines(newest)
@@ -315,13 +330,19 @@ class AlertEvaluator:
                     campaign, at, live, triggers[campaign], violating.get(campaign), outside_hours.get(campaign)
                 )
             )
+        # The batch has landed (step 11 follows the landing): its violations count from now on.
+        for campaign, found in violating.items():
+            self._stop_list_violations.note(campaign, found)
+        for campaign, found in outside_hours.items():
+            self._calling_hours_violations.note(campaign, found)
         pending, self._pending = self._pending, []
         return BatchReading(pending + self._quiet_clocks(triggers), campaigns)
 
     def read_landed(self, batch: BatchReading) -> list[Reading]:
-        """The rest, once the batch has landed: the compliance windows, model drift and stop-list
-        dials, read from the warehouse and added to the live checks. Queries the warehouse but
-        changes no alert state, so it can be retried."""
+        """The rest, once the batch has landed: the compliance windows and model drift, read from
+        the warehouse, and the stop-list and calling-hours violations, counted from the landed ones
+        held in memory, added to the live checks. Queries the warehouse but changes no alert state,
+        so it can be retried."""
         newest = {reading.campaign: reading.at for reading in batch.campaigns}
         self._prefetch_compliance(newest)
         self._prefetch_model_drift(newest)
@@ -332,9 +353,9 @@ class AlertEvaluator:
                 live + self._compliance_checks(campaign, at, rules) + [self._model_drift_check(campaign, at, rules)]
             )
             if violation_ids is not None or (Rule.STOP_LIST_VIOLATION, campaign) in self.book.firing:
-                checks.append(self._stop_list(campaign, at, rules, violation_ids or []))
+                checks.append(self._stop_list(campaign, at, rules, violation_ids or {}))
             if calling_hours_ids is not None or (Rule.CALLING_HOURS_VIOLATION, campaign) in self.book.firing:
-                checks.append(self._calling_hours(campaign, at, rules, calling_hours_ids or []))
+                checks.append(self._calling_hours(campaign, at, rules, calling_hours_ids or {}))
             readings.append(Reading(campaign, at, checks, trigger_event_id))
         return readings
 
@@ -705,9 +726,9 @@ class AlertEvaluator:
             detail=detail,
         )
 
-    def _calling_hours(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
+    def _calling_hours(self, campaign: str, at: datetime, rules: AlertRules, batch: Mapping[str, float]) -> Check:
         minutes = rules.calling_hours_window_minutes
-        calls = recent_calling_hours_violations(self.client, campaign, at - timedelta(minutes=minutes), at, event_ids)
+        calls = self._calling_hours_violations.count(campaign, at.timestamp(), minutes * 60, batch)
         # Like a stop-list dial, any call outside the allowed hours is a breach: critical at one.
         return Check(
             Rule.CALLING_HOURS_VIOLATION,
@@ -722,9 +743,9 @@ class AlertEvaluator:
             detail=f"{calls} call(s) outside the callee's allowed local hours in the last {minutes} min",
         )
 
-    def _stop_list(self, campaign: str, at: datetime, rules: AlertRules, event_ids: list[str]) -> Check:
+    def _stop_list(self, campaign: str, at: datetime, rules: AlertRules, batch: Mapping[str, float]) -> Check:
         minutes = rules.stop_list_window_minutes
-        dials = recent_stop_list_violations(self.client, campaign, at - timedelta(minutes=minutes), at, event_ids)
+        dials = self._stop_list_violations.count(campaign, at.timestamp(), minutes * 60, batch)
         # Any dial to a flagged customer is a breach: critical at one, clear at none.
         return Check(
             Rule.STOP_LIST_VIOLATION,
@@ -853,6 +874,15 @@ class AlertEvaluator:
                 f"usual CPO is {format_metric('cpo', usual)} (previous {rules.baseline_days} days)"
             ),
         )
+
+
+def _by_campaign(violations: Iterable[Violation | CallingHoursViolation]) -> dict[str, dict[str, float]]:
+    """A batch's violations per campaign: event id -> event time (epoch s), in the batch's order."""
+    found: dict[str, dict[str, float]] = {}
+    for violation in violations:
+        attempt = violation.attempt
+        found.setdefault(attempt.campaign, {})[attempt.event_id] = attempt.event_time.timestamp()
+    return found
 
 
 def triggers_of(attempts: Iterable) -> dict[str, str]:

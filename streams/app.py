@@ -144,6 +144,12 @@ class WorkerPipeline:
         firing = self.alerting.restore()
         if firing:
             log.info("%d alert(s) still firing from before the restart", firing)
+        stop_list_held, calling_hours_held = self.alerting.restore_violations()
+        log.info(
+            "holding %d stop-list and %d calling-hours violations landed within their alert windows",
+            stop_list_held,
+            calling_hours_held,
+        )
         self.restore_stop_list()
         self.cursor.start(self.start_offsets())
         tune_garbage_collector()

@@ -160,7 +160,9 @@ def acknowledge_alert(client: Client, alert_id: str, by: str, note: str = "") ->
 def recent_stop_list_violations(
     client: Client, campaign: str, since: datetime, until: datetime, event_ids: Sequence[str] = ()
 ) -> int:
-    """A campaign's violations with event time in (since, until], plus the given ones however late."""
+    """A campaign's violations with event time in (since, until], plus the given ones however late:
+    what the stop_list_violation alert counts (the worker counts them from memory,
+    streams.violation_counts; this reads the campaign's whole history of violations)."""
     return command_int(
         client,
         "SELECT count() FROM stop_list_violations FINAL WHERE campaign = {campaign:String} "
@@ -173,6 +175,26 @@ def recent_stop_list_violations(
             "event_ids": list(event_ids),
         },
     )
+
+
+#: The tables of violations counted in a window by an alert rule (see newest_violations).
+VIOLATION_TABLES = ("stop_list_violations", "calling_hours_violations")
+
+
+def newest_violations(client: Client, table: str, window_seconds: float) -> list[tuple[str, str, float]]:
+    """Each campaign's violations in ``table`` with event time within ``window_seconds`` of its
+    newest one, as (campaign, event id, event time in epoch seconds): what a restarted worker
+    holds again to count its violation alerts from memory. One scan of the table."""
+    if table not in VIOLATION_TABLES:
+        raise ValueError(f"unknown violations table {table!r}; expected one of {', '.join(VIOLATION_TABLES)}")
+    result = client.query(
+        "SELECT campaign, event_id, toUnixTimestamp64Milli(event_time) FROM ("
+        "SELECT campaign, event_id, event_time, max(event_time) OVER (PARTITION BY campaign) AS newest "
+        f"FROM {table} FINAL) WHERE toUnixTimestamp64Milli(event_time) > "
+        "toUnixTimestamp64Milli(newest) - {window_ms:Int64}",
+        parameters={"window_ms": int(window_seconds * 1000)},
+    )
+    return [(str(campaign), str(event_id), millis / 1000) for campaign, event_id, millis in result.result_rows]
 
 
 def dead_letter_counts(client: Client, now: datetime) -> pd.DataFrame:

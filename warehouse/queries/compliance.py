@@ -91,7 +91,8 @@ def recent_calling_hours_violations(
     client: Client, campaign: str, since: datetime, until: datetime, event_ids: Sequence[str] = ()
 ) -> int:
     """A campaign's calling-hours violations with event time in (since, until], plus the given
-    ones however late: what the calling_hours_violation alert counts."""
+    ones however late: what the calling_hours_violation alert counts (the worker counts them
+    from memory, streams.violation_counts; this reads the campaign's whole history of violations)."""
     return command_int(
         client,
         "SELECT count() FROM calling_hours_violations FINAL WHERE campaign = {campaign:String} "
