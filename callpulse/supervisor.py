@@ -266,12 +266,13 @@ class Supervisor:
                 sim = self._spawn(
                     "simulator",
                     "simulate",
+                    "--resume",
                     "--speed",
                     str(speed),
                     "--seed",
                     str(seed),
                     *(("--duration", str(duration)) if duration else ()),
-                    env=env,
+                    env=dashboard_env,  # the warehouse as the dashboard asks it: where to resume
                 )
                 started.add_row("dialer simulator", f"seed {seed}, {speed:g}x, log {sim.log_path}")
             self.console.print(started)

@@ -104,3 +104,57 @@ def parse_start(text: str | None) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment
+
+
+def newest_published_time(
+    bootstrap_servers: str, topic: str, records_per_partition: int = 50, timeout_s: float = 10.0
+) -> datetime | None:
+    """The newest event_time among the last records of each partition of ``topic`` (None: an
+    empty or missing topic). A restarted demo starts its simulated clock there: one starting
+    earlier would send calls the worker has moved past, which it dead-letters as late. Records
+    that are not call events (a bad record, a foreign producer's) are skipped."""
+    import msgspec
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return None
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        begins = consumer.beginning_offsets(partitions)
+        wanted = {tp: ends[tp] for tp in partitions if ends[tp] > begins[tp]}
+        for tp in wanted:
+            consumer.seek(tp, max(begins[tp], ends[tp] - records_per_partition))
+        newest: datetime | None = None
+        deadline = time.monotonic() + timeout_s
+        while wanted and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for record in records:
+                    for moment in _event_times(record.value, msgspec):
+                        newest = moment if newest is None or moment > newest else newest
+                if consumer.position(tp) >= wanted.get(tp, 0):
+                    wanted.pop(tp, None)
+        return newest
+    finally:
+        consumer.close()
+
+
+def _event_times(value: bytes | None, msgspec) -> list[datetime]:
+    """The event times in one record (an event, or an array of them); none for anything else."""
+    try:
+        decoded = msgspec.json.decode(value or b"")
+    except msgspec.DecodeError:
+        return []
+    times = []
+    for item in decoded if isinstance(decoded, list) else [decoded]:
+        stamp = item.get("event_time") if isinstance(item, dict) else None
+        if isinstance(stamp, str):
+            try:
+                moment = parse_start(stamp)
+            except ValueError:
+                continue
+            if moment is not None:
+                times.append(moment)
+    return times

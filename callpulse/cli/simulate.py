@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import click
 
@@ -32,6 +33,14 @@ from callpulse.cli.common import console, settings_of
     default=None,
     help="Simulated start, ISO 8601, not in the future (default: now, or the backfill's start; see --speed).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Start just after the newest call already sent (the call-events topic) or landed (a warehouse "
+    "server, or `up`'s query endpoint), when that is later than the start --speed would pick, so a "
+    "restarted demo goes on instead of sending calls the worker has moved past (they would be "
+    "dead-lettered as late). `callpulse up` uses it.",
+)
 @click.option("--agents-scale", type=float, default=1.0, show_default=True, help="Multiply every campaign's agents.")
 @click.option(
     "--batch-events",
@@ -47,7 +56,7 @@ from callpulse.cli.common import console, settings_of
     help="Write JSON lines here instead of publishing to Kafka ('-' for stdout).",
 )
 @click.pass_context
-def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch_events, output) -> None:
+def simulate(ctx, rate, duration, count, seed, speed, start, resume, agents_scale, batch_events, output) -> None:
     """Simulate a predictive dialer and publish its call attempts to Kafka."""
     from core.privacy import load_hmac_key
     from core.schema import encode_event
@@ -60,6 +69,11 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
         begins = simulation_start(speed, duration, parse_start(start))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--start") from None
+    if resume and not output:
+        newest = _newest_call(settings)
+        if newest is not None and newest > begins:
+            begins = min(newest, datetime.now(timezone.utc))
+            console.print(f"resuming after the newest call already sent or landed: {newest.isoformat()}")
     simulator = DialerSimulator(
         SlotRules(settings.slots, settings.zone),
         load_hmac_key(settings.data_dir),
@@ -119,3 +133,31 @@ def simulate(ctx, rate, duration, count, seed, speed, start, agents_scale, batch
     finally:
         publisher.close()
     console.print(f"published {sent} events in {publisher.sent_records} records")
+
+
+def _newest_call(settings) -> datetime | None:
+    """Where a resumed simulation starts: after the newest call in the call-events topic, or
+    after the newest landed minute when the warehouse is a server (the worker's query endpoint
+    in `callpulse up`): an embedded broker keeps no topic across restarts, and an embedded
+    warehouse is the worker's alone, so this process never opens one."""
+    from producers.run_simulator import newest_published_time
+    from warehouse.client import connect
+    from warehouse.queries.live import freshness
+
+    found = []
+    published = newest_published_time(settings.bootstrap_servers, settings.topics.call_events)
+    if published is not None:
+        found.append(published + timedelta(seconds=1))
+    if settings.warehouse_url.startswith(("http://", "https://")):
+        try:
+            client = connect(settings.warehouse_url)
+            try:
+                newest_minute = freshness(client)["newest_minute"]
+            finally:
+                client.close()
+        except Exception as exc:  # noqa: BLE001 - resuming is a convenience: say so and start as asked
+            console.print(f"[yellow]could not ask the warehouse for its newest call ({exc}); not resuming from it")
+        else:
+            if newest_minute is not None:
+                found.append(newest_minute + timedelta(minutes=1))
+    return max(found) if found else None
