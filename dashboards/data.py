@@ -215,7 +215,8 @@ def wallboard_model(now: datetime | None = None) -> dict:
     """Everything the wallboard shows, as plain JSON-able data (also served at /api/wallboard)."""
     ctx = context()
     now = now or datetime.now(timezone.utc)
-    fresh = live.freshness(ctx.client)
+    # The totals' parts first: the closed hours' part read after them is at least that new.
+    fresh, totals_parts = live.wallboard_freshness(ctx.client)
     board_now = board_time(fresh, now)
     day_start = local_day_start(board_now, ctx.settings)
     # The busiest campaigns only, picked in the warehouse: however many campaign names arrive,
@@ -233,7 +234,7 @@ def wallboard_model(now: datetime | None = None) -> dict:
             newest_minute=fresh["newest_minute"],
         ),
     )
-    campaigns = _campaigns(ctx, now, board_now, day_start, shown) if shown else []
+    campaigns = _campaigns(ctx, now, board_now, day_start, shown, totals_parts) if shown else []
     landed_at = fresh["landed_at"]
     return {
         "generated_at": now.isoformat(),
@@ -257,15 +258,16 @@ def _campaigns(
     board_now: datetime,
     day_start: datetime,
     shown: list[str],
+    totals_parts: list[tuple[str, str, int]],
 ) -> list[dict]:
     """The tiles of the ``shown`` campaigns (their counters as live.wallboard_windows reads them),
     in name order (a tile keeps its place on the wall); their floor as of the floor's time
     (floor_time, from the wall clock ``now``).
 
     Each window (and the sparkline) is its closed hours' part, kept in ctx.wallboard_reads
-    while nothing changes it, plus the open hour's buckets, read on every refresh with the
-    version that tells whether the closed part changed (read first, so a part read after it is
-    never older than the version it is kept under)."""
+    while nothing changes it (``totals_parts``, live.wallboard_freshness', read before it, say
+    whether something did: live.closed_totals_version), plus the open hour's buckets, read on
+    every refresh."""
     firsts, stop = live.wallboard_window_starts(board_now, day_start)
     open_hour = (stop - timedelta(minutes=1)).replace(minute=0)  # the newest minute's hour
     # Stop the sparkline before the newest minute: it is still filling, and drawn
@@ -284,7 +286,8 @@ def _campaigns(
         return sums, lines
 
     closed_sums, closed_lines = ctx.wallboard_reads.closed(
-        (tuple(shown), tuple(firsts), open_hour, spark_first, opened.closed_version), read_closed
+        (tuple(shown), tuple(firsts), open_hour, spark_first, live.closed_totals_version(totals_parts, open_hour)),
+        read_closed,
     )
     tiles, compliance = live.window_frames(
         live.add_window_sums(closed_sums, opened.window_sums),

@@ -399,35 +399,33 @@ def closed_window_sums(
 @dataclass(frozen=True)
 class OpenHour:
     """The shown campaigns' minute buckets of the open hour (the newest minute's) up to the
-    windows' stop, as :func:`open_hour_minutes` sums them, and the version of the closed hours'
-    and days' totals read beside them (:func:`closed_totals_version`)."""
+    windows' stop, as :func:`open_hour_minutes` sums them."""
 
     #: Each window's sums over its minutes in the open hour, as :func:`closed_window_sums` gives
     #: them (the first minute: the campaign's first in the open hour's part of the window).
     window_sums: WindowSums
     #: :func:`sparklines` of the open hour's minutes in the sparkline's range.
     sparklines: dict[str, dict[str, list]]
-    closed_version: tuple[str, ...]
 
 
-def closed_totals_version(open_hour: datetime) -> str:
-    """SQL of what tells whether the closed hours' and days' totals changed: the names of the
-    active parts of campaign_hour_totals holding an hour before ``open_hour`` and of
-    campaign_day_totals holding a day before its UTC day, read from the warehouse's metadata.
+#: The tables of per-campaign totals, with whether their parts are told apart by hour or by day.
+TOTALS_PARTS = {"campaign_hour_totals": timedelta(hours=1), "campaign_day_totals": timedelta(days=1)}
+
+
+def closed_totals_version(parts: Sequence[tuple[str, str, int]], open_hour: datetime) -> tuple[str, ...]:
+    """What tells whether the closed hours' and days' totals changed: among the active
+    ``parts`` of the totals tables ((table, name, earliest hour or day in it as epoch seconds),
+    :func:`wallboard_freshness`), the names of those holding an hour before ``open_hour`` or a
+    day before its UTC day.
 
     A late call in a closed hour re-derives that hour's row and its day's (within
-    worker.campaign_totals_seconds of its bucket): an insert, so a new part holding that
-    hour, and the list changes. The open hour's and today's rows, re-derived every few seconds,
-    go to parts of their own, left out; a merge of one of them with an older part changes the
-    list too, which costs a read again, never a stale figure."""
-    hour = _epoch(naive_utc(open_hour))
-    today = _epoch(_floor(naive_utc(open_hour), timedelta(days=1)))
-    return (
-        "(SELECT arraySort(groupArray(concat(table, '/', name))) FROM system.parts "
-        "WHERE database = currentDatabase() AND active AND ("
-        f"(table = 'campaign_hour_totals' AND toUnixTimestamp(min_time) < {hour}) OR "
-        f"(table = 'campaign_day_totals' AND toUnixTimestamp(min_time) < {today})))"
-    )
+    worker.campaign_totals_seconds of its bucket): an insert, so a new part holding that hour,
+    and the names change. The open hour's and today's rows, re-derived every few seconds, go to
+    parts of their own, left out; a merge of one of them with an older part changes the names
+    too, which costs a read again, never a stale figure."""
+    open_hour = naive_utc(open_hour)
+    before = {table: _epoch(_floor(open_hour, step)) for table, step in TOTALS_PARTS.items()}
+    return tuple(sorted(f"{table}/{name}" for table, name, earliest in parts if earliest < before[table]))
 
 
 def open_hour_minutes(
@@ -440,13 +438,11 @@ def open_hour_minutes(
     """The ``shown`` campaigns' minute buckets of the open hour (that of the minute before
     ``stop``), summed in the warehouse for each window from its first minute (``firsts``) to
     ``stop`` and drawn as :func:`sparklines` draws them over ``sparkline_range`` ([first, stop)
-    minutes), with :func:`closed_totals_version` in the same query, read first: the closed
-    part read after it is then at least that new. A row per campaign comes back."""
+    minutes). A row per campaign and part of the hour comes back."""
     stop = naive_utc(stop)
     open_hour = _floor(stop - timedelta(minutes=1), timedelta(hours=1))
-    version = closed_totals_version(open_hour)
     if not shown:
-        return OpenHour({}, {}, tuple(client.query(f"SELECT {version}").result_rows[0][0]))
+        return OpenHour({}, {})
     # The open hour cut at each window's start inside it: a row per campaign and part, summed
     # plainly (a conditional sum per window and counter cost the warehouse more than the read).
     starts = sorted({max(naive_utc(first), open_hour) for first in firsts})
@@ -463,13 +459,11 @@ def open_hour_minutes(
     numerator, denominator = SPARKLINE_RATE.numerator, SPARKLINE_RATE.denominator
     rows = client.query(
         f"SELECT campaign, toUInt8({part}) AS part, {', '.join(f'sum({c})' for c in COUNTERS)}, min(minute), "
-        f"groupArrayIf((toUnixTimestamp(minute), dials, {numerator}, {denominator}), {inside}), {version} "
-        f"FROM ({per_minute}) GROUP BY campaign, part ORDER BY campaign, part",
+        f"groupArrayIf((toUnixTimestamp(minute), dials, {numerator}, {denominator}), {inside}) "
+        f"FROM ({per_minute}) GROUP BY campaign, part",  # in no order: sorting cost more than the rest
         parameters={"hour": open_hour, "stop": stop, "campaigns": list(shown)},
     ).result_rows
-    if not rows:
-        return OpenHour({}, {}, tuple(client.query(f"SELECT {version}").result_rows[0][0]))
-    # Each window is the parts from the one its start begins on; its first minute the first part's.
+    # Each window is the parts from the one its start begins on; its first minute their first.
     part_of = [starts.index(max(naive_utc(first), open_hour)) for first in firsts]
     sums: WindowSums = {}
     points: dict[str, list[tuple]] = {}
@@ -479,10 +473,12 @@ def open_hour_minutes(
             if number >= first_part:
                 before = sums.get((campaign, index))
                 sums[(campaign, index)] = (
-                    counted if before is None else (*(a + b for a, b in zip(before[:-1], counted[:-1])), before[-1])
+                    counted
+                    if before is None
+                    else (*(a + b for a, b in zip(before[:-1], counted[:-1])), min(before[-1], counted[-1]))
                 )
-        if row[-2]:
-            points.setdefault(campaign, []).extend(row[-2])
+        if row[-1]:
+            points.setdefault(campaign, []).extend(row[-1])
     labels: dict[int, str] = {}
     lines: dict[str, dict[str, list]] = {}
     for campaign, campaign_points in points.items():
@@ -494,7 +490,7 @@ def open_hour_minutes(
             "dials": [int(dials) for _, dials, _, _ in campaign_points],
             SPARKLINE_RATE.name: [None if below == 0 else above / below for _, _, above, below in campaign_points],
         }
-    return OpenHour(sums, lines, tuple(rows[0][-1]))
+    return OpenHour(sums, lines)
 
 
 def _minute_label(epoch: int) -> str:
@@ -746,6 +742,26 @@ def sparklines(
         campaign: {"minutes": minutes, "dials": dials, SPARKLINE_RATE.name: rates}
         for campaign, minutes, dials, rates in result.result_rows
     }
+
+
+def wallboard_freshness(client: Client) -> tuple[dict, list[tuple[str, str, int]]]:
+    """:func:`freshness`, and the active parts of the per-campaign totals tables (table, name,
+    the earliest hour or day in it as epoch seconds: :func:`closed_totals_version`), from one
+    read of the warehouse's metadata."""
+    row = client.query(
+        "SELECT (SELECT max(landed_at) FROM minute_metrics_changes), maxIf(max_time, table = 'minute_metrics'), "
+        "sumIf(rows, table = 'minute_metrics'), "
+        "groupArrayIf((table, name, toUnixTimestamp(min_time)), table != 'minute_metrics') FROM system.parts "
+        "WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)}",
+        parameters={"tables": ["minute_metrics", *TOTALS_PARTS]},
+    ).result_rows[0]
+    landed_at, newest_minute, rows, parts = row
+    fresh = {
+        "landed_at": as_utc(landed_at) if rows else None,
+        "newest_minute": as_utc(newest_minute) if rows else None,
+        "bucket_rows": int(rows),
+    }
+    return fresh, [(str(table), str(name), int(earliest)) for table, name, earliest in parts]
 
 
 def freshness(client: Client) -> dict:
