@@ -285,10 +285,9 @@ def _campaigns(
         )
         return sums, lines
 
-    closed_sums, closed_lines = ctx.wallboard_reads.closed(
-        (tuple(shown), tuple(firsts), open_hour, spark_first, live.closed_totals_version(totals_parts, open_hour)),
-        read_closed,
-    )
+    # Kept for the same campaigns (in any order: the ranking's may change), minute and closed parts.
+    kept_for = (frozenset(shown), tuple(firsts), open_hour, live.closed_totals_version(totals_parts, open_hour))
+    closed_sums, closed_lines = ctx.wallboard_reads.closed(kept_for, read_closed)
     tiles, compliance = live.window_frames(
         live.add_window_sums(closed_sums, opened.window_sums),
         shown,
