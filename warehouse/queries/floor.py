@@ -99,8 +99,16 @@ def campaign_floor(
     (SNAPSHOT_COLUMNS). Campaigns without agents or without a recent snapshot are left out."""
     parameters = {"now": naive_utc(now), "timeout_ms": int(timeout_seconds * 1000), "campaigns": list(campaigns)}
     counts = ", ".join(f"countIf(state_now = '{state}') AS {state}" for state in FLOOR_STATES)
+    # Only agents with a row in one of the campaigns can have their latest row there: the latest
+    # row is picked among theirs alone, not among every agent's on the floor.
+    their_status = _STATUS_AT_NOW.replace(
+        "FROM agent_status ",
+        "FROM agent_status WHERE agent IN (SELECT agent FROM agent_status "
+        "WHERE campaign IN {campaigns:Array(String)}) ",
+        1,
+    )
     agents = client.query_df(
-        f"SELECT campaign, countIf(state_now != 'logged_out') AS logged_in, {counts} FROM ({_STATUS_AT_NOW}) "
+        f"SELECT campaign, countIf(state_now != 'logged_out') AS logged_in, {counts} FROM ({their_status}) "
         "WHERE campaign IN {campaigns:Array(String)} GROUP BY campaign",
         parameters=parameters,
     )
