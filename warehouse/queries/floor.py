@@ -27,21 +27,34 @@ FLOOR_STATES = ("available", "on_call", "wrap_up", "paused")
 AGENT_COLUMNS = ["agent", "campaign", "team", "state", "state_since", "seconds_in_state", "calls_today", "orders_today"]
 SNAPSHOT_COLUMNS = ["campaign", "calls_waiting", "longest_wait_seconds", "dial_level", "snapshot_time"]
 
+
 # Each agent's latest status: the row of its newest event time, the newest version among equals
 # (the table is ordered by agent, so this reads in order, about twice the cost of FINAL).
-LATEST_STATUS = (
-    "SELECT agent, campaign, team, state, state_since, last_event_time FROM agent_status "
-    "ORDER BY agent, last_event_time DESC, version DESC LIMIT 1 BY agent"
-)
+# ``of_agents``: a condition on agent_status's rows that keeps only some agents (all of each
+# one's rows, or none), so the latest row is picked among theirs alone.
+def _latest_status(of_agents: str = "") -> str:
+    return (
+        "SELECT agent, campaign, team, state, state_since, last_event_time FROM agent_status "
+        f"{f'WHERE {of_agents} ' if of_agents else ''}"
+        "ORDER BY agent, last_event_time DESC, version DESC LIMIT 1 BY agent"
+    )
+
+
+LATEST_STATUS = _latest_status()
+
 
 # An agent's state as of {now}: logged_out once silent for {timeout} seconds, from that moment.
-_STATUS_AT_NOW = (
-    "SELECT agent, campaign, team, "
-    "if(state != 'logged_out' AND last_event_time < {now:DateTime64(3)} - toIntervalMillisecond({timeout_ms:UInt64}), "
-    "'logged_out', state) AS state_now, "
-    "if(state_now != state, last_event_time + toIntervalMillisecond({timeout_ms:UInt64}), state_since) AS since_now "
-    f"FROM ({LATEST_STATUS})"
-)
+def _status_at_now(of_agents: str = "") -> str:
+    return (
+        "SELECT agent, campaign, team, "
+        "if(state != 'logged_out' AND last_event_time < {now:DateTime64(3)} - "
+        "toIntervalMillisecond({timeout_ms:UInt64}), 'logged_out', state) AS state_now, "
+        "if(state_now != state, last_event_time + toIntervalMillisecond({timeout_ms:UInt64}), state_since) "
+        f"AS since_now FROM ({_latest_status(of_agents)})"
+    )
+
+
+_STATUS_AT_NOW = _status_at_now()
 
 
 def floor_clock(client: Client, now: datetime, timeout_seconds: float) -> datetime | None:
@@ -101,11 +114,8 @@ def campaign_floor(
     counts = ", ".join(f"countIf(state_now = '{state}') AS {state}" for state in FLOOR_STATES)
     # Only agents with a row in one of the campaigns can have their latest row there: the latest
     # row is picked among theirs alone, not among every agent's on the floor.
-    their_status = _STATUS_AT_NOW.replace(
-        "FROM agent_status ",
-        "FROM agent_status WHERE agent IN (SELECT agent FROM agent_status "
-        "WHERE campaign IN {campaigns:Array(String)}) ",
-        1,
+    their_status = _status_at_now(
+        "agent IN (SELECT agent FROM agent_status WHERE campaign IN {campaigns:Array(String)})"
     )
     agents = client.query_df(
         f"SELECT campaign, countIf(state_now != 'logged_out') AS logged_in, {counts} FROM ({their_status}) "
