@@ -14,7 +14,6 @@ import asyncio
 import gc
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -391,9 +390,7 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         """The wallboard's totals of hours whose buckets landed in a batch that found the queue
         not yet due (worker.campaign_totals_seconds), when no later batch comes to sum them."""
         lander = pipeline.lander
-        if not pipeline.ready.is_set() or not lander.pending_totals:
-            return
-        if time.monotonic() - lander.totals_landed_at < settings.worker.campaign_totals_seconds:
+        if not pipeline.ready.is_set() or not lander.pending_totals or not lander.totals_due():
             return
         loop = asyncio.get_running_loop()
         try:

@@ -173,6 +173,11 @@ def _runs(pairs: list[tuple[int, str]], span_seconds: int) -> list[list[tuple[in
     return runs
 
 
+def _campaign_hours(buckets: DirtyBuckets) -> set[tuple[int, str]]:
+    """The (hour start, campaign)s the buckets fall in: the rows of campaign_hour_totals they change."""
+    return {(minute // 3600 * 3600, campaign) for minute, campaign in zip(buckets.minutes, buckets.campaigns)}
+
+
 def _pair_parameters(pairs: list[tuple[int, str]], span_seconds: int) -> dict:
     """The query parameters of land_campaign_totals' reads: the pairs' campaigns and the time range
     they cover. Every campaign's hours (days) in the range are summed again, a few more than the
@@ -386,9 +391,7 @@ class Lander:
         writes the same sums. Each carries the warehouse clock as its version, so the newest
         derivation wins."""
         if buckets:
-            self._land_totals(
-                {(minute // 3600 * 3600, campaign) for minute, campaign in zip(buckets.minutes, buckets.campaigns)}
-            )
+            self._land_totals(_campaign_hours(buckets))
 
     def queue_campaign_totals(self, buckets: DirtyBuckets | None) -> None:
         """The worker's way to land_campaign_totals: ``buckets``' hours join the queue, and the
@@ -398,11 +401,13 @@ class Lander:
         queue lost with the worker is summed again at its restart, which lands the open buckets
         again (WorkerPipeline.prepare)."""
         if buckets:
-            self.pending_totals.update(
-                (minute // 3600 * 3600, campaign) for minute, campaign in zip(buckets.minutes, buckets.campaigns)
-            )
-        if time.monotonic() - self.totals_landed_at >= self.settings.worker.campaign_totals_seconds:
+            self.pending_totals |= _campaign_hours(buckets)
+        if self.totals_due():
             self.land_queued_campaign_totals()
+
+    def totals_due(self) -> bool:
+        """Whether worker.campaign_totals_seconds have passed since the queue was last summed."""
+        return time.monotonic() - self.totals_landed_at >= self.settings.worker.campaign_totals_seconds
 
     def land_queued_campaign_totals(self) -> None:
         """Sum the queued hours' and days' totals now (the queue empties only once they landed)."""
