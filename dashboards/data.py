@@ -158,7 +158,8 @@ class WallboardReads:
 _context: DashboardContext | None = None
 
 
-def set_context(context: DashboardContext) -> None:
+def set_context(context: DashboardContext | None) -> None:
+    """The context the pages read (None lets go of the last one and its warehouse client)."""
     global _context
     _context = context
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -20,6 +21,18 @@ from core.config import Settings, load_settings
 from streams.kafka_admin import ensure_topics
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _release_warehouse_handles():
+    """After each test, let go of what may still hold its embedded warehouse: the dashboard
+    context an in-process app was built with, and clients in reference cycles. chDB keeps one
+    warehouse path per process, so a handle left over makes the next test's path unopenable."""
+    yield
+    data = sys.modules.get("dashboards.data")
+    if data is not None:
+        data.set_context(None)
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
