@@ -23,16 +23,33 @@ from streams.kafka_admin import ensure_topics
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _release_warehouse_handles():
-    """After each test, let go of what may still hold its embedded warehouse: the dashboard
-    context an in-process app was built with, and clients in reference cycles. chDB keeps one
-    warehouse path per process, so a handle left over makes the next test's path unopenable."""
+def _dashboard_data():
+    return sys.modules.get("dashboards.data")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_module_warehouse_handles():
+    """After each test module, let go of what may still hold its embedded warehouse: the
+    dashboard context a module's app was built with, and clients in reference cycles. chDB keeps
+    one warehouse path per process, so a handle left over makes the next module's path unopenable."""
     yield
-    data = sys.modules.get("dashboards.data")
+    data = _dashboard_data()
     if data is not None:
         data.set_context(None)
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _release_warehouse_handles():
+    """After each test, put the dashboard context back as it was before the test: a test that
+    built its own app lets go of it, while a module's shared app stays for the module's next test."""
+    data = _dashboard_data()
+    before = getattr(data, "_context", None) if data is not None else None
+    yield
+    data = _dashboard_data()
+    if data is not None and getattr(data, "_context", None) is not before:
+        data.set_context(before)
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
