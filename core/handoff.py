@@ -180,12 +180,15 @@ class FloorChanges:
     """What the floor changed in a batch, to land beside the call buckets, all of one version:
     agent minutes in full (campaign, team, agent, minute epoch s, AGENT_COUNTERS values, the
     agent's accounted_until epoch s), agent statuses (agent, campaign, team, state, state_since,
-    last_event_time, epoch s) and the batch's dialer_state snapshots as they came."""
+    last_event_time, epoch s), the batch's dialer_state snapshots as they came, and the line-up
+    of each campaign whose logged-in agents changed (campaign, agents, their states, their
+    newest event times epoch s), whole."""
 
     minutes: list[tuple] = field(default_factory=list)
     statuses: list[tuple] = field(default_factory=list)
     snapshots: list[DialerState] = field(default_factory=list)
     version: int = 0
+    lineups: list[tuple] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.minutes) + len(self.statuses) + len(self.snapshots)
+        return len(self.minutes) + len(self.statuses) + len(self.snapshots) + len(self.lineups)

@@ -30,8 +30,9 @@ an offset in the warehouse means all before it is there; alerts go out only for 
                            restart, which lands the open buckets again)
     8  late events         late_events                                      retry; at a stop, exit 70
     9  floor               agent_minutes, agent_status, dialer_snapshots    retry; at a stop, exit 70
-                           dialer_latest (the floor's changed rows, full state,
-                           versioned; each campaign's newest snapshot)
+                           dialer_latest, campaign_agents (the floor's changed
+                           rows, full state, versioned; each campaign's newest
+                           snapshot and its changed line-ups of logged-in agents)
     10 offsets             consumed_offsets                                 retry; at a stop, exit 70
     11 alert readings      nothing: the live alert rules read from memory,  retry; at a stop, exit 70
                            before the next batch changes the buckets

@@ -90,6 +90,9 @@ class FloorState:
         self._counted_to: dict[str, int] = {}
         self._moved: set[str] = set()
         self._changed: dict[str, Agent] = {}  # agents with rows to land
+        # Campaigns whose logged-in agents changed (an agent's state, a timeout, an agent moving
+        # in or out): their line-up lands in full with the next change (campaign_agents).
+        self._lineups_changed: set[str] = set()
         self.snapshots: list[DialerState] = []
         self.stale_events = 0  # older than their agent's newest: counted as seen, changed nothing
         # The newest version landed: versions only grow, whatever the clock does between runs.
@@ -113,6 +116,7 @@ class FloorState:
             agent = self.agents[event.agent] = Agent(event.agent, campaign, team, event.state, at)
             self.by_campaign.setdefault(campaign, set()).add(event.agent)
             self._changed[event.agent] = agent
+            self._lineups_changed.add(campaign)
             self._watermark(campaign, at)
             return True
         if at < agent.last_event or at < agent.state_since:
@@ -128,6 +132,7 @@ class FloorState:
             agent.state = event.state
             agent.state_since = effective
         if campaign != agent.campaign:
+            self._lineups_changed.add(agent.campaign)
             self.by_campaign.get(agent.campaign, set()).discard(event.agent)
             self.by_campaign.setdefault(campaign, set()).add(event.agent)
             agent.campaign = campaign
@@ -135,6 +140,7 @@ class FloorState:
         agent.last_event = at
         agent.status_changed = True
         self._changed[event.agent] = agent
+        self._lineups_changed.add(campaign)
         self._watermark(campaign, at)
         return True
 
@@ -161,6 +167,7 @@ class FloorState:
                 agent.state = LOGGED_OUT
                 agent.state_since = max(expiry, start)
                 agent.status_changed = True
+                self._lineups_changed.add(agent.campaign)
                 self.timed_out += 1
             else:
                 self._add_seconds(agent, start, until)
@@ -216,8 +223,9 @@ class FloorState:
 
     # -- landing ---------------------------------------------------------------------------
     def take_changes(self) -> FloorChanges:
-        """The full state of every agent minute and status changed since the last call, and the
-        batch's dialer snapshots, stamped with one version."""
+        """The full state of every agent minute and status changed since the last call, the full
+        line-up of every campaign whose logged-in agents changed, and the batch's dialer
+        snapshots, stamped with one version."""
         self.advance()
         minutes: list[tuple] = []
         statuses: list[tuple] = []
@@ -234,9 +242,26 @@ class FloorState:
         for agent in self._changed.values():  # finished minutes are landed with this change
             self._forget_finished(agent)
         self._changed = {}
+        lineups = [self._lineup(campaign) for campaign in sorted(self._lineups_changed)]
+        self._lineups_changed = set()
         snapshots, self.snapshots = self.snapshots, []
         self.version = max(time.time_ns(), self.version + 1)
-        return FloorChanges(minutes, statuses, snapshots, self.version)
+        return FloorChanges(minutes, statuses, snapshots, self.version, lineups)
+
+    def _lineup(self, campaign: str) -> tuple[str, list[str], list[str], list[float]]:
+        """A campaign's logged-in agents as the wallboard's floor strip counts them: (campaign,
+        agents, their states, their newest event times in epoch s), in agent order. A reader
+        times an agent out against its own clock from its newest event time."""
+        agents = sorted(
+            (agent for name in self.by_campaign.get(campaign, ()) if (agent := self.agents[name]).logged_in),
+            key=lambda agent: agent.agent,
+        )
+        return (
+            campaign,
+            [agent.agent for agent in agents],
+            [agent.state for agent in agents],
+            [agent.last_event for agent in agents],
+        )
 
     @staticmethod
     def _forget_finished(agent: Agent) -> None:
@@ -287,6 +312,9 @@ class FloorState:
             read_back.minutes[(campaign, team, int(minute))] = [float(value) for value in counters]
             read_back.accounted_until = max(read_back.accounted_until, accounted_until)
         for agent in restored.values():
+            # Their line-ups land again with the next change: what landed before a stop may have
+            # been the statuses without the line-up that goes beside them.
+            self._lineups_changed.add(agent.campaign)
             self._watermark(agent.campaign, agent.accounted_until)
             self._counted_to[agent.campaign] = max(
                 self._counted_to.get(agent.campaign, -1), int(agent.accounted_until // 60) * 60
@@ -319,6 +347,7 @@ class FloorState:
             self._counted_to.pop(campaign, None)
             self._moved.discard(campaign)
         self.snapshots = [snapshot for snapshot in self.snapshots if owns(snapshot.campaign)]
+        self._lineups_changed = {campaign for campaign in self._lineups_changed if owns(campaign)}
         return forgotten
 
     def counts(self) -> dict[str, int]:

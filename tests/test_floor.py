@@ -138,6 +138,28 @@ def test_a_silent_agent_is_logged_out_when_the_timeout_runs_out():
     assert ("quiet", at(5).timestamp()) not in seconds
 
 
+def test_each_campaigns_line_up_lands_whole_when_its_agents_change():
+    """The wallboard strip's line-ups: a campaign's logged-in agents land whole when one of them
+    changes; an agent moving to another campaign leaves the old line-up without a logout there;
+    a timed-out agent leaves its campaign's; a campaign nothing changed in lands nothing."""
+    floor = FloorState(timeout_seconds=300)
+    floor.add(agent_event(1, "a1", "available", at(0)))
+    floor.add(agent_event(1, "a2", "paused", at(0, 30)))
+    floor.add(agent_event(1, "b1", "on_call", at(0), campaign="floor-2"))
+    assert floor.take_changes().lineups == [
+        ("floor-1", ["a1", "a2"], ["available", "paused"], [at(0).timestamp(), at(0, 30).timestamp()]),
+        ("floor-2", ["b1"], ["on_call"], [at(0).timestamp()]),
+    ]
+    floor.add(agent_event(2, "a1", "on_call", at(1), campaign="floor-2"))  # moves, no logout in floor-1
+    assert floor.take_changes().lineups == [
+        ("floor-1", ["a2"], ["paused"], [at(0, 30).timestamp()]),
+        ("floor-2", ["a1", "b1"], ["on_call", "on_call"], [at(1).timestamp(), at(0).timestamp()]),
+    ]
+    floor.add(agent_event(3, "a1", "wrap_up", at(6), campaign="floor-2"))  # b1 silent since 10:00
+    assert floor.take_changes().lineups == [("floor-2", ["a1"], ["wrap_up"], [at(6).timestamp()])]
+    assert floor.take_changes().lineups == []
+
+
 def test_an_agent_logged_out_for_a_day_is_forgotten_after_its_rows_landed():
     """The worker forgets agents a day after they logged out or timed out, once their rows have
     been handed to landing (agent_status keeps them); a late replay of a forgotten agent's old

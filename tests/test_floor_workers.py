@@ -27,7 +27,7 @@ from producers.publisher import EventPublisher
 from producers.vicidial import SWITCH_GAP
 from streams.floor import FloorState
 from warehouse.landing import Lander
-from warehouse.queries.floor import LATEST_STATUS, floor_agents
+from warehouse.queries.floor import FLOOR_STATES, LATEST_STATUS, campaign_floor, floor_agents
 from warehouse.queries.recovery import landed_floor
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
@@ -153,12 +153,33 @@ def counted_by_one_worker(events: list[AgentStateChange], timeout: float) -> tup
     return statuses, minutes
 
 
+def counts_by_campaign(agents) -> dict[str, dict[str, int]]:
+    """Logged-in agents by campaign and state, from the floor page's rows (floor_agents)."""
+    found: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(("logged_in", *FLOOR_STATES), 0))
+    for row in agents:
+        if row.state != "logged_out":
+            found[row.campaign]["logged_in"] += 1
+            found[row.campaign][row.state] += 1
+    return dict(found)
+
+
+def strip_counts(client, now: datetime, timeout: float, campaigns: list[str]) -> dict[str, dict[str, int]]:
+    """The wallboard strip's agents by state for each campaign with any logged in (campaign_floor)."""
+    agents, _ = campaign_floor(client, now, timeout, campaigns)
+    return {
+        row["campaign"]: {name: int(row[name]) for name in ("logged_in", *FLOOR_STATES)}
+        for row in agents.to_dict("records")
+        if row["logged_in"]
+    }
+
+
 def test_two_workers_land_the_floor_one_worker_would(tmp_path):
     settings = load_settings()
     timeout = settings.agents.timeout_seconds
     assert timeout == 300  # "quiet" times out in the run, "mover" does not time out in its old campaign
     by_partition = campaigns_by_partition(2)
     events = floor_events(by_partition)
+    campaign_names = {event.campaign for event in events}
     expected_statuses, expected_minutes = counted_by_one_worker(events, timeout)
     assert expected_statuses["mover"][:2] == (by_partition[1][1], f"team-{by_partition[1][1]}")
     assert expected_statuses["quiet"][2] == "logged_out"
@@ -197,6 +218,9 @@ def test_two_workers_land_the_floor_one_worker_would(tmp_path):
         at_twelve = START + timedelta(minutes=12)
         floor_now = {row.agent: row for row in floor_agents(client, at_twelve, START, timeout).itertuples(index=False)}
         assert floor_now["mover"].campaign == new_campaign and floor_now["mover"].state != "logged_out"
+        # The wallboard's strip (each campaign's line-up) counts every campaign's agents as the
+        # floor page's latest statuses do, each agent once, in its new campaign.
+        assert strip_counts(client, at_twelve, timeout, list(campaign_names)) == counts_by_campaign(floor_now.values())
         # FINAL (the newest version) would have shown the stale row: why readers go by event time.
         ((final_campaign, final_state),) = client.query(
             "SELECT campaign, state FROM agent_status FINAL WHERE agent = 'mover'"
@@ -212,6 +236,10 @@ def test_two_workers_land_the_floor_one_worker_would(tmp_path):
             agent: (campaign, team, state, state_since.timestamp(), last_event.timestamp())
             for agent, campaign, team, state, state_since, last_event in client.query(LATEST_STATUS).result_rows
         }
+        end = START + timedelta(minutes=20)
+        assert strip_counts(client, end, timeout, list(campaign_names)) == counts_by_campaign(
+            floor_agents(client, end, START, timeout).itertuples(index=False)
+        )
         landed_minutes = {
             (campaign, team, agent, int(minute.timestamp())): tuple(counters)
             for campaign, team, agent, minute, *counters in client.query(

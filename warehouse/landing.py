@@ -119,6 +119,7 @@ AGENT_MINUTE_COLUMNS = [
     "landed_at",
 ]
 AGENT_STATUS_COLUMNS = ["agent", "campaign", "team", "state", "state_since", "last_event_time", "version", "landed_at"]
+CAMPAIGN_AGENTS_COLUMNS = ["campaign", "agents", "states", "last_event_times", "version", "landed_at"]
 SNAPSHOT_COLUMNS = [
     "campaign",
     "event_time",
@@ -481,6 +482,12 @@ class Lander:
                 for agent, campaign, team, state, since, last in floor.statuses
             ]
             self.client.insert("agent_status", rows, column_names=AGENT_STATUS_COLUMNS)
+        if floor.lineups:
+            rows = [
+                [campaign, agents, states, [round(moment * 1000) for moment in newest], floor.version, landed_at]
+                for campaign, agents, states, newest in floor.lineups
+            ]
+            self.client.insert("campaign_agents", rows, column_names=CAMPAIGN_AGENTS_COLUMNS)
         if floor.snapshots:
             rows = [
                 [

@@ -10,7 +10,14 @@ counting up on the wall clock.
 An agent's status is its row with the newest event time (the newest version among rows of the
 same event time: the worker's own re-landing, such as a timeout): with several workers, one
 that still holds an agent an event moved to another worker's partition (a campaign switch
-during a rebalance) may land it later, but never with a newer event."""
+during a rebalance) may land it later, but never with a newer event.
+
+The wallboard's floor strip counts each campaign's line-up instead (campaign_agents: the
+logged-in agents its worker holds, landed whole beside agent_status), a row per campaign shown
+rather than every agent's latest status. The two agree but in one case: an agent moved to a
+campaign of another worker's partition with no logged_out event in the old campaign stays in
+the old campaign's line-up until its worker times it out. VICIdial's sources send that
+logged_out (producers.vicidial.SWITCH_GAP), and with one worker a move updates both line-ups."""
 
 from __future__ import annotations
 
@@ -111,15 +118,17 @@ def campaign_floor(
     logged_in and FLOOR_STATES), and its newest dialer snapshot if no older than ``timeout_seconds``
     (SNAPSHOT_COLUMNS). Campaigns without agents or without a recent snapshot are left out."""
     parameters = {"now": naive_utc(now), "timeout_ms": int(timeout_seconds * 1000), "campaigns": list(campaigns)}
-    counts = ", ".join(f"countIf(state_now = '{state}') AS {state}" for state in FLOOR_STATES)
-    # Only agents with a row in one of the campaigns can have their latest row there: the latest
-    # row is picked among theirs alone, not among every agent's on the floor.
-    their_status = _status_at_now(
-        "agent IN (SELECT agent FROM agent_status WHERE campaign IN {campaigns:Array(String)})"
+    # Each campaign's line-up (campaign_agents: migration 0023), its agents timed out at ``now``
+    # (``live``: an agent's newest event within the timeout) as _status_at_now times them out.
+    counts = ", ".join(
+        f"arrayCount((state, live) -> live AND state = '{state}', states, live_agents) AS {state}"
+        for state in FLOOR_STATES
     )
     agents = client.query_df(
-        f"SELECT campaign, countIf(state_now != 'logged_out') AS logged_in, {counts} FROM ({their_status}) "
-        "WHERE campaign IN {campaigns:Array(String)} GROUP BY campaign",
+        f"SELECT campaign, arrayCount(live_agents) AS logged_in, {counts} FROM ("
+        "SELECT campaign, states, arrayMap(moment -> moment >= {now:DateTime64(3)} - "
+        "toIntervalMillisecond({timeout_ms:UInt64}), last_event_times) AS live_agents "
+        "FROM campaign_agents FINAL WHERE campaign IN {campaigns:Array(String)})",
         parameters=parameters,
     )
     # Each campaign's newest snapshot (dialer_latest, one row per campaign: migration 0018), if
