@@ -360,19 +360,34 @@ def compliance_figures(
 ) -> dict[str, ComplianceFigure]:
     """The dialer's, the FTC's and Ofcom's abandon figures from one row of summed counters
     (``prefix`` + counter name, e.g. "us_30d_abandoned")."""
-
-    def get(name: str) -> float:
-        value = sums.get(prefix + name, 0)
-        return 0.0 if value is None or value != value else float(value)  # None or NaN: nothing counted
-
-    abandoned, contacts = get("abandoned"), get("contacts")
-    unjudged = get("live_answers_unjudged")
-    estimate = amd_false_positive_rate * get("machines")
     return {
-        "dialer": ComplianceFigure("dialer", abandoned, contacts),
-        "ftc": ComplianceFigure("ftc", get("abandoned_ftc"), contacts, unjudged=int(unjudged)),
-        "ofcom": ComplianceFigure("ofcom", abandoned + estimate, contacts + estimate, estimate=estimate),
+        definition: compliance_figure(sums, definition, amd_false_positive_rate, prefix)
+        for definition in COMPLIANCE_DEFINITIONS
     }
+
+
+def compliance_figure(
+    sums: Mapping[str, float], definition: str, amd_false_positive_rate: float = 0.0, prefix: str = ""
+) -> ComplianceFigure:
+    """One definition's abandon figure (COMPLIANCE_DEFINITIONS: "dialer", "ftc" or "ofcom") from one
+    row of summed counters, as :func:`compliance_figures` gives it."""
+    contacts = _summed(sums, prefix + "contacts")
+    if definition == "dialer":
+        return ComplianceFigure("dialer", _summed(sums, prefix + "abandoned"), contacts)
+    if definition == "ftc":
+        unjudged = _summed(sums, prefix + "live_answers_unjudged")
+        return ComplianceFigure("ftc", _summed(sums, prefix + "abandoned_ftc"), contacts, unjudged=int(unjudged))
+    if definition == "ofcom":
+        estimate = amd_false_positive_rate * _summed(sums, prefix + "machines")
+        abandoned = _summed(sums, prefix + "abandoned")
+        return ComplianceFigure("ofcom", abandoned + estimate, contacts + estimate, estimate=estimate)
+    raise ValueError(f"unknown compliance definition {definition!r}; expected one of {list(COMPLIANCE_DEFINITIONS)}")
+
+
+def _summed(sums: Mapping[str, float], name: str) -> float:
+    """A summed counter of a row as a float: 0 when the row has none, or None or NaN (nothing counted)."""
+    value = sums.get(name, 0)
+    return 0.0 if value is None or value != value else float(value)
 
 
 def window_budgets(
@@ -391,8 +406,8 @@ def window_budgets(
         definition = WINDOW_DEFINITION[window.name]
         if definition == "dialer":
             continue
-        figure = compliance_figures(sums, amd_false_positive_rate, prefix=f"{window.name}_")[definition]
-        pace = compliance_figures(sums, amd_false_positive_rate, prefix=f"{last_hour}_")[definition]
+        figure = compliance_figure(sums, definition, amd_false_positive_rate, prefix=f"{window.name}_")
+        pace = compliance_figure(sums, definition, amd_false_positive_rate, prefix=f"{last_hour}_")
         budgets[window.name] = abandon_budget(
             window.name,
             window.minutes,

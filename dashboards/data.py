@@ -170,16 +170,30 @@ def context() -> DashboardContext:
     return _context
 
 
-def _counts(column: pd.Series) -> list[int]:
-    """A column of counts as ints, a missing value as 0."""
-    return column.fillna(0).to_numpy(dtype="int64").tolist()
+def _counts(column: np.ndarray) -> list[int]:
+    """A float column of counts as ints, a missing value (NaN) as 0."""
+    return np.where(np.isnan(column), 0.0, column).astype("int64").tolist()
 
 
-def _floats(column: pd.Series) -> list[float | None]:
-    """A column of money or rates as floats, a missing value (NaN, None) as None."""
-    return [
-        None if math.isnan(value) else value for value in column.to_numpy(dtype="float64", na_value=np.nan).tolist()
-    ]
+def _floats(column: np.ndarray) -> list[float | None]:
+    """A float column of money or rates as floats, a missing value (NaN) as None."""
+    return [None if value != value else value for value in column.tolist()]  # NaN alone is not itself
+
+
+def _by_campaign(frame: pd.DataFrame, names: list[str], columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``columns`` of ``frame`` (a row per campaign, in any order) as float arrays in the order of
+    ``names``, NaN for a campaign without a row or a missing value."""
+    row_of = {campaign: row for row, campaign in enumerate(frame["campaign"].tolist())}
+    no_row = len(frame)  # the NaN put after each column
+    rows = np.array([row_of.get(name, no_row) for name in names], dtype="int64")
+    return {column: np.append(_float_column(frame[column]), np.nan)[rows] for column in columns}
+
+
+def _float_column(column: pd.Series) -> np.ndarray:
+    """A column as floats, a missing value (None, NA) as NaN."""
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":  # numpy's own: no None or NA
+        return column.to_numpy(dtype="float64")
+    return column.to_numpy(dtype="float64", na_value=np.nan)
 
 
 NO_SPARKLINE: dict[str, list] = {"minutes": [], "dials": [], "abandon_rate": []}
@@ -289,71 +303,58 @@ def _campaigns(
     # Kept for the same campaigns (in any order: the ranking's may change), minute and closed parts.
     kept_for = (frozenset(shown), tuple(firsts), open_hour, live.closed_totals_version(totals_parts, open_hour))
     closed_sums, closed_lines = ctx.wallboard_reads.closed(kept_for, read_closed)
-    tiles, compliance = live.window_frames(
-        live.add_window_sums(closed_sums, opened.window_sums),
-        shown,
-        lambda name: ctx.settings.compliance.amd_for(name)[0],
-    )
+    amd_rates = {name: ctx.settings.compliance.amd_for(name)[0] for name in shown}
+    limits = {name: ctx.settings.alert_rules_for(name).compliance_limit for name in shown}
+    windows = live.window_arrays([closed_sums, opened.window_sums], shown, amd_rates.__getitem__)
     sparklines = _joined_sparklines(closed_lines, opened.sparklines)
-    first_minutes = dict(zip(compliance["campaign"], compliance["first_minute"]))
-    # Whole columns to plain lists, then one dict per campaign, rather than to_dict() and a
-    # conversion per value, which are slow on a big board.
-    names = tiles["campaign"].tolist()
-    windows = compliance.set_index("campaign").reindex(names)  # a campaign with no window row reads 0
+    # Whole columns to plain lists, then one dict per campaign.
+    names, tiles, compliance = windows.campaigns, windows.tiles, windows.compliance
     counts = {name: _counts(tiles[name]) for name in ("dials", "contacts", "abandoned", "orders")}
     tile_values: dict[str, list[int] | list[float | None]] = {**counts, "cost": _floats(tiles["cost"])}
     tile_values.update({name: _floats(tiles[name]) for name in CALL_RATES})
-    floor_fields = _floor_fields(ctx.settings, names, counts["abandoned"], counts["contacts"], agents, snapshots)
-    window_values = [
-        (
-            window.name,
-            window.label,
-            _counts(windows[f"{window.name}_abandoned"]),
-            _counts(windows[f"{window.name}_contacts"]),
-            _floats(windows[f"{window.name}_abandon_rate"]),
-        )
-        for window in COMPLIANCE_WINDOWS
-    ]
-    # The FTC's rate counts connected calls without a wait as in time (a lower bound): how many
-    # there were and the rate had they been late go beside it.
-    ftc_bounds = {
-        window.name: (
-            _counts(windows[f"{window.name}_live_answers_unjudged"]),
-            _floats(windows[f"{window.name}_abandon_rate_ftc_upper"]),
-        )
-        for window in COMPLIANCE_WINDOWS
-        if WINDOW_DEFINITION[window.name] == "ftc"
-    }
+    tile_fields = [dict(zip(tile_values, values)) for values in zip(*tile_values.values())]
+    floor_fields = _floor_fields(names, counts["abandoned"], counts["contacts"], limits, agents, snapshots)
     # The UK and US windows' budgets: abandons still allowed, hours to the limit at the last hour's pace.
     # A campaign younger than a window has its budget projected over the whole window.
+    counters = [name for window in live.SUMMED_WINDOWS for name in live.window_columns(window.name)]
+    board_seconds = board_now.timestamp()
     budgets = [
         window_budgets(
-            row,
-            ctx.settings.alert_rules_for(name).compliance_limit,
-            ctx.settings.compliance.amd_for(name)[0],
-            campaign_minutes=campaign_minutes(first_minutes.get(name), board_now.timestamp()),
+            dict(zip(counters, row)),
+            limits[name],
+            amd_rates[name],
+            campaign_minutes=campaign_minutes(first_minute, board_seconds),
         )
-        for name, row in zip(names, windows.fillna(0).to_dict("records"))
+        for name, first_minute, *row in zip(
+            names, compliance["first_minute"].tolist(), *(compliance[counter].tolist() for counter in counters)
+        )
     ]
+    window_fields = [
+        [
+            {"label": window.label, "abandoned": abandoned, "contacts": contacts, "abandon_rate": rate}
+            for abandoned, contacts, rate in zip(
+                _counts(compliance[f"{window.name}_abandoned"]),
+                _counts(compliance[f"{window.name}_contacts"]),
+                _floats(compliance[f"{window.name}_abandon_rate"]),
+            )
+        ]
+        for window in COMPLIANCE_WINDOWS
+    ]
+    for window, fields in zip(COMPLIANCE_WINDOWS, window_fields):
+        # The FTC's rate counts connected calls without a wait as in time (a lower bound): how many
+        # there were and the rate had they been late go beside it.
+        if WINDOW_DEFINITION[window.name] == "ftc":
+            unjudged = _counts(compliance[f"{window.name}_live_answers_unjudged"])
+            upper = _floats(compliance[f"{window.name}_abandon_rate_ftc_upper"])
+            for field, campaign_unjudged, campaign_upper in zip(fields, unjudged, upper):
+                field.update(unjudged=campaign_unjudged, abandon_rate_upper=campaign_upper)
+        for field, campaign_budgets in zip(fields, budgets):
+            field.update(budget_fields(campaign_budgets.get(window.name)))
     return [
         {
             "campaign": name,
-            **{field: values[index] for field, values in tile_values.items()},
-            "compliance": {
-                window: {
-                    "label": label,
-                    "abandoned": abandoned[index],
-                    "contacts": contacts[index],
-                    "abandon_rate": rates[index],
-                    **(
-                        {"unjudged": ftc_bounds[window][0][index], "abandon_rate_upper": ftc_bounds[window][1][index]}
-                        if window in ftc_bounds
-                        else {}
-                    ),
-                    **budget_fields(budgets[index].get(window)),
-                }
-                for window, label, abandoned, contacts, rates in window_values
-            },
+            **tile_fields[index],
+            "compliance": {window.name: fields[index] for window, fields in zip(COMPLIANCE_WINDOWS, window_fields)},
             "sparkline": sparklines.get(name, NO_SPARKLINE),
             **floor_fields[index],
         }
@@ -407,31 +408,29 @@ def drop_allowance(abandoned: int, contacts: int, limit: float) -> int:
 
 
 def _floor_fields(
-    settings: Settings,
     names: list[str],
     abandoned: list[int],
     contacts: list[int],
+    limits: dict[str, float],
     agents: pd.DataFrame,
     snapshots: pd.DataFrame,
 ) -> list[dict]:
     """Each campaign's floor strip: agents by state, calls waiting and the longest wait, the dial
-    level (None without a recent dialer snapshot), today's drops and how many more today allows."""
-    by_agents = agents.set_index("campaign").reindex(names)
-    by_snapshots = snapshots.set_index("campaign").reindex(names)
-    counts = {name: _counts(by_agents[name]) for name in ("logged_in", *floor.FLOOR_STATES)}
-    waiting = by_snapshots["calls_waiting"].astype("float64")
-    waiting_values = [None if math.isnan(value) else int(value) for value in waiting.tolist()]
+    level (None without a recent dialer snapshot), today's drops and how many more today allows
+    (at its compliance limit, ``limits``)."""
+    by_agents = _by_campaign(agents, names, ("logged_in", *floor.FLOOR_STATES))
+    counts = {name: _counts(values) for name, values in by_agents.items()}
+    by_snapshots = _by_campaign(snapshots, names, ("calls_waiting", "longest_wait_seconds", "dial_level"))
+    waiting = [None if value != value else int(value) for value in by_snapshots["calls_waiting"].tolist()]
     longest, level = _floats(by_snapshots["longest_wait_seconds"]), _floats(by_snapshots["dial_level"])
     return [
         {
             "agents": {name: values[index] for name, values in counts.items()},
-            "calls_waiting": waiting_values[index],
+            "calls_waiting": waiting[index],
             "longest_wait_seconds": longest[index],
             "dial_level": level[index],
             "drops_today": abandoned[index],
-            "drop_allowance_today": drop_allowance(
-                abandoned[index], contacts[index], settings.alert_rules_for(campaign).compliance_limit
-            ),
+            "drop_allowance_today": drop_allowance(abandoned[index], contacts[index], limits[campaign]),
         }
         for index, campaign in enumerate(names)
     ]

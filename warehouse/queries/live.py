@@ -219,25 +219,45 @@ def add_compliance_rates(frame: pd.DataFrame, amd_rate_for: Callable[[str], floa
     """The rate columns of compliance_windows() from its counter columns (made float), after them.
     Column by column in numpy and the frame built once: pandas' per-column arithmetic and inserts
     cost a wallboard of 60 campaigns more than its read of their windows."""
-    amd = frame["campaign"].map(amd_rate_for).to_numpy("float64") if amd_rate_for is not None and len(frame) else 0.0
+    counts = {
+        name: frame[name].to_numpy("float64") for window in SUMMED_WINDOWS for name in window_columns(window.name)
+    }
+    amd = _amd_rates(frame["campaign"].tolist(), amd_rate_for)
     columns: dict[str, object] = {name: frame[name] for name in frame.columns}
+    columns.update(counts)
+    columns.update(compliance_rates(counts, amd))
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def compliance_rates(counts: Mapping[str, np.ndarray], amd: np.ndarray | float) -> dict[str, np.ndarray]:
+    """For each of SUMMED_WINDOWS, from its counter columns ("<window>_<counter>", float) and the
+    campaigns' AMD false-positive rates: "<window>_amd_estimate", its abandon rate under each
+    definition ("<window>_abandon_rate_dialer", "_ftc", "_ftc_upper", "_ofcom") and under its own
+    ("<window>_abandon_rate"), NaN where there were no live answers."""
+    columns: dict[str, np.ndarray] = {}
     for window in SUMMED_WINDOWS:
         name = window.name
-        counts = {counter: frame[f"{name}_{counter}"].to_numpy("float64") for counter in COMPLIANCE_COUNTERS}
-        columns.update({f"{name}_{counter}": values for counter, values in counts.items()})
-        abandoned, contacts, abandoned_ftc = counts["abandoned"], counts["contacts"], counts["abandoned_ftc"]
-        estimate = counts["machines"] * amd
+        abandoned, contacts = counts[f"{name}_abandoned"], counts[f"{name}_contacts"]
+        abandoned_ftc = counts[f"{name}_abandoned_ftc"]
+        estimate = counts[f"{name}_machines"] * amd
         rates = {
             "dialer": _ratio(abandoned, contacts),
             # The FTC's over every live answer (a lower bound), and had its unjudged calls been late.
             "ftc": _ratio(abandoned_ftc, contacts),
-            "ftc_upper": _ratio(abandoned_ftc + counts["live_answers_unjudged"], contacts),
+            "ftc_upper": _ratio(abandoned_ftc + counts[f"{name}_live_answers_unjudged"], contacts),
             "ofcom": _ratio(abandoned + estimate, contacts + estimate),
         }
         columns[f"{name}_amd_estimate"] = estimate
         columns.update({f"{name}_abandon_rate_{definition}": rate for definition, rate in rates.items()})
         columns[f"{name}_abandon_rate"] = rates[WINDOW_DEFINITION.get(name, "dialer")]
-    return pd.DataFrame(columns, index=frame.index)
+    return columns
+
+
+def _amd_rates(campaigns: Sequence[str], amd_rate_for: Callable[[str], float] | None) -> np.ndarray | float:
+    """Each campaign's AMD false-positive rate (``amd_rate_for``), or 0 for all without it."""
+    if amd_rate_for is None or not len(campaigns):
+        return 0.0
+    return np.array([amd_rate_for(campaign) for campaign in campaigns], dtype="float64")
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -331,23 +351,35 @@ def _window_sums(client: Client, windows: Sequence[WindowPieces], shown: Sequenc
 WindowSums = dict[tuple[str, int], tuple]
 
 
-def window_frames(
-    sums: WindowSums, shown: Sequence[str], amd_rate_for: Callable[[str], float] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`wallboard_windows`' frames from the sums of its windows (today's, then each of
-    SUMMED_WINDOWS')."""
-    longest = 1 + max(range(len(SUMMED_WINDOWS)), key=lambda index: SUMMED_WINDOWS[index].minutes)
+@dataclass(frozen=True)
+class WindowArrays:
+    """The sums of :func:`wallboard_windows`' windows as columns (numpy float arrays, a value per
+    campaign in ``campaigns``' order): the tiles' (today's COUNTERS and the rates of them) and the
+    compliance windows' (as :func:`window_frames` names them)."""
+
+    campaigns: list[str]
+    tiles: dict[str, np.ndarray]
+    compliance: dict[str, np.ndarray]
+
+
+def window_arrays(
+    parts: Sequence[WindowSums], shown: Sequence[str], amd_rate_for: Callable[[str], float] | None = None
+) -> WindowArrays:
+    """The ``shown`` campaigns' sums of :func:`wallboard_windows`' windows (today's, then each of
+    SUMMED_WINDOWS'), in name order, from ``parts`` of them (the closed hours' and the open
+    hour's, say) added: counters summed, a window's first minute the first part's that has one.
+    A whole array per window and part, with its rates in numpy: pandas' per-row and per-column
+    work cost a 60-campaign board more than its reads."""
     names = sorted(shown)
+    window_count = 1 + len(SUMMED_WINDOWS)
     zero = (0,) * (len(COUNTERS) + 1)
-    # One array of every counter per window, then columns of it: a frame built once, its rates
-    # in numpy (pandas' per-column arithmetic cost a 60-campaign board more than the reads).
-    values = [
-        np.array([sums.get((name, window), zero)[:-1] for name in names], dtype="float64").reshape(
-            len(names), len(COUNTERS)
-        )
-        for window in range(1 + len(SUMMED_WINDOWS))
-    ]
-    today = {counter: values[0][:, index] for index, counter in enumerate(COUNTERS)}
+    summed = np.zeros((window_count, len(names), len(COUNTERS)))
+    for number, sums in enumerate(parts):
+        counted = np.array(
+            [sums.get((name, window), zero)[:-1] for window in range(window_count) for name in names], dtype="float64"
+        ).reshape(summed.shape)
+        summed = counted if number == 0 else summed + counted
+    today = {counter: summed[0][:, index] for index, counter in enumerate(COUNTERS)}
     tile_rates = {
         name: _ratio(
             np.asarray(counter_sum(today, rate.numerator), dtype="float64"),
@@ -356,25 +388,46 @@ def window_frames(
         for name, rate in RATES.items()
         if rate_inputs(name) <= today.keys()
     }
-    tiles = pd.DataFrame({"campaign": names, **today, **tile_rates})
-    compliance = pd.DataFrame(
-        {
-            "campaign": names,
-            **{
-                f"{window.name}_{counter}": values[number][:, COUNTERS.index(counter)]
-                for number, window in enumerate(SUMMED_WINDOWS, start=1)
-                for counter in COMPLIANCE_COUNTERS
-            },
-            # When each campaign's first call in the longest window landed, as
-            # campaign_first_minutes() gives it (to the minute here): a young window's budget is
-            # not read as a full one's.
-            "first_minute": [
-                as_utc(first).timestamp() if isinstance(first, datetime) else float("nan")
-                for first in (sums.get((name, longest), zero)[-1] for name in names)
-            ],
-        }
+    counts = {
+        f"{window.name}_{counter}": summed[number][:, COUNTERS.index(counter)]
+        for number, window in enumerate(SUMMED_WINDOWS, start=1)
+        for counter in COMPLIANCE_COUNTERS
+    }
+    longest = 1 + max(range(len(SUMMED_WINDOWS)), key=lambda index: SUMMED_WINDOWS[index].minutes)
+    firsts = [_first_minute(parts, (name, longest)) for name in names]
+    compliance = {
+        **counts,
+        # When each campaign's first call in the longest window landed, as
+        # campaign_first_minutes() gives it (to the minute here): a young window's budget is
+        # not read as a full one's.
+        "first_minute": np.array(
+            [as_utc(first).timestamp() if isinstance(first, datetime) else np.nan for first in firsts],
+            dtype="float64",
+        ),
+        **compliance_rates(counts, _amd_rates(names, amd_rate_for)),
+    }
+    return WindowArrays(names, {**today, **tile_rates}, compliance)
+
+
+def _first_minute(parts: Sequence[WindowSums], key: tuple[str, int]):
+    """A window's first minute with calls: the first of ``parts`` with one (None for none)."""
+    for sums in parts:
+        row = sums.get(key)
+        if row is not None and row[-1] is not None:
+            return row[-1]
+    return None
+
+
+def window_frames(
+    sums: WindowSums, shown: Sequence[str], amd_rate_for: Callable[[str], float] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`wallboard_windows`' frames from the sums of its windows (today's, then each of
+    SUMMED_WINDOWS'): :func:`window_arrays`' columns, after "campaign"."""
+    arrays = window_arrays([sums], shown, amd_rate_for)
+    return (
+        pd.DataFrame({"campaign": arrays.campaigns, **arrays.tiles}),
+        pd.DataFrame({"campaign": arrays.campaigns, **arrays.compliance}),
     )
-    return tiles, add_compliance_rates(compliance, amd_rate_for)
 
 
 def wallboard_window_starts(now: datetime, day_start: datetime) -> tuple[list[datetime], datetime]:
@@ -496,20 +549,6 @@ def open_hour_minutes(
 def _minute_label(epoch: int) -> str:
     """A minute as :func:`sparklines` labels it ("2026-12-02T06:49:00", UTC)."""
     return (datetime(1970, 1, 1) + timedelta(seconds=epoch)).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def add_window_sums(closed: WindowSums, opened: WindowSums) -> WindowSums:
-    """Closed and open parts of the same windows added: counters summed, the first minute the
-    closed part's (it is earlier) when it has one."""
-    sums = dict(closed)
-    for key, row in opened.items():
-        before = sums.get(key)
-        if before is None:
-            sums[key] = row
-        else:
-            counted = tuple(a + b for a, b in zip(before[:-1], row[:-1]))
-            sums[key] = (*counted, before[-1] if before[-1] is not None else row[-1])
-    return sums
 
 
 def _pieces(since: datetime, now: datetime, newest_minute: datetime | None = None) -> WindowPieces:
