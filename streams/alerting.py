@@ -7,6 +7,11 @@ event-time minute, the baselines once per campaign, slot and local day. Clock sk
 from the calls the worker refused as stamped too far ahead (note_future_stamped). The stop-list
 and calling-hours violations are counted from those the worker landed, held for their windows
 (streams.violation_counts; read back from the warehouse once at a start: restore_violations).
+
+With several workers, each holds the alert state of its partitions' campaigns only: a rebalance
+forgets that of the campaigns it took away (keep_only) and reads back that of the campaigns it
+brought, open alerts and recent violations, as at a start (restore and restore_violations with
+``owns``), so an alert fires, stays open and resolves on whichever worker counts its campaign.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -98,6 +103,16 @@ class CampaignReading(NamedTuple):
     calling_hours_ids: dict[str, float] | None = None
 
 
+class HandedOver(NamedTuple):
+    """What a rebalance changed in a worker's alert state (AlertEvaluator.hand_over)."""
+
+    forgotten_alerts: int  # open alerts of campaigns taken away
+    forgotten_violations: int  # violations held for them
+    open_alerts: int  # open alerts of campaigns brought, read back
+    stop_list_violations: int  # their violations read back
+    calling_hours_violations: int
+
+
 class BatchReading(NamedTuple):
     """What read_live() took from memory for one batch; read_landed() completes it."""
 
@@ -144,10 +159,13 @@ class AlertEvaluator:
         # Per event-time minute, not per reading: a backlog takes a reading at almost every event.
         self._slot_and_day = lru_cache(maxsize=4096)(self._slot_and_day_of)
 
-    def restore(self) -> int:
+    def restore(self, owns: Callable[[str], bool] | None = None) -> int:
         """Rebuild which alerts are firing from the alerts table, so a restart neither
-        repeats a firing alert nor forgets to resolve it."""
+        repeats a firing alert nor forgets to resolve it. ``owns``: only the campaigns it says are
+        this worker's (those a rebalance brought). Returns how many of them are firing."""
         history = alert_history(self.client, limit=100_000).sort_values("emitted_at")
+        if owns is not None:
+            history = history[history["campaign"].map(_memo(owns)).astype(bool)]
         for alert in alerts_from_frame(history):
             self.book.restore(alert)
             if alert.rule is Rule.CLOCK_SKEW and alert.state == "firing":
@@ -157,19 +175,64 @@ class AlertEvaluator:
                 )
             elif alert.rule is Rule.CLOCK_SKEW:
                 self._skewed.pop(alert.campaign, None)
-        return len(self.book.firing)
+        return sum(1 for _, campaign in self.book.firing if owns is None or owns(campaign))
 
-    def restore_violations(self) -> tuple[int, int]:
+    def restore_violations(self, owns: Callable[[str], bool] | None = None) -> tuple[int, int]:
         """Hold again the landed stop-list and calling-hours violations within their rules' windows
         (of each campaign's newest violation), so a violation just before a restart still counts
         and an alert firing from before it resolves when they leave the window. One scan of each
-        table; from then on the worker counts what it lands. Returns how many of each it holds."""
+        table; from then on the worker counts what it lands. ``owns``: only the campaigns it says
+        are this worker's. Returns how many of each it read back."""
         campaigns = ["default", *self.settings.alerts.rules]
         stop_list_window = max(self.settings.alert_rules_for(c).stop_list_window_minutes for c in campaigns)
         calling_hours_window = max(self.settings.alert_rules_for(c).calling_hours_window_minutes for c in campaigns)
         stop_list = newest_violations(self.client, "stop_list_violations", stop_list_window * 60)
         calling_hours = newest_violations(self.client, "calling_hours_violations", calling_hours_window * 60)
+        if owns is not None:
+            owned = _memo(owns)
+            stop_list = [row for row in stop_list if owned(row[0])]
+            calling_hours = [row for row in calling_hours if owned(row[0])]
         return self._stop_list_violations.fill(stop_list), self._calling_hours_violations.fill(calling_hours)
+
+    def hand_over(self, kept: Callable[[str], bool], gained: Callable[[str], bool] | None) -> HandedOver:
+        """A rebalance: keep the alert state of the campaigns ``kept`` says are still this worker's,
+        forget every other campaign's, then read back, as a start does, the state of those
+        ``gained`` says a rebalance brought (None: none), as their previous owner landed it: which
+        alerts are open and when each last resolved, and the violations within their windows."""
+        forgotten_alerts, forgotten_violations = self.keep_only(kept)
+        if gained is None:
+            return HandedOver(forgotten_alerts, forgotten_violations, 0, 0, 0)
+        open_alerts = self.restore(owns=gained)
+        return HandedOver(forgotten_alerts, forgotten_violations, open_alerts, *self.restore_violations(owns=gained))
+
+    def keep_only(self, owns: Callable[[str], bool]) -> tuple[int, int]:
+        """Forget all alert state of the campaigns ``owns`` says are not this worker's (a rebalance
+        took their partition away): which of their alerts are open and when they last resolved,
+        their recent violations, skewed clocks, cached figures and readings not observed yet. Their
+        new owner reads back what it needs (restore, restore_violations), and this worker can
+        neither fire nor resolve their alerts from a memory their new owner no longer updates.
+        Returns how many open alerts and held violations were forgotten."""
+        owned = _memo(owns)
+        book = self.book
+        open_alerts = sum(1 for _, campaign in book.firing if not owned(campaign))
+        for states in (book.firing, book.resolved_at):
+            for key in [key for key in states if not owned(key[1])]:
+                del states[key]
+        caches: tuple[dict[str, Any], ...] = (
+            self._compliance,
+            self._first_minutes,
+            self._model_drift,
+            self._last_minute,
+            self._skewed,
+        )
+        for cache in caches:
+            for campaign in [campaign for campaign in cache if not owned(campaign)]:
+                del cache[campaign]
+        for baseline in [baseline for baseline in self._baselines if not owned(baseline.campaign)]:
+            del self._baselines[baseline]
+        self._pending = [reading for reading in self._pending if owned(reading.campaign)]
+        violations = self._stop_list_violations.keep_only(owned) + self._calling_hours_violations.keep_only(owned)
+        return open_alerts, violations
 
     def note_future_stamped(self, event: Event, ahead_seconds: float) -> None:
         """Called for each event refused as stamped more than pipeline.max_future_seconds ahead.
@@ -883,6 +946,11 @@ def _by_campaign(violations: Iterable[Violation | CallingHoursViolation]) -> dic
         attempt = violation.attempt
         found.setdefault(attempt.campaign, {})[attempt.event_id] = attempt.event_time.timestamp()
     return found
+
+
+def _memo(owns: Callable[[str], bool]) -> Callable[[str], bool]:
+    """``owns`` asked once per campaign (it hashes the name to a partition)."""
+    return lru_cache(maxsize=None)(owns)
 
 
 def triggers_of(attempts: Iterable) -> dict[str, str]:

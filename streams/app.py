@@ -73,8 +73,9 @@ class WorkerPipeline:
         self.processor = CallEventProcessor(settings, self.slot_rules, self.stop_list)
         self.lander = Lander(client, settings, WORKER_GROUP)
         self.cursor = PartitionCursor()
-        # The call-events partitions whose campaigns' agents the floor holds (prepare reads back
-        # every agent; the first batch keeps the assigned ones), and how many the topic has.
+        # The call-events partitions whose campaigns' agents and alert state the worker holds
+        # (prepare reads back every campaign's; the first batch keeps the assigned ones), and how
+        # many the topic has.
         self.partition_count = settings.topics.partitions
         self.floor_partitions: set[int] = set(range(self.partition_count))
         self.alerting = AlertEvaluator(settings, client, self.processor.buckets, self.slot_rules)
@@ -228,6 +229,18 @@ class WorkerPipeline:
         count = self.partition_count
         return lambda campaign: campaign_partition(campaign, count) in partitions
 
+    def own_alerts(self, kept: set[int], gained: set[int]) -> None:
+        """The alert state follows the partitions as the floor does: the campaigns of ``kept``
+        keep theirs, those of ``gained`` read theirs back (AlertEvaluator.hand_over). Run on the
+        warehouse thread, after the previous batch's alerts were observed there."""
+        moved = self.alerting.hand_over(self.owner_of(kept), self.owner_of(gained) if gained else None)
+        log.info(
+            "the alerts follow partitions %s: %d open alert(s) and %d violation(s) forgotten; %d open alert(s), "
+            "%d stop-list and %d calling-hours violation(s) read back from the warehouse",
+            sorted(kept | gained),
+            *moved,
+        )
+
     def rewind_target(self, tp: TopicPartition) -> int | None:
         """Where to seek a partition whose records went missing; None if a seek is under way."""
         target = self.cursor.rewind_to(tp)
@@ -320,18 +333,23 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
         return due
 
     async def own_floor(assigned: set[int]) -> None:
-        """Hold the agents of the assigned partitions' campaigns only, before the batch is counted:
-        forget those of partitions a rebalance took away, and read back those of partitions it
-        brought from what their previous owner landed (read after their offsets, so a record
-        from those offsets on is never older than the state read back, nor counted twice)."""
+        """Hold the agents and the alert state of the assigned partitions' campaigns only, before
+        the batch is counted: forget those of partitions a rebalance took away, and read back those
+        of partitions it brought from what their previous owner landed (read after their offsets,
+        so a record from those offsets on is never older than the state read back, nor counted
+        twice)."""
         if not assigned or assigned == pipeline.floor_partitions:
             return  # nothing assigned (mid-rebalance): nothing is counted, the floor stays as it is
+        loop = asyncio.get_running_loop()
         floor = pipeline.processor.floor
         gained = assigned - pipeline.floor_partitions
+        # The previous batch's alerts may still be read and observed on the warehouse thread: the
+        # alert state changes there, after them.
+        await loop.run_in_executor(pipeline.warehouse, pipeline.own_alerts, assigned - gained, gained)
         forgotten = floor.keep_only(pipeline.owner_of(assigned))
         restored = 0
         if gained:
-            landed = await asyncio.get_running_loop().run_in_executor(pipeline.warehouse, landed_floor, pipeline.client)
+            landed = await loop.run_in_executor(pipeline.warehouse, landed_floor, pipeline.client)
             restored = floor.restore(*landed, owns=pipeline.owner_of(gained))
         pipeline.floor_partitions = assigned
         log.info(

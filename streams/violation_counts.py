@@ -5,7 +5,9 @@ Counting them with a warehouse query read the campaign's whole history of violat
 reading (the tables are ordered by campaign and event id, not time), which grew without bound
 while a dialer kept violating. The worker lands every violation itself, so it can keep them:
 note() what a batch landed, count() at each reading. A restart fills the memory once from the
-warehouse (fill()); see the queries newest_stop_list_violations and newest_calling_hours_violations.
+warehouse (fill(); see the query newest_violations); with several workers, a rebalance forgets
+the campaigns of the partitions it took away (keep_only()) and fills those of the partitions it
+brought, as their previous owner landed them.
 
 Each campaign's violations are kept in event-time minutes, an event id as its 64-bit string
 hash (within this process) next to its event time in numpy arrays: 16 bytes a violation, so
@@ -16,7 +18,7 @@ thirty million.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -90,6 +92,15 @@ class RecentViolations:
         for campaign, violations in by_campaign.items():
             self.note(campaign, violations)
         return sum(len(violations) for violations in by_campaign.values())
+
+    def keep_only(self, owns: Callable[[str], bool]) -> int:
+        """Forget the campaigns ``owns`` says are not this worker's; returns how many violations
+        were forgotten."""
+        gone = [campaign for campaign in self._campaigns if not owns(campaign)]
+        forgotten = 0
+        for campaign in gone:
+            forgotten += sum(len(minute.hashes) for minute in self._campaigns.pop(campaign).values())
+        return forgotten
 
     def held(self) -> int:
         """How many violations are held, over all campaigns."""
