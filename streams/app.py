@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import faust
 from clickhouse_connect.driver.client import Client
@@ -25,6 +26,7 @@ from core.config import Settings
 from core.slots import SlotRules
 from core.topics import WORKER_GROUP, campaign_partition
 from streams.alerting import AlertEvaluator
+from streams.buckets import MinuteBuckets
 from streams.checkpoint import Checkpoint, exit_agent_failed, land_buckets
 from streams.kafka_admin import partition_bounds, topic_id
 from streams.memory import FreedMemory
@@ -35,11 +37,14 @@ from streams.webhook import WebhookSender
 from warehouse.landing import Lander, retry_until_stopped
 from warehouse.migrate import apply_retention, migrate
 from warehouse.queries.recovery import (
+    landed_campaigns,
     landed_floor,
     landed_id_keys,
+    landed_id_keys_of,
     landed_offsets,
     landed_stop_list,
     open_window_attempts,
+    open_window_attempts_of,
 )
 
 log = logging.getLogger("callpulse.worker")
@@ -62,6 +67,57 @@ def faust_broker_url(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
 
+class BucketsHandedOver(NamedTuple):
+    """What a rebalance did to the minute buckets (hand_over_buckets)."""
+
+    forgotten: int  # buckets of campaigns no longer owned, or about to be read back
+    campaigns: int  # gained campaigns with landed calls, read back
+    attempts: int  # their landed attempts in the open window, counted back into buckets
+    remembered: int  # ids of their calls within the duplicate horizon newly added to the long memory
+
+
+def hand_over_buckets(
+    client: Client,
+    buckets: MinuteBuckets,
+    kept: Callable[[str], bool],
+    gained: Callable[[str], bool] | None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> BucketsHandedOver:
+    """A rebalance: the campaigns ``kept`` says are still this worker's keep their minute buckets,
+    every other's are forgotten (MinuteBuckets.keep_only), and those ``gained`` says it brought
+    (None: none) read theirs back as a start does (prepare), from what their previous owner
+    landed: the open window's attempts, with their ids for the lateness window, and the ids of
+    their calls within the duplicate horizon into the long memory. Buckets held from before, stale
+    by what the other worker has counted since, would otherwise land over its rows.
+
+    Read after the gained partitions' offsets: a record from those offsets on is either in what is
+    read back, and found a duplicate by its id, or counted into it. The restored minutes land again
+    with the next batch (take_dirty): as they are if the previous owner landed them, whole if it
+    stopped between a batch's attempts and its buckets."""
+    seen = buckets.seen_ids
+    campaigns: list[str] = []
+    attempts: list[tuple] = []
+    remembered = 0
+    if gained is not None:
+        owned = gained
+
+        def read_back() -> None:
+            nonlocal campaigns, attempts, remembered
+            campaigns = [campaign for campaign in landed_campaigns(client) if owned(campaign)]
+            # Each window ends no later than the clock, as at a start.
+            ceiling = datetime.fromtimestamp(buckets.watermark_ceiling(), timezone.utc)
+            attempts = open_window_attempts_of(client, campaigns, buckets.keep_seconds, ceiling)
+            # Streamed into the memory as read (filtered by campaign in the warehouse, whose sort
+            # key leads with it); a retry adds only the ids the memory lacks.
+            ids = landed_id_keys_of(client, campaigns, seen.first_remembered(), seen.span_seconds)
+            remembered += seen.remember(ids)
+
+        if not retry_until_stopped(read_back, "reading back the gained campaigns' buckets", should_stop):
+            raise RuntimeError("stopped while reading back the buckets of the partitions a rebalance brought")
+    forgotten = buckets.keep_only(lambda campaign: kept(campaign) and not (gained is not None and gained(campaign)))
+    return BucketsHandedOver(forgotten, len(campaigns), buckets.restore(attempts), remembered)
+
+
 class WorkerPipeline:
     """What the agent needs, built once per worker process."""
 
@@ -73,11 +129,14 @@ class WorkerPipeline:
         self.processor = CallEventProcessor(settings, self.slot_rules, self.stop_list)
         self.lander = Lander(client, settings, WORKER_GROUP)
         self.cursor = PartitionCursor()
-        # The call-events partitions whose campaigns' agents and alert state the worker holds
-        # (prepare reads back every campaign's; the first batch keeps the assigned ones), and how
-        # many the topic has.
+        # The call-events partitions whose campaigns' minute buckets, agents and alert state the
+        # worker holds (prepare reads back every campaign's; the first batch keeps the assigned
+        # ones), and how many the topic has.
         self.partition_count = settings.topics.partitions
-        self.floor_partitions: set[int] = set(range(self.partition_count))
+        self.owned_partitions: set[int] = set(range(self.partition_count))
+        # Partitions some rebalance left unassigned since the state last followed the assignment:
+        # one taken away and given back before the next batch holds state its other owner outdated.
+        self.left_partitions: set[int] = set()
         self.alerting = AlertEvaluator(settings, client, self.processor.buckets, self.slot_rules)
         self.processor.on_counted = self.alerting.note_counted
         self.processor.on_future_stamped = self.alerting.note_future_stamped
@@ -241,6 +300,17 @@ class WorkerPipeline:
             *moved,
         )
 
+    def own_buckets(self, kept: set[int], gained: set[int]) -> BucketsHandedOver:
+        """The minute buckets and the ids that guard them follow the partitions (hand_over_buckets).
+        Run on the warehouse thread, before the batch is counted."""
+        return hand_over_buckets(
+            self.client,
+            self.processor.buckets,
+            self.owner_of(kept),
+            self.owner_of(gained) if gained else None,
+            self.stopping.is_set,
+        )
+
     def rewind_target(self, tp: TopicPartition) -> int | None:
         """Where to seek a partition whose records went missing; None if a seek is under way."""
         target = self.cursor.rewind_to(tp)
@@ -329,29 +399,49 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
             target = await loop.run_in_executor(None, pipeline.rewind_target, (tp.topic, tp.partition))
             if target is not None:
                 await app.consumer.seek_wait({tp: target})
-        await own_floor({tp.partition for tp in assignment if tp.topic == topics.call_events})
+        await own_partitions({tp.partition for tp in assignment if tp.topic == topics.call_events})
         return due
 
-    async def own_floor(assigned: set[int]) -> None:
-        """Hold the agents and the alert state of the assigned partitions' campaigns only, before
-        the batch is counted: forget those of partitions a rebalance took away, and read back those
-        of partitions it brought from what their previous owner landed (read after their offsets,
-        so a record from those offsets on is never older than the state read back, nor counted
-        twice)."""
-        if not assigned or assigned == pipeline.floor_partitions:
-            return  # nothing assigned (mid-rebalance): nothing is counted, the floor stays as it is
+    async def own_partitions(assigned: set[int]) -> None:
+        """Hold the state of the assigned partitions' campaigns only, before the batch is counted:
+        their minute buckets and the ids that guard them, their agents and their alert state. Forget
+        those of partitions a rebalance took away, and read back those of partitions it brought
+        from what their previous owner landed, after their offsets, so a record from those offsets
+        on is never older than the state read back, nor counted twice."""
+        if not assigned:
+            return  # nothing assigned (mid-rebalance): nothing is counted, the state stays as it is
+        stale = pipeline.owned_partitions & pipeline.left_partitions
+        if assigned == pipeline.owned_partitions and not stale:
+            return
+        pipeline.left_partitions = set()  # a rebalance during the reads below starts a new set
+        gained = assigned - (pipeline.owned_partitions - stale)
+        kept = assigned - gained
         loop = asyncio.get_running_loop()
-        floor = pipeline.processor.floor
-        gained = assigned - pipeline.floor_partitions
+        call_events = topics.call_events
+        # The cursor holds the assigned partitions only (a start placed every one): a partition left
+        # there would start from a stale offset when assigned again, and read its records twice.
+        pipeline.cursor.keep_only((call_events, partition) for partition in assigned)
+        unplaced = {(call_events, partition) for partition in gained} - pipeline.cursor.next_offsets.keys()
+        if unplaced:  # no record of theirs in this batch yet: their offsets are read first
+            starts = await loop.run_in_executor(pipeline.warehouse, pipeline.start_offsets)
+            pipeline.cursor.start({tp: offset for tp, offset in starts.items() if tp in unplaced})
         # The previous batch's alerts may still be read and observed on the warehouse thread: the
         # alert state changes there, after them.
-        await loop.run_in_executor(pipeline.warehouse, pipeline.own_alerts, assigned - gained, gained)
-        forgotten = floor.keep_only(pipeline.owner_of(assigned))
+        await loop.run_in_executor(pipeline.warehouse, pipeline.own_alerts, kept, gained)
+        moved = await loop.run_in_executor(pipeline.warehouse, pipeline.own_buckets, kept, gained)
+        log.info(
+            "the minute buckets follow partitions %s: %d bucket(s) forgotten; %d campaign(s) read back, "
+            "%d attempt(s) in their open windows, %d id(s) newly remembered within the duplicate horizon",
+            sorted(assigned),
+            *moved,
+        )
+        floor = pipeline.processor.floor
+        forgotten = floor.keep_only(pipeline.owner_of(kept))
         restored = 0
         if gained:
             landed = await loop.run_in_executor(pipeline.warehouse, landed_floor, pipeline.client)
             restored = floor.restore(*landed, owns=pipeline.owner_of(gained))
-        pipeline.floor_partitions = assigned
+        pipeline.owned_partitions = assigned
         log.info(
             "the floor follows partitions %s: %d agents forgotten, %d read back from the warehouse",
             sorted(assigned),
@@ -421,6 +511,8 @@ def create_app(settings: Settings, pipeline: WorkerPipeline, *, web_port: int | 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def forget_moved_partitions(app, assigned, **kwargs):
         pipeline.cursor.keep_only((tp.topic, tp.partition) for tp in assigned)
+        kept = {tp.partition for tp in assigned if tp.topic == topics.call_events}
+        pipeline.left_partitions |= set(range(pipeline.partition_count)) - kept
 
     @app.page("/health")
     async def health(web, request):

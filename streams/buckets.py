@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from operator import sub
 
@@ -330,6 +330,29 @@ class MinuteBuckets:
             self._moved.add(campaign)
             restored += 1
         return restored
+
+    def keep_only(self, owns: Callable[[str], bool]) -> int:
+        """Forget every campaign ``owns`` says is not this worker's (a rebalance took its partition
+        away, or brought it and its buckets are about to be read back): its minutes, their running
+        windows, its watermark and the ids its minutes remember for the lateness window. Its next
+        owner lands its buckets, and a bucket held past that would land over them, stale, should the
+        partition come back. The long memory of ids keeps its ids: they were counted, and an id
+        there costs at most a lookup. Returns how many buckets were forgotten."""
+        leaving = [campaign for campaign in {*self.minutes, *self.watermarks} if not owns(campaign)]
+        forgotten = 0
+        for campaign in leaving:
+            minutes = self.minutes.pop(campaign, {})
+            for kept in minutes.values():
+                for key in kept.event_ids:
+                    self.fingerprints.pop(key, None)
+                forgotten += len(kept.segments)
+            self._windows.pop(campaign, None)
+            self.watermarks.pop(campaign, None)
+            self._moved.discard(campaign)
+        if leaving and self._changed:
+            gone = set(leaving)
+            self._changed = [kept for kept in self._changed if kept.campaign not in gone]
+        return forgotten
 
     def take_counted(self) -> CountedAttempts:
         """The attempts counted since the last call, each with the slot and cost it was counted with."""

@@ -133,6 +133,24 @@ class SeenIds:
         self.rotate()
         return remembered
 
+    def remember(self, landed: Iterable[tuple[int, list[int]]]) -> int:
+        """Remember the landed ids of the campaigns a rebalance brought (landed_id_keys_of): those a
+        generation may hold already (the worker owned the campaign before, or a false positive) are
+        not added again, so a partition moving back and forth does not count its ids twice against
+        a generation's capacity. How many were added."""
+        added = 0
+        for index, keys in landed:
+            if index < self._oldest_index:
+                continue
+            generation = self._generation(index)
+            held = generation.filter
+            new = [key for key in keys if key not in held]
+            held.update(new)
+            generation.added += len(new)
+            added += len(new)
+        self._check_capacity()
+        return added
+
     def _generation(self, index: int) -> _Generation:
         for generation in self.generations:
             if generation.index == index:

@@ -1,6 +1,7 @@
 """What a starting worker reads back: the attempts of each campaign's open window (to rebuild
 its minute buckets), the ids of the calls within the duplicate horizon (to rebuild its long
-memory of ids), calls already landed, the offsets landed per partition, and the stop list."""
+memory of ids), calls already landed, the offsets landed per partition, and the stop list.
+A worker a rebalance brings partitions reads the first two back for their campaigns only."""
 
 from __future__ import annotations
 
@@ -25,20 +26,48 @@ def open_window_attempts(client: Client, window_s: int, newest_allowed: datetime
     With ``newest_allowed``, a campaign's window ends there at the latest: rows landed in the
     future (by an earlier version, from a dialer with a wrong clock) do not move it past the
     calls landed before them, which a new call may still reach. Those rows are returned too."""
+    return _open_window_attempts(client, window_s, newest_allowed, None)
+
+
+def open_window_attempts_of(
+    client: Client, campaigns: Sequence[str], window_s: int, newest_allowed: datetime | None = None
+) -> list[tuple]:
+    """open_window_attempts() for ``campaigns`` only (those a rebalance brought a worker), read
+    by the table's sort key instead of every campaign's rows."""
+    if not campaigns:
+        return []
+    return _open_window_attempts(client, window_s, newest_allowed, campaigns)
+
+
+def _open_window_attempts(
+    client: Client, window_s: int, newest_allowed: datetime | None, campaigns: Sequence[str] | None
+) -> list[tuple]:
     newest = "max(event_time)" if newest_allowed is None else "least(max(event_time), {newest_allowed:DateTime64(3)})"
     parameters: dict[str, Any] = {"lateness": int(window_s)}
     if newest_allowed is not None:
         parameters["newest_allowed"] = naive_utc(newest_allowed)
+    only = ""
+    if campaigns is not None:
+        parameters["campaigns"] = list(campaigns)
+        only = "WHERE campaign IN {campaigns:Array(String)} "
     rows = client.query(
         "SELECT a.event_id, a.campaign, a.segment, toUnixTimestamp64Milli(a.event_time) / 1000.0, "
         "a.outcome, a.is_order, a.cost, a.talk_seconds, a.wait_seconds "
         "FROM call_attempts AS a FINAL "
-        f"INNER JOIN (SELECT campaign, {newest} AS newest FROM call_attempts GROUP BY campaign) AS w "
+        f"INNER JOIN (SELECT campaign, {newest} AS newest FROM call_attempts {only}GROUP BY campaign) AS w "
         "ON a.campaign = w.campaign "
-        "WHERE a.minute >= toStartOfMinute(w.newest - toIntervalSecond({lateness:UInt32}))",
+        "WHERE a.minute >= toStartOfMinute(w.newest - toIntervalSecond({lateness:UInt32}))"
+        + (" AND a.campaign IN {campaigns:Array(String)}" if campaigns is not None else ""),
         parameters=parameters,
     ).result_rows
     return [tuple(row) for row in rows]
+
+
+def landed_campaigns(client: Client) -> list[str]:
+    """Every campaign with calls in call_attempts: those a rebalance may bring a worker, whose
+    open buckets and ids it reads back (open_window_attempts_of, landed_id_keys_of). Reads the
+    campaign column alone, the first of the table's sort key."""
+    return [str(row[0]) for row in client.query("SELECT DISTINCT campaign FROM call_attempts").result_rows]
 
 
 def landed_id_keys(client: Client, since_epoch: float, span_seconds: float) -> Iterator[tuple[int, list[int]]]:
@@ -46,10 +75,31 @@ def landed_id_keys(client: Client, since_epoch: float, span_seconds: float) -> I
     memory of ids keeps them: (generation, their xxHash64s) a block at a time, the generation
     being floor(call epoch / ``span_seconds``). The warehouse hashes the ids, so a block is 16
     bytes a call, and nothing is sorted or deduplicated (a call landed twice is added twice)."""
+    return _landed_id_keys(client, since_epoch, span_seconds, None)
+
+
+def landed_id_keys_of(
+    client: Client, campaigns: Sequence[str], since_epoch: float, span_seconds: float
+) -> Iterator[tuple[int, list[int]]]:
+    """landed_id_keys() of ``campaigns``' calls only (those a rebalance brought a worker): the
+    table is sorted by campaign first, so only their rows are read."""
+    if not campaigns:
+        return iter(())
+    return _landed_id_keys(client, since_epoch, span_seconds, campaigns)
+
+
+def _landed_id_keys(
+    client: Client, since_epoch: float, span_seconds: float, campaigns: Sequence[str] | None
+) -> Iterator[tuple[int, list[int]]]:
+    parameters: dict[str, Any] = {"span": int(span_seconds), "since": max(0, int(since_epoch))}
+    only = ""
+    if campaigns is not None:
+        parameters["campaigns"] = list(campaigns)
+        only = " AND campaign IN {campaigns:Array(String)}"
     with client.query_np_stream(
         "SELECT toUInt64(intDiv(toUnixTimestamp(minute), {span:UInt32})), xxHash64(event_id) FROM call_attempts "
-        "WHERE minute >= toStartOfMinute(toDateTime({since:UInt32}, 'UTC'))",
-        parameters={"span": int(span_seconds), "since": max(0, int(since_epoch))},
+        f"WHERE minute >= toStartOfMinute(toDateTime({{since:UInt32}}, 'UTC')){only}",
+        parameters=parameters,
     ) as blocks:
         for block in blocks:
             generations, keys = block[:, 0], block[:, 1]  # one UInt64 matrix
