@@ -1,6 +1,6 @@
 """The stop-list and calling-hours alerts with several workers: each worker holds the alert state
 of its partitions' campaigns only, and a rebalance hands it over as the floor is handed over
-(AlertEvaluator.hand_over, run by streams/app.py's own_floor before the batch is counted). The
+(AlertEvaluator.hand_over, run by streams/app.py's own_partitions before the batch is counted). The
 worker that loses a partition forgets its campaigns' open alerts and violations; the one that
 gains it reads them back from what the previous owner landed, so the moved campaign's alerts fire,
 stay open and resolve as one worker counting everything raises them.
@@ -126,7 +126,7 @@ class Worker:
         self.alerts += raised
 
     def hand_over(self, partitions: set[int]) -> HandedOver:
-        """What own_floor does on a rebalance that assigns ``partitions``."""
+        """What own_partitions does on a rebalance that assigns ``partitions``."""
         gained = partitions - self.partitions
         handed = self.alerting.hand_over(owner_of(partitions - gained), owner_of(gained) if gained else None)
         self.partitions = partitions

@@ -6,7 +6,7 @@ switch between workers, a restart and a rebalance.
 Two worker processes cannot share the embedded warehouse (chDB opens a path in one process
 only) and no ClickHouse server runs here, so the two workers are two FloorStates in this process,
 each fed its own partitions' events and landing with its own Lander into one real chDB
-warehouse; what they do on a rebalance is what streams/app.py's own_floor does (keep_only, then
+warehouse; what they do on a rebalance is what streams/app.py's own_partitions does (keep_only, then
 restore with owns from landed_floor)."""
 
 from __future__ import annotations
