@@ -438,7 +438,8 @@ def _floor_fields(
 
 def _total(campaigns: list[dict], settings: Settings) -> dict:
     """The centre's total over the board's campaigns: counters and agents summed, rates from
-    the sums, the longest wait the longest; the dial level is each campaign's own (None here)."""
+    the sums, the longest wait the longest; the dial level is the campaigns' own averaged over
+    their logged-in agents (centre_dial_level)."""
     sums = {name: sum(c.get(name) or 0 for c in campaigns) for name in ("dials", "contacts", "abandoned", "orders")}
     sums["cost"] = sum(c.get("cost") or 0.0 for c in campaigns)
     agents = {name: sum(c["agents"][name] for c in campaigns) for name in ("logged_in", *floor.FLOOR_STATES)}
@@ -454,10 +455,24 @@ def _total(campaigns: list[dict], settings: Settings) -> dict:
         "agents": agents,
         "calls_waiting": sum(waiting) if waiting else None,
         "longest_wait_seconds": max(waits) if waits else None,
-        "dial_level": None,
+        "dial_level": centre_dial_level(campaigns),
         "drops_today": sums["abandoned"],
         "drop_allowance_today": sum(c["drop_allowance_today"] for c in campaigns),
     }
+
+
+def centre_dial_level(campaigns: list[dict]) -> float | None:
+    """The centre's dial level: each campaign's (from its newest dialer snapshot) weighted by its
+    logged-in agents, as the lines a centre of those campaigns dials per agent would average;
+    None without a campaign that has both. Weighted by agents logged in rather than free ones,
+    which drop to none between calls and would make the figure jump."""
+    weighted = [
+        (c["dial_level"], c["agents"]["logged_in"])
+        for c in campaigns
+        if c.get("dial_level") is not None and c["agents"]["logged_in"]
+    ]
+    agents = sum(count for _, count in weighted)
+    return round(sum(level * count for level, count in weighted) / agents, 2) if agents else None
 
 
 def floor_time(client: Client, now: datetime, settings: Settings) -> datetime:

@@ -467,3 +467,17 @@ def test_the_wallboard_reads_each_campaigns_newest_snapshot_whatever_came_late(t
             ["home", 2.5, 3, 12.0]
         ]  # broadband's is 9 minutes old by now: no dial level shown
         assert client.command("SELECT count() FROM dialer_snapshots") == 4
+
+
+def test_the_centres_dial_level_averages_the_campaigns_over_their_logged_in_agents():
+    """The Centre band's dial level: 2.5 lines per agent on a floor of 12 and 1.0 on one of 4 dial
+    (2.5 x 12 + 1.0 x 4) / 16 = 2.125 lines per agent; a campaign without a recent snapshot or
+    without agents logged in weighs nothing, and a centre with neither has none."""
+    from dashboards.data import centre_dial_level
+
+    def tile(level: float | None, logged_in: int) -> dict:
+        return {"dial_level": level, "agents": {"logged_in": logged_in}}
+
+    assert centre_dial_level([tile(2.5, 12), tile(1.0, 4), tile(None, 30), tile(3.0, 0)]) == 2.12
+    assert centre_dial_level([tile(None, 30), tile(3.0, 0)]) is None
+    assert centre_dial_level([]) is None
