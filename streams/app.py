@@ -114,7 +114,8 @@ def hand_over_buckets(
 
         if not retry_until_stopped(read_back, "reading back the gained campaigns' buckets", should_stop):
             raise RuntimeError("stopped while reading back the buckets of the partitions a rebalance brought")
-    forgotten = buckets.keep_only(lambda campaign: kept(campaign) and not (gained is not None and gained(campaign)))
+    # A gained campaign is not a kept one (its partition was not held), so its stale buckets go too.
+    forgotten = buckets.keep_only(kept)
     return BucketsHandedOver(forgotten, len(campaigns), buckets.restore(attempts), remembered)
 
 

@@ -142,11 +142,9 @@ class SeenIds:
         for index, keys in landed:
             if index < self._oldest_index:
                 continue
-            generation = self._generation(index)
-            held = generation.filter
+            held = self._generation(index).filter
             new = [key for key in keys if key not in held]
-            held.update(new)
-            generation.added += len(new)
+            self.add_many(new, index)
             added += len(new)
         self._check_capacity()
         return added

@@ -37,31 +37,19 @@ SNAPSHOT_COLUMNS = ["campaign", "calls_waiting", "longest_wait_seconds", "dial_l
 
 # Each agent's latest status: the row of its newest event time, the newest version among equals
 # (the table is ordered by agent, so this reads in order, about twice the cost of FINAL).
-# ``of_agents``: a condition on agent_status's rows that keeps only some agents (all of each
-# one's rows, or none), so the latest row is picked among theirs alone.
-def _latest_status(of_agents: str = "") -> str:
-    return (
-        "SELECT agent, campaign, team, state, state_since, last_event_time FROM agent_status "
-        f"{f'WHERE {of_agents} ' if of_agents else ''}"
-        "ORDER BY agent, last_event_time DESC, version DESC LIMIT 1 BY agent"
-    )
-
-
-LATEST_STATUS = _latest_status()
-
+LATEST_STATUS = (
+    "SELECT agent, campaign, team, state, state_since, last_event_time FROM agent_status "
+    "ORDER BY agent, last_event_time DESC, version DESC LIMIT 1 BY agent"
+)
 
 # An agent's state as of {now}: logged_out once silent for {timeout} seconds, from that moment.
-def _status_at_now(of_agents: str = "") -> str:
-    return (
-        "SELECT agent, campaign, team, "
-        "if(state != 'logged_out' AND last_event_time < {now:DateTime64(3)} - "
-        "toIntervalMillisecond({timeout_ms:UInt64}), 'logged_out', state) AS state_now, "
-        "if(state_now != state, last_event_time + toIntervalMillisecond({timeout_ms:UInt64}), state_since) "
-        f"AS since_now FROM ({_latest_status(of_agents)})"
-    )
-
-
-_STATUS_AT_NOW = _status_at_now()
+_STATUS_AT_NOW = (
+    "SELECT agent, campaign, team, "
+    "if(state != 'logged_out' AND last_event_time < {now:DateTime64(3)} - "
+    "toIntervalMillisecond({timeout_ms:UInt64}), 'logged_out', state) AS state_now, "
+    "if(state_now != state, last_event_time + toIntervalMillisecond({timeout_ms:UInt64}), state_since) "
+    f"AS since_now FROM ({LATEST_STATUS})"
+)
 
 
 def floor_clock(client: Client, now: datetime, timeout_seconds: float) -> datetime | None:
@@ -119,7 +107,7 @@ def campaign_floor(
     (SNAPSHOT_COLUMNS). Campaigns without agents or without a recent snapshot are left out."""
     parameters = {"now": naive_utc(now), "timeout_ms": int(timeout_seconds * 1000), "campaigns": list(campaigns)}
     # Each campaign's line-up (campaign_agents: migration 0023), its agents timed out at ``now``
-    # (``live``: an agent's newest event within the timeout) as _status_at_now times them out.
+    # (``live``: an agent's newest event within the timeout) as _STATUS_AT_NOW times them out.
     counts = ", ".join(
         f"arrayCount((state, live) -> live AND state = '{state}', states, live_agents) AS {state}"
         for state in FLOOR_STATES
