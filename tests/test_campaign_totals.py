@@ -48,6 +48,19 @@ def assert_same_sums(totals: pd.DataFrame, buckets: pd.DataFrame) -> None:
         np.testing.assert_allclose(totals[name].to_numpy(float), buckets[name].to_numpy(float), rtol=1e-9, err_msg=name)
 
 
+def totals_equal_to_buckets(warehouse_url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The hour and day totals, each checked equal to the minute buckets' sums."""
+    client = connect(warehouse_url)
+    try:
+        hours, hour_buckets = totals_and_buckets(client, "hour")
+        days, day_buckets = totals_and_buckets(client, "day")
+    finally:
+        client.close()
+    assert_same_sums(hours, hour_buckets)
+    assert_same_sums(days, day_buckets)
+    return hours, days
+
+
 @pytest.mark.integration
 def test_the_totals_equal_the_minute_buckets_after_a_kill_a_restart_and_late_calls(pipeline):
     """A stream that crosses midnight UTC, the worker SIGKILLed while it lands and restarted, then
@@ -79,14 +92,7 @@ def test_the_totals_equal_the_minute_buckets_after_a_kill_a_restart_and_late_cal
     assert restarted.stop() == 0
     assert health["dead_letters"] == {"late_event": 1}
 
-    client = connect(settings.warehouse_url)
-    try:
-        hours, hour_buckets = totals_and_buckets(client, "hour")
-        days, day_buckets = totals_and_buckets(client, "day")
-    finally:
-        client.close()
-    assert_same_sums(hours, hour_buckets)
-    assert_same_sums(days, day_buckets)
+    hours, days = totals_equal_to_buckets(settings.warehouse_url)
     assert int(hours["dials"].sum()) == int(days["dials"].sum()) == len(events) + 1
     assert days["at"].astype(str).str[:10].unique().tolist() == ["2026-11-23", "2026-11-24"]
     behind_hour = hours[(hours["campaign"] == last.campaign) & (hours["at"].astype(str).str[:13] == "2026-11-23 23")]
@@ -198,12 +204,5 @@ def test_totals_queued_when_the_worker_dies_are_summed_at_its_restart(pipeline):
     health = restarted.wait_until_caught_up()
     assert health["campaign_totals_queued"] == 0
     assert restarted.stop() == 0
-    client = connect(settings.warehouse_url)
-    try:
-        hours, hour_buckets = totals_and_buckets(client, "hour")
-        days, day_buckets = totals_and_buckets(client, "day")
-    finally:
-        client.close()
-    assert_same_sums(hours, hour_buckets)
-    assert_same_sums(days, day_buckets)
+    hours, days = totals_equal_to_buckets(settings.warehouse_url)
     assert int(hours["dials"].sum()) == int(days["dials"].sum()) == len(events)
